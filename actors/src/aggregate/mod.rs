@@ -1,0 +1,8 @@
+//! Cutting trades into bars. The fold of one trade into one bar lives on [`Bar`](crate::model::Bar);
+//! this module decides *which* bars a trade lands in.
+//!
+//! - [`TimeBars`]: bars of fixed time buckets for a set of intervals, with the late-trade grace window.
+
+mod time_bars;
+
+pub use time_bars::{Applied, BarUpdate, TimeBars, UpdateKind};

@@ -1,0 +1,323 @@
+//! Time bars for every configured interval of one symbol.
+//!
+//! A bar closes when the clock (the later of the wall clock and the newest trade) passes its end, even
+//! without trades: the next bucket starts as a flat bar at the last close. A trade that belongs to a bar
+//! already closed is still accepted for `grace_ms` after that bar's end and re-emits it as a correction;
+//! later than that it is dropped and counted.
+//!
+//! Lateness is decided once per trade against the *finest* interval, so a trade is either in every
+//! interval's bars or in none: this is what keeps coarse bars equal to resampled fine bars.
+
+use std::collections::VecDeque;
+
+use serde::Serialize;
+
+use crate::model::{Bar, Interval, Symbol, Trade, TradeSpan};
+
+/// What happened to a bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpdateKind {
+    /// The forming bar changed.
+    Partial,
+    /// The bar's bucket ended; this is its final state unless corrected.
+    Closed,
+    /// A late trade revised a bar that had already closed.
+    Correction,
+}
+
+/// A bar and what happened to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BarUpdate {
+    pub kind: UpdateKind,
+    pub bar: Bar,
+}
+
+/// What [`TimeBars::apply`] did with a trade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Folded into the forming bars.
+    Live,
+    /// Folded in, and at least one closed bar was corrected.
+    Corrected,
+    /// Older than the grace window allows; not folded anywhere.
+    TooLate,
+}
+
+struct Slot {
+    interval: Interval,
+    /// The forming bar; `None` only before the first trade or seed.
+    current: Option<Bar>,
+    /// Cached `current.close_time()`, so the hot path needs no division.
+    current_end: i64,
+    current_span: TradeSpan,
+    /// Trade spans of the newest closed bars: the only ones a late trade can still reach.
+    recent_spans: VecDeque<(i64, TradeSpan)>,
+    /// Closed bars, oldest first, at most `history_cap`.
+    history: VecDeque<Bar>,
+    /// The forming bar changed since the last [`TimeBars::take_partials`].
+    dirty: bool,
+}
+
+/// The bars of one symbol for a fixed set of intervals.
+pub struct TimeBars {
+    symbol: Symbol,
+    slots: Vec<Slot>,
+    grace_ms: i64,
+    history_cap: usize,
+    /// The latest time seen: wall clock or trade time, whichever is later.
+    clock: i64,
+    last_price: Option<f64>,
+    last_trade_ts: Option<i64>,
+}
+
+impl TimeBars {
+    /// `intervals` need not be sorted; duplicates are ignored.
+    pub fn new(symbol: Symbol, intervals: &[Interval], grace_ms: i64, history_cap: usize) -> TimeBars {
+        let mut ivs: Vec<Interval> = intervals.to_vec();
+        ivs.sort();
+        ivs.dedup();
+        let slots = ivs
+            .into_iter()
+            .map(|interval| Slot {
+                interval,
+                current: None,
+                current_end: i64::MIN,
+                current_span: TradeSpan::EMPTY,
+                recent_spans: VecDeque::new(),
+                history: VecDeque::new(),
+                dirty: false,
+            })
+            .collect();
+        TimeBars { symbol, slots, grace_ms, history_cap: history_cap.max(1), clock: i64::MIN, last_price: None, last_trade_ts: None }
+    }
+
+    pub fn symbol(&self) -> &Symbol {
+        &self.symbol
+    }
+
+    pub fn intervals(&self) -> impl Iterator<Item = Interval> + '_ {
+        self.slots.iter().map(|s| s.interval)
+    }
+
+    /// Last traded price and its time.
+    pub fn last_trade(&self) -> Option<(f64, i64)> {
+        self.last_price.zip(self.last_trade_ts)
+    }
+
+    /// Loads history (for example a backfill): closed bars go to history, a trailing unclosed bar becomes
+    /// the forming bar. Bars must be ascending and of an interval this symbol builds.
+    pub fn seed(&mut self, interval: Interval, bars: Vec<Bar>) {
+        let Some(slot) = self.slots.iter_mut().find(|s| s.interval == interval) else { return };
+        for mut bar in bars {
+            if let Some(last) = slot.history.back() {
+                if bar.open_time <= last.open_time {
+                    continue;
+                }
+            }
+            if bar.closed {
+                slot.history.push_back(bar);
+            } else {
+                bar.closed = false;
+                slot.current_end = bar.close_time();
+                // Seeded bars have no trade times: keep their open, let any newer trade set the close.
+                slot.current_span = TradeSpan { first: i64::MIN, last: bar.open_time };
+                slot.current = Some(bar);
+                slot.dirty = true;
+            }
+        }
+        while slot.history.len() > self.history_cap {
+            slot.history.pop_front();
+        }
+        let newest = slot.current.as_ref().or(slot.history.back());
+        if let Some(bar) = newest {
+            if self.last_trade_ts.map_or(true, |t| t < bar.open_time) {
+                self.last_price = Some(bar.close);
+                self.last_trade_ts = Some(bar.open_time);
+            }
+        }
+    }
+
+    /// Folds one trade (already validated) into every interval. Closed and corrected bars are pushed to
+    /// `out` in time order; forming bars are only marked dirty (see [`TimeBars::take_partials`]).
+    pub fn apply(&mut self, trade: &Trade, out: &mut Vec<BarUpdate>) -> Applied {
+        let ts = trade.exchange_ts;
+        if let Some(finest) = self.slots.first() {
+            let end = finest.interval.align(ts) + finest.interval.millis();
+            if self.clock > end + self.grace_ms {
+                return Applied::TooLate;
+            }
+        }
+        self.advance_to(ts, out);
+        let mut corrected = false;
+        for slot in &mut self.slots {
+            match slot.current.as_mut() {
+                Some(cur) if ts >= cur.open_time && ts < slot.current_end => {
+                    cur.apply_trade_at(&mut slot.current_span, ts, trade.price, trade.qty);
+                    slot.dirty = true;
+                }
+                Some(cur) if ts < cur.open_time => {
+                    corrected |= correct(slot, ts, trade, out);
+                }
+                _ => {
+                    // First trade of this slot (advance_to already rolled any existing bar forward).
+                    let bar = Bar::from_trade(self.symbol.clone(), slot.interval, ts, trade.price, trade.qty);
+                    slot.current_span = TradeSpan { first: ts, last: ts };
+                    slot.current_end = bar.close_time();
+                    slot.current = Some(bar);
+                    slot.dirty = true;
+                }
+            }
+        }
+        if self.last_trade_ts.map_or(true, |t| ts >= t) {
+            self.last_price = Some(trade.price);
+            self.last_trade_ts = Some(ts);
+        }
+        if corrected {
+            Applied::Corrected
+        } else {
+            Applied::Live
+        }
+    }
+
+    /// Moves the clock to `now`, closing every bar whose bucket has ended (with flat bars for buckets
+    /// without trades, at most `history_cap` of them per interval).
+    pub fn advance_to(&mut self, now: i64, out: &mut Vec<BarUpdate>) {
+        if now <= self.clock {
+            return;
+        }
+        self.clock = now;
+        let cap = self.history_cap;
+        for slot in &mut self.slots {
+            if slot.current_end > now {
+                continue;
+            }
+            let Some(mut cur) = slot.current.take() else { continue };
+            let last_close = cur.close;
+            let newest_open = slot.interval.align(now);
+            // Buckets between the closing bar and `now` that no trade reached become flat bars.
+            let gap_buckets = bucket_count(slot.interval, cur.open_time, newest_open);
+            let skip_to = if gap_buckets > cap as i64 + 1 { Some(newest_open - cap as i64 * slot.interval.millis()) } else { None };
+            loop {
+                cur.closed = true;
+                slot.dirty = false;
+                out.push(BarUpdate { kind: UpdateKind::Closed, bar: cur.clone() });
+                slot.recent_spans.push_back((cur.open_time, slot.current_span));
+                if slot.recent_spans.len() > RECENT_SPANS {
+                    slot.recent_spans.pop_front();
+                }
+                slot.current_span = TradeSpan::EMPTY;
+                push_history(&mut slot.history, cur.clone(), cap);
+                let mut next_open = cur.close_time();
+                if let Some(skip) = skip_to {
+                    next_open = next_open.max(skip);
+                }
+                cur = Bar::flat(cur.symbol.clone(), slot.interval, slot.interval.align(next_open), last_close);
+                if cur.close_time() > now {
+                    break;
+                }
+            }
+            slot.current_end = cur.close_time();
+            slot.current = Some(cur);
+            slot.dirty = true;
+        }
+    }
+
+    /// Pushes each forming bar that changed since the last call, as a partial update.
+    pub fn take_partials(&mut self, out: &mut Vec<BarUpdate>) {
+        for slot in &mut self.slots {
+            if slot.dirty {
+                slot.dirty = false;
+                if let Some(bar) = &slot.current {
+                    out.push(BarUpdate { kind: UpdateKind::Partial, bar: bar.clone() });
+                }
+            }
+        }
+    }
+
+    /// The forming bar of `interval`.
+    pub fn current(&self, interval: Interval) -> Option<&Bar> {
+        self.slot(interval).and_then(|s| s.current.as_ref())
+    }
+
+    /// Up to `limit` bars with `start <= open_time < end`, ascending, the newest ones when more match.
+    /// The forming bar is included when it falls in the range.
+    pub fn bars(&self, interval: Interval, start: Option<i64>, end: Option<i64>, limit: usize) -> Vec<Bar> {
+        let Some(slot) = self.slot(interval) else { return Vec::new() };
+        let start = start.unwrap_or(i64::MIN);
+        let end = end.unwrap_or(i64::MAX);
+        let in_range = |b: &&Bar| b.open_time >= start && b.open_time < end;
+        let mut newest_first: Vec<Bar> = slot
+            .current
+            .iter()
+            .chain(slot.history.iter().rev())
+            .filter(in_range)
+            .take(limit)
+            .cloned()
+            .collect();
+        newest_first.reverse();
+        newest_first
+    }
+
+    /// Open time of the oldest bar held in memory for `interval`.
+    pub fn oldest(&self, interval: Interval) -> Option<i64> {
+        let slot = self.slot(interval)?;
+        slot.history.front().or(slot.current.as_ref()).map(|b| b.open_time)
+    }
+
+    fn slot(&self, interval: Interval) -> Option<&Slot> {
+        self.slots.iter().find(|s| s.interval == interval)
+    }
+}
+
+/// How many closed bars per interval remember their trade span: enough for a grace window of several
+/// bars of the finest interval; a correction of an older bar keeps its open and close.
+const RECENT_SPANS: usize = 8;
+
+/// Number of buckets from `from` (inclusive) to `to` (exclusive).
+fn bucket_count(interval: Interval, from: i64, to: i64) -> i64 {
+    (to - from).max(0) / interval.millis()
+}
+
+fn push_history(history: &mut VecDeque<Bar>, bar: Bar, cap: usize) {
+    history.push_back(bar);
+    if history.len() > cap {
+        history.pop_front();
+    }
+}
+
+/// Folds a late trade into the closed bar of its bucket; returns whether a bar was corrected.
+fn correct(slot: &mut Slot, ts: i64, trade: &Trade, out: &mut Vec<BarUpdate>) -> bool {
+    let open_time = slot.interval.align(ts);
+    let i = match slot.history.binary_search_by_key(&open_time, |b| b.open_time) {
+        Ok(i) => i,
+        Err(i) => {
+            // Only before this interval's first bar is a bucket missing (later gaps hold flat bars):
+            // the trade opens that bucket's bar, already closed.
+            let mut bar = Bar::flat(trade.symbol.clone(), slot.interval, open_time, trade.price);
+            bar.closed = true;
+            slot.history.insert(i, bar);
+            i
+        }
+    };
+    let bar = &mut slot.history[i];
+    let mut unknown = TradeSpan::UNKNOWN;
+    let span = match slot.recent_spans.iter_mut().find(|(open, _)| *open == open_time) {
+        Some((_, span)) => span,
+        None => &mut unknown,
+    };
+    bar.apply_trade_at(span, ts, trade.price, trade.qty);
+    let corrected_close = bar.close;
+    out.push(BarUpdate { kind: UpdateKind::Correction, bar: bar.clone() });
+    // The forming bar opened at this bar's close: if it is still flat, it carries the corrected close.
+    if i + 1 == slot.history.len() {
+        if let Some(cur) = slot.current.as_mut().filter(|c| c.is_flat()) {
+            *cur = Bar::flat(cur.symbol.clone(), cur.interval, cur.open_time, corrected_close);
+            slot.dirty = true;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests;

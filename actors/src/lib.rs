@@ -1,0 +1,20 @@
+//! # candlecast-actors
+//!
+//! The market model and the actor pipeline of candlecast: feed → aggregator → hub → subscribers.
+//! No HTTP lives here; the server crate wires these actors to WebSocket sessions and REST routes.
+//!
+//! # Layout
+//! - [`model`]: `Trade`, `Bar`, `Interval` — plain data with the OHLCV fold and bucket alignment.
+//! - [`aggregate`]: multi-interval time bars with the late-trade grace window; no actor code.
+//! - [`messages`]: messages that several actors share.
+//! - [`protocol`]: the JSON wire types of the `/ws` protocol, serialized once by the hub.
+//! - [`feed`]: the `Connector` trait every upstream implements, the feed actor, and the simulated market.
+//! - [`aggregator`]: the per-symbol aggregator actor, owner of the in-memory bar history.
+//! - [`hub`]: the subscription hub actor: topics, rate limiting per topic, one serialization per update.
+//! - [`market`]: the registry of symbols and their aggregators.
+//! - [`telemetry`]: every counter `/api/stats` and `/metrics` show, defined once.
+#![forbid(unsafe_code)]
+
+pub mod model;
+pub mod strategy;
+pub mod aggregate;

@@ -1,0 +1,26 @@
+//! The market model: trades in, bars out. Plain data, no actors.
+
+mod bar;
+mod interval;
+mod trade;
+
+pub use bar::{resample, Bar, TradeSpan};
+pub use interval::{Interval, UnknownInterval};
+pub use trade::{InvalidTrade, Side, Trade};
+
+/// A trading pair such as `BTCUSDT`. Shared, because every bar and message carries it.
+pub type Symbol = std::sync::Arc<str>;
+
+/// Prices are `f64`, not a fixed-point decimal: every consumer (JSON, JavaScript charts, InfluxDB fields,
+/// indicator maths) speaks f64, so a decimal would be converted at every edge and buy nothing. Bars only
+/// take min/max/last of prices, which are exact in f64; volumes are sums and may carry rounding in the
+/// last bits, which is why tests compare volumes with a relative tolerance.
+pub type Price = f64;
+
+/// Current wall-clock time in UTC milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
