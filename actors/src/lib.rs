@@ -18,3 +18,14 @@
 pub mod model;
 pub mod strategy;
 pub mod aggregate;
+pub mod aggregator;
+pub mod engine;
+pub mod feed;
+pub mod hub;
+pub mod market;
+pub mod messages;
+pub mod outbox;
+pub mod protocol;
+pub mod telemetry;
+
+pub use engine::Engine;

@@ -1,0 +1,2 @@
+//! Strategy benchmarks (being written).
+fn main() {}

@@ -1,0 +1,196 @@
+//! The per-symbol aggregator actor: folds the symbol's trades into bars of every interval, closes bars on
+//! time, keeps the in-memory history, and publishes every change to the hub.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use serde::Deserialize;
+
+use crate::aggregate::{Applied, BarUpdate, TimeBars};
+use crate::messages::{Ingest, IngestReport, Publish};
+use crate::model::{now_ms, Bar, Interval, Symbol};
+use crate::protocol::HistoryQuery;
+use crate::telemetry::{add, SymbolStats, COUNTERS};
+
+/// Loads bars (a backfill) before live trades start.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Seed {
+    pub bars: Vec<(Interval, Vec<Bar>)>,
+}
+
+/// Bars from the in-memory history (see [`HistoryQuery`] for the range rules).
+#[derive(Message)]
+#[rtype(result = "Vec<Bar>")]
+pub struct GetBars(pub HistoryQuery);
+
+/// The last traded price and its exchange time (ms).
+#[derive(Message)]
+#[rtype(result = "Option<(f64, i64)>")]
+pub struct GetQuote;
+
+/// Settings of every aggregator (`[aggregator]` in the config).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregatorSettings {
+    /// How long after a bar closes a late trade may still revise it, in ms.
+    pub grace_ms: i64,
+    /// Closed bars kept in memory per symbol and interval.
+    pub history_bars: usize,
+    /// Trades stamped further than this in the future are refused, in ms.
+    pub max_clock_skew_ms: i64,
+    /// Intervals to build; empty means all.
+    #[serde(default)]
+    pub intervals: Vec<Interval>,
+}
+
+impl Default for AggregatorSettings {
+    fn default() -> Self {
+        AggregatorSettings { grace_ms: 2_000, history_bars: 5_000, max_clock_skew_ms: 5_000, intervals: Vec::new() }
+    }
+}
+
+impl AggregatorSettings {
+    pub fn intervals(&self) -> Vec<Interval> {
+        if self.intervals.is_empty() {
+            Interval::ALL.to_vec()
+        } else {
+            self.intervals.clone()
+        }
+    }
+}
+
+/// How often bars are closed on time and the trade rate is measured.
+const TICK: Duration = Duration::from_millis(100);
+
+/// See the module documentation.
+pub struct Aggregator {
+    bars: TimeBars,
+    hub: Recipient<Publish>,
+    stats: Arc<SymbolStats>,
+    max_clock_skew_ms: i64,
+    /// Reused buffer of updates to publish.
+    out: Vec<BarUpdate>,
+    trades_at_last_rate: u64,
+    ticks: u32,
+}
+
+impl Aggregator {
+    pub fn new(symbol: Symbol, settings: &AggregatorSettings, hub: Recipient<Publish>, stats: Arc<SymbolStats>) -> Aggregator {
+        Aggregator {
+            bars: TimeBars::new(symbol, &settings.intervals(), settings.grace_ms, settings.history_bars),
+            hub,
+            stats,
+            max_clock_skew_ms: settings.max_clock_skew_ms,
+            out: Vec::new(),
+            trades_at_last_rate: 0,
+            ticks: 0,
+        }
+    }
+
+    fn publish(&mut self) {
+        self.bars.take_partials(&mut self.out);
+        if !self.out.is_empty() {
+            self.hub.do_send(Publish { updates: std::mem::take(&mut self.out) });
+        }
+    }
+
+    fn measure_rate(&mut self) {
+        self.ticks += 1;
+        let per_second = (Duration::from_secs(1).as_millis() / TICK.as_millis()) as u32;
+        if self.ticks % per_second == 0 {
+            let total = self.stats.trades_total.load(Ordering::Relaxed);
+            let delta = total - self.trades_at_last_rate;
+            self.trades_at_last_rate = total;
+            self.stats.trade_rate_milli.store(delta * 1000, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Actor for Aggregator {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Trades arrive in bursts; a big mailbox keeps feeds from blocking on a momentarily busy aggregator.
+        ctx.set_mailbox_capacity(4096);
+        ctx.run_interval(TICK, |agg, _| {
+            agg.bars.advance_to(now_ms(), &mut agg.out);
+            agg.publish();
+            agg.measure_rate();
+        });
+    }
+}
+
+impl Handler<Ingest> for Aggregator {
+    type Result = MessageResult<Ingest>;
+
+    /// Validates and folds a batch of trades, then publishes what changed.
+    fn handle(&mut self, msg: Ingest, _: &mut Context<Self>) -> Self::Result {
+        let mut report = IngestReport::default();
+        let latest_allowed = now_ms() + self.max_clock_skew_ms;
+        for (i, trade) in msg.trades.iter().enumerate() {
+            if let Err(e) = trade.validate() {
+                report.rejected.push((i, e.to_string()));
+                continue;
+            }
+            if trade.exchange_ts > latest_allowed {
+                report.rejected.push((i, format!("timestamp {} is in the future", trade.exchange_ts)));
+                continue;
+            }
+            if *trade.symbol != **self.bars.symbol() {
+                report.rejected.push((i, format!("trade for {} sent to the {} aggregator", trade.symbol, self.bars.symbol())));
+                continue;
+            }
+            match self.bars.apply(trade, &mut self.out) {
+                Applied::Live | Applied::Corrected => report.accepted += 1,
+                Applied::TooLate => report.late_dropped += 1,
+            }
+        }
+        let stats = &self.stats;
+        add(&stats.trades_total, report.accepted as u64);
+        add(&stats.late_dropped, report.late_dropped as u64);
+        add(&stats.rejected, report.rejected.len() as u64);
+        add(&COUNTERS.trades_total, report.accepted as u64);
+        add(&COUNTERS.late_dropped, report.late_dropped as u64);
+        add(&COUNTERS.trades_rejected, report.rejected.len() as u64);
+        if report.late_dropped > 0 {
+            tracing::debug!(symbol = %self.bars.symbol(), n = report.late_dropped, "dropped trades older than the grace window");
+        }
+        self.publish();
+        MessageResult(report)
+    }
+}
+
+impl Handler<Seed> for Aggregator {
+    type Result = ();
+
+    /// Loads history; the forming bars it contains are published so subscribers see them at once.
+    fn handle(&mut self, msg: Seed, _: &mut Context<Self>) {
+        for (interval, bars) in msg.bars {
+            self.bars.seed(interval, bars);
+        }
+        self.bars.advance_to(now_ms(), &mut self.out);
+        self.publish();
+    }
+}
+
+impl Handler<GetBars> for Aggregator {
+    type Result = MessageResult<GetBars>;
+
+    /// Reads the in-memory history.
+    fn handle(&mut self, msg: GetBars, _: &mut Context<Self>) -> Self::Result {
+        let q = msg.0;
+        MessageResult(self.bars.bars(q.interval, q.start_time, q.end_time, q.limit))
+    }
+}
+
+impl Handler<GetQuote> for Aggregator {
+    type Result = Option<(f64, i64)>;
+
+    /// Returns the last trade's price and time.
+    fn handle(&mut self, _: GetQuote, _: &mut Context<Self>) -> Self::Result {
+        self.bars.last_trade()
+    }
+}

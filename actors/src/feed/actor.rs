@@ -1,0 +1,100 @@
+//! The feed actor: drives one [`Connector`] and hands its trades to the symbol's aggregator.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+
+use super::backoff::Backoff;
+use super::{Connector, FeedState, FeedStatus};
+use crate::messages::Ingest;
+use crate::model::{now_ms, Interval};
+
+/// A connection that lasted this long counts as healthy: the next failure starts the backoff afresh.
+const HEALTHY_AFTER: Duration = Duration::from_secs(30);
+
+/// See the module documentation. The connector lives in the actor's task, not in the struct.
+pub struct FeedActor<C: Connector> {
+    connector: Option<C>,
+    sink: Recipient<Ingest>,
+    seed: Option<Recipient<crate::aggregator::Seed>>,
+    intervals: Vec<Interval>,
+    status: Arc<FeedStatus>,
+}
+
+impl<C: Connector> FeedActor<C> {
+    /// `seed` receives the connector's backfill before live trades start.
+    pub fn new(connector: C, sink: Recipient<Ingest>, seed: Option<Recipient<crate::aggregator::Seed>>, intervals: Vec<Interval>, status: Arc<FeedStatus>) -> Self {
+        FeedActor { connector: Some(connector), sink, seed, intervals, status }
+    }
+}
+
+impl<C: Connector> Actor for FeedActor<C> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let Some(connector) = self.connector.take() else { return };
+        let run = run(connector, self.sink.clone(), self.seed.take(), std::mem::take(&mut self.intervals), self.status.clone());
+        ctx.spawn(actix::fut::wrap_future(run).map(|_, _: &mut Self, ctx: &mut Context<Self>| ctx.stop()));
+    }
+}
+
+async fn run<C: Connector>(mut c: C, sink: Recipient<Ingest>, seed: Option<Recipient<crate::aggregator::Seed>>, intervals: Vec<Interval>, status: Arc<FeedStatus>) {
+    let symbol = c.symbol().clone();
+    let source = c.source();
+    if let Some(seed) = seed {
+        match c.backfill(now_ms(), &intervals).await {
+            Ok(bars) if !bars.is_empty() => {
+                let n: usize = bars.iter().map(|(_, b)| b.len()).sum();
+                tracing::info!(%symbol, source, bars = n, "backfilled history");
+                // Wait for the seed to be applied so no live trade overtakes it.
+                let _ = seed.send(crate::aggregator::Seed { bars }).await;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(%symbol, source, error = %e, "backfill failed; starting without history"),
+        }
+    }
+    let mut backoff = Backoff::new(Duration::from_millis(125), Duration::from_secs(60));
+    loop {
+        match c.connect().await {
+            Ok(()) => {
+                status.set_state(FeedState::Connected);
+                tracing::info!(%symbol, source, "feed connected");
+                let connected_at = Instant::now();
+                let err = loop {
+                    match c.next_trades().await {
+                        Ok(trades) => {
+                            status.last_message_ms.store(now_ms(), Ordering::Relaxed);
+                            status.trades.fetch_add(trades.len() as u64, Ordering::Relaxed);
+                            if !trades.is_empty() {
+                                sink.do_send(Ingest { trades });
+                            }
+                        }
+                        Err(e) => break e,
+                    }
+                };
+                if connected_at.elapsed() >= HEALTHY_AFTER {
+                    backoff.reset();
+                }
+                if err.is_terminal() {
+                    status.set_state(FeedState::Failed);
+                    tracing::error!(%symbol, source, error = %err, "feed stopped");
+                    return;
+                }
+                tracing::warn!(%symbol, source, error = %err, "feed disconnected");
+            }
+            Err(e) if e.is_terminal() => {
+                status.set_state(FeedState::Failed);
+                tracing::error!(%symbol, source, error = %e, "feed cannot connect");
+                return;
+            }
+            Err(e) => tracing::warn!(%symbol, source, error = %e, "feed connect failed"),
+        }
+        status.set_state(FeedState::Reconnecting);
+        status.reconnects.fetch_add(1, Ordering::Relaxed);
+        let delay = backoff.next_delay();
+        tracing::info!(%symbol, source, attempt = backoff.attempts(), delay_ms = delay.as_millis() as u64, "reconnecting");
+        tokio::time::sleep(delay).await;
+    }
+}

@@ -1,0 +1,360 @@
+//! The subscription hub: topics → local subscribers. It knows nothing of sockets or other nodes.
+//!
+//! Each update is serialized and framed once; every subscriber gets a clone of the same `Bytes`.
+//! Partial-bar updates are sent at most `max_updates_per_second` per topic (the newest state wins);
+//! closed bars and corrections are sent at once and never conflated.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use bytes::Bytes;
+use serde::Deserialize;
+
+use crate::aggregate::{BarUpdate, UpdateKind};
+use crate::messages::{BarEvents, ClientId, Publish, Topic};
+use crate::model::{Bar, Symbol};
+use crate::outbox::{Outbox, PushError};
+use crate::protocol::{self, PriceUpdate};
+use crate::telemetry::{add, COUNTERS};
+
+/// A WebSocket client connected; the hub may push frames into its outbox.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Connect {
+    pub client: ClientId,
+    pub outbox: Arc<Outbox>,
+}
+
+/// A client went away; forget its subscriptions.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Disconnect {
+    pub client: ClientId,
+}
+
+/// Subscribe a client to topics. The hub queues `ack` first, then the newest bar of each topic, so the
+/// client never sees an update before its acknowledgement nor waits for the next trade.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Subscribe {
+    pub client: ClientId,
+    pub topics: Vec<Topic>,
+    pub ack: Bytes,
+}
+
+/// Unsubscribe a client from topics, then queue `ack`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unsubscribe {
+    pub client: ClientId,
+    pub topics: Vec<Topic>,
+    pub ack: Bytes,
+}
+
+/// An actor (strategy, persistence, replication) that wants bar updates of every topic.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SubscribeActor {
+    pub recipient: Recipient<BarEvents>,
+    /// Also forward partial updates (at the topic rate); closed bars and corrections always go.
+    pub partials: bool,
+}
+
+/// Per-symbol count of distinct clients subscribed to any of its intervals.
+#[derive(Message)]
+#[rtype(result = "HashMap<Symbol, usize>")]
+pub struct GetSubscriberCounts;
+
+/// Settings of the hub (`[hub]` in the config).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubSettings {
+    /// Partial-bar updates sent per topic per second at most.
+    pub max_updates_per_second: u32,
+}
+
+impl Default for HubSettings {
+    fn default() -> Self {
+        HubSettings { max_updates_per_second: 10 }
+    }
+}
+
+#[derive(Default)]
+struct TopicState {
+    subscribers: HashMap<ClientId, Arc<Outbox>>,
+    latest: Option<Bar>,
+    last_sent: Option<Instant>,
+    /// `latest` holds a partial update not sent yet.
+    pending: bool,
+}
+
+struct ClientEntry {
+    outbox: Arc<Outbox>,
+    topics: HashSet<Topic>,
+}
+
+/// See the module documentation.
+pub struct Hub {
+    topics: HashMap<Topic, TopicState>,
+    clients: HashMap<ClientId, ClientEntry>,
+    actors: Vec<(Recipient<BarEvents>, bool)>,
+    min_gap: Duration,
+    /// Topics holding a pending partial update.
+    dirty: Vec<Topic>,
+}
+
+impl Hub {
+    pub fn new(settings: &HubSettings) -> Hub {
+        let per_second = settings.max_updates_per_second.max(1);
+        Hub { topics: HashMap::new(), clients: HashMap::new(), actors: Vec::new(), min_gap: Duration::from_secs(1) / per_second, dirty: Vec::new() }
+    }
+
+    /// Pushes one framed update to every subscriber of `topic`; drops subscribers that overflow.
+    fn fan_out(&mut self, topic: &Topic, bar: &Bar, correction: bool) {
+        let Some(state) = self.topics.get(topic) else { return };
+        if state.subscribers.is_empty() {
+            return;
+        }
+        let frame = price_frame(bar, correction);
+        let mut failed = Vec::new();
+        for (client, outbox) in &state.subscribers {
+            if let Err(e) = outbox.push(frame.clone()) {
+                failed.push((*client, e));
+            }
+        }
+        add(&COUNTERS.messages_sent, (state.subscribers.len() - failed.len()) as u64);
+        for (client, err) in failed {
+            add(&COUNTERS.messages_dropped, 1);
+            if err == PushError::Overflow {
+                add(&COUNTERS.slow_client_disconnects, 1);
+                tracing::warn!(client, "closing slow client: outbound queue overflowed");
+            }
+            self.remove_client(client);
+        }
+    }
+
+    fn remove_client(&mut self, client: ClientId) {
+        let Some(entry) = self.clients.remove(&client) else { return };
+        for topic in &entry.topics {
+            if let Some(state) = self.topics.get_mut(topic) {
+                state.subscribers.remove(&client);
+            }
+        }
+        COUNTERS.total_clients.fetch_sub(1, Ordering::Relaxed);
+        COUNTERS.total_subscriptions.fetch_sub(entry.topics.len() as i64, Ordering::Relaxed);
+    }
+
+    fn forward_to_actors(&mut self, updates: &[BarUpdate], partials_sent: &[BarUpdate]) {
+        if self.actors.is_empty() {
+            return;
+        }
+        let final_only: Arc<[BarUpdate]> = updates.iter().filter(|u| u.kind != UpdateKind::Partial).cloned().collect();
+        let with_partials: Arc<[BarUpdate]> = final_only.iter().chain(partials_sent).cloned().collect();
+        // do_send, not try_send: persistence must never miss a closed bar because its mailbox was full.
+        self.actors.retain(|(recipient, partials)| {
+            let events = if *partials { &with_partials } else { &final_only };
+            if !events.is_empty() {
+                recipient.do_send(BarEvents(events.clone()));
+            }
+            recipient.connected()
+        });
+    }
+
+    /// Sends the pending partial updates whose topic is due.
+    fn flush_due(&mut self) -> Vec<BarUpdate> {
+        let now = Instant::now();
+        let mut sent = Vec::new();
+        for topic in std::mem::take(&mut self.dirty) {
+            let Some(state) = self.topics.get_mut(&topic) else { continue };
+            if !state.pending {
+                continue;
+            }
+            if state.last_sent.is_some_and(|t| now.duration_since(t) < self.min_gap) {
+                self.dirty.push(topic);
+                continue;
+            }
+            state.pending = false;
+            state.last_sent = Some(now);
+            if let Some(bar) = state.latest.clone() {
+                self.fan_out(&topic, &bar, false);
+                sent.push(BarUpdate { kind: UpdateKind::Partial, bar });
+            }
+        }
+        sent
+    }
+}
+
+fn price_frame(bar: &Bar, correction: bool) -> Bytes {
+    protocol::text_frame(&PriceUpdate {
+        kind: "price_update",
+        symbol: &bar.symbol,
+        interval: bar.interval,
+        data: bar.into(),
+        correction,
+        ts_sent: protocol::now_micros(),
+    })
+}
+
+impl Actor for Hub {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // A quarter of the send gap: a pending update waits at most min_gap + min_gap/4.
+        let tick = (self.min_gap / 4).max(Duration::from_millis(5));
+        ctx.run_interval(tick, |hub, _| {
+            let sent = hub.flush_due();
+            if !sent.is_empty() {
+                hub.forward_to_actors(&[], &sent);
+            }
+        });
+    }
+}
+
+impl Handler<Publish> for Hub {
+    type Result = ();
+
+    /// Sends closed bars and corrections at once; partials now if their topic is due, else later.
+    fn handle(&mut self, msg: Publish, _: &mut Context<Self>) {
+        let now = Instant::now();
+        let mut partials_sent = Vec::new();
+        for update in &msg.updates {
+            let topic: Topic = (update.bar.symbol.clone(), update.bar.interval);
+            let state = self.topics.entry(topic.clone()).or_default();
+            match update.kind {
+                UpdateKind::Partial => {
+                    state.latest = Some(update.bar.clone());
+                    let due = state.last_sent.map_or(true, |t| now.duration_since(t) >= self.min_gap);
+                    if due {
+                        state.pending = false;
+                        state.last_sent = Some(now);
+                        self.fan_out(&topic, &update.bar, false);
+                        partials_sent.push(update.clone());
+                    } else if state.pending {
+                        add(&COUNTERS.updates_conflated, 1);
+                    } else {
+                        state.pending = true;
+                        self.dirty.push(topic);
+                    }
+                }
+                UpdateKind::Closed => {
+                    // The pending partial of this bar is superseded by its final state.
+                    if state.pending {
+                        state.pending = false;
+                        add(&COUNTERS.updates_conflated, 1);
+                    }
+                    state.latest = Some(update.bar.clone());
+                    state.last_sent = Some(now);
+                    self.fan_out(&topic, &update.bar, false);
+                }
+                // A correction revises an older bar: the topic's newest state and its rate are untouched.
+                UpdateKind::Correction => self.fan_out(&topic, &update.bar, true),
+            }
+        }
+        self.forward_to_actors(&msg.updates, &partials_sent);
+    }
+}
+
+impl Handler<Connect> for Hub {
+    type Result = ();
+
+    /// Registers a client with no subscriptions.
+    fn handle(&mut self, msg: Connect, _: &mut Context<Self>) {
+        if self.clients.insert(msg.client, ClientEntry { outbox: msg.outbox, topics: HashSet::new() }).is_none() {
+            COUNTERS.total_clients.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Handler<Disconnect> for Hub {
+    type Result = ();
+
+    /// Forgets a client and all its subscriptions.
+    fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) {
+        self.remove_client(msg.client);
+    }
+}
+
+impl Handler<Subscribe> for Hub {
+    type Result = ();
+
+    /// Adds topics to a client, then queues the ack and each topic's newest bar.
+    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
+        let Some(entry) = self.clients.get_mut(&msg.client) else { return };
+        let outbox = entry.outbox.clone();
+        let mut added = 0i64;
+        let mut snapshots = Vec::with_capacity(msg.topics.len());
+        for topic in msg.topics {
+            let state = self.topics.entry(topic.clone()).or_default();
+            if let Some(bar) = &state.latest {
+                snapshots.push(price_frame(bar, false));
+            }
+            state.subscribers.insert(msg.client, outbox.clone());
+            if entry.topics.insert(topic) {
+                added += 1;
+            }
+        }
+        COUNTERS.total_subscriptions.fetch_add(added, Ordering::Relaxed);
+        let result = std::iter::once(msg.ack).chain(snapshots).try_for_each(|f| outbox.push(f));
+        if let Err(e) = result {
+            if e == PushError::Overflow {
+                add(&COUNTERS.slow_client_disconnects, 1);
+            }
+            self.remove_client(msg.client);
+        }
+    }
+}
+
+impl Handler<Unsubscribe> for Hub {
+    type Result = ();
+
+    /// Removes topics from a client, then queues the ack.
+    fn handle(&mut self, msg: Unsubscribe, _: &mut Context<Self>) {
+        let Some(entry) = self.clients.get_mut(&msg.client) else { return };
+        let mut removed = 0i64;
+        for topic in &msg.topics {
+            if entry.topics.remove(topic) {
+                removed += 1;
+                if let Some(state) = self.topics.get_mut(topic) {
+                    state.subscribers.remove(&msg.client);
+                }
+            }
+        }
+        COUNTERS.total_subscriptions.fetch_sub(removed, Ordering::Relaxed);
+        let outbox = entry.outbox.clone();
+        if outbox.push(msg.ack) == Err(PushError::Overflow) {
+            add(&COUNTERS.slow_client_disconnects, 1);
+            self.remove_client(msg.client);
+        }
+    }
+}
+
+impl Handler<SubscribeActor> for Hub {
+    type Result = ();
+
+    /// Adds an actor that receives bar updates of every topic.
+    fn handle(&mut self, msg: SubscribeActor, _: &mut Context<Self>) {
+        self.actors.push((msg.recipient, msg.partials));
+    }
+}
+
+impl Handler<GetSubscriberCounts> for Hub {
+    type Result = MessageResult<GetSubscriberCounts>;
+
+    /// Counts distinct clients per symbol.
+    fn handle(&mut self, _: GetSubscriberCounts, _: &mut Context<Self>) -> Self::Result {
+        let mut per_symbol: HashMap<Symbol, usize> = HashMap::new();
+        for entry in self.clients.values() {
+            let symbols: HashSet<&Symbol> = entry.topics.iter().map(|(s, _)| s).collect();
+            for s in symbols {
+                *per_symbol.entry(s.clone()).or_default() += 1;
+            }
+        }
+        MessageResult(per_symbol)
+    }
+}
+
+#[cfg(test)]
+mod tests;

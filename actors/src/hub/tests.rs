@@ -1,0 +1,125 @@
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use futures_util::task::noop_waker;
+use serde_json::Value;
+
+use super::*;
+use crate::model::Interval;
+
+fn drain(outbox: &Outbox) -> Vec<Value> {
+    let waker = noop_waker();
+    let mut cx = TaskContext::from_waker(&waker);
+    let mut out = Vec::new();
+    while let Poll::Ready(Some(frame)) = outbox.poll_pop(&mut cx) {
+        // Unmasked server frames: skip the 2/4/10-byte header.
+        let start = match frame[1] & 0x7f {
+            126 => 4,
+            127 => 10,
+            _ => 2,
+        };
+        if frame[0] == 0x81 {
+            out.push(serde_json::from_slice(&frame[start..]).unwrap());
+        } else {
+            out.push(Value::from(format!("opcode {:#x}", frame[0])));
+        }
+    }
+    out
+}
+
+fn bar(close: f64, open_time: i64) -> Bar {
+    let mut b = Bar::from_trade("BTCUSDT".into(), Interval::M1, open_time, close, 1.0);
+    b.close = close;
+    b
+}
+
+fn update(kind: UpdateKind, bar: Bar) -> Publish {
+    Publish { updates: vec![BarUpdate { kind, bar }] }
+}
+
+fn topic() -> Topic {
+    ("BTCUSDT".into(), Interval::M1)
+}
+
+async fn connected(hub: &Addr<Hub>, client: ClientId, limit: usize) -> Arc<Outbox> {
+    let outbox = Arc::new(Outbox::new(limit));
+    hub.send(Connect { client, outbox: outbox.clone() }).await.unwrap();
+    outbox
+}
+
+#[actix_rt::test]
+async fn partials_are_conflated_closed_bars_are_not() {
+    let hub = Hub::new(&HubSettings { max_updates_per_second: 10 }).start();
+    let outbox = connected(&hub, 1, 1 << 20).await;
+    hub.send(update(UpdateKind::Partial, bar(1.0, 0))).await.unwrap();
+    hub.send(Subscribe { client: 1, topics: vec![topic()], ack: protocol::frame::text(br#"{"type":"subscribed"}"#) }).await.unwrap();
+    let first = drain(&outbox);
+    assert_eq!(first[0]["type"], "subscribed", "ack first");
+    assert_eq!(first[1]["data"]["close"], 1.0, "then the newest bar at once");
+
+    for i in 2..=5 {
+        hub.send(update(UpdateKind::Partial, bar(i as f64, 0))).await.unwrap();
+    }
+    let burst = drain(&outbox);
+    assert!(burst.len() <= 1, "at most one partial per 100 ms slot: {burst:?}");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let later = drain(&outbox);
+    let last = burst.iter().chain(&later).last().unwrap();
+    assert_eq!(last["data"]["close"], 5.0, "the newest state wins");
+
+    let mut closed = bar(6.0, 0);
+    closed.closed = true;
+    hub.send(update(UpdateKind::Partial, bar(5.5, 0))).await.unwrap();
+    hub.send(update(UpdateKind::Closed, closed.clone())).await.unwrap();
+    let mut correction = closed.clone();
+    correction.low = 0.5;
+    hub.send(update(UpdateKind::Correction, correction)).await.unwrap();
+    let finals = drain(&outbox);
+    let closes: Vec<&Value> = finals.iter().filter(|m| m["data"]["closed"] == true).collect();
+    assert_eq!(closes.len(), 2, "closed and correction both go out at once: {finals:?}");
+    assert_eq!(closes[1]["correction"], true);
+    assert_eq!(closes[1]["data"]["low"], 0.5);
+    assert!(closes.iter().all(|m| m["ts_sent"].as_i64().unwrap() > 0));
+}
+
+#[actix_rt::test]
+async fn only_subscribers_of_a_topic_receive_it_and_counts_follow() {
+    let hub = Hub::new(&HubSettings::default()).start();
+    let a = connected(&hub, 1, 1 << 20).await;
+    let b = connected(&hub, 2, 1 << 20).await;
+    let eth: Topic = ("ETHUSDT".into(), Interval::M1);
+    hub.send(Subscribe { client: 1, topics: vec![topic()], ack: protocol::frame::text(b"{}") }).await.unwrap();
+    hub.send(Subscribe { client: 2, topics: vec![eth.clone(), topic()], ack: protocol::frame::text(b"{}") }).await.unwrap();
+    hub.send(Unsubscribe { client: 2, topics: vec![topic()], ack: protocol::frame::text(b"{}") }).await.unwrap();
+    drain(&a);
+    drain(&b);
+    hub.send(update(UpdateKind::Partial, bar(7.0, 60_000))).await.unwrap();
+    assert_eq!(drain(&a).len(), 1);
+    assert_eq!(drain(&b).len(), 0);
+    let counts = hub.send(GetSubscriberCounts).await.unwrap();
+    assert_eq!(counts.get("BTCUSDT"), Some(&1));
+    assert_eq!(counts.get("ETHUSDT"), Some(&1));
+    hub.send(Disconnect { client: 1 }).await.unwrap();
+    assert_eq!(hub.send(GetSubscriberCounts).await.unwrap().get("BTCUSDT"), None);
+}
+
+#[actix_rt::test]
+async fn a_client_that_does_not_read_is_dropped_and_others_keep_receiving() {
+    let hub = Hub::new(&HubSettings { max_updates_per_second: 1000 }).start();
+    let slow = connected(&hub, 1, 2_000).await;
+    let fast = connected(&hub, 2, 1 << 20).await;
+    for c in [1, 2] {
+        hub.send(Subscribe { client: c, topics: vec![topic()], ack: protocol::frame::text(b"{}") }).await.unwrap();
+    }
+    let mut fast_got = 0;
+    for i in 0..100 {
+        let mut b = bar(i as f64 + 1.0, i * 60_000);
+        b.closed = true;
+        hub.send(update(UpdateKind::Closed, b)).await.unwrap();
+        fast_got += drain(&fast).len();
+    }
+    assert!(fast_got >= 100, "the reading client got every closed bar: {fast_got}");
+    assert!(slow.is_closed());
+    let slow_frames = drain(&slow);
+    assert_eq!(slow_frames, vec![Value::from("opcode 0x88")], "its queue was replaced by a close frame");
+}

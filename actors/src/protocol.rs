@@ -1,0 +1,339 @@
+//! The `/ws` protocol: every JSON message a client sends or receives, and the WebSocket framing of
+//! server frames (done here so the hub can frame an update once for all its subscribers).
+//!
+//! Client → server (any message may carry an `"id"`, echoed in the direct reply):
+//! ```json
+//! {"type":"subscribe","trading_pairs":["BTCUSDT","ETHUSDT"],"interval":"1m"}
+//! {"type":"unsubscribe","trading_pairs":["BTCUSDT"],"interval":"1m"}
+//! {"type":"get_historical","trading_pair":"BTCUSDT","interval":"1m","limit":1000,"end_time":1700000000000}
+//! {"type":"ping"}
+//! ```
+//! Server → client: `subscribed`, `unsubscribed`, `price_update`, `historical`, `pong`, `error`
+//! (see `docs/protocol.md` for an example of each).
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::model::{Bar, Interval};
+
+/// Default and maximum number of bars in one historical reply.
+pub const DEFAULT_HISTORY_LIMIT: usize = 1000;
+pub const MAX_HISTORY_LIMIT: usize = 5000;
+
+// ---------------------------------------------------------------------------------------------------
+// Client → server
+
+/// `{"type":"subscribe"|"unsubscribe","trading_pairs":[...],"interval":"1m"}`; interval defaults to 1m.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicsRequest {
+    pub trading_pairs: Vec<String>,
+    #[serde(default)]
+    pub interval: Option<String>,
+    #[serde(default, rename = "type")]
+    pub _type: Option<String>,
+    #[serde(default)]
+    pub id: Option<Value>,
+}
+
+/// `{"type":"get_historical","trading_pair":"BTCUSDT","interval":"1m","limit":1000,"end_time":..,"start_time":..}`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoricalRequest {
+    pub trading_pair: String,
+    #[serde(default)]
+    pub interval: Option<String>,
+    #[serde(default)]
+    pub limit: Option<i64>,
+    #[serde(default)]
+    pub end_time: Option<i64>,
+    #[serde(default)]
+    pub start_time: Option<i64>,
+    #[serde(default, rename = "type")]
+    pub _type: Option<String>,
+    #[serde(default)]
+    pub id: Option<Value>,
+}
+
+/// A validated history query, shared by the WebSocket and REST paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryQuery {
+    pub interval: Interval,
+    pub limit: usize,
+    /// Exclusive.
+    pub end_time: Option<i64>,
+    /// Inclusive.
+    pub start_time: Option<i64>,
+}
+
+/// A request parameter that failed validation: which one, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid parameter `{name}`: {reason}")]
+pub struct InvalidParameter {
+    pub name: &'static str,
+    pub reason: String,
+}
+
+impl HistoryQuery {
+    /// Checks the raw parameters of a history request (REST query string or WS message).
+    pub fn parse(interval: Option<&str>, limit: Option<i64>, start_time: Option<i64>, end_time: Option<i64>) -> Result<HistoryQuery, InvalidParameter> {
+        let interval = parse_interval(interval)?;
+        let limit = match limit {
+            None => DEFAULT_HISTORY_LIMIT,
+            Some(n) if n >= 1 && n as usize <= MAX_HISTORY_LIMIT => n as usize,
+            Some(n) => return Err(InvalidParameter { name: "limit", reason: format!("must be between 1 and {MAX_HISTORY_LIMIT}, got {n}") }),
+        };
+        for (name, value) in [("start_time", start_time), ("end_time", end_time)] {
+            if let Some(t) = value {
+                if !(0..=MAX_TIME_MS).contains(&t) {
+                    return Err(InvalidParameter { name, reason: format!("must be UTC milliseconds between 0 and {MAX_TIME_MS}, got {t}") });
+                }
+            }
+        }
+        if let (Some(s), Some(e)) = (start_time, end_time) {
+            if s >= e {
+                return Err(InvalidParameter { name: "start_time", reason: format!("must be before end_time ({s} >= {e})") });
+            }
+        }
+        Ok(HistoryQuery { interval, limit, end_time, start_time })
+    }
+}
+
+/// 2100-01-01 in ms: anything later is a unit mistake (seconds vs microseconds), not a date.
+const MAX_TIME_MS: i64 = 4_102_444_800_000;
+
+/// Parses an optional interval name; absent means `1m`, as in seed 004.
+pub fn parse_interval(name: Option<&str>) -> Result<Interval, InvalidParameter> {
+    match name {
+        None => Ok(Interval::M1),
+        Some(s) => s.parse().map_err(|e: crate::model::UnknownInterval| InvalidParameter { name: "interval", reason: e.to_string() }),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Server → client
+
+/// A bar as clients see it (seed 004's `data` object, plus `trades`): `timestamp` is the open time, ms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BarData {
+    pub timestamp: i64,
+    pub open: f64,
+    pub high: f64,
+    pub low: f64,
+    pub close: f64,
+    pub volume: f64,
+    pub trades: u64,
+    pub closed: bool,
+}
+
+impl From<&Bar> for BarData {
+    fn from(b: &Bar) -> BarData {
+        BarData { timestamp: b.open_time, open: b.open, high: b.high, low: b.low, close: b.close, volume: b.volume, trades: b.trades, closed: b.closed }
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// `{"type":"price_update","symbol":..,"interval":..,"data":{..},"ts_sent":<µs>}`, plus `"correction":true`
+/// when a late trade revised a closed bar.
+#[derive(Debug, Serialize)]
+pub struct PriceUpdate<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub symbol: &'a str,
+    pub interval: Interval,
+    pub data: BarData,
+    #[serde(skip_serializing_if = "is_false")]
+    pub correction: bool,
+    /// When the hub framed this update, in µs since the epoch: clients on the same clock measure latency.
+    pub ts_sent: i64,
+}
+
+/// `{"type":"historical","symbol":..,"interval":..,"data":[..]}`
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Historical {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub symbol: String,
+    pub interval: Interval,
+    pub data: Vec<BarData>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub id: Option<Value>,
+}
+
+/// `{"type":"subscribed"|"unsubscribed","trading_pairs":[..],"interval":..}`
+#[derive(Debug, Serialize)]
+pub struct TopicsAck<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub trading_pairs: &'a [String],
+    pub interval: Interval,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<&'a Value>,
+}
+
+/// Machine-readable error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidJson,
+    UnknownType,
+    InvalidParameter,
+    UnknownSymbol,
+    TooManySubscriptions,
+    RateLimited,
+    FrameTooLarge,
+    UnsupportedFrame,
+    Internal,
+}
+
+/// `{"type":"error","code":..,"message":..}`
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ErrorMessage {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub code: ErrorCode,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub id: Option<Value>,
+}
+
+impl ErrorMessage {
+    pub fn new(code: ErrorCode, message: impl Into<String>, id: Option<Value>) -> ErrorMessage {
+        ErrorMessage { kind: "error".into(), code, message: message.into(), id }
+    }
+}
+
+/// Serializes a message into one WebSocket text frame.
+pub fn text_frame<T: Serialize>(msg: &T) -> Bytes {
+    // Serializing our own types into memory cannot fail (no maps with non-string keys, no I/O).
+    let json = serde_json::to_vec(msg).unwrap_or_else(|_| br#"{"type":"error","code":"internal","message":"serialization failed"}"#.to_vec());
+    frame::text(&json)
+}
+
+/// Microseconds since the epoch.
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
+
+/// Server-to-client WebSocket frames (RFC 6455 §5.2: FIN set, unmasked).
+pub mod frame {
+    use super::*;
+
+    fn build(opcode: u8, payload: &[u8]) -> Bytes {
+        let len = payload.len();
+        let mut buf = BytesMut::with_capacity(len + 10);
+        buf.put_u8(0x80 | opcode);
+        if len < 126 {
+            buf.put_u8(len as u8);
+        } else if len <= u16::MAX as usize {
+            buf.put_u8(126);
+            buf.put_u16(len as u16);
+        } else {
+            buf.put_u8(127);
+            buf.put_u64(len as u64);
+        }
+        buf.put_slice(payload);
+        buf.freeze()
+    }
+
+    pub fn text(payload: &[u8]) -> Bytes {
+        build(0x1, payload)
+    }
+
+    /// A close frame; the reason is cut to fit the 123 bytes a control frame allows.
+    pub fn close(code: u16, reason: &str) -> Bytes {
+        let mut end = reason.len().min(123);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut payload = Vec::with_capacity(2 + end);
+        payload.extend_from_slice(&code.to_be_bytes());
+        payload.extend_from_slice(&reason.as_bytes()[..end]);
+        build(0x8, &payload)
+    }
+
+    pub fn ping(payload: &[u8]) -> Bytes {
+        build(0x9, &payload[..payload.len().min(125)])
+    }
+
+    pub fn pong(payload: &[u8]) -> Bytes {
+        build(0xA, &payload[..payload.len().min(125)])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `{"type":"subscribe","trading_pairs":["BTCUSDT"],"interval":"5m","id":7}` and seed 004's form
+    /// without interval both decode.
+    #[test]
+    fn decodes_topic_requests() {
+        let table = [
+            (r#"{"type":"subscribe","trading_pairs":["BTCUSDT"],"interval":"5m","id":7}"#, Some("5m"), Some(Value::from(7))),
+            (r#"{"type":"subscribe","trading_pairs":["BTCUSDT","ETHUSDT"]}"#, None, None),
+        ];
+        for (raw, interval, id) in table {
+            let r: TopicsRequest = serde_json::from_str(raw).unwrap();
+            assert_eq!(r.interval.as_deref(), interval);
+            assert_eq!(r.id, id);
+        }
+        assert!(serde_json::from_str::<TopicsRequest>(r#"{"type":"subscribe","trading_pair":"X"}"#).is_err());
+        assert!(serde_json::from_str::<TopicsRequest>(r#"{"trading_pairs":"BTCUSDT"}"#).is_err());
+    }
+
+    #[test]
+    fn history_query_names_the_bad_parameter() {
+        assert_eq!(HistoryQuery::parse(None, None, None, None).unwrap().limit, DEFAULT_HISTORY_LIMIT);
+        for (args, name) in [
+            ((Some("7m"), None, None, None), "interval"),
+            ((None, Some(0), None, None), "limit"),
+            ((None, Some(5001), None, None), "limit"),
+            ((None, None, Some(-1), None), "start_time"),
+            ((None, None, None, Some(1_700_000_000_000_000)), "end_time"),
+            ((None, None, Some(10), Some(10)), "start_time"),
+        ] {
+            let err = HistoryQuery::parse(args.0, args.1, args.2, args.3).unwrap_err();
+            assert_eq!(err.name, name, "{err}");
+        }
+    }
+
+    #[test]
+    fn price_update_has_seed_004_shape() {
+        let bar = Bar::from_trade("BTCUSDT".into(), Interval::M1, 1_640_995_200_000, 45000.0, 1.5);
+        let msg = PriceUpdate { kind: "price_update", symbol: "BTCUSDT", interval: Interval::M1, data: (&bar).into(), correction: false, ts_sent: 5 };
+        let v: Value = serde_json::to_value(&msg).unwrap();
+        assert_eq!(v["type"], "price_update");
+        assert_eq!(v["data"]["timestamp"], 1_640_995_200_000i64);
+        assert_eq!(v["data"]["close"], 45000.0);
+        assert_eq!(v["data"]["closed"], false);
+        assert!(v.get("correction").is_none());
+        let back: BarData = serde_json::from_value(v["data"].clone()).unwrap();
+        assert_eq!(back, BarData::from(&bar));
+    }
+
+    #[test]
+    fn error_round_trip() {
+        let e = ErrorMessage::new(ErrorCode::UnknownSymbol, "unknown symbol FOO", Some(Value::from("a")));
+        let json = serde_json::to_string(&e).unwrap();
+        assert_eq!(json, r#"{"type":"error","code":"unknown_symbol","message":"unknown symbol FOO","id":"a"}"#);
+        let back: ErrorMessage = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.code, ErrorCode::UnknownSymbol);
+    }
+
+    #[test]
+    fn frames_encode_lengths() {
+        assert_eq!(&frame::text(b"hi")[..], &[0x81, 2, b'h', b'i']);
+        let medium = frame::text(&[b'x'; 300]);
+        assert_eq!(&medium[..4], &[0x81, 126, 1, 44]);
+        let large = frame::text(&vec![b'x'; 70_000]);
+        assert_eq!(large[1], 127);
+        assert_eq!(u64::from_be_bytes(large[2..10].try_into().unwrap()), 70_000);
+        let close = frame::close(1008, &"é".repeat(100));
+        assert!(close.len() <= 2 + 125 && std::str::from_utf8(&close[4..]).is_ok());
+    }
+}

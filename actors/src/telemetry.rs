@@ -1,0 +1,125 @@
+//! Every counter and gauge that `/api/stats` and `/metrics` show, defined once.
+//!
+//! The actors bump plain atomics (cheap, no registry lookups on hot paths); the server reads them for
+//! `/api/stats` and copies them into the Prometheus recorder when `/metrics` is scraped.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use crossbeam_utils::CachePadded;
+
+/// Process-wide counters. Each sits on its own cache line: the hub and the sessions bump them from
+/// different threads.
+pub struct Counters {
+    pub messages_sent: CachePadded<AtomicU64>,
+    pub messages_dropped: CachePadded<AtomicU64>,
+    pub updates_conflated: CachePadded<AtomicU64>,
+    pub slow_client_disconnects: CachePadded<AtomicU64>,
+    pub late_dropped: CachePadded<AtomicU64>,
+    pub trades_total: CachePadded<AtomicU64>,
+    pub trades_rejected: CachePadded<AtomicU64>,
+    pub ws_connections_total: CachePadded<AtomicU64>,
+    pub ws_client_errors: CachePadded<AtomicU64>,
+    pub ws_abuse_disconnects: CachePadded<AtomicU64>,
+    pub total_clients: CachePadded<AtomicI64>,
+    pub total_subscriptions: CachePadded<AtomicI64>,
+    /// Messages sent per second over the last second, maintained by [`RateSampler`].
+    pub messages_per_second: CachePadded<AtomicU64>,
+}
+
+/// The one instance.
+pub static COUNTERS: Counters = Counters {
+    messages_sent: CachePadded::new(AtomicU64::new(0)),
+    messages_dropped: CachePadded::new(AtomicU64::new(0)),
+    updates_conflated: CachePadded::new(AtomicU64::new(0)),
+    slow_client_disconnects: CachePadded::new(AtomicU64::new(0)),
+    late_dropped: CachePadded::new(AtomicU64::new(0)),
+    trades_total: CachePadded::new(AtomicU64::new(0)),
+    trades_rejected: CachePadded::new(AtomicU64::new(0)),
+    ws_connections_total: CachePadded::new(AtomicU64::new(0)),
+    ws_client_errors: CachePadded::new(AtomicU64::new(0)),
+    ws_abuse_disconnects: CachePadded::new(AtomicU64::new(0)),
+    total_clients: CachePadded::new(AtomicI64::new(0)),
+    total_subscriptions: CachePadded::new(AtomicI64::new(0)),
+    messages_per_second: CachePadded::new(AtomicU64::new(0)),
+};
+
+/// Whether a metric only goes up or can go down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+}
+
+/// One exported metric: its stats name, Prometheus name, help text and current value.
+pub struct Metric {
+    pub stats_name: &'static str,
+    pub prometheus_name: &'static str,
+    pub help: &'static str,
+    pub kind: Kind,
+    pub read: fn(&Counters) -> i64,
+}
+
+macro_rules! metric {
+    ($field:ident, $kind:ident, $help:literal) => {
+        Metric {
+            stats_name: stringify!($field),
+            prometheus_name: concat!("candlecast_", stringify!($field)),
+            help: $help,
+            kind: Kind::$kind,
+            read: |c| c.$field.load(Ordering::Relaxed) as i64,
+        }
+    };
+}
+
+/// Everything exported, in display order.
+pub const METRICS: &[Metric] = &[
+    metric!(total_clients, Gauge, "WebSocket clients connected now"),
+    metric!(total_subscriptions, Gauge, "Topic subscriptions held by WebSocket clients now"),
+    metric!(messages_sent, Counter, "Frames handed to WebSocket clients"),
+    metric!(messages_per_second, Gauge, "Frames handed to WebSocket clients during the last second"),
+    metric!(messages_dropped, Counter, "Frames discarded because their client was too slow or gone"),
+    metric!(updates_conflated, Counter, "Partial-bar updates superseded before their topic's next send slot"),
+    metric!(slow_client_disconnects, Counter, "Clients closed because their outbound queue overflowed"),
+    metric!(late_dropped, Counter, "Trades older than the grace window, not folded into any bar"),
+    metric!(trades_total, Counter, "Trades folded into bars"),
+    metric!(trades_rejected, Counter, "Trades refused as invalid (price, quantity, time)"),
+    metric!(ws_connections_total, Counter, "WebSocket connections accepted since start"),
+    metric!(ws_client_errors, Counter, "Error replies sent to WebSocket clients for bad input"),
+    metric!(ws_abuse_disconnects, Counter, "Clients closed with 1008 for repeated bad input or flooding"),
+];
+
+/// Adds to a counter.
+#[inline]
+pub fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Keeps `messages_per_second` current; call [`RateSampler::sample`] once a second.
+#[derive(Default)]
+pub struct RateSampler {
+    last_sent: u64,
+}
+
+impl RateSampler {
+    pub fn sample(&mut self) {
+        let sent = COUNTERS.messages_sent.load(Ordering::Relaxed);
+        COUNTERS.messages_per_second.store(sent.saturating_sub(self.last_sent), Ordering::Relaxed);
+        self.last_sent = sent;
+    }
+}
+
+/// Per-symbol figures, shared between a symbol's aggregator (writer) and the API (reader).
+#[derive(Default)]
+pub struct SymbolStats {
+    pub trades_total: AtomicU64,
+    pub late_dropped: AtomicU64,
+    pub rejected: AtomicU64,
+    /// Trades per second over the last measured second, times 1000.
+    pub trade_rate_milli: AtomicU64,
+}
+
+impl SymbolStats {
+    pub fn trade_rate(&self) -> f64 {
+        self.trade_rate_milli.load(Ordering::Relaxed) as f64 / 1000.0
+    }
+}
