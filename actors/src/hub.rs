@@ -5,7 +5,6 @@
 //! closed bars and corrections are sent at once and never conflated.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -63,10 +62,19 @@ pub struct SubscribeActor {
     pub partials: bool,
 }
 
-/// Per-symbol count of distinct clients subscribed to any of its intervals.
+/// Clients and subscriptions of this hub.
 #[derive(Message)]
-#[rtype(result = "HashMap<Symbol, usize>")]
-pub struct GetSubscriberCounts;
+#[rtype(result = "HubStats")]
+pub struct GetHubStats;
+
+/// See [`GetHubStats`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HubStats {
+    pub total_clients: usize,
+    pub total_subscriptions: usize,
+    /// Distinct clients subscribed to any interval of each symbol.
+    pub trading_pair_subscribers: HashMap<Symbol, usize>,
+}
 
 /// Settings of the hub (`[hub]` in the config).
 #[derive(Debug, Clone, Deserialize)]
@@ -143,8 +151,6 @@ impl Hub {
                 state.subscribers.remove(&client);
             }
         }
-        COUNTERS.total_clients.fetch_sub(1, Ordering::Relaxed);
-        COUNTERS.total_subscriptions.fetch_sub(entry.topics.len() as i64, Ordering::Relaxed);
     }
 
     fn forward_to_actors(&mut self, updates: &[BarUpdate], partials_sent: &[BarUpdate]) {
@@ -262,9 +268,7 @@ impl Handler<Connect> for Hub {
 
     /// Registers a client with no subscriptions.
     fn handle(&mut self, msg: Connect, _: &mut Context<Self>) {
-        if self.clients.insert(msg.client, ClientEntry { outbox: msg.outbox, topics: HashSet::new() }).is_none() {
-            COUNTERS.total_clients.fetch_add(1, Ordering::Relaxed);
-        }
+        self.clients.insert(msg.client, ClientEntry { outbox: msg.outbox, topics: HashSet::new() });
     }
 }
 
@@ -284,7 +288,6 @@ impl Handler<Subscribe> for Hub {
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
         let Some(entry) = self.clients.get_mut(&msg.client) else { return };
         let outbox = entry.outbox.clone();
-        let mut added = 0i64;
         let mut snapshots = Vec::with_capacity(msg.topics.len());
         for topic in msg.topics {
             let state = self.topics.entry(topic.clone()).or_default();
@@ -292,11 +295,8 @@ impl Handler<Subscribe> for Hub {
                 snapshots.push(price_frame(bar, false));
             }
             state.subscribers.insert(msg.client, outbox.clone());
-            if entry.topics.insert(topic) {
-                added += 1;
-            }
+            entry.topics.insert(topic);
         }
-        COUNTERS.total_subscriptions.fetch_add(added, Ordering::Relaxed);
         let result = std::iter::once(msg.ack).chain(snapshots).try_for_each(|f| outbox.push(f));
         if let Err(e) = result {
             if e == PushError::Overflow {
@@ -313,16 +313,13 @@ impl Handler<Unsubscribe> for Hub {
     /// Removes topics from a client, then queues the ack.
     fn handle(&mut self, msg: Unsubscribe, _: &mut Context<Self>) {
         let Some(entry) = self.clients.get_mut(&msg.client) else { return };
-        let mut removed = 0i64;
         for topic in &msg.topics {
             if entry.topics.remove(topic) {
-                removed += 1;
                 if let Some(state) = self.topics.get_mut(topic) {
                     state.subscribers.remove(&msg.client);
                 }
             }
         }
-        COUNTERS.total_subscriptions.fetch_sub(removed, Ordering::Relaxed);
         let outbox = entry.outbox.clone();
         if outbox.push(msg.ack) == Err(PushError::Overflow) {
             add(&COUNTERS.slow_client_disconnects, 1);
@@ -340,19 +337,20 @@ impl Handler<SubscribeActor> for Hub {
     }
 }
 
-impl Handler<GetSubscriberCounts> for Hub {
-    type Result = MessageResult<GetSubscriberCounts>;
+impl Handler<GetHubStats> for Hub {
+    type Result = MessageResult<GetHubStats>;
 
-    /// Counts distinct clients per symbol.
-    fn handle(&mut self, _: GetSubscriberCounts, _: &mut Context<Self>) -> Self::Result {
-        let mut per_symbol: HashMap<Symbol, usize> = HashMap::new();
+    /// Counts clients, subscriptions and distinct clients per symbol.
+    fn handle(&mut self, _: GetHubStats, _: &mut Context<Self>) -> Self::Result {
+        let mut stats = HubStats { total_clients: self.clients.len(), ..Default::default() };
         for entry in self.clients.values() {
+            stats.total_subscriptions += entry.topics.len();
             let symbols: HashSet<&Symbol> = entry.topics.iter().map(|(s, _)| s).collect();
             for s in symbols {
-                *per_symbol.entry(s.clone()).or_default() += 1;
+                *stats.trading_pair_subscribers.entry(s.clone()).or_default() += 1;
             }
         }
-        MessageResult(per_symbol)
+        MessageResult(stats)
     }
 }
 

@@ -49,7 +49,8 @@ impl Outbox {
             if q.closed {
                 return Err(PushError::Closed);
             }
-            if q.bytes + frame.len() > self.limit {
+            // A frame always fits an empty queue: only a backlog, never one large reply, makes a client slow.
+            if q.bytes > 0 && q.bytes + frame.len() > self.limit {
                 let reason = format!("slow consumer: more than {} bytes waiting to be sent", self.limit);
                 q.frames.clear();
                 q.frames.push_back(frame::close(1008, &reason));
@@ -160,6 +161,13 @@ mod tests {
         .collect();
         assert_eq!(got, vec![Bytes::from_static(b"a"), Bytes::from_static(b"b"), Bytes::from_static(b"z")]);
         assert_eq!(pop(&o), Poll::Ready(None));
+    }
+
+    #[test]
+    fn one_frame_larger_than_the_limit_fits_an_empty_queue() {
+        let o = Outbox::new(4);
+        assert_eq!(o.push(Bytes::from_static(b"123456789")), Ok(()));
+        assert_eq!(o.push(Bytes::from_static(b"1")), Err(PushError::Overflow));
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Every counter and gauge that `/api/stats` and `/metrics` show, defined once.
 //!
 //! The actors bump plain atomics (cheap, no registry lookups on hot paths); the server reads them for
-//! `/api/stats` and copies them into the Prometheus recorder when `/metrics` is scraped.
+//! `/api/stats` and copies them into the Prometheus recorder when `/metrics` is scraped. Figures that
+//! belong to one engine rather than the process (clients, subscriptions) come from the hub's
+//! [`HubStats`](crate::hub::HubStats) and are named in [`HUB_GAUGES`].
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
 
@@ -20,8 +22,6 @@ pub struct Counters {
     pub ws_connections_total: CachePadded<AtomicU64>,
     pub ws_client_errors: CachePadded<AtomicU64>,
     pub ws_abuse_disconnects: CachePadded<AtomicU64>,
-    pub total_clients: CachePadded<AtomicI64>,
-    pub total_subscriptions: CachePadded<AtomicI64>,
     /// Messages sent per second over the last second, maintained by [`RateSampler`].
     pub messages_per_second: CachePadded<AtomicU64>,
 }
@@ -38,8 +38,6 @@ pub static COUNTERS: Counters = Counters {
     ws_connections_total: CachePadded::new(AtomicU64::new(0)),
     ws_client_errors: CachePadded::new(AtomicU64::new(0)),
     ws_abuse_disconnects: CachePadded::new(AtomicU64::new(0)),
-    total_clients: CachePadded::new(AtomicI64::new(0)),
-    total_subscriptions: CachePadded::new(AtomicI64::new(0)),
     messages_per_second: CachePadded::new(AtomicU64::new(0)),
 };
 
@@ -73,8 +71,6 @@ macro_rules! metric {
 
 /// Everything exported, in display order.
 pub const METRICS: &[Metric] = &[
-    metric!(total_clients, Gauge, "WebSocket clients connected now"),
-    metric!(total_subscriptions, Gauge, "Topic subscriptions held by WebSocket clients now"),
     metric!(messages_sent, Counter, "Frames handed to WebSocket clients"),
     metric!(messages_per_second, Gauge, "Frames handed to WebSocket clients during the last second"),
     metric!(messages_dropped, Counter, "Frames discarded because their client was too slow or gone"),
@@ -86,6 +82,12 @@ pub const METRICS: &[Metric] = &[
     metric!(ws_connections_total, Counter, "WebSocket connections accepted since start"),
     metric!(ws_client_errors, Counter, "Error replies sent to WebSocket clients for bad input"),
     metric!(ws_abuse_disconnects, Counter, "Clients closed with 1008 for repeated bad input or flooding"),
+];
+
+/// Gauges answered by the hub itself: (stats name, Prometheus name, help).
+pub const HUB_GAUGES: [(&str, &str, &str); 2] = [
+    ("total_clients", "candlecast_total_clients", "WebSocket clients connected now"),
+    ("total_subscriptions", "candlecast_total_subscriptions", "Topic subscriptions held by WebSocket clients now"),
 ];
 
 /// Adds to a counter.

@@ -96,11 +96,14 @@ async fn only_subscribers_of_a_topic_receive_it_and_counts_follow() {
     hub.send(update(UpdateKind::Partial, bar(7.0, 60_000))).await.unwrap();
     assert_eq!(drain(&a).len(), 1);
     assert_eq!(drain(&b).len(), 0);
-    let counts = hub.send(GetSubscriberCounts).await.unwrap();
-    assert_eq!(counts.get("BTCUSDT"), Some(&1));
-    assert_eq!(counts.get("ETHUSDT"), Some(&1));
+    let stats = hub.send(GetHubStats).await.unwrap();
+    assert_eq!((stats.total_clients, stats.total_subscriptions), (2, 2));
+    assert_eq!(stats.trading_pair_subscribers.get("BTCUSDT"), Some(&1));
+    assert_eq!(stats.trading_pair_subscribers.get("ETHUSDT"), Some(&1));
     hub.send(Disconnect { client: 1 }).await.unwrap();
-    assert_eq!(hub.send(GetSubscriberCounts).await.unwrap().get("BTCUSDT"), None);
+    let stats = hub.send(GetHubStats).await.unwrap();
+    assert_eq!((stats.total_clients, stats.total_subscriptions), (1, 1));
+    assert_eq!(stats.trading_pair_subscribers.get("BTCUSDT"), None);
 }
 
 #[actix_rt::test]

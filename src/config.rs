@@ -1,0 +1,155 @@
+//! Configuration: `config/default.toml` (compiled in), then `--config FILE`, then environment variables
+//! `CANDLECAST__<SECTION>__<KEY>`. Unknown keys are errors that name the key.
+
+use std::path::{Path, PathBuf};
+
+use candlecast_actors::aggregator::AggregatorSettings;
+use candlecast_actors::engine::FeedSettings;
+use candlecast_actors::hub::HubSettings;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::Deserialize;
+
+/// The defaults, so the binary runs from any directory.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Everything candlecast can be configured with; see `config/default.toml` for each option.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub feed: FeedSettings,
+    pub aggregator: AggregatorSettings,
+    pub hub: HubSettings,
+    pub ws: WsConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    pub static_dir: PathBuf,
+    pub workers: usize,
+}
+
+/// Limits and timers of WebSocket sessions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WsConfig {
+    pub max_frame_bytes: usize,
+    pub max_topics_per_client: usize,
+    pub max_control_messages_per_second: u32,
+    pub outbound_queue_bytes: usize,
+    pub ping_interval_secs: u64,
+    pub client_timeout_secs: u64,
+    pub max_errors_per_10s: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub level: String,
+}
+
+/// The configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Defaults, then `file`, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with(file, &[])
+    }
+
+    /// Like [`Config::load`], then `overrides` as dotted keys (`"server.port"`): what tests use, since
+    /// the environment is shared by every test in a process.
+    pub fn load_with(file: Option<&Path>, overrides: &[(&str, toml::Value)]) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError(format!("config file {} does not exist", path.display())));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(Env::prefixed("CANDLECAST__").split("__"));
+        for (key, value) in overrides {
+            figment = figment.merge(Serialized::global(key, value));
+        }
+        let config: Config = figment.extract().map_err(|e| ConfigError(describe(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let checks = [
+            (self.ws.max_frame_bytes >= 1024, "ws.max_frame_bytes must be at least 1024"),
+            (self.ws.outbound_queue_bytes >= 64 * 1024, "ws.outbound_queue_bytes must be at least 65536"),
+            (self.ws.max_topics_per_client >= 1, "ws.max_topics_per_client must be at least 1"),
+            (self.ws.max_control_messages_per_second >= 1, "ws.max_control_messages_per_second must be at least 1"),
+            (self.ws.ping_interval_secs >= 1, "ws.ping_interval_secs must be at least 1"),
+            (self.ws.client_timeout_secs > self.ws.ping_interval_secs, "ws.client_timeout_secs must exceed ws.ping_interval_secs"),
+            (self.aggregator.history_bars >= 1, "aggregator.history_bars must be at least 1"),
+            (self.aggregator.grace_ms >= 0, "aggregator.grace_ms must not be negative"),
+            (self.hub.max_updates_per_second >= 1, "hub.max_updates_per_second must be at least 1"),
+            (self.feed.simulated.trades_per_second > 0.0, "feed.simulated.trades_per_second must be above 0"),
+        ];
+        match checks.iter().find(|(ok, _)| !ok) {
+            Some((_, msg)) => Err(ConfigError((*msg).to_owned())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Figment's errors name the key and where it came from; keep all of them, one per line.
+fn describe(e: figment::Error) -> String {
+    e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load_and_match_the_documented_values() {
+        let c = Config::load_with(None, &[]).unwrap();
+        assert_eq!(c.server.port, 8000);
+        assert_eq!(c.server.host, "0.0.0.0");
+        assert_eq!(c.feed.symbols.len(), 6);
+        assert_eq!(c.hub.max_updates_per_second, 10);
+        assert_eq!(c.ws.max_frame_bytes, 64 * 1024);
+        assert_eq!(c.aggregator.history_bars, 5000);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::load_with(None, &[("server.prot", toml::Value::Integer(1))]).unwrap_err().to_string();
+        assert!(err.contains("prot"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[hub]\nmax_updates_per_secnd = 3\n").unwrap();
+        let err = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("max_updates_per_secnd"), "{err}");
+    }
+
+    #[test]
+    fn file_and_overrides_layer_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[server]\nport = 9001\n[feed]\nsymbols = [\"BTCUSDT\"]\n").unwrap();
+        let c = Config::load_with(Some(&file), &[("ws.max_topics_per_client", toml::Value::Integer(3))]).unwrap();
+        assert_eq!((c.server.port, c.feed.symbols.len(), c.ws.max_topics_per_client), (9001, 1, 3));
+        assert_eq!(c.server.host, "0.0.0.0", "untouched keys keep their defaults");
+        assert!(Config::load(Some(Path::new("/nonexistent.toml"))).is_err());
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_key() {
+        let err = Config::load_with(None, &[("ws.client_timeout_secs", toml::Value::Integer(5))]).unwrap_err().to_string();
+        assert!(err.contains("client_timeout_secs"), "{err}");
+        let err = Config::load_with(None, &[("server.port", toml::Value::String("x".into()))]).unwrap_err().to_string();
+        assert!(err.contains("port"), "{err}");
+    }
+}

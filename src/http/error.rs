@@ -1,0 +1,51 @@
+//! The REST API's errors: each maps to a status code and a JSON body
+//! `{"error": <code>, "detail": <message>}` (plus `"parameter"` for a bad parameter).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use candlecast_actors::protocol::InvalidParameter;
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("unknown symbol {0:?}; GET /api/symbols lists the known ones")]
+    UnknownSymbol(String),
+    #[error("{0}")]
+    BadParameter(#[from] InvalidParameter),
+    #[error("no {0} yet")]
+    NoData(&'static str),
+    #[error("{0} is not available right now")]
+    Unavailable(&'static str),
+    #[error("no route {0}")]
+    NotFound(String),
+}
+
+impl ApiError {
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::UnknownSymbol(_) => "unknown_symbol",
+            ApiError::BadParameter(_) => "invalid_parameter",
+            ApiError::NoData(_) => "no_data",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::NotFound(_) => "not_found",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::UnknownSymbol(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::BadParameter(_) => StatusCode::BAD_REQUEST,
+            ApiError::NoData(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut body = json!({ "error": self.code(), "detail": self.to_string() });
+        if let ApiError::BadParameter(p) = self {
+            body["parameter"] = json!(p.name);
+        }
+        HttpResponse::build(self.status_code()).json(body)
+    }
+}

@@ -1,0 +1,73 @@
+//! Market data routes: `/api/symbols`, `/api/price/{symbol}`, `/api/historical/{symbol}`.
+
+use std::collections::HashMap;
+
+use actix_web::{get, web, HttpResponse};
+use candlecast_actors::aggregator::{GetBars, GetQuote};
+use candlecast_actors::market::SymbolEntry;
+use candlecast_actors::protocol::{BarData, Historical, HistoryQuery, InvalidParameter};
+use serde_json::json;
+
+use super::error::ApiError;
+use crate::AppState;
+
+/// Looks a symbol up, case-insensitively.
+pub fn find_symbol(state: &AppState, symbol: &str) -> Result<SymbolEntry, ApiError> {
+    state.engine.market.get(&symbol.to_ascii_uppercase()).ok_or_else(|| ApiError::UnknownSymbol(symbol.to_owned()))
+}
+
+async fn quote(entry: &SymbolEntry) -> Option<(f64, i64)> {
+    entry.aggregator.send(GetQuote).await.ok().flatten()
+}
+
+/// Every symbol with its source, last price and trade rate.
+#[get("/api/symbols")]
+pub async fn symbols(state: web::Data<AppState>) -> HttpResponse {
+    let entries = state.engine.market.list();
+    let mut details = Vec::with_capacity(entries.len());
+    for e in &entries {
+        details.push(json!({
+            "symbol": &*e.symbol,
+            "source": &*e.source,
+            "price": quote(e).await.map(|(p, _)| p),
+            "trade_rate": e.stats.trade_rate(),
+        }));
+    }
+    let names: Vec<&str> = entries.iter().map(|e| &*e.symbol).collect();
+    HttpResponse::Ok().json(json!({ "symbols": names, "details": details }))
+}
+
+/// The last traded price of a symbol.
+#[get("/api/price/{symbol}")]
+pub async fn price(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let entry = find_symbol(&state, &path)?;
+    let (price, ts) = quote(&entry).await.ok_or(ApiError::NoData("trade"))?;
+    Ok(HttpResponse::Ok().json(json!({ "symbol": &*entry.symbol, "price": price, "timestamp": ts })))
+}
+
+/// Bars of a symbol, ascending: `?interval=1m&limit=1000&end_time=<ms, exclusive>&start_time=<ms>`.
+#[get("/api/historical/{symbol}")]
+pub async fn historical(state: web::Data<AppState>, path: web::Path<String>, query: web::Query<HashMap<String, String>>) -> Result<HttpResponse, ApiError> {
+    let entry = find_symbol(&state, &path)?;
+    let q = HistoryQuery::parse(
+        query.get("interval").map(String::as_str),
+        int_param(&query, "limit")?,
+        int_param(&query, "start_time")?,
+        int_param(&query, "end_time")?,
+    )?;
+    let bars = entry.aggregator.send(GetBars(q)).await.map_err(|_| ApiError::Unavailable("the symbol's aggregator"))?;
+    Ok(HttpResponse::Ok().json(Historical {
+        kind: "historical".into(),
+        symbol: entry.symbol.to_string(),
+        interval: q.interval,
+        data: bars.iter().map(BarData::from).collect(),
+        id: None,
+    }))
+}
+
+fn int_param(query: &HashMap<String, String>, name: &'static str) -> Result<Option<i64>, InvalidParameter> {
+    query
+        .get(name)
+        .map(|raw| raw.trim().parse::<i64>().map_err(|_| InvalidParameter { name, reason: format!("expected an integer, got {raw:?}") }))
+        .transpose()
+}

@@ -1,0 +1,40 @@
+//! REST routes, one file per resource, and the static dashboard.
+//!
+//! - [`market_data`]: symbols, prices, historical bars.
+//! - [`status`]: stats, health, Prometheus metrics.
+//! - [`error`]: the JSON error type every route returns.
+
+pub mod error;
+pub mod market_data;
+pub mod status;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::ws;
+
+/// Every route; shared by `run` and the tests.
+pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &std::path::Path) {
+    cfg.service(market_data::symbols)
+        .service(market_data::price)
+        .service(market_data::historical)
+        .service(status::stats)
+        .service(status::health)
+        .service(status::metrics_route)
+        .route("/ws", web::get().to(ws::route));
+    if static_dir.join("index.html").is_file() {
+        cfg.service(actix_files::Files::new("/", static_dir).index_file("index.html"));
+    } else {
+        tracing::warn!(dir = %static_dir.display(), "dashboard not built; serving a placeholder page at /");
+        cfg.route("/", web::get().to(placeholder));
+    }
+}
+
+/// Shown at `/` when the dashboard has not been built.
+async fn placeholder() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(include_str!("placeholder.html"))
+}
+
+/// JSON 404 for anything else.
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, error::ApiError> {
+    Err(error::ApiError::NotFound(req.path().to_owned()))
+}

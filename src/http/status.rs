@@ -1,0 +1,109 @@
+//! Operational routes: `/api/stats` (seed 004's shape, extended), `/health`, `/metrics`.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use actix_web::{get, web, HttpResponse};
+use candlecast_actors::hub::GetHubStats;
+use candlecast_actors::telemetry::{Kind, COUNTERS, HUB_GAUGES, METRICS};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde_json::{json, Map, Value};
+use std::sync::atomic::Ordering;
+
+use crate::AppState;
+
+/// Clients, subscriptions, per-pair subscribers, throughput, feeds and limits.
+#[get("/api/stats")]
+pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
+    let hub = state.engine.hub.send(GetHubStats).await.unwrap_or_default();
+    let per_pair: BTreeMap<&str, usize> = hub.trading_pair_subscribers.iter().map(|(s, n)| (&**s, *n)).collect();
+    let mut stats = Map::new();
+    let [(clients, ..), (subscriptions, ..)] = HUB_GAUGES;
+    stats.insert(clients.into(), json!(hub.total_clients));
+    stats.insert(subscriptions.into(), json!(hub.total_subscriptions));
+    for m in METRICS {
+        stats.insert(m.stats_name.into(), json!((m.read)(&COUNTERS)));
+    }
+    stats.insert("trading_pair_subscribers".into(), json!(per_pair));
+    let market = state.engine.market.list();
+    stats.insert("trade_rate".into(), market.iter().map(|e| (e.symbol.to_string(), json!(e.stats.trade_rate()))).collect::<Map<_, _>>().into());
+    stats.insert(
+        "feeds".into(),
+        state
+            .engine
+            .feeds
+            .iter()
+            .map(|f| {
+                json!({
+                    "source": f.source,
+                    "symbol": &*f.symbol,
+                    "state": f.status.state().as_str(),
+                    "reconnects": f.status.reconnects.load(Ordering::Relaxed),
+                    "trades": f.status.trades.load(Ordering::Relaxed),
+                })
+            })
+            .collect::<Vec<Value>>()
+            .into(),
+    );
+    stats.insert("uptime_seconds".into(), json!(state.started.elapsed().as_secs()));
+    stats.insert("connection_ceiling".into(), json!(state.connection_ceiling));
+    HttpResponse::Ok().json(json!({ "service": "candlecast", "stats": stats }))
+}
+
+/// Liveness and a summary of the feeds.
+#[get("/health")]
+pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+    let failed: Vec<&str> = state.engine.feeds.iter().filter(|f| f.status.state() == candlecast_actors::feed::FeedState::Failed).map(|f| &*f.symbol).collect();
+    HttpResponse::Ok().json(json!({
+        "status": if failed.is_empty() { "ok" } else { "degraded" },
+        "uptime_seconds": state.started.elapsed().as_secs(),
+        "feeds": state.engine.feeds.len(),
+        "failed_feeds": failed,
+    }))
+}
+
+/// One Prometheus recorder per process (several test servers may share a process).
+fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        // Fails only if another recorder was installed first; our handle then renders our own metrics only.
+        let _ = metrics::set_global_recorder(recorder);
+        for m in METRICS {
+            match m.kind {
+                Kind::Counter => metrics::describe_counter!(m.prometheus_name, m.help),
+                Kind::Gauge => metrics::describe_gauge!(m.prometheus_name, m.help),
+            }
+        }
+        for (_, name, help) in HUB_GAUGES {
+            metrics::describe_gauge!(name, help);
+        }
+        metrics::describe_gauge!("candlecast_symbol_trade_rate", "Trades per second of a symbol over the last second");
+        metrics::describe_counter!("candlecast_symbol_trades_total", "Trades folded into a symbol's bars");
+        handle
+    })
+}
+
+/// Prometheus text exposition of every counter in `telemetry`, plus per-symbol trade figures.
+#[get("/metrics")]
+pub async fn metrics_route(state: web::Data<AppState>) -> HttpResponse {
+    let handle = prometheus();
+    let hub = state.engine.hub.send(GetHubStats).await.unwrap_or_default();
+    let [(_, clients, _), (_, subscriptions, _)] = HUB_GAUGES;
+    metrics::gauge!(clients).set(hub.total_clients as f64);
+    metrics::gauge!(subscriptions).set(hub.total_subscriptions as f64);
+    for m in METRICS {
+        let v = (m.read)(&COUNTERS);
+        match m.kind {
+            Kind::Counter => metrics::counter!(m.prometheus_name).absolute(v.max(0) as u64),
+            Kind::Gauge => metrics::gauge!(m.prometheus_name).set(v as f64),
+        }
+    }
+    for e in state.engine.market.list() {
+        let symbol = e.symbol.to_string();
+        metrics::gauge!("candlecast_symbol_trade_rate", "symbol" => symbol.clone()).set(e.stats.trade_rate());
+        metrics::counter!("candlecast_symbol_trades_total", "symbol" => symbol).absolute(e.stats.trades_total.load(Ordering::Relaxed));
+    }
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(handle.render())
+}

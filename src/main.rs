@@ -1,0 +1,50 @@
+//! The candlecast binary: arguments, configuration, logging, then [`candlecast::run`].
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+/// Real-time market-data streaming: feeds, OHLCV bars and WebSocket fan-out.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// A TOML file layered over config/default.toml (environment variables CANDLECAST__* still win).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let config = candlecast::Config::load(args.config.as_deref())?;
+    let filter = EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&config.log.level)).context("log.level is not a valid filter")?;
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+
+    let listener = TcpListener::bind((config.server.host.as_str(), config.server.port))
+        .with_context(|| format!("cannot listen on {}:{}", config.server.host, config.server.port))?;
+    let addr = listener.local_addr()?;
+    // Scripts and tests read this line to find the port (it matters with port 0).
+    println!("candlecast listening on http://{addr}");
+
+    actix_web::rt::System::new().block_on(candlecast::run(listener, config, shutdown_signal()))
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

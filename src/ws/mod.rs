@@ -1,0 +1,11 @@
+//! The `/ws` endpoint.
+//!
+//! - [`session`]: the session actor and the route (the only code that knows actix-web-actors).
+//! - [`request`]: decoding client messages.
+//! - [`limits`]: rate and error limits per client.
+
+mod limits;
+mod request;
+mod session;
+
+pub use session::route;

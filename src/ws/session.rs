@@ -1,0 +1,379 @@
+//! A WebSocket client's session: the only module that uses actix-web-actors (deprecated upstream; keep it
+//! swappable for actix-ws).
+//!
+//! Reading: actix-web-actors decodes client frames into `StreamHandler` calls on [`WsSession`].
+//! Writing: nothing is written through the actor context. Every outgoing frame — the hub's shared
+//! updates and the session's own replies — goes through the client's [`Outbox`], which is bounded in
+//! bytes; [`SessionBody`] streams the outbox to the socket while it drives the actor.
+
+use std::collections::{HashSet, VecDeque};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web::{web, Error, HttpRequest, HttpResponse};
+use actix_http::ws::{Codec, Item};
+use actix_web_actors::ws;
+use bytes::Bytes;
+use candlecast_actors::aggregator::GetBars;
+use candlecast_actors::hub::{Connect, Disconnect, Hub, Subscribe, Unsubscribe};
+use candlecast_actors::market::{Market, SymbolEntry};
+use candlecast_actors::messages::{ClientId, Topic};
+use candlecast_actors::model::Symbol;
+use candlecast_actors::outbox::{Outbox, PushError};
+use candlecast_actors::protocol::{self, frame, BarData, ErrorCode, ErrorMessage, Historical, HistoricalRequest, HistoryQuery, TopicsAck, TopicsRequest};
+use candlecast_actors::telemetry::{add, COUNTERS};
+use futures_util::Stream;
+use serde_json::{json, Value};
+
+use super::limits::{ErrorWindow, TokenBucket};
+use super::request::{decode, Request};
+use crate::config::WsConfig;
+use crate::AppState;
+
+/// Frames above `max_frame_bytes` are answered with an error and the connection stays usable; frames
+/// above this multiple of it are a protocol violation that closes the connection (1009).
+const HARD_FRAME_FACTOR: usize = 16;
+/// The window over which error replies are counted.
+const ERROR_WINDOW: Duration = Duration::from_secs(10);
+/// History requests waiting for room in the outbox; more are refused (rate_limited).
+const MAX_WAITING_REQUESTS: usize = 16;
+/// How often a session with waiting requests checks whether its outbox has drained.
+const RETRY_EVERY: Duration = Duration::from_millis(20);
+
+static NEXT_CLIENT: AtomicU64 = AtomicU64::new(1);
+
+/// See the module documentation.
+pub struct WsSession {
+    id: ClientId,
+    outbox: Arc<Outbox>,
+    hub: Addr<Hub>,
+    market: Market,
+    limits: Arc<WsConfig>,
+    topics: HashSet<Topic>,
+    last_heard: Instant,
+    bucket: TokenBucket,
+    errors: ErrorWindow,
+    /// A fragmented text message being reassembled; `None` inside it once it grew too large.
+    fragment: Option<Option<Vec<u8>>>,
+    /// History requests are answered one at a time, and only while the outbox is less than half full:
+    /// a client asking for much history gets it as fast as it reads, and is never closed as slow for it.
+    waiting: VecDeque<(SymbolEntry, HistoryQuery, Option<Value>)>,
+    in_flight: bool,
+    retry_scheduled: bool,
+}
+
+impl WsSession {
+    fn new(outbox: Arc<Outbox>, hub: Addr<Hub>, market: Market, limits: Arc<WsConfig>) -> WsSession {
+        WsSession {
+            id: NEXT_CLIENT.fetch_add(1, Ordering::Relaxed),
+            outbox,
+            hub,
+            market,
+            bucket: TokenBucket::new(limits.max_control_messages_per_second),
+            errors: ErrorWindow::new(limits.max_errors_per_10s, ERROR_WINDOW),
+            limits,
+            topics: HashSet::new(),
+            last_heard: Instant::now(),
+            fragment: None,
+            waiting: VecDeque::new(),
+            in_flight: false,
+            retry_scheduled: false,
+        }
+    }
+
+    /// Queues a frame; a client too slow to take it is closed.
+    fn push(&mut self, frame: Bytes, ctx: &mut ws::WebsocketContext<Self>) {
+        match self.outbox.push(frame) {
+            Ok(()) => add(&COUNTERS.messages_sent, 1),
+            Err(PushError::Overflow) => {
+                add(&COUNTERS.slow_client_disconnects, 1);
+                add(&COUNTERS.messages_dropped, 1);
+                tracing::warn!(client = self.id, "closing slow client: outbound queue overflowed");
+                ctx.stop();
+            }
+            Err(PushError::Closed) => ctx.stop(),
+        }
+    }
+
+    /// Replies with an error; a client that keeps sending bad input is closed with 1008.
+    fn reply_error(&mut self, err: ErrorMessage, ctx: &mut ws::WebsocketContext<Self>) {
+        add(&COUNTERS.ws_client_errors, 1);
+        tracing::debug!(client = self.id, code = ?err.code, message = %err.message, "bad client input");
+        self.push(protocol::text_frame(&err), ctx);
+        if self.errors.strike(Instant::now()) {
+            add(&COUNTERS.ws_abuse_disconnects, 1);
+            tracing::info!(client = self.id, "closing client after repeated bad input");
+            self.close(1008, "too many invalid or rate-limited messages", ctx);
+        }
+    }
+
+    fn close(&mut self, code: u16, reason: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        self.outbox.close_with(frame::close(code, reason));
+        ctx.stop();
+    }
+
+    fn on_text(&mut self, text: &[u8], ctx: &mut ws::WebsocketContext<Self>) {
+        if text.len() > self.limits.max_frame_bytes {
+            let msg = format!("message of {} bytes is over the {}-byte limit", text.len(), self.limits.max_frame_bytes);
+            return self.reply_error(ErrorMessage::new(ErrorCode::FrameTooLarge, msg, None), ctx);
+        }
+        if !self.bucket.try_take(Instant::now()) {
+            let msg = format!("more than {} messages per second; message ignored", self.limits.max_control_messages_per_second);
+            return self.reply_error(ErrorMessage::new(ErrorCode::RateLimited, msg, None), ctx);
+        }
+        match decode(text) {
+            Ok(Request::Subscribe(req)) => self.subscribe(req, ctx),
+            Ok(Request::Unsubscribe(req)) => self.unsubscribe(req, ctx),
+            Ok(Request::GetHistorical(req)) => self.historical(req, ctx),
+            Ok(Request::Ping { id }) => {
+                let mut pong = json!({ "type": "pong" });
+                if let Some(id) = id {
+                    pong["id"] = id;
+                }
+                self.push(protocol::text_frame(&pong), ctx);
+            }
+            Err(err) => self.reply_error(err, ctx),
+        }
+    }
+
+    /// Validates the symbols and interval of a (un)subscribe request.
+    fn topics_of(&self, req: &TopicsRequest, check_known: bool) -> Result<(Vec<String>, Vec<Topic>, candlecast_actors::model::Interval), ErrorMessage> {
+        let id = req.id.clone();
+        let interval = protocol::parse_interval(req.interval.as_deref()).map_err(|e| ErrorMessage::new(ErrorCode::InvalidParameter, e.to_string(), id.clone()))?;
+        if req.trading_pairs.is_empty() {
+            return Err(ErrorMessage::new(ErrorCode::InvalidParameter, "trading_pairs is empty", id));
+        }
+        let names: Vec<String> = req.trading_pairs.iter().map(|s| s.to_ascii_uppercase()).collect();
+        if check_known {
+            let unknown: Vec<&str> = names.iter().filter(|s| !self.market.contains(s)).map(String::as_str).collect();
+            if !unknown.is_empty() {
+                return Err(ErrorMessage::new(ErrorCode::UnknownSymbol, format!("unknown symbol(s): {}; nothing was subscribed", unknown.join(", ")), id));
+            }
+        }
+        let mut seen = HashSet::new();
+        let topics = names.iter().filter(|s| seen.insert(s.as_str())).map(|s| (Symbol::from(s.as_str()), interval)).collect();
+        Ok((names, topics, interval))
+    }
+
+    fn subscribe(&mut self, req: TopicsRequest, ctx: &mut ws::WebsocketContext<Self>) {
+        let (names, topics, interval) = match self.topics_of(&req, true) {
+            Ok(t) => t,
+            Err(e) => return self.reply_error(e, ctx),
+        };
+        let new = topics.iter().filter(|t| !self.topics.contains(*t)).count();
+        if self.topics.len() + new > self.limits.max_topics_per_client {
+            let msg = format!("subscribing to {new} more topic(s) would exceed the limit of {} per client (holding {}); nothing was subscribed", self.limits.max_topics_per_client, self.topics.len());
+            return self.reply_error(ErrorMessage::new(ErrorCode::TooManySubscriptions, msg, req.id), ctx);
+        }
+        self.topics.extend(topics.iter().cloned());
+        let ack = protocol::text_frame(&TopicsAck { kind: "subscribed", trading_pairs: &names, interval, id: req.id.as_ref() });
+        self.hub.do_send(Subscribe { client: self.id, topics, ack });
+    }
+
+    fn unsubscribe(&mut self, req: TopicsRequest, ctx: &mut ws::WebsocketContext<Self>) {
+        let (names, topics, interval) = match self.topics_of(&req, false) {
+            Ok(t) => t,
+            Err(e) => return self.reply_error(e, ctx),
+        };
+        for t in &topics {
+            self.topics.remove(t);
+        }
+        let ack = protocol::text_frame(&TopicsAck { kind: "unsubscribed", trading_pairs: &names, interval, id: req.id.as_ref() });
+        self.hub.do_send(Unsubscribe { client: self.id, topics, ack });
+    }
+
+    fn historical(&mut self, req: HistoricalRequest, ctx: &mut ws::WebsocketContext<Self>) {
+        let id = req.id.clone();
+        let query = match HistoryQuery::parse(req.interval.as_deref(), req.limit, req.start_time, req.end_time) {
+            Ok(q) => q,
+            Err(e) => return self.reply_error(ErrorMessage::new(ErrorCode::InvalidParameter, e.to_string(), id), ctx),
+        };
+        let Some(entry) = self.market.get(&req.trading_pair.to_ascii_uppercase()) else {
+            let msg = format!("unknown symbol {:?}", req.trading_pair);
+            return self.reply_error(ErrorMessage::new(ErrorCode::UnknownSymbol, msg, id), ctx);
+        };
+        if self.waiting.len() >= MAX_WAITING_REQUESTS {
+            let msg = format!("{MAX_WAITING_REQUESTS} history requests are already waiting; read the replies first");
+            return self.reply_error(ErrorMessage::new(ErrorCode::RateLimited, msg, id), ctx);
+        }
+        self.waiting.push_back((entry, query, id));
+        self.answer_waiting(ctx);
+    }
+
+    /// Starts the next waiting history request if none is running and the outbox has room.
+    fn answer_waiting(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.in_flight || self.waiting.is_empty() {
+            return;
+        }
+        if self.outbox.queued_bytes() >= self.limits.outbound_queue_bytes / 2 {
+            if !self.retry_scheduled {
+                self.retry_scheduled = true;
+                ctx.run_later(RETRY_EVERY, |s, ctx| {
+                    s.retry_scheduled = false;
+                    s.answer_waiting(ctx);
+                });
+            }
+            return;
+        }
+        let Some((entry, query, id)) = self.waiting.pop_front() else { return };
+        self.in_flight = true;
+        let fut = entry.aggregator.send(GetBars(query));
+        ctx.spawn(fut.into_actor(self).map(move |result, session, ctx| {
+            session.in_flight = false;
+            match result {
+                Ok(bars) => {
+                    let reply = Historical { kind: "historical".into(), symbol: entry.symbol.to_string(), interval: query.interval, data: bars.iter().map(BarData::from).collect(), id };
+                    session.push(protocol::text_frame(&reply), ctx);
+                }
+                Err(_) => {
+                    let err = ErrorMessage::new(ErrorCode::Internal, "history is not available right now", id);
+                    session.push(protocol::text_frame(&err), ctx);
+                }
+            }
+            session.answer_waiting(ctx);
+        }));
+    }
+
+    fn on_fragment(&mut self, item: Item, ctx: &mut ws::WebsocketContext<Self>) {
+        let (start, chunk, last) = match item {
+            Item::FirstText(b) => (true, b, false),
+            Item::FirstBinary(b) => (true, b, false),
+            Item::Continue(b) => (false, b, false),
+            Item::Last(b) => (false, b, true),
+        };
+        if start {
+            self.fragment = Some(Some(Vec::new()));
+        }
+        let max = self.limits.max_frame_bytes;
+        if let Some(slot) = self.fragment.as_mut() {
+            if let Some(buf) = slot.as_mut() {
+                buf.extend_from_slice(&chunk);
+                if buf.len() > max {
+                    *slot = None;
+                    let msg = format!("fragmented message is over the {max}-byte limit");
+                    self.reply_error(ErrorMessage::new(ErrorCode::FrameTooLarge, msg, None), ctx);
+                }
+            }
+        }
+        if last {
+            if let Some(Some(buf)) = self.fragment.take() {
+                self.on_text(&buf, ctx);
+            }
+        }
+    }
+}
+
+impl Actor for WsSession {
+    type Context = ws::WebsocketContext<Self>;
+
+    /// Registers with the hub and starts the heartbeat.
+    fn started(&mut self, ctx: &mut Self::Context) {
+        add(&COUNTERS.ws_connections_total, 1);
+        self.hub.do_send(Connect { client: self.id, outbox: self.outbox.clone() });
+        let timeout = Duration::from_secs(self.limits.client_timeout_secs);
+        ctx.run_interval(Duration::from_secs(self.limits.ping_interval_secs), move |s, ctx| {
+            if s.outbox.is_closed() {
+                // The hub closed it (slow consumer).
+                ctx.stop();
+            } else if s.last_heard.elapsed() > timeout {
+                tracing::debug!(client = s.id, "dropping silent client");
+                s.close(1001, "no message or pong within the client timeout", ctx);
+            } else {
+                s.push(frame::ping(b""), ctx);
+            }
+        });
+    }
+
+    /// Deregisters from the hub and ends the outgoing stream with a normal close, unless a close is queued.
+    fn stopping(&mut self, _: &mut Self::Context) -> Running {
+        self.hub.do_send(Disconnect { client: self.id });
+        self.outbox.close_with(frame::close(1000, ""));
+        Running::Stop
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
+    /// Dispatches a decoded client frame.
+    fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        self.last_heard = Instant::now();
+        match msg {
+            Ok(ws::Message::Text(text)) => self.on_text(text.as_bytes(), ctx),
+            Ok(ws::Message::Binary(_)) => {
+                let err = ErrorMessage::new(ErrorCode::UnsupportedFrame, "binary frames are not supported; send JSON text", None);
+                self.reply_error(err, ctx);
+            }
+            Ok(ws::Message::Continuation(item)) => self.on_fragment(item, ctx),
+            Ok(ws::Message::Ping(payload)) => self.push(frame::pong(&payload), ctx),
+            Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
+            Ok(ws::Message::Close(_)) => ctx.stop(),
+            Err(ws::ProtocolError::Overflow) => {
+                let hard = self.limits.max_frame_bytes * HARD_FRAME_FACTOR;
+                self.close(1009, &format!("frame over {hard} bytes"), ctx);
+            }
+            Err(e) => {
+                tracing::debug!(client = self.id, error = %e, "websocket protocol error");
+                self.close(1002, &format!("protocol error: {e}"), ctx);
+            }
+        }
+    }
+
+    /// The client's side of the stream ended (it went away); nothing more can be read.
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+/// `GET /ws`: upgrades to a WebSocket session.
+pub async fn route(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    let mut response = ws::handshake(&req)?;
+    let limits = state.ws_limits.clone();
+    let outbox = Arc::new(Outbox::new(limits.outbound_queue_bytes));
+    let codec = Codec::new().max_size(limits.max_frame_bytes * HARD_FRAME_FACTOR);
+    let session = WsSession::new(outbox.clone(), state.engine.hub.clone(), state.engine.market.clone(), limits);
+    let driver = Box::pin(ws::WebsocketContext::with_codec(session, payload, codec));
+    Ok(response.streaming(SessionBody { driver: Some(driver), outbox }))
+}
+
+type Driver = Pin<Box<dyn Stream<Item = Result<Bytes, Error>>>>;
+
+/// The response body: polls the session actor (the `driver`, which runs it) and streams the outbox.
+/// It ends when the outbox is closed and drained; dropping it stops the actor.
+struct SessionBody {
+    driver: Option<Driver>,
+    outbox: Arc<Outbox>,
+}
+
+impl Stream for SessionBody {
+    type Item = Result<Bytes, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let Some(driver) = this.driver.as_mut() {
+            loop {
+                match driver.as_mut().poll_next(cx) {
+                    // Nothing is written through the context; pass anything through all the same.
+                    Poll::Ready(Some(Ok(bytes))) if !bytes.is_empty() => return Poll::Ready(Some(Ok(bytes))),
+                    Poll::Ready(Some(Ok(_))) => continue,
+                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                    Poll::Ready(None) => {
+                        // The actor stopped; its `stopping` queued the close frame.
+                        this.driver = None;
+                        this.outbox.close_with(frame::close(1000, ""));
+                        break;
+                    }
+                    Poll::Pending => break,
+                }
+            }
+        }
+        match this.outbox.poll_pop(cx) {
+            Poll::Ready(Some(frame)) => Poll::Ready(Some(Ok(frame))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
