@@ -1,0 +1,25 @@
+# candlecast: the two commands of the README, and their parts.
+#   make run   - build the dashboard when needed and run candlecast on http://localhost:8000
+#   make test  - install what the tests need (apt, npm), then run every test
+
+.PHONY: run test frontend test-rust test-frontend test-browser deps-test
+
+run: frontend
+	cargo run --release --bin candlecast -- $(ARGS)
+
+# Builds frontend/dist when its sources changed; without npm, the server shows a placeholder page.
+frontend:
+	@scripts/build-frontend.sh
+
+test:
+	@scripts/test.sh
+
+test-rust:
+	cargo test --workspace --all-targets
+
+test-frontend:
+	cd frontend && npm ci --no-audit --no-fund && npm test
+
+test-browser: frontend
+	cargo build --bin candlecast
+	cd tests/browser && npm ci --no-audit --no-fund && node --test

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Every test candlecast has. Installs what the tests need first (Debian packages, npm packages), so it
+# works the same on a fresh machine and in CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+if [ -d tests/browser ]; then
+  [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+fi
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+
+echo "== Rust: unit, property and integration tests"
+cargo test --workspace --all-targets
+
+echo "== Front end: build and unit tests (Vitest)"
+(cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run build && npm test)
+
+if [ -d tests/browser ]; then
+  echo "== Browser: Playwright driving Debian's chromium against the real server"
+  cargo build --bin candlecast
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && node --test)
+fi
