@@ -145,3 +145,32 @@ async fn get_historical_pages_back_without_gaps_or_repeats() {
     assert_eq!(times.len(), 701, "700 closed bars in memory and the forming one");
     assert!(times.windows(2).all(|w| w[1] - w[0] == 60_000), "contiguous, ascending, no repeats");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_client_is_dropped_after_the_timeout() {
+    let server = TestServer::start(&[("ws.ping_interval_secs", Toml::Integer(1)), ("ws.client_timeout_secs", Toml::Integer(2))]).await;
+    // A client that answers pings stays: tungstenite replies to pings while it is being read.
+    let mut alive = Client::connect(&server).await;
+    // This one is never read, so it never answers the server's pings.
+    let silent = Client::connect(&server).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
+    let reader = tokio::spawn(async move {
+        while std::time::Instant::now() < deadline {
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(200), alive.ws.next()).await;
+        }
+        alive
+    });
+    let mut dropped = false;
+    while std::time::Instant::now() < deadline {
+        if server.stats().await["total_clients"] == 1 {
+            dropped = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(dropped, "the silent client was not dropped: {}", server.stats().await);
+    let mut alive = reader.await.unwrap();
+    alive.send(json!({"type":"ping","id":"still"})).await;
+    assert_eq!(alive.next_of("pong", 5).await["id"], "still", "the client that answered pings is kept");
+    drop(silent);
+}

@@ -191,7 +191,7 @@ pub enum ErrorCode {
 }
 
 /// `{"type":"error","code":..,"message":..}`
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorMessage {
     #[serde(rename = "type")]
     pub kind: String,

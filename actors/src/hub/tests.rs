@@ -126,3 +126,41 @@ async fn a_client_that_does_not_read_is_dropped_and_others_keep_receiving() {
     let slow_frames = drain(&slow);
     assert_eq!(slow_frames, vec![Value::from("opcode 0x88")], "its queue was replaced by a close frame");
 }
+
+/// Collects the bar events an actor subscriber receives.
+struct Collector(Arc<std::sync::Mutex<Vec<BarUpdate>>>);
+
+impl Actor for Collector {
+    type Context = Context<Self>;
+}
+
+impl Handler<BarEvents> for Collector {
+    type Result = ();
+
+    fn handle(&mut self, msg: BarEvents, _: &mut Context<Self>) {
+        self.0.lock().unwrap().extend(msg.0.iter().cloned());
+    }
+}
+
+#[actix_rt::test]
+async fn actors_subscribe_like_sessions_and_get_every_closed_bar() {
+    let hub = Hub::new(&HubSettings { max_updates_per_second: 1 }).start();
+    let finals = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let with_partials = Arc::new(std::sync::Mutex::new(Vec::new()));
+    hub.send(SubscribeActor { recipient: Collector(finals.clone()).start().recipient(), partials: false }).await.unwrap();
+    hub.send(SubscribeActor { recipient: Collector(with_partials.clone()).start().recipient(), partials: true }).await.unwrap();
+    for i in 0..20 {
+        hub.send(update(UpdateKind::Partial, bar(i as f64 + 1.0, 0))).await.unwrap();
+        let mut closed = bar(i as f64 + 1.0, i * 60_000);
+        closed.closed = true;
+        hub.send(update(UpdateKind::Closed, closed)).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let finals = finals.lock().unwrap();
+    assert_eq!(finals.len(), 20, "every closed bar, no partials");
+    assert!(finals.iter().all(|u| u.kind == UpdateKind::Closed));
+    let with_partials = with_partials.lock().unwrap();
+    let partials = with_partials.iter().filter(|u| u.kind == UpdateKind::Partial).count();
+    assert_eq!(with_partials.len() - partials, 20);
+    assert!((1..20).contains(&partials), "partials at the topic rate, not all of them: {partials}");
+}
