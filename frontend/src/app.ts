@@ -1,0 +1,121 @@
+/**
+ * Builds the page: top bar (views, connection dot, theme toggle), the chart
+ * grid with its add controls, and the activity and stats views.
+ */
+import { Dashboard } from './dashboard';
+import { button, h } from './dom';
+import { Connection } from './net/connection';
+import { ActivityPanel } from './panels/activityPanel';
+import { StatsPanel } from './panels/statsPanel';
+import { renderStatus } from './panels/statusDot';
+import { INTERVALS, Interval } from './state/intervals';
+import { PRESET_SYMBOLS, loadLayout } from './state/layout';
+import type { KeyValueStore } from './state/storage';
+import { SYMBOL_DATALIST_ID, SymbolDirectory } from './state/symbols';
+import { ThemeState } from './theme';
+
+type ViewName = 'charts' | 'activity' | 'stats';
+
+export interface App {
+  dashboard: Dashboard;
+  activity: ActivityPanel;
+  stats: StatsPanel;
+  conn: Connection;
+  theme: ThemeState;
+  symbols: SymbolDirectory;
+}
+
+export function buildApp(root: HTMLElement, store: KeyValueStore): App {
+  const theme = new ThemeState(store);
+  const conn = new Connection({ url: Connection.defaultUrl() });
+  const symbols = new SymbolDirectory();
+
+  const status = h(
+    'span',
+    { class: 'status', 'data-testid': 'connection-status', 'data-state': 'disconnected', role: 'status' },
+    h('i', { class: 'dot' }),
+    h('span', { class: 'status-text' }, 'Offline'),
+  );
+  const themeBtn = button('theme-toggle', '', 'Toggle dark / light theme', () => theme.toggle());
+  const paintThemeBtn = () => {
+    themeBtn.textContent = theme.theme === 'dark' ? '☀' : '☾';
+    themeBtn.dataset.theme = theme.theme;
+  };
+  paintThemeBtn();
+  theme.onChange(paintThemeBtn);
+
+  const grid = h('div', { class: 'chart-grid', 'data-testid': 'chart-grid' });
+  const dashboard = new Dashboard(grid, conn, store, theme, symbols, loadLayout(store));
+
+  const addSymbol = h('input', {
+    class: 'symbol-input',
+    'data-testid': 'add-symbol',
+    list: SYMBOL_DATALIST_ID,
+    value: 'BTCUSDT',
+    'aria-label': 'Symbol for the new chart',
+    autocomplete: 'off',
+    spellcheck: 'false',
+  });
+  const addInterval = h(
+    'select',
+    { 'data-testid': 'add-interval', 'aria-label': 'Interval for the new chart' },
+    ...INTERVALS.map((i) => h('option', { value: i, selected: i === '1m' }, i)),
+  );
+  const add = (symbol: string) => {
+    const s = symbol.trim().toUpperCase();
+    if (s && symbols.accepts(s)) dashboard.add(s, addInterval.value as Interval);
+  };
+  const toolbar = h(
+    'div',
+    { class: 'grid-toolbar' },
+    h(
+      'div',
+      { class: 'add-group' },
+      addSymbol,
+      addInterval,
+      button('add-chart', '+ Add chart', 'Add a chart', () => add(addSymbol.value)),
+    ),
+    h(
+      'div',
+      { class: 'preset-group' },
+      h('span', { class: 'muted' }, 'Quick add:'),
+      ...PRESET_SYMBOLS.map((s) => button(`preset-${s}`, s.replace(/USDT$/, ''), `Add ${s}`, () => add(s))),
+    ),
+  );
+
+  const activity = new ActivityPanel();
+  const stats = new StatsPanel();
+  const views: Record<ViewName, HTMLElement> = {
+    charts: h('section', { class: 'view', 'data-testid': 'view-charts' }, toolbar, grid, h('p', { class: 'empty-grid' }, 'No charts yet: add one above.')),
+    activity: h('section', { class: 'view', 'data-testid': 'view-activity', hidden: true }, activity.root),
+    stats: h('section', { class: 'view', 'data-testid': 'view-stats', hidden: true }, stats.root),
+  };
+  const navButtons = (Object.keys(views) as ViewName[]).map((name) =>
+    button(`nav-${name}`, { charts: 'Charts', activity: 'Script activity', stats: 'Stats' }[name], `Show ${name}`, () => show(name)),
+  );
+  const show = (name: ViewName) => {
+    for (const [n, el] of Object.entries(views)) el.hidden = n !== name;
+    navButtons.forEach((b) => b.classList.toggle('active', b.dataset.testid === `nav-${name}`));
+    stats.setVisible(name === 'stats');
+  };
+
+  root.append(
+    h(
+      'header',
+      { class: 'topbar' },
+      h('span', { class: 'brand' }, 'candlecast'),
+      h('nav', { class: 'nav' }, ...navButtons),
+      h('span', { class: 'spacer' }),
+      status,
+      themeBtn,
+    ),
+    h('main', {}, ...Object.values(views)),
+  );
+  show('charts');
+
+  conn.onState((s, info) => renderStatus(status, s, info.retryInMs));
+  conn.connect();
+  void symbols.load();
+
+  return { dashboard, activity, stats, conn, theme, symbols };
+}

@@ -1,0 +1,614 @@
+/**
+ * One chart card: candlesticks + volume pane, live bars from the shared
+ * connection, history loading when scrolling left, gap filling after a
+ * reconnect, overlays, markers and drawings.
+ *
+ * Data states: `loading` (first history request in flight), `live`, and
+ * `syncing` (after a reconnect, fetching the bars that were missed). Live
+ * updates that arrive while loading or syncing are buffered and applied
+ * after the history, so they never land in front of a hole.
+ */
+import {
+  CandlestickData,
+  CandlestickSeries,
+  ColorType,
+  CrosshairMode,
+  HistogramData,
+  HistogramSeries,
+  IChartApi,
+  ISeriesApi,
+  ISeriesMarkersPluginApi,
+  LogicalRange,
+  MouseEventParams,
+  SeriesMarker,
+  Time,
+  UTCTimestamp,
+  createChart,
+  createSeriesMarkers,
+} from 'lightweight-charts';
+import { h } from '../dom';
+import { DrawingController } from '../drawings/controller';
+import { Drawing, DrawingKind, loadDrawings, saveDrawings } from '../drawings/model';
+import { DrawingsPrimitive } from '../drawings/primitive';
+import { logicalToTime, timeToLogical } from '../drawings/timeMap';
+import { Connection, RequestError } from '../net/connection';
+import type { HistoricalReply, PriceUpdate } from '../net/protocol';
+import { MAX_HISTORY_LIMIT } from '../net/protocol';
+import { Bar, BarSeries, isBar, referencePrice } from '../state/bars';
+import { Interval, intervalMs } from '../state/intervals';
+import type { ChartConfig } from '../state/layout';
+import { Marker, mergeMarkers } from '../state/markers';
+import type { KeyValueStore } from '../state/storage';
+import type { Palette, ThemeState } from '../theme';
+import { ChartHeader } from './chartHeader';
+import { changePercent, formatPercent, formatPrice, formatVolume, pricePrecision } from './format';
+import { Overlay } from './overlays';
+
+/** Bars asked for on first load and per scroll-back page. */
+export const INITIAL_BARS = 1000;
+export const PAGE_BARS = 500;
+/** Start loading older bars when fewer than this many are left of the view. */
+const LOAD_MORE_THRESHOLD = 50;
+
+export interface ChartDeps {
+  conn: Connection;
+  store: KeyValueStore;
+  theme: ThemeState;
+  acceptsSymbol(symbol: string): boolean;
+  onConfigChange(cfg: ChartConfig): void;
+  onRemove(id: string): void;
+  onDuplicate(id: string): void;
+  /** Counts applied live updates (debug hook / performance test). */
+  countUpdate(): void;
+}
+
+type DataState = 'loading' | 'live' | 'syncing' | 'error';
+
+export class ChartView {
+  readonly root: HTMLElement;
+  private cfg: ChartConfig;
+  private readonly header: ChartHeader;
+  private readonly host: HTMLElement;
+  private readonly legend: HTMLElement;
+  private readonly errorBox: HTMLElement;
+  private readonly chart: IChartApi;
+  private readonly candles: ISeriesApi<'Candlestick'>;
+  private readonly volume: ISeriesApi<'Histogram'>;
+  private readonly markersApi: ISeriesMarkersPluginApi<Time>;
+  private readonly overlays: Record<'sma' | 'ema', Overlay>;
+  private readonly primitive: DrawingsPrimitive;
+  private readonly drawings: DrawingController;
+  private readonly bars = new BarSeries();
+  private markers: Marker[] = [];
+  private state: DataState = 'loading';
+  private buffered: Bar[] = [];
+  /** Bumped on every symbol/interval change; replies for an older one are dropped. */
+  private generation = 0;
+  private loadingOlder = false;
+  private historyExhausted = false;
+  private hovering = false;
+  private quoteQueued = false;
+  private unsubscribe: (() => void) | null = null;
+  private readonly cleanups: Array<() => void> = [];
+
+  constructor(
+    cfg: ChartConfig,
+    private readonly deps: ChartDeps,
+  ) {
+    this.cfg = { ...cfg };
+    this.header = new ChartHeader(cfg.symbol, cfg.interval, {
+      onSymbol: (s) => this.changeSymbol(s),
+      onInterval: (i) => this.reconfigure(this.cfg.symbol, i),
+      onToggle: (k) => this.toggleOverlay(k),
+      onTool: (k) => this.toggleTool(k),
+      onDeleteDrawing: () => this.drawings.deleteSelected(),
+      onDuplicate: () => deps.onDuplicate(this.cfg.id),
+      onRemove: () => deps.onRemove(this.cfg.id),
+    });
+    this.legend = h('div', { class: 'legend', 'data-testid': 'legend' });
+    this.errorBox = h('div', { class: 'chart-error', 'data-testid': 'chart-error', hidden: true });
+    this.host = h('div', { class: 'chart-host', 'data-testid': 'chart-host' });
+    this.root = h(
+      'section',
+      { class: 'chart-card', 'data-testid': 'chart-card', 'data-chart-id': cfg.id },
+      this.header.root,
+      h('div', { class: 'chart-body' }, this.header.toolbar, h('div', { class: 'chart-stage' }, this.host, this.legend, this.errorBox)),
+    );
+    this.updateDataset();
+
+    const palette = deps.theme.palette;
+    this.chart = createChart(this.host, {
+      autoSize: true,
+      // lightweight-charts is Apache-2.0 and asks for its attribution: keep the logo on.
+      layout: { attributionLogo: true },
+      crosshair: { mode: CrosshairMode.Normal },
+      timeScale: { timeVisible: true, secondsVisible: cfg.interval.endsWith('s'), rightOffset: 5 },
+    });
+    this.candles = this.chart.addSeries(CandlestickSeries, { borderVisible: false });
+    this.volume = this.chart.addSeries(
+      HistogramSeries,
+      { priceFormat: { type: 'volume' }, priceLineVisible: false, lastValueVisible: false },
+      1,
+    );
+    // Volume gets a quarter of the height; pane 0 keeps its default factor of 1.
+    this.chart.panes()[1]?.setStretchFactor(0.3);
+    this.markersApi = createSeriesMarkers(this.candles, []);
+    this.overlays = {
+      sma: new Overlay(this.chart, 'sma', palette.sma),
+      ema: new Overlay(this.chart, 'ema', palette.ema),
+    };
+
+    this.primitive = new DrawingsPrimitive(
+      (d) => this.project(d),
+      palette,
+      (p) => formatPrice(p, this.precision()),
+      () => this.chart.timeScale().width(),
+    );
+    this.candles.attachPrimitive(this.primitive);
+    this.drawings = new DrawingController(
+      {
+        element: this.host,
+        toAnchor: (p) => {
+          const logical = this.chart.timeScale().coordinateToLogical(p.x);
+          const price = this.candles.coordinateToPrice(p.y);
+          if (logical === null || price === null) return null;
+          const time = logicalToTime(this.bars.bars, this.step(), logical);
+          return time === null ? null : { time: Math.round(time), price };
+        },
+        paneSize: () => ({ width: this.chart.timeScale().width(), height: this.chart.panes()[0]?.getHeight() ?? 0 }),
+        setChartInteractive: (on) => this.chart.applyOptions({ handleScroll: on, handleScale: on }),
+        onChange: (list) => saveDrawings(deps.store, this.cfg.id, list),
+        onUiChange: () => this.header.setDrawingUi(this.drawings.currentTool, this.drawings.selected !== null),
+      },
+      this.primitive,
+      loadDrawings(deps.store, cfg.id),
+    );
+    this.header.setDrawingUi(null, false);
+
+    this.applyPalette(palette);
+    this.cleanups.push(deps.theme.onChange(() => this.applyPalette(deps.theme.palette)));
+    this.cleanups.push(deps.conn.onOpen(() => this.resync()));
+
+    this.chart.timeScale().subscribeVisibleLogicalRangeChange(this.onRangeChange);
+    this.chart.subscribeCrosshairMove(this.onCrosshair);
+
+    for (const k of ['sma', 'ema'] as const) this.header.setToggle(k, cfg[k]);
+    this.start();
+  }
+
+  get config(): ChartConfig {
+    return { ...this.cfg };
+  }
+
+  /** Read-only view used by the debug hook and the browser tests. */
+  debugInfo() {
+    const range = this.chart.timeScale().getVisibleRange();
+    return {
+      id: this.cfg.id,
+      symbol: this.cfg.symbol,
+      interval: this.cfg.interval,
+      state: this.state,
+      barCount: this.bars.length,
+      first: this.bars.first()?.timestamp ?? null,
+      last: this.bars.last() ?? null,
+      visibleRange: range ? { from: Number(range.from), to: Number(range.to) } : null,
+      visibleLogicalRange: this.chart.timeScale().getVisibleLogicalRange(),
+      drawings: this.drawings.list(),
+      markers: this.markers.length,
+      overlays: { sma: this.overlays.sma.enabled, ema: this.overlays.ema.enabled },
+    };
+  }
+
+  /** Timestamps of every loaded bar (browser tests check for holes). */
+  debugTimestamps(): number[] {
+    return this.bars.bars.map((b) => b.timestamp);
+  }
+
+  /** Pixel position of a (time ms, price) point inside the chart host. */
+  debugToPixel(time: number, price: number): { x: number; y: number } | null {
+    const logical = timeToLogical(this.bars.bars, this.step(), time);
+    if (logical === null) return null;
+    const x = this.chart.timeScale().logicalToCoordinate(logical as never);
+    const y = this.candles.priceToCoordinate(price);
+    return x === null || y === null ? null : { x, y };
+  }
+
+  /** Scrolls the view by whole bars (negative = towards older bars). */
+  debugScrollBars(delta: number): void {
+    const r = this.chart.timeScale().getVisibleLogicalRange();
+    if (r) this.chart.timeScale().setVisibleLogicalRange({ from: r.from + delta, to: r.to + delta });
+  }
+
+  addMarkers(markers: readonly Marker[]): void {
+    this.markers = mergeMarkers(this.markers, markers);
+    this.renderMarkers();
+  }
+
+  destroy(): void {
+    this.generation++;
+    this.unsubscribe?.();
+    this.cleanups.forEach((fn) => fn());
+    this.drawings.destroy();
+    this.chart.timeScale().unsubscribeVisibleLogicalRangeChange(this.onRangeChange);
+    this.chart.unsubscribeCrosshairMove(this.onCrosshair);
+    this.chart.remove();
+    this.root.remove();
+  }
+
+  /** Drops the stored drawings (chart removed for good). */
+  forgetDrawings(): void {
+    saveDrawings(this.deps.store, this.cfg.id, []);
+  }
+
+  private step(): number {
+    return intervalMs(this.cfg.interval);
+  }
+
+  private precision(): number {
+    const last = this.bars.last();
+    return last ? pricePrecision(last.close) : 2;
+  }
+
+  private updateDataset(): void {
+    const d = this.root.dataset;
+    d.symbol = this.cfg.symbol;
+    d.interval = this.cfg.interval;
+    d.state = this.state;
+  }
+
+  private setState(state: DataState): void {
+    this.state = state;
+    this.root.dataset.state = state;
+  }
+
+  // ---- configuration -------------------------------------------------------
+
+  private changeSymbol(symbol: string): void {
+    if (!this.deps.acceptsSymbol(symbol)) {
+      this.showError(`Unknown symbol ${symbol}`);
+      this.header.setSymbol(this.cfg.symbol);
+      return;
+    }
+    this.reconfigure(symbol, this.cfg.interval);
+  }
+
+  private reconfigure(symbol: string, interval: Interval): void {
+    if (symbol === this.cfg.symbol && interval === this.cfg.interval) return;
+    this.cfg = { ...this.cfg, symbol, interval };
+    this.header.setSymbol(symbol);
+    this.chart.applyOptions({ timeScale: { secondsVisible: interval.endsWith('s') } });
+    this.deps.onConfigChange(this.config);
+    this.start();
+  }
+
+  private toggleOverlay(kind: 'sma' | 'ema'): void {
+    const on = !this.cfg[kind];
+    this.cfg = { ...this.cfg, [kind]: on };
+    if (on) this.overlays[kind].enable(this.bars.bars);
+    else this.overlays[kind].disable();
+    this.header.setToggle(kind, on);
+    this.deps.onConfigChange(this.config);
+  }
+
+  private toggleTool(kind: DrawingKind): void {
+    this.drawings.setTool(this.drawings.currentTool === kind ? null : kind);
+  }
+
+  // ---- data flow -----------------------------------------------------------
+
+  /** (Re)starts the data flow for the current symbol and interval. */
+  private start(): void {
+    const gen = ++this.generation;
+    this.unsubscribe?.();
+    this.bars.clear();
+    this.buffered = [];
+    this.historyExhausted = false;
+    this.loadingOlder = false;
+    this.setState('loading');
+    this.updateDataset();
+    this.hideError();
+    this.candles.setData([]);
+    this.volume.setData([]);
+    for (const o of Object.values(this.overlays)) o.disable();
+    const { symbol, interval } = this.cfg;
+    // Subscribe first: updates are buffered until the history is in.
+    this.unsubscribe = this.deps.conn.subscribe(symbol, interval, (u) => this.onUpdate(u, gen));
+    void this.loadInitial(gen);
+  }
+
+  private async loadInitial(gen: number): Promise<void> {
+    const { symbol, interval } = this.cfg;
+    try {
+      const reply = await this.deps.conn.request<HistoricalReply>({
+        type: 'get_historical',
+        trading_pair: symbol,
+        interval,
+        limit: INITIAL_BARS,
+      });
+      if (gen !== this.generation) return;
+      this.bars.reset((reply.data ?? []).filter(isBar));
+      this.historyExhausted = this.bars.length < INITIAL_BARS;
+      this.candles.applyOptions({ priceFormat: { type: 'price', precision: this.precision(), minMove: 10 ** -this.precision() } });
+      this.setAllData();
+      for (const k of ['sma', 'ema'] as const) if (this.cfg[k]) this.overlays[k].enable(this.bars.bars);
+      this.chart.timeScale().scrollToRealTime();
+      this.goLive();
+    } catch (err) {
+      if (gen !== this.generation) return;
+      if (err instanceof RequestError && err.code === 'disconnected') {
+        // The reconnect will call resync(), which loads from scratch when empty.
+        this.setState('syncing');
+        return;
+      }
+      this.setState('error');
+      this.showError(err instanceof Error ? err.message : String(err));
+    }
+  }
+
+  /**
+   * After a reconnect: fetch everything from the last bar we have (inclusive:
+   * it may have changed) up to now, so the chart has no hole.
+   */
+  private async resync(): Promise<void> {
+    if (this.bars.length === 0) {
+      if (this.state !== 'error') this.start();
+      return;
+    }
+    const gen = this.generation;
+    this.setState('syncing');
+    const { symbol, interval } = this.cfg;
+    const since = this.bars.last()!.timestamp;
+    try {
+      const reply = await this.deps.conn.request<HistoricalReply>({
+        type: 'get_historical',
+        trading_pair: symbol,
+        interval,
+        start_time: since,
+        limit: MAX_HISTORY_LIMIT,
+      });
+      if (gen !== this.generation) return;
+      const missed = (reply.data ?? []).filter(isBar);
+      if (missed.length >= MAX_HISTORY_LIMIT) {
+        // Away longer than one page: a clean reload is simpler than paging.
+        this.start();
+        return;
+      }
+      for (const bar of missed) this.applyBar(bar);
+      this.goLive();
+    } catch {
+      // Disconnected again: the next reconnect retries; keep buffering.
+    }
+  }
+
+  private goLive(): void {
+    const pending = this.buffered;
+    this.buffered = [];
+    for (const bar of pending) this.applyBar(bar);
+    this.setState('live');
+    this.scheduleQuote();
+    this.renderMarkers();
+    this.drawings.render();
+  }
+
+  private onUpdate(u: PriceUpdate, gen: number): void {
+    if (gen !== this.generation || !isBar(u.data)) return;
+    this.deps.countUpdate();
+    if (this.state === 'live') this.applyBar(u.data);
+    else this.buffered.push(u.data);
+  }
+
+  /** Merges one bar and makes the matching, cheapest chart call. */
+  private applyBar(bar: Bar): void {
+    const outcome = this.bars.upsert(bar);
+    switch (outcome) {
+      case 'append':
+      case 'replace-last':
+        this.candles.update(this.toCandle(bar));
+        this.volume.update(this.toVolume(bar));
+        for (const o of Object.values(this.overlays)) o.updateLast(this.bars.bars, outcome === 'append');
+        if (outcome === 'append') this.renderMarkers();
+        break;
+      case 'replace':
+        // A correction of a closed bar: lightweight-charts v5 allows historical updates.
+        this.candles.update(this.toCandle(bar), true);
+        this.volume.update(this.toVolume(bar), true);
+        for (const o of Object.values(this.overlays)) o.reset(this.bars.bars);
+        break;
+      case 'insert':
+        this.setAllData(true);
+        break;
+      case 'ignored':
+        return;
+    }
+    this.scheduleQuote();
+  }
+
+  /** Pushes every bar to the chart; optionally keeps the view where it was. */
+  private setAllData(keepView = false): void {
+    const range = keepView ? this.chart.timeScale().getVisibleLogicalRange() : null;
+    this.candles.setData(this.bars.bars.map((b) => this.toCandle(b)));
+    this.volume.setData(this.bars.bars.map((b) => this.toVolume(b)));
+    for (const o of Object.values(this.overlays)) o.reset(this.bars.bars);
+    if (range) this.chart.timeScale().setVisibleLogicalRange(range);
+  }
+
+  private readonly onRangeChange = (range: LogicalRange | null): void => {
+    if (!range || this.state !== 'live' || this.loadingOlder || this.historyExhausted) return;
+    if (range.from < LOAD_MORE_THRESHOLD) void this.loadOlder();
+  };
+
+  /**
+   * Scroll-back: fetch the page before the first bar and prepend it. The
+   * chart keeps logical indexes, so the visible range is shifted by exactly
+   * the number of bars added and the user sees no jump.
+   */
+  private async loadOlder(): Promise<void> {
+    const first = this.bars.first();
+    if (!first) return;
+    const gen = this.generation;
+    this.loadingOlder = true;
+    this.root.dataset.loadingOlder = 'true';
+    try {
+      const reply = await this.deps.conn.request<HistoricalReply>({
+        type: 'get_historical',
+        trading_pair: this.cfg.symbol,
+        interval: this.cfg.interval,
+        end_time: first.timestamp,
+        limit: PAGE_BARS,
+      });
+      if (gen !== this.generation) return;
+      const added = this.bars.prepend((reply.data ?? []).filter(isBar));
+      if (added === 0) {
+        this.historyExhausted = true;
+        return;
+      }
+      const ts = this.chart.timeScale();
+      const before = ts.getVisibleLogicalRange();
+      this.setAllData();
+      if (before) ts.setVisibleLogicalRange({ from: before.from + added, to: before.to + added });
+      this.renderMarkers();
+      this.drawings.render();
+    } catch {
+      // Retry happens on the next scroll.
+    } finally {
+      if (gen === this.generation) {
+        this.loadingOlder = false;
+        delete this.root.dataset.loadingOlder;
+      }
+    }
+    // The user may still be at the left edge: keep going.
+    const range = this.chart.timeScale().getVisibleLogicalRange();
+    if (gen === this.generation && !this.historyExhausted) this.onRangeChange(range);
+  }
+
+  // ---- presentation --------------------------------------------------------
+
+  private toCandle(b: Bar): CandlestickData<Time> {
+    const time = (b.timestamp / 1000) as UTCTimestamp;
+    if (b.trades === 0) {
+      // A flat bar (no trade in the bucket): grey, so it does not read as a real move.
+      const c = this.deps.theme.palette.flat;
+      return { time, open: b.open, high: b.high, low: b.low, close: b.close, color: c, wickColor: c, borderColor: c };
+    }
+    return { time, open: b.open, high: b.high, low: b.low, close: b.close };
+  }
+
+  private toVolume(b: Bar): HistogramData<Time> {
+    const p = this.deps.theme.palette;
+    return { time: (b.timestamp / 1000) as UTCTimestamp, value: b.volume, color: b.close >= b.open ? p.volumeUp : p.volumeDown };
+  }
+
+  private applyPalette(p: Palette): void {
+    this.chart.applyOptions({
+      layout: {
+        background: { type: ColorType.Solid, color: p.background },
+        textColor: p.text,
+        panes: { separatorColor: p.border },
+      },
+      grid: { vertLines: { color: p.grid }, horzLines: { color: p.grid } },
+      rightPriceScale: { borderColor: p.border },
+      timeScale: { borderColor: p.border },
+    });
+    this.candles.applyOptions({ upColor: p.up, downColor: p.down, wickUpColor: p.up, wickDownColor: p.down });
+    this.overlays.sma.setColor(p.sma);
+    this.overlays.ema.setColor(p.ema);
+    this.primitive.setPalette(p);
+    // Per-bar colours (volume, flat bars) depend on the palette too.
+    if (this.bars.length) this.setAllData(true);
+  }
+
+  private renderMarkers(): void {
+    const out: SeriesMarker<Time>[] = [];
+    for (const m of this.markers) {
+      const bar = this.bars.barContaining(m.time);
+      if (!bar || m.time < this.bars.first()!.timestamp) continue;
+      const bullish = m.side === 'buy' || m.side === 'long';
+      out.push({
+        time: (bar.timestamp / 1000) as UTCTimestamp,
+        position: m.side === 'exit' ? 'aboveBar' : bullish ? 'belowBar' : 'aboveBar',
+        shape: m.kind === 'trade' ? (bullish ? 'arrowUp' : 'arrowDown') : m.side === 'exit' ? 'square' : 'circle',
+        color: m.kind === 'trade' ? (bullish ? '#26a69a' : '#ef5350') : bullish ? '#2962ff' : '#ff9800',
+        text: m.text,
+        id: `${m.kind}-${m.time}-${m.side}`,
+      });
+    }
+    this.markersApi.setMarkers(out);
+  }
+
+  private scheduleQuote(): void {
+    // Header and legend are DOM: update at most once per frame, not per tick.
+    if (this.quoteQueued) return;
+    this.quoteQueued = true;
+    requestAnimationFrame(() => {
+      this.quoteQueued = false;
+      this.renderQuote();
+      if (!this.hovering) this.renderLegend(this.bars.last());
+    });
+  }
+
+  private renderQuote(): void {
+    const last = this.bars.last();
+    if (!last) {
+      this.header.setQuote('—', '—', 'flat');
+      return;
+    }
+    const pct = changePercent(last.close, referencePrice(this.bars.bars, this.step()));
+    const dir = pct === null || pct === 0 ? 'flat' : pct > 0 ? 'up' : 'down';
+    this.header.setQuote(formatPrice(last.close, this.precision()), formatPercent(pct), dir);
+  }
+
+  private readonly onCrosshair = (param: MouseEventParams<Time>): void => {
+    const bar = param.time !== undefined ? this.bars.at(Number(param.time) * 1000) : undefined;
+    this.hovering = bar !== undefined;
+    this.renderLegend(bar ?? this.bars.last());
+  };
+
+  private renderLegend(bar: Bar | undefined): void {
+    if (!bar) {
+      this.legend.textContent = `${this.cfg.symbol} · ${this.cfg.interval}`;
+      return;
+    }
+    const p = this.precision();
+    const f = (v: number) => formatPrice(v, p);
+    const dir = bar.close >= bar.open ? 'up' : 'down';
+    this.legend.dataset.direction = dir;
+    this.legend.replaceChildren(
+      h('span', { class: 'legend-title' }, `${this.cfg.symbol} · ${this.cfg.interval}`),
+      ...([
+        ['O', f(bar.open)],
+        ['H', f(bar.high)],
+        ['L', f(bar.low)],
+        ['C', f(bar.close)],
+        ['V', formatVolume(bar.volume)],
+      ] as const).map(([k, v]) => h('span', { class: 'legend-item', 'data-field': k }, h('b', {}, k), ` ${v}`)),
+    );
+  }
+
+  private project(d: Drawing) {
+    const ts = this.chart.timeScale();
+    const points: Array<{ x: number; y: number }> = [];
+    for (const a of d.points) {
+      const y = this.candles.priceToCoordinate(a.price);
+      if (y === null) return null;
+      if (d.kind === 'hline') {
+        points.push({ x: 0, y });
+        continue;
+      }
+      const logical = timeToLogical(this.bars.bars, this.step(), a.time);
+      const x = logical === null ? null : ts.logicalToCoordinate(logical as never);
+      if (x === null) return null;
+      points.push({ x, y });
+    }
+    return { id: d.id, kind: d.kind, points, prices: d.points.map((a) => a.price) };
+  }
+
+  private showError(text: string): void {
+    this.errorBox.textContent = text;
+    this.errorBox.hidden = false;
+    setTimeout(() => this.hideError(), 5000);
+  }
+
+  private hideError(): void {
+    this.errorBox.hidden = true;
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * The chart grid: add, remove, duplicate; persists the layout on every
+ * change and routes markers to charts.
+ */
+import { ChartDeps, ChartView } from './chart/chartView';
+import { Drawing, loadDrawings, saveDrawings } from './drawings/model';
+import type { Connection } from './net/connection';
+import type { Interval } from './state/intervals';
+import { ChartConfig, Layout, MAX_CHARTS, nextChartId, saveLayout } from './state/layout';
+import { Marker, markerFromMessage } from './state/markers';
+import type { KeyValueStore } from './state/storage';
+import type { SymbolDirectory } from './state/symbols';
+import type { ThemeState } from './theme';
+
+export class Dashboard {
+  private readonly views = new Map<string, ChartView>();
+  private order: string[] = [];
+  /** Live updates applied since load (debug hook / performance test). */
+  updateCount = 0;
+
+  constructor(
+    readonly grid: HTMLElement,
+    private readonly conn: Connection,
+    private readonly store: KeyValueStore,
+    private readonly theme: ThemeState,
+    private readonly symbols: SymbolDirectory,
+    layout: Layout,
+  ) {
+    for (const cfg of layout.charts) this.mount(cfg);
+    this.updateEmptyState();
+    // Trade and signal markers pushed by the server (later issues feed them).
+    for (const type of ['trade_marker', 'signal']) {
+      conn.onMessage(type, (msg) => {
+        const routed = markerFromMessage(msg);
+        if (!routed) return;
+        for (const v of this.views.values()) {
+          const c = v.config;
+          if (c.symbol === routed.symbol && (!routed.interval || routed.interval === c.interval)) {
+            v.addMarkers([routed.marker]);
+          }
+        }
+      });
+    }
+  }
+
+  charts(): ChartView[] {
+    return this.order.map((id) => this.views.get(id)!);
+  }
+
+  chart(id: string): ChartView | undefined {
+    return this.views.get(id);
+  }
+
+  add(symbol: string, interval: Interval = '1m'): string | null {
+    if (this.order.length >= MAX_CHARTS) return null;
+    const id = nextChartId(this.configs());
+    this.mount({ id, symbol, interval, sma: false, ema: false });
+    this.persist();
+    return id;
+  }
+
+  duplicate(id: string): string | null {
+    const src = this.views.get(id);
+    if (!src || this.order.length >= MAX_CHARTS) return null;
+    const newId = nextChartId(this.configs());
+    // The copy starts with the same drawings; from then on they are separate.
+    saveDrawings(this.store, newId, loadDrawings(this.store, id).map((d: Drawing) => ({ ...d })));
+    this.mount({ ...src.config, id: newId }, id);
+    this.persist();
+    return newId;
+  }
+
+  remove(id: string): void {
+    const v = this.views.get(id);
+    if (!v) return;
+    v.forgetDrawings();
+    v.destroy();
+    this.views.delete(id);
+    this.order = this.order.filter((x) => x !== id);
+    this.persist();
+    this.updateEmptyState();
+  }
+
+  /**
+   * Public hook for trade and strategy-signal markers (see docs/DASHBOARD.md).
+   * Returns false when no chart has that id.
+   */
+  addMarkers(chartId: string, markers: Marker[]): boolean {
+    const v = this.views.get(chartId);
+    if (!v) return false;
+    v.addMarkers(markers);
+    return true;
+  }
+
+
+  private configs(): ChartConfig[] {
+    return this.charts().map((v) => v.config);
+  }
+
+  private mount(cfg: ChartConfig, after?: string): void {
+    const deps: ChartDeps = {
+      conn: this.conn,
+      store: this.store,
+      theme: this.theme,
+      acceptsSymbol: (s) => this.symbols.accepts(s),
+      onConfigChange: () => this.persist(),
+      onRemove: (id) => this.remove(id),
+      onDuplicate: (id) => this.duplicate(id),
+      countUpdate: () => {
+        this.updateCount++;
+      },
+    };
+    const view = new ChartView(cfg, deps);
+    this.views.set(cfg.id, view);
+    const afterIdx = after ? this.order.indexOf(after) : -1;
+    if (afterIdx >= 0) {
+      this.order.splice(afterIdx + 1, 0, cfg.id);
+      this.views.get(after!)!.root.after(view.root);
+    } else {
+      this.order.push(cfg.id);
+      this.grid.append(view.root);
+    }
+    this.updateEmptyState();
+  }
+
+  private persist(): void {
+    saveLayout(this.store, { version: 1, charts: this.configs() });
+    this.grid.dataset.count = String(this.order.length);
+  }
+
+  private updateEmptyState(): void {
+    this.grid.dataset.count = String(this.order.length);
+  }
+}

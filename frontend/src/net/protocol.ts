@@ -1,0 +1,78 @@
+/**
+ * The WebSocket protocol spoken with the candlecast server at `/ws`
+ * (JSON text frames). Any client message may carry an `id`; the server
+ * echoes it in the direct reply so replies can be matched to requests.
+ */
+import type { Bar } from '../state/bars';
+import type { Interval } from '../state/intervals';
+
+export type RequestId = string | number;
+
+export type ClientMessage =
+  | { type: 'subscribe'; trading_pairs: string[]; interval: Interval; id?: RequestId }
+  | { type: 'unsubscribe'; trading_pairs: string[]; interval: Interval; id?: RequestId }
+  | {
+      type: 'get_historical';
+      trading_pair: string;
+      interval: Interval;
+      limit?: number;
+      /** Exclusive. */
+      end_time?: number;
+      /** Inclusive. */
+      start_time?: number;
+      id?: RequestId;
+    }
+  | { type: 'ping'; id?: RequestId };
+
+export interface PriceUpdate {
+  type: 'price_update';
+  symbol: string;
+  interval: Interval;
+  data: Bar;
+  ts_sent?: number;
+  /** Revises an older, already closed bar. */
+  correction?: boolean;
+}
+
+export interface HistoricalReply {
+  type: 'historical';
+  symbol: string;
+  interval: Interval;
+  data: Bar[];
+  id?: RequestId;
+}
+
+export interface ErrorReply {
+  type: 'error';
+  code: string;
+  message?: string;
+  id?: RequestId;
+}
+
+/** Any message from the server; `type` decides the rest. */
+export interface ServerMessage {
+  type: string;
+  id?: RequestId;
+  [key: string]: unknown;
+}
+
+/** Parses one frame; null when it is not a JSON object with a string `type`. */
+export function parseServerMessage(text: string): ServerMessage | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
+  const msg = value as ServerMessage;
+  return typeof msg.type === 'string' ? msg : null;
+}
+
+/** Topic key used to route price updates: one per (symbol, interval). */
+export function topicKey(symbol: string, interval: string): string {
+  return `${symbol}@${interval}`;
+}
+
+/** Largest `limit` the server accepts for get_historical. */
+export const MAX_HISTORY_LIMIT = 5000;

@@ -1,0 +1,101 @@
+/**
+ * Dark and light themes. Page colours are CSS variables switched by
+ * `data-theme` on <html>; charts draw on canvas and so get their colours
+ * from the palette here.
+ */
+import type { KeyValueStore } from './state/storage';
+
+export type Theme = 'dark' | 'light';
+
+export const THEME_KEY = 'candlecast.theme';
+
+export interface Palette {
+  background: string;
+  text: string;
+  grid: string;
+  border: string;
+  up: string;
+  down: string;
+  flat: string;
+  volumeUp: string;
+  volumeDown: string;
+  sma: string;
+  ema: string;
+  drawing: string;
+  drawingSelected: string;
+  fill: string;
+  fib: readonly string[];
+}
+
+const SHARED = {
+  up: '#26a69a',
+  down: '#ef5350',
+  volumeUp: 'rgba(38, 166, 154, 0.45)',
+  volumeDown: 'rgba(239, 83, 80, 0.45)',
+  fib: ['#787b86', '#f23645', '#ff9800', '#4caf50', '#089981', '#00bcd4', '#787b86'],
+} as const;
+
+export const PALETTES: Record<Theme, Palette> = {
+  dark: {
+    ...SHARED,
+    background: '#131722',
+    text: '#d1d4dc',
+    grid: 'rgba(42, 46, 57, 0.6)',
+    border: '#2a2e39',
+    flat: '#787b86',
+    sma: '#f5c542',
+    ema: '#42a5f5',
+    drawing: '#b39ddb',
+    drawingSelected: '#ffffff',
+    fill: 'rgba(179, 157, 219, 0.15)',
+  },
+  light: {
+    ...SHARED,
+    background: '#ffffff',
+    text: '#131722',
+    grid: 'rgba(197, 203, 206, 0.5)',
+    border: '#d6dcde',
+    flat: '#9598a1',
+    sma: '#c77c02',
+    ema: '#1565c0',
+    drawing: '#673ab7',
+    drawingSelected: '#000000',
+    fill: 'rgba(103, 58, 183, 0.12)',
+  },
+};
+
+export function parseTheme(raw: string | null, prefersDark = true): Theme {
+  if (raw === 'dark' || raw === 'light') return raw;
+  return prefersDark ? 'dark' : 'light';
+}
+
+export class ThemeState {
+  private listeners = new Set<(t: Theme) => void>();
+  theme: Theme;
+
+  constructor(private readonly store: KeyValueStore) {
+    const prefersDark = window.matchMedia?.('(prefers-color-scheme: dark)').matches ?? true;
+    this.theme = parseTheme(store.getItem(THEME_KEY), prefersDark);
+    document.documentElement.dataset.theme = this.theme;
+  }
+
+  get palette(): Palette {
+    return PALETTES[this.theme];
+  }
+
+  toggle(): void {
+    this.set(this.theme === 'dark' ? 'light' : 'dark');
+  }
+
+  set(theme: Theme): void {
+    this.theme = theme;
+    document.documentElement.dataset.theme = theme;
+    this.store.setItem(THEME_KEY, theme);
+    for (const fn of this.listeners) fn(theme);
+  }
+
+  onChange(fn: (t: Theme) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+}
