@@ -13,6 +13,8 @@
 //! - [`hub`]: the subscription hub actor: topics, rate limiting per topic, one serialization per update.
 //! - [`market`]: the registry of symbols and their aggregators.
 //! - [`telemetry`]: every counter `/api/stats` and `/metrics` show, defined once.
+//! - [`strategy`]: indicators, strategies, the backtest engine and the parameter optimizer (pure code).
+//! - [`engine`]: starts the pipeline from configuration.
 #![forbid(unsafe_code)]
 
 pub mod model;

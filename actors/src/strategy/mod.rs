@@ -5,8 +5,14 @@
 //! # Layout
 //! - [`params`]: parameter specs (name, type, range, default) and the JSON params validator.
 //! - [`indicators`]: incremental SMA, EMA, RSI, MACD, Bollinger, ATR, VWAP, SuperTrend, with `preview`.
+//! - [`strategies`]: the `Strategy` trait, `Signal`, `StrategyRunner` (the live and backtest path), the catalogue.
+//! - [`backtest`]: the fill model, the simulated account and the metrics.
+//! - [`optimize`]: parameter grids, validated up front, backtested in parallel with progress and cancel.
 
+pub mod backtest;
 pub mod indicators;
+pub mod optimize;
 pub mod params;
+pub mod strategies;
 
 pub use params::{BuildError, ParamError, ParamKind, ParamSpec, Params};

@@ -30,7 +30,14 @@ pub struct ParamSpec {
 impl ParamSpec {
     /// An integer parameter such as a period.
     pub const fn int(name: &'static str, min: u32, max: u32, default: u32, description: &'static str) -> Self {
-        ParamSpec { name, kind: ParamKind::Integer, min: min as f64, max: max as f64, default: default as f64, description }
+        ParamSpec {
+            name,
+            kind: ParamKind::Integer,
+            min: min as f64,
+            max: max as f64,
+            default: default as f64,
+            description,
+        }
     }
 
     /// A real-valued parameter such as a band width.
@@ -40,14 +47,20 @@ impl ParamSpec {
 
     /// Checks one JSON value against this spec and returns it as f64 (integers are exact up to 2^53).
     pub fn check(&self, value: &Value) -> Result<f64, ParamError> {
-        let wrong_type = || ParamError::WrongType { name: self.name.to_owned(), expected: self.kind, found: json_type(value) };
+        let wrong_type =
+            || ParamError::WrongType { name: self.name.to_owned(), expected: self.kind, found: json_type(value) };
         let number = value.as_f64().ok_or_else(wrong_type)?;
         // `10.0` is accepted for an integer: JavaScript clients cannot tell 10 and 10.0 apart.
         if self.kind == ParamKind::Integer && number.fract() != 0.0 {
             return Err(wrong_type());
         }
         if !(self.min..=self.max).contains(&number) {
-            return Err(ParamError::OutOfRange { name: self.name.to_owned(), value: number, min: self.min, max: self.max });
+            return Err(ParamError::OutOfRange {
+                name: self.name.to_owned(),
+                value: number,
+                min: self.min,
+                max: self.max,
+            });
         }
         Ok(number)
     }
@@ -120,6 +133,12 @@ impl Params {
             values[index] = specs[index].check(value)?;
         }
         Ok(Params { specs, values })
+    }
+
+    /// Values already checked one by one against `specs` (in spec order), e.g. an optimizer grid point.
+    pub(crate) fn from_checked(specs: &'static [ParamSpec], values: Vec<f64>) -> Params {
+        debug_assert_eq!(specs.len(), values.len());
+        Params { specs, values }
     }
 
     /// Every parameter at its default.

@@ -52,7 +52,13 @@ pub struct BacktestConfig {
 
 impl Default for BacktestConfig {
     fn default() -> Self {
-        BacktestConfig { fill: FillAt::NextOpen, fee_bps: 0.0, slippage_bps: 0.0, allow_short: false, initial_capital: 10_000.0 }
+        BacktestConfig {
+            fill: FillAt::NextOpen,
+            fee_bps: 0.0,
+            slippage_bps: 0.0,
+            allow_short: false,
+            initial_capital: 10_000.0,
+        }
     }
 }
 
@@ -69,7 +75,10 @@ impl BacktestConfig {
         bps("fee_bps", self.fee_bps)?;
         bps("slippage_bps", self.slippage_bps)?;
         if !(self.initial_capital.is_finite() && self.initial_capital > 0.0) {
-            return Err(BacktestError::Config(format!("initial_capital must be above 0, got {}", self.initial_capital)));
+            return Err(BacktestError::Config(format!(
+                "initial_capital must be above 0, got {}",
+                self.initial_capital
+            )));
         }
         Ok(())
     }
@@ -106,7 +115,11 @@ pub struct BacktestReport {
 }
 
 /// Runs `strategy` (freshly built) over `bars` and returns the full report. Forming bars are skipped.
-pub fn run_backtest<S: Strategy>(strategy: S, bars: &[Bar], config: &BacktestConfig) -> Result<BacktestReport, BacktestError> {
+pub fn run_backtest<S: Strategy>(
+    strategy: S,
+    bars: &[Bar],
+    config: &BacktestConfig,
+) -> Result<BacktestReport, BacktestError> {
     let mut full = Full { equity: Vec::with_capacity(bars.len()), trades: Vec::new(), signals: Vec::new() };
     let metrics = simulate(strategy, bars, config, None, &mut full)?;
     Ok(BacktestReport { config: *config, metrics, equity: full.equity, trades: full.trades, signals: full.signals })
@@ -225,7 +238,14 @@ fn simulate<S: Strategy, R: Recorder>(
 }
 
 #[inline]
-fn fill<R: Recorder>(book: &mut book::Book, stats: &mut metrics::Stats, rec: &mut R, side: SignalSide, price: f64, time: i64) {
+fn fill<R: Recorder>(
+    book: &mut book::Book,
+    stats: &mut metrics::Stats,
+    rec: &mut R,
+    side: SignalSide,
+    price: f64,
+    time: i64,
+) {
     if let Some(trade) = book.execute(side, price, time) {
         stats.trade(trade.pnl);
         rec.trade(trade);

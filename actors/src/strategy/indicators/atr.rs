@@ -62,7 +62,8 @@ mod tests {
     fn gaps_count_through_the_previous_close() {
         // TRs: 2 (first bar, h-l); 5 (gap up: 15 - 10); 3 → seed (2+5+3)/3 = 10/3;
         // then 6 → (10/3·2 + 6)/3 = 38/9.
-        let bars = [bar(0, 11.0, 9.0, 10.0), bar(1, 15.0, 14.0, 14.5), bar(2, 14.0, 11.5, 12.0), bar(3, 12.0, 6.0, 7.0)];
+        let bars =
+            [bar(0, 11.0, 9.0, 10.0), bar(1, 15.0, 14.0, 14.5), bar(2, 14.0, 11.5, 12.0), bar(3, 12.0, 6.0, 7.0)];
         let mut atr = Atr::new(3);
         let out: Vec<_> = bars.iter().map(|b| atr.update(b)).collect();
         assert_eq!(out[..2], [None, None]);

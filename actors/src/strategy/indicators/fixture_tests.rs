@@ -127,3 +127,30 @@ fn every_indicator_handles_empty_and_short_series() {
         assert!(short.iter().all(|b| ind.update(b).is_none()), "{}: value before warm-up", info.name);
     }
 }
+
+/// `preview` on the indicator equals `update` on a clone, and leaves the indicator exactly as it was.
+fn check_preview_on_copy<I: super::Indicator + Clone + std::fmt::Debug>(mut ind: I)
+where
+    I::Output: PartialEq + std::fmt::Debug,
+{
+    for bar in fixture_bars() {
+        let before = format!("{ind:?}");
+        let previewed = ind.preview(&forming(&bar));
+        assert_eq!(format!("{ind:?}"), before, "preview mutated the state");
+        assert_eq!(previewed, ind.clone().update(&forming(&bar)));
+        ind.update(&bar);
+    }
+}
+
+#[test]
+fn preview_equals_update_on_a_copy_for_every_type() {
+    use super::*;
+    check_preview_on_copy(Sma::new(20));
+    check_preview_on_copy(Ema::new(9));
+    check_preview_on_copy(Rsi::new(14));
+    check_preview_on_copy(Macd::new(12, 26, 9));
+    check_preview_on_copy(Bollinger::new(20, 2.0));
+    check_preview_on_copy(Atr::new(14));
+    check_preview_on_copy(Vwap::new());
+    check_preview_on_copy(SuperTrend::new(10, 3.0));
+}

@@ -17,7 +17,7 @@ mod vwap;
 mod window;
 
 #[cfg(test)]
-mod fixture_tests;
+pub(crate) mod fixture_tests;
 
 use serde::Serialize;
 

@@ -137,6 +137,10 @@ mod tests {
         let json = serde_json::to_value(indicator_catalog()).unwrap();
         let st = &json[7];
         assert_eq!(st["name"], "supertrend");
-        assert_eq!(st["params"][1], json!({"name": "multiplier", "type": "float", "min": 0.1, "max": 20.0, "default": 3.0, "description": "band distance in ATRs"}));
+        assert_eq!(
+            st["params"][1],
+            json!({"name": "multiplier", "type": "float", "min": 0.1, "max": 20.0, "default": 3.0,
+                   "description": "band distance in ATRs"})
+        );
     }
 }

@@ -28,7 +28,7 @@ impl Rsi {
     /// Pushes one close.
     #[inline]
     pub fn push(&mut self, close: f64) -> Option<f64> {
-        let Some(prev) = self.prev_close.replace(close) else { return None };
+        let prev = self.prev_close.replace(close)?;
         let change = close - prev;
         let gain = self.gain.push(change.max(0.0));
         let loss = self.loss.push((-change).max(0.0));

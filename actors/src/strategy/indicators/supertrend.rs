@@ -66,10 +66,8 @@ impl SuperTrend {
         let (Some(prev), Some(prev_close)) = (self.bands, self.prev_close) else {
             return Bands { upper: basic_upper, lower: basic_lower, trend: Trend::Down };
         };
-        let upper =
-            if basic_upper < prev.upper || prev_close > prev.upper { basic_upper } else { prev.upper };
-        let lower =
-            if basic_lower > prev.lower || prev_close < prev.lower { basic_lower } else { prev.lower };
+        let upper = if basic_upper < prev.upper || prev_close > prev.upper { basic_upper } else { prev.upper };
+        let lower = if basic_lower > prev.lower || prev_close < prev.lower { basic_lower } else { prev.lower };
         let trend = match prev.trend {
             Trend::Down if bar.close > upper => Trend::Up,
             Trend::Up if bar.close < lower => Trend::Down,

@@ -141,8 +141,11 @@ mod tests {
                 // Rounding is relative to the squared spread of the values seen since the last resync
                 // (at most two windows back), not to the squared price.
                 let recent = &values[(i + 1).saturating_sub(2 * period)..=i];
-                let spread = recent.iter().cloned().fold(f64::MIN, f64::max) - recent.iter().cloned().fold(f64::MAX, f64::min);
-                prop_assert!((m.population_variance(period) - var).abs() <= 1e-12 * spread * spread + 1e-20 * mean * mean, "{} vs {}", m.population_variance(period), var);
+                let hi = recent.iter().cloned().fold(f64::MIN, f64::max);
+                let lo = recent.iter().cloned().fold(f64::MAX, f64::min);
+                let got = m.population_variance(period);
+                let tol = 1e-12 * (hi - lo) * (hi - lo) + 1e-20 * mean * mean;
+                prop_assert!((got - var).abs() <= tol, "{} vs {}", got, var);
             }
         }
     }

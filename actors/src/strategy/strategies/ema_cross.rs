@@ -67,10 +67,8 @@ mod tests {
         // bar 4: close 9 → slow 10.25, below → Sell. bar 5: close 9 → slow 9.625, still below.
         // bar 6: close 12 → slow 10.8125, above → Buy.
         let mut s = EmaCross::new(1, 3);
-        let out: Vec<_> = closes(&[10.0, 10.0, 10.0, 13.0, 9.0, 9.0, 12.0])
-            .iter()
-            .map(|b| s.on_bar(b).map(|a| a.side))
-            .collect();
+        let out: Vec<_> =
+            closes(&[10.0, 10.0, 10.0, 13.0, 9.0, 9.0, 12.0]).iter().map(|b| s.on_bar(b).map(|a| a.side)).collect();
         use SignalSide::{Buy, Sell};
         assert_eq!(out, vec![None, None, None, Some(Buy), Some(Sell), None, Some(Buy)]);
         assert_eq!(s.warmup(), 3);

@@ -6,7 +6,7 @@
 //! same by construction (see the `live_and_backtest_agree` test in `backtest`).
 
 mod ema_cross;
-mod registry;
+pub(crate) mod registry;
 mod rsi_reversion;
 
 use std::borrow::Cow;

@@ -64,10 +64,8 @@ mod tests {
     fn fires_once_per_zone_entry() {
         // RSI(1) is 100 on a rise, 0 on a fall, 50 when flat.
         let mut s = RsiReversion::new(1, 30.0, 70.0);
-        let out: Vec<_> = closes(&[10.0, 9.0, 8.0, 8.0, 9.0, 10.0, 10.0, 9.0])
-            .iter()
-            .map(|b| s.on_bar(b).map(|a| a.side))
-            .collect();
+        let out: Vec<_> =
+            closes(&[10.0, 9.0, 8.0, 8.0, 9.0, 10.0, 10.0, 9.0]).iter().map(|b| s.on_bar(b).map(|a| a.side)).collect();
         use SignalSide::{Buy, Sell};
         assert_eq!(out, vec![None, Some(Buy), None, None, Some(Sell), None, None, Some(Buy)]);
     }
