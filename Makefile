@@ -2,7 +2,7 @@
 #   make run   - build the dashboard when needed and run candlecast on http://localhost:8000
 #   make test  - install what the tests need (apt, npm), then run every test
 
-.PHONY: run test frontend test-rust test-frontend test-browser deps-test
+.PHONY: run test bench frontend test-rust test-frontend test-browser
 
 run: frontend
 	cargo run --release --bin candlecast -- $(ARGS)
@@ -13,6 +13,10 @@ frontend:
 
 test:
 	@scripts/test.sh
+
+# Fan-out benchmark (release build, 1k..19k clients); writes docs/BENCHMARKS.md. Takes ~5 minutes.
+bench:
+	@scripts/bench.sh
 
 test-rust:
 	cargo test --workspace --all-targets

@@ -1,0 +1,200 @@
+//! candlecast-loadgen: opens N WebSocket clients at a controlled rate, subscribes each to one topic
+//! following a hot/cold distribution, and measures delivery latency (the server's `ts_sent` against this
+//! machine's clock), messages per second, connect time, errors and disconnects, plus the server's RSS and
+//! CPU from /proc. Beyond one process's open-file limit it spreads clients over child processes
+//! (`--processes`) and merges their histograms exactly. Prints one summary line; `--json` writes the result.
+
+mod client;
+mod procstat;
+mod stats;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use stats::{Partial, Percentiles, Report, ServerFigures};
+use tokio::io::AsyncReadExt;
+
+#[derive(Parser, Clone, Debug)]
+#[command(about = "Load generator for candlecast's /ws fan-out")]
+pub struct Args {
+    /// WebSocket URL of the server.
+    #[arg(long, default_value = "ws://127.0.0.1:8000/ws")]
+    pub url: String,
+    /// Clients in total (over all processes).
+    #[arg(long, default_value_t = 1000)]
+    pub clients: usize,
+    /// New connections per second (in total).
+    #[arg(long, default_value_t = 2000.0)]
+    pub connect_rate: f64,
+    /// Seconds between the last connection and the start of the measured window.
+    #[arg(long, default_value_t = 5.0)]
+    pub warmup: f64,
+    /// Length of the measured window, in seconds.
+    #[arg(long, default_value_t = 20.0)]
+    pub duration: f64,
+    /// Interval every client subscribes to.
+    #[arg(long, default_value = "1s")]
+    pub interval: String,
+    /// Symbols to spread clients over, comma-separated; the first `hot-symbols` are hot.
+    #[arg(long, default_value = "BTCUSDT,ETHUSDT,ADAUSDT,BNBUSDT,XRPUSDT,SOLUSDT")]
+    pub symbols: String,
+    #[arg(long, default_value_t = 5)]
+    pub hot_symbols: usize,
+    /// Fraction of clients on the hot symbols.
+    #[arg(long, default_value_t = 0.8)]
+    pub hot_fraction: f64,
+    /// Fraction of clients that subscribe and then never read.
+    #[arg(long, default_value_t = 0.0)]
+    pub stalled: f64,
+    /// Fraction of clients that connect, subscribe, take one update and disconnect, in a loop.
+    #[arg(long, default_value_t = 0.0)]
+    pub churn: f64,
+    /// The server's process id, to sample its RSS and CPU.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Write the result as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Generator processes to spread the clients over (each holds at most its open-file limit).
+    #[arg(long, default_value_t = 1)]
+    pub processes: usize,
+    /// Tokio worker threads per process.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Protocol of the server: `candlecast` (/ws JSON) or `socketio` (Engine.IO v4 over WebSocket, for the
+    /// socket.io peer; give its base URL, e.g. ws://127.0.0.1:3000).
+    #[arg(long, default_value = "candlecast")]
+    pub protocol: String,
+    /// Internal: run as child number N and print a partial result as JSON.
+    #[arg(long, hide = true)]
+    pub child: Option<usize>,
+    /// Internal: index of this process's first client.
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub first_client: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if args.processes == 0 || args.clients == 0 {
+        bail!("--processes and --clients must be at least 1");
+    }
+    if !["candlecast", "socketio"].contains(&args.protocol.as_str()) {
+        bail!("--protocol must be candlecast or socketio");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(args.threads.max(1)).enable_all().build()?;
+    rt.block_on(async move {
+        if args.child.is_some() {
+            let partial = client::run_process(Arc::new(args)).await?;
+            println!("{}", serde_json::to_string(&partial)?);
+            return Ok(());
+        }
+        let command = std::env::args().collect::<Vec<_>>().join(" ");
+        let started = Instant::now();
+        let sampler = args.server_pid.map(|pid| tokio::spawn(sample_server(pid, measure_start(&args), args.duration)));
+        let partial = if args.processes == 1 { client::run_process(Arc::new(args.clone())).await? } else { run_children(&args).await? };
+        let server = match sampler {
+            Some(s) => s.await.ok().flatten(),
+            None => None,
+        };
+        let report = report(&args, partial, server, command);
+        println!("{}", report.summary());
+        if let Some(path) = &args.json {
+            std::fs::write(path, serde_json::to_vec_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
+        }
+        eprintln!("(run took {:.1}s)", started.elapsed().as_secs_f64());
+        Ok(())
+    })
+}
+
+/// Seconds from start until the measured window opens (the same schedule every process follows).
+pub fn measure_start(args: &Args) -> f64 {
+    args.clients as f64 / args.connect_rate.max(1.0) + args.warmup
+}
+
+async fn run_children(args: &Args) -> anyhow::Result<Partial> {
+    let exe = std::env::current_exe()?;
+    let per = args.clients.div_ceil(args.processes);
+    let mut children = Vec::new();
+    for i in 0..args.processes {
+        let first = i * per;
+        let n = per.min(args.clients.saturating_sub(first));
+        if n == 0 {
+            break;
+        }
+        let mut cmd = tokio::process::Command::new(&exe);
+        cmd.args(["--url", &args.url, "--interval", &args.interval, "--symbols", &args.symbols, "--protocol", &args.protocol])
+            .args(["--clients", &n.to_string(), "--first-client", &first.to_string(), "--child", &i.to_string()])
+            .args(["--hot-symbols", &args.hot_symbols.to_string(), "--hot-fraction", &args.hot_fraction.to_string()])
+            .args(["--stalled", &args.stalled.to_string(), "--churn", &args.churn.to_string()])
+            .args(["--threads", &args.threads.to_string(), "--warmup", &args.warmup.to_string(), "--duration", &args.duration.to_string()])
+            // Children keep the parent's schedule: the same total connect time.
+            .args(["--connect-rate", &(args.connect_rate * n as f64 / args.clients as f64).to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        children.push(cmd.spawn().context("starting a generator process")?);
+    }
+    let mut parts = Vec::new();
+    for mut child in children {
+        let mut out = String::new();
+        if let Some(mut stdout) = child.stdout.take() {
+            stdout.read_to_string(&mut out).await?;
+        }
+        let status = child.wait().await?;
+        if !status.success() {
+            bail!("a generator process failed: {status}");
+        }
+        parts.push(serde_json::from_str(out.trim()).context("reading a child's result")?);
+    }
+    Ok(Partial::merge(parts))
+}
+
+/// Samples the server every second during the measured window: peak RSS and mean CPU.
+/// Returns (RSS before any client connected, peak RSS in the window, CPU %).
+async fn sample_server(pid: u32, start_after: f64, duration: f64) -> Option<(f64, f64, f64)> {
+    let baseline = procstat::sample(pid)?.rss_kb;
+    tokio::time::sleep(Duration::from_secs_f64(start_after)).await;
+    let first = procstat::sample(pid)?;
+    let mut peak_rss = first.rss_kb;
+    let mut last = first;
+    let end = Instant::now() + Duration::from_secs_f64(duration);
+    while Instant::now() < end {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if let Some(s) = procstat::sample(pid) {
+            peak_rss = peak_rss.max(s.rss_kb);
+            last = s;
+        }
+    }
+    Some((baseline as f64, peak_rss as f64, procstat::cpu_percent(&first, &last)))
+}
+
+fn report(args: &Args, p: Partial, server: Option<(f64, f64, f64)>, command: String) -> Report {
+    // Per client: what the clients added to the server's RSS, not the engine's own history and code.
+    let server = server.map(|(baseline_kb, rss_kb, cpu)| ServerFigures {
+        rss_mb: rss_kb / 1024.0,
+        baseline_rss_mb: baseline_kb / 1024.0,
+        rss_kb_per_client: (rss_kb - baseline_kb).max(0.0) / p.connected.max(1) as f64,
+        cpu_percent: cpu,
+    });
+    let _ = args;
+    Report {
+        clients: p.clients,
+        connected: p.connected,
+        topics: p.topics,
+        stalled: p.stalled,
+        stalled_closed: p.stalled_closed,
+        churn_cycles: p.churn_cycles,
+        connect_errors: p.connect_errors,
+        disconnects: p.disconnects,
+        measure_secs: p.measure_secs,
+        messages: p.messages,
+        messages_per_second: p.messages as f64 / p.measure_secs.max(0.001),
+        latency_ms: Percentiles::of(&p.latency),
+        connect_ms: Percentiles::of(&p.connect),
+        server,
+        command,
+    }
+}

@@ -1,0 +1,135 @@
+//! What one run measured, mergeable across generator processes.
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// Histogram of microseconds, 1 µs to 1 h, 3 significant digits.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Counters and raw histogram buckets of one process (so a parent can merge its children exactly).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Partial {
+    pub clients: usize,
+    pub connected: usize,
+    pub connect_errors: usize,
+    pub disconnects: usize,
+    pub stalled: usize,
+    pub stalled_closed: usize,
+    pub churn_cycles: usize,
+    pub messages: u64,
+    pub measure_secs: f64,
+    /// (value µs, count) of delivery latency.
+    pub latency: Vec<(u64, u64)>,
+    /// (value µs, count) of connect-to-subscribed time.
+    pub connect: Vec<(u64, u64)>,
+    pub topics: usize,
+}
+
+pub fn buckets(h: &Histogram<u64>) -> Vec<(u64, u64)> {
+    h.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect()
+}
+
+pub fn from_buckets(b: &[(u64, u64)]) -> Histogram<u64> {
+    let mut h = histogram();
+    for &(v, n) in b {
+        let _ = h.record_n(v.max(1), n);
+    }
+    h
+}
+
+impl Partial {
+    pub fn merge(parts: Vec<Partial>) -> Partial {
+        let mut out = Partial::default();
+        let (mut lat, mut con) = (histogram(), histogram());
+        for p in parts {
+            out.clients += p.clients;
+            out.connected += p.connected;
+            out.connect_errors += p.connect_errors;
+            out.disconnects += p.disconnects;
+            out.stalled += p.stalled;
+            out.stalled_closed += p.stalled_closed;
+            out.churn_cycles += p.churn_cycles;
+            out.messages += p.messages;
+            out.measure_secs = out.measure_secs.max(p.measure_secs);
+            out.topics = out.topics.max(p.topics);
+            let _ = lat.add(from_buckets(&p.latency));
+            let _ = con.add(from_buckets(&p.connect));
+        }
+        out.latency = buckets(&lat);
+        out.connect = buckets(&con);
+        out
+    }
+}
+
+/// The final result: one JSON document and one summary line.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub clients: usize,
+    pub connected: usize,
+    pub topics: usize,
+    pub stalled: usize,
+    pub stalled_closed: usize,
+    pub churn_cycles: usize,
+    pub connect_errors: usize,
+    pub disconnects: usize,
+    pub measure_secs: f64,
+    pub messages: u64,
+    pub messages_per_second: f64,
+    pub latency_ms: Percentiles,
+    pub connect_ms: Percentiles,
+    pub server: Option<ServerFigures>,
+    pub command: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+impl Percentiles {
+    pub fn of(b: &[(u64, u64)]) -> Percentiles {
+        let h = from_buckets(b);
+        let ms = |v: u64| v as f64 / 1000.0;
+        Percentiles { p50: ms(h.value_at_quantile(0.5)), p90: ms(h.value_at_quantile(0.9)), p99: ms(h.value_at_quantile(0.99)), p999: ms(h.value_at_quantile(0.999)), max: ms(h.max()) }
+    }
+}
+
+/// The server process, sampled from /proc during the measured window.
+#[derive(Debug, Serialize, Clone)]
+pub struct ServerFigures {
+    pub rss_mb: f64,
+    pub baseline_rss_mb: f64,
+    pub rss_kb_per_client: f64,
+    pub cpu_percent: f64,
+}
+
+impl Report {
+    pub fn summary(&self) -> String {
+        let server = self.server.as_ref().map_or(String::new(), |s| {
+            format!(" server_rss={:.1}MB rss/client={:.1}KB server_cpu={:.0}%", s.rss_mb, s.rss_kb_per_client, s.cpu_percent)
+        });
+        format!(
+            "clients={} connected={} topics={} msgs/s={:.0} latency p50={:.2}ms p99={:.2}ms max={:.2}ms connect p99={:.1}ms errors={} disconnects={} stalled={}/{} closed churn_cycles={}{}",
+            self.clients,
+            self.connected,
+            self.topics,
+            self.messages_per_second,
+            self.latency_ms.p50,
+            self.latency_ms.p99,
+            self.latency_ms.max,
+            self.connect_ms.p99,
+            self.connect_errors,
+            self.disconnects,
+            self.stalled_closed,
+            self.stalled,
+            self.churn_cycles,
+            server
+        )
+    }
+}
