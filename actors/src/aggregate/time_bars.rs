@@ -129,7 +129,18 @@ impl TimeBars {
         while slot.history.len() > self.history_cap {
             slot.history.pop_front();
         }
-        let newest = slot.current.as_ref().or(slot.history.back());
+        // History that ends with a closed bar: the next bucket is forming (flat until a trade comes), so
+        // that `advance_to` closes every bucket from here to now and the hand-over leaves no hole.
+        if slot.current.as_ref().map_or(true, |c| slot.history.back().is_some_and(|h| h.open_time >= c.open_time)) {
+            if let Some(last) = slot.history.back() {
+                let next = Bar::flat(last.symbol.clone(), interval, last.close_time(), last.close);
+                slot.current_end = next.close_time();
+                slot.current_span = TradeSpan::EMPTY;
+                slot.current = Some(next);
+                slot.dirty = true;
+            }
+        }
+        let newest = slot.current.as_ref().filter(|c| !c.is_flat()).or(slot.history.back());
         if let Some(bar) = newest {
             if self.last_trade_ts.map_or(true, |t| t < bar.open_time) {
                 self.last_price = Some(bar.close);

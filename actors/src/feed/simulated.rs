@@ -74,6 +74,7 @@ const BURST_SECONDS: f64 = 30.0;
 const MEDIAN_NOTIONAL: f64 = 300.0;
 
 /// The simulated venue for one symbol.
+#[derive(Clone)]
 pub struct SimulatedConnector {
     symbol: Symbol,
     rng: SmallRng,
@@ -178,11 +179,39 @@ impl Connector for SimulatedConnector {
     }
 
     async fn backfill(&mut self, now: i64, intervals: &[Interval]) -> Result<Vec<(Interval, Vec<Bar>)>, FeedError> {
+        // Hundreds of thousands of synthetic bars are CPU work: do it on the blocking pool, so the arbiter
+        // that runs the aggregators stays responsive and the symbols' backfills run side by side.
+        let mut worker = self.clone();
+        let intervals = intervals.to_vec();
+        let (bars, worker) = tokio::task::spawn_blocking(move || {
+            let bars = worker.generate_history(now, &intervals);
+            (bars, worker)
+        })
+        .await
+        .map_err(|e| FeedError::Ended(format!("backfill task failed: {e}")))?;
+        *self = worker;
+        Ok(bars)
+    }
+
+    async fn connect(&mut self) -> Result<(), FeedError> {
+        // Live trades start now; the time since the backfill ended is flat bars, not invented trades.
+        self.clock = self.clock.max(now_ms() as f64);
+        Ok(())
+    }
+
+    async fn next_trades(&mut self) -> Result<Vec<Trade>, FeedError> {
+        self.live_trades().await
+    }
+}
+
+impl SimulatedConnector {
+    /// The backfill itself (synchronous).
+    fn generate_history(&mut self, now: i64, intervals: &[Interval]) -> Vec<(Interval, Vec<Bar>)> {
         let fine_end = Interval::S1.align(now);
         let fine_start = Interval::M1.align(fine_end - self.backfill_fine_hours as i64 * 3_600_000);
         let coarse_start = Interval::M1.align(fine_start - self.backfill_days as i64 * 86_400_000);
         if self.backfill_days == 0 && self.backfill_fine_hours == 0 {
-            return Ok(Vec::new());
+            return Vec::new();
         }
         let mut minutes = Vec::new();
         let mut t = coarse_start;
@@ -211,17 +240,11 @@ impl Connector for SimulatedConnector {
             out.push((iv, bars));
         }
         self.clock = fine_end as f64;
-        Ok(out)
+        out
     }
 
-    async fn connect(&mut self) -> Result<(), FeedError> {
-        if self.clock == 0.0 {
-            self.clock = now_ms() as f64;
-        }
-        Ok(())
-    }
-
-    async fn next_trades(&mut self) -> Result<Vec<Trade>, FeedError> {
+    /// Waits one tick and returns the trades that arrived during it.
+    async fn live_trades(&mut self) -> Result<Vec<Trade>, FeedError> {
         tokio::time::sleep(self.tick).await;
         let now = now_ms();
         // After a pause longer than a few ticks (a suspended machine), do not replay the gap.

@@ -92,6 +92,24 @@ fn seed_keeps_closed_bars_and_resumes_the_forming_one() {
 }
 
 #[test]
+fn seeding_only_closed_bars_leaves_no_hole_until_the_first_trade() {
+    // A backfill that ended at 10:00:00 handed over at 10:00:03: the three seconds in between must be
+    // bars (flat, at the last close), not a hole in the history.
+    let mut tb = bars(&[Interval::S1, Interval::M1]);
+    let closed = |iv: Interval, open: i64| Bar { closed: true, ..Bar::from_trade("BTCUSDT".into(), iv, open, 7.0, 1.0) };
+    let t0 = 600 * MIN;
+    tb.seed(Interval::S1, (1..=5).map(|i| closed(Interval::S1, t0 - i * 1000)).rev().collect());
+    tb.seed(Interval::M1, vec![closed(Interval::M1, t0 - MIN)]);
+    let mut out = Vec::new();
+    tb.advance_to(t0 + 3_200, &mut out);
+    let seconds: Vec<i64> = tb.bars(Interval::S1, None, None, 100).iter().map(|b| b.open_time).collect();
+    let expected: Vec<i64> = (-5..=3).map(|i| t0 + i * 1000).collect();
+    assert_eq!(seconds, expected, "contiguous 1s bars through the hand-over");
+    assert!(tb.bars(Interval::S1, Some(t0), None, 100).iter().all(|b| b.is_flat() && b.close == 7.0));
+    assert_eq!(tb.current(Interval::M1).map(|b| b.open_time), Some(t0));
+}
+
+#[test]
 fn all_intervals_match_resampled_seconds_across_a_week_boundary() {
     // Sunday 2024-01-07 22:00 UTC to Monday 02:00: crosses day and week boundaries.
     let start = 1_704_664_800_000;
