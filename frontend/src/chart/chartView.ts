@@ -20,7 +20,6 @@ import {
   ISeriesMarkersPluginApi,
   LogicalRange,
   MouseEventParams,
-  SeriesMarker,
   Time,
   UTCTimestamp,
   createChart,
@@ -41,7 +40,8 @@ import { Marker, mergeMarkers } from '../state/markers';
 import type { KeyValueStore } from '../state/storage';
 import type { Palette, ThemeState } from '../theme';
 import { ChartHeader } from './chartHeader';
-import { changePercent, formatPercent, formatPrice, formatVolume, pricePrecision } from './format';
+import { changePercent, formatPercent, formatPrice, pricePrecision } from './format';
+import { renderLegend, toSeriesMarkers } from './presentation';
 import { Overlay } from './overlays';
 
 /** Bars asked for on first load and per scroll-back page. */
@@ -49,6 +49,8 @@ export const INITIAL_BARS = 1000;
 export const PAGE_BARS = 500;
 /** Start loading older bars when fewer than this many are left of the view. */
 const LOAD_MORE_THRESHOLD = 50;
+/** Retries of a history request that came back empty (server warming up). */
+const EMPTY_HISTORY_RETRIES = 6;
 
 export interface ChartDeps {
   conn: Connection;
@@ -87,6 +89,8 @@ export class ChartView {
   private loadingOlder = false;
   private historyExhausted = false;
   private hovering = false;
+  /** What the last gap fill brought (debug hook: explains a hole if one shows up). */
+  private lastResync: Record<string, number | null> | null = null;
   private quoteQueued = false;
   private unsubscribe: (() => void) | null = null;
   private readonly cleanups: Array<() => void> = [];
@@ -196,6 +200,7 @@ export class ChartView {
       drawings: this.drawings.list(),
       markers: this.markers.length,
       overlays: { sma: this.overlays.sma.enabled, ema: this.overlays.ema.enabled },
+      lastResync: this.lastResync,
     };
   }
 
@@ -317,16 +322,10 @@ export class ChartView {
   }
 
   private async loadInitial(gen: number): Promise<void> {
-    const { symbol, interval } = this.cfg;
     try {
-      const reply = await this.deps.conn.request<HistoricalReply>({
-        type: 'get_historical',
-        trading_pair: symbol,
-        interval,
-        limit: INITIAL_BARS,
-      });
-      if (gen !== this.generation) return;
-      this.bars.reset((reply.data ?? []).filter(isBar));
+      const data = await this.fetchUntilNonEmpty(gen, { limit: INITIAL_BARS });
+      if (data === null) return;
+      this.bars.reset(data);
       this.historyExhausted = this.bars.length < INITIAL_BARS;
       this.candles.applyOptions({ priceFormat: { type: 'price', precision: this.precision(), minMove: 10 ** -this.precision() } });
       this.setAllData();
@@ -356,18 +355,11 @@ export class ChartView {
     }
     const gen = this.generation;
     this.setState('syncing');
-    const { symbol, interval } = this.cfg;
     const since = this.bars.last()!.timestamp;
     try {
-      const reply = await this.deps.conn.request<HistoricalReply>({
-        type: 'get_historical',
-        trading_pair: symbol,
-        interval,
-        start_time: since,
-        limit: MAX_HISTORY_LIMIT,
-      });
-      if (gen !== this.generation) return;
-      const missed = (reply.data ?? []).filter(isBar);
+      const missed = await this.fetchUntilNonEmpty(gen, { start_time: since, limit: MAX_HISTORY_LIMIT });
+      if (missed === null) return;
+      this.lastResync = { since, at: Date.now(), count: missed.length, first: missed[0]?.timestamp ?? null, last: missed[missed.length - 1]?.timestamp ?? null, buffered: this.buffered.length };
       if (missed.length >= MAX_HISTORY_LIMIT) {
         // Away longer than one page: a clean reload is simpler than paging.
         this.start();
@@ -377,6 +369,31 @@ export class ChartView {
       this.goLive();
     } catch {
       // Disconnected again: the next reconnect retries; keep buffering.
+    }
+  }
+
+  /**
+   * get_historical without end_time always ends with the current bar, so an
+   * empty reply means the server is still warming up (just restarted): ask
+   * again a few times before taking it as final. Null when superseded.
+   */
+  private async fetchUntilNonEmpty(
+    gen: number,
+    range: { start_time?: number; limit: number },
+  ): Promise<Bar[] | null> {
+    const { symbol, interval } = this.cfg;
+    for (let attempt = 0; ; attempt++) {
+      const reply = await this.deps.conn.request<HistoricalReply>({
+        type: 'get_historical',
+        trading_pair: symbol,
+        interval,
+        ...range,
+      });
+      if (gen !== this.generation) return null;
+      const bars = (reply.data ?? []).filter(isBar);
+      if (bars.length > 0 || attempt >= EMPTY_HISTORY_RETRIES) return bars;
+      await new Promise((r) => setTimeout(r, 300 * (attempt + 1)));
+      if (gen !== this.generation) return null;
     }
   }
 
@@ -518,21 +535,7 @@ export class ChartView {
   }
 
   private renderMarkers(): void {
-    const out: SeriesMarker<Time>[] = [];
-    for (const m of this.markers) {
-      const bar = this.bars.barContaining(m.time);
-      if (!bar || m.time < this.bars.first()!.timestamp) continue;
-      const bullish = m.side === 'buy' || m.side === 'long';
-      out.push({
-        time: (bar.timestamp / 1000) as UTCTimestamp,
-        position: m.side === 'exit' ? 'aboveBar' : bullish ? 'belowBar' : 'aboveBar',
-        shape: m.kind === 'trade' ? (bullish ? 'arrowUp' : 'arrowDown') : m.side === 'exit' ? 'square' : 'circle',
-        color: m.kind === 'trade' ? (bullish ? '#26a69a' : '#ef5350') : bullish ? '#2962ff' : '#ff9800',
-        text: m.text,
-        id: `${m.kind}-${m.time}-${m.side}`,
-      });
-    }
-    this.markersApi.setMarkers(out);
+    this.markersApi.setMarkers(toSeriesMarkers(this.markers, this.bars));
   }
 
   private scheduleQuote(): void {
@@ -564,24 +567,7 @@ export class ChartView {
   };
 
   private renderLegend(bar: Bar | undefined): void {
-    if (!bar) {
-      this.legend.textContent = `${this.cfg.symbol} · ${this.cfg.interval}`;
-      return;
-    }
-    const p = this.precision();
-    const f = (v: number) => formatPrice(v, p);
-    const dir = bar.close >= bar.open ? 'up' : 'down';
-    this.legend.dataset.direction = dir;
-    this.legend.replaceChildren(
-      h('span', { class: 'legend-title' }, `${this.cfg.symbol} · ${this.cfg.interval}`),
-      ...([
-        ['O', f(bar.open)],
-        ['H', f(bar.high)],
-        ['L', f(bar.low)],
-        ['C', f(bar.close)],
-        ['V', formatVolume(bar.volume)],
-      ] as const).map(([k, v]) => h('span', { class: 'legend-item', 'data-field': k }, h('b', {}, k), ` ${v}`)),
-    );
+    renderLegend(this.legend, `${this.cfg.symbol} · ${this.cfg.interval}`, bar, this.precision());
   }
 
   private project(d: Drawing) {

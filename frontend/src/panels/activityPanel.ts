@@ -15,7 +15,7 @@ function table(testId: string, cols: readonly string[]): { el: HTMLTableElement;
   const el = h(
     'table',
     { class: 'data-table', 'data-testid': testId },
-    h('thead', {}, h('tr', {}, ...cols.map((c) => h('th', {}, LABELS[c] ?? c.replace(/_/g, ' '))))),
+    h('thead', {}, h('tr', {}, ...cols.map((c) => h('th', {}, LABELS[c] ?? c[0].toUpperCase() + c.slice(1).replace(/_/g, ' '))))),
     body,
   );
   return { el, body };

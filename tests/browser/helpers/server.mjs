@@ -1,0 +1,82 @@
+// Starts the real candlecast server for a test file and stops it afterwards.
+// Binary: $CANDLECAST_BIN, default target/debug/candlecast under the repo root.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const DIST_DIR = path.join(REPO_ROOT, 'frontend', 'dist');
+
+const LISTENING = /candlecast listening on (http:\/\/[^\s]+)/;
+const START_TIMEOUT_MS = 30_000;
+
+function binaryPath() {
+  const bin = process.env.CANDLECAST_BIN ?? 'target/debug/candlecast';
+  return path.isAbsolute(bin) ? bin : path.join(REPO_ROOT, bin);
+}
+
+/**
+ * Starts the server on `port` (0 = a free one) and resolves once it prints
+ * its listening line. Returns { url, port, stop(), output() }.
+ */
+export async function startServer({ port = 0, env = {} } = {}) {
+  const bin = binaryPath();
+  if (!existsSync(bin)) throw new Error(`candlecast binary not found at ${bin}: run \`cargo build --bin candlecast\` or set CANDLECAST_BIN`);
+  if (!existsSync(path.join(DIST_DIR, 'index.html'))) {
+    throw new Error(`${DIST_DIR}/index.html missing: run \`cd frontend && npm ci && npm run build\``);
+  }
+  const child = spawn(bin, [], {
+    cwd: REPO_ROOT,
+    env: {
+      ...process.env,
+      CANDLECAST__SERVER__HOST: '127.0.0.1',
+      CANDLECAST__SERVER__PORT: String(port),
+      CANDLECAST__SERVER__STATIC_DIR: DIST_DIR,
+      // Enough trades that every topic ticks several times a second.
+      CANDLECAST__FEED__SIMULATED__TRADES_PER_SECOND: '50',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start in ${START_TIMEOUT_MS} ms:\n${log}`)), START_TIMEOUT_MS);
+    const onData = (chunk) => {
+      log += chunk;
+      const m = LISTENING.exec(log);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1].replace(/\/$/, ''));
+      }
+    };
+    child.stdout.setEncoding('utf8').on('data', onData);
+    child.stderr.setEncoding('utf8').on('data', (c) => {
+      log += c;
+      if (log.length > 200_000) log = log.slice(-100_000);
+    });
+    exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited early (code ${code}, signal ${signal}):\n${log}`));
+    });
+  });
+  // Keep draining stdout so the server never blocks on a full pipe.
+  child.stdout.removeAllListeners('data');
+  child.stdout.on('data', (c) => {
+    log += c;
+    if (log.length > 200_000) log = log.slice(-100_000);
+  });
+  return {
+    url,
+    port: Number(new URL(url).port),
+    output: () => log,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
