@@ -23,6 +23,8 @@ pub struct Config {
     pub hub: HubSettings,
     pub ws: WsConfig,
     pub log: LogConfig,
+    pub strategies: StrategiesConfig,
+    pub admin: AdminConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -45,6 +47,35 @@ pub struct WsConfig {
     pub ping_interval_secs: u64,
     pub client_timeout_secs: u64,
     pub max_errors_per_10s: u32,
+}
+
+/// Keys for the admin endpoints (`POST`/`DELETE /api/feeds`); empty disables them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// A list, or one key as a plain string (`CANDLECAST__ADMIN__KEYS=secret`).
+    #[serde(deserialize_with = "one_or_many")]
+    pub keys: Vec<String>,
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Keys {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Keys::deserialize(d)? {
+        Keys::One(k) => vec![k],
+        Keys::Many(ks) => ks,
+    })
+}
+
+/// Strategies run live from the start (`[strategies]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrategiesConfig {
+    pub live: Vec<candlecast_actors::strategy::live::signals::LiveSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -95,6 +126,8 @@ impl Config {
             (self.aggregator.grace_ms >= 0, "aggregator.grace_ms must not be negative"),
             (self.hub.max_updates_per_second >= 1, "hub.max_updates_per_second must be at least 1"),
             (self.feed.simulated.trades_per_second > 0.0, "feed.simulated.trades_per_second must be above 0"),
+            ((1..=5).contains(&self.feed.binance.max_messages_per_second), "feed.binance.max_messages_per_second must be 1 to 5 (Binance's limit)"),
+            (self.feed.source != "replay" || !self.feed.replay.path.is_empty(), "feed.replay.path must name a CSV file when feed.source = \"replay\""),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, msg)) => Err(ConfigError((*msg).to_owned())),
@@ -132,6 +165,17 @@ mod tests {
         std::fs::write(&file, "[hub]\nmax_updates_per_secnd = 3\n").unwrap();
         let err = Config::load(Some(&file)).unwrap_err().to_string();
         assert!(err.contains("max_updates_per_secnd"), "{err}");
+    }
+
+    #[test]
+    fn feed_and_admin_sections_refuse_unknown_keys_and_take_one_key_as_a_string() {
+        for key in ["feed.binance.ws_ulr", "feed.replay.sped", "admin.key"] {
+            let err = Config::load_with(None, &[(key, toml::Value::Integer(1))]).unwrap_err().to_string();
+            assert!(err.contains(key.rsplit('.').next().unwrap()), "{key}: {err}");
+        }
+        let c = Config::load_with(None, &[("admin.keys", toml::Value::String("k1".into()))]).unwrap();
+        assert_eq!(c.admin.keys, ["k1"]);
+        assert!(Config::load_with(None, &[("feed.source", toml::Value::String("replay".into()))]).is_err(), "replay needs a path");
     }
 
     #[test]

@@ -6,12 +6,14 @@
 //! # Layout
 //! - [`config`]: `config/default.toml`, `--config FILE` and `CANDLECAST__*` environment overrides.
 //! - [`http`]: one file per REST resource, the JSON error type, and `configure` for every route.
+//! - [`jobs`]: backtest and optimization jobs on a bounded pool, with progress, cancel and expiry.
 //! - [`ws`]: the `/ws` session (the only user of actix-web-actors), request decoding, per-client limits.
 //! - [`run`]: starts the engine and the HTTP server on a bound listener until `shutdown` resolves.
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod http;
+pub mod jobs;
 pub mod ws;
 
 use std::future::Future;
@@ -19,6 +21,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix::Actor;
 use actix_web::{web, App, HttpServer};
 use candlecast_actors::telemetry::RateSampler;
 use candlecast_actors::Engine;
@@ -33,6 +36,11 @@ pub struct AppState {
     pub started: Instant,
     /// Open files this process may hold (after raising the soft limit): its connection ceiling.
     pub connection_ceiling: u64,
+    pub jobs: Arc<jobs::Jobs>,
+    /// Admin keys for the write endpoints of `/api/feeds`, and refused attempts.
+    pub admin: Arc<http::feeds::Admin>,
+    /// What WebSocket sessions reach: hub, market, indicator and strategy actors.
+    pub services: ws::Services,
 }
 
 /// Raises the open-file soft limit to the hard limit; returns the resulting limit.
@@ -46,19 +54,64 @@ pub fn raise_fd_limit() -> u64 {
     }
 }
 
+/// Starts the indicator service and the live strategies (beside the aggregators), and the strategies
+/// the config lists once their symbol has history.
+fn start_strategy_actors(engine: &Engine, config: &Config) -> ws::Services {
+    use candlecast_actors::aggregator::GetQuote;
+    use candlecast_actors::strategy::live::indicators::IndicatorService;
+    use candlecast_actors::strategy::live::signals::{LiveStrategies, StartStrategy};
+
+    let arbiter = engine.market.arbiter().clone();
+    let (hub, market) = (engine.hub.clone(), engine.market.clone());
+    let indicators = IndicatorService::start_in_arbiter(&arbiter, move |_| IndicatorService::new(hub, market));
+    let (hub, market) = (engine.hub.clone(), engine.market.clone());
+    let strategies = LiveStrategies::start_in_arbiter(&arbiter, move |_| LiveStrategies::new(hub, market));
+    for spec in config.strategies.live.clone() {
+        let (market, strategies) = (engine.market.clone(), strategies.clone());
+        actix_web::rt::spawn(async move {
+            // Wait (up to a minute) for the symbol's backfill, so the strategy starts warmed up.
+            for _ in 0..600 {
+                if let Some(e) = market.get(&spec.symbol.to_ascii_uppercase()) {
+                    if e.aggregator.send(GetQuote).await.ok().flatten().is_some() {
+                        break;
+                    }
+                }
+                actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+            }
+            match strategies.send(StartStrategy(spec.clone())).await {
+                Ok(Ok(info)) => tracing::info!(id = info.id, strategy = %spec.strategy, symbol = %spec.symbol, "configured strategy running"),
+                Ok(Err(e)) => tracing::error!(strategy = %spec.strategy, symbol = %spec.symbol, error = %e, "configured strategy refused"),
+                Err(e) => tracing::error!(error = %e, "strategy actor unavailable"),
+            }
+        });
+    }
+    ws::Services { hub: engine.hub.clone(), market: engine.market.clone(), indicators, strategies }
+}
+
 /// Runs candlecast on `listener` until `shutdown` resolves. Must be called inside an actix system.
 pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let connection_ceiling = raise_fd_limit();
     tracing::info!(connection_ceiling, "open-file limit (the most clients one process can hold, minus a few files)");
     let engine = Engine::start(&config.hub, config.aggregator.clone(), &config.feed)?;
-    let state = AppState { engine, ws_limits: Arc::new(config.ws.clone()), started: Instant::now(), connection_ceiling };
+    let services = start_strategy_actors(&engine, &config);
+    let state = AppState {
+        engine,
+        ws_limits: Arc::new(config.ws.clone()),
+        started: Instant::now(),
+        connection_ceiling,
+        jobs: Arc::default(),
+        admin: Arc::new(http::feeds::Admin::new(&config.admin.keys)),
+        services,
+    };
 
-    actix_web::rt::spawn(async {
+    let feeds = state.engine.feeds.clone();
+    actix_web::rt::spawn(async move {
         let mut sampler = RateSampler::default();
         let mut tick = actix_web::rt::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
             sampler.sample();
+            feeds.sample_rates();
         }
     });
 

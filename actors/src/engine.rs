@@ -1,14 +1,17 @@
 //! Starts the actor pipeline: hub, market registry, one aggregator and one feed per configured symbol.
 //! The server calls [`Engine::start`] once and hands the handles to its routes.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use actix::prelude::*;
 use serde::Deserialize;
 
 use crate::aggregator::AggregatorSettings;
+use crate::feed::actor::StopFeed;
+use crate::feed::binance::{BinanceConnector, BinanceSettings};
+use crate::feed::replay::{ReplayConnector, ReplaySettings};
 use crate::feed::simulated::{SimulatedConnector, SimulatedSettings};
-use crate::feed::{Connector, FeedActor, FeedStatus};
+use crate::feed::{Connector, FeedActor, FeedError, FeedStatus};
 use crate::hub::{Hub, HubSettings};
 use crate::market::Market;
 use crate::model::Symbol;
@@ -17,10 +20,12 @@ use crate::model::Symbol;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeedSettings {
-    /// `simulated` (default) or `none` (symbols only from scripts).
+    /// `simulated` (default), `binance`, `replay` or `none` (symbols only from scripts).
     pub source: String,
     pub symbols: Vec<String>,
     pub simulated: SimulatedSettings,
+    pub binance: BinanceSettings,
+    pub replay: ReplaySettings,
 }
 
 impl Default for FeedSettings {
@@ -29,6 +34,8 @@ impl Default for FeedSettings {
             source: "simulated".into(),
             symbols: ["BTCUSDT", "ETHUSDT", "ADAUSDT", "BNBUSDT", "XRPUSDT", "SOLUSDT"].map(String::from).to_vec(),
             simulated: SimulatedSettings::default(),
+            binance: BinanceSettings::default(),
+            replay: ReplaySettings::default(),
         }
     }
 }
@@ -36,8 +43,12 @@ impl Default for FeedSettings {
 /// A configuration the engine cannot start with.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("unknown feed source {0:?}: expected \"simulated\" or \"none\"")]
+    #[error("unknown feed source {0:?}: expected \"simulated\", \"binance\", \"replay\" or \"none\"")]
     UnknownSource(String),
+    #[error("{symbol} already has a feed (from {venue})")]
+    FeedExists { venue: &'static str, symbol: String },
+    #[error("cannot start the {venue} feed: {error}")]
+    Connector { venue: &'static str, error: FeedError },
     #[error("invalid symbol {0:?}: use 1 to 20 characters A-Z, 0-9, '-', '_' or '.'")]
     InvalidSymbol(String),
 }
@@ -53,6 +64,78 @@ pub struct FeedHandle {
     pub source: &'static str,
     pub symbol: Symbol,
     pub status: Arc<FeedStatus>,
+    /// Stops the feed actor, and with it its upstream connection.
+    stop: Recipient<StopFeed>,
+}
+
+/// The running feeds, at most one per symbol; feeds can be added and removed at run time.
+#[derive(Clone)]
+pub struct Feeds {
+    running: Arc<RwLock<Vec<FeedHandle>>>,
+    market: Market,
+    arbiter: ArbiterHandle,
+    settings: Arc<FeedSettings>,
+}
+
+impl Feeds {
+    fn new(market: Market, arbiter: ArbiterHandle, settings: FeedSettings) -> Feeds {
+        Feeds { running: Arc::default(), market, arbiter, settings: Arc::new(settings) }
+    }
+
+    /// Every running feed, in the order they were started.
+    pub fn list(&self) -> Vec<FeedHandle> {
+        self.running.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn len(&self) -> usize {
+        self.running.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Starts a feed for `symbol` from `source` (`simulated`, `binance` or `replay`).
+    pub fn add(&self, source: &str, symbol: &str) -> Result<FeedHandle, EngineError> {
+        if !valid_symbol(symbol) {
+            return Err(EngineError::InvalidSymbol(symbol.to_owned()));
+        }
+        // Held across the start so two concurrent adds of one symbol cannot both start a feed.
+        let mut running = self.running.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = running.iter().find(|f| &*f.symbol == symbol) {
+            return Err(EngineError::FeedExists { venue: f.source, symbol: symbol.to_owned() });
+        }
+        let sym = Symbol::from(symbol);
+        let (market, arbiter, s) = (&self.market, &self.arbiter, &self.settings);
+        let handle = match source {
+            "simulated" => start_feed(market, SimulatedConnector::new(sym, &s.simulated), arbiter),
+            "binance" => {
+                let c = BinanceConnector::new(sym, &s.binance).map_err(|error| EngineError::Connector { venue: "binance", error })?;
+                start_feed(market, c, arbiter)
+            }
+            "replay" => start_feed(market, ReplayConnector::new(sym, &s.replay), arbiter),
+            other => return Err(EngineError::UnknownSource(other.to_owned())),
+        };
+        running.push(handle.clone());
+        Ok(handle)
+    }
+
+    /// Stops and forgets the feed of `symbol` from `source`. The symbol and its bars stay.
+    pub fn remove(&self, source: &str, symbol: &str) -> Option<FeedHandle> {
+        let mut running = self.running.write().unwrap_or_else(|e| e.into_inner());
+        let at = running.iter().position(|f| f.source == source && &*f.symbol == symbol)?;
+        let handle = running.remove(at);
+        handle.stop.do_send(StopFeed);
+        tracing::info!(symbol, source, "feed removed");
+        Some(handle)
+    }
+
+    /// Updates every feed's trades per second; call once a second.
+    pub fn sample_rates(&self) {
+        for f in self.running.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            f.status.sample_rate();
+        }
+    }
 }
 
 /// Handles to the running pipeline.
@@ -60,7 +143,7 @@ pub struct FeedHandle {
 pub struct Engine {
     pub hub: Addr<Hub>,
     pub market: Market,
-    pub feeds: Arc<Vec<FeedHandle>>,
+    pub feeds: Feeds,
 }
 
 impl Engine {
@@ -74,29 +157,29 @@ impl Engine {
         let hub = Hub::start_in_arbiter(&Arbiter::new().handle(), move |_| hub);
         let market_arbiter = Arbiter::new().handle();
         let market = Market::new(hub.clone(), aggregator, market_arbiter.clone());
-        let mut feeds = Vec::new();
+        let feeds = Feeds::new(market.clone(), market_arbiter, feed.clone());
         match feed.source.as_str() {
             "none" => {}
-            "simulated" => {
+            "simulated" | "binance" | "replay" => {
                 for symbol in &feed.symbols {
-                    let connector = SimulatedConnector::new(Symbol::from(symbol.as_str()), &feed.simulated);
-                    feeds.push(start_feed(&market, connector, &market_arbiter));
+                    feeds.add(&feed.source, symbol)?;
                 }
             }
             other => return Err(EngineError::UnknownSource(other.to_owned())),
         }
-        Ok(Engine { hub, market, feeds: Arc::new(feeds) })
+        Ok(Engine { hub, market, feeds })
     }
 }
 
 /// Registers the connector's symbol and starts its feed actor next to the aggregator.
-pub fn start_feed<C: Connector + Send>(market: &Market, connector: C, arbiter: &ArbiterHandle) -> FeedHandle {
+pub fn start_feed<C: Connector + Send>(market: &Market, mut connector: C, arbiter: &ArbiterHandle) -> FeedHandle {
     let source = connector.source();
     let entry = market.get_or_create(connector.symbol(), source);
     let status = Arc::new(FeedStatus::default());
+    connector.attach_status(status.clone());
     let intervals = market.settings().intervals();
     let (sink, seed) = (entry.aggregator.clone().recipient(), Some(entry.aggregator.clone().recipient()));
     let feed_status = status.clone();
-    FeedActor::start_in_arbiter(arbiter, move |_| FeedActor::new(connector, sink, seed, intervals, feed_status));
-    FeedHandle { source, symbol: entry.symbol, status }
+    let actor = FeedActor::start_in_arbiter(arbiter, move |_| FeedActor::new(connector, sink, seed, intervals, feed_status));
+    FeedHandle { source, symbol: entry.symbol, status, stop: actor.recipient() }
 }

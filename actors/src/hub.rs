@@ -53,6 +53,41 @@ pub struct Unsubscribe {
     pub ack: Bytes,
 }
 
+/// Subscribe a client to a named channel (indicator values, strategy signals): queue `first` (for example
+/// the channel's history), then every frame published on it. Sent by the actor that publishes on the
+/// channel, so that nothing it publishes after `first` is missed or comes before it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SubscribeChannel {
+    pub client: ClientId,
+    pub channel: Arc<str>,
+    pub first: Option<Bytes>,
+}
+
+/// Unsubscribe a client from a named channel, then queue `ack`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UnsubscribeChannel {
+    pub client: ClientId,
+    pub channel: Arc<str>,
+    pub ack: Bytes,
+}
+
+/// A ready frame for every subscriber of a channel.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PublishFrame {
+    pub channel: Arc<str>,
+    pub frame: Bytes,
+}
+
+/// How many clients a channel has (so publishers can stop work nobody watches).
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct ChannelSubscribers {
+    pub channel: Arc<str>,
+}
+
 /// An actor (strategy, persistence, replication) that wants bar updates of every topic.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -102,6 +137,7 @@ struct TopicState {
 struct ClientEntry {
     outbox: Arc<Outbox>,
     topics: HashSet<Topic>,
+    channels: HashSet<Arc<str>>,
 }
 
 /// See the module documentation.
@@ -109,6 +145,7 @@ pub struct Hub {
     topics: HashMap<Topic, TopicState>,
     clients: HashMap<ClientId, ClientEntry>,
     actors: Vec<(Recipient<BarEvents>, bool)>,
+    channels: HashMap<Arc<str>, HashMap<ClientId, Arc<Outbox>>>,
     min_gap: Duration,
     /// Topics holding a pending partial update.
     dirty: Vec<Topic>,
@@ -117,7 +154,7 @@ pub struct Hub {
 impl Hub {
     pub fn new(settings: &HubSettings) -> Hub {
         let per_second = settings.max_updates_per_second.max(1);
-        Hub { topics: HashMap::new(), clients: HashMap::new(), actors: Vec::new(), min_gap: Duration::from_secs(1) / per_second, dirty: Vec::new() }
+        Hub { topics: HashMap::new(), clients: HashMap::new(), actors: Vec::new(), channels: HashMap::new(), min_gap: Duration::from_secs(1) / per_second, dirty: Vec::new() }
     }
 
     /// Pushes one framed update to every subscriber of `topic`; drops subscribers that overflow.
@@ -149,6 +186,14 @@ impl Hub {
         for topic in &entry.topics {
             if let Some(state) = self.topics.get_mut(topic) {
                 state.subscribers.remove(&client);
+            }
+        }
+        for channel in &entry.channels {
+            if let Some(subs) = self.channels.get_mut(channel) {
+                subs.remove(&client);
+                if subs.is_empty() {
+                    self.channels.remove(channel);
+                }
             }
         }
     }
@@ -268,7 +313,7 @@ impl Handler<Connect> for Hub {
 
     /// Registers a client with no subscriptions.
     fn handle(&mut self, msg: Connect, _: &mut Context<Self>) {
-        self.clients.insert(msg.client, ClientEntry { outbox: msg.outbox, topics: HashSet::new() });
+        self.clients.insert(msg.client, ClientEntry { outbox: msg.outbox, topics: HashSet::new(), channels: HashSet::new() });
     }
 }
 
@@ -325,6 +370,79 @@ impl Handler<Unsubscribe> for Hub {
             add(&COUNTERS.slow_client_disconnects, 1);
             self.remove_client(msg.client);
         }
+    }
+}
+
+impl Handler<SubscribeChannel> for Hub {
+    type Result = ();
+
+    /// Queues the first frame, then adds the client to the channel.
+    fn handle(&mut self, msg: SubscribeChannel, _: &mut Context<Self>) {
+        let Some(entry) = self.clients.get_mut(&msg.client) else { return };
+        let outbox = entry.outbox.clone();
+        entry.channels.insert(msg.channel.clone());
+        self.channels.entry(msg.channel).or_default().insert(msg.client, outbox.clone());
+        if let Some(first) = msg.first {
+            if let Err(e) = outbox.push(first) {
+                if e == PushError::Overflow {
+                    add(&COUNTERS.slow_client_disconnects, 1);
+                }
+                self.remove_client(msg.client);
+            }
+        }
+    }
+}
+
+impl Handler<UnsubscribeChannel> for Hub {
+    type Result = ();
+
+    /// Removes the client from the channel, then queues the ack.
+    fn handle(&mut self, msg: UnsubscribeChannel, _: &mut Context<Self>) {
+        let Some(entry) = self.clients.get_mut(&msg.client) else { return };
+        entry.channels.remove(&msg.channel);
+        let outbox = entry.outbox.clone();
+        if let Some(subs) = self.channels.get_mut(&msg.channel) {
+            subs.remove(&msg.client);
+            if subs.is_empty() {
+                self.channels.remove(&msg.channel);
+            }
+        }
+        if outbox.push(msg.ack) == Err(PushError::Overflow) {
+            add(&COUNTERS.slow_client_disconnects, 1);
+            self.remove_client(msg.client);
+        }
+    }
+}
+
+impl Handler<PublishFrame> for Hub {
+    type Result = ();
+
+    /// Pushes the frame to every subscriber of the channel; drops subscribers that overflow.
+    fn handle(&mut self, msg: PublishFrame, _: &mut Context<Self>) {
+        let Some(subs) = self.channels.get(&msg.channel) else { return };
+        let mut failed = Vec::new();
+        for (client, outbox) in subs {
+            if let Err(e) = outbox.push(msg.frame.clone()) {
+                failed.push((*client, e));
+            }
+        }
+        add(&COUNTERS.messages_sent, (subs.len() - failed.len()) as u64);
+        for (client, err) in failed {
+            add(&COUNTERS.messages_dropped, 1);
+            if err == PushError::Overflow {
+                add(&COUNTERS.slow_client_disconnects, 1);
+            }
+            self.remove_client(client);
+        }
+    }
+}
+
+impl Handler<ChannelSubscribers> for Hub {
+    type Result = usize;
+
+    /// How many clients a channel has.
+    fn handle(&mut self, msg: ChannelSubscribers, _: &mut Context<Self>) -> usize {
+        self.channels.get(&msg.channel).map_or(0, HashMap::len)
     }
 }
 

@@ -7,6 +7,8 @@
 //! {"type":"unsubscribe","trading_pairs":["BTCUSDT"],"interval":"1m"}
 //! {"type":"get_historical","trading_pair":"BTCUSDT","interval":"1m","limit":1000,"end_time":1700000000000}
 //! {"type":"ping"}
+//! {"type":"subscribe_indicator","trading_pair":"BTCUSDT","interval":"1m","indicator":"ema","params":{"period":20}}
+//! {"type":"subscribe_signals","trading_pair":"BTCUSDT","interval":"1m"}
 //! ```
 //! Server → client: `subscribed`, `unsubscribed`, `price_update`, `historical`, `pong`, `error`
 //! (see `docs/protocol.md` for an example of each).
@@ -50,6 +52,39 @@ pub struct HistoricalRequest {
     pub end_time: Option<i64>,
     #[serde(default)]
     pub start_time: Option<i64>,
+    #[serde(default, rename = "type")]
+    pub _type: Option<String>,
+    #[serde(default)]
+    pub id: Option<Value>,
+}
+
+/// `{"type":"subscribe_indicator"|"unsubscribe_indicator","trading_pair":"BTCUSDT","interval":"1m",
+/// "indicator":"ema","params":{"period":20},"history":500}`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndicatorRequest {
+    pub trading_pair: String,
+    #[serde(default)]
+    pub interval: Option<String>,
+    pub indicator: String,
+    #[serde(default)]
+    pub params: Value,
+    /// Values of history sent first (default 500, at most 5,000).
+    #[serde(default)]
+    pub history: Option<usize>,
+    #[serde(default, rename = "type")]
+    pub _type: Option<String>,
+    #[serde(default)]
+    pub id: Option<Value>,
+}
+
+/// `{"type":"subscribe_signals"|"unsubscribe_signals","trading_pair":"BTCUSDT","interval":"1m"}`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignalsRequest {
+    pub trading_pair: String,
+    #[serde(default)]
+    pub interval: Option<String>,
     #[serde(default, rename = "type")]
     pub _type: Option<String>,
     #[serde(default)]

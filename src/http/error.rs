@@ -18,6 +18,8 @@ pub enum ApiError {
     Unavailable(&'static str),
     #[error("no route {0}")]
     NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl ApiError {
@@ -28,6 +30,7 @@ impl ApiError {
             ApiError::NoData(_) => "no_data",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::NotFound(_) => "not_found",
+            ApiError::Invalid(_) => "invalid_request",
         }
     }
 }
@@ -36,7 +39,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::UnknownSymbol(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::BadParameter(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadParameter(_) | ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
             ApiError::NoData(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }

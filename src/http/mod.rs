@@ -2,11 +2,15 @@
 //!
 //! - [`market_data`]: symbols, prices, historical bars.
 //! - [`status`]: stats, health, Prometheus metrics.
+//! - [`feeds`]: the running feeds; adding and removing symbols at run time (admin key).
+//! - [`strategies`]: the strategy catalogue, backtest and optimization jobs.
 //! - [`error`]: the JSON error type every route returns.
 
 pub mod error;
+pub mod feeds;
 pub mod market_data;
 pub mod status;
+pub mod strategies;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -20,6 +24,17 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &std::path::Path) {
         .service(status::stats)
         .service(status::health)
         .service(status::metrics_route)
+        .service(feeds::list)
+        .service(feeds::add)
+        .service(feeds::remove)
+        .service(strategies::list_strategies)
+        .service(strategies::list_indicators)
+        .service(strategies::backtest_run)
+        .service(strategies::backtest_results)
+        .service(strategies::optimize_start)
+        .service(strategies::optimize_status)
+        .service(strategies::optimize_results)
+        .service(strategies::optimize_cancel)
         .route("/ws", web::get().to(ws::route));
     if static_dir.join("index.html").is_file() {
         cfg.service(actix_files::Files::new("/", static_dir).index_file("index.html"));

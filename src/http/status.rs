@@ -27,24 +27,9 @@ pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
     stats.insert("trading_pair_subscribers".into(), json!(per_pair));
     let market = state.engine.market.list();
     stats.insert("trade_rate".into(), market.iter().map(|e| (e.symbol.to_string(), json!(e.stats.trade_rate()))).collect::<Map<_, _>>().into());
-    stats.insert(
-        "feeds".into(),
-        state
-            .engine
-            .feeds
-            .iter()
-            .map(|f| {
-                json!({
-                    "source": f.source,
-                    "symbol": &*f.symbol,
-                    "state": f.status.state().as_str(),
-                    "reconnects": f.status.reconnects.load(Ordering::Relaxed),
-                    "trades": f.status.trades.load(Ordering::Relaxed),
-                })
-            })
-            .collect::<Vec<Value>>()
-            .into(),
-    );
+    let now = candlecast_actors::model::now_ms();
+    stats.insert("feeds".into(), state.engine.feeds.list().iter().map(|f| super::feeds::feed_json(f, now)).collect::<Vec<Value>>().into());
+    stats.insert("admin_refused".into(), json!(state.admin.refused.load(Ordering::Relaxed)));
     stats.insert("uptime_seconds".into(), json!(state.started.elapsed().as_secs()));
     stats.insert("connection_ceiling".into(), json!(state.connection_ceiling));
     HttpResponse::Ok().json(json!({ "service": "candlecast", "stats": stats }))
@@ -53,11 +38,12 @@ pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
 /// Liveness and a summary of the feeds.
 #[get("/health")]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
-    let failed: Vec<&str> = state.engine.feeds.iter().filter(|f| f.status.state() == candlecast_actors::feed::FeedState::Failed).map(|f| &*f.symbol).collect();
+    let feeds = state.engine.feeds.list();
+    let failed: Vec<&str> = feeds.iter().filter(|f| f.status.state() == candlecast_actors::feed::FeedState::Failed).map(|f| &*f.symbol).collect();
     HttpResponse::Ok().json(json!({
         "status": if failed.is_empty() { "ok" } else { "degraded" },
         "uptime_seconds": state.started.elapsed().as_secs(),
-        "feeds": state.engine.feeds.len(),
+        "feeds": feeds.len(),
         "failed_feeds": failed,
     }))
 }
@@ -105,5 +91,6 @@ pub async fn metrics_route(state: web::Data<AppState>) -> HttpResponse {
         metrics::gauge!("candlecast_symbol_trade_rate", "symbol" => symbol.clone()).set(e.stats.trade_rate());
         metrics::counter!("candlecast_symbol_trades_total", "symbol" => symbol).absolute(e.stats.trades_total.load(Ordering::Relaxed));
     }
+    super::feeds::record_metrics(&state);
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(handle.render())
 }

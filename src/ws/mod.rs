@@ -8,4 +8,4 @@ mod limits;
 mod request;
 mod session;
 
-pub use session::route;
+pub use session::{route, Services};

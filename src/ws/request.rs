@@ -1,6 +1,6 @@
 //! Decoding of client messages into requests, with the error reply for anything malformed.
 
-use candlecast_actors::protocol::{ErrorCode, ErrorMessage, HistoricalRequest, TopicsRequest};
+use candlecast_actors::protocol::{ErrorCode, ErrorMessage, HistoricalRequest, IndicatorRequest, SignalsRequest, TopicsRequest};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -10,6 +10,10 @@ pub enum Request {
     Subscribe(TopicsRequest),
     Unsubscribe(TopicsRequest),
     GetHistorical(HistoricalRequest),
+    SubscribeIndicator(IndicatorRequest),
+    UnsubscribeIndicator(IndicatorRequest),
+    SubscribeSignals(SignalsRequest),
+    UnsubscribeSignals(SignalsRequest),
     Ping { id: Option<Value> },
 }
 
@@ -28,10 +32,14 @@ pub fn decode(text: &[u8]) -> Result<Request, ErrorMessage> {
         "subscribe" => fields(value, kind, id).map(Request::Subscribe),
         "unsubscribe" => fields(value, kind, id).map(Request::Unsubscribe),
         "get_historical" => fields(value, kind, id).map(Request::GetHistorical),
+        "subscribe_indicator" => fields(value, kind, id).map(Request::SubscribeIndicator),
+        "unsubscribe_indicator" => fields(value, kind, id).map(Request::UnsubscribeIndicator),
+        "subscribe_signals" => fields(value, kind, id).map(Request::SubscribeSignals),
+        "unsubscribe_signals" => fields(value, kind, id).map(Request::UnsubscribeSignals),
         "ping" => Ok(Request::Ping { id }),
         other => Err(ErrorMessage::new(
             ErrorCode::UnknownType,
-            format!("unknown message type {other:?}: expected subscribe, unsubscribe, get_historical or ping"),
+            format!("unknown message type {other:?}: expected subscribe, unsubscribe, get_historical, subscribe_indicator, unsubscribe_indicator, subscribe_signals, unsubscribe_signals or ping"),
             id,
         )),
     }
@@ -51,6 +59,9 @@ mod tests {
         assert!(matches!(decode(br#"{"type":"unsubscribe","trading_pairs":[],"interval":"1h"}"#), Ok(Request::Unsubscribe(_))));
         assert!(matches!(decode(br#"{"type":"get_historical","trading_pair":"BTCUSDT","limit":5}"#), Ok(Request::GetHistorical(_))));
         assert_eq!(decode(br#"{"type":"ping","id":3}"#), Ok(Request::Ping { id: Some(Value::from(3)) }));
+        assert!(matches!(decode(br#"{"type":"subscribe_indicator","trading_pair":"BTCUSDT","indicator":"ema","params":{"period":20}}"#), Ok(Request::SubscribeIndicator(_))));
+        assert!(matches!(decode(br#"{"type":"unsubscribe_signals","trading_pair":"BTCUSDT","interval":"5m"}"#), Ok(Request::UnsubscribeSignals(_))));
+        assert!(decode(br#"{"type":"subscribe_indicator","trading_pair":"BTCUSDT"}"#).is_err(), "indicator is required");
     }
 
     #[test]

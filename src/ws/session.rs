@@ -24,7 +24,9 @@ use candlecast_actors::market::{Market, SymbolEntry};
 use candlecast_actors::messages::{ClientId, Topic};
 use candlecast_actors::model::Symbol;
 use candlecast_actors::outbox::{Outbox, PushError};
-use candlecast_actors::protocol::{self, frame, BarData, ErrorCode, ErrorMessage, Historical, HistoricalRequest, HistoryQuery, TopicsAck, TopicsRequest};
+use candlecast_actors::protocol::{self, frame, BarData, ErrorCode, ErrorMessage, Historical, HistoricalRequest, HistoryQuery, IndicatorRequest, SignalsRequest, TopicsAck, TopicsRequest};
+use candlecast_actors::strategy::live::indicators::{IndicatorService, SubscribeIndicator, UnsubscribeIndicator};
+use candlecast_actors::strategy::live::signals::{LiveStrategies, SubscribeSignals, UnsubscribeSignals};
 use candlecast_actors::telemetry::{add, COUNTERS};
 use futures_util::Stream;
 use serde_json::{json, Value};
@@ -43,6 +45,18 @@ const ERROR_WINDOW: Duration = Duration::from_secs(10);
 const MAX_WAITING_REQUESTS: usize = 16;
 /// How often a session with waiting requests checks whether its outbox has drained.
 const RETRY_EVERY: Duration = Duration::from_millis(20);
+/// Indicator values sent as history when the client does not say, and at most.
+const DEFAULT_INDICATOR_HISTORY: usize = 500;
+const MAX_INDICATOR_HISTORY: usize = 5_000;
+
+/// The actors a session reaches besides the hub.
+#[derive(Clone)]
+pub struct Services {
+    pub hub: Addr<Hub>,
+    pub market: Market,
+    pub indicators: Addr<IndicatorService>,
+    pub strategies: Addr<LiveStrategies>,
+}
 
 static NEXT_CLIENT: AtomicU64 = AtomicU64::new(1);
 
@@ -52,8 +66,11 @@ pub struct WsSession {
     outbox: Arc<Outbox>,
     hub: Addr<Hub>,
     market: Market,
+    services: Services,
     limits: Arc<WsConfig>,
     topics: HashSet<Topic>,
+    /// Indicator and signal streams, by the request that opened them; they count as topics.
+    streams: HashSet<String>,
     last_heard: Instant,
     bucket: TokenBucket,
     errors: ErrorWindow,
@@ -67,12 +84,14 @@ pub struct WsSession {
 }
 
 impl WsSession {
-    fn new(outbox: Arc<Outbox>, hub: Addr<Hub>, market: Market, limits: Arc<WsConfig>) -> WsSession {
+    fn new(outbox: Arc<Outbox>, services: Services, limits: Arc<WsConfig>) -> WsSession {
         WsSession {
             id: NEXT_CLIENT.fetch_add(1, Ordering::Relaxed),
             outbox,
-            hub,
-            market,
+            hub: services.hub.clone(),
+            market: services.market.clone(),
+            services,
+            streams: HashSet::new(),
             bucket: TokenBucket::new(limits.max_control_messages_per_second),
             errors: ErrorWindow::new(limits.max_errors_per_10s, ERROR_WINDOW),
             limits,
@@ -129,6 +148,10 @@ impl WsSession {
             Ok(Request::Subscribe(req)) => self.subscribe(req, ctx),
             Ok(Request::Unsubscribe(req)) => self.unsubscribe(req, ctx),
             Ok(Request::GetHistorical(req)) => self.historical(req, ctx),
+            Ok(Request::SubscribeIndicator(req)) => self.indicator(req, true, ctx),
+            Ok(Request::UnsubscribeIndicator(req)) => self.indicator(req, false, ctx),
+            Ok(Request::SubscribeSignals(req)) => self.signals(req, true, ctx),
+            Ok(Request::UnsubscribeSignals(req)) => self.signals(req, false, ctx),
             Ok(Request::Ping { id }) => {
                 let mut pong = json!({ "type": "pong" });
                 if let Some(id) = id {
@@ -165,13 +188,90 @@ impl WsSession {
             Err(e) => return self.reply_error(e, ctx),
         };
         let new = topics.iter().filter(|t| !self.topics.contains(*t)).count();
-        if self.topics.len() + new > self.limits.max_topics_per_client {
-            let msg = format!("subscribing to {new} more topic(s) would exceed the limit of {} per client (holding {}); nothing was subscribed", self.limits.max_topics_per_client, self.topics.len());
+        if let Err(msg) = self.room_for(new) {
             return self.reply_error(ErrorMessage::new(ErrorCode::TooManySubscriptions, msg, req.id), ctx);
         }
         self.topics.extend(topics.iter().cloned());
         let ack = protocol::text_frame(&TopicsAck { kind: "subscribed", trading_pairs: &names, interval, id: req.id.as_ref() });
         self.hub.do_send(Subscribe { client: self.id, topics, ack });
+    }
+
+    /// Whether `new` more topics or streams fit the client's limit.
+    fn room_for(&self, new: usize) -> Result<(), String> {
+        let held = self.topics.len() + self.streams.len();
+        if held + new > self.limits.max_topics_per_client {
+            return Err(format!("subscribing to {new} more topic(s) would exceed the limit of {} per client (holding {held}); nothing was subscribed", self.limits.max_topics_per_client));
+        }
+        Ok(())
+    }
+
+    /// Checks the symbol and interval of an indicator or signal request.
+    fn stream_topic(&self, pair: &str, interval: Option<&str>, id: &Option<Value>) -> Result<(Symbol, candlecast_actors::model::Interval), ErrorMessage> {
+        let interval = protocol::parse_interval(interval).map_err(|e| ErrorMessage::new(ErrorCode::InvalidParameter, e.to_string(), id.clone()))?;
+        let symbol = pair.to_ascii_uppercase();
+        if !self.market.contains(&symbol) {
+            return Err(ErrorMessage::new(ErrorCode::UnknownSymbol, format!("unknown symbol {pair:?}"), id.clone()));
+        }
+        Ok((Symbol::from(symbol.as_str()), interval))
+    }
+
+    fn indicator(&mut self, req: IndicatorRequest, subscribe: bool, ctx: &mut ws::WebsocketContext<Self>) {
+        let id = req.id.clone();
+        let (symbol, interval) = match self.stream_topic(&req.trading_pair, req.interval.as_deref(), &id) {
+            Ok(t) => t,
+            Err(e) => return self.reply_error(e, ctx),
+        };
+        let key = format!("indicator:{symbol}:{interval}:{}:{}", req.indicator, req.params);
+        if !subscribe {
+            self.streams.remove(&key);
+            let msg = UnsubscribeIndicator { client: self.id, symbol, interval, indicator: req.indicator, params: req.params, id: id.clone() };
+            let fut = self.services.indicators.send(msg);
+            ctx.spawn(fut.into_actor(self).map(move |res, s, ctx| {
+                if let Ok(Err(e)) = res {
+                    s.reply_error(ErrorMessage::new(ErrorCode::InvalidParameter, e, id), ctx);
+                }
+            }));
+            return;
+        }
+        if !self.streams.contains(&key) {
+            if let Err(msg) = self.room_for(1) {
+                return self.reply_error(ErrorMessage::new(ErrorCode::TooManySubscriptions, msg, id), ctx);
+            }
+        }
+        self.streams.insert(key.clone());
+        let history = req.history.unwrap_or(DEFAULT_INDICATOR_HISTORY).min(MAX_INDICATOR_HISTORY);
+        let msg = SubscribeIndicator { client: self.id, symbol, interval, indicator: req.indicator, params: req.params, history, id: id.clone() };
+        let fut = self.services.indicators.send(msg);
+        ctx.spawn(fut.into_actor(self).map(move |res, s, ctx| {
+            let err = match res {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => ErrorMessage::new(ErrorCode::InvalidParameter, e, id),
+                Err(_) => ErrorMessage::new(ErrorCode::Internal, "indicators are not available right now", id),
+            };
+            s.streams.remove(&key);
+            s.reply_error(err, ctx);
+        }));
+    }
+
+    fn signals(&mut self, req: SignalsRequest, subscribe: bool, ctx: &mut ws::WebsocketContext<Self>) {
+        let id = req.id.clone();
+        let (symbol, interval) = match self.stream_topic(&req.trading_pair, req.interval.as_deref(), &id) {
+            Ok(t) => t,
+            Err(e) => return self.reply_error(e, ctx),
+        };
+        let key = format!("signals:{symbol}:{interval}");
+        if !subscribe {
+            self.streams.remove(&key);
+            self.services.strategies.do_send(UnsubscribeSignals { client: self.id, symbol, interval, id });
+            return;
+        }
+        if !self.streams.contains(&key) {
+            if let Err(msg) = self.room_for(1) {
+                return self.reply_error(ErrorMessage::new(ErrorCode::TooManySubscriptions, msg, id), ctx);
+            }
+        }
+        self.streams.insert(key);
+        self.services.strategies.do_send(SubscribeSignals { client: self.id, symbol, interval, id });
     }
 
     fn unsubscribe(&mut self, req: TopicsRequest, ctx: &mut ws::WebsocketContext<Self>) {
@@ -333,7 +433,7 @@ pub async fn route(req: HttpRequest, payload: web::Payload, state: web::Data<App
     let limits = state.ws_limits.clone();
     let outbox = Arc::new(Outbox::new(limits.outbound_queue_bytes));
     let codec = Codec::new().max_size(limits.max_frame_bytes * HARD_FRAME_FACTOR);
-    let session = WsSession::new(outbox.clone(), state.engine.hub.clone(), state.engine.market.clone(), limits);
+    let session = WsSession::new(outbox.clone(), state.services.clone(), limits);
     let driver = Box::pin(ws::WebsocketContext::with_codec(session, payload, codec));
     Ok(response.streaming(SessionBody { driver: Some(driver), outbox }))
 }

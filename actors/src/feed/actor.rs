@@ -7,12 +7,17 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use super::backoff::Backoff;
-use super::{Connector, FeedState, FeedStatus};
+use super::{Connector, FeedError, FeedState, FeedStatus};
 use crate::messages::Ingest;
 use crate::model::{now_ms, Interval};
 
 /// A connection that lasted this long counts as healthy: the next failure starts the backoff afresh.
 const HEALTHY_AFTER: Duration = Duration::from_secs(30);
+
+/// Stops the feed: its task, and with it the connector and its upstream connection, is dropped.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopFeed;
 
 /// See the module documentation. The connector lives in the actor's task, not in the struct.
 pub struct FeedActor<C: Connector> {
@@ -37,6 +42,25 @@ impl<C: Connector> Actor for FeedActor<C> {
         let Some(connector) = self.connector.take() else { return };
         let run = run(connector, self.sink.clone(), self.seed.take(), std::mem::take(&mut self.intervals), self.status.clone());
         ctx.spawn(actix::fut::wrap_future(run).map(|_, _: &mut Self, ctx: &mut Context<Self>| ctx.stop()));
+    }
+}
+
+impl<C: Connector> Handler<StopFeed> for FeedActor<C> {
+    type Result = ();
+
+    /// Stops the actor; the connection closes as its task is dropped.
+    fn handle(&mut self, _: StopFeed, ctx: &mut Context<Self>) {
+        tracing::info!(state = self.status.state().as_str(), "feed stopped on request");
+        ctx.stop();
+    }
+}
+
+/// A finished replay is not a failure.
+fn stopped_state(err: &FeedError) -> FeedState {
+    if matches!(err, FeedError::Ended(_)) {
+        FeedState::Finished
+    } else {
+        FeedState::Failed
     }
 }
 
@@ -78,14 +102,14 @@ async fn run<C: Connector>(mut c: C, sink: Recipient<Ingest>, seed: Option<Recip
                     backoff.reset();
                 }
                 if err.is_terminal() {
-                    status.set_state(FeedState::Failed);
+                    status.set_state(stopped_state(&err));
                     tracing::error!(%symbol, source, error = %err, "feed stopped");
                     return;
                 }
                 tracing::warn!(%symbol, source, error = %err, "feed disconnected");
             }
             Err(e) if e.is_terminal() => {
-                status.set_state(FeedState::Failed);
+                status.set_state(stopped_state(&e));
                 tracing::error!(%symbol, source, error = %e, "feed cannot connect");
                 return;
             }

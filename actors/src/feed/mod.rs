@@ -2,14 +2,19 @@
 //! stream trades to the symbol's aggregator, reconnect with capped backoff after any non-terminal error.
 //!
 //! - [`simulated`]: the default market, no outside service needed.
+//! - [`binance`]: Binance spot trades, one WebSocket connection per symbol, REST backfill and gap fill.
+//! - [`replay`]: a trades or bars CSV replayed at a chosen speed.
 //! - [`backoff`]: capped exponential backoff with jitter.
 
 pub mod actor;
 pub mod backoff;
+pub mod binance;
+pub mod replay;
 pub mod simulated;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
 
 pub use actor::FeedActor;
 
@@ -47,6 +52,9 @@ pub trait Connector: Unpin + 'static {
 
     fn symbol(&self) -> &Symbol;
 
+    /// Hands the connector the figures its feed shows, for what only it sees (malformed messages, gaps).
+    fn attach_status(&mut self, _status: Arc<FeedStatus>) {}
+
     /// History to load before live trades start, per interval, ascending. Default: none.
     fn backfill(&mut self, _now_ms: i64, _intervals: &[Interval]) -> impl Future<Output = Result<Vec<(Interval, Vec<Bar>)>, FeedError>> {
         async { Ok(Vec::new()) }
@@ -67,6 +75,8 @@ pub enum FeedState {
     Connected = 1,
     Reconnecting = 2,
     Failed = 3,
+    /// A finite source (a replay) reached its end.
+    Finished = 4,
 }
 
 impl FeedState {
@@ -76,6 +86,7 @@ impl FeedState {
             FeedState::Connected => "connected",
             FeedState::Reconnecting => "reconnecting",
             FeedState::Failed => "failed",
+            FeedState::Finished => "finished",
         }
     }
 }
@@ -88,6 +99,15 @@ pub struct FeedStatus {
     pub trades: AtomicU64,
     /// Wall-clock ms of the last message from upstream; 0 before the first.
     pub last_message_ms: AtomicI64,
+    /// Upstream messages that could not be decoded and were skipped.
+    pub malformed: AtomicU64,
+    /// Trades fetched over REST to fill gaps in the trade ids.
+    pub gap_trades_filled: AtomicU64,
+    /// Gaps that could not be filled (completely).
+    pub gaps_unfilled: AtomicU64,
+    /// Trades received per second over the last sampled second (see [`FeedStatus::sample_rate`]).
+    pub trades_per_second: AtomicU64,
+    trades_at_last_sample: AtomicU64,
 }
 
 impl FeedStatus {
@@ -96,11 +116,19 @@ impl FeedStatus {
             1 => FeedState::Connected,
             2 => FeedState::Reconnecting,
             3 => FeedState::Failed,
+            4 => FeedState::Finished,
             _ => FeedState::Connecting,
         }
     }
 
     pub fn set_state(&self, state: FeedState) {
         self.state.store(state as u8, Ordering::Relaxed);
+    }
+
+    /// Updates `trades_per_second`; call once a second.
+    pub fn sample_rate(&self) {
+        let total = self.trades.load(Ordering::Relaxed);
+        let before = self.trades_at_last_sample.swap(total, Ordering::Relaxed);
+        self.trades_per_second.store(total.saturating_sub(before), Ordering::Relaxed);
     }
 }

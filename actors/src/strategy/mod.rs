@@ -7,10 +7,12 @@
 //! - [`indicators`]: incremental SMA, EMA, RSI, MACD, Bollinger, ATR, VWAP, SuperTrend, with `preview`.
 //! - [`strategies`]: the `Strategy` trait, `Signal`, `StrategyRunner` (the live and backtest path), the catalogue.
 //! - [`backtest`]: the fill model, the simulated account and the metrics.
+//! - [`live`]: the actors that run indicators and strategies on live bars and publish on hub channels.
 //! - [`optimize`]: parameter grids, validated up front, backtested in parallel with progress and cancel.
 
 pub mod backtest;
 pub mod indicators;
+pub mod live;
 pub mod optimize;
 pub mod params;
 pub mod strategies;

@@ -1,0 +1,182 @@
+//! The feeds resource: `GET /api/feeds` lists every feed and its health; `POST /api/feeds` and
+//! `DELETE /api/feeds/{source}/{symbol}` add and remove symbols at run time, behind an admin key.
+//!
+//! Admin keys come from `[admin] keys` (or `CANDLECAST__ADMIN__KEYS`) and are sent as
+//! `Authorization: Bearer <key>`. No key configured: the write endpoints answer 403 (admin disabled);
+//! a missing or wrong key: 401. Every refused attempt is counted (`admin_refused` in `/api/stats`) and
+//! logged with the peer address and the reason, never with the key.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use actix_web::http::StatusCode;
+use actix_web::{delete, get, post, web, HttpRequest, HttpResponse, ResponseError};
+use candlecast_actors::engine::{EngineError, FeedHandle};
+use candlecast_actors::model::now_ms;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::AppState;
+
+/// The configured admin keys and the count of refused attempts.
+#[derive(Debug, Default)]
+pub struct Admin {
+    keys: Vec<String>,
+    pub refused: AtomicU64,
+}
+
+impl Admin {
+    pub fn new(keys: &[String]) -> Admin {
+        Admin { keys: keys.iter().filter(|k| !k.is_empty()).cloned().collect(), refused: AtomicU64::new(0) }
+    }
+
+    /// Checks the request's bearer token against every key.
+    fn authorize(&self, req: &HttpRequest) -> Result<(), FeedsError> {
+        let refuse = |err: FeedsError, reason: &str| {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            let peer = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+            tracing::warn!(peer, method = %req.method(), path = req.path(), reason, "refused an admin request");
+            Err(err)
+        };
+        if self.keys.is_empty() {
+            return refuse(FeedsError::AdminDisabled, "admin disabled");
+        }
+        let header = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let Some(token) = header.strip_prefix("Bearer ").map(str::trim) else {
+            return refuse(FeedsError::Unauthorized, "no bearer token");
+        };
+        // Compare against every key, in constant time per key, so timing tells nothing about either.
+        let ok = self.keys.iter().fold(false, |ok, key| ok | constant_time_eq(key.as_bytes(), token.as_bytes()));
+        if ok {
+            Ok(())
+        } else {
+            refuse(FeedsError::Unauthorized, "wrong key")
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let diff = a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y));
+    diff == 0 && a.len() == b.len()
+}
+
+/// What the feed routes answer when they refuse.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedsError {
+    #[error("admin is disabled: configure [admin] keys (or CANDLECAST__ADMIN__KEYS) to add and remove feeds")]
+    AdminDisabled,
+    #[error("send a valid admin key as `Authorization: Bearer <key>`")]
+    Unauthorized,
+    #[error("invalid request body: {0}")]
+    BadBody(String),
+    #[error("{0}")]
+    Engine(#[from] EngineError),
+    #[error("no {venue} feed for {symbol}")]
+    NoSuchFeed { venue: String, symbol: String },
+}
+
+impl ResponseError for FeedsError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            FeedsError::AdminDisabled => StatusCode::FORBIDDEN,
+            FeedsError::Unauthorized => StatusCode::UNAUTHORIZED,
+            FeedsError::BadBody(_) => StatusCode::BAD_REQUEST,
+            FeedsError::Engine(EngineError::FeedExists { .. }) => StatusCode::CONFLICT,
+            FeedsError::Engine(EngineError::Connector { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            FeedsError::Engine(_) => StatusCode::BAD_REQUEST,
+            FeedsError::NoSuchFeed { .. } => StatusCode::NOT_FOUND,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let code = match self {
+            FeedsError::AdminDisabled => "admin_disabled",
+            FeedsError::Unauthorized => "unauthorized",
+            FeedsError::BadBody(_) => "invalid_request",
+            FeedsError::Engine(EngineError::FeedExists { .. }) => "feed_exists",
+            FeedsError::Engine(EngineError::Connector { .. }) => "unavailable",
+            FeedsError::Engine(_) => "invalid_parameter",
+            FeedsError::NoSuchFeed { .. } => "not_found",
+        };
+        let mut resp = HttpResponse::build(self.status_code());
+        if matches!(self, FeedsError::Unauthorized) {
+            resp.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        resp.json(json!({ "error": code, "detail": self.to_string() }))
+    }
+}
+
+/// One feed as `/api/feeds` and `/api/stats` show it.
+pub fn feed_json(f: &FeedHandle, now: i64) -> Value {
+    let s = &f.status;
+    let last = s.last_message_ms.load(Ordering::Relaxed);
+    json!({
+        "source": f.source,
+        "symbol": &*f.symbol,
+        "state": s.state().as_str(),
+        "last_message_age_ms": (last > 0).then(|| (now - last).max(0)),
+        "reconnects": s.reconnects.load(Ordering::Relaxed),
+        "trades": s.trades.load(Ordering::Relaxed),
+        "messages_per_second": s.trades_per_second.load(Ordering::Relaxed),
+        "malformed": s.malformed.load(Ordering::Relaxed),
+        "gap_trades_filled": s.gap_trades_filled.load(Ordering::Relaxed),
+        "gaps_unfilled": s.gaps_unfilled.load(Ordering::Relaxed),
+    })
+}
+
+/// Every feed with its state, last message age, reconnects and message rate.
+#[get("/api/feeds")]
+pub async fn list(state: web::Data<AppState>) -> HttpResponse {
+    let now = now_ms();
+    let feeds: Vec<Value> = state.engine.feeds.list().iter().map(|f| feed_json(f, now)).collect();
+    HttpResponse::Ok().json(json!({ "feeds": feeds }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddFeed {
+    source: String,
+    symbol: String,
+}
+
+/// Starts a feed for a symbol (admin only): `{"source":"binance","symbol":"BTCUSDT"}`.
+#[post("/api/feeds")]
+pub async fn add(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> Result<HttpResponse, FeedsError> {
+    state.admin.authorize(&req)?;
+    let AddFeed { source, symbol } = serde_json::from_slice(&body).map_err(|e| FeedsError::BadBody(e.to_string()))?;
+    let symbol = symbol.to_ascii_uppercase();
+    let handle = state.engine.feeds.add(&source, &symbol)?;
+    tracing::info!(%symbol, source = handle.source, "feed added through the API");
+    Ok(HttpResponse::Created().json(feed_json(&handle, now_ms())))
+}
+
+/// Stops a feed and its upstream connection (admin only). The symbol and its bars stay.
+#[delete("/api/feeds/{source}/{symbol}")]
+pub async fn remove(req: HttpRequest, path: web::Path<(String, String)>, state: web::Data<AppState>) -> Result<HttpResponse, FeedsError> {
+    state.admin.authorize(&req)?;
+    let (source, symbol) = path.into_inner();
+    let symbol = symbol.to_ascii_uppercase();
+    match state.engine.feeds.remove(&source, &symbol) {
+        Some(handle) => Ok(HttpResponse::Ok().json(json!({ "removed": feed_json(&handle, now_ms()) }))),
+        None => Err(FeedsError::NoSuchFeed { venue: source, symbol }),
+    }
+}
+
+/// Per-feed Prometheus series, labelled by source and symbol.
+pub fn record_metrics(state: &AppState) {
+    let now = now_ms();
+    for f in state.engine.feeds.list() {
+        let s = &f.status;
+        let labels = [("source", f.source.to_string()), ("symbol", f.symbol.to_string())];
+        let connected = f64::from(u8::from(s.state() == candlecast_actors::feed::FeedState::Connected));
+        metrics::gauge!("candlecast_feed_connected", &labels).set(connected);
+        metrics::counter!("candlecast_feed_reconnects_total", &labels).absolute(s.reconnects.load(Ordering::Relaxed));
+        metrics::counter!("candlecast_feed_trades_total", &labels).absolute(s.trades.load(Ordering::Relaxed));
+        metrics::counter!("candlecast_feed_malformed_total", &labels).absolute(s.malformed.load(Ordering::Relaxed));
+        metrics::gauge!("candlecast_feed_messages_per_second", &labels).set(s.trades_per_second.load(Ordering::Relaxed) as f64);
+        let last = s.last_message_ms.load(Ordering::Relaxed);
+        if last > 0 {
+            metrics::gauge!("candlecast_feed_last_message_age_seconds", &labels).set((now - last).max(0) as f64 / 1000.0);
+        }
+    }
+    metrics::counter!("candlecast_admin_refused_total").absolute(state.admin.refused.load(Ordering::Relaxed));
+}

@@ -1,0 +1,367 @@
+//! The Binance adapter against a LOCAL stand-in for Binance. Binance itself is never contacted: the
+//! `FakeBinance` below is a WebSocket server and a tiny HTTP server on 127.0.0.1 that speak Binance's
+//! documented wire formats (the `<symbol>@trade` stream, `/api/v3/klines`, `/api/v3/historicalTrades`),
+//! and the real candlecast server is started with `feed.source = "binance"` pointed at them.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Client, TestServer, Toml};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::Message;
+
+/// What the fake exchange can be told to do on a connection.
+enum Cmd {
+    Send(Message),
+    /// Vanish without a close frame, as a dropped TCP connection does.
+    Drop,
+}
+
+#[derive(Default)]
+struct FakeState {
+    /// Connections accepted per symbol since start.
+    accepted: HashMap<String, usize>,
+    /// Open connections: id → (symbol, command channel).
+    open: HashMap<u64, (String, mpsc::UnboundedSender<Cmd>)>,
+    next_conn: u64,
+    /// Every trade "executed", per symbol, as `/api/v3/historicalTrades` rows.
+    trades: HashMap<String, Vec<Value>>,
+    /// Pong payloads received, with when.
+    pongs: Vec<(Instant, Vec<u8>)>,
+}
+
+/// See the module documentation.
+#[derive(Clone)]
+struct FakeBinance {
+    ws: SocketAddr,
+    rest: SocketAddr,
+    state: Arc<Mutex<FakeState>>,
+}
+
+impl FakeBinance {
+    async fn start() -> FakeBinance {
+        let ws_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let rest_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let fake = FakeBinance { ws: ws_listener.local_addr().unwrap(), rest: rest_listener.local_addr().unwrap(), state: Arc::default() };
+        let f = fake.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = ws_listener.accept().await {
+                tokio::spawn(f.clone().serve_ws(tcp));
+            }
+        });
+        let f = fake.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = rest_listener.accept().await {
+                tokio::spawn(f.clone().serve_rest(tcp));
+            }
+        });
+        fake
+    }
+
+    fn overrides(&self, symbols: &[&str]) -> Vec<(&'static str, Toml)> {
+        vec![
+            ("feed.source", Toml::String("binance".into())),
+            ("feed.symbols", Toml::Array(symbols.iter().map(|s| Toml::String(s.to_string())).collect())),
+            ("feed.binance.ws_url", Toml::String(format!("ws://{}", self.ws))),
+            ("feed.binance.rest_url", Toml::String(format!("http://{}", self.rest))),
+            ("feed.binance.backfill_days", Toml::Integer(1)),
+            ("feed.binance.backfill_fine_hours", Toml::Integer(0)),
+        ]
+    }
+
+    async fn serve_ws(self, tcp: TcpStream) {
+        let mut path = String::new();
+        let callback = |req: &Request, resp: Response| {
+            path = req.uri().path().to_owned();
+            Ok(resp)
+        };
+        let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else { return };
+        // `/ws/btcusdt@trade` → BTCUSDT
+        let symbol = path.trim_start_matches("/ws/").trim_end_matches("@trade").to_ascii_uppercase();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let id = {
+            let mut s = self.state.lock().unwrap();
+            *s.accepted.entry(symbol.clone()).or_default() += 1;
+            s.next_conn += 1;
+            let id = s.next_conn;
+            s.open.insert(id, (symbol, tx));
+            id
+        };
+        loop {
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(Cmd::Send(m)) => if ws.send(m).await.is_err() { break },
+                    Some(Cmd::Drop) | None => break,
+                },
+                msg = ws.next() => match msg {
+                    Some(Ok(Message::Pong(p))) => self.state.lock().unwrap().pongs.push((Instant::now(), p.to_vec())),
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+        self.state.lock().unwrap().open.remove(&id);
+    }
+
+    /// Answers one HTTP/1.1 GET: klines (one closed bar a minute ago) or historical trades by id.
+    async fn serve_rest(self, mut tcp: TcpStream) {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            match tcp.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let head = String::from_utf8_lossy(&buf).to_string();
+        let target = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+        let q: HashMap<&str, &str> = query.split('&').filter_map(|kv| kv.split_once('=')).collect();
+        let symbol = q.get("symbol").copied().unwrap_or("").to_owned();
+        let body = match path {
+            "/api/v3/klines" => {
+                let minute = (now_ms() / 60_000 - 1) * 60_000;
+                json!([[minute, "100.0", "101.0", "99.0", "100.5", "3.0", minute + 59_999, "300.0", 3, "1.0", "100.0", "0"]])
+            }
+            "/api/v3/historicalTrades" => {
+                let from: u64 = q.get("fromId").and_then(|v| v.parse().ok()).unwrap_or(0);
+                let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(500);
+                let s = self.state.lock().unwrap();
+                let rows: Vec<Value> = s.trades.get(&symbol).into_iter().flatten().filter(|t| t["id"].as_u64().unwrap() >= from).take(limit).cloned().collect();
+                Value::Array(rows)
+            }
+            _ => json!({"code": -1, "msg": "unknown path"}),
+        };
+        let body = body.to_string();
+        let resp = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        let _ = tcp.write_all(resp.as_bytes()).await;
+    }
+
+    fn send(&self, symbol: &str, msg: Message) {
+        for (sym, tx) in self.state.lock().unwrap().open.values() {
+            if sym == symbol {
+                let _ = tx.send(Cmd::Send(msg.clone()));
+            }
+        }
+    }
+
+    /// Records a trade as executed (REST can serve it); `stream` also sends it on the trade stream.
+    fn trade(&self, symbol: &str, id: u64, price: f64, qty: f64, stream: bool) {
+        let ts = now_ms();
+        let row = json!({"id": id, "price": format!("{price:.8}"), "qty": format!("{qty:.8}"), "quoteQty": "0", "time": ts, "isBuyerMaker": id % 2 == 0, "isBestMatch": true});
+        self.state.lock().unwrap().trades.entry(symbol.to_owned()).or_default().push(row);
+        if stream {
+            let ev = json!({"e": "trade", "E": ts, "s": symbol, "t": id, "p": format!("{price:.8}"), "q": format!("{qty:.8}"), "T": ts, "m": id % 2 == 0, "M": true});
+            self.send(symbol, Message::text(ev.to_string()));
+        }
+    }
+
+    fn drop_connections(&self, symbol: &str) {
+        for (sym, tx) in self.state.lock().unwrap().open.values() {
+            if sym == symbol {
+                let _ = tx.send(Cmd::Drop);
+            }
+        }
+    }
+
+    fn accepted(&self, symbol: &str) -> usize {
+        self.state.lock().unwrap().accepted.get(symbol).copied().unwrap_or(0)
+    }
+
+    fn accepted_total(&self) -> usize {
+        self.state.lock().unwrap().accepted.values().sum()
+    }
+
+    fn open(&self, symbol: &str) -> usize {
+        self.state.lock().unwrap().open.values().filter(|(s, _)| s == symbol).count()
+    }
+
+    fn pongs(&self) -> Vec<(Instant, Vec<u8>)> {
+        self.state.lock().unwrap().pongs.clone()
+    }
+}
+
+fn now_ms() -> i64 {
+    candlecast_actors::model::now_ms()
+}
+
+/// Polls until `check` holds, or panics with `what` after `secs`.
+async fn eventually<F: FnMut() -> bool>(secs: u64, what: &str, mut check: F) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn feed(server: &TestServer, symbol: &str) -> Value {
+    let (_, body) = server.get_json("/api/feeds").await;
+    body["feeds"].as_array().unwrap().iter().find(|f| f["symbol"] == symbol).cloned().unwrap_or(Value::Null)
+}
+
+/// Trades and volume in the 1s bars of `symbol` (the backfill has no 1s bars: all of it is live).
+async fn live_totals(server: &TestServer, symbol: &str) -> (u64, f64) {
+    let (_, body) = server.get_json(&format!("/api/historical/{symbol}?interval=1s&limit=300")).await;
+    let bars = body["data"].as_array().cloned().unwrap_or_default();
+    (bars.iter().map(|b| b["trades"].as_u64().unwrap()).sum(), bars.iter().map(|b| b["volume"].as_f64().unwrap()).sum())
+}
+
+async fn wait_totals(server: &TestServer, symbol: &str, trades: u64) -> (u64, f64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let t = live_totals(server, symbol).await;
+        if t.0 >= trades || Instant::now() > deadline {
+            return t;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trades_become_bars_gaps_are_filled_bad_frames_skipped_drops_reconnected() {
+    let fake = FakeBinance::start().await;
+    let server = TestServer::start(&fake.overrides(&["BTCUSDT"])).await;
+    eventually(10, "the adapter's connection", || fake.open("BTCUSDT") == 1).await;
+
+    // Stream trades 1..=5: they become bars, with the backfilled kline before them.
+    for id in 1..=5 {
+        fake.trade("BTCUSDT", id, 100.0 + id as f64, 0.5, true);
+    }
+    assert_eq!(wait_totals(&server, "BTCUSDT", 5).await, (5, 2.5));
+    let (_, hist) = server.get_json("/api/historical/BTCUSDT?interval=1m&limit=5").await;
+    let m1 = hist["data"].as_array().unwrap();
+    assert!(m1.iter().any(|b| b["trades"] == 3 && b["closed"] == true), "the kline from REST is history: {hist}");
+
+    // Trades 6..=8 are executed but never streamed; trade 9 reveals the gap, REST fills it.
+    for id in 6..=8 {
+        fake.trade("BTCUSDT", id, 110.0, 1.0, false);
+    }
+    fake.trade("BTCUSDT", 9, 111.0, 1.0, true);
+    assert_eq!(wait_totals(&server, "BTCUSDT", 9).await, (9, 6.5), "bars include the missing trades");
+    assert_eq!(feed(&server, "BTCUSDT").await["gap_trades_filled"], 3);
+
+    // A malformed frame is counted and skipped; the connection stays.
+    fake.send("BTCUSDT", Message::text("{\"e\":\"trade\",\"t\":"));
+    fake.trade("BTCUSDT", 10, 112.0, 1.0, true);
+    assert_eq!(wait_totals(&server, "BTCUSDT", 10).await.0, 10);
+    let f = feed(&server, "BTCUSDT").await;
+    assert_eq!((f["malformed"].as_u64(), f["reconnects"].as_u64()), (Some(1), Some(0)), "{f}");
+    assert_eq!(fake.accepted("BTCUSDT"), 1, "no reconnect for a bad frame");
+
+    // The server drops the connection: the adapter reconnects with backoff and trades resume.
+    fake.drop_connections("BTCUSDT");
+    eventually(10, "a reconnect", || fake.accepted("BTCUSDT") == 2 && fake.open("BTCUSDT") == 1).await;
+    let f = feed(&server, "BTCUSDT").await;
+    assert_eq!((f["reconnects"].as_u64(), f["state"].as_str()), (Some(1), Some("connected")), "{f}");
+    fake.trade("BTCUSDT", 11, 113.0, 1.0, true);
+    assert_eq!(wait_totals(&server, "BTCUSDT", 11).await.0, 11);
+
+    // A serverShutdown notice: the adapter reconnects at once instead of waiting for the cut.
+    fake.send("BTCUSDT", Message::text(json!({"e": "serverShutdown", "E": now_ms()}).to_string()));
+    eventually(10, "a reconnect after serverShutdown", || fake.accepted("BTCUSDT") == 3 && fake.open("BTCUSDT") == 1).await;
+    let stats = server.stats().await;
+    let in_stats = stats["feeds"].as_array().unwrap().iter().find(|f| f["symbol"] == "BTCUSDT").cloned().unwrap();
+    assert_eq!(in_stats["reconnects"], 2, "{in_stats}");
+    let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("candlecast_feed_reconnects_total{source=\"binance\",symbol=\"BTCUSDT\"} 2"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pings_get_their_payload_back_at_most_five_messages_a_second() {
+    let fake = FakeBinance::start().await;
+    let _server = TestServer::start(&fake.overrides(&["ETHUSDT"])).await;
+    eventually(10, "the adapter's connection", || fake.open("ETHUSDT") == 1).await;
+
+    fake.send("ETHUSDT", Message::Ping(b"hello".to_vec().into()));
+    eventually(5, "a pong", || fake.pongs().iter().any(|(_, p)| p == b"hello")).await;
+
+    // A burst of 15 pings in one go: every one is answered with its own payload, paced to 5/s.
+    let start = fake.pongs().len();
+    for i in 0..15 {
+        fake.send("ETHUSDT", Message::Ping(format!("p{i}").into_bytes().into()));
+    }
+    eventually(10, "15 pongs", || fake.pongs().len() >= start + 15).await;
+    let pongs = fake.pongs()[start..].to_vec();
+    let payloads: Vec<String> = pongs.iter().map(|(_, p)| String::from_utf8_lossy(p).into_owned()).collect();
+    assert_eq!(payloads, (0..15).map(|i| format!("p{i}")).collect::<Vec<_>>());
+    let times: Vec<Instant> = fake.pongs().iter().map(|(t, _)| *t).collect();
+    for (i, t) in times.iter().enumerate() {
+        let in_window = times[i..].iter().take_while(|u| u.duration_since(*t) < Duration::from_secs(1)).count();
+        assert!(in_window <= 5, "{in_window} messages within one second");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_upstream_connection_per_symbol_whatever_the_clients_and_feeds_change_at_run_time() {
+    let fake = FakeBinance::start().await;
+    let mut overrides = fake.overrides(&["BTCUSDT", "SOLUSDT"]);
+    overrides.push(("admin.keys", Toml::Array(vec![Toml::String("s3cret".into())])));
+    let server = TestServer::start(&overrides).await;
+    eventually(10, "two connections", || fake.open("BTCUSDT") == 1 && fake.open("SOLUSDT") == 1).await;
+
+    let mut first = Client::connect(&server).await;
+    first.subscribe(&["BTCUSDT", "SOLUSDT"], "1m").await;
+    assert_eq!(fake.accepted_total(), 2, "1 client, 2 symbols: 2 upstream connections");
+
+    // 1,000 clients watching the same two symbols, connected 100 at a time.
+    let mut clients = Vec::new();
+    for _ in 0..10 {
+        let batch = (0..100).map(|_| async {
+            let mut c = Client::connect(&server).await;
+            c.subscribe(&["BTCUSDT", "SOLUSDT"], "1m").await;
+            c
+        });
+        clients.extend(futures_util::future::join_all(batch).await);
+    }
+    assert_eq!(server.stats().await["total_clients"], 1_001);
+    assert_eq!(fake.accepted_total(), 2, "1,001 clients, 2 symbols: still 2 upstream connections");
+    drop(clients);
+
+    // Adding a symbol opens its connection; removing it closes it.
+    let http = reqwest::Client::new();
+    let add = http.post(server.url("/api/feeds")).bearer_auth("s3cret").json(&json!({"source": "binance", "symbol": "ADAUSDT"})).send().await.unwrap();
+    assert_eq!(add.status(), 201);
+    eventually(10, "the new symbol's connection", || fake.open("ADAUSDT") == 1).await;
+    assert_eq!(fake.accepted_total(), 3);
+    let again = http.post(server.url("/api/feeds")).bearer_auth("s3cret").json(&json!({"source": "binance", "symbol": "ADAUSDT"})).send().await.unwrap();
+    assert_eq!(again.status(), 409, "one feed per symbol");
+    let del = http.delete(server.url("/api/feeds/binance/ADAUSDT")).bearer_auth("s3cret").send().await.unwrap();
+    assert_eq!(del.status(), 200);
+    eventually(10, "the removed symbol's connection to close", || fake.open("ADAUSDT") == 0).await;
+    assert!(feed(&server, "ADAUSDT").await.is_null());
+    let gone = http.delete(server.url("/api/feeds/binance/ADAUSDT")).bearer_auth("s3cret").send().await.unwrap();
+    assert_eq!(gone.status(), 404);
+
+    // Wrong and missing keys: 401, counted, never logged.
+    let wrong = http.delete(server.url("/api/feeds/binance/BTCUSDT")).bearer_auth("guess").send().await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    let missing = http.post(server.url("/api/feeds")).json(&json!({"source": "binance", "symbol": "XRPUSDT"})).send().await.unwrap();
+    assert_eq!(missing.status(), 401);
+    assert_eq!(server.stats().await["admin_refused"], 2);
+    assert_eq!(fake.open("BTCUSDT"), 1, "refused requests changed nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_endpoints_are_disabled_without_keys() {
+    let server = TestServer::start(&[("feed.symbols", Toml::Array(vec![Toml::String("BTCUSDT".into())]))]).await;
+    let http = reqwest::Client::new();
+    let r = http.post(server.url("/api/feeds")).bearer_auth("anything").json(&json!({"source": "simulated", "symbol": "ETHUSDT"})).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "admin_disabled");
+    assert!(body["detail"].as_str().unwrap().contains("admin is disabled"));
+    assert_eq!(server.stats().await["admin_refused"], 1);
+    let (status, feeds) = server.get_json("/api/feeds").await;
+    assert_eq!(status, 200);
+    assert_eq!(feeds["feeds"][0]["source"], "simulated");
+    assert_eq!(feeds["feeds"][0]["state"], "connected");
+}
