@@ -30,6 +30,8 @@ pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
     let now = candlecast_actors::model::now_ms();
     stats.insert("feeds".into(), state.engine.feeds.list().iter().map(|f| super::feeds::feed_json(f, now)).collect::<Vec<Value>>().into());
     stats.insert("admin_refused".into(), json!(state.admin.refused.load(Ordering::Relaxed)));
+    let computations = state.services.indicators.send(candlecast_actors::strategy::live::indicators::CountComputations).await.unwrap_or(0);
+    stats.insert("indicator_computations".into(), json!(computations));
     stats.insert("uptime_seconds".into(), json!(state.started.elapsed().as_secs()));
     stats.insert("connection_ceiling".into(), json!(state.connection_ceiling));
     HttpResponse::Ok().json(json!({ "service": "candlecast", "stats": stats }))

@@ -46,6 +46,11 @@ pub struct UnsubscribeIndicator {
     pub id: Option<Value>,
 }
 
+/// How many computations are running (shared by all their subscribers).
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct CountComputations;
+
 /// Values kept per computation for late subscribers.
 const KEPT_VALUES: usize = 5_000;
 /// How often computations nobody watches are dropped.
@@ -208,6 +213,15 @@ impl Handler<UnsubscribeIndicator> for IndicatorService {
         }
         self.hub.do_send(UnsubscribeChannel { client: msg.client, channel, ack: protocol::text_frame(&ack) });
         Ok(())
+    }
+}
+
+impl Handler<CountComputations> for IndicatorService {
+    type Result = usize;
+
+    /// Counts the running computations.
+    fn handle(&mut self, _: CountComputations, _: &mut Context<Self>) -> usize {
+        self.computations.len()
     }
 }
 
