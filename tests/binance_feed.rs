@@ -78,6 +78,8 @@ impl FakeBinance {
         ]
     }
 
+    // The handshake callback's error type is tungstenite's (a full HTTP response); not ours to shrink.
+    #[allow(clippy::result_large_err)]
     async fn serve_ws(self, tcp: TcpStream) {
         let mut path = String::new();
         let callback = |req: &Request, resp: Response| {
@@ -157,10 +159,10 @@ impl FakeBinance {
     /// Records a trade as executed (REST can serve it); `stream` also sends it on the trade stream.
     fn trade(&self, symbol: &str, id: u64, price: f64, qty: f64, stream: bool) {
         let ts = now_ms();
-        let row = json!({"id": id, "price": format!("{price:.8}"), "qty": format!("{qty:.8}"), "quoteQty": "0", "time": ts, "isBuyerMaker": id % 2 == 0, "isBestMatch": true});
+        let row = json!({"id": id, "price": format!("{price:.8}"), "qty": format!("{qty:.8}"), "quoteQty": "0", "time": ts, "isBuyerMaker": id & 1 == 0, "isBestMatch": true});
         self.state.lock().unwrap().trades.entry(symbol.to_owned()).or_default().push(row);
         if stream {
-            let ev = json!({"e": "trade", "E": ts, "s": symbol, "t": id, "p": format!("{price:.8}"), "q": format!("{qty:.8}"), "T": ts, "m": id % 2 == 0, "M": true});
+            let ev = json!({"e": "trade", "E": ts, "s": symbol, "t": id, "p": format!("{price:.8}"), "q": format!("{qty:.8}"), "T": ts, "m": id & 1 == 0, "M": true});
             self.send(symbol, Message::text(ev.to_string()));
         }
     }
@@ -364,4 +366,16 @@ async fn admin_endpoints_are_disabled_without_keys() {
     assert_eq!(status, 200);
     assert_eq!(feeds["feeds"][0]["source"], "simulated");
     assert_eq!(feeds["feeds"][0]["state"], "connected");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_renewed_before_the_24_hour_cut() {
+    let fake = FakeBinance::start().await;
+    let mut overrides = fake.overrides(&["BNBUSDT"]);
+    // 1 s stands in for the default 23 h 50 min.
+    overrides.push(("feed.binance.reconnect_after_secs", Toml::Integer(1)));
+    let server = TestServer::start(&overrides).await;
+    eventually(10, "two renewals", || fake.accepted("BNBUSDT") >= 3).await;
+    assert!(feed(&server, "BNBUSDT").await["reconnects"].as_u64() >= Some(2));
+    eventually(10, "the open connection", || fake.open("BNBUSDT") == 1).await;
 }

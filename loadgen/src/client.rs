@@ -51,7 +51,7 @@ fn ts_sent(text: &str) -> Option<u64> {
 
 /// The topic of client `index`: `hot_fraction` of clients on the first `hot` symbols, the rest spread.
 fn symbol_for(index: usize, symbols: &[String], hot: usize, hot_fraction: f64) -> String {
-    let mut rng = SmallRng::seed_from_u64(index as u64 * 0x9e37_79b9_7f4a_7c15);
+    let mut rng = SmallRng::seed_from_u64((index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let hot = hot.clamp(1, symbols.len());
     let pick = if rng.random::<f64>() < hot_fraction || hot == symbols.len() { rng.random_range(0..hot) } else { rng.random_range(hot..symbols.len()) };
     symbols[pick].clone()
