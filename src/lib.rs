@@ -37,8 +37,8 @@ pub struct AppState {
     /// Open files this process may hold (after raising the soft limit): its connection ceiling.
     pub connection_ceiling: u64,
     pub jobs: Arc<jobs::Jobs>,
-    /// Admin keys for the write endpoints of `/api/feeds`, and refused attempts.
-    pub admin: Arc<http::feeds::Admin>,
+    /// Admin keys for the write endpoints, and refused attempts.
+    pub admin: Arc<http::admin::Admin>,
     /// What WebSocket sessions reach: hub, market, indicator and strategy actors.
     pub services: ws::Services,
 }
@@ -100,7 +100,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         started: Instant::now(),
         connection_ceiling,
         jobs: Arc::default(),
-        admin: Arc::new(http::feeds::Admin::new(&config.admin.keys)),
+        admin: Arc::new(http::admin::Admin::new(&config.admin.keys)),
         services,
     };
 

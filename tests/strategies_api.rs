@@ -140,3 +140,29 @@ async fn bad_requests_are_400s_that_say_why() {
     let r = reqwest::Client::new().post(server.url("/api/backtest/run")).header("content-type", "application/json").body("{oops").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_strategies_start_and_stop_behind_the_admin_key() {
+    let server = TestServer::start(&[("admin.keys", common::Toml::Array(vec![common::Toml::String("k3y".into())]))]).await;
+    let client = reqwest::Client::new();
+    let spec = json!({"strategy":"rsi_reversion","symbol":"ETHUSDT","interval":"1m","params":{"period":7}});
+    let r = client.post(server.url("/api/strategies/live")).json(&spec).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401, "no key");
+    let r = client.post(server.url("/api/strategies/live")).bearer_auth("wrong").json(&spec).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401, "wrong key");
+    let r = client.post(server.url("/api/strategies/live")).bearer_auth("k3y").json(&json!({"strategy":"moon","symbol":"ETHUSDT","interval":"1m"})).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let r = client.post(server.url("/api/strategies/live")).bearer_auth("k3y").json(&spec).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let started: Value = r.json().await.unwrap();
+    let id = started["id"].as_u64().unwrap();
+    let (_, list) = server.get_json("/api/strategies/live").await;
+    assert!(list["strategies"].as_array().unwrap().iter().any(|s| s["id"] == id && s["strategy"] == "rsi_reversion"), "{list}");
+    let r = client.delete(server.url(&format!("/api/strategies/live/{id}"))).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = client.delete(server.url(&format!("/api/strategies/live/{id}"))).bearer_auth("k3y").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = client.delete(server.url(&format!("/api/strategies/live/{id}"))).bearer_auth("k3y").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    assert!(server.stats().await["admin_refused"].as_u64().unwrap() >= 3);
+}

@@ -20,6 +20,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Admin(#[from] super::admin::AdminError),
 }
 
 impl ApiError {
@@ -31,6 +33,7 @@ impl ApiError {
             ApiError::Unavailable(_) => "unavailable",
             ApiError::NotFound(_) => "not_found",
             ApiError::Invalid(_) => "invalid_request",
+            ApiError::Admin(_) => "unauthorized",
         }
     }
 }
@@ -41,10 +44,14 @@ impl ResponseError for ApiError {
             ApiError::UnknownSymbol(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadParameter(_) | ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
             ApiError::NoData(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Admin(e) => e.status_code(),
         }
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let ApiError::Admin(e) = self {
+            return e.error_response();
+        }
         let mut body = json!({ "error": self.code(), "detail": self.to_string() });
         if let ApiError::BadParameter(p) = self {
             body["parameter"] = json!(p.name);

@@ -6,7 +6,7 @@
 //! a missing or wrong key: 401. Every refused attempt is counted (`admin_refused` in `/api/stats`) and
 //! logged with the peer address and the reason, never with the key.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use actix_web::http::StatusCode;
 use actix_web::{delete, get, post, web, HttpRequest, HttpResponse, ResponseError};
@@ -15,57 +15,14 @@ use candlecast_actors::model::now_ms;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::admin::AdminError;
 use crate::AppState;
-
-/// The configured admin keys and the count of refused attempts.
-#[derive(Debug, Default)]
-pub struct Admin {
-    keys: Vec<String>,
-    pub refused: AtomicU64,
-}
-
-impl Admin {
-    pub fn new(keys: &[String]) -> Admin {
-        Admin { keys: keys.iter().filter(|k| !k.is_empty()).cloned().collect(), refused: AtomicU64::new(0) }
-    }
-
-    /// Checks the request's bearer token against every key.
-    fn authorize(&self, req: &HttpRequest) -> Result<(), FeedsError> {
-        let refuse = |err: FeedsError, reason: &str| {
-            self.refused.fetch_add(1, Ordering::Relaxed);
-            let peer = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
-            tracing::warn!(peer, method = %req.method(), path = req.path(), reason, "refused an admin request");
-            Err(err)
-        };
-        if self.keys.is_empty() {
-            return refuse(FeedsError::AdminDisabled, "admin disabled");
-        }
-        let header = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
-        let Some(token) = header.strip_prefix("Bearer ").map(str::trim) else {
-            return refuse(FeedsError::Unauthorized, "no bearer token");
-        };
-        // Compare against every key, in constant time per key, so timing tells nothing about either.
-        let ok = self.keys.iter().fold(false, |ok, key| ok | constant_time_eq(key.as_bytes(), token.as_bytes()));
-        if ok {
-            Ok(())
-        } else {
-            refuse(FeedsError::Unauthorized, "wrong key")
-        }
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let diff = a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y));
-    diff == 0 && a.len() == b.len()
-}
 
 /// What the feed routes answer when they refuse.
 #[derive(Debug, thiserror::Error)]
 pub enum FeedsError {
-    #[error("admin is disabled: configure [admin] keys (or CANDLECAST__ADMIN__KEYS) to add and remove feeds")]
-    AdminDisabled,
-    #[error("send a valid admin key as `Authorization: Bearer <key>`")]
-    Unauthorized,
+    #[error(transparent)]
+    Admin(#[from] AdminError),
     #[error("invalid request body: {0}")]
     BadBody(String),
     #[error("{0}")]
@@ -77,8 +34,7 @@ pub enum FeedsError {
 impl ResponseError for FeedsError {
     fn status_code(&self) -> StatusCode {
         match self {
-            FeedsError::AdminDisabled => StatusCode::FORBIDDEN,
-            FeedsError::Unauthorized => StatusCode::UNAUTHORIZED,
+            FeedsError::Admin(e) => e.status_code(),
             FeedsError::BadBody(_) => StatusCode::BAD_REQUEST,
             FeedsError::Engine(EngineError::FeedExists { .. }) => StatusCode::CONFLICT,
             FeedsError::Engine(EngineError::Connector { .. }) => StatusCode::SERVICE_UNAVAILABLE,
@@ -88,20 +44,18 @@ impl ResponseError for FeedsError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let FeedsError::Admin(e) = self {
+            return e.error_response();
+        }
         let code = match self {
-            FeedsError::AdminDisabled => "admin_disabled",
-            FeedsError::Unauthorized => "unauthorized",
+            FeedsError::Admin(_) => unreachable!("answered above"),
             FeedsError::BadBody(_) => "invalid_request",
             FeedsError::Engine(EngineError::FeedExists { .. }) => "feed_exists",
             FeedsError::Engine(EngineError::Connector { .. }) => "unavailable",
             FeedsError::Engine(_) => "invalid_parameter",
             FeedsError::NoSuchFeed { .. } => "not_found",
         };
-        let mut resp = HttpResponse::build(self.status_code());
-        if matches!(self, FeedsError::Unauthorized) {
-            resp.insert_header(("WWW-Authenticate", "Bearer"));
-        }
-        resp.json(json!({ "error": code, "detail": self.to_string() }))
+        HttpResponse::build(self.status_code()).json(json!({ "error": code, "detail": self.to_string() }))
     }
 }
 

@@ -4,8 +4,10 @@
 //! - [`status`]: stats, health, Prometheus metrics.
 //! - [`feeds`]: the running feeds; adding and removing symbols at run time (admin key).
 //! - [`strategies`]: the strategy catalogue, backtest and optimization jobs.
+//! - [`admin`]: admin keys for the write endpoints.
 //! - [`error`]: the JSON error type every route returns.
 
+pub mod admin;
 pub mod error;
 pub mod feeds;
 pub mod market_data;
@@ -27,6 +29,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &std::path::Path) {
         .service(feeds::list)
         .service(feeds::add)
         .service(feeds::remove)
+        .service(strategies::live_list)
+        .service(strategies::live_start)
+        .service(strategies::live_stop)
         .service(strategies::list_strategies)
         .service(strategies::list_indicators)
         .service(strategies::backtest_run)

@@ -2,18 +2,20 @@
 //!
 //! - `GET /api/strategies`, `GET /api/indicators`
 //! - `POST /api/backtest/run` → `{job_id}`; `GET /api/backtest/results/{job_id}`
+//! - `GET /api/strategies/live`; `POST /api/strategies/live` and `DELETE /api/strategies/live/{id}` (admin key)
 //! - `POST /api/optimize/start` → `{job_id}`; `GET /api/optimize/status/{job_id}`,
 //!   `GET /api/optimize/results/{job_id}`, `POST /api/optimize/cancel/{job_id}`
 //!
 //! Bars come from the same history the charts use; a request names `symbol`, `interval` and optionally
 //! `start_time`/`end_time` (ms).
 
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use candlecast_actors::aggregator::GetBars;
 use candlecast_actors::model::{Bar, Interval};
 use candlecast_actors::protocol::HistoryQuery;
 use candlecast_actors::strategy::backtest::{run_backtest, BacktestConfig};
 use candlecast_actors::strategy::indicators::indicator_catalog;
+use candlecast_actors::strategy::live::signals::{ListStrategies, LiveSpec, StartStrategy, StopStrategy};
 use candlecast_actors::strategy::optimize::{run_plan, validate_spec, OptimizeSpec};
 use candlecast_actors::strategy::strategies::{build_strategy, strategy_catalog};
 use serde::Deserialize;
@@ -157,4 +159,32 @@ pub async fn optimize_results(state: web::Data<AppState>, id: web::Path<String>)
 pub async fn optimize_cancel(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     state.jobs.cancel(&id, Kind::Optimize)?;
     Ok(HttpResponse::Ok().json(state.jobs.describe(&id, Kind::Optimize, false)?))
+}
+
+/// The strategies running live.
+#[get("/api/strategies/live")]
+pub async fn live_list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let list = state.services.strategies.send(ListStrategies).await.map_err(|_| ApiError::Unavailable("the strategy actor"))?;
+    Ok(HttpResponse::Ok().json(json!({ "strategies": list })))
+}
+
+/// Starts a strategy live (admin key): `{"strategy":"ema_cross","symbol":"BTCUSDT","interval":"1m","params":{..}}`.
+#[post("/api/strategies/live")]
+pub async fn live_start(req: HttpRequest, state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+    state.admin.authorize(&req)?;
+    let spec: LiveSpec = serde_json::from_value(body.into_inner()).map_err(|e| invalid(format!("strategy request: {e}")))?;
+    let info = state.services.strategies.send(StartStrategy(spec)).await.map_err(|_| ApiError::Unavailable("the strategy actor"))?.map_err(invalid)?;
+    Ok(HttpResponse::Created().json(info))
+}
+
+/// Stops a live strategy (admin key); its past signals stay available.
+#[delete("/api/strategies/live/{id}")]
+pub async fn live_stop(req: HttpRequest, state: web::Data<AppState>, id: web::Path<u64>) -> Result<HttpResponse, ApiError> {
+    state.admin.authorize(&req)?;
+    let id = id.into_inner();
+    let stopped = state.services.strategies.send(StopStrategy(id)).await.map_err(|_| ApiError::Unavailable("the strategy actor"))?;
+    if !stopped {
+        return Err(ApiError::NotFound(format!("live strategy {id}")));
+    }
+    Ok(HttpResponse::Ok().json(json!({ "id": id, "status": "stopped" })))
 }

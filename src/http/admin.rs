@@ -1,0 +1,106 @@
+//! Admin keys for the write endpoints (`/api/feeds`, `/api/strategies/live`).
+//!
+//! Keys come from `[admin] keys` (or `CANDLECAST__ADMIN__KEYS`) and are sent as `Authorization: Bearer <key>`.
+//! No key configured: 403 (admin disabled); a missing or wrong key: 401. Every refused attempt is counted
+//! (`admin_refused` in `/api/stats`) and logged with the peer and path, never with the key.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use serde_json::json;
+
+/// The configured admin keys and the count of refused attempts.
+#[derive(Debug, Default)]
+pub struct Admin {
+    keys: Vec<String>,
+    pub refused: AtomicU64,
+}
+
+impl Admin {
+    pub fn new(keys: &[String]) -> Admin {
+        Admin { keys: keys.iter().filter(|k| !k.is_empty()).cloned().collect(), refused: AtomicU64::new(0) }
+    }
+
+    /// Checks the request's bearer token against every key.
+    pub fn authorize(&self, req: &HttpRequest) -> Result<(), AdminError> {
+        let refuse = |err: AdminError, reason: &str| {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            let peer = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+            tracing::warn!(peer, method = %req.method(), path = req.path(), reason, "refused an admin request");
+            Err(err)
+        };
+        if self.keys.is_empty() {
+            return refuse(AdminError::Disabled, "admin disabled");
+        }
+        let header = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let Some(token) = header.strip_prefix("Bearer ").map(str::trim) else {
+            return refuse(AdminError::Unauthorized, "no bearer token");
+        };
+        // Compare against every key, in constant time per key, so timing tells nothing about either.
+        let ok = self.keys.iter().fold(false, |ok, key| ok | constant_time_eq(key.as_bytes(), token.as_bytes()));
+        if ok {
+            Ok(())
+        } else {
+            refuse(AdminError::Unauthorized, "wrong key")
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let diff = a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y));
+    diff == 0 && a.len() == b.len()
+}
+
+/// Why an admin request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("admin is disabled: configure [admin] keys (or CANDLECAST__ADMIN__KEYS) to use the write endpoints")]
+    Disabled,
+    #[error("send a valid admin key as `Authorization: Bearer <key>`")]
+    Unauthorized,
+}
+
+impl ResponseError for AdminError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AdminError::Disabled => StatusCode::FORBIDDEN,
+            AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let code = match self {
+            AdminError::Disabled => "admin_disabled",
+            AdminError::Unauthorized => "unauthorized",
+        };
+        let mut resp = HttpResponse::build(self.status_code());
+        if matches!(self, AdminError::Unauthorized) {
+            resp.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        resp.json(json!({ "error": code, "detail": self.to_string() }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn keys_are_checked_and_refusals_counted() {
+        let admin = Admin::new(&["s3cret".into(), "".into()]);
+        let ok = TestRequest::default().insert_header(("authorization", "Bearer s3cret")).to_http_request();
+        assert!(admin.authorize(&ok).is_ok());
+        for header in [None, Some("Bearer nope"), Some("Bearer s3cre"), Some("Basic s3cret"), Some("Bearer ")] {
+            let mut req = TestRequest::default();
+            if let Some(h) = header {
+                req = req.insert_header(("authorization", h));
+            }
+            assert!(matches!(admin.authorize(&req.to_http_request()), Err(AdminError::Unauthorized)), "{header:?}");
+        }
+        assert_eq!(admin.refused.load(Ordering::Relaxed), 5);
+        let disabled = Admin::new(&[]);
+        assert!(matches!(disabled.authorize(&ok), Err(AdminError::Disabled)));
+    }
+}
