@@ -163,14 +163,12 @@ impl Hub {
         if state.subscribers.is_empty() {
             return;
         }
-        let frame = price_frame(bar, correction);
-        let mut failed = Vec::new();
-        for (client, outbox) in &state.subscribers {
-            if let Err(e) = outbox.push(frame.clone()) {
-                failed.push((*client, e));
-            }
-        }
-        add(&COUNTERS.messages_sent, (state.subscribers.len() - failed.len()) as u64);
+        let failed = deliver(&state.subscribers, &price_frame(bar, correction));
+        self.drop_failed(failed);
+    }
+
+    /// Counts and forgets clients whose outbox refused a frame (overflowed, or already closing).
+    fn drop_failed(&mut self, failed: Vec<(ClientId, PushError)>) {
         for (client, err) in failed {
             add(&COUNTERS.messages_dropped, 1);
             if err == PushError::Overflow {
@@ -178,6 +176,13 @@ impl Hub {
                 tracing::warn!(client, "closing slow client: outbound queue overflowed");
             }
             self.remove_client(client);
+        }
+    }
+
+    /// Queues one frame for one client, dropping the client if it cannot take it.
+    fn push_or_drop(&mut self, client: ClientId, outbox: &Outbox, frame: Bytes) {
+        if let Err(e) = outbox.push(frame) {
+            self.drop_failed(vec![(client, e)]);
         }
     }
 
@@ -236,6 +241,13 @@ impl Hub {
         }
         sent
     }
+}
+
+/// Pushes one shared frame to every subscriber; returns those that refused it.
+fn deliver(subscribers: &HashMap<ClientId, Arc<Outbox>>, frame: &Bytes) -> Vec<(ClientId, PushError)> {
+    let failed: Vec<(ClientId, PushError)> = subscribers.iter().filter_map(|(client, outbox)| outbox.push(frame.clone()).err().map(|e| (*client, e))).collect();
+    add(&COUNTERS.messages_sent, (subscribers.len() - failed.len()) as u64);
+    failed
 }
 
 fn price_frame(bar: &Bar, correction: bool) -> Bytes {
@@ -342,12 +354,8 @@ impl Handler<Subscribe> for Hub {
             state.subscribers.insert(msg.client, outbox.clone());
             entry.topics.insert(topic);
         }
-        let result = std::iter::once(msg.ack).chain(snapshots).try_for_each(|f| outbox.push(f));
-        if let Err(e) = result {
-            if e == PushError::Overflow {
-                add(&COUNTERS.slow_client_disconnects, 1);
-            }
-            self.remove_client(msg.client);
+        if let Err(e) = std::iter::once(msg.ack).chain(snapshots).try_for_each(|f| outbox.push(f)) {
+            self.drop_failed(vec![(msg.client, e)]);
         }
     }
 }
@@ -366,10 +374,7 @@ impl Handler<Unsubscribe> for Hub {
             }
         }
         let outbox = entry.outbox.clone();
-        if outbox.push(msg.ack) == Err(PushError::Overflow) {
-            add(&COUNTERS.slow_client_disconnects, 1);
-            self.remove_client(msg.client);
-        }
+        self.push_or_drop(msg.client, &outbox, msg.ack);
     }
 }
 
@@ -383,12 +388,7 @@ impl Handler<SubscribeChannel> for Hub {
         entry.channels.insert(msg.channel.clone());
         self.channels.entry(msg.channel).or_default().insert(msg.client, outbox.clone());
         if let Some(first) = msg.first {
-            if let Err(e) = outbox.push(first) {
-                if e == PushError::Overflow {
-                    add(&COUNTERS.slow_client_disconnects, 1);
-                }
-                self.remove_client(msg.client);
-            }
+            self.push_or_drop(msg.client, &outbox, first);
         }
     }
 }
@@ -407,10 +407,7 @@ impl Handler<UnsubscribeChannel> for Hub {
                 self.channels.remove(&msg.channel);
             }
         }
-        if outbox.push(msg.ack) == Err(PushError::Overflow) {
-            add(&COUNTERS.slow_client_disconnects, 1);
-            self.remove_client(msg.client);
-        }
+        self.push_or_drop(msg.client, &outbox, msg.ack);
     }
 }
 
@@ -420,20 +417,8 @@ impl Handler<PublishFrame> for Hub {
     /// Pushes the frame to every subscriber of the channel; drops subscribers that overflow.
     fn handle(&mut self, msg: PublishFrame, _: &mut Context<Self>) {
         let Some(subs) = self.channels.get(&msg.channel) else { return };
-        let mut failed = Vec::new();
-        for (client, outbox) in subs {
-            if let Err(e) = outbox.push(msg.frame.clone()) {
-                failed.push((*client, e));
-            }
-        }
-        add(&COUNTERS.messages_sent, (subs.len() - failed.len()) as u64);
-        for (client, err) in failed {
-            add(&COUNTERS.messages_dropped, 1);
-            if err == PushError::Overflow {
-                add(&COUNTERS.slow_client_disconnects, 1);
-            }
-            self.remove_client(client);
-        }
+        let failed = deliver(subs, &msg.frame);
+        self.drop_failed(failed);
     }
 }
 

@@ -119,6 +119,27 @@ impl Outbox {
     }
 }
 
+/// For tests: pops every queued frame, text frames decoded as JSON, others as `"opcode 0x.."`.
+#[cfg(test)]
+pub(crate) fn drain_json(outbox: &Outbox) -> Vec<serde_json::Value> {
+    let waker = futures_util::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    let mut out = Vec::new();
+    while let Poll::Ready(Some(frame)) = outbox.poll_pop(&mut cx) {
+        // Unmasked server frames: a 2, 4 or 10-byte header.
+        let start = match frame[1] & 0x7f {
+            126 => 4,
+            127 => 10,
+            _ => 2,
+        };
+        match frame[0] {
+            0x81 => out.push(serde_json::from_slice(&frame[start..]).expect("text frames carry JSON")),
+            op => out.push(serde_json::Value::from(format!("opcode {op:#x}"))),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,31 +1,11 @@
-use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
-use futures_util::task::noop_waker;
 use serde_json::Value;
 
 use super::*;
 use crate::model::Interval;
 
-fn drain(outbox: &Outbox) -> Vec<Value> {
-    let waker = noop_waker();
-    let mut cx = TaskContext::from_waker(&waker);
-    let mut out = Vec::new();
-    while let Poll::Ready(Some(frame)) = outbox.poll_pop(&mut cx) {
-        // Unmasked server frames: skip the 2/4/10-byte header.
-        let start = match frame[1] & 0x7f {
-            126 => 4,
-            127 => 10,
-            _ => 2,
-        };
-        if frame[0] == 0x81 {
-            out.push(serde_json::from_slice(&frame[start..]).unwrap());
-        } else {
-            out.push(Value::from(format!("opcode {:#x}", frame[0])));
-        }
-    }
-    out
-}
+use crate::outbox::drain_json as drain;
 
 fn bar(close: f64, open_time: i64) -> Bar {
     let mut b = Bar::from_trade("BTCUSDT".into(), Interval::M1, open_time, close, 1.0);

@@ -1,7 +1,5 @@
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
 
-use futures_util::task::noop_waker;
 
 use super::*;
 use crate::aggregate::{BarUpdate, UpdateKind};
@@ -11,20 +9,7 @@ use crate::model::Bar;
 use crate::outbox::Outbox;
 use crate::strategy::backtest::{run_backtest, BacktestConfig};
 
-fn frames(outbox: &Outbox) -> Vec<Value> {
-    let waker = noop_waker();
-    let mut cx = TaskContext::from_waker(&waker);
-    let mut out = Vec::new();
-    while let Poll::Ready(Some(f)) = outbox.poll_pop(&mut cx) {
-        let start = match f[1] & 0x7f {
-            126 => 4,
-            127 => 10,
-            _ => 2,
-        };
-        out.push(serde_json::from_slice(&f[start..]).unwrap());
-    }
-    out
-}
+use crate::outbox::drain_json as frames;
 
 /// A wavy price series long enough for several EMA crossings.
 fn bars(n: usize) -> Vec<Bar> {
