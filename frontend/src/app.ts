@@ -4,8 +4,11 @@
  */
 import { Dashboard } from './dashboard';
 import { button, h } from './dom';
+import { CatalogStore } from './net/catalogStore';
 import { Connection } from './net/connection';
+import { StreamHub } from './net/streams';
 import { ActivityPanel } from './panels/activityPanel';
+import { BacktestPanel } from './panels/backtestPanel';
 import { StatsPanel } from './panels/statsPanel';
 import { renderStatus } from './panels/statusDot';
 import { INTERVALS, Interval } from './state/intervals';
@@ -14,13 +17,16 @@ import type { KeyValueStore } from './state/storage';
 import { SYMBOL_DATALIST_ID, SymbolDirectory } from './state/symbols';
 import { ThemeState } from './theme';
 
-type ViewName = 'charts' | 'activity' | 'stats';
+type ViewName = 'charts' | 'backtest' | 'activity' | 'stats';
 
 export interface App {
   dashboard: Dashboard;
   activity: ActivityPanel;
   stats: StatsPanel;
+  backtest: BacktestPanel;
   conn: Connection;
+  streams: StreamHub;
+  catalog: CatalogStore;
   theme: ThemeState;
   symbols: SymbolDirectory;
 }
@@ -28,6 +34,8 @@ export interface App {
 export function buildApp(root: HTMLElement, store: KeyValueStore): App {
   const theme = new ThemeState(store);
   const conn = new Connection({ url: Connection.defaultUrl() });
+  const streams = new StreamHub(conn);
+  const catalog = new CatalogStore();
   const symbols = new SymbolDirectory();
 
   const status = h(
@@ -45,7 +53,7 @@ export function buildApp(root: HTMLElement, store: KeyValueStore): App {
   theme.onChange(paintThemeBtn);
 
   const grid = h('div', { class: 'chart-grid', 'data-testid': 'chart-grid' });
-  const dashboard = new Dashboard(grid, conn, store, theme, symbols, loadLayout(store));
+  const dashboard = new Dashboard(grid, conn, streams, catalog, store, theme, symbols, loadLayout(store));
 
   const addSymbol = h('input', {
     class: 'symbol-input',
@@ -85,18 +93,21 @@ export function buildApp(root: HTMLElement, store: KeyValueStore): App {
 
   const activity = new ActivityPanel();
   const stats = new StatsPanel();
+  const backtest = new BacktestPanel(catalog, theme);
   const views: Record<ViewName, HTMLElement> = {
     charts: h('section', { class: 'view', 'data-testid': 'view-charts' }, toolbar, grid, h('p', { class: 'empty-grid' }, 'No charts yet: add one above.')),
+    backtest: h('section', { class: 'view', 'data-testid': 'view-backtest', hidden: true }, backtest.root),
     activity: h('section', { class: 'view', 'data-testid': 'view-activity', hidden: true }, activity.root),
     stats: h('section', { class: 'view', 'data-testid': 'view-stats', hidden: true }, stats.root),
   };
   const navButtons = (Object.keys(views) as ViewName[]).map((name) =>
-    button(`nav-${name}`, { charts: 'Charts', activity: 'Script activity', stats: 'Stats' }[name], `Show ${name}`, () => show(name)),
+    button(`nav-${name}`, { charts: 'Charts', backtest: 'Backtest', activity: 'Script activity', stats: 'Stats' }[name], `Show ${name}`, () => show(name)),
   );
   const show = (name: ViewName) => {
     for (const [n, el] of Object.entries(views)) el.hidden = n !== name;
     navButtons.forEach((b) => b.classList.toggle('active', b.dataset.testid === `nav-${name}`));
     stats.setVisible(name === 'stats');
+    void backtest.setVisible(name === 'backtest');
   };
 
   root.append(
@@ -117,5 +128,5 @@ export function buildApp(root: HTMLElement, store: KeyValueStore): App {
   conn.connect();
   void symbols.load();
 
-  return { dashboard, activity, stats, conn, theme, symbols };
+  return { dashboard, activity, stats, backtest, conn, streams, catalog, theme, symbols };
 }

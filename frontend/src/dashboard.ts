@@ -4,7 +4,9 @@
  */
 import { ChartDeps, ChartView } from './chart/chartView';
 import { Drawing, loadDrawings, saveDrawings } from './drawings/model';
+import type { CatalogStore } from './net/catalogStore';
 import type { Connection } from './net/connection';
+import type { StreamHub } from './net/streams';
 import type { Interval } from './state/intervals';
 import { ChartConfig, Layout, MAX_CHARTS, nextChartId, saveLayout } from './state/layout';
 import { Marker, markerFromMessage } from './state/markers';
@@ -21,6 +23,8 @@ export class Dashboard {
   constructor(
     readonly grid: HTMLElement,
     private readonly conn: Connection,
+    private readonly streams: StreamHub,
+    private readonly catalog: CatalogStore,
     private readonly store: KeyValueStore,
     private readonly theme: ThemeState,
     private readonly symbols: SymbolDirectory,
@@ -28,7 +32,9 @@ export class Dashboard {
   ) {
     for (const cfg of layout.charts) this.mount(cfg);
     this.updateEmptyState();
-    // Trade and signal markers pushed by the server (later issues feed them).
+    // Trade markers, and signals in the `data` envelope, pushed by the server to
+    // every chart of their symbol. Strategy signals of subscribe_signals (flat,
+    // no `data`) are ignored here: each chart gets those from its own stream.
     for (const type of ['trade_marker', 'signal']) {
       conn.onMessage(type, (msg) => {
         const routed = markerFromMessage(msg);
@@ -65,7 +71,8 @@ export class Dashboard {
     const newId = nextChartId(this.configs());
     // The copy starts with the same drawings; from then on they are separate.
     saveDrawings(this.store, newId, loadDrawings(this.store, id).map((d: Drawing) => ({ ...d })));
-    this.mount({ ...src.config, id: newId }, id);
+    const cfg = src.config;
+    this.mount({ ...cfg, id: newId, indicators: cfg.indicators?.map((i) => ({ ...i, params: { ...i.params } })) }, id);
     this.persist();
     return newId;
   }
@@ -100,6 +107,8 @@ export class Dashboard {
   private mount(cfg: ChartConfig, after?: string): void {
     const deps: ChartDeps = {
       conn: this.conn,
+      streams: this.streams,
+      catalog: this.catalog,
       store: this.store,
       theme: this.theme,
       acceptsSymbol: (s) => this.symbols.accepts(s),

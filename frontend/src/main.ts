@@ -24,6 +24,9 @@ const hook = {
     updateCount: () => app.dashboard.updateCount,
     connectionState: () => app.conn.currentState,
     topics: () => app.conn.activeTopics(),
+    /** Open indicator / signal streams (`signals|SYMBOL|interval`, `indicator|…`). */
+    streams: () => app.streams.activeStreams(),
+    backtest: () => app.backtest.debugInfo(),
   },
 };
 

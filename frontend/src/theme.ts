@@ -25,6 +25,10 @@ export interface Palette {
   drawingSelected: string;
   fill: string;
   fib: readonly string[];
+  /** Colours given to server indicators in the order they are added (cycled). */
+  indicators: readonly string[];
+  /** Reference levels (RSI 30 / 70) and the like. */
+  level: string;
 }
 
 const SHARED = {
@@ -48,6 +52,8 @@ export const PALETTES: Record<Theme, Palette> = {
     drawing: '#b39ddb',
     drawingSelected: '#ffffff',
     fill: 'rgba(179, 157, 219, 0.15)',
+    indicators: ['#e040fb', '#00e5ff', '#ffab40', '#76ff03', '#ff5252', '#7c4dff', '#ffd740', '#18ffff'],
+    level: 'rgba(209, 212, 220, 0.35)',
   },
   light: {
     ...SHARED,
@@ -61,6 +67,8 @@ export const PALETTES: Record<Theme, Palette> = {
     drawing: '#673ab7',
     drawingSelected: '#000000',
     fill: 'rgba(103, 58, 183, 0.12)',
+    indicators: ['#8e24aa', '#00838f', '#ef6c00', '#2e7d32', '#c62828', '#4527a0', '#9e7700', '#00695c'],
+    level: 'rgba(19, 23, 34, 0.3)',
   },
 };
 

@@ -93,6 +93,11 @@ export class ChartHeader {
     this.toolbar = h('div', { class: 'draw-toolbar', role: 'toolbar', 'aria-label': 'Drawing tools' }, ...this.tools.values(), this.deleteBtn);
   }
 
+  /** Adds a button next to the overlay toggles (e.g. the indicator menu). */
+  addAction(el: HTMLElement): void {
+    this.toggles.ema.after(el);
+  }
+
   setSymbol(symbol: string): void {
     this.symbolInput.value = symbol;
   }

@@ -1,7 +1,8 @@
 /**
  * One chart card: candlesticks + volume pane, live bars from the shared
  * connection, history loading when scrolling left, gap filling after a
- * reconnect, overlays, markers and drawings.
+ * reconnect, overlays (page SMA/EMA and server indicators), markers (the
+ * hook's and the strategy signals of its topic) and drawings.
  *
  * Data states: `loading` (first history request in flight), `live`, and
  * `syncing` (after a reconnect, fetching the bars that were missed). Live
@@ -30,19 +31,26 @@ import { DrawingController } from '../drawings/controller';
 import { Drawing, DrawingKind, loadDrawings, saveDrawings } from '../drawings/model';
 import { DrawingsPrimitive } from '../drawings/primitive';
 import { logicalToTime, timeToLogical } from '../drawings/timeMap';
+import type { CatalogStore } from '../net/catalogStore';
 import { Connection, RequestError } from '../net/connection';
+import type { StreamHub } from '../net/streams';
 import type { HistoricalReply, PriceUpdate } from '../net/protocol';
 import { MAX_HISTORY_LIMIT } from '../net/protocol';
 import { Bar, BarSeries, isBar, referencePrice } from '../state/bars';
 import { Interval, intervalMs } from '../state/intervals';
-import type { ChartConfig } from '../state/layout';
+import { ChartConfig, IndicatorConfig, MAX_INDICATORS_PER_CHART } from '../state/layout';
 import { Marker, mergeMarkers } from '../state/markers';
+import { markersFromSignals, parseSignal, signalToMarker } from '../state/signals';
+import { indicatorStreamKey } from '../net/streams';
+import type { Params } from '../state/catalog';
 import type { KeyValueStore } from '../state/storage';
 import type { Palette, ThemeState } from '../theme';
 import { ChartHeader } from './chartHeader';
 import { changePercent, formatPercent, formatPrice, pricePrecision } from './format';
 import { renderLegend, toSeriesMarkers } from './presentation';
 import { Overlay } from './overlays';
+import { IndicatorMenu } from './indicatorMenu';
+import { ServerIndicator } from './serverIndicators';
 
 /** Bars asked for on first load and per scroll-back page. */
 export const INITIAL_BARS = 1000;
@@ -54,6 +62,9 @@ const EMPTY_HISTORY_RETRIES = 6;
 
 export interface ChartDeps {
   conn: Connection;
+  /** Indicator and signal streams on the same socket. */
+  streams: StreamHub;
+  catalog: CatalogStore;
   store: KeyValueStore;
   theme: ThemeState;
   acceptsSymbol(symbol: string): boolean;
@@ -81,7 +92,13 @@ export class ChartView {
   private readonly primitive: DrawingsPrimitive;
   private readonly drawings: DrawingController;
   private readonly bars = new BarSeries();
+  /** Markers from the public hook and `trade_marker` pushes. */
   private markers: Marker[] = [];
+  /** Strategy signals of this chart's topic (subscribe_signals); dropped on a symbol/interval change. */
+  private signalMarkers: Marker[] = [];
+  private closeSignals: (() => void) | null = null;
+  private indicators: ServerIndicator[] = [];
+  private readonly indicatorMenu: IndicatorMenu;
   private state: DataState = 'loading';
   private buffered: Bar[] = [];
   /** Bumped on every symbol/interval change; replies for an older one are dropped. */
@@ -112,11 +129,21 @@ export class ChartView {
     this.legend = h('div', { class: 'legend', 'data-testid': 'legend' });
     this.errorBox = h('div', { class: 'chart-error', 'data-testid': 'chart-error', hidden: true });
     this.host = h('div', { class: 'chart-host', 'data-testid': 'chart-host' });
+    this.indicatorMenu = new IndicatorMenu(deps.catalog, {
+      onAdd: (name, params) => this.addIndicator(name, params),
+      onRemove: (id) => this.removeIndicator(id),
+    });
+    this.header.addAction(this.indicatorMenu.toggle);
     this.root = h(
       'section',
       { class: 'chart-card', 'data-testid': 'chart-card', 'data-chart-id': cfg.id },
       this.header.root,
-      h('div', { class: 'chart-body' }, this.header.toolbar, h('div', { class: 'chart-stage' }, this.host, this.legend, this.errorBox)),
+      h(
+        'div',
+        { class: 'chart-body' },
+        this.header.toolbar,
+        h('div', { class: 'chart-stage' }, this.host, h('div', { class: 'chart-overlay-top' }, this.legend, this.indicatorMenu.chips), this.indicatorMenu.popover, this.errorBox),
+      ),
     );
     this.updateDataset();
 
@@ -199,7 +226,11 @@ export class ChartView {
       visibleLogicalRange: this.chart.timeScale().getVisibleLogicalRange(),
       drawings: this.drawings.list(),
       markers: this.markers.length,
+      signalMarkers: this.signalMarkers.length,
+      signals: this.signalMarkers.map((m) => ({ time: m.time, side: m.side, text: m.text })),
       overlays: { sma: this.overlays.sma.enabled, ema: this.overlays.ema.enabled },
+      indicators: this.indicators.map((i) => i.debugInfo()),
+      panes: this.chart.panes().length,
       lastResync: this.lastResync,
     };
   }
@@ -232,6 +263,9 @@ export class ChartView {
   destroy(): void {
     this.generation++;
     this.unsubscribe?.();
+    this.closeSignals?.();
+    for (const ind of this.indicators) ind.destroy();
+    this.indicators = [];
     this.cleanups.forEach((fn) => fn());
     this.drawings.destroy();
     this.chart.timeScale().unsubscribeVisibleLogicalRangeChange(this.onRangeChange);
@@ -280,6 +314,8 @@ export class ChartView {
   private reconfigure(symbol: string, interval: Interval): void {
     if (symbol === this.cfg.symbol && interval === this.cfg.interval) return;
     this.cfg = { ...this.cfg, symbol, interval };
+    // Markers are times on this symbol's bars: they mean nothing on another topic.
+    this.markers = [];
     this.header.setSymbol(symbol);
     this.chart.applyOptions({ timeScale: { secondsVisible: interval.endsWith('s') } });
     this.deps.onConfigChange(this.config);
@@ -318,7 +354,96 @@ export class ChartView {
     const { symbol, interval } = this.cfg;
     // Subscribe first: updates are buffered until the history is in.
     this.unsubscribe = this.deps.conn.subscribe(symbol, interval, (u) => this.onUpdate(u, gen));
+    this.startStreams();
     void this.loadInitial(gen);
+  }
+
+  /** (Re)opens the signal stream and the server indicators for the current topic. */
+  private startStreams(): void {
+    const { symbol, interval } = this.cfg;
+    this.closeSignals?.();
+    this.signalMarkers = [];
+    this.closeSignals = this.deps.streams.openSignals(symbol, interval, {
+      onHistory: (items) => this.addSignalMarkers(markersFromSignals(items)),
+      onLive: (item) => {
+        const s = parseSignal(item);
+        if (s) this.addSignalMarkers([signalToMarker(s)]);
+      },
+    });
+    for (const ind of this.indicators) ind.destroy();
+    this.indicators = [];
+    for (const c of this.cfg.indicators ?? []) this.mountIndicator(c);
+    this.indicatorsChanged();
+  }
+
+  private addSignalMarkers(markers: readonly Marker[]): void {
+    if (markers.length === 0) return;
+    this.signalMarkers = mergeMarkers(this.signalMarkers, markers);
+    this.renderMarkers();
+  }
+
+  // ---- server indicators ---------------------------------------------------
+
+  private addIndicator(name: string, params: Params): string | null {
+    const list = this.cfg.indicators ?? [];
+    if (list.length >= MAX_INDICATORS_PER_CHART) return `At most ${MAX_INDICATORS_PER_CHART} indicators per chart.`;
+    const key = (c: { name: string; params: Params }) => indicatorStreamKey('', '', c.name, c.params);
+    if (list.some((c) => key(c) === key({ name, params }))) return 'That indicator is already on this chart.';
+    let n = 1;
+    while (list.some((c) => c.id === `i${n}`)) n++;
+    const cfg: IndicatorConfig = { id: `i${n}`, name, params: { ...params } };
+    this.cfg = { ...this.cfg, indicators: [...list, cfg] };
+    this.mountIndicator(cfg);
+    this.indicatorsChanged();
+    this.deps.onConfigChange(this.config);
+    return null;
+  }
+
+  private removeIndicator(id: string): void {
+    const ind = this.indicators.find((i) => i.cfg.id === id);
+    ind?.destroy();
+    this.indicators = this.indicators.filter((i) => i !== ind);
+    const rest = (this.cfg.indicators ?? []).filter((c) => c.id !== id);
+    this.cfg = { ...this.cfg, indicators: rest.length ? rest : undefined };
+    this.indicatorsChanged();
+    this.deps.onConfigChange(this.config);
+  }
+
+  private mountIndicator(cfg: IndicatorConfig): void {
+    // The first colour no other indicator of this chart uses.
+    const used = new Set(this.indicators.map((i) => i.colorSlot));
+    let slot = 0;
+    while (used.has(slot)) slot++;
+    const ind = new ServerIndicator(
+      this.chart,
+      this.deps.streams,
+      cfg,
+      this.cfg.symbol,
+      this.cfg.interval,
+      slot,
+      this.deps.theme.palette,
+      () => this.indicatorsChanged(),
+      (i, err) => {
+        // Refused by the server (e.g. macd fast >= slow): say why and drop it.
+        this.showError(`${i.label}: ${err.message}`);
+        this.removeIndicator(i.cfg.id);
+      },
+    );
+    const first = this.bars.first();
+    if (first) ind.setMinTime(first.timestamp);
+    this.indicators.push(ind);
+  }
+
+  /** Chips, and room for the indicator panes: each one below the price adds height. */
+  private indicatorsChanged(): void {
+    this.indicatorMenu.setChips(this.indicators.map((i) => ({ id: i.cfg.id, label: i.label, color: i.color, error: i.error })));
+    const extra = this.indicators.filter((i) => i.pane === 'separate').length;
+    this.host.style.setProperty('--extra-panes', String(extra));
+  }
+
+  private clipIndicators(): void {
+    const first = this.bars.first();
+    if (first) for (const ind of this.indicators) ind.setMinTime(first.timestamp);
   }
 
   private async loadInitial(gen: number): Promise<void> {
@@ -446,6 +571,7 @@ export class ChartView {
     this.candles.setData(this.bars.bars.map((b) => this.toCandle(b)));
     this.volume.setData(this.bars.bars.map((b) => this.toVolume(b)));
     for (const o of Object.values(this.overlays)) o.reset(this.bars.bars);
+    this.clipIndicators();
     if (range) this.chart.timeScale().setVisibleLogicalRange(range);
   }
 
@@ -529,13 +655,15 @@ export class ChartView {
     this.candles.applyOptions({ upColor: p.up, downColor: p.down, wickUpColor: p.up, wickDownColor: p.down });
     this.overlays.sma.setColor(p.sma);
     this.overlays.ema.setColor(p.ema);
+    for (const ind of this.indicators) ind.setPalette(p);
     this.primitive.setPalette(p);
     // Per-bar colours (volume, flat bars) depend on the palette too.
     if (this.bars.length) this.setAllData(true);
   }
 
   private renderMarkers(): void {
-    this.markersApi.setMarkers(toSeriesMarkers(this.markers, this.bars));
+    const all = this.signalMarkers.length ? this.markers.concat(this.signalMarkers).sort((a, b) => a.time - b.time) : this.markers;
+    this.markersApi.setMarkers(toSeriesMarkers(all, this.bars));
   }
 
   private scheduleQuote(): void {

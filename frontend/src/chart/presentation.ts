@@ -1,8 +1,8 @@
 /** How a chart shows its legend and markers; kept apart from the data flow in chartView.ts. */
-import type { SeriesMarker, Time, UTCTimestamp } from 'lightweight-charts';
+import type { SeriesMarker, SeriesMarkerBarPosition, SeriesMarkerShape, Time, UTCTimestamp } from 'lightweight-charts';
 import { h } from '../dom';
 import type { Bar, BarSeries } from '../state/bars';
-import type { Marker } from '../state/markers';
+import { Marker, markerKey } from '../state/markers';
 import { formatPrice, formatVolume } from './format';
 
 /** Fills the OHLCV legend for one bar (the one under the crosshair, or the last). */
@@ -37,15 +37,25 @@ export function toSeriesMarkers(markers: readonly Marker[], bars: BarSeries): Se
   for (const m of markers) {
     const bar = bars.barContaining(m.time);
     if (!bar || m.time < first.timestamp) continue;
-    const bullish = m.side === 'buy' || m.side === 'long';
-    out.push({
-      time: (bar.timestamp / 1000) as UTCTimestamp,
-      position: m.side === 'exit' ? 'aboveBar' : bullish ? 'belowBar' : 'aboveBar',
-      shape: m.kind === 'trade' ? (bullish ? 'arrowUp' : 'arrowDown') : m.side === 'exit' ? 'square' : 'circle',
-      color: m.kind === 'trade' ? (bullish ? '#26a69a' : '#ef5350') : bullish ? '#2962ff' : '#ff9800',
-      text: m.text,
-      id: `${m.kind}-${m.time}-${m.side}`,
-    });
+    out.push({ time: (bar.timestamp / 1000) as UTCTimestamp, ...markerStyle(m), text: m.text, id: markerKey(m) });
   }
   return out;
+}
+
+/**
+ * Shape, side and colour of a marker. Trades: green / red arrows. Strategy
+ * signals (`buy` / `sell`, from subscribe_signals): blue arrow up below the bar
+ * / orange arrow down above it, so they read apart from trades. Position-style
+ * signals (`long` / `short`) stay circles and exits squares.
+ */
+export function markerStyle(m: Pick<Marker, 'kind' | 'side'>): { position: SeriesMarkerBarPosition; shape: SeriesMarkerShape; color: string } {
+  const bullish = m.side === 'buy' || m.side === 'long';
+  if (m.side === 'exit') return { position: 'aboveBar', shape: 'square', color: m.kind === 'trade' ? '#787b86' : '#ff9800' };
+  if (m.kind === 'trade') return { position: bullish ? 'belowBar' : 'aboveBar', shape: bullish ? 'arrowUp' : 'arrowDown', color: bullish ? '#26a69a' : '#ef5350' };
+  const arrow = m.side === 'buy' || m.side === 'sell';
+  return {
+    position: bullish ? 'belowBar' : 'aboveBar',
+    shape: arrow ? (bullish ? 'arrowUp' : 'arrowDown') : 'circle',
+    color: bullish ? '#2962ff' : '#ff9800',
+  };
 }

@@ -22,14 +22,63 @@ export interface StatsResponse {
   };
 }
 
-async function getJson<T>(path: string): Promise<T> {
+/** A REST call that failed: `detail` is the server's own explanation (`{"error","detail"}` bodies). */
+export class ApiRequestError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    readonly detail: string,
+  ) {
+    super(detail);
+  }
+}
+
+async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
   // Relative URL: works when the page is mounted under a path prefix.
-  const res = await fetch(path.replace(/^\//, ''), { headers: { accept: 'application/json' } });
-  if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`);
+  const res = await fetch(path.replace(/^\//, ''), {
+    method,
+    headers: body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!res.ok) {
+    let code = `http_${res.status}`;
+    let detail = `${path}: HTTP ${res.status}`;
+    try {
+      const err = (await res.json()) as { error?: unknown; detail?: unknown };
+      if (typeof err.error === 'string') code = err.error;
+      if (typeof err.detail === 'string' && err.detail) detail = err.detail;
+    } catch {
+      /* not JSON: keep the status line */
+    }
+    throw new ApiRequestError(res.status, code, detail);
+  }
   return (await res.json()) as T;
 }
+
+const getJson = <T>(path: string) => call<T>('GET', path);
+
+/** `{"job_id","status","progress","done","total", "result"|"error"}` of a backtest or optimization. */
+export interface JobStatus<R = unknown> {
+  job_id: string;
+  status: 'running' | 'done' | 'failed' | 'cancelled';
+  progress?: number;
+  done?: number;
+  total?: number;
+  result?: R;
+  error?: string;
+}
+
+const job = (id: string) => encodeURIComponent(id);
 
 export const api = {
   symbols: () => getJson<SymbolsResponse>('/api/symbols'),
   stats: () => getJson<StatsResponse>('/api/stats'),
+  indicators: () => getJson<unknown>('/api/indicators'),
+  strategies: () => getJson<unknown>('/api/strategies'),
+  backtestRun: (body: unknown) => call<{ job_id: string }>('POST', '/api/backtest/run', body),
+  backtestResults: <R>(id: string) => getJson<JobStatus<R>>(`/api/backtest/results/${job(id)}`),
+  optimizeStart: (body: unknown) => call<{ job_id: string; combinations?: number }>('POST', '/api/optimize/start', body),
+  optimizeStatus: (id: string) => getJson<JobStatus>(`/api/optimize/status/${job(id)}`),
+  optimizeResults: <R>(id: string) => getJson<JobStatus<R>>(`/api/optimize/results/${job(id)}`),
+  optimizeCancel: (id: string) => call<JobStatus>('POST', `/api/optimize/cancel/${job(id)}`),
 };

@@ -187,6 +187,11 @@ export class Connection {
     });
   }
 
+  /** Sends a message that expects no reply (e.g. an unsubscribe); false when not connected. */
+  send(msg: ClientMessage): boolean {
+    return this.sendRaw(msg);
+  }
+
   /** Topics with at least one listener (for the debug hook and tests). */
   activeTopics(): string[] {
     return [...this.topics.keys()];

@@ -22,7 +22,18 @@ export type ClientMessage =
       start_time?: number;
       id?: RequestId;
     }
-  | { type: 'ping'; id?: RequestId };
+  | { type: 'ping'; id?: RequestId }
+  | {
+      type: 'subscribe_indicator' | 'unsubscribe_indicator';
+      trading_pair: string;
+      interval: Interval;
+      indicator: string;
+      params: Record<string, number>;
+      /** Values of history sent first (server default 500). */
+      history?: number;
+      id?: RequestId;
+    }
+  | { type: 'subscribe_signals' | 'unsubscribe_signals'; trading_pair: string; interval: Interval; id?: RequestId };
 
 export interface PriceUpdate {
   type: 'price_update';
@@ -47,6 +58,28 @@ export interface ErrorReply {
   code: string;
   message?: string;
   id?: RequestId;
+}
+
+/** One strategy signal (`signal` push, and each entry of `signals_history.data`). */
+export interface SignalMessage {
+  symbol: string;
+  interval: string;
+  /** Open time of the closed bar that produced the signal (ms). */
+  time: number;
+  side: 'buy' | 'sell';
+  price: number;
+  strategy: string;
+  reason?: string;
+}
+
+/**
+ * One indicator value: `timestamp`, `closed` and the indicator's output fields
+ * (`value`; `macd`/`signal`/`histogram`; `upper`/`middle`/`lower`; `value`/`direction`).
+ */
+export interface IndicatorPoint {
+  timestamp: number;
+  closed: boolean;
+  [field: string]: number | string | boolean;
 }
 
 /** Any message from the server; `type` decides the rest. */

@@ -17,10 +17,24 @@ export interface ChartConfig {
   id: string;
   symbol: string;
   interval: Interval;
-  /** Overlay toggles. */
+  /** Overlay toggles (computed in the page). */
   sma: boolean;
   ema: boolean;
+  /** Server indicator overlays (subscribe_indicator); absent when none. */
+  indicators?: IndicatorConfig[];
 }
+
+/** One server indicator on a chart: its name and complete parameters (defaults filled in). */
+export interface IndicatorConfig {
+  /** Unique within the chart; names the overlay's DOM and debug entries. */
+  id: string;
+  name: string;
+  params: Record<string, number>;
+}
+
+/** Server indicators per chart: each costs a topic of the server's 200 per client. */
+export const MAX_INDICATORS_PER_CHART = 8;
+const INDICATOR_NAME_RE = /^[a-z][a-z0-9_]{0,31}$/;
 
 export interface Layout {
   version: number;
@@ -82,7 +96,30 @@ function parseChart(item: unknown): ChartConfig | null {
   const c = item as Record<string, unknown>;
   if (typeof c.id !== 'string' || !ID_RE.test(c.id)) return null;
   if (!isSymbol(c.symbol) || !isInterval(c.interval)) return null;
-  return { id: c.id, symbol: c.symbol, interval: c.interval, sma: c.sma === true, ema: c.ema === true };
+  const chart: ChartConfig = { id: c.id, symbol: c.symbol, interval: c.interval, sma: c.sma === true, ema: c.ema === true };
+  const indicators = parseIndicators(c.indicators);
+  if (indicators.length) chart.indicators = indicators;
+  return chart;
+}
+
+/** Keeps the stored indicators that are well-formed (name, finite numeric params, unique id). */
+export function parseIndicators(raw: unknown): IndicatorConfig[] {
+  if (!Array.isArray(raw)) return [];
+  const out: IndicatorConfig[] = [];
+  const ids = new Set<string>();
+  for (const item of raw) {
+    if (out.length >= MAX_INDICATORS_PER_CHART) break;
+    if (typeof item !== 'object' || item === null) continue;
+    const o = item as Record<string, unknown>;
+    if (typeof o.id !== 'string' || !ID_RE.test(o.id) || ids.has(o.id)) continue;
+    if (typeof o.name !== 'string' || !INDICATOR_NAME_RE.test(o.name)) continue;
+    if (typeof o.params !== 'object' || o.params === null || Array.isArray(o.params)) continue;
+    const entries = Object.entries(o.params as Record<string, unknown>);
+    if (!entries.every(([k, v]) => /^[a-z_][a-z0-9_]{0,31}$/.test(k) && typeof v === 'number' && Number.isFinite(v))) continue;
+    ids.add(o.id);
+    out.push({ id: o.id, name: o.name, params: Object.fromEntries(entries) as Record<string, number> });
+  }
+  return out;
 }
 
 export function loadLayout(store: KeyValueStore): Layout {

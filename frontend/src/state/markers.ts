@@ -65,8 +65,21 @@ export function markerFromMessage(msg: Record<string, unknown>): RoutedMarker | 
   return { symbol, interval: str(msg.interval), marker: { time, kind, side, text: label, price } };
 }
 
-/** Adds markers to a list kept sorted by time, capped to the newest ones. */
+/** Identity of a marker: a history sent again (reconnect, second chart) must not double it. */
+export function markerKey(m: Marker): string {
+  return `${m.kind}|${m.time}|${m.side}|${m.text ?? ''}`;
+}
+
+/** Adds markers to a list kept sorted by time, without exact duplicates, capped to the newest ones. */
 export function mergeMarkers(existing: readonly Marker[], added: readonly Marker[]): Marker[] {
-  const all = existing.concat(added).sort((a, b) => a.time - b.time);
+  const seen = new Set<string>();
+  const all: Marker[] = [];
+  for (const m of existing.concat(added)) {
+    const k = markerKey(m);
+    if (seen.has(k)) continue;
+    seen.add(k);
+    all.push(m);
+  }
+  all.sort((a, b) => a.time - b.time);
   return all.length > MAX_MARKERS_PER_CHART ? all.slice(all.length - MAX_MARKERS_PER_CHART) : all;
 }
