@@ -10,8 +10,8 @@ duration=${BENCH_DURATION:-20}
 results=bench/results; mkdir -p "$results"
 
 cargo build --release --bins -p candlecast -p candlecast-loadgen
-server_bin=target/release/candlecast
-loadgen=target/release/candlecast-loadgen
+server_bin=${CARGO_TARGET_DIR:-target}/release/candlecast
+loadgen=${CARGO_TARGET_DIR:-target}/release/candlecast-loadgen
 
 # Every topic must update 10 times a second: 200 trades/s per symbol, one-second bars.
 export CANDLECAST__SERVER__HOST=127.0.0.1 CANDLECAST__SERVER__PORT=0
