@@ -351,6 +351,20 @@ mod tests {
         assert_eq!(back, BarData::from(&bar));
     }
 
+    proptest::proptest! {
+        /// Prices and volumes cross JSON unchanged, to the last bit (serde_json's `float_roundtrip`), so a
+        /// client that recomputes anything from our bars gets exactly our numbers.
+        #[test]
+        fn bar_values_round_trip_exactly(bits in proptest::prelude::any::<u64>()) {
+            let v = f64::from_bits(bits);
+            proptest::prop_assume!(v.is_finite());
+            let data = BarData { timestamp: 0, open: v, high: v, low: v, close: v, volume: v.abs(), trades: 1, closed: true };
+            let back: BarData = serde_json::from_str(&serde_json::to_string(&data).unwrap()).unwrap();
+            proptest::prop_assert_eq!(back.close.to_bits(), v.to_bits());
+            proptest::prop_assert_eq!(back.volume.to_bits(), v.abs().to_bits());
+        }
+    }
+
     #[test]
     fn error_round_trip() {
         let e = ErrorMessage::new(ErrorCode::UnknownSymbol, "unknown symbol FOO", Some(Value::from("a")));
