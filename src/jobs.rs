@@ -76,7 +76,7 @@ impl Jobs {
         let cancel = Arc::new(AtomicBool::new(false));
         let id = {
             let mut jobs = self.lock();
-            expire(&mut jobs);
+            expire(&mut jobs, Instant::now(), RESULT_TTL, MAX_FINISHED);
             if jobs.values().filter(|j| matches!(j.state, State::Running)).count() >= MAX_RUNNING {
                 return Err(JobError::Busy);
             }
@@ -135,13 +135,13 @@ impl Jobs {
     }
 }
 
-/// Drops results past their TTL, then the oldest finished ones beyond the cap.
-fn expire(jobs: &mut HashMap<String, Job>) {
-    jobs.retain(|_, j| j.finished_at.map_or(true, |t| t.elapsed() < RESULT_TTL));
+/// Drops results older than `ttl`, then the oldest finished ones beyond `cap`. Running jobs always stay.
+fn expire(jobs: &mut HashMap<String, Job>, now: Instant, ttl: Duration, cap: usize) {
+    jobs.retain(|_, j| j.finished_at.map_or(true, |t| now.saturating_duration_since(t) < ttl));
     let mut finished: Vec<(Instant, String)> = jobs.iter().filter_map(|(id, j)| j.finished_at.map(|t| (t, id.clone()))).collect();
-    if finished.len() > MAX_FINISHED {
+    if finished.len() > cap {
         finished.sort();
-        for (_, id) in &finished[..finished.len() - MAX_FINISHED] {
+        for (_, id) in &finished[..finished.len() - cap] {
             jobs.remove(id);
         }
     }
@@ -160,6 +160,27 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         panic!("job never finished");
+    }
+
+    #[test]
+    fn results_expire_after_the_ttl_and_beyond_the_cap() {
+        let t0 = Instant::now();
+        let job = |finished_after: Option<u64>| Job {
+            kind: Kind::Backtest,
+            state: State::Running,
+            progress: Arc::default(),
+            cancel: Arc::default(),
+            finished_at: finished_after.map(|s| t0 + Duration::from_secs(s)),
+        };
+        let mut jobs: HashMap<String, Job> = HashMap::new();
+        for (id, at) in [("old", Some(0)), ("a", Some(100)), ("b", Some(200)), ("c", Some(300)), ("running", None)] {
+            jobs.insert(id.into(), job(at));
+        }
+        // One hour after t0 + 30 s: "old" is past its TTL; of a, b, c only the newest two fit a cap of 2.
+        expire(&mut jobs, t0 + Duration::from_secs(3_630), Duration::from_secs(3_600), 2);
+        let mut left: Vec<&str> = jobs.keys().map(String::as_str).collect();
+        left.sort();
+        assert_eq!(left, ["b", "c", "running"]);
     }
 
     #[test]
