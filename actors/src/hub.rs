@@ -134,6 +134,13 @@ struct TopicState {
     pending: bool,
 }
 
+impl TopicState {
+    /// Whether a partial update may go out now: at least `gap` since the last send.
+    fn due(&self, now: Instant, gap: Duration) -> bool {
+        self.last_sent.map_or(true, |t| now.duration_since(t) >= gap)
+    }
+}
+
 struct ClientEntry {
     outbox: Arc<Outbox>,
     topics: HashSet<Topic>,
@@ -228,7 +235,7 @@ impl Hub {
             if !state.pending {
                 continue;
             }
-            if state.last_sent.is_some_and(|t| now.duration_since(t) < self.min_gap) {
+            if !state.due(now, self.min_gap) {
                 self.dirty.push(topic);
                 continue;
             }
@@ -289,8 +296,7 @@ impl Handler<Publish> for Hub {
             match update.kind {
                 UpdateKind::Partial => {
                     state.latest = Some(update.bar.clone());
-                    let due = state.last_sent.map_or(true, |t| now.duration_since(t) >= self.min_gap);
-                    if due {
+                    if state.due(now, self.min_gap) {
                         state.pending = false;
                         state.last_sent = Some(now);
                         self.fan_out(&topic, &update.bar, false);

@@ -111,6 +111,11 @@ pub struct InvalidParameter {
 }
 
 impl HistoryQuery {
+    /// Every bar of `interval` held in memory (for warming up indicators and strategies).
+    pub fn all(interval: Interval) -> HistoryQuery {
+        HistoryQuery { interval, limit: usize::MAX, end_time: None, start_time: None }
+    }
+
     /// Checks the raw parameters of a history request (REST query string or WS message).
     pub fn parse(interval: Option<&str>, limit: Option<i64>, start_time: Option<i64>, end_time: Option<i64>) -> Result<HistoryQuery, InvalidParameter> {
         let interval = parse_interval(interval)?;
@@ -197,6 +202,13 @@ pub struct Historical {
     pub data: Vec<BarData>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub id: Option<Value>,
+}
+
+impl Historical {
+    /// The reply to a history request (REST body or WS message), bars ascending.
+    pub fn new(symbol: &str, interval: Interval, bars: &[Bar], id: Option<Value>) -> Historical {
+        Historical { kind: "historical".into(), symbol: symbol.to_owned(), interval, data: bars.iter().map(BarData::from).collect(), id }
+    }
 }
 
 /// `{"type":"subscribed"|"unsubscribed","trading_pairs":[..],"interval":..}`

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use actix_web::{get, web, HttpResponse};
 use candlecast_actors::aggregator::{GetBars, GetQuote};
 use candlecast_actors::market::SymbolEntry;
-use candlecast_actors::protocol::{BarData, Historical, HistoryQuery, InvalidParameter};
+use candlecast_actors::protocol::{Historical, HistoryQuery, InvalidParameter};
 use serde_json::json;
 
 use super::error::ApiError;
@@ -56,13 +56,7 @@ pub async fn historical(state: web::Data<AppState>, path: web::Path<String>, que
         int_param(&query, "end_time")?,
     )?;
     let bars = entry.aggregator.send(GetBars(q)).await.map_err(|_| ApiError::Unavailable("the symbol's aggregator"))?;
-    Ok(HttpResponse::Ok().json(Historical {
-        kind: "historical".into(),
-        symbol: entry.symbol.to_string(),
-        interval: q.interval,
-        data: bars.iter().map(BarData::from).collect(),
-        id: None,
-    }))
+    Ok(HttpResponse::Ok().json(Historical::new(&entry.symbol, q.interval, &bars, None)))
 }
 
 fn int_param(query: &HashMap<String, String>, name: &'static str) -> Result<Option<i64>, InvalidParameter> {

@@ -24,7 +24,7 @@ use candlecast_actors::market::{Market, SymbolEntry};
 use candlecast_actors::messages::{ClientId, Topic};
 use candlecast_actors::model::Symbol;
 use candlecast_actors::outbox::{Outbox, PushError};
-use candlecast_actors::protocol::{self, frame, BarData, ErrorCode, ErrorMessage, Historical, HistoricalRequest, HistoryQuery, IndicatorRequest, SignalsRequest, TopicsAck, TopicsRequest};
+use candlecast_actors::protocol::{self, frame, ErrorCode, ErrorMessage, Historical, HistoricalRequest, HistoryQuery, IndicatorRequest, SignalsRequest, TopicsAck, TopicsRequest};
 use candlecast_actors::strategy::live::indicators::{IndicatorService, SubscribeIndicator, UnsubscribeIndicator};
 use candlecast_actors::strategy::live::signals::{LiveStrategies, SubscribeSignals, UnsubscribeSignals};
 use candlecast_actors::telemetry::{add, COUNTERS};
@@ -326,7 +326,7 @@ impl WsSession {
             session.in_flight = false;
             match result {
                 Ok(bars) => {
-                    let reply = Historical { kind: "historical".into(), symbol: entry.symbol.to_string(), interval: query.interval, data: bars.iter().map(BarData::from).collect(), id };
+                    let reply = Historical::new(&entry.symbol, query.interval, &bars, id);
                     session.push(protocol::text_frame(&reply), ctx);
                 }
                 Err(_) => {

@@ -171,8 +171,7 @@ impl Handler<SubscribeIndicator> for IndicatorService {
         let warm_up = if self.computations.contains_key(&channel) {
             None
         } else {
-            let query = HistoryQuery { interval: msg.interval, limit: usize::MAX, end_time: None, start_time: None };
-            Some(entry.aggregator.send(GetBars(query)))
+            Some(entry.aggregator.send(GetBars(HistoryQuery::all(msg.interval))))
         };
         let fut = async move {
             match warm_up {

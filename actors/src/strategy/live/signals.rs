@@ -135,8 +135,7 @@ impl Handler<StartStrategy> for LiveStrategies {
             Ok(c) => c,
             Err(e) => return AtomicResponse::new(Box::pin(actix::fut::ready(Err(e)))),
         };
-        let query = HistoryQuery { interval: spec.interval, limit: usize::MAX, end_time: None, start_time: None };
-        let history = entry.aggregator.send(GetBars(query));
+        let history = entry.aggregator.send(GetBars(HistoryQuery::all(spec.interval)));
         AtomicResponse::new(Box::pin(async move { history.await.map_err(|_| "history is not available".to_owned()) }.into_actor(self).map(
             move |bars, live, _| {
                 let bars = bars?;
