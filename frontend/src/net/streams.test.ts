@@ -2,36 +2,8 @@ import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { Backoff } from '../state/backoff';
 import { Connection } from './connection';
 import { StreamHub, indicatorStreamKey, signalStreamKey } from './streams';
+import { FakeSocket, latest } from './fakeSocket';
 
-/** A scripted stand-in for the browser's WebSocket. */
-class FakeSocket {
-  static all: FakeSocket[] = [];
-  readyState = 0;
-  sent: Array<Record<string, unknown>> = [];
-  onopen: (() => void) | null = null;
-  onmessage: ((ev: { data: string }) => void) | null = null;
-  onerror: (() => void) | null = null;
-  onclose: (() => void) | null = null;
-  constructor() {
-    FakeSocket.all.push(this);
-  }
-  send(text: string) {
-    this.sent.push(JSON.parse(text));
-  }
-  close() {
-    this.readyState = 3;
-    this.onclose?.();
-  }
-  open() {
-    this.readyState = 1;
-    this.onopen?.();
-  }
-  receive(msg: unknown) {
-    this.onmessage?.({ data: JSON.stringify(msg) });
-  }
-}
-
-const latest = () => FakeSocket.all[FakeSocket.all.length - 1];
 const settle = () => new Promise((r) => setTimeout(r, 0));
 const ofType = (type: string) => latest().sent.filter((m) => m.type === type);
 
