@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use serde::Deserialize;
 
-use crate::aggregate::{Applied, BarUpdate, TimeBars};
+use crate::aggregate::{Applied, BarUpdate, TimeBars, Upserted};
 use crate::messages::{Ingest, IngestReport, Publish};
 use crate::model::{now_ms, Bar, Interval, Symbol};
 use crate::protocol::HistoryQuery;
@@ -25,6 +25,25 @@ pub struct Seed {
 #[derive(Message)]
 #[rtype(result = "Vec<Bar>")]
 pub struct GetBars(pub HistoryQuery);
+
+/// Bars made elsewhere (a script's market-data rows, another node's updates, a klines rebuild), put in
+/// place of the bars with the same interval and open time; see [`TimeBars::upsert`] for what is published.
+/// Bars are applied in the order given: send them oldest first.
+#[derive(Message)]
+#[rtype(result = "UpsertReport")]
+pub struct UpsertBars {
+    pub bars: Vec<Bar>,
+}
+
+/// What an [`UpsertBars`] did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UpsertReport {
+    pub inserted: usize,
+    pub replaced: usize,
+    pub unchanged: usize,
+    /// Position in the batch and the reason, for bars refused.
+    pub rejected: Vec<(usize, String)>,
+}
 
 /// The last traded price and its exchange time (ms).
 #[derive(Message)]
@@ -192,5 +211,24 @@ impl Handler<GetQuote> for Aggregator {
     /// Returns the last trade's price and time.
     fn handle(&mut self, _: GetQuote, _: &mut Context<Self>) -> Self::Result {
         self.bars.last_trade()
+    }
+}
+
+impl Handler<UpsertBars> for Aggregator {
+    type Result = MessageResult<UpsertBars>;
+
+    /// Puts the bars in place and publishes what changed.
+    fn handle(&mut self, msg: UpsertBars, _: &mut Context<Self>) -> Self::Result {
+        let mut report = UpsertReport::default();
+        for (i, bar) in msg.bars.into_iter().enumerate() {
+            match self.bars.upsert(bar, &mut self.out) {
+                Ok(Upserted::Inserted) => report.inserted += 1,
+                Ok(Upserted::Replaced) => report.replaced += 1,
+                Ok(Upserted::Unchanged) => report.unchanged += 1,
+                Err(e) => report.rejected.push((i, e.to_string())),
+            }
+        }
+        self.publish();
+        MessageResult(report)
     }
 }

@@ -5,4 +5,4 @@
 
 mod time_bars;
 
-pub use time_bars::{Applied, BarUpdate, TimeBars, UpdateKind};
+pub use time_bars::{Applied, BarUpdate, TimeBars, UpdateKind, UpsertError, Upserted};

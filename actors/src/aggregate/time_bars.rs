@@ -330,5 +330,9 @@ fn correct(slot: &mut Slot, ts: i64, trade: &Trade, out: &mut Vec<BarUpdate>) ->
     true
 }
 
+mod upsert;
+
+pub use upsert::{UpsertError, Upserted};
+
 #[cfg(test)]
 mod tests;

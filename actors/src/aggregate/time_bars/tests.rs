@@ -2,13 +2,13 @@ use super::*;
 use crate::model::{resample, Side};
 use proptest::prelude::*;
 
-const MIN: i64 = 60_000;
+pub(super) const MIN: i64 = 60_000;
 
-fn trade(ts: i64, price: f64, qty: f64) -> Trade {
+pub(super) fn trade(ts: i64, price: f64, qty: f64) -> Trade {
     Trade { symbol: "BTCUSDT".into(), price, qty, side: Side::Buy, exchange_ts: ts, received_ts: ts, id: 0 }
 }
 
-fn bars(intervals: &[Interval]) -> TimeBars {
+pub(super) fn bars(intervals: &[Interval]) -> TimeBars {
     TimeBars::new("BTCUSDT".into(), intervals, 2_000, 1_000_000)
 }
 
