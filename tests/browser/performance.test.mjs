@@ -27,7 +27,7 @@ let page;
 
 before(async () => {
   server = await startServer();
-  browser = await launch({ viewport: { width: 1920, height: 1080 } });
+  browser = await launch({ viewport: { width: 1920, height: 1080 }, gpu: process.env.PERF_GPU !== '0' });
   ({ page } = await openPage(browser.context));
   // Installed before any page script runs, so nothing is missed.
   await page.addInitScript(() => {

@@ -51,6 +51,7 @@ import { renderLegend, toSeriesMarkers } from './presentation';
 import { Overlay } from './overlays';
 import { IndicatorMenu } from './indicatorMenu';
 import { ServerIndicator } from './serverIndicators';
+import { chartFrames } from './frameScheduler';
 
 /** Bars asked for on first load and per scroll-back page. */
 export const INITIAL_BARS = 1000;
@@ -59,6 +60,8 @@ export const PAGE_BARS = 500;
 const LOAD_MORE_THRESHOLD = 50;
 /** Retries of a history request that came back empty (server warming up). */
 const EMPTY_HISTORY_RETRIES = 6;
+/** More pending bars than this (a chart off-screen for a while) are loaded with one setData. */
+const BULK_FLUSH_BARS = 200;
 
 export interface ChartDeps {
   conn: Connection;
@@ -101,6 +104,13 @@ export class ChartView {
   private readonly indicatorMenu: IndicatorMenu;
   private state: DataState = 'loading';
   private buffered: Bar[] = [];
+  /**
+   * Live bars received but not drawn yet, by open time (the newest state of a bar wins). Drawn when
+   * the shared frame scheduler says so, and only while the chart is on screen.
+   */
+  private readonly pendingBars = new Map<number, Bar>();
+  private onScreen = true;
+  private readonly flushTarget = { flush: () => this.flushPending() };
   /** Bumped on every symbol/interval change; replies for an older one are dropped. */
   private generation = 0;
   private loadingOlder = false;
@@ -199,6 +209,7 @@ export class ChartView {
     this.applyPalette(palette);
     this.cleanups.push(deps.theme.onChange(() => this.applyPalette(deps.theme.palette)));
     this.cleanups.push(deps.conn.onOpen(() => this.resync()));
+    this.watchVisibility();
 
     this.chart.timeScale().subscribeVisibleLogicalRangeChange(this.onRangeChange);
     this.chart.subscribeCrosshairMove(this.onCrosshair);
@@ -213,6 +224,7 @@ export class ChartView {
 
   /** Read-only view used by the debug hook and the browser tests. */
   debugInfo() {
+    this.flushPending();
     const range = this.chart.timeScale().getVisibleRange();
     return {
       id: this.cfg.id,
@@ -237,6 +249,7 @@ export class ChartView {
 
   /** Timestamps of every loaded bar (browser tests check for holes). */
   debugTimestamps(): number[] {
+    this.flushPending();
     return this.bars.bars.map((b) => b.timestamp);
   }
 
@@ -262,6 +275,8 @@ export class ChartView {
 
   destroy(): void {
     this.generation++;
+    chartFrames.cancel(this.flushTarget);
+    this.pendingBars.clear();
     this.unsubscribe?.();
     this.closeSignals?.();
     for (const ind of this.indicators) ind.destroy();
@@ -296,6 +311,8 @@ export class ChartView {
   }
 
   private setState(state: DataState): void {
+    // Bars received live are older than anything a gap fill or reload brings next: draw them first.
+    if (state !== 'live') this.flushPending();
     this.state = state;
     this.root.dataset.state = state;
   }
@@ -343,6 +360,7 @@ export class ChartView {
     this.unsubscribe?.();
     this.bars.clear();
     this.buffered = [];
+    this.pendingBars.clear();
     this.historyExhausted = false;
     this.loadingOlder = false;
     this.setState('loading');
@@ -535,8 +553,41 @@ export class ChartView {
   private onUpdate(u: PriceUpdate, gen: number): void {
     if (gen !== this.generation || !isBar(u.data)) return;
     this.deps.countUpdate();
-    if (this.state === 'live') this.applyBar(u.data);
-    else this.buffered.push(u.data);
+    if (this.state !== 'live') {
+      this.buffered.push(u.data);
+      return;
+    }
+    this.pendingBars.set(u.data.timestamp, u.data);
+    if (this.onScreen) chartFrames.request(this.flushTarget);
+  }
+
+  /** Draws the live bars received since the last flush. */
+  private flushPending(): void {
+    if (this.pendingBars.size === 0) return;
+    const bars = [...this.pendingBars.values()];
+    this.pendingBars.clear();
+    if (bars.length <= BULK_FLUSH_BARS) {
+      for (const bar of bars) this.applyBar(bar);
+      return;
+    }
+    for (const bar of bars) this.bars.upsert(bar);
+    this.setAllData(true);
+    this.renderMarkers();
+    this.scheduleQuote();
+  }
+
+  /** Off-screen charts keep their bars pending and draw them when they scroll back into view. */
+  private watchVisibility(): void {
+    if (typeof IntersectionObserver === 'undefined') return;
+    const observer = new IntersectionObserver((entries) => {
+      const visible = entries.some((e) => e.isIntersecting);
+      if (visible === this.onScreen) return;
+      this.onScreen = visible;
+      if (visible) chartFrames.request(this.flushTarget);
+      else chartFrames.cancel(this.flushTarget);
+    });
+    observer.observe(this.root);
+    this.cleanups.push(() => observer.disconnect());
   }
 
   /** Merges one bar and makes the matching, cheapest chart call. */
