@@ -114,7 +114,7 @@ impl FakeBinance {
         self.state.lock().unwrap().open.remove(&id);
     }
 
-    /// Answers one HTTP/1.1 GET: klines (one closed bar a minute ago) or historical trades by id.
+    /// Answers one HTTP/1.1 GET: klines or historical trades by id.
     async fn serve_rest(self, mut tcp: TcpStream) {
         let mut buf = Vec::new();
         let mut chunk = [0u8; 4096];
@@ -131,8 +131,15 @@ impl FakeBinance {
         let symbol = q.get("symbol").copied().unwrap_or("").to_owned();
         let body = match path {
             "/api/v3/klines" => {
-                let minute = (now_ms() / 60_000 - 1) * 60_000;
-                json!([[minute, "100.0", "101.0", "99.0", "100.5", "3.0", minute + 59_999, "300.0", 3, "1.0", "100.0", "0"]])
+                let s = self.state.lock().unwrap();
+                match s.trades.get(&symbol) {
+                    // Before any trade: one closed bar a minute ago, as history.
+                    None => {
+                        let minute = (now_ms() / 60_000 - 1) * 60_000;
+                        json!([[minute, "100.0", "101.0", "99.0", "100.5", "3.0", minute + 59_999, "300.0", 3, "1.0", "100.0", "0"]])
+                    }
+                    Some(trades) => klines_of(trades, &q),
+                }
             }
             "/api/v3/historicalTrades" => {
                 let from: u64 = q.get("fromId").and_then(|v| v.parse().ok()).unwrap_or(0);
@@ -158,7 +165,10 @@ impl FakeBinance {
 
     /// Records a trade as executed (REST can serve it); `stream` also sends it on the trade stream.
     fn trade(&self, symbol: &str, id: u64, price: f64, qty: f64, stream: bool) {
-        let ts = now_ms();
+        self.trade_at(symbol, id, price, qty, now_ms(), stream)
+    }
+
+    fn trade_at(&self, symbol: &str, id: u64, price: f64, qty: f64, ts: i64, stream: bool) {
         let row = json!({"id": id, "price": format!("{price:.8}"), "qty": format!("{qty:.8}"), "quoteQty": "0", "time": ts, "isBuyerMaker": id & 1 == 0, "isBestMatch": true});
         self.state.lock().unwrap().trades.entry(symbol.to_owned()).or_default().push(row);
         if stream {
@@ -190,6 +200,32 @@ impl FakeBinance {
     fn pongs(&self) -> Vec<(Instant, Vec<u8>)> {
         self.state.lock().unwrap().pongs.clone()
     }
+}
+
+/// `/api/v3/klines` rows for `interval` with open times in `[startTime, endTime]`, made from the executed
+/// trades as Binance makes them (buckets without trades are left out).
+fn klines_of(trades: &[Value], q: &HashMap<&str, &str>) -> Value {
+    let Ok(interval) = q.get("interval").copied().unwrap_or("").parse::<candlecast_actors::model::Interval>() else {
+        return json!({"code": -1120, "msg": "Invalid interval."});
+    };
+    let param = |k: &str| q.get(k).and_then(|v| v.parse::<i64>().ok());
+    let (start, end) = (param("startTime").unwrap_or(0), param("endTime").unwrap_or(i64::MAX));
+    let mut buckets: std::collections::BTreeMap<i64, (f64, f64, f64, f64, f64, u64)> = Default::default();
+    for t in trades {
+        let ts = t["time"].as_i64().unwrap();
+        let open_time = interval.align(ts);
+        if open_time < start || open_time > end {
+            continue;
+        }
+        let (price, qty): (f64, f64) = (t["price"].as_str().unwrap().parse().unwrap(), t["qty"].as_str().unwrap().parse().unwrap());
+        let b = buckets.entry(open_time).or_insert((price, price, price, price, 0.0, 0));
+        (b.1, b.2, b.3, b.4, b.5) = (b.1.max(price), b.2.min(price), price, b.4 + qty, b.5 + 1);
+    }
+    let rows: Vec<Value> = buckets
+        .into_iter()
+        .map(|(open, (o, h, l, c, v, n))| json!([open, o.to_string(), h.to_string(), l.to_string(), c.to_string(), v.to_string(), open + interval.millis() - 1, "0", n, "0", "0", "0"]))
+        .collect();
+    Value::Array(rows)
 }
 
 fn now_ms() -> i64 {
@@ -378,4 +414,47 @@ async fn connections_are_renewed_before_the_24_hour_cut() {
     eventually(10, "two renewals", || fake.accepted("BNBUSDT") >= 3).await;
     assert!(feed(&server, "BNBUSDT").await["reconnects"].as_u64() >= Some(2));
     eventually(10, "the open connection", || fake.open("BNBUSDT") == 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gap_too_large_to_fetch_is_rebuilt_from_klines() {
+    let fake = FakeBinance::start().await;
+    let mut overrides = fake.overrides(&["ETHUSDT"]);
+    // Any gap of more than two trades is "too large": the adapter must rebuild from klines instead.
+    overrides.push(("feed.binance.max_gap_trades", Toml::Integer(2)));
+    let server = TestServer::start(&overrides).await;
+    eventually(10, "the adapter's connection", || fake.open("ETHUSDT") == 1).await;
+
+    fake.trade("ETHUSDT", 1, 100.0, 0.5, true);
+    assert_eq!(wait_totals(&server, "ETHUSDT", 1).await, (1, 0.5));
+    // Trades 2..=6 are executed over the next seconds but never streamed.
+    let first_missed = now_ms() + 1_000;
+    for id in 2..=6 {
+        fake.trade_at("ETHUSDT", id, 100.0 + id as f64, 1.0, first_missed + (id as i64 - 2) * 300, false);
+    }
+    // Well after their seconds closed (past the 2 s grace), trade 7 reveals the gap.
+    tokio::time::sleep(Duration::from_millis(4_500)).await;
+    fake.trade("ETHUSDT", 7, 110.0, 0.25, true);
+
+    // Every second's bar now holds what the exchange executed: the 5 missed trades came from klines.
+    assert_eq!(wait_totals(&server, "ETHUSDT", 7).await, (7, 5.75), "1s bars include the rebuilt seconds");
+    let f = feed(&server, "ETHUSDT").await;
+    assert_eq!(f["gap_trades_filled"], 0, "{f}");
+    assert_eq!(f["gaps_unfilled"], 1, "{f}");
+    assert!(f["bars_rebuilt"].as_u64().unwrap() >= 2, "at least the seconds of the missed trades: {f}");
+    let (_, hist) = server.get_json("/api/historical/ETHUSDT?interval=1s&limit=300").await;
+    let rebuilt: Vec<&Value> = hist["data"].as_array().unwrap().iter().filter(|b| b["high"].as_f64() == Some(106.0)).collect();
+    assert_eq!(rebuilt.len(), 1, "the second of trade 6 (price 106) is a closed bar: {hist}");
+    assert_eq!(rebuilt[0]["closed"], true);
+
+    // A gap small enough to fetch, but older than the grace window when it is found (a long reconnect):
+    // fetched trades would be dropped as late, so the seconds are rebuilt too.
+    for id in 8..=9 {
+        fake.trade("ETHUSDT", id, 105.0, 2.0, false);
+    }
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    fake.trade("ETHUSDT", 10, 105.0, 0.25, true);
+    assert_eq!(wait_totals(&server, "ETHUSDT", 10).await, (10, 10.0), "the fetched trades are in the bars");
+    let f = feed(&server, "ETHUSDT").await;
+    assert_eq!((f["gap_trades_filled"].as_u64(), f["gaps_unfilled"].as_u64()), (Some(2), Some(1)), "{f}");
 }

@@ -178,8 +178,8 @@ pub fn start_feed<C: Connector + Send>(market: &Market, mut connector: C, arbite
     let status = Arc::new(FeedStatus::default());
     connector.attach_status(status.clone());
     let intervals = market.settings().intervals();
-    let (sink, seed) = (entry.aggregator.clone().recipient(), Some(entry.aggregator.clone().recipient()));
+    let aggregator = entry.aggregator.clone();
     let feed_status = status.clone();
-    let actor = FeedActor::start_in_arbiter(arbiter, move |_| FeedActor::new(connector, sink, seed, intervals, feed_status));
+    let actor = FeedActor::start_in_arbiter(arbiter, move |_| FeedActor::new(connector, aggregator, true, intervals, feed_status));
     FeedHandle { source, symbol: entry.symbol, status, stop: actor.recipient() }
 }

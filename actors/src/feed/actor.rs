@@ -8,6 +8,7 @@ use actix::prelude::*;
 
 use super::backoff::Backoff;
 use super::{Connector, FeedError, FeedState, FeedStatus};
+use crate::aggregator::{Aggregator, UpsertBars};
 use crate::messages::Ingest;
 use crate::model::{now_ms, Interval};
 
@@ -24,14 +25,17 @@ pub struct FeedActor<C: Connector> {
     connector: Option<C>,
     sink: Recipient<Ingest>,
     seed: Option<Recipient<crate::aggregator::Seed>>,
+    upsert: Recipient<UpsertBars>,
     intervals: Vec<Interval>,
     status: Arc<FeedStatus>,
 }
 
 impl<C: Connector> FeedActor<C> {
-    /// `seed` receives the connector's backfill before live trades start.
-    pub fn new(connector: C, sink: Recipient<Ingest>, seed: Option<Recipient<crate::aggregator::Seed>>, intervals: Vec<Interval>, status: Arc<FeedStatus>) -> Self {
-        FeedActor { connector: Some(connector), sink, seed, intervals, status }
+    /// Trades go to the symbol's aggregator, and so do its backfill (before live trades start) and any
+    /// bars the connector rebuilds.
+    pub fn new(connector: C, aggregator: Addr<Aggregator>, backfill: bool, intervals: Vec<Interval>, status: Arc<FeedStatus>) -> Self {
+        let seed = backfill.then(|| aggregator.clone().recipient());
+        FeedActor { connector: Some(connector), sink: aggregator.clone().recipient(), seed, upsert: aggregator.recipient(), intervals, status }
     }
 }
 
@@ -40,7 +44,8 @@ impl<C: Connector> Actor for FeedActor<C> {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         let Some(connector) = self.connector.take() else { return };
-        let run = run(connector, self.sink.clone(), self.seed.take(), std::mem::take(&mut self.intervals), self.status.clone());
+        let sinks = Sinks { trades: self.sink.clone(), seed: self.seed.take(), upsert: self.upsert.clone() };
+        let run = run(connector, sinks, std::mem::take(&mut self.intervals), self.status.clone());
         ctx.spawn(actix::fut::wrap_future(run).map(|_, _: &mut Self, ctx: &mut Context<Self>| ctx.stop()));
     }
 }
@@ -64,10 +69,17 @@ fn stopped_state(err: &FeedError) -> FeedState {
     }
 }
 
-async fn run<C: Connector>(mut c: C, sink: Recipient<Ingest>, seed: Option<Recipient<crate::aggregator::Seed>>, intervals: Vec<Interval>, status: Arc<FeedStatus>) {
+/// Where the feed's task sends what its connector produces.
+struct Sinks {
+    trades: Recipient<Ingest>,
+    seed: Option<Recipient<crate::aggregator::Seed>>,
+    upsert: Recipient<UpsertBars>,
+}
+
+async fn run<C: Connector>(mut c: C, sinks: Sinks, intervals: Vec<Interval>, status: Arc<FeedStatus>) {
     let symbol = c.symbol().clone();
     let source = c.source();
-    if let Some(seed) = seed {
+    if let Some(seed) = sinks.seed {
         match c.backfill(now_ms(), &intervals).await {
             Ok(bars) if !bars.is_empty() => {
                 let n: usize = bars.iter().map(|(_, b)| b.len()).sum();
@@ -91,8 +103,15 @@ async fn run<C: Connector>(mut c: C, sink: Recipient<Ingest>, seed: Option<Recip
                         Ok(trades) => {
                             status.last_message_ms.store(now_ms(), Ordering::Relaxed);
                             status.trades.fetch_add(trades.len() as u64, Ordering::Relaxed);
+                            let bars = c.take_rebuilt_bars();
+                            if !bars.is_empty() {
+                                // Applied before the trades that follow them, so those land on the rebuilt bars.
+                                if let Err(e) = sinks.upsert.send(UpsertBars { bars }).await {
+                                    tracing::warn!(%symbol, source, error = %e, "rebuilt bars not applied");
+                                }
+                            }
                             if !trades.is_empty() {
-                                sink.do_send(Ingest { trades });
+                                sinks.trades.do_send(Ingest { trades });
                             }
                         }
                         Err(e) => break e,

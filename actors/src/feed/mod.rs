@@ -65,6 +65,12 @@ pub trait Connector: Unpin + 'static {
 
     /// Waits for the next trades (one or more, in order).
     fn next_trades(&mut self) -> impl Future<Output = Result<Vec<Trade>, FeedError>>;
+
+    /// Bars to put in place before the trades `next_trades` just returned: closed bars the venue rebuilt
+    /// for a stretch whose trades were lost (see `binance::rebuild`). Default: none.
+    fn take_rebuilt_bars(&mut self) -> Vec<Bar> {
+        Vec::new()
+    }
 }
 
 /// Connection state of a feed, as `/api/feeds` and `/api/stats` show it.
@@ -105,6 +111,8 @@ pub struct FeedStatus {
     pub gap_trades_filled: AtomicU64,
     /// Gaps that could not be filled (completely).
     pub gaps_unfilled: AtomicU64,
+    /// Closed bars rebuilt from the venue's own bars after gaps that trades could not fill.
+    pub bars_rebuilt: AtomicU64,
     /// Trades received per second over the last sampled second (see [`FeedStatus::sample_rate`]).
     pub trades_per_second: AtomicU64,
     trades_at_last_sample: AtomicU64,

@@ -4,6 +4,7 @@
 //! - [`wire`]: the documented JSON formats and their conversion into our `Trade` and `Bar`.
 //! - [`connection`]: one WebSocket connection within Binance's rules (pong, 5 messages/s, 24 h cut).
 //! - [`rest`]: klines and historical trades.
+//! - [`rebuild`]: closed bars rebuilt from klines when a gap's trades cannot be had.
 //!
 //! Reconnects (after a drop, a `serverShutdown` event or the 24-hour rotation) are the feed actor's:
 //! capped exponential backoff with jitter, counted in `FeedStatus::reconnects`.
@@ -11,6 +12,7 @@
 //! Both base URLs are settings: the tests point them at a local server speaking Binance's wire format.
 
 pub mod connection;
+pub mod rebuild;
 pub mod rest;
 pub mod wire;
 
@@ -73,8 +75,13 @@ pub struct BinanceConnector {
     rest: RestClient,
     settings: BinanceSettings,
     conn: Option<Connection>,
-    /// Id of the last trade handed on; the next one must be `last_id + 1`.
+    /// Id and exchange time of the last trade handed on; the next one must be `last_id + 1`.
     last_id: Option<u64>,
+    last_ts: Option<i64>,
+    /// The intervals the symbol's aggregator builds (known from the backfill call).
+    intervals: Vec<Interval>,
+    /// Bars rebuilt after an unfilled gap, waiting for the feed actor (see [`Connector::take_rebuilt_bars`]).
+    rebuilt: Vec<Bar>,
     status: Arc<FeedStatus>,
 }
 
@@ -82,34 +89,67 @@ impl BinanceConnector {
     pub fn new(symbol: Symbol, settings: &BinanceSettings) -> Result<BinanceConnector, FeedError> {
         let stream_url = format!("{}/ws/{}@trade", settings.ws_url.trim_end_matches('/'), symbol.to_ascii_lowercase());
         let rest = RestClient::new(&settings.rest_url, Some(settings.api_key.clone()), Duration::from_millis(settings.rest_timeout_ms.max(1)))?;
-        Ok(BinanceConnector { symbol, stream_url, rest, settings: settings.clone(), conn: None, last_id: None, status: Arc::default() })
+        Ok(BinanceConnector {
+            symbol,
+            stream_url,
+            rest,
+            settings: settings.clone(),
+            conn: None,
+            last_id: None,
+            last_ts: None,
+            intervals: Interval::ALL.to_vec(),
+            rebuilt: Vec::new(),
+            status: Arc::default(),
+        })
     }
 
-    /// Trades after `last` up to (not including) `next`, from REST; what cannot be had is logged.
-    async fn fill_gap(&mut self, last: u64, next: u64) -> Vec<Trade> {
+    /// Trades after `last` up to (not including) `next`, from REST, and whether that is all of them;
+    /// what cannot be had is logged.
+    async fn fill_gap(&mut self, last: u64, next: u64) -> (Vec<Trade>, bool) {
         let (from, to) = (last + 1, next - 1);
         let missing = to - from + 1;
         let (symbol, source) = (&self.symbol, self.source());
         if missing > self.settings.max_gap_trades {
             self.status.gaps_unfilled.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(%symbol, source, from, to, missing, "trade gap too large to fetch; bars miss these trades");
-            return Vec::new();
+            tracing::warn!(%symbol, source, from, to, missing, "trade gap too large to fetch; rebuilding bars from klines");
+            return (Vec::new(), false);
         }
         match self.rest.trades_between(symbol, from, to, now_ms()).await {
             Ok(trades) => {
                 self.status.gap_trades_filled.fetch_add(trades.len() as u64, Ordering::Relaxed);
-                if (trades.len() as u64) < missing {
+                let complete = trades.len() as u64 >= missing;
+                if !complete {
                     self.status.gaps_unfilled.fetch_add(1, Ordering::Relaxed);
                 }
                 tracing::info!(%symbol, source, from, to, fetched = trades.len(), "filled a trade gap from REST");
-                trades
+                (trades, complete)
             }
             Err(e) => {
                 self.status.gaps_unfilled.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%symbol, source, from, to, error = %e, "could not fetch missed trades");
-                Vec::new()
+                tracing::warn!(%symbol, source, from, to, error = %e, "could not fetch missed trades; rebuilding bars from klines");
+                (Vec::new(), false)
             }
         }
+    }
+
+    /// After a gap that trades could not fill: the closed bars between `from` and `to` come from klines
+    /// (queued for the feed actor), and of the trades that were fetched only those after every rebuilt
+    /// bucket are kept, so none is counted twice.
+    async fn rebuild(&mut self, from: i64, to: i64, fetched: Vec<Trade>) -> Vec<Trade> {
+        let (symbol, source) = (&self.symbol, "binance");
+        let (bars, errors) = rebuild::rebuild(&self.rest, symbol, &self.intervals, from, to, now_ms()).await;
+        for (interval, error) in &errors {
+            tracing::warn!(%symbol, source, %interval, %error, "could not rebuild bars from klines");
+        }
+        if bars.is_empty() {
+            return fetched;
+        }
+        tracing::info!(%symbol, source, bars = bars.len(), from, to, "rebuilt the bars of a trade gap from klines");
+        self.status.bars_rebuilt.fetch_add(bars.len() as u64, Ordering::Relaxed);
+        self.rebuilt.extend(bars);
+        // Rebuilt buckets of every interval end at or before the finest interval's bucket holding `to`.
+        let keep_from = self.intervals.iter().min().map_or(to, |iv| iv.align(to));
+        fetched.into_iter().filter(|t| t.exchange_ts >= keep_from).collect()
     }
 
     fn malformed(&self, error: &FeedError) {
@@ -134,6 +174,7 @@ impl Connector for BinanceConnector {
     /// 1m klines for `backfill_days` (every interval of 1m and up is resampled from them) and 1s klines
     /// for `backfill_fine_hours` (the sub-minute intervals).
     async fn backfill(&mut self, now: i64, intervals: &[Interval]) -> Result<Vec<(Interval, Vec<Bar>)>, FeedError> {
+        self.intervals = intervals.to_vec();
         let end = Interval::M1.align(now) + Interval::M1.millis();
         let minutes = match self.settings.backfill_days {
             0 => Vec::new(),
@@ -169,6 +210,10 @@ impl Connector for BinanceConnector {
         let rotate_after = Duration::from_secs(self.settings.reconnect_after_secs.max(1));
         self.conn = Some(Connection::open(&self.stream_url, rotate_after, self.settings.max_messages_per_second).await?);
         Ok(())
+    }
+
+    fn take_rebuilt_bars(&mut self) -> Vec<Bar> {
+        std::mem::take(&mut self.rebuilt)
     }
 
     /// The next trade, preceded by any trades its id shows were missed.
@@ -211,10 +256,18 @@ impl Connector for BinanceConnector {
             let mut out = match self.last_id {
                 // Already handed on (a replay after reconnecting, or a trade a gap fill brought).
                 Some(last) if trade.id <= last => continue,
-                Some(last) if trade.id > last + 1 => self.fill_gap(last, trade.id).await,
+                Some(last) if trade.id > last + 1 => {
+                    let from = self.last_ts.unwrap_or(trade.exchange_ts);
+                    match self.fill_gap(last, trade.id).await {
+                        // Recent enough for the aggregator to take every fetched trade.
+                        (trades, true) if trade.exchange_ts - from <= rebuild::FILL_ONLY_WITHIN_MS => trades,
+                        (trades, _) => self.rebuild(from, trade.exchange_ts, trades).await,
+                    }
+                }
                 _ => Vec::new(),
             };
             self.last_id = Some(trade.id);
+            self.last_ts = Some(trade.exchange_ts);
             out.push(trade);
             return Ok(out);
         }
