@@ -129,4 +129,23 @@ mod tests {
         assert_eq!(l.next_free(t0), t0 + WINDOW, "the sixth waits for the first to leave the window");
         assert_eq!(l.next_free(t0 + WINDOW), t0 + WINDOW);
     }
+
+    /// Binance is only reachable over TLS: a `wss://` URL must start a TLS handshake (here against a
+    /// local server that answers with plain HTTP, so the handshake fails), not be refused as unsupported.
+    #[tokio::test]
+    async fn wss_urls_speak_tls() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                let _ = tcp.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n").await;
+            }
+        });
+        let err = Connection::open(&format!("wss://localhost:{port}/ws/btcusdt@trade"), Duration::from_secs(60), 5).await.err().unwrap();
+        let msg = err.to_string();
+        assert!(!msg.contains("not enabled") && !msg.contains("not compiled"), "{msg}");
+        // rustls's words for a server that answered a ClientHello in plain text.
+        assert!(msg.contains("InvalidContentType"), "a TLS handshake error: {msg}");
+    }
 }
