@@ -30,13 +30,26 @@ enum Cmd {
 struct FakeState {
     /// Connections accepted per symbol since start.
     accepted: HashMap<String, usize>,
-    /// Open connections: id → (symbol, command channel).
-    open: HashMap<u64, (String, mpsc::UnboundedSender<Cmd>)>,
+    /// Open connections: id → the symbols it carries, whether it is a combined stream, command channel.
+    open: HashMap<u64, FakeConn>,
+    /// Requests (SUBSCRIBE / UNSUBSCRIBE) received on combined streams: method and params.
+    requests: Vec<(String, Vec<String>)>,
     next_conn: u64,
     /// Every trade "executed", per symbol, as `/api/v3/historicalTrades` rows.
     trades: HashMap<String, Vec<Value>>,
     /// Pong payloads received, with when.
     pongs: Vec<(Instant, Vec<u8>)>,
+}
+
+struct FakeConn {
+    symbols: std::collections::HashSet<String>,
+    combined: bool,
+    tx: mpsc::UnboundedSender<Cmd>,
+}
+
+/// `btcusdt@trade` → `BTCUSDT`
+fn symbol_of_stream(stream: &str) -> String {
+    stream.trim_end_matches("@trade").to_ascii_uppercase()
 }
 
 /// See the module documentation.
@@ -81,21 +94,29 @@ impl FakeBinance {
     // The handshake callback's error type is tungstenite's (a full HTTP response); not ours to shrink.
     #[allow(clippy::result_large_err)]
     async fn serve_ws(self, tcp: TcpStream) {
-        let mut path = String::new();
+        let (mut path, mut query) = (String::new(), String::new());
         let callback = |req: &Request, resp: Response| {
             path = req.uri().path().to_owned();
+            query = req.uri().query().unwrap_or("").to_owned();
             Ok(resp)
         };
         let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else { return };
-        // `/ws/btcusdt@trade` → BTCUSDT
-        let symbol = path.trim_start_matches("/ws/").trim_end_matches("@trade").to_ascii_uppercase();
+        // `/ws/btcusdt@trade`, or combined: `/stream?streams=btcusdt@trade/ethusdt@trade`
+        let combined = path == "/stream";
+        let symbols: std::collections::HashSet<String> = if combined {
+            query.trim_start_matches("streams=").split('/').filter(|s| !s.is_empty()).map(symbol_of_stream).collect()
+        } else {
+            [symbol_of_stream(path.trim_start_matches("/ws/"))].into()
+        };
         let (tx, mut rx) = mpsc::unbounded_channel();
         let id = {
             let mut s = self.state.lock().unwrap();
-            *s.accepted.entry(symbol.clone()).or_default() += 1;
+            for symbol in &symbols {
+                *s.accepted.entry(symbol.clone()).or_default() += 1;
+            }
             s.next_conn += 1;
             let id = s.next_conn;
-            s.open.insert(id, (symbol, tx));
+            s.open.insert(id, FakeConn { symbols, combined, tx });
             id
         };
         loop {
@@ -106,6 +127,26 @@ impl FakeBinance {
                 },
                 msg = ws.next() => match msg {
                     Some(Ok(Message::Pong(p))) => self.state.lock().unwrap().pongs.push((Instant::now(), p.to_vec())),
+                    Some(Ok(Message::Text(t))) if combined => {
+                        let req: Value = serde_json::from_str(t.as_str()).unwrap();
+                        let (method, params) = (req["method"].as_str().unwrap().to_owned(), req["params"].as_array().unwrap().clone());
+                        let streams: Vec<String> = params.iter().map(|p| p.as_str().unwrap().to_owned()).collect();
+                        {
+                            let mut s = self.state.lock().unwrap();
+                            let conn = s.open.get_mut(&id).unwrap();
+                            for stream in &streams {
+                                if method == "SUBSCRIBE" {
+                                    conn.symbols.insert(symbol_of_stream(stream));
+                                } else {
+                                    conn.symbols.remove(&symbol_of_stream(stream));
+                                }
+                            }
+                            s.requests.push((method, streams));
+                        }
+                        if ws.send(Message::text(json!({"result": null, "id": req["id"]}).to_string())).await.is_err() {
+                            break;
+                        }
+                    }
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
                     Some(Ok(_)) => {}
                 },
@@ -155,10 +196,21 @@ impl FakeBinance {
         let _ = tcp.write_all(resp.as_bytes()).await;
     }
 
+    /// Sends a frame, as is, on every connection carrying `symbol`.
     fn send(&self, symbol: &str, msg: Message) {
-        for (sym, tx) in self.state.lock().unwrap().open.values() {
-            if sym == symbol {
-                let _ = tx.send(Cmd::Send(msg.clone()));
+        for conn in self.state.lock().unwrap().open.values() {
+            if conn.symbols.contains(symbol) {
+                let _ = conn.tx.send(Cmd::Send(msg.clone()));
+            }
+        }
+    }
+
+    /// Sends a stream event on every connection carrying `symbol`, wrapped on combined streams.
+    fn send_event(&self, symbol: &str, event: &Value) {
+        for conn in self.state.lock().unwrap().open.values() {
+            if conn.symbols.contains(symbol) {
+                let frame = if conn.combined { json!({"stream": format!("{}@trade", symbol.to_ascii_lowercase()), "data": event}) } else { event.clone() };
+                let _ = conn.tx.send(Cmd::Send(Message::text(frame.to_string())));
             }
         }
     }
@@ -173,14 +225,14 @@ impl FakeBinance {
         self.state.lock().unwrap().trades.entry(symbol.to_owned()).or_default().push(row);
         if stream {
             let ev = json!({"e": "trade", "E": ts, "s": symbol, "t": id, "p": format!("{price:.8}"), "q": format!("{qty:.8}"), "T": ts, "m": id & 1 == 0, "M": true});
-            self.send(symbol, Message::text(ev.to_string()));
+            self.send_event(symbol, &ev);
         }
     }
 
     fn drop_connections(&self, symbol: &str) {
-        for (sym, tx) in self.state.lock().unwrap().open.values() {
-            if sym == symbol {
-                let _ = tx.send(Cmd::Drop);
+        for conn in self.state.lock().unwrap().open.values() {
+            if conn.symbols.contains(symbol) {
+                let _ = conn.tx.send(Cmd::Drop);
             }
         }
     }
@@ -194,7 +246,24 @@ impl FakeBinance {
     }
 
     fn open(&self, symbol: &str) -> usize {
-        self.state.lock().unwrap().open.values().filter(|(s, _)| s == symbol).count()
+        self.state.lock().unwrap().open.values().filter(|c| c.symbols.contains(symbol)).count()
+    }
+
+    /// Ids of the open connections carrying `symbol`.
+    fn carrying(&self, symbol: &str) -> Vec<u64> {
+        self.state.lock().unwrap().open.iter().filter(|(_, c)| c.symbols.contains(symbol)).map(|(id, _)| *id).collect()
+    }
+
+    /// Open connections, each as its sorted symbols.
+    fn connections(&self) -> Vec<Vec<String>> {
+        let s = self.state.lock().unwrap();
+        let mut conns: Vec<Vec<String>> = s.open.values().map(|c| c.symbols.iter().cloned().collect::<std::collections::BTreeSet<_>>().into_iter().collect()).collect();
+        conns.sort();
+        conns
+    }
+
+    fn requests(&self) -> Vec<(String, Vec<String>)> {
+        self.state.lock().unwrap().requests.clone()
     }
 
     fn pongs(&self) -> Vec<(Instant, Vec<u8>)> {
@@ -457,4 +526,64 @@ async fn a_gap_too_large_to_fetch_is_rebuilt_from_klines() {
     assert_eq!(wait_totals(&server, "ETHUSDT", 10).await, (10, 10.0), "the fetched trades are in the bars");
     let f = feed(&server, "ETHUSDT").await;
     assert_eq!((f["gap_trades_filled"].as_u64(), f["gaps_unfilled"].as_u64()), (Some(2), Some(1)), "{f}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn combined_streams_share_connections_and_symbols_join_and_leave_by_request() {
+    let fake = FakeBinance::start().await;
+    let mut overrides = fake.overrides(&["BTCUSDT", "ETHUSDT", "SOLUSDT"]);
+    overrides.push(("feed.binance.combined", Toml::Boolean(true)));
+    overrides.push(("feed.binance.streams_per_connection", Toml::Integer(2)));
+    overrides.push(("admin.keys", Toml::Array(vec![Toml::String("admin-key".into())])));
+    let server = TestServer::start(&overrides).await;
+
+    // Three symbols, two streams per connection: two connections carry all three.
+    eventually(10, "three symbols on two shared connections", || {
+        let conns = fake.connections();
+        conns.len() == 2 && conns.iter().map(Vec::len).sum::<usize>() == 3
+    })
+    .await;
+    for (i, symbol) in ["BTCUSDT", "ETHUSDT", "SOLUSDT"].into_iter().enumerate() {
+        fake.trade(symbol, 1, 100.0 + i as f64, 0.5, true);
+        fake.trade(symbol, 2, 100.0 + i as f64, 0.5, true);
+    }
+    for symbol in ["BTCUSDT", "ETHUSDT", "SOLUSDT"] {
+        assert_eq!(wait_totals(&server, symbol, 2).await, (2, 1.0), "{symbol}'s trades arrive wrapped and routed");
+    }
+
+    // A symbol added at run time joins a connection with room by SUBSCRIBE: no new connection.
+    let http = reqwest::Client::new();
+    let resp = http.post(server.url("/api/feeds")).bearer_auth("admin-key").json(&json!({"source": "binance", "symbol": "XRPUSDT"})).send().await.unwrap();
+    assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+    eventually(10, "XRPUSDT subscribed on a shared connection", || fake.open("XRPUSDT") == 1).await;
+    assert_eq!(fake.connections().len(), 2);
+    assert!(fake.requests().contains(&("SUBSCRIBE".to_owned(), vec!["xrpusdt@trade".to_owned()])), "{:?}", fake.requests());
+    fake.trade("XRPUSDT", 1, 0.5, 10.0, true);
+    assert_eq!(wait_totals(&server, "XRPUSDT", 1).await, (1, 10.0));
+
+    // Removing a feed leaves its connection by UNSUBSCRIBE.
+    let resp = http.delete(server.url("/api/feeds/binance/ETHUSDT")).bearer_auth("admin-key").send().await.unwrap();
+    assert!(resp.status().is_success());
+    eventually(10, "ETHUSDT unsubscribed", || fake.open("ETHUSDT") == 0).await;
+    assert!(fake.requests().iter().any(|(m, p)| m == "UNSUBSCRIBE" && p == &vec!["ethusdt@trade".to_owned()]), "{:?}", fake.requests());
+
+    // A dropped shared connection: its symbols reconnect and trades missed meanwhile are fetched.
+    let before = fake.carrying("BTCUSDT");
+    fake.drop_connections("BTCUSDT");
+    fake.trade("BTCUSDT", 3, 101.0, 0.5, false);
+    eventually(10, "BTCUSDT back on a shared connection", || {
+        let now = fake.carrying("BTCUSDT");
+        now.len() == 1 && !before.contains(&now[0])
+    })
+    .await;
+    fake.trade("BTCUSDT", 4, 101.0, 0.5, true);
+    assert_eq!(wait_totals(&server, "BTCUSDT", 4).await, (4, 2.0), "the gap during the reconnect is filled");
+    let f = feed(&server, "BTCUSDT").await;
+    assert_eq!((f["reconnects"].as_u64(), f["gap_trades_filled"].as_u64()), (Some(1), Some(1)), "{f}");
+    // Every symbol that shared the dropped connection is back too, never more than two per connection.
+    eventually(10, "BTCUSDT, SOLUSDT and XRPUSDT all carried again", || {
+        let conns = fake.connections();
+        conns.iter().flatten().filter(|s| *s != "ETHUSDT").count() == 3 && conns.iter().all(|c| c.len() <= 2)
+    })
+    .await;
 }

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::aggregator::AggregatorSettings;
 use crate::feed::actor::StopFeed;
+use crate::feed::binance::combined::CombinedStreams;
 use crate::feed::binance::{BinanceConnector, BinanceSettings};
 use crate::feed::replay::{ReplayConnector, ReplaySettings};
 use crate::feed::simulated::{SimulatedConnector, SimulatedSettings};
@@ -75,11 +76,14 @@ pub struct Feeds {
     market: Market,
     arbiter: ArbiterHandle,
     settings: Arc<FeedSettings>,
+    /// Binance connections shared by symbols, when `feed.binance.combined` is on.
+    binance_combined: Option<CombinedStreams>,
 }
 
 impl Feeds {
     fn new(market: Market, arbiter: ArbiterHandle, settings: FeedSettings) -> Feeds {
-        Feeds { running: Arc::default(), market, arbiter, settings: Arc::new(settings) }
+        let binance_combined = settings.binance.combined.then(|| CombinedStreams::start(&settings.binance, &arbiter));
+        Feeds { running: Arc::default(), market, arbiter, settings: Arc::new(settings), binance_combined }
     }
 
     /// Every running feed, in the order they were started.
@@ -110,7 +114,7 @@ impl Feeds {
         let handle = match source {
             "simulated" => start_feed(market, SimulatedConnector::new(sym, &s.simulated), arbiter),
             "binance" => {
-                let c = BinanceConnector::new(sym, &s.binance).map_err(|error| EngineError::Connector { venue: "binance", error })?;
+                let c = BinanceConnector::new(sym, &s.binance, self.binance_combined.clone()).map_err(|error| EngineError::Connector { venue: "binance", error })?;
                 start_feed(market, c, arbiter)
             }
             "replay" => start_feed(market, ReplayConnector::new(sym, &s.replay), arbiter),

@@ -2,9 +2,10 @@
 //!
 //! - **Ping → pong with the same payload.** tungstenite queues exactly that pong when it reads a ping
 //!   and flushes it on the next read, so answering means *reading again promptly*.
-//! - **At most N messages per second sent** (Binance: 5; pings, pongs and JSON requests all count). The
-//!   only frames we send are those pongs and a close: after each ping we hold the next read (and with
-//!   it the pong's flush) until the sliding window has room. Binance pings every 20 s, so in practice
+//! - **At most N messages per second sent** (Binance: 5; pings, pongs and JSON requests all count). We
+//!   send those pongs, a close, and on combined streams SUBSCRIBE/UNSUBSCRIBE requests: after each ping
+//!   we hold the next read (and with it the pong's flush) until the sliding window has room, and a
+//!   request waits for room too. Binance pings every 20 s, so in practice
 //!   nothing ever waits.
 //! - **Reconnect before the 24-hour cut**: after `rotate_after` (default 23 h 50 min) the connection is
 //!   closed on our terms and reported as a disconnect, so the feed actor reconnects at once.
@@ -12,7 +13,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::time::{sleep_until, timeout, Instant};
 use tokio_tungstenite::tungstenite::Message;
@@ -100,6 +101,14 @@ impl Connection {
                 Some(Ok(Message::Pong(_) | Message::Frame(_))) => {}
             }
         }
+    }
+
+    /// Sends a request (combined streams' SUBSCRIBE / UNSUBSCRIBE) within the send limit.
+    pub async fn send_text(&mut self, text: String) -> Result<(), FeedError> {
+        let at = self.limiter.next_free(Instant::now());
+        sleep_until(at).await;
+        self.limiter.record(Instant::now().max(at));
+        self.ws.send(Message::text(text)).await.map_err(|e| FeedError::Disconnected(e.to_string()))
     }
 
     /// Closes before Binance's 24-hour cut; the feed actor then reconnects.

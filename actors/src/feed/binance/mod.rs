@@ -3,6 +3,7 @@
 //!
 //! - [`wire`]: the documented JSON formats and their conversion into our `Trade` and `Bar`.
 //! - [`connection`]: one WebSocket connection within Binance's rules (pong, 5 messages/s, 24 h cut).
+//! - [`combined`]: many symbols' streams over shared connections (`combined = true`).
 //! - [`rest`]: klines and historical trades.
 //! - [`rebuild`]: closed bars rebuilt from klines when a gap's trades cannot be had.
 //!
@@ -11,6 +12,7 @@
 //!
 //! Both base URLs are settings: the tests point them at a local server speaking Binance's wire format.
 
+pub mod combined;
 pub mod connection;
 pub mod rebuild;
 pub mod rest;
@@ -22,6 +24,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use tokio::sync::mpsc;
+
+use self::combined::{CombinedStreams, Delivery};
 use self::connection::Connection;
 use self::rest::RestClient;
 use self::wire::StreamMessage;
@@ -50,6 +55,10 @@ pub struct BinanceSettings {
     pub rest_timeout_ms: u64,
     /// A gap of more trades than this is not fetched (logged and counted as unfilled).
     pub max_gap_trades: u64,
+    /// Share connections between symbols (combined streams) instead of one connection per symbol.
+    pub combined: bool,
+    /// Streams per shared connection (Binance allows at most 1024).
+    pub streams_per_connection: usize,
 }
 
 impl Default for BinanceSettings {
@@ -64,6 +73,8 @@ impl Default for BinanceSettings {
             reconnect_after_secs: 23 * 3600 + 50 * 60,
             rest_timeout_ms: 10_000,
             max_gap_trades: 100_000,
+            combined: false,
+            streams_per_connection: combined::MAX_STREAMS_PER_CONNECTION,
         }
     }
 }
@@ -74,7 +85,9 @@ pub struct BinanceConnector {
     stream_url: String,
     rest: RestClient,
     settings: BinanceSettings,
-    conn: Option<Connection>,
+    /// Shared connections, when combined streams are on.
+    combined: Option<CombinedStreams>,
+    upstream: Option<Upstream>,
     /// Id and exchange time of the last trade handed on; the next one must be `last_id + 1`.
     last_id: Option<u64>,
     last_ts: Option<i64>,
@@ -86,7 +99,8 @@ pub struct BinanceConnector {
 }
 
 impl BinanceConnector {
-    pub fn new(symbol: Symbol, settings: &BinanceSettings) -> Result<BinanceConnector, FeedError> {
+    /// `combined`: the shared connections to use instead of a connection of its own.
+    pub fn new(symbol: Symbol, settings: &BinanceSettings, combined: Option<CombinedStreams>) -> Result<BinanceConnector, FeedError> {
         let stream_url = format!("{}/ws/{}@trade", settings.ws_url.trim_end_matches('/'), symbol.to_ascii_lowercase());
         let rest = RestClient::new(&settings.rest_url, Some(settings.api_key.clone()), Duration::from_millis(settings.rest_timeout_ms.max(1)))?;
         Ok(BinanceConnector {
@@ -94,7 +108,8 @@ impl BinanceConnector {
             stream_url,
             rest,
             settings: settings.clone(),
-            conn: None,
+            combined,
+            upstream: None,
             last_id: None,
             last_ts: None,
             intervals: Interval::ALL.to_vec(),
@@ -204,11 +219,16 @@ impl Connector for BinanceConnector {
     }
 
     async fn connect(&mut self) -> Result<(), FeedError> {
-        if let Some(old) = self.conn.take() {
+        if let Some(Upstream::Own(old)) = self.upstream.take() {
             old.close().await;
         }
-        let rotate_after = Duration::from_secs(self.settings.reconnect_after_secs.max(1));
-        self.conn = Some(Connection::open(&self.stream_url, rotate_after, self.settings.max_messages_per_second).await?);
+        self.upstream = Some(match &self.combined {
+            Some(shared) => Upstream::Shared(shared.subscribe(&self.symbol)),
+            None => {
+                let rotate_after = Duration::from_secs(self.settings.reconnect_after_secs.max(1));
+                Upstream::Own(Connection::open(&self.stream_url, rotate_after, self.settings.max_messages_per_second).await?)
+            }
+        });
         Ok(())
     }
 
@@ -219,11 +239,11 @@ impl Connector for BinanceConnector {
     /// The next trade, preceded by any trades its id shows were missed.
     async fn next_trades(&mut self) -> Result<Vec<Trade>, FeedError> {
         loop {
-            let conn = self.conn.as_mut().ok_or_else(|| FeedError::Disconnected("not connected".into()))?;
-            let text = match conn.next_text().await {
+            let upstream = self.upstream.as_mut().ok_or_else(|| FeedError::Disconnected("not connected".into()))?;
+            let text = match upstream.next_text().await {
                 Ok(text) => text,
                 Err(e) => {
-                    self.conn = None;
+                    self.upstream = None;
                     return Err(e);
                 }
             };
@@ -232,7 +252,7 @@ impl Connector for BinanceConnector {
                 Ok(StreamMessage::Trade(event)) => event,
                 Ok(StreamMessage::Other) => continue,
                 Ok(StreamMessage::ServerShutdown) => {
-                    if let Some(conn) = self.conn.take() {
+                    if let Some(Upstream::Own(conn)) = self.upstream.take() {
                         conn.close().await;
                     }
                     return Err(FeedError::Disconnected("serverShutdown event: reconnecting ahead of the shutdown".into()));
@@ -270,6 +290,30 @@ impl Connector for BinanceConnector {
             self.last_ts = Some(trade.exchange_ts);
             out.push(trade);
             return Ok(out);
+        }
+    }
+}
+
+/// Where a connector's frames come from.
+enum Upstream {
+    Own(Connection),
+    Shared(mpsc::UnboundedReceiver<Delivery>),
+}
+
+impl Upstream {
+    async fn next_text(&mut self) -> Result<String, FeedError> {
+        match self {
+            Upstream::Own(conn) => conn.next_text().await,
+            Upstream::Shared(frames) => frames.recv().await.unwrap_or_else(|| Err(FeedError::Disconnected("combined streams stopped".into()))),
+        }
+    }
+}
+
+impl Drop for BinanceConnector {
+    /// A removed feed leaves its shared connection.
+    fn drop(&mut self) {
+        if let (Some(shared), Some(Upstream::Shared(_))) = (&self.combined, &self.upstream) {
+            shared.unsubscribe(&self.symbol);
         }
     }
 }
