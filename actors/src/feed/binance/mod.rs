@@ -226,7 +226,7 @@ impl Connector for BinanceConnector {
             Some(shared) => Upstream::Shared(shared.subscribe(&self.symbol)),
             None => {
                 let rotate_after = Duration::from_secs(self.settings.reconnect_after_secs.max(1));
-                Upstream::Own(Connection::open(&self.stream_url, rotate_after, self.settings.max_messages_per_second).await?)
+                Upstream::Own(Box::new(Connection::open(&self.stream_url, rotate_after, self.settings.max_messages_per_second).await?))
             }
         });
         Ok(())
@@ -296,7 +296,7 @@ impl Connector for BinanceConnector {
 
 /// Where a connector's frames come from.
 enum Upstream {
-    Own(Connection),
+    Own(Box<Connection>),
     Shared(mpsc::UnboundedReceiver<Delivery>),
 }
 
