@@ -34,6 +34,7 @@ pub struct ServerConfig {
     pub port: u16,
     pub static_dir: PathBuf,
     pub workers: usize,
+    pub backlog: u32,
 }
 
 /// Limits and timers of WebSocket sessions.

@@ -43,6 +43,23 @@ pub struct AppState {
     pub services: ws::Services,
 }
 
+/// A listening socket on `host:port` with an accept backlog of `backlog` (std's `TcpListener::bind`
+/// always asks for 128: a burst of reconnecting clients overflows that and their connects fail).
+pub fn bind_listener(host: &str, port: u16, backlog: u32) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let mut last_error = None;
+    for addr in std::net::ToSocketAddrs::to_socket_addrs(&(host, port))? {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        socket.set_reuse_address(true)?;
+        let bound = socket.bind(&addr.into()).and_then(|()| socket.listen(backlog.min(i32::MAX as u32) as i32));
+        match bound {
+            Ok(()) => return Ok(socket.into()),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, format!("{host} resolves to no address"))))
+}
+
 /// Raises the open-file soft limit to the hard limit; returns the resulting limit.
 pub fn raise_fd_limit() -> u64 {
     match rlimit::increase_nofile_limit(u64::MAX) {

@@ -1,6 +1,5 @@
 //! The candlecast binary: arguments, configuration, logging, then [`candlecast::run`].
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -33,7 +32,7 @@ fn start() -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&config.log.level)).context("log.level is not a valid filter")?;
     tracing_subscriber::fmt().with_env_filter(filter).init();
 
-    let listener = TcpListener::bind((config.server.host.as_str(), config.server.port))
+    let listener = candlecast::bind_listener(&config.server.host, config.server.port, config.server.backlog)
         .with_context(|| format!("cannot listen on {}:{}", config.server.host, config.server.port))?;
     let addr = listener.local_addr()?;
     // Scripts and tests read this line to find the port (it matters with port 0).

@@ -38,3 +38,16 @@ fn environment_sets_the_port_and_the_address_is_printed() {
     let port: u16 = line.trim().rsplit(':').next().unwrap().parse().unwrap();
     assert_ne!(port, 0);
 }
+
+/// The listen backlog is what the config says, not std's fixed 128: with nobody accepting, 600 clients all
+/// complete their handshake (with a backlog of 128 the rest would hang until their connect times out).
+#[tokio::test]
+async fn the_listen_backlog_holds_a_burst_of_connects() {
+    let listener = candlecast::bind_listener("127.0.0.1", 0, 1024).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connects = (0..600).map(|_| tokio::time::timeout(std::time::Duration::from_secs(3), tokio::net::TcpStream::connect(addr)));
+    let results = futures_util::future::join_all(connects).await;
+    let connected = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
+    assert_eq!(connected, 600);
+    drop(listener);
+}
