@@ -7,6 +7,7 @@
 //! - [`config`]: `config/default.toml`, `--config FILE` and `CANDLECAST__*` environment overrides.
 //! - [`http`]: one file per REST resource, the JSON error type, and `configure` for every route.
 //! - [`jobs`]: backtest and optimization jobs on a bounded pool, with progress, cancel and expiry.
+//! - [`socketio`]: Socket.IO v5 over Engine.IO v4 (polling and WebSocket) for scripts and dashboards.
 //! - [`ws`]: the `/ws` session (the only user of actix-web-actors), request decoding, per-client limits.
 //! - [`run`]: starts the engine and the HTTP server on a bound listener until `shutdown` resolves.
 #![forbid(unsafe_code)]
@@ -14,6 +15,7 @@
 pub mod config;
 pub mod http;
 pub mod jobs;
+pub mod socketio;
 pub mod ws;
 
 use std::future::Future;
