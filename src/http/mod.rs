@@ -5,9 +5,11 @@
 //! - [`feeds`]: the running feeds; adding and removing symbols at run time (admin key).
 //! - [`strategies`]: the strategy catalogue, backtest and optimization jobs.
 //! - [`admin`]: admin keys for the write endpoints.
+//! - [`cors`]: allowed browser origins of `/socket.io/` and the script endpoints.
 //! - [`error`]: the JSON error type every route returns.
 
 pub mod admin;
+pub mod cors;
 pub mod error;
 pub mod feeds;
 pub mod market_data;
@@ -40,7 +42,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &std::path::Path) {
         .service(strategies::optimize_status)
         .service(strategies::optimize_results)
         .service(strategies::optimize_cancel)
-        .route("/ws", web::get().to(ws::route));
+        .route("/ws", web::get().to(ws::route))
+        .configure(crate::socketio::configure);
     if static_dir.join("index.html").is_file() {
         cfg.service(actix_files::Files::new("/", static_dir).index_file("index.html"));
     } else {

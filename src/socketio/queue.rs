@@ -148,11 +148,6 @@ impl PacketQueue {
         }
     }
 
-    /// Wakes the drainer without queueing (a transport switched and must look again).
-    pub fn wake(&self) {
-        self.drainer.wake();
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // Every mutation is one step, so a poisoned lock still guards a consistent queue.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
