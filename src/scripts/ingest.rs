@@ -36,6 +36,18 @@ pub enum TimeInput {
     Text(String),
 }
 
+/// Seed 003's `send_trading_data` payload (also the REST body): `{"trades_csv","market_data_csv","timestamp"}`.
+#[derive(Debug, Default, Deserialize)]
+pub struct TradingData {
+    #[serde(default)]
+    pub trades_csv: Option<String>,
+    #[serde(default)]
+    pub market_data_csv: Option<String>,
+    /// Echoed back in `data_received` and `trading_update`; now (ISO 8601) when absent.
+    #[serde(default)]
+    pub timestamp: Option<serde_json::Value>,
+}
+
 /// A refused trade: its position in the batch and why.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Refused {

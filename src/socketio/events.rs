@@ -12,13 +12,13 @@ use std::sync::Arc;
 
 use candlecast_actors::model::{Interval, Symbol};
 use candlecast_actors::protocol::{self, TopicsAck};
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::packet;
 use super::socket::Socket;
-use crate::scripts::ingest::{Refused, TradeInput};
+use super::SocketIo;
+use crate::scripts::ingest::{Refused, TradeInput, TradingData};
 use crate::scripts::Access;
 
 /// The room dashboards join; `trading_update` goes to it.
@@ -74,36 +74,33 @@ fn join(socket: &Socket, room: &str, message: &str, ack: Option<u64>) {
     }
 }
 
-/// `send_trading_data`'s argument: an object, or the same object as a JSON string.
-#[derive(Debug, Default, Deserialize)]
-struct TradingData {
-    #[serde(default)]
-    trades_csv: Option<String>,
-    #[serde(default)]
-    market_data_csv: Option<String>,
-    #[serde(default)]
-    timestamp: Option<Value>,
-}
-
 async fn send_trading_data(socket: &Socket, arg: Option<&str>, ack: Option<u64>) {
+    // The object, or the same object as a JSON string.
     let parsed = arg.map(|a| serde_json::from_str::<TradingData>(a).or_else(|e| serde_json::from_str::<String>(a).map_err(|_| e).and_then(|s| serde_json::from_str(&s))));
     let data = match parsed {
         Some(Ok(d)) => d,
         Some(Err(e)) => return socket.refuse(ack, "send_trading_data", "invalid_parameter", &format!("expected {{\"trades_csv\",\"market_data_csv\",\"timestamp\"}}: {e}")),
         None => return socket.refuse(ack, "send_trading_data", "invalid_parameter", "send_trading_data needs {\"trades_csv\",\"market_data_csv\",\"timestamp\"}"),
     };
-    let report = socket.io.scripts.apply_trading_data(data.trades_csv.as_deref(), data.market_data_csv.as_deref()).await;
-    let timestamp = data.timestamp.unwrap_or_else(|| Value::from(crate::scripts::time::format_iso(candlecast_actors::model::now_ms())));
-    if report.trades + report.market_data > 0 {
-        let update = json!({ "trades_csv": report.trades_csv, "market_data_csv": report.market_data_csv, "timestamp": timestamp });
-        socket.io.rooms.broadcast(FRONTEND_ROOM, &packet::event("/", "trading_update", &update));
-    }
-    let mut reply = serde_json::to_value(&report).unwrap_or_default();
-    reply["timestamp"] = timestamp;
+    let reply = receive_trading_data(&socket.io, data).await;
     socket.emit("data_received", &reply);
     if let Some(id) = ack {
         socket.ack(id, &reply);
     }
+}
+
+/// Applies seed 003's CSV pair (from `send_trading_data` or the REST endpoint), sends the kept rows to
+/// the dashboards as `trading_update`, and returns the `data_received` payload.
+pub async fn receive_trading_data(io: &SocketIo, data: TradingData) -> Value {
+    let report = io.scripts.apply_trading_data(data.trades_csv.as_deref(), data.market_data_csv.as_deref()).await;
+    let timestamp = data.timestamp.unwrap_or_else(|| Value::from(crate::scripts::time::format_iso(candlecast_actors::model::now_ms())));
+    if report.trades + report.market_data > 0 {
+        let update = json!({ "trades_csv": report.trades_csv, "market_data_csv": report.market_data_csv, "timestamp": timestamp });
+        io.rooms.broadcast(FRONTEND_ROOM, &packet::event("/", "trading_update", &update));
+    }
+    let mut reply = serde_json::to_value(&report).unwrap_or_default();
+    reply["timestamp"] = timestamp;
+    reply
 }
 
 /// A `trades` array: the trades that decode, where each sits in the array, and why the others did not.
