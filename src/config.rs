@@ -25,6 +25,7 @@ pub struct Config {
     pub log: LogConfig,
     pub strategies: StrategiesConfig,
     pub admin: AdminConfig,
+    pub scripts: ScriptsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -70,6 +71,26 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
         Keys::One(k) => vec![k],
         Keys::Many(ks) => ks,
     })
+}
+
+/// External scripts and dashboards over Socket.IO (`/socket.io/`) and the script REST endpoints (`[scripts]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptsConfig {
+    /// Keys scripts present; a list, or one key as a plain string.
+    #[serde(deserialize_with = "one_or_many")]
+    pub keys: Vec<String>,
+    pub require_key_for_dashboards: bool,
+    pub cors_origins: Vec<String>,
+    pub max_events_per_second: u32,
+    pub max_payload_bytes: usize,
+    pub ping_interval_ms: u64,
+    pub ping_timeout_ms: u64,
+    pub outbound_queue_bytes: usize,
+    pub max_trades_per_symbol: usize,
+    pub market_data_interval: String,
+    pub max_script_symbols: usize,
+    pub max_upload_bytes: usize,
 }
 
 /// Strategies run live from the start (`[strategies]`).
@@ -125,6 +146,12 @@ impl Config {
             (self.ws.client_timeout_secs > self.ws.ping_interval_secs, "ws.client_timeout_secs must exceed ws.ping_interval_secs"),
             (self.aggregator.history_bars >= 1, "aggregator.history_bars must be at least 1"),
             (self.aggregator.grace_ms >= 0, "aggregator.grace_ms must not be negative"),
+            (self.scripts.max_payload_bytes >= 1024, "scripts.max_payload_bytes must be at least 1024"),
+            (self.scripts.max_events_per_second >= 1, "scripts.max_events_per_second must be at least 1"),
+            (self.scripts.ping_interval_ms >= 50 && self.scripts.ping_timeout_ms >= 50, "scripts.ping_interval_ms and scripts.ping_timeout_ms must be at least 50"),
+            (self.scripts.outbound_queue_bytes >= 64 * 1024, "scripts.outbound_queue_bytes must be at least 65536"),
+            (self.scripts.max_trades_per_symbol >= 1, "scripts.max_trades_per_symbol must be at least 1"),
+            (self.scripts.market_data_interval.is_empty() || self.scripts.market_data_interval.parse::<candlecast_actors::model::Interval>().is_ok(), "scripts.market_data_interval must be empty (inferred) or an interval such as 1m"),
             (self.hub.max_updates_per_second >= 1, "hub.max_updates_per_second must be at least 1"),
             (self.feed.simulated.trades_per_second > 0.0, "feed.simulated.trades_per_second must be above 0"),
             ((1..=5).contains(&self.feed.binance.max_messages_per_second), "feed.binance.max_messages_per_second must be 1 to 5 (Binance's limit)"),
@@ -155,6 +182,8 @@ mod tests {
         assert_eq!(c.hub.max_updates_per_second, 10);
         assert_eq!(c.ws.max_frame_bytes, 64 * 1024);
         assert_eq!(c.aggregator.history_bars, 5000);
+        assert_eq!((c.scripts.max_payload_bytes, c.scripts.ping_interval_ms, c.scripts.ping_timeout_ms), (1_000_000, 25_000, 20_000));
+        assert!(c.scripts.keys.is_empty() && c.scripts.cors_origins.is_empty() && !c.scripts.require_key_for_dashboards);
     }
 
     #[test]
@@ -176,6 +205,10 @@ mod tests {
         }
         let c = Config::load_with(None, &[("admin.keys", toml::Value::String("k1".into()))]).unwrap();
         assert_eq!(c.admin.keys, ["k1"]);
+        let c = Config::load_with(None, &[("scripts.keys", toml::Value::String("s1".into()))]).unwrap();
+        assert_eq!(c.scripts.keys, ["s1"]);
+        assert!(Config::load_with(None, &[("scripts.tokens", toml::Value::Integer(1))]).unwrap_err().to_string().contains("tokens"));
+        assert!(Config::load_with(None, &[("scripts.market_data_interval", toml::Value::String("7m".into()))]).is_err());
         assert!(Config::load_with(None, &[("feed.source", toml::Value::String("replay".into()))]).is_err(), "replay needs a path");
     }
 

@@ -7,6 +7,8 @@
 //! - [`config`]: `config/default.toml`, `--config FILE` and `CANDLECAST__*` environment overrides.
 //! - [`http`]: one file per REST resource, the JSON error type, and `configure` for every route.
 //! - [`jobs`]: backtest and optimization jobs on a bounded pool, with progress, cancel and expiry.
+//! - [`scripts`]: external scripts' keys, CSVs and streamed trades, and what is kept of them.
+//! - [`socketio`]: Socket.IO v5 over Engine.IO v4 (polling and WebSocket) for scripts and dashboards.
 //! - [`ws`]: the `/ws` session (the only user of actix-web-actors), request decoding, per-client limits.
 //! - [`run`]: starts the engine and the HTTP server on a bound listener until `shutdown` resolves.
 #![forbid(unsafe_code)]
@@ -14,6 +16,8 @@
 pub mod config;
 pub mod http;
 pub mod jobs;
+pub mod scripts;
+pub mod socketio;
 pub mod ws;
 
 use std::future::Future;
@@ -41,6 +45,10 @@ pub struct AppState {
     pub admin: Arc<http::admin::Admin>,
     /// What WebSocket sessions reach: hub, market, indicator and strategy actors.
     pub services: ws::Services,
+    /// External scripts: keys, pushed data, counters.
+    pub scripts: Arc<scripts::Scripts>,
+    /// Socket.IO sessions and rooms.
+    pub socketio: Arc<socketio::SocketIo>,
 }
 
 /// A listening socket on `host:port` with an accept backlog of `backlog` (std's `TcpListener::bind`
@@ -111,17 +119,23 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     tracing::info!(connection_ceiling, "open-file limit (the most clients one process can hold, minus a few files)");
     let engine = Engine::start(&config.hub, config.aggregator.clone(), &config.feed)?;
     let services = start_strategy_actors(&engine, &config);
+    let ws_limits = Arc::new(config.ws.clone());
+    let scripts = Arc::new(scripts::Scripts::new(&config.scripts, engine.market.clone()));
+    let socketio = Arc::new(socketio::SocketIo::new(config.scripts.clone(), scripts.clone(), services.clone(), ws_limits.clone()));
     let state = AppState {
         engine,
-        ws_limits: Arc::new(config.ws.clone()),
+        ws_limits,
         started: Instant::now(),
         connection_ceiling,
         jobs: Arc::default(),
         admin: Arc::new(http::admin::Admin::new(&config.admin.keys)),
         services,
+        scripts,
+        socketio,
     };
 
     let feeds = state.engine.feeds.clone();
+    let script_stats = state.scripts.clone();
     actix_web::rt::spawn(async move {
         let mut sampler = RateSampler::default();
         let mut tick = actix_web::rt::time::interval(Duration::from_secs(1));
@@ -129,6 +143,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
             tick.tick().await;
             sampler.sample();
             feeds.sample_rates();
+            script_stats.stats.sample();
         }
     });
 

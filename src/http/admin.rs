@@ -1,4 +1,5 @@
-//! Admin keys for the write endpoints (`/api/feeds`, `/api/strategies/live`).
+//! Admin keys for the write endpoints (`/api/feeds`, `/api/strategies/live`), and the key ring that
+//! script keys use too.
 //!
 //! Keys come from `[admin] keys` (or `CANDLECAST__ADMIN__KEYS`) and are sent as `Authorization: Bearer <key>`.
 //! No key configured: 403 (admin disabled); a missing or wrong key: 401. Every refused attempt is counted
@@ -10,16 +11,43 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
 
+/// A set of secret keys (admin keys, script keys). Empty keys in the configuration are ignored.
+#[derive(Debug, Default)]
+pub struct KeyRing {
+    keys: Vec<String>,
+}
+
+impl KeyRing {
+    pub fn new(keys: &[String]) -> KeyRing {
+        KeyRing { keys: keys.iter().filter(|k| !k.is_empty()).cloned().collect() }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Whether `token` is one of the keys. Compares against every key, in constant time per key, so
+    /// timing tells nothing about either.
+    pub fn contains(&self, token: &str) -> bool {
+        self.keys.iter().fold(false, |ok, key| ok | constant_time_eq(key.as_bytes(), token.as_bytes()))
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
+    req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|h| h.strip_prefix("Bearer ")).map(str::trim)
+}
+
 /// The configured admin keys and the count of refused attempts.
 #[derive(Debug, Default)]
 pub struct Admin {
-    keys: Vec<String>,
+    keys: KeyRing,
     pub refused: AtomicU64,
 }
 
 impl Admin {
     pub fn new(keys: &[String]) -> Admin {
-        Admin { keys: keys.iter().filter(|k| !k.is_empty()).cloned().collect(), refused: AtomicU64::new(0) }
+        Admin { keys: KeyRing::new(keys), refused: AtomicU64::new(0) }
     }
 
     /// Checks the request's bearer token against every key.
@@ -33,13 +61,10 @@ impl Admin {
         if self.keys.is_empty() {
             return refuse(AdminError::Disabled, "admin disabled");
         }
-        let header = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
-        let Some(token) = header.strip_prefix("Bearer ").map(str::trim) else {
+        let Some(token) = bearer_token(req) else {
             return refuse(AdminError::Unauthorized, "no bearer token");
         };
-        // Compare against every key, in constant time per key, so timing tells nothing about either.
-        let ok = self.keys.iter().fold(false, |ok, key| ok | constant_time_eq(key.as_bytes(), token.as_bytes()));
-        if ok {
+        if self.keys.contains(token) {
             Ok(())
         } else {
             refuse(AdminError::Unauthorized, "wrong key")

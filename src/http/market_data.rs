@@ -56,7 +56,12 @@ pub async fn historical(state: web::Data<AppState>, path: web::Path<String>, que
         int_param(&query, "end_time")?,
     )?;
     let bars = entry.aggregator.send(GetBars(q)).await.map_err(|_| ApiError::Unavailable("the symbol's aggregator"))?;
-    Ok(HttpResponse::Ok().json(Historical::new(&entry.symbol, q.interval, &bars, None)))
+    let reply = Historical::new(&entry.symbol, q.interval, &bars, None);
+    // Bars a script pushed with indicator columns carry them as `indicators`; other replies are unchanged.
+    Ok(match state.scripts.indicators.decorate(&entry.symbol, q.interval, &reply) {
+        Some(decorated) => HttpResponse::Ok().json(decorated),
+        None => HttpResponse::Ok().json(reply),
+    })
 }
 
 fn int_param(query: &HashMap<String, String>, name: &'static str) -> Result<Option<i64>, InvalidParameter> {

@@ -4,15 +4,19 @@
 //! - [`status`]: stats, health, Prometheus metrics.
 //! - [`feeds`]: the running feeds; adding and removing symbols at run time (admin key).
 //! - [`strategies`]: the strategy catalogue, backtest and optimization jobs.
+//! - [`trading_data`]: scripts' CSV pushes (`POST /api/trading-data`) and executed trades (`GET /api/trades`).
 //! - [`admin`]: admin keys for the write endpoints.
+//! - [`cors`]: allowed browser origins of `/socket.io/` and the script endpoints.
 //! - [`error`]: the JSON error type every route returns.
 
 pub mod admin;
+pub mod cors;
 pub mod error;
 pub mod feeds;
 pub mod market_data;
 pub mod status;
 pub mod strategies;
+pub mod trading_data;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -40,7 +44,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &std::path::Path) {
         .service(strategies::optimize_status)
         .service(strategies::optimize_results)
         .service(strategies::optimize_cancel)
-        .route("/ws", web::get().to(ws::route));
+        .service(trading_data::post_trading_data)
+        .service(trading_data::trading_data_preflight)
+        .service(trading_data::trades)
+        .route("/ws", web::get().to(ws::route))
+        .configure(crate::socketio::configure);
     if static_dir.join("index.html").is_file() {
         cfg.service(actix_files::Files::new("/", static_dir).index_file("index.html"));
     } else {

@@ -30,6 +30,7 @@ pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
     let now = candlecast_actors::model::now_ms();
     stats.insert("feeds".into(), state.engine.feeds.list().iter().map(|f| super::feeds::feed_json(f, now)).collect::<Vec<Value>>().into());
     stats.insert("admin_refused".into(), json!(state.admin.refused.load(Ordering::Relaxed)));
+    stats.insert("scripts".into(), crate::scripts::stats::stats_json(&state).into());
     let computations = state.services.indicators.send(candlecast_actors::strategy::live::indicators::CountComputations).await.unwrap_or(0);
     stats.insert("indicator_computations".into(), json!(computations));
     stats.insert("uptime_seconds".into(), json!(state.started.elapsed().as_secs()));
@@ -94,5 +95,6 @@ pub async fn metrics_route(state: web::Data<AppState>) -> HttpResponse {
         metrics::counter!("candlecast_symbol_trades_total", "symbol" => symbol).absolute(e.stats.trades_total.load(Ordering::Relaxed));
     }
     super::feeds::record_metrics(&state);
+    crate::scripts::stats::record_metrics(&state);
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(handle.render())
 }

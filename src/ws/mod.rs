@@ -4,7 +4,7 @@
 //! - [`request`]: decoding client messages.
 //! - [`limits`]: rate and error limits per client.
 
-mod limits;
+pub(crate) mod limits;
 mod request;
 mod session;
 

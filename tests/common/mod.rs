@@ -148,3 +148,4 @@ impl Client {
         self.next_of("subscribed", 10).await
     }
 }
+pub mod clients;

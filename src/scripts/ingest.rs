@@ -1,0 +1,300 @@
+//! What a script's data does to the engine: streamed trades enter their symbol's aggregator exactly like
+//! feed trades; market-data rows are put in place as bars; executed trades and indicator values go to the
+//! stores. Shared by the Socket.IO events and the REST endpoint.
+
+use std::collections::BTreeMap;
+
+use candlecast_actors::aggregator::UpsertBars;
+use candlecast_actors::engine::valid_symbol;
+use candlecast_actors::messages::Ingest;
+use candlecast_actors::model::{now_ms, Bar, Interval, Side, Symbol, Trade};
+use futures_util::future::join_all;
+use serde::{Deserialize, Serialize};
+
+use super::csv::{parse_market_data, parse_trades, MarketRow, Parsed, RowError};
+use super::stats::ScriptStats;
+use super::Scripts;
+
+/// A trade as a script streams it: `{"symbol":"BTCUSDT","price":65000.5,"qty":0.01,"side":"buy","timestamp":1700000000000}`.
+/// `side` (buy / sell) and `timestamp` (epoch ms or s, or ISO 8601) are optional; the time defaults to now.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TradeInput {
+    pub symbol: String,
+    pub price: f64,
+    pub qty: f64,
+    #[serde(default)]
+    pub side: Option<String>,
+    #[serde(default)]
+    pub timestamp: Option<TimeInput>,
+}
+
+/// A timestamp as JSON: a number (epoch ms, or s below 10^11) or a string.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum TimeInput {
+    Number(f64),
+    Text(String),
+}
+
+/// Seed 003's `send_trading_data` payload (also the REST body): `{"trades_csv","market_data_csv","timestamp"}`.
+#[derive(Debug, Default, Deserialize)]
+pub struct TradingData {
+    #[serde(default)]
+    pub trades_csv: Option<String>,
+    #[serde(default)]
+    pub market_data_csv: Option<String>,
+    /// Echoed back in `data_received` and `trading_update`; now (ISO 8601) when absent.
+    #[serde(default)]
+    pub timestamp: Option<serde_json::Value>,
+}
+
+/// A refused trade: its position in the batch and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Refused {
+    pub index: usize,
+    pub reason: String,
+}
+
+/// What happened to a batch of streamed trades (the acknowledgement's payload).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct IngestSummary {
+    pub accepted: usize,
+    pub late_dropped: usize,
+    pub rejected: Vec<Refused>,
+}
+
+/// Bars the market-data rows became.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct BarCounts {
+    pub inserted: usize,
+    pub replaced: usize,
+    pub unchanged: usize,
+}
+
+/// What a `send_trading_data` event or a `POST /api/trading-data` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct TradingDataReport {
+    /// `success` (every row kept), `partial` (some refused) or `error` (none kept, something refused).
+    pub status: &'static str,
+    pub message: String,
+    /// Executed trades kept.
+    pub trades: usize,
+    /// Market-data rows kept (as bars).
+    pub market_data: usize,
+    /// Rows refused in total.
+    pub rejected: usize,
+    /// Refused rows, each with its CSV, line and reason (at most 1,000 listed).
+    pub errors: Vec<RowError>,
+    pub bars: BarCounts,
+    /// The kept rows as CSV text (header first), for dashboards.
+    #[serde(skip)]
+    pub trades_csv: String,
+    #[serde(skip)]
+    pub market_data_csv: String,
+}
+
+impl Scripts {
+    /// Folds streamed trades into their symbols' aggregators (a new symbol starts with source `script`).
+    pub async fn ingest_trades(&self, batch: Vec<TradeInput>) -> IngestSummary {
+        let mut summary = IngestSummary::default();
+        let now = now_ms();
+        // Per symbol, in batch order: the trades and their positions in the batch.
+        let mut groups: BTreeMap<String, (Vec<Trade>, Vec<usize>)> = BTreeMap::new();
+        for (index, input) in batch.into_iter().enumerate() {
+            match to_trade(input, now) {
+                Ok(trade) => {
+                    let group = groups.entry(trade.symbol.to_string()).or_default();
+                    group.0.push(trade);
+                    group.1.push(index);
+                }
+                Err(reason) => summary.rejected.push(Refused { index, reason }),
+            }
+        }
+        let mut sends = Vec::with_capacity(groups.len());
+        for (symbol, (trades, positions)) in groups {
+            match self.symbol_entry(&symbol) {
+                Ok(entry) => sends.push(async move { (entry.aggregator.send(Ingest { trades }).await, positions) }),
+                Err(reason) => summary.rejected.extend(positions.into_iter().map(|index| Refused { index, reason: reason.clone() })),
+            }
+        }
+        for (report, positions) in join_all(sends).await {
+            match report {
+                Ok(report) => {
+                    summary.accepted += report.accepted;
+                    summary.late_dropped += report.late_dropped;
+                    summary.rejected.extend(report.rejected.into_iter().map(|(i, reason)| Refused { index: positions[i], reason }));
+                }
+                Err(_) => summary.rejected.extend(positions.into_iter().map(|index| Refused { index, reason: "the symbol's aggregator is not available".into() })),
+            }
+        }
+        summary.rejected.sort_by_key(|r| r.index);
+        ScriptStats::add(&self.stats.trades_accepted, summary.accepted as u64);
+        ScriptStats::add(&self.stats.trades_late_dropped, summary.late_dropped as u64);
+        ScriptStats::add(&self.stats.trades_rejected, summary.rejected.len() as u64);
+        summary
+    }
+
+    /// Seed 003's CSV pair: executed trades are kept, market-data rows become bars with their indicator
+    /// values. Every refused row is reported by line; the good rows are kept.
+    pub async fn apply_trading_data(&self, trades_csv: Option<&str>, market_data_csv: Option<&str>) -> TradingDataReport {
+        let trades = parse_trades(trades_csv.unwrap_or(""));
+        self.trades.add(&trades.rows);
+        let mut market = parse_market_data(market_data_csv.unwrap_or(""));
+        let (kept, bars) = self.apply_market_data(&mut market).await;
+        let kept_rows = kept.iter().filter(|k| **k).count();
+        let rejected = trades.rejected + market.rejected;
+        let mut errors = trades.errors.clone();
+        errors.extend(market.errors.iter().cloned());
+        errors.sort_by_key(|e| (e.csv, e.line));
+        ScriptStats::add(&self.stats.executed_trades, trades.rows.len() as u64);
+        ScriptStats::add(&self.stats.market_data_rows, kept_rows as u64);
+        ScriptStats::add(&self.stats.csv_rows_rejected, rejected as u64);
+        let stored = trades.rows.len() + kept_rows;
+        let (status, message) = match (stored, rejected) {
+            (_, 0) => ("success", format!("{} trade(s) and {kept_rows} market-data row(s) received and broadcast", trades.rows.len())),
+            (0, _) => ("error", format!("no row was kept: {rejected} row(s) refused, see errors")),
+            _ => ("partial", format!("{} trade(s) and {kept_rows} market-data row(s) kept; {rejected} row(s) refused, see errors", trades.rows.len())),
+        };
+        TradingDataReport {
+            status,
+            message,
+            trades: trades.rows.len(),
+            market_data: kept_rows,
+            rejected,
+            errors,
+            bars,
+            trades_csv: trades.to_csv(|_| true),
+            market_data_csv: market.to_csv(|i| kept[i]),
+        }
+    }
+
+    /// Puts market-data rows in place, per symbol, oldest first. Returns which rows were kept.
+    async fn apply_market_data(&self, parsed: &mut Parsed<MarketRow>) -> (Vec<bool>, BarCounts) {
+        let mut kept = vec![false; parsed.rows.len()];
+        let mut counts = BarCounts::default();
+        let mut by_symbol: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, row) in parsed.rows.iter().enumerate() {
+            by_symbol.entry(row.symbol.clone()).or_default().push(i);
+        }
+        let now = now_ms();
+        for (symbol, mut rows) in by_symbol {
+            rows.sort_by_key(|&i| parsed.rows[i].timestamp);
+            let prepared = self.market_data_interval(&rows.iter().map(|&i| parsed.rows[i].timestamp).collect::<Vec<_>>()).and_then(|iv| Ok((iv, self.symbol_entry(&symbol)?)));
+            let (interval, entry) = match prepared {
+                Ok(p) => p,
+                Err(reason) => {
+                    for &i in &rows {
+                        parsed.refuse(parsed.rows[i].line, reason.clone());
+                    }
+                    continue;
+                }
+            };
+            let mut bars = Vec::with_capacity(rows.len());
+            let mut sent = Vec::with_capacity(rows.len());
+            for &i in &rows {
+                let row = &parsed.rows[i];
+                if interval.align(row.timestamp) != row.timestamp {
+                    let reason = format!("timestamp {} is not aligned to the {interval} interval", super::time::format_iso(row.timestamp));
+                    parsed.refuse(row.line, reason);
+                    continue;
+                }
+                let closed = row.timestamp + interval.millis() <= now;
+                let trades = row.trades.unwrap_or(1);
+                bars.push(Bar { symbol: entry.symbol.clone(), interval, open_time: row.timestamp, open: row.open, high: row.high, low: row.low, close: row.close, volume: row.volume, trades, closed });
+                sent.push(i);
+            }
+            let report = match entry.aggregator.send(UpsertBars { bars }).await {
+                Ok(r) => r,
+                Err(_) => {
+                    for &i in &sent {
+                        parsed.refuse(parsed.rows[i].line, "the symbol's aggregator is not available".into());
+                    }
+                    continue;
+                }
+            };
+            counts.inserted += report.inserted;
+            counts.replaced += report.replaced;
+            counts.unchanged += report.unchanged;
+            let refused: BTreeMap<usize, String> = report.rejected.into_iter().collect();
+            for (pos, &i) in sent.iter().enumerate() {
+                let row = &parsed.rows[i];
+                if let Some(reason) = refused.get(&pos) {
+                    parsed.refuse(row.line, reason.clone());
+                } else {
+                    kept[i] = true;
+                    self.indicators.set(&symbol, interval, row.timestamp, row.indicators.clone());
+                }
+            }
+        }
+        (kept, counts)
+    }
+
+    /// The interval of one symbol's market-data rows (ascending timestamps): configured, or the spacing
+    /// of the rows, or 1m for a single row. It must be one the aggregators build.
+    fn market_data_interval(&self, timestamps: &[i64]) -> Result<Interval, String> {
+        let interval = match self.market_data_interval {
+            Some(iv) => iv,
+            None => {
+                let gap = timestamps.windows(2).map(|w| w[1] - w[0]).filter(|g| *g > 0).min();
+                match gap {
+                    None => Interval::M1,
+                    Some(gap) => Interval::ALL.into_iter().find(|iv| iv.millis() == gap).ok_or_else(|| {
+                        format!("rows of this symbol are {} s apart, which is no interval (1s..1w); set [scripts] market_data_interval", gap as f64 / 1000.0)
+                    })?,
+                }
+            }
+        };
+        if !self.market.settings().intervals().contains(&interval) {
+            return Err(format!("interval {interval} is not built by this server (aggregator.intervals)"));
+        }
+        Ok(interval)
+    }
+}
+
+fn to_trade(input: TradeInput, now: i64) -> Result<Trade, String> {
+    let symbol = input.symbol.trim().to_ascii_uppercase();
+    if !valid_symbol(&symbol) {
+        return Err(format!("symbol {:?} is not valid (1-20 letters, digits, - _ .)", input.symbol));
+    }
+    let side = match input.side.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("") => Side::Unknown,
+        Some("buy") => Side::Buy,
+        Some("sell") => Side::Sell,
+        Some(other) => return Err(format!("side must be buy or sell, got {other:?}")),
+    };
+    let exchange_ts = match input.timestamp {
+        None => now,
+        Some(TimeInput::Number(n)) => super::time::from_number(n).ok_or_else(|| format!("timestamp {n} is not a valid epoch time"))?,
+        Some(TimeInput::Text(t)) => super::time::parse_timestamp(&t)?,
+    };
+    Ok(Trade { symbol: Symbol::from(symbol.as_str()), price: input.price, qty: input.qty, side, exchange_ts, received_ts: now, id: 0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(symbol: &str, side: Option<&str>, timestamp: Option<TimeInput>) -> TradeInput {
+        TradeInput { symbol: symbol.into(), price: 10.0, qty: 1.0, side: side.map(Into::into), timestamp }
+    }
+
+    #[test]
+    fn inputs_become_trades() {
+        let t = to_trade(input("btcusdt", Some("SELL"), Some(TimeInput::Number(1_700_000_000.0))), 5).unwrap();
+        assert_eq!((&*t.symbol, t.side, t.exchange_ts, t.received_ts), ("BTCUSDT", Side::Sell, 1_700_000_000_000, 5));
+        let t = to_trade(input("X", None, None), 5).unwrap();
+        assert_eq!((t.side, t.exchange_ts), (Side::Unknown, 5));
+        let t = to_trade(input("X", Some("buy"), Some(TimeInput::Text("2023-01-01T10:00:00Z".into()))), 5).unwrap();
+        assert_eq!(t.exchange_ts, 1_672_567_200_000);
+        assert!(to_trade(input("not valid!", None, None), 5).unwrap_err().contains("symbol"));
+        assert!(to_trade(input("X", Some("hold"), None), 5).unwrap_err().contains("side"));
+        assert!(to_trade(input("X", None, Some(TimeInput::Text("soon".into()))), 5).unwrap_err().contains("timestamp"));
+    }
+
+    #[test]
+    fn trade_inputs_decode_from_json() {
+        let t: TradeInput = serde_json::from_str(r#"{"symbol":"A","price":1.5,"qty":2,"timestamp":"2023-01-01T10:00:00"}"#).unwrap();
+        assert!(matches!(t.timestamp, Some(TimeInput::Text(_))));
+        assert!(serde_json::from_str::<TradeInput>(r#"{"symbol":"A","price":"x","qty":2}"#).is_err());
+    }
+}

@@ -1,0 +1,134 @@
+//! External scripts (seed 003): their keys, the CSVs they push, the trades they stream, and what is kept
+//! of it. Shared by the Socket.IO events and the REST endpoints; no transport code here.
+//!
+//! - [`csv`]: the trades and market-data CSVs, with a line number and reason for every bad row.
+//! - [`time`]: the timestamps scripts write (ISO 8601 or epoch numbers).
+//! - [`ingest`]: streamed trades into aggregators, market-data rows into bars, executed trades stored.
+//! - [`store`]: executed trades per symbol and indicator values per bar, bounded.
+//! - [`stats`]: the `scripts` figures of `/api/stats`.
+
+pub mod csv;
+pub mod ingest;
+pub mod stats;
+pub mod store;
+pub mod time;
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use candlecast_actors::market::{Market, SymbolEntry};
+use candlecast_actors::model::Interval;
+
+use crate::config::ScriptsConfig;
+use crate::http::admin::KeyRing;
+use stats::ScriptStats;
+use store::{IndicatorStore, TradeStore};
+
+/// Who a connection or request is, once its key (or its lack of one) has been checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Presented a valid script key: may push data.
+    Script,
+    /// No key: may only watch (join_frontend, subscribe).
+    Dashboard,
+}
+
+/// Why a key check failed. The key itself never appears in messages or logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("invalid API key")]
+    WrongKey,
+    #[error("an API key is required: connect with auth {{\"token\": \"<key>\"}} (REST: Authorization: Bearer <key>)")]
+    MissingKey,
+    #[error("script pushes are disabled on this server: configure [scripts] keys (or CANDLECAST__SCRIPTS__KEYS)")]
+    Disabled,
+}
+
+/// See the module documentation.
+pub struct Scripts {
+    keys: KeyRing,
+    require_key_for_dashboards: bool,
+    market: Market,
+    market_data_interval: Option<Interval>,
+    max_script_symbols: usize,
+    /// Symbols scripts created, to cap them.
+    created: Mutex<HashSet<String>>,
+    pub trades: TradeStore,
+    pub indicators: IndicatorStore,
+    pub stats: ScriptStats,
+}
+
+impl Scripts {
+    pub fn new(config: &ScriptsConfig, market: Market) -> Scripts {
+        let history = market.settings().history_bars;
+        Scripts {
+            keys: KeyRing::new(&config.keys),
+            require_key_for_dashboards: config.require_key_for_dashboards,
+            market,
+            market_data_interval: config.market_data_interval.parse().ok(),
+            max_script_symbols: config.max_script_symbols,
+            created: Mutex::default(),
+            trades: TradeStore::new(config.max_trades_per_symbol),
+            indicators: IndicatorStore::new(history),
+            stats: ScriptStats::default(),
+        }
+    }
+
+    /// Checks a presented key: a valid one gives script access; none gives dashboard access unless the
+    /// config requires a key of dashboards too; a wrong one is refused. Refusals are counted and logged
+    /// with `peer` and `via`, never with the key.
+    pub fn authorize(&self, token: Option<&str>, peer: &str, via: &str) -> Result<Access, AuthError> {
+        let result = match token.filter(|t| !t.is_empty()) {
+            Some(t) if self.keys.contains(t) => Ok(Access::Script),
+            Some(_) => Err(AuthError::WrongKey),
+            None if self.require_key_for_dashboards => Err(AuthError::MissingKey),
+            None => Ok(Access::Dashboard),
+        };
+        if let Err(e) = &result {
+            self.refused(peer, via, e);
+        }
+        result
+    }
+
+    /// Checks a key for a push (REST): only a valid script key passes.
+    pub fn authorize_push(&self, token: Option<&str>, peer: &str, via: &str) -> Result<(), AuthError> {
+        let result = match token.filter(|t| !t.is_empty()) {
+            _ if self.keys.is_empty() => Err(AuthError::Disabled),
+            Some(t) if self.keys.contains(t) => Ok(()),
+            Some(_) => Err(AuthError::WrongKey),
+            None => Err(AuthError::MissingKey),
+        };
+        if let Err(e) = &result {
+            self.refused(peer, via, e);
+        }
+        result
+    }
+
+    fn refused(&self, peer: &str, via: &str, reason: &AuthError) {
+        ScriptStats::add(&self.stats.refused_auths, 1);
+        let reason = match reason {
+            AuthError::WrongKey => "wrong key",
+            AuthError::MissingKey => "no key",
+            AuthError::Disabled => "no keys configured",
+        };
+        tracing::warn!(peer, via, reason, "refused a script connection or request");
+    }
+
+    /// Whether pushing is possible at all (keys are configured).
+    pub fn pushes_enabled(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
+    /// The symbol's entry, creating it with source `script` while under `max_script_symbols`.
+    pub fn symbol_entry(&self, symbol: &str) -> Result<SymbolEntry, String> {
+        if let Some(entry) = self.market.get(symbol) {
+            return Ok(entry);
+        }
+        let mut created = self.created.lock().unwrap_or_else(|e| e.into_inner());
+        if created.len() >= self.max_script_symbols && !created.contains(symbol) {
+            return Err(format!("unknown symbol {symbol}: scripts may create at most {} symbols ([scripts] max_script_symbols)", self.max_script_symbols));
+        }
+        created.insert(symbol.to_owned());
+        Ok(self.market.get_or_create(symbol, "script"))
+    }
+}

@@ -1,0 +1,126 @@
+//! What scripts pushed that is not a bar: executed trades per symbol (for `GET /api/trades` and chart
+//! markers) and the indicator columns of market-data rows (served beside the bars in
+//! `/api/historical`). Both bounded per symbol; the oldest entries go first.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::RwLock;
+
+use candlecast_actors::model::Interval;
+use serde_json::{Map, Value};
+
+use super::csv::ExecutedTrade;
+
+/// Executed trades by symbol, each list in arrival order and at most `cap` long.
+pub struct TradeStore {
+    cap: usize,
+    by_symbol: RwLock<HashMap<String, VecDeque<ExecutedTrade>>>,
+}
+
+impl TradeStore {
+    pub fn new(cap: usize) -> TradeStore {
+        TradeStore { cap: cap.max(1), by_symbol: RwLock::default() }
+    }
+
+    pub fn add(&self, trades: &[ExecutedTrade]) {
+        let mut map = self.by_symbol.write().unwrap_or_else(|e| e.into_inner());
+        for t in trades {
+            let list = map.entry(t.symbol.clone()).or_default();
+            if list.len() == self.cap {
+                list.pop_front();
+            }
+            list.push_back(t.clone());
+        }
+    }
+
+    /// The newest `limit` trades of `symbol` (or of every symbol), oldest first by timestamp.
+    pub fn recent(&self, symbol: Option<&str>, limit: usize) -> Vec<ExecutedTrade> {
+        let map = self.by_symbol.read().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<ExecutedTrade> = match symbol {
+            Some(s) => map.get(s).map(|l| l.iter().cloned().collect()).unwrap_or_default(),
+            None => map.values().flatten().cloned().collect(),
+        };
+        // Stable: trades of one timestamp keep their arrival order.
+        out.sort_by_key(|t| t.timestamp);
+        let skip = out.len().saturating_sub(limit);
+        out.drain(..skip);
+        out
+    }
+}
+
+type Values = BTreeMap<String, f64>;
+
+/// Indicator values by symbol, interval and bar open time; at most `cap` bars per symbol and interval.
+pub struct IndicatorStore {
+    cap: usize,
+    values: RwLock<HashMap<(String, Interval), BTreeMap<i64, Values>>>,
+}
+
+impl IndicatorStore {
+    pub fn new(cap: usize) -> IndicatorStore {
+        IndicatorStore { cap: cap.max(1), values: RwLock::default() }
+    }
+
+    /// Sets the values of one bar (replacing what an earlier row gave it).
+    pub fn set(&self, symbol: &str, interval: Interval, open_time: i64, values: Values) {
+        if values.is_empty() {
+            return;
+        }
+        let mut map = self.values.write().unwrap_or_else(|e| e.into_inner());
+        let bars = map.entry((symbol.to_owned(), interval)).or_default();
+        bars.insert(open_time, values);
+        while bars.len() > self.cap {
+            bars.pop_first();
+        }
+    }
+
+    /// Adds `"indicators":{...}` to each bar object of a `/api/historical` reply (its `data` array) that
+    /// has values. `None` when the symbol and interval have none, so other replies stay as they are.
+    pub fn decorate(&self, symbol: &str, interval: Interval, reply: &impl serde::Serialize) -> Option<Value> {
+        let map = self.values.read().unwrap_or_else(|e| e.into_inner());
+        let bars = map.get(&(symbol.to_owned(), interval))?;
+        let mut reply = serde_json::to_value(reply).ok()?;
+        for bar in reply.get_mut("data")?.as_array_mut()? {
+            let Some(values) = bar.get("timestamp").and_then(Value::as_i64).and_then(|t| bars.get(&t)) else { continue };
+            let object: Map<String, Value> = values.iter().map(|(k, v)| (k.clone(), Value::from(*v))).collect();
+            if let Some(bar) = bar.as_object_mut() {
+                bar.insert("indicators".into(), Value::Object(object));
+            }
+        }
+        Some(reply)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn trade(symbol: &str, timestamp: i64) -> ExecutedTrade {
+        ExecutedTrade { timestamp, symbol: symbol.into(), side: "BUY", quantity: 1.0, price: 1.0, profit_loss: None, strategy: String::new() }
+    }
+
+    #[test]
+    fn trades_are_bounded_per_symbol_and_sorted() {
+        let s = TradeStore::new(3);
+        s.add(&[trade("A", 5), trade("A", 1), trade("B", 3), trade("A", 7), trade("A", 9)]);
+        let a: Vec<i64> = s.recent(Some("A"), 10).iter().map(|t| t.timestamp).collect();
+        assert_eq!(a, [1, 7, 9], "the oldest arrival (5) went first");
+        let all: Vec<i64> = s.recent(None, 2).iter().map(|t| t.timestamp).collect();
+        assert_eq!(all, [7, 9]);
+        assert!(s.recent(Some("C"), 10).is_empty());
+    }
+
+    #[test]
+    fn indicators_decorate_only_their_bars() {
+        let s = IndicatorStore::new(2);
+        s.set("A", Interval::M1, 60_000, BTreeMap::from([("rsi".into(), 50.0)]));
+        s.set("A", Interval::M1, 120_000, BTreeMap::from([("rsi".into(), 55.0)]));
+        s.set("A", Interval::M1, 180_000, BTreeMap::from([("rsi".into(), 60.0)]));
+        let reply = json!({"type":"historical","data":[{"timestamp":60_000},{"timestamp":120_000},{"timestamp":180_000}]});
+        let out = s.decorate("A", Interval::M1, &reply).unwrap();
+        assert_eq!(out["data"][0].get("indicators"), None, "dropped: over the cap");
+        assert_eq!(out["data"][2]["indicators"], json!({"rsi": 60.0}));
+        assert!(s.decorate("A", Interval::M5, &reply).is_none());
+        assert!(s.decorate("B", Interval::M1, &reply).is_none());
+    }
+}

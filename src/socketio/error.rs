@@ -1,0 +1,91 @@
+//! Why a Socket.IO session ended, and how the HTTP side of `/socket.io/` refuses a request.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+use super::engineio::{EioError, HttpErrorCode};
+use super::packet::PacketError;
+
+/// Why a session closed. Each is logged with the session id; the broken-packet ones are counted in
+/// `malformed_packets` and sent back to the client (HTTP 400 body, or WebSocket close reason).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CloseReason {
+    #[error("the client closed the session")]
+    ClientClosed,
+    #[error("the client's connection ended")]
+    TransportClosed,
+    #[error("no pong within pingInterval + pingTimeout: the client is gone")]
+    PingTimeout,
+    #[error("no namespace connect within the connect timeout")]
+    ConnectTimeout,
+    #[error("broken Engine.IO packet: {0}")]
+    Engine(#[from] EioError),
+    #[error("broken Socket.IO packet: {0}")]
+    Socket(#[from] PacketError),
+    #[error("protocol violation: {0}")]
+    Protocol(&'static str),
+    #[error("message over maxPayload ({max} bytes)")]
+    TooLarge { max: usize },
+    #[error("two long-polling requests at once")]
+    DuplicatePoll,
+    #[error("more than the outbound limit waiting to be sent (slow consumer)")]
+    SlowConsumer,
+}
+
+impl CloseReason {
+    /// Whether the client sent something broken (counted as a malformed packet).
+    pub fn is_malformed(&self) -> bool {
+        matches!(self, CloseReason::Engine(_) | CloseReason::Socket(_) | CloseReason::Protocol(_) | CloseReason::DuplicatePoll)
+    }
+
+    /// The WebSocket close code that reports it.
+    pub fn close_code(&self) -> u16 {
+        match self {
+            CloseReason::ClientClosed | CloseReason::TransportClosed => 1000,
+            CloseReason::PingTimeout | CloseReason::ConnectTimeout => 1001,
+            CloseReason::TooLarge { .. } => 1009,
+            CloseReason::SlowConsumer => 1008,
+            CloseReason::Engine(_) | CloseReason::Socket(_) | CloseReason::Protocol(_) | CloseReason::DuplicatePoll => 1002,
+        }
+    }
+}
+
+/// An HTTP refusal of `/socket.io/`: Engine.IO's `{"code","message"}` plus our `detail`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{detail}")]
+pub struct HttpError {
+    pub code: HttpErrorCode,
+    pub status: StatusCode,
+    pub detail: String,
+}
+
+impl HttpError {
+    pub fn new(code: HttpErrorCode, detail: impl Into<String>) -> HttpError {
+        let status = if code == HttpErrorCode::Forbidden { StatusCode::FORBIDDEN } else { StatusCode::BAD_REQUEST };
+        HttpError { code, status, detail: detail.into() }
+    }
+
+    pub fn unknown_sid() -> HttpError {
+        HttpError::new(HttpErrorCode::UnknownSid, "no such session (it expired or was closed); connect again")
+    }
+
+    /// The session was closed for `reason` (a broken packet, an oversize payload).
+    pub fn closed(reason: &CloseReason) -> HttpError {
+        let mut e = HttpError::new(HttpErrorCode::BadRequest, format!("session closed: {reason}"));
+        if matches!(reason, CloseReason::TooLarge { .. }) {
+            e.status = StatusCode::PAYLOAD_TOO_LARGE;
+        }
+        e
+    }
+}
+
+impl ResponseError for HttpError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(json!({ "code": self.code as u8, "message": self.code.message(), "detail": self.detail }))
+    }
+}

@@ -1,0 +1,74 @@
+// socket.io-client scenarios the Rust integration tests run against a real candlecast (tests/socketio_*.rs).
+//
+// Usage: node client.mjs SCENARIO URL TOKEN [ARGS...]   (TOKEN "-" means no key)
+// Prints one JSON object per line, {"event": ..., "data": ...}; the Rust test asserts on them.
+import { io } from 'socket.io-client';
+
+const [scenario, url, rawToken, ...args] = process.argv.slice(2);
+const token = rawToken === '-' ? undefined : rawToken;
+
+function out(event, data = null) {
+  process.stdout.write(JSON.stringify({ event, data }) + '\n');
+}
+
+function connect(options) {
+  const socket = io(url, { reconnection: false, auth: token ? { token } : undefined, ...options });
+  socket.on('error', (data) => out('error', data));
+  socket.on('connect_error', (err) => out('connect_error', err.message));
+  return new Promise((resolve) => {
+    socket.on('connect', () => {
+      out('connected', { transport: socket.io.engine.transport.name, id: socket.id });
+      resolve(socket);
+    });
+  });
+}
+
+function next(socket, event, ms = 20000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${event} within ${ms} ms`)), ms);
+    socket.once(event, (data) => {
+      clearTimeout(timer);
+      resolve(data);
+    });
+  });
+}
+
+/** One transport only ("polling" or "websocket"): acks, streaming trades, live bars. */
+async function transport(name) {
+  const socket = await connect({ transports: [name] });
+  out('ack_join_script', await socket.timeout(20000).emitWithAck('join_script'));
+  const now = Date.now();
+  const trades = Array.from({ length: 20 }, (_, i) => ({ symbol: 'JSTEST', price: 50 + i, qty: 1, side: 'buy', timestamp: now }));
+  out('ack_trades', await socket.timeout(20000).emitWithAck('trades', trades));
+  const update = next(socket, 'price_update');
+  out('ack_subscribe', await socket.timeout(20000).emitWithAck('subscribe', { trading_pairs: ['JSTEST'], interval: '1s' }));
+  out('price_update', await update);
+  out('transport_at_end', socket.io.engine.transport.name);
+  socket.disconnect();
+}
+
+/** A dashboard without a key: join_frontend, live bars, then the trading_update a script causes. */
+async function dashboard() {
+  const socket = await connect({});
+  const status = next(socket, 'status');
+  socket.emit('join_frontend');
+  out('status', await status);
+  const update = next(socket, 'price_update');
+  socket.emit('subscribe', { trading_pairs: [args[0] ?? 'BTCUSDT'], interval: '1s' });
+  out('price_update', await update);
+  const trading = next(socket, 'trading_update', 60000);
+  out('ready');
+  out('trading_update', await trading);
+  socket.disconnect();
+}
+
+try {
+  if (scenario === 'transport') await transport(args[0]);
+  else if (scenario === 'dashboard') await dashboard();
+  else throw new Error(`unknown scenario ${scenario}`);
+  out('done');
+  process.exit(0);
+} catch (e) {
+  out('failed', String(e));
+  process.exit(1);
+}
