@@ -41,6 +41,8 @@ pub struct AppState {
     pub admin: Arc<http::admin::Admin>,
     /// What WebSocket sessions reach: hub, market, indicator and strategy actors.
     pub services: ws::Services,
+    /// This node's part in a Redis cluster; `None` without `[redis] url`.
+    pub cluster: Option<candlecast_actors::cluster::Cluster>,
 }
 
 /// Raises the open-file soft limit to the hard limit; returns the resulting limit.
@@ -93,6 +95,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let connection_ceiling = raise_fd_limit();
     tracing::info!(connection_ceiling, "open-file limit (the most clients one process can hold, minus a few files)");
     let engine = Engine::start(&config.hub, config.aggregator.clone(), &config.feed)?;
+    let cluster = candlecast_actors::cluster::Cluster::start(&engine, &config.node, &config.redis, &config.feed).await?;
     let services = start_strategy_actors(&engine, &config);
     let state = AppState {
         engine,
@@ -102,6 +105,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         jobs: Arc::default(),
         admin: Arc::new(http::admin::Admin::new(&config.admin.keys)),
         services,
+        cluster,
     };
 
     let feeds = state.engine.feeds.clone();

@@ -38,3 +38,16 @@ fn environment_sets_the_port_and_the_address_is_printed() {
     let port: u16 = line.trim().rsplit(':').next().unwrap().parse().unwrap();
     assert_ne!(port, 0);
 }
+
+#[test]
+fn cluster_roles_without_redis_stop_the_start_with_a_clear_message() {
+    let out = Command::new(env!("CARGO_BIN_EXE_candlecast")).env("CANDLECAST__NODE__ROLE", "edge").output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("node.role = \"edge\" needs redis.url"), "{stderr}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_candlecast")).env("CANDLECAST__REDIS__URL", "http://:topsecret@host").output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("redis.url") && !stderr.contains("topsecret"), "{stderr}");
+}

@@ -1,6 +1,8 @@
 //! Shared test helpers: the real server on 127.0.0.1:0 in a thread of its own, and a WebSocket client.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod redis_server;
+
 use std::net::{SocketAddr, TcpListener};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -27,6 +29,22 @@ impl TestServer {
     /// Starts with small, fast test defaults, then `overrides` (dotted keys, as in config/default.toml),
     /// and waits until every configured symbol has a price.
     pub async fn start(overrides: &[(&str, Toml)]) -> TestServer {
+        let (server, symbols) = Self::launch(overrides);
+        for symbol in symbols {
+            server.wait_for(&format!("/api/price/{symbol}"), 200).await;
+        }
+        server
+    }
+
+    /// Like [`TestServer::start`], waiting only for HTTP (an edge node may have no prices yet).
+    pub async fn start_serving(overrides: &[(&str, Toml)]) -> TestServer {
+        let (server, _) = Self::launch(overrides);
+        server.wait_for("/health", 200).await;
+        server
+    }
+
+    /// Starts the server thread; returns it and the configured symbols.
+    fn launch(overrides: &[(&str, Toml)]) -> (TestServer, Vec<String>) {
         let mut layers: Vec<(&str, Toml)> = vec![
             ("server.host", Toml::String("127.0.0.1".into())),
             ("server.port", Toml::Integer(0)),
@@ -49,11 +67,7 @@ impl TestServer {
                 eprintln!("server failed: {e:#}");
             }
         });
-        let server = TestServer { addr, stop: Some(stop), thread: Some(thread) };
-        for symbol in symbols {
-            server.wait_for(&format!("/api/price/{symbol}"), 200).await;
-        }
-        server
+        (TestServer { addr, stop: Some(stop), thread: Some(thread) }, symbols)
     }
 
     pub fn url(&self, path: &str) -> String {
