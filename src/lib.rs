@@ -94,8 +94,13 @@ fn start_strategy_actors(engine: &Engine, config: &Config) -> ws::Services {
 pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let connection_ceiling = raise_fd_limit();
     tracing::info!(connection_ceiling, "open-file limit (the most clients one process can hold, minus a few files)");
-    let engine = Engine::start(&config.hub, config.aggregator.clone(), &config.feed)?;
-    let cluster = candlecast_actors::cluster::Cluster::start(&engine, &config.node, &config.redis, &config.feed).await?;
+    use candlecast_actors::cluster::Cluster;
+    let mut engine_feeds = config.feed.clone();
+    if Cluster::manages_feeds(&config.redis) {
+        engine_feeds.source = "none".into();
+    }
+    let engine = Engine::start(&config.hub, config.aggregator.clone(), &engine_feeds)?;
+    let cluster = Cluster::start(&engine, &config.node, &config.redis, &config.feed).await?;
     let services = start_strategy_actors(&engine, &config);
     let state = AppState {
         engine,

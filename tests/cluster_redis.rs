@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::redis_server::RedisServer;
-use common::{TestServer, Toml};
+use common::{Client, TestServer, Toml};
 use serde_json::Value;
 
 fn s(v: &str) -> Toml {
@@ -87,4 +87,117 @@ async fn a_reachable_redis_is_reported_connected() {
     assert_eq!(h["redis"]["role"], "all");
     let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("candlecast_redis_connected 1"), "{metrics}");
+}
+
+/// Settings every node of a test cluster shares: one fast symbol, two intervals, quick leases.
+fn cluster_node(redis: &RedisServer, role: &str, id: &str) -> Vec<(&'static str, Toml)> {
+    vec![
+        ("feed.symbols", Toml::Array(vec![s("BTCUSDT")])),
+        ("feed.simulated.trades_per_second", Toml::Float(50.0)),
+        ("aggregator.intervals", Toml::Array(vec![s("1s"), s("1m")])),
+        ("redis.url", s(&redis.url())),
+        ("redis.lease_ttl_ms", Toml::Integer(2_000)),
+        ("redis.cache_flush_ms", Toml::Integer(100)),
+        ("node.role", s(role)),
+        ("node.id", s(id)),
+    ]
+}
+
+/// A closed bar or correction as a client saw it: open time, correction flag, the bar's fields.
+type Final = (i64, bool, Value);
+
+/// Final bar states of `interval` a client receives until one with open time `until` or later.
+async fn finals_until(client: &mut Client, until: i64) -> Vec<Final> {
+    let mut seen = Vec::new();
+    loop {
+        let msg = client.next_of("price_update", 30).await;
+        let data = msg["data"].clone();
+        if data["closed"] == true {
+            let t = data["timestamp"].as_i64().unwrap();
+            seen.push((t, msg["correction"] == true, data));
+            if t >= until {
+                return seen;
+            }
+        }
+    }
+}
+
+fn window(finals: &[Final], from: i64, to: i64) -> Vec<Final> {
+    finals.iter().filter(|(t, ..)| (from..=to).contains(t)).cloned().collect()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_node_sends_its_clients_the_same_bars_as_the_ingest_node() {
+    let redis = RedisServer::start();
+    let ingest = TestServer::start(&cluster_node(&redis, "ingest", "ingest-a")).await;
+    let edge = TestServer::start(&cluster_node(&redis, "edge", "edge-a")).await;
+    let (mut on_ingest, mut on_edge) = (Client::connect(&ingest).await, Client::connect(&edge).await);
+    on_ingest.subscribe(&["BTCUSDT"], "1s").await;
+    on_edge.subscribe(&["BTCUSDT"], "1s").await;
+
+    // Eight seconds of 1s bars on both; compare the middle of that span (whole, corrections settled).
+    let start = now_ms() / 1000 * 1000 + 2_000;
+    let until = start + 8_000;
+    let (from_ingest, from_edge) = tokio::join!(finals_until(&mut on_ingest, until), finals_until(&mut on_edge, until));
+    let (a, b) = (window(&from_ingest, start, until - 3_000), window(&from_edge, start, until - 3_000));
+    assert!(a.len() >= 5, "too few closed bars on the ingest node: {a:?}");
+    assert_eq!(b, a, "the edge's clients must see exactly the ingest's closed bars");
+
+    let h = health(&edge).await;
+    assert_eq!(h["redis"]["role"], "edge");
+    assert!(h["redis"]["leases"].as_array().unwrap().is_empty(), "an edge runs no feed: {h}");
+    let ingest_stats = ingest.stats().await;
+    assert_eq!(ingest_stats["redis"]["leases"], serde_json::json!(["BTCUSDT"]), "{ingest_stats}");
+    assert!(ingest_stats["redis"]["published"].as_u64().unwrap() > 0);
+    let edge_stats = edge.stats().await;
+    assert!(edge_stats["redis"]["received"].as_u64().unwrap() > 0, "{edge_stats}");
+    assert_eq!(edge_stats["feeds"], serde_json::json!([]), "the edge opened no upstream connection");
+    assert_eq!(edge.get_json("/api/symbols").await.1["symbols"], serde_json::json!(["BTCUSDT"]));
+}
+
+/// Closed bars of today (UTC) older than two bars, as /api/historical gives them.
+async fn settled_today(server: &TestServer, interval: &str, bar_ms: i64) -> Vec<Value> {
+    let (status, body) = server.get_json(&format!("/api/historical/BTCUSDT?interval={interval}&limit=5000")).await;
+    assert_eq!(status, 200, "{body}");
+    let day_start = now_ms() / 86_400_000 * 86_400_000;
+    let settled = now_ms() - 3 * bar_ms;
+    let bars = body["data"].as_array().unwrap().iter();
+    bars.filter(|b| b["closed"] == true && (day_start..settled).contains(&b["timestamp"].as_i64().unwrap())).cloned().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_starts_later_serves_todays_bars_from_the_cache_at_once() {
+    let redis = RedisServer::start();
+    let ingest = TestServer::start(&cluster_node(&redis, "ingest", "ingest-a")).await;
+    // The ingest node caches today's bars (its backfill included) once it runs the feed.
+    eventually(20, "the ingest node wrote the today-cache", || async { (ingest.stats().await["redis"]["cache_bars_written"].as_u64().unwrap() > 100).then_some(()) }).await;
+
+    let edge = TestServer::start(&cluster_node(&redis, "edge", "edge-a")).await;
+    // Right after start, before any 1m bar could have closed on the edge: today's 1s and 1m history.
+    let (on_edge, on_ingest) = (settled_today(&edge, "1s", 1_000).await, settled_today(&ingest, "1s", 1_000).await);
+    assert!(on_edge.len() >= 10, "the edge has today's 1s bars at once: {}", on_edge.len());
+    let common = on_edge.len().min(on_ingest.len());
+    assert_eq!(on_edge[..common], on_ingest[..common], "the same bars");
+    assert_eq!(on_edge[0]["timestamp"], on_ingest[0]["timestamp"], "from the same first bar");
+    assert_eq!(settled_today(&edge, "1m", 60_000).await, settled_today(&ingest, "1m", 60_000).await);
+    let stats = edge.stats().await;
+    assert!(stats["redis"]["cache_bars_loaded"].as_u64().unwrap() >= 10, "{stats}");
+
+    // One field per bar however often it was rewritten (backfill, live closes, rewrites), and an expiry.
+    let key = redis.command(&["KEYS", "candlecast:today:*:BTCUSDT:1m"]).lines().nth(2).unwrap().to_owned();
+    assert!(key.starts_with("candlecast:today:20"), "{key}");
+    eventually(10, "the cache holds exactly the ingest node's 1m bars of today", || async {
+        let day_start = now_ms() / 86_400_000 * 86_400_000;
+        let bars = ingest.get_json(&format!("/api/historical/BTCUSDT?interval=1m&limit=5000&start_time={day_start}")).await.1;
+        let in_memory = bars["data"].as_array().unwrap().len();
+        let cached: usize = redis.command(&["HLEN", &key]).trim().trim_start_matches(':').parse().unwrap();
+        (cached == in_memory).then_some(())
+    })
+    .await;
+    let ttl: i64 = redis.command(&["TTL", &key]).trim().trim_start_matches(':').parse().unwrap();
+    assert!((1..=25 * 3600).contains(&ttl), "expires after the day ends: {ttl}");
 }

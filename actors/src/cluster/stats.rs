@@ -119,6 +119,11 @@ impl ClusterStats {
         self.connected.swap(false, Ordering::Relaxed) || (changed && !self.ever_connected.load(Ordering::Relaxed))
     }
 
+    /// Whether Redis answered at least once since start.
+    pub fn was_ever_connected(&self) -> bool {
+        self.ever_connected.load(Ordering::Relaxed)
+    }
+
     pub fn is_connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
     }
