@@ -188,16 +188,81 @@ async fn a_node_that_starts_later_serves_todays_bars_from_the_cache_at_once() {
     assert!(stats["redis"]["cache_bars_loaded"].as_u64().unwrap() >= 10, "{stats}");
 
     // One field per bar however often it was rewritten (backfill, live closes, rewrites), and an expiry.
+    eventually(10, "the cache holds exactly the ingest node's 1m bars of today", || cache_matches_memory(&redis, &ingest)).await;
     let key = redis.command(&["KEYS", "candlecast:today:*:BTCUSDT:1m"]).lines().nth(2).unwrap().to_owned();
-    assert!(key.starts_with("candlecast:today:20"), "{key}");
-    eventually(10, "the cache holds exactly the ingest node's 1m bars of today", || async {
-        let day_start = now_ms() / 86_400_000 * 86_400_000;
-        let bars = ingest.get_json(&format!("/api/historical/BTCUSDT?interval=1m&limit=5000&start_time={day_start}")).await.1;
-        let in_memory = bars["data"].as_array().unwrap().len();
-        let cached: usize = redis.command(&["HLEN", &key]).trim().trim_start_matches(':').parse().unwrap();
-        (cached == in_memory).then_some(())
-    })
-    .await;
     let ttl: i64 = redis.command(&["TTL", &key]).trim().trim_start_matches(':').parse().unwrap();
     assert!((1..=25 * 3600).contains(&ttl), "expires after the day ends: {ttl}");
+}
+
+/// `Some` when the today-hash of BTCUSDT 1m has one field per 1m bar of today in `ingest`'s memory.
+async fn cache_matches_memory(redis: &RedisServer, ingest: &TestServer) -> Option<()> {
+    let key = redis.command(&["KEYS", "candlecast:today:*:BTCUSDT:1m"]).lines().nth(2)?.to_owned();
+    let cached: usize = redis.command(&["HLEN", &key]).trim().trim_start_matches(':').parse().ok()?;
+    let day_start = now_ms() / 86_400_000 * 86_400_000;
+    let bars = ingest.get_json(&format!("/api/historical/BTCUSDT?interval=1m&limit=5000&start_time={day_start}")).await.1;
+    (cached == bars["data"].as_array()?.len()).then_some(())
+}
+
+/// Closed 1s bars with open times in `from..to`, and whether their open times strictly increase.
+async fn closed_1s_between(server: &TestServer, from: i64, to: i64) -> (Vec<Value>, bool) {
+    let bars = server.get_json("/api/historical/BTCUSDT?interval=1s&limit=5000").await.1["data"].as_array().unwrap().clone();
+    let increasing = bars.windows(2).all(|w| w[0]["timestamp"].as_i64() < w[1]["timestamp"].as_i64());
+    let window = bars.into_iter().filter(|b| b["closed"] == true && (from..to).contains(&b["timestamp"].as_i64().unwrap())).collect();
+    (window, increasing)
+}
+
+fn stat(stats: &Value, name: &str) -> u64 {
+    stats["redis"][name].as_u64().unwrap_or_else(|| panic!("no redis.{name} in {stats}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_and_restarted_nodes_serve_from_memory_reconnect_and_lose_no_bar() {
+    let mut redis = RedisServer::start();
+    let ingest = TestServer::start(&cluster_node(&redis, "ingest", "ingest-a")).await;
+    let edge = TestServer::start(&cluster_node(&redis, "edge", "edge-a")).await;
+    let mut on_ingest = Client::connect(&ingest).await;
+    on_ingest.subscribe(&["BTCUSDT"], "1s").await;
+    eventually(20, "the edge receives the ingest's messages", || async { (stat(&edge.stats().await, "received") > 0).then_some(()) }).await;
+
+    let killed_at = now_ms();
+    redis.kill9();
+    for node in [&ingest, &edge] {
+        eventually(20, "/health shows Redis down", || async { (health(node).await["redis"]["connected"] == false).then_some(()) }).await;
+    }
+    // The ingest node's clients keep getting live bars from memory while Redis is away.
+    let during = finals_until(&mut on_ingest, now_ms() / 1000 * 1000 + 2_000).await;
+    assert!(during.iter().filter(|(t, correction, _)| *t > killed_at && !correction).count() >= 1, "{during:?}");
+    assert!(health(&ingest).await["redis"]["connected"] == false, "the bars came during the outage");
+
+    redis.restart();
+    let restarted = std::time::Instant::now();
+    for node in [&ingest, &edge] {
+        eventually(30, "the node reconnects and counts it", || async {
+            let stats = node.stats().await;
+            (stats["redis"]["connected"] == 1 && stat(&stats, "reconnects") >= 1).then_some(())
+        })
+        .await;
+    }
+    eprintln!("both nodes reconnected {:?} after redis-server restarted", restarted.elapsed());
+    let recovered_at = now_ms();
+    eventually(20, "the ingest node holds its lease again", || async { (ingest.stats().await["redis"]["leases"] == serde_json::json!(["BTCUSDT"])).then_some(()) }).await;
+    let stats = ingest.stats().await;
+    assert!(stat(&stats, "publish_dropped") > 0, "updates during the outage were dropped and counted: {stats}");
+
+    // The edge missed the outage's messages; after its resync its history has every closed bar the
+    // ingest node has, once each.
+    let (from, to) = (killed_at - 5_000, recovered_at + 3_000);
+    eventually(30, "the edge's history equals the ingest's across the outage", || async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let ((on_ingest, _), (on_edge, increasing)) = (closed_1s_between(&ingest, from, to).await, closed_1s_between(&edge, from, to).await);
+        assert!(increasing, "no duplicated bar in the edge's history");
+        let full = on_ingest.len() as i64 >= (to - from) / 1000 - 1;
+        (full && now_ms() > to + 3_000 && on_edge == on_ingest).then_some(())
+    })
+    .await;
+    let edge_stats = edge.stats().await;
+    assert!(stat(&edge_stats, "resyncs") >= 2, "seeded at start, resynced after the outage: {edge_stats}");
+
+    // The today-cache was refilled from the ingest node's memory (the restarted Redis came back empty).
+    eventually(20, "the cache holds today's 1m bars again", || cache_matches_memory(&redis, &ingest)).await;
 }

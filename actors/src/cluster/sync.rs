@@ -48,8 +48,9 @@ pub enum OnSnapshot {
 enum State {
     /// Applying messages as they come: the node and number of the last one (none before the first).
     Live { source: Option<(String, u64)> },
-    /// Waiting for a snapshot; `attempts` snapshots were behind so far.
-    Syncing { buffer: VecDeque<Batch>, attempts: u32 },
+    /// Waiting for a snapshot; `previous` is where the live stream stood before (what this node's
+    /// aggregator already holds), `attempts` counts snapshots that were behind.
+    Syncing { buffer: VecDeque<Batch>, attempts: u32, previous: Option<(String, u64)> },
 }
 
 /// See the module documentation.
@@ -62,7 +63,7 @@ impl SymbolSync {
     /// Starts syncing (the caller reads the cache next). After `max_attempts` snapshots that are behind,
     /// the next one is taken as it is.
     pub fn new(max_attempts: u32) -> SymbolSync {
-        SymbolSync { state: State::Syncing { buffer: VecDeque::new(), attempts: 0 }, max_attempts: max_attempts.max(1) }
+        SymbolSync { state: State::Syncing { buffer: VecDeque::new(), attempts: 0, previous: None }, max_attempts: max_attempts.max(1) }
     }
 
     pub fn is_syncing(&self) -> bool {
@@ -71,8 +72,8 @@ impl SymbolSync {
 
     /// Starts buffering for a resync (the caller reads the cache next); no-op while one is under way.
     pub fn start_resync(&mut self) {
-        if let State::Live { .. } = self.state {
-            self.state = State::Syncing { buffer: VecDeque::new(), attempts: 0 };
+        if let State::Live { source } = &mut self.state {
+            self.state = State::Syncing { buffer: VecDeque::new(), attempts: 0, previous: source.take() };
         }
     }
 
@@ -80,17 +81,17 @@ impl SymbolSync {
         match &mut self.state {
             State::Live { source: Some((node, last)) } if *node == batch.node => {
                 if batch.seq <= *last {
-                    OnMessage::Duplicate
-                } else if batch.seq == *last + 1 {
-                    *last = batch.seq;
-                    OnMessage::Apply(batch.bars)
-                } else {
-                    self.state = State::Syncing { buffer: VecDeque::from([batch]), attempts: 0 };
-                    OnMessage::Resync { gap: true }
+                    return OnMessage::Duplicate;
                 }
+                if batch.seq == *last + 1 {
+                    *last = batch.seq;
+                    return OnMessage::Apply(batch.bars);
+                }
+                self.resync_with(batch);
+                OnMessage::Resync { gap: true }
             }
             State::Live { source: Some(_) } => {
-                self.state = State::Syncing { buffer: VecDeque::from([batch]), attempts: 0 };
+                self.resync_with(batch);
                 OnMessage::Resync { gap: false }
             }
             State::Live { source } => {
@@ -107,43 +108,54 @@ impl SymbolSync {
         }
     }
 
+    /// From live to syncing, `batch` being the first message buffered.
+    fn resync_with(&mut self, batch: Batch) {
+        self.start_resync();
+        if let State::Syncing { buffer, .. } = &mut self.state {
+            buffer.push_back(batch);
+        }
+    }
+
     pub fn on_snapshot(&mut self, snapshot: Snapshot) -> OnSnapshot {
-        let State::Syncing { buffer, attempts } = &mut self.state else {
-            // A snapshot nobody waits for any more (a resync finished meanwhile): ignore it.
+        let State::Syncing { buffer, attempts, previous } = &mut self.state else {
+            // A snapshot nobody waits for any more (a resync finished meanwhile): nothing to apply.
             return OnSnapshot::Apply { bars: Vec::new(), complete: true };
         };
-        let Snapshot { mut bars, watermark } = snapshot;
-        // Only the newest sending node counts: messages of an older one (before a takeover) are stale.
-        let live_node = buffer.back().map(|b| b.node.clone());
-        let buffered: Vec<Batch> = std::mem::take(buffer).into_iter().filter(|b| Some(&b.node) == live_node.as_ref()).collect();
-        let (complete, source) = match (&watermark, &live_node) {
-            (_, None) => (true, watermark.clone()),
-            (Some((wn, w)), Some(ln)) if wn == ln => {
-                let newer: Vec<&Batch> = buffered.iter().filter(|b| b.seq > *w).collect();
-                let follows_on = newer.iter().enumerate().all(|(i, b)| b.seq == w + 1 + i as u64);
-                if follows_on {
-                    bars.extend(newer.iter().flat_map(|b| b.bars.iter().cloned()));
-                    let last = newer.last().map_or(*w, |b| b.seq);
-                    self.state = State::Live { source: Some((ln.clone(), last)) };
-                    return OnSnapshot::Apply { bars, complete: true };
-                }
-                (false, None)
-            }
-            _ => (false, None),
+        let Snapshot { bars: cached, watermark } = snapshot;
+        // The node to follow: the newest sender, else the cache's writer, else the one followed before.
+        // Messages of an older sender (from before a takeover) are stale.
+        let Some(node) = buffer.back().map(|b| &b.node).or(watermark.as_ref().map(|w| &w.0)).or(previous.as_ref().map(|p| &p.0)).cloned() else {
+            self.state = State::Live { source: None };
+            return OnSnapshot::Apply { bars: cached, complete: true };
         };
-        if complete {
-            self.state = State::Live { source };
-            return OnSnapshot::Apply { bars, complete: true };
+        let of_node = |base: &Option<(String, u64)>| base.as_ref().filter(|(n, _)| *n == node).map(|(_, seq)| *seq);
+        let (in_cache, applied) = (of_node(&watermark), of_node(previous));
+        // Start from the cache when it is newer than what is already applied, else from what is applied.
+        let use_cache = in_cache.is_some() && in_cache > applied;
+        let base = if use_cache { in_cache } else { applied };
+        let buffered: Vec<Batch> = std::mem::take(buffer).into_iter().filter(|b| b.node == node).collect();
+        if let Some(base) = base {
+            let newer: Vec<&Batch> = buffered.iter().filter(|b| b.seq > base).collect();
+            if newer.iter().enumerate().all(|(i, b)| b.seq == base + 1 + i as u64) {
+                let last = newer.last().map_or(base, |b| b.seq);
+                let mut bars = if use_cache { cached } else { Vec::new() };
+                bars.extend(newer.iter().flat_map(|b| b.bars.iter().cloned()));
+                self.state = State::Live { source: Some((node, last)) };
+                return OnSnapshot::Apply { bars, complete: true };
+            }
         }
         *attempts += 1;
         if *attempts < self.max_attempts {
             *buffer = buffered.into();
             return OnSnapshot::Retry;
         }
-        // The cache never caught up: take it and every buffered message of the live node as they are.
-        let last = buffered.last().map(|b| (b.node.clone(), b.seq));
-        bars.extend(buffered.into_iter().flat_map(|b| b.bars));
-        self.state = State::Live { source: last };
+        // The cache never caught up: take it (unless older than what is applied) and every buffered
+        // message after what is known, as they are.
+        let mut bars = if use_cache || applied.is_none() { cached } else { Vec::new() };
+        let from = base.unwrap_or(0);
+        let last = buffered.iter().map(|b| b.seq).max().map_or(base, Some);
+        bars.extend(buffered.into_iter().filter(|b| b.seq > from).flat_map(|b| b.bars));
+        self.state = State::Live { source: last.map(|seq| (node, seq)) };
         OnSnapshot::Apply { bars, complete: false }
     }
 }
@@ -239,6 +251,25 @@ mod tests {
         let out = s.on_snapshot(Snapshot { bars: vec![bar(1)], watermark: None });
         assert_eq!(out, OnSnapshot::Apply { bars: vec![bar(1), bar(5)], complete: false });
         assert_eq!(s.on_message(batch("a", 6)), OnMessage::Apply(vec![bar(6)]));
+    }
+
+    #[test]
+    fn a_reconnect_to_an_empty_cache_keeps_the_last_number_so_the_next_message_shows_the_gap() {
+        let mut s = live("a", 5);
+        s.start_resync();
+        assert_eq!(s.on_snapshot(Snapshot::default()), OnSnapshot::Apply { bars: vec![], complete: true });
+        assert_eq!(s.on_message(batch("a", 6)), OnMessage::Apply(vec![bar(6)]));
+        assert_eq!(s.on_message(batch("a", 9)), OnMessage::Resync { gap: true });
+    }
+
+    #[test]
+    fn a_cache_older_than_what_was_applied_is_not_applied_again() {
+        let mut s = live("a", 9);
+        s.start_resync();
+        s.on_message(batch("a", 10));
+        let out = s.on_snapshot(Snapshot { bars: vec![bar(3)], watermark: Some(("a".into(), 7)) });
+        assert_eq!(out, OnSnapshot::Apply { bars: vec![bar(10)], complete: true });
+        assert_eq!(s.on_message(batch("a", 11)), OnMessage::Apply(vec![bar(11)]));
     }
 
     #[test]
