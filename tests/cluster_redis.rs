@@ -266,3 +266,47 @@ async fn redis_killed_and_restarted_nodes_serve_from_memory_reconnect_and_lose_n
     // The today-cache was refilled from the ingest node's memory (the restarted Redis came back empty).
     eventually(20, "the cache holds today's 1m bars again", || cache_matches_memory(&redis, &ingest)).await;
 }
+
+/// Neighbouring 1s bars that are not exactly one second apart.
+fn holes(bars: &[Value]) -> Vec<(i64, i64)> {
+    let times: Vec<i64> = bars.iter().map(|b| b["timestamp"].as_i64().unwrap()).collect();
+    times.windows(2).filter(|w| w[1] - w[0] != 1_000).map(|w| (w[0], w[1])).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_ingest_node_holding_a_symbol_is_killed_another_takes_it_over() {
+    let redis = RedisServer::start();
+    let mut a = TestServer::start_process(&cluster_node(&redis, "ingest", "ingest-a")).await;
+    eventually(30, "node a holds the lease", || async { (a.stats().await["redis"]["leases"] == serde_json::json!(["BTCUSDT"])).then_some(()) }).await;
+    let b = TestServer::start_process(&cluster_node(&redis, "ingest", "ingest-b")).await;
+    b.wait_for("/api/price/BTCUSDT", 200).await;
+    assert_eq!(b.stats().await["redis"]["leases"], serde_json::json!([]), "one feed per symbol: b follows a");
+    assert_eq!(b.stats().await["feeds"], serde_json::json!([]), "b opened no upstream connection");
+    let edge = TestServer::start(&cluster_node(&redis, "edge", "edge-a")).await;
+    let mut client = Client::connect(&edge).await;
+    client.subscribe(&["BTCUSDT"], "1s").await;
+    finals_until(&mut client, now_ms() / 1000 * 1000 + 1_000).await;
+
+    let killed_at = now_ms();
+    a.kill9();
+    let taken_over = eventually(30, "node b takes the symbol over", || async {
+        (b.stats().await["redis"]["leases"] == serde_json::json!(["BTCUSDT"])).then_some(now_ms())
+    })
+    .await;
+    eprintln!("node b took over {} ms after node a was killed (lease TTL 2000 ms)", now_ms() - killed_at);
+    assert!(redis.command(&["GET", "candlecast:lease:BTCUSDT"]).contains("ingest-b"));
+    assert_eq!(b.stats().await["feeds"].as_array().unwrap().len(), 1, "b runs the feed now");
+
+    // The edge's client keeps receiving BTCUSDT bars, now made by node b.
+    let after = now_ms() / 1000 * 1000 + 2_000;
+    let finals = finals_until(&mut client, after).await;
+    assert!(finals.iter().any(|(t, ..)| *t >= after), "{finals:?}");
+    // Every second is in the edge's history once, across the takeover (flat bars where no node traded).
+    let (from, to) = (killed_at - 3_000, taken_over + 3_000);
+    eventually(20, "the edge's history has every second across the takeover", || async {
+        let (bars, increasing) = closed_1s_between(&edge, from, to).await;
+        assert!(increasing, "no duplicated bar");
+        (holes(&bars).is_empty() && bars.len() as i64 >= (to - from) / 1000 - 1).then_some(())
+    })
+    .await;
+}

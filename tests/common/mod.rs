@@ -1,6 +1,7 @@
 //! Shared test helpers: the real server on 127.0.0.1:0 in a thread of its own, and a WebSocket client.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod process;
 pub mod redis_server;
 
 use std::net::{SocketAddr, TcpListener};
@@ -23,6 +24,22 @@ pub struct TestServer {
     pub addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    /// Set when the server runs as a child process (see `process.rs`): killed when dropped.
+    process: Option<std::process::Child>,
+}
+
+/// Small, fast test defaults, then `overrides` (dotted keys, as in config/default.toml).
+fn test_layers<'a>(overrides: &[(&'a str, Toml)]) -> Vec<(&'a str, Toml)> {
+    let mut layers: Vec<(&str, Toml)> = vec![
+        ("server.host", Toml::String("127.0.0.1".into())),
+        ("server.port", Toml::Integer(0)),
+        ("server.static_dir", Toml::String("/nonexistent-candlecast-dist".into())),
+        ("server.workers", Toml::Integer(2)),
+        ("feed.simulated.backfill_days", Toml::Integer(1)),
+        ("feed.simulated.backfill_fine_hours", Toml::Integer(1)),
+    ];
+    layers.extend(overrides.iter().cloned());
+    layers
 }
 
 impl TestServer {
@@ -45,16 +62,7 @@ impl TestServer {
 
     /// Starts the server thread; returns it and the configured symbols.
     fn launch(overrides: &[(&str, Toml)]) -> (TestServer, Vec<String>) {
-        let mut layers: Vec<(&str, Toml)> = vec![
-            ("server.host", Toml::String("127.0.0.1".into())),
-            ("server.port", Toml::Integer(0)),
-            ("server.static_dir", Toml::String("/nonexistent-candlecast-dist".into())),
-            ("server.workers", Toml::Integer(2)),
-            ("feed.simulated.backfill_days", Toml::Integer(1)),
-            ("feed.simulated.backfill_fine_hours", Toml::Integer(1)),
-        ];
-        layers.extend(overrides.iter().cloned());
-        let config = Config::load_with(None, &layers).expect("test config");
+        let config = Config::load_with(None, &test_layers(overrides)).expect("test config");
         let symbols = config.feed.symbols.clone();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -67,7 +75,7 @@ impl TestServer {
                 eprintln!("server failed: {e:#}");
             }
         });
-        (TestServer { addr, stop: Some(stop), thread: Some(thread) }, symbols)
+        (TestServer { addr, stop: Some(stop), thread: Some(thread), process: None }, symbols)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -104,6 +112,10 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
