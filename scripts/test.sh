@@ -9,6 +9,7 @@ command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 if [ -d tests/browser ]; then
   [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 fi

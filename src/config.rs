@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use candlecast_actors::aggregator::AggregatorSettings;
+use candlecast_actors::cluster::{NodeSettings, RedisSettings};
 use candlecast_actors::engine::FeedSettings;
 use candlecast_actors::hub::HubSettings;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -26,6 +27,8 @@ pub struct Config {
     pub strategies: StrategiesConfig,
     pub admin: AdminConfig,
     pub scripts: ScriptsConfig,
+    pub node: NodeSettings,
+    pub redis: RedisSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -157,10 +160,10 @@ impl Config {
             ((1..=5).contains(&self.feed.binance.max_messages_per_second), "feed.binance.max_messages_per_second must be 1 to 5 (Binance's limit)"),
             (self.feed.source != "replay" || !self.feed.replay.path.is_empty(), "feed.replay.path must name a CSV file when feed.source = \"replay\""),
         ];
-        match checks.iter().find(|(ok, _)| !ok) {
-            Some((_, msg)) => Err(ConfigError((*msg).to_owned())),
-            None => Ok(()),
+        if let Some((_, msg)) = checks.iter().find(|(ok, _)| !ok) {
+            return Err(ConfigError((*msg).to_owned()));
         }
+        candlecast_actors::cluster::settings::validate(&self.node, &self.redis).map_err(|e| ConfigError(e.to_string()))
     }
 }
 

@@ -49,6 +49,8 @@ pub struct AppState {
     pub scripts: Arc<scripts::Scripts>,
     /// Socket.IO sessions and rooms.
     pub socketio: Arc<socketio::SocketIo>,
+    /// This node's part in a Redis cluster; `None` without `[redis] url`.
+    pub cluster: Option<candlecast_actors::cluster::Cluster>,
 }
 
 /// A listening socket on `host:port` with an accept backlog of `backlog` (std's `TcpListener::bind`
@@ -117,7 +119,13 @@ fn start_strategy_actors(engine: &Engine, config: &Config) -> ws::Services {
 pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let connection_ceiling = raise_fd_limit();
     tracing::info!(connection_ceiling, "open-file limit (the most clients one process can hold, minus a few files)");
-    let engine = Engine::start(&config.hub, config.aggregator.clone(), &config.feed)?;
+    use candlecast_actors::cluster::Cluster;
+    let mut engine_feeds = config.feed.clone();
+    if Cluster::manages_feeds(&config.redis) {
+        engine_feeds.source = "none".into();
+    }
+    let engine = Engine::start(&config.hub, config.aggregator.clone(), &engine_feeds)?;
+    let cluster = Cluster::start(&engine, &config.node, &config.redis, &config.feed).await?;
     let services = start_strategy_actors(&engine, &config);
     let ws_limits = Arc::new(config.ws.clone());
     let scripts = Arc::new(scripts::Scripts::new(&config.scripts, engine.market.clone()));
@@ -132,6 +140,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         services,
         scripts,
         socketio,
+        cluster,
     };
 
     let feeds = state.engine.feeds.clone();

@@ -51,3 +51,16 @@ async fn the_listen_backlog_holds_a_burst_of_connects() {
     assert_eq!(connected, 600);
     drop(listener);
 }
+
+#[test]
+fn cluster_roles_without_redis_stop_the_start_with_a_clear_message() {
+    let out = Command::new(env!("CARGO_BIN_EXE_candlecast")).env("CANDLECAST__NODE__ROLE", "edge").output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("node.role = \"edge\" needs redis.url"), "{stderr}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_candlecast")).env("CANDLECAST__REDIS__URL", "http://:topsecret@host").output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("redis.url") && !stderr.contains("topsecret"), "{stderr}");
+}

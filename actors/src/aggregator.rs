@@ -45,6 +45,15 @@ pub struct UpsertReport {
     pub rejected: Vec<(usize, String)>,
 }
 
+/// Replica mode on or off. A replica follows bars made elsewhere (another node's, by [`UpsertBars`]) and
+/// does not close bars on time itself: its source's closed bars do. Turned off, bars close on time again
+/// (at once, for buckets that ended meanwhile): the node has become the source.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetReplica {
+    pub replica: bool,
+}
+
 /// The last traded price and its exchange time (ms).
 #[derive(Message)]
 #[rtype(result = "Option<(f64, i64)>")]
@@ -94,6 +103,8 @@ pub struct Aggregator {
     out: Vec<BarUpdate>,
     trades_at_last_rate: u64,
     ticks: u32,
+    /// See [`SetReplica`].
+    replica: bool,
 }
 
 impl Aggregator {
@@ -106,6 +117,7 @@ impl Aggregator {
             out: Vec::new(),
             trades_at_last_rate: 0,
             ticks: 0,
+            replica: false,
         }
     }
 
@@ -135,7 +147,9 @@ impl Actor for Aggregator {
         // Trades arrive in bursts; a big mailbox keeps feeds from blocking on a momentarily busy aggregator.
         ctx.set_mailbox_capacity(4096);
         ctx.run_interval(TICK, |agg, _| {
-            agg.bars.advance_to(now_ms(), &mut agg.out);
+            if !agg.replica {
+                agg.bars.advance_to(now_ms(), &mut agg.out);
+            }
             agg.publish();
             agg.measure_rate();
         });
@@ -190,7 +204,9 @@ impl Handler<Seed> for Aggregator {
         for (interval, bars) in msg.bars {
             self.bars.seed(interval, bars);
         }
-        self.bars.advance_to(now_ms(), &mut self.out);
+        if !self.replica {
+            self.bars.advance_to(now_ms(), &mut self.out);
+        }
         self.publish();
     }
 }
@@ -214,6 +230,22 @@ impl Handler<GetQuote> for Aggregator {
     }
 }
 
+impl Handler<SetReplica> for Aggregator {
+    type Result = ();
+
+    /// Switches replica mode; leaving it closes the buckets that ended meanwhile.
+    fn handle(&mut self, msg: SetReplica, _: &mut Context<Self>) {
+        if self.replica != msg.replica {
+            tracing::info!(symbol = %self.bars.symbol(), replica = msg.replica, "aggregator mode changed");
+        }
+        self.replica = msg.replica;
+        if !self.replica {
+            self.bars.advance_to(now_ms(), &mut self.out);
+            self.publish();
+        }
+    }
+}
+
 impl Handler<UpsertBars> for Aggregator {
     type Result = MessageResult<UpsertBars>;
 
@@ -230,5 +262,50 @@ impl Handler<UpsertBars> for Aggregator {
         }
         self.publish();
         MessageResult(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keeps what the aggregator publishes.
+    struct Sink(Arc<std::sync::Mutex<Vec<BarUpdate>>>);
+
+    impl Actor for Sink {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<Publish> for Sink {
+        type Result = ();
+        fn handle(&mut self, msg: Publish, _: &mut Context<Self>) {
+            self.0.lock().unwrap().extend(msg.updates);
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_replica_does_not_close_bars_on_time_until_it_becomes_the_source() {
+        let published = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Sink(published.clone()).start();
+        let settings = AggregatorSettings { intervals: vec![Interval::M1], ..AggregatorSettings::default() };
+        let agg = Aggregator::new("BTCUSDT".into(), &settings, sink.recipient(), Arc::default()).start();
+        agg.send(SetReplica { replica: true }).await.unwrap();
+        // A forming bar whose minute ended long ago: only its source may close it.
+        let open = Interval::M1.align(now_ms()) - 5 * 60_000;
+        let forming = Bar::from_trade("BTCUSDT".into(), Interval::M1, open, 100.0, 1.0);
+        agg.send(UpsertBars { bars: vec![forming.clone()] }).await.unwrap();
+        tokio::time::sleep(TICK * 4).await;
+        let bars = agg.send(GetBars(HistoryQuery::all(Interval::M1))).await.unwrap();
+        assert_eq!(bars, vec![forming.clone()], "still forming in replica mode");
+
+        let before = Interval::M1.align(now_ms());
+        agg.send(SetReplica { replica: false }).await.unwrap();
+        let after = Interval::M1.align(now_ms());
+        let bars = agg.send(GetBars(HistoryQuery::all(Interval::M1))).await.unwrap();
+        assert!(bars[0].closed && bars[0].open_time == open, "{bars:?}");
+        let newest = bars.last().unwrap().open_time;
+        assert!((before..=after).contains(&newest), "flat bars up to now");
+        let closed = published.lock().unwrap().iter().filter(|u| u.kind == crate::aggregate::UpdateKind::Closed).count();
+        assert_eq!(closed as i64, (newest - open) / 60_000, "the source publishes every bar it closed");
     }
 }

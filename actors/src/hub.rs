@@ -308,6 +308,11 @@ impl Handler<Publish> for Hub {
                         self.dirty.push(topic);
                     }
                 }
+                // A bar put in place behind the newest one (a replica catching up after an outage, an upsert
+                // of older bars): sent, but the topic's newest state and its pending partial stay.
+                UpdateKind::Closed if state.latest.as_ref().is_some_and(|l| l.open_time > update.bar.open_time) => {
+                    self.fan_out(&topic, &update.bar, false);
+                }
                 UpdateKind::Closed => {
                     // The pending partial of this bar is superseded by its final state.
                     if state.pending {

@@ -15,12 +15,14 @@
 //! - [`telemetry`]: every counter `/api/stats` and `/metrics` show, defined once.
 //! - [`strategy`]: indicators, strategies, the backtest engine and the parameter optimizer (pure code).
 //! - [`engine`]: starts the pipeline from configuration.
+//! - [`cluster`]: scale-out on Redis: node roles, pub/sub between nodes, today-cache, per-symbol leases.
 #![forbid(unsafe_code)]
 
 pub mod model;
 pub mod strategy;
 pub mod aggregate;
 pub mod aggregator;
+pub mod cluster;
 pub mod engine;
 pub mod feed;
 pub mod hub;

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use actix_web::{get, web, HttpResponse};
+use candlecast_actors::cluster::{Cluster, CLUSTER_METRICS};
 use candlecast_actors::hub::GetHubStats;
 use candlecast_actors::telemetry::{Kind, COUNTERS, HUB_GAUGES, METRICS};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -35,6 +36,9 @@ pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
     stats.insert("indicator_computations".into(), json!(computations));
     stats.insert("uptime_seconds".into(), json!(state.started.elapsed().as_secs()));
     stats.insert("connection_ceiling".into(), json!(state.connection_ceiling));
+    if let Some(cluster) = &state.cluster {
+        stats.insert("redis".into(), redis_stats(cluster));
+    }
     HttpResponse::Ok().json(json!({ "service": "candlecast", "stats": stats }))
 }
 
@@ -43,12 +47,27 @@ pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let feeds = state.engine.feeds.list();
     let failed: Vec<&str> = feeds.iter().filter(|f| f.status.state() == candlecast_actors::feed::FeedState::Failed).map(|f| &*f.symbol).collect();
-    HttpResponse::Ok().json(json!({
-        "status": if failed.is_empty() { "ok" } else { "degraded" },
+    let redis = state.cluster.as_ref().map(Cluster::report);
+    let redis_down = redis.as_ref().is_some_and(|r| !r.connected);
+    let mut body = json!({
+        "status": if failed.is_empty() && !redis_down { "ok" } else { "degraded" },
         "uptime_seconds": state.started.elapsed().as_secs(),
         "feeds": feeds.len(),
         "failed_feeds": failed,
-    }))
+    });
+    if let Some(redis) = redis {
+        body["redis"] = json!(redis);
+    }
+    HttpResponse::Ok().json(body)
+}
+
+/// The cluster report (node, role, connection, reason when down, leases) and every cluster counter.
+fn redis_stats(cluster: &Cluster) -> Value {
+    let mut redis = json!(cluster.report());
+    for m in CLUSTER_METRICS {
+        redis[m.stats_name] = json!((m.read)(cluster.stats()));
+    }
+    redis
 }
 
 /// One Prometheus recorder per process (several test servers may share a process).
@@ -70,6 +89,12 @@ fn prometheus() -> &'static PrometheusHandle {
         }
         metrics::describe_gauge!("candlecast_symbol_trade_rate", "Trades per second of a symbol over the last second");
         metrics::describe_counter!("candlecast_symbol_trades_total", "Trades folded into a symbol's bars");
+        for m in CLUSTER_METRICS {
+            match m.gauge {
+                true => metrics::describe_gauge!(m.prometheus_name, m.help),
+                false => metrics::describe_counter!(m.prometheus_name, m.help),
+            }
+        }
         handle
     })
 }
@@ -96,5 +121,14 @@ pub async fn metrics_route(state: web::Data<AppState>) -> HttpResponse {
     }
     super::feeds::record_metrics(&state);
     crate::scripts::stats::record_metrics(&state);
+    if let Some(cluster) = &state.cluster {
+        for m in CLUSTER_METRICS {
+            let v = (m.read)(cluster.stats());
+            match m.gauge {
+                true => metrics::gauge!(m.prometheus_name).set(v as f64),
+                false => metrics::counter!(m.prometheus_name).absolute(v),
+            }
+        }
+    }
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(handle.render())
 }

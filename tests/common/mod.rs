@@ -1,6 +1,9 @@
 //! Shared test helpers: the real server on 127.0.0.1:0 in a thread of its own, and a WebSocket client.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod process;
+pub mod redis_server;
+
 use std::net::{SocketAddr, TcpListener};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -21,22 +24,45 @@ pub struct TestServer {
     pub addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    /// Set when the server runs as a child process (see `process.rs`): killed when dropped.
+    process: Option<std::process::Child>,
+}
+
+/// Small, fast test defaults, then `overrides` (dotted keys, as in config/default.toml).
+fn test_layers<'a>(overrides: &[(&'a str, Toml)]) -> Vec<(&'a str, Toml)> {
+    let mut layers: Vec<(&str, Toml)> = vec![
+        ("server.host", Toml::String("127.0.0.1".into())),
+        ("server.port", Toml::Integer(0)),
+        ("server.static_dir", Toml::String("/nonexistent-candlecast-dist".into())),
+        ("server.workers", Toml::Integer(2)),
+        ("feed.simulated.backfill_days", Toml::Integer(1)),
+        ("feed.simulated.backfill_fine_hours", Toml::Integer(1)),
+    ];
+    layers.extend(overrides.iter().cloned());
+    layers
 }
 
 impl TestServer {
     /// Starts with small, fast test defaults, then `overrides` (dotted keys, as in config/default.toml),
     /// and waits until every configured symbol has a price.
     pub async fn start(overrides: &[(&str, Toml)]) -> TestServer {
-        let mut layers: Vec<(&str, Toml)> = vec![
-            ("server.host", Toml::String("127.0.0.1".into())),
-            ("server.port", Toml::Integer(0)),
-            ("server.static_dir", Toml::String("/nonexistent-candlecast-dist".into())),
-            ("server.workers", Toml::Integer(2)),
-            ("feed.simulated.backfill_days", Toml::Integer(1)),
-            ("feed.simulated.backfill_fine_hours", Toml::Integer(1)),
-        ];
-        layers.extend(overrides.iter().cloned());
-        let config = Config::load_with(None, &layers).expect("test config");
+        let (server, symbols) = Self::launch(overrides);
+        for symbol in symbols {
+            server.wait_for(&format!("/api/price/{symbol}"), 200).await;
+        }
+        server
+    }
+
+    /// Like [`TestServer::start`], waiting only for HTTP (an edge node may have no prices yet).
+    pub async fn start_serving(overrides: &[(&str, Toml)]) -> TestServer {
+        let (server, _) = Self::launch(overrides);
+        server.wait_for("/health", 200).await;
+        server
+    }
+
+    /// Starts the server thread; returns it and the configured symbols.
+    fn launch(overrides: &[(&str, Toml)]) -> (TestServer, Vec<String>) {
+        let config = Config::load_with(None, &test_layers(overrides)).expect("test config");
         let symbols = config.feed.symbols.clone();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -49,11 +75,7 @@ impl TestServer {
                 eprintln!("server failed: {e:#}");
             }
         });
-        let server = TestServer { addr, stop: Some(stop), thread: Some(thread) };
-        for symbol in symbols {
-            server.wait_for(&format!("/api/price/{symbol}"), 200).await;
-        }
-        server
+        (TestServer { addr, stop: Some(stop), thread: Some(thread), process: None }, symbols)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -90,6 +112,10 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

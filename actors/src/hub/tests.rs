@@ -63,6 +63,24 @@ async fn partials_are_conflated_closed_bars_are_not() {
 }
 
 #[actix_rt::test]
+async fn a_closed_bar_older_than_the_newest_is_sent_but_new_subscribers_still_get_the_newest() {
+    let hub = Hub::new(&HubSettings::default()).start();
+    let a = connected(&hub, 1, 1 << 20).await;
+    hub.send(Subscribe { client: 1, topics: vec![topic()], ack: protocol::frame::text(b"{}") }).await.unwrap();
+    hub.send(update(UpdateKind::Partial, bar(9.0, 120_000))).await.unwrap();
+    let mut missed = bar(8.0, 60_000);
+    missed.closed = true;
+    hub.send(update(UpdateKind::Closed, missed)).await.unwrap();
+    let got = drain(&a);
+    assert_eq!(got.last().unwrap()["data"]["timestamp"], 60_000, "the older bar goes out: {got:?}");
+
+    let b = connected(&hub, 2, 1 << 20).await;
+    hub.send(Subscribe { client: 2, topics: vec![topic()], ack: protocol::frame::text(b"{}") }).await.unwrap();
+    let snapshot = drain(&b);
+    assert_eq!(snapshot[1]["data"]["timestamp"], 120_000, "the newest bar, not the one put behind it");
+}
+
+#[actix_rt::test]
 async fn only_subscribers_of_a_topic_receive_it_and_counts_follow() {
     let hub = Hub::new(&HubSettings::default()).start();
     let a = connected(&hub, 1, 1 << 20).await;

@@ -1,0 +1,273 @@
+//! The follower: every symbol another node runs, kept in a local replica aggregator from Redis. It
+//! subscribes to every bars channel, seeds each symbol from the today-cache, and then upserts every
+//! message into the symbol's aggregator, which republishes to the local hub: WebSocket clients, REST
+//! history, prices and strategies work on a following node exactly as on the node running the feed.
+//! Gaps, duplicates and new sending nodes are handled by [`SymbolSync`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::link::{describe, Delivery, RedisLink};
+use super::sync::{OnMessage, OnSnapshot, Snapshot, SymbolSync};
+use super::today_cache::{self, CacheError};
+use super::wire::{self, Keys};
+use super::Led;
+use crate::aggregator::{SetReplica, UpsertBars};
+use crate::engine::valid_symbol;
+use crate::market::Market;
+use crate::model::{now_ms, Bar, Symbol};
+
+/// Read `symbol`'s today-cache again and catch up (sent when this node stops running its feed).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Resync {
+    pub symbol: Symbol,
+}
+
+/// How often the connection generation is checked.
+const GENERATION_CHECK: Duration = Duration::from_millis(100);
+/// How long a resync may wait for the cache to catch up with the live messages before it takes both
+/// as they are.
+const RESYNC_PATIENCE: Duration = Duration::from_secs(10);
+
+/// The follower's wiring, passed once by `Cluster::start`.
+pub struct FollowerWiring {
+    pub node: Arc<str>,
+    pub keys: Keys,
+    pub led: Led,
+    pub market: Market,
+    pub link: RedisLink,
+    pub cache_today: bool,
+    /// How soon a cache that is behind the live messages is read again.
+    pub retry_every: Duration,
+    /// Symbols to seed at start even before any message (the configured ones).
+    pub symbols: Vec<String>,
+}
+
+/// See the module documentation.
+pub struct Follower {
+    w: FollowerWiring,
+    deliveries: Option<mpsc::UnboundedReceiver<Delivery>>,
+    syncs: HashMap<Symbol, SymbolSync>,
+    /// Symbols whose cache read is under way (one at a time per symbol).
+    reading: HashSet<Symbol>,
+    /// Snapshots behind the live messages tolerated before a resync takes both as they are.
+    max_attempts: u32,
+    generation: watch::Receiver<u64>,
+    /// The generation the pattern subscription was last confirmed in, and whether one is under way.
+    subscribed_in: u64,
+    subscribing: bool,
+    /// Told once the configured symbols are seeded (so the lease keeper claims after that).
+    seeded: Option<oneshot::Sender<()>>,
+}
+
+impl Follower {
+    pub fn new(w: FollowerWiring, deliveries: mpsc::UnboundedReceiver<Delivery>, seeded: oneshot::Sender<()>) -> Follower {
+        let max_attempts = if w.cache_today { (RESYNC_PATIENCE.as_millis() / w.retry_every.as_millis().max(1)).max(2) as u32 } else { 1 };
+        let generation = w.link.generation.clone();
+        Follower { w, deliveries: Some(deliveries), syncs: HashMap::new(), reading: HashSet::new(), max_attempts, generation, subscribed_in: 0, subscribing: false, seeded: Some(seeded) }
+    }
+
+    /// Subscribes to every bars channel in the current connection generation, then resyncs everything.
+    fn subscribe(&mut self, ctx: &mut Context<Self>) {
+        let generation = *self.generation.borrow_and_update();
+        if self.subscribing || generation == 0 || generation == self.subscribed_in || !self.w.link.stats.is_connected() {
+            return;
+        }
+        self.subscribing = true;
+        let (link, pattern) = (self.w.link.clone(), self.w.keys.bars_pattern());
+        let subscribe = async move { link.run(|mut con| async move { con.psubscribe(pattern).await }).await };
+        ctx.spawn(actix::fut::wrap_future(subscribe).map(move |result, f: &mut Follower, ctx: &mut Context<Self>| {
+            f.subscribing = false;
+            match result {
+                Ok(()) => {
+                    f.subscribed_in = generation;
+                    f.resync_all(ctx);
+                }
+                Err(e) => tracing::warn!(error = %describe(&e), "cannot subscribe to the bars channels; retrying"),
+            }
+        }));
+    }
+
+    /// Resyncs every known symbol: the configured ones, those in the cache, those followed so far.
+    fn resync_all(&mut self, ctx: &mut Context<Self>) {
+        let (link, keys) = (self.w.link.clone(), self.w.keys.clone());
+        let listed = async move { today_cache::symbols(&link, &keys).await };
+        ctx.spawn(actix::fut::wrap_future(listed).map(|listed: Result<Vec<String>, CacheError>, f: &mut Follower, ctx: &mut Context<Self>| {
+            let mut symbols: Vec<Symbol> = f.syncs.keys().cloned().collect();
+            let named = f.w.symbols.iter().cloned().chain(listed.unwrap_or_default());
+            symbols.extend(named.filter(|s| valid_symbol(s)).map(|s| Symbol::from(s.as_str())));
+            symbols.sort();
+            symbols.dedup();
+            for symbol in symbols {
+                f.resync(symbol, ctx);
+            }
+            f.check_seeded();
+        }));
+    }
+
+    /// Starts following `symbol` if needed (a replica aggregator, created on first sight) and reads its
+    /// cache; does nothing for a symbol this node runs.
+    fn resync(&mut self, symbol: Symbol, ctx: &mut Context<Self>) {
+        if self.w.led.contains(&symbol) {
+            self.syncs.remove(&symbol);
+            return;
+        }
+        let sync = self.follow(&symbol);
+        sync.start_resync();
+        self.read_cache(symbol, ctx);
+    }
+
+    /// The symbol's sync state; a symbol new to this node gets a replica aggregator.
+    fn follow(&mut self, symbol: &Symbol) -> &mut SymbolSync {
+        let (market, max_attempts) = (&self.w.market, self.max_attempts);
+        self.syncs.entry(symbol.clone()).or_insert_with(|| {
+            if !market.contains(symbol) {
+                market.get_or_create(symbol, "redis").aggregator.do_send(SetReplica { replica: true });
+            }
+            SymbolSync::new(max_attempts)
+        })
+    }
+
+    fn read_cache(&mut self, symbol: Symbol, ctx: &mut Context<Self>) {
+        if !self.reading.insert(symbol.clone()) {
+            // The read under way ends in a snapshot that the sync state checks against what it buffered.
+            return;
+        }
+        if !self.w.cache_today {
+            self.on_snapshot(symbol, Ok(Snapshot::default()), ctx);
+            return;
+        }
+        let (link, keys, intervals) = (self.w.link.clone(), self.w.keys.clone(), self.w.market.settings().intervals());
+        let sym = symbol.clone();
+        let read = async move { today_cache::read(&link, &keys, &sym, &intervals, now_ms()).await };
+        ctx.spawn(actix::fut::wrap_future(read).map(move |result, f: &mut Follower, ctx: &mut Context<Self>| f.on_snapshot(symbol, result, ctx)));
+    }
+
+    fn on_snapshot(&mut self, symbol: Symbol, result: Result<Snapshot, CacheError>, ctx: &mut Context<Self>) {
+        self.reading.remove(&symbol);
+        let Some(sync) = self.syncs.get_mut(&symbol) else { return };
+        let snapshot = match result {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(%symbol, error = %e, "today-cache read failed; retrying");
+                // While Redis is down the reconnect resyncs everything anyway.
+                if self.w.link.stats.is_connected() {
+                    ctx.run_later(self.w.retry_every, move |f, ctx| f.read_cache(symbol, ctx));
+                }
+                return;
+            }
+        };
+        let cached = snapshot.bars.len();
+        match sync.on_snapshot(snapshot) {
+            OnSnapshot::Apply { bars, complete } => {
+                let stats = &self.w.link.stats;
+                stats.resyncs.fetch_add(1, Ordering::Relaxed);
+                stats.cache_bars_loaded.fetch_add(cached as u64, Ordering::Relaxed);
+                if !complete {
+                    tracing::warn!(%symbol, "the today-cache did not catch up with the live messages; bars in between may be missing");
+                }
+                tracing::debug!(%symbol, cached, applied = bars.len(), "symbol synced from the today-cache");
+                self.apply(&symbol, bars);
+                self.check_seeded();
+            }
+            OnSnapshot::Retry => {
+                ctx.run_later(self.w.retry_every, move |f, ctx| f.read_cache(symbol, ctx));
+            }
+        }
+    }
+
+    /// Upserts bars into the symbol's replica aggregator, keeping the intervals it builds.
+    fn apply(&self, symbol: &Symbol, mut bars: Vec<Bar>) {
+        if bars.is_empty() || self.w.led.contains(symbol) {
+            return;
+        }
+        let Some(entry) = self.w.market.get(symbol) else { return };
+        let intervals = self.w.market.settings().intervals();
+        bars.retain(|b| intervals.contains(&b.interval));
+        entry.aggregator.do_send(UpsertBars { bars });
+    }
+
+    /// Tells the lease keeper once every configured symbol is synced.
+    fn check_seeded(&mut self) {
+        let done = self.w.symbols.iter().all(|s| self.w.led.contains(s) || self.syncs.get(s.as_str()).is_some_and(|sync| !sync.is_syncing()));
+        if done {
+            if let Some(seeded) = self.seeded.take() {
+                let _ = seeded.send(());
+            }
+        }
+    }
+}
+
+impl Actor for Follower {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(rx) = self.deliveries.take() {
+            ctx.add_stream(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|d| (d, rx)) }));
+        }
+        ctx.run_interval(GENERATION_CHECK, |f, ctx| f.subscribe(ctx));
+    }
+}
+
+impl StreamHandler<Delivery> for Follower {
+    /// Applies, buffers or ignores one message, and starts a resync on a gap or a new sending node.
+    fn handle(&mut self, delivery: Delivery, ctx: &mut Context<Self>) {
+        let Some(name) = self.w.keys.symbol_of(&delivery.channel) else { return };
+        if !valid_symbol(name) || self.w.led.contains(name) {
+            return;
+        }
+        let symbol = self.w.market.get(name).map_or_else(|| Symbol::from(name), |e| e.symbol);
+        let batch = match wire::decode_batch(&delivery.channel, &symbol, &delivery.payload) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring a message candlecast cannot read");
+                return;
+            }
+        };
+        if *batch.node == *self.w.node {
+            return;
+        }
+        let stats = self.w.link.stats.clone();
+        stats.received.fetch_add(1, Ordering::Relaxed);
+        let known = self.syncs.contains_key(&symbol);
+        let step = self.follow(&symbol).on_message(batch);
+        if !known {
+            // First sight of this symbol: it starts syncing, so read its cache.
+            self.read_cache(symbol.clone(), ctx);
+        }
+        match step {
+            OnMessage::Apply(bars) => self.apply(&symbol, bars),
+            OnMessage::Duplicate => {
+                stats.receive_duplicates.fetch_add(1, Ordering::Relaxed);
+            }
+            OnMessage::Buffered => {}
+            OnMessage::Resync { gap } => {
+                if gap {
+                    stats.receive_gaps.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(%symbol, "messages missed; resyncing from the today-cache");
+                } else {
+                    tracing::info!(%symbol, "a new node runs this symbol; resyncing from the today-cache");
+                }
+                self.read_cache(symbol, ctx);
+            }
+        }
+    }
+
+    /// The connection's message stream only ends with the node.
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+impl Handler<Resync> for Follower {
+    type Result = ();
+
+    /// Starts following a symbol this node stopped running.
+    fn handle(&mut self, msg: Resync, ctx: &mut Context<Self>) {
+        self.resync(msg.symbol, ctx);
+    }
+}

@@ -1,0 +1,172 @@
+//! The publisher: every bar update of the symbols this node runs (closed bars, corrections, and partial
+//! bars at the hub's topic rate), published to Redis for the other nodes, numbered per symbol so that
+//! followers notice gaps; and the today-cache kept up to date with the same updates.
+//!
+//! Updates of symbols this node only follows are not published (they came from Redis). While Redis is
+//! down, messages are dropped and counted; the cache is rewritten from memory once it is back.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::sync::{mpsc, watch};
+
+use super::link::RedisLink;
+use super::today_cache::{CacheWrite, PendingWrites};
+use super::wire::{self, Keys};
+use super::writer::Outgoing;
+use super::Led;
+use crate::aggregator::GetBars;
+use crate::market::Market;
+use crate::messages::BarEvents;
+use crate::model::{now_ms, Bar, Interval, Symbol};
+use crate::protocol::HistoryQuery;
+
+/// Puts every bar of today that a symbol's aggregator holds into the cache (after a reconnect, after
+/// taking a symbol over, after a backfill).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RewriteCache {
+    pub symbol: Symbol,
+}
+
+/// How often the connection generation is checked.
+const GENERATION_CHECK: Duration = Duration::from_millis(100);
+
+/// See the module documentation.
+pub struct Publisher {
+    node: Arc<str>,
+    keys: Keys,
+    led: Led,
+    market: Market,
+    link: RedisLink,
+    queue: mpsc::Sender<Outgoing>,
+    /// Message numbers, per symbol, of this node.
+    seqs: HashMap<Symbol, u64>,
+    /// `None` without `cache_today`.
+    pending: Option<PendingWrites>,
+    flush_every: Duration,
+    generation: watch::Receiver<u64>,
+    /// Symbols whose cache write could not be queued: rewritten at the next flush.
+    to_rewrite: HashSet<Symbol>,
+}
+
+impl Publisher {
+    #[allow(clippy::too_many_arguments)] // the publisher's wiring, passed once by Cluster::start
+    pub fn new(node: Arc<str>, keys: Keys, led: Led, market: Market, link: RedisLink, queue: mpsc::Sender<Outgoing>, cache_today: bool, flush_every: Duration) -> Publisher {
+        let generation = link.generation.clone();
+        Publisher { node, keys, led, market, link, queue, seqs: HashMap::new(), pending: cache_today.then(PendingWrites::default), flush_every, generation, to_rewrite: HashSet::new() }
+    }
+
+    fn publish(&mut self, symbol: &Symbol, bars: &[Bar]) {
+        let seq = self.seqs.entry(symbol.clone()).or_default();
+        *seq += 1;
+        let seq = *seq;
+        if let Some(pending) = &mut self.pending {
+            pending.note(symbol, seq, bars);
+        }
+        let item = Outgoing::Publish { channel: self.keys.bars_channel(symbol), payload: wire::encode_batch(&self.node, seq, bars) };
+        if !self.link.stats.is_connected() || self.queue.try_send(item).is_err() {
+            self.link.stats.publish_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Queues the pending cache writes of the symbols this node runs.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        let Some(pending) = &mut self.pending else { return };
+        if !self.link.stats.is_connected() {
+            // Nothing to write to; everything is rewritten from memory after the reconnect.
+            pending.clear();
+            return;
+        }
+        for write in pending.take(&self.keys, &self.node, now_ms()) {
+            if !self.led.contains(&write.symbol) {
+                continue;
+            }
+            let symbol = write.symbol.clone();
+            if self.queue.try_send(Outgoing::Cache(write)).is_err() {
+                self.to_rewrite.insert(symbol);
+            }
+        }
+        for symbol in std::mem::take(&mut self.to_rewrite) {
+            ctx.notify(RewriteCache { symbol });
+        }
+    }
+}
+
+impl Actor for Publisher {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // The hub forwards every update of every symbol: a deep mailbox rides out bursts.
+        ctx.set_mailbox_capacity(65_536);
+        ctx.run_interval(self.flush_every, |p, ctx| p.flush(ctx));
+        ctx.run_interval(GENERATION_CHECK, |p, ctx| {
+            if p.generation.has_changed().unwrap_or(false) {
+                p.generation.mark_unchanged();
+                // Redis may have restarted empty: rewrite what this node owns.
+                for symbol in p.led.list() {
+                    ctx.notify(RewriteCache { symbol });
+                }
+            }
+        });
+    }
+}
+
+impl Handler<BarEvents> for Publisher {
+    type Result = ();
+
+    /// Publishes the updates of the symbols this node runs, one message per symbol, in order.
+    fn handle(&mut self, msg: BarEvents, _: &mut Context<Self>) {
+        let mut by_symbol: Vec<(Symbol, Vec<Bar>)> = Vec::new();
+        for update in msg.0.iter() {
+            let symbol = &update.bar.symbol;
+            match by_symbol.iter_mut().find(|(s, _)| s == symbol) {
+                Some((_, bars)) => bars.push(update.bar.clone()),
+                None if self.led.contains(symbol) => by_symbol.push((symbol.clone(), vec![update.bar.clone()])),
+                None => {}
+            }
+        }
+        for (symbol, bars) in by_symbol {
+            self.publish(&symbol, &bars);
+        }
+    }
+}
+
+impl Handler<RewriteCache> for Publisher {
+    type Result = ();
+
+    /// Reads today's bars from the symbol's aggregator and queues them as one cache write. The actor
+    /// waits for them, so no update of the symbol is noted meanwhile and the watermark stays exact.
+    fn handle(&mut self, msg: RewriteCache, ctx: &mut Context<Self>) {
+        if self.pending.is_none() || !self.led.contains(&msg.symbol) || !self.link.stats.is_connected() {
+            return;
+        }
+        let Some(entry) = self.market.get(&msg.symbol) else { return };
+        let now = now_ms();
+        let day_start = Interval::D1.align(now);
+        let intervals = self.market.settings().intervals();
+        let reads = intervals.into_iter().map(move |interval| {
+            let query = HistoryQuery { interval, limit: usize::MAX, end_time: None, start_time: Some(interval.align(day_start)) };
+            entry.aggregator.send(GetBars(query))
+        });
+        let all = futures_util::future::join_all(reads);
+        ctx.wait(actix::fut::wrap_future(all).map(move |replies, p: &mut Publisher, _| {
+            let bars: Vec<Bar> = replies.into_iter().filter_map(Result::ok).flatten().collect();
+            if let Some(pending) = &mut p.pending {
+                // Whatever was pending is older than what the aggregator just gave.
+                pending.forget(&msg.symbol);
+            }
+            let seq = p.seqs.get(&msg.symbol).copied().unwrap_or(0);
+            let n = bars.len();
+            let write = CacheWrite { keys: p.keys.clone(), symbol: msg.symbol.clone(), bars, node: p.node.clone(), seq, now };
+            if p.queue.try_send(Outgoing::Cache(write)).is_err() {
+                p.to_rewrite.insert(msg.symbol.clone());
+            } else {
+                tracing::debug!(symbol = %msg.symbol, bars = n, seq, "today-cache rewritten from memory");
+            }
+        }));
+    }
+}

@@ -1,0 +1,178 @@
+//! The cluster figures `/api/stats`, `/health` and `/metrics` show, defined once. Per node, not per
+//! process: tests run several nodes in one process.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use super::Role;
+
+/// See the module documentation.
+#[derive(Default)]
+pub struct ClusterStats {
+    pub connected: AtomicBool,
+    ever_connected: AtomicBool,
+    /// Why Redis is unreachable, while it is.
+    last_error: Mutex<Option<String>>,
+    pub reconnects: AtomicU64,
+    pub published: AtomicU64,
+    pub publish_dropped: AtomicU64,
+    pub received: AtomicU64,
+    pub receive_gaps: AtomicU64,
+    pub receive_duplicates: AtomicU64,
+    pub resyncs: AtomicU64,
+    pub cache_writes: AtomicU64,
+    pub cache_bars_written: AtomicU64,
+    pub cache_write_failures: AtomicU64,
+    pub cache_bars_loaded: AtomicU64,
+    pub leases_acquired: AtomicU64,
+    pub leases_lost: AtomicU64,
+    /// Symbols whose lease this node holds now.
+    leases: Mutex<BTreeSet<String>>,
+}
+
+/// One exported figure: its `/api/stats` name (under `redis`), Prometheus name, help and value.
+pub struct ClusterMetric {
+    pub stats_name: &'static str,
+    pub prometheus_name: &'static str,
+    pub help: &'static str,
+    pub gauge: bool,
+    pub read: fn(&ClusterStats) -> u64,
+}
+
+macro_rules! counter {
+    ($field:ident, $help:literal) => {
+        ClusterMetric {
+            stats_name: stringify!($field),
+            prometheus_name: concat!("candlecast_redis_", stringify!($field)),
+            help: $help,
+            gauge: false,
+            read: |s| s.$field.load(Ordering::Relaxed),
+        }
+    };
+}
+
+/// Everything exported, in display order.
+pub const CLUSTER_METRICS: &[ClusterMetric] = &[
+    ClusterMetric {
+        stats_name: "connected",
+        prometheus_name: "candlecast_redis_connected",
+        help: "1 while Redis answers, 0 while it is unreachable",
+        gauge: true,
+        read: |s| s.connected.load(Ordering::Relaxed) as u64,
+    },
+    counter!(reconnects, "Times the Redis connection came back after being lost"),
+    counter!(published, "Bar-update messages published to Redis"),
+    counter!(publish_dropped, "Bar-update messages not published because Redis was unreachable"),
+    counter!(received, "Bar-update messages received from other nodes"),
+    counter!(receive_gaps, "Missing message sequence numbers noticed (each triggers a resync from the today-cache)"),
+    counter!(receive_duplicates, "Messages received twice or out of order, ignored"),
+    counter!(resyncs, "Symbols re-read from the today-cache (start, gap, reconnect, new source node)"),
+    counter!(cache_writes, "Today-cache writes (one transaction each)"),
+    counter!(cache_bars_written, "Bars written to the today-cache"),
+    counter!(cache_write_failures, "Today-cache writes that failed (rewritten from memory after reconnect)"),
+    counter!(cache_bars_loaded, "Bars read from the today-cache into local aggregators"),
+    counter!(leases_acquired, "Symbol leases this node acquired"),
+    counter!(leases_lost, "Symbol leases this node lost or gave up"),
+    ClusterMetric {
+        stats_name: "leases_held",
+        prometheus_name: "candlecast_redis_leases_held",
+        help: "Symbols whose feed lease this node holds now",
+        gauge: true,
+        read: |s| s.leases_held().len() as u64,
+    },
+];
+
+/// What `/health` and `/api/stats` show about the cluster.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterReport {
+    pub node_id: String,
+    pub role: &'static str,
+    /// The Redis URL with its password masked.
+    pub url: String,
+    pub connected: bool,
+    /// Why Redis is unreachable, while it is.
+    pub error: Option<String>,
+    pub leases: Vec<String>,
+}
+
+impl ClusterStats {
+    /// Records a working connection; true when it was down (the first connection included).
+    pub fn mark_up(&self) -> bool {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        if self.connected.swap(true, Ordering::Relaxed) {
+            return false;
+        }
+        if self.ever_connected.swap(true, Ordering::Relaxed) {
+            self.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// Records a lost or failed connection; true when it was up (or never tried).
+    pub fn mark_down(&self, reason: String) -> bool {
+        let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = last.as_deref() != Some(reason.as_str());
+        *last = Some(reason);
+        self.connected.swap(false, Ordering::Relaxed) || (changed && !self.ever_connected.load(Ordering::Relaxed))
+    }
+
+    /// Whether Redis answered at least once since start.
+    pub fn was_ever_connected(&self) -> bool {
+        self.ever_connected.load(Ordering::Relaxed)
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_lease(&self, symbol: &str, held: bool) {
+        let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        if held {
+            leases.insert(symbol.to_owned());
+        } else {
+            leases.remove(symbol);
+        }
+    }
+
+    pub fn leases_held(&self) -> Vec<String> {
+        self.leases.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
+    }
+
+    pub fn report(&self, node_id: &str, role: Role, url: &str) -> ClusterReport {
+        ClusterReport {
+            node_id: node_id.to_owned(),
+            role: role.as_str(),
+            url: url.to_owned(),
+            connected: self.is_connected(),
+            error: if self.is_connected() { None } else { self.last_error().or_else(|| Some("not connected yet".into())) },
+            leases: self.leases_held(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_connection_is_not_a_reconnect_and_every_later_one_is() {
+        let s = ClusterStats::default();
+        assert!(s.mark_down("refused".into()), "the first failure is news");
+        assert!(!s.mark_down("refused".into()), "the same failure again is not");
+        assert!(s.mark_up());
+        assert_eq!(s.reconnects.load(Ordering::Relaxed), 0);
+        assert!(!s.mark_up());
+        assert!(s.mark_down("lost".into()));
+        assert_eq!(s.last_error().as_deref(), Some("lost"));
+        assert!(s.mark_up());
+        assert_eq!(s.reconnects.load(Ordering::Relaxed), 1);
+        assert_eq!(s.last_error(), None);
+    }
+}

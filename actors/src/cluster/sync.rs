@@ -1,0 +1,284 @@
+//! Following one symbol from another node without gaps or duplicates (pure logic, no I/O).
+//!
+//! Messages are numbered per sending node. While the numbers follow on, each message is applied. A gap (a
+//! message lost, for example while Redis was down), a new sending node (a lease takeover) or a reconnect
+//! starts a resync: messages are buffered, the today-cache is read with its watermark (the last message
+//! whose bars it holds), its bars are applied, then the buffered messages after the watermark. Reading
+//! after subscribing is what closes the race between the cache and the live stream. When the cache is
+//! behind the buffered messages (it is written every `cache_flush_ms`), it is read again.
+
+use std::collections::VecDeque;
+
+use super::wire::Batch;
+use crate::model::Bar;
+
+/// Messages kept while a resync waits for the cache; older ones are dropped (the cache has them).
+const MAX_BUFFERED: usize = 20_000;
+
+/// The today-cache of one symbol as read: its bars and its watermark (sending node, sequence number).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    pub bars: Vec<Bar>,
+    pub watermark: Option<(String, u64)>,
+}
+
+/// What to do with a received message.
+#[derive(Debug, PartialEq)]
+pub enum OnMessage {
+    /// Apply these bars, in order.
+    Apply(Vec<Bar>),
+    /// Already applied (or older than the cache): ignore.
+    Duplicate,
+    /// Kept until the resync under way finishes.
+    Buffered,
+    /// A resync must start (read the cache): numbers skipped (`gap`), or a new sending node.
+    Resync { gap: bool },
+}
+
+/// What to do with a cache snapshot.
+#[derive(Debug, PartialEq)]
+pub enum OnSnapshot {
+    /// Apply these bars in order; the symbol is live again. `complete` is false when the cache never
+    /// caught up and what was missed in between may be missing.
+    Apply { bars: Vec<Bar>, complete: bool },
+    /// The cache is behind the live stream: read it again shortly.
+    Retry,
+}
+
+enum State {
+    /// Applying messages as they come: the node and number of the last one (none before the first).
+    Live { source: Option<(String, u64)> },
+    /// Waiting for a snapshot; `previous` is where the live stream stood before (what this node's
+    /// aggregator already holds), `attempts` counts snapshots that were behind.
+    Syncing { buffer: VecDeque<Batch>, attempts: u32, previous: Option<(String, u64)> },
+}
+
+/// See the module documentation.
+pub struct SymbolSync {
+    state: State,
+    max_attempts: u32,
+}
+
+impl SymbolSync {
+    /// Starts syncing (the caller reads the cache next). After `max_attempts` snapshots that are behind,
+    /// the next one is taken as it is.
+    pub fn new(max_attempts: u32) -> SymbolSync {
+        SymbolSync { state: State::Syncing { buffer: VecDeque::new(), attempts: 0, previous: None }, max_attempts: max_attempts.max(1) }
+    }
+
+    pub fn is_syncing(&self) -> bool {
+        matches!(self.state, State::Syncing { .. })
+    }
+
+    /// Starts buffering for a resync (the caller reads the cache next); no-op while one is under way.
+    pub fn start_resync(&mut self) {
+        if let State::Live { source } = &mut self.state {
+            self.state = State::Syncing { buffer: VecDeque::new(), attempts: 0, previous: source.take() };
+        }
+    }
+
+    pub fn on_message(&mut self, batch: Batch) -> OnMessage {
+        match &mut self.state {
+            State::Live { source: Some((node, last)) } if *node == batch.node => {
+                if batch.seq <= *last {
+                    return OnMessage::Duplicate;
+                }
+                if batch.seq == *last + 1 {
+                    *last = batch.seq;
+                    return OnMessage::Apply(batch.bars);
+                }
+                self.resync_with(batch);
+                OnMessage::Resync { gap: true }
+            }
+            State::Live { source: Some(_) } => {
+                self.resync_with(batch);
+                OnMessage::Resync { gap: false }
+            }
+            State::Live { source } => {
+                *source = Some((batch.node, batch.seq));
+                OnMessage::Apply(batch.bars)
+            }
+            State::Syncing { buffer, .. } => {
+                if buffer.len() >= MAX_BUFFERED {
+                    buffer.pop_front();
+                }
+                buffer.push_back(batch);
+                OnMessage::Buffered
+            }
+        }
+    }
+
+    /// From live to syncing, `batch` being the first message buffered.
+    fn resync_with(&mut self, batch: Batch) {
+        self.start_resync();
+        if let State::Syncing { buffer, .. } = &mut self.state {
+            buffer.push_back(batch);
+        }
+    }
+
+    pub fn on_snapshot(&mut self, snapshot: Snapshot) -> OnSnapshot {
+        let State::Syncing { buffer, attempts, previous } = &mut self.state else {
+            // A snapshot nobody waits for any more (a resync finished meanwhile): nothing to apply.
+            return OnSnapshot::Apply { bars: Vec::new(), complete: true };
+        };
+        let Snapshot { bars: cached, watermark } = snapshot;
+        // The node to follow: the newest sender, else the cache's writer, else the one followed before.
+        // Messages of an older sender (from before a takeover) are stale.
+        let Some(node) = buffer.back().map(|b| &b.node).or(watermark.as_ref().map(|w| &w.0)).or(previous.as_ref().map(|p| &p.0)).cloned() else {
+            self.state = State::Live { source: None };
+            return OnSnapshot::Apply { bars: cached, complete: true };
+        };
+        let of_node = |base: &Option<(String, u64)>| base.as_ref().filter(|(n, _)| *n == node).map(|(_, seq)| *seq);
+        let (in_cache, applied) = (of_node(&watermark), of_node(previous));
+        // Start from the cache when it is newer than what is already applied, else from what is applied.
+        let use_cache = in_cache.is_some() && in_cache > applied;
+        let base = if use_cache { in_cache } else { applied };
+        let buffered: Vec<Batch> = std::mem::take(buffer).into_iter().filter(|b| b.node == node).collect();
+        if let Some(base) = base {
+            let newer: Vec<&Batch> = buffered.iter().filter(|b| b.seq > base).collect();
+            if newer.iter().enumerate().all(|(i, b)| b.seq == base + 1 + i as u64) {
+                let last = newer.last().map_or(base, |b| b.seq);
+                let mut bars = if use_cache { cached } else { Vec::new() };
+                bars.extend(newer.iter().flat_map(|b| b.bars.iter().cloned()));
+                self.state = State::Live { source: Some((node, last)) };
+                return OnSnapshot::Apply { bars, complete: true };
+            }
+        }
+        *attempts += 1;
+        if *attempts < self.max_attempts {
+            *buffer = buffered.into();
+            return OnSnapshot::Retry;
+        }
+        // The cache never caught up: take it (unless older than what is applied) and every buffered
+        // message after what is known, as they are.
+        let mut bars = if use_cache || applied.is_none() { cached } else { Vec::new() };
+        let from = base.unwrap_or(0);
+        let last = buffered.iter().map(|b| b.seq).max().map_or(base, Some);
+        bars.extend(buffered.into_iter().filter(|b| b.seq > from).flat_map(|b| b.bars));
+        self.state = State::Live { source: last.map(|seq| (node, seq)) };
+        OnSnapshot::Apply { bars, complete: false }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Interval;
+
+    fn bar(minute: i64) -> Bar {
+        Bar::from_trade("BTCUSDT".into(), Interval::M1, minute * 60_000, 100.0 + minute as f64, 1.0)
+    }
+
+    fn batch(node: &str, seq: u64) -> Batch {
+        Batch { node: node.into(), seq, bars: vec![bar(seq as i64)] }
+    }
+
+    fn minutes(bars: &[Bar]) -> Vec<i64> {
+        bars.iter().map(|b| b.open_time / 60_000).collect()
+    }
+
+    fn live(node: &str, seq: u64) -> SymbolSync {
+        let mut s = SymbolSync::new(3);
+        let snap = Snapshot { bars: vec![], watermark: Some((node.into(), seq)) };
+        assert_eq!(s.on_snapshot(snap), OnSnapshot::Apply { bars: vec![], complete: true });
+        s
+    }
+
+    #[test]
+    fn consecutive_messages_apply_and_repeats_are_ignored() {
+        let mut s = live("a", 4);
+        assert_eq!(s.on_message(batch("a", 5)), OnMessage::Apply(vec![bar(5)]));
+        assert_eq!(s.on_message(batch("a", 6)), OnMessage::Apply(vec![bar(6)]));
+        assert_eq!(s.on_message(batch("a", 6)), OnMessage::Duplicate);
+        assert_eq!(s.on_message(batch("a", 3)), OnMessage::Duplicate);
+    }
+
+    #[test]
+    fn the_cache_then_the_buffered_messages_after_its_watermark_make_no_gap_and_no_duplicate() {
+        let mut s = SymbolSync::new(3);
+        // Subscribed first: messages 7..=9 arrive while the cache is read; the cache holds up to 8.
+        for seq in 7..=9 {
+            assert_eq!(s.on_message(batch("a", seq)), OnMessage::Buffered);
+        }
+        let cached = (1..=8).map(bar).collect();
+        let out = s.on_snapshot(Snapshot { bars: cached, watermark: Some(("a".into(), 8)) });
+        let OnSnapshot::Apply { bars, complete: true } = out else { panic!("{out:?}") };
+        assert_eq!(minutes(&bars), (1..=9).collect::<Vec<_>>());
+        assert_eq!(s.on_message(batch("a", 10)), OnMessage::Apply(vec![bar(10)]));
+    }
+
+    #[test]
+    fn a_cache_behind_the_stream_is_read_again_until_it_catches_up() {
+        let mut s = SymbolSync::new(5);
+        s.on_message(batch("a", 12));
+        s.on_message(batch("a", 13));
+        // The cache was last written at 10: message 11 would be missing.
+        assert_eq!(s.on_snapshot(Snapshot { bars: vec![bar(10)], watermark: Some(("a".into(), 10)) }), OnSnapshot::Retry);
+        assert_eq!(s.on_message(batch("a", 14)), OnMessage::Buffered);
+        let out = s.on_snapshot(Snapshot { bars: vec![bar(11), bar(12)], watermark: Some(("a".into(), 12)) });
+        let OnSnapshot::Apply { bars, complete: true } = out else { panic!("{out:?}") };
+        assert_eq!(minutes(&bars), vec![11, 12, 13, 14]);
+    }
+
+    #[test]
+    fn a_gap_starts_a_resync_that_fills_it_from_the_cache() {
+        let mut s = live("a", 1);
+        assert_eq!(s.on_message(batch("a", 4)), OnMessage::Resync { gap: true });
+        let out = s.on_snapshot(Snapshot { bars: vec![bar(2), bar(3)], watermark: Some(("a".into(), 3)) });
+        let OnSnapshot::Apply { bars, complete: true } = out else { panic!("{out:?}") };
+        assert_eq!(minutes(&bars), vec![2, 3, 4]);
+    }
+
+    #[test]
+    fn a_new_sending_node_waits_for_its_own_watermark_and_drops_the_old_nodes_stragglers() {
+        let mut s = live("a", 9);
+        assert_eq!(s.on_message(batch("b", 1)), OnMessage::Resync { gap: false });
+        s.on_message(batch("a", 10));
+        s.on_message(batch("b", 2));
+        // Still node a's watermark: b's first messages could be missing.
+        assert_eq!(s.on_snapshot(Snapshot { bars: vec![], watermark: Some(("a".into(), 10)) }), OnSnapshot::Retry);
+        let out = s.on_snapshot(Snapshot { bars: vec![bar(1)], watermark: Some(("b".into(), 1)) });
+        let OnSnapshot::Apply { bars, complete: true } = out else { panic!("{out:?}") };
+        assert_eq!(minutes(&bars), vec![1, 2]);
+        assert_eq!(s.on_message(batch("a", 11)), OnMessage::Resync { gap: false }, "node a is not the source any more");
+    }
+
+    #[test]
+    fn after_the_last_attempt_the_cache_and_the_buffer_are_taken_as_they_are() {
+        let mut s = SymbolSync::new(2);
+        s.on_message(batch("a", 5));
+        assert_eq!(s.on_snapshot(Snapshot { bars: vec![], watermark: None }), OnSnapshot::Retry);
+        let out = s.on_snapshot(Snapshot { bars: vec![bar(1)], watermark: None });
+        assert_eq!(out, OnSnapshot::Apply { bars: vec![bar(1), bar(5)], complete: false });
+        assert_eq!(s.on_message(batch("a", 6)), OnMessage::Apply(vec![bar(6)]));
+    }
+
+    #[test]
+    fn a_reconnect_to_an_empty_cache_keeps_the_last_number_so_the_next_message_shows_the_gap() {
+        let mut s = live("a", 5);
+        s.start_resync();
+        assert_eq!(s.on_snapshot(Snapshot::default()), OnSnapshot::Apply { bars: vec![], complete: true });
+        assert_eq!(s.on_message(batch("a", 6)), OnMessage::Apply(vec![bar(6)]));
+        assert_eq!(s.on_message(batch("a", 9)), OnMessage::Resync { gap: true });
+    }
+
+    #[test]
+    fn a_cache_older_than_what_was_applied_is_not_applied_again() {
+        let mut s = live("a", 9);
+        s.start_resync();
+        s.on_message(batch("a", 10));
+        let out = s.on_snapshot(Snapshot { bars: vec![bar(3)], watermark: Some(("a".into(), 7)) });
+        assert_eq!(out, OnSnapshot::Apply { bars: vec![bar(10)], complete: true });
+        assert_eq!(s.on_message(batch("a", 11)), OnMessage::Apply(vec![bar(11)]));
+    }
+
+    #[test]
+    fn without_messages_the_watermark_becomes_the_baseline() {
+        let mut s = SymbolSync::new(1);
+        assert_eq!(s.on_snapshot(Snapshot { bars: vec![bar(1)], watermark: Some(("a".into(), 3)) }), OnSnapshot::Apply { bars: vec![bar(1)], complete: true });
+        assert_eq!(s.on_message(batch("a", 5)), OnMessage::Resync { gap: true });
+        let mut fresh = SymbolSync::new(1);
+        fresh.on_snapshot(Snapshot::default());
+        assert_eq!(fresh.on_message(batch("a", 5)), OnMessage::Apply(vec![bar(5)]), "no cache: the first message is the baseline");
+    }
+}

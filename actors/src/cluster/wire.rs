@@ -1,0 +1,207 @@
+//! What candlecast writes to Redis: channel and key names, and the compact JSON of bar messages and
+//! cached bars. Everything a node publishes or caches is decoded here, and nowhere else.
+//!
+//! - Channel `<prefix>:bars:<SYMBOL>`, one per symbol; followers subscribe to `<prefix>:bars:*`. A message
+//!   is a batch of one symbol's bar updates in the order they happened, numbered per sending node:
+//!   `{"n":"node-a","q":42,"b":[["1m",1700000040000,101.5,102.0,101.0,101.8,3.25,17,false]]}` where each bar
+//!   is `[interval, open_time, open, high, low, close, volume, trades, closed]`. The symbol is the channel's.
+//! - Hash `<prefix>:today:<YYYY-MM-DD>:<SYMBOL>:<interval>`: today's bars (UTC), field = open time, value
+//!   `[open, high, low, close, volume, trades, closed]`. Rewriting a bar replaces it; expires a day later.
+//! - `<prefix>:seq:<SYMBOL>` = `"<node> <seq>"`: the last message whose bars the cache holds (the watermark).
+//! - Set `<prefix>:symbols`: symbols with cached bars. `<prefix>:lease:<SYMBOL>` = the node running its feed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Bar, Interval, Symbol};
+
+/// A message or cached bar that candlecast cannot read (another version, or not candlecast's).
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("undecodable message on {channel}: {reason}")]
+    Message { channel: String, reason: String },
+    #[error("undecodable cached bar {key} {field}: {reason}")]
+    Cached { key: String, field: String, reason: String },
+    #[error("undecodable watermark {0:?}")]
+    Watermark(String),
+}
+
+/// One node's batch of bar updates of one symbol.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    pub node: String,
+    pub seq: u64,
+    pub bars: Vec<Bar>,
+}
+
+/// Names of everything candlecast keeps in Redis, under one prefix.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Keys {
+        Keys { prefix: prefix.to_owned() }
+    }
+
+    pub fn bars_channel(&self, symbol: &str) -> String {
+        format!("{}:bars:{symbol}", self.prefix)
+    }
+
+    /// The pattern every follower subscribes to.
+    pub fn bars_pattern(&self) -> String {
+        format!("{}:bars:*", self.prefix)
+    }
+
+    /// The symbol a bars channel belongs to.
+    pub fn symbol_of<'a>(&self, channel: &'a str) -> Option<&'a str> {
+        channel.strip_prefix(self.prefix.as_str())?.strip_prefix(":bars:").filter(|s| !s.is_empty())
+    }
+
+    /// The hash of one symbol's bars of one interval on the UTC day that starts at `day_start`.
+    pub fn today(&self, day_start: i64, symbol: &str, interval: Interval) -> String {
+        format!("{}:today:{}:{symbol}:{interval}", self.prefix, iso_date(day_start))
+    }
+
+    pub fn watermark(&self, symbol: &str) -> String {
+        format!("{}:seq:{symbol}", self.prefix)
+    }
+
+    pub fn symbols(&self) -> String {
+        format!("{}:symbols", self.prefix)
+    }
+
+    pub fn lease(&self, symbol: &str) -> String {
+        format!("{}:lease:{symbol}", self.prefix)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireBar(Interval, i64, f64, f64, f64, f64, f64, u64, bool);
+
+#[derive(Serialize, Deserialize)]
+struct WireBatch<'a> {
+    #[serde(rename = "n", borrow)]
+    node: std::borrow::Cow<'a, str>,
+    #[serde(rename = "q")]
+    seq: u64,
+    #[serde(rename = "b")]
+    bars: Vec<WireBar>,
+}
+
+/// The payload of a bars message.
+pub fn encode_batch(node: &str, seq: u64, bars: &[Bar]) -> Vec<u8> {
+    let bars = bars.iter().map(|b| WireBar(b.interval, b.open_time, b.open, b.high, b.low, b.close, b.volume, b.trades, b.closed)).collect();
+    // Serializing plain numbers, strings and bools into a Vec cannot fail.
+    serde_json::to_vec(&WireBatch { node: node.into(), seq, bars }).unwrap_or_default()
+}
+
+/// Reads a bars message received on `channel` for `symbol`.
+pub fn decode_batch(channel: &str, symbol: &Symbol, payload: &[u8]) -> Result<Batch, WireError> {
+    let wire: WireBatch = serde_json::from_slice(payload).map_err(|e| WireError::Message { channel: channel.to_owned(), reason: e.to_string() })?;
+    let bars = wire
+        .bars
+        .into_iter()
+        .map(|WireBar(interval, open_time, open, high, low, close, volume, trades, closed)| Bar { symbol: symbol.clone(), interval, open_time, open, high, low, close, volume, trades, closed })
+        .collect();
+    Ok(Batch { node: wire.node.into_owned(), seq: wire.seq, bars })
+}
+
+#[derive(Serialize, Deserialize)]
+struct CachedBar(f64, f64, f64, f64, f64, u64, bool);
+
+/// A bar as a hash field and value of its interval's today-hash.
+pub fn encode_cached(bar: &Bar) -> (String, String) {
+    let value = CachedBar(bar.open, bar.high, bar.low, bar.close, bar.volume, bar.trades, bar.closed);
+    (bar.open_time.to_string(), serde_json::to_string(&value).unwrap_or_default())
+}
+
+/// Reads one field of `key` (the today-hash of `symbol` at `interval`) back into a bar.
+pub fn decode_cached(key: &str, symbol: &Symbol, interval: Interval, field: &str, value: &str) -> Result<Bar, WireError> {
+    let bad = |reason: String| WireError::Cached { key: key.to_owned(), field: field.to_owned(), reason };
+    let open_time: i64 = field.parse().map_err(|_| bad("the field is not an open time".into()))?;
+    let CachedBar(open, high, low, close, volume, trades, closed) = serde_json::from_str(value).map_err(|e| bad(e.to_string()))?;
+    Ok(Bar { symbol: symbol.clone(), interval, open_time, open, high, low, close, volume, trades, closed })
+}
+
+/// The watermark value: which node's message `seq` the cache is complete up to.
+pub fn encode_watermark(node: &str, seq: u64) -> String {
+    format!("{node} {seq}")
+}
+
+pub fn decode_watermark(value: &str) -> Result<(String, u64), WireError> {
+    let (node, seq) = value.rsplit_once(' ').ok_or_else(|| WireError::Watermark(value.to_owned()))?;
+    let seq = seq.parse().map_err(|_| WireError::Watermark(value.to_owned()))?;
+    Ok((node.to_owned(), seq))
+}
+
+/// `YYYY-MM-DD` of a UTC time in ms (proleptic Gregorian; days-to-civil conversion).
+pub fn iso_date(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    // Shift the epoch to 0000-03-01 so that leap days fall at the end of each 400-year era.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bar(interval: Interval, open_time: i64, closed: bool) -> Bar {
+        let mut b = Bar::from_trade("BTCUSDT".into(), interval, open_time, 45_000.123_456_789, 0.1 + 0.2);
+        b.high = 45_010.5;
+        b.closed = closed;
+        b
+    }
+
+    #[test]
+    fn batches_round_trip_exactly_and_stay_compact() {
+        let bars = vec![bar(Interval::M1, 1_700_000_040_000, true), bar(Interval::S1, 1_700_000_041_000, false)];
+        let payload = encode_batch("node-a", 42, &bars);
+        let text = std::str::from_utf8(&payload).unwrap();
+        assert!(text.starts_with(r#"{"n":"node-a","q":42,"b":[["1m",1700000040000,45000.123456789,45010.5,"#), "{text}");
+        let symbol: Symbol = "BTCUSDT".into();
+        let back = decode_batch("candlecast:bars:BTCUSDT", &symbol, &payload).unwrap();
+        assert_eq!(back, Batch { node: "node-a".into(), seq: 42, bars });
+        let err = decode_batch("c", &symbol, b"{\"n\":1}").unwrap_err().to_string();
+        assert!(err.contains("undecodable message on c"), "{err}");
+    }
+
+    #[test]
+    fn cached_bars_and_watermarks_round_trip() {
+        let b = bar(Interval::M5, 1_700_000_100_000, false);
+        let (field, value) = encode_cached(&b);
+        assert_eq!(field, "1700000100000");
+        assert_eq!(decode_cached("k", &b.symbol, Interval::M5, &field, &value).unwrap(), b);
+        assert!(decode_cached("k", &b.symbol, Interval::M5, "x", &value).is_err());
+        assert_eq!(decode_watermark(&encode_watermark("host-1-abc", 7)).unwrap(), ("host-1-abc".into(), 7));
+        assert!(decode_watermark("nonsense").is_err());
+    }
+
+    #[test]
+    fn keys_and_channels_carry_the_prefix_and_the_symbol() {
+        let k = Keys::new("cc");
+        assert_eq!(k.bars_channel("ETHUSDT"), "cc:bars:ETHUSDT");
+        assert_eq!(k.symbol_of("cc:bars:ETHUSDT"), Some("ETHUSDT"));
+        assert_eq!(k.symbol_of("other:bars:ETHUSDT"), None);
+        assert_eq!(k.symbol_of("cc:bars:"), None);
+        assert_eq!(k.today(1_700_000_000_000, "ETHUSDT", Interval::H1), "cc:today:2023-11-14:ETHUSDT:1h");
+    }
+
+    #[test]
+    fn iso_dates_match_known_days() {
+        assert_eq!(iso_date(0), "1970-01-01");
+        assert_eq!(iso_date(951_782_400_000), "2000-02-29");
+        assert_eq!(iso_date(1_709_164_800_000), "2024-02-29");
+        assert_eq!(iso_date(1_735_689_599_999), "2024-12-31");
+        assert_eq!(iso_date(-86_400_000), "1969-12-31");
+    }
+}

@@ -1,0 +1,59 @@
+//! The one task that writes to Redis for the publisher: messages and today-cache writes go out in the
+//! order they were queued, as many as are waiting in one transaction (MULTI/EXEC), so that a reader never
+//! sees cached bars without the watermark that goes with them.
+
+use std::sync::atomic::Ordering;
+
+use tokio::sync::mpsc;
+
+use super::link::{describe, RedisLink};
+use super::today_cache::CacheWrite;
+
+/// Queued writes beyond this are dropped and counted: Redis is too slow or away.
+pub const QUEUE: usize = 20_000;
+/// Writes sent in one transaction at most.
+const BATCH: usize = 512;
+
+/// One write for Redis.
+pub enum Outgoing {
+    /// A bars message for followers.
+    Publish { channel: String, payload: Vec<u8> },
+    /// Bars for the today-cache, with their watermark.
+    Cache(CacheWrite),
+}
+
+/// Writes everything `queue` yields until it closes; failures are counted, not retried (pub/sub is
+/// fire-and-forget; the cache is rewritten from memory after a reconnect).
+pub async fn write_loop(link: RedisLink, mut queue: mpsc::Receiver<Outgoing>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while queue.recv_many(&mut batch, BATCH).await > 0 {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let (mut messages, mut cache_writes, mut cache_bars) = (0u64, 0u64, 0u64);
+        for item in batch.drain(..) {
+            match item {
+                Outgoing::Publish { channel, payload } => {
+                    pipe.publish(channel, payload).ignore();
+                    messages += 1;
+                }
+                Outgoing::Cache(write) => {
+                    cache_bars += write.add_to(&mut pipe) as u64;
+                    cache_writes += 1;
+                }
+            }
+        }
+        let stats = &link.stats;
+        match link.run(|mut con| async move { pipe.exec_async(&mut con).await }).await {
+            Ok(()) => {
+                stats.published.fetch_add(messages, Ordering::Relaxed);
+                stats.cache_writes.fetch_add(cache_writes, Ordering::Relaxed);
+                stats.cache_bars_written.fetch_add(cache_bars, Ordering::Relaxed);
+            }
+            Err(e) => {
+                stats.publish_dropped.fetch_add(messages, Ordering::Relaxed);
+                stats.cache_write_failures.fetch_add(cache_writes, Ordering::Relaxed);
+                tracing::debug!(error = %describe(&e), messages, cache_writes, "Redis write failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! Scale-out on Redis, against a real redis-server that each test starts on a free port: bad
+//! configuration, edge nodes that follow ingest nodes, the today-cache, Redis restarts and lease takeover.
+
+mod common;
+
+use std::time::Duration;
+
+use common::redis_server::RedisServer;
+use common::{Client, TestServer, Toml};
+use serde_json::Value;
+
+fn s(v: &str) -> Toml {
+    Toml::String(v.into())
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or panics with `what` after `secs`.
+async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn health(server: &TestServer) -> Value {
+    server.get_json("/health").await.1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_redis_is_reported_in_health_and_stats_and_the_node_serves_from_memory() {
+    // Nothing listens on this port: bind it, note it, close it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("redis://:hunter2@127.0.0.1:{port}");
+    let server = TestServer::start(&[("feed.symbols", Toml::Array(vec![s("BTCUSDT")])), ("redis.url", s(&url)), ("redis.connect_timeout_ms", Toml::Integer(300))]).await;
+
+    let h = eventually(20, "/health reports Redis down with a reason", || async {
+        let h = health(&server).await;
+        h["redis"]["error"].as_str().is_some_and(|e| e.contains("refused")).then_some(h)
+    })
+    .await;
+    assert_eq!(h["status"], "degraded", "{h}");
+    assert_eq!(h["redis"]["connected"], false);
+    assert_eq!(h["redis"]["url"], format!("redis://:***@127.0.0.1:{port}"));
+    let stats = server.stats().await;
+    assert_eq!(stats["redis"]["connected"], 0, "{stats}");
+    for body in [h.to_string(), stats.to_string(), reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap()] {
+        assert!(!body.contains("hunter2"), "the password leaked: {body}");
+    }
+    // Still serving: prices and history from memory.
+    let (status, bars) = server.get_json("/api/historical/BTCUSDT?interval=1m&limit=5").await;
+    assert_eq!(status, 200);
+    assert!(!bars["data"].as_array().unwrap().is_empty(), "{bars}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_reported_without_the_password() {
+    let redis = RedisServer::start_with_password("right-one");
+    let url = format!("redis://:wrong-one@127.0.0.1:{}", redis.port);
+    let server = TestServer::start(&[("feed.symbols", Toml::Array(vec![s("BTCUSDT")])), ("redis.url", s(&url))]).await;
+    let h = eventually(20, "/health reports the authentication failure", || async {
+        let h = health(&server).await;
+        h["redis"]["error"].as_str().is_some_and(|e| e.to_ascii_lowercase().contains("pass")).then_some(h)
+    })
+    .await;
+    assert_eq!(h["status"], "degraded");
+    assert!(!h.to_string().contains("wrong-one") && !h.to_string().contains("right-one"), "{h}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reachable_redis_is_reported_connected() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&[("feed.symbols", Toml::Array(vec![s("BTCUSDT")])), ("redis.url", s(&redis.url())), ("node.id", s("node-a"))]).await;
+    let h = eventually(20, "/health reports Redis connected", || async {
+        let h = health(&server).await;
+        (h["redis"]["connected"] == true).then_some(h)
+    })
+    .await;
+    assert_eq!(h["status"], "ok", "{h}");
+    assert_eq!(h["redis"]["node_id"], "node-a");
+    assert_eq!(h["redis"]["role"], "all");
+    let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("candlecast_redis_connected 1"), "{metrics}");
+}
+
+/// Settings every node of a test cluster shares: one fast symbol, two intervals, quick leases.
+fn cluster_node(redis: &RedisServer, role: &str, id: &str) -> Vec<(&'static str, Toml)> {
+    vec![
+        ("feed.symbols", Toml::Array(vec![s("BTCUSDT")])),
+        ("feed.simulated.trades_per_second", Toml::Float(50.0)),
+        ("aggregator.intervals", Toml::Array(vec![s("1s"), s("1m")])),
+        ("redis.url", s(&redis.url())),
+        ("redis.lease_ttl_ms", Toml::Integer(2_000)),
+        ("redis.cache_flush_ms", Toml::Integer(100)),
+        ("node.role", s(role)),
+        ("node.id", s(id)),
+    ]
+}
+
+/// A closed bar or correction as a client saw it: open time, correction flag, the bar's fields.
+type Final = (i64, bool, Value);
+
+/// Final bar states of `interval` a client receives until one with open time `until` or later.
+async fn finals_until(client: &mut Client, until: i64) -> Vec<Final> {
+    let mut seen = Vec::new();
+    loop {
+        let msg = client.next_of("price_update", 30).await;
+        let data = msg["data"].clone();
+        if data["closed"] == true {
+            let t = data["timestamp"].as_i64().unwrap();
+            seen.push((t, msg["correction"] == true, data));
+            if t >= until {
+                return seen;
+            }
+        }
+    }
+}
+
+fn window(finals: &[Final], from: i64, to: i64) -> Vec<Final> {
+    finals.iter().filter(|(t, ..)| (from..=to).contains(t)).cloned().collect()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_node_sends_its_clients_the_same_bars_as_the_ingest_node() {
+    let redis = RedisServer::start();
+    let ingest = TestServer::start(&cluster_node(&redis, "ingest", "ingest-a")).await;
+    let edge = TestServer::start(&cluster_node(&redis, "edge", "edge-a")).await;
+    let (mut on_ingest, mut on_edge) = (Client::connect(&ingest).await, Client::connect(&edge).await);
+    on_ingest.subscribe(&["BTCUSDT"], "1s").await;
+    on_edge.subscribe(&["BTCUSDT"], "1s").await;
+
+    // Eight seconds of 1s bars on both; compare the middle of that span (whole, corrections settled).
+    let start = now_ms() / 1000 * 1000 + 2_000;
+    let until = start + 8_000;
+    let (from_ingest, from_edge) = tokio::join!(finals_until(&mut on_ingest, until), finals_until(&mut on_edge, until));
+    let (a, b) = (window(&from_ingest, start, until - 3_000), window(&from_edge, start, until - 3_000));
+    assert!(a.len() >= 5, "too few closed bars on the ingest node: {a:?}");
+    assert_eq!(b, a, "the edge's clients must see exactly the ingest's closed bars");
+
+    let h = health(&edge).await;
+    assert_eq!(h["redis"]["role"], "edge");
+    assert!(h["redis"]["leases"].as_array().unwrap().is_empty(), "an edge runs no feed: {h}");
+    let ingest_stats = ingest.stats().await;
+    assert_eq!(ingest_stats["redis"]["leases"], serde_json::json!(["BTCUSDT"]), "{ingest_stats}");
+    assert!(ingest_stats["redis"]["published"].as_u64().unwrap() > 0);
+    let edge_stats = edge.stats().await;
+    assert!(edge_stats["redis"]["received"].as_u64().unwrap() > 0, "{edge_stats}");
+    assert_eq!(edge_stats["feeds"], serde_json::json!([]), "the edge opened no upstream connection");
+    assert_eq!(edge.get_json("/api/symbols").await.1["symbols"], serde_json::json!(["BTCUSDT"]));
+}
+
+/// Closed bars of today (UTC) older than two bars, as /api/historical gives them.
+async fn settled_today(server: &TestServer, interval: &str, bar_ms: i64) -> Vec<Value> {
+    let (status, body) = server.get_json(&format!("/api/historical/BTCUSDT?interval={interval}&limit=5000")).await;
+    assert_eq!(status, 200, "{body}");
+    let day_start = now_ms() / 86_400_000 * 86_400_000;
+    let settled = now_ms() - 3 * bar_ms;
+    let bars = body["data"].as_array().unwrap().iter();
+    bars.filter(|b| b["closed"] == true && (day_start..settled).contains(&b["timestamp"].as_i64().unwrap())).cloned().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_starts_later_serves_todays_bars_from_the_cache_at_once() {
+    let redis = RedisServer::start();
+    let ingest = TestServer::start(&cluster_node(&redis, "ingest", "ingest-a")).await;
+    // The ingest node caches today's bars (its backfill included) once it runs the feed.
+    eventually(20, "the ingest node wrote the today-cache", || async { (ingest.stats().await["redis"]["cache_bars_written"].as_u64().unwrap() > 100).then_some(()) }).await;
+
+    let edge = TestServer::start(&cluster_node(&redis, "edge", "edge-a")).await;
+    // Right after start, before any 1m bar could have closed on the edge: today's 1s and 1m history.
+    let (on_edge, on_ingest) = (settled_today(&edge, "1s", 1_000).await, settled_today(&ingest, "1s", 1_000).await);
+    assert!(on_edge.len() >= 10, "the edge has today's 1s bars at once: {}", on_edge.len());
+    let common = on_edge.len().min(on_ingest.len());
+    assert_eq!(on_edge[..common], on_ingest[..common], "the same bars");
+    assert_eq!(on_edge[0]["timestamp"], on_ingest[0]["timestamp"], "from the same first bar");
+    assert_eq!(settled_today(&edge, "1m", 60_000).await, settled_today(&ingest, "1m", 60_000).await);
+    let stats = edge.stats().await;
+    assert!(stats["redis"]["cache_bars_loaded"].as_u64().unwrap() >= 10, "{stats}");
+
+    // One field per bar however often it was rewritten (backfill, live closes, rewrites), and an expiry.
+    eventually(10, "the cache holds exactly the ingest node's 1m bars of today", || cache_matches_memory(&redis, &ingest)).await;
+    let key = redis.command(&["KEYS", "candlecast:today:*:BTCUSDT:1m"]).lines().nth(2).unwrap().to_owned();
+    let ttl: i64 = redis.command(&["TTL", &key]).trim().trim_start_matches(':').parse().unwrap();
+    assert!((1..=25 * 3600).contains(&ttl), "expires after the day ends: {ttl}");
+}
+
+/// `Some` when the today-hash of BTCUSDT 1m has one field per 1m bar of today in `ingest`'s memory.
+async fn cache_matches_memory(redis: &RedisServer, ingest: &TestServer) -> Option<()> {
+    let key = redis.command(&["KEYS", "candlecast:today:*:BTCUSDT:1m"]).lines().nth(2)?.to_owned();
+    let cached: usize = redis.command(&["HLEN", &key]).trim().trim_start_matches(':').parse().ok()?;
+    let day_start = now_ms() / 86_400_000 * 86_400_000;
+    let bars = ingest.get_json(&format!("/api/historical/BTCUSDT?interval=1m&limit=5000&start_time={day_start}")).await.1;
+    (cached == bars["data"].as_array()?.len()).then_some(())
+}
+
+/// Closed 1s bars with open times in `from..to`, and whether their open times strictly increase.
+async fn closed_1s_between(server: &TestServer, from: i64, to: i64) -> (Vec<Value>, bool) {
+    let bars = server.get_json("/api/historical/BTCUSDT?interval=1s&limit=5000").await.1["data"].as_array().unwrap().clone();
+    let increasing = bars.windows(2).all(|w| w[0]["timestamp"].as_i64() < w[1]["timestamp"].as_i64());
+    let window = bars.into_iter().filter(|b| b["closed"] == true && (from..to).contains(&b["timestamp"].as_i64().unwrap())).collect();
+    (window, increasing)
+}
+
+fn stat(stats: &Value, name: &str) -> u64 {
+    stats["redis"][name].as_u64().unwrap_or_else(|| panic!("no redis.{name} in {stats}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_and_restarted_nodes_serve_from_memory_reconnect_and_lose_no_bar() {
+    let mut redis = RedisServer::start();
+    let ingest = TestServer::start(&cluster_node(&redis, "ingest", "ingest-a")).await;
+    let edge = TestServer::start(&cluster_node(&redis, "edge", "edge-a")).await;
+    let mut on_ingest = Client::connect(&ingest).await;
+    on_ingest.subscribe(&["BTCUSDT"], "1s").await;
+    eventually(20, "the edge receives the ingest's messages", || async { (stat(&edge.stats().await, "received") > 0).then_some(()) }).await;
+
+    let killed_at = now_ms();
+    redis.kill9();
+    for node in [&ingest, &edge] {
+        eventually(20, "/health shows Redis down", || async { (health(node).await["redis"]["connected"] == false).then_some(()) }).await;
+    }
+    // The ingest node's clients keep getting live bars from memory while Redis is away.
+    let during = finals_until(&mut on_ingest, now_ms() / 1000 * 1000 + 2_000).await;
+    assert!(during.iter().filter(|(t, correction, _)| *t > killed_at && !correction).count() >= 1, "{during:?}");
+    assert!(health(&ingest).await["redis"]["connected"] == false, "the bars came during the outage");
+
+    redis.restart();
+    let restarted = std::time::Instant::now();
+    for node in [&ingest, &edge] {
+        eventually(30, "the node reconnects and counts it", || async {
+            let stats = node.stats().await;
+            (stats["redis"]["connected"] == 1 && stat(&stats, "reconnects") >= 1).then_some(())
+        })
+        .await;
+    }
+    eprintln!("both nodes reconnected {:?} after redis-server restarted", restarted.elapsed());
+    let recovered_at = now_ms();
+    eventually(20, "the ingest node holds its lease again", || async { (ingest.stats().await["redis"]["leases"] == serde_json::json!(["BTCUSDT"])).then_some(()) }).await;
+    let stats = ingest.stats().await;
+    assert!(stat(&stats, "publish_dropped") > 0, "updates during the outage were dropped and counted: {stats}");
+
+    // The edge missed the outage's messages; after its resync its history has every closed bar the
+    // ingest node has, once each.
+    let (from, to) = (killed_at - 5_000, recovered_at + 3_000);
+    eventually(30, "the edge's history equals the ingest's across the outage", || async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let ((on_ingest, _), (on_edge, increasing)) = (closed_1s_between(&ingest, from, to).await, closed_1s_between(&edge, from, to).await);
+        assert!(increasing, "no duplicated bar in the edge's history");
+        let full = on_ingest.len() as i64 >= (to - from) / 1000 - 1;
+        (full && now_ms() > to + 3_000 && on_edge == on_ingest).then_some(())
+    })
+    .await;
+    let edge_stats = edge.stats().await;
+    assert!(stat(&edge_stats, "resyncs") >= 2, "seeded at start, resynced after the outage: {edge_stats}");
+
+    // The today-cache was refilled from the ingest node's memory (the restarted Redis came back empty).
+    eventually(20, "the cache holds today's 1m bars again", || cache_matches_memory(&redis, &ingest)).await;
+}
+
+/// Neighbouring 1s bars that are not exactly one second apart.
+fn holes(bars: &[Value]) -> Vec<(i64, i64)> {
+    let times: Vec<i64> = bars.iter().map(|b| b["timestamp"].as_i64().unwrap()).collect();
+    times.windows(2).filter(|w| w[1] - w[0] != 1_000).map(|w| (w[0], w[1])).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_ingest_node_holding_a_symbol_is_killed_another_takes_it_over() {
+    let redis = RedisServer::start();
+    let mut a = TestServer::start_process(&cluster_node(&redis, "ingest", "ingest-a")).await;
+    eventually(30, "node a holds the lease", || async { (a.stats().await["redis"]["leases"] == serde_json::json!(["BTCUSDT"])).then_some(()) }).await;
+    let b = TestServer::start_process(&cluster_node(&redis, "ingest", "ingest-b")).await;
+    b.wait_for("/api/price/BTCUSDT", 200).await;
+    assert_eq!(b.stats().await["redis"]["leases"], serde_json::json!([]), "one feed per symbol: b follows a");
+    assert_eq!(b.stats().await["feeds"], serde_json::json!([]), "b opened no upstream connection");
+    let edge = TestServer::start(&cluster_node(&redis, "edge", "edge-a")).await;
+    let mut client = Client::connect(&edge).await;
+    client.subscribe(&["BTCUSDT"], "1s").await;
+    finals_until(&mut client, now_ms() / 1000 * 1000 + 1_000).await;
+
+    let killed_at = now_ms();
+    a.kill9();
+    let taken_over = eventually(30, "node b takes the symbol over", || async {
+        (b.stats().await["redis"]["leases"] == serde_json::json!(["BTCUSDT"])).then_some(now_ms())
+    })
+    .await;
+    eprintln!("node b took over {} ms after node a was killed (lease TTL 2000 ms)", now_ms() - killed_at);
+    assert!(redis.command(&["GET", "candlecast:lease:BTCUSDT"]).contains("ingest-b"));
+    assert_eq!(b.stats().await["feeds"].as_array().unwrap().len(), 1, "b runs the feed now");
+
+    // The edge's client keeps receiving BTCUSDT bars, now made by node b.
+    let after = now_ms() / 1000 * 1000 + 2_000;
+    let finals = finals_until(&mut client, after).await;
+    assert!(finals.iter().any(|(t, ..)| *t >= after), "{finals:?}");
+    // Every second is in the edge's history once, across the takeover (flat bars where no node traded).
+    let (from, to) = (killed_at - 3_000, taken_over + 3_000);
+    eventually(20, "the edge's history has every second across the takeover", || async {
+        let (bars, increasing) = closed_1s_between(&edge, from, to).await;
+        assert!(increasing, "no duplicated bar");
+        (holes(&bars).is_empty() && bars.len() as i64 >= (to - from) / 1000 - 1).then_some(())
+    })
+    .await;
+}
