@@ -81,18 +81,24 @@ impl CacheWrite {
 /// The newest state of each bar changed since the last write, per symbol: what the next write sends.
 #[derive(Default)]
 pub struct PendingWrites {
-    /// (interval, open time) → bar, and the last message number covered.
-    symbols: HashMap<Symbol, (BTreeMap<(Interval, i64), Bar>, u64)>,
+    symbols: HashMap<Symbol, Pending>,
+}
+
+/// One symbol's pending bars by (interval, open time), and the last message number they cover.
+#[derive(Default)]
+struct Pending {
+    bars: BTreeMap<(Interval, i64), Bar>,
+    seq: u64,
 }
 
 impl PendingWrites {
     /// Notes the bars of message `seq`; a later state of a bar replaces an earlier one.
     pub fn note(&mut self, symbol: &Symbol, seq: u64, bars: &[Bar]) {
-        let (pending, last) = self.symbols.entry(symbol.clone()).or_default();
+        let pending = self.symbols.entry(symbol.clone()).or_default();
         for bar in bars {
-            pending.insert((bar.interval, bar.open_time), bar.clone());
+            pending.bars.insert((bar.interval, bar.open_time), bar.clone());
         }
-        *last = seq;
+        pending.seq = seq;
     }
 
     pub fn forget(&mut self, symbol: &str) {
@@ -107,7 +113,7 @@ impl PendingWrites {
     pub fn take(&mut self, keys: &Keys, node: &Arc<str>, cap: usize, now: i64) -> Vec<CacheWrite> {
         self.symbols
             .drain()
-            .map(|(symbol, (bars, seq))| CacheWrite { keys: keys.clone(), symbol, bars: bars.into_values().collect(), cap, node: node.clone(), seq, now })
+            .map(|(symbol, p)| CacheWrite { keys: keys.clone(), symbol, bars: p.bars.into_values().collect(), cap, node: node.clone(), seq: p.seq, now })
             .collect()
     }
 }
