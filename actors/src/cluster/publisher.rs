@@ -197,7 +197,7 @@ impl Handler<RewriteCache> for Publisher {
             let seq = p.seqs.get(&msg.symbol).copied().unwrap_or(0);
             let n = bars.len();
             let cap = today_cache::window(p.market.settings());
-            let write = CacheWrite { keys: p.keys.clone(), symbol: msg.symbol.clone(), bars, cap, node: p.node.clone(), seq, now };
+            let write = CacheWrite { keys: p.keys.clone(), symbol: msg.symbol.clone(), bars, cap, replace: true, node: p.node.clone(), seq, now };
             if p.queue.try_send(Outgoing::Cache(write)).is_ok() {
                 p.synced.insert(msg.symbol.clone());
                 tracing::debug!(symbol = %msg.symbol, bars = n, seq, "today-cache rewritten from memory");

@@ -41,6 +41,8 @@ pub struct CacheWrite {
     pub bars: Vec<Bar>,
     /// Bars kept per interval (the newest): what an aggregator holds in memory.
     pub cap: usize,
+    /// The bars are everything of today (a rewrite from memory): they replace the sets' contents.
+    pub replace: bool,
     pub node: Arc<str>,
     pub seq: u64,
     /// The time of the write: it decides which day is today.
@@ -60,13 +62,21 @@ impl CacheWrite {
         let symbol: &str = &self.symbol;
         for (interval, bars) in &by_interval {
             let key = self.keys.today(day_start, symbol, *interval);
-            for bar in bars.iter().rev().take(self.cap) {
-                // One member per open time: the bar's earlier state goes first.
-                pipe.zrembyscore(&key, bar.open_time, bar.open_time).ignore();
-                pipe.zadd(&key, wire::encode_cached(bar), bar.open_time).ignore();
-                written += 1;
+            let newest = bars.iter().rev().take(self.cap);
+            if self.replace {
+                let members: Vec<(i64, String)> = newest.map(|b| (b.open_time, wire::encode_cached(b))).collect();
+                pipe.del(&key).ignore();
+                pipe.zadd_multiple(&key, &members).ignore();
+                written += members.len();
+            } else {
+                for bar in newest {
+                    // One member per open time: the bar's earlier state goes first.
+                    pipe.zrembyscore(&key, bar.open_time, bar.open_time).ignore();
+                    pipe.zadd(&key, wire::encode_cached(bar), bar.open_time).ignore();
+                    written += 1;
+                }
+                pipe.zremrangebyrank(&key, 0, -(self.cap as isize) - 1).ignore();
             }
-            pipe.zremrangebyrank(&key, 0, -(self.cap as isize) - 1).ignore();
             pipe.expire_at(&key, expire_at).ignore();
         }
         let watermark = self.keys.watermark(symbol);
@@ -113,7 +123,7 @@ impl PendingWrites {
     pub fn take(&mut self, keys: &Keys, node: &Arc<str>, cap: usize, now: i64) -> Vec<CacheWrite> {
         self.symbols
             .drain()
-            .map(|(symbol, p)| CacheWrite { keys: keys.clone(), symbol, bars: p.bars.into_values().collect(), cap, node: node.clone(), seq: p.seq, now })
+            .map(|(symbol, p)| CacheWrite { keys: keys.clone(), symbol, bars: p.bars.into_values().collect(), cap, replace: false, node: node.clone(), seq: p.seq, now })
             .collect()
     }
 }
@@ -185,7 +195,7 @@ mod tests {
         let week = Bar::from_trade(symbol.clone(), Interval::W1, 10 * DAY - 1_000, 100.0, 1.0);
         let mut bars = vec![yesterday, today.clone(), week];
         bars.extend((1..=3).map(|i| Bar::from_trade(today.symbol.clone(), Interval::M1, 10 * DAY + i * 60_000, 100.0, 1.0)));
-        let write = CacheWrite { keys: Keys::new("cc"), symbol: today.symbol.clone(), bars, cap: 3, node: "n".into(), seq: 1, now };
+        let write = CacheWrite { keys: Keys::new("cc"), symbol: today.symbol.clone(), bars, cap: 3, replace: false, node: "n".into(), seq: 1, now };
         let mut pipe = redis::pipe();
         assert_eq!(write.add_to(&mut pipe), 4, "the week that is still forming and the newest three of today's 1m bars");
     }
