@@ -143,9 +143,9 @@ impl Follower {
             self.on_snapshot(symbol, Ok(Snapshot::default()), ctx);
             return;
         }
-        let (link, keys, intervals) = (self.w.link.clone(), self.w.keys.clone(), self.w.market.settings().intervals());
-        let sym = symbol.clone();
-        let read = async move { today_cache::read(&link, &keys, &sym, &intervals, now_ms()).await };
+        let (link, keys, settings) = (self.w.link.clone(), self.w.keys.clone(), self.w.market.settings());
+        let (intervals, cap, sym) = (settings.intervals(), today_cache::window(settings), symbol.clone());
+        let read = async move { today_cache::read(&link, &keys, &sym, &intervals, cap, now_ms()).await };
         ctx.spawn(actix::fut::wrap_future(read).map(move |result, f: &mut Follower, ctx: &mut Context<Self>| f.on_snapshot(symbol, result, ctx)));
     }
 

@@ -125,10 +125,9 @@ async fn check_health(link: RedisLink, generation: watch::Sender<u64>) {
 async fn dispatch_pushes(mut pushes: mpsc::UnboundedReceiver<PushInfo>, deliveries: mpsc::UnboundedSender<Delivery>, stats: Arc<ClusterStats>, url: Arc<str>) {
     while let Some(push) = pushes.recv().await {
         match push.kind {
-            PushKind::Disconnection => {
-                if stats.mark_down("connection lost".into()) {
-                    tracing::warn!(url = %url, "Redis connection lost; serving clients from memory and reconnecting");
-                }
+            // mark_down records every loss; the warning is logged on the transition only.
+            PushKind::Disconnection if stats.mark_down("connection lost".into()) => {
+                tracing::warn!(url = %url, "Redis connection lost; serving clients from memory and reconnecting");
             }
             PushKind::PMessage | PushKind::Message => {
                 // pmessage: [pattern, channel, payload]; message: [channel, payload].

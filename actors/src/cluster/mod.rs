@@ -141,9 +141,9 @@ impl Cluster {
         let follower = Follower::start_in_arbiter(&arbiter, move |_| Follower::new(wiring, deliveries, seeded_tx));
         if runs_feeds {
             let (queue, queued) = tokio::sync::mpsc::channel(writer::QUEUE);
-            arbiter.spawn(writer::write_loop(link.clone(), queued));
             let publisher = Publisher::new(node_id.clone(), keys.clone(), led.clone(), market.clone(), link.clone(), queue, redis.cache_today, redis.cache_flush());
             let publisher = Publisher::start_in_arbiter(&arbiter, move |_| publisher);
+            arbiter.spawn(writer::write_loop(link.clone(), queued, publisher.clone().recipient()));
             engine.hub.do_send(SubscribeActor { recipient: publisher.clone().recipient(), partials: true });
             let wiring = LeaseWiring {
                 node: node_id.clone(),

@@ -4,6 +4,10 @@
 //!
 //! Updates of symbols this node only follows are not published (they came from Redis). While Redis is
 //! down, messages are dropped and counted; the cache is rewritten from memory once it is back.
+//!
+//! The cache's watermark promises that the cache holds every bar up to that message. So a symbol's
+//! incremental writes only go out after a full rewrite from memory in the same connection and leadership:
+//! after taking a symbol over, after a reconnect, after a failed write, the rewrite comes first.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -14,7 +18,7 @@ use actix::prelude::*;
 use tokio::sync::{mpsc, watch};
 
 use super::link::RedisLink;
-use super::today_cache::{CacheWrite, PendingWrites};
+use super::today_cache::{self, CacheWrite, PendingWrites};
 use super::wire::{self, Keys};
 use super::writer::Outgoing;
 use super::Led;
@@ -29,6 +33,13 @@ use crate::protocol::HistoryQuery;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct RewriteCache {
+    pub symbol: Symbol,
+}
+
+/// A cache write of `symbol` failed (reported by the writer): its cache must be rewritten from memory.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CacheWriteFailed {
     pub symbol: Symbol,
 }
 
@@ -49,15 +60,31 @@ pub struct Publisher {
     pending: Option<PendingWrites>,
     flush_every: Duration,
     generation: watch::Receiver<u64>,
-    /// Symbols whose cache write could not be queued: rewritten at the next flush.
-    to_rewrite: HashSet<Symbol>,
+    /// Symbols whose cache holds everything up to their last write (a full rewrite was queued since the
+    /// connection and the leadership began, and no write failed since): only these get incremental writes.
+    synced: HashSet<Symbol>,
+    /// Symbols with a rewrite asked for and not done yet.
+    rewriting: HashSet<Symbol>,
 }
 
 impl Publisher {
     #[allow(clippy::too_many_arguments)] // the publisher's wiring, passed once by Cluster::start
     pub fn new(node: Arc<str>, keys: Keys, led: Led, market: Market, link: RedisLink, queue: mpsc::Sender<Outgoing>, cache_today: bool, flush_every: Duration) -> Publisher {
         let generation = link.generation.clone();
-        Publisher { node, keys, led, market, link, queue, seqs: HashMap::new(), pending: cache_today.then(PendingWrites::default), flush_every, generation, to_rewrite: HashSet::new() }
+        Publisher {
+            node,
+            keys,
+            led,
+            market,
+            link,
+            queue,
+            seqs: HashMap::new(),
+            pending: cache_today.then(PendingWrites::default),
+            flush_every,
+            generation,
+            synced: HashSet::new(),
+            rewriting: HashSet::new(),
+        }
     }
 
     fn publish(&mut self, symbol: &Symbol, bars: &[Bar]) {
@@ -73,25 +100,32 @@ impl Publisher {
         }
     }
 
-    /// Queues the pending cache writes of the symbols this node runs.
+    /// Queues the pending cache writes of the symbols this node runs, or a rewrite where one is due.
     fn flush(&mut self, ctx: &mut Context<Self>) {
         let Some(pending) = &mut self.pending else { return };
         if !self.link.stats.is_connected() {
             // Nothing to write to; everything is rewritten from memory after the reconnect.
             pending.clear();
+            self.synced.clear();
             return;
         }
-        for write in pending.take(&self.keys, &self.node, now_ms()) {
-            if !self.led.contains(&write.symbol) {
+        let led = self.led.list();
+        self.synced.retain(|s| led.contains(s));
+        for symbol in led {
+            if !self.synced.contains(&symbol) && self.rewriting.insert(symbol.clone()) {
+                ctx.notify(RewriteCache { symbol });
+            }
+        }
+        let cap = today_cache::window(self.market.settings());
+        for write in pending.take(&self.keys, &self.node, cap, now_ms()) {
+            // Not synced: the rewrite under way covers these bars.
+            if !self.synced.contains(&write.symbol) {
                 continue;
             }
             let symbol = write.symbol.clone();
             if self.queue.try_send(Outgoing::Cache(write)).is_err() {
-                self.to_rewrite.insert(symbol);
+                self.synced.remove(&symbol);
             }
-        }
-        for symbol in std::mem::take(&mut self.to_rewrite) {
-            ctx.notify(RewriteCache { symbol });
         }
     }
 }
@@ -103,13 +137,11 @@ impl Actor for Publisher {
         // The hub forwards every update of every symbol: a deep mailbox rides out bursts.
         ctx.set_mailbox_capacity(65_536);
         ctx.run_interval(self.flush_every, |p, ctx| p.flush(ctx));
-        ctx.run_interval(GENERATION_CHECK, |p, ctx| {
+        ctx.run_interval(GENERATION_CHECK, |p, _| {
             if p.generation.has_changed().unwrap_or(false) {
                 p.generation.mark_unchanged();
-                // Redis may have restarted empty: rewrite what this node owns.
-                for symbol in p.led.list() {
-                    ctx.notify(RewriteCache { symbol });
-                }
+                // Redis may have restarted empty: rewrite what this node owns (at the next flush).
+                p.synced.clear();
             }
         });
     }
@@ -141,10 +173,12 @@ impl Handler<RewriteCache> for Publisher {
     /// Reads today's bars from the symbol's aggregator and queues them as one cache write. The actor
     /// waits for them, so no update of the symbol is noted meanwhile and the watermark stays exact.
     fn handle(&mut self, msg: RewriteCache, ctx: &mut Context<Self>) {
-        if self.pending.is_none() || !self.led.contains(&msg.symbol) || !self.link.stats.is_connected() {
+        let entry = self.market.get(&msg.symbol).filter(|_| self.pending.is_some() && self.led.contains(&msg.symbol) && self.link.stats.is_connected());
+        let Some(entry) = entry else {
+            // Not possible now; the next flush asks again while the symbol is not synced.
+            self.rewriting.remove(&msg.symbol);
             return;
-        }
-        let Some(entry) = self.market.get(&msg.symbol) else { return };
+        };
         let now = now_ms();
         let day_start = Interval::D1.align(now);
         let intervals = self.market.settings().intervals();
@@ -154,6 +188,7 @@ impl Handler<RewriteCache> for Publisher {
         });
         let all = futures_util::future::join_all(reads);
         ctx.wait(actix::fut::wrap_future(all).map(move |replies, p: &mut Publisher, _| {
+            p.rewriting.remove(&msg.symbol);
             let bars: Vec<Bar> = replies.into_iter().filter_map(Result::ok).flatten().collect();
             if let Some(pending) = &mut p.pending {
                 // Whatever was pending is older than what the aggregator just gave.
@@ -161,12 +196,21 @@ impl Handler<RewriteCache> for Publisher {
             }
             let seq = p.seqs.get(&msg.symbol).copied().unwrap_or(0);
             let n = bars.len();
-            let write = CacheWrite { keys: p.keys.clone(), symbol: msg.symbol.clone(), bars, node: p.node.clone(), seq, now };
-            if p.queue.try_send(Outgoing::Cache(write)).is_err() {
-                p.to_rewrite.insert(msg.symbol.clone());
-            } else {
+            let cap = today_cache::window(p.market.settings());
+            let write = CacheWrite { keys: p.keys.clone(), symbol: msg.symbol.clone(), bars, cap, replace: true, node: p.node.clone(), seq, now };
+            if p.queue.try_send(Outgoing::Cache(write)).is_ok() {
+                p.synced.insert(msg.symbol.clone());
                 tracing::debug!(symbol = %msg.symbol, bars = n, seq, "today-cache rewritten from memory");
             }
         }));
+    }
+}
+
+impl Handler<CacheWriteFailed> for Publisher {
+    type Result = ();
+
+    /// Marks the symbol for a rewrite: the cache misses what the failed write held.
+    fn handle(&mut self, msg: CacheWriteFailed, _: &mut Context<Self>) {
+        self.synced.remove(&msg.symbol);
     }
 }

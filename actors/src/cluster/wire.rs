@@ -5,8 +5,9 @@
 //!   is a batch of one symbol's bar updates in the order they happened, numbered per sending node:
 //!   `{"n":"node-a","q":42,"b":[["1m",1700000040000,101.5,102.0,101.0,101.8,3.25,17,false]]}` where each bar
 //!   is `[interval, open_time, open, high, low, close, volume, trades, closed]`. The symbol is the channel's.
-//! - Hash `<prefix>:today:<YYYY-MM-DD>:<SYMBOL>:<interval>`: today's bars (UTC), field = open time, value
-//!   `[open, high, low, close, volume, trades, closed]`. Rewriting a bar replaces it; expires a day later.
+//! - Sorted set `<prefix>:today:<YYYY-MM-DD>:<SYMBOL>:<interval>`: today's bars (UTC), score = open time,
+//!   member `[open_time, open, high, low, close, volume, trades, closed]`; one member per open time (a
+//!   rewrite replaces it), at most `aggregator.history_bars + 1` (the newest), expires a day later.
 //! - `<prefix>:seq:<SYMBOL>` = `"<node> <seq>"`: the last message whose bars the cache holds (the watermark).
 //! - Set `<prefix>:symbols`: symbols with cached bars. `<prefix>:lease:<SYMBOL>` = the node running its feed.
 
@@ -19,8 +20,8 @@ use crate::model::{Bar, Interval, Symbol};
 pub enum WireError {
     #[error("undecodable message on {channel}: {reason}")]
     Message { channel: String, reason: String },
-    #[error("undecodable cached bar {key} {field}: {reason}")]
-    Cached { key: String, field: String, reason: String },
+    #[error("undecodable cached bar in {key} ({member}): {reason}")]
+    Cached { key: String, member: String, reason: String },
     #[error("undecodable watermark {0:?}")]
     Watermark(String),
 }
@@ -108,19 +109,18 @@ pub fn decode_batch(channel: &str, symbol: &Symbol, payload: &[u8]) -> Result<Ba
 }
 
 #[derive(Serialize, Deserialize)]
-struct CachedBar(f64, f64, f64, f64, f64, u64, bool);
+struct CachedBar(i64, f64, f64, f64, f64, f64, u64, bool);
 
-/// A bar as a hash field and value of its interval's today-hash.
-pub fn encode_cached(bar: &Bar) -> (String, String) {
-    let value = CachedBar(bar.open, bar.high, bar.low, bar.close, bar.volume, bar.trades, bar.closed);
-    (bar.open_time.to_string(), serde_json::to_string(&value).unwrap_or_default())
+/// A bar as a member of its interval's today-set (its score is the open time).
+pub fn encode_cached(bar: &Bar) -> String {
+    let value = CachedBar(bar.open_time, bar.open, bar.high, bar.low, bar.close, bar.volume, bar.trades, bar.closed);
+    serde_json::to_string(&value).unwrap_or_default()
 }
 
-/// Reads one field of `key` (the today-hash of `symbol` at `interval`) back into a bar.
-pub fn decode_cached(key: &str, symbol: &Symbol, interval: Interval, field: &str, value: &str) -> Result<Bar, WireError> {
-    let bad = |reason: String| WireError::Cached { key: key.to_owned(), field: field.to_owned(), reason };
-    let open_time: i64 = field.parse().map_err(|_| bad("the field is not an open time".into()))?;
-    let CachedBar(open, high, low, close, volume, trades, closed) = serde_json::from_str(value).map_err(|e| bad(e.to_string()))?;
+/// Reads one member of `key` (the today-set of `symbol` at `interval`) back into a bar.
+pub fn decode_cached(key: &str, symbol: &Symbol, interval: Interval, member: &str) -> Result<Bar, WireError> {
+    let bad = |reason: String| WireError::Cached { key: key.to_owned(), member: member.chars().take(80).collect(), reason };
+    let CachedBar(open_time, open, high, low, close, volume, trades, closed) = serde_json::from_str(member).map_err(|e| bad(e.to_string()))?;
     Ok(Bar { symbol: symbol.clone(), interval, open_time, open, high, low, close, volume, trades, closed })
 }
 
@@ -178,10 +178,10 @@ mod tests {
     #[test]
     fn cached_bars_and_watermarks_round_trip() {
         let b = bar(Interval::M5, 1_700_000_100_000, false);
-        let (field, value) = encode_cached(&b);
-        assert_eq!(field, "1700000100000");
-        assert_eq!(decode_cached("k", &b.symbol, Interval::M5, &field, &value).unwrap(), b);
-        assert!(decode_cached("k", &b.symbol, Interval::M5, "x", &value).is_err());
+        let member = encode_cached(&b);
+        assert!(member.starts_with("[1700000100000,45000.123456789,"), "{member}");
+        assert_eq!(decode_cached("k", &b.symbol, Interval::M5, &member).unwrap(), b);
+        assert!(decode_cached("k", &b.symbol, Interval::M5, "[1,2]").is_err());
         assert_eq!(decode_watermark(&encode_watermark("host-1-abc", 7)).unwrap(), ("host-1-abc".into(), 7));
         assert!(decode_watermark("nonsense").is_err());
     }

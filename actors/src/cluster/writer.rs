@@ -4,9 +4,11 @@
 
 use std::sync::atomic::Ordering;
 
+use actix::Recipient;
 use tokio::sync::mpsc;
 
 use super::link::{describe, RedisLink};
+use super::publisher::CacheWriteFailed;
 use super::today_cache::CacheWrite;
 
 /// Queued writes beyond this are dropped and counted: Redis is too slow or away.
@@ -23,13 +25,14 @@ pub enum Outgoing {
 }
 
 /// Writes everything `queue` yields until it closes; failures are counted, not retried (pub/sub is
-/// fire-and-forget; the cache is rewritten from memory after a reconnect).
-pub async fn write_loop(link: RedisLink, mut queue: mpsc::Receiver<Outgoing>) {
+/// fire-and-forget), and failed cache writes reported to `failed` (that symbol is rewritten from memory).
+pub async fn write_loop(link: RedisLink, mut queue: mpsc::Receiver<Outgoing>, failed: Recipient<CacheWriteFailed>) {
     let mut batch = Vec::with_capacity(BATCH);
     while queue.recv_many(&mut batch, BATCH).await > 0 {
         let mut pipe = redis::pipe();
         pipe.atomic();
-        let (mut messages, mut cache_writes, mut cache_bars) = (0u64, 0u64, 0u64);
+        let (mut messages, mut cache_bars) = (0u64, 0u64);
+        let mut cached_symbols = Vec::new();
         for item in batch.drain(..) {
             match item {
                 Outgoing::Publish { channel, payload } => {
@@ -38,11 +41,11 @@ pub async fn write_loop(link: RedisLink, mut queue: mpsc::Receiver<Outgoing>) {
                 }
                 Outgoing::Cache(write) => {
                     cache_bars += write.add_to(&mut pipe) as u64;
-                    cache_writes += 1;
+                    cached_symbols.push(write.symbol);
                 }
             }
         }
-        let stats = &link.stats;
+        let (stats, cache_writes) = (&link.stats, cached_symbols.len() as u64);
         match link.run(|mut con| async move { pipe.exec_async(&mut con).await }).await {
             Ok(()) => {
                 stats.published.fetch_add(messages, Ordering::Relaxed);
@@ -53,6 +56,9 @@ pub async fn write_loop(link: RedisLink, mut queue: mpsc::Receiver<Outgoing>) {
                 stats.publish_dropped.fetch_add(messages, Ordering::Relaxed);
                 stats.cache_write_failures.fetch_add(cache_writes, Ordering::Relaxed);
                 tracing::debug!(error = %describe(&e), messages, cache_writes, "Redis write failed");
+                for symbol in cached_symbols {
+                    failed.do_send(CacheWriteFailed { symbol });
+                }
             }
         }
     }
