@@ -11,7 +11,7 @@ duration=${BENCH_DURATION:-20}
 batch=${BENCH_BATCH:-2000}
 results=bench/results; mkdir -p "$results"
 
-cargo build --release -p candlecast --bin candlecast -p candlecast-loadgen
+cargo build --release --bins -p candlecast -p candlecast-loadgen
 target=${CARGO_TARGET_DIR:-target}/release
 
 # A batch is one event: allow 1,000 a second per connection so the limit is not what is measured.
