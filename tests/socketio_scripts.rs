@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::clients::{all, event, ClientProcess};
+use common::clients::{all, event, wait_no_sessions, ClientProcess};
 use common::{Client, TestServer, Toml};
 use serde_json::Value;
 
@@ -33,16 +33,7 @@ async fn seed_example_script_polls_then_upgrades_and_its_data_is_kept() {
         assert_eq!(r["errors"], Value::Array(vec![]));
     }
     // The script disconnected cleanly: its session is gone, not left to expire.
-    let mut stats = server.stats().await;
-    for _ in 0..100 {
-        if stats["scripts"]["socketio_sessions"] == serde_json::json!({"polling": 0, "websocket": 0}) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        stats = server.stats().await;
-    }
-    let scripts = &stats["scripts"];
-    assert_eq!(scripts["socketio_sessions"], serde_json::json!({"polling": 0, "websocket": 0}), "{scripts}");
+    let scripts = &wait_no_sessions(&server).await;
     assert_eq!((scripts["expired_sessions"].as_u64(), scripts["malformed_packets"].as_u64()), (Some(0), Some(0)), "{scripts}");
     assert_eq!(scripts["socketio_upgrades"], 1, "one session, upgraded once: {scripts}");
     assert_eq!(scripts["socketio_sessions_total"], 1, "{scripts}");
