@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::clients::{event, ClientProcess};
+use common::clients::{event, wait_no_sessions, ClientProcess};
 use common::{TestServer, Toml};
 
 const KEY: &str = "js-test-key";
@@ -27,8 +27,8 @@ async fn one_transport(transport: &str) {
     assert_eq!((update["type"].as_str(), update["symbol"].as_str(), update["interval"].as_str()), (Some("price_update"), Some("JSTEST"), Some("1s")));
     let bar = &update["data"];
     assert_eq!((bar["open"].as_f64(), bar["high"].as_f64(), bar["low"].as_f64()), (Some(50.0), Some(69.0), Some(50.0)), "{bar}");
-    let sessions = &server.stats().await["scripts"]["socketio_sessions_total"];
-    assert_eq!(sessions, 1);
+    let scripts = wait_no_sessions(&server).await;
+    assert_eq!((scripts["socketio_sessions_total"].as_u64(), scripts["expired_sessions"].as_u64()), (Some(1), Some(0)), "closed cleanly: {scripts}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

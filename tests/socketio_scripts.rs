@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::clients::{all, event, ClientProcess};
+use common::clients::{all, event, wait_no_sessions, ClientProcess};
 use common::{Client, TestServer, Toml};
 use serde_json::Value;
 
@@ -32,8 +32,9 @@ async fn seed_example_script_polls_then_upgrades_and_its_data_is_kept() {
         assert_eq!((r["status"].as_str(), r["trades"].as_u64(), r["market_data"].as_u64()), (Some("success"), Some(1), Some(1)), "{r}");
         assert_eq!(r["errors"], Value::Array(vec![]));
     }
-    let stats = server.stats().await;
-    let scripts = &stats["scripts"];
+    // The script disconnected cleanly: its session is gone, not left to expire.
+    let scripts = &wait_no_sessions(&server).await;
+    assert_eq!((scripts["expired_sessions"].as_u64(), scripts["malformed_packets"].as_u64()), (Some(0), Some(0)), "{scripts}");
     assert_eq!(scripts["socketio_upgrades"], 1, "one session, upgraded once: {scripts}");
     assert_eq!(scripts["socketio_sessions_total"], 1, "{scripts}");
     assert_eq!((scripts["executed_trades"].as_u64(), scripts["market_data_rows"].as_u64()), (Some(3), Some(3)));

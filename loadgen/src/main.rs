@@ -1,11 +1,12 @@
 //! candlecast-loadgen: opens N WebSocket clients at a controlled rate, subscribes each to one topic
 //! following a hot/cold distribution, and measures delivery latency (the server's `ts_sent` against this
 //! machine's clock), messages per second, connect time, errors and disconnects, plus the server's RSS and
-//! CPU from /proc. Beyond one process's open-file limit it spreads clients over child processes
+//! CPU from /proc (`--mode push`: scripts streaming trades over Socket.IO instead, see push.rs). Beyond one process's open-file limit it spreads clients over child processes
 //! (`--processes`) and merges their histograms exactly. Prints one summary line; `--json` writes the result.
 
 mod client;
 mod procstat;
+mod push;
 mod stats;
 
 use std::path::PathBuf;
@@ -69,6 +70,19 @@ pub struct Args {
     /// socket.io peer; give its base URL, e.g. ws://127.0.0.1:3000).
     #[arg(long, default_value = "candlecast")]
     pub protocol: String,
+    /// `fanout` (clients subscribe and read, the default) or `push` (`--clients` scripts stream trades
+    /// over Socket.IO on WebSocket with the `trades` batch event; give the server's base URL).
+    #[arg(long, default_value = "fanout")]
+    pub mode: String,
+    /// Push mode: the script key (`[scripts] keys`).
+    #[arg(long, default_value = "")]
+    pub token: String,
+    /// Push mode: trades per `trades` event.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    /// Push mode: batches each script keeps in flight (sent, not yet acknowledged).
+    #[arg(long, default_value_t = 4)]
+    pub window: usize,
     /// Internal: run as child number N and print a partial result as JSON.
     #[arg(long, hide = true)]
     pub child: Option<usize>,
@@ -86,6 +100,19 @@ fn main() -> anyhow::Result<()> {
         bail!("--protocol must be candlecast or socketio");
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(args.threads.max(1)).enable_all().build()?;
+    if args.mode == "push" {
+        return rt.block_on(async move {
+            let command = std::env::args().collect::<Vec<_>>().join(" ");
+            let json = args.json.clone();
+            let report = push::run(Arc::new(args), command).await?;
+            println!("{}", report.summary());
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_vec_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
+            }
+            Ok(())
+        });
+    }
+    anyhow::ensure!(args.mode == "fanout", "--mode must be fanout or push");
     rt.block_on(async move {
         if args.child.is_some() {
             let partial = client::run_process(Arc::new(args)).await?;

@@ -81,10 +81,13 @@ impl Sessions {
     }
 }
 
+/// The members of one room: session id → its queue.
+type Members = HashMap<Arc<str>, Arc<PacketQueue>>;
+
 /// Rooms: name → members' queues. A session leaves all its rooms when it ends.
 #[derive(Default)]
 pub struct Rooms {
-    rooms: RwLock<HashMap<String, HashMap<Arc<str>, Arc<PacketQueue>>>>,
+    rooms: RwLock<HashMap<String, Members>>,
 }
 
 impl Rooms {
@@ -111,7 +114,7 @@ impl Rooms {
         map.get(room).map_or(0, |members| members.values().filter(|q| q.push(packet.clone()).is_ok()).count())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, HashMap<Arc<str>, Arc<PacketQueue>>>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Members>> {
         self.rooms.write().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -33,6 +33,8 @@ use crate::ws::limits::TokenBucket;
 const WATCH_EVERY: Duration = Duration::from_secs(1);
 /// A client must connect to a namespace within this long (Socket.IO's default connect timeout).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(45);
+/// How long a session stays after its client left namespace `/` without closing the session.
+const AFTER_NAMESPACE_LEFT: Duration = Duration::from_secs(1);
 /// Events waiting to be handled; more are refused as busy (the transports wait for their packets to be
 /// handled, so only a client pipelining far ahead gets here).
 const MAX_PENDING_EVENTS: usize = 1024;
@@ -220,13 +222,17 @@ impl EioSession {
         let packet = sio::Packet::decode(text)?;
         match packet.kind {
             Kind::Connect => self.connect(&packet.namespace, packet.data, ctx),
-            Kind::Disconnect => {
-                if packet.namespace == "/" {
-                    if let Some(socket) = self.socket.take() {
-                        socket.disconnect();
-                    }
+            Kind::Disconnect if packet.namespace == "/" => {
+                if let Some(socket) = self.socket.take() {
+                    socket.disconnect();
                 }
+                // `/` is the only namespace, so the session has no use left. Clients close it themselves
+                // right after, but not always (python-engineio's polling transport may skip its close
+                // packet): end it shortly unless they do. Not at once: a client that sees its transport
+                // end before it has closed it takes that as a failure and reconnects.
+                ctx.run_later(AFTER_NAMESPACE_LEFT, |s, ctx| s.close(CloseReason::ClientClosed, ctx));
             }
+            Kind::Disconnect => {}
             Kind::Event => match packet.data {
                 Data::Event { name, args } => self.event(&packet.namespace, name, args, packet.id, ctx),
                 _ => return Err(CloseReason::Protocol("event without a name")),
@@ -341,7 +347,14 @@ impl Actor for EioSession {
         if let Some(probe) = self.probe.take() {
             probe.close(1000, "session closed");
         }
-        self.queue.close_with(Some(Packet::Close.encode()));
+        // The client is told when the server ends the session; when the client ended it, nothing is sent
+        // back (as Engine.IO servers do): a close packet echoed to python-engineio races its own shutdown.
+        // A poll still waiting then ends with 400 (unknown session), which clients take as the end.
+        let last = match reason {
+            CloseReason::ClientClosed | CloseReason::TransportClosed => None,
+            _ => Some(Packet::Close.encode()),
+        };
+        self.queue.close_with(last);
         for job in self.jobs.drain(..) {
             if let Job::Done(tx) = job {
                 let _ = tx.send(());

@@ -118,3 +118,17 @@ pub fn event<'a>(events: &'a [Value], name: &str) -> &'a Value {
 pub fn all<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["event"] == name).map(|e| &e["data"]).collect()
 }
+
+/// Waits (up to 10 s) until the server holds no Socket.IO session: every client closed cleanly. Returns
+/// the `scripts` stats.
+pub async fn wait_no_sessions(server: &super::TestServer) -> Value {
+    let none = serde_json::json!({"polling": 0, "websocket": 0});
+    for _ in 0..200 {
+        let stats = server.stats().await["scripts"].clone();
+        if stats["socketio_sessions"] == none {
+            return stats;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("sessions left open: {}", server.stats().await["scripts"]);
+}

@@ -23,6 +23,20 @@ function connect(options) {
   });
 }
 
+/** Disconnects and waits until the engine has closed (its close packet is sent), at most `ms`. */
+function disconnect(socket, ms = 5000) {
+  const engine = socket.io.engine;
+  const closed = new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    engine.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  socket.disconnect();
+  return closed;
+}
+
 function next(socket, event, ms = 20000) {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no ${event} within ${ms} ms`)), ms);
@@ -44,7 +58,7 @@ async function transport(name) {
   out('ack_subscribe', await socket.timeout(20000).emitWithAck('subscribe', { trading_pairs: ['JSTEST'], interval: '1s' }));
   out('price_update', await update);
   out('transport_at_end', socket.io.engine.transport.name);
-  socket.disconnect();
+  await disconnect(socket);
 }
 
 /** A dashboard without a key: join_frontend, live bars, then the trading_update a script causes. */
@@ -59,7 +73,7 @@ async function dashboard() {
   const trading = next(socket, 'trading_update', 60000);
   out('ready');
   out('trading_update', await trading);
-  socket.disconnect();
+  await disconnect(socket);
 }
 
 try {

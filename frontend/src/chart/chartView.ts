@@ -39,7 +39,8 @@ import { MAX_HISTORY_LIMIT } from '../net/protocol';
 import { Bar, BarSeries, isBar, referencePrice } from '../state/bars';
 import { Interval, intervalMs } from '../state/intervals';
 import { ChartConfig, IndicatorConfig, MAX_INDICATORS_PER_CHART } from '../state/layout';
-import { Marker, mergeMarkers } from '../state/markers';
+import { Marker, markersFromExecutedTrades, mergeMarkers } from '../state/markers';
+import { api } from '../net/api';
 import { markersFromSignals, parseSignal, signalToMarker } from '../state/signals';
 import { indicatorStreamKey } from '../net/streams';
 import type { Params } from '../state/catalog';
@@ -475,6 +476,7 @@ export class ChartView {
       for (const k of ['sma', 'ema'] as const) if (this.cfg[k]) this.overlays[k].enable(this.bars.bars);
       this.chart.timeScale().scrollToRealTime();
       this.goLive();
+      void this.loadTradeMarkers(gen);
     } catch (err) {
       if (gen !== this.generation) return;
       if (err instanceof RequestError && err.code === 'disconnected') {
@@ -484,6 +486,16 @@ export class ChartView {
       }
       this.setState('error');
       this.showError(err instanceof Error ? err.message : String(err));
+    }
+  }
+
+  /** Markers for the executed trades scripts reported on this symbol. */
+  private async loadTradeMarkers(gen: number): Promise<void> {
+    try {
+      const markers = markersFromExecutedTrades(await api.executedTrades(this.cfg.symbol));
+      if (gen === this.generation && markers.length > 0) this.addMarkers(markers);
+    } catch {
+      // No trades endpoint (an older server) or a failed request: the chart simply has no trade markers.
     }
   }
 

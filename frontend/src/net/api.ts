@@ -81,4 +81,6 @@ export const api = {
   optimizeStatus: (id: string) => getJson<JobStatus>(`/api/optimize/status/${job(id)}`),
   optimizeResults: <R>(id: string) => getJson<JobStatus<R>>(`/api/optimize/results/${job(id)}`),
   optimizeCancel: (id: string) => call<JobStatus>('POST', `/api/optimize/cancel/${job(id)}`),
+  /** Executed trades scripts reported for a symbol (seed 003's trades CSV), oldest first. */
+  executedTrades: (symbol: string, limit = 1000) => getJson<unknown>(`/api/trades?symbol=${encodeURIComponent(symbol)}&limit=${limit}`),
 };

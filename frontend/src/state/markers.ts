@@ -3,7 +3,8 @@
  * issues; this is the hook they plug into (see docs/DASHBOARD.md):
  *  - in the page: `addMarkers(chartId, markers)`,
  *  - over the WebSocket: `trade_marker` and `signal` messages, routed to every
- *    chart showing that symbol (and that interval, when the message names one).
+ *    chart showing that symbol (and that interval, when the message names one),
+ *  - from `GET /api/trades`: the executed trades scripts reported, when a chart loads.
  */
 
 export type MarkerKind = 'trade' | 'signal';
@@ -63,6 +64,21 @@ export function markerFromMessage(msg: Record<string, unknown>): RoutedMarker | 
       ? `${side.toUpperCase()}${num(data.quantity) !== undefined ? ` ${data.quantity}` : ''}${price !== undefined ? ` @ ${price}` : ''}`
       : `${str(data.strategy) ?? 'signal'} ${side}`);
   return { symbol, interval: str(msg.interval), marker: { time, kind, side, text: label, price } };
+}
+
+/**
+ * Trade markers for the executed trades scripts reported (`GET /api/trades`):
+ * `{"trades":[{"timestamp":1672567200000,"symbol":"AAPL","side":"BUY","quantity":100,"price":150,"strategy":"…"}]}`.
+ * Malformed entries are skipped.
+ */
+export function markersFromExecutedTrades(reply: unknown): Marker[] {
+  const trades = typeof reply === 'object' && reply !== null ? (reply as { trades?: unknown }).trades : undefined;
+  if (!Array.isArray(trades)) return [];
+  return trades.flatMap((t) => {
+    if (typeof t !== 'object' || t === null) return [];
+    const routed = markerFromMessage({ type: 'trade_marker', symbol: (t as { symbol?: unknown }).symbol, data: t });
+    return routed ? [routed.marker] : [];
+  });
 }
 
 /** Identity of a marker: a history sent again (reconnect, second chart) must not double it. */

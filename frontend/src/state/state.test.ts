@@ -4,7 +4,7 @@ import { Bar, BarSeries, findGaps, normalize, referencePrice } from './bars';
 import { ema, emaNext, sma, smaLast } from './indicators';
 import { INTERVALS, intervalMs, isInterval } from './intervals';
 import { LAYOUT_KEY, MAX_CHARTS, defaultLayout, deserializeLayout, loadLayout, nextChartId, saveLayout, serializeLayout } from './layout';
-import { MAX_MARKERS_PER_CHART, markerFromMessage, mergeMarkers } from './markers';
+import { MAX_MARKERS_PER_CHART, markerFromMessage, markersFromExecutedTrades, mergeMarkers } from './markers';
 import { memoryStore } from './storage';
 
 const bar = (timestamp: number, close = 1, extra: Partial<Bar> = {}): Bar => ({
@@ -170,6 +170,26 @@ describe('layout persistence', () => {
     expect(loadLayout(store)).toEqual(defaultLayout());
     expect(nextChartId([])).toBe('c1');
     expect(nextChartId(defaultLayout().charts)).toBe('c3');
+  });
+});
+
+describe('executed-trade markers (GET /api/trades)', () => {
+  it('turns each executed trade into a trade marker and skips malformed ones', () => {
+    const reply = {
+      symbol: 'AAPL',
+      trades: [
+        { timestamp: 1672567200000, time: '2023-01-01T10:00:00.000Z', symbol: 'AAPL', side: 'BUY', quantity: 100, price: 150, profit_loss: 25.5, strategy: 'Three Red Bodies' },
+        { timestamp: 1672567500000, symbol: 'AAPL', side: 'SELL', quantity: 50, price: 151.5, profit_loss: null, strategy: '' },
+        { symbol: 'AAPL', side: 'BUY' },
+        'garbage',
+      ],
+    };
+    expect(markersFromExecutedTrades(reply)).toEqual([
+      { time: 1672567200000, kind: 'trade', side: 'buy', text: 'BUY 100 @ 150', price: 150 },
+      { time: 1672567500000, kind: 'trade', side: 'sell', text: 'SELL 50 @ 151.5', price: 151.5 },
+    ]);
+    expect(markersFromExecutedTrades({ error: 'x' })).toEqual([]);
+    expect(markersFromExecutedTrades(null)).toEqual([]);
   });
 });
 
