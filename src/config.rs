@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use candlecast_actors::aggregator::AggregatorSettings;
 use candlecast_actors::engine::FeedSettings;
 use candlecast_actors::hub::HubSettings;
+use candlecast_actors::persist::StoreSettings;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::Deserialize;
@@ -25,6 +26,7 @@ pub struct Config {
     pub log: LogConfig,
     pub strategies: StrategiesConfig,
     pub admin: AdminConfig,
+    pub store: StoreSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -131,7 +133,7 @@ impl Config {
         ];
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, msg)) => Err(ConfigError((*msg).to_owned())),
-            None => Ok(()),
+            None => self.store.validate().map_err(ConfigError),
         }
     }
 }
@@ -154,6 +156,19 @@ mod tests {
         assert_eq!(c.hub.max_updates_per_second, 10);
         assert_eq!(c.ws.max_frame_bytes, 64 * 1024);
         assert_eq!(c.aggregator.history_bars, 5000);
+        assert_eq!(c.store.kind, candlecast_actors::persist::StoreKind::Embedded);
+        assert_eq!(c.store.path, Path::new("data"));
+    }
+
+    #[test]
+    fn store_settings_are_checked_and_kinds_named() {
+        let err = Config::load_with(None, &[("store.kind", toml::Value::String("sqlite".into()))]).unwrap_err().to_string();
+        assert!(err.contains("sqlite") && err.contains("embedded"), "{err}");
+        let influx = |api: &str| Config::load_with(None, &[("store.kind", toml::Value::String("influxdb".into())), ("store.influxdb.api", toml::Value::String(api.into()))]);
+        assert!(influx("v1").is_ok());
+        let err = influx("v2").unwrap_err().to_string();
+        assert!(err.contains("store.influxdb.org") || err.contains("store.influxdb.token"), "{err}");
+        assert!(Config::load_with(None, &[("store.influxdb.tokn", toml::Value::String("x".into()))]).unwrap_err().to_string().contains("tokn"));
     }
 
     #[test]

@@ -21,13 +21,26 @@ pub struct TestServer {
     pub addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    /// The store's directory when the server made its own (deleted after the server stops).
+    _data: Option<tempfile::TempDir>,
 }
 
 impl TestServer {
     /// Starts with small, fast test defaults, then `overrides` (dotted keys, as in config/default.toml),
-    /// and waits until every configured symbol has a price.
+    /// and waits until every configured symbol has a price. The embedded store lives in a fresh temporary
+    /// directory, so that tests running side by side never share files.
     pub async fn start(overrides: &[(&str, Toml)]) -> TestServer {
+        let data = tempfile::tempdir().expect("temporary store directory");
+        let mut server = TestServer::start_in(data.path(), overrides).await;
+        server._data = Some(data);
+        server
+    }
+
+    /// Like [`TestServer::start`], with the store (and its journal) in `dir`, which outlives the server:
+    /// start a second server on the same `dir` to test a restart.
+    pub async fn start_in(dir: &std::path::Path, overrides: &[(&str, Toml)]) -> TestServer {
         let mut layers: Vec<(&str, Toml)> = vec![
+            ("store.path", Toml::String(dir.to_string_lossy().into_owned())),
             ("server.host", Toml::String("127.0.0.1".into())),
             ("server.port", Toml::Integer(0)),
             ("server.static_dir", Toml::String("/nonexistent-candlecast-dist".into())),
@@ -49,7 +62,7 @@ impl TestServer {
                 eprintln!("server failed: {e:#}");
             }
         });
-        let server = TestServer { addr, stop: Some(stop), thread: Some(thread) };
+        let server = TestServer { addr, stop: Some(stop), thread: Some(thread), _data: None };
         for symbol in symbols {
             server.wait_for(&format!("/api/price/{symbol}"), 200).await;
         }

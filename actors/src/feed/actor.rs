@@ -8,8 +8,10 @@ use actix::prelude::*;
 
 use super::backoff::Backoff;
 use super::{Connector, FeedError, FeedState, FeedStatus};
+use crate::aggregator::Seed;
 use crate::messages::Ingest;
-use crate::model::{now_ms, Interval};
+use crate::model::{now_ms, Bar, Interval, Symbol};
+use crate::persist::history::History;
 
 /// A connection that lasted this long counts as healthy: the next failure starts the backoff afresh.
 const HEALTHY_AFTER: Duration = Duration::from_secs(30);
@@ -23,15 +25,25 @@ pub struct StopFeed;
 pub struct FeedActor<C: Connector> {
     connector: Option<C>,
     sink: Recipient<Ingest>,
-    seed: Option<Recipient<crate::aggregator::Seed>>,
-    intervals: Vec<Interval>,
+    seed: Option<Backfill>,
     status: Arc<FeedStatus>,
 }
 
+/// Where a feed's history goes before live trades start.
+pub struct Backfill {
+    /// The symbol's aggregator.
+    pub seed: Recipient<Seed>,
+    pub intervals: Vec<Interval>,
+    /// What the store holds (read first) and where the new part of the backfill is stored.
+    pub history: History,
+    /// Bars per interval the aggregator keeps in memory: how much stored history to load into it.
+    pub window: usize,
+}
+
 impl<C: Connector> FeedActor<C> {
-    /// `seed` receives the connector's backfill before live trades start.
-    pub fn new(connector: C, sink: Recipient<Ingest>, seed: Option<Recipient<crate::aggregator::Seed>>, intervals: Vec<Interval>, status: Arc<FeedStatus>) -> Self {
-        FeedActor { connector: Some(connector), sink, seed, intervals, status }
+    /// `seed` receives stored history plus the connector's backfill before live trades start.
+    pub fn new(connector: C, sink: Recipient<Ingest>, seed: Option<Backfill>, status: Arc<FeedStatus>) -> Self {
+        FeedActor { connector: Some(connector), sink, seed, status }
     }
 }
 
@@ -40,7 +52,7 @@ impl<C: Connector> Actor for FeedActor<C> {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         let Some(connector) = self.connector.take() else { return };
-        let run = run(connector, self.sink.clone(), self.seed.take(), std::mem::take(&mut self.intervals), self.status.clone());
+        let run = run(connector, self.sink.clone(), self.seed.take(), self.status.clone());
         ctx.spawn(actix::fut::wrap_future(run).map(|_, _: &mut Self, ctx: &mut Context<Self>| ctx.stop()));
     }
 }
@@ -64,20 +76,44 @@ fn stopped_state(err: &FeedError) -> FeedState {
     }
 }
 
-async fn run<C: Connector>(mut c: C, sink: Recipient<Ingest>, seed: Option<Recipient<crate::aggregator::Seed>>, intervals: Vec<Interval>, status: Arc<FeedStatus>) {
-    let symbol = c.symbol().clone();
-    let source = c.source();
-    if let Some(seed) = seed {
-        match c.backfill(now_ms(), &intervals).await {
-            Ok(bars) if !bars.is_empty() => {
-                let n: usize = bars.iter().map(|(_, b)| b.len()).sum();
-                tracing::info!(%symbol, source, bars = n, "backfilled history");
-                // Wait for the seed to be applied so no live trade overtakes it.
-                let _ = seed.send(crate::aggregator::Seed { bars }).await;
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(%symbol, source, error = %e, "backfill failed; starting without history"),
+/// Loads what the store holds, lets the connector add what is missing, stores that part, and seeds the
+/// aggregator with both: the store's history is never backfilled over.
+async fn backfill<C: Connector>(c: &mut C, to: Backfill) {
+    let (symbol, source) = (c.symbol().clone(), c.source());
+    let held = to.history.held(&symbol, &to.intervals, to.window).await;
+    let fresh = match c.backfill(now_ms(), &to.intervals, &held).await {
+        Ok(bars) => held.only_missing(bars),
+        Err(e) => {
+            tracing::warn!(%symbol, source, error = %e, "backfill failed; starting from stored history only");
+            Vec::new()
         }
+    };
+    let new_bars: usize = fresh.iter().map(|(_, b)| b.len()).sum();
+    let stored: usize = to.intervals.iter().map(|iv| held.window(*iv).len()).sum();
+    if held.is_known() {
+        let closed: Vec<Bar> = fresh.iter().flat_map(|(_, bars)| bars.iter().filter(|b| b.closed).cloned()).collect();
+        to.history.persist(closed, Arc::from(source)).await;
+    }
+    let mut bars: Vec<(Interval, Vec<Bar>)> = Vec::new();
+    for &iv in &to.intervals {
+        let mut series = held.window(iv).to_vec();
+        series.extend(fresh.iter().filter(|(i, _)| *i == iv).flat_map(|(_, b)| b.iter().cloned()));
+        if !series.is_empty() {
+            bars.push((iv, series));
+        }
+    }
+    if !bars.is_empty() {
+        tracing::info!(%symbol, source, stored, backfilled = new_bars, "history loaded");
+        // Wait for the seed to be applied so no live trade overtakes it.
+        let _ = to.seed.send(Seed { bars }).await;
+    }
+}
+
+async fn run<C: Connector>(mut c: C, sink: Recipient<Ingest>, seed: Option<Backfill>, status: Arc<FeedStatus>) {
+    let symbol: Symbol = c.symbol().clone();
+    let source = c.source();
+    if let Some(to) = seed {
+        backfill(&mut c, to).await;
     }
     let mut backoff = Backoff::new(Duration::from_millis(125), Duration::from_secs(60));
     loop {
