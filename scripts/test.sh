@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+# InfluxDB 1.x, which tests/persist_influx.rs starts on a free port in a temporary directory.
+command -v influxd >/dev/null 2>&1 || need_apt+=(influxdb)
 if [ -d tests/browser ]; then
   [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 fi

@@ -1,6 +1,9 @@
 //! Shared test helpers: the real server on 127.0.0.1:0 in a thread of its own, and a WebSocket client.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod history;
+pub mod influxd;
+
 use std::net::{SocketAddr, TcpListener};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -39,17 +42,7 @@ impl TestServer {
     /// Like [`TestServer::start`], with the store (and its journal) in `dir`, which outlives the server:
     /// start a second server on the same `dir` to test a restart.
     pub async fn start_in(dir: &std::path::Path, overrides: &[(&str, Toml)]) -> TestServer {
-        let mut layers: Vec<(&str, Toml)> = vec![
-            ("store.path", Toml::String(dir.to_string_lossy().into_owned())),
-            ("server.host", Toml::String("127.0.0.1".into())),
-            ("server.port", Toml::Integer(0)),
-            ("server.static_dir", Toml::String("/nonexistent-candlecast-dist".into())),
-            ("server.workers", Toml::Integer(2)),
-            ("feed.simulated.backfill_days", Toml::Integer(1)),
-            ("feed.simulated.backfill_fine_hours", Toml::Integer(1)),
-        ];
-        layers.extend(overrides.iter().cloned());
-        let config = Config::load_with(None, &layers).expect("test config");
+        let config = test_config(dir, overrides);
         let symbols = config.feed.symbols.clone();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -67,6 +60,23 @@ impl TestServer {
             server.wait_for(&format!("/api/price/{symbol}"), 200).await;
         }
         server
+    }
+
+    /// Runs candlecast with its store in `dir` and `overrides`, expecting the start to fail; returns the
+    /// error, as `main` would print it.
+    pub fn start_error(dir: &std::path::Path, overrides: &[(&str, Toml)]) -> String {
+        let config = test_config(dir, overrides);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let result = actix_web::rt::System::new().block_on(candlecast::run(listener, config, std::future::pending()));
+            let _ = tx.send(result.map_err(|e| format!("{e:#}")));
+        });
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(Err(e)) => e,
+            Ok(Ok(())) => panic!("candlecast stopped without an error"),
+            Err(_) => panic!("candlecast did not refuse to start within a minute"),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -99,6 +109,21 @@ impl TestServer {
     pub async fn stats(&self) -> Value {
         self.get_json("/api/stats").await.1["stats"].clone()
     }
+}
+
+/// Small, fast test defaults with the store in `dir`, then `overrides`.
+fn test_config(dir: &std::path::Path, overrides: &[(&str, Toml)]) -> Config {
+    let mut layers: Vec<(&str, Toml)> = vec![
+        ("store.path", Toml::String(dir.to_string_lossy().into_owned())),
+        ("server.host", Toml::String("127.0.0.1".into())),
+        ("server.port", Toml::Integer(0)),
+        ("server.static_dir", Toml::String("/nonexistent-candlecast-dist".into())),
+        ("server.workers", Toml::Integer(2)),
+        ("feed.simulated.backfill_days", Toml::Integer(1)),
+        ("feed.simulated.backfill_fine_hours", Toml::Integer(1)),
+    ];
+    layers.extend(overrides.iter().cloned());
+    Config::load_with(None, &layers).expect("test config")
 }
 
 impl Drop for TestServer {

@@ -274,8 +274,7 @@ impl Persister {
         s.buffered_bars.store((self.buffer.len() + in_flight.as_ref().map_or(0, |b| b.len())) as u64, Ordering::Relaxed);
         s.journal_bars.store(self.journal.bars(), Ordering::Relaxed);
         // The journal is older than the batch in flight from memory, which is older than the buffer.
-        let journal_head = if self.journal.is_empty() { None } else { self.journal.peeked_oldest() };
-        let oldest = journal_head.or_else(|| in_flight.and_then(|b| b.first().map(|b| b.revised))).or_else(|| self.buffer.first().map(|b| b.revised));
+        let oldest = self.journal.oldest().or_else(|| in_flight.and_then(|b| b.first().map(|b| b.revised))).or_else(|| self.buffer.first().map(|b| b.revised));
         s.oldest_unwritten_ms.store(oldest.unwrap_or(0), Ordering::Relaxed);
     }
 

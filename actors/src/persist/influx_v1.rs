@@ -127,7 +127,8 @@ impl Dialect for V1 {
         if !ping.status().is_success() {
             return Err(StoreError::Unreachable(format!("{}/ping answered {}: is this InfluxDB?", self.url, ping.status())));
         }
-        self.query("SHOW MEASUREMENTS LIMIT 1").await.map(drop)
+        // The read candlecast makes anyway (SHOW MEASUREMENTS answers an empty list for a missing database).
+        self.query(&format!("SELECT \"close\" FROM {} LIMIT 1", line_protocol::MEASUREMENT)).await.map(drop)
     }
 
     async fn write(&self, body: String) -> Result<(), StoreError> {

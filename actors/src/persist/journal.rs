@@ -1,7 +1,8 @@
 //! The journal: an append-only file of batches the store has not taken yet, read back in order.
 //!
-//! A record is `length: u32 LE | bars: u32 LE | crc32: u32 LE | payload`, the payload being the batch as
-//! JSON and the checksum covering `bars` and the payload. Records are written whole and then fsynced
+//! A record is `length: u32 LE | bars: u32 LE | oldest: i64 LE | crc32: u32 LE | payload`, the payload
+//! being the batch as JSON, `oldest` its earliest `revised` time (for the write lag, without decoding),
+//! and the checksum covering `bars`, `oldest` and the payload. Records are written whole and then fsynced
 //! (`append` returns after `sync_data`), so once a batch is in the journal a crash or power loss does
 //! not take it. A crash *during* an append leaves a torn last record: [`Journal::open`] recognises it
 //! (short, or a checksum that does not match) and cuts the file there; that batch was never reported as
@@ -20,7 +21,7 @@ use std::sync::Arc;
 
 use super::StoredBar;
 
-const HEADER: usize = 12;
+const HEADER: usize = 20;
 /// A record larger than this is corruption, not a batch (batches are at most `batch_bars` bars).
 const MAX_RECORD: u32 = 256 * 1024 * 1024;
 
@@ -41,6 +42,16 @@ pub struct Recovered {
     pub torn_bytes: u64,
 }
 
+/// What the journal knows of a record without reading its payload.
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    /// Header and payload, in bytes.
+    len: u64,
+    bars: u32,
+    /// The earliest `revised` of its bars.
+    oldest: i64,
+}
+
 /// See the module documentation.
 pub struct Journal {
     path: PathBuf,
@@ -48,8 +59,8 @@ pub struct Journal {
     /// Offset of the oldest unwritten record, and of the end of the file.
     read_at: u64,
     end: u64,
-    /// (length on disk, bars) of every unwritten record, oldest first.
-    records: VecDeque<(u64, u32)>,
+    /// Every unwritten record, oldest first.
+    records: VecDeque<Record>,
     bars: u64,
     /// The decoded head record, kept until it is popped.
     head: Option<Arc<[StoredBar]>>,
@@ -67,10 +78,10 @@ impl Journal {
         file.read_to_end(&mut data).map_err(|e| err(e.to_string()))?;
         let mut records = VecDeque::new();
         let (mut at, mut bars) = (0usize, 0u64);
-        while let Some((len, count)) = whole_record(&data[at..]) {
-            records.push_back(((HEADER + len) as u64, count));
-            bars += count as u64;
-            at += HEADER + len;
+        while let Some(record) = whole_record(&data[at..]) {
+            bars += record.bars as u64;
+            at += record.len as usize;
+            records.push_back(record);
         }
         let torn_bytes = (data.len() - at) as u64;
         if torn_bytes > 0 {
@@ -109,15 +120,13 @@ impl Journal {
         let mut added = Vec::new();
         for chunk in bars.chunks(per_record.max(1)) {
             let payload = serde_json::to_vec(chunk).map_err(|e| self.error(format!("cannot encode a batch: {e}")))?;
-            let count = chunk.len() as u32;
-            let mut crc = crc32fast::Hasher::new();
-            crc.update(&count.to_le_bytes());
-            crc.update(&payload);
+            let record = Record { len: (HEADER + payload.len()) as u64, bars: chunk.len() as u32, oldest: chunk.iter().map(|b| b.revised).min().unwrap_or(0) };
             buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-            buf.extend_from_slice(&count.to_le_bytes());
-            buf.extend_from_slice(&crc.finalize().to_le_bytes());
+            buf.extend_from_slice(&record.bars.to_le_bytes());
+            buf.extend_from_slice(&record.oldest.to_le_bytes());
+            buf.extend_from_slice(&checksum(record.bars, record.oldest, &payload).to_le_bytes());
             buf.extend_from_slice(&payload);
-            added.push(((HEADER + payload.len()) as u64, count));
+            added.push(record);
         }
         self.file.seek(SeekFrom::Start(self.end)).map_err(|e| self.error(e))?;
         if let Err(e) = self.file.write_all(&buf).and_then(|()| self.file.sync_data()) {
@@ -126,9 +135,9 @@ impl Journal {
             return Err(self.error(format!("cannot append: {e}")));
         }
         self.end += buf.len() as u64;
-        for (len, count) in added {
-            self.records.push_back((len, count));
-            self.bars += count as u64;
+        for record in added {
+            self.bars += record.bars as u64;
+            self.records.push_back(record);
         }
         Ok(())
     }
@@ -136,7 +145,7 @@ impl Journal {
     /// The oldest batch not yet written, if any.
     pub fn head(&mut self) -> Result<Option<Arc<[StoredBar]>>, JournalError> {
         if self.head.is_none() {
-            let Some(&(len, _)) = self.records.front() else { return Ok(None) };
+            let Some(&Record { len, .. }) = self.records.front() else { return Ok(None) };
             let mut record = vec![0u8; len as usize];
             self.file.seek(SeekFrom::Start(self.read_at)).map_err(|e| self.error(e))?;
             self.file.read_exact(&mut record).map_err(|e| self.error(format!("cannot read a record: {e}")))?;
@@ -146,17 +155,17 @@ impl Journal {
         Ok(self.head.clone())
     }
 
-    /// When the oldest journaled bar arrived (its `revised`), once the head record has been read.
-    pub fn peeked_oldest(&self) -> Option<i64> {
-        self.head.as_ref().and_then(|h| h.first().map(|b| b.revised))
+    /// When the oldest journaled bar arrived (its `revised`).
+    pub fn oldest(&self) -> Option<i64> {
+        self.records.front().map(|r| r.oldest)
     }
 
     /// The head batch is in the store: forget it; empty the file once every batch is.
     pub fn pop(&mut self) -> Result<(), JournalError> {
         self.head = None;
-        if let Some((len, count)) = self.records.pop_front() {
-            self.read_at += len;
-            self.bars -= count as u64;
+        if let Some(record) = self.records.pop_front() {
+            self.read_at += record.len;
+            self.bars -= record.bars as u64;
         }
         if self.records.is_empty() && self.end > 0 {
             self.file.set_len(0).and_then(|()| self.file.sync_data()).map_err(|e| self.error(format!("cannot empty the journal: {e}")))?;
@@ -167,19 +176,25 @@ impl Journal {
     }
 }
 
-/// The (payload length, bars) of the record at the start of `data`, if it is whole and its checksum holds.
-fn whole_record(data: &[u8]) -> Option<(usize, u32)> {
-    let header = data.get(..HEADER)?;
-    let word = |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
-    let (len, count, crc) = (word(0), word(4), word(8));
+fn checksum(bars: u32, oldest: i64, payload: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&bars.to_le_bytes());
+    hasher.update(&oldest.to_le_bytes());
+    hasher.update(payload);
+    hasher.finalize()
+}
+
+/// The record at the start of `data`, if it is whole and its checksum holds.
+fn whole_record(data: &[u8]) -> Option<Record> {
+    let header: &[u8; HEADER] = data.get(..HEADER)?.try_into().ok()?;
+    let u32_at = |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+    let (len, bars, crc) = (u32_at(0), u32_at(4), u32_at(16));
+    let oldest = i64::from_le_bytes([header[8], header[9], header[10], header[11], header[12], header[13], header[14], header[15]]);
     if len > MAX_RECORD {
         return None;
     }
     let payload = data.get(HEADER..HEADER + len as usize)?;
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&count.to_le_bytes());
-    hasher.update(payload);
-    (hasher.finalize() == crc).then_some((len as usize, count))
+    (checksum(bars, oldest, payload) == crc).then_some(Record { len: (HEADER + len as usize) as u64, bars, oldest })
 }
 
 #[cfg(test)]
@@ -209,12 +224,14 @@ mod tests {
         {
             let (mut j, rec) = Journal::open(&path).unwrap();
             assert_eq!(rec, Recovered::default());
+            assert_eq!(j.oldest(), None);
             j.append(&batch(0, 5), 2).unwrap();
             j.append(&batch(5, 3), 10).unwrap();
             assert_eq!((j.bars(), j.records.len()), (8, 4));
         }
         let (mut j, rec) = Journal::open(&path).unwrap();
         assert_eq!((rec.records, rec.bars, rec.torn_bytes), (4, 8, 0));
+        assert_eq!(j.oldest(), Some(0), "the arrival of the oldest bar, known without reading it");
         assert_eq!(drain(&mut j), batch(0, 8));
         assert!(j.is_empty());
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 0, "emptied once drained");
