@@ -86,7 +86,7 @@ mod tests {
 
     #[test]
     fn floats_round_trip_through_their_text() {
-        for v in [0.1 + 0.2, 1e-9, 123456789.123456789, 5e20, f64::MIN_POSITIVE] {
+        for v in [0.1 + 0.2, 1e-9, 123_456_789.123_456_79, 5e20, f64::MIN_POSITIVE] {
             let text = format!("{v}");
             assert!(!text.contains('e'), "{text}");
             assert_eq!(text.parse::<f64>().unwrap().to_bits(), v.to_bits());
