@@ -10,6 +10,8 @@ command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+# InfluxDB 1.x, which tests/persist_influx.rs starts on a free port in a temporary directory.
+command -v influxd >/dev/null 2>&1 || need_apt+=(influxdb)
 if [ -d tests/browser ]; then
   [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 fi

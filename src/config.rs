@@ -7,6 +7,7 @@ use candlecast_actors::aggregator::AggregatorSettings;
 use candlecast_actors::cluster::{NodeSettings, RedisSettings};
 use candlecast_actors::engine::FeedSettings;
 use candlecast_actors::hub::HubSettings;
+use candlecast_actors::persist::StoreSettings;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::Deserialize;
@@ -29,6 +30,7 @@ pub struct Config {
     pub scripts: ScriptsConfig,
     pub node: NodeSettings,
     pub redis: RedisSettings,
+    pub store: StoreSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -163,6 +165,7 @@ impl Config {
         if let Some((_, msg)) = checks.iter().find(|(ok, _)| !ok) {
             return Err(ConfigError((*msg).to_owned()));
         }
+        self.store.validate().map_err(ConfigError)?;
         candlecast_actors::cluster::settings::validate(&self.node, &self.redis).map_err(|e| ConfigError(e.to_string()))
     }
 }
@@ -187,6 +190,19 @@ mod tests {
         assert_eq!(c.aggregator.history_bars, 5000);
         assert_eq!((c.scripts.max_payload_bytes, c.scripts.ping_interval_ms, c.scripts.ping_timeout_ms), (1_000_000, 25_000, 20_000));
         assert!(c.scripts.keys.is_empty() && c.scripts.cors_origins.is_empty() && !c.scripts.require_key_for_dashboards);
+        assert_eq!(c.store.kind, candlecast_actors::persist::StoreKind::Embedded);
+        assert_eq!(c.store.path, Path::new("data"));
+    }
+
+    #[test]
+    fn store_settings_are_checked_and_kinds_named() {
+        let err = Config::load_with(None, &[("store.kind", toml::Value::String("sqlite".into()))]).unwrap_err().to_string();
+        assert!(err.contains("sqlite") && err.contains("embedded"), "{err}");
+        let influx = |api: &str| Config::load_with(None, &[("store.kind", toml::Value::String("influxdb".into())), ("store.influxdb.api", toml::Value::String(api.into()))]);
+        assert!(influx("v1").is_ok());
+        let err = influx("v2").unwrap_err().to_string();
+        assert!(err.contains("store.influxdb.org") || err.contains("store.influxdb.token"), "{err}");
+        assert!(Config::load_with(None, &[("store.influxdb.tokn", toml::Value::String("x".into()))]).unwrap_err().to_string().contains("tokn"));
     }
 
     #[test]

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use actix::Actor;
 use actix_web::{web, App, HttpServer};
 use candlecast_actors::telemetry::RateSampler;
+use candlecast_actors::persist::{Store, StoreSettings};
 use candlecast_actors::Engine;
 
 pub use config::Config;
@@ -112,7 +113,7 @@ fn start_strategy_actors(engine: &Engine, config: &Config) -> ws::Services {
             }
         });
     }
-    ws::Services { hub: engine.hub.clone(), market: engine.market.clone(), indicators, strategies }
+    ws::Services { hub: engine.hub.clone(), market: engine.market.clone(), indicators, strategies, history: engine.history.clone() }
 }
 
 /// Runs candlecast on `listener` until `shutdown` resolves. Must be called inside an actix system.
@@ -124,7 +125,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     if Cluster::manages_feeds(&config.redis) {
         engine_feeds.source = "none".into();
     }
-    let engine = Engine::start(&config.hub, config.aggregator.clone(), &engine_feeds)?;
+    let store = open_store(&config.store).await?;
+    let engine = Engine::start(&config.hub, config.aggregator.clone(), &engine_feeds, &config.store, store)?;
     let cluster = Cluster::start(&engine, &config.node, &config.redis, &config.feed).await?;
     let services = start_strategy_actors(&engine, &config);
     let ws_limits = Arc::new(config.ws.clone());
@@ -145,6 +147,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
 
     let feeds = state.engine.feeds.clone();
     let script_stats = state.scripts.clone();
+    let history = state.engine.history.clone();
     actix_web::rt::spawn(async move {
         let mut sampler = RateSampler::default();
         let mut tick = actix_web::rt::time::interval(Duration::from_secs(1));
@@ -178,5 +181,27 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
             handle.stop(true).await;
         }
     }
+    // Closed bars still in memory go to the store or the journal before the process ends, and the
+    // store is closed (so the same directory can be opened again at once, as tests do).
+    history.shutdown().await;
     Ok(())
+}
+
+/// How long the start waits for a server store to answer its first check.
+const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens the configured store and asks it whether it accepts our configuration. A refused setting
+/// (credentials, missing database or bucket, a locked embedded store) stops the start with its reason;
+/// an unreachable server does not: bars are journaled until it answers, and `/health` says so.
+async fn open_store(settings: &StoreSettings) -> anyhow::Result<Option<Arc<dyn Store>>> {
+    let store = candlecast_actors::persist::open(settings).map_err(|e| anyhow::anyhow!("store: {e}"))?;
+    if let Some(store) = &store {
+        match tokio::time::timeout(STORE_CHECK_TIMEOUT, store.check()).await {
+            Ok(Ok(())) => tracing::info!(kind = store.kind(), "store ready"),
+            Ok(Err(e)) if e.is_configuration() => anyhow::bail!("store ({}): {e}", store.kind()),
+            Ok(Err(e)) => tracing::warn!(kind = store.kind(), error = %e, "store not reachable yet; journaling bars until it is"),
+            Err(_) => tracing::warn!(kind = store.kind(), "store did not answer within {STORE_CHECK_TIMEOUT:?}; journaling bars until it does"),
+        }
+    }
+    Ok(store)
 }

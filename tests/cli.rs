@@ -20,7 +20,9 @@ fn unknown_keys_stop_the_start_with_their_name() {
 
 #[test]
 fn environment_sets_the_port_and_the_address_is_printed() {
+    let data = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_candlecast"))
+        .env("CANDLECAST__STORE__PATH", data.path())
         .env("CANDLECAST__SERVER__PORT", "0")
         .env("CANDLECAST__SERVER__HOST", "127.0.0.1")
         .env("CANDLECAST__FEED__SYMBOLS", "[\"BTCUSDT\"]")

@@ -7,7 +7,7 @@ use actix::prelude::*;
 use serde::Deserialize;
 
 use crate::aggregator::AggregatorSettings;
-use crate::feed::actor::StopFeed;
+use crate::feed::actor::{Backfill, StopFeed};
 use crate::feed::binance::combined::CombinedStreams;
 use crate::feed::binance::{BinanceConnector, BinanceSettings};
 use crate::feed::replay::{ReplayConnector, ReplaySettings};
@@ -16,6 +16,9 @@ use crate::feed::{Connector, FeedActor, FeedError, FeedStatus};
 use crate::hub::{Hub, HubSettings};
 use crate::market::Market;
 use crate::model::Symbol;
+use crate::persist::history::History;
+use crate::persist::journal::JournalError;
+use crate::persist::{Store, StoreError, StoreSettings};
 
 /// Which upstream the configured symbols come from (`[feed]` in the config).
 #[derive(Debug, Clone, Deserialize)]
@@ -52,6 +55,10 @@ pub enum EngineError {
     Connector { venue: &'static str, error: FeedError },
     #[error("invalid symbol {0:?}: use 1 to 20 characters A-Z, 0-9, '-', '_' or '.'")]
     InvalidSymbol(String),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("store: {0}")]
+    Journal(#[from] JournalError),
 }
 
 /// Whether a symbol name is acceptable (also for symbols that scripts create).
@@ -76,14 +83,15 @@ pub struct Feeds {
     market: Market,
     arbiter: ArbiterHandle,
     settings: Arc<FeedSettings>,
+    history: History,
     /// Binance connections shared by symbols, when `feed.binance.combined` is on.
     binance_combined: Option<CombinedStreams>,
 }
 
 impl Feeds {
-    fn new(market: Market, arbiter: ArbiterHandle, settings: FeedSettings) -> Feeds {
+    fn new(market: Market, arbiter: ArbiterHandle, settings: FeedSettings, history: History) -> Feeds {
         let binance_combined = settings.binance.combined.then(|| CombinedStreams::start(&settings.binance, &arbiter));
-        Feeds { running: Arc::default(), market, arbiter, settings: Arc::new(settings), binance_combined }
+        Feeds { running: Arc::default(), market, arbiter, settings: Arc::new(settings), history, binance_combined }
     }
 
     /// Every running feed, in the order they were started.
@@ -110,14 +118,14 @@ impl Feeds {
             return Err(EngineError::FeedExists { venue: f.source, symbol: symbol.to_owned() });
         }
         let sym = Symbol::from(symbol);
-        let (market, arbiter, s) = (&self.market, &self.arbiter, &self.settings);
+        let (market, arbiter, s, h) = (&self.market, &self.arbiter, &self.settings, &self.history);
         let handle = match source {
-            "simulated" => start_feed(market, SimulatedConnector::new(sym, &s.simulated), arbiter),
+            "simulated" => start_feed(market, SimulatedConnector::new(sym, &s.simulated), arbiter, h),
             "binance" => {
                 let c = BinanceConnector::new(sym, &s.binance, self.binance_combined.clone()).map_err(|error| EngineError::Connector { venue: "binance", error })?;
-                start_feed(market, c, arbiter)
+                start_feed(market, c, arbiter, h)
             }
-            "replay" => start_feed(market, ReplayConnector::new(sym, &s.replay), arbiter),
+            "replay" => start_feed(market, ReplayConnector::new(sym, &s.replay), arbiter, h),
             other => return Err(EngineError::UnknownSource(other.to_owned())),
         };
         running.push(handle.clone());
@@ -148,11 +156,14 @@ pub struct Engine {
     pub hub: Addr<Hub>,
     pub market: Market,
     pub feeds: Feeds,
+    /// History beyond the in-memory window, and the persistence actor behind it.
+    pub history: History,
 }
 
 impl Engine {
-    /// Starts everything; must be called inside a running actix system.
-    pub fn start(hub_settings: &HubSettings, aggregator: AggregatorSettings, feed: &FeedSettings) -> Result<Engine, EngineError> {
+    /// Starts everything; must be called inside a running actix system. `opened` is the store built
+    /// from `store` by [`crate::persist::open`] (`None` for none); the engine's persistence actor writes to it.
+    pub fn start(hub_settings: &HubSettings, aggregator: AggregatorSettings, feed: &FeedSettings, store: &StoreSettings, opened: Option<Arc<dyn Store>>) -> Result<Engine, EngineError> {
         if let Some(bad) = feed.symbols.iter().find(|s| !valid_symbol(s)) {
             return Err(EngineError::InvalidSymbol(bad.clone()));
         }
@@ -160,8 +171,10 @@ impl Engine {
         let hub = Hub::new(hub_settings);
         let hub = Hub::start_in_arbiter(&Arbiter::new().handle(), move |_| hub);
         let market_arbiter = Arbiter::new().handle();
+        let grace_ms = aggregator.grace_ms;
         let market = Market::new(hub.clone(), aggregator, market_arbiter.clone());
-        let feeds = Feeds::new(market.clone(), market_arbiter, feed.clone());
+        let history = History::start(opened, store, &market, &hub, grace_ms)?;
+        let feeds = Feeds::new(market.clone(), market_arbiter, feed.clone(), history.clone());
         match feed.source.as_str() {
             "none" => {}
             "simulated" | "binance" | "replay" => {
@@ -171,19 +184,19 @@ impl Engine {
             }
             other => return Err(EngineError::UnknownSource(other.to_owned())),
         }
-        Ok(Engine { hub, market, feeds })
+        Ok(Engine { hub, market, feeds, history })
     }
 }
 
 /// Registers the connector's symbol and starts its feed actor next to the aggregator.
-pub fn start_feed<C: Connector + Send>(market: &Market, mut connector: C, arbiter: &ArbiterHandle) -> FeedHandle {
+pub fn start_feed<C: Connector + Send>(market: &Market, mut connector: C, arbiter: &ArbiterHandle, history: &History) -> FeedHandle {
     let source = connector.source();
     let entry = market.get_or_create(connector.symbol(), source);
     let status = Arc::new(FeedStatus::default());
     connector.attach_status(status.clone());
-    let intervals = market.settings().intervals();
-    let aggregator = entry.aggregator.clone();
+    let backfill = Backfill { seed: entry.aggregator.clone().recipient(), intervals: market.settings().intervals(), history: history.clone(), window: market.settings().history_bars };
+    let (sink, upsert) = (entry.aggregator.clone().recipient(), entry.aggregator.clone().recipient());
     let feed_status = status.clone();
-    let actor = FeedActor::start_in_arbiter(arbiter, move |_| FeedActor::new(connector, aggregator, true, intervals, feed_status));
+    let actor = FeedActor::start_in_arbiter(arbiter, move |_| FeedActor::new(connector, sink, upsert, Some(backfill), feed_status));
     FeedHandle { source, symbol: entry.symbol, status, stop: actor.recipient() }
 }

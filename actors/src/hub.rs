@@ -44,6 +44,22 @@ pub struct Subscribe {
     pub ack: Bytes,
 }
 
+/// [`Subscribe`] for a client that already holds a topic's bars up to the one opening at `from` (the
+/// newest bar of the history it loaded): after `ack`, the hub queues the topic's bars that closed from
+/// `from` on (at most the last [`RECENT_CLOSED`]) before its newest bar, so that a bar closing between
+/// the history and the subscription is neither missed nor left in its unfinished state.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SubscribeFrom {
+    pub client: ClientId,
+    pub topics: Vec<(Topic, Option<i64>)>,
+    pub ack: Bytes,
+}
+
+/// Closed bars kept per topic for [`SubscribeFrom`]: the slack, in bars, between a client's history
+/// and its subscription.
+pub const RECENT_CLOSED: usize = 8;
+
 /// Unsubscribe a client from topics, then queue `ack`.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -129,6 +145,8 @@ impl Default for HubSettings {
 struct TopicState {
     subscribers: HashMap<ClientId, Arc<Outbox>>,
     latest: Option<Bar>,
+    /// The last [`RECENT_CLOSED`] closed bars (as corrected), oldest first.
+    recent_closed: std::collections::VecDeque<Bar>,
     last_sent: Option<Instant>,
     /// `latest` holds a partial update not sent yet.
     pending: bool,
@@ -138,6 +156,31 @@ impl TopicState {
     /// Whether a partial update may go out now: at least `gap` since the last send.
     fn due(&self, now: Instant, gap: Duration) -> bool {
         self.last_sent.map_or(true, |t| now.duration_since(t) >= gap)
+    }
+
+    fn remember_closed(&mut self, bar: &Bar) {
+        if let Some(known) = self.recent_closed.iter_mut().find(|b| b.open_time == bar.open_time) {
+            *known = bar.clone();
+            return;
+        }
+        self.recent_closed.push_back(bar.clone());
+        if self.recent_closed.len() > RECENT_CLOSED {
+            self.recent_closed.pop_front();
+        }
+    }
+
+    /// What a subscriber holding bars up to `from` needs: recent closed bars from there, then the newest.
+    fn snapshot(&self, from: Option<i64>) -> Vec<&Bar> {
+        let mut bars: Vec<&Bar> = match from {
+            Some(from) => self.recent_closed.iter().filter(|b| b.open_time >= from).collect(),
+            None => Vec::new(),
+        };
+        if let Some(latest) = &self.latest {
+            if bars.last().map_or(true, |b| b.open_time < latest.open_time) {
+                bars.push(latest);
+            }
+        }
+        bars
     }
 }
 
@@ -319,12 +362,16 @@ impl Handler<Publish> for Hub {
                         state.pending = false;
                         add(&COUNTERS.updates_conflated, 1);
                     }
+                    state.remember_closed(&update.bar);
                     state.latest = Some(update.bar.clone());
                     state.last_sent = Some(now);
                     self.fan_out(&topic, &update.bar, false);
                 }
                 // A correction revises an older bar: the topic's newest state and its rate are untouched.
-                UpdateKind::Correction => self.fan_out(&topic, &update.bar, true),
+                UpdateKind::Correction => {
+                    state.remember_closed(&update.bar);
+                    self.fan_out(&topic, &update.bar, true);
+                }
             }
         }
         self.forward_to_actors(&msg.updates, &partials_sent);
@@ -354,19 +401,32 @@ impl Handler<Subscribe> for Hub {
 
     /// Adds topics to a client, then queues the ack and each topic's newest bar.
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
-        let Some(entry) = self.clients.get_mut(&msg.client) else { return };
+        self.subscribe(msg.client, msg.topics.into_iter().map(|t| (t, None)), msg.ack);
+    }
+}
+
+impl Handler<SubscribeFrom> for Hub {
+    type Result = ();
+
+    /// Adds topics to a client, then queues the ack, the bars closed since the client's history, and the newest.
+    fn handle(&mut self, msg: SubscribeFrom, _: &mut Context<Self>) {
+        self.subscribe(msg.client, msg.topics.into_iter(), msg.ack);
+    }
+}
+
+impl Hub {
+    fn subscribe(&mut self, client: ClientId, topics: impl Iterator<Item = (Topic, Option<i64>)>, ack: Bytes) {
+        let Some(entry) = self.clients.get_mut(&client) else { return };
         let outbox = entry.outbox.clone();
-        let mut snapshots = Vec::with_capacity(msg.topics.len());
-        for topic in msg.topics {
+        let mut snapshots = Vec::new();
+        for (topic, from) in topics {
             let state = self.topics.entry(topic.clone()).or_default();
-            if let Some(bar) = &state.latest {
-                snapshots.push(price_frame(bar, false));
-            }
-            state.subscribers.insert(msg.client, outbox.clone());
+            snapshots.extend(state.snapshot(from).into_iter().map(|bar| price_frame(bar, false)));
+            state.subscribers.insert(client, outbox.clone());
             entry.topics.insert(topic);
         }
-        if let Err(e) = std::iter::once(msg.ack).chain(snapshots).try_for_each(|f| outbox.push(f)) {
-            self.drop_failed(vec![(msg.client, e)]);
+        if let Err(e) = std::iter::once(ack).chain(snapshots).try_for_each(|f| outbox.push(f)) {
+            self.drop_failed(vec![(client, e)]);
         }
     }
 }

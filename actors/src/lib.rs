@@ -14,6 +14,8 @@
 //! - [`market`]: the registry of symbols and their aggregators.
 //! - [`telemetry`]: every counter `/api/stats` and `/metrics` show, defined once.
 //! - [`strategy`]: indicators, strategies, the backtest engine and the parameter optimizer (pure code).
+//! - [`persist`]: the stores (embedded redb, InfluxDB v1/v2), the persistence actor and its journal, and
+//!   the history service that merges stored and in-memory bars.
 //! - [`engine`]: starts the pipeline from configuration.
 //! - [`cluster`]: scale-out on Redis: node roles, pub/sub between nodes, today-cache, per-symbol leases.
 #![forbid(unsafe_code)]
@@ -29,6 +31,7 @@ pub mod hub;
 pub mod market;
 pub mod messages;
 pub mod outbox;
+pub mod persist;
 pub mod protocol;
 pub mod telemetry;
 

@@ -26,13 +26,18 @@ pub const MAX_HISTORY_LIMIT: usize = 5000;
 // ---------------------------------------------------------------------------------------------------
 // Client → server
 
-/// `{"type":"subscribe"|"unsubscribe","trading_pairs":[...],"interval":"1m"}`; interval defaults to 1m.
+/// `{"type":"subscribe"|"unsubscribe","trading_pairs":[...],"interval":"1m","from":<ms>}`; interval
+/// defaults to 1m.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TopicsRequest {
     pub trading_pairs: Vec<String>,
     #[serde(default)]
     pub interval: Option<String>,
+    /// subscribe: the open time of the newest bar the client already holds (from a REST history);
+    /// bars that closed from then on are sent first. Set by the server itself after a WS `get_historical`.
+    #[serde(default)]
+    pub from: Option<i64>,
     #[serde(default, rename = "type")]
     pub _type: Option<String>,
     #[serde(default)]
@@ -52,6 +57,9 @@ pub struct HistoricalRequest {
     pub end_time: Option<i64>,
     #[serde(default)]
     pub start_time: Option<i64>,
+    /// Only bars created or revised at or after this wall-clock time (ms): polling for changes.
+    #[serde(default)]
+    pub since: Option<i64>,
     #[serde(default, rename = "type")]
     pub _type: Option<String>,
     #[serde(default)]
@@ -140,6 +148,14 @@ impl HistoryQuery {
     }
 }
 
+/// Checks the `since` parameter of a history request (wall-clock ms, as `as_of` in a reply).
+pub fn parse_since(since: Option<i64>) -> Result<Option<i64>, InvalidParameter> {
+    match since {
+        Some(t) if !(0..=MAX_TIME_MS).contains(&t) => Err(InvalidParameter { name: "since", reason: format!("must be UTC milliseconds between 0 and {MAX_TIME_MS}, got {t}") }),
+        other => Ok(other),
+    }
+}
+
 /// 2100-01-01 in ms: anything later is a unit mistake (seconds vs microseconds), not a date.
 const MAX_TIME_MS: i64 = 4_102_444_800_000;
 
@@ -200,6 +216,9 @@ pub struct Historical {
     pub symbol: String,
     pub interval: Interval,
     pub data: Vec<BarData>,
+    /// For a `since` request: the server time the answer covers up to; pass it as the next `since`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub as_of: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub id: Option<Value>,
 }
@@ -207,7 +226,13 @@ pub struct Historical {
 impl Historical {
     /// The reply to a history request (REST body or WS message), bars ascending.
     pub fn new(symbol: &str, interval: Interval, bars: &[Bar], id: Option<Value>) -> Historical {
-        Historical { kind: "historical".into(), symbol: symbol.to_owned(), interval, data: bars.iter().map(BarData::from).collect(), id }
+        Historical { kind: "historical".into(), symbol: symbol.to_owned(), interval, data: bars.iter().map(BarData::from).collect(), as_of: None, id }
+    }
+
+    /// Adds the `as_of` of a `since` request.
+    pub fn with_as_of(mut self, as_of: Option<i64>) -> Historical {
+        self.as_of = as_of;
+        self
     }
 }
 

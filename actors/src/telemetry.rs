@@ -125,3 +125,65 @@ impl SymbolStats {
         self.trade_rate_milli.load(Ordering::Relaxed) as f64 / 1000.0
     }
 }
+
+/// Figures of the persistence actor: `persistence` in `/api/stats`, `candlecast_persist_*` in `/metrics`.
+/// Written by the actor, read by the API.
+#[derive(Default)]
+pub struct PersistStats {
+    pub healthy: std::sync::atomic::AtomicBool,
+    /// Bars the store accepted since start.
+    pub written_bars: AtomicU64,
+    /// Bars held in memory, not yet written nor journaled (including a batch being written).
+    pub buffered_bars: AtomicU64,
+    /// Bars waiting in the on-disk journal.
+    pub journal_bars: AtomicU64,
+    /// Write attempts made while the store was failing.
+    pub retries: AtomicU64,
+    /// Write attempts that failed.
+    pub failures: AtomicU64,
+    /// Bars given up because neither the store nor the journal took them.
+    pub dropped_bars: AtomicU64,
+    /// When the oldest bar not yet in the store arrived (wall-clock ms); 0 when everything is written.
+    pub oldest_unwritten_ms: std::sync::atomic::AtomicI64,
+    /// The last failure, for `/api/stats` and `/health`; cleared by a successful write.
+    pub last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl PersistStats {
+    /// How long the oldest unwritten bar has been waiting, in ms (0 when none is).
+    pub fn write_lag_ms(&self, now_ms: i64) -> i64 {
+        match self.oldest_unwritten_ms.load(Ordering::Relaxed) {
+            0 => 0,
+            since => (now_ms - since).max(0),
+        }
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_last_error(&self, error: Option<String>) {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = error;
+    }
+}
+
+/// One exported persistence figure: (stats name, Prometheus name, help, kind, read at `now_ms`).
+pub struct PersistMetric {
+    pub stats_name: &'static str,
+    pub prometheus_name: &'static str,
+    pub help: &'static str,
+    pub kind: Kind,
+    pub read: fn(&PersistStats, i64) -> i64,
+}
+
+/// Every persistence figure, in display order (besides `kind` and `last_error`, which are text).
+pub const PERSIST_METRICS: &[PersistMetric] = &[
+    PersistMetric { stats_name: "healthy", prometheus_name: "candlecast_persist_healthy", help: "1 when the last write to the store succeeded", kind: Kind::Gauge, read: |s, _| s.healthy.load(Ordering::Relaxed) as i64 },
+    PersistMetric { stats_name: "write_lag_ms", prometheus_name: "candlecast_persist_write_lag_ms", help: "Age of the oldest closed bar not yet in the store, ms", kind: Kind::Gauge, read: |s, now| s.write_lag_ms(now) },
+    PersistMetric { stats_name: "buffered_bars", prometheus_name: "candlecast_persist_buffered_bars", help: "Closed bars waiting in memory for the store", kind: Kind::Gauge, read: |s, _| s.buffered_bars.load(Ordering::Relaxed) as i64 },
+    PersistMetric { stats_name: "journal_bars", prometheus_name: "candlecast_persist_journal_bars", help: "Closed bars waiting in the on-disk journal for the store", kind: Kind::Gauge, read: |s, _| s.journal_bars.load(Ordering::Relaxed) as i64 },
+    PersistMetric { stats_name: "written_bars", prometheus_name: "candlecast_persist_written_bars_total", help: "Bars written to the store", kind: Kind::Counter, read: |s, _| s.written_bars.load(Ordering::Relaxed) as i64 },
+    PersistMetric { stats_name: "retries", prometheus_name: "candlecast_persist_retries_total", help: "Store writes retried after a failure", kind: Kind::Counter, read: |s, _| s.retries.load(Ordering::Relaxed) as i64 },
+    PersistMetric { stats_name: "failures", prometheus_name: "candlecast_persist_failures_total", help: "Store writes that failed", kind: Kind::Counter, read: |s, _| s.failures.load(Ordering::Relaxed) as i64 },
+    PersistMetric { stats_name: "dropped_bars", prometheus_name: "candlecast_persist_dropped_bars_total", help: "Bars lost because neither the store nor the journal took them", kind: Kind::Counter, read: |s, _| s.dropped_bars.load(Ordering::Relaxed) as i64 },
+];

@@ -22,6 +22,8 @@ pub enum ApiError {
     Invalid(String),
     #[error(transparent)]
     Admin(#[from] super::admin::AdminError),
+    #[error(transparent)]
+    History(#[from] candlecast_actors::persist::history::HistoryError),
 }
 
 impl ApiError {
@@ -30,7 +32,7 @@ impl ApiError {
             ApiError::UnknownSymbol(_) => "unknown_symbol",
             ApiError::BadParameter(_) => "invalid_parameter",
             ApiError::NoData(_) => "no_data",
-            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Unavailable(_) | ApiError::History(_) => "unavailable",
             ApiError::NotFound(_) => "not_found",
             ApiError::Invalid(_) => "invalid_request",
             ApiError::Admin(_) => "unauthorized",
@@ -43,7 +45,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::UnknownSymbol(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadParameter(_) | ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
-            ApiError::NoData(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NoData(_) | ApiError::Unavailable(_) | ApiError::History(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Admin(e) => e.status_code(),
         }
     }

@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 
 use actix_web::{get, web, HttpResponse};
-use candlecast_actors::aggregator::{GetBars, GetQuote};
+use candlecast_actors::aggregator::GetQuote;
 use candlecast_actors::market::SymbolEntry;
-use candlecast_actors::protocol::{Historical, HistoryQuery, InvalidParameter};
+use candlecast_actors::protocol::{parse_since, Historical, HistoryQuery, InvalidParameter};
 use serde_json::json;
 
 use super::error::ApiError;
@@ -45,7 +45,9 @@ pub async fn price(state: web::Data<AppState>, path: web::Path<String>) -> Resul
     Ok(HttpResponse::Ok().json(json!({ "symbol": &*entry.symbol, "price": price, "timestamp": ts })))
 }
 
-/// Bars of a symbol, ascending: `?interval=1m&limit=1000&end_time=<ms, exclusive>&start_time=<ms>`.
+/// Bars of a symbol, ascending: `?interval=1m&limit=1000&end_time=<ms, exclusive>&start_time=<ms>`,
+/// from the store and the in-memory window. With `&since=<ms>`: only bars created or revised since then
+/// (for upsert polling), and `as_of` in the reply to pass as the next `since`.
 #[get("/api/historical/{symbol}")]
 pub async fn historical(state: web::Data<AppState>, path: web::Path<String>, query: web::Query<HashMap<String, String>>) -> Result<HttpResponse, ApiError> {
     let entry = find_symbol(&state, &path)?;
@@ -55,8 +57,9 @@ pub async fn historical(state: web::Data<AppState>, path: web::Path<String>, que
         int_param(&query, "start_time")?,
         int_param(&query, "end_time")?,
     )?;
-    let bars = entry.aggregator.send(GetBars(q)).await.map_err(|_| ApiError::Unavailable("the symbol's aggregator"))?;
-    let reply = Historical::new(&entry.symbol, q.interval, &bars, None);
+    let since = parse_since(int_param(&query, "since")?)?;
+    let (bars, as_of) = state.engine.history.query(&entry, q, since).await?;
+    let reply = Historical::new(&entry.symbol, q.interval, &bars, None).with_as_of(as_of);
     // Bars a script pushed with indicator columns carry them as `indicators`; other replies are unchanged.
     Ok(match state.scripts.indicators.decorate(&entry.symbol, q.interval, &reply) {
         Some(decorated) => HttpResponse::Ok().json(decorated),

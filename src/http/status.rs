@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use actix_web::{get, web, HttpResponse};
 use candlecast_actors::cluster::{Cluster, CLUSTER_METRICS};
 use candlecast_actors::hub::GetHubStats;
-use candlecast_actors::telemetry::{Kind, COUNTERS, HUB_GAUGES, METRICS};
+use candlecast_actors::telemetry::{Kind, COUNTERS, HUB_GAUGES, METRICS, PERSIST_METRICS};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::{json, Map, Value};
 use std::sync::atomic::Ordering;
@@ -39,7 +39,23 @@ pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
     if let Some(cluster) = &state.cluster {
         stats.insert("redis".into(), redis_stats(cluster));
     }
+    stats.insert("persistence".into(), persistence(&state, now));
     HttpResponse::Ok().json(json!({ "service": "candlecast", "stats": stats }))
+}
+
+/// `{"kind":"embedded","healthy":true,"write_lag_ms":0,"buffered_bars":..,"journal_bars":..,
+/// "written_bars":..,"retries":..,"failures":..,"dropped_bars":..,"last_error":null}`
+fn persistence(state: &AppState, now: i64) -> Value {
+    let history = &state.engine.history;
+    let mut out = Map::new();
+    out.insert("kind".into(), json!(history.kind()));
+    let figures = history.stats();
+    for m in PERSIST_METRICS {
+        let v = (m.read)(figures, now);
+        out.insert(m.stats_name.into(), if m.stats_name == "healthy" { json!(v != 0) } else { json!(v) });
+    }
+    out.insert("last_error".into(), json!(figures.last_error()));
+    out.into()
 }
 
 /// Liveness and a summary of the feeds.
@@ -49,11 +65,19 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let failed: Vec<&str> = feeds.iter().filter(|f| f.status.state() == candlecast_actors::feed::FeedState::Failed).map(|f| &*f.symbol).collect();
     let redis = state.cluster.as_ref().map(Cluster::report);
     let redis_down = redis.as_ref().is_some_and(|r| !r.connected);
+    let history = &state.engine.history;
+    let store_ok = history.kind() == "none" || history.stats().healthy.load(Ordering::Relaxed);
     let mut body = json!({
-        "status": if failed.is_empty() && !redis_down { "ok" } else { "degraded" },
+        "status": if failed.is_empty() && !redis_down && store_ok { "ok" } else { "degraded" },
         "uptime_seconds": state.started.elapsed().as_secs(),
         "feeds": feeds.len(),
         "failed_feeds": failed,
+        "store": {
+            "kind": history.kind(),
+            "status": if store_ok { "ok" } else { "down" },
+            "error": history.stats().last_error(),
+            "journal_bars": history.stats().journal_bars.load(Ordering::Relaxed),
+        },
     });
     if let Some(redis) = redis {
         body["redis"] = json!(redis);
@@ -78,10 +102,11 @@ fn prometheus() -> &'static PrometheusHandle {
         let handle = recorder.handle();
         // Fails only if another recorder was installed first; our handle then renders our own metrics only.
         let _ = metrics::set_global_recorder(recorder);
-        for m in METRICS {
-            match m.kind {
-                Kind::Counter => metrics::describe_counter!(m.prometheus_name, m.help),
-                Kind::Gauge => metrics::describe_gauge!(m.prometheus_name, m.help),
+        let all = METRICS.iter().map(|m| (m.kind, m.prometheus_name, m.help)).chain(PERSIST_METRICS.iter().map(|m| (m.kind, m.prometheus_name, m.help)));
+        for (kind, name, help) in all {
+            match kind {
+                Kind::Counter => metrics::describe_counter!(name, help),
+                Kind::Gauge => metrics::describe_gauge!(name, help),
             }
         }
         for (_, name, help) in HUB_GAUGES {
@@ -107,11 +132,12 @@ pub async fn metrics_route(state: web::Data<AppState>) -> HttpResponse {
     let [(_, clients, _), (_, subscriptions, _)] = HUB_GAUGES;
     metrics::gauge!(clients).set(hub.total_clients as f64);
     metrics::gauge!(subscriptions).set(hub.total_subscriptions as f64);
-    for m in METRICS {
-        let v = (m.read)(&COUNTERS);
-        match m.kind {
-            Kind::Counter => metrics::counter!(m.prometheus_name).absolute(v.max(0) as u64),
-            Kind::Gauge => metrics::gauge!(m.prometheus_name).set(v as f64),
+    let (figures, now) = (state.engine.history.stats(), candlecast_actors::model::now_ms());
+    let values = METRICS.iter().map(|m| (m.kind, m.prometheus_name, (m.read)(&COUNTERS))).chain(PERSIST_METRICS.iter().map(|m| (m.kind, m.prometheus_name, (m.read)(figures, now))));
+    for (kind, name, v) in values {
+        match kind {
+            Kind::Counter => metrics::counter!(name).absolute(v.max(0) as u64),
+            Kind::Gauge => metrics::gauge!(name).set(v as f64),
         }
     }
     for e in state.engine.market.list() {

@@ -10,7 +10,6 @@
 //! `start_time`/`end_time` (ms).
 
 use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
-use candlecast_actors::aggregator::GetBars;
 use candlecast_actors::model::{Bar, Interval};
 use candlecast_actors::protocol::HistoryQuery;
 use candlecast_actors::strategy::backtest::{run_backtest, BacktestConfig};
@@ -77,12 +76,12 @@ fn split_range(body: Value) -> Result<(BarRange, Value), ApiError> {
     Ok((range, Value::Object(fields)))
 }
 
-/// Every closed bar in range from the symbol's history.
+/// Every closed bar in range from the symbol's history (store and memory).
 async fn bars_for(state: &AppState, range: &BarRange) -> Result<(Interval, Vec<Bar>), ApiError> {
     let entry = find_symbol(state, &range.symbol)?;
     let mut q = HistoryQuery::parse(range.interval.as_deref(), None, range.start_time, range.end_time)?;
     q.limit = usize::MAX;
-    let mut bars = entry.aggregator.send(GetBars(q)).await.map_err(|_| ApiError::Unavailable("the symbol's aggregator"))?;
+    let mut bars = state.engine.history.bars(&entry, q).await?;
     bars.retain(|b| b.closed);
     if bars.is_empty() {
         return Err(ApiError::NoData("closed bar in that range"));

@@ -6,7 +6,7 @@
 //! updates and the session's own replies — goes through the client's [`Outbox`], which is bounded in
 //! bytes; [`SessionBody`] streams the outbox to the socket while it drives the actor.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -18,12 +18,12 @@ use actix_web::{web, Error, HttpRequest, HttpResponse};
 use actix_http::ws::{Codec, Item};
 use actix_web_actors::ws;
 use bytes::Bytes;
-use candlecast_actors::aggregator::GetBars;
-use candlecast_actors::hub::{Connect, Disconnect, Hub, Subscribe, Unsubscribe};
+use candlecast_actors::hub::{Connect, Disconnect, Hub, SubscribeFrom, Unsubscribe};
 use candlecast_actors::market::{Market, SymbolEntry};
 use candlecast_actors::messages::{ClientId, Topic};
 use candlecast_actors::model::Symbol;
 use candlecast_actors::outbox::{Outbox, PushError};
+use candlecast_actors::persist::history::History;
 use candlecast_actors::protocol::{self, frame, ErrorCode, ErrorMessage, Historical, HistoricalRequest, HistoryQuery, IndicatorRequest, SignalsRequest, TopicsAck, TopicsRequest};
 use candlecast_actors::strategy::live::indicators::{IndicatorService, SubscribeIndicator, UnsubscribeIndicator};
 use candlecast_actors::strategy::live::signals::{LiveStrategies, SubscribeSignals, UnsubscribeSignals};
@@ -56,6 +56,8 @@ pub struct Services {
     pub market: Market,
     pub indicators: Addr<IndicatorService>,
     pub strategies: Addr<LiveStrategies>,
+    /// Stored and in-memory history.
+    pub history: History,
 }
 
 static NEXT_CLIENT: AtomicU64 = AtomicU64::new(1);
@@ -78,7 +80,10 @@ pub struct WsSession {
     fragment: Option<Option<Vec<u8>>>,
     /// History requests are answered one at a time, and only while the outbox is less than half full:
     /// a client asking for much history gets it as fast as it reads, and is never closed as slow for it.
-    waiting: VecDeque<(SymbolEntry, HistoryQuery, Option<Value>)>,
+    waiting: VecDeque<(SymbolEntry, HistoryQuery, Option<i64>, Option<Value>)>,
+    /// Per topic, the open time of the newest bar of the last history sent: a later subscribe to that
+    /// topic starts from there, so that nothing closing in between is missed.
+    history_ends: HashMap<Topic, i64>,
     in_flight: bool,
     retry_scheduled: bool,
 }
@@ -99,6 +104,7 @@ impl WsSession {
             last_heard: Instant::now(),
             fragment: None,
             waiting: VecDeque::new(),
+            history_ends: HashMap::new(),
             in_flight: false,
             retry_scheduled: false,
         }
@@ -193,7 +199,14 @@ impl WsSession {
         }
         self.topics.extend(topics.iter().cloned());
         let ack = protocol::text_frame(&TopicsAck { kind: "subscribed", trading_pairs: &names, interval, id: req.id.as_ref() });
-        self.hub.do_send(Subscribe { client: self.id, topics, ack });
+        let topics = topics
+            .into_iter()
+            .map(|t| {
+                let from = self.history_ends.remove(&t).or(req.from);
+                (t, from)
+            })
+            .collect();
+        self.hub.do_send(SubscribeFrom { client: self.id, topics, ack });
     }
 
     /// Whether `new` more topics or streams fit the client's limit.
@@ -292,6 +305,10 @@ impl WsSession {
             Ok(q) => q,
             Err(e) => return self.reply_error(ErrorMessage::new(ErrorCode::InvalidParameter, e.to_string(), id), ctx),
         };
+        let since = match protocol::parse_since(req.since) {
+            Ok(s) => s,
+            Err(e) => return self.reply_error(ErrorMessage::new(ErrorCode::InvalidParameter, e.to_string(), id), ctx),
+        };
         let Some(entry) = self.market.get(&req.trading_pair.to_ascii_uppercase()) else {
             let msg = format!("unknown symbol {:?}", req.trading_pair);
             return self.reply_error(ErrorMessage::new(ErrorCode::UnknownSymbol, msg, id), ctx);
@@ -300,7 +317,7 @@ impl WsSession {
             let msg = format!("{MAX_WAITING_REQUESTS} history requests are already waiting; read the replies first");
             return self.reply_error(ErrorMessage::new(ErrorCode::RateLimited, msg, id), ctx);
         }
-        self.waiting.push_back((entry, query, id));
+        self.waiting.push_back((entry, query, since, id));
         self.answer_waiting(ctx);
     }
 
@@ -319,18 +336,26 @@ impl WsSession {
             }
             return;
         }
-        let Some((entry, query, id)) = self.waiting.pop_front() else { return };
+        let Some((entry, query, since, id)) = self.waiting.pop_front() else { return };
         self.in_flight = true;
-        let fut = entry.aggregator.send(GetBars(query));
-        ctx.spawn(fut.into_actor(self).map(move |result, session, ctx| {
+        let history = self.services.history.clone();
+        let fut = async move {
+            let result = history.query(&entry, query, since).await;
+            (entry, result)
+        };
+        ctx.spawn(actix::fut::wrap_future(fut).map(move |(entry, result), session: &mut Self, ctx| {
             session.in_flight = false;
             match result {
-                Ok(bars) => {
-                    let reply = Historical::new(&entry.symbol, query.interval, &bars, id);
+                Ok((bars, as_of)) => {
+                    // Only a history that reaches the present is one a subscription continues.
+                    if let Some(newest) = bars.last().filter(|_| query.end_time.is_none()) {
+                        session.history_ends.insert((entry.symbol.clone(), query.interval), newest.open_time);
+                    }
+                    let reply = Historical::new(&entry.symbol, query.interval, &bars, id).with_as_of(as_of);
                     session.push(protocol::text_frame(&reply), ctx);
                 }
-                Err(_) => {
-                    let err = ErrorMessage::new(ErrorCode::Internal, "history is not available right now", id);
+                Err(e) => {
+                    let err = ErrorMessage::new(ErrorCode::Internal, format!("history is not available right now: {e}"), id);
                     session.push(protocol::text_frame(&err), ctx);
                 }
             }

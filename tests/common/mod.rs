@@ -1,6 +1,8 @@
 //! Shared test helpers: the real server on 127.0.0.1:0 in a thread of its own, and a WebSocket client.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod history;
+pub mod influxd;
 pub mod process;
 pub mod redis_server;
 
@@ -26,43 +28,43 @@ pub struct TestServer {
     thread: Option<JoinHandle<()>>,
     /// Set when the server runs as a child process (see `process.rs`): killed when dropped.
     process: Option<std::process::Child>,
-}
-
-/// Small, fast test defaults, then `overrides` (dotted keys, as in config/default.toml).
-fn test_layers<'a>(overrides: &[(&'a str, Toml)]) -> Vec<(&'a str, Toml)> {
-    let mut layers: Vec<(&str, Toml)> = vec![
-        ("server.host", Toml::String("127.0.0.1".into())),
-        ("server.port", Toml::Integer(0)),
-        ("server.static_dir", Toml::String("/nonexistent-candlecast-dist".into())),
-        ("server.workers", Toml::Integer(2)),
-        ("feed.simulated.backfill_days", Toml::Integer(1)),
-        ("feed.simulated.backfill_fine_hours", Toml::Integer(1)),
-    ];
-    layers.extend(overrides.iter().cloned());
-    layers
+    /// The store's directory when the server made its own (deleted after the server stops).
+    _data: Option<tempfile::TempDir>,
 }
 
 impl TestServer {
     /// Starts with small, fast test defaults, then `overrides` (dotted keys, as in config/default.toml),
-    /// and waits until every configured symbol has a price.
+    /// and waits until every configured symbol has a price. The embedded store lives in a fresh temporary
+    /// directory, so that tests running side by side never share files.
     pub async fn start(overrides: &[(&str, Toml)]) -> TestServer {
-        let (server, symbols) = Self::launch(overrides);
+        let data = tempfile::tempdir().expect("temporary store directory");
+        let mut server = TestServer::start_in(data.path(), overrides).await;
+        server._data = Some(data);
+        server
+    }
+
+    /// Like [`TestServer::start`], waiting only for HTTP (an edge node may have no prices yet).
+    pub async fn start_serving(overrides: &[(&str, Toml)]) -> TestServer {
+        let data = tempfile::tempdir().expect("temporary store directory");
+        let (mut server, _) = Self::launch(data.path(), overrides);
+        server._data = Some(data);
+        server.wait_for("/health", 200).await;
+        server
+    }
+
+    /// Like [`TestServer::start`], with the store (and its journal) in `dir`, which outlives the server:
+    /// start a second server on the same `dir` to test a restart.
+    pub async fn start_in(dir: &std::path::Path, overrides: &[(&str, Toml)]) -> TestServer {
+        let (server, symbols) = Self::launch(dir, overrides);
         for symbol in symbols {
             server.wait_for(&format!("/api/price/{symbol}"), 200).await;
         }
         server
     }
 
-    /// Like [`TestServer::start`], waiting only for HTTP (an edge node may have no prices yet).
-    pub async fn start_serving(overrides: &[(&str, Toml)]) -> TestServer {
-        let (server, _) = Self::launch(overrides);
-        server.wait_for("/health", 200).await;
-        server
-    }
-
-    /// Starts the server thread; returns it and the configured symbols.
-    fn launch(overrides: &[(&str, Toml)]) -> (TestServer, Vec<String>) {
-        let config = Config::load_with(None, &test_layers(overrides)).expect("test config");
+    /// Starts the server thread with its store in `dir`; returns it and the configured symbols.
+    fn launch(dir: &std::path::Path, overrides: &[(&str, Toml)]) -> (TestServer, Vec<String>) {
+        let config = test_config(dir, overrides);
         let symbols = config.feed.symbols.clone();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -75,7 +77,24 @@ impl TestServer {
                 eprintln!("server failed: {e:#}");
             }
         });
-        (TestServer { addr, stop: Some(stop), thread: Some(thread), process: None }, symbols)
+        (TestServer { addr, stop: Some(stop), thread: Some(thread), process: None, _data: None }, symbols)
+    }
+
+    /// Runs candlecast with its store in `dir` and `overrides`, expecting the start to fail; returns the
+    /// error, as `main` would print it.
+    pub fn start_error(dir: &std::path::Path, overrides: &[(&str, Toml)]) -> String {
+        let config = test_config(dir, overrides);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let result = actix_web::rt::System::new().block_on(candlecast::run(listener, config, std::future::pending()));
+            let _ = tx.send(result.map_err(|e| format!("{e:#}")));
+        });
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(Err(e)) => e,
+            Ok(Ok(())) => panic!("candlecast stopped without an error"),
+            Err(_) => panic!("candlecast did not refuse to start within a minute"),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -108,6 +127,26 @@ impl TestServer {
     pub async fn stats(&self) -> Value {
         self.get_json("/api/stats").await.1["stats"].clone()
     }
+}
+
+/// Small, fast test defaults with the store in `dir`, then `overrides`.
+fn test_config(dir: &std::path::Path, overrides: &[(&str, Toml)]) -> Config {
+    Config::load_with(None, &test_layers(dir, overrides)).expect("test config")
+}
+
+/// The layers of [`test_config`] (dotted keys, as in config/default.toml).
+fn test_layers<'a>(dir: &std::path::Path, overrides: &[(&'a str, Toml)]) -> Vec<(&'a str, Toml)> {
+    let mut layers: Vec<(&str, Toml)> = vec![
+        ("store.path", Toml::String(dir.to_string_lossy().into_owned())),
+        ("server.host", Toml::String("127.0.0.1".into())),
+        ("server.port", Toml::Integer(0)),
+        ("server.static_dir", Toml::String("/nonexistent-candlecast-dist".into())),
+        ("server.workers", Toml::Integer(2)),
+        ("feed.simulated.backfill_days", Toml::Integer(1)),
+        ("feed.simulated.backfill_fine_hours", Toml::Integer(1)),
+    ];
+    layers.extend(overrides.iter().cloned());
+    layers
 }
 
 impl Drop for TestServer {

@@ -13,7 +13,9 @@ impl TestServer {
     pub async fn start_process(overrides: &[(&str, Toml)]) -> TestServer {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_candlecast"));
         cmd.env("CANDLECAST__LOG__LEVEL", "warn").stdout(Stdio::piped()).stderr(Stdio::null());
-        for (key, value) in test_layers(overrides) {
+        // Its own store directory, as for in-process servers: two nodes never share one.
+        let data = tempfile::tempdir().expect("temporary store directory");
+        for (key, value) in test_layers(data.path(), overrides) {
             let name = format!("CANDLECAST__{}", key.replace('.', "__").to_ascii_uppercase());
             match value {
                 Toml::String(s) => cmd.env(name, s),
@@ -35,7 +37,7 @@ impl TestServer {
             .await
             .expect("join")
             .expect("the child prints its address");
-        let server = TestServer { addr, stop: None, thread: None, process: Some(child) };
+        let server = TestServer { addr, stop: None, thread: None, process: Some(child), _data: Some(data) };
         server.wait_for("/health", 200).await;
         server
     }

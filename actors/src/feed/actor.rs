@@ -8,9 +8,10 @@ use actix::prelude::*;
 
 use super::backoff::Backoff;
 use super::{Connector, FeedError, FeedState, FeedStatus};
-use crate::aggregator::{Aggregator, UpsertBars};
+use crate::aggregator::{Seed, UpsertBars};
 use crate::messages::Ingest;
-use crate::model::{now_ms, Interval};
+use crate::model::{now_ms, Bar, Interval, Symbol};
+use crate::persist::history::History;
 
 /// A connection that lasted this long counts as healthy: the next failure starts the backoff afresh.
 const HEALTHY_AFTER: Duration = Duration::from_secs(30);
@@ -24,18 +25,28 @@ pub struct StopFeed;
 pub struct FeedActor<C: Connector> {
     connector: Option<C>,
     sink: Recipient<Ingest>,
-    seed: Option<Recipient<crate::aggregator::Seed>>,
+    /// Bars the connector rebuilt (see `Connector::take_rebuilt_bars`), for the same aggregator.
     upsert: Recipient<UpsertBars>,
-    intervals: Vec<Interval>,
+    seed: Option<Backfill>,
     status: Arc<FeedStatus>,
 }
 
+/// Where a feed's history goes before live trades start.
+pub struct Backfill {
+    /// The symbol's aggregator.
+    pub seed: Recipient<Seed>,
+    pub intervals: Vec<Interval>,
+    /// What the store holds (read first) and where the new part of the backfill is stored.
+    pub history: History,
+    /// Bars per interval the aggregator keeps in memory: how much stored history to load into it.
+    pub window: usize,
+}
+
 impl<C: Connector> FeedActor<C> {
-    /// Trades go to the symbol's aggregator, and so do its backfill (before live trades start) and any
-    /// bars the connector rebuilds.
-    pub fn new(connector: C, aggregator: Addr<Aggregator>, backfill: bool, intervals: Vec<Interval>, status: Arc<FeedStatus>) -> Self {
-        let seed = backfill.then(|| aggregator.clone().recipient());
-        FeedActor { connector: Some(connector), sink: aggregator.clone().recipient(), seed, upsert: aggregator.recipient(), intervals, status }
+    /// Trades go to `sink` and rebuilt bars to `upsert` (the symbol's aggregator); `seed` receives stored
+    /// history plus the connector's backfill before live trades start.
+    pub fn new(connector: C, sink: Recipient<Ingest>, upsert: Recipient<UpsertBars>, seed: Option<Backfill>, status: Arc<FeedStatus>) -> Self {
+        FeedActor { connector: Some(connector), sink, upsert, seed, status }
     }
 }
 
@@ -44,8 +55,7 @@ impl<C: Connector> Actor for FeedActor<C> {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         let Some(connector) = self.connector.take() else { return };
-        let sinks = Sinks { trades: self.sink.clone(), seed: self.seed.take(), upsert: self.upsert.clone() };
-        let run = run(connector, sinks, std::mem::take(&mut self.intervals), self.status.clone());
+        let run = run(connector, self.sink.clone(), self.upsert.clone(), self.seed.take(), self.status.clone());
         ctx.spawn(actix::fut::wrap_future(run).map(|_, _: &mut Self, ctx: &mut Context<Self>| ctx.stop()));
     }
 }
@@ -69,27 +79,44 @@ fn stopped_state(err: &FeedError) -> FeedState {
     }
 }
 
-/// Where the feed's task sends what its connector produces.
-struct Sinks {
-    trades: Recipient<Ingest>,
-    seed: Option<Recipient<crate::aggregator::Seed>>,
-    upsert: Recipient<UpsertBars>,
+/// Loads what the store holds, lets the connector add what is missing, stores that part, and seeds the
+/// aggregator with both: the store's history is never backfilled over.
+async fn backfill<C: Connector>(c: &mut C, to: Backfill) {
+    let (symbol, source) = (c.symbol().clone(), c.source());
+    let held = to.history.held(&symbol, &to.intervals, to.window).await;
+    let fresh = match c.backfill(now_ms(), &to.intervals, &held).await {
+        Ok(bars) => held.only_missing(bars),
+        Err(e) => {
+            tracing::warn!(%symbol, source, error = %e, "backfill failed; starting from stored history only");
+            Vec::new()
+        }
+    };
+    let new_bars: usize = fresh.iter().map(|(_, b)| b.len()).sum();
+    let stored: usize = to.intervals.iter().map(|iv| held.window(*iv).len()).sum();
+    if held.is_known() {
+        let closed: Vec<Bar> = fresh.iter().flat_map(|(_, bars)| bars.iter().filter(|b| b.closed).cloned()).collect();
+        to.history.persist(closed, Arc::from(source)).await;
+    }
+    let mut bars: Vec<(Interval, Vec<Bar>)> = Vec::new();
+    for &iv in &to.intervals {
+        let mut series = held.window(iv).to_vec();
+        series.extend(fresh.iter().filter(|(i, _)| *i == iv).flat_map(|(_, b)| b.iter().cloned()));
+        if !series.is_empty() {
+            bars.push((iv, series));
+        }
+    }
+    if !bars.is_empty() {
+        tracing::info!(%symbol, source, stored, backfilled = new_bars, "history loaded");
+        // Wait for the seed to be applied so no live trade overtakes it.
+        let _ = to.seed.send(Seed { bars }).await;
+    }
 }
 
-async fn run<C: Connector>(mut c: C, sinks: Sinks, intervals: Vec<Interval>, status: Arc<FeedStatus>) {
-    let symbol = c.symbol().clone();
+async fn run<C: Connector>(mut c: C, sink: Recipient<Ingest>, upsert: Recipient<UpsertBars>, seed: Option<Backfill>, status: Arc<FeedStatus>) {
+    let symbol: Symbol = c.symbol().clone();
     let source = c.source();
-    if let Some(seed) = sinks.seed {
-        match c.backfill(now_ms(), &intervals).await {
-            Ok(bars) if !bars.is_empty() => {
-                let n: usize = bars.iter().map(|(_, b)| b.len()).sum();
-                tracing::info!(%symbol, source, bars = n, "backfilled history");
-                // Wait for the seed to be applied so no live trade overtakes it.
-                let _ = seed.send(crate::aggregator::Seed { bars }).await;
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(%symbol, source, error = %e, "backfill failed; starting without history"),
-        }
+    if let Some(to) = seed {
+        backfill(&mut c, to).await;
     }
     let mut backoff = Backoff::new(Duration::from_millis(125), Duration::from_secs(60));
     loop {
@@ -106,12 +133,12 @@ async fn run<C: Connector>(mut c: C, sinks: Sinks, intervals: Vec<Interval>, sta
                             let bars = c.take_rebuilt_bars();
                             if !bars.is_empty() {
                                 // Applied before the trades that follow them, so those land on the rebuilt bars.
-                                if let Err(e) = sinks.upsert.send(UpsertBars { bars }).await {
+                                if let Err(e) = upsert.send(UpsertBars { bars }).await {
                                     tracing::warn!(%symbol, source, error = %e, "rebuilt bars not applied");
                                 }
                             }
                             if !trades.is_empty() {
-                                sinks.trades.do_send(Ingest { trades });
+                                sink.do_send(Ingest { trades });
                             }
                         }
                         Err(e) => break e,

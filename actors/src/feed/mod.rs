@@ -19,6 +19,7 @@ use std::sync::Arc;
 pub use actor::FeedActor;
 
 use crate::model::{Bar, Interval, Symbol, Trade};
+use crate::persist::history::Held;
 
 /// What went wrong upstream. Terminal errors stop the feed; the others lead to a reconnect.
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +57,11 @@ pub trait Connector: Unpin + 'static {
     fn attach_status(&mut self, _status: Arc<FeedStatus>) {}
 
     /// History to load before live trades start, per interval, ascending. Default: none.
-    fn backfill(&mut self, _now_ms: i64, _intervals: &[Interval]) -> impl Future<Output = Result<Vec<(Interval, Vec<Bar>)>, FeedError>> {
+    ///
+    /// `held` is what the store already holds of this symbol. The feed actor keeps only bars newer than
+    /// `held.last(interval)` whatever the connector returns, so a connector may ignore it; one that uses
+    /// it fetches or generates only what is missing.
+    fn backfill(&mut self, _now_ms: i64, _intervals: &[Interval], _held: &Held) -> impl Future<Output = Result<Vec<(Interval, Vec<Bar>)>, FeedError>> {
         async { Ok(Vec::new()) }
     }
 

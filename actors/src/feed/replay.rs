@@ -29,6 +29,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::{Connector, FeedError, FeedStatus};
 use crate::model::{now_ms, resample, Bar, Interval, Side, Symbol, Trade};
+use crate::persist::history::Held;
 
 /// What the CSV holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -270,7 +271,7 @@ impl Connector for ReplayConnector {
         self.status = status;
     }
 
-    async fn backfill(&mut self, now: i64, intervals: &[Interval]) -> Result<Vec<(Interval, Vec<Bar>)>, FeedError> {
+    async fn backfill(&mut self, now: i64, intervals: &[Interval], _held: &Held) -> Result<Vec<(Interval, Vec<Bar>)>, FeedError> {
         match self.settings.speed {
             Speed::Max => self.load_all(now, intervals),
             Speed::Times(_) => Ok(Vec::new()),
@@ -364,7 +365,7 @@ mod tests {
         let settings = ReplaySettings { path: path.display().to_string(), speed: Speed::Max, ..Default::default() };
         let mut c = ReplayConnector::new("BTCUSDT".into(), &settings);
         let now = 1_700_000_000_000;
-        let bars = c.backfill(now, &[Interval::S1, Interval::M1]).await.unwrap();
+        let bars = c.backfill(now, &[Interval::S1, Interval::M1], &Held::nothing()).await.unwrap();
         assert_eq!(c.status.malformed.load(Ordering::Relaxed), 1, "line 4 is counted");
         let m1 = &bars[1].1;
         assert_eq!(m1.iter().map(|b| b.trades).sum::<u64>(), 3);

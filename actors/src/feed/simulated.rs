@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use super::{Connector, FeedError};
 use crate::model::{now_ms, resample, Bar, Interval, Side, Symbol, Trade};
+use crate::persist::history::Held;
 
 /// Settings of the simulated feed (`[feed.simulated]` in the config).
 #[derive(Debug, Clone, Deserialize)]
@@ -178,13 +179,16 @@ impl Connector for SimulatedConnector {
         &self.symbol
     }
 
-    async fn backfill(&mut self, now: i64, intervals: &[Interval]) -> Result<Vec<(Interval, Vec<Bar>)>, FeedError> {
+    /// Generates what the store does not hold (all of the configured span on a first start).
+    async fn backfill(&mut self, now: i64, intervals: &[Interval], held: &Held) -> Result<Vec<(Interval, Vec<Bar>)>, FeedError> {
+        let span = self.span(now);
+        let resume = Resume::read(held, intervals, &span).await.map_err(|e| FeedError::Ended(format!("cannot read stored history: {e}")))?;
         // Hundreds of thousands of synthetic bars are CPU work: do it on the blocking pool, so the arbiter
         // that runs the aggregators stays responsive and the symbols' backfills run side by side.
         let mut worker = self.clone();
         let intervals = intervals.to_vec();
         let (bars, worker) = tokio::task::spawn_blocking(move || {
-            let bars = worker.generate_history(now, &intervals);
+            let bars = worker.generate_history(&span, &intervals, &resume);
             (bars, worker)
         })
         .await
@@ -204,31 +208,85 @@ impl Connector for SimulatedConnector {
     }
 }
 
+/// The backfilled span: 1m bars over `[coarse_start, fine_start)`, 1s bars over `[fine_start, fine_end)`.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    coarse_start: i64,
+    fine_start: i64,
+    fine_end: i64,
+}
+
+/// What the store already holds, as generation needs it: where each interval's missing bars start, and
+/// the stored base bars (1s, 1m) of every bucket still in progress there, so that the bar of such a
+/// bucket is the stored part plus the generated part, as the live aggregator would have built it.
+#[derive(Debug, Default)]
+struct Resume {
+    /// Open time of the first bar not stored, per interval that has any stored.
+    next_open: BTreeMap<Interval, i64>,
+    stored_seconds: Vec<Bar>,
+    stored_minutes: Vec<Bar>,
+    /// Close of the newest stored base bar: the generated path starts there.
+    last_close: Option<f64>,
+}
+
+impl Resume {
+    async fn read(held: &Held, intervals: &[Interval], span: &Span) -> Result<Resume, crate::persist::StoreError> {
+        let next_open: BTreeMap<Interval, i64> = Interval::ALL.iter().filter_map(|iv| held.last(*iv).map(|b| (*iv, b.close_time()))).collect();
+        if next_open.is_empty() {
+            return Ok(Resume::default());
+        }
+        let from = |iv: &Interval, none: i64| next_open.get(iv).copied().unwrap_or(none);
+        let minutes_next = from(&Interval::M1, span.coarse_start);
+        // Seconds build the sub-minute bars and, in the fine span, the minutes from `minutes_next` on.
+        let seconds_from = intervals.iter().filter(|iv| **iv < Interval::M1).map(|iv| from(iv, span.fine_start)).chain([minutes_next.max(span.fine_start)]).min().unwrap_or(span.fine_start);
+        let minutes_from = intervals.iter().filter(|iv| **iv > Interval::M1).map(|iv| from(iv, span.coarse_start)).min().unwrap_or(minutes_next);
+        let stored_seconds = if next_open.contains_key(&Interval::S1) { held.since(Interval::S1, seconds_from).await? } else { Vec::new() };
+        let stored_minutes = if next_open.contains_key(&Interval::M1) { held.since(Interval::M1, minutes_from).await? } else { Vec::new() };
+        let last_close = [held.last(Interval::S1), held.last(Interval::M1)].into_iter().flatten().max_by_key(|b| b.close_time()).map(|b| b.close);
+        Ok(Resume { next_open, stored_seconds, stored_minutes, last_close })
+    }
+
+    fn next_open(&self, interval: Interval) -> Option<i64> {
+        self.next_open.get(&interval).copied()
+    }
+}
+
 impl SimulatedConnector {
-    /// The backfill itself (synchronous).
-    fn generate_history(&mut self, now: i64, intervals: &[Interval]) -> Vec<(Interval, Vec<Bar>)> {
+    fn span(&self, now: i64) -> Span {
         let fine_end = Interval::S1.align(now);
         let fine_start = Interval::M1.align(fine_end - self.backfill_fine_hours as i64 * 3_600_000);
         let coarse_start = Interval::M1.align(fine_start - self.backfill_days as i64 * 86_400_000);
+        Span { coarse_start, fine_start, fine_end }
+    }
+
+    /// The backfill itself (synchronous): what `resume` says is missing, continuing its stored bars.
+    fn generate_history(&mut self, span: &Span, intervals: &[Interval], resume: &Resume) -> Vec<(Interval, Vec<Bar>)> {
         if self.backfill_days == 0 && self.backfill_fine_hours == 0 {
             return Vec::new();
         }
-        let mut minutes = Vec::new();
-        let mut t = coarse_start;
-        while t < fine_start {
+        if let Some(close) = resume.last_close {
+            self.price = close;
+        }
+        let minutes_next = resume.next_open(Interval::M1).unwrap_or(span.coarse_start).max(span.coarse_start);
+        let seconds_next = resume.next_open(Interval::S1).unwrap_or(minutes_next).max(span.fine_start);
+        let mut minutes = resume.stored_minutes.clone();
+        let mut t = minutes_next;
+        while t < span.fine_start {
             minutes.push(self.synth_bar(Interval::M1, t));
             t += Interval::M1.millis();
         }
-        let mut seconds = Vec::new();
-        let mut t = fine_start;
-        while t < fine_end {
+        let mut seconds = resume.stored_seconds.clone();
+        let mut t = seconds_next;
+        while t < span.fine_end {
             seconds.push(self.synth_bar(Interval::S1, t));
             t += Interval::S1.millis();
         }
-        minutes.extend(resample(&seconds, Interval::M1));
+        let fine_minutes_from = minutes_next.max(span.fine_start);
+        let fine: Vec<Bar> = seconds.iter().filter(|b| b.open_time >= fine_minutes_from).cloned().collect();
+        minutes.extend(resample(&fine, Interval::M1));
         let mut out = Vec::new();
         for &iv in intervals {
-            let bars = if iv == Interval::S1 {
+            let mut bars = if iv == Interval::S1 {
                 seconds.clone()
             } else if iv < Interval::M1 {
                 resample(&seconds, iv)
@@ -237,9 +295,12 @@ impl SimulatedConnector {
             } else {
                 resample(&minutes, iv)
             };
+            if let Some(next) = resume.next_open(iv) {
+                bars.retain(|b| b.open_time >= next);
+            }
             out.push((iv, bars));
         }
-        self.clock = fine_end as f64;
+        self.clock = span.fine_end as f64;
         out
     }
 
@@ -283,8 +344,8 @@ mod tests {
     async fn backfill_is_reproducible_consistent_and_ends_now() {
         let now = 1_704_067_200_000 + 12_345;
         let all = Interval::ALL.to_vec();
-        let a = SimulatedConnector::new("BTCUSDT".into(), &settings()).backfill(now, &all).await.unwrap();
-        let b = SimulatedConnector::new("BTCUSDT".into(), &settings()).backfill(now, &all).await.unwrap();
+        let a = SimulatedConnector::new("BTCUSDT".into(), &settings()).backfill(now, &all, &Held::nothing()).await.unwrap();
+        let b = SimulatedConnector::new("BTCUSDT".into(), &settings()).backfill(now, &all, &Held::nothing()).await.unwrap();
         assert_eq!(a, b, "same seed, same history");
         let by_iv: BTreeMap<Interval, Vec<Bar>> = a.into_iter().collect();
         let m1 = &by_iv[&Interval::M1];
@@ -299,6 +360,40 @@ mod tests {
         assert_eq!(m1.last().map(|b| b.closed), Some(false), "the current minute is still forming");
         let s1 = &by_iv[&Interval::S1];
         assert_eq!(s1.len(), 3_600 + 12, "one hour and 12 seconds of seconds, all closed");
+    }
+
+    #[actix_rt::test]
+    async fn a_resumed_backfill_continues_stored_history_without_regenerating_it() {
+        let all = Interval::ALL.to_vec();
+        let t0 = 1_704_067_200_000 + 25 * 60_000 + 12_345;
+        let first = SimulatedConnector::new("BTCUSDT".into(), &settings()).backfill(t0, &all, &Held::nothing()).await.unwrap();
+        // The store holds the first run's closed bars (forming bars never reach it).
+        let stored: BTreeMap<Interval, Vec<Bar>> = first.iter().map(|(iv, bars)| (*iv, bars.iter().filter(|b| b.closed).cloned().collect())).collect();
+        let t1 = t0 + 37 * 60_000 + 4_321;
+        let mut second = SimulatedConnector::new("BTCUSDT".into(), &SimulatedSettings { seed: 7, ..settings() });
+        let resumed: BTreeMap<Interval, Vec<Bar>> = second.backfill(t1, &all, &Held::from_window(stored.clone())).await.unwrap().into_iter().collect();
+        for (iv, bars) in &resumed {
+            let last = stored[iv].last().unwrap();
+            assert_eq!(bars.first().map(|b| b.open_time), Some(last.close_time()), "{iv}: starts right after the stored bars");
+            assert!(bars.windows(2).all(|w| w[1].open_time == w[0].close_time()), "{iv}: no gaps");
+            assert!(bars.iter().all(Bar::is_consistent), "{iv}");
+            assert!(bars.last().unwrap().open_time <= t1);
+        }
+        assert_eq!(resumed[&Interval::S1].first().unwrap().open, stored[&Interval::S1].last().unwrap().close, "prices continue from the stored close");
+        // A coarse bucket in progress at the restart (00:00-01:00, stopped at 00:25) holds its stored part
+        // and its new part: it equals the stored and resumed finer bars resampled.
+        let series = |iv: Interval| -> Vec<Bar> { stored[&iv].iter().chain(&resumed[&iv]).cloned().collect() };
+        for (finer, coarse) in [(Interval::M1, Interval::M15), (Interval::M1, Interval::H1), (Interval::M1, Interval::D1), (Interval::S1, Interval::S30)] {
+            let expected = resample(&series(finer), coarse);
+            for b in &resumed[&coarse] {
+                let e = expected.iter().find(|e| e.open_time == b.open_time).unwrap();
+                assert_eq!((b.open, b.high, b.low, b.close, b.trades, b.closed), (e.open, e.high, e.low, e.close, e.trades, e.closed), "{coarse} at {}", b.open_time);
+                assert!((b.volume - e.volume).abs() <= 1e-9 * e.volume.max(1.0));
+            }
+        }
+        let hour = resumed[&Interval::H1].first().unwrap();
+        let stored_minutes: u64 = stored[&Interval::M1].iter().filter(|m| Interval::H1.align(m.open_time) == hour.open_time).map(|m| m.trades).sum();
+        assert!(stored_minutes > 0 && hour.trades > stored_minutes, "the boundary hour holds stored and new trades");
     }
 
     #[actix_rt::test]

@@ -162,3 +162,36 @@ async fn actors_subscribe_like_sessions_and_get_every_closed_bar() {
     assert_eq!(with_partials.len() - partials, 20);
     assert!((1..20).contains(&partials), "partials at the topic rate, not all of them: {partials}");
 }
+
+#[actix_rt::test]
+async fn subscribing_from_a_history_queues_the_bars_closed_since() {
+    let hub = Hub::new(&HubSettings { max_updates_per_second: 1000 }).start();
+    let closed = |close: f64, open_time: i64| {
+        let mut b = bar(close, open_time);
+        b.closed = true;
+        b
+    };
+    for (i, t) in [0, 60_000, 120_000].into_iter().enumerate() {
+        hub.send(update(UpdateKind::Closed, closed(i as f64, t))).await.unwrap();
+    }
+    hub.send(update(UpdateKind::Correction, closed(9.0, 60_000))).await.unwrap();
+    hub.send(update(UpdateKind::Partial, bar(3.0, 180_000))).await.unwrap();
+
+    // The client's history ended with the bar opening at 60 000, then still forming.
+    let outbox = connected(&hub, 1, 1 << 20).await;
+    hub.send(SubscribeFrom { client: 1, topics: vec![(topic(), Some(60_000))], ack: protocol::frame::text(b"{}") }).await.unwrap();
+    let frames = drain(&outbox);
+    let bars: Vec<(i64, f64, bool)> = frames[1..].iter().map(|f| (f["data"]["timestamp"].as_i64().unwrap(), f["data"]["close"].as_f64().unwrap(), f["data"]["closed"] == true)).collect();
+    assert_eq!(bars, [(60_000, 9.0, true), (120_000, 2.0, true), (180_000, 3.0, false)], "final states from the history's last bar on, then the forming one");
+
+    // Without a history, only the newest bar; and a closed newest bar is not sent twice.
+    let plain = connected(&hub, 2, 1 << 20).await;
+    hub.send(SubscribeFrom { client: 2, topics: vec![(topic(), None)], ack: protocol::frame::text(b"{}") }).await.unwrap();
+    assert_eq!(drain(&plain).len(), 2);
+    hub.send(update(UpdateKind::Closed, closed(4.0, 180_000))).await.unwrap();
+    let late = connected(&hub, 3, 1 << 20).await;
+    hub.send(SubscribeFrom { client: 3, topics: vec![(topic(), Some(180_000))], ack: protocol::frame::text(b"{}") }).await.unwrap();
+    let frames = drain(&late);
+    assert_eq!(frames.len(), 2, "ack and the one closed bar: {frames:?}");
+    assert_eq!(frames[1]["data"]["close"], 4.0);
+}

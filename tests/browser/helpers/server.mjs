@@ -1,7 +1,8 @@
 // Starts the real candlecast server for a test file and stops it afterwards.
 // Binary: $CANDLECAST_BIN, default target/debug/candlecast under the repo root.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -26,10 +27,13 @@ export async function startServer({ port = 0, env = {} } = {}) {
   if (!existsSync(path.join(DIST_DIR, 'index.html'))) {
     throw new Error(`${DIST_DIR}/index.html missing: run \`cd frontend && npm ci && npm run build\``);
   }
+  // Each server keeps its stored history in a directory of its own (test files run side by side).
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'candlecast-browser-'));
   const child = spawn(bin, [], {
     cwd: REPO_ROOT,
     env: {
       ...process.env,
+      CANDLECAST__STORE__PATH: dataDir,
       CANDLECAST__SERVER__HOST: '127.0.0.1',
       CANDLECAST__SERVER__PORT: String(port),
       CANDLECAST__SERVER__STATIC_DIR: DIST_DIR,
@@ -72,11 +76,13 @@ export async function startServer({ port = 0, env = {} } = {}) {
     port: Number(new URL(url).port),
     output: () => log,
     async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(t);
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(t);
+      }
+      rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

@@ -32,6 +32,7 @@ use self::rest::RestClient;
 use self::wire::StreamMessage;
 use super::{Connector, FeedError, FeedStatus};
 use crate::model::{now_ms, resample, Bar, Interval, Symbol, Trade};
+use crate::persist::history::Held;
 
 /// Settings of the Binance feed (`[feed.binance]` in the config).
 #[derive(Debug, Clone, Deserialize)]
@@ -188,7 +189,7 @@ impl Connector for BinanceConnector {
 
     /// 1m klines for `backfill_days` (every interval of 1m and up is resampled from them) and 1s klines
     /// for `backfill_fine_hours` (the sub-minute intervals).
-    async fn backfill(&mut self, now: i64, intervals: &[Interval]) -> Result<Vec<(Interval, Vec<Bar>)>, FeedError> {
+    async fn backfill(&mut self, now: i64, intervals: &[Interval], _held: &Held) -> Result<Vec<(Interval, Vec<Bar>)>, FeedError> {
         self.intervals = intervals.to_vec();
         let end = Interval::M1.align(now) + Interval::M1.millis();
         let minutes = match self.settings.backfill_days {

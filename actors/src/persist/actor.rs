@@ -1,0 +1,394 @@
+//! The persistence actor: takes every closed bar and correction from the hub (and feeds' backfills) and
+//! writes them to the store in batches, without ever losing one it accepted.
+//!
+//! - Batches: a batch is written when `batch_bars` bars wait, or `batch_ms` after its first bar came.
+//!   One write is in flight at a time, so bars reach the store in the order they were revised (a
+//!   correction never lands before the bar it corrects).
+//! - Failures: a failed write is retried after a capped exponential backoff with jitter. Meanwhile bars
+//!   go to the [`Journal`] (fsynced) instead of piling up in memory: the failed batch at once, newer
+//!   bars every tick, and in any case once `buffer_bars` wait. The journal is always older than memory,
+//!   and is written back first, in order, when the store answers again.
+//! - Start: a journal left by the previous run is written before anything else; [`Settled`] answers
+//!   when it is (or when the store failed once, and the journal keeps waiting).
+//! - Stop: [`Flush`] makes everything durable, in the store or in the journal.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+
+use super::journal::{Journal, JournalError};
+use super::{settings::StoreSettings, Store, StoreError, StoredBar};
+use crate::aggregate::UpdateKind;
+use crate::feed::backoff::Backoff;
+use crate::market::Market;
+use crate::messages::BarEvents;
+use crate::model::{now_ms, Bar};
+use crate::telemetry::PersistStats;
+
+/// Bars that did not come through the hub (a feed's backfill), stored like closed bars.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PersistBars {
+    pub bars: Vec<Bar>,
+    pub source: Arc<str>,
+}
+
+/// Makes everything received so far durable: written to the store, or else journaled; then, if
+/// `stop`, stops the actor (it closes the journal; bars that come later are not stored). Sent at shutdown.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Flush {
+    pub stop: bool,
+}
+
+/// Answers once the journal left by an earlier run is in the store, or the store failed meanwhile (the
+/// journal then keeps its bars). Feeds wait for it before they read what the store holds.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Settled;
+
+/// Where the batch being written came from.
+enum InFlight {
+    Journal,
+    Memory(Arc<[StoredBar]>),
+}
+
+/// See the module documentation.
+pub struct Persister {
+    store: Arc<dyn Store>,
+    /// To tag each bar with its symbol's source.
+    market: Market,
+    settings: StoreSettings,
+    journal: Journal,
+    /// Bars neither written nor journaled, oldest first.
+    buffer: Vec<StoredBar>,
+    /// When the oldest of `buffer` arrived.
+    buffer_since: Option<Instant>,
+    in_flight: Option<InFlight>,
+    /// A retry is scheduled; nothing is written before it.
+    backing_off: bool,
+    backoff: Backoff,
+    healthy: bool,
+    stats: Arc<PersistStats>,
+    /// The journal of an earlier run is still being written.
+    settling: bool,
+    settled_waiters: Vec<oneshot::Sender<()>>,
+    flush_waiters: Vec<oneshot::Sender<()>>,
+}
+
+impl Persister {
+    /// Opens the journal (a torn last record is cut off and logged); fails if it cannot be used.
+    pub fn new(store: Arc<dyn Store>, market: Market, settings: &StoreSettings, stats: Arc<PersistStats>) -> Result<Persister, JournalError> {
+        let path = settings.journal_file();
+        let (journal, recovered) = Journal::open(&path)?;
+        if recovered.torn_bytes > 0 {
+            tracing::warn!(path = %path.display(), bytes = recovered.torn_bytes, "cut off a torn last journal record (a batch interrupted by a crash; it was never acknowledged)");
+        }
+        if recovered.bars > 0 {
+            tracing::info!(path = %path.display(), bars = recovered.bars, "journal holds bars from an earlier run; writing them first");
+        }
+        let backoff = Backoff::new(Duration::from_millis(settings.retry_initial_ms), Duration::from_millis(settings.retry_max_ms));
+        stats.healthy.store(true, Ordering::Relaxed);
+        Ok(Persister {
+            store,
+            market,
+            settings: settings.clone(),
+            settling: !journal.is_empty(),
+            journal,
+            buffer: Vec::new(),
+            buffer_since: None,
+            in_flight: None,
+            backing_off: false,
+            backoff,
+            healthy: true,
+            stats,
+            settled_waiters: Vec::new(),
+            flush_waiters: Vec::new(),
+        })
+    }
+
+    fn batch_wait(&self) -> Duration {
+        Duration::from_millis(self.settings.batch_ms)
+    }
+
+    fn memory_in_flight(&self) -> bool {
+        matches!(self.in_flight, Some(InFlight::Memory(_)))
+    }
+
+    fn accept(&mut self, bars: impl Iterator<Item = StoredBar>, ctx: &mut Context<Self>) {
+        let before = self.buffer.len();
+        self.buffer.extend(bars);
+        if before == 0 && !self.buffer.is_empty() {
+            self.buffer_since = Some(Instant::now());
+        }
+        // Never while a memory batch is in flight: if it failed it must enter the journal before these.
+        if self.buffer.len() >= self.settings.buffer_bars && !self.memory_in_flight() {
+            self.spill();
+        }
+        self.pump(ctx);
+        self.publish_stats();
+    }
+
+    /// Moves the whole memory buffer to the end of the journal.
+    fn spill(&mut self) {
+        if self.buffer.is_empty() {
+            return;
+        }
+        match self.journal.append(&self.buffer, self.settings.batch_bars) {
+            Ok(()) => {
+                self.buffer.clear();
+                self.buffer_since = None;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, bars = self.buffer.len(), "cannot journal bars; keeping them in memory");
+                self.stats.set_last_error(Some(e.to_string()));
+                // Memory stays bounded even when the disk fails too: beyond twice the buffer, the oldest go.
+                let cap = self.settings.buffer_bars.saturating_mul(2);
+                if self.buffer.len() > cap {
+                    let dropped = self.buffer.len() - cap;
+                    self.buffer.drain(..dropped);
+                    self.stats.dropped_bars.fetch_add(dropped as u64, Ordering::Relaxed);
+                    tracing::error!(dropped, "dropped the oldest unwritten bars: neither the store nor the journal takes them");
+                }
+            }
+        }
+    }
+
+    fn buffer_due(&self) -> bool {
+        !self.buffer.is_empty()
+            && (self.buffer.len() >= self.settings.batch_bars || !self.flush_waiters.is_empty() || self.buffer_since.is_some_and(|t| t.elapsed() >= self.batch_wait()))
+    }
+
+    /// Starts the next write if none is running: the journal's oldest batch, else a due memory batch.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        if self.in_flight.is_some() || self.backing_off {
+            return;
+        }
+        let (batch, origin) = if !self.journal.is_empty() {
+            match self.journal.head() {
+                Ok(Some(batch)) => (batch, InFlight::Journal),
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the journal");
+                    self.stats.set_last_error(Some(e.to_string()));
+                    self.retry_later(ctx);
+                    return;
+                }
+            }
+        } else if self.buffer_due() {
+            let n = self.buffer.len().min(self.settings.batch_bars);
+            let batch: Arc<[StoredBar]> = self.buffer.drain(..n).collect();
+            self.buffer_since = (!self.buffer.is_empty()).then(Instant::now);
+            (batch.clone(), InFlight::Memory(batch))
+        } else {
+            return;
+        };
+        if !self.healthy {
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+        }
+        self.in_flight = Some(origin);
+        let write = self.store.write(batch.clone());
+        ctx.spawn(write.into_actor(self).map(move |result, act, ctx| act.finished(result, batch, ctx)));
+    }
+
+    fn finished(&mut self, result: Result<(), StoreError>, batch: Arc<[StoredBar]>, ctx: &mut Context<Self>) {
+        let origin = self.in_flight.take();
+        match result {
+            Ok(()) => {
+                if !self.healthy {
+                    tracing::info!(kind = self.store.kind(), "store writes succeed again");
+                }
+                self.healthy = true;
+                self.backoff.reset();
+                self.stats.written_bars.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                self.stats.set_last_error(None);
+                if matches!(origin, Some(InFlight::Journal)) {
+                    if let Err(e) = self.journal.pop() {
+                        // The batch is written; at worst it is written again at the next start.
+                        tracing::warn!(error = %e, "journal not emptied");
+                    }
+                }
+                if self.settling && self.journal.is_empty() {
+                    self.settle();
+                }
+            }
+            Err(e) => {
+                self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                if self.healthy || e.is_configuration() {
+                    tracing::warn!(kind = self.store.kind(), error = %e, bars = batch.len(), "store write failed; journaling and retrying");
+                }
+                self.healthy = false;
+                self.stats.set_last_error(Some(e.to_string()));
+                if let Some(InFlight::Memory(batch)) = origin {
+                    // Back in front of the newer bars, then all of them to the journal, in order.
+                    self.buffer.splice(0..0, batch.iter().cloned());
+                    self.spill();
+                }
+                if self.settling {
+                    self.settle();
+                }
+                self.retry_later(ctx);
+            }
+        }
+        self.pump(ctx);
+        self.answer_flushes();
+        self.publish_stats();
+    }
+
+    fn retry_later(&mut self, ctx: &mut Context<Self>) {
+        let delay = self.backoff.next_delay();
+        self.backing_off = true;
+        ctx.run_later(delay, |act, ctx| {
+            act.backing_off = false;
+            act.pump(ctx);
+            act.publish_stats();
+        });
+    }
+
+    fn settle(&mut self) {
+        self.settling = false;
+        for w in self.settled_waiters.drain(..) {
+            let _ = w.send(());
+        }
+    }
+
+    /// Flushes are done once nothing is left only in memory.
+    fn answer_flushes(&mut self) {
+        if self.buffer.is_empty() && !self.memory_in_flight() {
+            for w in self.flush_waiters.drain(..) {
+                let _ = w.send(());
+            }
+        }
+    }
+
+    fn publish_stats(&self) {
+        let s = &self.stats;
+        s.healthy.store(self.healthy, Ordering::Relaxed);
+        let in_flight = match &self.in_flight {
+            Some(InFlight::Memory(b)) => Some(b.clone()),
+            _ => None,
+        };
+        s.buffered_bars.store((self.buffer.len() + in_flight.as_ref().map_or(0, |b| b.len())) as u64, Ordering::Relaxed);
+        s.journal_bars.store(self.journal.bars(), Ordering::Relaxed);
+        // The journal is older than the batch in flight from memory, which is older than the buffer.
+        let oldest = self.journal.oldest().or_else(|| in_flight.and_then(|b| b.first().map(|b| b.revised))).or_else(|| self.buffer.first().map(|b| b.revised));
+        s.oldest_unwritten_ms.store(oldest.unwrap_or(0), Ordering::Relaxed);
+    }
+
+}
+
+impl Actor for Persister {
+    type Context = Context<Self>;
+
+    /// Starts writing the journal of an earlier run, and the tick that makes batches due.
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let tick = (self.batch_wait() / 4).clamp(Duration::from_millis(5), Duration::from_millis(250));
+        ctx.run_interval(tick, |act, ctx| {
+            // While the store fails, new bars go to disk at every tick rather than wait in memory.
+            if !act.healthy && !act.memory_in_flight() {
+                act.spill();
+            }
+            act.pump(ctx);
+            act.answer_flushes();
+            act.publish_stats();
+        });
+        // Until the first write, health is what the store says when asked.
+        ctx.spawn(self.store.check().into_actor(self).map(|result, act, _| {
+            if let Err(e) = result {
+                if act.stats.written_bars.load(Ordering::Relaxed) == 0 {
+                    act.healthy = false;
+                    act.stats.set_last_error(Some(e.to_string()));
+                    act.publish_stats();
+                }
+            }
+        }));
+        self.pump(ctx);
+        self.publish_stats();
+    }
+
+    fn stopping(&mut self, _: &mut Context<Self>) -> Running {
+        // The system is going down without a Flush (or after it): keep what is left.
+        if !self.memory_in_flight() {
+            self.spill();
+        }
+        Running::Stop
+    }
+}
+
+impl Handler<BarEvents> for Persister {
+    type Result = ();
+
+    /// Buffers the closed bars and corrections of a hub batch.
+    fn handle(&mut self, msg: BarEvents, ctx: &mut Context<Self>) {
+        let now = now_ms();
+        let mut source: Option<(crate::model::Symbol, Arc<str>)> = None;
+        let mut bars = Vec::with_capacity(msg.0.len());
+        for update in msg.0.iter().filter(|u| u.kind != UpdateKind::Partial) {
+            let symbol = &update.bar.symbol;
+            let src = match &source {
+                Some((s, src)) if s == symbol => src.clone(),
+                _ => {
+                    let src: Arc<str> = self.market.get(symbol).map_or_else(|| Arc::from("unknown"), |e| e.source.clone());
+                    source = Some((symbol.clone(), src.clone()));
+                    src
+                }
+            };
+            let mut bar = update.bar.clone();
+            bar.closed = true;
+            bars.push(StoredBar { bar, source: src, revised: now });
+        }
+        self.accept(bars.into_iter(), ctx);
+    }
+}
+
+impl Handler<PersistBars> for Persister {
+    type Result = ();
+
+    /// Buffers a backfill's closed bars.
+    fn handle(&mut self, msg: PersistBars, ctx: &mut Context<Self>) {
+        let now = now_ms();
+        let source = msg.source;
+        self.accept(msg.bars.into_iter().filter(|b| b.closed).map(|bar| StoredBar { bar, source: source.clone(), revised: now }), ctx);
+    }
+}
+
+impl Handler<Flush> for Persister {
+    type Result = ResponseActFuture<Self, ()>;
+
+    /// Writes what is buffered if the store is keeping up, else journals it; answers when durable.
+    fn handle(&mut self, msg: Flush, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.flush_waiters.push(tx);
+        if (!self.healthy || !self.journal.is_empty()) && !self.memory_in_flight() {
+            self.spill();
+        }
+        self.pump(ctx);
+        self.answer_flushes();
+        self.publish_stats();
+        Box::pin(actix::fut::wrap_future::<_, Self>(rx).map(move |_, _, ctx: &mut Context<Self>| {
+            if msg.stop {
+                ctx.stop();
+            }
+        }))
+    }
+}
+
+impl Handler<Settled> for Persister {
+    type Result = ResponseFuture<()>;
+
+    /// Answers once the earlier run's journal is written (or waits for the store).
+    fn handle(&mut self, _: Settled, _: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        if self.settling {
+            self.settled_waiters.push(tx);
+        } else {
+            let _ = tx.send(());
+        }
+        Box::pin(async move {
+            let _ = rx.await;
+        })
+    }
+}

@@ -1,0 +1,258 @@
+//! The history service: what `GET /api/historical`, WS `get_historical` and backtests read, and what
+//! feeds ask before they backfill.
+//!
+//! Merge rule: the aggregator's in-memory window is newest and wins for every open time it holds; the
+//! store fills in what is older than the window. The result is ascending, has one bar per open time, and
+//! keeps the [`HistoryQuery`] rules exactly (`start_time <= open_time < end_time`, the `limit` newest).
+//! A query the window answers alone (`limit` bars found in memory) never touches the store.
+//!
+//! `since` polling: bars created or revised at or after `since` (wall-clock ms). From the store, its
+//! revision times; from memory, the forming bar and every closed bar that could still have changed at
+//! `since` (a closed bar changes at the latest `grace_ms` after its end), a superset that is harmless
+//! for a client that upserts by open time.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use super::actor::{Flush, PersistBars, Persister, Settled};
+use super::journal::JournalError;
+use super::{Range, Store, StoreError, StoreKind, StoreSettings};
+use crate::aggregator::GetBars;
+use crate::hub::{Hub, SubscribeActor};
+use crate::market::{Market, SymbolEntry};
+use crate::model::{now_ms, Bar, Interval, Symbol};
+use crate::protocol::HistoryQuery;
+use crate::telemetry::PersistStats;
+
+/// How long a feed waits for the previous run's journal to reach the store before it reads history.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a shutdown waits for the last bars to become durable.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A history request could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("the symbol's aggregator is not available")]
+    Aggregator,
+    #[error("history older than the in-memory window is not available: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// See the module documentation. Cheap to clone.
+#[derive(Clone)]
+pub struct History {
+    store: Option<Arc<dyn Store>>,
+    persister: Option<Addr<Persister>>,
+    stats: Arc<PersistStats>,
+    kind: StoreKind,
+    /// How long after its end a closed bar may still be corrected (`aggregator.grace_ms`).
+    grace_ms: i64,
+}
+
+impl History {
+    /// History from memory only (`kind = "none"`).
+    pub fn memory_only(grace_ms: i64) -> History {
+        History { store: None, persister: None, stats: Arc::default(), kind: StoreKind::None, grace_ms }
+    }
+
+    /// Starts the persistence actor on a thread of its own and subscribes it to every closed bar.
+    pub fn start(store: Option<Arc<dyn Store>>, settings: &StoreSettings, market: &Market, hub: &Addr<Hub>, grace_ms: i64) -> Result<History, JournalError> {
+        let Some(store) = store else { return Ok(History::memory_only(grace_ms)) };
+        let stats = Arc::new(PersistStats::default());
+        let persister = Persister::new(store.clone(), market.clone(), settings, stats.clone())?;
+        // Journal fsyncs block: the actor gets its own thread.
+        let persister = Persister::start_in_arbiter(&Arbiter::new().handle(), move |_| persister);
+        hub.do_send(SubscribeActor { recipient: persister.clone().recipient(), partials: false });
+        Ok(History { store: Some(store), persister: Some(persister), stats, kind: settings.kind, grace_ms })
+    }
+
+    /// `embedded`, `influxdb-v1`, `influxdb-v2` or `none`.
+    pub fn kind(&self) -> &'static str {
+        self.store.as_ref().map_or("none", |s| s.kind())
+    }
+
+    pub fn store_kind(&self) -> StoreKind {
+        self.kind
+    }
+
+    pub fn stats(&self) -> &PersistStats {
+        &self.stats
+    }
+
+    /// Asks the store whether it answers and accepts our configuration.
+    pub async fn check(&self) -> Result<(), StoreError> {
+        match &self.store {
+            Some(store) => store.check().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Bars of `entry` for `q` (see the module documentation for the merge).
+    pub async fn bars(&self, entry: &SymbolEntry, q: HistoryQuery) -> Result<Vec<Bar>, HistoryError> {
+        let memory = entry.aggregator.send(GetBars(q)).await.map_err(|_| HistoryError::Aggregator)?;
+        let Some(store) = self.store.as_ref().filter(|_| memory.len() < q.limit) else { return Ok(memory) };
+        // Everything from the window's first bar on is in `memory`; the store adds what is older.
+        let older_than = memory.first().map(|b| b.open_time).or(q.end_time);
+        let range = Range { interval: q.interval, start: q.start_time, end: older_than, limit: q.limit - memory.len() };
+        let stored = store.bars(&entry.symbol, range).await?;
+        Ok(merge(memory, stored, &q))
+    }
+
+    /// Bars for a history request: all of `q`, or with `since`, only those created or revised since then;
+    /// then also the `as_of` to pass as the next `since` (taken before anything is read, so that no
+    /// revision falls between two polls).
+    pub async fn query(&self, entry: &SymbolEntry, q: HistoryQuery, since: Option<i64>) -> Result<(Vec<Bar>, Option<i64>), HistoryError> {
+        match since {
+            None => Ok((self.bars(entry, q).await?, None)),
+            Some(since) => {
+                let as_of = now_ms();
+                Ok((self.revised_since(entry, q, since).await?, Some(as_of)))
+            }
+        }
+    }
+
+    /// Bars of `entry` created or revised at or after `since`, within `q`'s range and limit.
+    pub async fn revised_since(&self, entry: &SymbolEntry, q: HistoryQuery, since: i64) -> Result<Vec<Bar>, HistoryError> {
+        // A closed bar changes for the last time at most `grace_ms` after its end.
+        let could_change_since = since.saturating_sub(self.grace_ms + q.interval.millis());
+        let memory_q = HistoryQuery { start_time: Some(q.start_time.map_or(could_change_since, |s| s.max(could_change_since))), ..q };
+        let memory = entry.aggregator.send(GetBars(memory_q)).await.map_err(|_| HistoryError::Aggregator)?;
+        let Some(store) = &self.store else { return Ok(memory) };
+        let stored = store.revised_since(&entry.symbol, q.interval, since, q.limit).await?;
+        Ok(merge(memory, stored, &q))
+    }
+
+    /// What the store holds of `symbol`: the newest `window` bars of each interval, after the journal
+    /// of an earlier run has been written. `Held::unknown` if the store cannot say.
+    pub async fn held(&self, symbol: &Symbol, intervals: &[Interval], window: usize) -> Held {
+        let Some(store) = &self.store else { return Held::nothing() };
+        if let Some(p) = &self.persister {
+            if tokio::time::timeout(SETTLE_TIMEOUT, p.send(Settled)).await.is_err() {
+                tracing::warn!(%symbol, "the previous run's journal is still being written; reading history anyway");
+            }
+        }
+        let mut held = Held { known: true, store: Some(store.clone()), symbol: symbol.clone(), window: BTreeMap::new() };
+        for &interval in intervals {
+            match store.bars(symbol, Range { interval, start: None, end: None, limit: window }).await {
+                Ok(bars) => {
+                    held.window.insert(interval, bars);
+                }
+                Err(e) => {
+                    tracing::warn!(%symbol, error = %e, "cannot read stored history; backfilling without it and not storing that backfill");
+                    return Held::unknown(symbol);
+                }
+            }
+        }
+        held
+    }
+
+    /// Stores bars that did not come through the hub (a backfill). Waits until the actor has them.
+    pub async fn persist(&self, bars: Vec<Bar>, source: Arc<str>) {
+        if let Some(p) = &self.persister {
+            if !bars.is_empty() && p.send(PersistBars { bars, source }).await.is_err() {
+                tracing::warn!("persistence actor gone; backfill not stored");
+            }
+        }
+    }
+
+    /// At shutdown: makes every bar received so far durable (store or journal), stops the persistence
+    /// actor and closes the store (the embedded store's file lock is released when this returns).
+    pub async fn shutdown(&self) {
+        if let Some(p) = &self.persister {
+            if tokio::time::timeout(FLUSH_TIMEOUT, p.send(Flush { stop: true })).await.is_err() {
+                tracing::warn!("persistence did not flush within {FLUSH_TIMEOUT:?}");
+            }
+        }
+        if let Some(store) = &self.store {
+            if let Err(e) = store.close().await {
+                tracing::warn!(error = %e, "store not closed cleanly");
+            }
+        }
+    }
+}
+
+/// Memory over store for equal open times; `q`'s range; the `limit` newest; ascending.
+pub fn merge(memory: Vec<Bar>, stored: Vec<Bar>, q: &HistoryQuery) -> Vec<Bar> {
+    let (start, end) = (q.start_time.unwrap_or(i64::MIN), q.end_time.unwrap_or(i64::MAX));
+    let mut by_open: BTreeMap<i64, Bar> = BTreeMap::new();
+    for bar in stored.into_iter().chain(memory) {
+        if bar.open_time >= start && bar.open_time < end {
+            by_open.insert(bar.open_time, bar);
+        }
+    }
+    let mut out: Vec<Bar> = by_open.into_values().collect();
+    super::keep_newest(&mut out, q.limit);
+    out
+}
+
+/// What the store holds of one symbol when its feed starts, so that a backfill adds only what is missing.
+pub struct Held {
+    /// False when the store could not be read: the feed then stores none of its backfill, so that it
+    /// cannot overwrite history it did not see.
+    known: bool,
+    store: Option<Arc<dyn Store>>,
+    symbol: Symbol,
+    /// The newest stored bars per interval, ascending.
+    window: BTreeMap<Interval, Vec<Bar>>,
+}
+
+impl Held {
+    /// No store: nothing is held, and there is nothing a backfill could overwrite.
+    pub fn nothing() -> Held {
+        Held { known: true, store: None, symbol: Symbol::from(""), window: BTreeMap::new() }
+    }
+
+    fn unknown(symbol: &Symbol) -> Held {
+        Held { known: false, store: None, symbol: symbol.clone(), window: BTreeMap::new() }
+    }
+
+    /// For tests: `window` as if a store held it.
+    pub fn from_window(window: BTreeMap<Interval, Vec<Bar>>) -> Held {
+        Held { known: true, store: None, symbol: Symbol::from(""), window }
+    }
+
+    /// Whether the store's content is known (a backfill may then be stored).
+    pub fn is_known(&self) -> bool {
+        self.known
+    }
+
+    /// The newest stored bars of `interval`, ascending.
+    pub fn window(&self, interval: Interval) -> &[Bar] {
+        self.window.get(&interval).map_or(&[], Vec::as_slice)
+    }
+
+    /// The newest stored bar of `interval`.
+    pub fn last(&self, interval: Interval) -> Option<&Bar> {
+        self.window(interval).last()
+    }
+
+    /// Stored bars of `interval` with `start <= open_time`, ascending (from the window when it reaches
+    /// back far enough, else from the store).
+    pub async fn since(&self, interval: Interval, start: i64) -> Result<Vec<Bar>, StoreError> {
+        let window = self.window(interval);
+        let covered = window.first().is_some_and(|b| b.open_time <= start);
+        match &self.store {
+            Some(store) if !covered => store.bars(&self.symbol, Range { interval, start: Some(start), end: None, limit: usize::MAX }).await,
+            _ => Ok(window.iter().filter(|b| b.open_time >= start).cloned().collect()),
+        }
+    }
+
+    /// Of each interval's backfilled bars, those newer than what the store holds.
+    pub fn only_missing(&self, backfill: Vec<(Interval, Vec<Bar>)>) -> Vec<(Interval, Vec<Bar>)> {
+        backfill
+            .into_iter()
+            .map(|(iv, mut bars)| {
+                if let Some(last) = self.last(iv) {
+                    bars.retain(|b| b.open_time > last.open_time);
+                }
+                (iv, bars)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

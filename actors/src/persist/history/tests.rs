@@ -1,0 +1,141 @@
+//! The merge rules (property tests) and the persistence actor against the memory store: batching,
+//! an outage (journal, then written back in order), and a restart that replays the journal.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::aggregate::{BarUpdate, UpdateKind};
+use crate::aggregator::AggregatorSettings;
+use crate::hub::HubSettings;
+use crate::messages::BarEvents;
+use crate::persist::actor::{Flush, PersistBars, Persister, Settled};
+use crate::persist::memory::MemoryStore;
+use crate::persist::StoredBar;
+
+const MIN: i64 = 60_000;
+
+/// A bar whose close tells where it came from (memory 1.0, store 2.0).
+fn bar(open_time: i64, close: f64) -> Bar {
+    let mut b = Bar::from_trade("BTCUSDT".into(), Interval::M1, open_time, close, 1.0);
+    b.closed = true;
+    b
+}
+
+fn query(limit: usize, start: Option<i64>, end: Option<i64>) -> HistoryQuery {
+    HistoryQuery { interval: Interval::M1, limit, start_time: start, end_time: end }
+}
+
+proptest! {
+    /// Sorted, one bar per open time, memory wins, exactly the range, the `limit` newest of the union.
+    #[test]
+    fn merge_keeps_the_query_rules(
+        memory in prop::collection::btree_set(0i64..200, 0..60),
+        stored in prop::collection::btree_set(0i64..200, 0..120),
+        limit in 1usize..80,
+        start in prop::option::of(0i64..200),
+        len in prop::option::of(1i64..200),
+    ) {
+        let end = start.zip(len).map(|(s, l)| s + l).or(len);
+        let q = query(limit, start.map(|s| s * MIN), end.map(|e| e * MIN));
+        let out = merge(memory.iter().map(|t| bar(t * MIN, 1.0)).collect(), stored.iter().map(|t| bar(t * MIN, 2.0)).collect(), &q);
+        let in_range = |t: &i64| start.map_or(true, |s| *t >= s) && end.map_or(true, |e| *t < e);
+        let union: BTreeSet<i64> = memory.iter().chain(stored.iter()).copied().filter(in_range).collect();
+        let expected: Vec<i64> = union.iter().rev().take(limit).rev().copied().collect();
+        prop_assert_eq!(out.iter().map(|b| b.open_time / MIN).collect::<Vec<_>>(), expected);
+        for b in &out {
+            let from_memory = memory.contains(&(b.open_time / MIN));
+            prop_assert_eq!(b.close, if from_memory { 1.0 } else { 2.0 });
+        }
+    }
+}
+
+fn settings(dir: &std::path::Path, batch_bars: usize, batch_ms: u64) -> StoreSettings {
+    StoreSettings { path: dir.to_owned(), batch_bars, batch_ms, buffer_bars: 1_000, retry_initial_ms: 20, retry_max_ms: 100, ..Default::default() }
+}
+
+fn market() -> Market {
+    let hub = Hub::new(&HubSettings::default()).start();
+    Market::new(hub, AggregatorSettings::default(), Arbiter::current())
+}
+
+fn start(store: &Arc<MemoryStore>, settings: &StoreSettings) -> (Addr<Persister>, Arc<PersistStats>) {
+    let stats = Arc::new(PersistStats::default());
+    let store: Arc<dyn Store> = Arc::new(store.clone());
+    let persister = Persister::new(store, market(), settings, stats.clone()).unwrap().start();
+    (persister, stats)
+}
+
+async fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
+    for _ in 0..1000 {
+        if ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn closes(store: &MemoryStore) -> Vec<(i64, f64)> {
+    store.snapshot().iter().map(|s: &StoredBar| (s.bar.open_time, s.bar.close)).collect()
+}
+
+#[actix_rt::test]
+async fn bars_are_written_in_batches_of_the_configured_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::default());
+    let (persister, stats) = start(&store, &settings(dir.path(), 3, 60_000));
+    persister.send(PersistBars { bars: (0..7).map(|i| bar(i * MIN, 1.0)).collect(), source: "simulated".into() }).await.unwrap();
+    eventually("two full batches", || store.writes.load(Ordering::SeqCst) == 2).await;
+    assert_eq!(store.snapshot().len(), 6, "the seventh bar waits for batch_ms");
+    persister.send(Flush { stop: false }).await.unwrap();
+    assert_eq!(store.snapshot().len(), 7);
+    assert_eq!(stats.written_bars.load(Ordering::Relaxed), 7);
+    assert_eq!(stats.write_lag_ms(crate::model::now_ms()), 0);
+}
+
+#[actix_rt::test]
+async fn an_outage_goes_to_the_journal_and_is_written_back_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::default());
+    store.set_down(true);
+    let (persister, stats) = start(&store, &settings(dir.path(), 2, 10));
+    // A bar closes, then a late trade corrects it: the correction must end up in the store.
+    let closed = BarUpdate { kind: UpdateKind::Closed, bar: bar(0, 1.0) };
+    let corrected = BarUpdate { kind: UpdateKind::Correction, bar: bar(0, 1.5) };
+    let partial = BarUpdate { kind: UpdateKind::Partial, bar: bar(MIN, 9.0) };
+    persister.do_send(BarEvents(vec![closed, partial].into()));
+    persister.do_send(BarEvents(vec![BarUpdate { kind: UpdateKind::Closed, bar: bar(MIN, 2.0) }].into()));
+    persister.do_send(BarEvents(vec![corrected].into()));
+    eventually("failures and a journal", || stats.failures.load(Ordering::Relaxed) >= 2 && stats.journal_bars.load(Ordering::Relaxed) == 3).await;
+    assert!(!stats.healthy.load(Ordering::Relaxed));
+    assert!(stats.last_error().unwrap().contains("unreachable"));
+    assert_eq!(stats.buffered_bars.load(Ordering::Relaxed), 0, "nothing waits in memory during an outage");
+    assert!(stats.write_lag_ms(crate::model::now_ms()) > 0);
+    store.set_down(false);
+    eventually("the journal written back", || stats.journal_bars.load(Ordering::Relaxed) == 0 && store.snapshot().len() == 2).await;
+    assert_eq!(closes(&store), [(0, 1.5), (MIN, 2.0)], "the correction landed last; partials are not stored");
+    assert!(stats.retries.load(Ordering::Relaxed) >= 1);
+    assert!(stats.healthy.load(Ordering::Relaxed) && stats.last_error().is_none());
+}
+
+#[actix_rt::test]
+async fn a_restart_writes_the_previous_journal_before_settling() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(dir.path(), 100, 10);
+    let down = Arc::new(MemoryStore::default());
+    down.set_down(true);
+    let (persister, _) = start(&down, &settings);
+    persister.send(PersistBars { bars: (0..5).map(|i| bar(i * MIN, 1.0)).collect(), source: "simulated".into() }).await.unwrap();
+    persister.send(Flush { stop: true }).await.unwrap();
+    assert!(std::fs::metadata(settings.journal_file()).unwrap().len() > 0, "journaled at stop");
+
+    let up = Arc::new(MemoryStore::default());
+    let (persister, stats) = start(&up, &settings);
+    tokio::time::timeout(Duration::from_secs(10), persister.send(Settled)).await.unwrap().unwrap();
+    assert_eq!(up.snapshot().len(), 5, "settled means the old journal is in the store");
+    assert_eq!(stats.journal_bars.load(Ordering::Relaxed), 0);
+}

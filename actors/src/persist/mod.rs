@@ -1,0 +1,120 @@
+//! Persistence: bars that outlive the process.
+//!
+//! The hub forwards every closed bar and correction to the [`Persister`](actor::Persister), which writes
+//! them in batches to a [`Store`]; while the store is unreachable it journals them on disk and retries.
+//! History requests read through [`History`](history::History), which merges the store with the
+//! aggregators' in-memory window.
+//!
+//! - [`settings`]: `[store]` in the config, and [`open`] to build the configured store.
+//! - [`memory`]: a store in memory (tests; the reference for what every store must do).
+//! - [`embedded`]: the default store, a redb file under `./data`.
+//! - [`line_protocol`]: InfluxDB line protocol, shared by both InfluxDB dialects.
+//! - [`influx`]: HTTP error messages and row handling shared by both InfluxDB dialects.
+//! - [`influx_v1`], [`influx_v2`]: InfluxDB through its 1.x API (`/write`, InfluxQL) or its 2.x API.
+//! - [`journal`]: the on-disk spill of batches the store did not take yet.
+//! - [`actor`]: the persistence actor: batching, backoff, journal, figures.
+//! - [`history`]: the one history service of REST, WebSocket and backtests.
+
+pub mod actor;
+pub mod embedded;
+pub mod history;
+pub mod influx;
+pub mod influx_v1;
+pub mod influx_v2;
+pub mod journal;
+pub mod line_protocol;
+pub mod memory;
+pub mod settings;
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Bar, Interval, Symbol};
+
+pub use settings::{open, InfluxApi, InfluxSettings, Secret, StoreKind, StoreSettings};
+
+/// A closed bar as stored: the bar, the source of its symbol, and when candlecast last revised it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredBar {
+    pub bar: Bar,
+    /// Where the symbol's trades come from (`simulated`, `binance`, ...): the `source` tag in InfluxDB.
+    pub source: Arc<str>,
+    /// Wall-clock ms at which candlecast closed or corrected the bar (what `since=` compares with).
+    pub revised: i64,
+}
+
+/// Which bars of one symbol and interval to read from a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    pub interval: Interval,
+    /// Inclusive open time, ms.
+    pub start: Option<i64>,
+    /// Exclusive open time, ms.
+    pub end: Option<i64>,
+    /// At most this many bars: the newest ones of the range.
+    pub limit: usize,
+}
+
+/// A future a store returns; `'static` so actors can spawn it.
+pub type StoreFuture<T> = BoxFuture<'static, Result<T, StoreError>>;
+
+/// Where closed bars go and history comes from. Every implementation keys bars by
+/// (symbol, interval, open time): writing a bar again replaces it, so replays never duplicate a bar.
+pub trait Store: Send + Sync + 'static {
+    /// `embedded`, `influxdb-v1`, `influxdb-v2` or `memory`, for `/api/stats`.
+    fn kind(&self) -> &'static str;
+
+    /// Whether the store answers and accepts our configuration (credentials, database or bucket).
+    fn check(&self) -> StoreFuture<()>;
+
+    /// Upserts `bars`, all or none as far as the store allows (a retry writes them all again).
+    fn write(&self, bars: Arc<[StoredBar]>) -> StoreFuture<()>;
+
+    /// Bars of `symbol` in `range`, ascending by open time.
+    fn bars(&self, symbol: &Symbol, range: Range) -> StoreFuture<Vec<Bar>>;
+
+    /// Bars of `symbol` and `interval` revised at or after `since` (wall-clock ms), ascending by open
+    /// time; the `limit` newest when more match.
+    fn revised_since(&self, symbol: &Symbol, interval: Interval, since: i64, limit: usize) -> StoreFuture<Vec<Bar>>;
+
+    /// Releases what the store holds (files, locks) once calls in progress end; later calls fail.
+    fn close(&self) -> StoreFuture<()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+/// What went wrong with a store. [`StoreError::is_configuration`] tells a setting to fix from an outage
+/// to wait out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the store: {0}")]
+    Open(String),
+    #[error("the store is unreachable: {0}")]
+    Unreachable(String),
+    #[error("the store refused our credentials: {0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Missing(String),
+    #[error("the store refused the request: {0}")]
+    Rejected(String),
+    #[error("unexpected answer from the store: {0}")]
+    Protocol(String),
+    #[error("storage error: {0}")]
+    Storage(String),
+}
+
+impl StoreError {
+    /// Whether retrying cannot help until someone changes the configuration (or the server's).
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, StoreError::Open(_) | StoreError::Unauthorized(_) | StoreError::Missing(_))
+    }
+}
+
+/// The `limit` newest of `bars` (ascending), in place.
+pub(crate) fn keep_newest(bars: &mut Vec<Bar>, limit: usize) {
+    if bars.len() > limit {
+        bars.drain(..bars.len() - limit);
+    }
+}

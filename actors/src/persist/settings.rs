@@ -1,0 +1,237 @@
+//! `[store]` in the config, and [`open`], which builds the configured store.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::embedded::EmbeddedStore;
+use super::influx_v1::V1;
+use super::influx_v2::V2;
+use super::{Store, StoreError};
+
+/// Where closed bars are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// A redb file under `path`; needs no server.
+    Embedded,
+    /// An InfluxDB server (`[store.influxdb]`).
+    Influxdb,
+    /// Nothing is stored: history is the in-memory window only, and is lost at exit.
+    None,
+}
+
+/// Which HTTP API of InfluxDB to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InfluxApi {
+    /// `/write` and InfluxQL `/query`: InfluxDB 1.x, and 3.x through its v1 compatibility API.
+    V1,
+    /// `/api/v2/write` and Flux `/api/v2/query` with a token: InfluxDB 2.x (and 1.8+).
+    V2,
+}
+
+/// A password or token: read from the config, never printed (its `Debug` shows only whether it is set).
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"<redacted>\"" })
+    }
+}
+
+/// `[store]`: see `config/default.toml` for each option.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    pub kind: StoreKind,
+    /// Directory of the embedded store (and of the journal unless `journal_path` says otherwise).
+    pub path: PathBuf,
+    /// The journal file; empty means `<path>/persist.journal`.
+    pub journal_path: String,
+    /// Bars per write.
+    pub batch_bars: usize,
+    /// A batch is written at the latest this long after its first bar arrived, in ms.
+    pub batch_ms: u64,
+    /// Bars held in memory at most; beyond that (and whenever the store is failing) they go to the journal.
+    pub buffer_bars: usize,
+    /// First retry delay after a failed write, doubled per failure up to `retry_max_ms` (with jitter).
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
+    pub influxdb: InfluxSettings,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            kind: StoreKind::Embedded,
+            path: PathBuf::from("data"),
+            journal_path: String::new(),
+            batch_bars: 1_000,
+            batch_ms: 1_000,
+            buffer_bars: 100_000,
+            retry_initial_ms: 250,
+            retry_max_ms: 30_000,
+            influxdb: InfluxSettings::default(),
+        }
+    }
+}
+
+impl StoreSettings {
+    pub fn journal_file(&self) -> PathBuf {
+        if self.journal_path.is_empty() {
+            self.path.join("persist.journal")
+        } else {
+            PathBuf::from(&self.journal_path)
+        }
+    }
+
+    /// What is wrong with these settings, if anything (checked at start, before anything opens).
+    pub fn validate(&self) -> Result<(), String> {
+        let checks = [
+            (self.batch_bars >= 1, "store.batch_bars must be at least 1"),
+            (self.batch_ms >= 1, "store.batch_ms must be at least 1"),
+            (self.buffer_bars >= self.batch_bars, "store.buffer_bars must be at least store.batch_bars"),
+            (self.retry_initial_ms >= 1, "store.retry_initial_ms must be at least 1"),
+            (self.retry_max_ms >= self.retry_initial_ms, "store.retry_max_ms must be at least store.retry_initial_ms"),
+        ];
+        if let Some((_, msg)) = checks.iter().find(|(ok, _)| !ok) {
+            return Err((*msg).to_owned());
+        }
+        if self.kind == StoreKind::Influxdb {
+            self.influxdb.validate()?;
+        }
+        Ok(())
+    }
+}
+
+/// `[store.influxdb]`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfluxSettings {
+    pub api: InfluxApi,
+    /// Base URL, e.g. `http://127.0.0.1:8086`.
+    pub url: String,
+    /// Timeout of one request, in ms.
+    pub timeout_ms: u64,
+    /// v1: database, and optional user and password.
+    pub database: String,
+    pub username: String,
+    pub password: Secret,
+    /// v2: organization, bucket and token.
+    pub org: String,
+    pub bucket: String,
+    pub token: Secret,
+}
+
+impl Default for InfluxSettings {
+    fn default() -> Self {
+        InfluxSettings {
+            api: InfluxApi::V1,
+            url: "http://127.0.0.1:8086".into(),
+            timeout_ms: 5_000,
+            database: "candlecast".into(),
+            username: String::new(),
+            password: Secret::default(),
+            org: String::new(),
+            bucket: "candlecast".into(),
+            token: Secret::default(),
+        }
+    }
+}
+
+// Written out, not derived, so that no secret can reach a log through `{:?}` of the settings.
+impl fmt::Debug for InfluxSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InfluxSettings")
+            .field("api", &self.api)
+            .field("url", &self.url)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("database", &self.database)
+            .field("username", &self.username)
+            .field("password", &self.password)
+            .field("org", &self.org)
+            .field("bucket", &self.bucket)
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
+impl InfluxSettings {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms.max(1))
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        let url = reqwest::Url::parse(&self.url).map_err(|e| format!("store.influxdb.url {:?} is not a URL: {e}", self.url))?;
+        if url.scheme() != "http" {
+            return Err(format!("store.influxdb.url must start with http:// (this build has no TLS; use a TLS-terminating proxy), got {:?}", self.url));
+        }
+        match self.api {
+            InfluxApi::V1 if self.database.is_empty() => Err("store.influxdb.database must name a database for api = \"v1\"".into()),
+            InfluxApi::V2 if self.org.is_empty() || self.bucket.is_empty() => Err("store.influxdb.org and store.influxdb.bucket must be set for api = \"v2\"".into()),
+            InfluxApi::V2 if self.token.is_empty() => Err("store.influxdb.token must be set for api = \"v2\"".into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Builds the configured store; `None` for `kind = "none"`. Opening the embedded store takes its file
+/// lock here, so a second candlecast on the same directory stops at start with a clear message.
+pub fn open(settings: &StoreSettings) -> Result<Option<Arc<dyn Store>>, StoreError> {
+    settings.validate().map_err(StoreError::Open)?;
+    Ok(match settings.kind {
+        StoreKind::None => None,
+        StoreKind::Embedded => Some(Arc::new(EmbeddedStore::open(&settings.path)?)),
+        StoreKind::Influxdb => match settings.influxdb.api {
+            InfluxApi::V1 => Some(Arc::new(V1::store(&settings.influxdb)?)),
+            InfluxApi::V2 => Some(Arc::new(V2::store(&settings.influxdb)?)),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_reach_debug_output() {
+        let s = InfluxSettings { token: Secret::new("tok-123"), password: Secret::new("pw-456"), ..Default::default() };
+        let debug = format!("{:?}", StoreSettings { influxdb: s, ..Default::default() });
+        assert!(!debug.contains("tok-123") && !debug.contains("pw-456"), "{debug}");
+        assert!(debug.contains("<redacted>"), "{debug}");
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let v2 = |token: &str| InfluxSettings { api: InfluxApi::V2, org: "o".into(), token: Secret::new(token), ..Default::default() };
+        assert!(v2("").validate().unwrap_err().contains("token"));
+        assert!(v2("t").validate().is_ok());
+        let bad_url = InfluxSettings { url: "not a url".into(), ..Default::default() };
+        assert!(bad_url.validate().unwrap_err().contains("store.influxdb.url"));
+        let tls = InfluxSettings { url: "https://influx.example".into(), ..Default::default() };
+        assert!(tls.validate().unwrap_err().contains("http://"));
+        let small = StoreSettings { buffer_bars: 10, batch_bars: 100, ..Default::default() };
+        assert!(small.validate().unwrap_err().contains("buffer_bars"));
+    }
+}

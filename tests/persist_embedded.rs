@@ -1,0 +1,128 @@
+//! The embedded store (redb) with the real server: history survives a restart without being
+//! regenerated, history reads go beyond the in-memory window (REST and WS), `since=` polling, and a
+//! client that loads history and then subscribes sees no gap and no duplicate, also when a bar closes
+//! in between.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::history::{assert_contiguous, bars, closed_by_time, eventually, persisted, restart_keeps_history, small, ts};
+use common::{Client, TestServer, Toml};
+use serde_json::{json, Value};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_history_and_the_simulator_does_not_generate_over_it() {
+    let dir = tempfile::tempdir().unwrap();
+    restart_keeps_history(dir.path(), &[], "embedded").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_beyond_the_in_memory_window_comes_from_the_store_for_rest_ws_and_backtests() {
+    let server = TestServer::start(&small(&[("aggregator.history_bars", Toml::Integer(50))])).await;
+    persisted(&server).await;
+    let rest = bars(&server, "interval=1m&limit=600").await;
+    assert_eq!(rest.len(), 600, "a day of stored minutes, far beyond the 50 in memory");
+    assert_contiguous(&rest, 60_000, "1m from store and memory");
+    assert_eq!(rest.last().unwrap()["closed"], false, "ends with the forming bar from memory");
+
+    // A page entirely older than the window.
+    let end = ts(&rest[100]);
+    let page = bars(&server, &format!("interval=1m&limit=50&end_time={end}")).await;
+    assert_eq!(page, rest[50..100].to_vec());
+
+    let mut ws = Client::connect(&server).await;
+    ws.send(json!({"type": "get_historical", "trading_pair": "BTCUSDT", "interval": "1m", "limit": 600, "id": 1})).await;
+    let reply = ws.next_of("historical", 30).await;
+    let over_ws = reply["data"].as_array().unwrap();
+    assert_eq!(over_ws.len(), 600);
+    assert_contiguous(over_ws, 60_000, "1m over WS");
+    let stable = rest.len() - 3; // the newest minutes may close between the two reads
+    assert_eq!(over_ws[..stable], rest[..stable]);
+
+    let (status, started) = post(&server, "/api/backtest/run", json!({"strategy": "ema_cross", "params": {"fast": 5, "slow": 20}, "symbol": "BTCUSDT", "interval": "1m"})).await;
+    assert_eq!(status, 202, "{started}");
+    let path = format!("/api/backtest/results/{}", started["job_id"].as_str().unwrap());
+    eventually("the backtest", || async { server.get_json(&path).await.1["status"] == "done" }).await;
+    let result = server.get_json(&path).await.1;
+    assert!(result["result"]["bars"].as_u64().unwrap() >= 1_400, "the backtest ran over the stored day, not the window: {}", result["result"]["bars"]);
+
+    let (_, stats) = server.get_json("/api/stats").await;
+    let persistence = &stats["stats"]["persistence"];
+    assert!(persistence["written_bars"].as_u64().unwrap() > 1_400, "{persistence}");
+    let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+    for name in ["candlecast_persist_written_bars_total", "candlecast_persist_write_lag_ms", "candlecast_persist_journal_bars", "candlecast_persist_healthy 1"] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
+}
+
+async fn post(server: &TestServer, path: &str, body: Value) -> (u16, Value) {
+    let r = reqwest::Client::new().post(server.url(path)).json(&body).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn since_polling_returns_every_bar_created_or_revised_since() {
+    let before_start = candlecast_actors::model::now_ms();
+    let server = TestServer::start(&small(&[("aggregator.history_bars", Toml::Integer(30))])).await;
+    persisted(&server).await;
+    // The backfill was stored after `before_start`: the store answers far more than the 30 in memory.
+    let (status, first) = server.get_json(&format!("/api/historical/BTCUSDT?interval=1s&limit=5000&since={before_start}")).await;
+    assert_eq!(status, 200, "{first}");
+    assert!(first["data"].as_array().unwrap().len() > 1_000, "stored bars created since the start: {}", first["data"].as_array().unwrap().len());
+    let as_of = first["as_of"].as_i64().expect("as_of in a since reply");
+
+    eventually("three more closed seconds", || async { bars(&server, "interval=1s&limit=5").await.iter().filter(|b| b["closed"] == true && ts(b) >= as_of).count() >= 3 }).await;
+    let (_, second) = server.get_json(&format!("/api/historical/BTCUSDT?interval=1s&limit=5000&since={as_of}")).await;
+    let polled = closed_by_time(second["data"].as_array().unwrap());
+    let everything = closed_by_time(&bars(&server, "interval=1s&limit=100").await);
+    let closed_since: Vec<&i64> = everything.keys().filter(|t| **t + 1_000 > as_of).collect();
+    assert!(closed_since.len() >= 3);
+    for t in closed_since {
+        assert_eq!(polled.get(t), everything.get(t), "the bar at {t} closed after as_of and must be in the poll");
+    }
+    assert!(second["data"].as_array().unwrap().iter().all(|b| ts(b) + 1_000 + 2_000 >= as_of - 1_000), "nothing that could not have changed since: {second}");
+    assert_eq!(second["data"].as_array().unwrap().last().unwrap()["closed"], false, "the forming bar is always included");
+    assert!(second["as_of"].as_i64().unwrap() > as_of);
+
+    let (status, bad) = server.get_json("/api/historical/BTCUSDT?interval=1s&since=-5").await;
+    assert_eq!((status, bad["parameter"].as_str()), (400, Some("since")));
+}
+
+/// History, then a bar closes, then subscribe: the client must end up with that bar's final state and
+/// a series without holes, and receive no closed bar twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_then_subscribe_has_no_gap_and_no_duplicate_when_a_bar_closes_in_between() {
+    let server = TestServer::start(&small(&[("feed.simulated.trades_per_second", Toml::Float(50.0))])).await;
+    let mut ws = Client::connect(&server).await;
+    ws.send(json!({"type": "get_historical", "trading_pair": "BTCUSDT", "interval": "1s", "limit": 30})).await;
+    let history = ws.next_of("historical", 30).await["data"].as_array().unwrap().clone();
+    let boundary = history.last().unwrap().clone();
+    assert_eq!(boundary["closed"], false, "history ends with the forming bar");
+    let boundary_ts = ts(&boundary);
+
+    // Deliberately let that bar close, and the next one start trading, before subscribing.
+    eventually("the next bar to trade", || async {
+        bars(&server, "interval=1s&limit=2").await.iter().any(|b| ts(b) > boundary_ts && b["trades"].as_u64().unwrap() > 0)
+    })
+    .await;
+    ws.subscribe(&["BTCUSDT"], "1s").await;
+
+    let mut merged: BTreeMap<i64, Value> = history.iter().map(|b| (ts(b), b.clone())).collect();
+    let mut closed_seen = std::collections::BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::time::Instant::now() < deadline {
+        let update = ws.next_of("price_update", 10).await;
+        let data = update["data"].clone();
+        if data["closed"] == true && update.get("correction").is_none() {
+            assert!(closed_seen.insert(ts(&data)), "closed bar {} sent twice", ts(&data));
+        }
+        merged.insert(ts(&data), data);
+    }
+    let series: Vec<Value> = merged.values().cloned().collect();
+    assert_contiguous(&series, 1_000, "history + live");
+    let final_boundary = bars(&server, &format!("interval=1s&start_time={boundary_ts}&end_time={}", boundary_ts + 1_000)).await;
+    assert_eq!(final_boundary[0]["closed"], true);
+    assert_eq!(merged[&boundary_ts], final_boundary[0], "the bar that closed in between reached the client in its final state");
+}

@@ -1,0 +1,108 @@
+//! InfluxDB through the v1 API against a real server: Debian's `influxdb` package (InfluxDB 1.x), started
+//! by the test on free ports in a temporary directory. A restart of candlecast keeps history; a 30-second
+//! InfluxDB outage loses no closed bar (every bar of the outage is counted in InfluxDB afterwards); bad
+//! settings give clear messages, at start or in /health.
+
+mod common;
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use candlecast_actors::model::{now_ms, Interval};
+use common::history::{bars, closed_by_time, eventually, persisted, restart_keeps_history, small, ts};
+use common::influxd::Influxd;
+use common::{TestServer, Toml};
+
+const DB: &str = "candlecast";
+
+/// The store settings for `influx` and `database`; short batches and retries so the tests move quickly.
+fn influx_store(url: &str, database: &str) -> Vec<(&'static str, Toml)> {
+    vec![
+        ("store.kind", Toml::String("influxdb".into())),
+        ("store.influxdb.api", Toml::String("v1".into())),
+        ("store.influxdb.url", Toml::String(url.into())),
+        ("store.influxdb.database", Toml::String(database.into())),
+        ("store.influxdb.timeout_ms", Toml::Integer(2_000)),
+        ("store.batch_ms", Toml::Integer(200)),
+        ("store.retry_max_ms", Toml::Integer(2_000)),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_of_candlecast_keeps_history_in_influxdb() {
+    let influx = Influxd::start().await;
+    influx.create_database(DB).await;
+    let dir = tempfile::tempdir().unwrap();
+    restart_keeps_history(dir.path(), &influx_store(&influx.url(), DB), "influxdb-v1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_influxdb_outage_of_30_seconds_loses_no_closed_bar() {
+    let mut influx = Influxd::start().await;
+    influx.create_database(DB).await;
+    let server = TestServer::start(&small(&influx_store(&influx.url(), DB))).await;
+    persisted(&server).await;
+
+    let outage_start = now_ms();
+    influx.kill();
+    eventually("the store to be reported down and bars journaled", || async {
+        let p = server.stats().await["persistence"].clone();
+        p["healthy"] == false && p["journal_bars"].as_u64().unwrap_or(0) > 0
+    })
+    .await;
+    let (_, health) = server.get_json("/health").await;
+    assert_eq!((health["status"].as_str(), health["store"]["status"].as_str()), (Some("degraded"), Some("down")), "{health}");
+    assert!(health["store"]["error"].as_str().unwrap().contains(&influx.url()), "the error names the server: {health}");
+    let (_, stats) = server.get_json("/api/stats").await;
+    assert!(stats["stats"]["persistence"]["write_lag_ms"].as_i64().unwrap() > 0, "{stats}");
+    // The outage lasts 30 seconds.
+    tokio::time::sleep(Duration::from_millis((outage_start + 30_000 - now_ms()).max(0) as u64)).await;
+    let outage_end = now_ms();
+    influx.restart().await;
+
+    eventually("the journal written back", || async {
+        let p = server.stats().await["persistence"].clone();
+        p["healthy"] == true && p["journal_bars"] == 0 && p["buffered_bars"] == 0
+    })
+    .await;
+    let p = server.stats().await["persistence"].clone();
+    assert!(p["failures"].as_u64().unwrap() >= 1 && p["retries"].as_u64().unwrap() >= 1, "{p}");
+
+    // Every bar that closed during the outage (a second each second, and the minute if one ended) is in
+    // InfluxDB, as candlecast built it.
+    for (interval, name) in [(Interval::S1, "1s"), (Interval::M1, "1m")] {
+        let (from, to) = (interval.align(outage_start), interval.align(outage_end));
+        if from == to {
+            continue; // no minute ended during these 30 seconds
+        }
+        let own = closed_by_time(&bars(&server, &format!("interval={name}&start_time={from}&end_time={to}&limit=5000")).await);
+        assert_eq!(own.len() as i64, (to - from) / interval.millis(), "{name}: candlecast has every bar of the outage");
+        if interval == Interval::S1 {
+            assert!(own.len() >= 29, "30 seconds of 1s bars: {}", own.len());
+        }
+        assert_eq!(influx.count_bars(DB, "BTCUSDT", name, from, to).await, own.len() as u64, "{name} bars of the outage counted in InfluxDB");
+        let stored = influx.bars(DB, "BTCUSDT", name, from, to).await;
+        let expected: Vec<(i64, f64, u64)> = own.values().map(|b| (ts(b), b["close"].as_f64().unwrap(), b["trades"].as_u64().unwrap())).collect();
+        assert_eq!(stored, expected, "{name}: the stored bars are candlecast's");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_database_stops_the_start_and_an_unreachable_server_shows_in_health() {
+    let influx = Influxd::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let err = TestServer::start_error(dir.path(), &small(&influx_store(&influx.url(), "nope")));
+    assert!(err.contains("database \"nope\" does not exist") && err.contains(&influx.url()), "{err}");
+
+    let nobody = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let url = format!("http://{nobody}");
+    let server = TestServer::start(&small(&influx_store(&url, DB))).await;
+    eventually("/health to show the store down", || async {
+        let (_, health) = server.get_json("/health").await;
+        health["store"]["status"] == "down" && health["store"]["error"].as_str().is_some_and(|e| e.contains("unreachable") && e.contains(&url))
+    })
+    .await;
+    eventually("closed bars kept in the journal", || async { server.stats().await["persistence"]["journal_bars"].as_u64().unwrap_or(0) > 0 }).await;
+    let (status, _) = server.get_json("/api/historical/BTCUSDT?interval=1s&limit=10").await;
+    assert_eq!(status, 200, "the in-memory window still answers");
+}
