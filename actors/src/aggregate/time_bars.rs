@@ -308,6 +308,13 @@ fn correct(slot: &mut Slot, ts: i64, trade: &Trade, out: &mut Vec<BarUpdate>) ->
             let mut bar = Bar::flat(trade.symbol.clone(), slot.interval, open_time, trade.price);
             bar.closed = true;
             slot.history.insert(i, bar);
+            // Its trades are all known from here on: later late trades must move its open and close as
+            // they would in a bar built live (without a span they could not, and it would disagree with
+            // the finer bars it is made of).
+            slot.recent_spans.push_back((open_time, TradeSpan::EMPTY));
+            if slot.recent_spans.len() > RECENT_SPANS {
+                slot.recent_spans.pop_front();
+            }
             i
         }
     };
