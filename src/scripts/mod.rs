@@ -11,7 +11,8 @@ pub mod csv;
 pub mod ingest;
 pub mod stats;
 pub mod store;
-pub mod time;
+/// Timestamp parsing and formatting live with the model, shared with the feeds and the cluster.
+pub use candlecast_actors::model::time;
 
 use std::collections::HashSet;
 use std::sync::Mutex;

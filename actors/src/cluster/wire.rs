@@ -135,20 +135,9 @@ pub fn decode_watermark(value: &str) -> Result<(String, u64), WireError> {
     Ok((node.to_owned(), seq))
 }
 
-/// `YYYY-MM-DD` of a UTC time in ms (proleptic Gregorian; days-to-civil conversion).
+/// `YYYY-MM-DD` of a UTC time in ms.
 pub fn iso_date(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    // Shift the epoch to 0000-03-01 so that leap days fall at the end of each 400-year era.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
+    crate::model::time::format_date(ms)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! CSV replay: a file of trades or of bars played back as a feed, for demos, tests and backtests.
 //!
-//! Formats (see docs/FEEDS.md): timestamps are UTC **milliseconds since the epoch**; a first line
+//! Formats (see docs/FEEDS.md): timestamps are UTC **milliseconds since the epoch** or ISO 8601; a first line
 //! starting with `timestamp` is a header; blank lines and `#` comments are skipped.
 //! - trades: `timestamp,symbol,price,qty,side` (`side`: buy, sell or empty). Rows of other symbols are
 //!   skipped, so one file can feed several symbols.
@@ -120,7 +120,12 @@ fn parse_line(line: &str, kind: ReplayKind, symbol: &str) -> Result<Option<Row>,
     if cols.len() != expected {
         return Err(format!("expected {expected} columns, found {}", cols.len()));
     }
-    let ts: i64 = cols[0].parse().map_err(|_| format!("timestamp {:?} is not milliseconds since the epoch", cols[0]))?;
+    let raw = cols[0].trim();
+    let ts: i64 = raw
+        .parse()
+        .ok()
+        .or_else(|| crate::model::time::parse_iso(raw))
+        .ok_or_else(|| format!("timestamp {raw:?} is neither milliseconds since the epoch nor ISO 8601 (2024-01-01T10:00:00Z)"))?;
     match kind {
         ReplayKind::Trades => {
             if !cols[1].eq_ignore_ascii_case(symbol) {
@@ -334,7 +339,9 @@ mod tests {
         assert_eq!(t("timestamp,symbol,price,qty,side").unwrap(), None, "header");
         assert_eq!(t("1700000000000,ETHUSDT,1,1,buy").unwrap(), None, "another symbol");
         assert_eq!(t("# comment").unwrap(), None);
-        assert!(t("2024-01-01,BTCUSDT,1,1,buy").unwrap_err().contains("milliseconds"));
+        // ISO 8601 as well as epoch milliseconds; anything else is named.
+        assert_eq!(t("2023-11-14T22:13:20Z,BTCUSDT,1,1,buy").unwrap(), Some(Row::Trade { ts: 1_700_000_000_000, price: 1.0, qty: 1.0, side: Side::Buy }));
+        assert!(t("yesterday,BTCUSDT,1,1,buy").unwrap_err().contains("ISO 8601"));
         assert!(t("1,BTCUSDT,abc,1,buy").unwrap_err().contains("price"));
         assert!(t("1,BTCUSDT,1,1").unwrap_err().contains("columns"));
         assert!(t("1,BTCUSDT,1,1,hold").unwrap_err().contains("side"));

@@ -2,6 +2,7 @@
 
 mod bar;
 mod interval;
+pub mod time;
 mod trade;
 
 pub use bar::{resample, Bar, TradeSpan};

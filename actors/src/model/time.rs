@@ -1,6 +1,7 @@
-//! Timestamps as scripts write them: ISO 8601 (`2023-01-01T10:00:00`, with `Z`, an offset, fractions, a
-//! space instead of `T`, or a date alone) or epoch numbers (milliseconds, or seconds when below 10^11).
-//! A time without an offset is UTC.
+//! Timestamps as people and scripts write them: ISO 8601 (`2023-01-01T10:00:00`, with `Z`, an offset,
+//! fractions, a space instead of `T`, or a date alone) or epoch numbers (milliseconds, or seconds when below
+//! 10^11). A time without an offset is UTC. Also the civil-date conversions the rest of candlecast needs
+//! (the cluster's per-day cache keys), so that there is one copy of them.
 
 /// Epoch numbers below this are seconds (10^11 s is the year 5138; 10^11 ms is March 1973).
 const SECONDS_BELOW: f64 = 1e11;
@@ -26,7 +27,8 @@ pub fn from_number(n: f64) -> Option<i64> {
     (ms < 1e15).then(|| ms.round() as i64)
 }
 
-fn parse_iso(s: &str) -> Option<i64> {
+/// An ISO 8601 time (see the module documentation) in UTC milliseconds.
+pub fn parse_iso(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     let num = |from: usize, len: usize| -> Option<i64> {
         let part = s.get(from..from + len)?;
@@ -105,21 +107,31 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// UTC milliseconds as `2023-01-01T10:00:00.000Z`.
-pub fn format_iso(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let rem = ms.rem_euclid(86_400_000);
-    // Inverse of days_from_civil.
+/// Year, month and day of a count of days since 1970-01-01 (proleptic Gregorian; the inverse of
+/// `days_from_civil`).
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    // Shift the epoch to 0000-03-01 so that leap days fall at the end of each 400-year era.
     let z = days + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3_600_000, rem / 60_000 % 60, rem / 1000 % 60, rem % 1000)
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// `YYYY-MM-DD` of a UTC time in ms.
+pub fn format_date(ms: i64) -> String {
+    let (year, month, day) = civil_from_days(ms.div_euclid(86_400_000));
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// UTC milliseconds as `2023-01-01T10:00:00.000Z`.
+pub fn format_iso(ms: i64) -> String {
+    let rem = ms.rem_euclid(86_400_000);
+    format!("{}T{:02}:{:02}:{:02}.{:03}Z", format_date(ms), rem / 3_600_000, rem / 60_000 % 60, rem / 1000 % 60, rem % 1000)
 }
 
 #[cfg(test)]
