@@ -23,8 +23,15 @@ sio = socketio.Client()
 received = threading.Semaphore(0)
 
 
+# Handlers run on the client's threads while the main thread prints too: one lock, one write per line.
+_out_lock = threading.Lock()
+
+
 def out(event, data=None):
-    print(json.dumps({"event": event, "data": data}), flush=True)
+    line = json.dumps({"event": event, "data": data}) + "\n"
+    with _out_lock:
+        sys.stdout.write(line)
+        sys.stdout.flush()
 
 
 @sio.event

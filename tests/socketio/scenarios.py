@@ -5,6 +5,7 @@ Prints one JSON object per line, {"event": ..., "data": ...}; the Rust test asse
 """
 import json
 import sys
+import threading
 import time
 
 import socketio
@@ -14,8 +15,16 @@ args = sys.argv[4:]
 token = None if token == "-" else token
 
 
+# Event handlers run on python-socketio's threads while the main thread prints too: one lock and one write
+# per line, or two lines can interleave (print writes the text and the newline separately).
+_out_lock = threading.Lock()
+
+
 def out(event, data=None):
-    print(json.dumps({"event": event, "data": data}), flush=True)
+    line = json.dumps({"event": event, "data": data}) + "\n"
+    with _out_lock:
+        sys.stdout.write(line)
+        sys.stdout.flush()
 
 
 def client():
