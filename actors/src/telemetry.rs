@@ -131,6 +131,8 @@ impl SymbolStats {
 #[derive(Default)]
 pub struct PersistStats {
     pub healthy: std::sync::atomic::AtomicBool,
+    /// The previous run's journal is still being written to the store (feeds wait before reading it).
+    pub settling: std::sync::atomic::AtomicBool,
     /// Bars the store accepted since start.
     pub written_bars: AtomicU64,
     /// Bars held in memory, not yet written nor journaled (including a batch being written).

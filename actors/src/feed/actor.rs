@@ -93,10 +93,6 @@ async fn backfill<C: Connector>(c: &mut C, to: Backfill) {
     };
     let new_bars: usize = fresh.iter().map(|(_, b)| b.len()).sum();
     let stored: usize = to.intervals.iter().map(|iv| held.window(*iv).len()).sum();
-    if held.is_known() {
-        let closed: Vec<Bar> = fresh.iter().flat_map(|(_, bars)| bars.iter().filter(|b| b.closed).cloned()).collect();
-        to.history.persist(closed, Arc::from(source)).await;
-    }
     let mut bars: Vec<(Interval, Vec<Bar>)> = Vec::new();
     for &iv in &to.intervals {
         let mut series = held.window(iv).to_vec();
@@ -109,6 +105,12 @@ async fn backfill<C: Connector>(c: &mut C, to: Backfill) {
         tracing::info!(%symbol, source, stored, backfilled = new_bars, "history loaded");
         // Wait for the seed to be applied so no live trade overtakes it.
         let _ = to.seed.send(Seed { bars }).await;
+    }
+    // Stored after the aggregator has it: charts need not wait for hundreds of thousands of bars to be
+    // journaled or written.
+    if held.is_known() {
+        let closed: Vec<Bar> = fresh.iter().flat_map(|(_, bars)| bars.iter().filter(|b| b.closed).cloned()).collect();
+        to.history.persist(closed, Arc::from(source)).await;
     }
 }
 

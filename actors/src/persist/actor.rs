@@ -92,6 +92,7 @@ impl Persister {
         }
         let backoff = Backoff::new(Duration::from_millis(settings.retry_initial_ms), Duration::from_millis(settings.retry_max_ms));
         stats.healthy.store(true, Ordering::Relaxed);
+        stats.settling.store(!journal.is_empty(), Ordering::Relaxed);
         Ok(Persister {
             store,
             market,
@@ -250,6 +251,7 @@ impl Persister {
 
     fn settle(&mut self) {
         self.settling = false;
+        self.stats.settling.store(false, Ordering::Relaxed);
         for w in self.settled_waiters.drain(..) {
             let _ = w.send(());
         }

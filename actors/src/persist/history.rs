@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::actor::{Flush, PersistBars, Persister, Settled};
+use super::actor::{Flush, PersistBars, Persister};
 use super::journal::JournalError;
 use super::{Range, Store, StoreError, StoreKind, StoreSettings};
 use crate::aggregator::GetBars;
@@ -129,10 +129,15 @@ impl History {
     /// of an earlier run has been written. `Held::unknown` if the store cannot say.
     pub async fn held(&self, symbol: &Symbol, intervals: &[Interval], window: usize) -> Held {
         let Some(store) = &self.store else { return Held::nothing() };
-        if let Some(p) = &self.persister {
-            if tokio::time::timeout(SETTLE_TIMEOUT, p.send(Settled)).await.is_err() {
+        // A flag, not a message: a message would queue behind other feeds' backfills in the persister's
+        // mailbox, and each feed would wait for the ones before it to be stored.
+        let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
+        while self.stats.settling.load(std::sync::atomic::Ordering::Relaxed) {
+            if tokio::time::Instant::now() >= deadline {
                 tracing::warn!(%symbol, "the previous run's journal is still being written; reading history anyway");
+                break;
             }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         let mut held = Held { known: true, store: Some(store.clone()), symbol: symbol.clone(), window: BTreeMap::new() };
         for &interval in intervals {
