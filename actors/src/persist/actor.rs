@@ -8,8 +8,9 @@
 //!   go to the [`Journal`] (fsynced) instead of piling up in memory: the failed batch at once, newer
 //!   bars every tick, and in any case once `buffer_bars` wait. The journal is always older than memory,
 //!   and is written back first, in order, when the store answers again.
-//! - Start: a journal left by the previous run is written before anything else; [`Settled`] answers
-//!   when it is (or when the store failed once, and the journal keeps waiting).
+//! - Start: a journal left by the previous run is written before anything else; `PersistStats::settling`
+//!   is cleared when it is (or when the store failed once, and the journal keeps waiting). Feeds wait for
+//!   that before they read what the store holds.
 //! - Stop: [`Flush`] makes everything durable, in the store or in the journal.
 
 use std::sync::atomic::Ordering;
@@ -44,12 +45,6 @@ pub struct Flush {
     pub stop: bool,
 }
 
-/// Answers once the journal left by an earlier run is in the store, or the store failed meanwhile (the
-/// journal then keeps its bars). Feeds wait for it before they read what the store holds.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Settled;
-
 /// Where the batch being written came from.
 enum InFlight {
     Journal,
@@ -74,8 +69,6 @@ pub struct Persister {
     healthy: bool,
     stats: Arc<PersistStats>,
     /// The journal of an earlier run is still being written.
-    settling: bool,
-    settled_waiters: Vec<oneshot::Sender<()>>,
     flush_waiters: Vec<oneshot::Sender<()>>,
 }
 
@@ -97,7 +90,6 @@ impl Persister {
             store,
             market,
             settings: settings.clone(),
-            settling: !journal.is_empty(),
             journal,
             buffer: Vec::new(),
             buffer_since: None,
@@ -106,7 +98,6 @@ impl Persister {
             backoff,
             healthy: true,
             stats,
-            settled_waiters: Vec::new(),
             flush_waiters: Vec::new(),
         })
     }
@@ -212,7 +203,7 @@ impl Persister {
                         tracing::warn!(error = %e, "journal not emptied");
                     }
                 }
-                if self.settling && self.journal.is_empty() {
+                if self.journal.is_empty() {
                     self.settle();
                 }
             }
@@ -228,9 +219,7 @@ impl Persister {
                     self.buffer.splice(0..0, batch.iter().cloned());
                     self.spill();
                 }
-                if self.settling {
-                    self.settle();
-                }
+                self.settle();
                 self.retry_later(ctx);
             }
         }
@@ -249,12 +238,9 @@ impl Persister {
         });
     }
 
-    fn settle(&mut self) {
-        self.settling = false;
+    /// The previous run's journal is written, or the store failed meanwhile: feeds may read history.
+    fn settle(&self) {
         self.stats.settling.store(false, Ordering::Relaxed);
-        for w in self.settled_waiters.drain(..) {
-            let _ = w.send(());
-        }
     }
 
     /// Flushes are done once nothing is left only in memory.
@@ -375,22 +361,5 @@ impl Handler<Flush> for Persister {
                 ctx.stop();
             }
         }))
-    }
-}
-
-impl Handler<Settled> for Persister {
-    type Result = ResponseFuture<()>;
-
-    /// Answers once the earlier run's journal is written (or waits for the store).
-    fn handle(&mut self, _: Settled, _: &mut Context<Self>) -> Self::Result {
-        let (tx, rx) = oneshot::channel();
-        if self.settling {
-            self.settled_waiters.push(tx);
-        } else {
-            let _ = tx.send(());
-        }
-        Box::pin(async move {
-            let _ = rx.await;
-        })
     }
 }

@@ -12,7 +12,7 @@ use crate::aggregate::{BarUpdate, UpdateKind};
 use crate::aggregator::AggregatorSettings;
 use crate::hub::HubSettings;
 use crate::messages::BarEvents;
-use crate::persist::actor::{Flush, PersistBars, Persister, Settled};
+use crate::persist::actor::{Flush, PersistBars, Persister};
 use crate::persist::memory::MemoryStore;
 use crate::persist::StoredBar;
 
@@ -135,7 +135,12 @@ async fn a_restart_writes_the_previous_journal_before_settling() {
 
     let up = Arc::new(MemoryStore::default());
     let (persister, stats) = start(&up, &settings);
-    tokio::time::timeout(Duration::from_secs(10), persister.send(Settled)).await.unwrap().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while stats.settling.load(Ordering::Relaxed) {
+        assert!(tokio::time::Instant::now() < deadline, "the previous journal was never written");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(persister);
     assert_eq!(up.snapshot().len(), 5, "settled means the old journal is in the store");
     assert_eq!(stats.journal_bars.load(Ordering::Relaxed), 0);
 }
