@@ -10,10 +10,12 @@
 //! `UNSUBSCRIBE`, and a connection left without streams is closed. When a connection drops, every
 //! symbol on it is told, and each reconnects through its own feed actor's backoff.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use actix::ArbiterHandle;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
@@ -207,25 +209,37 @@ async fn run_connection(settings: &BinanceSettings, routes: &mut HashMap<String,
     }
 }
 
+/// Just what routing needs from a frame. The `data` payload is skipped, not built into a tree: the
+/// symbol's connector decodes it (once) from the text it is handed.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    stream: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    e: Option<Cow<'a, str>>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
 /// Hands a frame to its symbol. Replies to requests are dropped; `serverShutdown` ends the connection.
 fn route(text: String, routes: &HashMap<String, mpsc::UnboundedSender<Delivery>>) -> Result<(), FeedError> {
-    let value: Value = match serde_json::from_str(&text) {
+    let envelope: Envelope = match serde_json::from_str(&text) {
         Ok(v) => v,
         Err(e) => {
             tracing::warn!(error = %e, "skipped a malformed combined-stream frame");
             return Ok(());
         }
     };
-    if let Some(stream) = value.get("stream").and_then(Value::as_str) {
-        if let Some(deliver) = routes.get(stream) {
+    if let Some(stream) = envelope.stream {
+        if let Some(deliver) = routes.get(stream.as_ref()) {
             let _ = deliver.send(Ok(text));
         }
         return Ok(());
     }
-    if value.get("e").and_then(Value::as_str) == Some("serverShutdown") {
+    if envelope.e.as_deref() == Some("serverShutdown") {
         return Err(FeedError::Disconnected("serverShutdown event: reconnecting ahead of the shutdown".into()));
     }
-    if let Some(error) = value.get("error") {
+    if let Some(error) = envelope.error {
         tracing::warn!(%error, "Binance refused a combined-stream request");
     }
     Ok(())
