@@ -7,12 +7,13 @@ disconnects after UPDATES updates. The only change a seed-003 script needs is th
 Usage: example_script.py URL [TOKEN] [UPDATES] [INTERVAL]
 Prints one JSON object per line: {"event": ..., "data": ...}; the last line is {"event": "done", ...}.
 """
-import json
 import sys
 import threading
 from datetime import datetime, timedelta, timezone
 
 import socketio
+
+from jsonlines import out
 
 url = sys.argv[1]
 token = sys.argv[2] if len(sys.argv) > 2 else None
@@ -21,17 +22,6 @@ interval = float(sys.argv[4]) if len(sys.argv) > 4 else 10.0
 
 sio = socketio.Client()
 received = threading.Semaphore(0)
-
-
-# Handlers run on the client's threads while the main thread prints too: one lock, one write per line.
-_out_lock = threading.Lock()
-
-
-def out(event, data=None):
-    line = json.dumps({"event": event, "data": data}) + "\n"
-    with _out_lock:
-        sys.stdout.write(line)
-        sys.stdout.flush()
 
 
 @sio.event

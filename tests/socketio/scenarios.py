@@ -3,28 +3,16 @@
 Usage: scenarios.py SCENARIO URL TOKEN [ARGS...]   (TOKEN "-" means no key)
 Prints one JSON object per line, {"event": ..., "data": ...}; the Rust test asserts on them.
 """
-import json
 import sys
-import threading
 import time
 
 import socketio
 
+from jsonlines import out
+
 scenario, url, token = sys.argv[1], sys.argv[2], sys.argv[3]
 args = sys.argv[4:]
 token = None if token == "-" else token
-
-
-# Event handlers run on python-socketio's threads while the main thread prints too: one lock and one write
-# per line, or two lines can interleave (print writes the text and the newline separately).
-_out_lock = threading.Lock()
-
-
-def out(event, data=None):
-    line = json.dumps({"event": event, "data": data}) + "\n"
-    with _out_lock:
-        sys.stdout.write(line)
-        sys.stdout.flush()
 
 
 def client():
