@@ -28,12 +28,23 @@ fn from_seconds(iv: Interval) -> bool {
 pub async fn rebuild(rest: &RestClient, symbol: &Symbol, intervals: &[Interval], from: i64, to: i64, now: i64) -> (Vec<Bar>, Vec<(Interval, FeedError)>) {
     let mut bars = Vec::new();
     let mut errors = Vec::new();
+    // 1s klines, fetched once for every interval made of them (1s itself and those resampled from it).
+    let seconds_range = intervals
+        .iter()
+        .filter(|iv| **iv == Interval::S1 || from_seconds(**iv))
+        .filter_map(|iv| bucket_range(*iv, from, to))
+        .reduce(|(s1, e1), (s2, e2)| (s1.min(s2), e1.max(e2)));
+    let seconds = match seconds_range {
+        Some((start, end)) => Some(rest.klines(symbol, Interval::S1, start, end, now).await),
+        None => None,
+    };
     for &iv in intervals {
         let Some((start, end)) = bucket_range(iv, from, to) else { continue };
-        let fetched = if from_seconds(iv) {
-            rest.klines(symbol, Interval::S1, start, end, now).await.map(|secs| resample(&secs, iv))
-        } else {
-            rest.klines(symbol, iv, start, end, now).await
+        let fetched = match (&seconds, iv) {
+            (Some(Ok(secs)), Interval::S1) => Ok(secs.clone()),
+            (Some(Ok(secs)), iv) if from_seconds(iv) => Ok(resample(secs, iv)),
+            (Some(Err(e)), iv) if iv == Interval::S1 || from_seconds(iv) => Err(FeedError::Connect(format!("1s klines: {e}"))),
+            _ => rest.klines(symbol, iv, start, end, now).await,
         };
         match fetched {
             Ok(rows) => bars.extend(rows.into_iter().filter(|b| b.open_time >= start && b.close_time() <= end).map(|mut b| {
