@@ -168,6 +168,9 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
             .default_service(web::to(http::not_found))
     })
     .disable_signals()
+    // Updates are small frames that must leave at once: Nagle's algorithm would hold one back until the
+    // client acknowledged the previous one (up to its delayed-ACK timeout).
+    .tcp_nodelay(true)
     .shutdown_timeout(5);
     if config.server.workers > 0 {
         server = server.workers(config.server.workers);

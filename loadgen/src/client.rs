@@ -8,6 +8,7 @@ use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::stats::{buckets, histogram, Partial};
@@ -121,14 +122,26 @@ pub async fn run_process(args: Arc<Args>) -> anyhow::Result<Partial> {
     })
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// tungstenite zero-fills its read buffer up to `read_buffer_size` (128 KiB by default) on every read;
+/// with one small update per read that memset was over half of the generator's CPU. Updates are a few
+/// hundred bytes, so a few KiB is plenty (larger messages still arrive, over several reads).
+const READ_BUFFER_BYTES: usize = 4096;
+
+/// Opens a WebSocket with a small read buffer and Nagle off (pongs and requests leave at once).
+pub async fn open(url: &str) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true).await?;
+    Ok(ws)
+}
 
 /// Connects and subscribes; returns the stream once the server acknowledged.
 async fn connect(args: &Args, symbol: &str) -> anyhow::Result<Ws> {
     if args.protocol == "socketio" {
         return connect_socketio(args, symbol).await;
     }
-    let (mut ws, _) = tokio_tungstenite::connect_async(args.url.as_str()).await?;
+    let mut ws = open(&args.url).await?;
     let sub = format!(r#"{{"type":"subscribe","trading_pairs":["{symbol}"],"interval":"{}"}}"#, args.interval);
     ws.send(Message::text(sub)).await?;
     while let Some(msg) = ws.next().await {
@@ -145,7 +158,7 @@ async fn connect(args: &Args, symbol: &str) -> anyhow::Result<Ws> {
 /// Engine.IO v4 over WebSocket: open packet `0{..}`, namespace connect `40`, then events `42[..]`.
 async fn connect_socketio(args: &Args, symbol: &str) -> anyhow::Result<Ws> {
     let url = format!("{}/socket.io/?EIO=4&transport=websocket", args.url.trim_end_matches('/'));
-    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
+    let mut ws = open(&url).await?;
     let mut sent_subscribe = false;
     while let Some(msg) = ws.next().await {
         let Message::Text(t) = msg? else { continue };
@@ -201,10 +214,13 @@ async fn client(role: Role, index: usize, symbol: String, args: Arc<Args>, share
         return;
     }
     let shard = &shared.latency[index % SHARDS];
+    // One timer for the whole run, not one per message.
+    let run_ends = tokio::time::sleep_until(end.into());
+    tokio::pin!(run_ends);
     loop {
         let msg = tokio::select! {
             m = ws.next() => m,
-            _ = tokio::time::sleep_until(end.into()) => break,
+            _ = &mut run_ends => break,
         };
         match msg {
             // Engine.IO's server ping must be answered, or the peer drops the client.

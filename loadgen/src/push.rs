@@ -93,13 +93,13 @@ pub async fn run(args: Arc<Args>, command: String) -> anyhow::Result<PushReport>
     })
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use crate::client::Ws;
 
 /// Opens a Socket.IO session on WebSocket and connects to `/` with the key.
 async fn connect(args: &Args) -> anyhow::Result<Ws> {
     let base = args.url.trim_end_matches('/').trim_end_matches("/ws");
     let url = format!("{base}/socket.io/?EIO=4&transport=websocket");
-    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await.with_context(|| format!("connecting to {url}"))?;
+    let mut ws = crate::client::open(&url).await.with_context(|| format!("connecting to {url}"))?;
     while let Some(msg) = ws.next().await {
         let Message::Text(t) = msg? else { continue };
         if t.starts_with('0') {
