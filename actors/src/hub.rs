@@ -147,15 +147,31 @@ struct TopicState {
     latest: Option<Bar>,
     /// The last [`RECENT_CLOSED`] closed bars (as corrected), oldest first.
     recent_closed: std::collections::VecDeque<Bar>,
-    last_sent: Option<Instant>,
+    /// When the next partial may go out (none: at once).
+    next_slot: Option<Instant>,
     /// `latest` holds a partial update not sent yet.
     pending: bool,
 }
 
 impl TopicState {
-    /// Whether a partial update may go out now: at least `gap` since the last send.
-    fn due(&self, now: Instant, gap: Duration) -> bool {
-        self.last_sent.map_or(true, |t| now.duration_since(t) >= gap)
+    /// Whether a partial update may go out now.
+    fn due(&self, now: Instant) -> bool {
+        self.next_slot.map_or(true, |slot| now >= slot)
+    }
+
+    /// Records a partial sent at `now`. Partials keep to a grid of `gap`-long slots, one per slot: a send a
+    /// little late (the feed's tick jitter, a busy thread) does not push every later slot back, so a topic
+    /// fed often enough gets its full rate, and never more. A topic that was quiet for a slot starts afresh.
+    fn partial_sent(&mut self, now: Instant, gap: Duration) {
+        self.next_slot = Some(match self.next_slot {
+            Some(slot) if now < slot + gap => slot + gap,
+            _ => now + gap,
+        });
+    }
+
+    /// Records a closed bar sent at `now`: the new bar's first partial waits a full `gap`.
+    fn closed_sent(&mut self, now: Instant, gap: Duration) {
+        self.next_slot = Some(now + gap);
     }
 
     fn remember_closed(&mut self, bar: &Bar) {
@@ -278,12 +294,12 @@ impl Hub {
             if !state.pending {
                 continue;
             }
-            if !state.due(now, self.min_gap) {
+            if !state.due(now) {
                 self.dirty.push(topic);
                 continue;
             }
             state.pending = false;
-            state.last_sent = Some(now);
+            state.partial_sent(now, self.min_gap);
             if let Some(bar) = state.latest.clone() {
                 self.fan_out(&topic, &bar, false);
                 sent.push(BarUpdate { kind: UpdateKind::Partial, bar });
@@ -339,9 +355,9 @@ impl Handler<Publish> for Hub {
             match update.kind {
                 UpdateKind::Partial => {
                     state.latest = Some(update.bar.clone());
-                    if state.due(now, self.min_gap) {
+                    if state.due(now) {
                         state.pending = false;
-                        state.last_sent = Some(now);
+                        state.partial_sent(now, self.min_gap);
                         self.fan_out(&topic, &update.bar, false);
                         partials_sent.push(update.clone());
                     } else if state.pending {
@@ -364,7 +380,7 @@ impl Handler<Publish> for Hub {
                     }
                     state.remember_closed(&update.bar);
                     state.latest = Some(update.bar.clone());
-                    state.last_sent = Some(now);
+                    state.closed_sent(now, self.min_gap);
                     self.fan_out(&topic, &update.bar, false);
                 }
                 // A correction revises an older bar: the topic's newest state and its rate are untouched.

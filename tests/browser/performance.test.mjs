@@ -10,6 +10,10 @@ import { ARTIFACTS, chartCfg, launch, openPage, screenshot, setLayout, sleep, wa
 import { startServer } from './helpers/server.mjs';
 
 const MEASURE_MS = Number(process.env.PERF_MEASURE_MS ?? 10_000);
+// PERF_TRACE=1 also records a DevTools trace of the window (artifacts/performance-trace.json) to see
+// what a long task was made of; open it in chrome://tracing or DevTools' Performance panel.
+const TRACE = process.env.PERF_TRACE === '1';
+const TRACE_CATEGORIES = ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'v8', 'v8.execute', 'blink', 'blink.user_timing', 'toplevel', 'disabled-by-default-v8.gc'];
 const CHARTS = [
   chartCfg('c1', 'BTCUSDT', '1s'),
   chartCfg('c2', 'ETHUSDT', '1s'),
@@ -26,7 +30,8 @@ let browser;
 let page;
 
 before(async () => {
-  server = await startServer();
+  // Every topic at its full 10 updates/s: a trade batch every 20 ms on every symbol.
+  server = await startServer({ env: { CANDLECAST__FEED__SIMULATED__TRADES_PER_SECOND: '200', CANDLECAST__FEED__SIMULATED__TICK_MS: '20' } });
   browser = await launch({ viewport: { width: 1920, height: 1080 }, gpu: process.env.PERF_GPU !== '0' });
   ({ page } = await openPage(browser.context));
   // Installed before any page script runs, so nothing is missed.
@@ -48,6 +53,12 @@ after(async () => {
 
 test('eight live charts: long tasks over a measurement window', async () => {
   await sleep(1000); // let the first paint settle
+  const cdp = TRACE ? await page.context().newCDPSession(page) : null;
+  const traceEvents = [];
+  if (cdp) {
+    cdp.on('Tracing.dataCollected', (e) => traceEvents.push(...e.value));
+    await cdp.send('Tracing.start', { traceConfig: { includedCategories: TRACE_CATEGORIES }, transferMode: 'ReportEvents' });
+  }
   const start = await page.evaluate(() => {
     window.__longTasks = [];
     return { t: performance.now(), updates: window.candlecast.debug.updateCount() };
@@ -67,6 +78,12 @@ test('eight live charts: long tasks over a measurement window', async () => {
     },
     start,
   );
+  if (cdp) {
+    const done = new Promise((resolve) => cdp.once('Tracing.tracingComplete', resolve));
+    await cdp.send('Tracing.end');
+    await done;
+    writeFileSync(path.join(ARTIFACTS, 'performance-trace.json'), JSON.stringify({ traceEvents }));
+  }
   res.updatesPerSecond = +(res.updates / (res.elapsedMs / 1000)).toFixed(1);
   res.updatesPerChartPerSecond = +(res.updatesPerSecond / CHARTS.length).toFixed(1);
   res.charts = CHARTS.length;

@@ -326,7 +326,12 @@ fn correct(slot: &mut Slot, ts: i64, trade: &Trade, out: &mut Vec<BarUpdate>) ->
     };
     bar.apply_trade_at(span, ts, trade.price, trade.qty);
     let corrected_close = bar.close;
-    out.push(BarUpdate { kind: UpdateKind::Correction, bar: bar.clone() });
+    // Several late trades of one batch revise the same bar: send its final state once, not once per trade.
+    let earlier = out.iter_mut().find(|u| u.kind == UpdateKind::Correction && u.bar.interval == bar.interval && u.bar.open_time == bar.open_time);
+    match earlier {
+        Some(update) => update.bar = bar.clone(),
+        None => out.push(BarUpdate { kind: UpdateKind::Correction, bar: bar.clone() }),
+    }
     // The forming bar opened at this bar's close: if it is still flat, it carries the corrected close.
     if i + 1 == slot.history.len() {
         if let Some(cur) = slot.current.as_mut().filter(|c| c.is_flat()) {

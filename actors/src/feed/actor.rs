@@ -110,7 +110,7 @@ async fn backfill<C: Connector>(c: &mut C, to: Backfill) {
     // journaled or written.
     if held.is_known() {
         let closed: Vec<Bar> = fresh.iter().flat_map(|(_, bars)| bars.iter().filter(|b| b.closed).cloned()).collect();
-        to.history.persist(closed, Arc::from(source)).await;
+        to.history.persist(closed, Arc::from(source));
     }
 }
 

@@ -195,3 +195,31 @@ async fn subscribing_from_a_history_queues_the_bars_closed_since() {
     assert_eq!(frames.len(), 2, "ack and the one closed bar: {frames:?}");
     assert_eq!(frames[1]["data"]["close"], 4.0);
 }
+
+/// A feed ticking every 20 ms, each tick 0–3 ms late: the topic still gets its 10 partials a second,
+/// never two in one 100 ms slot (pacing from the last send's time would give about 8).
+#[test]
+fn partials_keep_their_rate_through_tick_jitter() {
+    let gap = Duration::from_millis(100);
+    let start = Instant::now();
+    let mut state = TopicState::default();
+    let mut sent = Vec::new();
+    for tick in 0..500u64 {
+        let jitter = Duration::from_micros((tick * 7919) % 3000);
+        let now = start + Duration::from_millis(20 * tick) + jitter;
+        if state.due(now) {
+            state.partial_sent(now, gap);
+            sent.push(now.duration_since(start));
+        }
+    }
+    assert_eq!(sent.len(), 100, "10 s of ticks, 10 partials a second: {sent:?}");
+    let slots: Vec<u128> = sent.iter().map(|t| t.as_millis() / 100).collect();
+    assert!(slots.windows(2).all(|w| w[0] < w[1]), "at most one partial per slot: {slots:?}");
+
+    // A quiet topic starts a new grid from its next send, not a burst to catch up.
+    let later = start + Duration::from_secs(60);
+    assert!(state.due(later));
+    state.partial_sent(later, gap);
+    assert!(!state.due(later + Duration::from_millis(99)));
+    assert!(state.due(later + gap));
+}

@@ -154,13 +154,21 @@ impl History {
         held
     }
 
-    /// Stores bars that did not come through the hub (a backfill). Waits until the actor has them.
-    pub async fn persist(&self, bars: Vec<Bar>, source: Arc<str>) {
-        if let Some(p) = &self.persister {
-            if !bars.is_empty() && p.send(PersistBars { bars, source }).await.is_err() {
-                tracing::warn!("persistence actor gone; backfill not stored");
-            }
+    /// Stores bars that did not come through the hub (a backfill). Queued, not awaited: they are in the
+    /// persistence actor's mailbox ahead of any live bar the caller produces next, and a feed that waited
+    /// for the write would wait for every other feed's backfill queued before it (feeds went live one by
+    /// one, seconds apart, on a first start).
+    pub fn persist(&self, bars: Vec<Bar>, source: Arc<str>) {
+        let Some(p) = &self.persister else { return };
+        if bars.is_empty() {
+            return;
         }
+        if !p.connected() {
+            tracing::warn!("persistence actor gone; backfill not stored");
+            return;
+        }
+        // do_send: never refused for a full mailbox (a closed bar must not be lost).
+        p.do_send(PersistBars { bars, source });
     }
 
     /// At shutdown: makes every bar received so far durable (store or journal), stops the persistence

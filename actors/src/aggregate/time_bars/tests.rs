@@ -48,12 +48,20 @@ fn late_trade_inside_grace_corrects_outside_is_dropped() {
     assert_eq!((m1.low, m1.close, m1.trades, m1.closed), (90.0, 90.0, 2, true));
     assert_eq!(tb.bars(Interval::M1, Some(MIN), Some(2 * MIN), 10)[0], *m1);
 
+    // Two more late trades in one batch: each bar's correction is queued once, with its final state.
+    out.clear();
+    tb.apply(&trade(2 * MIN - 2, 95.0, 1.0), &mut out);
+    tb.apply(&trade(2 * MIN - 1, 85.0, 2.0), &mut out);
+    let m1: Vec<_> = out.iter().filter(|u| u.kind == UpdateKind::Correction && u.bar.interval == Interval::M1).collect();
+    assert_eq!(m1.len(), 1, "one correction per bar per batch: {out:?}");
+    assert_eq!((m1[0].bar.low, m1[0].bar.close, m1[0].bar.trades), (85.0, 85.0, 4));
+
     // 2.5 s after the end of the trade's 1s bucket: outside the 2 s grace.
     tb.advance_to(2 * MIN + 2_500, &mut out);
     out.clear();
     assert_eq!(tb.apply(&trade(2 * MIN - 1, 80.0, 1.0), &mut out), Applied::TooLate);
     assert!(out.is_empty());
-    assert_eq!(tb.bars(Interval::M1, Some(MIN), Some(2 * MIN), 10)[0].low, 90.0);
+    assert_eq!(tb.bars(Interval::M1, Some(MIN), Some(2 * MIN), 10)[0].low, 85.0);
 }
 
 #[test]
