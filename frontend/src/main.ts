@@ -8,6 +8,7 @@ import { buildApp } from './app';
 import type { TradingUpdate } from './panels/activityModel';
 import type { Marker } from './state/markers';
 import { safeStore } from './state/storage';
+import { chartFrames } from './chart/frameScheduler';
 
 const app = buildApp(document.getElementById('app')!, safeStore());
 
@@ -22,6 +23,8 @@ const hook = {
     toPixel: (chartId: string, time: number, price: number) => app.dashboard.chart(chartId)?.debugToPixel(time, price) ?? null,
     scrollBars: (chartId: string, delta: number) => app.dashboard.chart(chartId)?.debugScrollBars(delta),
     updateCount: () => app.dashboard.updateCount,
+    /** Chart flushes (a chart drawing its pending bars) run by the page's frame scheduler. */
+    flushCount: () => chartFrames.flushes,
     connectionState: () => app.conn.currentState,
     topics: () => app.conn.activeTopics(),
     /** Open indicator / signal streams (`signals|SYMBOL|interval`, `indicator|…`). */

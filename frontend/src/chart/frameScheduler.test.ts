@@ -93,4 +93,30 @@ describe('FrameScheduler', () => {
     frames.tick();
     expect(log).toEqual(['again', 'again', 'again']);
   });
+
+  it('keeps frames that flush minGapMs apart, waiting with a timer rather than frame after frame', () => {
+    const frames = fakeFrames();
+    let now = 0;
+    const timers: Array<{ at: number; cb: () => void }> = [];
+    const s = new FrameScheduler(2, frames.request, 50, () => now, (cb, ms) => timers.push({ at: now + ms, cb }));
+    const log: string[] = [];
+    const [a, b, c] = ['a', 'b', 'c'].map((n) => chart(log, n));
+    for (const x of [a, b, c]) s.request(x);
+    frames.tick();
+    expect(log).toEqual(['a', 'b']);
+    // c waits for the gap on a timer: no frame is requested before then.
+    expect(frames.queued).toBe(0);
+    expect(timers.map((t) => t.at)).toEqual([50]);
+    now = 50;
+    timers.shift()!.cb();
+    expect(frames.queued).toBe(1);
+    frames.tick();
+    expect(log).toEqual(['a', 'b', 'c']);
+    expect(s.flushes).toBe(3);
+    // Long after the last flush, a request gets the next frame at once.
+    now = 500;
+    s.request(a);
+    expect(timers).toHaveLength(0);
+    expect(frames.queued).toBe(1);
+  });
 });
