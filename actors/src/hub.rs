@@ -141,37 +141,46 @@ impl Default for HubSettings {
     }
 }
 
-#[derive(Default)]
 struct TopicState {
     subscribers: HashMap<ClientId, Arc<Outbox>>,
     latest: Option<Bar>,
     /// The last [`RECENT_CLOSED`] closed bars (as corrected), oldest first.
     recent_closed: std::collections::VecDeque<Bar>,
+    /// This topic's send slots are `grid + k * gap`.
+    grid: Instant,
     /// When the next partial may go out (none: at once).
     next_slot: Option<Instant>,
     /// `latest` holds a partial update not sent yet.
     pending: bool,
 }
 
+/// Where in the send gap the `n`-th topic's slots lie: the golden-ratio sequence spreads any number of
+/// topics evenly over the gap. Without it every topic fed in lockstep (each symbol's 1s bar closes at the
+/// same second) sent its partials in the same instant: one burst to every client, the others idle.
+fn slot_phase(n: u64, gap: Duration) -> Duration {
+    gap.mul_f64((n as f64 * 0.618_033_988_749_895).fract())
+}
+
 impl TopicState {
+    fn new(grid: Instant) -> TopicState {
+        TopicState { subscribers: HashMap::new(), latest: None, recent_closed: Default::default(), grid, next_slot: None, pending: false }
+    }
+
     /// Whether a partial update may go out now.
     fn due(&self, now: Instant) -> bool {
         self.next_slot.map_or(true, |slot| now >= slot)
     }
 
-    /// Records a partial sent at `now`. Partials keep to a grid of `gap`-long slots, one per slot: a send a
-    /// little late (the feed's tick jitter, a busy thread) does not push every later slot back, so a topic
-    /// fed often enough gets its full rate, and never more. A topic that was quiet for a slot starts afresh.
-    fn partial_sent(&mut self, now: Instant, gap: Duration) {
-        self.next_slot = Some(match self.next_slot {
-            Some(slot) if now < slot + gap => slot + gap,
-            _ => now + gap,
-        });
-    }
-
-    /// Records a closed bar sent at `now`: the new bar's first partial waits a full `gap`.
-    fn closed_sent(&mut self, now: Instant, gap: Duration) {
-        self.next_slot = Some(now + gap);
+    /// Records an update (partial or closed bar) sent at `now`. Updates keep to the topic's grid of
+    /// `gap`-long slots, one per slot and never closer than half a gap: a send a little late (the feed's
+    /// tick jitter, a busy thread) does not push every later slot back, so a topic fed often enough gets
+    /// its full rate and never more; a closed bar takes the slot of a partial.
+    fn sent(&mut self, now: Instant, gap: Duration) {
+        let earliest = now + gap / 2;
+        let since = earliest.saturating_duration_since(self.grid).as_nanos();
+        let gap_ns = gap.as_nanos().max(1);
+        let slots = since.div_ceil(gap_ns);
+        self.next_slot = Some(self.grid + gap * u32::try_from(slots).unwrap_or(u32::MAX));
     }
 
     fn remember_closed(&mut self, bar: &Bar) {
@@ -215,12 +224,15 @@ pub struct Hub {
     min_gap: Duration,
     /// Topics holding a pending partial update.
     dirty: Vec<Topic>,
+    /// Origin of every topic's send slots, and how many topics were created (see [`slot_phase`]).
+    epoch: Instant,
+    topics_created: u64,
 }
 
 impl Hub {
     pub fn new(settings: &HubSettings) -> Hub {
         let per_second = settings.max_updates_per_second.max(1);
-        Hub { topics: HashMap::new(), clients: HashMap::new(), actors: Vec::new(), channels: HashMap::new(), min_gap: Duration::from_secs(1) / per_second, dirty: Vec::new() }
+        Hub { topics: HashMap::new(), clients: HashMap::new(), actors: Vec::new(), channels: HashMap::new(), min_gap: Duration::from_secs(1) / per_second, dirty: Vec::new(), epoch: Instant::now(), topics_created: 0 }
     }
 
     /// Pushes one framed update to every subscriber of `topic`; drops subscribers that overflow.
@@ -299,7 +311,7 @@ impl Hub {
                 continue;
             }
             state.pending = false;
-            state.partial_sent(now, self.min_gap);
+            state.sent(now, self.min_gap);
             if let Some(bar) = state.latest.clone() {
                 self.fan_out(&topic, &bar, false);
                 sent.push(BarUpdate { kind: UpdateKind::Partial, bar });
@@ -314,6 +326,13 @@ fn deliver(subscribers: &HashMap<ClientId, Arc<Outbox>>, frame: &Bytes) -> Vec<(
     let failed: Vec<(ClientId, PushError)> = subscribers.iter().filter_map(|(client, outbox)| outbox.push(frame.clone()).err().map(|e| (*client, e))).collect();
     add(&COUNTERS.messages_sent, (subscribers.len() - failed.len()) as u64);
     failed
+}
+
+/// The state of a topic seen for the first time, its send slots placed by [`slot_phase`].
+fn new_topic(created: &mut u64, epoch: Instant, gap: Duration) -> TopicState {
+    let phase = slot_phase(*created, gap);
+    *created += 1;
+    TopicState::new(epoch + phase)
 }
 
 fn price_frame(bar: &Bar, correction: bool) -> Bytes {
@@ -331,8 +350,8 @@ impl Actor for Hub {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        // A quarter of the send gap: a pending update waits at most min_gap + min_gap/4.
-        let tick = (self.min_gap / 4).max(Duration::from_millis(5));
+        // A twentieth of the send gap: a pending update goes out within 5 ms of its slot (at 10/s).
+        let tick = (self.min_gap / 20).max(Duration::from_millis(2));
         ctx.run_interval(tick, |hub, _| {
             let sent = hub.flush_due();
             if !sent.is_empty() {
@@ -351,13 +370,13 @@ impl Handler<Publish> for Hub {
         let mut partials_sent = Vec::new();
         for update in &msg.updates {
             let topic: Topic = (update.bar.symbol.clone(), update.bar.interval);
-            let state = self.topics.entry(topic.clone()).or_default();
+            let state = self.topics.entry(topic.clone()).or_insert_with(|| new_topic(&mut self.topics_created, self.epoch, self.min_gap));
             match update.kind {
                 UpdateKind::Partial => {
                     state.latest = Some(update.bar.clone());
                     if state.due(now) {
                         state.pending = false;
-                        state.partial_sent(now, self.min_gap);
+                        state.sent(now, self.min_gap);
                         self.fan_out(&topic, &update.bar, false);
                         partials_sent.push(update.clone());
                     } else if state.pending {
@@ -380,7 +399,7 @@ impl Handler<Publish> for Hub {
                     }
                     state.remember_closed(&update.bar);
                     state.latest = Some(update.bar.clone());
-                    state.closed_sent(now, self.min_gap);
+                    state.sent(now, self.min_gap);
                     self.fan_out(&topic, &update.bar, false);
                 }
                 // A correction revises an older bar: the topic's newest state and its rate are untouched.
@@ -436,7 +455,7 @@ impl Hub {
         let outbox = entry.outbox.clone();
         let mut snapshots = Vec::new();
         for (topic, from) in topics {
-            let state = self.topics.entry(topic.clone()).or_default();
+            let state = self.topics.entry(topic.clone()).or_insert_with(|| new_topic(&mut self.topics_created, self.epoch, self.min_gap));
             snapshots.extend(state.snapshot(from).into_iter().map(|bar| price_frame(bar, false)));
             state.subscribers.insert(client, outbox.clone());
             entry.topics.insert(topic);

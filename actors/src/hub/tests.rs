@@ -202,13 +202,13 @@ async fn subscribing_from_a_history_queues_the_bars_closed_since() {
 fn partials_keep_their_rate_through_tick_jitter() {
     let gap = Duration::from_millis(100);
     let start = Instant::now();
-    let mut state = TopicState::default();
+    let mut state = TopicState::new(start);
     let mut sent = Vec::new();
     for tick in 0..500u64 {
         let jitter = Duration::from_micros((tick * 7919) % 3000);
         let now = start + Duration::from_millis(20 * tick) + jitter;
         if state.due(now) {
-            state.partial_sent(now, gap);
+            state.sent(now, gap);
             sent.push(now.duration_since(start));
         }
     }
@@ -216,10 +216,38 @@ fn partials_keep_their_rate_through_tick_jitter() {
     let slots: Vec<u128> = sent.iter().map(|t| t.as_millis() / 100).collect();
     assert!(slots.windows(2).all(|w| w[0] < w[1]), "at most one partial per slot: {slots:?}");
 
-    // A quiet topic starts a new grid from its next send, not a burst to catch up.
-    let later = start + Duration::from_secs(60);
+    // A quiet topic sends at once, then keeps to its grid, never closer than half a gap.
+    let later = start + Duration::from_secs(60) + Duration::from_millis(70);
     assert!(state.due(later));
-    state.partial_sent(later, gap);
-    assert!(!state.due(later + Duration::from_millis(99)));
-    assert!(state.due(later + gap));
+    state.sent(later, gap);
+    assert!(!state.due(start + Duration::from_millis(60_199)), "the slot at 60.1 s is too close");
+    assert!(state.due(start + Duration::from_millis(60_200)));
+}
+
+/// Topics fed at the same instants (every symbol closes its 1s bar at the same second) send their
+/// partials at different moments of the gap: spread over it, not in one burst.
+#[test]
+fn topics_fed_in_lockstep_send_at_different_moments() {
+    let gap = Duration::from_millis(100);
+    let epoch = Instant::now();
+    let mut created = 0;
+    let mut topics: Vec<TopicState> = (0..6).map(|_| new_topic(&mut created, epoch, gap)).collect();
+    let mut first_send = vec![None; topics.len()];
+    // Every topic sent at the same moment (a closed bar), then fed every 2 ms.
+    for t in &mut topics {
+        t.sent(epoch, gap);
+    }
+    for tick in 1..=100u64 {
+        let now = epoch + Duration::from_millis(2 * tick);
+        for (i, t) in topics.iter_mut().enumerate() {
+            if first_send[i].is_none() && t.due(now) {
+                t.sent(now, gap);
+                first_send[i] = Some(2 * tick);
+            }
+        }
+    }
+    let mut at: Vec<u64> = first_send.iter().map(|s| s.expect("every topic sent within 200 ms")).collect();
+    at.sort_unstable();
+    assert!(at.windows(2).all(|w| w[1] - w[0] >= 8), "six topics at least 8 ms apart: {at:?}");
+    assert!(at.iter().all(|&ms| (50..=150).contains(&ms)), "each one slot after the close, at least half a gap: {at:?}");
 }
