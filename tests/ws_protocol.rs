@@ -149,6 +149,7 @@ async fn get_historical_pages_back_without_gaps_or_repeats() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_client_is_dropped_after_the_timeout() {
     let server = TestServer::start(&[("ws.ping_interval_secs", Toml::Integer(1)), ("ws.client_timeout_secs", Toml::Integer(2))]).await;
+    assert_eq!(server.stats().await["silent_client_disconnects"], 0);
     // A client that answers pings stays: tungstenite replies to pings while it is being read.
     let mut alive = Client::connect(&server).await;
     // This one is never read, so it never answers the server's pings.
@@ -169,6 +170,7 @@ async fn a_silent_client_is_dropped_after_the_timeout() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(dropped, "the silent client was not dropped: {}", server.stats().await);
+    assert_eq!(server.stats().await["silent_client_disconnects"], 1, "counted");
     let mut alive = reader.await.unwrap();
     alive.send(json!({"type":"ping","id":"still"})).await;
     assert_eq!(alive.next_of("pong", 5).await["id"], "still", "the client that answered pings is kept");

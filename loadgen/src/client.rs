@@ -194,14 +194,14 @@ async fn client(role: Role, index: usize, symbol: String, args: Arc<Args>, share
     }
     shared.connected.fetch_add(1, Ordering::Relaxed);
     if role == Role::Stalled {
-        // Hold the socket without reading until the run ends, then see whether the server closed it.
-        tokio::time::sleep_until(end.into()).await;
+        // Hold the socket without reading until the run ends and a grace after it, then look whether the server
+        // closed it: it finds a client that stopped reading by the pongs it never sends (or by an overflowing
+        // queue). Not reading during the grace matters: reading would answer the queued pings.
+        tokio::time::sleep_until((end + Duration::from_secs_f64(args.stall_grace)).into()).await;
         let closed = tokio::time::timeout(Duration::from_secs(10), async {
             while let Some(msg) = ws.next().await {
-                match msg {
-                    Ok(Message::Close(Some(f))) => return u16::from(f.code) == 1008,
-                    Ok(_) => {}
-                    Err(_) => return true,
+                if matches!(msg, Ok(Message::Close(_)) | Err(_)) {
+                    return true;
                 }
             }
             true

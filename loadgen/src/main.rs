@@ -51,6 +51,12 @@ pub struct Args {
     /// Fraction of clients that subscribe and then never read.
     #[arg(long, default_value_t = 0.0)]
     pub stalled: f64,
+    /// Seconds a stalled client keeps not reading after the run before it looks whether the server closed
+    /// it. The server drops a client that answers no ping within its client timeout (30 s, checked every
+    /// 10 s by default): a client stalled since connecting at least 25 s before the run's end is closed
+    /// within 15 s of it.
+    #[arg(long, default_value_t = 20.0)]
+    pub stall_grace: f64,
     /// Fraction of clients that connect, subscribe, take one update and disconnect, in a loop.
     #[arg(long, default_value_t = 0.0)]
     pub churn: f64,
@@ -156,7 +162,7 @@ async fn run_children(args: &Args) -> anyhow::Result<Partial> {
         cmd.args(["--url", &args.url, "--interval", &args.interval, "--symbols", &args.symbols, "--protocol", &args.protocol])
             .args(["--clients", &n.to_string(), "--first-client", &first.to_string(), "--child", &i.to_string()])
             .args(["--hot-symbols", &args.hot_symbols.to_string(), "--hot-fraction", &args.hot_fraction.to_string()])
-            .args(["--stalled", &args.stalled.to_string(), "--churn", &args.churn.to_string()])
+            .args(["--stalled", &args.stalled.to_string(), "--stall-grace", &args.stall_grace.to_string(), "--churn", &args.churn.to_string()])
             .args(["--threads", &args.threads.to_string(), "--warmup", &args.warmup.to_string(), "--duration", &args.duration.to_string()])
             // Children keep the parent's schedule: the same total connect time.
             .args(["--connect-rate", &(args.connect_rate * n as f64 / args.clients as f64).to_string()])

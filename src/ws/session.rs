@@ -405,7 +405,10 @@ impl Actor for WsSession {
                 // The hub closed it (slow consumer).
                 ctx.stop();
             } else if s.last_heard.elapsed() > timeout {
+                // Also how a client that stopped reading is found long before its outbox fills: at a few
+                // KB/s the kernel's socket buffers alone take minutes to fill, but it never reads our ping.
                 tracing::debug!(client = s.id, "dropping silent client");
+                add(&COUNTERS.silent_client_disconnects, 1);
                 s.close(1001, "no message or pong within the client timeout", ctx);
             } else {
                 s.push(frame::ping(b""), ctx);
