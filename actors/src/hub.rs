@@ -1,7 +1,8 @@
 //! The subscription hub: topics → local subscribers. It knows nothing of sockets or other nodes.
 //!
 //! Each update is serialized and framed once; every subscriber gets a clone of the same `Bytes`.
-//! Partial-bar updates are sent at most `max_updates_per_second` per topic (the newest state wins);
+//! Partial-bar updates are sent at most `max_updates_per_second` per topic (the newest state wins), in
+//! send slots that each topic places at its own phase of the gap, so topics do not all fan out at once;
 //! closed bars and corrections are sent at once and never conflated.
 
 use std::collections::{HashMap, HashSet};
