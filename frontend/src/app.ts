@@ -8,6 +8,7 @@ import { CatalogStore } from './net/catalogStore';
 import { Connection } from './net/connection';
 import { StreamHub } from './net/streams';
 import { ActivityPanel } from './panels/activityPanel';
+import { connectScriptFeed } from './net/scriptFeed';
 import { BacktestPanel } from './panels/backtestPanel';
 import { StatsPanel } from './panels/statsPanel';
 import { renderStatus } from './panels/statusDot';
@@ -125,6 +126,7 @@ export function buildApp(root: HTMLElement, store: KeyValueStore): App {
   show('charts');
 
   conn.onState((s, info) => renderStatus(status, s, info.retryInMs));
+  connectScriptFeed({ onUpdate: (u) => activity.ingest(u), onState: (s, detail) => activity.setFeedState(s, detail) });
   conn.connect();
   void symbols.load();
 

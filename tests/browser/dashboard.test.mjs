@@ -5,13 +5,16 @@ import { after, before, test } from 'node:test';
 import { chartCfg, chartInfo, launch, openPage, screenshot, setLayout, sleep, waitChartLive } from './helpers/browser.mjs';
 import { startServer } from './helpers/server.mjs';
 
+const SCRIPT_KEY = 'browser-test-script-key';
+
 let server;
 let browser;
 let page;
 let errors;
 
 before(async () => {
-  server = await startServer();
+  // A script key, so the test can push trades as seed 003's scripts do.
+  server = await startServer({ env: { CANDLECAST__SCRIPTS__KEYS: JSON.stringify([SCRIPT_KEY]) } });
   browser = await launch();
   ({ page, errors } = await openPage(browser.context, server.url));
 });
@@ -214,16 +217,22 @@ test('markers hook, script activity panel and stats view', async () => {
   assert.equal(await page.evaluate(() => window.candlecast.addMarkers('nope', [])), false);
   await screenshot(page, '07-markers');
 
+  // Live, as seed 003's dashboard: a script's CSV reaches the panel as a Socket.IO trading_update.
   await page.click('[data-testid="nav-activity"]');
-  await page.evaluate(() =>
-    window.candlecast.ingestTradingUpdate({
+  await page.waitForSelector('[data-testid="activity-feed-state"][data-state="live"]', { timeout: 8000 });
+  const pushed = await fetch(`${server.url}/api/trading-data`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${SCRIPT_KEY}` },
+    body: JSON.stringify({
       trades_csv:
         'timestamp,symbol,side,quantity,price,profit_loss,strategy\n2023-01-01T10:00:00,AAPL,BUY,100,150.00,25.50,Three Red Bodies\n2023-01-01T10:05:00,TSLA,SELL,50,800.00,-15.25,Three Red Bodies',
       market_data_csv:
         'timestamp,symbol,open,high,low,close,volume,rsi,signal_strength\n2023-01-01T10:00:00,AAPL,149.50,151.00,149.00,150.00,50000,65.5,0.75',
       timestamp: '2023-01-01T10:05:00',
     }),
-  );
+  });
+  assert.equal(pushed.status, 200, await pushed.text());
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="activity-trades"] tbody tr').length === 2, null, { timeout: 8000 });
   assert.equal(await page.locator('[data-testid="activity-trades"] tbody tr').count(), 2);
   assert.equal(await page.locator('[data-testid="activity-market"] tbody tr').count(), 1);
   assert.equal(await page.locator('[data-testid="activity-total-trades"]').innerText(), '2');

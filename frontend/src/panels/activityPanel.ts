@@ -1,9 +1,11 @@
 /**
  * "Script activity" (seed 003): what external scripts sent — a live trades
- * table, a market data table, totals and the last update time. The
- * Socket.IO wiring comes in a later issue; it only has to call `ingest`.
+ * table, a market data table, totals and the last update time. Fed by
+ * `trading_update` events from the server's Socket.IO endpoint
+ * (net/scriptFeed.ts), which calls `ingest`.
  */
 import { h } from '../dom';
+import type { ScriptFeedState } from '../net/scriptFeed';
 import { ActivityModel, TradingUpdate } from './activityModel';
 
 const TRADE_COLS = ['timestamp', 'symbol', 'side', 'quantity', 'price', 'profit_loss', 'strategy'] as const;
@@ -33,6 +35,7 @@ export class ActivityPanel {
   private readonly trades = table('activity-trades', TRADE_COLS);
   private readonly market = table('activity-market', MARKET_COLS);
   private readonly totals: Record<'trades' | 'points' | 'pnl' | 'last', HTMLElement>;
+  private readonly feedState = h('span', { class: 'muted', 'data-testid': 'activity-feed-state' }, 'Connecting…');
 
   constructor() {
     const stat = (testId: string, label: string) => {
@@ -48,7 +51,7 @@ export class ActivityPanel {
     this.root = h(
       'div',
       { class: 'panel', 'data-testid': 'activity-panel' },
-      h('p', { class: 'panel-note' }, 'Trades and market data sent by external scripts (CSV over Socket.IO, arriving in a later release).'),
+      h('p', { class: 'panel-note' }, 'Trades and market data sent by external scripts (send_trading_data over Socket.IO, or POST /api/trading-data). ', this.feedState),
       h('div', { class: 'stat-grid' }, t.el, p.el, pnl.el, last.el),
       h('h3', {}, 'Live trades'),
       h('div', { class: 'table-wrap' }, this.trades.el),
@@ -59,6 +62,12 @@ export class ActivityPanel {
   }
 
   /** Adds one seed-003 trading update (CSV text or parsed records) and redraws. */
+  /** Shows whether the live feed of script activity is connected. */
+  setFeedState(state: ScriptFeedState, detail?: string): void {
+    this.feedState.dataset.state = state;
+    this.feedState.textContent = { connecting: 'Connecting…', live: 'Live.', refused: `Not connected: ${detail ?? 'refused by the server'}.` }[state];
+  }
+
   ingest(update: TradingUpdate): { trades: number; marketData: number } {
     const counts = this.model.ingest(update);
     this.render();
