@@ -86,5 +86,9 @@ export class FrameScheduler {
 export const CHARTS_PER_FRAME = 4;
 export const FLUSH_GAP_MS = 50;
 
-/** The scheduler every chart of the page shares. */
-export const chartFrames = new FrameScheduler(CHARTS_PER_FRAME, undefined, FLUSH_GAP_MS);
+/**
+ * The scheduler every chart of the page shares. Its flushes run as timer tasks, not animation-frame
+ * callbacks: lightweight-charts paints in the next animation frame anyway, and a flush run inside a frame
+ * made that frame commit too (one more canvas commit per flush; 46 -> 36 commits/s in a trace).
+ */
+export const chartFrames = new FrameScheduler(CHARTS_PER_FRAME, (cb) => void setTimeout(cb, 0), FLUSH_GAP_MS);
