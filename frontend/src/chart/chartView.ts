@@ -91,7 +91,12 @@ export class ChartView {
   private readonly chart: IChartApi;
   private readonly candles: ISeriesApi<'Candlestick'>;
   private readonly volume: ISeriesApi<'Histogram'>;
-  private readonly markersApi: ISeriesMarkersPluginApi<Time>;
+  /**
+   * Created with the first marker, not before: lightweight-charts' markers plugin maps the series' whole
+   * data (every bar, as new objects) after each update, even with no markers — a third of the page's
+   * allocations with eight live charts, and so of its garbage collections.
+   */
+  private markersApi: ISeriesMarkersPluginApi<Time> | null = null;
   private readonly overlays: Record<'sma' | 'ema', Overlay>;
   private readonly primitive: DrawingsPrimitive;
   private readonly drawings: DrawingController;
@@ -174,7 +179,6 @@ export class ChartView {
     );
     // Volume gets a quarter of the height; pane 0 keeps its default factor of 1.
     this.chart.panes()[1]?.setStretchFactor(0.3);
-    this.markersApi = createSeriesMarkers(this.candles, []);
     this.overlays = {
       sma: new Overlay(this.chart, 'sma', palette.sma),
       ema: new Overlay(this.chart, 'ema', palette.ema),
@@ -726,6 +730,8 @@ export class ChartView {
 
   private renderMarkers(): void {
     const all = this.signalMarkers.length ? this.markers.concat(this.signalMarkers).sort((a, b) => a.time - b.time) : this.markers;
+    if (all.length === 0 && this.markersApi === null) return;
+    this.markersApi ??= createSeriesMarkers(this.candles, []);
     this.markersApi.setMarkers(toSeriesMarkers(all, this.bars));
   }
 
