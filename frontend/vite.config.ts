@@ -20,6 +20,8 @@ export default defineConfig({
       '/api': backend,
       '/health': backend,
       '/ws': { target: backend.replace(/^http/, 'ws'), ws: true },
+      // The Script activity panel's Socket.IO connection.
+      '/socket.io': { target: backend, ws: true },
     },
   },
   test: {
