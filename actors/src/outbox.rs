@@ -23,96 +23,124 @@ pub enum PushError {
     Closed,
 }
 
-#[derive(Default)]
-struct Queue {
+/// A queue of ready-made frames bounded in bytes, without its lock and waker: the part the WebSocket
+/// [`Outbox`] and the Socket.IO packet queue share. A push that would take it past its limit drops what
+/// is queued, queues a final frame instead and refuses every later push.
+#[derive(Debug, Default)]
+pub struct Backlog {
     frames: VecDeque<Bytes>,
     bytes: usize,
     closed: bool,
 }
 
+impl Backlog {
+    /// Queues `frame`, or on overflow replaces the queue with `last()` and closes.
+    pub fn push(&mut self, frame: Bytes, limit: usize, last: impl FnOnce() -> Bytes) -> Result<(), PushError> {
+        if self.closed {
+            return Err(PushError::Closed);
+        }
+        // A frame always fits an empty queue: only a backlog, never one large reply, makes a client slow.
+        if self.bytes > 0 && self.bytes + frame.len() > limit {
+            self.frames.clear();
+            self.bytes = 0;
+            self.push_last(last());
+            self.closed = true;
+            return Err(PushError::Overflow);
+        }
+        self.push_last(frame);
+        Ok(())
+    }
+
+    /// Queues `last` (if any) as the final frame and refuses later pushes; false if already closed.
+    pub fn close_with(&mut self, last: Option<Bytes>) -> bool {
+        if self.closed {
+            return false;
+        }
+        if let Some(frame) = last {
+            self.push_last(frame);
+        }
+        self.closed = true;
+        true
+    }
+
+    pub fn pop(&mut self) -> Option<Bytes> {
+        let frame = self.frames.pop_front()?;
+        self.bytes = self.bytes.saturating_sub(frame.len());
+        Some(frame)
+    }
+
+    pub fn front(&self) -> Option<&Bytes> {
+        self.frames.front()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Bytes waiting to be written.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    fn push_last(&mut self, frame: Bytes) {
+        self.bytes += frame.len();
+        self.frames.push_back(frame);
+    }
+}
+
 /// See the module documentation.
 pub struct Outbox {
-    queue: Mutex<Queue>,
+    queue: Mutex<Backlog>,
     limit: usize,
     writer: AtomicWaker,
 }
 
 impl Outbox {
     pub fn new(limit_bytes: usize) -> Outbox {
-        Outbox { queue: Mutex::new(Queue::default()), limit: limit_bytes, writer: AtomicWaker::new() }
+        Outbox { queue: Mutex::new(Backlog::default()), limit: limit_bytes, writer: AtomicWaker::new() }
     }
 
     /// Queues a frame for the client.
     pub fn push(&self, frame: Bytes) -> Result<(), PushError> {
-        let overflow = {
-            let mut q = self.lock();
-            if q.closed {
-                return Err(PushError::Closed);
-            }
-            // A frame always fits an empty queue: only a backlog, never one large reply, makes a client slow.
-            if q.bytes > 0 && q.bytes + frame.len() > self.limit {
-                let reason = format!("slow consumer: more than {} bytes waiting to be sent", self.limit);
-                q.frames.clear();
-                q.frames.push_back(frame::close(1008, &reason));
-                q.bytes = 0;
-                q.closed = true;
-                true
-            } else {
-                q.bytes += frame.len();
-                q.frames.push_back(frame);
-                false
-            }
-        };
+        let limit = self.limit;
+        let result = self.lock().push(frame, limit, || frame::close(1008, &format!("slow consumer: more than {limit} bytes waiting to be sent")));
         self.writer.wake();
-        if overflow {
-            Err(PushError::Overflow)
-        } else {
-            Ok(())
-        }
+        result
     }
 
     /// Queues `last` as the final frame (normally a close frame) and refuses later pushes.
     /// Returns false if the outbox was already closed.
     pub fn close_with(&self, last: Bytes) -> bool {
-        let done = {
-            let mut q = self.lock();
-            if q.closed {
-                false
-            } else {
-                q.bytes += last.len();
-                q.frames.push_back(last);
-                q.closed = true;
-                true
-            }
-        };
+        let done = self.lock().close_with(Some(last));
         self.writer.wake();
         done
     }
 
     pub fn is_closed(&self) -> bool {
-        self.lock().closed
+        self.lock().is_closed()
     }
 
     /// Bytes waiting to be written.
     pub fn queued_bytes(&self) -> usize {
-        self.lock().bytes
+        self.lock().bytes()
     }
 
     /// For the writer: the next frame, `None` once closed and drained.
     pub fn poll_pop(&self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         self.writer.register(cx.waker());
         let mut q = self.lock();
-        match q.frames.pop_front() {
-            Some(frame) => {
-                q.bytes = q.bytes.saturating_sub(frame.len());
-                Poll::Ready(Some(frame))
-            }
-            None if q.closed => Poll::Ready(None),
+        match q.pop() {
+            Some(frame) => Poll::Ready(Some(frame)),
+            None if q.is_closed() => Poll::Ready(None),
             None => Poll::Pending,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Backlog> {
         // A panic while holding this lock leaves a consistent queue (every mutation is one step), so a
         // poisoned lock is still usable.
         self.queue.lock().unwrap_or_else(|e| e.into_inner())

@@ -5,29 +5,19 @@
 //! frame. A push that would take the queue past its limit replaces what is queued with a close packet:
 //! a client that cannot keep up costs at most `limit` bytes and never slows anyone else down.
 
-use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use candlecast_actors::outbox::Backlog;
+pub use candlecast_actors::outbox::PushError;
 use futures_util::task::AtomicWaker;
 
 use super::engineio::{join_payload, Packet};
 
-/// Why a push was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum PushError {
-    #[error("more than the outbound limit is waiting to be sent; the client is too slow")]
-    Overflow,
-    #[error("the session is closing")]
-    Closed,
-}
-
 #[derive(Default)]
 struct Inner {
-    packets: VecDeque<Bytes>,
-    bytes: usize,
-    closed: bool,
+    packets: Backlog,
     /// An upgrade started: a waiting poll is owed a noop so the client can pause polling.
     release_poll: bool,
     /// A long-polling GET is running (two at once close the session).
@@ -48,49 +38,20 @@ impl PacketQueue {
 
     /// Queues one encoded packet.
     pub fn push(&self, packet: Bytes) -> Result<(), PushError> {
-        let result = {
-            let mut q = self.lock();
-            if q.closed {
-                return Err(PushError::Closed);
-            }
-            // A packet always fits an empty queue: only a backlog, never one large reply, makes a client slow.
-            if q.bytes > 0 && q.bytes + packet.len() > self.limit {
-                q.packets.clear();
-                q.packets.push_back(Packet::Close.encode());
-                q.bytes = 1;
-                q.closed = true;
-                Err(PushError::Overflow)
-            } else {
-                q.bytes += packet.len();
-                q.packets.push_back(packet);
-                Ok(())
-            }
-        };
+        let result = self.lock().packets.push(packet, self.limit, || Packet::Close.encode());
         self.drainer.wake();
         result
     }
 
     /// Queues `last` (if any) as the final packet and refuses later pushes; false if already closed.
     pub fn close_with(&self, last: Option<Bytes>) -> bool {
-        let done = {
-            let mut q = self.lock();
-            if q.closed {
-                false
-            } else {
-                if let Some(p) = last {
-                    q.bytes += p.len();
-                    q.packets.push_back(p);
-                }
-                q.closed = true;
-                true
-            }
-        };
+        let done = self.lock().packets.close_with(last);
         self.drainer.wake();
         done
     }
 
     pub fn is_closed(&self) -> bool {
-        self.lock().closed
+        self.lock().packets.is_closed()
     }
 
     /// Owes a noop to the running poll (or the next one), so a client upgrading can pause polling.
@@ -117,7 +78,7 @@ impl PacketQueue {
             if std::mem::take(&mut q.release_poll) {
                 return Poll::Ready(Some(Packet::Noop.encode()));
             }
-            return if q.closed { Poll::Ready(None) } else { Poll::Pending };
+            return if q.packets.is_closed() { Poll::Ready(None) } else { Poll::Pending };
         }
         let mut taken = Vec::new();
         let mut size = 0;
@@ -126,9 +87,7 @@ impl PacketQueue {
                 break;
             }
             size += p.len() + usize::from(!taken.is_empty());
-            let p = q.packets.pop_front().unwrap_or_default();
-            q.bytes = q.bytes.saturating_sub(p.len());
-            taken.push(p);
+            taken.extend(q.packets.pop());
         }
         q.release_poll = false;
         Poll::Ready(Some(join_payload(&taken)))
@@ -138,12 +97,9 @@ impl PacketQueue {
     pub fn poll_packet(&self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         self.drainer.register(cx.waker());
         let mut q = self.lock();
-        match q.packets.pop_front() {
-            Some(p) => {
-                q.bytes = q.bytes.saturating_sub(p.len());
-                Poll::Ready(Some(p))
-            }
-            None if q.closed => Poll::Ready(None),
+        match q.packets.pop() {
+            Some(p) => Poll::Ready(Some(p)),
+            None if q.packets.is_closed() => Poll::Ready(None),
             None => Poll::Pending,
         }
     }
