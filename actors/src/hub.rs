@@ -2,8 +2,11 @@
 //!
 //! Each update is serialized and framed once; every subscriber gets a clone of the same `Bytes`.
 //! Partial-bar updates are sent at most `max_updates_per_second` per topic (the newest state wins), in
-//! send slots that each topic places at its own phase of the gap, so topics do not all fan out at once;
-//! closed bars and corrections are sent at once and never conflated.
+//! send slots that each topic places at its own phase of the gap, so topics do not all fan out at once.
+//! A topic's closed bar is never conflated and takes the topic's next slot too: every symbol's bar of an
+//! interval closes in the same instant, and sending them all then was one burst to every client (the p99
+//! of the fan-out benchmark); in its slot it waits less than one gap (100 ms at 10/s), as partials do.
+//! Corrections, and closed bars put in place behind the newest one, are rare and go at once.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -153,6 +156,8 @@ struct TopicState {
     next_slot: Option<Instant>,
     /// `latest` holds a partial update not sent yet.
     pending: bool,
+    /// The topic's newest closed bar, waiting for its slot; it goes before any partial of the next bar.
+    pending_closed: Option<Bar>,
 }
 
 /// Where in the send gap the `n`-th topic's slots lie: the golden-ratio sequence spreads any number of
@@ -164,7 +169,7 @@ fn slot_phase(n: u64, gap: Duration) -> Duration {
 
 impl TopicState {
     fn new(grid: Instant) -> TopicState {
-        TopicState { subscribers: HashMap::new(), latest: None, recent_closed: Default::default(), grid, next_slot: None, pending: false }
+        TopicState { subscribers: HashMap::new(), latest: None, recent_closed: Default::default(), grid, next_slot: None, pending: false, pending_closed: None }
     }
 
     /// Whether a partial update may go out now.
@@ -298,27 +303,42 @@ impl Hub {
         });
     }
 
-    /// Sends the pending partial updates whose topic is due.
+    /// Sends the pending closed bars and partial updates whose topic is due.
     fn flush_due(&mut self) -> Vec<BarUpdate> {
         let now = Instant::now();
         let mut sent = Vec::new();
         for topic in std::mem::take(&mut self.dirty) {
             let Some(state) = self.topics.get_mut(&topic) else { continue };
-            if !state.pending {
+            if !state.pending && state.pending_closed.is_none() {
                 continue;
             }
             if !state.due(now) {
                 self.dirty.push(topic);
                 continue;
             }
-            state.pending = false;
             state.sent(now, self.min_gap);
+            if let Some(closed) = state.pending_closed.take() {
+                // The partial of the next bar, if any, waits for the next slot.
+                if state.pending {
+                    self.dirty.push(topic.clone());
+                }
+                self.fan_out(&topic, &closed, false);
+                continue;
+            }
+            state.pending = false;
             if let Some(bar) = state.latest.clone() {
                 self.fan_out(&topic, &bar, false);
                 sent.push(BarUpdate { kind: UpdateKind::Partial, bar });
             }
         }
         sent
+    }
+
+    /// Sends `topic`'s closed bar now if it waits for its slot, ahead of what is queued next.
+    fn flush_closed(&mut self, topic: &Topic) {
+        if let Some(closed) = self.topics.get_mut(topic).and_then(|state| state.pending_closed.take()) {
+            self.fan_out(topic, &closed, false);
+        }
     }
 }
 
@@ -365,7 +385,7 @@ impl Actor for Hub {
 impl Handler<Publish> for Hub {
     type Result = ();
 
-    /// Sends closed bars and corrections at once; partials now if their topic is due, else later.
+    /// Sends updates now if their topic is due, else in its next slot; corrections at once.
     fn handle(&mut self, msg: Publish, _: &mut Context<Self>) {
         let now = Instant::now();
         let mut partials_sent = Vec::new();
@@ -375,7 +395,7 @@ impl Handler<Publish> for Hub {
             match update.kind {
                 UpdateKind::Partial => {
                     state.latest = Some(update.bar.clone());
-                    if state.due(now) {
+                    if state.due(now) && state.pending_closed.is_none() {
                         state.pending = false;
                         state.sent(now, self.min_gap);
                         self.fan_out(&topic, &update.bar, false);
@@ -390,6 +410,7 @@ impl Handler<Publish> for Hub {
                 // A bar put in place behind the newest one (a replica catching up after an outage, an upsert
                 // of older bars): sent, but the topic's newest state and its pending partial stay.
                 UpdateKind::Closed if state.latest.as_ref().is_some_and(|l| l.open_time > update.bar.open_time) => {
+                    self.flush_closed(&topic);
                     self.fan_out(&topic, &update.bar, false);
                 }
                 UpdateKind::Closed => {
@@ -400,13 +421,31 @@ impl Handler<Publish> for Hub {
                     }
                     state.remember_closed(&update.bar);
                     state.latest = Some(update.bar.clone());
-                    state.sent(now, self.min_gap);
-                    self.fan_out(&topic, &update.bar, false);
+                    // Only when a slot is longer than the bar (one update a second, 1s bars) can a closed bar
+                    // still be waiting: it goes now, never dropped.
+                    let earlier = state.pending_closed.take();
+                    let due = state.due(now);
+                    if due {
+                        state.sent(now, self.min_gap);
+                    } else {
+                        state.pending_closed = Some(update.bar.clone());
+                        self.dirty.push(topic.clone());
+                    }
+                    if let Some(earlier) = earlier {
+                        self.fan_out(&topic, &earlier, false);
+                    }
+                    if due {
+                        self.fan_out(&topic, &update.bar, false);
+                    }
                 }
                 // A correction revises an older bar: the topic's newest state and its rate are untouched.
+                // One that revises the closed bar still waiting for its slot replaces it: clients never saw it.
                 UpdateKind::Correction => {
                     state.remember_closed(&update.bar);
-                    self.fan_out(&topic, &update.bar, true);
+                    match &mut state.pending_closed {
+                        Some(waiting) if waiting.open_time == update.bar.open_time => *waiting = update.bar.clone(),
+                        _ => self.fan_out(&topic, &update.bar, true),
+                    }
                 }
             }
         }
@@ -452,6 +491,12 @@ impl Handler<SubscribeFrom> for Hub {
 
 impl Hub {
     fn subscribe(&mut self, client: ClientId, topics: impl Iterator<Item = (Topic, Option<i64>)>, ack: Bytes) {
+        let topics: Vec<(Topic, Option<i64>)> = topics.collect();
+        // A closed bar waiting for its slot is in the snapshot: send it to the others first, or the new
+        // subscriber would get it twice, the second time after the newer bar.
+        for (topic, _) in &topics {
+            self.flush_closed(topic);
+        }
         let Some(entry) = self.clients.get_mut(&client) else { return };
         let outbox = entry.outbox.clone();
         let mut snapshots = Vec::new();

@@ -54,12 +54,57 @@ async fn partials_are_conflated_closed_bars_are_not() {
     let mut correction = closed.clone();
     correction.low = 0.5;
     hub.send(update(UpdateKind::Correction, correction)).await.unwrap();
+    hub.send(update(UpdateKind::Partial, bar(7.0, 60_000))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(350)).await;
     let finals = drain(&outbox);
     let closes: Vec<&Value> = finals.iter().filter(|m| m["data"]["closed"] == true).collect();
-    assert_eq!(closes.len(), 2, "closed and correction both go out at once: {finals:?}");
-    assert_eq!(closes[1]["correction"], true);
-    assert_eq!(closes[1]["data"]["low"], 0.5);
-    assert!(closes.iter().all(|m| m["ts_sent"].as_i64().unwrap() > 0));
+    assert_eq!(closes.len(), 1, "the closed bar in its slot, the correction that came before folded into it: {finals:?}");
+    assert_ne!(closes[0]["correction"], true, "clients never saw the uncorrected bar");
+    assert_eq!(closes[0]["data"]["low"], 0.5);
+    let after = finals.iter().position(|m| m["data"]["closed"] == true).unwrap();
+    assert_eq!(finals.last().unwrap()["data"]["timestamp"], 60_000, "the next bar follows the closed one: {finals:?}");
+    assert!(finals[after + 1..].iter().all(|m| m["data"]["timestamp"] == 60_000), "nothing of the old bar after its final state: {finals:?}");
+
+    // A correction of a bar clients already have goes at once.
+    let mut late = closed.clone();
+    late.high = 9.0;
+    hub.send(update(UpdateKind::Correction, late)).await.unwrap();
+    let now = drain(&outbox);
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_eq!(now[0]["correction"], true);
+    assert_eq!(now[0]["data"]["high"], 9.0);
+    assert!(now[0]["ts_sent"].as_i64().unwrap() > 0);
+}
+
+/// Every symbol's bar closes in the same instant: the closed bars wait for their topics' slots instead
+/// of going to every client at once, none is lost, and one who subscribes meanwhile gets each once.
+#[actix_rt::test]
+async fn closed_bars_of_topics_closing_together_wait_for_their_slots() {
+    let hub = Hub::new(&HubSettings { max_updates_per_second: 10 }).start();
+    let symbols = ["AAA", "BBB", "CCC", "DDD", "EEE", "FFF"];
+    let topics: Vec<Topic> = symbols.iter().map(|s| (Symbol::from(*s), Interval::S1)).collect();
+    let reader = connected(&hub, 1, 1 << 20).await;
+    hub.send(Subscribe { client: 1, topics: topics.clone(), ack: protocol::frame::text(b"{}") }).await.unwrap();
+    let on = |symbol: &str, close: f64, closed: bool| {
+        let mut b = Bar::from_trade(symbol.into(), Interval::S1, 0, close, 1.0);
+        b.closed = closed;
+        BarUpdate { kind: if closed { UpdateKind::Closed } else { UpdateKind::Partial }, bar: b }
+    };
+    // Each topic has just sent a partial, so none is due when the bars close.
+    hub.send(Publish { updates: symbols.iter().map(|s| on(s, 1.0, false)).collect() }).await.unwrap();
+    drain(&reader);
+    hub.send(Publish { updates: symbols.iter().map(|s| on(s, 2.0, true)).collect() }).await.unwrap();
+    assert_eq!(drain(&reader), Vec::<Value>::new(), "no burst: every closed bar waits for its topic's slot");
+
+    let late = connected(&hub, 2, 1 << 20).await;
+    hub.send(Subscribe { client: 2, topics: topics[..1].to_vec(), ack: protocol::frame::text(b"{}") }).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let got = drain(&reader);
+    let mut closed: Vec<&str> = got.iter().filter(|m| m["data"]["closed"] == true).map(|m| m["symbol"].as_str().unwrap()).collect();
+    closed.sort_unstable();
+    assert_eq!(closed, symbols, "each closed bar once: {got:?}");
+    let late = drain(&late);
+    assert_eq!(late.iter().filter(|m| m["data"]["closed"] == true).count(), 1, "the late subscriber's one closed bar: {late:?}");
 }
 
 #[actix_rt::test]
