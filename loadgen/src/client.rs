@@ -4,12 +4,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
+
+use crate::raw::{Next, RawWs};
 
 use crate::stats::{buckets, histogram, Partial};
 use crate::{measure_start, Args};
@@ -122,59 +121,42 @@ pub async fn run_process(args: Arc<Args>) -> anyhow::Result<Partial> {
     })
 }
 
-pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// tungstenite zero-fills its read buffer up to `read_buffer_size` (128 KiB by default) on every read;
-/// with one small update per read that memset was over half of the generator's CPU. Updates are a few
-/// hundred bytes, so a few KiB is plenty (larger messages still arrive, over several reads).
-const READ_BUFFER_BYTES: usize = 4096;
-
-/// Opens a WebSocket with a small read buffer and Nagle off (pongs and requests leave at once).
-pub async fn open(url: &str) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
-    let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true).await?;
-    Ok(ws)
-}
-
-/// Connects and subscribes; returns the stream once the server acknowledged.
-async fn connect(args: &Args, symbol: &str) -> anyhow::Result<Ws> {
+/// Connects and subscribes; returns the connection once the server acknowledged.
+async fn connect(args: &Args, symbol: &str) -> anyhow::Result<RawWs> {
     if args.protocol == "socketio" {
         return connect_socketio(args, symbol).await;
     }
-    let mut ws = open(&args.url).await?;
+    let mut ws = RawWs::connect(&args.url).await?;
     let sub = format!(r#"{{"type":"subscribe","trading_pairs":["{symbol}"],"interval":"{}"}}"#, args.interval);
-    ws.send(Message::text(sub)).await?;
-    while let Some(msg) = ws.next().await {
-        if let Message::Text(t) = msg? {
-            if t.contains("\"subscribed\"") {
-                return Ok(ws);
-            }
-            anyhow::ensure!(!t.contains("\"error\""), "subscribe refused: {t}");
+    ws.send_text(&sub).await?;
+    while let Next::Text(t) = ws.next_text().await? {
+        if t.contains("\"subscribed\"") {
+            return Ok(ws);
         }
+        anyhow::ensure!(!t.contains("\"error\""), "subscribe refused: {t}");
     }
     anyhow::bail!("closed before the subscription was acknowledged")
 }
 
 /// Engine.IO v4 over WebSocket: open packet `0{..}`, namespace connect `40`, then events `42[..]`.
-async fn connect_socketio(args: &Args, symbol: &str) -> anyhow::Result<Ws> {
+async fn connect_socketio(args: &Args, symbol: &str) -> anyhow::Result<RawWs> {
     let url = format!("{}/socket.io/?EIO=4&transport=websocket", args.url.trim_end_matches('/'));
-    let mut ws = open(&url).await?;
+    let mut ws = RawWs::connect(&url).await?;
     let mut sent_subscribe = false;
-    while let Some(msg) = ws.next().await {
-        let Message::Text(t) = msg? else { continue };
-        if t.starts_with('0') {
-            ws.send(Message::text("40")).await?;
-        } else if t.starts_with("40") && !sent_subscribe {
-            let sub = format!(r#"42["subscribe",{{"symbol":"{symbol}","interval":"{}"}}]"#, args.interval);
-            ws.send(Message::text(sub)).await?;
-            sent_subscribe = true;
-        } else if t.as_str() == "2" {
-            ws.send(Message::text("3")).await?;
-        } else if t.starts_with("42[\"subscribed\"") {
-            return Ok(ws);
-        }
+    loop {
+        let reply = match ws.next_text().await? {
+            Next::Closed => anyhow::bail!("closed before the subscription was acknowledged"),
+            Next::Text(t) if t.starts_with("42[\"subscribed\"") => return Ok(ws),
+            Next::Text(t) if t.starts_with("40") && !sent_subscribe => {
+                sent_subscribe = true;
+                format!(r#"42["subscribe",{{"symbol":"{symbol}","interval":"{}"}}]"#, args.interval)
+            }
+            Next::Text(t) if t.starts_with('0') => "40".to_owned(),
+            Next::Text("2") => "3".to_owned(),
+            Next::Text(_) => continue,
+        };
+        ws.send_text(&reply).await?;
     }
-    anyhow::bail!("closed before the subscription was acknowledged")
 }
 
 async fn client(role: Role, index: usize, symbol: String, args: Arc<Args>, shared: Arc<Shared>, end: Instant) {
@@ -199,12 +181,11 @@ async fn client(role: Role, index: usize, symbol: String, args: Arc<Args>, share
         // queue). Not reading during the grace matters: reading would answer the queued pings.
         tokio::time::sleep_until((end + Duration::from_secs_f64(args.stall_grace)).into()).await;
         let closed = tokio::time::timeout(Duration::from_secs(10), async {
-            while let Some(msg) = ws.next().await {
-                if matches!(msg, Ok(Message::Close(_)) | Err(_)) {
+            loop {
+                if matches!(ws.next_text().await, Ok(Next::Closed) | Err(_)) {
                     return true;
                 }
             }
-            true
         })
         .await
         .unwrap_or(false);
@@ -218,38 +199,35 @@ async fn client(role: Role, index: usize, symbol: String, args: Arc<Args>, share
     let run_ends = tokio::time::sleep_until(end.into());
     tokio::pin!(run_ends);
     loop {
-        let msg = tokio::select! {
-            m = ws.next() => m,
-            _ = &mut run_ends => break,
-        };
-        match msg {
-            // Engine.IO's server ping must be answered, or the peer drops the client.
-            Some(Ok(Message::Text(t))) if t.as_str() == "2" => {
-                if ws.send(Message::text("3")).await.is_err() && !shared.finished.load(Ordering::Relaxed) {
-                    shared.disconnects.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-            }
-            Some(Ok(Message::Text(t))) => {
-                if shared.measuring.load(Ordering::Relaxed) {
-                    if let Some(sent) = ts_sent(&t) {
-                        shared.messages.fetch_add(1, Ordering::Relaxed);
-                        if let Ok(mut h) = shard.lock() {
-                            let _ = h.record(now_micros().saturating_sub(sent).max(1));
+        let engine_io_ping = tokio::select! {
+            next = ws.next_text() => match next {
+                Ok(Next::Text(t)) => {
+                    if shared.measuring.load(Ordering::Relaxed) {
+                        if let Some(sent) = ts_sent(t) {
+                            shared.messages.fetch_add(1, Ordering::Relaxed);
+                            if let Ok(mut h) = shard.lock() {
+                                let _ = h.record(now_micros().saturating_sub(sent).max(1));
+                            }
                         }
                     }
+                    t == "2"
                 }
-            }
-            Some(Ok(_)) => {}
-            Some(Err(_)) | None => {
-                if !shared.finished.load(Ordering::Relaxed) {
-                    shared.disconnects.fetch_add(1, Ordering::Relaxed);
+                Ok(Next::Closed) | Err(_) => {
+                    if !shared.finished.load(Ordering::Relaxed) {
+                        shared.disconnects.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return;
                 }
-                return;
-            }
+            },
+            _ = &mut run_ends => break,
+        };
+        // Engine.IO's server ping must be answered, or the peer drops the client.
+        if engine_io_ping && ws.send_text("3").await.is_err() && !shared.finished.load(Ordering::Relaxed) {
+            shared.disconnects.fetch_add(1, Ordering::Relaxed);
+            return;
         }
     }
-    let _ = ws.close(None).await;
+    ws.close().await;
 }
 
 /// Connect, subscribe, take one update, leave; again until the run ends.
@@ -257,8 +235,8 @@ async fn churn(args: &Args, symbol: &str, shared: &Shared, end: Instant) {
     while Instant::now() < end {
         match connect(args, symbol).await {
             Ok(mut ws) => {
-                let _ = tokio::time::timeout(Duration::from_secs(2), ws.next()).await;
-                let _ = ws.close(None).await;
+                let _ = tokio::time::timeout(Duration::from_secs(2), ws.next_text()).await;
+                ws.close().await;
                 shared.churn_cycles.fetch_add(1, Ordering::Relaxed);
             }
             Err(_) => {

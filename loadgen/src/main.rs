@@ -7,6 +7,7 @@
 mod client;
 mod procstat;
 mod push;
+mod raw;
 mod stats;
 
 use std::path::PathBuf;

@@ -14,6 +14,7 @@ use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::Value;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::stats::{buckets, histogram, Percentiles};
@@ -93,13 +94,25 @@ pub async fn run(args: Arc<Args>, command: String) -> anyhow::Result<PushReport>
     })
 }
 
-use crate::client::Ws;
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// tungstenite zero-fills its read buffer up to `read_buffer_size` (128 KiB by default) on every read;
+/// with one small update per read that memset was over half of the generator's CPU. Updates are a few
+/// hundred bytes, so a few KiB is plenty (larger messages still arrive, over several reads).
+const READ_BUFFER_BYTES: usize = 4096;
+
+/// Opens a WebSocket with a small read buffer and Nagle off (pongs and requests leave at once).
+async fn open(url: &str) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true).await?;
+    Ok(ws)
+}
 
 /// Opens a Socket.IO session on WebSocket and connects to `/` with the key.
 async fn connect(args: &Args) -> anyhow::Result<Ws> {
     let base = args.url.trim_end_matches('/').trim_end_matches("/ws");
     let url = format!("{base}/socket.io/?EIO=4&transport=websocket");
-    let mut ws = crate::client::open(&url).await.with_context(|| format!("connecting to {url}"))?;
+    let mut ws = open(&url).await.with_context(|| format!("connecting to {url}"))?;
     while let Some(msg) = ws.next().await {
         let Message::Text(t) = msg? else { continue };
         if t.starts_with('0') {
@@ -179,6 +192,7 @@ async fn script(args: &Args, symbol: &str, counters: &Counters, latency: &Mutex<
     let _ = ws.close(None).await;
     Ok(())
 }
+
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,278 @@
+//! A minimal WebSocket client for the generator's readers: plain `ws://`, frames parsed in place from one
+//! reusable buffer, pings answered.
+//!
+//! Why not tokio-tungstenite here: the generator shares the machine's two cores with the server it
+//! measures, so every microsecond it spends per message is taken from the server and shows up as latency.
+//! A perf profile at 19,000 clients put the generator at 45 % of the machine, half of it user space:
+//! tungstenite's frame codec, a `BytesMut` split and an allocated `Message` per update, UTF-8 validation,
+//! a waker round per frame. Server-to-client frames are unmasked and small; reading them needs little.
+//! The push mode (scripts sending trades) keeps tungstenite.
+
+use std::io;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Frames larger than this are refused (candlecast's updates are a few hundred bytes).
+const MAX_FRAME: usize = 16 << 20;
+const INITIAL_BUFFER: usize = 4096;
+
+/// One frame's place in the buffer.
+#[derive(Debug, PartialEq)]
+struct Header {
+    fin: bool,
+    opcode: u8,
+    /// Where the payload starts and ends, from the start of the frame.
+    payload: std::ops::Range<usize>,
+}
+
+/// Parses the header of the frame at the start of `bytes`; `Ok(None)` if more bytes are needed.
+fn parse_header(bytes: &[u8]) -> io::Result<Option<Header>> {
+    if bytes.len() < 2 {
+        return Ok(None);
+    }
+    let (fin, opcode) = (bytes[0] & 0x80 != 0, bytes[0] & 0x0f);
+    if bytes[1] & 0x80 != 0 {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "server frames must not be masked"));
+    }
+    let (len, at) = match bytes[1] & 0x7f {
+        126 if bytes.len() >= 4 => (u16::from_be_bytes([bytes[2], bytes[3]]) as u64, 4),
+        127 if bytes.len() >= 10 => (u64::from_be_bytes(bytes[2..10].try_into().unwrap_or_default()), 10),
+        126 | 127 => return Ok(None),
+        n => (n as u64, 2),
+    };
+    if len > MAX_FRAME as u64 {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes")));
+    }
+    let end = at + len as usize;
+    Ok((bytes.len() >= end).then_some(Header { fin, opcode, payload: at..end }))
+}
+
+/// A client frame: always masked (RFC 6455 §5.3). The key only needs to be unpredictable to proxies, which
+/// a benchmark on loopback has none of.
+fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let key = [0x37, 0xfa, 0x21, 0x3d];
+    let mut out = Vec::with_capacity(payload.len() + 14);
+    out.push(0x80 | opcode);
+    match payload.len() {
+        n @ 0..=125 => out.push(0x80 | n as u8),
+        n @ 126..=0xffff => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&key);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    out
+}
+
+pub struct RawWs {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    /// Unread bytes are `buf[start..end]`.
+    start: usize,
+    end: usize,
+    /// A text message arriving in several frames, put together.
+    fragments: Vec<u8>,
+    /// The last message returned, when it had to be put together from fragments.
+    message: Vec<u8>,
+}
+
+/// What [`RawWs::next_text`] found.
+pub enum Next<'a> {
+    Text(&'a str),
+    /// The server closed the connection (a close frame or end of stream).
+    Closed,
+}
+
+impl RawWs {
+    /// Connects to a `ws://host:port/path` URL and completes the opening handshake.
+    pub async fn connect(url: &str) -> io::Result<RawWs> {
+        let rest = url.strip_prefix("ws://").ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "only ws:// URLs"))?;
+        let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let path = if path.is_empty() { "/" } else { path };
+        let stream = TcpStream::connect(host).await?;
+        stream.set_nodelay(true)?;
+        let mut ws = RawWs { stream, buf: vec![0; INITIAL_BUFFER], start: 0, end: 0, fragments: Vec::new(), message: Vec::new() };
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        ws.stream.write_all(request.as_bytes()).await?;
+        loop {
+            if let Some(head_end) = ws.buf[..ws.end].windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&ws.buf[..head_end]);
+                if !head.starts_with("HTTP/1.1 101") {
+                    let status = head.lines().next().unwrap_or_default().to_owned();
+                    return Err(io::Error::new(io::ErrorKind::ConnectionRefused, format!("handshake refused: {status}")));
+                }
+                // Frames may already follow the response in the same read.
+                ws.start = head_end + 4;
+                return Ok(ws);
+            }
+            if ws.end == ws.buf.len() {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "handshake response too large"));
+            }
+            ws.fill().await?;
+        }
+    }
+
+    pub async fn send_text(&mut self, text: &str) -> io::Result<()> {
+        self.stream.write_all(&client_frame(0x1, text.as_bytes())).await
+    }
+
+    pub async fn close(&mut self) {
+        let _ = self.stream.write_all(&client_frame(0x8, &1000u16.to_be_bytes())).await;
+    }
+
+    /// Reads more bytes after the unread ones, compacting or growing the buffer first when it is full.
+    async fn fill(&mut self) -> io::Result<()> {
+        if self.end == self.buf.len() {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            } else {
+                self.buf.resize(self.buf.len() * 2, 0);
+            }
+        }
+        match self.stream.read(&mut self.buf[self.end..]).await? {
+            0 => Err(io::ErrorKind::UnexpectedEof.into()),
+            n => {
+                self.end += n;
+                Ok(())
+            }
+        }
+    }
+
+    /// The next text message; answers pings and skips other frames on the way.
+    pub async fn next_text(&mut self) -> io::Result<Next<'_>> {
+        loop {
+            let Some(header) = parse_header(&self.buf[self.start..self.end])? else {
+                if self.start == self.end {
+                    // Nothing unread: start again at the front, so reads stay in one small buffer.
+                    (self.start, self.end) = (0, 0);
+                }
+                match self.fill().await {
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Next::Closed),
+                    other => other?,
+                }
+                continue;
+            };
+            let payload = self.start + header.payload.start..self.start + header.payload.end;
+            self.start += header.payload.end;
+            match header.opcode {
+                0x1 if header.fin => {
+                    let text = std::str::from_utf8(&self.buf[payload]).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                    return Ok(Next::Text(text));
+                }
+                0x1 | 0x0 => {
+                    self.fragments.extend_from_slice(&self.buf[payload]);
+                    if header.fin {
+                        self.message = std::mem::take(&mut self.fragments);
+                        let text = std::str::from_utf8(&self.message).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                        return Ok(Next::Text(text));
+                    }
+                }
+                0x8 => return Ok(Next::Closed),
+                0x9 => {
+                    let pong = client_frame(0xA, &self.buf[payload]);
+                    self.stream.write_all(&pong).await?;
+                }
+                // Binary frames and pongs carry nothing the generator measures.
+                _ => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::Message;
+
+    use super::*;
+
+    #[test]
+    fn headers_of_every_length_form_and_partial_frames() {
+        assert_eq!(parse_header(&[0x81]).unwrap(), None);
+        assert_eq!(parse_header(&[0x81, 3, b'a', b'b', b'c']).unwrap(), Some(Header { fin: true, opcode: 1, payload: 2..5 }));
+        assert_eq!(parse_header(&[0x81, 3, b'a']).unwrap(), None, "payload not all there yet");
+        let mut long = vec![0x01, 126, 0x01, 0x00];
+        long.extend(vec![b'x'; 256]);
+        assert_eq!(parse_header(&long).unwrap(), Some(Header { fin: false, opcode: 1, payload: 4..260 }));
+        let mut huge = vec![0x82, 127];
+        huge.extend_from_slice(&70_000u64.to_be_bytes());
+        assert_eq!(parse_header(&huge).unwrap(), None);
+        assert!(parse_header(&[0x81, 0x83, 0, 0, 0, 0]).is_err(), "a masked server frame is refused");
+    }
+
+    #[test]
+    fn client_frames_are_masked() {
+        let frame = client_frame(1, b"hi");
+        assert_eq!(frame[0], 0x81);
+        assert_eq!(frame[1], 0x82);
+        let key = &frame[2..6];
+        let text: Vec<u8> = frame[6..].iter().enumerate().map(|(i, b)| b ^ key[i % 4]).collect();
+        assert_eq!(text, b"hi");
+    }
+
+    /// Against tungstenite's server: handshake, a subscription read back, texts of every size (one spans
+    /// several reads of the 4 KiB buffer), a fragmented message, a ping answered, and the close.
+    #[tokio::test]
+    async fn talks_to_a_real_websocket_server() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(socket).await.unwrap();
+            let Some(Ok(Message::Text(sub))) = ws.next().await else { panic!("no subscription") };
+            ws.send(Message::text(format!("got {sub}"))).await.unwrap();
+            for size in [1, 125, 126, 5000, 70_000] {
+                ws.send(Message::text("x".repeat(size))).await.unwrap();
+            }
+            // A text message in two frames.
+            ws.send(Message::Frame(Frame::message("ab", OpCode::Data(Data::Text), false))).await.unwrap();
+            ws.send(Message::Frame(Frame::message("cd", OpCode::Data(Data::Continue), true))).await.unwrap();
+            ws.send(Message::Ping(b"are you there".to_vec().into())).await.unwrap();
+            ws.send(Message::text("after the ping")).await.unwrap();
+            let pong = loop {
+                match ws.next().await {
+                    Some(Ok(Message::Pong(p))) => break p,
+                    Some(Ok(_)) => continue,
+                    other => panic!("no pong: {other:?}"),
+                }
+            };
+            assert_eq!(&pong[..], b"are you there");
+            ws.close(None).await.unwrap();
+        });
+        let mut ws = RawWs::connect(&url).await.unwrap();
+        ws.send_text("subscribe").await.unwrap();
+        let mut texts = Vec::new();
+        while let Next::Text(t) = ws.next_text().await.unwrap() {
+            texts.push(if t.len() > 1 && t.bytes().all(|b| b == b'x') { format!("{} x", t.len()) } else { t.to_owned() });
+        }
+        assert_eq!(texts, ["got subscribe", "x", "125 x", "126 x", "5000 x", "70000 x", "abcd", "after the ping"]);
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_refused_handshake_is_an_error() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = [0; 1024];
+            let _ = socket.read(&mut buf).await;
+            socket.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n").await.unwrap();
+        });
+        let err = RawWs::connect(&url).await.err().expect("refused");
+        assert!(err.to_string().contains("404"), "{err}");
+    }
+}
