@@ -39,6 +39,11 @@ export async function startServer({ port = 0, env = {} } = {}) {
       CANDLECAST__SERVER__STATIC_DIR: DIST_DIR,
       // Enough trades that every topic ticks several times a second.
       CANDLECAST__FEED__SIMULATED__TRADES_PER_SECOND: '50',
+      // Four days of simulated history, 1s bars for the last hour: over 1,000 bars for every chart the tests
+      // open, and scroll-back room. The default 7 days keep a debug server writing its store at a full core
+      // for minutes after the start, half of this machine taken from the browser.
+      CANDLECAST__FEED__SIMULATED__BACKFILL_DAYS: '4',
+      CANDLECAST__FEED__SIMULATED__BACKFILL_FINE_HOURS: '1',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
