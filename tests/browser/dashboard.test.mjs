@@ -131,7 +131,7 @@ test('scrolling left loads older bars and the view does not move', async () => {
   });
   await p2.goto(server.url);
   await waitChartLive(p2, 'c1', 5000);
-  await p2.waitForFunction(() => window.candlecast.debug.charts()[0].barCount >= 1000);
+  await p2.waitForFunction(() => window.candlecast.debug.charts()[0].barCount >= 300);
   const before = await p2.evaluate(async () => {
     const d = window.candlecast.debug;
     const c = d.charts()[0];

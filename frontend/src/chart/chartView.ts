@@ -54,8 +54,13 @@ import { IndicatorMenu } from './indicatorMenu';
 import { ServerIndicator } from './serverIndicators';
 import { chartFrames } from './frameScheduler';
 
-/** Bars asked for on first load and per scroll-back page. */
-export const INITIAL_BARS = 1000;
+/**
+ * Bars asked for on first load and per scroll-back page. The first load fills a grid chart several times
+ * over (a 1920 px wide chart shows ~320 bars and at once asks for the page before). Kept small because
+ * lightweight-charts rebuilds a drawing item for every bar a series holds on each update: heap sampling of
+ * eight live charts, 611 MB allocated per 10 s with 1,000 bars each, 243 MB with 300 (docs/BENCHMARKS.md).
+ */
+export const INITIAL_BARS = 300;
 export const PAGE_BARS = 500;
 /** Start loading older bars when fewer than this many are left of the view. */
 const LOAD_MORE_THRESHOLD = 50;
