@@ -54,6 +54,20 @@ test('live updates move the last candle', async () => {
   assert.ok((await page.evaluate(() => window.candlecast.debug.updateCount())) > 0);
 });
 
+test('change % is measured against the bar 24 h back, fetched when the chart has not loaded it', async () => {
+  await page.waitForFunction(() => window.candlecast.debug.charts().find((c) => c.id === 'c1').dayAgo !== null, null, { timeout: 10_000 });
+  const info = await chartInfo(page, 'c1');
+  const DAY = 86_400_000;
+  assert.ok(info.dayAgo.timestamp < info.first, `the reference is older than the ${info.barCount} loaded bars`);
+  assert.ok(info.dayAgo.timestamp <= info.last.timestamp - DAY + 60_000, 'at most a minute younger than 24 h (refetched each minute)');
+  assert.ok(info.dayAgo.timestamp > info.last.timestamp - DAY - 5 * 60_000, 'and not much older');
+  assert.equal(info.changeReference, info.dayAgo.close);
+  const res = await fetch(`${server.url}/api/historical/${info.symbol}?interval=${info.interval}&start_time=${info.dayAgo.timestamp}&end_time=${info.dayAgo.timestamp + 1}`);
+  const stored = (await res.json()).data[0];
+  assert.equal(stored.timestamp, info.dayAgo.timestamp);
+  assert.equal(stored.close, info.dayAgo.close, 'the close of the server’s bar at that time');
+});
+
 test('add, duplicate and remove charts; the layout survives a reload', async () => {
   const n0 = await cardCount();
   await page.click('[data-testid="preset-ETHUSDT"]');

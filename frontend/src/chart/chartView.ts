@@ -36,7 +36,7 @@ import { Connection, RequestError } from '../net/connection';
 import type { StreamHub } from '../net/streams';
 import type { HistoricalReply, PriceUpdate } from '../net/protocol';
 import { MAX_HISTORY_LIMIT } from '../net/protocol';
-import { Bar, BarSeries, isBar, referencePrice } from '../state/bars';
+import { Bar, BarSeries, isBar, referenceCutoff, referencePrice } from '../state/bars';
 import { Interval, intervalMs } from '../state/intervals';
 import { ChartConfig, IndicatorConfig, MAX_INDICATORS_PER_CHART } from '../state/layout';
 import { Marker, markersFromExecutedTrades, mergeMarkers } from '../state/markers';
@@ -62,6 +62,8 @@ import { chartFrames } from './frameScheduler';
  */
 export const INITIAL_BARS = 300;
 export const PAGE_BARS = 500;
+/** How often, at most, the bar 24 h back is fetched again for the "change %" (ms). */
+const DAY_AGO_REFRESH_MS = 60_000;
 /** Start loading older bars when fewer than this many are left of the view. */
 const LOAD_MORE_THRESHOLD = 50;
 /** Retries of a history request that came back empty (server warming up). */
@@ -126,6 +128,10 @@ export class ChartView {
   private generation = 0;
   private loadingOlder = false;
   private historyExhausted = false;
+  /** The bar 24 h before the last, fetched on its own when not loaded (the "change %" reference). */
+  private dayAgo: Bar | undefined;
+  private dayAgoAskedAt = Number.NEGATIVE_INFINITY;
+  private dayAgoInFlight = false;
   private hovering = false;
   /** What the last gap fill brought (debug hook: explains a hole if one shows up). */
   private lastResync: Record<string, number | null> | null = null;
@@ -254,6 +260,8 @@ export class ChartView {
       indicators: this.indicators.map((i) => i.debugInfo()),
       panes: this.chart.panes().length,
       lastResync: this.lastResync,
+      dayAgo: this.dayAgo ?? null,
+      changeReference: referencePrice(this.bars.bars, this.step(), this.dayAgo) ?? null,
     };
   }
 
@@ -373,6 +381,9 @@ export class ChartView {
     this.pendingBars.clear();
     this.historyExhausted = false;
     this.loadingOlder = false;
+    this.dayAgo = undefined;
+    this.dayAgoAskedAt = Number.NEGATIVE_INFINITY;
+    this.dayAgoInFlight = false;
     this.setState('loading');
     this.updateDataset();
     this.hideError();
@@ -757,9 +768,35 @@ export class ChartView {
       this.header.setQuote('—', '—', 'flat');
       return;
     }
-    const pct = changePercent(last.close, referencePrice(this.bars.bars, this.step()));
+    this.refreshDayAgo();
+    const pct = changePercent(last.close, referencePrice(this.bars.bars, this.step(), this.dayAgo));
     const dir = pct === null || pct === 0 ? 'flat' : pct > 0 ? 'up' : 'down';
     this.header.setQuote(formatPrice(last.close, this.precision()), formatPercent(pct), dir);
+  }
+
+  /**
+   * Fetches the bar 24 h before the last when the loaded bars do not reach back that far; again a minute
+   * later at the earliest, as the 24 h mark moves on (so the reference is at most a minute old).
+   */
+  private refreshDayAgo(): void {
+    const cutoff = referenceCutoff(this.bars.bars, this.step());
+    if (cutoff === undefined || this.dayAgoInFlight || performance.now() - this.dayAgoAskedAt < DAY_AGO_REFRESH_MS) return;
+    const gen = this.generation;
+    this.dayAgoInFlight = true;
+    this.dayAgoAskedAt = performance.now();
+    this.deps.conn
+      .request<HistoricalReply>({ type: 'get_historical', trading_pair: this.cfg.symbol, interval: this.cfg.interval, end_time: cutoff + 1, limit: 1 })
+      .then((reply) => {
+        if (gen !== this.generation) return;
+        this.dayAgo = (reply.data ?? []).filter(isBar).pop();
+        if (this.dayAgo) this.renderQuote();
+      })
+      .catch(() => {
+        // Disconnected: the next quote after a minute asks again; meanwhile the first loaded open stands in.
+      })
+      .finally(() => {
+        if (gen === this.generation) this.dayAgoInFlight = false;
+      });
   }
 
   private readonly onCrosshair = (param: MouseEventParams<Time>): void => {

@@ -145,16 +145,30 @@ export function findGaps(bars: readonly Bar[], stepMs: number): Array<[number, n
 }
 
 /**
- * The price the "change %" is measured against: the close 24 hours before
- * the last bar when that much is loaded, else the first loaded open; for
- * daily and weekly bars, the previous bar's close.
+ * The price the "change %" is measured against: the close of the bar that opened 24 hours before the last
+ * bar (or the newest before that) when that much is loaded, else `dayAgo` (that bar fetched on its own,
+ * see {@link referenceCutoff}), else the first loaded open; for daily and weekly bars, the previous bar's
+ * close.
  */
-export function referencePrice(bars: readonly Bar[], stepMs: number): number | undefined {
+export function referencePrice(bars: readonly Bar[], stepMs: number, dayAgo?: Bar): number | undefined {
   const last = bars[bars.length - 1];
   if (!last) return undefined;
-  const DAY = 86_400_000;
-  if (stepMs >= DAY) return bars.length > 1 ? bars[bars.length - 2].close : last.open;
-  const i = lowerBound(bars, last.timestamp - DAY + 1);
+  if (stepMs >= DAY_MS) return bars.length > 1 ? bars[bars.length - 2].close : last.open;
+  const i = lowerBound(bars, last.timestamp - DAY_MS + 1);
   if (i > 0) return bars[i - 1].close;
+  if (dayAgo && dayAgo.timestamp < bars[0].timestamp) return dayAgo.close;
   return bars[0].open;
 }
+
+/**
+ * When the loaded bars do not reach back 24 hours before the last one (a chart loads a few hundred bars),
+ * the open time the reference bar must not be after; undefined when they do, or for daily and longer bars.
+ */
+export function referenceCutoff(bars: readonly Bar[], stepMs: number): number | undefined {
+  const last = bars[bars.length - 1];
+  if (!last || stepMs >= DAY_MS) return undefined;
+  const cutoff = last.timestamp - DAY_MS;
+  return bars[0].timestamp <= cutoff ? undefined : cutoff;
+}
+
+const DAY_MS = 86_400_000;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Backoff, backoffDelay } from './backoff';
-import { Bar, BarSeries, findGaps, normalize, referencePrice } from './bars';
+import { Bar, BarSeries, findGaps, normalize, referenceCutoff, referencePrice } from './bars';
 import { ema, emaNext, sma, smaLast } from './indicators';
 import { INTERVALS, intervalMs, isInterval } from './intervals';
 import { LAYOUT_KEY, MAX_CHARTS, defaultLayout, deserializeLayout, loadLayout, nextChartId, saveLayout, serializeLayout } from './layout';
@@ -74,6 +74,19 @@ describe('BarSeries upsert and merge', () => {
     expect(referencePrice(short, H)).toBe(9);
     expect(referencePrice([bar(0, 10), bar(86_400_000, 12)], 86_400_000)).toBe(10);
     expect(referencePrice([], H)).toBeUndefined();
+  });
+
+  it('referenceCutoff: asks for the bar 24 h back only when it is not loaded, and referencePrice uses it', () => {
+    const H = 3_600_000;
+    const hourly = Array.from({ length: 30 }, (_, i) => bar(i * H, 100 + i));
+    expect(referenceCutoff(hourly, H)).toBeUndefined();
+    const recent = hourly.slice(20);
+    expect(referenceCutoff(recent, H)).toBe(5 * H);
+    expect(referencePrice(recent, H, bar(5 * H, 105))).toBe(105);
+    expect(referencePrice(recent, H), 'nothing fetched: the first loaded open').toBe(120);
+    expect(referencePrice(recent, H, bar(25 * H, 125)), 'a bar inside the loaded ones is not a reference').toBe(120);
+    expect(referenceCutoff([bar(0, 10), bar(86_400_000, 12)], 86_400_000)).toBeUndefined();
+    expect(referenceCutoff([], H)).toBeUndefined();
   });
 });
 
