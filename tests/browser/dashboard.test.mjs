@@ -189,6 +189,50 @@ test('scrolling left loads older bars and the view does not move', async () => {
   await p2.close();
 });
 
+test('back at the live edge, a chart lets the bars it scrolled in go again, and the view stays', async () => {
+  // 5m bars: a new bar (which moves the live view) comes rarely during the test.
+  await setLayout(page, [chartCfg('c1', 'BTCUSDT', '5m')]);
+  await waitChartLive(page, 'c1', 5000);
+  const initial = (await chartInfo(page, 'c1')).barCount;
+  // Scroll back page by page until the chart holds more than 800 bars (300 first, then 500 a page).
+  for (let i = 0; i < 4 && (await chartInfo(page, 'c1')).barCount <= 800; i++) {
+    const n = (await chartInfo(page, 'c1')).barCount;
+    await page.evaluate(() => {
+      const d = window.candlecast.debug;
+      d.scrollBars('c1', -(d.charts()[0].visibleLogicalRange.from - 10));
+    });
+    await page.waitForFunction((k) => window.candlecast.debug.charts()[0].barCount > k, n, { timeout: 10_000 });
+  }
+  const loaded = await chartInfo(page, 'c1');
+  assert.ok(loaded.barCount > 800, `scrolled in ${loaded.barCount} bars`);
+  // Back to the newest bar (as a drag would: the view's right end on the last bar).
+  await page.evaluate(() => {
+    const d = window.candlecast.debug;
+    const c = d.charts()[0];
+    d.scrollBars('c1', c.barCount - 1 - c.visibleLogicalRange.to);
+  });
+  const atEdge = await page.evaluate(async () => {
+    await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+    return window.candlecast.debug.charts()[0];
+  });
+  // The next live update lets the old bars go.
+  await page.waitForFunction(() => window.candlecast.debug.charts()[0].barCount < 800, null, { timeout: 10_000 });
+  const after = await chartInfo(page, 'c1');
+  assert.ok(after.barCount >= initial && after.barCount < loaded.barCount, `kept ${after.barCount} of ${loaded.barCount}`);
+  assert.ok(after.first > loaded.first, 'the oldest bars went');
+  if (after.last.timestamp === atEdge.last.timestamp) {
+    assert.deepEqual(after.visibleRange, atEdge.visibleRange, 'visible time range unchanged');
+  }
+  const ts = await page.evaluate(() => window.candlecast.debug.timestamps('c1'));
+  for (let i = 1; i < ts.length; i++) assert.equal(ts[i] - ts[i - 1], 300_000, `no hole at ${i}`);
+  // Scroll-back brings them in again.
+  await page.evaluate(() => {
+    const d = window.candlecast.debug;
+    d.scrollBars('c1', -(d.charts()[0].visibleLogicalRange.from - 10));
+  });
+  await page.waitForFunction((k) => window.candlecast.debug.charts()[0].barCount > k, after.barCount, { timeout: 10_000 });
+});
+
 test('SMA/EMA overlays toggle and persist', async () => {
   await page.click('[data-chart-id="c1"] [data-testid="toggle-sma"]');
   await page.click('[data-chart-id="c1"] [data-testid="toggle-ema"]');

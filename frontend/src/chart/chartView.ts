@@ -36,7 +36,7 @@ import { Connection, RequestError } from '../net/connection';
 import type { StreamHub } from '../net/streams';
 import type { HistoricalReply, PriceUpdate } from '../net/protocol';
 import { MAX_HISTORY_LIMIT } from '../net/protocol';
-import { Bar, BarSeries, isBar, referenceCutoff, referencePrice } from '../state/bars';
+import { Bar, BarSeries, barsToKeep, isBar, referenceCutoff, referencePrice } from '../state/bars';
 import { Interval, intervalMs } from '../state/intervals';
 import { ChartConfig, IndicatorConfig, MAX_INDICATORS_PER_CHART } from '../state/layout';
 import { Marker, markersFromExecutedTrades, mergeMarkers } from '../state/markers';
@@ -62,6 +62,8 @@ import { chartFrames } from './frameScheduler';
  */
 export const INITIAL_BARS = 300;
 export const PAGE_BARS = 500;
+/** Back at the live edge, a chart holding more bars than this lets the scrolled-in ones go (see barsToKeep). */
+export const KEEP_AT_MOST_BARS = INITIAL_BARS + PAGE_BARS;
 /** How often, at most, the bar 24 h back is fetched again for the "change %" (ms). */
 const DAY_AGO_REFRESH_MS = 60_000;
 /** Start loading older bars when fewer than this many are left of the view. */
@@ -248,6 +250,8 @@ export class ChartView {
       interval: this.cfg.interval,
       state: this.state,
       barCount: this.bars.length,
+      /** Bars the candlestick series holds (the same as barCount once flushed). */
+      seriesBars: this.candles.data().length,
       first: this.bars.first()?.timestamp ?? null,
       last: this.bars.last() ?? null,
       visibleRange: range ? { from: Number(range.from), to: Number(range.to) } : null,
@@ -600,12 +604,32 @@ export class ChartView {
     this.pendingBars.clear();
     if (bars.length <= BULK_FLUSH_BARS) {
       for (const bar of bars) this.applyBar(bar);
-      return;
+    } else {
+      for (const bar of bars) this.bars.upsert(bar);
+      this.setAllData(true);
+      this.renderMarkers();
+      this.scheduleQuote();
     }
-    for (const bar of bars) this.bars.upsert(bar);
-    this.setAllData(true);
+    this.letGoOfOldBars();
+  }
+
+  /**
+   * Scroll-back leaves a chart holding many bars, and each live update costs work for every one of them.
+   * Once the view is back at the newest bars, those it does not show go again (scroll-back pages them in
+   * when wanted); the view stays exactly where it was.
+   */
+  private letGoOfOldBars(): void {
+    if (this.bars.length <= KEEP_AT_MOST_BARS || this.loadingOlder) return;
+    const ts = this.chart.timeScale();
+    const view = ts.getVisibleLogicalRange();
+    const keep = barsToKeep(this.bars.length, view, KEEP_AT_MOST_BARS, INITIAL_BARS, 2 * LOAD_MORE_THRESHOLD);
+    if (keep === undefined || view === null) return;
+    const dropped = this.bars.dropOlder(keep);
+    this.historyExhausted = false;
+    this.setAllData();
+    ts.setVisibleLogicalRange({ from: view.from - dropped, to: view.to - dropped });
     this.renderMarkers();
-    this.scheduleQuote();
+    this.drawings.render();
   }
 
   /** Off-screen charts keep their bars pending and draw them when they scroll back into view. */

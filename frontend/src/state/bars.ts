@@ -120,6 +120,35 @@ export class BarSeries {
     this.items = fresh.concat(this.items);
     return fresh.length;
   }
+
+  /** Drops all but the newest `keep` bars; returns how many went (the visible logical range shifts back by that). */
+  dropOlder(keep: number): number {
+    const dropped = Math.max(0, this.items.length - Math.max(0, keep));
+    if (dropped > 0) this.items = this.items.slice(dropped);
+    return dropped;
+  }
+}
+
+/**
+ * How many bars a chart watching the live edge keeps after scroll-back made it hold many: undefined while
+ * it should keep all of them. A chart's every update costs work for each bar it holds (lightweight-charts
+ * rebuilds a drawing item per bar), so bars scrolled in and left behind are let go again once the view is
+ * back at the newest ones and they are more than `limit`; then `keep` stay, and at least the visible bars
+ * plus `margin` (scroll-back pages them in again when wanted).
+ */
+export function barsToKeep(
+  length: number,
+  view: { from: number; to: number } | null,
+  limit: number,
+  keep: number,
+  margin: number,
+): number | undefined {
+  if (length <= limit || view === null) return undefined;
+  // At the live edge: the view's right end at (or past) the newest bar.
+  if (view.to < length - 2) return undefined;
+  const needed = Math.ceil(length - Math.max(0, view.from)) + margin;
+  const k = Math.max(keep, needed);
+  return k < length ? k : undefined;
 }
 
 /** Sorts ascending and keeps the last copy of each timestamp. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Backoff, backoffDelay } from './backoff';
-import { Bar, BarSeries, findGaps, normalize, referenceCutoff, referencePrice } from './bars';
+import { Bar, BarSeries, barsToKeep, findGaps, normalize, referenceCutoff, referencePrice } from './bars';
 import { ema, emaNext, sma, smaLast } from './indicators';
 import { INTERVALS, intervalMs, isInterval } from './intervals';
 import { LAYOUT_KEY, MAX_CHARTS, defaultLayout, deserializeLayout, loadLayout, nextChartId, saveLayout, serializeLayout } from './layout';
@@ -74,6 +74,24 @@ describe('BarSeries upsert and merge', () => {
     expect(referencePrice(short, H)).toBe(9);
     expect(referencePrice([bar(0, 10), bar(86_400_000, 12)], 86_400_000)).toBe(10);
     expect(referencePrice([], H)).toBeUndefined();
+  });
+
+  it('dropOlder keeps the newest bars and says how many went', () => {
+    const s = new BarSeries();
+    s.reset([bar(1), bar(2), bar(3), bar(4)]);
+    expect(s.dropOlder(2)).toBe(2);
+    expect(s.bars.map((b) => b.timestamp)).toEqual([3, 4]);
+    expect(s.dropOlder(5)).toBe(0);
+  });
+
+  it('barsToKeep: lets scrolled-in bars go only at the live edge, never visible ones', () => {
+    // 1,300 bars held, limit 900, keep 300, margin 50.
+    expect(barsToKeep(1300, { from: 1220, to: 1302 }, 900, 300, 50), 'at the live edge').toBe(300);
+    expect(barsToKeep(1300, { from: 200, to: 1302 }, 900, 300, 50), 'zoomed out: the visible ones and the margin stay').toBe(1150);
+    expect(barsToKeep(1300, { from: 0, to: 1302 }, 900, 300, 50), 'everything visible: nothing to drop').toBeUndefined();
+    expect(barsToKeep(1300, { from: 500, to: 600 }, 900, 300, 50), 'looking at history').toBeUndefined();
+    expect(barsToKeep(800, { from: 720, to: 802 }, 900, 300, 50), 'under the limit').toBeUndefined();
+    expect(barsToKeep(1300, null, 900, 300, 50)).toBeUndefined();
   });
 
   it('referenceCutoff: asks for the bar 24 h back only when it is not loaded, and referencePrice uses it', () => {
