@@ -41,7 +41,7 @@ export async function startServer({ port = 0, env = {} } = {}) {
       CANDLECAST__FEED__SIMULATED__TRADES_PER_SECOND: '50',
       // Four days of simulated history, 1s bars for the last hour: over 1,000 bars for every chart the tests
       // open, and scroll-back room. The default 7 days keep a debug server writing its store at a full core
-      // for minutes after the start, half of this machine taken from the browser.
+      // for over a minute after the start (81 s of CPU in its first 90 s), half of this machine taken from the browser.
       CANDLECAST__FEED__SIMULATED__BACKFILL_DAYS: '4',
       CANDLECAST__FEED__SIMULATED__BACKFILL_FINE_HOURS: '1',
       ...env,
