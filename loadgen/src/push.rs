@@ -193,7 +193,6 @@ async fn script(args: &Args, symbol: &str, counters: &Counters, latency: &Mutex<
     Ok(())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

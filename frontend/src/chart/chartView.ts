@@ -250,8 +250,6 @@ export class ChartView {
       interval: this.cfg.interval,
       state: this.state,
       barCount: this.bars.length,
-      /** Bars the candlestick series holds (the same as barCount once flushed). */
-      seriesBars: this.candles.data().length,
       first: this.bars.first()?.timestamp ?? null,
       last: this.bars.last() ?? null,
       visibleRange: range ? { from: Number(range.from), to: Number(range.to) } : null,
