@@ -172,6 +172,11 @@ impl TopicState {
         TopicState { subscribers: HashMap::new(), latest: None, recent_closed: Default::default(), grid, next_slot: None, pending: false, pending_closed: None }
     }
 
+    /// Whether an update waits for this topic's next slot (the topic is then in `Hub::dirty`).
+    fn waiting(&self) -> bool {
+        self.pending || self.pending_closed.is_some()
+    }
+
     /// Whether a partial update may go out now.
     fn due(&self, now: Instant) -> bool {
         self.next_slot.map_or(true, |slot| now >= slot)
@@ -228,7 +233,8 @@ pub struct Hub {
     actors: Vec<(Recipient<BarEvents>, bool)>,
     channels: HashMap<Arc<str>, HashMap<ClientId, Arc<Outbox>>>,
     min_gap: Duration,
-    /// Topics holding a pending partial update.
+    /// Topics with an update waiting for its slot (see [`TopicState::waiting`]), each once; an entry whose
+    /// update went out some other way is dropped at the next flush.
     dirty: Vec<Topic>,
     /// Origin of every topic's send slots, and how many topics were created (see [`slot_phase`]).
     epoch: Instant,
@@ -309,7 +315,7 @@ impl Hub {
         let mut sent = Vec::new();
         for topic in std::mem::take(&mut self.dirty) {
             let Some(state) = self.topics.get_mut(&topic) else { continue };
-            if !state.pending && state.pending_closed.is_none() {
+            if !state.waiting() {
                 continue;
             }
             if !state.due(now) {
@@ -403,8 +409,11 @@ impl Handler<Publish> for Hub {
                     } else if state.pending {
                         add(&COUNTERS.updates_conflated, 1);
                     } else {
+                        let listed = state.waiting();
                         state.pending = true;
-                        self.dirty.push(topic);
+                        if !listed {
+                            self.dirty.push(topic);
+                        }
                     }
                 }
                 // A bar put in place behind the newest one (a replica catching up after an outage, an upsert
@@ -414,6 +423,7 @@ impl Handler<Publish> for Hub {
                     self.fan_out(&topic, &update.bar, false);
                 }
                 UpdateKind::Closed => {
+                    let listed = state.waiting();
                     // The pending partial of this bar is superseded by its final state.
                     if state.pending {
                         state.pending = false;
@@ -429,7 +439,9 @@ impl Handler<Publish> for Hub {
                         state.sent(now, self.min_gap);
                     } else {
                         state.pending_closed = Some(update.bar.clone());
-                        self.dirty.push(topic.clone());
+                        if !listed {
+                            self.dirty.push(topic.clone());
+                        }
                     }
                     if let Some(earlier) = earlier {
                         self.fan_out(&topic, &earlier, false);
