@@ -148,19 +148,35 @@ impl Config {
             (self.ws.max_topics_per_client >= 1, "ws.max_topics_per_client must be at least 1"),
             (self.ws.max_control_messages_per_second >= 1, "ws.max_control_messages_per_second must be at least 1"),
             (self.ws.ping_interval_secs >= 1, "ws.ping_interval_secs must be at least 1"),
-            (self.ws.client_timeout_secs > self.ws.ping_interval_secs, "ws.client_timeout_secs must exceed ws.ping_interval_secs"),
+            (
+                self.ws.client_timeout_secs > self.ws.ping_interval_secs,
+                "ws.client_timeout_secs must exceed ws.ping_interval_secs",
+            ),
             (self.aggregator.history_bars >= 1, "aggregator.history_bars must be at least 1"),
             (self.aggregator.grace_ms >= 0, "aggregator.grace_ms must not be negative"),
             (self.scripts.max_payload_bytes >= 1024, "scripts.max_payload_bytes must be at least 1024"),
             (self.scripts.max_events_per_second >= 1, "scripts.max_events_per_second must be at least 1"),
-            (self.scripts.ping_interval_ms >= 50 && self.scripts.ping_timeout_ms >= 50, "scripts.ping_interval_ms and scripts.ping_timeout_ms must be at least 50"),
+            (
+                self.scripts.ping_interval_ms >= 50 && self.scripts.ping_timeout_ms >= 50,
+                "scripts.ping_interval_ms and scripts.ping_timeout_ms must be at least 50",
+            ),
             (self.scripts.outbound_queue_bytes >= 64 * 1024, "scripts.outbound_queue_bytes must be at least 65536"),
             (self.scripts.max_trades_per_symbol >= 1, "scripts.max_trades_per_symbol must be at least 1"),
-            (self.scripts.market_data_interval.is_empty() || self.scripts.market_data_interval.parse::<candlecast_actors::model::Interval>().is_ok(), "scripts.market_data_interval must be empty (inferred) or an interval such as 1m"),
+            (
+                self.scripts.market_data_interval.is_empty()
+                    || self.scripts.market_data_interval.parse::<candlecast_actors::model::Interval>().is_ok(),
+                "scripts.market_data_interval must be empty (inferred) or an interval such as 1m",
+            ),
             (self.hub.max_updates_per_second >= 1, "hub.max_updates_per_second must be at least 1"),
             (self.feed.simulated.trades_per_second > 0.0, "feed.simulated.trades_per_second must be above 0"),
-            ((1..=5).contains(&self.feed.binance.max_messages_per_second), "feed.binance.max_messages_per_second must be 1 to 5 (Binance's limit)"),
-            (self.feed.source != "replay" || !self.feed.replay.path.is_empty(), "feed.replay.path must name a CSV file when feed.source = \"replay\""),
+            (
+                (1..=5).contains(&self.feed.binance.max_messages_per_second),
+                "feed.binance.max_messages_per_second must be 1 to 5 (Binance's limit)",
+            ),
+            (
+                self.feed.source != "replay" || !self.feed.replay.path.is_empty(),
+                "feed.replay.path must name a CSV file when feed.source = \"replay\"",
+            ),
         ];
         if let Some((_, msg)) = checks.iter().find(|(ok, _)| !ok) {
             return Err(ConfigError((*msg).to_owned()));
@@ -188,21 +204,38 @@ mod tests {
         assert_eq!(c.hub.max_updates_per_second, 10);
         assert_eq!(c.ws.max_frame_bytes, 64 * 1024);
         assert_eq!(c.aggregator.history_bars, 5000);
-        assert_eq!((c.scripts.max_payload_bytes, c.scripts.ping_interval_ms, c.scripts.ping_timeout_ms), (1_000_000, 25_000, 20_000));
-        assert!(c.scripts.keys.is_empty() && c.scripts.cors_origins.is_empty() && !c.scripts.require_key_for_dashboards);
+        assert_eq!(
+            (c.scripts.max_payload_bytes, c.scripts.ping_interval_ms, c.scripts.ping_timeout_ms),
+            (1_000_000, 25_000, 20_000)
+        );
+        assert!(
+            c.scripts.keys.is_empty() && c.scripts.cors_origins.is_empty() && !c.scripts.require_key_for_dashboards
+        );
         assert_eq!(c.store.kind, candlecast_actors::persist::StoreKind::Embedded);
         assert_eq!(c.store.path, Path::new("data"));
     }
 
     #[test]
     fn store_settings_are_checked_and_kinds_named() {
-        let err = Config::load_with(None, &[("store.kind", toml::Value::String("sqlite".into()))]).unwrap_err().to_string();
+        let err =
+            Config::load_with(None, &[("store.kind", toml::Value::String("sqlite".into()))]).unwrap_err().to_string();
         assert!(err.contains("sqlite") && err.contains("embedded"), "{err}");
-        let influx = |api: &str| Config::load_with(None, &[("store.kind", toml::Value::String("influxdb".into())), ("store.influxdb.api", toml::Value::String(api.into()))]);
+        let influx = |api: &str| {
+            Config::load_with(
+                None,
+                &[
+                    ("store.kind", toml::Value::String("influxdb".into())),
+                    ("store.influxdb.api", toml::Value::String(api.into())),
+                ],
+            )
+        };
         assert!(influx("v1").is_ok());
         let err = influx("v2").unwrap_err().to_string();
         assert!(err.contains("store.influxdb.org") || err.contains("store.influxdb.token"), "{err}");
-        assert!(Config::load_with(None, &[("store.influxdb.tokn", toml::Value::String("x".into()))]).unwrap_err().to_string().contains("tokn"));
+        assert!(Config::load_with(None, &[("store.influxdb.tokn", toml::Value::String("x".into()))])
+            .unwrap_err()
+            .to_string()
+            .contains("tokn"));
     }
 
     #[test]
@@ -226,9 +259,15 @@ mod tests {
         assert_eq!(c.admin.keys, ["k1"]);
         let c = Config::load_with(None, &[("scripts.keys", toml::Value::String("s1".into()))]).unwrap();
         assert_eq!(c.scripts.keys, ["s1"]);
-        assert!(Config::load_with(None, &[("scripts.tokens", toml::Value::Integer(1))]).unwrap_err().to_string().contains("tokens"));
+        assert!(Config::load_with(None, &[("scripts.tokens", toml::Value::Integer(1))])
+            .unwrap_err()
+            .to_string()
+            .contains("tokens"));
         assert!(Config::load_with(None, &[("scripts.market_data_interval", toml::Value::String("7m".into()))]).is_err());
-        assert!(Config::load_with(None, &[("feed.source", toml::Value::String("replay".into()))]).is_err(), "replay needs a path");
+        assert!(
+            Config::load_with(None, &[("feed.source", toml::Value::String("replay".into()))]).is_err(),
+            "replay needs a path"
+        );
     }
 
     #[test]
@@ -244,7 +283,8 @@ mod tests {
 
     #[test]
     fn bad_values_are_refused_with_the_key() {
-        let err = Config::load_with(None, &[("ws.client_timeout_secs", toml::Value::Integer(5))]).unwrap_err().to_string();
+        let err =
+            Config::load_with(None, &[("ws.client_timeout_secs", toml::Value::Integer(5))]).unwrap_err().to_string();
         assert!(err.contains("client_timeout_secs"), "{err}");
         let err = Config::load_with(None, &[("server.port", toml::Value::String("x".into()))]).unwrap_err().to_string();
         assert!(err.contains("port"), "{err}");

@@ -81,9 +81,21 @@ impl Jobs {
                 return Err(JobError::Busy);
             }
             let prefix = if kind == Kind::Backtest { "bt" } else { "opt" };
-            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
             let id = format!("{prefix}-{:x}{:08x}", self.next.fetch_add(1, Ordering::Relaxed), nanos);
-            jobs.insert(id.clone(), Job { kind, state: State::Running, progress: progress.clone(), cancel: cancel.clone(), finished_at: None });
+            jobs.insert(
+                id.clone(),
+                Job {
+                    kind,
+                    state: State::Running,
+                    progress: progress.clone(),
+                    cancel: cancel.clone(),
+                    finished_at: None,
+                },
+            );
             id
         };
         let (store, job_id) = (self.clone(), id.clone());
@@ -138,7 +150,8 @@ impl Jobs {
 /// Drops results older than `ttl`, then the oldest finished ones beyond `cap`. Running jobs always stay.
 fn expire(jobs: &mut HashMap<String, Job>, now: Instant, ttl: Duration, cap: usize) {
     jobs.retain(|_, j| j.finished_at.map_or(true, |t| now.saturating_duration_since(t) < ttl));
-    let mut finished: Vec<(Instant, String)> = jobs.iter().filter_map(|(id, j)| j.finished_at.map(|t| (t, id.clone()))).collect();
+    let mut finished: Vec<(Instant, String)> =
+        jobs.iter().filter_map(|(id, j)| j.finished_at.map(|t| (t, id.clone()))).collect();
     if finished.len() > cap {
         finished.sort();
         for (_, id) in &finished[..finished.len() - cap] {

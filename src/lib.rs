@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 
 use actix::Actor;
 use actix_web::{web, App, HttpServer};
-use candlecast_actors::telemetry::RateSampler;
 use candlecast_actors::persist::{Store, StoreSettings};
+use candlecast_actors::telemetry::RateSampler;
 use candlecast_actors::Engine;
 
 pub use config::Config;
@@ -68,7 +68,9 @@ pub fn bind_listener(host: &str, port: u16, backlog: u32) -> std::io::Result<Tcp
             Err(e) => last_error = Some(e),
         }
     }
-    Err(last_error.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, format!("{host} resolves to no address"))))
+    Err(last_error.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, format!("{host} resolves to no address"))
+    }))
 }
 
 /// Raises the open-file soft limit to the hard limit; returns the resulting limit.
@@ -107,13 +109,23 @@ fn start_strategy_actors(engine: &Engine, config: &Config) -> ws::Services {
                 actix_web::rt::time::sleep(Duration::from_millis(100)).await;
             }
             match strategies.send(StartStrategy(spec.clone())).await {
-                Ok(Ok(info)) => tracing::info!(id = info.id, strategy = %spec.strategy, symbol = %spec.symbol, "configured strategy running"),
-                Ok(Err(e)) => tracing::error!(strategy = %spec.strategy, symbol = %spec.symbol, error = %e, "configured strategy refused"),
+                Ok(Ok(info)) => {
+                    tracing::info!(id = info.id, strategy = %spec.strategy, symbol = %spec.symbol, "configured strategy running")
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(strategy = %spec.strategy, symbol = %spec.symbol, error = %e, "configured strategy refused")
+                }
                 Err(e) => tracing::error!(error = %e, "strategy actor unavailable"),
             }
         });
     }
-    ws::Services { hub: engine.hub.clone(), market: engine.market.clone(), indicators, strategies, history: engine.history.clone() }
+    ws::Services {
+        hub: engine.hub.clone(),
+        market: engine.market.clone(),
+        indicators,
+        strategies,
+        history: engine.history.clone(),
+    }
 }
 
 /// Runs candlecast on `listener` until `shutdown` resolves. Must be called inside an actix system.
@@ -131,7 +143,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let services = start_strategy_actors(&engine, &config);
     let ws_limits = Arc::new(config.ws.clone());
     let scripts = Arc::new(scripts::Scripts::new(&config.scripts, engine.market.clone()));
-    let socketio = Arc::new(socketio::SocketIo::new(config.scripts.clone(), scripts.clone(), services.clone(), ws_limits.clone()));
+    let socketio =
+        Arc::new(socketio::SocketIo::new(config.scripts.clone(), scripts.clone(), services.clone(), ws_limits.clone()));
     let state = AppState {
         engine,
         ws_limits,
@@ -202,8 +215,13 @@ async fn open_store(settings: &StoreSettings) -> anyhow::Result<Option<Arc<dyn S
         match tokio::time::timeout(STORE_CHECK_TIMEOUT, store.check()).await {
             Ok(Ok(())) => tracing::info!(kind = store.kind(), "store ready"),
             Ok(Err(e)) if e.is_configuration() => anyhow::bail!("store ({}): {e}", store.kind()),
-            Ok(Err(e)) => tracing::warn!(kind = store.kind(), error = %e, "store not reachable yet; journaling bars until it is"),
-            Err(_) => tracing::warn!(kind = store.kind(), "store did not answer within {STORE_CHECK_TIMEOUT:?}; journaling bars until it does"),
+            Ok(Err(e)) => {
+                tracing::warn!(kind = store.kind(), error = %e, "store not reachable yet; journaling bars until it is")
+            }
+            Err(_) => tracing::warn!(
+                kind = store.kind(),
+                "store did not answer within {STORE_CHECK_TIMEOUT:?}; journaling bars until it does"
+            ),
         }
     }
     Ok(store)

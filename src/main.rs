@@ -29,7 +29,9 @@ fn main() -> std::process::ExitCode {
 fn start() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = candlecast::Config::load(args.config.as_deref())?;
-    let filter = EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&config.log.level)).context("log.level is not a valid filter")?;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log.level))
+        .context("log.level is not a valid filter")?;
     tracing_subscriber::fmt().with_env_filter(filter).init();
 
     let listener = candlecast::bind_listener(&config.server.host, config.server.port, config.server.backlog)

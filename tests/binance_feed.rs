@@ -64,7 +64,11 @@ impl FakeBinance {
     async fn start() -> FakeBinance {
         let ws_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let rest_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let fake = FakeBinance { ws: ws_listener.local_addr().unwrap(), rest: rest_listener.local_addr().unwrap(), state: Arc::default() };
+        let fake = FakeBinance {
+            ws: ws_listener.local_addr().unwrap(),
+            rest: rest_listener.local_addr().unwrap(),
+            state: Arc::default(),
+        };
         let f = fake.clone();
         tokio::spawn(async move {
             while let Ok((tcp, _)) = ws_listener.accept().await {
@@ -177,7 +181,20 @@ impl FakeBinance {
                     // Before any trade: one closed bar a minute ago, as history.
                     None => {
                         let minute = (now_ms() / 60_000 - 1) * 60_000;
-                        json!([[minute, "100.0", "101.0", "99.0", "100.5", "3.0", minute + 59_999, "300.0", 3, "1.0", "100.0", "0"]])
+                        json!([[
+                            minute,
+                            "100.0",
+                            "101.0",
+                            "99.0",
+                            "100.5",
+                            "3.0",
+                            minute + 59_999,
+                            "300.0",
+                            3,
+                            "1.0",
+                            "100.0",
+                            "0"
+                        ]])
                     }
                     Some(trades) => klines_of(trades, &q),
                 }
@@ -186,7 +203,15 @@ impl FakeBinance {
                 let from: u64 = q.get("fromId").and_then(|v| v.parse().ok()).unwrap_or(0);
                 let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(500);
                 let s = self.state.lock().unwrap();
-                let rows: Vec<Value> = s.trades.get(&symbol).into_iter().flatten().filter(|t| t["id"].as_u64().unwrap() >= from).take(limit).cloned().collect();
+                let rows: Vec<Value> = s
+                    .trades
+                    .get(&symbol)
+                    .into_iter()
+                    .flatten()
+                    .filter(|t| t["id"].as_u64().unwrap() >= from)
+                    .take(limit)
+                    .cloned()
+                    .collect();
                 Value::Array(rows)
             }
             _ => json!({"code": -1, "msg": "unknown path"}),
@@ -209,7 +234,11 @@ impl FakeBinance {
     fn send_event(&self, symbol: &str, event: &Value) {
         for conn in self.state.lock().unwrap().open.values() {
             if conn.symbols.contains(symbol) {
-                let frame = if conn.combined { json!({"stream": format!("{}@trade", symbol.to_ascii_lowercase()), "data": event}) } else { event.clone() };
+                let frame = if conn.combined {
+                    json!({"stream": format!("{}@trade", symbol.to_ascii_lowercase()), "data": event})
+                } else {
+                    event.clone()
+                };
                 let _ = conn.tx.send(Cmd::Send(Message::text(frame.to_string())));
             }
         }
@@ -257,7 +286,11 @@ impl FakeBinance {
     /// Open connections, each as its sorted symbols.
     fn connections(&self) -> Vec<Vec<String>> {
         let s = self.state.lock().unwrap();
-        let mut conns: Vec<Vec<String>> = s.open.values().map(|c| c.symbols.iter().cloned().collect::<std::collections::BTreeSet<_>>().into_iter().collect()).collect();
+        let mut conns: Vec<Vec<String>> = s
+            .open
+            .values()
+            .map(|c| c.symbols.iter().cloned().collect::<std::collections::BTreeSet<_>>().into_iter().collect())
+            .collect();
         conns.sort();
         conns
     }
@@ -286,13 +319,29 @@ fn klines_of(trades: &[Value], q: &HashMap<&str, &str>) -> Value {
         if open_time < start || open_time > end {
             continue;
         }
-        let (price, qty): (f64, f64) = (t["price"].as_str().unwrap().parse().unwrap(), t["qty"].as_str().unwrap().parse().unwrap());
+        let (price, qty): (f64, f64) =
+            (t["price"].as_str().unwrap().parse().unwrap(), t["qty"].as_str().unwrap().parse().unwrap());
         let b = buckets.entry(open_time).or_insert((price, price, price, price, 0.0, 0));
         (b.1, b.2, b.3, b.4, b.5) = (b.1.max(price), b.2.min(price), price, b.4 + qty, b.5 + 1);
     }
     let rows: Vec<Value> = buckets
         .into_iter()
-        .map(|(open, (o, h, l, c, v, n))| json!([open, o.to_string(), h.to_string(), l.to_string(), c.to_string(), v.to_string(), open + interval.millis() - 1, "0", n, "0", "0", "0"]))
+        .map(|(open, (o, h, l, c, v, n))| {
+            json!([
+                open,
+                o.to_string(),
+                h.to_string(),
+                l.to_string(),
+                c.to_string(),
+                v.to_string(),
+                open + interval.millis() - 1,
+                "0",
+                n,
+                "0",
+                "0",
+                "0"
+            ])
+        })
         .collect();
     Value::Array(rows)
 }
@@ -374,7 +423,8 @@ async fn trades_become_bars_gaps_are_filled_bad_frames_skipped_drops_reconnected
 
     // A serverShutdown notice: the adapter reconnects at once instead of waiting for the cut.
     fake.send("BTCUSDT", Message::text(json!({"e": "serverShutdown", "E": now_ms()}).to_string()));
-    eventually(10, "a reconnect after serverShutdown", || fake.accepted("BTCUSDT") == 3 && fake.open("BTCUSDT") == 1).await;
+    eventually(10, "a reconnect after serverShutdown", || fake.accepted("BTCUSDT") == 3 && fake.open("BTCUSDT") == 1)
+        .await;
     let stats = server.stats().await;
     let in_stats = stats["feeds"].as_array().unwrap().iter().find(|f| f["symbol"] == "BTCUSDT").cloned().unwrap();
     assert_eq!(in_stats["reconnects"], 2, "{in_stats}");
@@ -435,11 +485,23 @@ async fn one_upstream_connection_per_symbol_whatever_the_clients_and_feeds_chang
 
     // Adding a symbol opens its connection; removing it closes it.
     let http = reqwest::Client::new();
-    let add = http.post(server.url("/api/feeds")).bearer_auth("s3cret").json(&json!({"source": "binance", "symbol": "ADAUSDT"})).send().await.unwrap();
+    let add = http
+        .post(server.url("/api/feeds"))
+        .bearer_auth("s3cret")
+        .json(&json!({"source": "binance", "symbol": "ADAUSDT"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(add.status(), 201);
     eventually(10, "the new symbol's connection", || fake.open("ADAUSDT") == 1).await;
     assert_eq!(fake.accepted_total(), 3);
-    let again = http.post(server.url("/api/feeds")).bearer_auth("s3cret").json(&json!({"source": "binance", "symbol": "ADAUSDT"})).send().await.unwrap();
+    let again = http
+        .post(server.url("/api/feeds"))
+        .bearer_auth("s3cret")
+        .json(&json!({"source": "binance", "symbol": "ADAUSDT"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), 409, "one feed per symbol");
     let del = http.delete(server.url("/api/feeds/binance/ADAUSDT")).bearer_auth("s3cret").send().await.unwrap();
     assert_eq!(del.status(), 200);
@@ -451,7 +513,12 @@ async fn one_upstream_connection_per_symbol_whatever_the_clients_and_feeds_chang
     // Wrong and missing keys: 401, counted, never logged.
     let wrong = http.delete(server.url("/api/feeds/binance/BTCUSDT")).bearer_auth("guess").send().await.unwrap();
     assert_eq!(wrong.status(), 401);
-    let missing = http.post(server.url("/api/feeds")).json(&json!({"source": "binance", "symbol": "XRPUSDT"})).send().await.unwrap();
+    let missing = http
+        .post(server.url("/api/feeds"))
+        .json(&json!({"source": "binance", "symbol": "XRPUSDT"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 401);
     assert_eq!(server.stats().await["admin_refused"], 2);
     assert_eq!(fake.open("BTCUSDT"), 1, "refused requests changed nothing");
@@ -461,7 +528,13 @@ async fn one_upstream_connection_per_symbol_whatever_the_clients_and_feeds_chang
 async fn admin_endpoints_are_disabled_without_keys() {
     let server = TestServer::start(&[("feed.symbols", Toml::Array(vec![Toml::String("BTCUSDT".into())]))]).await;
     let http = reqwest::Client::new();
-    let r = http.post(server.url("/api/feeds")).bearer_auth("anything").json(&json!({"source": "simulated", "symbol": "ETHUSDT"})).send().await.unwrap();
+    let r = http
+        .post(server.url("/api/feeds"))
+        .bearer_auth("anything")
+        .json(&json!({"source": "simulated", "symbol": "ETHUSDT"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"], "admin_disabled");
@@ -512,7 +585,8 @@ async fn a_gap_too_large_to_fetch_is_rebuilt_from_klines() {
     assert_eq!(f["gaps_unfilled"], 1, "{f}");
     assert!(f["bars_rebuilt"].as_u64().unwrap() >= 2, "at least the seconds of the missed trades: {f}");
     let (_, hist) = server.get_json("/api/historical/ETHUSDT?interval=1s&limit=300").await;
-    let rebuilt: Vec<&Value> = hist["data"].as_array().unwrap().iter().filter(|b| b["high"].as_f64() == Some(106.0)).collect();
+    let rebuilt: Vec<&Value> =
+        hist["data"].as_array().unwrap().iter().filter(|b| b["high"].as_f64() == Some(106.0)).collect();
     assert_eq!(rebuilt.len(), 1, "the second of trade 6 (price 106) is a closed bar: {hist}");
     assert_eq!(rebuilt[0]["closed"], true);
 
@@ -553,11 +627,21 @@ async fn combined_streams_share_connections_and_symbols_join_and_leave_by_reques
 
     // A symbol added at run time joins a connection with room by SUBSCRIBE: no new connection.
     let http = reqwest::Client::new();
-    let resp = http.post(server.url("/api/feeds")).bearer_auth("admin-key").json(&json!({"source": "binance", "symbol": "XRPUSDT"})).send().await.unwrap();
+    let resp = http
+        .post(server.url("/api/feeds"))
+        .bearer_auth("admin-key")
+        .json(&json!({"source": "binance", "symbol": "XRPUSDT"}))
+        .send()
+        .await
+        .unwrap();
     assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
     eventually(10, "XRPUSDT subscribed on a shared connection", || fake.open("XRPUSDT") == 1).await;
     assert_eq!(fake.connections().len(), 2);
-    assert!(fake.requests().contains(&("SUBSCRIBE".to_owned(), vec!["xrpusdt@trade".to_owned()])), "{:?}", fake.requests());
+    assert!(
+        fake.requests().contains(&("SUBSCRIBE".to_owned(), vec!["xrpusdt@trade".to_owned()])),
+        "{:?}",
+        fake.requests()
+    );
     fake.trade("XRPUSDT", 1, 0.5, 10.0, true);
     assert_eq!(wait_totals(&server, "XRPUSDT", 1).await, (1, 10.0));
 
@@ -565,7 +649,11 @@ async fn combined_streams_share_connections_and_symbols_join_and_leave_by_reques
     let resp = http.delete(server.url("/api/feeds/binance/ETHUSDT")).bearer_auth("admin-key").send().await.unwrap();
     assert!(resp.status().is_success());
     eventually(10, "ETHUSDT unsubscribed", || fake.open("ETHUSDT") == 0).await;
-    assert!(fake.requests().iter().any(|(m, p)| m == "UNSUBSCRIBE" && p == &vec!["ethusdt@trade".to_owned()]), "{:?}", fake.requests());
+    assert!(
+        fake.requests().iter().any(|(m, p)| m == "UNSUBSCRIBE" && p == &vec!["ethusdt@trade".to_owned()]),
+        "{:?}",
+        fake.requests()
+    );
 
     // A dropped shared connection: its symbols reconnect and trades missed meanwhile are fetched.
     let before = fake.carrying("BTCUSDT");

@@ -47,7 +47,8 @@ fn environment_sets_the_port_and_the_address_is_printed() {
 async fn the_listen_backlog_holds_a_burst_of_connects() {
     let listener = candlecast::bind_listener("127.0.0.1", 0, 1024).unwrap();
     let addr = listener.local_addr().unwrap();
-    let connects = (0..600).map(|_| tokio::time::timeout(std::time::Duration::from_secs(3), tokio::net::TcpStream::connect(addr)));
+    let connects =
+        (0..600).map(|_| tokio::time::timeout(std::time::Duration::from_secs(3), tokio::net::TcpStream::connect(addr)));
     let results = futures_util::future::join_all(connects).await;
     let connected = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
     assert_eq!(connected, 600);
@@ -61,7 +62,10 @@ fn cluster_roles_without_redis_stop_the_start_with_a_clear_message() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("node.role = \"edge\" needs redis.url"), "{stderr}");
 
-    let out = Command::new(env!("CARGO_BIN_EXE_candlecast")).env("CANDLECAST__REDIS__URL", "http://:topsecret@host").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_candlecast"))
+        .env("CANDLECAST__REDIS__URL", "http://:topsecret@host")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("redis.url") && !stderr.contains("topsecret"), "{stderr}");

@@ -38,7 +38,12 @@ async fn an_unreachable_redis_is_reported_in_health_and_stats_and_the_node_serve
     // Nothing listens on this port: bind it, note it, close it.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("redis://:hunter2@127.0.0.1:{port}");
-    let server = TestServer::start(&[("feed.symbols", Toml::Array(vec![s("BTCUSDT")])), ("redis.url", s(&url)), ("redis.connect_timeout_ms", Toml::Integer(300))]).await;
+    let server = TestServer::start(&[
+        ("feed.symbols", Toml::Array(vec![s("BTCUSDT")])),
+        ("redis.url", s(&url)),
+        ("redis.connect_timeout_ms", Toml::Integer(300)),
+    ])
+    .await;
 
     let h = eventually(20, "/health reports Redis down with a reason", || async {
         let h = health(&server).await;
@@ -50,7 +55,9 @@ async fn an_unreachable_redis_is_reported_in_health_and_stats_and_the_node_serve
     assert_eq!(h["redis"]["url"], format!("redis://:***@127.0.0.1:{port}"));
     let stats = server.stats().await;
     assert_eq!(stats["redis"]["connected"], 0, "{stats}");
-    for body in [h.to_string(), stats.to_string(), reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap()] {
+    for body in
+        [h.to_string(), stats.to_string(), reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap()]
+    {
         assert!(!body.contains("hunter2"), "the password leaked: {body}");
     }
     // Still serving: prices and history from memory.
@@ -76,7 +83,12 @@ async fn a_wrong_password_is_reported_without_the_password() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reachable_redis_is_reported_connected() {
     let redis = RedisServer::start();
-    let server = TestServer::start(&[("feed.symbols", Toml::Array(vec![s("BTCUSDT")])), ("redis.url", s(&redis.url())), ("node.id", s("node-a"))]).await;
+    let server = TestServer::start(&[
+        ("feed.symbols", Toml::Array(vec![s("BTCUSDT")])),
+        ("redis.url", s(&redis.url())),
+        ("node.id", s("node-a")),
+    ])
+    .await;
     let h = eventually(20, "/health reports Redis connected", || async {
         let h = health(&server).await;
         (h["redis"]["connected"] == true).then_some(h)
@@ -169,7 +181,8 @@ async fn an_edge_node_sends_its_clients_the_same_bars_as_the_ingest_node() {
 fn overlap(a: Vec<Value>, b: Vec<Value>) -> (Vec<Value>, Vec<Value>) {
     let ts = |v: &Value| v["timestamp"].as_i64().unwrap_or(i64::MIN);
     let from = a.first().map(ts).max(b.first().map(ts)).unwrap_or(i64::MIN);
-    let (a, b): (Vec<Value>, Vec<Value>) = (a.into_iter().filter(|v| ts(v) >= from).collect(), b.into_iter().filter(|v| ts(v) >= from).collect());
+    let (a, b): (Vec<Value>, Vec<Value>) =
+        (a.into_iter().filter(|v| ts(v) >= from).collect(), b.into_iter().filter(|v| ts(v) >= from).collect());
     let n = a.len().min(b.len());
     (a[..n].to_vec(), b[..n].to_vec())
 }
@@ -181,17 +194,24 @@ async fn settled_today(server: &TestServer, interval: &str, bar_ms: i64) -> Vec<
     let day_start = now_ms() / 86_400_000 * 86_400_000;
     let settled = now_ms() - 3 * bar_ms;
     let bars = body["data"].as_array().unwrap().iter();
-    bars.filter(|b| b["closed"] == true && (day_start..settled).contains(&b["timestamp"].as_i64().unwrap())).cloned().collect()
+    bars.filter(|b| b["closed"] == true && (day_start..settled).contains(&b["timestamp"].as_i64().unwrap()))
+        .cloned()
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_starts_later_serves_todays_bars_from_the_cache_at_once() {
     let redis = RedisServer::start();
     // A short in-memory window (the backfill alone has an hour of 1s bars): the cache keeps that much.
-    let node = |role: &str, id: &str| [cluster_node(&redis, role, id), vec![("aggregator.history_bars", Toml::Integer(600))]].concat();
+    let node = |role: &str, id: &str| {
+        [cluster_node(&redis, role, id), vec![("aggregator.history_bars", Toml::Integer(600))]].concat()
+    };
     let ingest = TestServer::start(&node("ingest", "ingest-a")).await;
     // The ingest node caches today's bars (its backfill included) once it runs the feed.
-    eventually(20, "the ingest node wrote the today-cache", || async { (ingest.stats().await["redis"]["cache_bars_written"].as_u64().unwrap() > 100).then_some(()) }).await;
+    eventually(20, "the ingest node wrote the today-cache", || async {
+        (ingest.stats().await["redis"]["cache_bars_written"].as_u64().unwrap() > 100).then_some(())
+    })
+    .await;
 
     let edge = TestServer::start(&node("edge", "edge-a")).await;
     // Right after start, before any 1m bar could have closed on the edge: today's 1s and 1m history.
@@ -202,7 +222,8 @@ async fn a_node_that_starts_later_serves_todays_bars_from_the_cache_at_once() {
     // behind by a few messages, so compare until both agree.
     for (interval, bar_ms) in [("1s", 1_000), ("1m", 60_000)] {
         eventually(20, &format!("the edge's {interval} bars equal the ingest's where both have them"), || async {
-            let (on_edge, on_ingest) = overlap(settled_today(&edge, interval, bar_ms).await, settled_today(&ingest, interval, bar_ms).await);
+            let (on_edge, on_ingest) =
+                overlap(settled_today(&edge, interval, bar_ms).await, settled_today(&ingest, interval, bar_ms).await);
             let enough = interval == "1m" || on_edge.len() >= 10;
             (enough && on_edge == on_ingest).then_some(())
         })
@@ -212,14 +233,20 @@ async fn a_node_that_starts_later_serves_todays_bars_from_the_cache_at_once() {
     assert!(stats["redis"]["cache_bars_loaded"].as_u64().unwrap() >= 10, "{stats}");
 
     // One member per bar however often it was rewritten (backfill, live closes, rewrites), and an expiry.
-    eventually(10, "the cache holds exactly the ingest node's 1m bars of today", || cache_matches_memory(&redis, &ingest)).await;
+    eventually(10, "the cache holds exactly the ingest node's 1m bars of today", || {
+        cache_matches_memory(&redis, &ingest)
+    })
+    .await;
     let key = redis.command(&["KEYS", "candlecast:today:*:BTCUSDT:1m"]).lines().nth(2).unwrap().to_owned();
     let ttl: i64 = redis.command(&["TTL", &key]).trim().trim_start_matches(':').parse().unwrap();
     assert!((1..=25 * 3600).contains(&ttl), "expires after the day ends: {ttl}");
     let key_1s = key.replace(":1m", ":1s");
     let cached_1s: usize = redis.command(&["ZCARD", &key_1s]).trim().trim_start_matches(':').parse().unwrap();
     let seconds_today = ((now_ms() % 86_400_000) / 1000) as usize;
-    assert!(cached_1s == 601 || (seconds_today < 601 && cached_1s <= 601), "600 closed 1s bars and the forming one, no more: {cached_1s}");
+    assert!(
+        cached_1s == 601 || (seconds_today < 601 && cached_1s <= 601),
+        "600 closed 1s bars and the forming one, no more: {cached_1s}"
+    );
 }
 
 /// `Some` when the today-set of BTCUSDT 1m has one member per 1m bar of today in `ingest`'s memory.
@@ -227,15 +254,20 @@ async fn cache_matches_memory(redis: &RedisServer, ingest: &TestServer) -> Optio
     let key = redis.command(&["KEYS", "candlecast:today:*:BTCUSDT:1m"]).lines().nth(2)?.to_owned();
     let cached: usize = redis.command(&["ZCARD", &key]).trim().trim_start_matches(':').parse().ok()?;
     let day_start = now_ms() / 86_400_000 * 86_400_000;
-    let bars = ingest.get_json(&format!("/api/historical/BTCUSDT?interval=1m&limit=5000&start_time={day_start}")).await.1;
+    let bars =
+        ingest.get_json(&format!("/api/historical/BTCUSDT?interval=1m&limit=5000&start_time={day_start}")).await.1;
     (cached == bars["data"].as_array()?.len()).then_some(())
 }
 
 /// Closed 1s bars with open times in `from..to`, and whether their open times strictly increase.
 async fn closed_1s_between(server: &TestServer, from: i64, to: i64) -> (Vec<Value>, bool) {
-    let bars = server.get_json("/api/historical/BTCUSDT?interval=1s&limit=5000").await.1["data"].as_array().unwrap().clone();
+    let bars =
+        server.get_json("/api/historical/BTCUSDT?interval=1s&limit=5000").await.1["data"].as_array().unwrap().clone();
     let increasing = bars.windows(2).all(|w| w[0]["timestamp"].as_i64() < w[1]["timestamp"].as_i64());
-    let window = bars.into_iter().filter(|b| b["closed"] == true && (from..to).contains(&b["timestamp"].as_i64().unwrap())).collect();
+    let window = bars
+        .into_iter()
+        .filter(|b| b["closed"] == true && (from..to).contains(&b["timestamp"].as_i64().unwrap()))
+        .collect();
     (window, increasing)
 }
 
@@ -250,12 +282,18 @@ async fn redis_killed_and_restarted_nodes_serve_from_memory_reconnect_and_lose_n
     let edge = TestServer::start(&cluster_node(&redis, "edge", "edge-a")).await;
     let mut on_ingest = Client::connect(&ingest).await;
     on_ingest.subscribe(&["BTCUSDT"], "1s").await;
-    eventually(20, "the edge receives the ingest's messages", || async { (stat(&edge.stats().await, "received") > 0).then_some(()) }).await;
+    eventually(20, "the edge receives the ingest's messages", || async {
+        (stat(&edge.stats().await, "received") > 0).then_some(())
+    })
+    .await;
 
     let killed_at = now_ms();
     redis.kill9();
     for node in [&ingest, &edge] {
-        eventually(20, "/health shows Redis down", || async { (health(node).await["redis"]["connected"] == false).then_some(()) }).await;
+        eventually(20, "/health shows Redis down", || async {
+            (health(node).await["redis"]["connected"] == false).then_some(())
+        })
+        .await;
     }
     // The ingest node's clients keep getting live bars from memory while Redis is away.
     let during = finals_until(&mut on_ingest, now_ms() / 1000 * 1000 + 2_000).await;
@@ -273,7 +311,10 @@ async fn redis_killed_and_restarted_nodes_serve_from_memory_reconnect_and_lose_n
     }
     eprintln!("both nodes reconnected {:?} after redis-server restarted", restarted.elapsed());
     let recovered_at = now_ms();
-    eventually(20, "the ingest node holds its lease again", || async { (ingest.stats().await["redis"]["leases"] == serde_json::json!(["BTCUSDT"])).then_some(()) }).await;
+    eventually(20, "the ingest node holds its lease again", || async {
+        (ingest.stats().await["redis"]["leases"] == serde_json::json!(["BTCUSDT"])).then_some(())
+    })
+    .await;
     let stats = ingest.stats().await;
     assert!(stat(&stats, "publish_dropped") > 0, "updates during the outage were dropped and counted: {stats}");
 
@@ -282,7 +323,8 @@ async fn redis_killed_and_restarted_nodes_serve_from_memory_reconnect_and_lose_n
     let (from, to) = (killed_at - 5_000, recovered_at + 3_000);
     eventually(30, "the edge's history equals the ingest's across the outage", || async {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let ((on_ingest, _), (on_edge, increasing)) = (closed_1s_between(&ingest, from, to).await, closed_1s_between(&edge, from, to).await);
+        let ((on_ingest, _), (on_edge, increasing)) =
+            (closed_1s_between(&ingest, from, to).await, closed_1s_between(&edge, from, to).await);
         assert!(increasing, "no duplicated bar in the edge's history");
         let full = on_ingest.len() as i64 >= (to - from) / 1000 - 1;
         (full && now_ms() > to + 3_000 && on_edge == on_ingest).then_some(())
@@ -305,7 +347,10 @@ fn holes(bars: &[Value]) -> Vec<(i64, i64)> {
 async fn when_the_ingest_node_holding_a_symbol_is_killed_another_takes_it_over() {
     let redis = RedisServer::start();
     let mut a = TestServer::start_process(&cluster_node(&redis, "ingest", "ingest-a")).await;
-    eventually(30, "node a holds the lease", || async { (a.stats().await["redis"]["leases"] == serde_json::json!(["BTCUSDT"])).then_some(()) }).await;
+    eventually(30, "node a holds the lease", || async {
+        (a.stats().await["redis"]["leases"] == serde_json::json!(["BTCUSDT"])).then_some(())
+    })
+    .await;
     let b = TestServer::start_process(&cluster_node(&redis, "ingest", "ingest-b")).await;
     b.wait_for("/api/price/BTCUSDT", 200).await;
     assert_eq!(b.stats().await["redis"]["leases"], serde_json::json!([]), "one feed per symbol: b follows a");

@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use candlecast_actors::model::{Bar, Interval, Symbol};
 use candlecast_actors::persist::influx_v2::V2;
-use candlecast_actors::persist::{line_protocol, InfluxApi, InfluxSettings, Range, Secret, Store, StoreError, StoredBar};
+use candlecast_actors::persist::{
+    line_protocol, InfluxApi, InfluxSettings, Range, Secret, Store, StoreError, StoredBar,
+};
 use common::history::{eventually, small};
 use common::{TestServer, Toml};
 use serde_json::Value;
@@ -58,7 +60,11 @@ impl Fake {
         std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
                 let log = web::Data::new(log);
-                let server = HttpServer::new(move || App::new().app_data(log.clone()).default_service(web::to(answer))).workers(1).listen(listener).unwrap().run();
+                let server = HttpServer::new(move || App::new().app_data(log.clone()).default_service(web::to(answer)))
+                    .workers(1)
+                    .listen(listener)
+                    .unwrap()
+                    .run();
                 let _ = server.await;
             })
         });
@@ -70,26 +76,48 @@ impl Fake {
     }
 
     fn settings(&self, token: &str, bucket: &str) -> InfluxSettings {
-        InfluxSettings { api: InfluxApi::V2, url: self.url.clone(), org: ORG.into(), bucket: bucket.into(), token: Secret::new(token), ..Default::default() }
+        InfluxSettings {
+            api: InfluxApi::V2,
+            url: self.url.clone(),
+            org: ORG.into(),
+            bucket: bucket.into(),
+            token: Secret::new(token),
+            ..Default::default()
+        }
     }
 }
 
 fn json_error(status: u16, code: &str, message: &str) -> HttpResponse {
     let body = serde_json::json!({ "code": code, "message": message });
-    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).content_type("application/json; charset=utf-8").body(body.to_string())
+    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+        .content_type("application/json; charset=utf-8")
+        .body(body.to_string())
 }
 
 /// The documented answers: token first, then organization and bucket, then the result.
 async fn answer(req: HttpRequest, body: web::Bytes, log: web::Data<Arc<Mutex<Vec<Recorded>>>>) -> HttpResponse {
-    let query: HashMap<String, String> = web::Query::<HashMap<String, String>>::from_query(req.query_string()).map(|q| q.into_inner()).unwrap_or_default();
-    let headers = req.headers().iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())).collect();
+    let query: HashMap<String, String> = web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        .map(|q| q.into_inner())
+        .unwrap_or_default();
+    let headers =
+        req.headers().iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())).collect();
     let body = String::from_utf8_lossy(&body).into_owned();
-    log.lock().unwrap().push(Recorded { method: req.method().to_string(), path: req.path().to_owned(), query: query.clone(), headers, body: body.clone() });
+    log.lock().unwrap().push(Recorded {
+        method: req.method().to_string(),
+        path: req.path().to_owned(),
+        query: query.clone(),
+        headers,
+        body: body.clone(),
+    });
     if req.headers().get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Token {TOKEN}")) {
         return json_error(401, "unauthorized", "unauthorized access");
     }
     if query.get("org").map(String::as_str) != Some(ORG) {
-        return json_error(404, "not found", &format!("organization name {:?} not found", query.get("org").cloned().unwrap_or_default()));
+        return json_error(
+            404,
+            "not found",
+            &format!("organization name {:?} not found", query.get("org").cloned().unwrap_or_default()),
+        );
     }
     match req.path() {
         "/api/v2/write" => match query.get("bucket").map(String::as_str) {
@@ -97,12 +125,23 @@ async fn answer(req: HttpRequest, body: web::Bytes, log: web::Data<Arc<Mutex<Vec
             other => json_error(404, "not found", &format!("bucket {:?} not found", other.unwrap_or(""))),
         },
         "/api/v2/query" => {
-            let flux = serde_json::from_str::<Value>(&body).ok().and_then(|v| v["query"].as_str().map(str::to_owned)).unwrap_or_default();
+            let flux = serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| v["query"].as_str().map(str::to_owned))
+                .unwrap_or_default();
             if !flux.contains(&format!("from(bucket: \"{BUCKET}\")")) {
-                return json_error(404, "not found", "failed to initialize execute state: could not find bucket \"nope\"");
+                return json_error(
+                    404,
+                    "not found",
+                    "failed to initialize execute state: could not find bucket \"nope\"",
+                );
             }
             // Rows only for a 1m range query; everything else (what a feed asks at start) is empty.
-            let csv = if flux.contains("r.interval == \"1m\"") && !flux.contains("stop: time(v: 4102444800000000000)") { ANSWER } else { "\r\n" };
+            let csv = if flux.contains("r.interval == \"1m\"") && !flux.contains("stop: time(v: 4102444800000000000)") {
+                ANSWER
+            } else {
+                "\r\n"
+            };
             HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(csv)
         }
         _ => HttpResponse::NotFound().finish(),
@@ -125,7 +164,14 @@ async fn a_write_is_the_documented_request() {
     assert_eq!(sent.len(), 1);
     let w = &sent[0];
     assert_eq!((w.method.as_str(), w.path.as_str()), ("POST", "/api/v2/write"));
-    assert_eq!(w.query, HashMap::from([("org".into(), ORG.into()), ("bucket".into(), BUCKET.into()), ("precision".into(), "ms".into())]));
+    assert_eq!(
+        w.query,
+        HashMap::from([
+            ("org".into(), ORG.into()),
+            ("bucket".into(), BUCKET.into()),
+            ("precision".into(), "ms".into())
+        ])
+    );
     assert_eq!(w.headers["authorization"], format!("Token {TOKEN}"));
     assert_eq!(w.body, line_protocol::encode(&bars));
     assert!(w.body.starts_with("bars,symbol=BTCUSDT,interval=1m,source=simulated open=37000.5,"), "{}", w.body);
@@ -137,9 +183,19 @@ async fn queries_send_flux_and_read_the_annotated_csv() {
     let store = V2::store(&fake.settings(TOKEN, BUCKET)).unwrap();
     let symbol: Symbol = "BTCUSDT".into();
     let (start, end) = (1_699_920_000_000, 1_700_006_400_000);
-    let bars = store.bars(&symbol, Range { interval: Interval::M1, start: Some(start), end: Some(end), limit: 10 }).await.unwrap();
-    let got: Vec<(i64, f64, f64, f64, f64, f64, u64)> = bars.iter().map(|b| (b.open_time, b.open, b.high, b.low, b.close, b.volume, b.trades)).collect();
-    assert_eq!(got, [(1_699_999_980_000, 36_998.5, 37_005.0, 36_995.0, 37_000.0, 0.25, 17), (1_700_000_040_000, 37_000.0, 37_020.0, 36_990.25, 37_010.5, 1.5, 42)]);
+    let bars = store
+        .bars(&symbol, Range { interval: Interval::M1, start: Some(start), end: Some(end), limit: 10 })
+        .await
+        .unwrap();
+    let got: Vec<(i64, f64, f64, f64, f64, f64, u64)> =
+        bars.iter().map(|b| (b.open_time, b.open, b.high, b.low, b.close, b.volume, b.trades)).collect();
+    assert_eq!(
+        got,
+        [
+            (1_699_999_980_000, 36_998.5, 37_005.0, 36_995.0, 37_000.0, 0.25, 17),
+            (1_700_000_040_000, 37_000.0, 37_020.0, 36_990.25, 37_010.5, 1.5, 42)
+        ]
+    );
     assert!(bars.iter().all(|b| b.closed && b.symbol == symbol));
 
     let q = &fake.requests()[0];
@@ -174,7 +230,9 @@ async fn a_wrong_token_and_a_missing_bucket_are_named() {
     let wrong = V2::store(&fake.settings("not-the-token", BUCKET)).unwrap();
     for result in [wrong.check().await, wrong.write(vec![stored(0, 1.0)].into()).await] {
         match result {
-            Err(StoreError::Unauthorized(m)) => assert!(m.contains("401") && m.contains("unauthorized access") && !m.contains("not-the-token"), "{m}"),
+            Err(StoreError::Unauthorized(m)) => {
+                assert!(m.contains("401") && m.contains("unauthorized access") && !m.contains("not-the-token"), "{m}")
+            }
             other => panic!("expected Unauthorized, got {other:?}"),
         }
     }
@@ -207,13 +265,17 @@ async fn the_server_refuses_a_wrong_token_at_start_and_writes_closed_bars_with_t
 
     let server = TestServer::start(&small(&v2_store(&fake, TOKEN))).await;
     eventually("closed bars written to the v2 API", || async {
-        fake.requests().iter().any(|r| r.path == "/api/v2/write" && r.body.lines().any(|l| l.starts_with("bars,symbol=BTCUSDT,interval=1s,source=simulated ")))
+        fake.requests().iter().any(|r| {
+            r.path == "/api/v2/write"
+                && r.body.lines().any(|l| l.starts_with("bars,symbol=BTCUSDT,interval=1s,source=simulated "))
+        })
     })
     .await;
     let p = server.stats().await["persistence"].clone();
     assert_eq!((p["kind"].as_str(), p["healthy"].as_bool()), (Some("influxdb-v2"), Some(true)), "{p}");
     // History older than the in-memory window is read back through a Flux query.
-    let (status, old) = server.get_json("/api/historical/BTCUSDT?interval=1m&start_time=1699920000000&end_time=1700006400000").await;
+    let (status, old) =
+        server.get_json("/api/historical/BTCUSDT?interval=1m&start_time=1699920000000&end_time=1700006400000").await;
     assert_eq!(status, 200, "{old}");
     let closes: Vec<f64> = old["data"].as_array().unwrap().iter().map(|b| b["close"].as_f64().unwrap()).collect();
     assert_eq!(closes, [37_000.0, 37_010.5]);

@@ -8,7 +8,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::history::{assert_contiguous, bars, closed_by_time, eventually, persisted, restart_keeps_history, small, ts};
+use common::history::{
+    assert_contiguous, bars, closed_by_time, eventually, persisted, restart_keeps_history, small, ts,
+};
 use common::{Client, TestServer, Toml};
 use serde_json::{json, Value};
 
@@ -33,7 +35,8 @@ async fn history_beyond_the_in_memory_window_comes_from_the_store_for_rest_ws_an
     assert_eq!(page, rest[50..100].to_vec());
 
     let mut ws = Client::connect(&server).await;
-    ws.send(json!({"type": "get_historical", "trading_pair": "BTCUSDT", "interval": "1m", "limit": 600, "id": 1})).await;
+    ws.send(json!({"type": "get_historical", "trading_pair": "BTCUSDT", "interval": "1m", "limit": 600, "id": 1}))
+        .await;
     let reply = ws.next_of("historical", 30).await;
     let over_ws = reply["data"].as_array().unwrap();
     assert_eq!(over_ws.len(), 600);
@@ -41,18 +44,32 @@ async fn history_beyond_the_in_memory_window_comes_from_the_store_for_rest_ws_an
     let stable = rest.len() - 3; // the newest minutes may close between the two reads
     assert_eq!(over_ws[..stable], rest[..stable]);
 
-    let (status, started) = post(&server, "/api/backtest/run", json!({"strategy": "ema_cross", "params": {"fast": 5, "slow": 20}, "symbol": "BTCUSDT", "interval": "1m"})).await;
+    let (status, started) = post(
+        &server,
+        "/api/backtest/run",
+        json!({"strategy": "ema_cross", "params": {"fast": 5, "slow": 20}, "symbol": "BTCUSDT", "interval": "1m"}),
+    )
+    .await;
     assert_eq!(status, 202, "{started}");
     let path = format!("/api/backtest/results/{}", started["job_id"].as_str().unwrap());
     eventually("the backtest", || async { server.get_json(&path).await.1["status"] == "done" }).await;
     let result = server.get_json(&path).await.1;
-    assert!(result["result"]["bars"].as_u64().unwrap() >= 1_400, "the backtest ran over the stored day, not the window: {}", result["result"]["bars"]);
+    assert!(
+        result["result"]["bars"].as_u64().unwrap() >= 1_400,
+        "the backtest ran over the stored day, not the window: {}",
+        result["result"]["bars"]
+    );
 
     let (_, stats) = server.get_json("/api/stats").await;
     let persistence = &stats["stats"]["persistence"];
     assert!(persistence["written_bars"].as_u64().unwrap() > 1_400, "{persistence}");
     let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
-    for name in ["candlecast_persist_written_bars_total", "candlecast_persist_write_lag_ms", "candlecast_persist_journal_bars", "candlecast_persist_healthy 1"] {
+    for name in [
+        "candlecast_persist_written_bars_total",
+        "candlecast_persist_write_lag_ms",
+        "candlecast_persist_journal_bars",
+        "candlecast_persist_healthy 1",
+    ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
 }
@@ -68,12 +85,20 @@ async fn since_polling_returns_every_bar_created_or_revised_since() {
     let server = TestServer::start(&small(&[("aggregator.history_bars", Toml::Integer(30))])).await;
     persisted(&server).await;
     // The backfill was stored after `before_start`: the store answers far more than the 30 in memory.
-    let (status, first) = server.get_json(&format!("/api/historical/BTCUSDT?interval=1s&limit=5000&since={before_start}")).await;
+    let (status, first) =
+        server.get_json(&format!("/api/historical/BTCUSDT?interval=1s&limit=5000&since={before_start}")).await;
     assert_eq!(status, 200, "{first}");
-    assert!(first["data"].as_array().unwrap().len() > 1_000, "stored bars created since the start: {}", first["data"].as_array().unwrap().len());
+    assert!(
+        first["data"].as_array().unwrap().len() > 1_000,
+        "stored bars created since the start: {}",
+        first["data"].as_array().unwrap().len()
+    );
     let as_of = first["as_of"].as_i64().expect("as_of in a since reply");
 
-    eventually("three more closed seconds", || async { bars(&server, "interval=1s&limit=5").await.iter().filter(|b| b["closed"] == true && ts(b) >= as_of).count() >= 3 }).await;
+    eventually("three more closed seconds", || async {
+        bars(&server, "interval=1s&limit=5").await.iter().filter(|b| b["closed"] == true && ts(b) >= as_of).count() >= 3
+    })
+    .await;
     // Everything first, then the poll: a late trade may still revise a bar inside the grace window between
     // the two reads, so the poll holds each bar as read here or a later revision of it (revisions only add
     // trades), never an older one and never none.
@@ -83,16 +108,29 @@ async fn since_polling_returns_every_bar_created_or_revised_since() {
     let closed_since: Vec<&i64> = everything.keys().filter(|t| **t + 1_000 > as_of).collect();
     assert!(closed_since.len() >= 3);
     for t in closed_since {
-        let (seen, got) = (&everything[t], polled.get(t).unwrap_or_else(|| panic!("the bar at {t} closed after as_of and must be in the poll")));
+        let (seen, got) = (
+            &everything[t],
+            polled.get(t).unwrap_or_else(|| panic!("the bar at {t} closed after as_of and must be in the poll")),
+        );
         let trades = |b: &Value| b["trades"].as_u64().unwrap();
         if trades(got) == trades(seen) {
             assert_eq!(got, seen, "the bar at {t}: same trades, same bar");
         } else {
-            assert!(trades(got) > trades(seen), "the bar at {t}: the poll has an older state than read before it: {got} vs {seen}");
+            assert!(
+                trades(got) > trades(seen),
+                "the bar at {t}: the poll has an older state than read before it: {got} vs {seen}"
+            );
         }
     }
-    assert!(second["data"].as_array().unwrap().iter().all(|b| ts(b) + 1_000 + 2_000 >= as_of - 1_000), "nothing that could not have changed since: {second}");
-    assert_eq!(second["data"].as_array().unwrap().last().unwrap()["closed"], false, "the forming bar is always included");
+    assert!(
+        second["data"].as_array().unwrap().iter().all(|b| ts(b) + 1_000 + 2_000 >= as_of - 1_000),
+        "nothing that could not have changed since: {second}"
+    );
+    assert_eq!(
+        second["data"].as_array().unwrap().last().unwrap()["closed"],
+        false,
+        "the forming bar is always included"
+    );
     assert!(second["as_of"].as_i64().unwrap() > as_of);
 
     let (status, bad) = server.get_json("/api/historical/BTCUSDT?interval=1s&since=-5").await;
@@ -113,7 +151,10 @@ async fn history_then_subscribe_has_no_gap_and_no_duplicate_when_a_bar_closes_in
 
     // Deliberately let that bar close, and the next one start trading, before subscribing.
     eventually("the next bar to trade", || async {
-        bars(&server, "interval=1s&limit=2").await.iter().any(|b| ts(b) > boundary_ts && b["trades"].as_u64().unwrap() > 0)
+        bars(&server, "interval=1s&limit=2")
+            .await
+            .iter()
+            .any(|b| ts(b) > boundary_ts && b["trades"].as_u64().unwrap() > 0)
     })
     .await;
     ws.subscribe(&["BTCUSDT"], "1s").await;
@@ -131,7 +172,11 @@ async fn history_then_subscribe_has_no_gap_and_no_duplicate_when_a_bar_closes_in
     }
     let series: Vec<Value> = merged.values().cloned().collect();
     assert_contiguous(&series, 1_000, "history + live");
-    let final_boundary = bars(&server, &format!("interval=1s&start_time={boundary_ts}&end_time={}", boundary_ts + 1_000)).await;
+    let final_boundary =
+        bars(&server, &format!("interval=1s&start_time={boundary_ts}&end_time={}", boundary_ts + 1_000)).await;
     assert_eq!(final_boundary[0]["closed"], true);
-    assert_eq!(merged[&boundary_ts], final_boundary[0], "the bar that closed in between reached the client in its final state");
+    assert_eq!(
+        merged[&boundary_ts], final_boundary[0],
+        "the bar that closed in between reached the client in its final state"
+    );
 }

@@ -51,7 +51,11 @@ async fn an_influxdb_outage_of_30_seconds_loses_no_closed_bar() {
     })
     .await;
     let (_, health) = server.get_json("/health").await;
-    assert_eq!((health["status"].as_str(), health["store"]["status"].as_str()), (Some("degraded"), Some("down")), "{health}");
+    assert_eq!(
+        (health["status"].as_str(), health["store"]["status"].as_str()),
+        (Some("degraded"), Some("down")),
+        "{health}"
+    );
     assert!(health["store"]["error"].as_str().unwrap().contains(&influx.url()), "the error names the server: {health}");
     let (_, stats) = server.get_json("/api/stats").await;
     assert!(stats["stats"]["persistence"]["write_lag_ms"].as_i64().unwrap() > 0, "{stats}");
@@ -75,14 +79,21 @@ async fn an_influxdb_outage_of_30_seconds_loses_no_closed_bar() {
         if from == to {
             continue; // no minute ended during these 30 seconds
         }
-        let own = closed_by_time(&bars(&server, &format!("interval={name}&start_time={from}&end_time={to}&limit=5000")).await);
+        let own = closed_by_time(
+            &bars(&server, &format!("interval={name}&start_time={from}&end_time={to}&limit=5000")).await,
+        );
         assert_eq!(own.len() as i64, (to - from) / interval.millis(), "{name}: candlecast has every bar of the outage");
         if interval == Interval::S1 {
             assert!(own.len() >= 29, "30 seconds of 1s bars: {}", own.len());
         }
-        assert_eq!(influx.count_bars(DB, "BTCUSDT", name, from, to).await, own.len() as u64, "{name} bars of the outage counted in InfluxDB");
+        assert_eq!(
+            influx.count_bars(DB, "BTCUSDT", name, from, to).await,
+            own.len() as u64,
+            "{name} bars of the outage counted in InfluxDB"
+        );
         let stored = influx.bars(DB, "BTCUSDT", name, from, to).await;
-        let expected: Vec<(i64, f64, u64)> = own.values().map(|b| (ts(b), b["close"].as_f64().unwrap(), b["trades"].as_u64().unwrap())).collect();
+        let expected: Vec<(i64, f64, u64)> =
+            own.values().map(|b| (ts(b), b["close"].as_f64().unwrap(), b["trades"].as_u64().unwrap())).collect();
         assert_eq!(stored, expected, "{name}: the stored bars are candlecast's");
     }
 }
@@ -99,10 +110,14 @@ async fn a_missing_database_stops_the_start_and_an_unreachable_server_shows_in_h
     let server = TestServer::start(&small(&influx_store(&url, DB))).await;
     eventually("/health to show the store down", || async {
         let (_, health) = server.get_json("/health").await;
-        health["store"]["status"] == "down" && health["store"]["error"].as_str().is_some_and(|e| e.contains("unreachable") && e.contains(&url))
+        health["store"]["status"] == "down"
+            && health["store"]["error"].as_str().is_some_and(|e| e.contains("unreachable") && e.contains(&url))
     })
     .await;
-    eventually("closed bars kept in the journal", || async { server.stats().await["persistence"]["journal_bars"].as_u64().unwrap_or(0) > 0 }).await;
+    eventually("closed bars kept in the journal", || async {
+        server.stats().await["persistence"]["journal_bars"].as_u64().unwrap_or(0) > 0
+    })
+    .await;
     let (status, _) = server.get_json("/api/historical/BTCUSDT?interval=1s&limit=10").await;
     assert_eq!(status, 200, "the in-memory window still answers");
 }

@@ -37,7 +37,11 @@ async fn trades_replay_live_at_ten_times_with_timestamps_shifted_to_now() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let f = feed(&server).await;
-    assert_eq!((f["trades"].as_u64(), f["malformed"].as_u64(), f["source"].as_str()), (Some(6), Some(1), Some("replay")), "{f}");
+    assert_eq!(
+        (f["trades"].as_u64(), f["malformed"].as_u64(), f["source"].as_str()),
+        (Some(6), Some(1), Some("replay")),
+        "{f}"
+    );
 
     // Six BTCUSDT rows (the ETHUSDT row is another symbol's, line 6 is malformed), stamped now, not in 2024.
     let (_, hist) = server.get_json("/api/historical/BTCUSDT?interval=1m&limit=5").await;
@@ -55,7 +59,8 @@ async fn trades_replay_live_at_ten_times_with_timestamps_shifted_to_now() {
 async fn bars_at_max_speed_load_as_history_ending_now() {
     let server = TestServer::start(&replay("bars.csv", "bars", Toml::String("max".into()))).await;
     let (_, hist) = server.get_json("/api/historical/BTCUSDT?interval=1m&limit=30").await;
-    let bars: Vec<&Value> = hist["data"].as_array().unwrap().iter().filter(|b| b["trades"].as_u64() > Some(0)).collect();
+    let bars: Vec<&Value> =
+        hist["data"].as_array().unwrap().iter().filter(|b| b["trades"].as_u64() > Some(0)).collect();
     assert_eq!(bars.len(), 10, "ten good rows, the one with high < low skipped: {hist}");
     let closes: Vec<f64> = bars.iter().map(|b| b["close"].as_f64().unwrap()).collect();
     assert_eq!(closes, [99.5, 100.0, 100.5, 100.0, 100.5, 101.0, 100.5, 101.0, 101.5, 101.0]);

@@ -15,7 +15,11 @@ async fn market_data_endpoints() {
     let mut expected = SYMBOLS.to_vec();
     expected.sort();
     assert_eq!(names, expected);
-    assert!(body["details"].as_array().unwrap().iter().all(|d| d["source"] == "simulated" && d["price"].as_f64().unwrap() > 0.0));
+    assert!(body["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d["source"] == "simulated" && d["price"].as_f64().unwrap() > 0.0));
 
     let (status, price) = server.get_json("/api/price/BTCUSDT").await;
     assert_eq!(status, 200);
@@ -25,7 +29,9 @@ async fn market_data_endpoints() {
     assert_eq!(status, 200);
     let bars = hist["data"].as_array().unwrap();
     assert_eq!(bars.len(), 24);
-    assert!(bars.windows(2).all(|w| w[1]["timestamp"].as_i64().unwrap() - w[0]["timestamp"].as_i64().unwrap() == 3_600_000));
+    assert!(bars
+        .windows(2)
+        .all(|w| w[1]["timestamp"].as_i64().unwrap() - w[0]["timestamp"].as_i64().unwrap() == 3_600_000));
     assert_eq!(bars.last().unwrap()["closed"], false, "the forming bar is last");
     assert!(bars[..23].iter().all(|b| b["closed"] == true));
 
@@ -66,7 +72,8 @@ async fn historical_pages_back_with_end_time_without_gaps_or_repeats() {
     loop {
         let (status, body) = server.get_json(&path).await;
         assert_eq!(status, 200, "{body}");
-        let page: Vec<i64> = body["data"].as_array().unwrap().iter().map(|b| b["timestamp"].as_i64().unwrap()).collect();
+        let page: Vec<i64> =
+            body["data"].as_array().unwrap().iter().map(|b| b["timestamp"].as_i64().unwrap()).collect();
         if page.is_empty() {
             break;
         }
@@ -79,7 +86,8 @@ async fn historical_pages_back_with_end_time_without_gaps_or_repeats() {
 
     // start_time bounds the other side, inclusively.
     let start = all[10];
-    let (_, body) = server.get_json(&format!("/api/historical/BTCUSDT?interval=1m&start_time={start}&end_time={}", all[20])).await;
+    let (_, body) =
+        server.get_json(&format!("/api/historical/BTCUSDT?interval=1m&start_time={start}&end_time={}", all[20])).await;
     let got: Vec<i64> = body["data"].as_array().unwrap().iter().map(|b| b["timestamp"].as_i64().unwrap()).collect();
     assert_eq!(got, all[10..20].to_vec());
 }
@@ -90,7 +98,18 @@ async fn stats_and_metrics_show_the_pipeline() {
     let stats = server.get_json("/api/stats").await.1;
     assert_eq!(stats["service"], "candlecast");
     let s = &stats["stats"];
-    for key in ["total_clients", "total_subscriptions", "trading_pair_subscribers", "messages_sent", "messages_dropped", "slow_client_disconnects", "late_dropped", "trade_rate", "uptime_seconds", "connection_ceiling"] {
+    for key in [
+        "total_clients",
+        "total_subscriptions",
+        "trading_pair_subscribers",
+        "messages_sent",
+        "messages_dropped",
+        "slow_client_disconnects",
+        "late_dropped",
+        "trade_rate",
+        "uptime_seconds",
+        "connection_ceiling",
+    ] {
         assert!(!s[key].is_null(), "stats lack {key}: {s}");
     }
     assert_eq!(s["feeds"].as_array().unwrap().len(), 6);
@@ -101,9 +120,15 @@ async fn stats_and_metrics_show_the_pipeline() {
         assert!(s["trade_rate"][symbol].as_f64().unwrap() > 0.0, "{symbol}: {s}");
     }
     let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
-    for name in ["candlecast_messages_sent", "candlecast_total_clients", "candlecast_trades_total", "candlecast_symbol_trade_rate{symbol=\"BTCUSDT\"}"] {
+    for name in [
+        "candlecast_messages_sent",
+        "candlecast_total_clients",
+        "candlecast_trades_total",
+        "candlecast_symbol_trade_rate{symbol=\"BTCUSDT\"}",
+    ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
-    let v: Value = serde_json::from_str(&reqwest::get(server.url("/health")).await.unwrap().text().await.unwrap()).unwrap();
+    let v: Value =
+        serde_json::from_str(&reqwest::get(server.url("/health")).await.unwrap().text().await.unwrap()).unwrap();
     assert_eq!(v["failed_feeds"], serde_json::json!([]));
 }

@@ -59,7 +59,12 @@ async fn a_client_that_never_reads_is_closed_while_the_others_keep_receiving() {
     let tcp = tokio::net::TcpStream::from_std(sock.into()).unwrap();
     let (mut stalled, _) = tokio_tungstenite::client_async(server.ws_url(), tcp).await.unwrap();
     for interval in Interval::ALL {
-        stalled.send(Message::text(json!({"type":"subscribe","trading_pairs":SYMBOLS,"interval":interval.as_str()}).to_string())).await.unwrap();
+        stalled
+            .send(Message::text(
+                json!({"type":"subscribe","trading_pairs":SYMBOLS,"interval":interval.as_str()}).to_string(),
+            ))
+            .await
+            .unwrap();
     }
 
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -78,7 +83,10 @@ async fn a_client_that_never_reads_is_closed_while_the_others_keep_receiving() {
     for r in readers {
         let (count, longest_silence) = r.await.unwrap();
         // Liveness, not speed: a 1s topic at up to 200 updates/s never goes quiet for a whole second.
-        assert!(count > 20 && longest_silence < Duration::from_secs(1), "reader starved: {count} updates, silent for {longest_silence:?}");
+        assert!(
+            count > 20 && longest_silence < Duration::from_secs(1),
+            "reader starved: {count} updates, silent for {longest_silence:?}"
+        );
     }
 
     // When the stalled client finally reads, what is buffered is followed by a 1008 close.

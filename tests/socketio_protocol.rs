@@ -43,7 +43,10 @@ impl Polling {
     }
 
     async fn get(&self) -> (u16, String) {
-        let r = tokio::time::timeout(Duration::from_secs(30), self.http.get(&self.url).send()).await.expect("poll answered").unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(30), self.http.get(&self.url).send())
+            .await
+            .expect("poll answered")
+            .unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     }
 
@@ -94,11 +97,21 @@ fn ws_url(server: &TestServer, sid: Option<&str>) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handshake_has_the_v4_fields_and_bad_requests_are_refused() {
-    let server = server(&[("scripts.ping_interval_ms", Toml::Integer(1500)), ("scripts.ping_timeout_ms", Toml::Integer(1000))]).await;
+    let server =
+        server(&[("scripts.ping_interval_ms", Toml::Integer(1500)), ("scripts.ping_timeout_ms", Toml::Integer(1000))])
+            .await;
     let base = format!("http://{}/socket.io/", server.addr);
     let body = reqwest::get(format!("{base}?EIO=4&transport=polling")).await.unwrap().text().await.unwrap();
     let open: Value = serde_json::from_str(&body[1..]).unwrap();
-    assert_eq!((open["upgrades"].clone(), open["pingInterval"].as_u64(), open["pingTimeout"].as_u64(), open["maxPayload"].as_u64()), (serde_json::json!(["websocket"]), Some(1500), Some(1000), Some(1_000_000)));
+    assert_eq!(
+        (
+            open["upgrades"].clone(),
+            open["pingInterval"].as_u64(),
+            open["pingTimeout"].as_u64(),
+            open["maxPayload"].as_u64()
+        ),
+        (serde_json::json!(["websocket"]), Some(1500), Some(1000), Some(1_000_000))
+    );
     assert_eq!(open["sid"].as_str().unwrap().len(), 20);
     let table = [
         ("GET", "?EIO=3&transport=polling", 400, 5),
@@ -126,7 +139,10 @@ async fn a_garbage_packet_closes_only_its_own_session_with_a_reason() {
     let (status, body) = a.post("xyz").await;
     assert_eq!(status, 400);
     let body: Value = serde_json::from_str(&body).unwrap();
-    assert!(body["detail"].as_str().unwrap().contains("broken Engine.IO packet: unknown Engine.IO packet type 'x'"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("broken Engine.IO packet: unknown Engine.IO packet type 'x'"),
+        "{body}"
+    );
     assert_eq!(a.get().await.0, 400, "session a is gone");
     // Session b goes on.
     assert!(b.get_until("40{").await.contains("\"sid\""));
@@ -148,14 +164,21 @@ async fn a_garbage_packet_closes_only_its_own_session_with_a_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_vanishing_mid_poll_expires_and_is_counted() {
     // Generous timeout: the answering client must never miss it, even on a loaded machine.
-    let server = server(&[("scripts.ping_interval_ms", Toml::Integer(300)), ("scripts.ping_timeout_ms", Toml::Integer(3000))]).await;
+    let server =
+        server(&[("scripts.ping_interval_ms", Toml::Integer(300)), ("scripts.ping_timeout_ms", Toml::Integer(3000))])
+            .await;
     let gone = Polling::open(&server).await;
     assert_eq!(gone.post("40").await.0, 200);
     assert!(gone.get_until("40{").await.contains("sid"));
     // A poll the client abandons half way: the request is written, then the connection dropped unanswered.
     let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let path = gone.url.split_once(&server.addr.to_string()).unwrap().1.to_owned();
-    tokio::io::AsyncWriteExt::write_all(&mut tcp, format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr).as_bytes()).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut tcp,
+        format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr).as_bytes(),
+    )
+    .await
+    .unwrap();
     drop(tcp);
     // Another client keeps answering its pings the whole time.
     let alive = Polling::open(&server).await;
@@ -176,7 +199,15 @@ async fn a_client_vanishing_mid_poll_expires_and_is_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversize_payloads_are_refused_with_a_clear_message() {
     let server = server(&[("scripts.max_payload_bytes", Toml::Integer(2048))]).await;
-    let open: Value = serde_json::from_str(&reqwest::get(format!("http://{}/socket.io/?EIO=4&transport=polling", server.addr)).await.unwrap().text().await.unwrap()[1..]).unwrap();
+    let open: Value = serde_json::from_str(
+        &reqwest::get(format!("http://{}/socket.io/?EIO=4&transport=polling", server.addr))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()[1..],
+    )
+    .unwrap();
     assert_eq!(open["maxPayload"], 2048);
     let p = Polling::open(&server).await;
     let big = format!("42[\"trades\",\"{}\"]", "x".repeat(3000));
@@ -196,7 +227,8 @@ async fn oversize_payloads_are_refused_with_a_clear_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_allows_the_same_origin_and_listed_ones_only() {
-    let server = server(&[("scripts.cors_origins", Toml::Array(vec![Toml::String("https://app.example.com".into())]))]).await;
+    let server =
+        server(&[("scripts.cors_origins", Toml::Array(vec![Toml::String("https://app.example.com".into())]))]).await;
     let url = format!("http://{}/socket.io/?EIO=4&transport=polling", server.addr);
     let http = reqwest::Client::new();
     let r = http.get(&url).header("Origin", "https://evil.example").send().await.unwrap();
@@ -210,7 +242,8 @@ async fn cors_allows_the_same_origin_and_listed_ones_only() {
         assert_eq!(r.headers()["access-control-allow-origin"], origin.as_str());
         assert_eq!(r.headers()["access-control-allow-credentials"], "true");
     }
-    let pre = http.request(reqwest::Method::OPTIONS, &url).header("Origin", "https://app.example.com").send().await.unwrap();
+    let pre =
+        http.request(reqwest::Method::OPTIONS, &url).header("Origin", "https://app.example.com").send().await.unwrap();
     assert_eq!(pre.status().as_u16(), 204);
     assert!(pre.headers()["access-control-allow-methods"].to_str().unwrap().contains("POST"));
     let r = http.get(&url).send().await.unwrap();
@@ -224,7 +257,8 @@ async fn events_over_the_rate_limit_are_refused() {
     let p = Polling::open(&server).await;
     assert_eq!(p.post(&format!("40{{\"token\":\"{KEY}\"}}")).await.0, 200);
     p.get_until("40{").await;
-    let events: Vec<String> = (1..=10).map(|id| format!("42{id}[\"trade\",{{\"symbol\":\"RATELIM\",\"price\":1,\"qty\":1}}]")).collect();
+    let events: Vec<String> =
+        (1..=10).map(|id| format!("42{id}[\"trade\",{{\"symbol\":\"RATELIM\",\"price\":1,\"qty\":1}}]")).collect();
     assert_eq!(p.post(&events.join("\u{1e}")).await.0, 200);
     let mut acks = Vec::new();
     while acks.len() < 10 {
@@ -238,7 +272,10 @@ async fn events_over_the_rate_limit_are_refused() {
     let limited = acks.iter().filter(|a| a["error"] == "rate_limited").count();
     let accepted = acks.iter().filter(|a| a["accepted"] == 1).count();
     assert_eq!((accepted, limited), (5, 5), "{acks:?}");
-    assert!(acks.iter().find(|a| a["error"] == "rate_limited").unwrap()["message"].as_str().unwrap().contains("more than 5 events per second"));
+    assert!(acks.iter().find(|a| a["error"] == "rate_limited").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .contains("more than 5 events per second"));
     assert_eq!(server.stats().await["scripts"]["rate_limited_events"], 5);
 }
 
@@ -287,5 +324,9 @@ async fn leaving_the_namespace_ends_the_session_even_without_a_close_packet() {
     let (status, _) = p.get().await;
     assert_eq!(status, 400, "the waiting poll ends once the session is closed");
     let scripts = &server.stats().await["scripts"];
-    assert_eq!((scripts["expired_sessions"].as_u64(), scripts["malformed_packets"].as_u64()), (Some(0), Some(0)), "a clean end: {scripts}");
+    assert_eq!(
+        (scripts["expired_sessions"].as_u64(), scripts["malformed_packets"].as_u64()),
+        (Some(0), Some(0)),
+        "a clean end: {scripts}"
+    );
 }

@@ -29,12 +29,20 @@ async fn seed_example_script_polls_then_upgrades_and_its_data_is_kept() {
     let received = all(&events, "data_received");
     assert_eq!(received.len(), 3, "{events:?}");
     for r in received {
-        assert_eq!((r["status"].as_str(), r["trades"].as_u64(), r["market_data"].as_u64()), (Some("success"), Some(1), Some(1)), "{r}");
+        assert_eq!(
+            (r["status"].as_str(), r["trades"].as_u64(), r["market_data"].as_u64()),
+            (Some("success"), Some(1), Some(1)),
+            "{r}"
+        );
         assert_eq!(r["errors"], Value::Array(vec![]));
     }
     // The script disconnected cleanly: its session is gone, not left to expire.
     let scripts = &wait_no_sessions(&server).await;
-    assert_eq!((scripts["expired_sessions"].as_u64(), scripts["malformed_packets"].as_u64()), (Some(0), Some(0)), "{scripts}");
+    assert_eq!(
+        (scripts["expired_sessions"].as_u64(), scripts["malformed_packets"].as_u64()),
+        (Some(0), Some(0)),
+        "{scripts}"
+    );
     assert_eq!(scripts["socketio_upgrades"], 1, "one session, upgraded once: {scripts}");
     assert_eq!(scripts["socketio_sessions_total"], 1, "{scripts}");
     assert_eq!((scripts["executed_trades"].as_u64(), scripts["market_data_rows"].as_u64()), (Some(3), Some(3)));
@@ -45,13 +53,17 @@ async fn seed_example_script_polls_then_upgrades_and_its_data_is_kept() {
     assert_eq!(aapl["source"], "script");
     let (status, hist) = server.get_json("/api/historical/AAPL?interval=1m&limit=20").await;
     assert_eq!(status, 200);
-    let with_rsi: Vec<&Value> = hist["data"].as_array().unwrap().iter().filter(|b| b.get("indicators").is_some()).collect();
+    let with_rsi: Vec<&Value> =
+        hist["data"].as_array().unwrap().iter().filter(|b| b.get("indicators").is_some()).collect();
     assert_eq!(with_rsi.len(), 3, "{hist}");
     assert_eq!(with_rsi[0]["indicators"]["rsi"], 60.5);
     assert_eq!(with_rsi[0]["indicators"]["signal_strength"], 0.75);
     assert_eq!((with_rsi[2]["close"].as_f64(), with_rsi[2]["closed"].as_bool()), (Some(152.0), Some(true)));
     let (_, btc) = server.get_json("/api/historical/BTCUSDT?interval=1m&limit=5").await;
-    assert!(btc["data"].as_array().unwrap().iter().all(|b| b.get("indicators").is_none()), "other symbols are unchanged");
+    assert!(
+        btc["data"].as_array().unwrap().iter().all(|b| b.get("indicators").is_none()),
+        "other symbols are unchanged"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,11 +71,20 @@ async fn acknowledgements_say_what_was_accepted_and_why_not() {
     let server = server(&[]).await;
     let events = ClientProcess::python("scenarios.py", &["acks", &base(&server), KEY]).finish(60).await;
     let one = event(&events, "ack_trade");
-    assert_eq!((one["ok"].as_bool(), one["accepted"].as_u64(), one["rejected"].as_array().map(Vec::len)), (Some(true), Some(1), Some(0)), "{one}");
+    assert_eq!(
+        (one["ok"].as_bool(), one["accepted"].as_u64(), one["rejected"].as_array().map(Vec::len)),
+        (Some(true), Some(1), Some(0)),
+        "{one}"
+    );
     assert_eq!(event(&events, "ack_trades")["accepted"], 5);
     let mixed = event(&events, "ack_mixed");
     assert_eq!(mixed["accepted"], 1, "{mixed}");
-    let rejected: Vec<(u64, &str)> = mixed["rejected"].as_array().unwrap().iter().map(|r| (r["index"].as_u64().unwrap(), r["reason"].as_str().unwrap())).collect();
+    let rejected: Vec<(u64, &str)> = mixed["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["index"].as_u64().unwrap(), r["reason"].as_str().unwrap()))
+        .collect();
     let expected = [(1, "price must be"), (2, "missing field `price`"), (3, "in the future"), (4, "is not valid")];
     assert_eq!(rejected.len(), expected.len(), "{mixed}");
     for ((index, reason), (want_index, want)) in rejected.iter().zip(expected) {
@@ -87,7 +108,11 @@ async fn wrong_or_missing_keys_are_refused_and_counted() {
     assert_eq!(event(&events, "connected")["transport"], "websocket");
     for name in ["ack_join_script", "ack_trade"] {
         let refused = event(&events, name);
-        assert_eq!((refused["ok"].as_bool(), refused["error"].as_str()), (Some(false), Some("unauthorized")), "{name}: {refused}");
+        assert_eq!(
+            (refused["ok"].as_bool(), refused["error"].as_str()),
+            (Some(false), Some("unauthorized")),
+            "{name}: {refused}"
+        );
     }
     assert_eq!(event(&events, "ack_join_frontend")["ok"], true);
     assert_eq!(server.stats().await["scripts"]["refused_auths"], 1);
@@ -111,9 +136,23 @@ async fn malformed_csv_rows_are_reported_by_line_and_good_rows_kept() {
     let events = ClientProcess::python("scenarios.py", &["csv_errors", &base(&server), KEY]).finish(60).await;
     let ack = event(&events, "ack");
     assert_eq!(ack, event(&events, "data_received"), "the acknowledgement carries data_received's payload");
-    assert_eq!((ack["status"].as_str(), ack["trades"].as_u64(), ack["market_data"].as_u64(), ack["rejected"].as_u64()), (Some("partial"), Some(2), Some(1), Some(4)), "{ack}");
-    let errors: Vec<(&str, u64, &str)> = ack["errors"].as_array().unwrap().iter().map(|e| (e["csv"].as_str().unwrap(), e["line"].as_u64().unwrap(), e["reason"].as_str().unwrap())).collect();
-    let expected = [("market_data_csv", 3, "prices are inconsistent"), ("market_data_csv", 4, "expected 9 fields, got 5"), ("trades_csv", 3, "timestamp \"yesterday\""), ("trades_csv", 4, "side must be BUY or SELL")];
+    assert_eq!(
+        (ack["status"].as_str(), ack["trades"].as_u64(), ack["market_data"].as_u64(), ack["rejected"].as_u64()),
+        (Some("partial"), Some(2), Some(1), Some(4)),
+        "{ack}"
+    );
+    let errors: Vec<(&str, u64, &str)> = ack["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["csv"].as_str().unwrap(), e["line"].as_u64().unwrap(), e["reason"].as_str().unwrap()))
+        .collect();
+    let expected = [
+        ("market_data_csv", 3, "prices are inconsistent"),
+        ("market_data_csv", 4, "expected 9 fields, got 5"),
+        ("trades_csv", 3, "timestamp \"yesterday\""),
+        ("trades_csv", 4, "side must be BUY or SELL"),
+    ];
     assert_eq!(errors.len(), expected.len(), "{ack}");
     for (got, want) in errors.iter().zip(expected) {
         assert_eq!((got.0, got.1), (want.0, want.1));
@@ -142,6 +181,10 @@ async fn streamed_trades_reach_ws_subscribers_like_feed_trades() {
     assert!((100.0..=106.0).contains(&bar["low"].as_f64().unwrap()) && bar["high"].as_f64().unwrap() <= 106.0, "{bar}");
     assert!(bar["volume"].as_f64().unwrap() >= 0.5, "{bar}");
     let (_, symbols) = server.get_json("/api/symbols").await;
-    assert!(symbols["details"].as_array().unwrap().iter().any(|d| d["symbol"] == "PYSTREAM" && d["source"] == "script"));
+    assert!(symbols["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["symbol"] == "PYSTREAM" && d["source"] == "script"));
     assert!(server.stats().await["scripts"]["trades_accepted"].as_u64().unwrap() >= 5);
 }

@@ -33,14 +33,17 @@ async fn finished(server: &TestServer, path: &str) -> Value {
 async fn a_backtest_job_equals_the_same_backtest_run_here() {
     let server = TestServer::start(&[]).await;
     let (_, catalog) = server.get_json("/api/strategies").await;
-    let names: Vec<&str> = catalog["strategies"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        catalog["strategies"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert!(names.contains(&"ema_cross") && names.contains(&"rsi_reversion"), "{names:?}");
 
     // A fixed, fully closed range of bars, fetched the way charts do.
     let (_, hist) = server.get_json("/api/historical/BTCUSDT?interval=1m&limit=600").await;
     let data = hist["data"].as_array().unwrap();
     let (start, end) = (data[0]["timestamp"].as_i64().unwrap(), data[data.len() - 2]["timestamp"].as_i64().unwrap());
-    let (_, hist) = server.get_json(&format!("/api/historical/BTCUSDT?interval=1m&limit=5000&start_time={start}&end_time={end}")).await;
+    let (_, hist) = server
+        .get_json(&format!("/api/historical/BTCUSDT?interval=1m&limit=5000&start_time={start}&end_time={end}"))
+        .await;
     let bars: Vec<Bar> = hist["data"]
         .as_array()
         .unwrap()
@@ -75,7 +78,11 @@ async fn a_backtest_job_equals_the_same_backtest_run_here() {
     assert_eq!(result["bars"], bars.len());
     assert_eq!(result["trades"].as_array().unwrap().len(), local.trades.len());
     assert_eq!(result["signals"].as_array().unwrap().len(), local.signals.len());
-    assert_eq!(result["metrics"], serde_json::to_value(&local.metrics).unwrap(), "same metrics as a local run over the same bars");
+    assert_eq!(
+        result["metrics"],
+        serde_json::to_value(&local.metrics).unwrap(),
+        "same metrics as a local run over the same bars"
+    );
     assert_eq!(result["equity"].as_array().unwrap().len(), local.equity.len());
 }
 
@@ -124,11 +131,26 @@ async fn bad_requests_are_400s_that_say_why() {
         ("/api/backtest/run", json!({"strategy":"ema_cross","params":{"fats":5},"symbol":"BTCUSDT"}), 400, "fats"),
         ("/api/backtest/run", json!({"strategy":"ema_cross","params":{"fast":"five"},"symbol":"BTCUSDT"}), 400, "fast"),
         ("/api/backtest/run", json!({"strategy":"ema_cross","params":{"fast":-3},"symbol":"BTCUSDT"}), 400, "fast"),
-        ("/api/backtest/run", json!({"strategy":"ema_cross","symbol":"BTCUSDT","config":{"fee_bps":-1}}), 400, "fee_bps"),
+        (
+            "/api/backtest/run",
+            json!({"strategy":"ema_cross","symbol":"BTCUSDT","config":{"fee_bps":-1}}),
+            400,
+            "fee_bps",
+        ),
         ("/api/backtest/run", json!({"strategy":"ema_cross","symbol":"NOPE"}), 404, "NOPE"),
         ("/api/backtest/run", json!({"strategy":"ema_cross","symbol":"BTCUSDT","interval":"2d"}), 400, "interval"),
-        ("/api/optimize/start", json!({"symbol":"BTCUSDT","strategy":"ema_cross","params":{"fast":[1,2]},"rank_by":"vibes"}), 400, "vibes"),
-        ("/api/optimize/start", json!({"symbol":"BTCUSDT","strategy":"ema_cross","params":{"fast":{"start":1,"end":1000,"step":1},"slow":{"start":2,"end":1000,"step":1}},"rank_by":"net_pnl"}), 400, "limit"),
+        (
+            "/api/optimize/start",
+            json!({"symbol":"BTCUSDT","strategy":"ema_cross","params":{"fast":[1,2]},"rank_by":"vibes"}),
+            400,
+            "vibes",
+        ),
+        (
+            "/api/optimize/start",
+            json!({"symbol":"BTCUSDT","strategy":"ema_cross","params":{"fast":{"start":1,"end":1000,"step":1},"slow":{"start":2,"end":1000,"step":1}},"rank_by":"net_pnl"}),
+            400,
+            "limit",
+        ),
     ];
     for (path, body, code, needle) in table {
         let (status, v) = post(&server, path, body.clone()).await;
@@ -137,27 +159,43 @@ async fn bad_requests_are_400s_that_say_why() {
     }
     let (status, _) = server.get_json("/api/backtest/results/bt-nope").await;
     assert_eq!(status, 404);
-    let r = reqwest::Client::new().post(server.url("/api/backtest/run")).header("content-type", "application/json").body("{oops").send().await.unwrap();
+    let r = reqwest::Client::new()
+        .post(server.url("/api/backtest/run"))
+        .header("content-type", "application/json")
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 400);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_strategies_start_and_stop_behind_the_admin_key() {
-    let server = TestServer::start(&[("admin.keys", common::Toml::Array(vec![common::Toml::String("k3y".into())]))]).await;
+    let server =
+        TestServer::start(&[("admin.keys", common::Toml::Array(vec![common::Toml::String("k3y".into())]))]).await;
     let client = reqwest::Client::new();
     let spec = json!({"strategy":"rsi_reversion","symbol":"ETHUSDT","interval":"1m","params":{"period":7}});
     let r = client.post(server.url("/api/strategies/live")).json(&spec).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 401, "no key");
     let r = client.post(server.url("/api/strategies/live")).bearer_auth("wrong").json(&spec).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 401, "wrong key");
-    let r = client.post(server.url("/api/strategies/live")).bearer_auth("k3y").json(&json!({"strategy":"moon","symbol":"ETHUSDT","interval":"1m"})).send().await.unwrap();
+    let r = client
+        .post(server.url("/api/strategies/live"))
+        .bearer_auth("k3y")
+        .json(&json!({"strategy":"moon","symbol":"ETHUSDT","interval":"1m"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 400);
     let r = client.post(server.url("/api/strategies/live")).bearer_auth("k3y").json(&spec).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 201);
     let started: Value = r.json().await.unwrap();
     let id = started["id"].as_u64().unwrap();
     let (_, list) = server.get_json("/api/strategies/live").await;
-    assert!(list["strategies"].as_array().unwrap().iter().any(|s| s["id"] == id && s["strategy"] == "rsi_reversion"), "{list}");
+    assert!(
+        list["strategies"].as_array().unwrap().iter().any(|s| s["id"] == id && s["strategy"] == "rsi_reversion"),
+        "{list}"
+    );
     let r = client.delete(server.url(&format!("/api/strategies/live/{id}"))).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 401);
     let r = client.delete(server.url(&format!("/api/strategies/live/{id}"))).bearer_auth("k3y").send().await.unwrap();

@@ -27,7 +27,18 @@ fn curl_upload(server: &TestServer, key: Option<&str>, trades: &str, market: &st
     std::fs::write(dir.path().join("trades.csv"), trades).unwrap();
     std::fs::write(dir.path().join("market_data.csv"), market).unwrap();
     let mut cmd = Command::new("curl");
-    cmd.current_dir(dir.path()).args(["-s", "-w", "\n%{http_code}", "-X", "POST", &server.url("/api/trading-data"), "-F", "trades_csv=@trades.csv", "-F", "market_data_csv=@market_data.csv"]);
+    cmd.current_dir(dir.path()).args([
+        "-s",
+        "-w",
+        "\n%{http_code}",
+        "-X",
+        "POST",
+        &server.url("/api/trading-data"),
+        "-F",
+        "trades_csv=@trades.csv",
+        "-F",
+        "market_data_csv=@market_data.csv",
+    ]);
     if let Some(k) = key {
         cmd.args(["-H", &format!("Authorization: Bearer {k}")]);
     }
@@ -45,7 +56,11 @@ async fn seed_curl_upload_is_kept_and_reaches_dashboards() {
     dashboard.next_event("ready", 60).await;
     let (status, body) = curl_upload(&server, Some(KEY), TRADES_CSV, MARKET_CSV);
     assert_eq!(status, 200, "{body}");
-    assert_eq!((body["status"].as_str(), body["trades"].as_u64(), body["market_data"].as_u64(), body["rejected"].as_u64()), (Some("success"), Some(2), Some(2), Some(0)), "{body}");
+    assert_eq!(
+        (body["status"].as_str(), body["trades"].as_u64(), body["market_data"].as_u64(), body["rejected"].as_u64()),
+        (Some("success"), Some(2), Some(2), Some(0)),
+        "{body}"
+    );
     let update = dashboard.next_event("trading_update", 30).await;
     assert_eq!(update["trades_csv"], TRADES_CSV);
     assert_eq!(update["market_data_csv"], MARKET_CSV);
@@ -82,12 +97,25 @@ async fn keys_sizes_and_bad_rows() {
     assert!(body["detail"].as_str().unwrap().contains("4096-byte limit"));
 
     let http = reqwest::Client::new();
-    let bad = "timestamp,symbol,side,quantity,price\n2023-01-01T10:00:00,AAPL,BUY,1,1\n2023-01-01T10:01:00,AAPL,BUY,zero,1\n";
-    let r = http.post(server.url("/api/trading-data")).bearer_auth(KEY).json(&json!({"trades_csv": bad, "timestamp": "t1"})).send().await.unwrap();
+    let bad =
+        "timestamp,symbol,side,quantity,price\n2023-01-01T10:00:00,AAPL,BUY,1,1\n2023-01-01T10:01:00,AAPL,BUY,zero,1\n";
+    let r = http
+        .post(server.url("/api/trading-data"))
+        .bearer_auth(KEY)
+        .json(&json!({"trades_csv": bad, "timestamp": "t1"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let body: Value = r.json().await.unwrap();
-    assert_eq!((body["status"].as_str(), body["trades"].as_u64(), body["timestamp"].as_str()), (Some("partial"), Some(1), Some("t1")));
-    assert_eq!(body["errors"], json!([{"csv": "trades_csv", "line": 3, "reason": "quantity is not a number: \"zero\""}]));
+    assert_eq!(
+        (body["status"].as_str(), body["trades"].as_u64(), body["timestamp"].as_str()),
+        (Some("partial"), Some(1), Some("t1"))
+    );
+    assert_eq!(
+        body["errors"],
+        json!([{"csv": "trades_csv", "line": 3, "reason": "quantity is not a number: \"zero\""}])
+    );
     let r = http.post(server.url("/api/trading-data")).bearer_auth(KEY).body("not json").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 400);
 

@@ -41,12 +41,25 @@ async fn two_hundred_clients_get_exactly_their_topics_and_are_counted() {
         for n in 0..3 {
             let msg: Value = c.next_json(10).await;
             assert_eq!(msg["type"], "price_update", "{msg}");
-            assert_eq!((msg["symbol"].as_str(), msg["interval"].as_str()), (Some(*symbol), Some(*interval)), "client got someone else's topic: {msg}");
+            assert_eq!(
+                (msg["symbol"].as_str(), msg["interval"].as_str()),
+                (Some(*symbol), Some(*interval)),
+                "client got someone else's topic: {msg}"
+            );
             let data = &msg["data"];
-            let (o, h, l, c2) = (data["open"].as_f64().unwrap(), data["high"].as_f64().unwrap(), data["low"].as_f64().unwrap(), data["close"].as_f64().unwrap());
+            let (o, h, l, c2) = (
+                data["open"].as_f64().unwrap(),
+                data["high"].as_f64().unwrap(),
+                data["low"].as_f64().unwrap(),
+                data["close"].as_f64().unwrap(),
+            );
             assert!(l <= o.min(c2) && o.max(c2) <= h, "OHLC invariant: {msg}");
             let interval_ms = interval.parse::<Interval>().unwrap().millis();
-            assert_eq!(data["timestamp"].as_i64().unwrap() % interval_ms.min(86_400_000), 0, "aligned open time: {msg}");
+            assert_eq!(
+                data["timestamp"].as_i64().unwrap() % interval_ms.min(86_400_000),
+                0,
+                "aligned open time: {msg}"
+            );
             let ts_sent = msg["ts_sent"].as_i64().unwrap();
             assert!(ts_sent >= last_ts_sent, "updates arrive in order");
             last_ts_sent = ts_sent;

@@ -70,7 +70,11 @@ async fn subscribe_sends_the_current_bar_at_once_and_unsubscribe_stops_updates()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_on_topics_and_repeated_abuse() {
-    let server = TestServer::start(&[("ws.max_topics_per_client", Toml::Integer(3)), ("ws.max_errors_per_10s", Toml::Integer(5))]).await;
+    let server = TestServer::start(&[
+        ("ws.max_topics_per_client", Toml::Integer(3)),
+        ("ws.max_errors_per_10s", Toml::Integer(5)),
+    ])
+    .await;
     let mut c = Client::connect(&server).await;
     c.subscribe(&["BTCUSDT", "ETHUSDT"], "1m").await;
     c.send(json!({"type":"subscribe","trading_pairs":["ADAUSDT","BNBUSDT"],"interval":"1m"})).await;
@@ -127,7 +131,8 @@ async fn get_historical_pages_back_without_gaps_or_repeats() {
     let mut times: Vec<i64> = Vec::new();
     let mut end_time: Option<i64> = None;
     loop {
-        let mut req = json!({"type":"get_historical","trading_pair":"SOLUSDT","interval":"1m","limit":250,"id":times.len()});
+        let mut req =
+            json!({"type":"get_historical","trading_pair":"SOLUSDT","interval":"1m","limit":250,"id":times.len()});
         if let Some(t) = end_time {
             req["end_time"] = json!(t);
         }
@@ -148,7 +153,9 @@ async fn get_historical_pages_back_without_gaps_or_repeats() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_client_is_dropped_after_the_timeout() {
-    let server = TestServer::start(&[("ws.ping_interval_secs", Toml::Integer(1)), ("ws.client_timeout_secs", Toml::Integer(2))]).await;
+    let server =
+        TestServer::start(&[("ws.ping_interval_secs", Toml::Integer(1)), ("ws.client_timeout_secs", Toml::Integer(2))])
+            .await;
     assert_eq!(server.stats().await["silent_client_disconnects"], 0);
     // A client that answers pings stays: tungstenite replies to pings while it is being read.
     let mut alive = Client::connect(&server).await;

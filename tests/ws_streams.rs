@@ -15,11 +15,19 @@ async fn indicator_streams_are_shared_and_go_history_then_live() {
         let mut c = Client::connect(&server).await;
         c.send(request.clone()).await;
         let history = c.next_of("indicator_history", 10).await;
-        assert_eq!((history["symbol"].as_str(), history["indicator"].as_str(), history["id"].as_str()), (Some("BTCUSDT"), Some("ema"), Some("e5")));
+        assert_eq!(
+            (history["symbol"].as_str(), history["indicator"].as_str(), history["id"].as_str()),
+            (Some("BTCUSDT"), Some("ema"), Some("e5"))
+        );
         assert_eq!(history["params"], json!({"period": 5}), "parameters in canonical form");
         let values = history["data"].as_array().unwrap();
         assert_eq!(values.len(), 50);
-        assert!(values.windows(2).all(|w| w[1]["timestamp"].as_i64().unwrap() - w[0]["timestamp"].as_i64().unwrap() == 1000), "one value per 1s bar");
+        assert!(
+            values
+                .windows(2)
+                .all(|w| w[1]["timestamp"].as_i64().unwrap() - w[0]["timestamp"].as_i64().unwrap() == 1000),
+            "one value per 1s bar"
+        );
         assert!(values.iter().all(|v| v["closed"] == true && v["value"].as_f64().unwrap() > 1000.0));
         clients.push(c);
     }
@@ -45,7 +53,9 @@ async fn indicator_streams_are_shared_and_go_history_then_live() {
     other.send(json!({"type":"subscribe_indicator","trading_pair":"BTCUSDT","indicator":"astrology"})).await;
     let err = other.next_of("error", 5).await;
     assert!(err["message"].as_str().unwrap().contains("astrology"), "{err}");
-    other.send(json!({"type":"subscribe_indicator","trading_pair":"BTCUSDT","indicator":"ema","params":{"period":0}})).await;
+    other
+        .send(json!({"type":"subscribe_indicator","trading_pair":"BTCUSDT","indicator":"ema","params":{"period":0}}))
+        .await;
     let err = other.next_of("error", 5).await;
     assert!(err["message"].as_str().unwrap().contains("period"), "{err}");
     other.send(json!({"type":"subscribe_indicator","trading_pair":"NOPE","indicator":"ema"})).await;
@@ -69,5 +79,8 @@ async fn configured_strategy_signals_arrive_as_history_then_live() {
     assert!(!past.is_empty(), "an hour of 1s history holds crossings");
     assert!(past.iter().all(|s| s["strategy"] == "ema_cross" && (s["side"] == "buy" || s["side"] == "sell")));
     let live = c.next_of("signal", 60).await;
-    assert!(live["time"].as_i64().unwrap() > past.last().unwrap()["time"].as_i64().unwrap(), "live signals continue after the history");
+    assert!(
+        live["time"].as_i64().unwrap() > past.last().unwrap()["time"].as_i64().unwrap(),
+        "live signals continue after the history"
+    );
 }

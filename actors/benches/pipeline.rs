@@ -19,7 +19,15 @@ fn trades(n: usize) -> Vec<Trade> {
     (0..n)
         .map(|i| {
             price += (((i * 7919) % 13) as f64 - 6.0) * 0.5;
-            Trade { symbol: "BTCUSDT".into(), price, qty: 0.01 + (i % 7) as f64 * 0.01, side: Side::Buy, exchange_ts: 1_700_000_000_000 + (i / 20) as i64, received_ts: 0, id: i as u64 }
+            Trade {
+                symbol: "BTCUSDT".into(),
+                price,
+                qty: 0.01 + (i % 7) as f64 * 0.01,
+                side: Side::Buy,
+                exchange_ts: 1_700_000_000_000 + (i / 20) as i64,
+                received_ts: 0,
+                id: i as u64,
+            }
         })
         .collect()
 }
@@ -58,7 +66,14 @@ fn fan_out(c: &mut Criterion) {
         g.throughput(Throughput::Elements(subscribers as u64));
         g.bench_function(format!("one_update_to_{subscribers}_subscribers"), |b| {
             b.iter(|| {
-                let frame = protocol::text_frame(&PriceUpdate { kind: "price_update", symbol: &bar.symbol, interval: bar.interval, data: (&bar).into(), correction: false, ts_sent: protocol::now_micros() });
+                let frame = protocol::text_frame(&PriceUpdate {
+                    kind: "price_update",
+                    symbol: &bar.symbol,
+                    interval: bar.interval,
+                    data: (&bar).into(),
+                    correction: false,
+                    ts_sent: protocol::now_micros(),
+                });
                 for o in &outboxes {
                     let _ = o.push(frame.clone());
                 }

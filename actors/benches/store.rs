@@ -14,7 +14,13 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 fn batch(from: i64, n: i64, revised: i64) -> Arc<[StoredBar]> {
     (from..from + n)
         .map(|i| {
-            let mut bar = Bar::from_trade("BTCUSDT".into(), Interval::S1, 1_700_000_000_000 + i * 1_000, 50_000.0 + (i % 97) as f64, 0.5);
+            let mut bar = Bar::from_trade(
+                "BTCUSDT".into(),
+                Interval::S1,
+                1_700_000_000_000 + i * 1_000,
+                50_000.0 + (i % 97) as f64,
+                0.5,
+            );
             bar.apply_trade(50_010.0, 0.25);
             bar.closed = true;
             StoredBar { bar, source: "simulated".into(), revised }

@@ -108,7 +108,12 @@ pub struct Aggregator {
 }
 
 impl Aggregator {
-    pub fn new(symbol: Symbol, settings: &AggregatorSettings, hub: Recipient<Publish>, stats: Arc<SymbolStats>) -> Aggregator {
+    pub fn new(
+        symbol: Symbol,
+        settings: &AggregatorSettings,
+        hub: Recipient<Publish>,
+        stats: Arc<SymbolStats>,
+    ) -> Aggregator {
         Aggregator {
             bars: TimeBars::new(symbol, &settings.intervals(), settings.grace_ms, settings.history_bars),
             hub,
@@ -173,7 +178,9 @@ impl Handler<Ingest> for Aggregator {
                 continue;
             }
             if *trade.symbol != **self.bars.symbol() {
-                report.rejected.push((i, format!("trade for {} sent to the {} aggregator", trade.symbol, self.bars.symbol())));
+                report
+                    .rejected
+                    .push((i, format!("trade for {} sent to the {} aggregator", trade.symbol, self.bars.symbol())));
                 continue;
             }
             match self.bars.apply(trade, &mut self.out) {
@@ -305,7 +312,8 @@ mod tests {
         assert!(bars[0].closed && bars[0].open_time == open, "{bars:?}");
         let newest = bars.last().unwrap().open_time;
         assert!((before..=after).contains(&newest), "flat bars up to now");
-        let closed = published.lock().unwrap().iter().filter(|u| u.kind == crate::aggregate::UpdateKind::Closed).count();
+        let closed =
+            published.lock().unwrap().iter().filter(|u| u.kind == crate::aggregate::UpdateKind::Closed).count();
         assert_eq!(closed as i64, (newest - open) / 60_000, "the source publishes every bar it closed");
     }
 }

@@ -63,7 +63,8 @@ pub enum EngineError {
 
 /// Whether a symbol name is acceptable (also for symbols that scripts create).
 pub fn valid_symbol(s: &str) -> bool {
-    (1..=20).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+    (1..=20).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b"-_.".contains(&b))
 }
 
 /// A running feed, for the API.
@@ -122,7 +123,8 @@ impl Feeds {
         let handle = match source {
             "simulated" => start_feed(market, SimulatedConnector::new(sym, &s.simulated), arbiter, h),
             "binance" => {
-                let c = BinanceConnector::new(sym, &s.binance, self.binance_combined.clone()).map_err(|error| EngineError::Connector { venue: "binance", error })?;
+                let c = BinanceConnector::new(sym, &s.binance, self.binance_combined.clone())
+                    .map_err(|error| EngineError::Connector { venue: "binance", error })?;
                 start_feed(market, c, arbiter, h)
             }
             "replay" => start_feed(market, ReplayConnector::new(sym, &s.replay), arbiter, h),
@@ -163,7 +165,13 @@ pub struct Engine {
 impl Engine {
     /// Starts everything; must be called inside a running actix system. `opened` is the store built
     /// from `store` by [`crate::persist::open`] (`None` for none); the engine's persistence actor writes to it.
-    pub fn start(hub_settings: &HubSettings, aggregator: AggregatorSettings, feed: &FeedSettings, store: &StoreSettings, opened: Option<Arc<dyn Store>>) -> Result<Engine, EngineError> {
+    pub fn start(
+        hub_settings: &HubSettings,
+        aggregator: AggregatorSettings,
+        feed: &FeedSettings,
+        store: &StoreSettings,
+        opened: Option<Arc<dyn Store>>,
+    ) -> Result<Engine, EngineError> {
         if let Some(bad) = feed.symbols.iter().find(|s| !valid_symbol(s)) {
             return Err(EngineError::InvalidSymbol(bad.clone()));
         }
@@ -189,14 +197,26 @@ impl Engine {
 }
 
 /// Registers the connector's symbol and starts its feed actor next to the aggregator.
-pub fn start_feed<C: Connector + Send>(market: &Market, mut connector: C, arbiter: &ArbiterHandle, history: &History) -> FeedHandle {
+pub fn start_feed<C: Connector + Send>(
+    market: &Market,
+    mut connector: C,
+    arbiter: &ArbiterHandle,
+    history: &History,
+) -> FeedHandle {
     let source = connector.source();
     let entry = market.get_or_create(connector.symbol(), source);
     let status = Arc::new(FeedStatus::default());
     connector.attach_status(status.clone());
-    let backfill = Backfill { seed: entry.aggregator.clone().recipient(), intervals: market.settings().intervals(), history: history.clone(), window: market.settings().history_bars };
+    let backfill = Backfill {
+        seed: entry.aggregator.clone().recipient(),
+        intervals: market.settings().intervals(),
+        history: history.clone(),
+        window: market.settings().history_bars,
+    };
     let (sink, upsert) = (entry.aggregator.clone().recipient(), entry.aggregator.clone().recipient());
     let feed_status = status.clone();
-    let actor = FeedActor::start_in_arbiter(arbiter, move |_| FeedActor::new(connector, sink, upsert, Some(backfill), feed_status));
+    let actor = FeedActor::start_in_arbiter(arbiter, move |_| {
+        FeedActor::new(connector, sink, upsert, Some(backfill), feed_status)
+    });
     FeedHandle { source, symbol: entry.symbol, status, stop: actor.recipient() }
 }

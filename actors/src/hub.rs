@@ -169,7 +169,15 @@ fn slot_phase(n: u64, gap: Duration) -> Duration {
 
 impl TopicState {
     fn new(grid: Instant) -> TopicState {
-        TopicState { subscribers: HashMap::new(), latest: None, recent_closed: Default::default(), grid, next_slot: None, pending: false, pending_closed: None }
+        TopicState {
+            subscribers: HashMap::new(),
+            latest: None,
+            recent_closed: Default::default(),
+            grid,
+            next_slot: None,
+            pending: false,
+            pending_closed: None,
+        }
     }
 
     /// Whether an update waits for this topic's next slot (the topic is then in `Hub::dirty`).
@@ -244,7 +252,16 @@ pub struct Hub {
 impl Hub {
     pub fn new(settings: &HubSettings) -> Hub {
         let per_second = settings.max_updates_per_second.max(1);
-        Hub { topics: HashMap::new(), clients: HashMap::new(), actors: Vec::new(), channels: HashMap::new(), min_gap: Duration::from_secs(1) / per_second, dirty: Vec::new(), epoch: Instant::now(), topics_created: 0 }
+        Hub {
+            topics: HashMap::new(),
+            clients: HashMap::new(),
+            actors: Vec::new(),
+            channels: HashMap::new(),
+            min_gap: Duration::from_secs(1) / per_second,
+            dirty: Vec::new(),
+            epoch: Instant::now(),
+            topics_created: 0,
+        }
     }
 
     /// Pushes one framed update to every subscriber of `topic`; drops subscribers that overflow.
@@ -350,7 +367,10 @@ impl Hub {
 
 /// Pushes one shared frame to every subscriber; returns those that refused it.
 fn deliver(subscribers: &HashMap<ClientId, Arc<Outbox>>, frame: &Bytes) -> Vec<(ClientId, PushError)> {
-    let failed: Vec<(ClientId, PushError)> = subscribers.iter().filter_map(|(client, outbox)| outbox.push(frame.clone()).err().map(|e| (*client, e))).collect();
+    let failed: Vec<(ClientId, PushError)> = subscribers
+        .iter()
+        .filter_map(|(client, outbox)| outbox.push(frame.clone()).err().map(|e| (*client, e)))
+        .collect();
     add(&COUNTERS.messages_sent, (subscribers.len() - failed.len()) as u64);
     failed
 }
@@ -397,7 +417,10 @@ impl Handler<Publish> for Hub {
         let mut partials_sent = Vec::new();
         for update in &msg.updates {
             let topic: Topic = (update.bar.symbol.clone(), update.bar.interval);
-            let state = self.topics.entry(topic.clone()).or_insert_with(|| new_topic(&mut self.topics_created, self.epoch, self.min_gap));
+            let state = self
+                .topics
+                .entry(topic.clone())
+                .or_insert_with(|| new_topic(&mut self.topics_created, self.epoch, self.min_gap));
             match update.kind {
                 UpdateKind::Partial => {
                     state.latest = Some(update.bar.clone());
@@ -470,7 +493,8 @@ impl Handler<Connect> for Hub {
 
     /// Registers a client with no subscriptions.
     fn handle(&mut self, msg: Connect, _: &mut Context<Self>) {
-        self.clients.insert(msg.client, ClientEntry { outbox: msg.outbox, topics: HashSet::new(), channels: HashSet::new() });
+        self.clients
+            .insert(msg.client, ClientEntry { outbox: msg.outbox, topics: HashSet::new(), channels: HashSet::new() });
     }
 }
 
@@ -513,7 +537,10 @@ impl Hub {
         let outbox = entry.outbox.clone();
         let mut snapshots = Vec::new();
         for (topic, from) in topics {
-            let state = self.topics.entry(topic.clone()).or_insert_with(|| new_topic(&mut self.topics_created, self.epoch, self.min_gap));
+            let state = self
+                .topics
+                .entry(topic.clone())
+                .or_insert_with(|| new_topic(&mut self.topics_created, self.epoch, self.min_gap));
             snapshots.extend(state.snapshot(from).into_iter().map(|bar| price_frame(bar, false)));
             state.subscribers.insert(client, outbox.clone());
             entry.topics.insert(topic);

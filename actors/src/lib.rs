@@ -20,8 +20,6 @@
 //! - [`cluster`]: scale-out on Redis: node roles, pub/sub between nodes, today-cache, per-symbol leases.
 #![forbid(unsafe_code)]
 
-pub mod model;
-pub mod strategy;
 pub mod aggregate;
 pub mod aggregator;
 pub mod cluster;
@@ -30,9 +28,11 @@ pub mod feed;
 pub mod hub;
 pub mod market;
 pub mod messages;
+pub mod model;
 pub mod outbox;
 pub mod persist;
 pub mod protocol;
+pub mod strategy;
 pub mod telemetry;
 
 pub use engine::Engine;

@@ -72,7 +72,8 @@ impl Market {
             .or_insert_with(|| {
                 let symbol = Symbol::from(symbol);
                 let stats = Arc::new(SymbolStats::default());
-                let aggregator = Aggregator::new(symbol.clone(), &self.settings, self.hub.clone().recipient(), stats.clone());
+                let aggregator =
+                    Aggregator::new(symbol.clone(), &self.settings, self.hub.clone().recipient(), stats.clone());
                 let aggregator = Aggregator::start_in_arbiter(&self.arbiter, move |_| aggregator);
                 tracing::info!(%symbol, source, "symbol added");
                 SymbolEntry { symbol, source: source.into(), aggregator, stats }

@@ -107,7 +107,9 @@ impl Outbox {
     /// Queues a frame for the client.
     pub fn push(&self, frame: Bytes) -> Result<(), PushError> {
         let limit = self.limit;
-        let result = self.lock().push(frame, limit, || frame::close(1008, &format!("slow consumer: more than {limit} bytes waiting to be sent")));
+        let result = self.lock().push(frame, limit, || {
+            frame::close(1008, &format!("slow consumer: more than {limit} bytes waiting to be sent"))
+        });
         self.writer.wake();
         result
     }

@@ -125,23 +125,39 @@ impl HistoryQuery {
     }
 
     /// Checks the raw parameters of a history request (REST query string or WS message).
-    pub fn parse(interval: Option<&str>, limit: Option<i64>, start_time: Option<i64>, end_time: Option<i64>) -> Result<HistoryQuery, InvalidParameter> {
+    pub fn parse(
+        interval: Option<&str>,
+        limit: Option<i64>,
+        start_time: Option<i64>,
+        end_time: Option<i64>,
+    ) -> Result<HistoryQuery, InvalidParameter> {
         let interval = parse_interval(interval)?;
         let limit = match limit {
             None => DEFAULT_HISTORY_LIMIT,
             Some(n) if n >= 1 && n as usize <= MAX_HISTORY_LIMIT => n as usize,
-            Some(n) => return Err(InvalidParameter { name: "limit", reason: format!("must be between 1 and {MAX_HISTORY_LIMIT}, got {n}") }),
+            Some(n) => {
+                return Err(InvalidParameter {
+                    name: "limit",
+                    reason: format!("must be between 1 and {MAX_HISTORY_LIMIT}, got {n}"),
+                })
+            }
         };
         for (name, value) in [("start_time", start_time), ("end_time", end_time)] {
             if let Some(t) = value {
                 if !(0..=MAX_TIME_MS).contains(&t) {
-                    return Err(InvalidParameter { name, reason: format!("must be UTC milliseconds between 0 and {MAX_TIME_MS}, got {t}") });
+                    return Err(InvalidParameter {
+                        name,
+                        reason: format!("must be UTC milliseconds between 0 and {MAX_TIME_MS}, got {t}"),
+                    });
                 }
             }
         }
         if let (Some(s), Some(e)) = (start_time, end_time) {
             if s >= e {
-                return Err(InvalidParameter { name: "start_time", reason: format!("must be before end_time ({s} >= {e})") });
+                return Err(InvalidParameter {
+                    name: "start_time",
+                    reason: format!("must be before end_time ({s} >= {e})"),
+                });
             }
         }
         Ok(HistoryQuery { interval, limit, end_time, start_time })
@@ -151,7 +167,10 @@ impl HistoryQuery {
 /// Checks the `since` parameter of a history request (wall-clock ms, as `as_of` in a reply).
 pub fn parse_since(since: Option<i64>) -> Result<Option<i64>, InvalidParameter> {
     match since {
-        Some(t) if !(0..=MAX_TIME_MS).contains(&t) => Err(InvalidParameter { name: "since", reason: format!("must be UTC milliseconds between 0 and {MAX_TIME_MS}, got {t}") }),
+        Some(t) if !(0..=MAX_TIME_MS).contains(&t) => Err(InvalidParameter {
+            name: "since",
+            reason: format!("must be UTC milliseconds between 0 and {MAX_TIME_MS}, got {t}"),
+        }),
         other => Ok(other),
     }
 }
@@ -163,7 +182,9 @@ const MAX_TIME_MS: i64 = 4_102_444_800_000;
 pub fn parse_interval(name: Option<&str>) -> Result<Interval, InvalidParameter> {
     match name {
         None => Ok(Interval::M1),
-        Some(s) => s.parse().map_err(|e: crate::model::UnknownInterval| InvalidParameter { name: "interval", reason: e.to_string() }),
+        Some(s) => s
+            .parse()
+            .map_err(|e: crate::model::UnknownInterval| InvalidParameter { name: "interval", reason: e.to_string() }),
     }
 }
 
@@ -185,7 +206,16 @@ pub struct BarData {
 
 impl From<&Bar> for BarData {
     fn from(b: &Bar) -> BarData {
-        BarData { timestamp: b.open_time, open: b.open, high: b.high, low: b.low, close: b.close, volume: b.volume, trades: b.trades, closed: b.closed }
+        BarData {
+            timestamp: b.open_time,
+            open: b.open,
+            high: b.high,
+            low: b.low,
+            close: b.close,
+            volume: b.volume,
+            trades: b.trades,
+            closed: b.closed,
+        }
     }
 }
 
@@ -226,7 +256,14 @@ pub struct Historical {
 impl Historical {
     /// The reply to a history request (REST body or WS message), bars ascending.
     pub fn new(symbol: &str, interval: Interval, bars: &[Bar], id: Option<Value>) -> Historical {
-        Historical { kind: "historical".into(), symbol: symbol.to_owned(), interval, data: bars.iter().map(BarData::from).collect(), as_of: None, id }
+        Historical {
+            kind: "historical".into(),
+            symbol: symbol.to_owned(),
+            interval,
+            data: bars.iter().map(BarData::from).collect(),
+            as_of: None,
+            id,
+        }
     }
 
     /// Adds the `as_of` of a `since` request.
@@ -282,7 +319,8 @@ impl ErrorMessage {
 /// Serializes a message into one WebSocket text frame.
 pub fn text_frame<T: Serialize>(msg: &T) -> Bytes {
     // Serializing our own types into memory cannot fail (no maps with non-string keys, no I/O).
-    let json = serde_json::to_vec(msg).unwrap_or_else(|_| br#"{"type":"error","code":"internal","message":"serialization failed"}"#.to_vec());
+    let json = serde_json::to_vec(msg)
+        .unwrap_or_else(|_| br#"{"type":"error","code":"internal","message":"serialization failed"}"#.to_vec());
     frame::text(&json)
 }
 
@@ -346,7 +384,11 @@ mod tests {
     #[test]
     fn decodes_topic_requests() {
         let table = [
-            (r#"{"type":"subscribe","trading_pairs":["BTCUSDT"],"interval":"5m","id":7}"#, Some("5m"), Some(Value::from(7))),
+            (
+                r#"{"type":"subscribe","trading_pairs":["BTCUSDT"],"interval":"5m","id":7}"#,
+                Some("5m"),
+                Some(Value::from(7)),
+            ),
             (r#"{"type":"subscribe","trading_pairs":["BTCUSDT","ETHUSDT"]}"#, None, None),
         ];
         for (raw, interval, id) in table {
@@ -377,7 +419,14 @@ mod tests {
     #[test]
     fn price_update_has_seed_004_shape() {
         let bar = Bar::from_trade("BTCUSDT".into(), Interval::M1, 1_640_995_200_000, 45000.0, 1.5);
-        let msg = PriceUpdate { kind: "price_update", symbol: "BTCUSDT", interval: Interval::M1, data: (&bar).into(), correction: false, ts_sent: 5 };
+        let msg = PriceUpdate {
+            kind: "price_update",
+            symbol: "BTCUSDT",
+            interval: Interval::M1,
+            data: (&bar).into(),
+            correction: false,
+            ts_sent: 5,
+        };
         let v: Value = serde_json::to_value(&msg).unwrap();
         assert_eq!(v["type"], "price_update");
         assert_eq!(v["data"]["timestamp"], 1_640_995_200_000i64);

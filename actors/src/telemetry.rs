@@ -78,7 +78,11 @@ pub const METRICS: &[Metric] = &[
     metric!(messages_dropped, Counter, "Frames discarded because their client was too slow or gone"),
     metric!(updates_conflated, Counter, "Partial-bar updates superseded before their topic's next send slot"),
     metric!(slow_client_disconnects, Counter, "Clients closed because their outbound queue overflowed"),
-    metric!(silent_client_disconnects, Counter, "Clients closed because they answered no ping within the client timeout (stalled or gone)"),
+    metric!(
+        silent_client_disconnects,
+        Counter,
+        "Clients closed because they answered no ping within the client timeout (stalled or gone)"
+    ),
     metric!(late_dropped, Counter, "Trades older than the grace window, not folded into any bar"),
     metric!(trades_total, Counter, "Trades folded into bars"),
     metric!(trades_rejected, Counter, "Trades refused as invalid (price, quantity, time)"),
@@ -183,12 +187,60 @@ pub struct PersistMetric {
 
 /// Every persistence figure, in display order (besides `kind` and `last_error`, which are text).
 pub const PERSIST_METRICS: &[PersistMetric] = &[
-    PersistMetric { stats_name: "healthy", prometheus_name: "candlecast_persist_healthy", help: "1 when the last write to the store succeeded", kind: Kind::Gauge, read: |s, _| s.healthy.load(Ordering::Relaxed) as i64 },
-    PersistMetric { stats_name: "write_lag_ms", prometheus_name: "candlecast_persist_write_lag_ms", help: "Age of the oldest closed bar not yet in the store, ms", kind: Kind::Gauge, read: |s, now| s.write_lag_ms(now) },
-    PersistMetric { stats_name: "buffered_bars", prometheus_name: "candlecast_persist_buffered_bars", help: "Closed bars waiting in memory for the store", kind: Kind::Gauge, read: |s, _| s.buffered_bars.load(Ordering::Relaxed) as i64 },
-    PersistMetric { stats_name: "journal_bars", prometheus_name: "candlecast_persist_journal_bars", help: "Closed bars waiting in the on-disk journal for the store", kind: Kind::Gauge, read: |s, _| s.journal_bars.load(Ordering::Relaxed) as i64 },
-    PersistMetric { stats_name: "written_bars", prometheus_name: "candlecast_persist_written_bars_total", help: "Bars written to the store", kind: Kind::Counter, read: |s, _| s.written_bars.load(Ordering::Relaxed) as i64 },
-    PersistMetric { stats_name: "retries", prometheus_name: "candlecast_persist_retries_total", help: "Store writes retried after a failure", kind: Kind::Counter, read: |s, _| s.retries.load(Ordering::Relaxed) as i64 },
-    PersistMetric { stats_name: "failures", prometheus_name: "candlecast_persist_failures_total", help: "Store writes that failed", kind: Kind::Counter, read: |s, _| s.failures.load(Ordering::Relaxed) as i64 },
-    PersistMetric { stats_name: "dropped_bars", prometheus_name: "candlecast_persist_dropped_bars_total", help: "Bars lost because neither the store nor the journal took them", kind: Kind::Counter, read: |s, _| s.dropped_bars.load(Ordering::Relaxed) as i64 },
+    PersistMetric {
+        stats_name: "healthy",
+        prometheus_name: "candlecast_persist_healthy",
+        help: "1 when the last write to the store succeeded",
+        kind: Kind::Gauge,
+        read: |s, _| s.healthy.load(Ordering::Relaxed) as i64,
+    },
+    PersistMetric {
+        stats_name: "write_lag_ms",
+        prometheus_name: "candlecast_persist_write_lag_ms",
+        help: "Age of the oldest closed bar not yet in the store, ms",
+        kind: Kind::Gauge,
+        read: |s, now| s.write_lag_ms(now),
+    },
+    PersistMetric {
+        stats_name: "buffered_bars",
+        prometheus_name: "candlecast_persist_buffered_bars",
+        help: "Closed bars waiting in memory for the store",
+        kind: Kind::Gauge,
+        read: |s, _| s.buffered_bars.load(Ordering::Relaxed) as i64,
+    },
+    PersistMetric {
+        stats_name: "journal_bars",
+        prometheus_name: "candlecast_persist_journal_bars",
+        help: "Closed bars waiting in the on-disk journal for the store",
+        kind: Kind::Gauge,
+        read: |s, _| s.journal_bars.load(Ordering::Relaxed) as i64,
+    },
+    PersistMetric {
+        stats_name: "written_bars",
+        prometheus_name: "candlecast_persist_written_bars_total",
+        help: "Bars written to the store",
+        kind: Kind::Counter,
+        read: |s, _| s.written_bars.load(Ordering::Relaxed) as i64,
+    },
+    PersistMetric {
+        stats_name: "retries",
+        prometheus_name: "candlecast_persist_retries_total",
+        help: "Store writes retried after a failure",
+        kind: Kind::Counter,
+        read: |s, _| s.retries.load(Ordering::Relaxed) as i64,
+    },
+    PersistMetric {
+        stats_name: "failures",
+        prometheus_name: "candlecast_persist_failures_total",
+        help: "Store writes that failed",
+        kind: Kind::Counter,
+        read: |s, _| s.failures.load(Ordering::Relaxed) as i64,
+    },
+    PersistMetric {
+        stats_name: "dropped_bars",
+        prometheus_name: "candlecast_persist_dropped_bars_total",
+        help: "Bars lost because neither the store nor the journal took them",
+        kind: Kind::Counter,
+        read: |s, _| s.dropped_bars.load(Ordering::Relaxed) as i64,
+    },
 ];

@@ -53,7 +53,11 @@ fn ts_sent(text: &str) -> Option<u64> {
 fn symbol_for(index: usize, symbols: &[String], hot: usize, hot_fraction: f64) -> String {
     let mut rng = SmallRng::seed_from_u64((index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let hot = hot.clamp(1, symbols.len());
-    let pick = if rng.random::<f64>() < hot_fraction || hot == symbols.len() { rng.random_range(0..hot) } else { rng.random_range(hot..symbols.len()) };
+    let pick = if rng.random::<f64>() < hot_fraction || hot == symbols.len() {
+        rng.random_range(0..hot)
+    } else {
+        rng.random_range(hot..symbols.len())
+    };
     symbols[pick].clone()
 }
 
@@ -76,12 +80,19 @@ pub async fn run_process(args: Arc<Args>) -> anyhow::Result<Partial> {
     let window_opens = start + Duration::from_secs_f64(measure_start(&args));
     let window_closes = window_opens + Duration::from_secs_f64(args.duration);
     let gap = Duration::from_secs_f64(1.0 / args.connect_rate.max(1.0));
-    let (n_stalled, n_churn) = ((args.clients as f64 * args.stalled).round() as usize, (args.clients as f64 * args.churn).round() as usize);
+    let (n_stalled, n_churn) =
+        ((args.clients as f64 * args.stalled).round() as usize, (args.clients as f64 * args.churn).round() as usize);
     let mut tasks = Vec::with_capacity(args.clients);
     let mut topics = std::collections::HashSet::new();
     for i in 0..args.clients {
         let global = args.first_client + i;
-        let role = if i < n_stalled { Role::Stalled } else if i < n_stalled + n_churn { Role::Churner } else { Role::Reader };
+        let role = if i < n_stalled {
+            Role::Stalled
+        } else if i < n_stalled + n_churn {
+            Role::Churner
+        } else {
+            Role::Reader
+        };
         let symbol = symbol_for(global, &symbols, args.hot_symbols, args.hot_fraction);
         topics.insert(symbol.clone());
         let (args, shared) = (args.clone(), shared.clone());
@@ -253,14 +264,19 @@ mod tests {
 
     #[test]
     fn finds_ts_sent() {
-        assert_eq!(ts_sent(r#"{"type":"price_update","data":{"close":1.0},"ts_sent":1700000000123456}"#), Some(1_700_000_000_123_456));
+        assert_eq!(
+            ts_sent(r#"{"type":"price_update","data":{"close":1.0},"ts_sent":1700000000123456}"#),
+            Some(1_700_000_000_123_456)
+        );
         assert_eq!(ts_sent(r#"{"type":"pong"}"#), None);
     }
 
     #[test]
     fn hot_fraction_is_respected() {
         let symbols: Vec<String> = ["A", "B", "C", "D", "E", "F"].map(String::from).to_vec();
-        let hot = (0..10_000).filter(|i| ["A", "B", "C", "D", "E"].contains(&symbol_for(*i, &symbols, 5, 0.8).as_str())).count();
+        let hot = (0..10_000)
+            .filter(|i| ["A", "B", "C", "D", "E"].contains(&symbol_for(*i, &symbols, 5, 0.8).as_str()))
+            .count();
         let expected_hot = 8_000.0 + 2_000.0 * 0.0;
         assert!((hot as f64 - expected_hot).abs() < 300.0, "{hot}");
     }

@@ -114,7 +114,8 @@ fn main() -> anyhow::Result<()> {
             let report = push::run(Arc::new(args), command).await?;
             println!("{}", report.summary());
             if let Some(path) = json {
-                std::fs::write(&path, serde_json::to_vec_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
+                std::fs::write(&path, serde_json::to_vec_pretty(&report)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
             }
             Ok(())
         });
@@ -129,7 +130,11 @@ fn main() -> anyhow::Result<()> {
         let command = std::env::args().collect::<Vec<_>>().join(" ");
         let started = Instant::now();
         let sampler = args.server_pid.map(|pid| tokio::spawn(sample_server(pid, measure_start(&args), args.duration)));
-        let partial = if args.processes == 1 { client::run_process(Arc::new(args.clone())).await? } else { run_children(&args).await? };
+        let partial = if args.processes == 1 {
+            client::run_process(Arc::new(args.clone())).await?
+        } else {
+            run_children(&args).await?
+        };
         let server = match sampler {
             Some(s) => s.await.ok().flatten(),
             None => None,
@@ -137,7 +142,8 @@ fn main() -> anyhow::Result<()> {
         let report = report(&args, partial, server, command);
         println!("{}", report.summary());
         if let Some(path) = &args.json {
-            std::fs::write(path, serde_json::to_vec_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
+            std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+                .with_context(|| format!("writing {}", path.display()))?;
         }
         eprintln!("(run took {:.1}s)", started.elapsed().as_secs_f64());
         Ok(())
@@ -160,15 +166,38 @@ async fn run_children(args: &Args) -> anyhow::Result<Partial> {
             break;
         }
         let mut cmd = tokio::process::Command::new(&exe);
-        cmd.args(["--url", &args.url, "--interval", &args.interval, "--symbols", &args.symbols, "--protocol", &args.protocol])
-            .args(["--clients", &n.to_string(), "--first-client", &first.to_string(), "--child", &i.to_string()])
-            .args(["--hot-symbols", &args.hot_symbols.to_string(), "--hot-fraction", &args.hot_fraction.to_string()])
-            .args(["--stalled", &args.stalled.to_string(), "--stall-grace", &args.stall_grace.to_string(), "--churn", &args.churn.to_string()])
-            .args(["--threads", &args.threads.to_string(), "--warmup", &args.warmup.to_string(), "--duration", &args.duration.to_string()])
-            // Children keep the parent's schedule: the same total connect time.
-            .args(["--connect-rate", &(args.connect_rate * n as f64 / args.clients as f64).to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        cmd.args([
+            "--url",
+            &args.url,
+            "--interval",
+            &args.interval,
+            "--symbols",
+            &args.symbols,
+            "--protocol",
+            &args.protocol,
+        ])
+        .args(["--clients", &n.to_string(), "--first-client", &first.to_string(), "--child", &i.to_string()])
+        .args(["--hot-symbols", &args.hot_symbols.to_string(), "--hot-fraction", &args.hot_fraction.to_string()])
+        .args([
+            "--stalled",
+            &args.stalled.to_string(),
+            "--stall-grace",
+            &args.stall_grace.to_string(),
+            "--churn",
+            &args.churn.to_string(),
+        ])
+        .args([
+            "--threads",
+            &args.threads.to_string(),
+            "--warmup",
+            &args.warmup.to_string(),
+            "--duration",
+            &args.duration.to_string(),
+        ])
+        // Children keep the parent's schedule: the same total connect time.
+        .args(["--connect-rate", &(args.connect_rate * n as f64 / args.clients as f64).to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
         children.push(cmd.spawn().context("starting a generator process")?);
     }
     let mut parts = Vec::new();

@@ -65,7 +65,8 @@ pub async fn run(args: Arc<Args>, command: String) -> anyhow::Result<PushReport>
     let end = measure_from + Duration::from_secs_f64(args.duration);
     let mut tasks = Vec::new();
     for i in 0..args.clients {
-        let (args, counters, latency, symbol) = (args.clone(), counters.clone(), latency.clone(), symbols[i % symbols.len()].clone());
+        let (args, counters, latency, symbol) =
+            (args.clone(), counters.clone(), latency.clone(), symbols[i % symbols.len()].clone());
         tasks.push(tokio::spawn(async move { script(&args, &symbol, &counters, &latency, end).await }));
     }
     tokio::time::sleep_until(measure_from.into()).await;
@@ -129,7 +130,8 @@ async fn connect(args: &Args) -> anyhow::Result<Ws> {
 
 /// One batch event asking for acknowledgement `id`: `42<id>["trades",[{...},...]]`, stamped now.
 fn batch_event(id: u64, symbol: &str, size: usize, seq: u64) -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
     let mut out = String::with_capacity(size * 90 + 32);
     let _ = write!(out, r#"42{id}["trades",["#);
     for i in 0..size {
@@ -138,7 +140,8 @@ fn batch_event(id: u64, symbol: &str, size: usize, seq: u64) -> String {
         if i > 0 {
             out.push(',');
         }
-        let _ = write!(out, r#"{{"symbol":"{symbol}","price":{price:.2},"qty":0.01,"side":"{side}","timestamp":{now}}}"#);
+        let _ =
+            write!(out, r#"{{"symbol":"{symbol}","price":{price:.2},"qty":0.01,"side":"{side}","timestamp":{now}}}"#);
     }
     out.push_str("]]");
     out
@@ -153,7 +156,13 @@ fn parse_ack(text: &str) -> Option<(u64, Value)> {
     Some((id, args.pop()?))
 }
 
-async fn script(args: &Args, symbol: &str, counters: &Counters, latency: &Mutex<Histogram<u64>>, end: Instant) -> anyhow::Result<()> {
+async fn script(
+    args: &Args,
+    symbol: &str,
+    counters: &Counters,
+    latency: &Mutex<Histogram<u64>>,
+    end: Instant,
+) -> anyhow::Result<()> {
     let mut ws = connect(args).await?;
     let mut in_flight: HashMap<u64, Instant> = HashMap::new();
     let mut next_id = 1u64;
@@ -166,7 +175,8 @@ async fn script(args: &Args, symbol: &str, counters: &Counters, latency: &Mutex<
         if in_flight.is_empty() {
             break;
         }
-        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next()).await.context("no acknowledgement within 30 s")?;
+        let msg =
+            tokio::time::timeout(Duration::from_secs(30), ws.next()).await.context("no acknowledgement within 30 s")?;
         let Some(msg) = msg else { bail!("the server closed the connection") };
         let Message::Text(t) = msg? else { continue };
         if t.as_str() == "2" {
@@ -203,7 +213,10 @@ mod tests {
         assert!(e.starts_with(r#"427["trades",[{"symbol":"PUSH0","price":"#), "{e}");
         let trades: Vec<Value> = serde_json::from_str(&e[e.find(',').unwrap() + 1..e.len() - 1]).unwrap();
         assert_eq!(trades.len(), 3);
-        assert_eq!(parse_ack(r#"4312[{"accepted":3,"ok":true}]"#).map(|(id, v)| (id, v["accepted"].clone())), Some((12, Value::from(3))));
+        assert_eq!(
+            parse_ack(r#"4312[{"accepted":3,"ok":true}]"#).map(|(id, v)| (id, v["accepted"].clone())),
+            Some((12, Value::from(3)))
+        );
         assert_eq!(parse_ack("42[\"x\"]"), None);
     }
 }

@@ -92,12 +92,20 @@ pub enum Next<'a> {
 impl RawWs {
     /// Connects to a `ws://host:port/path` URL and completes the opening handshake.
     pub async fn connect(url: &str) -> io::Result<RawWs> {
-        let rest = url.strip_prefix("ws://").ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "only ws:// URLs"))?;
+        let rest =
+            url.strip_prefix("ws://").ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "only ws:// URLs"))?;
         let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         let path = if path.is_empty() { "/" } else { path };
         let stream = TcpStream::connect(host).await?;
         stream.set_nodelay(true)?;
-        let mut ws = RawWs { stream, buf: vec![0; INITIAL_BUFFER], start: 0, end: 0, fragments: Vec::new(), message: Vec::new() };
+        let mut ws = RawWs {
+            stream,
+            buf: vec![0; INITIAL_BUFFER],
+            start: 0,
+            end: 0,
+            fragments: Vec::new(),
+            message: Vec::new(),
+        };
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -108,7 +116,10 @@ impl RawWs {
                 let head = String::from_utf8_lossy(&ws.buf[..head_end]);
                 if !head.starts_with("HTTP/1.1 101") {
                     let status = head.lines().next().unwrap_or_default().to_owned();
-                    return Err(io::Error::new(io::ErrorKind::ConnectionRefused, format!("handshake refused: {status}")));
+                    return Err(io::Error::new(
+                        io::ErrorKind::ConnectionRefused,
+                        format!("handshake refused: {status}"),
+                    ));
                 }
                 // Frames may already follow the response in the same read.
                 ws.start = head_end + 4;
@@ -167,14 +178,16 @@ impl RawWs {
             self.start += header.payload.end;
             match header.opcode {
                 0x1 if header.fin => {
-                    let text = std::str::from_utf8(&self.buf[payload]).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                    let text = std::str::from_utf8(&self.buf[payload])
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                     return Ok(Next::Text(text));
                 }
                 0x1 | 0x0 => {
                     self.fragments.extend_from_slice(&self.buf[payload]);
                     if header.fin {
                         self.message = std::mem::take(&mut self.fragments);
-                        let text = std::str::from_utf8(&self.message).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                        let text = std::str::from_utf8(&self.message)
+                            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                         return Ok(Next::Text(text));
                     }
                 }
@@ -202,7 +215,10 @@ mod tests {
     #[test]
     fn headers_of_every_length_form_and_partial_frames() {
         assert_eq!(parse_header(&[0x81]).unwrap(), None);
-        assert_eq!(parse_header(&[0x81, 3, b'a', b'b', b'c']).unwrap(), Some(Header { fin: true, opcode: 1, payload: 2..5 }));
+        assert_eq!(
+            parse_header(&[0x81, 3, b'a', b'b', b'c']).unwrap(),
+            Some(Header { fin: true, opcode: 1, payload: 2..5 })
+        );
         assert_eq!(parse_header(&[0x81, 3, b'a']).unwrap(), None, "payload not all there yet");
         let mut long = vec![0x01, 126, 0x01, 0x00];
         long.extend(vec![b'x'; 256]);
@@ -256,7 +272,11 @@ mod tests {
         ws.send_text("subscribe").await.unwrap();
         let mut texts = Vec::new();
         while let Next::Text(t) = ws.next_text().await.unwrap() {
-            texts.push(if t.len() > 1 && t.bytes().all(|b| b == b'x') { format!("{} x", t.len()) } else { t.to_owned() });
+            texts.push(if t.len() > 1 && t.bytes().all(|b| b == b'x') {
+                format!("{} x", t.len())
+            } else {
+                t.to_owned()
+            });
         }
         assert_eq!(texts, ["got subscribe", "x", "125 x", "126 x", "5000 x", "70000 x", "abcd", "after the ping"]);
         server.await.unwrap();

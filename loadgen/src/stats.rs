@@ -96,7 +96,13 @@ impl Percentiles {
     pub fn of(b: &[(u64, u64)]) -> Percentiles {
         let h = from_buckets(b);
         let ms = |v: u64| v as f64 / 1000.0;
-        Percentiles { p50: ms(h.value_at_quantile(0.5)), p90: ms(h.value_at_quantile(0.9)), p99: ms(h.value_at_quantile(0.99)), p999: ms(h.value_at_quantile(0.999)), max: ms(h.max()) }
+        Percentiles {
+            p50: ms(h.value_at_quantile(0.5)),
+            p90: ms(h.value_at_quantile(0.9)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+        }
     }
 }
 
@@ -112,7 +118,10 @@ pub struct ServerFigures {
 impl Report {
     pub fn summary(&self) -> String {
         let server = self.server.as_ref().map_or(String::new(), |s| {
-            format!(" server_rss={:.1}MB rss/client={:.1}KB server_cpu={:.0}%", s.rss_mb, s.rss_kb_per_client, s.cpu_percent)
+            format!(
+                " server_rss={:.1}MB rss/client={:.1}KB server_cpu={:.0}%",
+                s.rss_mb, s.rss_kb_per_client, s.cpu_percent
+            )
         });
         format!(
             "clients={} connected={} topics={} msgs/s={:.0} latency p50={:.2}ms p99={:.2}ms max={:.2}ms connect p99={:.1}ms errors={} disconnects={} stalled={}/{} closed churn_cycles={}{}",

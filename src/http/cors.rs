@@ -5,7 +5,10 @@
 //! (its host and port are the request's `Host`); allowed requests get `Access-Control-Allow-Origin` set to
 //! that origin, with credentials allowed. Others are refused with 403 before anything else happens.
 
-use actix_web::http::header::{HeaderValue, ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN, HOST, ORIGIN, VARY};
+use actix_web::http::header::{
+    HeaderValue, ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
+    ACCESS_CONTROL_ALLOW_ORIGIN, HOST, ORIGIN, VARY,
+};
 use actix_web::{HttpRequest, HttpResponse};
 
 /// An allowed origin to echo back, or `None` for requests without an `Origin`.

@@ -106,7 +106,11 @@ pub async fn add(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>)
 
 /// Stops a feed and its upstream connection (admin only). The symbol and its bars stay.
 #[delete("/api/feeds/{source}/{symbol}")]
-pub async fn remove(req: HttpRequest, path: web::Path<(String, String)>, state: web::Data<AppState>) -> Result<HttpResponse, FeedsError> {
+pub async fn remove(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, FeedsError> {
     state.admin.authorize(&req)?;
     let (source, symbol) = path.into_inner();
     let symbol = symbol.to_ascii_uppercase();
@@ -127,10 +131,12 @@ pub fn record_metrics(state: &AppState) {
         metrics::counter!("candlecast_feed_reconnects_total", &labels).absolute(s.reconnects.load(Ordering::Relaxed));
         metrics::counter!("candlecast_feed_trades_total", &labels).absolute(s.trades.load(Ordering::Relaxed));
         metrics::counter!("candlecast_feed_malformed_total", &labels).absolute(s.malformed.load(Ordering::Relaxed));
-        metrics::gauge!("candlecast_feed_messages_per_second", &labels).set(s.trades_per_second.load(Ordering::Relaxed) as f64);
+        metrics::gauge!("candlecast_feed_messages_per_second", &labels)
+            .set(s.trades_per_second.load(Ordering::Relaxed) as f64);
         let last = s.last_message_ms.load(Ordering::Relaxed);
         if last > 0 {
-            metrics::gauge!("candlecast_feed_last_message_age_seconds", &labels).set((now - last).max(0) as f64 / 1000.0);
+            metrics::gauge!("candlecast_feed_last_message_age_seconds", &labels)
+                .set((now - last).max(0) as f64 / 1000.0);
         }
     }
     metrics::counter!("candlecast_admin_refused_total").absolute(state.admin.refused.load(Ordering::Relaxed));

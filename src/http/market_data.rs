@@ -49,7 +49,11 @@ pub async fn price(state: web::Data<AppState>, path: web::Path<String>) -> Resul
 /// from the store and the in-memory window. With `&since=<ms>`: only bars created or revised since then
 /// (for upsert polling), and `as_of` in the reply to pass as the next `since`.
 #[get("/api/historical/{symbol}")]
-pub async fn historical(state: web::Data<AppState>, path: web::Path<String>, query: web::Query<HashMap<String, String>>) -> Result<HttpResponse, ApiError> {
+pub async fn historical(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
     let entry = find_symbol(&state, &path)?;
     let q = HistoryQuery::parse(
         query.get("interval").map(String::as_str),
@@ -70,6 +74,10 @@ pub async fn historical(state: web::Data<AppState>, path: web::Path<String>, que
 fn int_param(query: &HashMap<String, String>, name: &'static str) -> Result<Option<i64>, InvalidParameter> {
     query
         .get(name)
-        .map(|raw| raw.trim().parse::<i64>().map_err(|_| InvalidParameter { name, reason: format!("expected an integer, got {raw:?}") }))
+        .map(|raw| {
+            raw.trim()
+                .parse::<i64>()
+                .map_err(|_| InvalidParameter { name, reason: format!("expected an integer, got {raw:?}") })
+        })
         .transpose()
 }

@@ -27,12 +27,23 @@ pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
     }
     stats.insert("trading_pair_subscribers".into(), json!(per_pair));
     let market = state.engine.market.list();
-    stats.insert("trade_rate".into(), market.iter().map(|e| (e.symbol.to_string(), json!(e.stats.trade_rate()))).collect::<Map<_, _>>().into());
+    stats.insert(
+        "trade_rate".into(),
+        market.iter().map(|e| (e.symbol.to_string(), json!(e.stats.trade_rate()))).collect::<Map<_, _>>().into(),
+    );
     let now = candlecast_actors::model::now_ms();
-    stats.insert("feeds".into(), state.engine.feeds.list().iter().map(|f| super::feeds::feed_json(f, now)).collect::<Vec<Value>>().into());
+    stats.insert(
+        "feeds".into(),
+        state.engine.feeds.list().iter().map(|f| super::feeds::feed_json(f, now)).collect::<Vec<Value>>().into(),
+    );
     stats.insert("admin_refused".into(), json!(state.admin.refused.load(Ordering::Relaxed)));
     stats.insert("scripts".into(), crate::scripts::stats::stats_json(&state).into());
-    let computations = state.services.indicators.send(candlecast_actors::strategy::live::indicators::CountComputations).await.unwrap_or(0);
+    let computations = state
+        .services
+        .indicators
+        .send(candlecast_actors::strategy::live::indicators::CountComputations)
+        .await
+        .unwrap_or(0);
     stats.insert("indicator_computations".into(), json!(computations));
     stats.insert("uptime_seconds".into(), json!(state.started.elapsed().as_secs()));
     stats.insert("connection_ceiling".into(), json!(state.connection_ceiling));
@@ -62,7 +73,11 @@ fn persistence(state: &AppState, now: i64) -> Value {
 #[get("/health")]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let feeds = state.engine.feeds.list();
-    let failed: Vec<&str> = feeds.iter().filter(|f| f.status.state() == candlecast_actors::feed::FeedState::Failed).map(|f| &*f.symbol).collect();
+    let failed: Vec<&str> = feeds
+        .iter()
+        .filter(|f| f.status.state() == candlecast_actors::feed::FeedState::Failed)
+        .map(|f| &*f.symbol)
+        .collect();
     let redis = state.cluster.as_ref().map(Cluster::report);
     let redis_down = redis.as_ref().is_some_and(|r| !r.connected);
     let history = &state.engine.history;
@@ -102,7 +117,10 @@ fn prometheus() -> &'static PrometheusHandle {
         let handle = recorder.handle();
         // Fails only if another recorder was installed first; our handle then renders our own metrics only.
         let _ = metrics::set_global_recorder(recorder);
-        let all = METRICS.iter().map(|m| (m.kind, m.prometheus_name, m.help)).chain(PERSIST_METRICS.iter().map(|m| (m.kind, m.prometheus_name, m.help)));
+        let all = METRICS
+            .iter()
+            .map(|m| (m.kind, m.prometheus_name, m.help))
+            .chain(PERSIST_METRICS.iter().map(|m| (m.kind, m.prometheus_name, m.help)));
         for (kind, name, help) in all {
             match kind {
                 Kind::Counter => metrics::describe_counter!(name, help),
@@ -133,7 +151,10 @@ pub async fn metrics_route(state: web::Data<AppState>) -> HttpResponse {
     metrics::gauge!(clients).set(hub.total_clients as f64);
     metrics::gauge!(subscriptions).set(hub.total_subscriptions as f64);
     let (figures, now) = (state.engine.history.stats(), candlecast_actors::model::now_ms());
-    let values = METRICS.iter().map(|m| (m.kind, m.prometheus_name, (m.read)(&COUNTERS))).chain(PERSIST_METRICS.iter().map(|m| (m.kind, m.prometheus_name, (m.read)(figures, now))));
+    let values = METRICS
+        .iter()
+        .map(|m| (m.kind, m.prometheus_name, (m.read)(&COUNTERS)))
+        .chain(PERSIST_METRICS.iter().map(|m| (m.kind, m.prometheus_name, (m.read)(figures, now))));
     for (kind, name, v) in values {
         match kind {
             Kind::Counter => metrics::counter!(name).absolute(v.max(0) as u64),
@@ -143,7 +164,8 @@ pub async fn metrics_route(state: web::Data<AppState>) -> HttpResponse {
     for e in state.engine.market.list() {
         let symbol = e.symbol.to_string();
         metrics::gauge!("candlecast_symbol_trade_rate", "symbol" => symbol.clone()).set(e.stats.trade_rate());
-        metrics::counter!("candlecast_symbol_trades_total", "symbol" => symbol).absolute(e.stats.trades_total.load(Ordering::Relaxed));
+        metrics::counter!("candlecast_symbol_trades_total", "symbol" => symbol)
+            .absolute(e.stats.trades_total.load(Ordering::Relaxed));
     }
     super::feeds::record_metrics(&state);
     crate::scripts::stats::record_metrics(&state);

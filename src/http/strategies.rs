@@ -72,7 +72,8 @@ fn split_range(body: Value) -> Result<(BarRange, Value), ApiError> {
             range.insert(key.into(), v);
         }
     }
-    let range: BarRange = serde_json::from_value(Value::Object(range)).map_err(|e| invalid(format!("bar range: {e}")))?;
+    let range: BarRange =
+        serde_json::from_value(Value::Object(range)).map_err(|e| invalid(format!("bar range: {e}")))?;
     Ok((range, Value::Object(fields)))
 }
 
@@ -163,25 +164,50 @@ pub async fn optimize_cancel(state: web::Data<AppState>, id: web::Path<String>) 
 /// The strategies running live.
 #[get("/api/strategies/live")]
 pub async fn live_list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let list = state.services.strategies.send(ListStrategies).await.map_err(|_| ApiError::Unavailable("the strategy actor"))?;
+    let list = state
+        .services
+        .strategies
+        .send(ListStrategies)
+        .await
+        .map_err(|_| ApiError::Unavailable("the strategy actor"))?;
     Ok(HttpResponse::Ok().json(json!({ "strategies": list })))
 }
 
 /// Starts a strategy live (admin key): `{"strategy":"ema_cross","symbol":"BTCUSDT","interval":"1m","params":{..}}`.
 #[post("/api/strategies/live")]
-pub async fn live_start(req: HttpRequest, state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+pub async fn live_start(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
     state.admin.authorize(&req)?;
-    let spec: LiveSpec = serde_json::from_value(body.into_inner()).map_err(|e| invalid(format!("strategy request: {e}")))?;
-    let info = state.services.strategies.send(StartStrategy(spec)).await.map_err(|_| ApiError::Unavailable("the strategy actor"))?.map_err(invalid)?;
+    let spec: LiveSpec =
+        serde_json::from_value(body.into_inner()).map_err(|e| invalid(format!("strategy request: {e}")))?;
+    let info = state
+        .services
+        .strategies
+        .send(StartStrategy(spec))
+        .await
+        .map_err(|_| ApiError::Unavailable("the strategy actor"))?
+        .map_err(invalid)?;
     Ok(HttpResponse::Created().json(info))
 }
 
 /// Stops a live strategy (admin key); its past signals stay available.
 #[delete("/api/strategies/live/{id}")]
-pub async fn live_stop(req: HttpRequest, state: web::Data<AppState>, id: web::Path<u64>) -> Result<HttpResponse, ApiError> {
+pub async fn live_stop(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
     state.admin.authorize(&req)?;
     let id = id.into_inner();
-    let stopped = state.services.strategies.send(StopStrategy(id)).await.map_err(|_| ApiError::Unavailable("the strategy actor"))?;
+    let stopped = state
+        .services
+        .strategies
+        .send(StopStrategy(id))
+        .await
+        .map_err(|_| ApiError::Unavailable("the strategy actor"))?;
     if !stopped {
         return Err(ApiError::NotFound(format!("live strategy {id}")));
     }

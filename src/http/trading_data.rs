@@ -10,8 +10,8 @@ use actix_web::http::StatusCode;
 use std::collections::HashMap;
 
 use actix_web::{get, post, route, web, HttpRequest, HttpResponse, ResponseError};
-use candlecast_actors::protocol::InvalidParameter;
 use bytes::BytesMut;
+use candlecast_actors::protocol::InvalidParameter;
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -19,10 +19,10 @@ use serde_json::{json, Value};
 use super::admin::bearer_token;
 use super::cors;
 use super::error::ApiError;
+use crate::scripts::ingest::TradingData;
 use crate::scripts::stats::ScriptStats;
 use crate::scripts::time::format_iso;
 use crate::scripts::AuthError;
-use crate::scripts::ingest::TradingData;
 use crate::socketio::events::receive_trading_data;
 use crate::AppState;
 
@@ -71,7 +71,11 @@ impl ResponseError for TradingDataError {
 /// Keeps executed trades and market data like `send_trading_data`; answers with the counts and every
 /// refused row (`{"status","message","trades","market_data","rejected","errors":[{"csv","line","reason"}],"bars","timestamp"}`).
 #[post("/api/trading-data")]
-pub async fn post_trading_data(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, TradingDataError> {
+pub async fn post_trading_data(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, TradingDataError> {
     let allowed = cors::check(&req, &state.socketio.settings.cors_origins).map_err(TradingDataError::Origin)?;
     let peer = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
     state.scripts.authorize_push(bearer_token(&req), &peer, "rest")?;
@@ -84,7 +88,9 @@ pub async fn post_trading_data(req: HttpRequest, payload: web::Payload, state: w
         other => other?,
     };
     if data.trades_csv.is_none() && data.market_data_csv.is_none() {
-        return Err(TradingDataError::BadBody("send trades_csv and/or market_data_csv (multipart form fields or JSON)".into()));
+        return Err(TradingDataError::BadBody(
+            "send trades_csv and/or market_data_csv (multipart form fields or JSON)".into(),
+        ));
     }
     let body = receive_trading_data(&state.socketio, data).await;
     let mut resp = HttpResponse::Ok().json(body);
@@ -108,7 +114,8 @@ async fn read_body(req: &HttpRequest, payload: web::Payload, max: usize) -> Resu
                 Err(_) => return Err(TradingDataError::TooLarge(max)),
             };
             total += bytes.len();
-            let text = String::from_utf8(bytes.to_vec()).map_err(|_| TradingDataError::BadBody(format!("field {name:?} is not UTF-8 text")))?;
+            let text = String::from_utf8(bytes.to_vec())
+                .map_err(|_| TradingDataError::BadBody(format!("field {name:?} is not UTF-8 text")))?;
             match name.as_str() {
                 "trades_csv" => data.trades_csv = Some(text),
                 "market_data_csv" => data.market_data_csv = Some(text),
@@ -127,7 +134,11 @@ async fn read_body(req: &HttpRequest, payload: web::Payload, max: usize) -> Resu
         }
         buf.extend_from_slice(&chunk);
     }
-    serde_json::from_slice(&buf).map_err(|e| TradingDataError::BadBody(format!("expected a multipart form or JSON {{\"trades_csv\",\"market_data_csv\",\"timestamp\"}}: {e}")))
+    serde_json::from_slice(&buf).map_err(|e| {
+        TradingDataError::BadBody(format!(
+            "expected a multipart form or JSON {{\"trades_csv\",\"market_data_csv\",\"timestamp\"}}: {e}"
+        ))
+    })
 }
 
 /// One executed trade as served: `timestamp` in ms, `time` the same in ISO 8601.
@@ -141,12 +152,19 @@ struct TradeOut<'a> {
 /// The newest executed trades scripts reported, oldest first: `?symbol=AAPL&limit=100` →
 /// `{"symbol","trades":[...]}` (every symbol without `symbol`).
 #[get("/api/trades")]
-pub async fn trades(query: web::Query<HashMap<String, String>>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn trades(
+    query: web::Query<HashMap<String, String>>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let cap = state.socketio.settings.max_trades_per_symbol;
     let limit = match query.get("limit").map(|l| l.trim().parse::<usize>()) {
         None => DEFAULT_LIMIT.min(cap),
         Some(Ok(l)) if (1..=cap).contains(&l) => l,
-        Some(_) => return Err(InvalidParameter { name: "limit", reason: format!("expected an integer from 1 to {cap}") }.into()),
+        Some(_) => {
+            return Err(
+                InvalidParameter { name: "limit", reason: format!("expected an integer from 1 to {cap}") }.into()
+            )
+        }
     };
     let symbol = query.get("symbol").map(|s| s.trim().to_ascii_uppercase()).filter(|s| !s.is_empty());
     let trades = state.scripts.trades.recent(symbol.as_deref(), limit);
@@ -156,7 +174,10 @@ pub async fn trades(query: web::Query<HashMap<String, String>>, state: web::Data
 
 /// The CORS preflight of `POST /api/trading-data` (browsers send it before an `Authorization` header).
 #[route("/api/trading-data", method = "OPTIONS")]
-pub async fn trading_data_preflight(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, TradingDataError> {
+pub async fn trading_data_preflight(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, TradingDataError> {
     let allowed = cors::check(&req, &state.socketio.settings.cors_origins).map_err(TradingDataError::Origin)?;
     Ok(cors::preflight(&allowed))
 }

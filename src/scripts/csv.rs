@@ -126,9 +126,12 @@ pub fn parse_trades(text: &str) -> Parsed<ExecutedTrade> {
 /// Parses a market-data CSV.
 pub fn parse_market_data(text: &str) -> Parsed<MarketRow> {
     parse(text, "market_data_csv", &MARKET_COLUMNS, |row| {
-        let [open, high, low, close] = [row.positive("open")?, row.positive("high")?, row.positive("low")?, row.positive("close")?];
+        let [open, high, low, close] =
+            [row.positive("open")?, row.positive("high")?, row.positive("low")?, row.positive("close")?];
         if low > open.min(close) || high < open.max(close) {
-            return Err(format!("prices are inconsistent: low {low} and high {high} must enclose open {open} and close {close}"));
+            return Err(format!(
+                "prices are inconsistent: low {low} and high {high} must enclose open {open} and close {close}"
+            ));
         }
         let volume = row.number("volume")?;
         if volume < 0.0 {
@@ -144,7 +147,18 @@ pub fn parse_market_data(text: &str) -> Parsed<MarketRow> {
                 indicators.insert(name.to_owned(), v);
             }
         }
-        Ok(MarketRow { line: row.line, timestamp: row.timestamp()?, symbol: row.symbol()?, open, high, low, close, volume, trades, indicators })
+        Ok(MarketRow {
+            line: row.line,
+            timestamp: row.timestamp()?,
+            symbol: row.symbol()?,
+            open,
+            high,
+            low,
+            close,
+            volume,
+            trades,
+            indicators,
+        })
     })
 }
 
@@ -163,7 +177,11 @@ impl Row<'_> {
     fn number(&self, column: &str) -> Result<f64, String> {
         match self.get(column) {
             "" => Err(format!("{column} is empty")),
-            raw => raw.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| format!("{column} is not a number: {raw:?}")),
+            raw => raw
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| format!("{column} is not a number: {raw:?}")),
         }
     }
 
@@ -202,12 +220,18 @@ impl Row<'_> {
     }
 }
 
-fn parse<T>(text: &str, csv_name: &'static str, required: &[&str], read: impl Fn(&Row) -> Result<T, String>) -> Parsed<T> {
+fn parse<T>(
+    text: &str,
+    csv_name: &'static str,
+    required: &[&str],
+    read: impl Fn(&Row) -> Result<T, String>,
+) -> Parsed<T> {
     let mut parsed = Parsed::new(csv_name);
     if text.trim().is_empty() {
         return parsed;
     }
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).trim(csv::Trim::All).from_reader(text.as_bytes());
+    let mut reader =
+        csv::ReaderBuilder::new().has_headers(true).flexible(true).trim(csv::Trim::All).from_reader(text.as_bytes());
     parsed.header = match reader.headers() {
         Ok(h) => h.iter().map(|c| c.to_ascii_lowercase()).collect(),
         Err(e) => {
@@ -263,12 +287,26 @@ mod tests {
     fn seed_examples_parse() {
         let t = parse_trades(SEED_TRADES);
         assert_eq!((t.rows.len(), t.rejected), (2, 0), "{:?}", t.errors);
-        assert_eq!(t.rows[1], ExecutedTrade { timestamp: 1_672_567_500_000, symbol: "TSLA".into(), side: "SELL", quantity: 50.0, price: 800.0, profit_loss: Some(-15.25), strategy: "Three Red Bodies".into() });
+        assert_eq!(
+            t.rows[1],
+            ExecutedTrade {
+                timestamp: 1_672_567_500_000,
+                symbol: "TSLA".into(),
+                side: "SELL",
+                quantity: 50.0,
+                price: 800.0,
+                profit_loss: Some(-15.25),
+                strategy: "Three Red Bodies".into()
+            }
+        );
         assert_eq!(t.to_csv(|_| true), SEED_TRADES);
         assert_eq!(t.to_csv(|_| false), "", "no rows, no text");
         let m = parse_market_data(SEED_MARKET);
         assert_eq!((m.rows.len(), m.rejected), (2, 0), "{:?}", m.errors);
-        assert_eq!(m.rows[0].indicators, BTreeMap::from([("rsi".to_owned(), 65.5), ("signal_strength".to_owned(), 0.75)]));
+        assert_eq!(
+            m.rows[0].indicators,
+            BTreeMap::from([("rsi".to_owned(), 65.5), ("signal_strength".to_owned(), 0.75)])
+        );
         assert_eq!((m.rows[0].line, m.rows[0].close, m.rows[0].trades), (2, 150.0, None));
     }
 
@@ -286,7 +324,14 @@ mod tests {
             2023-01-01T10:07:00,aapl,sell,2,151,,\n";
         let t = parse_trades(text);
         let lines: Vec<(u64, &str)> = t.errors.iter().map(|e| (e.line, e.reason.as_str())).collect();
-        let expect = [(3, "timestamp"), (4, "side must be BUY or SELL"), (5, "quantity must be above 0"), (6, "price is not a number"), (7, "expected 7 fields, got 3"), (8, "symbol")];
+        let expect = [
+            (3, "timestamp"),
+            (4, "side must be BUY or SELL"),
+            (5, "quantity must be above 0"),
+            (6, "price is not a number"),
+            (7, "expected 7 fields, got 3"),
+            (8, "symbol"),
+        ];
         assert_eq!(lines.len(), expect.len(), "{lines:?}");
         for ((line, reason), (want_line, want)) in lines.iter().zip(expect) {
             assert_eq!(*line, want_line);

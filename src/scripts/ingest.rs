@@ -114,7 +114,9 @@ impl Scripts {
         for (symbol, (trades, positions)) in groups {
             match self.symbol_entry(&symbol) {
                 Ok(entry) => sends.push(async move { (entry.aggregator.send(Ingest { trades }).await, positions) }),
-                Err(reason) => summary.rejected.extend(positions.into_iter().map(|index| Refused { index, reason: reason.clone() })),
+                Err(reason) => summary
+                    .rejected
+                    .extend(positions.into_iter().map(|index| Refused { index, reason: reason.clone() })),
             }
         }
         for (report, positions) in join_all(sends).await {
@@ -122,9 +124,15 @@ impl Scripts {
                 Ok(report) => {
                     summary.accepted += report.accepted;
                     summary.late_dropped += report.late_dropped;
-                    summary.rejected.extend(report.rejected.into_iter().map(|(i, reason)| Refused { index: positions[i], reason }));
+                    summary
+                        .rejected
+                        .extend(report.rejected.into_iter().map(|(i, reason)| Refused { index: positions[i], reason }));
                 }
-                Err(_) => summary.rejected.extend(positions.into_iter().map(|index| Refused { index, reason: "the symbol's aggregator is not available".into() })),
+                Err(_) => summary.rejected.extend(
+                    positions
+                        .into_iter()
+                        .map(|index| Refused { index, reason: "the symbol's aggregator is not available".into() }),
+                ),
             }
         }
         summary.rejected.sort_by_key(|r| r.index);
@@ -136,7 +144,11 @@ impl Scripts {
 
     /// Seed 003's CSV pair: executed trades are kept, market-data rows become bars with their indicator
     /// values. Every refused row is reported by line; the good rows are kept.
-    pub async fn apply_trading_data(&self, trades_csv: Option<&str>, market_data_csv: Option<&str>) -> TradingDataReport {
+    pub async fn apply_trading_data(
+        &self,
+        trades_csv: Option<&str>,
+        market_data_csv: Option<&str>,
+    ) -> TradingDataReport {
         let trades = parse_trades(trades_csv.unwrap_or(""));
         self.trades.add(&trades.rows);
         let mut market = parse_market_data(market_data_csv.unwrap_or(""));
@@ -151,9 +163,18 @@ impl Scripts {
         ScriptStats::add(&self.stats.csv_rows_rejected, rejected as u64);
         let stored = trades.rows.len() + kept_rows;
         let (status, message) = match (stored, rejected) {
-            (_, 0) => ("success", format!("{} trade(s) and {kept_rows} market-data row(s) received and broadcast", trades.rows.len())),
+            (_, 0) => (
+                "success",
+                format!("{} trade(s) and {kept_rows} market-data row(s) received and broadcast", trades.rows.len()),
+            ),
             (0, _) => ("error", format!("no row was kept: {rejected} row(s) refused, see errors")),
-            _ => ("partial", format!("{} trade(s) and {kept_rows} market-data row(s) kept; {rejected} row(s) refused, see errors", trades.rows.len())),
+            _ => (
+                "partial",
+                format!(
+                    "{} trade(s) and {kept_rows} market-data row(s) kept; {rejected} row(s) refused, see errors",
+                    trades.rows.len()
+                ),
+            ),
         };
         TradingDataReport {
             status,
@@ -179,7 +200,9 @@ impl Scripts {
         let now = now_ms();
         for (symbol, mut rows) in by_symbol {
             rows.sort_by_key(|&i| parsed.rows[i].timestamp);
-            let prepared = self.market_data_interval(&rows.iter().map(|&i| parsed.rows[i].timestamp).collect::<Vec<_>>()).and_then(|iv| Ok((iv, self.symbol_entry(&symbol)?)));
+            let prepared = self
+                .market_data_interval(&rows.iter().map(|&i| parsed.rows[i].timestamp).collect::<Vec<_>>())
+                .and_then(|iv| Ok((iv, self.symbol_entry(&symbol)?)));
             let (interval, entry) = match prepared {
                 Ok(p) => p,
                 Err(reason) => {
@@ -194,13 +217,27 @@ impl Scripts {
             for &i in &rows {
                 let row = &parsed.rows[i];
                 if interval.align(row.timestamp) != row.timestamp {
-                    let reason = format!("timestamp {} is not aligned to the {interval} interval", super::time::format_iso(row.timestamp));
+                    let reason = format!(
+                        "timestamp {} is not aligned to the {interval} interval",
+                        super::time::format_iso(row.timestamp)
+                    );
                     parsed.refuse(row.line, reason);
                     continue;
                 }
                 let closed = row.timestamp + interval.millis() <= now;
                 let trades = row.trades.unwrap_or(1);
-                bars.push(Bar { symbol: entry.symbol.clone(), interval, open_time: row.timestamp, open: row.open, high: row.high, low: row.low, close: row.close, volume: row.volume, trades, closed });
+                bars.push(Bar {
+                    symbol: entry.symbol.clone(),
+                    interval,
+                    open_time: row.timestamp,
+                    open: row.open,
+                    high: row.high,
+                    low: row.low,
+                    close: row.close,
+                    volume: row.volume,
+                    trades,
+                    closed,
+                });
                 sent.push(i);
             }
             let report = match entry.aggregator.send(UpsertBars { bars }).await {
@@ -264,10 +301,20 @@ fn to_trade(input: TradeInput, now: i64) -> Result<Trade, String> {
     };
     let exchange_ts = match input.timestamp {
         None => now,
-        Some(TimeInput::Number(n)) => super::time::from_number(n).ok_or_else(|| format!("timestamp {n} is not a valid epoch time"))?,
+        Some(TimeInput::Number(n)) => {
+            super::time::from_number(n).ok_or_else(|| format!("timestamp {n} is not a valid epoch time"))?
+        }
         Some(TimeInput::Text(t)) => super::time::parse_timestamp(&t)?,
     };
-    Ok(Trade { symbol: Symbol::from(symbol.as_str()), price: input.price, qty: input.qty, side, exchange_ts, received_ts: now, id: 0 })
+    Ok(Trade {
+        symbol: Symbol::from(symbol.as_str()),
+        price: input.price,
+        qty: input.qty,
+        side,
+        exchange_ts,
+        received_ts: now,
+        id: 0,
+    })
 }
 
 #[cfg(test)]
@@ -293,7 +340,8 @@ mod tests {
 
     #[test]
     fn trade_inputs_decode_from_json() {
-        let t: TradeInput = serde_json::from_str(r#"{"symbol":"A","price":1.5,"qty":2,"timestamp":"2023-01-01T10:00:00"}"#).unwrap();
+        let t: TradeInput =
+            serde_json::from_str(r#"{"symbol":"A","price":1.5,"qty":2,"timestamp":"2023-01-01T10:00:00"}"#).unwrap();
         assert!(matches!(t.timestamp, Some(TimeInput::Text(_))));
         assert!(serde_json::from_str::<TradeInput>(r#"{"symbol":"A","price":"x","qty":2}"#).is_err());
     }

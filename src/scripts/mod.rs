@@ -127,7 +127,10 @@ impl Scripts {
         }
         let mut created = self.created.lock().unwrap_or_else(|e| e.into_inner());
         if created.len() >= self.max_script_symbols && !created.contains(symbol) {
-            return Err(format!("unknown symbol {symbol}: scripts may create at most {} symbols ([scripts] max_script_symbols)", self.max_script_symbols));
+            return Err(format!(
+                "unknown symbol {symbol}: scripts may create at most {} symbols ([scripts] max_script_symbols)",
+                self.max_script_symbols
+            ));
         }
         created.insert(symbol.to_owned());
         Ok(self.market.get_or_create(symbol, "script"))

@@ -61,7 +61,8 @@ impl ScriptStats {
 
     /// Every counter and `events_per_second`, as a JSON object.
     pub fn snapshot(&self) -> Map<String, Value> {
-        let mut out: Map<String, Value> = COUNTERS.iter().map(|c| (c.name.to_owned(), Value::from((c.read)(self).load(Ordering::Relaxed)))).collect();
+        let mut out: Map<String, Value> =
+            COUNTERS.iter().map(|c| (c.name.to_owned(), Value::from((c.read)(self).load(Ordering::Relaxed)))).collect();
         out.insert("events_per_second".into(), Value::from(self.events_per_second.load(Ordering::Relaxed)));
         out
     }

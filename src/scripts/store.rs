@@ -80,7 +80,9 @@ impl IndicatorStore {
         let bars = map.get(&(symbol.to_owned(), interval))?;
         let mut reply = serde_json::to_value(reply).ok()?;
         for bar in reply.get_mut("data")?.as_array_mut()? {
-            let Some(values) = bar.get("timestamp").and_then(Value::as_i64).and_then(|t| bars.get(&t)) else { continue };
+            let Some(values) = bar.get("timestamp").and_then(Value::as_i64).and_then(|t| bars.get(&t)) else {
+                continue;
+            };
             let object: Map<String, Value> = values.iter().map(|(k, v)| (k.clone(), Value::from(*v))).collect();
             if let Some(bar) = bar.as_object_mut() {
                 bar.insert("indicators".into(), Value::Object(object));
@@ -96,7 +98,15 @@ mod tests {
     use serde_json::json;
 
     fn trade(symbol: &str, timestamp: i64) -> ExecutedTrade {
-        ExecutedTrade { timestamp, symbol: symbol.into(), side: "BUY", quantity: 1.0, price: 1.0, profit_loss: None, strategy: String::new() }
+        ExecutedTrade {
+            timestamp,
+            symbol: symbol.into(),
+            side: "BUY",
+            quantity: 1.0,
+            price: 1.0,
+            profit_loss: None,
+            strategy: String::new(),
+        }
     }
 
     #[test]
@@ -116,7 +126,8 @@ mod tests {
         s.set("A", Interval::M1, 60_000, BTreeMap::from([("rsi".into(), 50.0)]));
         s.set("A", Interval::M1, 120_000, BTreeMap::from([("rsi".into(), 55.0)]));
         s.set("A", Interval::M1, 180_000, BTreeMap::from([("rsi".into(), 60.0)]));
-        let reply = json!({"type":"historical","data":[{"timestamp":60_000},{"timestamp":120_000},{"timestamp":180_000}]});
+        let reply =
+            json!({"type":"historical","data":[{"timestamp":60_000},{"timestamp":120_000},{"timestamp":180_000}]});
         let out = s.decorate("A", Interval::M1, &reply).unwrap();
         assert_eq!(out["data"][0].get("indicators"), None, "dropped: over the cap");
         assert_eq!(out["data"][2]["indicators"], json!({"rsi": 60.0}));

@@ -47,7 +47,8 @@ impl Packet {
     pub fn decode_text(raw: Bytes) -> Result<Packet, EioError> {
         let Some(&first) = raw.first() else { return Err(EioError::Empty) };
         if first == b'b' {
-            let decoded = base64::engine::general_purpose::STANDARD.decode(&raw[1..]).map_err(|_| EioError::BadBase64)?;
+            let decoded =
+                base64::engine::general_purpose::STANDARD.decode(&raw[1..]).map_err(|_| EioError::BadBase64)?;
             return Ok(Packet::Binary(Bytes::from(decoded)));
         }
         if std::str::from_utf8(&raw).is_err() {
@@ -228,7 +229,15 @@ mod tests {
     fn payloads_split_and_join() {
         let body = b("4hello\u{1e}2\u{1e}bAQIDBA==\u{1e}4");
         let packets = split_payload(&body).unwrap();
-        assert_eq!(packets, vec![Packet::Message(b("hello")), Packet::Ping(b("")), Packet::Binary(Bytes::from_static(&[1, 2, 3, 4])), Packet::Message(b(""))]);
+        assert_eq!(
+            packets,
+            vec![
+                Packet::Message(b("hello")),
+                Packet::Ping(b("")),
+                Packet::Binary(Bytes::from_static(&[1, 2, 3, 4])),
+                Packet::Message(b(""))
+            ]
+        );
         let encoded: Vec<Bytes> = packets.iter().map(Packet::encode).collect();
         assert_eq!(join_payload(&encoded), body);
         assert_eq!(join_payload(&[b("6")]), b("6"));
@@ -243,8 +252,19 @@ mod tests {
 
     #[test]
     fn handshake_has_the_v4_fields() {
-        let h = Handshake { sid: "abc", upgrades: &["websocket"], ping_interval: 25_000, ping_timeout: 20_000, max_payload: 1_000_000 };
-        assert_eq!(h.packet(), b(r#"0{"sid":"abc","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#));
+        let h = Handshake {
+            sid: "abc",
+            upgrades: &["websocket"],
+            ping_interval: 25_000,
+            ping_timeout: 20_000,
+            max_payload: 1_000_000,
+        };
+        assert_eq!(
+            h.packet(),
+            b(
+                r#"0{"sid":"abc","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#
+            )
+        );
     }
 
     mod properties {

@@ -36,7 +36,10 @@ pub enum CloseReason {
 impl CloseReason {
     /// Whether the client sent something broken (counted as a malformed packet).
     pub fn is_malformed(&self) -> bool {
-        matches!(self, CloseReason::Engine(_) | CloseReason::Socket(_) | CloseReason::Protocol(_) | CloseReason::DuplicatePoll)
+        matches!(
+            self,
+            CloseReason::Engine(_) | CloseReason::Socket(_) | CloseReason::Protocol(_) | CloseReason::DuplicatePoll
+        )
     }
 
     /// The WebSocket close code that reports it.
@@ -46,7 +49,9 @@ impl CloseReason {
             CloseReason::PingTimeout | CloseReason::ConnectTimeout => 1001,
             CloseReason::TooLarge { .. } => 1009,
             CloseReason::SlowConsumer => 1008,
-            CloseReason::Engine(_) | CloseReason::Socket(_) | CloseReason::Protocol(_) | CloseReason::DuplicatePoll => 1002,
+            CloseReason::Engine(_) | CloseReason::Socket(_) | CloseReason::Protocol(_) | CloseReason::DuplicatePoll => {
+                1002
+            }
         }
     }
 }
@@ -86,6 +91,7 @@ impl ResponseError for HttpError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(json!({ "code": self.code as u8, "message": self.code.message(), "detail": self.detail }))
+        HttpResponse::build(self.status)
+            .json(json!({ "code": self.code as u8, "message": self.code.message(), "detail": self.detail }))
     }
 }

@@ -37,7 +37,12 @@ pub async fn handle(socket: Arc<Socket>, name: String, args: Vec<Box<RawValue>>,
         "send_trading_data" if script(&socket, &name, ack) => send_trading_data(&socket, arg, ack).await,
         "trade" if script(&socket, &name, ack) => match arg.map(serde_json::from_str::<TradeInput>) {
             Some(Ok(trade)) => ingest(&socket, Batch { trades: vec![trade], ..Batch::default() }, ack).await,
-            Some(Err(e)) => socket.refuse(ack, &name, "invalid_parameter", &format!("expected {{\"symbol\",\"price\",\"qty\",\"side\"?,\"timestamp\"?}}: {e}")),
+            Some(Err(e)) => socket.refuse(
+                ack,
+                &name,
+                "invalid_parameter",
+                &format!("expected {{\"symbol\",\"price\",\"qty\",\"side\"?,\"timestamp\"?}}: {e}"),
+            ),
             None => socket.refuse(ack, &name, "invalid_parameter", "trade needs a trade object"),
         },
         "trades" if script(&socket, &name, ack) => match arg.map(decode_batch) {
@@ -76,11 +81,28 @@ fn join(socket: &Socket, room: &str, message: &str, ack: Option<u64>) {
 
 async fn send_trading_data(socket: &Socket, arg: Option<&str>, ack: Option<u64>) {
     // The object, or the same object as a JSON string.
-    let parsed = arg.map(|a| serde_json::from_str::<TradingData>(a).or_else(|e| serde_json::from_str::<String>(a).map_err(|_| e).and_then(|s| serde_json::from_str(&s))));
+    let parsed = arg.map(|a| {
+        serde_json::from_str::<TradingData>(a)
+            .or_else(|e| serde_json::from_str::<String>(a).map_err(|_| e).and_then(|s| serde_json::from_str(&s)))
+    });
     let data = match parsed {
         Some(Ok(d)) => d,
-        Some(Err(e)) => return socket.refuse(ack, "send_trading_data", "invalid_parameter", &format!("expected {{\"trades_csv\",\"market_data_csv\",\"timestamp\"}}: {e}")),
-        None => return socket.refuse(ack, "send_trading_data", "invalid_parameter", "send_trading_data needs {\"trades_csv\",\"market_data_csv\",\"timestamp\"}"),
+        Some(Err(e)) => {
+            return socket.refuse(
+                ack,
+                "send_trading_data",
+                "invalid_parameter",
+                &format!("expected {{\"trades_csv\",\"market_data_csv\",\"timestamp\"}}: {e}"),
+            )
+        }
+        None => {
+            return socket.refuse(
+                ack,
+                "send_trading_data",
+                "invalid_parameter",
+                "send_trading_data needs {\"trades_csv\",\"market_data_csv\",\"timestamp\"}",
+            )
+        }
     };
     let reply = receive_trading_data(&socket.io, data).await;
     socket.emit("data_received", &reply);
@@ -93,7 +115,9 @@ async fn send_trading_data(socket: &Socket, arg: Option<&str>, ack: Option<u64>)
 /// the dashboards as `trading_update`, and returns the `data_received` payload.
 pub async fn receive_trading_data(io: &SocketIo, data: TradingData) -> Value {
     let report = io.scripts.apply_trading_data(data.trades_csv.as_deref(), data.market_data_csv.as_deref()).await;
-    let timestamp = data.timestamp.unwrap_or_else(|| Value::from(crate::scripts::time::format_iso(candlecast_actors::model::now_ms())));
+    let timestamp = data
+        .timestamp
+        .unwrap_or_else(|| Value::from(crate::scripts::time::format_iso(candlecast_actors::model::now_ms())));
     if report.trades + report.market_data > 0 {
         let update = json!({ "trades_csv": report.trades_csv, "market_data_csv": report.market_data_csv, "timestamp": timestamp });
         io.rooms.broadcast(FRONTEND_ROOM, &packet::event("/", "trading_update", &update));
@@ -117,7 +141,8 @@ fn decode_batch(arg: &str) -> Result<Batch, String> {
         return Ok(Batch { trades, ..Batch::default() });
     }
     // Some element is malformed: decode one by one to say which.
-    let items: Vec<Box<RawValue>> = serde_json::from_str(arg).map_err(|e| format!("trades needs an array of trades: {e}"))?;
+    let items: Vec<Box<RawValue>> =
+        serde_json::from_str(arg).map_err(|e| format!("trades needs an array of trades: {e}"))?;
     let mut batch = Batch::default();
     for (index, item) in items.iter().enumerate() {
         match serde_json::from_str::<TradeInput>(item.get()) {
@@ -125,7 +150,10 @@ fn decode_batch(arg: &str) -> Result<Batch, String> {
                 batch.trades.push(t);
                 batch.positions.push(index);
             }
-            Err(e) => batch.refused.push(Refused { index, reason: format!("expected {{\"symbol\",\"price\",\"qty\",\"side\"?,\"timestamp\"?}}: {e}") }),
+            Err(e) => batch.refused.push(Refused {
+                index,
+                reason: format!("expected {{\"symbol\",\"price\",\"qty\",\"side\"?,\"timestamp\"?}}: {e}"),
+            }),
         }
     }
     Ok(batch)
@@ -153,7 +181,14 @@ fn topics(socket: &Socket, subscribe: bool, arg: Option<&str>, ack: Option<u64>)
     let event = if subscribe { "subscribe" } else { "unsubscribe" };
     let req = match arg.map(serde_json::from_str::<protocol::TopicsRequest>) {
         Some(Ok(r)) if !r.trading_pairs.is_empty() => r,
-        Some(Err(e)) => return socket.refuse(ack, event, "invalid_parameter", &format!("expected {{\"trading_pairs\":[...],\"interval\":\"1m\"}}: {e}")),
+        Some(Err(e)) => {
+            return socket.refuse(
+                ack,
+                event,
+                "invalid_parameter",
+                &format!("expected {{\"trading_pairs\":[...],\"interval\":\"1m\"}}: {e}"),
+            )
+        }
         _ => return socket.refuse(ack, event, "invalid_parameter", "trading_pairs is empty"),
     };
     let interval: Interval = match protocol::parse_interval(req.interval.as_deref()) {
@@ -165,11 +200,17 @@ fn topics(socket: &Socket, subscribe: bool, arg: Option<&str>, ack: Option<u64>)
     if subscribe {
         let unknown: Vec<&str> = names.iter().filter(|s| !market.contains(s)).map(String::as_str).collect();
         if !unknown.is_empty() {
-            return socket.refuse(ack, event, "unknown_symbol", &format!("unknown symbol(s): {}; nothing was subscribed", unknown.join(", ")));
+            return socket.refuse(
+                ack,
+                event,
+                "unknown_symbol",
+                &format!("unknown symbol(s): {}; nothing was subscribed", unknown.join(", ")),
+            );
         }
     }
     let mut seen = HashSet::new();
-    let topics: Vec<(Symbol, Interval)> = names.iter().filter(|s| seen.insert(s.as_str())).map(|s| (Symbol::from(s.as_str()), interval)).collect();
+    let topics: Vec<(Symbol, Interval)> =
+        names.iter().filter(|s| seen.insert(s.as_str())).map(|s| (Symbol::from(s.as_str()), interval)).collect();
     let max = socket.io.ws_limits.max_topics_per_client;
     if subscribe && socket.bridge.held() + topics.len() > max {
         return socket.refuse(ack, event, "too_many_subscriptions", &format!("at most {max} topics per client"));
@@ -192,7 +233,9 @@ mod tests {
 
     #[test]
     fn batches_name_their_bad_elements() {
-        let batch = decode_batch(r#"[{"symbol":"A","price":1,"qty":1},{"symbol":"B"},{"symbol":"C","price":2,"qty":1}]"#).unwrap();
+        let batch =
+            decode_batch(r#"[{"symbol":"A","price":1,"qty":1},{"symbol":"B"},{"symbol":"C","price":2,"qty":1}]"#)
+                .unwrap();
         assert_eq!((batch.trades.len(), batch.positions.as_slice()), (2, &[0, 2][..]));
         assert_eq!(batch.refused.len(), 1);
         assert_eq!(batch.refused[0].index, 1);

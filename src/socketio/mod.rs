@@ -51,7 +51,12 @@ pub struct SocketIo {
 }
 
 impl SocketIo {
-    pub fn new(settings: ScriptsConfig, scripts: Arc<Scripts>, services: Services, ws_limits: Arc<WsConfig>) -> SocketIo {
+    pub fn new(
+        settings: ScriptsConfig,
+        scripts: Arc<Scripts>,
+        services: Services,
+        ws_limits: Arc<WsConfig>,
+    ) -> SocketIo {
         SocketIo { settings, sessions: Sessions::default(), rooms: Rooms::default(), scripts, services, ws_limits }
     }
 
@@ -93,11 +98,21 @@ async fn route(req: HttpRequest, payload: web::Payload, state: web::Data<AppStat
 }
 
 async fn dispatch(req: &HttpRequest, payload: web::Payload, io: &Arc<SocketIo>) -> Result<HttpResponse, HttpError> {
-    let query = web::Query::<HashMap<String, String>>::from_query(req.query_string()).map_err(|e| HttpError::new(HttpErrorCode::BadRequest, format!("bad query string: {e}")))?;
+    let query = web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        .map_err(|e| HttpError::new(HttpErrorCode::BadRequest, format!("bad query string: {e}")))?;
     match query.get("EIO").map(String::as_str) {
         Some("4") => {}
-        Some(v) => return Err(HttpError::new(HttpErrorCode::UnsupportedProtocolVersion, format!("EIO={v} is not supported; this server speaks Engine.IO 4 (socket.io-client 3+, python-socketio 5+)"))),
-        None => return Err(HttpError::new(HttpErrorCode::UnsupportedProtocolVersion, "the EIO query parameter is missing")),
+        Some(v) => {
+            return Err(HttpError::new(
+                HttpErrorCode::UnsupportedProtocolVersion,
+                format!(
+                "EIO={v} is not supported; this server speaks Engine.IO 4 (socket.io-client 3+, python-socketio 5+)"
+            ),
+            ))
+        }
+        None => {
+            return Err(HttpError::new(HttpErrorCode::UnsupportedProtocolVersion, "the EIO query parameter is missing"))
+        }
     }
     let sid = query.get("sid").map(String::as_str);
     // Old clients put the key on the URL or in a header instead of the auth payload.
@@ -107,8 +122,15 @@ async fn dispatch(req: &HttpRequest, payload: web::Payload, io: &Arc<SocketIo>) 
         (Some("polling"), Method::GET, None) => polling::handshake(req, io, token).await,
         (Some("polling"), Method::GET, Some(sid)) => polling::get(io, sid).await,
         (Some("polling"), Method::POST, Some(sid)) => polling::post(req, payload, io, sid).await,
-        (Some("polling"), Method::POST, None) => Err(HttpError::new(HttpErrorCode::BadHandshakeMethod, "a session starts with a GET")),
-        (Some("polling" | "websocket"), method, _) => Err(HttpError::new(HttpErrorCode::BadRequest, format!("method {method} is not used by Engine.IO"))),
-        (other, _, _) => Err(HttpError::new(HttpErrorCode::UnknownTransport, format!("transport {:?} is unknown; use polling or websocket", other.unwrap_or("")))),
+        (Some("polling"), Method::POST, None) => {
+            Err(HttpError::new(HttpErrorCode::BadHandshakeMethod, "a session starts with a GET"))
+        }
+        (Some("polling" | "websocket"), method, _) => {
+            Err(HttpError::new(HttpErrorCode::BadRequest, format!("method {method} is not used by Engine.IO")))
+        }
+        (other, _, _) => Err(HttpError::new(
+            HttpErrorCode::UnknownTransport,
+            format!("transport {:?} is unknown; use polling or websocket", other.unwrap_or("")),
+        )),
     }
 }

@@ -39,7 +39,10 @@ pub enum Data {
     /// CONNECT's auth payload, CONNECT_ERROR's details.
     Object(serde_json::Map<String, Value>),
     /// An event: its name and arguments.
-    Event { name: String, args: Vec<Box<RawValue>> },
+    Event {
+        name: String,
+        args: Vec<Box<RawValue>>,
+    },
     /// An acknowledgement's arguments (and a binary event's, which are never read).
     Args(Vec<Box<RawValue>>),
 }
@@ -130,11 +133,19 @@ fn decode_data(kind: Kind, json: &str) -> Result<Data, PacketError> {
         Kind::Disconnect => bad("nothing"),
         Kind::Connect | Kind::ConnectError => match serde_json::from_str::<Value>(json).map_err(json_err)? {
             Value::Object(map) => Ok(Data::Object(map)),
-            Value::String(message) if kind == Kind::ConnectError => Ok(Data::Object([("message".to_owned(), Value::String(message))].into_iter().collect())),
+            Value::String(message) if kind == Kind::ConnectError => {
+                Ok(Data::Object([("message".to_owned(), Value::String(message))].into_iter().collect()))
+            }
             _ => bad(if kind == Kind::Connect { "an object" } else { "an object or a string" }),
         },
         Kind::Event | Kind::BinaryEvent => {
-            let mut args: Vec<Box<RawValue>> = serde_json::from_str(json).map_err(|e| if json.starts_with('[') { json_err(e) } else { PacketError::BadPayload { kind: kind_name(kind), expected: "an array starting with the event name" } })?;
+            let mut args: Vec<Box<RawValue>> = serde_json::from_str(json).map_err(|e| {
+                if json.starts_with('[') {
+                    json_err(e)
+                } else {
+                    PacketError::BadPayload { kind: kind_name(kind), expected: "an array starting with the event name" }
+                }
+            })?;
             if args.is_empty() {
                 return bad("an array starting with the event name");
             }
@@ -315,7 +326,10 @@ mod tests {
         assert_eq!(text(connect("/admin", "abc")), r#"40/admin,{"sid":"abc"}"#);
         assert_eq!(text(connect_error("/", "invalid \"key\"")), r#"44{"message":"invalid \"key\""}"#);
         assert_eq!(text(disconnect("/")), "41");
-        assert_eq!(text(event("/", "status", &serde_json::json!({"message": "hi"}))), r#"42["status",{"message":"hi"}]"#);
+        assert_eq!(
+            text(event("/", "status", &serde_json::json!({"message": "hi"}))),
+            r#"42["status",{"message":"hi"}]"#
+        );
         assert_eq!(text(event_raw("/", "price_update", br#"{"a":1}"#)), r#"42["price_update",{"a":1}]"#);
         assert_eq!(text(ack("/", 12, &serde_json::json!({"accepted": 3}))), r#"4312[{"accepted":3}]"#);
     }

@@ -16,7 +16,11 @@ use super::session::{Close, EioSession, Incoming};
 use super::SocketIo;
 
 /// `GET` without a session id: opens a session and answers with its open packet.
-pub async fn handshake(req: &HttpRequest, io: &Arc<SocketIo>, token: Option<String>) -> Result<HttpResponse, HttpError> {
+pub async fn handshake(
+    req: &HttpRequest,
+    io: &Arc<SocketIo>,
+    token: Option<String>,
+) -> Result<HttpResponse, HttpError> {
     let handle = EioSession::open_polling(io.clone(), super::peer(req), token);
     poll(handle, io.settings.max_payload_bytes).await
 }
@@ -28,7 +32,12 @@ pub async fn get(io: &SocketIo, sid: &str) -> Result<HttpResponse, HttpError> {
 }
 
 /// `POST` with a session id: the client's packets.
-pub async fn post(req: &HttpRequest, mut body: web::Payload, io: &SocketIo, sid: &str) -> Result<HttpResponse, HttpError> {
+pub async fn post(
+    req: &HttpRequest,
+    mut body: web::Payload,
+    io: &SocketIo,
+    sid: &str,
+) -> Result<HttpResponse, HttpError> {
     let handle = session(io, sid)?;
     let max = io.settings.max_payload_bytes;
     let too_large = |handle: &SessionHandle| {
@@ -36,13 +45,15 @@ pub async fn post(req: &HttpRequest, mut body: web::Payload, io: &SocketIo, sid:
         handle.addr.do_send(Close { reason: reason.clone() });
         HttpError::closed(&reason)
     };
-    let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    let declared =
+        req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > max) {
         return Err(too_large(&handle));
     }
     let mut buf = BytesMut::with_capacity(declared.unwrap_or(1024).min(max));
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| HttpError::new(HttpErrorCode::BadRequest, format!("could not read the body: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| HttpError::new(HttpErrorCode::BadRequest, format!("could not read the body: {e}")))?;
         if buf.len() + chunk.len() > max {
             return Err(too_large(&handle));
         }
@@ -66,7 +77,10 @@ pub async fn post(req: &HttpRequest, mut body: web::Payload, io: &SocketIo, sid:
 fn session(io: &SocketIo, sid: &str) -> Result<SessionHandle, HttpError> {
     let handle = io.sessions.get(sid).ok_or_else(HttpError::unknown_sid)?;
     if handle.transport() != Transport::Polling {
-        return Err(HttpError::new(HttpErrorCode::BadRequest, "the session was upgraded to WebSocket; polling requests are refused"));
+        return Err(HttpError::new(
+            HttpErrorCode::BadRequest,
+            "the session was upgraded to WebSocket; polling requests are refused",
+        ));
     }
     Ok(handle)
 }
@@ -88,7 +102,10 @@ async fn poll(handle: SessionHandle, max_payload: usize) -> Result<HttpResponse,
     }
     let _guard = PollGuard(&handle);
     match poll_fn(|cx| handle.queue.poll_payload(cx, max_payload)).await {
-        Some(payload) => Ok(HttpResponse::Ok().insert_header((CONTENT_TYPE, "text/plain; charset=UTF-8")).insert_header(("Cache-Control", "no-store")).body(payload)),
+        Some(payload) => Ok(HttpResponse::Ok()
+            .insert_header((CONTENT_TYPE, "text/plain; charset=UTF-8"))
+            .insert_header(("Cache-Control", "no-store"))
+            .body(payload)),
         None => Err(HttpError::unknown_sid()),
     }
 }

@@ -127,7 +127,8 @@ pub fn new_id() -> Arc<str> {
         // No OS randomness (never seen on Linux): a generator seeded from the clock still gives distinct
         // ids; they are only harder to guess than to brute-force within a session's lifetime.
         use rand::{Rng, SeedableRng};
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
         rand::rngs::SmallRng::seed_from_u64(nanos).fill(&mut bytes);
     }
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes).into()
@@ -141,7 +142,9 @@ mod tests {
     fn ids_are_url_safe_and_distinct() {
         let ids: HashSet<Arc<str>> = (0..1000).map(|_| new_id()).collect();
         assert_eq!(ids.len(), 1000);
-        assert!(ids.iter().all(|id| id.len() == 20 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')));
+        assert!(ids
+            .iter()
+            .all(|id| id.len() == 20 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')));
     }
 
     #[test]

@@ -118,12 +118,24 @@ impl EioSession {
         Self::open(io, peer, token, Transport::WebSocket, Some(link))
     }
 
-    fn open(io: Arc<SocketIo>, peer: String, token: Option<String>, transport: Transport, ws: Option<Arc<WsLink>>) -> SessionHandle {
+    fn open(
+        io: Arc<SocketIo>,
+        peer: String,
+        token: Option<String>,
+        transport: Transport,
+        ws: Option<Arc<WsLink>>,
+    ) -> SessionHandle {
         let sid = new_id();
         let s = &io.settings;
         let queue = Arc::new(PacketQueue::new(s.outbound_queue_bytes));
         let upgrades: &[&str] = if transport == Transport::Polling { &["websocket"] } else { &[] };
-        let open = Handshake { sid: &sid, upgrades, ping_interval: s.ping_interval_ms, ping_timeout: s.ping_timeout_ms, max_payload: s.max_payload_bytes };
+        let open = Handshake {
+            sid: &sid,
+            upgrades,
+            ping_interval: s.ping_interval_ms,
+            ping_timeout: s.ping_timeout_ms,
+            max_payload: s.max_payload_bytes,
+        };
         // An empty queue always takes a packet.
         let _ = queue.push(open.packet());
         let transport = Arc::new(AtomicU8::new(transport as u8));
@@ -242,7 +254,12 @@ impl EioSession {
             Kind::BinaryEvent | Kind::BinaryAck => {
                 self.skip_binary += packet.attachments;
                 if let (Some(socket), Kind::BinaryEvent) = (&self.socket, packet.kind) {
-                    socket.refuse(packet.id, "binary", "unsupported", "binary events are not supported; send JSON (numbers, strings, CSV text)");
+                    socket.refuse(
+                        packet.id,
+                        "binary",
+                        "unsupported",
+                        "binary events are not supported; send JSON (numbers, strings, CSV text)",
+                    );
                 }
             }
             Kind::ConnectError => return Err(CloseReason::Protocol("CONNECT_ERROR from a client")),
@@ -274,7 +291,14 @@ impl EioSession {
     }
 
     /// Queues an event for its handler, unless the client is over its rate.
-    fn event(&mut self, namespace: &str, name: String, args: Vec<Box<RawValue>>, ack: Option<u64>, ctx: &mut Context<Self>) {
+    fn event(
+        &mut self,
+        namespace: &str,
+        name: String,
+        args: Vec<Box<RawValue>>,
+        ack: Option<u64>,
+        ctx: &mut Context<Self>,
+    ) {
         let Some(socket) = self.socket.clone().filter(|_| namespace == "/") else {
             tracing::debug!(sid = %self.sid, namespace, "event before connecting to its namespace; ignored");
             return;
@@ -286,7 +310,12 @@ impl EioSession {
             return socket.refuse(ack, &name, "rate_limited", &msg);
         }
         if self.jobs.len() >= MAX_PENDING_EVENTS {
-            return socket.refuse(ack, &name, "busy", "too many events waiting to be handled; wait for acknowledgements");
+            return socket.refuse(
+                ack,
+                &name,
+                "busy",
+                "too many events waiting to be handled; wait for acknowledgements",
+            );
         }
         self.jobs.push_back(Job::Event { name, args, ack });
         self.run_jobs(ctx);
@@ -456,4 +485,3 @@ impl Handler<Close> for EioSession {
         self.close(msg.reason, ctx);
     }
 }
-

@@ -64,10 +64,18 @@ impl WsLink {
 }
 
 /// `GET /socket.io/?EIO=4&transport=websocket[&sid=...]` with an Upgrade header.
-pub async fn open(req: &HttpRequest, payload: web::Payload, io: &Arc<SocketIo>, sid: Option<&str>, token: Option<String>) -> Result<HttpResponse, HttpError> {
-    actix_http::ws::verify_handshake(req.head()).map_err(|e| HttpError::new(HttpErrorCode::BadRequest, format!("not a WebSocket handshake: {e}")))?;
+pub async fn open(
+    req: &HttpRequest,
+    payload: web::Payload,
+    io: &Arc<SocketIo>,
+    sid: Option<&str>,
+    token: Option<String>,
+) -> Result<HttpResponse, HttpError> {
+    actix_http::ws::verify_handshake(req.head())
+        .map_err(|e| HttpError::new(HttpErrorCode::BadRequest, format!("not a WebSocket handshake: {e}")))?;
     let key = req.headers().get(SEC_WEBSOCKET_KEY).map(|k| k.as_bytes()).unwrap_or_default();
-    let accept = HeaderValue::from_bytes(&actix_http::ws::hash_key(key)).map_err(|_| HttpError::new(HttpErrorCode::BadRequest, "bad Sec-WebSocket-Key"))?;
+    let accept = HeaderValue::from_bytes(&actix_http::ws::hash_key(key))
+        .map_err(|_| HttpError::new(HttpErrorCode::BadRequest, "bad Sec-WebSocket-Key"))?;
     let (handle, probe) = match sid {
         None => {
             let link = Arc::new(WsLink::new(true));
@@ -86,11 +94,20 @@ pub async fn open(req: &HttpRequest, payload: web::Payload, io: &Arc<SocketIo>, 
     let upgrading = sid.is_some();
     actix_web::rt::spawn(read_frames(payload, handle.clone(), probe.clone(), upgrading, io.settings.max_payload_bytes));
     let body = WsBody { link: probe, queue: handle.queue };
-    Ok(HttpResponse::build(StatusCode::SWITCHING_PROTOCOLS).upgrade("websocket").insert_header((SEC_WEBSOCKET_ACCEPT, accept)).streaming(body))
+    Ok(HttpResponse::build(StatusCode::SWITCHING_PROTOCOLS)
+        .upgrade("websocket")
+        .insert_header((SEC_WEBSOCKET_ACCEPT, accept))
+        .streaming(body))
 }
 
 /// Reads client frames until the connection ends, and tells the session why it ended.
-async fn read_frames(mut payload: web::Payload, session: SessionHandle, link: Arc<WsLink>, mut probing: bool, max_payload: usize) {
+async fn read_frames(
+    mut payload: web::Payload,
+    session: SessionHandle,
+    link: Arc<WsLink>,
+    mut probing: bool,
+    max_payload: usize,
+) {
     let mut codec = Codec::new().max_size(max_payload);
     let mut buf = BytesMut::new();
     // A fragmented message being reassembled, and whether it is binary.
@@ -155,7 +172,11 @@ async fn read_frames(mut payload: web::Payload, session: SessionHandle, link: Ar
 }
 
 /// Adds one continuation frame; a whole message once its last frame is in.
-fn reassemble(fragments: &mut Option<(BytesMut, bool)>, item: Item, max: usize) -> Result<Option<Result<Packet, EioError>>, CloseReason> {
+fn reassemble(
+    fragments: &mut Option<(BytesMut, bool)>,
+    item: Item,
+    max: usize,
+) -> Result<Option<Result<Packet, EioError>>, CloseReason> {
     let (chunk, last) = match item {
         Item::FirstText(b) => {
             *fragments = Some((BytesMut::new(), false));
@@ -168,7 +189,9 @@ fn reassemble(fragments: &mut Option<(BytesMut, bool)>, item: Item, max: usize) 
         Item::Continue(b) => (b, false),
         Item::Last(b) => (b, true),
     };
-    let Some((buf, _)) = fragments.as_mut() else { return Err(CloseReason::Protocol("continuation frame without a first frame")) };
+    let Some((buf, _)) = fragments.as_mut() else {
+        return Err(CloseReason::Protocol("continuation frame without a first frame"));
+    };
     buf.extend_from_slice(&chunk);
     if buf.len() > max {
         return Err(CloseReason::TooLarge { max });

@@ -1,6 +1,8 @@
 //! Decoding of client messages into requests, with the error reply for anything malformed.
 
-use candlecast_actors::protocol::{ErrorCode, ErrorMessage, HistoricalRequest, IndicatorRequest, SignalsRequest, TopicsRequest};
+use candlecast_actors::protocol::{
+    ErrorCode, ErrorMessage, HistoricalRequest, IndicatorRequest, SignalsRequest, TopicsRequest,
+};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -19,7 +21,8 @@ pub enum Request {
 
 /// Decodes one text message, or says what was wrong with it.
 pub fn decode(text: &[u8]) -> Result<Request, ErrorMessage> {
-    let value: Value = serde_json::from_slice(text).map_err(|e| ErrorMessage::new(ErrorCode::InvalidJson, format!("message is not valid JSON: {e}"), None))?;
+    let value: Value = serde_json::from_slice(text)
+        .map_err(|e| ErrorMessage::new(ErrorCode::InvalidJson, format!("message is not valid JSON: {e}"), None))?;
     let id = value.get("id").cloned();
     let Some(kind) = value.get("type") else {
         return Err(ErrorMessage::new(ErrorCode::InvalidParameter, "message has no \"type\" field", id));
@@ -46,7 +49,8 @@ pub fn decode(text: &[u8]) -> Result<Request, ErrorMessage> {
 }
 
 fn fields<T: DeserializeOwned>(value: Value, kind: &str, id: Option<Value>) -> Result<T, ErrorMessage> {
-    serde_json::from_value(value).map_err(|e| ErrorMessage::new(ErrorCode::InvalidParameter, format!("invalid {kind} message: {e}"), id))
+    serde_json::from_value(value)
+        .map_err(|e| ErrorMessage::new(ErrorCode::InvalidParameter, format!("invalid {kind} message: {e}"), id))
 }
 
 #[cfg(test)]
@@ -56,12 +60,29 @@ mod tests {
     #[test]
     fn decodes_each_type() {
         assert!(matches!(decode(br#"{"type":"subscribe","trading_pairs":["BTCUSDT"]}"#), Ok(Request::Subscribe(_))));
-        assert!(matches!(decode(br#"{"type":"unsubscribe","trading_pairs":[],"interval":"1h"}"#), Ok(Request::Unsubscribe(_))));
-        assert!(matches!(decode(br#"{"type":"get_historical","trading_pair":"BTCUSDT","limit":5}"#), Ok(Request::GetHistorical(_))));
+        assert!(matches!(
+            decode(br#"{"type":"unsubscribe","trading_pairs":[],"interval":"1h"}"#),
+            Ok(Request::Unsubscribe(_))
+        ));
+        assert!(matches!(
+            decode(br#"{"type":"get_historical","trading_pair":"BTCUSDT","limit":5}"#),
+            Ok(Request::GetHistorical(_))
+        ));
         assert_eq!(decode(br#"{"type":"ping","id":3}"#), Ok(Request::Ping { id: Some(Value::from(3)) }));
-        assert!(matches!(decode(br#"{"type":"subscribe_indicator","trading_pair":"BTCUSDT","indicator":"ema","params":{"period":20}}"#), Ok(Request::SubscribeIndicator(_))));
-        assert!(matches!(decode(br#"{"type":"unsubscribe_signals","trading_pair":"BTCUSDT","interval":"5m"}"#), Ok(Request::UnsubscribeSignals(_))));
-        assert!(decode(br#"{"type":"subscribe_indicator","trading_pair":"BTCUSDT"}"#).is_err(), "indicator is required");
+        assert!(matches!(
+            decode(
+                br#"{"type":"subscribe_indicator","trading_pair":"BTCUSDT","indicator":"ema","params":{"period":20}}"#
+            ),
+            Ok(Request::SubscribeIndicator(_))
+        ));
+        assert!(matches!(
+            decode(br#"{"type":"unsubscribe_signals","trading_pair":"BTCUSDT","interval":"5m"}"#),
+            Ok(Request::UnsubscribeSignals(_))
+        ));
+        assert!(
+            decode(br#"{"type":"subscribe_indicator","trading_pair":"BTCUSDT"}"#).is_err(),
+            "indicator is required"
+        );
     }
 
     #[test]
@@ -72,7 +93,11 @@ mod tests {
             (br#"{"type":5}"#, ErrorCode::InvalidParameter, "must be a string"),
             (br#"{"type":"subscribe_all","id":"x"}"#, ErrorCode::UnknownType, "subscribe_all"),
             (br#"{"type":"subscribe","trading_pairs":"BTCUSDT"}"#, ErrorCode::InvalidParameter, "invalid subscribe"),
-            (br#"{"type":"get_historical","trading_pair":"BTCUSDT","limit":"many"}"#, ErrorCode::InvalidParameter, "invalid get_historical"),
+            (
+                br#"{"type":"get_historical","trading_pair":"BTCUSDT","limit":"many"}"#,
+                ErrorCode::InvalidParameter,
+                "invalid get_historical",
+            ),
         ];
         for (raw, code, needle) in table {
             let err = decode(raw).unwrap_err();

@@ -14,8 +14,8 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use actix_web::{web, Error, HttpRequest, HttpResponse};
 use actix_http::ws::{Codec, Item};
+use actix_web::{web, Error, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 use bytes::Bytes;
 use candlecast_actors::hub::{Connect, Disconnect, Hub, SubscribeFrom, Unsubscribe};
@@ -24,7 +24,10 @@ use candlecast_actors::messages::{ClientId, Topic};
 use candlecast_actors::model::Symbol;
 use candlecast_actors::outbox::{Outbox, PushError};
 use candlecast_actors::persist::history::History;
-use candlecast_actors::protocol::{self, frame, ErrorCode, ErrorMessage, Historical, HistoricalRequest, HistoryQuery, IndicatorRequest, SignalsRequest, TopicsAck, TopicsRequest};
+use candlecast_actors::protocol::{
+    self, frame, ErrorCode, ErrorMessage, Historical, HistoricalRequest, HistoryQuery, IndicatorRequest,
+    SignalsRequest, TopicsAck, TopicsRequest,
+};
 use candlecast_actors::strategy::live::indicators::{IndicatorService, SubscribeIndicator, UnsubscribeIndicator};
 use candlecast_actors::strategy::live::signals::{LiveStrategies, SubscribeSignals, UnsubscribeSignals};
 use candlecast_actors::telemetry::{add, COUNTERS};
@@ -147,7 +150,10 @@ impl WsSession {
             return self.reply_error(ErrorMessage::new(ErrorCode::FrameTooLarge, msg, None), ctx);
         }
         if !self.bucket.try_take(Instant::now()) {
-            let msg = format!("more than {} messages per second; message ignored", self.limits.max_control_messages_per_second);
+            let msg = format!(
+                "more than {} messages per second; message ignored",
+                self.limits.max_control_messages_per_second
+            );
             return self.reply_error(ErrorMessage::new(ErrorCode::RateLimited, msg, None), ctx);
         }
         match decode(text) {
@@ -170,9 +176,14 @@ impl WsSession {
     }
 
     /// Validates the symbols and interval of a (un)subscribe request.
-    fn topics_of(&self, req: &TopicsRequest, check_known: bool) -> Result<(Vec<String>, Vec<Topic>, candlecast_actors::model::Interval), ErrorMessage> {
+    fn topics_of(
+        &self,
+        req: &TopicsRequest,
+        check_known: bool,
+    ) -> Result<(Vec<String>, Vec<Topic>, candlecast_actors::model::Interval), ErrorMessage> {
         let id = req.id.clone();
-        let interval = protocol::parse_interval(req.interval.as_deref()).map_err(|e| ErrorMessage::new(ErrorCode::InvalidParameter, e.to_string(), id.clone()))?;
+        let interval = protocol::parse_interval(req.interval.as_deref())
+            .map_err(|e| ErrorMessage::new(ErrorCode::InvalidParameter, e.to_string(), id.clone()))?;
         if req.trading_pairs.is_empty() {
             return Err(ErrorMessage::new(ErrorCode::InvalidParameter, "trading_pairs is empty", id));
         }
@@ -180,11 +191,16 @@ impl WsSession {
         if check_known {
             let unknown: Vec<&str> = names.iter().filter(|s| !self.market.contains(s)).map(String::as_str).collect();
             if !unknown.is_empty() {
-                return Err(ErrorMessage::new(ErrorCode::UnknownSymbol, format!("unknown symbol(s): {}; nothing was subscribed", unknown.join(", ")), id));
+                return Err(ErrorMessage::new(
+                    ErrorCode::UnknownSymbol,
+                    format!("unknown symbol(s): {}; nothing was subscribed", unknown.join(", ")),
+                    id,
+                ));
             }
         }
         let mut seen = HashSet::new();
-        let topics = names.iter().filter(|s| seen.insert(s.as_str())).map(|s| (Symbol::from(s.as_str()), interval)).collect();
+        let topics =
+            names.iter().filter(|s| seen.insert(s.as_str())).map(|s| (Symbol::from(s.as_str()), interval)).collect();
         Ok((names, topics, interval))
     }
 
@@ -198,7 +214,12 @@ impl WsSession {
             return self.reply_error(ErrorMessage::new(ErrorCode::TooManySubscriptions, msg, req.id), ctx);
         }
         self.topics.extend(topics.iter().cloned());
-        let ack = protocol::text_frame(&TopicsAck { kind: "subscribed", trading_pairs: &names, interval, id: req.id.as_ref() });
+        let ack = protocol::text_frame(&TopicsAck {
+            kind: "subscribed",
+            trading_pairs: &names,
+            interval,
+            id: req.id.as_ref(),
+        });
         let topics = topics
             .into_iter()
             .map(|t| {
@@ -219,8 +240,14 @@ impl WsSession {
     }
 
     /// Checks the symbol and interval of an indicator or signal request.
-    fn stream_topic(&self, pair: &str, interval: Option<&str>, id: &Option<Value>) -> Result<(Symbol, candlecast_actors::model::Interval), ErrorMessage> {
-        let interval = protocol::parse_interval(interval).map_err(|e| ErrorMessage::new(ErrorCode::InvalidParameter, e.to_string(), id.clone()))?;
+    fn stream_topic(
+        &self,
+        pair: &str,
+        interval: Option<&str>,
+        id: &Option<Value>,
+    ) -> Result<(Symbol, candlecast_actors::model::Interval), ErrorMessage> {
+        let interval = protocol::parse_interval(interval)
+            .map_err(|e| ErrorMessage::new(ErrorCode::InvalidParameter, e.to_string(), id.clone()))?;
         let symbol = pair.to_ascii_uppercase();
         if !self.market.contains(&symbol) {
             return Err(ErrorMessage::new(ErrorCode::UnknownSymbol, format!("unknown symbol {pair:?}"), id.clone()));
@@ -237,7 +264,14 @@ impl WsSession {
         let key = format!("indicator:{symbol}:{interval}:{}:{}", req.indicator, req.params);
         if !subscribe {
             self.streams.remove(&key);
-            let msg = UnsubscribeIndicator { client: self.id, symbol, interval, indicator: req.indicator, params: req.params, id: id.clone() };
+            let msg = UnsubscribeIndicator {
+                client: self.id,
+                symbol,
+                interval,
+                indicator: req.indicator,
+                params: req.params,
+                id: id.clone(),
+            };
             let fut = self.services.indicators.send(msg);
             ctx.spawn(fut.into_actor(self).map(move |res, s, ctx| {
                 if let Ok(Err(e)) = res {
@@ -253,7 +287,15 @@ impl WsSession {
         }
         self.streams.insert(key.clone());
         let history = req.history.unwrap_or(DEFAULT_INDICATOR_HISTORY).min(MAX_INDICATOR_HISTORY);
-        let msg = SubscribeIndicator { client: self.id, symbol, interval, indicator: req.indicator, params: req.params, history, id: id.clone() };
+        let msg = SubscribeIndicator {
+            client: self.id,
+            symbol,
+            interval,
+            indicator: req.indicator,
+            params: req.params,
+            history,
+            id: id.clone(),
+        };
         let fut = self.services.indicators.send(msg);
         ctx.spawn(fut.into_actor(self).map(move |res, s, ctx| {
             let err = match res {
@@ -295,7 +337,12 @@ impl WsSession {
         for t in &topics {
             self.topics.remove(t);
         }
-        let ack = protocol::text_frame(&TopicsAck { kind: "unsubscribed", trading_pairs: &names, interval, id: req.id.as_ref() });
+        let ack = protocol::text_frame(&TopicsAck {
+            kind: "unsubscribed",
+            trading_pairs: &names,
+            interval,
+            id: req.id.as_ref(),
+        });
         self.hub.do_send(Unsubscribe { client: self.id, topics, ack });
     }
 
@@ -355,7 +402,8 @@ impl WsSession {
                     session.push(protocol::text_frame(&reply), ctx);
                 }
                 Err(e) => {
-                    let err = ErrorMessage::new(ErrorCode::Internal, format!("history is not available right now: {e}"), id);
+                    let err =
+                        ErrorMessage::new(ErrorCode::Internal, format!("history is not available right now: {e}"), id);
                     session.push(protocol::text_frame(&err), ctx);
                 }
             }
@@ -431,7 +479,11 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
         match msg {
             Ok(ws::Message::Text(text)) => self.on_text(text.as_bytes(), ctx),
             Ok(ws::Message::Binary(_)) => {
-                let err = ErrorMessage::new(ErrorCode::UnsupportedFrame, "binary frames are not supported; send JSON text", None);
+                let err = ErrorMessage::new(
+                    ErrorCode::UnsupportedFrame,
+                    "binary frames are not supported; send JSON text",
+                    None,
+                );
                 self.reply_error(err, ctx);
             }
             Ok(ws::Message::Continuation(item)) => self.on_fragment(item, ctx),
@@ -504,4 +556,3 @@ impl Stream for SessionBody {
         }
     }
 }
-

@@ -22,7 +22,9 @@ pub fn scripts_dir() -> PathBuf {
 
 /// The Python with python-socketio installed: `$CANDLECAST_TEST_PYTHON`, or `target/pyenv-tests`.
 pub fn python() -> PathBuf {
-    let path = std::env::var_os("CANDLECAST_TEST_PYTHON").map(PathBuf::from).unwrap_or_else(|| repo().join("target/pyenv-tests/bin/python"));
+    let path = std::env::var_os("CANDLECAST_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/pyenv-tests/bin/python"));
     assert!(
         path.is_file(),
         "python-socketio is not installed at {}: run scripts/test.sh, or `python3 -m venv target/pyenv-tests && target/pyenv-tests/bin/pip install \"python-socketio[client]\" requests`",
@@ -86,7 +88,8 @@ impl ClientProcess {
                 }
                 Err(_) => panic!("no {name:?} from the client within {secs} s; events: {:?}", self.events),
             };
-            let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("client printed a non-JSON line: {line}"));
+            let v: Value =
+                serde_json::from_str(&line).unwrap_or_else(|_| panic!("client printed a non-JSON line: {line}"));
             self.events.push(v.clone());
             if v["event"] == name {
                 return v["data"].clone();
@@ -97,7 +100,10 @@ impl ClientProcess {
     /// Reads to the end and checks the client exited successfully; returns every event.
     pub async fn finish(mut self, secs: u64) -> Vec<Value> {
         let _ = self.next_event("done", secs).await;
-        let status = tokio::time::timeout(Duration::from_secs(secs), self.child.wait()).await.expect("client exits").expect("wait");
+        let status = tokio::time::timeout(Duration::from_secs(secs), self.child.wait())
+            .await
+            .expect("client exits")
+            .expect("wait");
         let stderr = self.stderr_now().await;
         assert!(status.success(), "client failed ({status}); events: {:?}; stderr: {stderr}", self.events);
         self.events
@@ -111,7 +117,11 @@ impl ClientProcess {
 
 /// The data of the first event called `name`; panics naming what was seen.
 pub fn event<'a>(events: &'a [Value], name: &str) -> &'a Value {
-    events.iter().find(|e| e["event"] == name).map(|e| &e["data"]).unwrap_or_else(|| panic!("no {name:?} event among {events:?}"))
+    events
+        .iter()
+        .find(|e| e["event"] == name)
+        .map(|e| &e["data"])
+        .unwrap_or_else(|| panic!("no {name:?} event among {events:?}"))
 }
 
 /// The data of every event called `name`.

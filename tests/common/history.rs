@@ -56,7 +56,10 @@ pub async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut f
 pub async fn persisted(server: &TestServer) {
     eventually("the backfill in the store", || async {
         let p = server.stats().await["persistence"].clone();
-        p["written_bars"].as_u64().unwrap_or(0) > 1_000 && p["buffered_bars"] == 0 && p["journal_bars"] == 0 && p["healthy"] == true
+        p["written_bars"].as_u64().unwrap_or(0) > 1_000
+            && p["buffered_bars"] == 0
+            && p["journal_bars"] == 0
+            && p["healthy"] == true
     })
     .await;
 }
@@ -68,7 +71,11 @@ pub async fn restart_keeps_history(dir: &Path, store: &[(&'static str, Toml)], k
     let first = TestServer::start_in(dir, &small(store)).await;
     let started = candlecast_actors::model::now_ms();
     // Live seconds, built from trades (not backfilled), must survive too.
-    eventually("three live 1s bars", || async { bars(&first, "interval=1s&limit=10").await.iter().filter(|b| b["closed"] == true && ts(b) >= started).count() >= 3 }).await;
+    eventually("three live 1s bars", || async {
+        bars(&first, "interval=1s&limit=10").await.iter().filter(|b| b["closed"] == true && ts(b) >= started).count()
+            >= 3
+    })
+    .await;
     let before_seconds = closed_by_time(&bars(&first, "interval=1s&limit=3000").await);
     let before_minutes = closed_by_time(&bars(&first, "interval=1m&limit=3000").await);
     let stats = first.stats().await["persistence"].clone();
@@ -90,7 +97,8 @@ pub async fn restart_keeps_history(dir: &Path, store: &[(&'static str, Toml)], k
     let live: Vec<&i64> = before_seconds.keys().filter(|t| **t >= started).collect();
     assert!(live.len() >= 3 && live.iter().all(|t| seconds.contains_key(t)), "live bars of the first run are there");
     // The simulator filled only the downtime.
-    let tail: Vec<Value> = after_seconds.iter().filter(|b| ts(b) >= *before_seconds.keys().next().unwrap()).cloned().collect();
+    let tail: Vec<Value> =
+        after_seconds.iter().filter(|b| ts(b) >= *before_seconds.keys().next().unwrap()).cloned().collect();
     assert_contiguous(&tail, 1_000, "1s across the restart");
     assert_contiguous(&after_minutes, 60_000, "1m across the restart");
     assert_eq!(second.stats().await["persistence"]["healthy"], true);

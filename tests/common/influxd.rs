@@ -87,7 +87,12 @@ impl Influxd {
 
     /// Runs an InfluxQL statement (`db` may be empty) and returns the JSON answer.
     pub async fn query(&self, db: &str, q: &str) -> Value {
-        let r = reqwest::Client::new().post(format!("{}/query", self.url())).query(&[("db", db), ("epoch", "ms"), ("q", q)]).send().await.expect("influxd query");
+        let r = reqwest::Client::new()
+            .post(format!("{}/query", self.url()))
+            .query(&[("db", db), ("epoch", "ms"), ("q", q)])
+            .send()
+            .await
+            .expect("influxd query");
         r.json().await.expect("influxd answers JSON")
     }
 

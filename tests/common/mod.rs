@@ -87,7 +87,8 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let result = actix_web::rt::System::new().block_on(candlecast::run(listener, config, std::future::pending()));
+            let result =
+                actix_web::rt::System::new().block_on(candlecast::run(listener, config, std::future::pending()));
             let _ = tx.send(result.map_err(|e| format!("{e:#}")));
         });
         match rx.recv_timeout(Duration::from_secs(60)) {

@@ -89,7 +89,15 @@ impl TimeBars {
                 dirty: false,
             })
             .collect();
-        TimeBars { symbol, slots, grace_ms, history_cap: history_cap.max(1), clock: i64::MIN, last_price: None, last_trade_ts: None }
+        TimeBars {
+            symbol,
+            slots,
+            grace_ms,
+            history_cap: history_cap.max(1),
+            clock: i64::MIN,
+            last_price: None,
+            last_trade_ts: None,
+        }
     }
 
     pub fn symbol(&self) -> &Symbol {
@@ -208,7 +216,11 @@ impl TimeBars {
             let newest_open = slot.interval.align(now);
             // Buckets between the closing bar and `now` that no trade reached become flat bars.
             let gap_buckets = bucket_count(slot.interval, cur.open_time, newest_open);
-            let skip_to = if gap_buckets > cap as i64 + 1 { Some(newest_open - cap as i64 * slot.interval.millis()) } else { None };
+            let skip_to = if gap_buckets > cap as i64 + 1 {
+                Some(newest_open - cap as i64 * slot.interval.millis())
+            } else {
+                None
+            };
             loop {
                 cur.closed = true;
                 slot.dirty = false;
@@ -258,14 +270,8 @@ impl TimeBars {
         let start = start.unwrap_or(i64::MIN);
         let end = end.unwrap_or(i64::MAX);
         let in_range = |b: &&Bar| b.open_time >= start && b.open_time < end;
-        let mut newest_first: Vec<Bar> = slot
-            .current
-            .iter()
-            .chain(slot.history.iter().rev())
-            .filter(in_range)
-            .take(limit)
-            .cloned()
-            .collect();
+        let mut newest_first: Vec<Bar> =
+            slot.current.iter().chain(slot.history.iter().rev()).filter(in_range).take(limit).cloned().collect();
         newest_first.reverse();
         newest_first
     }
@@ -327,7 +333,9 @@ fn correct(slot: &mut Slot, ts: i64, trade: &Trade, out: &mut Vec<BarUpdate>) ->
     bar.apply_trade_at(span, ts, trade.price, trade.qty);
     let corrected_close = bar.close;
     // Several late trades of one batch revise the same bar: send its final state once, not once per trade.
-    let earlier = out.iter_mut().find(|u| u.kind == UpdateKind::Correction && u.bar.interval == bar.interval && u.bar.open_time == bar.open_time);
+    let earlier = out.iter_mut().find(|u| {
+        u.kind == UpdateKind::Correction && u.bar.interval == bar.interval && u.bar.open_time == bar.open_time
+    });
     match earlier {
         Some(update) => update.bar = bar.clone(),
         None => out.push(BarUpdate { kind: UpdateKind::Correction, bar: bar.clone() }),

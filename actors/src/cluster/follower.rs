@@ -67,16 +67,35 @@ pub struct Follower {
 }
 
 impl Follower {
-    pub fn new(w: FollowerWiring, deliveries: mpsc::UnboundedReceiver<Delivery>, seeded: oneshot::Sender<()>) -> Follower {
-        let max_attempts = if w.cache_today { (RESYNC_PATIENCE.as_millis() / w.retry_every.as_millis().max(1)).max(2) as u32 } else { 1 };
+    pub fn new(
+        w: FollowerWiring,
+        deliveries: mpsc::UnboundedReceiver<Delivery>,
+        seeded: oneshot::Sender<()>,
+    ) -> Follower {
+        let max_attempts = if w.cache_today {
+            (RESYNC_PATIENCE.as_millis() / w.retry_every.as_millis().max(1)).max(2) as u32
+        } else {
+            1
+        };
         let generation = w.link.generation.clone();
-        Follower { w, deliveries: Some(deliveries), syncs: HashMap::new(), reading: HashSet::new(), max_attempts, generation, subscribed_in: 0, subscribing: false, seeded: Some(seeded) }
+        Follower {
+            w,
+            deliveries: Some(deliveries),
+            syncs: HashMap::new(),
+            reading: HashSet::new(),
+            max_attempts,
+            generation,
+            subscribed_in: 0,
+            subscribing: false,
+            seeded: Some(seeded),
+        }
     }
 
     /// Subscribes to every bars channel in the current connection generation, then resyncs everything.
     fn subscribe(&mut self, ctx: &mut Context<Self>) {
         let generation = *self.generation.borrow_and_update();
-        if self.subscribing || generation == 0 || generation == self.subscribed_in || !self.w.link.stats.is_connected() {
+        if self.subscribing || generation == 0 || generation == self.subscribed_in || !self.w.link.stats.is_connected()
+        {
             return;
         }
         self.subscribing = true;
@@ -98,17 +117,19 @@ impl Follower {
     fn resync_all(&mut self, ctx: &mut Context<Self>) {
         let (link, keys) = (self.w.link.clone(), self.w.keys.clone());
         let listed = async move { today_cache::symbols(&link, &keys).await };
-        ctx.spawn(actix::fut::wrap_future(listed).map(|listed: Result<Vec<String>, CacheError>, f: &mut Follower, ctx: &mut Context<Self>| {
-            let mut symbols: Vec<Symbol> = f.syncs.keys().cloned().collect();
-            let named = f.w.symbols.iter().cloned().chain(listed.unwrap_or_default());
-            symbols.extend(named.filter(|s| valid_symbol(s)).map(|s| Symbol::from(s.as_str())));
-            symbols.sort();
-            symbols.dedup();
-            for symbol in symbols {
-                f.resync(symbol, ctx);
-            }
-            f.check_seeded();
-        }));
+        ctx.spawn(actix::fut::wrap_future(listed).map(
+            |listed: Result<Vec<String>, CacheError>, f: &mut Follower, ctx: &mut Context<Self>| {
+                let mut symbols: Vec<Symbol> = f.syncs.keys().cloned().collect();
+                let named = f.w.symbols.iter().cloned().chain(listed.unwrap_or_default());
+                symbols.extend(named.filter(|s| valid_symbol(s)).map(|s| Symbol::from(s.as_str())));
+                symbols.sort();
+                symbols.dedup();
+                for symbol in symbols {
+                    f.resync(symbol, ctx);
+                }
+                f.check_seeded();
+            },
+        ));
     }
 
     /// Starts following `symbol` if needed (a replica aggregator, created on first sight) and reads its
@@ -146,7 +167,10 @@ impl Follower {
         let (link, keys, settings) = (self.w.link.clone(), self.w.keys.clone(), self.w.market.settings());
         let (intervals, cap, sym) = (settings.intervals(), today_cache::window(settings), symbol.clone());
         let read = async move { today_cache::read(&link, &keys, &sym, &intervals, cap, now_ms()).await };
-        ctx.spawn(actix::fut::wrap_future(read).map(move |result, f: &mut Follower, ctx: &mut Context<Self>| f.on_snapshot(symbol, result, ctx)));
+        ctx.spawn(
+            actix::fut::wrap_future(read)
+                .map(move |result, f: &mut Follower, ctx: &mut Context<Self>| f.on_snapshot(symbol, result, ctx)),
+        );
     }
 
     fn on_snapshot(&mut self, symbol: Symbol, result: Result<Snapshot, CacheError>, ctx: &mut Context<Self>) {
@@ -195,7 +219,11 @@ impl Follower {
 
     /// Tells the lease keeper once every configured symbol is synced.
     fn check_seeded(&mut self) {
-        let done = self.w.symbols.iter().all(|s| self.w.led.contains(s) || self.syncs.get(s.as_str()).is_some_and(|sync| !sync.is_syncing()));
+        let done = self
+            .w
+            .symbols
+            .iter()
+            .all(|s| self.w.led.contains(s) || self.syncs.get(s.as_str()).is_some_and(|sync| !sync.is_syncing()));
         if done {
             if let Some(seeded) = self.seeded.take() {
                 let _ = seeded.send(());

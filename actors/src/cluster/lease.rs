@@ -85,7 +85,15 @@ pub struct LeaseKeeper {
 impl LeaseKeeper {
     pub fn new(w: LeaseWiring, seeded: oneshot::Receiver<()>) -> LeaseKeeper {
         let generation = w.link.generation.clone();
-        LeaseKeeper { w, seeded: Some(seeded), started: Instant::now(), claiming: false, provisional: false, generation, confirmed: HashMap::new() }
+        LeaseKeeper {
+            w,
+            seeded: Some(seeded),
+            started: Instant::now(),
+            claiming: false,
+            provisional: false,
+            generation,
+            confirmed: HashMap::new(),
+        }
     }
 
     /// Whether the start-up wait for the cache seed is over.
@@ -93,7 +101,8 @@ impl LeaseKeeper {
         match &mut self.seeded {
             None => true,
             Some(rx) => {
-                let done = !matches!(rx.try_recv(), Err(oneshot::error::TryRecvError::Empty)) || self.started.elapsed() >= SEED_PATIENCE;
+                let done = !matches!(rx.try_recv(), Err(oneshot::error::TryRecvError::Empty))
+                    || self.started.elapsed() >= SEED_PATIENCE;
                 if done {
                     self.seeded = None;
                 }
@@ -109,7 +118,9 @@ impl LeaseKeeper {
         if !self.w.link.stats.is_connected() {
             if !self.w.link.stats.was_ever_connected() && !self.provisional {
                 self.provisional = true;
-                tracing::warn!("Redis unreachable since start: running every configured symbol here until leases can be taken");
+                tracing::warn!(
+                    "Redis unreachable since start: running every configured symbol here until leases can be taken"
+                );
                 for symbol in self.w.symbols.clone() {
                     self.gain(&symbol, ctx);
                 }

@@ -40,15 +40,23 @@ pub struct RedisLink {
 
 /// A Redis client for `settings.url`, speaking RESP3. Errors name the option, never the password.
 pub fn client(settings: &RedisSettings) -> Result<redis::Client, ClusterError> {
-    let info = settings.url.trim().into_connection_info().map_err(|e| ClusterError::BadUrl { url: settings.redacted_url(), reason: e.to_string() })?;
+    let info = settings
+        .url
+        .trim()
+        .into_connection_info()
+        .map_err(|e| ClusterError::BadUrl { url: settings.redacted_url(), reason: e.to_string() })?;
     let redis_settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
-    redis::Client::open(info.set_redis_settings(redis_settings)).map_err(|e| ClusterError::BadUrl { url: settings.redacted_url(), reason: e.to_string() })
+    redis::Client::open(info.set_redis_settings(redis_settings))
+        .map_err(|e| ClusterError::BadUrl { url: settings.redacted_url(), reason: e.to_string() })
 }
 
 impl RedisLink {
     /// Creates the connection manager without waiting for Redis (an unreachable Redis must not stop the
     /// start), and spawns the health check and the push dispatcher. Must run inside a Tokio runtime.
-    pub fn open(settings: &RedisSettings, stats: Arc<ClusterStats>) -> Result<(RedisLink, mpsc::UnboundedReceiver<Delivery>), ClusterError> {
+    pub fn open(
+        settings: &RedisSettings,
+        stats: Arc<ClusterStats>,
+    ) -> Result<(RedisLink, mpsc::UnboundedReceiver<Delivery>), ClusterError> {
         let (push_tx, push_rx) = mpsc::unbounded_channel::<PushInfo>();
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.connect_timeout()))
@@ -77,7 +85,9 @@ impl RedisLink {
     {
         match tokio::time::timeout(self.command_timeout, f(self.manager.clone())).await {
             Ok(result) => result,
-            Err(_) => Err(RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, "Redis did not answer in time"))),
+            Err(_) => {
+                Err(RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, "Redis did not answer in time")))
+            }
         }
     }
 }
@@ -122,7 +132,12 @@ async fn check_health(link: RedisLink, generation: watch::Sender<u64>) {
 }
 
 /// Hands pub/sub messages to the follower and notes disconnections at once (before the next PING).
-async fn dispatch_pushes(mut pushes: mpsc::UnboundedReceiver<PushInfo>, deliveries: mpsc::UnboundedSender<Delivery>, stats: Arc<ClusterStats>, url: Arc<str>) {
+async fn dispatch_pushes(
+    mut pushes: mpsc::UnboundedReceiver<PushInfo>,
+    deliveries: mpsc::UnboundedSender<Delivery>,
+    stats: Arc<ClusterStats>,
+    url: Arc<str>,
+) {
     while let Some(push) = pushes.recv().await {
         match push.kind {
             // mark_down records every loss; the warning is logged on the transition only.
@@ -132,7 +147,11 @@ async fn dispatch_pushes(mut pushes: mpsc::UnboundedReceiver<PushInfo>, deliveri
             PushKind::PMessage | PushKind::Message => {
                 // pmessage: [pattern, channel, payload]; message: [channel, payload].
                 let mut values = push.data.into_iter().rev();
-                let (Some(Value::BulkString(payload)), Some(Value::BulkString(channel))) = (values.next(), values.next()) else { continue };
+                let (Some(Value::BulkString(payload)), Some(Value::BulkString(channel))) =
+                    (values.next(), values.next())
+                else {
+                    continue;
+                };
                 let Ok(channel) = String::from_utf8(channel) else { continue };
                 let _ = deliveries.send(Delivery { channel, payload: Bytes::from(payload) });
             }

@@ -101,7 +101,12 @@ impl Cluster {
     /// Connects to Redis (without waiting for it: an unreachable Redis is reported, not fatal) and starts
     /// this node's part: the configured symbols as replicas, the follower, and on nodes that run feeds the
     /// publisher and the lease keeper. `None` when no Redis is configured. Must run inside the actix system.
-    pub async fn start(engine: &Engine, node: &NodeSettings, redis: &RedisSettings, feed: &FeedSettings) -> Result<Option<Cluster>, ClusterError> {
+    pub async fn start(
+        engine: &Engine,
+        node: &NodeSettings,
+        redis: &RedisSettings,
+        feed: &FeedSettings,
+    ) -> Result<Option<Cluster>, ClusterError> {
         settings::validate(node, redis)?;
         if !redis.enabled() {
             return Ok(None);
@@ -121,7 +126,8 @@ impl Cluster {
         let runs_feeds = node.role.runs_feeds() && feed.source != "none";
         let label = if runs_feeds { feed.source.as_str() } else { "redis" };
         // Every configured symbol exists from the start, as a replica until this node runs its feed.
-        let symbols: Vec<Symbol> = feed.symbols.iter().filter(|s| valid_symbol(s)).map(|s| market.get_or_create(s, label).symbol).collect();
+        let symbols: Vec<Symbol> =
+            feed.symbols.iter().filter(|s| valid_symbol(s)).map(|s| market.get_or_create(s, label).symbol).collect();
         for symbol in &symbols {
             if let Some(entry) = market.get(symbol) {
                 entry.aggregator.do_send(SetReplica { replica: true });
@@ -141,7 +147,16 @@ impl Cluster {
         let follower = Follower::start_in_arbiter(&arbiter, move |_| Follower::new(wiring, deliveries, seeded_tx));
         if runs_feeds {
             let (queue, queued) = tokio::sync::mpsc::channel(writer::QUEUE);
-            let publisher = Publisher::new(node_id.clone(), keys.clone(), led.clone(), market.clone(), link.clone(), queue, redis.cache_today, redis.cache_flush());
+            let publisher = Publisher::new(
+                node_id.clone(),
+                keys.clone(),
+                led.clone(),
+                market.clone(),
+                link.clone(),
+                queue,
+                redis.cache_today,
+                redis.cache_flush(),
+            );
             let publisher = Publisher::start_in_arbiter(&arbiter, move |_| publisher);
             arbiter.spawn(writer::write_loop(link.clone(), queued, publisher.clone().recipient()));
             engine.hub.do_send(SubscribeActor { recipient: publisher.clone().recipient(), partials: true });

@@ -69,7 +69,16 @@ pub struct Publisher {
 
 impl Publisher {
     #[allow(clippy::too_many_arguments)] // the publisher's wiring, passed once by Cluster::start
-    pub fn new(node: Arc<str>, keys: Keys, led: Led, market: Market, link: RedisLink, queue: mpsc::Sender<Outgoing>, cache_today: bool, flush_every: Duration) -> Publisher {
+    pub fn new(
+        node: Arc<str>,
+        keys: Keys,
+        led: Led,
+        market: Market,
+        link: RedisLink,
+        queue: mpsc::Sender<Outgoing>,
+        cache_today: bool,
+        flush_every: Duration,
+    ) -> Publisher {
         let generation = link.generation.clone();
         Publisher {
             node,
@@ -94,7 +103,10 @@ impl Publisher {
         if let Some(pending) = &mut self.pending {
             pending.note(symbol, seq, bars);
         }
-        let item = Outgoing::Publish { channel: self.keys.bars_channel(symbol), payload: wire::encode_batch(&self.node, seq, bars) };
+        let item = Outgoing::Publish {
+            channel: self.keys.bars_channel(symbol),
+            payload: wire::encode_batch(&self.node, seq, bars),
+        };
         if !self.link.stats.is_connected() || self.queue.try_send(item).is_err() {
             self.link.stats.publish_dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -173,7 +185,10 @@ impl Handler<RewriteCache> for Publisher {
     /// Reads today's bars from the symbol's aggregator and queues them as one cache write. The actor
     /// waits for them, so no update of the symbol is noted meanwhile and the watermark stays exact.
     fn handle(&mut self, msg: RewriteCache, ctx: &mut Context<Self>) {
-        let entry = self.market.get(&msg.symbol).filter(|_| self.pending.is_some() && self.led.contains(&msg.symbol) && self.link.stats.is_connected());
+        let entry = self
+            .market
+            .get(&msg.symbol)
+            .filter(|_| self.pending.is_some() && self.led.contains(&msg.symbol) && self.link.stats.is_connected());
         let Some(entry) = entry else {
             // Not possible now; the next flush asks again while the symbol is not synced.
             self.rewriting.remove(&msg.symbol);
@@ -183,7 +198,12 @@ impl Handler<RewriteCache> for Publisher {
         let day_start = Interval::D1.align(now);
         let intervals = self.market.settings().intervals();
         let reads = intervals.into_iter().map(move |interval| {
-            let query = HistoryQuery { interval, limit: usize::MAX, end_time: None, start_time: Some(interval.align(day_start)) };
+            let query = HistoryQuery {
+                interval,
+                limit: usize::MAX,
+                end_time: None,
+                start_time: Some(interval.align(day_start)),
+            };
             entry.aggregator.send(GetBars(query))
         });
         let all = futures_util::future::join_all(reads);
@@ -197,7 +217,16 @@ impl Handler<RewriteCache> for Publisher {
             let seq = p.seqs.get(&msg.symbol).copied().unwrap_or(0);
             let n = bars.len();
             let cap = today_cache::window(p.market.settings());
-            let write = CacheWrite { keys: p.keys.clone(), symbol: msg.symbol.clone(), bars, cap, replace: true, node: p.node.clone(), seq, now };
+            let write = CacheWrite {
+                keys: p.keys.clone(),
+                symbol: msg.symbol.clone(),
+                bars,
+                cap,
+                replace: true,
+                node: p.node.clone(),
+                seq,
+                now,
+            };
             if p.queue.try_send(Outgoing::Cache(write)).is_ok() {
                 p.synced.insert(msg.symbol.clone());
                 tracing::debug!(symbol = %msg.symbol, bars = n, seq, "today-cache rewritten from memory");

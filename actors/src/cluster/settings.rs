@@ -134,7 +134,10 @@ pub fn node_id(node: &NodeSettings) -> String {
     if !node.id.is_empty() {
         return node.id.clone();
     }
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_owned()).filter(|h| !h.is_empty());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty());
     let host = host.or_else(|| std::env::var("HOSTNAME").ok()).unwrap_or_else(|| "node".into());
     let suffix: u32 = SmallRng::from_os_rng().random_range(0..0x100_0000);
     format!("{}-{}-{suffix:06x}", host.replace(char::is_whitespace, "_"), std::process::id())
@@ -160,7 +163,10 @@ mod tests {
     #[test]
     fn passwords_are_redacted_and_nothing_else_changes() {
         assert_eq!(redact_url("redis://:s3cret@127.0.0.1:6379/0"), "redis://:***@127.0.0.1:6379/0");
-        assert_eq!(redact_url("redis://app:p%40ss:word@host/2?protocol=resp3"), "redis://app:***@host/2?protocol=resp3");
+        assert_eq!(
+            redact_url("redis://app:p%40ss:word@host/2?protocol=resp3"),
+            "redis://app:***@host/2?protocol=resp3"
+        );
         assert_eq!(redact_url("redis://host:6379"), "redis://host:6379");
         assert_eq!(redact_url("redis://user@host"), "redis://user@host");
         assert_eq!(redact_url("not a url"), "not a url");

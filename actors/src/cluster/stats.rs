@@ -151,7 +151,11 @@ impl ClusterStats {
             role: role.as_str(),
             url: url.to_owned(),
             connected: self.is_connected(),
-            error: if self.is_connected() { None } else { self.last_error().or_else(|| Some("not connected yet".into())) },
+            error: if self.is_connected() {
+                None
+            } else {
+                self.last_error().or_else(|| Some("not connected yet".into()))
+            },
             leases: self.leases_held(),
         }
     }

@@ -63,7 +63,10 @@ impl SymbolSync {
     /// Starts syncing (the caller reads the cache next). After `max_attempts` snapshots that are behind,
     /// the next one is taken as it is.
     pub fn new(max_attempts: u32) -> SymbolSync {
-        SymbolSync { state: State::Syncing { buffer: VecDeque::new(), attempts: 0, previous: None }, max_attempts: max_attempts.max(1) }
+        SymbolSync {
+            state: State::Syncing { buffer: VecDeque::new(), attempts: 0, previous: None },
+            max_attempts: max_attempts.max(1),
+        }
     }
 
     pub fn is_syncing(&self) -> bool {
@@ -124,7 +127,13 @@ impl SymbolSync {
         let Snapshot { bars: cached, watermark } = snapshot;
         // The node to follow: the newest sender, else the cache's writer, else the one followed before.
         // Messages of an older sender (from before a takeover) are stale.
-        let Some(node) = buffer.back().map(|b| &b.node).or(watermark.as_ref().map(|w| &w.0)).or(previous.as_ref().map(|p| &p.0)).cloned() else {
+        let Some(node) = buffer
+            .back()
+            .map(|b| &b.node)
+            .or(watermark.as_ref().map(|w| &w.0))
+            .or(previous.as_ref().map(|p| &p.0))
+            .cloned()
+        else {
             self.state = State::Live { source: None };
             return OnSnapshot::Apply { bars: cached, complete: true };
         };
@@ -213,7 +222,10 @@ mod tests {
         s.on_message(batch("a", 12));
         s.on_message(batch("a", 13));
         // The cache was last written at 10: message 11 would be missing.
-        assert_eq!(s.on_snapshot(Snapshot { bars: vec![bar(10)], watermark: Some(("a".into(), 10)) }), OnSnapshot::Retry);
+        assert_eq!(
+            s.on_snapshot(Snapshot { bars: vec![bar(10)], watermark: Some(("a".into(), 10)) }),
+            OnSnapshot::Retry
+        );
         assert_eq!(s.on_message(batch("a", 14)), OnMessage::Buffered);
         let out = s.on_snapshot(Snapshot { bars: vec![bar(11), bar(12)], watermark: Some(("a".into(), 12)) });
         let OnSnapshot::Apply { bars, complete: true } = out else { panic!("{out:?}") };
@@ -275,10 +287,17 @@ mod tests {
     #[test]
     fn without_messages_the_watermark_becomes_the_baseline() {
         let mut s = SymbolSync::new(1);
-        assert_eq!(s.on_snapshot(Snapshot { bars: vec![bar(1)], watermark: Some(("a".into(), 3)) }), OnSnapshot::Apply { bars: vec![bar(1)], complete: true });
+        assert_eq!(
+            s.on_snapshot(Snapshot { bars: vec![bar(1)], watermark: Some(("a".into(), 3)) }),
+            OnSnapshot::Apply { bars: vec![bar(1)], complete: true }
+        );
         assert_eq!(s.on_message(batch("a", 5)), OnMessage::Resync { gap: true });
         let mut fresh = SymbolSync::new(1);
         fresh.on_snapshot(Snapshot::default());
-        assert_eq!(fresh.on_message(batch("a", 5)), OnMessage::Apply(vec![bar(5)]), "no cache: the first message is the baseline");
+        assert_eq!(
+            fresh.on_message(batch("a", 5)),
+            OnMessage::Apply(vec![bar(5)]),
+            "no cache: the first message is the baseline"
+        );
     }
 }

@@ -123,14 +123,30 @@ impl PendingWrites {
     pub fn take(&mut self, keys: &Keys, node: &Arc<str>, cap: usize, now: i64) -> Vec<CacheWrite> {
         self.symbols
             .drain()
-            .map(|(symbol, p)| CacheWrite { keys: keys.clone(), symbol, bars: p.bars.into_values().collect(), cap, replace: false, node: node.clone(), seq: p.seq, now })
+            .map(|(symbol, p)| CacheWrite {
+                keys: keys.clone(),
+                symbol,
+                bars: p.bars.into_values().collect(),
+                cap,
+                replace: false,
+                node: node.clone(),
+                seq: p.seq,
+                now,
+            })
             .collect()
     }
 }
 
 /// Reads today's bars of `symbol` for `intervals` (the newest `cap` of each) and the watermark in one
 /// transaction, so the watermark matches the bars. Bars come oldest first per interval.
-pub async fn read(link: &RedisLink, keys: &Keys, symbol: &Symbol, intervals: &[Interval], cap: usize, now: i64) -> Result<Snapshot, CacheError> {
+pub async fn read(
+    link: &RedisLink,
+    keys: &Keys,
+    symbol: &Symbol,
+    intervals: &[Interval],
+    cap: usize,
+    now: i64,
+) -> Result<Snapshot, CacheError> {
     let day_start = Interval::D1.align(now);
     let set_keys: Vec<String> = intervals.iter().map(|iv| keys.today(day_start, symbol, *iv)).collect();
     let mut pipe = redis::pipe();
@@ -139,7 +155,10 @@ pub async fn read(link: &RedisLink, keys: &Keys, symbol: &Symbol, intervals: &[I
         pipe.zrange(key, -(cap.max(1) as isize), -1);
     }
     pipe.get(keys.watermark(symbol));
-    let mut replies: Vec<Value> = link.run(|mut con| async move { pipe.query_async(&mut con).await }).await.map_err(|e| CacheError::Redis(describe(&e)))?;
+    let mut replies: Vec<Value> = link
+        .run(|mut con| async move { pipe.query_async(&mut con).await })
+        .await
+        .map_err(|e| CacheError::Redis(describe(&e)))?;
     let watermark = match replies.pop() {
         Some(Value::Nil) | None => None,
         Some(v) => {
@@ -161,7 +180,10 @@ pub async fn read(link: &RedisLink, keys: &Keys, symbol: &Symbol, intervals: &[I
 /// Symbols with bars in the cache (written by any node).
 pub async fn symbols(link: &RedisLink, keys: &Keys) -> Result<Vec<String>, CacheError> {
     let key = keys.symbols();
-    let mut found: Vec<String> = link.run(|mut con| async move { redis::cmd("SMEMBERS").arg(key).query_async(&mut con).await }).await.map_err(|e| CacheError::Redis(describe(&e)))?;
+    let mut found: Vec<String> = link
+        .run(|mut con| async move { redis::cmd("SMEMBERS").arg(key).query_async(&mut con).await })
+        .await
+        .map_err(|e| CacheError::Redis(describe(&e)))?;
     found.sort();
     Ok(found)
 }
@@ -194,9 +216,24 @@ mod tests {
         let today = Bar::from_trade(symbol.clone(), Interval::M1, 10 * DAY, 100.0, 1.0);
         let week = Bar::from_trade(symbol.clone(), Interval::W1, 10 * DAY - 1_000, 100.0, 1.0);
         let mut bars = vec![yesterday, today.clone(), week];
-        bars.extend((1..=3).map(|i| Bar::from_trade(today.symbol.clone(), Interval::M1, 10 * DAY + i * 60_000, 100.0, 1.0)));
-        let write = CacheWrite { keys: Keys::new("cc"), symbol: today.symbol.clone(), bars, cap: 3, replace: false, node: "n".into(), seq: 1, now };
+        bars.extend(
+            (1..=3).map(|i| Bar::from_trade(today.symbol.clone(), Interval::M1, 10 * DAY + i * 60_000, 100.0, 1.0)),
+        );
+        let write = CacheWrite {
+            keys: Keys::new("cc"),
+            symbol: today.symbol.clone(),
+            bars,
+            cap: 3,
+            replace: false,
+            node: "n".into(),
+            seq: 1,
+            now,
+        };
         let mut pipe = redis::pipe();
-        assert_eq!(write.add_to(&mut pipe), 4, "the week that is still forming and the newest three of today's 1m bars");
+        assert_eq!(
+            write.add_to(&mut pipe),
+            4,
+            "the week that is still forming and the newest three of today's 1m bars"
+        );
     }
 }

@@ -92,18 +92,33 @@ struct WireBatch<'a> {
 
 /// The payload of a bars message.
 pub fn encode_batch(node: &str, seq: u64, bars: &[Bar]) -> Vec<u8> {
-    let bars = bars.iter().map(|b| WireBar(b.interval, b.open_time, b.open, b.high, b.low, b.close, b.volume, b.trades, b.closed)).collect();
+    let bars = bars
+        .iter()
+        .map(|b| WireBar(b.interval, b.open_time, b.open, b.high, b.low, b.close, b.volume, b.trades, b.closed))
+        .collect();
     // Serializing plain numbers, strings and bools into a Vec cannot fail.
     serde_json::to_vec(&WireBatch { node: node.into(), seq, bars }).unwrap_or_default()
 }
 
 /// Reads a bars message received on `channel` for `symbol`.
 pub fn decode_batch(channel: &str, symbol: &Symbol, payload: &[u8]) -> Result<Batch, WireError> {
-    let wire: WireBatch = serde_json::from_slice(payload).map_err(|e| WireError::Message { channel: channel.to_owned(), reason: e.to_string() })?;
+    let wire: WireBatch = serde_json::from_slice(payload)
+        .map_err(|e| WireError::Message { channel: channel.to_owned(), reason: e.to_string() })?;
     let bars = wire
         .bars
         .into_iter()
-        .map(|WireBar(interval, open_time, open, high, low, close, volume, trades, closed)| Bar { symbol: symbol.clone(), interval, open_time, open, high, low, close, volume, trades, closed })
+        .map(|WireBar(interval, open_time, open, high, low, close, volume, trades, closed)| Bar {
+            symbol: symbol.clone(),
+            interval,
+            open_time,
+            open,
+            high,
+            low,
+            close,
+            volume,
+            trades,
+            closed,
+        })
         .collect();
     Ok(Batch { node: wire.node.into_owned(), seq: wire.seq, bars })
 }
@@ -119,8 +134,10 @@ pub fn encode_cached(bar: &Bar) -> String {
 
 /// Reads one member of `key` (the today-set of `symbol` at `interval`) back into a bar.
 pub fn decode_cached(key: &str, symbol: &Symbol, interval: Interval, member: &str) -> Result<Bar, WireError> {
-    let bad = |reason: String| WireError::Cached { key: key.to_owned(), member: member.chars().take(80).collect(), reason };
-    let CachedBar(open_time, open, high, low, close, volume, trades, closed) = serde_json::from_str(member).map_err(|e| bad(e.to_string()))?;
+    let bad =
+        |reason: String| WireError::Cached { key: key.to_owned(), member: member.chars().take(80).collect(), reason };
+    let CachedBar(open_time, open, high, low, close, volume, trades, closed) =
+        serde_json::from_str(member).map_err(|e| bad(e.to_string()))?;
     Ok(Bar { symbol: symbol.clone(), interval, open_time, open, high, low, close, volume, trades, closed })
 }
 
@@ -156,7 +173,10 @@ mod tests {
         let bars = vec![bar(Interval::M1, 1_700_000_040_000, true), bar(Interval::S1, 1_700_000_041_000, false)];
         let payload = encode_batch("node-a", 42, &bars);
         let text = std::str::from_utf8(&payload).unwrap();
-        assert!(text.starts_with(r#"{"n":"node-a","q":42,"b":[["1m",1700000040000,45000.123456789,45010.5,"#), "{text}");
+        assert!(
+            text.starts_with(r#"{"n":"node-a","q":42,"b":[["1m",1700000040000,45000.123456789,45010.5,"#),
+            "{text}"
+        );
         let symbol: Symbol = "BTCUSDT".into();
         let back = decode_batch("candlecast:bars:BTCUSDT", &symbol, &payload).unwrap();
         assert_eq!(back, Batch { node: "node-a".into(), seq: 42, bars });

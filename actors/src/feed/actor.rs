@@ -45,7 +45,13 @@ pub struct Backfill {
 impl<C: Connector> FeedActor<C> {
     /// Trades go to `sink` and rebuilt bars to `upsert` (the symbol's aggregator); `seed` receives stored
     /// history plus the connector's backfill before live trades start.
-    pub fn new(connector: C, sink: Recipient<Ingest>, upsert: Recipient<UpsertBars>, seed: Option<Backfill>, status: Arc<FeedStatus>) -> Self {
+    pub fn new(
+        connector: C,
+        sink: Recipient<Ingest>,
+        upsert: Recipient<UpsertBars>,
+        seed: Option<Backfill>,
+        status: Arc<FeedStatus>,
+    ) -> Self {
         FeedActor { connector: Some(connector), sink, upsert, seed, status }
     }
 }
@@ -114,7 +120,13 @@ async fn backfill<C: Connector>(c: &mut C, to: Backfill) {
     }
 }
 
-async fn run<C: Connector>(mut c: C, sink: Recipient<Ingest>, upsert: Recipient<UpsertBars>, seed: Option<Backfill>, status: Arc<FeedStatus>) {
+async fn run<C: Connector>(
+    mut c: C,
+    sink: Recipient<Ingest>,
+    upsert: Recipient<UpsertBars>,
+    seed: Option<Backfill>,
+    status: Arc<FeedStatus>,
+) {
     let symbol: Symbol = c.symbol().clone();
     let source = c.source();
     if let Some(to) = seed {

@@ -61,7 +61,12 @@ pub trait Connector: Unpin + 'static {
     /// `held` is what the store already holds of this symbol. The feed actor keeps only bars newer than
     /// `held.last(interval)` whatever the connector returns, so a connector may ignore it; one that uses
     /// it fetches or generates only what is missing.
-    fn backfill(&mut self, _now_ms: i64, _intervals: &[Interval], _held: &Held) -> impl Future<Output = Result<Vec<(Interval, Vec<Bar>)>, FeedError>> {
+    fn backfill(
+        &mut self,
+        _now_ms: i64,
+        _intervals: &[Interval],
+        _held: &Held,
+    ) -> impl Future<Output = Result<Vec<(Interval, Vec<Bar>)>, FeedError>> {
         async { Ok(Vec::new()) }
     }
 

@@ -57,7 +57,13 @@ impl<'de> Deserialize<'de> for Speed {
         let bad = || serde::de::Error::custom("speed must be a number above 0 (1, 10, ...) or \"max\"");
         match Raw::deserialize(d)? {
             Raw::Text(t) if t.eq_ignore_ascii_case("max") => Ok(Speed::Max),
-            Raw::Text(t) => t.trim_start_matches(['x', '×']).parse::<f64>().ok().filter(|v| *v > 0.0 && v.is_finite()).map(Speed::Times).ok_or_else(bad),
+            Raw::Text(t) => t
+                .trim_start_matches(['x', '×'])
+                .parse::<f64>()
+                .ok()
+                .filter(|v| *v > 0.0 && v.is_finite())
+                .map(Speed::Times)
+                .ok_or_else(bad),
             Raw::Number(v) if v > 0.0 && v.is_finite() => Ok(Speed::Times(v)),
             Raw::Number(_) => Err(bad()),
         }
@@ -79,7 +85,13 @@ pub struct ReplaySettings {
 
 impl Default for ReplaySettings {
     fn default() -> Self {
-        ReplaySettings { path: String::new(), kind: ReplayKind::Trades, speed: Speed::Times(1.0), shift_to_now: true, bar_interval: Interval::M1 }
+        ReplaySettings {
+            path: String::new(),
+            kind: ReplayKind::Trades,
+            speed: Speed::Times(1.0),
+            shift_to_now: true,
+            bar_interval: Interval::M1,
+        }
     }
 }
 
@@ -121,11 +133,9 @@ fn parse_line(line: &str, kind: ReplayKind, symbol: &str) -> Result<Option<Row>,
         return Err(format!("expected {expected} columns, found {}", cols.len()));
     }
     let raw = cols[0].trim();
-    let ts: i64 = raw
-        .parse()
-        .ok()
-        .or_else(|| crate::model::time::parse_iso(raw))
-        .ok_or_else(|| format!("timestamp {raw:?} is neither milliseconds since the epoch nor ISO 8601 (2024-01-01T10:00:00Z)"))?;
+    let ts: i64 = raw.parse().ok().or_else(|| crate::model::time::parse_iso(raw)).ok_or_else(|| {
+        format!("timestamp {raw:?} is neither milliseconds since the epoch nor ISO 8601 (2024-01-01T10:00:00Z)")
+    })?;
     match kind {
         ReplayKind::Trades => {
             if !cols[1].eq_ignore_ascii_case(symbol) {
@@ -144,7 +154,8 @@ fn parse_line(line: &str, kind: ReplayKind, symbol: &str) -> Result<Option<Row>,
             Ok(Some(Row::Trade { ts, price, qty, side }))
         }
         ReplayKind::Bars => {
-            let (open, high, low, close, volume) = (num(1, "open")?, num(2, "high")?, num(3, "low")?, num(4, "close")?, num(5, "volume")?);
+            let (open, high, low, close, volume) =
+                (num(1, "open")?, num(2, "high")?, num(3, "low")?, num(4, "close")?, num(5, "volume")?);
             if !(low <= open.min(close) && open.max(close) <= high && low > 0.0) {
                 return Err("bar breaks 0 < low <= open, close <= high".into());
             }
@@ -170,11 +181,22 @@ pub struct ReplayConnector {
 
 impl ReplayConnector {
     pub fn new(symbol: Symbol, settings: &ReplaySettings) -> ReplayConnector {
-        ReplayConnector { symbol, settings: settings.clone(), reader: None, line_no: 0, pending: None, origin: None, rows: 0, next_id: 1, status: Arc::default() }
+        ReplayConnector {
+            symbol,
+            settings: settings.clone(),
+            reader: None,
+            line_no: 0,
+            pending: None,
+            origin: None,
+            rows: 0,
+            next_id: 1,
+            status: Arc::default(),
+        }
     }
 
     fn open(&self) -> Result<std::io::Lines<BufReader<File>>, FeedError> {
-        let file = File::open(&self.settings.path).map_err(|e| FeedError::Refused(format!("cannot open replay file {:?}: {e}", self.settings.path)))?;
+        let file = File::open(&self.settings.path)
+            .map_err(|e| FeedError::Refused(format!("cannot open replay file {:?}: {e}", self.settings.path)))?;
         Ok(BufReader::with_capacity(64 * 1024, file).lines())
     }
 
@@ -185,7 +207,9 @@ impl ReplayConnector {
             let reader = self.reader.as_mut().ok_or_else(|| FeedError::Disconnected("replay file not open".into()))?;
             let Some(line) = reader.next() else { return Ok(None) };
             self.line_no += 1;
-            let line = line.map_err(|e| FeedError::Ended(format!("reading {:?} at line {}: {e}", self.settings.path, self.line_no)))?;
+            let line = line.map_err(|e| {
+                FeedError::Ended(format!("reading {:?} at line {}: {e}", self.settings.path, self.line_no))
+            })?;
             match parse_line(&line, kind, &self.symbol) {
                 Ok(Some(row)) => return Ok(Some(row)),
                 Ok(None) => {}
@@ -276,7 +300,12 @@ impl Connector for ReplayConnector {
         self.status = status;
     }
 
-    async fn backfill(&mut self, now: i64, intervals: &[Interval], _held: &Held) -> Result<Vec<(Interval, Vec<Bar>)>, FeedError> {
+    async fn backfill(
+        &mut self,
+        now: i64,
+        intervals: &[Interval],
+        _held: &Held,
+    ) -> Result<Vec<(Interval, Vec<Bar>)>, FeedError> {
         match self.settings.speed {
             Speed::Max => self.load_all(now, intervals),
             Speed::Times(_) => Ok(Vec::new()),
@@ -285,7 +314,10 @@ impl Connector for ReplayConnector {
 
     async fn connect(&mut self) -> Result<(), FeedError> {
         if self.settings.speed == Speed::Max {
-            return Err(FeedError::Ended(format!("replay of {:?} loaded as history: {} rows", self.settings.path, self.rows)));
+            return Err(FeedError::Ended(format!(
+                "replay of {:?} loaded as history: {} rows",
+                self.settings.path, self.rows
+            )));
         }
         if self.reader.is_none() {
             self.reader = Some(self.open()?);
@@ -295,14 +327,21 @@ impl Connector for ReplayConnector {
 
     /// The rows that are due, as trades; waits for the next one when none is.
     async fn next_trades(&mut self) -> Result<Vec<Trade>, FeedError> {
-        let Speed::Times(speed) = self.settings.speed else { return Err(FeedError::Ended("nothing to replay live".into())) };
+        let Speed::Times(speed) = self.settings.speed else {
+            return Err(FeedError::Ended("nothing to replay live".into()));
+        };
         let mut out = Vec::new();
         loop {
             let row = match self.pending.take() {
                 Some(row) => row,
                 None => match self.next_row()? {
                     Some(row) => row,
-                    None if out.is_empty() => return Err(FeedError::Ended(format!("replay of {:?} finished: {} rows", self.settings.path, self.rows))),
+                    None if out.is_empty() => {
+                        return Err(FeedError::Ended(format!(
+                            "replay of {:?} finished: {} rows",
+                            self.settings.path, self.rows
+                        )))
+                    }
                     None => return Ok(out),
                 },
             };
@@ -319,7 +358,11 @@ impl Connector for ReplayConnector {
                 continue;
             }
             self.rows += 1;
-            let trades = if self.settings.shift_to_now { self.expand(&row, |ts| replay_at(ts).min(now), now) } else { self.expand(&row, |ts| ts, now) };
+            let trades = if self.settings.shift_to_now {
+                self.expand(&row, |ts| replay_at(ts).min(now), now)
+            } else {
+                self.expand(&row, |ts| ts, now)
+            };
             out.extend(trades);
             if out.len() >= 1_000 {
                 return Ok(out);
@@ -335,12 +378,18 @@ mod tests {
     #[test]
     fn parses_rows_and_names_what_is_wrong() {
         let t = |l| parse_line(l, ReplayKind::Trades, "BTCUSDT");
-        assert_eq!(t("1700000000000,BTCUSDT,100.5,0.25,sell").unwrap(), Some(Row::Trade { ts: 1700000000000, price: 100.5, qty: 0.25, side: Side::Sell }));
+        assert_eq!(
+            t("1700000000000,BTCUSDT,100.5,0.25,sell").unwrap(),
+            Some(Row::Trade { ts: 1700000000000, price: 100.5, qty: 0.25, side: Side::Sell })
+        );
         assert_eq!(t("timestamp,symbol,price,qty,side").unwrap(), None, "header");
         assert_eq!(t("1700000000000,ETHUSDT,1,1,buy").unwrap(), None, "another symbol");
         assert_eq!(t("# comment").unwrap(), None);
         // ISO 8601 as well as epoch milliseconds; anything else is named.
-        assert_eq!(t("2023-11-14T22:13:20Z,BTCUSDT,1,1,buy").unwrap(), Some(Row::Trade { ts: 1_700_000_000_000, price: 1.0, qty: 1.0, side: Side::Buy }));
+        assert_eq!(
+            t("2023-11-14T22:13:20Z,BTCUSDT,1,1,buy").unwrap(),
+            Some(Row::Trade { ts: 1_700_000_000_000, price: 1.0, qty: 1.0, side: Side::Buy })
+        );
         assert!(t("yesterday,BTCUSDT,1,1,buy").unwrap_err().contains("ISO 8601"));
         assert!(t("1,BTCUSDT,abc,1,buy").unwrap_err().contains("price"));
         assert!(t("1,BTCUSDT,1,1").unwrap_err().contains("columns"));

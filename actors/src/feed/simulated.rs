@@ -93,7 +93,8 @@ pub struct SimulatedConnector {
 
 impl SimulatedConnector {
     pub fn new(symbol: Symbol, settings: &SimulatedSettings) -> SimulatedConnector {
-        let name_hash = symbol.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+        let name_hash =
+            symbol.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
         let price = settings.start_prices.get(&*symbol).copied().unwrap_or_else(|| default_price(&symbol));
         SimulatedConnector {
             rng: SmallRng::seed_from_u64(settings.seed ^ name_hash),
@@ -123,7 +124,8 @@ impl SimulatedConnector {
     }
 
     fn qty(&mut self, price: f64) -> f64 {
-        let notional = LogNormal::new(MEDIAN_NOTIONAL.ln(), 1.0).map(|d| d.sample(&mut self.rng)).unwrap_or(MEDIAN_NOTIONAL);
+        let notional =
+            LogNormal::new(MEDIAN_NOTIONAL.ln(), 1.0).map(|d| d.sample(&mut self.rng)).unwrap_or(MEDIAN_NOTIONAL);
         round_sig(notional / price, 6)
     }
 
@@ -151,7 +153,10 @@ impl SimulatedConnector {
         bar.low = bar.low.min(open);
         bar.high = bar.high.max(open);
         bar.trades = trades;
-        bar.volume = round_sig((0..trades.min(8)).map(|_| self.qty(open)).sum::<f64>() * trades as f64 / trades.min(8) as f64, 8);
+        bar.volume = round_sig(
+            (0..trades.min(8)).map(|_| self.qty(open)).sum::<f64>() * trades as f64 / trades.min(8) as f64,
+            8,
+        );
         bar.closed = true;
         bar
     }
@@ -180,9 +185,16 @@ impl Connector for SimulatedConnector {
     }
 
     /// Generates what the store does not hold (all of the configured span on a first start).
-    async fn backfill(&mut self, now: i64, intervals: &[Interval], held: &Held) -> Result<Vec<(Interval, Vec<Bar>)>, FeedError> {
+    async fn backfill(
+        &mut self,
+        now: i64,
+        intervals: &[Interval],
+        held: &Held,
+    ) -> Result<Vec<(Interval, Vec<Bar>)>, FeedError> {
         let span = self.span(now);
-        let resume = Resume::read(held, intervals, &span).await.map_err(|e| FeedError::Ended(format!("cannot read stored history: {e}")))?;
+        let resume = Resume::read(held, intervals, &span)
+            .await
+            .map_err(|e| FeedError::Ended(format!("cannot read stored history: {e}")))?;
         // Hundreds of thousands of synthetic bars are CPU work: do it on the blocking pool, so the arbiter
         // that runs the aggregators stays responsive and the symbols' backfills run side by side.
         let mut worker = self.clone();
@@ -231,18 +243,42 @@ struct Resume {
 
 impl Resume {
     async fn read(held: &Held, intervals: &[Interval], span: &Span) -> Result<Resume, crate::persist::StoreError> {
-        let next_open: BTreeMap<Interval, i64> = Interval::ALL.iter().filter_map(|iv| held.last(*iv).map(|b| (*iv, b.close_time()))).collect();
+        let next_open: BTreeMap<Interval, i64> =
+            Interval::ALL.iter().filter_map(|iv| held.last(*iv).map(|b| (*iv, b.close_time()))).collect();
         if next_open.is_empty() {
             return Ok(Resume::default());
         }
         let from = |iv: &Interval, none: i64| next_open.get(iv).copied().unwrap_or(none);
         let minutes_next = from(&Interval::M1, span.coarse_start);
         // Seconds build the sub-minute bars and, in the fine span, the minutes from `minutes_next` on.
-        let seconds_from = intervals.iter().filter(|iv| **iv < Interval::M1).map(|iv| from(iv, span.fine_start)).chain([minutes_next.max(span.fine_start)]).min().unwrap_or(span.fine_start);
-        let minutes_from = intervals.iter().filter(|iv| **iv > Interval::M1).map(|iv| from(iv, span.coarse_start)).min().unwrap_or(minutes_next);
-        let stored_seconds = if next_open.contains_key(&Interval::S1) { held.since(Interval::S1, seconds_from).await? } else { Vec::new() };
-        let stored_minutes = if next_open.contains_key(&Interval::M1) { held.since(Interval::M1, minutes_from).await? } else { Vec::new() };
-        let last_close = [held.last(Interval::S1), held.last(Interval::M1)].into_iter().flatten().max_by_key(|b| b.close_time()).map(|b| b.close);
+        let seconds_from = intervals
+            .iter()
+            .filter(|iv| **iv < Interval::M1)
+            .map(|iv| from(iv, span.fine_start))
+            .chain([minutes_next.max(span.fine_start)])
+            .min()
+            .unwrap_or(span.fine_start);
+        let minutes_from = intervals
+            .iter()
+            .filter(|iv| **iv > Interval::M1)
+            .map(|iv| from(iv, span.coarse_start))
+            .min()
+            .unwrap_or(minutes_next);
+        let stored_seconds = if next_open.contains_key(&Interval::S1) {
+            held.since(Interval::S1, seconds_from).await?
+        } else {
+            Vec::new()
+        };
+        let stored_minutes = if next_open.contains_key(&Interval::M1) {
+            held.since(Interval::M1, minutes_from).await?
+        } else {
+            Vec::new()
+        };
+        let last_close = [held.last(Interval::S1), held.last(Interval::M1)]
+            .into_iter()
+            .flatten()
+            .max_by_key(|b| b.close_time())
+            .map(|b| b.close);
         Ok(Resume { next_open, stored_seconds, stored_minutes, last_close })
     }
 
@@ -325,7 +361,15 @@ impl SimulatedConnector {
             let price = self.step(dt);
             let qty = self.qty(price);
             let side = if self.rng.random::<bool>() { Side::Buy } else { Side::Sell };
-            trades.push(Trade { symbol: self.symbol.clone(), price, qty, side, exchange_ts: next as i64, received_ts: now, id: self.next_id });
+            trades.push(Trade {
+                symbol: self.symbol.clone(),
+                price,
+                qty,
+                side,
+                exchange_ts: next as i64,
+                received_ts: now,
+                id: self.next_id,
+            });
             self.next_id += 1;
         }
         Ok(trades)
@@ -344,8 +388,10 @@ mod tests {
     async fn backfill_is_reproducible_consistent_and_ends_now() {
         let now = 1_704_067_200_000 + 12_345;
         let all = Interval::ALL.to_vec();
-        let a = SimulatedConnector::new("BTCUSDT".into(), &settings()).backfill(now, &all, &Held::nothing()).await.unwrap();
-        let b = SimulatedConnector::new("BTCUSDT".into(), &settings()).backfill(now, &all, &Held::nothing()).await.unwrap();
+        let a =
+            SimulatedConnector::new("BTCUSDT".into(), &settings()).backfill(now, &all, &Held::nothing()).await.unwrap();
+        let b =
+            SimulatedConnector::new("BTCUSDT".into(), &settings()).backfill(now, &all, &Held::nothing()).await.unwrap();
         assert_eq!(a, b, "same seed, same history");
         let by_iv: BTreeMap<Interval, Vec<Bar>> = a.into_iter().collect();
         let m1 = &by_iv[&Interval::M1];
@@ -356,7 +402,11 @@ mod tests {
             assert!(bars.last().unwrap().open_time <= now);
         }
         let h1 = &by_iv[&Interval::H1];
-        assert_eq!(h1.iter().rev().map(|b| b.closed).take(2).collect::<Vec<_>>(), [false, true], "only the current hour is forming");
+        assert_eq!(
+            h1.iter().rev().map(|b| b.closed).take(2).collect::<Vec<_>>(),
+            [false, true],
+            "only the current hour is forming"
+        );
         assert_eq!(m1.last().map(|b| b.closed), Some(false), "the current minute is still forming");
         let s1 = &by_iv[&Interval::S1];
         assert_eq!(s1.len(), 3_600 + 12, "one hour and 12 seconds of seconds, all closed");
@@ -366,39 +416,67 @@ mod tests {
     async fn a_resumed_backfill_continues_stored_history_without_regenerating_it() {
         let all = Interval::ALL.to_vec();
         let t0 = 1_704_067_200_000 + 25 * 60_000 + 12_345;
-        let first = SimulatedConnector::new("BTCUSDT".into(), &settings()).backfill(t0, &all, &Held::nothing()).await.unwrap();
+        let first =
+            SimulatedConnector::new("BTCUSDT".into(), &settings()).backfill(t0, &all, &Held::nothing()).await.unwrap();
         // The store holds the first run's closed bars (forming bars never reach it).
-        let stored: BTreeMap<Interval, Vec<Bar>> = first.iter().map(|(iv, bars)| (*iv, bars.iter().filter(|b| b.closed).cloned().collect())).collect();
+        let stored: BTreeMap<Interval, Vec<Bar>> =
+            first.iter().map(|(iv, bars)| (*iv, bars.iter().filter(|b| b.closed).cloned().collect())).collect();
         let t1 = t0 + 37 * 60_000 + 4_321;
         let mut second = SimulatedConnector::new("BTCUSDT".into(), &SimulatedSettings { seed: 7, ..settings() });
-        let resumed: BTreeMap<Interval, Vec<Bar>> = second.backfill(t1, &all, &Held::from_window(stored.clone())).await.unwrap().into_iter().collect();
+        let resumed: BTreeMap<Interval, Vec<Bar>> =
+            second.backfill(t1, &all, &Held::from_window(stored.clone())).await.unwrap().into_iter().collect();
         for (iv, bars) in &resumed {
             let last = stored[iv].last().unwrap();
-            assert_eq!(bars.first().map(|b| b.open_time), Some(last.close_time()), "{iv}: starts right after the stored bars");
+            assert_eq!(
+                bars.first().map(|b| b.open_time),
+                Some(last.close_time()),
+                "{iv}: starts right after the stored bars"
+            );
             assert!(bars.windows(2).all(|w| w[1].open_time == w[0].close_time()), "{iv}: no gaps");
             assert!(bars.iter().all(Bar::is_consistent), "{iv}");
             assert!(bars.last().unwrap().open_time <= t1);
         }
-        assert_eq!(resumed[&Interval::S1].first().unwrap().open, stored[&Interval::S1].last().unwrap().close, "prices continue from the stored close");
+        assert_eq!(
+            resumed[&Interval::S1].first().unwrap().open,
+            stored[&Interval::S1].last().unwrap().close,
+            "prices continue from the stored close"
+        );
         // A coarse bucket in progress at the restart (00:00-01:00, stopped at 00:25) holds its stored part
         // and its new part: it equals the stored and resumed finer bars resampled.
         let series = |iv: Interval| -> Vec<Bar> { stored[&iv].iter().chain(&resumed[&iv]).cloned().collect() };
-        for (finer, coarse) in [(Interval::M1, Interval::M15), (Interval::M1, Interval::H1), (Interval::M1, Interval::D1), (Interval::S1, Interval::S30)] {
+        for (finer, coarse) in [
+            (Interval::M1, Interval::M15),
+            (Interval::M1, Interval::H1),
+            (Interval::M1, Interval::D1),
+            (Interval::S1, Interval::S30),
+        ] {
             let expected = resample(&series(finer), coarse);
             for b in &resumed[&coarse] {
                 let e = expected.iter().find(|e| e.open_time == b.open_time).unwrap();
-                assert_eq!((b.open, b.high, b.low, b.close, b.trades, b.closed), (e.open, e.high, e.low, e.close, e.trades, e.closed), "{coarse} at {}", b.open_time);
+                assert_eq!(
+                    (b.open, b.high, b.low, b.close, b.trades, b.closed),
+                    (e.open, e.high, e.low, e.close, e.trades, e.closed),
+                    "{coarse} at {}",
+                    b.open_time
+                );
                 assert!((b.volume - e.volume).abs() <= 1e-9 * e.volume.max(1.0));
             }
         }
         let hour = resumed[&Interval::H1].first().unwrap();
-        let stored_minutes: u64 = stored[&Interval::M1].iter().filter(|m| Interval::H1.align(m.open_time) == hour.open_time).map(|m| m.trades).sum();
+        let stored_minutes: u64 = stored[&Interval::M1]
+            .iter()
+            .filter(|m| Interval::H1.align(m.open_time) == hour.open_time)
+            .map(|m| m.trades)
+            .sum();
         assert!(stored_minutes > 0 && hour.trades > stored_minutes, "the boundary hour holds stored and new trades");
     }
 
     #[actix_rt::test]
     async fn live_trades_are_ordered_and_valid() {
-        let mut s = SimulatedConnector::new("ETHUSDT".into(), &SimulatedSettings { trades_per_second: 2_000.0, tick_ms: 20, ..settings() });
+        let mut s = SimulatedConnector::new(
+            "ETHUSDT".into(),
+            &SimulatedSettings { trades_per_second: 2_000.0, tick_ms: 20, ..settings() },
+        );
         s.connect().await.unwrap();
         let mut all = Vec::new();
         for _ in 0..5 {

@@ -32,7 +32,9 @@ async fn partials_are_conflated_closed_bars_are_not() {
     let hub = Hub::new(&HubSettings { max_updates_per_second: 10 }).start();
     let outbox = connected(&hub, 1, 1 << 20).await;
     hub.send(update(UpdateKind::Partial, bar(1.0, 0))).await.unwrap();
-    hub.send(Subscribe { client: 1, topics: vec![topic()], ack: protocol::frame::text(br#"{"type":"subscribed"}"#) }).await.unwrap();
+    hub.send(Subscribe { client: 1, topics: vec![topic()], ack: protocol::frame::text(br#"{"type":"subscribed"}"#) })
+        .await
+        .unwrap();
     let first = drain(&outbox);
     assert_eq!(first[0]["type"], "subscribed", "ack first");
     assert_eq!(first[1]["data"]["close"], 1.0, "then the newest bar at once");
@@ -58,12 +60,19 @@ async fn partials_are_conflated_closed_bars_are_not() {
     tokio::time::sleep(Duration::from_millis(350)).await;
     let finals = drain(&outbox);
     let closes: Vec<&Value> = finals.iter().filter(|m| m["data"]["closed"] == true).collect();
-    assert_eq!(closes.len(), 1, "the closed bar in its slot, the correction that came before folded into it: {finals:?}");
+    assert_eq!(
+        closes.len(),
+        1,
+        "the closed bar in its slot, the correction that came before folded into it: {finals:?}"
+    );
     assert_ne!(closes[0]["correction"], true, "clients never saw the uncorrected bar");
     assert_eq!(closes[0]["data"]["low"], 0.5);
     let after = finals.iter().position(|m| m["data"]["closed"] == true).unwrap();
     assert_eq!(finals.last().unwrap()["data"]["timestamp"], 60_000, "the next bar follows the closed one: {finals:?}");
-    assert!(finals[after + 1..].iter().all(|m| m["data"]["timestamp"] == 60_000), "nothing of the old bar after its final state: {finals:?}");
+    assert!(
+        finals[after + 1..].iter().all(|m| m["data"]["timestamp"] == 60_000),
+        "nothing of the old bar after its final state: {finals:?}"
+    );
 
     // A correction of a bar clients already have goes at once.
     let mut late = closed.clone();
@@ -100,11 +109,16 @@ async fn closed_bars_of_topics_closing_together_wait_for_their_slots() {
     hub.send(Subscribe { client: 2, topics: topics[..1].to_vec(), ack: protocol::frame::text(b"{}") }).await.unwrap();
     tokio::time::sleep(Duration::from_millis(350)).await;
     let got = drain(&reader);
-    let mut closed: Vec<&str> = got.iter().filter(|m| m["data"]["closed"] == true).map(|m| m["symbol"].as_str().unwrap()).collect();
+    let mut closed: Vec<&str> =
+        got.iter().filter(|m| m["data"]["closed"] == true).map(|m| m["symbol"].as_str().unwrap()).collect();
     closed.sort_unstable();
     assert_eq!(closed, symbols, "each closed bar once: {got:?}");
     let late = drain(&late);
-    assert_eq!(late.iter().filter(|m| m["data"]["closed"] == true).count(), 1, "the late subscriber's one closed bar: {late:?}");
+    assert_eq!(
+        late.iter().filter(|m| m["data"]["closed"] == true).count(),
+        1,
+        "the late subscriber's one closed bar: {late:?}"
+    );
 }
 
 #[actix_rt::test]
@@ -132,7 +146,9 @@ async fn only_subscribers_of_a_topic_receive_it_and_counts_follow() {
     let b = connected(&hub, 2, 1 << 20).await;
     let eth: Topic = ("ETHUSDT".into(), Interval::M1);
     hub.send(Subscribe { client: 1, topics: vec![topic()], ack: protocol::frame::text(b"{}") }).await.unwrap();
-    hub.send(Subscribe { client: 2, topics: vec![eth.clone(), topic()], ack: protocol::frame::text(b"{}") }).await.unwrap();
+    hub.send(Subscribe { client: 2, topics: vec![eth.clone(), topic()], ack: protocol::frame::text(b"{}") })
+        .await
+        .unwrap();
     hub.send(Unsubscribe { client: 2, topics: vec![topic()], ack: protocol::frame::text(b"{}") }).await.unwrap();
     drain(&a);
     drain(&b);
@@ -190,8 +206,12 @@ async fn actors_subscribe_like_sessions_and_get_every_closed_bar() {
     let hub = Hub::new(&HubSettings { max_updates_per_second: 1 }).start();
     let finals = Arc::new(std::sync::Mutex::new(Vec::new()));
     let with_partials = Arc::new(std::sync::Mutex::new(Vec::new()));
-    hub.send(SubscribeActor { recipient: Collector(finals.clone()).start().recipient(), partials: false }).await.unwrap();
-    hub.send(SubscribeActor { recipient: Collector(with_partials.clone()).start().recipient(), partials: true }).await.unwrap();
+    hub.send(SubscribeActor { recipient: Collector(finals.clone()).start().recipient(), partials: false })
+        .await
+        .unwrap();
+    hub.send(SubscribeActor { recipient: Collector(with_partials.clone()).start().recipient(), partials: true })
+        .await
+        .unwrap();
     for i in 0..20 {
         hub.send(update(UpdateKind::Partial, bar(i as f64 + 1.0, 0))).await.unwrap();
         let mut closed = bar(i as f64 + 1.0, i * 60_000);
@@ -224,18 +244,37 @@ async fn subscribing_from_a_history_queues_the_bars_closed_since() {
 
     // The client's history ended with the bar opening at 60 000, then still forming.
     let outbox = connected(&hub, 1, 1 << 20).await;
-    hub.send(SubscribeFrom { client: 1, topics: vec![(topic(), Some(60_000))], ack: protocol::frame::text(b"{}") }).await.unwrap();
+    hub.send(SubscribeFrom { client: 1, topics: vec![(topic(), Some(60_000))], ack: protocol::frame::text(b"{}") })
+        .await
+        .unwrap();
     let frames = drain(&outbox);
-    let bars: Vec<(i64, f64, bool)> = frames[1..].iter().map(|f| (f["data"]["timestamp"].as_i64().unwrap(), f["data"]["close"].as_f64().unwrap(), f["data"]["closed"] == true)).collect();
-    assert_eq!(bars, [(60_000, 9.0, true), (120_000, 2.0, true), (180_000, 3.0, false)], "final states from the history's last bar on, then the forming one");
+    let bars: Vec<(i64, f64, bool)> = frames[1..]
+        .iter()
+        .map(|f| {
+            (
+                f["data"]["timestamp"].as_i64().unwrap(),
+                f["data"]["close"].as_f64().unwrap(),
+                f["data"]["closed"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        bars,
+        [(60_000, 9.0, true), (120_000, 2.0, true), (180_000, 3.0, false)],
+        "final states from the history's last bar on, then the forming one"
+    );
 
     // Without a history, only the newest bar; and a closed newest bar is not sent twice.
     let plain = connected(&hub, 2, 1 << 20).await;
-    hub.send(SubscribeFrom { client: 2, topics: vec![(topic(), None)], ack: protocol::frame::text(b"{}") }).await.unwrap();
+    hub.send(SubscribeFrom { client: 2, topics: vec![(topic(), None)], ack: protocol::frame::text(b"{}") })
+        .await
+        .unwrap();
     assert_eq!(drain(&plain).len(), 2);
     hub.send(update(UpdateKind::Closed, closed(4.0, 180_000))).await.unwrap();
     let late = connected(&hub, 3, 1 << 20).await;
-    hub.send(SubscribeFrom { client: 3, topics: vec![(topic(), Some(180_000))], ack: protocol::frame::text(b"{}") }).await.unwrap();
+    hub.send(SubscribeFrom { client: 3, topics: vec![(topic(), Some(180_000))], ack: protocol::frame::text(b"{}") })
+        .await
+        .unwrap();
     let frames = drain(&late);
     assert_eq!(frames.len(), 2, "ack and the one closed bar: {frames:?}");
     assert_eq!(frames[1]["data"]["close"], 4.0);
@@ -294,5 +333,8 @@ fn topics_fed_in_lockstep_send_at_different_moments() {
     let mut at: Vec<u64> = first_send.iter().map(|s| s.expect("every topic sent within 200 ms")).collect();
     at.sort_unstable();
     assert!(at.windows(2).all(|w| w[1] - w[0] >= 8), "six topics at least 8 ms apart: {at:?}");
-    assert!(at.iter().all(|&ms| (50..=150).contains(&ms)), "each one slot after the close, at least half a gap: {at:?}");
+    assert!(
+        at.iter().all(|&ms| (50..=150).contains(&ms)),
+        "each one slot after the close, at least half a gap: {at:?}"
+    );
 }

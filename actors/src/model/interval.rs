@@ -133,10 +133,7 @@ impl FromStr for Interval {
     type Err = UnknownInterval;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Interval::ALL
-            .into_iter()
-            .find(|i| i.as_str() == s)
-            .ok_or_else(|| UnknownInterval(s.to_owned()))
+        Interval::ALL.into_iter().find(|i| i.as_str() == s).ok_or_else(|| UnknownInterval(s.to_owned()))
     }
 }
 

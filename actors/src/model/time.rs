@@ -35,7 +35,12 @@ pub fn parse_iso(s: &str) -> Option<i64> {
         part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
     };
     let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
-    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') || !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+    if b.get(4) != Some(&b'-')
+        || b.get(7) != Some(&b'-')
+        || !(1..=12).contains(&month)
+        || day < 1
+        || day > days_in_month(year, month)
+    {
         return None;
     }
     let mut ms = days_from_civil(year, month, day) * 86_400_000;
@@ -131,7 +136,14 @@ pub fn format_date(ms: i64) -> String {
 /// UTC milliseconds as `2023-01-01T10:00:00.000Z`.
 pub fn format_iso(ms: i64) -> String {
     let rem = ms.rem_euclid(86_400_000);
-    format!("{}T{:02}:{:02}:{:02}.{:03}Z", format_date(ms), rem / 3_600_000, rem / 60_000 % 60, rem / 1000 % 60, rem % 1000)
+    format!(
+        "{}T{:02}:{:02}:{:02}.{:03}Z",
+        format_date(ms),
+        rem / 3_600_000,
+        rem / 60_000 % 60,
+        rem / 1000 % 60,
+        rem % 1000
+    )
 }
 
 #[cfg(test)]
@@ -141,7 +153,18 @@ mod tests {
     #[test]
     fn parses_what_scripts_send() {
         let t = 1_672_567_200_000; // 2023-01-01T10:00:00Z
-        for raw in ["2023-01-01T10:00:00", "2023-01-01T10:00:00Z", "2023-01-01 10:00:00", "2023-01-01T10:00", "2023-01-01T11:00:00+01:00", "2023-01-01T05:00:00-0500", "1672567200000", "1672567200", "1672567200.0", " 2023-01-01T10:00:00.000 "] {
+        for raw in [
+            "2023-01-01T10:00:00",
+            "2023-01-01T10:00:00Z",
+            "2023-01-01 10:00:00",
+            "2023-01-01T10:00",
+            "2023-01-01T11:00:00+01:00",
+            "2023-01-01T05:00:00-0500",
+            "1672567200000",
+            "1672567200",
+            "1672567200.0",
+            " 2023-01-01T10:00:00.000 ",
+        ] {
             assert_eq!(parse_timestamp(raw), Ok(t), "{raw}");
         }
         assert_eq!(parse_timestamp("2023-01-01T10:00:00.5"), Ok(t + 500));
@@ -152,7 +175,19 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_time() {
-        for raw in ["", "yesterday", "2023-13-01", "2023-02-30", "2023-01-01T25:00", "2023-01-01X10:00", "2023-01-01T10:00:00+1", "2023-01-01T10:00:00.", "-5", "NaN", "2023-1-1"] {
+        for raw in [
+            "",
+            "yesterday",
+            "2023-13-01",
+            "2023-02-30",
+            "2023-01-01T25:00",
+            "2023-01-01X10:00",
+            "2023-01-01T10:00:00+1",
+            "2023-01-01T10:00:00.",
+            "-5",
+            "NaN",
+            "2023-1-1",
+        ] {
             assert!(parse_timestamp(raw).is_err(), "{raw}");
         }
     }

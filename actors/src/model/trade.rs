@@ -62,7 +62,9 @@ mod tests {
     #[test]
     fn rejects_what_would_break_bars() {
         assert!(trade(1.0, 0.5).validate().is_ok());
-        for (p, q) in [(0.0, 1.0), (-1.0, 1.0), (f64::NAN, 1.0), (f64::INFINITY, 1.0), (1.0, 0.0), (1.0, -2.0), (1.0, f64::NAN)] {
+        for (p, q) in
+            [(0.0, 1.0), (-1.0, 1.0), (f64::NAN, 1.0), (f64::INFINITY, 1.0), (1.0, 0.0), (1.0, -2.0), (1.0, f64::NAN)]
+        {
             assert!(trade(p, q).validate().is_err(), "{p} {q}");
         }
     }

@@ -74,7 +74,12 @@ pub struct Persister {
 
 impl Persister {
     /// Opens the journal (a torn last record is cut off and logged); fails if it cannot be used.
-    pub fn new(store: Arc<dyn Store>, market: Market, settings: &StoreSettings, stats: Arc<PersistStats>) -> Result<Persister, JournalError> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        market: Market,
+        settings: &StoreSettings,
+        stats: Arc<PersistStats>,
+    ) -> Result<Persister, JournalError> {
         let path = settings.journal_file();
         let (journal, recovered) = Journal::open(&path)?;
         if recovered.torn_bytes > 0 {
@@ -83,7 +88,10 @@ impl Persister {
         if recovered.bars > 0 {
             tracing::info!(path = %path.display(), bars = recovered.bars, "journal holds bars from an earlier run; writing them first");
         }
-        let backoff = Backoff::new(Duration::from_millis(settings.retry_initial_ms), Duration::from_millis(settings.retry_max_ms));
+        let backoff = Backoff::new(
+            Duration::from_millis(settings.retry_initial_ms),
+            Duration::from_millis(settings.retry_max_ms),
+        );
         stats.healthy.store(true, Ordering::Relaxed);
         stats.settling.store(!journal.is_empty(), Ordering::Relaxed);
         Ok(Persister {
@@ -143,7 +151,10 @@ impl Persister {
                     let dropped = self.buffer.len() - cap;
                     self.buffer.drain(..dropped);
                     self.stats.dropped_bars.fetch_add(dropped as u64, Ordering::Relaxed);
-                    tracing::error!(dropped, "dropped the oldest unwritten bars: neither the store nor the journal takes them");
+                    tracing::error!(
+                        dropped,
+                        "dropped the oldest unwritten bars: neither the store nor the journal takes them"
+                    );
                 }
             }
         }
@@ -151,7 +162,9 @@ impl Persister {
 
     fn buffer_due(&self) -> bool {
         !self.buffer.is_empty()
-            && (self.buffer.len() >= self.settings.batch_bars || !self.flush_waiters.is_empty() || self.buffer_since.is_some_and(|t| t.elapsed() >= self.batch_wait()))
+            && (self.buffer.len() >= self.settings.batch_bars
+                || !self.flush_waiters.is_empty()
+                || self.buffer_since.is_some_and(|t| t.elapsed() >= self.batch_wait()))
     }
 
     /// Starts the next write if none is running: the journal's oldest batch, else a due memory batch.
@@ -259,13 +272,17 @@ impl Persister {
             Some(InFlight::Memory(b)) => Some(b.clone()),
             _ => None,
         };
-        s.buffered_bars.store((self.buffer.len() + in_flight.as_ref().map_or(0, |b| b.len())) as u64, Ordering::Relaxed);
+        s.buffered_bars
+            .store((self.buffer.len() + in_flight.as_ref().map_or(0, |b| b.len())) as u64, Ordering::Relaxed);
         s.journal_bars.store(self.journal.bars(), Ordering::Relaxed);
         // The journal is older than the batch in flight from memory, which is older than the buffer.
-        let oldest = self.journal.oldest().or_else(|| in_flight.and_then(|b| b.first().map(|b| b.revised))).or_else(|| self.buffer.first().map(|b| b.revised));
+        let oldest = self
+            .journal
+            .oldest()
+            .or_else(|| in_flight.and_then(|b| b.first().map(|b| b.revised)))
+            .or_else(|| self.buffer.first().map(|b| b.revised));
         s.oldest_unwritten_ms.store(oldest.unwrap_or(0), Ordering::Relaxed);
     }
-
 }
 
 impl Actor for Persister {
@@ -319,7 +336,8 @@ impl Handler<BarEvents> for Persister {
             let src = match &source {
                 Some((s, src)) if s == symbol => src.clone(),
                 _ => {
-                    let src: Arc<str> = self.market.get(symbol).map_or_else(|| Arc::from("unknown"), |e| e.source.clone());
+                    let src: Arc<str> =
+                        self.market.get(symbol).map_or_else(|| Arc::from("unknown"), |e| e.source.clone());
                     source = Some((symbol.clone(), src.clone()));
                     src
                 }
@@ -339,7 +357,14 @@ impl Handler<PersistBars> for Persister {
     fn handle(&mut self, msg: PersistBars, ctx: &mut Context<Self>) {
         let now = now_ms();
         let source = msg.source;
-        self.accept(msg.bars.into_iter().filter(|b| b.closed).map(|bar| StoredBar { bar, source: source.clone(), revised: now }), ctx);
+        self.accept(
+            msg.bars.into_iter().filter(|b| b.closed).map(|bar| StoredBar {
+                bar,
+                source: source.clone(),
+                revised: now,
+            }),
+            ctx,
+        );
     }
 }
 

@@ -47,11 +47,13 @@ impl EmbeddedStore {
     /// Opens (or creates) `<dir>/candlecast.redb`, creating `dir` if needed.
     pub fn open(dir: &Path) -> Result<EmbeddedStore, StoreError> {
         let file = dir.join(FILE_NAME);
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Open(format!("cannot create the directory {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Open(format!("cannot create the directory {}: {e}", dir.display())))?;
         let db = Database::create(&file).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => {
-                StoreError::Open(format!("{} is already open in another candlecast (one store per process; set store.path)", file.display()))
-            }
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Open(format!(
+                "{} is already open in another candlecast (one store per process; set store.path)",
+                file.display()
+            )),
             other => StoreError::Open(format!("{}: {}", file.display(), redb::Error::from(other))),
         })?;
         // Create both tables now, so readers never meet a missing table.
@@ -63,15 +65,24 @@ impl EmbeddedStore {
     }
 
     fn database(&self) -> Result<Arc<Database>, StoreError> {
-        self.db.lock().unwrap_or_else(|e| e.into_inner()).clone().ok_or_else(|| StoreError::Storage("the embedded store is closed".into()))
+        self.db
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| StoreError::Storage("the embedded store is closed".into()))
     }
 
     /// Runs `f` on the blocking pool.
-    fn blocking<T: Send + 'static>(&self, f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static) -> StoreFuture<T> {
+    fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    ) -> StoreFuture<T> {
         let db = self.database();
         async move {
             let db = db?;
-            tokio::task::spawn_blocking(move || f(&db)).await.map_err(|e| StoreError::Storage(format!("store task failed: {e}")))?
+            tokio::task::spawn_blocking(move || f(&db))
+                .await
+                .map_err(|e| StoreError::Storage(format!("store task failed: {e}")))?
         }
         .boxed()
     }
@@ -86,7 +97,8 @@ fn write_batch(db: &Database, bars: &[StoredBar]) -> Result<(), StoreError> {
             let b = &s.bar;
             let iv = b.interval.as_str();
             let value = (b.open, b.high, b.low, b.close, b.volume, b.trades, s.revised, &*s.source);
-            let replaced_revision = table.insert((&*b.symbol, iv, b.open_time), value).map_err(storage)?.map(|old| old.value().6);
+            let replaced_revision =
+                table.insert((&*b.symbol, iv, b.open_time), value).map_err(storage)?.map(|old| old.value().6);
             if let Some(old) = replaced_revision {
                 revisions.remove((&*b.symbol, iv, old, b.open_time)).map_err(storage)?;
             }
@@ -118,13 +130,21 @@ fn read_range(db: &Database, symbol: &Symbol, range: Range) -> Result<Vec<Bar>, 
     Ok(out)
 }
 
-fn read_revised(db: &Database, symbol: &Symbol, interval: Interval, since: i64, limit: usize) -> Result<Vec<Bar>, StoreError> {
+fn read_revised(
+    db: &Database,
+    symbol: &Symbol,
+    interval: Interval,
+    since: i64,
+    limit: usize,
+) -> Result<Vec<Bar>, StoreError> {
     let txn = db.begin_read().map_err(storage)?;
     let revisions = txn.open_table(REVISIONS).map_err(storage)?;
     let table = txn.open_table(BARS).map_err(storage)?;
     let iv = interval.as_str();
     let mut open_times = Vec::new();
-    for entry in revisions.range((&**symbol, iv, since, i64::MIN)..=(&**symbol, iv, i64::MAX, i64::MAX)).map_err(storage)? {
+    for entry in
+        revisions.range((&**symbol, iv, since, i64::MIN)..=(&**symbol, iv, i64::MAX, i64::MAX)).map_err(storage)?
+    {
         open_times.push(entry.map_err(storage)?.0.value().3);
     }
     open_times.sort_unstable();
@@ -171,14 +191,20 @@ impl Store for EmbeddedStore {
             loop {
                 match Arc::try_unwrap(db) {
                     Ok(db) => {
-                        tokio::task::spawn_blocking(move || drop(db)).await.map_err(|e| StoreError::Storage(format!("closing the store: {e}")))?;
+                        tokio::task::spawn_blocking(move || drop(db))
+                            .await
+                            .map_err(|e| StoreError::Storage(format!("closing the store: {e}")))?;
                         return Ok(());
                     }
                     Err(still_used) if tokio::time::Instant::now() < deadline => {
                         db = still_used;
                         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
                     }
-                    Err(_) => return Err(StoreError::Storage(format!("calls still running after {CLOSE_TIMEOUT:?}; the file stays open"))),
+                    Err(_) => {
+                        return Err(StoreError::Storage(format!(
+                            "calls still running after {CLOSE_TIMEOUT:?}; the file stays open"
+                        )))
+                    }
                 }
             }
         }
@@ -224,7 +250,11 @@ mod tests {
         let newest = store.bars(&sym, range(Some(60_000), Some(6 * 60_000), 2)).await.unwrap();
         assert_eq!(newest.iter().map(|b| b.open_time).collect::<Vec<_>>(), [4 * 60_000, 5 * 60_000]);
         let revised = store.revised_since(&sym, Interval::M1, 1_500, 100).await.unwrap();
-        assert_eq!(revised.iter().map(|b| b.open_time).collect::<Vec<_>>(), [3 * 60_000], "only the corrected bar, once");
+        assert_eq!(
+            revised.iter().map(|b| b.open_time).collect::<Vec<_>>(),
+            [3 * 60_000],
+            "only the corrected bar, once"
+        );
         assert_eq!(store.revised_since(&sym, Interval::M1, 0, 100).await.unwrap().len(), 10);
         assert!(store.bars(&"ETHUSDT".into(), range(None, None, 100)).await.unwrap().is_empty());
     }

@@ -59,7 +59,13 @@ impl History {
     }
 
     /// Starts the persistence actor on a thread of its own and subscribes it to every closed bar.
-    pub fn start(store: Option<Arc<dyn Store>>, settings: &StoreSettings, market: &Market, hub: &Addr<Hub>, grace_ms: i64) -> Result<History, JournalError> {
+    pub fn start(
+        store: Option<Arc<dyn Store>>,
+        settings: &StoreSettings,
+        market: &Market,
+        hub: &Addr<Hub>,
+        grace_ms: i64,
+    ) -> Result<History, JournalError> {
         let Some(store) = store else { return Ok(History::memory_only(grace_ms)) };
         let stats = Arc::new(PersistStats::default());
         let persister = Persister::new(store.clone(), market.clone(), settings, stats.clone())?;
@@ -104,7 +110,12 @@ impl History {
     /// Bars for a history request: all of `q`, or with `since`, only those created or revised since then;
     /// then also the `as_of` to pass as the next `since` (taken before anything is read, so that no
     /// revision falls between two polls).
-    pub async fn query(&self, entry: &SymbolEntry, q: HistoryQuery, since: Option<i64>) -> Result<(Vec<Bar>, Option<i64>), HistoryError> {
+    pub async fn query(
+        &self,
+        entry: &SymbolEntry,
+        q: HistoryQuery,
+        since: Option<i64>,
+    ) -> Result<(Vec<Bar>, Option<i64>), HistoryError> {
         match since {
             None => Ok((self.bars(entry, q).await?, None)),
             Some(since) => {
@@ -115,10 +126,18 @@ impl History {
     }
 
     /// Bars of `entry` created or revised at or after `since`, within `q`'s range and limit.
-    pub async fn revised_since(&self, entry: &SymbolEntry, q: HistoryQuery, since: i64) -> Result<Vec<Bar>, HistoryError> {
+    pub async fn revised_since(
+        &self,
+        entry: &SymbolEntry,
+        q: HistoryQuery,
+        since: i64,
+    ) -> Result<Vec<Bar>, HistoryError> {
         // A closed bar changes for the last time at most `grace_ms` after its end.
         let could_change_since = since.saturating_sub(self.grace_ms + q.interval.millis());
-        let memory_q = HistoryQuery { start_time: Some(q.start_time.map_or(could_change_since, |s| s.max(could_change_since))), ..q };
+        let memory_q = HistoryQuery {
+            start_time: Some(q.start_time.map_or(could_change_since, |s| s.max(could_change_since))),
+            ..q
+        };
         let memory = entry.aggregator.send(GetBars(memory_q)).await.map_err(|_| HistoryError::Aggregator)?;
         let Some(store) = &self.store else { return Ok(memory) };
         let stored = store.revised_since(&entry.symbol, q.interval, since, q.limit).await?;
@@ -139,7 +158,8 @@ impl History {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        let mut held = Held { known: true, store: Some(store.clone()), symbol: symbol.clone(), window: BTreeMap::new() };
+        let mut held =
+            Held { known: true, store: Some(store.clone()), symbol: symbol.clone(), window: BTreeMap::new() };
         for &interval in intervals {
             match store.bars(symbol, Range { interval, start: None, end: None, limit: window }).await {
                 Ok(bars) => {
@@ -248,7 +268,9 @@ impl Held {
         let window = self.window(interval);
         let covered = window.first().is_some_and(|b| b.open_time <= start);
         match &self.store {
-            Some(store) if !covered => store.bars(&self.symbol, Range { interval, start: Some(start), end: None, limit: usize::MAX }).await,
+            Some(store) if !covered => {
+                store.bars(&self.symbol, Range { interval, start: Some(start), end: None, limit: usize::MAX }).await
+            }
             _ => Ok(window.iter().filter(|b| b.open_time >= start).cloned().collect()),
         }
     }

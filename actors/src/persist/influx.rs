@@ -32,7 +32,13 @@ pub trait Dialect: Send + Sync + 'static {
     fn write(&self, lines: String) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The newest `limit` (all when `None`) rows of `symbol`/`interval` that pass `filter`, any order.
-    fn select(&self, symbol: &Symbol, interval: Interval, filter: Filter, limit: Option<usize>) -> impl Future<Output = Result<Vec<Row>, StoreError>> + Send;
+    fn select(
+        &self,
+        symbol: &Symbol,
+        interval: Interval,
+        filter: Filter,
+        limit: Option<usize>,
+    ) -> impl Future<Output = Result<Vec<Row>, StoreError>> + Send;
 }
 
 /// A [`Store`] speaking one InfluxDB dialect.
@@ -147,7 +153,11 @@ pub struct Row {
 
 impl Row {
     /// A row from its open time and readers of its named fields (float and integer).
-    pub fn read(open_time: i64, float: impl Fn(&str) -> Result<f64, String>, int: impl Fn(&str) -> Result<i64, String>) -> Result<Row, String> {
+    pub fn read(
+        open_time: i64,
+        float: impl Fn(&str) -> Result<f64, String>,
+        int: impl Fn(&str) -> Result<i64, String>,
+    ) -> Result<Row, String> {
         Ok(Row {
             open_time,
             open: float("open")?,
@@ -175,7 +185,18 @@ pub fn rows_to_bars(symbol: &Symbol, interval: Interval, rows: impl IntoIterator
     }
     by_open
         .into_values()
-        .map(|r| Bar { symbol: symbol.clone(), interval, open_time: r.open_time, open: r.open, high: r.high, low: r.low, close: r.close, volume: r.volume, trades: r.trades, closed: true })
+        .map(|r| Bar {
+            symbol: symbol.clone(),
+            interval,
+            open_time: r.open_time,
+            open: r.open,
+            high: r.high,
+            low: r.low,
+            close: r.close,
+            volume: r.volume,
+            trades: r.trades,
+            closed: true,
+        })
         .collect()
 }
 
@@ -204,15 +225,33 @@ mod tests {
         let e = status_error(StatusCode::NOT_FOUND, r#"{"error":"database not found: \"x\""}"#, url, "database \"x\"");
         assert!(e.is_configuration());
         assert_eq!(e.to_string(), r#"database "x" does not exist on http://127.0.0.1:8086 (database not found: "x")"#);
-        let e = status_error(StatusCode::UNAUTHORIZED, r#"{"code":"unauthorized","message":"unauthorized access"}"#, url, "bucket");
+        let e = status_error(
+            StatusCode::UNAUTHORIZED,
+            r#"{"code":"unauthorized","message":"unauthorized access"}"#,
+            url,
+            "bucket",
+        );
         assert!(matches!(e, StoreError::Unauthorized(ref m) if m.contains("unauthorized access")), "{e}");
         assert!(!status_error(StatusCode::SERVICE_UNAVAILABLE, "busy", url, "db").is_configuration());
     }
 
     #[test]
     fn duplicate_rows_keep_the_latest_revision_and_literals_are_escaped() {
-        let row = |t, close, revised| Row { open_time: t, open: 1.0, high: 2.0, low: 0.5, close, volume: 1.0, trades: 3, revised };
-        let bars = rows_to_bars(&"X".into(), Interval::M1, [row(120_000, 1.5, 9), row(60_000, 1.0, 5), row(60_000, 1.2, 7), row(60_000, 1.1, 6)]);
+        let row = |t, close, revised| Row {
+            open_time: t,
+            open: 1.0,
+            high: 2.0,
+            low: 0.5,
+            close,
+            volume: 1.0,
+            trades: 3,
+            revised,
+        };
+        let bars = rows_to_bars(
+            &"X".into(),
+            Interval::M1,
+            [row(120_000, 1.5, 9), row(60_000, 1.0, 5), row(60_000, 1.2, 7), row(60_000, 1.1, 6)],
+        );
         assert_eq!(bars.iter().map(|b| (b.open_time, b.close)).collect::<Vec<_>>(), [(60_000, 1.2), (120_000, 1.5)]);
         assert_eq!(quoted(r"a'b\c", '\''), r"'a\'b\\c'");
         assert_eq!(quoted("a\"b", '"'), r#""a\"b""#);

@@ -85,33 +85,47 @@ impl V1 {
         format!("database {:?}", self.database)
     }
 
-
     /// Runs one InfluxQL statement and returns its series.
     async fn query(&self, statement: &str) -> Result<Vec<Series>, StoreError> {
-        let req = self.http.get(format!("{}/query", self.url)).query(&[("db", self.database.as_str()), ("epoch", "ms"), ("q", statement)]);
+        let req = self.http.get(format!("{}/query", self.url)).query(&[
+            ("db", self.database.as_str()),
+            ("epoch", "ms"),
+            ("q", statement),
+        ]);
         let resp = self.authorized(req).send().await.map_err(|e| describe(&e, &self.url))?;
         let status = resp.status();
         let text = resp.text().await.map_err(|e| describe(&e, &self.url))?;
         if !status.is_success() {
             return Err(status_error(status, &text, &self.url, &self.database_name()));
         }
-        let answer: QueryAnswer = serde_json::from_str(&text).map_err(|e| StoreError::Protocol(format!("{}: query answer is not InfluxDB JSON: {e}: {}", self.url, server_message(&text))))?;
+        let answer: QueryAnswer = serde_json::from_str(&text).map_err(|e| {
+            StoreError::Protocol(format!(
+                "{}: query answer is not InfluxDB JSON: {e}: {}",
+                self.url,
+                server_message(&text)
+            ))
+        })?;
         let error = answer.error.or_else(|| answer.results.iter().find_map(|r| r.error.clone()));
         if let Some(error) = error {
             return Err(if error.contains("database not found") {
-                StoreError::Missing(format!("{} does not exist on {} ({error}); create it with CREATE DATABASE", self.database_name(), self.url))
+                StoreError::Missing(format!(
+                    "{} does not exist on {} ({error}); create it with CREATE DATABASE",
+                    self.database_name(),
+                    self.url
+                ))
             } else {
                 StoreError::Rejected(format!("{}: {error}", self.url))
             });
         }
         Ok(answer.results.into_iter().flat_map(|r| r.series).collect())
     }
-
 }
 
 /// One row of `time` + [`FIELDS`] (in any column order).
 fn parse_row(columns: &[String], values: &[Value]) -> Result<Row, String> {
-    let get = |name: &str| columns.iter().position(|c| c == name).and_then(|i| values.get(i)).ok_or_else(|| format!("a row has no {name}"));
+    let get = |name: &str| {
+        columns.iter().position(|c| c == name).and_then(|i| values.get(i)).ok_or_else(|| format!("a row has no {name}"))
+    };
     let float = |name: &str| get(name).and_then(|v| v.as_f64().ok_or_else(|| format!("{name} is not a number: {v}")));
     let int = |name: &str| get(name).and_then(|v| v.as_i64().ok_or_else(|| format!("{name} is not an integer: {v}")));
     Row::read(int("time")?, float, int)
@@ -125,14 +139,22 @@ impl Dialect for V1 {
     async fn check(&self) -> Result<(), StoreError> {
         let ping = self.http.get(format!("{}/ping", self.url)).send().await.map_err(|e| describe(&e, &self.url))?;
         if !ping.status().is_success() {
-            return Err(StoreError::Unreachable(format!("{}/ping answered {}: is this InfluxDB?", self.url, ping.status())));
+            return Err(StoreError::Unreachable(format!(
+                "{}/ping answered {}: is this InfluxDB?",
+                self.url,
+                ping.status()
+            )));
         }
         // The read candlecast makes anyway (SHOW MEASUREMENTS answers an empty list for a missing database).
         self.query(&format!("SELECT \"close\" FROM {} LIMIT 1", line_protocol::MEASUREMENT)).await.map(drop)
     }
 
     async fn write(&self, body: String) -> Result<(), StoreError> {
-        let req = self.http.post(format!("{}/write", self.url)).query(&[("db", self.database.as_str()), ("precision", "ms")]).body(body);
+        let req = self
+            .http
+            .post(format!("{}/write", self.url))
+            .query(&[("db", self.database.as_str()), ("precision", "ms")])
+            .body(body);
         let resp = self.authorized(req).send().await.map_err(|e| describe(&e, &self.url))?;
         let status = resp.status();
         if status.is_success() {
@@ -142,7 +164,13 @@ impl Dialect for V1 {
         Err(status_error(status, &text, &self.url, &self.database_name()))
     }
 
-    async fn select(&self, symbol: &Symbol, interval: Interval, filter: Filter, limit: Option<usize>) -> Result<Vec<Row>, StoreError> {
+    async fn select(
+        &self,
+        symbol: &Symbol,
+        interval: Interval,
+        filter: Filter,
+        limit: Option<usize>,
+    ) -> Result<Vec<Row>, StoreError> {
         let mut q = format!(
             "SELECT {FIELDS} FROM {} WHERE \"symbol\" = {} AND \"interval\" = {}",
             line_protocol::MEASUREMENT,
@@ -167,7 +195,9 @@ impl Dialect for V1 {
         let mut rows = Vec::new();
         for s in self.query(&q).await? {
             for values in &s.values {
-                rows.push(parse_row(&s.columns, values).map_err(|e| StoreError::Protocol(format!("{}: {e}", self.url)))?);
+                rows.push(
+                    parse_row(&s.columns, values).map_err(|e| StoreError::Protocol(format!("{}: {e}", self.url)))?,
+                );
             }
         }
         Ok(rows)
@@ -180,10 +210,23 @@ mod tests {
 
     #[test]
     fn rows_parse_by_column_name() {
-        let columns: Vec<String> = ["time", "close", "high", "low", "open", "revised", "trades", "volume"].map(String::from).to_vec();
+        let columns: Vec<String> =
+            ["time", "close", "high", "low", "open", "revised", "trades", "volume"].map(String::from).to_vec();
         let values: Vec<Value> = serde_json::from_str("[1700000000000, 2.5, 3, 1, 2, 1700000061234, 7, 0.25]").unwrap();
         let row = parse_row(&columns, &values).unwrap();
-        assert_eq!(row, Row { open_time: 1_700_000_000_000, open: 2.0, high: 3.0, low: 1.0, close: 2.5, volume: 0.25, trades: 7, revised: 1_700_000_061_234 });
+        assert_eq!(
+            row,
+            Row {
+                open_time: 1_700_000_000_000,
+                open: 2.0,
+                high: 3.0,
+                low: 1.0,
+                close: 2.5,
+                volume: 0.25,
+                trades: 7,
+                revised: 1_700_000_061_234
+            }
+        );
         let short: Vec<Value> = serde_json::from_str("[1700000000000, null]").unwrap();
         assert!(parse_row(&columns, &short).is_err());
     }

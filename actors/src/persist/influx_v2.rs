@@ -46,7 +46,15 @@ impl V2 {
             .connect_timeout(settings.timeout())
             .build()
             .map_err(|e| StoreError::Open(format!("HTTP client: {e}")))?;
-        Ok(V2 { writer, http, url, org: settings.org.clone(), bucket: settings.bucket.clone(), token: settings.token.clone(), timeout: settings.timeout() })
+        Ok(V2 {
+            writer,
+            http,
+            url,
+            org: settings.org.clone(),
+            bucket: settings.bucket.clone(),
+            token: settings.token.clone(),
+            timeout: settings.timeout(),
+        })
     }
 
     /// The v2 store.
@@ -57,7 +65,6 @@ impl V2 {
     fn bucket_name(&self) -> String {
         format!("bucket {:?} of organization {:?}", self.bucket, self.org)
     }
-
 
     /// Runs a Flux query; returns the CSV answer.
     async fn query(&self, flux: String) -> Result<String, StoreError> {
@@ -107,14 +114,25 @@ fn parse_csv(text: &str) -> Result<Vec<Row>, String> {
             header = Some(columns);
             continue;
         };
-        let cell = |name: &str| columns.iter().position(|c| c == name).and_then(|i| record.get(i)).ok_or_else(|| format!("a row has no {name}"));
+        let cell = |name: &str| {
+            columns
+                .iter()
+                .position(|c| c == name)
+                .and_then(|i| record.get(i))
+                .ok_or_else(|| format!("a row has no {name}"))
+        };
         if let Ok(error) = cell("error") {
             return Err(format!("the query failed: {error}"));
         }
-        let float = |name: &str| cell(name).and_then(|v| v.parse::<f64>().map_err(|_| format!("{name} is not a number: {v:?}")));
-        let int = |name: &str| cell(name).and_then(|v| v.parse::<i64>().map_err(|_| format!("{name} is not an integer: {v:?}")));
+        let float = |name: &str| {
+            cell(name).and_then(|v| v.parse::<f64>().map_err(|_| format!("{name} is not a number: {v:?}")))
+        };
+        let int = |name: &str| {
+            cell(name).and_then(|v| v.parse::<i64>().map_err(|_| format!("{name} is not an integer: {v:?}")))
+        };
         let time = cell("_time")?;
-        let open_time = chrono::DateTime::parse_from_rfc3339(time).map_err(|e| format!("_time {time:?}: {e}"))?.timestamp_millis();
+        let open_time =
+            chrono::DateTime::parse_from_rfc3339(time).map_err(|e| format!("_time {time:?}: {e}"))?.timestamp_millis();
         rows.push(Row::read(open_time, float, int)?);
     }
     Ok(rows)
@@ -139,7 +157,12 @@ impl Dialect for V2 {
     }
 
     async fn write(&self, body: String) -> Result<(), StoreError> {
-        let write = self.writer.write_line_protocol_with_precision(&self.org, &self.bucket, body, TimestampPrecision::Milliseconds);
+        let write = self.writer.write_line_protocol_with_precision(
+            &self.org,
+            &self.bucket,
+            body,
+            TimestampPrecision::Milliseconds,
+        );
         // The crate's client has no timeout of its own.
         match tokio::time::timeout(self.timeout, write).await {
             Err(_) => Err(StoreError::Unreachable(format!("{}: no answer within {:?}", self.url, self.timeout))),
@@ -149,7 +172,8 @@ impl Dialect for V2 {
                 Err(status_error(status, &text, &self.url, &self.bucket_name()))
             }
             Ok(Err(influxdb2::RequestError::ReqwestProcessing { source })) => {
-                let mut text = String::from(if source.is_timeout() { "no answer in time" } else { "the request failed" });
+                let mut text =
+                    String::from(if source.is_timeout() { "no answer in time" } else { "the request failed" });
                 let mut cause = std::error::Error::source(&source);
                 while let Some(c) = cause {
                     text = format!("{text}: {c}");
@@ -162,10 +186,18 @@ impl Dialect for V2 {
     }
 
     /// Rows pivoted so that each holds all fields, newest first.
-    async fn select(&self, symbol: &Symbol, interval: Interval, filter: Filter, limit: Option<usize>) -> Result<Vec<Row>, StoreError> {
+    async fn select(
+        &self,
+        symbol: &Symbol,
+        interval: Interval,
+        filter: Filter,
+        limit: Option<usize>,
+    ) -> Result<Vec<Row>, StoreError> {
         let (start_ns, stop_ns, revised) = match filter {
             Filter::Time { start, end } => (start.map_or(NO_START_NS, ns), end.map_or(NO_END_NS, ns), String::new()),
-            Filter::RevisedSince(since) => (NO_START_NS, NO_END_NS, format!("  |> filter(fn: (r) => r.revised >= {since})\n")),
+            Filter::RevisedSince(since) => {
+                (NO_START_NS, NO_END_NS, format!("  |> filter(fn: (r) => r.revised >= {since})\n"))
+            }
         };
         let flux = format!(
             "from(bucket: {bucket})\n  |> range(start: time(v: {start_ns}), stop: time(v: {stop_ns}))\n  |> filter(fn: (r) => r._measurement == {m} and r.symbol == {symbol} and r.interval == {interval})\n  |> pivot(rowKey: [\"_time\"], columnKey: [\"_field\"], valueColumn: \"_value\")\n  |> group()\n{revised}  |> sort(columns: [\"_time\"], desc: true)\n{limit}",
@@ -197,7 +229,19 @@ mod tests {
     fn annotated_csv_becomes_rows() {
         let rows = parse_csv(ANSWER).unwrap();
         assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0], Row { open_time: 1_700_000_040_000, open: 2.0, high: 3.0, low: 1.0, close: 2.5, volume: 0.25, trades: 7, revised: 1_700_000_061_234 });
+        assert_eq!(
+            rows[0],
+            Row {
+                open_time: 1_700_000_040_000,
+                open: 2.0,
+                high: 3.0,
+                low: 1.0,
+                close: 2.5,
+                volume: 0.25,
+                trades: 7,
+                revised: 1_700_000_061_234
+            }
+        );
         assert_eq!(rows[1].open_time, 1_700_000_000_000);
     }
 

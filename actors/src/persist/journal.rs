@@ -73,7 +73,13 @@ impl Journal {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| err(format!("cannot create its directory: {e}")))?;
         }
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(|e| err(e.to_string()))?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| err(e.to_string()))?;
         let mut data = Vec::new();
         file.read_to_end(&mut data).map_err(|e| err(e.to_string()))?;
         let mut records = VecDeque::new();
@@ -120,7 +126,11 @@ impl Journal {
         let mut added = Vec::new();
         for chunk in bars.chunks(per_record.max(1)) {
             let payload = serde_json::to_vec(chunk).map_err(|e| self.error(format!("cannot encode a batch: {e}")))?;
-            let record = Record { len: (HEADER + payload.len()) as u64, bars: chunk.len() as u32, oldest: chunk.iter().map(|b| b.revised).min().unwrap_or(0) };
+            let record = Record {
+                len: (HEADER + payload.len()) as u64,
+                bars: chunk.len() as u32,
+                oldest: chunk.iter().map(|b| b.revised).min().unwrap_or(0),
+            };
             buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
             buf.extend_from_slice(&record.bars.to_le_bytes());
             buf.extend_from_slice(&record.oldest.to_le_bytes());
@@ -149,7 +159,8 @@ impl Journal {
             let mut record = vec![0u8; len as usize];
             self.file.seek(SeekFrom::Start(self.read_at)).map_err(|e| self.error(e))?;
             self.file.read_exact(&mut record).map_err(|e| self.error(format!("cannot read a record: {e}")))?;
-            let bars: Vec<StoredBar> = serde_json::from_slice(&record[HEADER..]).map_err(|e| self.error(format!("a record does not decode: {e}")))?;
+            let bars: Vec<StoredBar> = serde_json::from_slice(&record[HEADER..])
+                .map_err(|e| self.error(format!("a record does not decode: {e}")))?;
             self.head = Some(bars.into());
         }
         Ok(self.head.clone())
@@ -168,7 +179,10 @@ impl Journal {
             self.bars -= record.bars as u64;
         }
         if self.records.is_empty() && self.end > 0 {
-            self.file.set_len(0).and_then(|()| self.file.sync_data()).map_err(|e| self.error(format!("cannot empty the journal: {e}")))?;
+            self.file
+                .set_len(0)
+                .and_then(|()| self.file.sync_data())
+                .map_err(|e| self.error(format!("cannot empty the journal: {e}")))?;
             self.read_at = 0;
             self.end = 0;
         }
@@ -189,7 +203,9 @@ fn whole_record(data: &[u8]) -> Option<Record> {
     let header: &[u8; HEADER] = data.get(..HEADER)?.try_into().ok()?;
     let u32_at = |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
     let (len, bars, crc) = (u32_at(0), u32_at(4), u32_at(16));
-    let oldest = i64::from_le_bytes([header[8], header[9], header[10], header[11], header[12], header[13], header[14], header[15]]);
+    let oldest = i64::from_le_bytes([
+        header[8], header[9], header[10], header[11], header[12], header[13], header[14], header[15],
+    ]);
     if len > MAX_RECORD {
         return None;
     }
@@ -204,7 +220,11 @@ mod tests {
 
     fn batch(from: i64, n: i64) -> Vec<StoredBar> {
         (from..from + n)
-            .map(|i| StoredBar { bar: Bar::from_trade("BTCUSDT".into(), Interval::S1, i * 1000, 1.0 + i as f64, 0.5), source: "simulated".into(), revised: i })
+            .map(|i| StoredBar {
+                bar: Bar::from_trade("BTCUSDT".into(), Interval::S1, i * 1000, 1.0 + i as f64, 0.5),
+                source: "simulated".into(),
+                revised: i,
+            })
             .collect()
     }
 

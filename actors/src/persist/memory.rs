@@ -48,7 +48,8 @@ impl MemoryStore {
         let bars = self.lock();
         let from = (symbol.clone(), interval, i64::MIN);
         let to = (symbol.clone(), interval, i64::MAX);
-        let mut out: Vec<Bar> = bars.range(from..=to).map(|(_, b)| b).filter(|b| keep(b)).map(|b| b.bar.clone()).collect();
+        let mut out: Vec<Bar> =
+            bars.range(from..=to).map(|(_, b)| b).filter(|b| keep(b)).map(|b| b.bar.clone()).collect();
         keep_newest(&mut out, limit);
         out
     }
@@ -76,7 +77,9 @@ impl Store for Arc<MemoryStore> {
 
     fn bars(&self, symbol: &Symbol, range: Range) -> StoreFuture<Vec<Bar>> {
         let (start, end) = (range.start.unwrap_or(i64::MIN), range.end.unwrap_or(i64::MAX));
-        let result = self.available().map(|()| self.select(symbol, range.interval, |b| b.bar.open_time >= start && b.bar.open_time < end, range.limit));
+        let result = self.available().map(|()| {
+            self.select(symbol, range.interval, |b| b.bar.open_time >= start && b.bar.open_time < end, range.limit)
+        });
         std::future::ready(result).boxed()
     }
 

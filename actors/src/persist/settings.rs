@@ -183,13 +183,18 @@ impl InfluxSettings {
     }
 
     pub fn validate(&self) -> Result<(), String> {
-        let url = reqwest::Url::parse(&self.url).map_err(|e| format!("store.influxdb.url {:?} is not a URL: {e}", self.url))?;
+        let url = reqwest::Url::parse(&self.url)
+            .map_err(|e| format!("store.influxdb.url {:?} is not a URL: {e}", self.url))?;
         if url.scheme() != "http" {
             return Err(format!("store.influxdb.url must start with http:// (this build has no TLS; use a TLS-terminating proxy), got {:?}", self.url));
         }
         match self.api {
-            InfluxApi::V1 if self.database.is_empty() => Err("store.influxdb.database must name a database for api = \"v1\"".into()),
-            InfluxApi::V2 if self.org.is_empty() || self.bucket.is_empty() => Err("store.influxdb.org and store.influxdb.bucket must be set for api = \"v2\"".into()),
+            InfluxApi::V1 if self.database.is_empty() => {
+                Err("store.influxdb.database must name a database for api = \"v1\"".into())
+            }
+            InfluxApi::V2 if self.org.is_empty() || self.bucket.is_empty() => {
+                Err("store.influxdb.org and store.influxdb.bucket must be set for api = \"v2\"".into())
+            }
             InfluxApi::V2 if self.token.is_empty() => Err("store.influxdb.token must be set for api = \"v2\"".into()),
             _ => Ok(()),
         }
@@ -224,7 +229,12 @@ mod tests {
 
     #[test]
     fn bad_settings_are_named() {
-        let v2 = |token: &str| InfluxSettings { api: InfluxApi::V2, org: "o".into(), token: Secret::new(token), ..Default::default() };
+        let v2 = |token: &str| InfluxSettings {
+            api: InfluxApi::V2,
+            org: "o".into(),
+            token: Secret::new(token),
+            ..Default::default()
+        };
         assert!(v2("").validate().unwrap_err().contains("token"));
         assert!(v2("t").validate().is_ok());
         let bad_url = InfluxSettings { url: "not a url".into(), ..Default::default() };

@@ -52,7 +52,8 @@ fn late_trade_inside_grace_corrects_outside_is_dropped() {
     out.clear();
     tb.apply(&trade(2 * MIN - 2, 95.0, 1.0), &mut out);
     tb.apply(&trade(2 * MIN - 1, 85.0, 2.0), &mut out);
-    let m1: Vec<_> = out.iter().filter(|u| u.kind == UpdateKind::Correction && u.bar.interval == Interval::M1).collect();
+    let m1: Vec<_> =
+        out.iter().filter(|u| u.kind == UpdateKind::Correction && u.bar.interval == Interval::M1).collect();
     assert_eq!(m1.len(), 1, "one correction per bar per batch: {out:?}");
     assert_eq!((m1[0].bar.low, m1[0].bar.close, m1[0].bar.trades), (85.0, 85.0, 4));
 
@@ -90,7 +91,8 @@ fn history_is_capped_and_paged_without_gaps_or_repeats() {
 #[test]
 fn seed_keeps_closed_bars_and_resumes_the_forming_one() {
     let mut tb = bars(&[Interval::M1]);
-    let mk = |m: i64, closed: bool| Bar { closed, ..Bar::from_trade("BTCUSDT".into(), Interval::M1, m * MIN, 5.0, 1.0) };
+    let mk =
+        |m: i64, closed: bool| Bar { closed, ..Bar::from_trade("BTCUSDT".into(), Interval::M1, m * MIN, 5.0, 1.0) };
     tb.seed(Interval::M1, vec![mk(1, true), mk(2, true), mk(3, false)]);
     let mut out = Vec::new();
     tb.apply(&trade(3 * MIN + 10, 7.0, 1.0), &mut out);
@@ -104,7 +106,8 @@ fn seeding_only_closed_bars_leaves_no_hole_until_the_first_trade() {
     // A backfill that ended at 10:00:00 handed over at 10:00:03: the three seconds in between must be
     // bars (flat, at the last close), not a hole in the history.
     let mut tb = bars(&[Interval::S1, Interval::M1]);
-    let closed = |iv: Interval, open: i64| Bar { closed: true, ..Bar::from_trade("BTCUSDT".into(), iv, open, 7.0, 1.0) };
+    let closed =
+        |iv: Interval, open: i64| Bar { closed: true, ..Bar::from_trade("BTCUSDT".into(), iv, open, 7.0, 1.0) };
     let t0 = 600 * MIN;
     tb.seed(Interval::S1, (1..=5).map(|i| closed(Interval::S1, t0 - i * 1000)).rev().collect());
     tb.seed(Interval::M1, vec![closed(Interval::M1, t0 - MIN)]);
@@ -140,7 +143,11 @@ fn all_intervals_match_resampled_seconds_across_a_week_boundary() {
         let resampled = resample(&seconds, iv);
         assert_eq!(built.len(), resampled.len(), "{iv}");
         for (b, r) in built.iter().zip(&resampled) {
-            assert_eq!((b.open_time, b.open, b.high, b.low, b.close, b.trades), (r.open_time, r.open, r.high, r.low, r.close, r.trades), "{iv}");
+            assert_eq!(
+                (b.open_time, b.open, b.high, b.low, b.close, b.trades),
+                (r.open_time, r.open, r.high, r.low, r.close, r.trades),
+                "{iv}"
+            );
             assert!((b.volume - r.volume).abs() <= 1e-9 * b.volume.max(1.0), "{iv}");
         }
     }

@@ -134,8 +134,8 @@ fn upsert_closed(slot: &mut Slot, bar: Bar, cap: usize, out: &mut Vec<BarUpdate>
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::tests::{bars, trade, MIN};
+    use super::*;
     use crate::model::Interval;
 
     #[test]
@@ -183,7 +183,10 @@ mod tests {
         let kinds: Vec<_> = out.iter().map(|u| (u.kind, u.bar.open_time)).collect();
         assert_eq!(kinds, vec![(UpdateKind::Correction, 11 * MIN), (UpdateKind::Closed, 5 * MIN)]);
         let times: Vec<_> = tb.bars(Interval::M1, None, None, 100).iter().map(|b| (b.open_time, b.closed)).collect();
-        assert_eq!(times, vec![(5 * MIN, true), (10 * MIN, true), (11 * MIN, true), (12 * MIN, true), (13 * MIN, false)]);
+        assert_eq!(
+            times,
+            vec![(5 * MIN, true), (10 * MIN, true), (11 * MIN, true), (12 * MIN, true), (13 * MIN, false)]
+        );
         assert_eq!(tb.bars(Interval::M1, Some(11 * MIN), Some(12 * MIN), 1)[0].high, 105.0);
     }
 

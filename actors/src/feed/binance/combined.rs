@@ -163,7 +163,11 @@ fn stream_name(symbol: &Symbol) -> String {
 }
 
 /// Serves one connection until it fails (Err) or has no stream left (Ok).
-async fn run_connection(settings: &BinanceSettings, routes: &mut HashMap<String, mpsc::UnboundedSender<Delivery>>, mut cmds: mpsc::UnboundedReceiver<ConnCmd>) -> Result<(), FeedError> {
+async fn run_connection(
+    settings: &BinanceSettings,
+    routes: &mut HashMap<String, mpsc::UnboundedSender<Delivery>>,
+    mut cmds: mpsc::UnboundedReceiver<ConnCmd>,
+) -> Result<(), FeedError> {
     let streams: Vec<&str> = routes.keys().map(String::as_str).collect();
     let url = format!("{}/stream?streams={}", settings.ws_url.trim_end_matches('/'), streams.join("/"));
     let rotate_after = Duration::from_secs(settings.reconnect_after_secs.max(1));

@@ -64,12 +64,21 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub async fn open(url: &str, rotate_after: Duration, max_messages_per_second: u32) -> Result<Connection, FeedError> {
+    pub async fn open(
+        url: &str,
+        rotate_after: Duration,
+        max_messages_per_second: u32,
+    ) -> Result<Connection, FeedError> {
         let (ws, _) = timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(url))
             .await
             .map_err(|_| FeedError::Connect(format!("{url}: no answer within {CONNECT_TIMEOUT:?}")))?
             .map_err(|e| FeedError::Connect(format!("{url}: {e}")))?;
-        Ok(Connection { ws, rotate_at: Instant::now() + rotate_after, limiter: SendLimiter::new(max_messages_per_second), pong_queued: false })
+        Ok(Connection {
+            ws,
+            rotate_at: Instant::now() + rotate_after,
+            limiter: SendLimiter::new(max_messages_per_second),
+            pong_queued: false,
+        })
     }
 
     /// The next text (or binary, as lossy text) frame; pings are answered on the way.
@@ -151,7 +160,10 @@ mod tests {
                 let _ = tcp.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n").await;
             }
         });
-        let err = Connection::open(&format!("wss://localhost:{port}/ws/btcusdt@trade"), Duration::from_secs(60), 5).await.err().unwrap();
+        let err = Connection::open(&format!("wss://localhost:{port}/ws/btcusdt@trade"), Duration::from_secs(60), 5)
+            .await
+            .err()
+            .unwrap();
         let msg = err.to_string();
         assert!(!msg.contains("not enabled") && !msg.contains("not compiled"), "{msg}");
         // rustls's words for a server that answered a ClientHello in plain text.

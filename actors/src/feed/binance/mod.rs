@@ -101,9 +101,17 @@ pub struct BinanceConnector {
 
 impl BinanceConnector {
     /// `combined`: the shared connections to use instead of a connection of its own.
-    pub fn new(symbol: Symbol, settings: &BinanceSettings, combined: Option<CombinedStreams>) -> Result<BinanceConnector, FeedError> {
+    pub fn new(
+        symbol: Symbol,
+        settings: &BinanceSettings,
+        combined: Option<CombinedStreams>,
+    ) -> Result<BinanceConnector, FeedError> {
         let stream_url = format!("{}/ws/{}@trade", settings.ws_url.trim_end_matches('/'), symbol.to_ascii_lowercase());
-        let rest = RestClient::new(&settings.rest_url, Some(settings.api_key.clone()), Duration::from_millis(settings.rest_timeout_ms.max(1)))?;
+        let rest = RestClient::new(
+            &settings.rest_url,
+            Some(settings.api_key.clone()),
+            Duration::from_millis(settings.rest_timeout_ms.max(1)),
+        )?;
         Ok(BinanceConnector {
             symbol,
             stream_url,
@@ -189,7 +197,12 @@ impl Connector for BinanceConnector {
 
     /// 1m klines for `backfill_days` (every interval of 1m and up is resampled from them) and 1s klines
     /// for `backfill_fine_hours` (the sub-minute intervals).
-    async fn backfill(&mut self, now: i64, intervals: &[Interval], _held: &Held) -> Result<Vec<(Interval, Vec<Bar>)>, FeedError> {
+    async fn backfill(
+        &mut self,
+        now: i64,
+        intervals: &[Interval],
+        _held: &Held,
+    ) -> Result<Vec<(Interval, Vec<Bar>)>, FeedError> {
         self.intervals = intervals.to_vec();
         let end = Interval::M1.align(now) + Interval::M1.millis();
         let minutes = match self.settings.backfill_days {
@@ -227,7 +240,9 @@ impl Connector for BinanceConnector {
             Some(shared) => Upstream::Shared(shared.subscribe(&self.symbol)),
             None => {
                 let rotate_after = Duration::from_secs(self.settings.reconnect_after_secs.max(1));
-                Upstream::Own(Box::new(Connection::open(&self.stream_url, rotate_after, self.settings.max_messages_per_second).await?))
+                Upstream::Own(Box::new(
+                    Connection::open(&self.stream_url, rotate_after, self.settings.max_messages_per_second).await?,
+                ))
             }
         });
         Ok(())
@@ -256,7 +271,9 @@ impl Connector for BinanceConnector {
                     if let Some(Upstream::Own(conn)) = self.upstream.take() {
                         conn.close().await;
                     }
-                    return Err(FeedError::Disconnected("serverShutdown event: reconnecting ahead of the shutdown".into()));
+                    return Err(FeedError::Disconnected(
+                        "serverShutdown event: reconnecting ahead of the shutdown".into(),
+                    ));
                 }
                 Err(e) => {
                     self.malformed(&e);
@@ -264,7 +281,10 @@ impl Connector for BinanceConnector {
                 }
             };
             if !event.symbol.eq_ignore_ascii_case(&self.symbol) {
-                self.malformed(&FeedError::Malformed(format!("trade for {} on the {} stream", event.symbol, self.symbol)));
+                self.malformed(&FeedError::Malformed(format!(
+                    "trade for {} on the {} stream",
+                    event.symbol, self.symbol
+                )));
                 continue;
             }
             let trade = match event.to_trade(&self.symbol, received) {
@@ -305,7 +325,9 @@ impl Upstream {
     async fn next_text(&mut self) -> Result<String, FeedError> {
         match self {
             Upstream::Own(conn) => conn.next_text().await,
-            Upstream::Shared(frames) => frames.recv().await.unwrap_or_else(|| Err(FeedError::Disconnected("combined streams stopped".into()))),
+            Upstream::Shared(frames) => {
+                frames.recv().await.unwrap_or_else(|| Err(FeedError::Disconnected("combined streams stopped".into())))
+            }
         }
     }
 }

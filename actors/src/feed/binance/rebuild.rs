@@ -25,7 +25,14 @@ fn from_seconds(iv: Interval) -> bool {
 
 /// The closed bars of `intervals` for the trades between `from` (the last trade before the gap) and `to`
 /// (the first after it), from klines. Intervals that fail are skipped and reported in the error list.
-pub async fn rebuild(rest: &RestClient, symbol: &Symbol, intervals: &[Interval], from: i64, to: i64, now: i64) -> (Vec<Bar>, Vec<(Interval, FeedError)>) {
+pub async fn rebuild(
+    rest: &RestClient,
+    symbol: &Symbol,
+    intervals: &[Interval],
+    from: i64,
+    to: i64,
+    now: i64,
+) -> (Vec<Bar>, Vec<(Interval, FeedError)>) {
     let mut bars = Vec::new();
     let mut errors = Vec::new();
     // 1s klines, fetched once for every interval made of them (1s itself and those resampled from it).
@@ -43,14 +50,18 @@ pub async fn rebuild(rest: &RestClient, symbol: &Symbol, intervals: &[Interval],
         let fetched = match (&seconds, iv) {
             (Some(Ok(secs)), Interval::S1) => Ok(secs.clone()),
             (Some(Ok(secs)), iv) if from_seconds(iv) => Ok(resample(secs, iv)),
-            (Some(Err(e)), iv) if iv == Interval::S1 || from_seconds(iv) => Err(FeedError::Connect(format!("1s klines: {e}"))),
+            (Some(Err(e)), iv) if iv == Interval::S1 || from_seconds(iv) => {
+                Err(FeedError::Connect(format!("1s klines: {e}")))
+            }
             _ => rest.klines(symbol, iv, start, end, now).await,
         };
         match fetched {
-            Ok(rows) => bars.extend(rows.into_iter().filter(|b| b.open_time >= start && b.close_time() <= end).map(|mut b| {
-                b.closed = true;
-                b
-            })),
+            Ok(rows) => {
+                bars.extend(rows.into_iter().filter(|b| b.open_time >= start && b.close_time() <= end).map(|mut b| {
+                    b.closed = true;
+                    b
+                }))
+            }
             Err(e) => errors.push((iv, e)),
         }
     }

@@ -28,7 +28,10 @@ pub struct RestClient {
 
 impl RestClient {
     pub fn new(base: &str, api_key: Option<String>, timeout: Duration) -> Result<RestClient, FeedError> {
-        let http = reqwest::Client::builder().timeout(timeout).build().map_err(|e| FeedError::Connect(format!("REST client: {e}")))?;
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| FeedError::Connect(format!("REST client: {e}")))?;
         Ok(RestClient { http, base: base.trim_end_matches('/').to_owned(), api_key: api_key.filter(|k| !k.is_empty()) })
     }
 
@@ -54,7 +57,14 @@ impl RestClient {
     }
 
     /// Bars of `interval` with open times in `[start, end)`, ascending, paged by 1000.
-    pub async fn klines(&self, symbol: &Symbol, interval: Interval, start: i64, end: i64, now: i64) -> Result<Vec<Bar>, FeedError> {
+    pub async fn klines(
+        &self,
+        symbol: &Symbol,
+        interval: Interval,
+        start: i64,
+        end: i64,
+        now: i64,
+    ) -> Result<Vec<Bar>, FeedError> {
         let mut out: Vec<Bar> = Vec::new();
         let mut from = start;
         while from < end {
@@ -76,7 +86,9 @@ impl RestClient {
                 out.push(bar);
             }
             match out.last() {
-                Some(last) if n == PAGE && last.open_time + interval.millis() > from => from = last.open_time + interval.millis(),
+                Some(last) if n == PAGE && last.open_time + interval.millis() > from => {
+                    from = last.open_time + interval.millis()
+                }
                 _ => break,
             }
         }
@@ -84,7 +96,13 @@ impl RestClient {
     }
 
     /// Trades with ids in `[from_id, to_id]`, ascending, paged by 1000.
-    pub async fn trades_between(&self, symbol: &Symbol, from_id: u64, to_id: u64, now: i64) -> Result<Vec<Trade>, FeedError> {
+    pub async fn trades_between(
+        &self,
+        symbol: &Symbol,
+        from_id: u64,
+        to_id: u64,
+        now: i64,
+    ) -> Result<Vec<Trade>, FeedError> {
         let mut out: Vec<Trade> = Vec::new();
         let mut next = from_id;
         while next <= to_id {

@@ -196,7 +196,10 @@ mod tests {
     #[test]
     fn decodes_each_documented_frame() {
         let StreamMessage::Trade(raw) = decode(TRADE).unwrap() else { panic!("a trade") };
-        assert_eq!((raw.trade_id, raw.price.as_str(), raw.trade_time, raw.buyer_is_maker), (12345, "0.001", 1672515782130, true));
+        assert_eq!(
+            (raw.trade_id, raw.price.as_str(), raw.trade_time, raw.buyer_is_maker),
+            (12345, "0.001", 1672515782130, true)
+        );
         let combined = format!(r#"{{"stream":"bnbbtc@trade","data":{TRADE}}}"#);
         assert_eq!(decode(&combined).unwrap(), StreamMessage::Trade(raw));
         assert_eq!(decode(r#"{"e":"serverShutdown","E":1730000000000}"#).unwrap(), StreamMessage::ServerShutdown);
@@ -220,7 +223,10 @@ mod tests {
     fn converts_to_our_trade() {
         let StreamMessage::Trade(ev) = decode(TRADE).unwrap() else { panic!() };
         let t = ev.to_trade(&"BNBBTC".into(), 1672515782200).unwrap();
-        assert_eq!((t.price, t.qty, t.side, t.exchange_ts, t.received_ts, t.id), (0.001, 100.0, Side::Sell, 1672515782130, 1672515782200, 12345));
+        assert_eq!(
+            (t.price, t.qty, t.side, t.exchange_ts, t.received_ts, t.id),
+            (0.001, 100.0, Side::Sell, 1672515782130, 1672515782200, 12345)
+        );
         let buy = TradeEvent { buyer_is_maker: false, ..ev };
         assert_eq!(buy.to_trade(&"BNBBTC".into(), 0).unwrap().side, Side::Buy);
     }
@@ -240,7 +246,10 @@ mod tests {
         )
         .unwrap();
         let bar = klines[0].to_bar(&"X".into(), Interval::M1, 1499040060000).unwrap();
-        assert_eq!((bar.open_time, bar.open, bar.high, bar.trades, bar.closed), (1499040000000, 0.0163479, 0.8, 308, true));
+        assert_eq!(
+            (bar.open_time, bar.open, bar.high, bar.trades, bar.closed),
+            (1499040000000, 0.0163479, 0.8, 308, true)
+        );
         assert!(!klines[0].to_bar(&"X".into(), Interval::M1, 1499040059999).unwrap().closed, "still forming");
     }
 }

@@ -54,7 +54,15 @@ proptest! {
 }
 
 fn settings(dir: &std::path::Path, batch_bars: usize, batch_ms: u64) -> StoreSettings {
-    StoreSettings { path: dir.to_owned(), batch_bars, batch_ms, buffer_bars: 1_000, retry_initial_ms: 20, retry_max_ms: 100, ..Default::default() }
+    StoreSettings {
+        path: dir.to_owned(),
+        batch_bars,
+        batch_ms,
+        buffer_bars: 1_000,
+        retry_initial_ms: 20,
+        retry_max_ms: 100,
+        ..Default::default()
+    }
 }
 
 fn market() -> Market {
@@ -88,7 +96,10 @@ async fn bars_are_written_in_batches_of_the_configured_size() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(MemoryStore::default());
     let (persister, stats) = start(&store, &settings(dir.path(), 3, 60_000));
-    persister.send(PersistBars { bars: (0..7).map(|i| bar(i * MIN, 1.0)).collect(), source: "simulated".into() }).await.unwrap();
+    persister
+        .send(PersistBars { bars: (0..7).map(|i| bar(i * MIN, 1.0)).collect(), source: "simulated".into() })
+        .await
+        .unwrap();
     eventually("two full batches", || store.writes.load(Ordering::SeqCst) == 2).await;
     assert_eq!(store.snapshot().len(), 6, "the seventh bar waits for batch_ms");
     persister.send(Flush { stop: false }).await.unwrap();
@@ -110,13 +121,19 @@ async fn an_outage_goes_to_the_journal_and_is_written_back_in_order() {
     persister.do_send(BarEvents(vec![closed, partial].into()));
     persister.do_send(BarEvents(vec![BarUpdate { kind: UpdateKind::Closed, bar: bar(MIN, 2.0) }].into()));
     persister.do_send(BarEvents(vec![corrected].into()));
-    eventually("failures and a journal", || stats.failures.load(Ordering::Relaxed) >= 2 && stats.journal_bars.load(Ordering::Relaxed) == 3).await;
+    eventually("failures and a journal", || {
+        stats.failures.load(Ordering::Relaxed) >= 2 && stats.journal_bars.load(Ordering::Relaxed) == 3
+    })
+    .await;
     assert!(!stats.healthy.load(Ordering::Relaxed));
     assert!(stats.last_error().unwrap().contains("unreachable"));
     assert_eq!(stats.buffered_bars.load(Ordering::Relaxed), 0, "nothing waits in memory during an outage");
     assert!(stats.write_lag_ms(crate::model::now_ms()) > 0);
     store.set_down(false);
-    eventually("the journal written back", || stats.journal_bars.load(Ordering::Relaxed) == 0 && store.snapshot().len() == 2).await;
+    eventually("the journal written back", || {
+        stats.journal_bars.load(Ordering::Relaxed) == 0 && store.snapshot().len() == 2
+    })
+    .await;
     assert_eq!(closes(&store), [(0, 1.5), (MIN, 2.0)], "the correction landed last; partials are not stored");
     assert!(stats.retries.load(Ordering::Relaxed) >= 1);
     assert!(stats.healthy.load(Ordering::Relaxed) && stats.last_error().is_none());
@@ -129,7 +146,10 @@ async fn a_restart_writes_the_previous_journal_before_settling() {
     let down = Arc::new(MemoryStore::default());
     down.set_down(true);
     let (persister, _) = start(&down, &settings);
-    persister.send(PersistBars { bars: (0..5).map(|i| bar(i * MIN, 1.0)).collect(), source: "simulated".into() }).await.unwrap();
+    persister
+        .send(PersistBars { bars: (0..5).map(|i| bar(i * MIN, 1.0)).collect(), source: "simulated".into() })
+        .await
+        .unwrap();
     persister.send(Flush { stop: true }).await.unwrap();
     assert!(std::fs::metadata(settings.journal_file()).unwrap().len() > 0, "journaled at stop");
 

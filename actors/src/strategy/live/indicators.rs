@@ -182,7 +182,15 @@ impl Handler<SubscribeIndicator> for IndicatorService {
         AtomicResponse::new(Box::pin(fut.into_actor(self).map(move |bars, svc, _| {
             if let Some(bars) = bars? {
                 let indicator = build_indicator(name, &params).map_err(|e| e.to_string())?;
-                let mut c = Computation { symbol: msg.symbol.clone(), interval: msg.interval, name, params, indicator, values: VecDeque::new(), last_closed: None };
+                let mut c = Computation {
+                    symbol: msg.symbol.clone(),
+                    interval: msg.interval,
+                    name,
+                    params,
+                    indicator,
+                    values: VecDeque::new(),
+                    last_closed: None,
+                };
                 for bar in bars.iter().filter(|b| b.closed) {
                     c.close(bar);
                 }
@@ -236,12 +244,15 @@ impl Handler<BarEvents> for IndicatorService {
                 let Some(c) = self.computations.get_mut(channel) else { continue };
                 let value = match update.kind {
                     UpdateKind::Closed => c.close(&update.bar).map(|v| point(update.bar.open_time, true, &v)),
-                    UpdateKind::Partial => c.indicator.preview(&update.bar).map(|v| point(update.bar.open_time, false, &v)),
+                    UpdateKind::Partial => {
+                        c.indicator.preview(&update.bar).map(|v| point(update.bar.open_time, false, &v))
+                    }
                     // Indicator state is not rewound for a late trade; the next closed bar goes on from it.
                     UpdateKind::Correction => None,
                 };
                 if let Some(data) = value {
-                    self.hub.do_send(PublishFrame { channel: channel.clone(), frame: c.frame("indicator", data, None) });
+                    self.hub
+                        .do_send(PublishFrame { channel: channel.clone(), frame: c.frame("indicator", data, None) });
                 }
             }
         }

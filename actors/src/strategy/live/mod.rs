@@ -9,7 +9,12 @@ pub mod signals;
 use crate::model::{Interval, Symbol};
 
 /// The channel an indicator computation publishes on: its identity, with parameters in canonical form.
-pub fn indicator_channel(symbol: &Symbol, interval: Interval, name: &str, params: &serde_json::Value) -> std::sync::Arc<str> {
+pub fn indicator_channel(
+    symbol: &Symbol,
+    interval: Interval,
+    name: &str,
+    params: &serde_json::Value,
+) -> std::sync::Arc<str> {
     format!("indicator:{symbol}:{interval}:{name}:{params}").into()
 }
 

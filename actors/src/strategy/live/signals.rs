@@ -104,7 +104,10 @@ impl LiveStrategies {
         if publish {
             let mut msg = serde_json::to_value(&signal).unwrap_or(Value::Null);
             msg["type"] = json!("signal");
-            self.hub.do_send(PublishFrame { channel: signal_channel(&signal.symbol, signal.interval), frame: protocol::text_frame(&msg) });
+            self.hub.do_send(PublishFrame {
+                channel: signal_channel(&signal.symbol, signal.interval),
+                frame: protocol::text_frame(&msg),
+            });
         }
         let recent = self.recent.entry((signal.symbol.clone(), signal.interval)).or_default();
         recent.push_back(signal);
@@ -128,9 +131,12 @@ impl Handler<StartStrategy> for LiveStrategies {
     /// Validates, warms up over history (no other message handled meanwhile), then runs live.
     fn handle(&mut self, msg: StartStrategy, _: &mut Context<Self>) -> Self::Result {
         let spec = msg.0;
-        let checked = build_strategy(&spec.strategy, &spec.params)
-            .map_err(|e| e.to_string())
-            .and_then(|s| self.market.get(&spec.symbol.to_ascii_uppercase()).map(|e| (s, e)).ok_or_else(|| format!("unknown symbol {:?}", spec.symbol)));
+        let checked = build_strategy(&spec.strategy, &spec.params).map_err(|e| e.to_string()).and_then(|s| {
+            self.market
+                .get(&spec.symbol.to_ascii_uppercase())
+                .map(|e| (s, e))
+                .ok_or_else(|| format!("unknown symbol {:?}", spec.symbol))
+        });
         let (strategy, entry) = match checked {
             Ok(c) => c,
             Err(e) => return AtomicResponse::new(Box::pin(actix::fut::ready(Err(e)))),
@@ -173,7 +179,11 @@ impl Handler<ListStrategies> for LiveStrategies {
 
     /// Lists the running strategies.
     fn handle(&mut self, _: ListStrategies, _: &mut Context<Self>) -> Self::Result {
-        let mut list: Vec<LiveInfo> = self.running.iter().map(|(id, r)| LiveInfo { id: *id, spec: r.spec.clone(), signals: r.produced }).collect();
+        let mut list: Vec<LiveInfo> = self
+            .running
+            .iter()
+            .map(|(id, r)| LiveInfo { id: *id, spec: r.spec.clone(), signals: r.produced })
+            .collect();
         list.sort_by_key(|i| i.id);
         MessageResult(list)
     }
@@ -184,8 +194,10 @@ impl Handler<SubscribeSignals> for LiveStrategies {
 
     /// Subscribes the client with the topic's recent signals as its first frame.
     fn handle(&mut self, msg: SubscribeSignals, _: &mut Context<Self>) {
-        let recent: Vec<&Signal> = self.recent.get(&(msg.symbol.clone(), msg.interval)).map(|r| r.iter().collect()).unwrap_or_default();
-        let mut first = json!({ "type": "signals_history", "symbol": &*msg.symbol, "interval": msg.interval, "data": recent });
+        let recent: Vec<&Signal> =
+            self.recent.get(&(msg.symbol.clone(), msg.interval)).map(|r| r.iter().collect()).unwrap_or_default();
+        let mut first =
+            json!({ "type": "signals_history", "symbol": &*msg.symbol, "interval": msg.interval, "data": recent });
         if let Some(id) = msg.id {
             first["id"] = id;
         }
@@ -203,7 +215,11 @@ impl Handler<UnsubscribeSignals> for LiveStrategies {
         if let Some(id) = msg.id {
             ack["id"] = id;
         }
-        self.hub.do_send(UnsubscribeChannel { client: msg.client, channel: signal_channel(&msg.symbol, msg.interval), ack: protocol::text_frame(&ack) });
+        self.hub.do_send(UnsubscribeChannel {
+            client: msg.client,
+            channel: signal_channel(&msg.symbol, msg.interval),
+            ack: protocol::text_frame(&ack),
+        });
     }
 }
 

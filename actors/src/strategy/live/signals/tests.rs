@@ -1,6 +1,5 @@
 use std::sync::Arc;
 
-
 use super::*;
 use crate::aggregate::{BarUpdate, UpdateKind};
 use crate::aggregator::AggregatorSettings;
@@ -32,13 +31,20 @@ async fn live_signals_equal_backtest_signals_over_the_same_bars() {
     market.get_or_create("TESTUSDT", "test");
     let live = LiveStrategies::new(hub.clone(), market).start();
     let params = json!({"fast": 3, "slow": 8});
-    let spec = LiveSpec { strategy: "ema_cross".into(), symbol: "TESTUSDT".into(), interval: Interval::M1, params: params.clone() };
+    let spec = LiveSpec {
+        strategy: "ema_cross".into(),
+        symbol: "TESTUSDT".into(),
+        interval: Interval::M1,
+        params: params.clone(),
+    };
     let info = live.send(StartStrategy(spec)).await.unwrap().unwrap();
     assert_eq!(info.signals, 0, "no history yet");
 
     let outbox = Arc::new(Outbox::new(1 << 22));
     hub.send(Connect { client: 7, outbox: outbox.clone() }).await.unwrap();
-    live.send(SubscribeSignals { client: 7, symbol: "TESTUSDT".into(), interval: Interval::M1, id: None }).await.unwrap();
+    live.send(SubscribeSignals { client: 7, symbol: "TESTUSDT".into(), interval: Interval::M1, id: None })
+        .await
+        .unwrap();
 
     // The bars arrive as the hub delivers them: a forming update before each close, a duplicate close
     // now and then (a correction), in small batches.
@@ -59,9 +65,15 @@ async fn live_signals_equal_backtest_signals_over_the_same_bars() {
 
     let got = frames(&outbox);
     assert_eq!(got[0]["type"], "signals_history");
-    let live_signals: Vec<(i64, String)> = got[1..].iter().map(|s| (s["time"].as_i64().unwrap(), s["side"].as_str().unwrap().to_owned())).collect();
-    let report = run_backtest(build_strategy("ema_cross", &params).unwrap(), &series, &BacktestConfig::default()).unwrap();
-    let backtest: Vec<(i64, String)> = report.signals.iter().map(|s| (s.time, serde_json::to_value(s.side).unwrap().as_str().unwrap().to_owned())).collect();
+    let live_signals: Vec<(i64, String)> =
+        got[1..].iter().map(|s| (s["time"].as_i64().unwrap(), s["side"].as_str().unwrap().to_owned())).collect();
+    let report =
+        run_backtest(build_strategy("ema_cross", &params).unwrap(), &series, &BacktestConfig::default()).unwrap();
+    let backtest: Vec<(i64, String)> = report
+        .signals
+        .iter()
+        .map(|s| (s.time, serde_json::to_value(s.side).unwrap().as_str().unwrap().to_owned()))
+        .collect();
     assert!(backtest.len() >= 4, "the series crosses several times: {backtest:?}");
     assert_eq!(live_signals, backtest);
     assert!(got[1..].iter().all(|s| s["type"] == "signal" && s["strategy"] == "ema_cross"));
@@ -69,7 +81,9 @@ async fn live_signals_equal_backtest_signals_over_the_same_bars() {
     // A client subscribing now gets the same signals as history.
     let later = Arc::new(Outbox::new(1 << 22));
     hub.send(Connect { client: 8, outbox: later.clone() }).await.unwrap();
-    live.send(SubscribeSignals { client: 8, symbol: "TESTUSDT".into(), interval: Interval::M1, id: Some(json!(1)) }).await.unwrap();
+    live.send(SubscribeSignals { client: 8, symbol: "TESTUSDT".into(), interval: Interval::M1, id: Some(json!(1)) })
+        .await
+        .unwrap();
     hub.send(ChannelSubscribers { channel: signal_channel("TESTUSDT", Interval::M1) }).await.unwrap();
     let history = &frames(&later)[0];
     assert_eq!(history["id"], 1);
@@ -79,4 +93,3 @@ async fn live_signals_equal_backtest_signals_over_the_same_bars() {
     assert!(live.send(StopStrategy(info.id)).await.unwrap());
     assert!(live.send(ListStrategies).await.unwrap().is_empty());
 }
-
