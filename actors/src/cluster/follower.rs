@@ -2,6 +2,8 @@
 //! subscribes to every bars channel, seeds each symbol from the today-cache, and then upserts every
 //! message into the symbol's aggregator, which republishes to the local hub: WebSocket clients, REST
 //! history, prices and strategies work on a following node exactly as on the node running the feed.
+//! Cached bars older than the replica's in-memory window go to this node's store, so its history serves
+//! the whole day.
 //! Gaps, duplicates and new sending nodes are handled by [`SymbolSync`].
 
 use std::collections::{HashMap, HashSet};
@@ -14,13 +16,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::link::{describe, Delivery, RedisLink};
 use super::sync::{OnMessage, OnSnapshot, Snapshot, SymbolSync};
-use super::today_cache::{self, CacheError};
+use super::today_cache::{self, CacheError, CacheLimits};
 use super::wire::{self, Keys};
 use super::Led;
 use crate::aggregator::{SetReplica, UpsertBars};
 use crate::engine::valid_symbol;
 use crate::market::Market;
-use crate::model::{now_ms, Bar, Symbol};
+use crate::model::{now_ms, Bar, Interval, Symbol};
+use crate::persist::history::History;
 
 /// Read `symbol`'s today-cache again and catch up (sent when this node stops running its feed).
 #[derive(Message)]
@@ -43,6 +46,10 @@ pub struct FollowerWiring {
     pub market: Market,
     pub link: RedisLink,
     pub cache_today: bool,
+    /// Bars read from the today-cache per interval.
+    pub limits: CacheLimits,
+    /// Where cached bars older than the replica's in-memory window go (they are served from the store).
+    pub history: History,
     /// How soon a cache that is behind the live messages is read again.
     pub retry_every: Duration,
     /// Symbols to seed at start even before any message (the configured ones).
@@ -165,8 +172,8 @@ impl Follower {
             return;
         }
         let (link, keys, settings) = (self.w.link.clone(), self.w.keys.clone(), self.w.market.settings());
-        let (intervals, cap, sym) = (settings.intervals(), today_cache::window(settings), symbol.clone());
-        let read = async move { today_cache::read(&link, &keys, &sym, &intervals, cap, now_ms()).await };
+        let (intervals, limits, sym) = (settings.intervals(), self.w.limits.clone(), symbol.clone());
+        let read = async move { today_cache::read(&link, &keys, &sym, &intervals, &limits, now_ms()).await };
         ctx.spawn(
             actix::fut::wrap_future(read)
                 .map(move |result, f: &mut Follower, ctx: &mut Context<Self>| f.on_snapshot(symbol, result, ctx)),
@@ -197,7 +204,14 @@ impl Follower {
                     tracing::warn!(%symbol, "the today-cache did not catch up with the live messages; bars in between may be missing");
                 }
                 tracing::debug!(%symbol, cached, applied = bars.len(), "symbol synced from the today-cache");
-                self.apply(&symbol, bars);
+                let window = today_cache::window(self.w.market.settings());
+                let (older, recent) = split_window(bars, window);
+                if !older.is_empty() && !self.w.led.contains(&symbol) {
+                    // Straight to the store: through the replica they would be published as closed bars to
+                    // every subscriber, on every resync, only to fall out of its window again.
+                    self.w.history.persist(older, Arc::from("redis"));
+                }
+                self.apply(&symbol, recent);
                 self.check_seeded();
             }
             OnSnapshot::Retry => {
@@ -297,5 +311,46 @@ impl Handler<Resync> for Follower {
     /// Starts following a symbol this node stopped running.
     fn handle(&mut self, msg: Resync, ctx: &mut Context<Self>) {
         self.resync(msg.symbol, ctx);
+    }
+}
+
+/// Splits bars (several intervals, each ascending) into those older than the newest `window` open times
+/// of their interval, and the rest in their original order: what a replica aggregator holds.
+fn split_window(bars: Vec<Bar>, window: usize) -> (Vec<Bar>, Vec<Bar>) {
+    let mut opens: HashMap<Interval, Vec<i64>> = HashMap::new();
+    for bar in &bars {
+        opens.entry(bar.interval).or_default().push(bar.open_time);
+    }
+    let oldest_kept: HashMap<Interval, i64> = opens
+        .into_iter()
+        .map(|(interval, mut times)| {
+            times.sort_unstable();
+            times.dedup();
+            (interval, times[times.len().saturating_sub(window)])
+        })
+        .collect();
+    bars.into_iter().partition(|b| oldest_kept.get(&b.interval).is_some_and(|first| b.open_time < *first))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_newest_window_of_each_interval_goes_to_the_replica() {
+        let symbol: Symbol = "BTCUSDT".into();
+        let bar = |interval: Interval, i: i64| Bar::flat(symbol.clone(), interval, i * interval.millis(), 1.0);
+        let mut bars: Vec<Bar> = (0..10).map(|i| bar(Interval::S1, i)).collect();
+        bars.extend((0..2).map(|i| bar(Interval::M1, i)));
+        // A live message buffered during the read repeats the newest 1s bar: it stays with the recent ones.
+        bars.push(bar(Interval::S1, 9));
+        let (older, recent) = split_window(bars, 3);
+        let times = |v: &[Bar], iv: Interval| -> Vec<i64> {
+            v.iter().filter(|b| b.interval == iv).map(|b| b.open_time / iv.millis()).collect()
+        };
+        assert_eq!(times(&older, Interval::S1), (0..7).collect::<Vec<_>>());
+        assert_eq!(times(&recent, Interval::S1), vec![7, 8, 9, 9], "in their original order");
+        assert!(times(&older, Interval::M1).is_empty(), "fewer than the window: all kept");
+        assert_eq!(times(&recent, Interval::M1), vec![0, 1]);
     }
 }

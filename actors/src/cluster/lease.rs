@@ -28,6 +28,7 @@ use crate::engine::Feeds;
 use crate::feed::FeedState;
 use crate::market::Market;
 use crate::model::Symbol;
+use crate::persist::history::History;
 
 /// Sets each lease in KEYS to ARGV[1] for ARGV[2] ms when it is free or already ARGV[1]'s; returns one
 /// 1 (held) or 0 (another node's) per key.
@@ -66,6 +67,8 @@ pub struct LeaseWiring {
     pub ttl: Duration,
     pub publisher: Addr<Publisher>,
     pub follower: Addr<Follower>,
+    /// The store the feed's backfill goes to: the cache is rewritten once it is there.
+    pub history: History,
 }
 
 /// See the module documentation.
@@ -191,13 +194,15 @@ impl LeaseKeeper {
             Ok(feed) => {
                 tracing::info!(%symbol, source = %w.source, "running this symbol's feed");
                 w.publisher.do_send(RewriteCache { symbol: symbol.clone() });
-                // Once the feed's backfill is in, today's bars are complete: cache them again.
-                let (publisher, symbol) = (w.publisher.clone(), symbol.clone());
+                // Once the feed's backfill is in memory and stored, today's bars are complete: cache them again
+                // (the store holds the part of the day older than the in-memory window).
+                let (publisher, symbol, history) = (w.publisher.clone(), symbol.clone(), w.history.clone());
                 ctx.spawn(actix::fut::wrap_future(async move {
                     let give_up = Instant::now() + BACKFILL_PATIENCE;
                     while feed.status.state() == FeedState::Connecting && Instant::now() < give_up {
                         tokio::time::sleep(BACKFILL_CHECK).await;
                     }
+                    history.flushed(BACKFILL_PATIENCE).await;
                     publisher.do_send(RewriteCache { symbol });
                 }));
             }

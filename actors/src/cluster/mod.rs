@@ -141,6 +141,8 @@ impl Cluster {
             market: market.clone(),
             link: link.clone(),
             cache_today: redis.cache_today,
+            limits: redis.cache_limits(),
+            history: engine.history.clone(),
             retry_every: redis.cache_flush(),
             symbols: feed.symbols.clone(),
         };
@@ -152,9 +154,11 @@ impl Cluster {
                 keys.clone(),
                 led.clone(),
                 market.clone(),
+                engine.history.clone(),
                 link.clone(),
                 queue,
                 redis.cache_today,
+                redis.cache_limits(),
                 redis.cache_flush(),
             );
             let publisher = Publisher::start_in_arbiter(&arbiter, move |_| publisher);
@@ -172,6 +176,7 @@ impl Cluster {
                 ttl: redis.lease_ttl(),
                 publisher,
                 follower,
+                history: engine.history.clone(),
             };
             LeaseKeeper::start_in_arbiter(&arbiter, move |_| LeaseKeeper::new(wiring, seeded));
         }

@@ -3,10 +3,10 @@
 //! followers notice gaps; and the today-cache kept up to date with the same updates.
 //!
 //! Updates of symbols this node only follows are not published (they came from Redis). While Redis is
-//! down, messages are dropped and counted; the cache is rewritten from memory once it is back.
+//! down, messages are dropped and counted; the cache is rewritten from history once it is back.
 //!
 //! The cache's watermark promises that the cache holds every bar up to that message. So a symbol's
-//! incremental writes only go out after a full rewrite from memory in the same connection and leadership:
+//! incremental writes only go out after a full rewrite from history in the same connection and leadership:
 //! after taking a symbol over, after a reconnect, after a failed write, the rewrite comes first.
 
 use std::collections::{HashMap, HashSet};
@@ -18,7 +18,7 @@ use actix::prelude::*;
 use tokio::sync::{mpsc, watch};
 
 use super::link::RedisLink;
-use super::today_cache::{self, CacheWrite, PendingWrites};
+use super::today_cache::{CacheLimits, CacheWrite, PendingWrites};
 use super::wire::{self, Keys};
 use super::writer::Outgoing;
 use super::Led;
@@ -26,17 +26,18 @@ use crate::aggregator::GetBars;
 use crate::market::Market;
 use crate::messages::BarEvents;
 use crate::model::{now_ms, Bar, Interval, Symbol};
+use crate::persist::history::History;
 use crate::protocol::HistoryQuery;
 
-/// Puts every bar of today that a symbol's aggregator holds into the cache (after a reconnect, after
-/// taking a symbol over, after a backfill).
+/// Puts every bar of today that this node has of a symbol (its store and its aggregator's memory) into the
+/// cache (after a reconnect, after taking a symbol over, after a backfill).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct RewriteCache {
     pub symbol: Symbol,
 }
 
-/// A cache write of `symbol` failed (reported by the writer): its cache must be rewritten from memory.
+/// A cache write of `symbol` failed (reported by the writer): its cache must be rewritten from history.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct CacheWriteFailed {
@@ -52,8 +53,12 @@ pub struct Publisher {
     keys: Keys,
     led: Led,
     market: Market,
+    /// Where today's bars older than the in-memory window come from, for rewrites.
+    history: History,
     link: RedisLink,
     queue: mpsc::Sender<Outgoing>,
+    /// Bars cached per interval.
+    limits: CacheLimits,
     /// Message numbers, per symbol, of this node.
     seqs: HashMap<Symbol, u64>,
     /// `None` without `cache_today`.
@@ -74,9 +79,11 @@ impl Publisher {
         keys: Keys,
         led: Led,
         market: Market,
+        history: History,
         link: RedisLink,
         queue: mpsc::Sender<Outgoing>,
         cache_today: bool,
+        limits: CacheLimits,
         flush_every: Duration,
     ) -> Publisher {
         let generation = link.generation.clone();
@@ -85,8 +92,10 @@ impl Publisher {
             keys,
             led,
             market,
+            history,
             link,
             queue,
+            limits,
             seqs: HashMap::new(),
             pending: cache_today.then(PendingWrites::default),
             flush_every,
@@ -116,7 +125,7 @@ impl Publisher {
     fn flush(&mut self, ctx: &mut Context<Self>) {
         let Some(pending) = &mut self.pending else { return };
         if !self.link.stats.is_connected() {
-            // Nothing to write to; everything is rewritten from memory after the reconnect.
+            // Nothing to write to; everything is rewritten from history after the reconnect.
             pending.clear();
             self.synced.clear();
             return;
@@ -128,8 +137,7 @@ impl Publisher {
                 ctx.notify(RewriteCache { symbol });
             }
         }
-        let cap = today_cache::window(self.market.settings());
-        for write in pending.take(&self.keys, &self.node, cap, now_ms()) {
+        for write in pending.take(&self.keys, &self.node, &self.limits, now_ms()) {
             // Not synced: the rewrite under way covers these bars.
             if !self.synced.contains(&write.symbol) {
                 continue;
@@ -182,8 +190,9 @@ impl Handler<BarEvents> for Publisher {
 impl Handler<RewriteCache> for Publisher {
     type Result = ();
 
-    /// Reads today's bars from the symbol's aggregator and queues them as one cache write. The actor
-    /// waits for them, so no update of the symbol is noted meanwhile and the watermark stays exact.
+    /// Reads today's bars of the symbol (the store for those older than the aggregator's window) and queues
+    /// them as one cache write. The actor waits for them, so no update of the symbol is noted meanwhile and
+    /// the watermark stays exact.
     fn handle(&mut self, msg: RewriteCache, ctx: &mut Context<Self>) {
         let entry = self
             .market
@@ -197,31 +206,41 @@ impl Handler<RewriteCache> for Publisher {
         let now = now_ms();
         let day_start = Interval::D1.align(now);
         let intervals = self.market.settings().intervals();
+        let (history, limits) = (self.history.clone(), self.limits.clone());
         let reads = intervals.into_iter().map(move |interval| {
             let query = HistoryQuery {
                 interval,
-                limit: usize::MAX,
+                limit: limits.cap(interval),
                 end_time: None,
                 start_time: Some(interval.align(day_start)),
             };
-            entry.aggregator.send(GetBars(query))
+            let (history, entry) = (history.clone(), entry.clone());
+            async move {
+                match history.bars(&entry, query).await {
+                    Ok(bars) => bars,
+                    Err(e) => {
+                        // The store is down: memory is still today's newest part, and older cached bars stay.
+                        tracing::warn!(symbol = %entry.symbol, %interval, error = %e, "today-cache rewritten from memory only");
+                        entry.aggregator.send(GetBars(query)).await.unwrap_or_default()
+                    }
+                }
+            }
         });
         let all = futures_util::future::join_all(reads);
         ctx.wait(actix::fut::wrap_future(all).map(move |replies, p: &mut Publisher, _| {
             p.rewriting.remove(&msg.symbol);
-            let bars: Vec<Bar> = replies.into_iter().filter_map(Result::ok).flatten().collect();
+            let bars: Vec<Bar> = replies.into_iter().flatten().collect();
             if let Some(pending) = &mut p.pending {
                 // Whatever was pending is older than what the aggregator just gave.
                 pending.forget(&msg.symbol);
             }
             let seq = p.seqs.get(&msg.symbol).copied().unwrap_or(0);
             let n = bars.len();
-            let cap = today_cache::window(p.market.settings());
             let write = CacheWrite {
                 keys: p.keys.clone(),
                 symbol: msg.symbol.clone(),
                 bars,
-                cap,
+                limits: p.limits.clone(),
                 replace: true,
                 node: p.node.clone(),
                 seq,
@@ -229,7 +248,7 @@ impl Handler<RewriteCache> for Publisher {
             };
             if p.queue.try_send(Outgoing::Cache(write)).is_ok() {
                 p.synced.insert(msg.symbol.clone());
-                tracing::debug!(symbol = %msg.symbol, bars = n, seq, "today-cache rewritten from memory");
+                tracing::debug!(symbol = %msg.symbol, bars = n, seq, "today-cache rewritten from history");
             }
         }));
     }

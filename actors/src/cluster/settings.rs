@@ -1,10 +1,13 @@
 //! `[node]` and `[redis]`: what this node does in a cluster and how it reaches Redis.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::today_cache::CacheLimits;
 use super::ClusterError;
+use crate::model::Interval;
 
 /// What a node runs (`[node] role`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -57,6 +60,8 @@ pub struct RedisSettings {
     pub cache_today: bool,
     /// How often the today-cache is written (closed bars and the newest forming bars), in ms.
     pub cache_flush_ms: u64,
+    /// Bars the today-cache keeps per interval, by interval name; unlisted intervals keep the whole day.
+    pub cache_max_bars: BTreeMap<Interval, usize>,
     /// Timeout of one connection attempt, in ms.
     pub connect_timeout_ms: u64,
     /// Timeout of one command, in ms.
@@ -71,6 +76,7 @@ impl Default for RedisSettings {
             lease_ttl_ms: 10_000,
             cache_today: true,
             cache_flush_ms: 250,
+            cache_max_bars: BTreeMap::new(),
             connect_timeout_ms: 2_000,
             command_timeout_ms: 2_000,
         }
@@ -96,6 +102,10 @@ impl RedisSettings {
 
     pub fn cache_flush(&self) -> Duration {
         Duration::from_millis(self.cache_flush_ms)
+    }
+
+    pub fn cache_limits(&self) -> CacheLimits {
+        CacheLimits::new(self.cache_max_bars.clone())
     }
 
     /// The URL with its password replaced by `***`: the only form that may be logged or shown.

@@ -191,6 +191,16 @@ impl History {
         p.do_send(PersistBars { bars, source });
     }
 
+    /// Waits (at most `patience`) until every bar the persistence actor received so far is durable: written
+    /// to the store when it keeps up (the cluster's today-cache then reads a stored backfill back).
+    pub async fn flushed(&self, patience: Duration) {
+        if let Some(p) = &self.persister {
+            if tokio::time::timeout(patience, p.send(Flush { stop: false })).await.is_err() {
+                tracing::debug!("persistence did not flush within {patience:?}");
+            }
+        }
+    }
+
     /// At shutdown: makes every bar received so far durable (store or journal), stops the persistence
     /// actor and closes the store (the embedded store's file lock is released when this returns).
     pub async fn shutdown(&self) {
