@@ -34,20 +34,22 @@ mapfile -t binaries < <(cargo test --workspace --all-targets --no-run --message-
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("profile", {}).get("test") and m.get("executable"):
-        print(m["executable"] + "\t" + m["manifest_path"].rsplit("/", 1)[0])')
+        # criterion benches take --test (one quick run of each, as cargo test does); test harnesses take -q.
+        flag = "--test" if "bench" in m["target"]["kind"] else "-q"
+        print(m["executable"] + "\t" + m["manifest_path"].rsplit("/", 1)[0] + "\t" + flag)')
 
 failed=()
 for instant in "${instants[@]}"; do
   target=$(date -u -d "$instant UTC" +%s)
   echo "== as if it were $(date -u -d "@$target" '+%A %Y-%m-%d %H:%M:%S UTC')"
   for entry in "${binaries[@]}"; do
-    bin=${entry%%$'\t'*}; dir=${entry#*$'\t'}
+    IFS=$'\t' read -r bin dir flag <<<"$entry"
     name=$(basename "$bin")
     [[ -n "${TEST_CLOCK_FILTER:-}" && "$name" != *"$TEST_CLOCK_FILTER"* ]] && continue
     offset=$((target - $(date -u +%s)))
     # Integration tests read CARGO_BIN_EXE_* at build time; unit tests run from their crate's directory.
     if ! (cd "$dir" && LD_PRELOAD="$lib" FAKETIME="${offset:+$( [ "$offset" -ge 0 ] && echo + )}$offset" \
-          FAKETIME_DONT_FAKE_MONOTONIC=1 FAKETIME_NO_CACHE=1 "$bin" -q >"/tmp/test-clock-$name.log" 2>&1); then
+          FAKETIME_DONT_FAKE_MONOTONIC=1 FAKETIME_NO_CACHE=1 "$bin" "$flag" >"/tmp/test-clock-$name.log" 2>&1); then
       echo "   FAILED: $name ($instant), log: /tmp/test-clock-$name.log"
       failed+=("$name @ $instant")
     else
