@@ -28,6 +28,7 @@ if [ ${#instants[@]} -eq 0 ]; then
   instants=("2026-12-09 00:00:30" "2026-12-09 09:59:00" "2026-12-09 10:01:00" "2026-12-09 23:59:30" "2026-12-06 23:59:30")
 fi
 
+scripts/test-deps.sh
 echo "== building the test binaries"
 mapfile -t binaries < <(cargo test --workspace --all-targets --no-run --message-format=json 2>/dev/null \
   | python3 -c 'import json,sys
