@@ -37,6 +37,8 @@ pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
         state.engine.feeds.list().iter().map(|f| super::feeds::feed_json(f, now)).collect::<Vec<Value>>().into(),
     );
     stats.insert("admin_refused".into(), json!(state.admin.refused.load(Ordering::Relaxed)));
+    stats.insert("refused".into(), crate::jobs::refused_json());
+    stats.insert("jobs".into(), crate::jobs::stats_json(&state.jobs));
     stats.insert("scripts".into(), crate::scripts::stats::stats_json(&state).into());
     let computations = state
         .services
@@ -169,6 +171,7 @@ pub async fn metrics_route(state: web::Data<AppState>) -> HttpResponse {
     }
     super::feeds::record_metrics(&state);
     crate::scripts::stats::record_metrics(&state);
+    crate::jobs::record_metrics(&state.jobs);
     if let Some(cluster) = &state.cluster {
         for m in CLUSTER_METRICS {
             let v = (m.read)(cluster.stats());
