@@ -1,4 +1,5 @@
 /** REST calls to the candlecast server (same origin as the page). */
+import { jobKey } from './jobKey';
 
 export interface SymbolsResponse {
   symbols: string[];
@@ -33,11 +34,15 @@ export class ApiRequestError extends Error {
   }
 }
 
-async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown, extra: Record<string, string> = {}): Promise<T> {
   // Relative URL: works when the page is mounted under a path prefix.
   const res = await fetch(path.replace(/^\//, ''), {
     method,
-    headers: body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
+    headers: {
+      accept: 'application/json',
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...extra,
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   if (!res.ok) {
@@ -75,12 +80,14 @@ export const api = {
   stats: () => getJson<StatsResponse>('/api/stats'),
   indicators: () => getJson<unknown>('/api/indicators'),
   strategies: () => getJson<unknown>('/api/strategies'),
-  backtestRun: (body: unknown) => call<{ job_id: string }>('POST', '/api/backtest/run', body),
+  // Starting and cancelling jobs go through the trader key (asked for on 401/403, see jobKey.ts).
+  backtestRun: (body: unknown) => jobKey.run((h) => call<{ job_id: string }>('POST', '/api/backtest/run', body, h)),
   backtestResults: <R>(id: string) => getJson<JobStatus<R>>(`/api/backtest/results/${job(id)}`),
-  optimizeStart: (body: unknown) => call<{ job_id: string; combinations?: number }>('POST', '/api/optimize/start', body),
+  optimizeStart: (body: unknown) =>
+    jobKey.run((h) => call<{ job_id: string; combinations?: number }>('POST', '/api/optimize/start', body, h)),
   optimizeStatus: (id: string) => getJson<JobStatus>(`/api/optimize/status/${job(id)}`),
   optimizeResults: <R>(id: string) => getJson<JobStatus<R>>(`/api/optimize/results/${job(id)}`),
-  optimizeCancel: (id: string) => call<JobStatus>('POST', `/api/optimize/cancel/${job(id)}`),
+  optimizeCancel: (id: string) => jobKey.run((h) => call<JobStatus>('POST', `/api/optimize/cancel/${job(id)}`, undefined, h)),
   /** Executed trades scripts reported for a symbol (seed 003's trades CSV), oldest first. */
   executedTrades: (symbol: string, limit = 1000) => getJson<unknown>(`/api/trades?symbol=${encodeURIComponent(symbol)}&limit=${limit}`),
 };
