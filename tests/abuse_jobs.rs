@@ -118,6 +118,7 @@ async fn a_1s_backtest_keeps_at_most_2000_equity_points_and_a_capped_trade_list(
 async fn a_second_job_of_one_host_is_refused_before_history_is_read_while_another_host_runs() {
     let server = TestServer::start(&[
         ("jobs.trusted_proxies", keys(&["127.0.0.1"])),
+        ("jobs.max_running_per_host", Toml::Integer(1)),
         ("jobs.max_combinations_anonymous", Toml::Integer(100_000)),
         ("jobs.trader_keys", keys(&["key-a", "key-b"])),
         ("jobs.max_running_per_key", Toml::Integer(1)),

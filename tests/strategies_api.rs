@@ -80,7 +80,7 @@ async fn a_backtest_job_equals_the_same_backtest_run_here() {
     assert_eq!(result["signals"].as_array().unwrap().len(), local.signals.len());
     assert_eq!(
         result["metrics"],
-        serde_json::to_value(&local.metrics).unwrap(),
+        serde_json::to_value(local.metrics).unwrap(),
         "same metrics as a local run over the same bars"
     );
     assert_eq!(result["equity"].as_array().unwrap().len(), local.equity.len());

@@ -52,6 +52,15 @@ impl Running {
         }
     }
 
+    fn scope(self) -> &'static str {
+        match self {
+            Running::Total => "in total",
+            Running::Anonymous => "without a key, from all hosts together",
+            Running::PerHost => "from this host",
+            Running::PerKey => "with this key",
+        }
+    }
+
     pub fn config_key(self) -> &'static str {
         match self {
             Running::Total => "jobs.max_running",
@@ -98,7 +107,7 @@ impl Size {
 /// Why a job could not be started or found.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
-    #[error("{max} {} jobs are already running ({}); try again when one has finished", .limit.name(), .limit.config_key())]
+    #[error("{max} jobs are already running {} (limit {}, {}); try again when one has finished", .limit.scope(), .limit.name(), .limit.config_key())]
     Busy { limit: Running, max: usize, retry_after_secs: u64 },
     #[error("{} is {got}; the limit for this caller is {max} ({}){}", .size.name(), .size.config_key(), hint(*.size))]
     TooLarge { size: Size, got: usize, max: usize },
