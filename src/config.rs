@@ -254,6 +254,15 @@ mod tests {
         );
         assert_eq!(c.store.kind, candlecast_actors::persist::StoreKind::Embedded);
         assert_eq!(c.store.path, Path::new("data"));
+        let j = &c.jobs;
+        assert!(!j.require_key && j.trader_keys.is_empty() && j.trusted_proxies.is_empty());
+        assert_eq!(
+            (j.max_running, j.max_running_anonymous, j.max_running_per_host, j.max_running_per_key),
+            (8, 4, 2, 4)
+        );
+        assert_eq!((j.max_top, j.max_equity_points, j.max_trades), (100, 2_000, 1_000));
+        assert_eq!((j.max_bars_anonymous, j.max_combinations_anonymous), (100_000, 1_000));
+        assert_eq!(c.admin.refused_log_every_secs, 10);
     }
 
     #[test]

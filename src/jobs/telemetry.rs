@@ -1,8 +1,8 @@
-//! The jobs' figures in `/api/stats` (`jobs`, `refused`) and `/metrics`.
+//! The jobs' figures in `/api/stats` (`jobs`) and `/metrics`.
 
 use std::sync::atomic::Ordering;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::Jobs;
 
@@ -16,15 +16,6 @@ pub fn stats_json(jobs: &Jobs) -> Value {
         "started": jobs.started.load(Ordering::Relaxed),
         "history_loads": jobs.history_loads.load(Ordering::Relaxed),
     })
-}
-
-/// Every refusal so far by limit (the `candlecast_refused_total` family).
-pub fn refused_json() -> Value {
-    candlecast_actors::refusals::snapshot()
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), json!(v)))
-        .collect::<Map<_, _>>()
-        .into()
 }
 
 /// Copies the figures into the Prometheus recorder.
