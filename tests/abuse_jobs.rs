@@ -243,3 +243,38 @@ async fn a_flood_of_wrong_keys_is_counted_and_its_log_lines_held_back() {
     // At most one warn line for this peer in the quiet period (10 s by default): 49 or more held back.
     assert!(metric(&text, "candlecast_refused_key_logs_suppressed_total") - held >= 49.0, "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_callers_cannot_take_every_slot_and_the_total_is_a_503() {
+    let server = TestServer::start(&[
+        ("jobs.trusted_proxies", keys(&["127.0.0.1"])),
+        ("jobs.max_combinations_anonymous", Toml::Integer(100_000)),
+        ("jobs.trader_keys", keys(&["key-a", "key-b"])),
+        ("jobs.max_running", Toml::Integer(3)),
+        ("jobs.max_running_anonymous", Toml::Integer(2)),
+        ("jobs.threads", Toml::Integer(1)),
+    ])
+    .await;
+    let mut started = Vec::new();
+    for (key, host) in [(None, Some("10.0.0.1")), (None, Some("10.0.0.2"))] {
+        let (status, _, v) = post(&server, "/api/optimize/start", long_grid(), key, host).await;
+        assert_eq!(status, 202, "{v}");
+        started.push((v["job_id"].as_str().unwrap().to_owned(), key, host));
+    }
+    // A third host finds the anonymous slots full (503: nothing it can do but wait) ...
+    let (status, retry, v) = post(&server, "/api/optimize/start", long_grid(), None, Some("10.0.0.3")).await;
+    assert_eq!(status, 503, "{v}");
+    assert_limit(&v, "jobs_anonymous", "jobs.max_running_anonymous");
+    assert_eq!(retry.as_deref(), Some("5"));
+    // ... while a trader still gets the slot kept for keys, and then the total is reached.
+    let (status, _, v) = post(&server, "/api/optimize/start", long_grid(), Some("key-a"), None).await;
+    assert_eq!(status, 202, "{v}");
+    started.push((v["job_id"].as_str().unwrap().to_owned(), Some("key-a"), None));
+    let (status, _, v) = post(&server, "/api/optimize/start", long_grid(), Some("key-b"), None).await;
+    assert_eq!(status, 503, "{v}");
+    assert_limit(&v, "jobs_total", "jobs.max_running");
+    for (id, key, host) in &started {
+        let (status, _, v) = post(&server, &format!("/api/optimize/cancel/{id}"), json!({}), *key, *host).await;
+        assert_eq!(status, 200, "{v}");
+    }
+}
