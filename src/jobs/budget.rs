@@ -104,7 +104,8 @@ impl Size {
     }
 }
 
-/// Why a job could not be started or found.
+/// Why a job could not be started or found. Budget errors say `"anonymous_budget": true` when a trader
+/// key would lift the limit (the dashboard then offers to enter one).
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
     #[error("{max} jobs are already running {} (limit {}, {}); try again when one has finished", .limit.scope(), .limit.name(), .limit.config_key())]
@@ -140,11 +141,13 @@ impl ResponseError for JobError {
             JobError::Busy { limit, max, retry_after_secs } => {
                 resp.insert_header(("Retry-After", retry_after_secs.to_string()));
                 json!({"error": "limit_exceeded", "limit": limit.name(), "config": limit.config_key(), "max": max,
-                       "detail": self.to_string()})
+                       "detail": self.to_string(),
+                       "anonymous_budget": matches!(limit, Running::PerHost | Running::Anonymous)})
             }
             JobError::TooLarge { size, max, .. } => {
                 json!({"error": "limit_exceeded", "limit": size.name(), "config": size.config_key(), "max": max,
-                       "detail": self.to_string()})
+                       "detail": self.to_string(),
+                       "anonymous_budget": matches!(size, Size::Combinations { anonymous: true })})
             }
             JobError::NotFound(_) => json!({"error": "not_found", "detail": self.to_string()}),
             JobError::Pool(_) => json!({"error": "unavailable", "detail": self.to_string()}),

@@ -29,6 +29,8 @@ export class ApiRequestError extends Error {
     readonly status: number,
     readonly code: string,
     readonly detail: string,
+    /** The whole error body (e.g. `limit`, `config`, `anonymous_budget` of a budget refusal). */
+    readonly body: Record<string, unknown> = {},
   ) {
     super(detail);
   }
@@ -48,14 +50,16 @@ async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown, ext
   if (!res.ok) {
     let code = `http_${res.status}`;
     let detail = `${path}: HTTP ${res.status}`;
+    let body: Record<string, unknown> = {};
     try {
       const err = (await res.json()) as { error?: unknown; detail?: unknown };
+      if (err && typeof err === 'object') body = err as Record<string, unknown>;
       if (typeof err.error === 'string') code = err.error;
       if (typeof err.detail === 'string' && err.detail) detail = err.detail;
     } catch {
       /* not JSON: keep the status line */
     }
-    throw new ApiRequestError(res.status, code, detail);
+    throw new ApiRequestError(res.status, code, detail, body);
   }
   return (await res.json()) as T;
 }

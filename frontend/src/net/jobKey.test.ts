@@ -80,4 +80,23 @@ describe('JobKey', () => {
     await expect(key.run(off)).rejects.toMatchObject({ status: 403 });
     expect(asked).toEqual([]);
   });
+
+  it('offers a key when a job is beyond an anonymous budget, but not once a key is kept', async () => {
+    const store = new MemoryStore();
+    const asked: string[] = [];
+    const key = new JobKey(store, (m) => (asked.push(m), 'trader'));
+    const seen: Array<Record<string, string>> = [];
+    const request = async (headers: Record<string, string>) => {
+      seen.push(headers);
+      if (headers.authorization) throw new ApiRequestError(400, 'limit_exceeded', 'top is 1000', { limit: 'top' });
+      throw new ApiRequestError(400, 'limit_exceeded', 'combinations is 5000', { anonymous_budget: true });
+    };
+    await expect(key.run(request)).rejects.toMatchObject({ status: 400, detail: 'top is 1000' });
+    expect(asked).toHaveLength(1);
+    expect(asked[0]).toContain('combinations is 5000');
+    expect(seen).toEqual([{}, { authorization: 'Bearer trader' }]);
+    // With a key kept, a budget error is just an error.
+    await expect(key.run(request)).rejects.toMatchObject({ status: 400 });
+    expect(asked).toHaveLength(1);
+  });
 });

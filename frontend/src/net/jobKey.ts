@@ -2,7 +2,8 @@
  * The trader key for backtests and optimizations. Jobs work without a key on most servers (under small
  * anonymous budgets); when the server answers 401 or 403 for a job, the dashboard asks for a key once,
  * keeps it for the browser session (sessionStorage, never localStorage: it goes with the tab) and sends
- * it as `Authorization: Bearer <key>`. A key the server refuses is forgotten.
+ * it as `Authorization: Bearer <key>`. A key the server refuses is forgotten. When a job is beyond an
+ * anonymous budget (`"anonymous_budget": true`) and no key is kept, it offers to enter one too.
  */
 import { ApiRequestError } from './api';
 
@@ -54,12 +55,16 @@ export class JobKey {
     try {
       return await request(this.headers());
     } catch (err) {
-      if (!(err instanceof ApiRequestError) || !needsKey(err)) throw err;
+      if (!(err instanceof ApiRequestError)) throw err;
       const hadKey = this.key !== null;
+      const overBudget = !hadKey && err.body.anonymous_budget === true;
+      if (!needsKey(err) && !overBudget) throw err;
       if (hadKey) this.forget();
-      const prompt = hadKey
-        ? `The server refused the trader key (${err.detail}). Enter a valid key:`
-        : `This server needs a trader key for backtests and optimizations (${err.detail}). Enter your key:`;
+      const prompt = overBudget
+        ? `${err.detail}. Enter a trader key for a larger budget, or cancel:`
+        : hadKey
+          ? `The server refused the trader key (${err.detail}). Enter a valid key:`
+          : `This server needs a trader key for backtests and optimizations (${err.detail}). Enter your key:`;
       const entered = this.ask(prompt)?.trim();
       if (!entered) throw err;
       try {
