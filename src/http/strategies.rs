@@ -7,7 +7,8 @@
 //!   `GET /api/optimize/results/{job_id}`, `POST /api/optimize/cancel/{job_id}`
 //!
 //! Bars come from the same history the charts use; a request names `symbol`, `interval` and optionally
-//! `start_time`/`end_time` (ms).
+//! `start_time`/`end_time` (ms). Starting and cancelling jobs go through the trader role and the `[jobs]`
+//! budgets (docs/SECURITY.md, "Roles and jobs"): the running-job budget is taken before any history is read.
 
 use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use candlecast_actors::model::{Bar, Interval};
@@ -78,10 +79,8 @@ struct Loaded {
 /// Parses the range (a 400 before anything is reserved) into the query the loader will run.
 fn query_for(state: &AppState, range: &BarRange, caller: Caller) -> Result<HistoryQuery, ApiError> {
     let mut q = HistoryQuery::parse(range.interval.as_deref(), None, range.start_time, range.end_time)?;
-    let config = state.jobs.config();
-    let max = if caller.is_anonymous() { config.max_bars_anonymous } else { config.max_bars };
     // One more than allowed, plus the forming bar, tells whether the range held more.
-    q.limit = max.saturating_add(2);
+    q.limit = max_bars(state, caller).saturating_add(2);
     Ok(q)
 }
 
