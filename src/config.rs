@@ -27,6 +27,7 @@ pub struct Config {
     pub log: LogConfig,
     pub strategies: StrategiesConfig,
     pub admin: AdminConfig,
+    pub jobs: JobsConfig,
     pub scripts: ScriptsConfig,
     pub node: NodeSettings,
     pub redis: RedisSettings,
@@ -63,6 +64,33 @@ pub struct AdminConfig {
     /// A list, or one key as a plain string (`CANDLECAST__ADMIN__KEYS=secret`).
     #[serde(deserialize_with = "one_or_many")]
     pub keys: Vec<String>,
+    pub refused_log_every_secs: u64,
+}
+
+/// Backtest and optimization jobs: who may run them and their budgets (`[jobs]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsConfig {
+    pub require_key: bool,
+    #[serde(deserialize_with = "one_or_many")]
+    pub trader_keys: Vec<String>,
+    pub threads: usize,
+    pub max_running: usize,
+    pub max_running_anonymous: usize,
+    pub max_running_per_host: usize,
+    pub max_running_per_key: usize,
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub max_bars_anonymous: usize,
+    pub max_bars: usize,
+    pub max_combinations_anonymous: usize,
+    pub max_combinations: usize,
+    pub max_top: usize,
+    pub max_equity_points: usize,
+    pub max_trades: usize,
+    pub results_max_bytes: usize,
+    pub results_max_count: usize,
+    pub result_ttl_secs: u64,
+    pub retry_after_secs: u64,
 }
 
 fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -167,6 +195,19 @@ impl Config {
                     || self.scripts.market_data_interval.parse::<candlecast_actors::model::Interval>().is_ok(),
                 "scripts.market_data_interval must be empty (inferred) or an interval such as 1m",
             ),
+            (
+                self.jobs.max_running >= 1 && self.jobs.max_running_per_host >= 1 && self.jobs.max_running_per_key >= 1,
+                "jobs.max_running, jobs.max_running_per_host and jobs.max_running_per_key must be at least 1",
+            ),
+            (
+                self.jobs.max_bars >= 1 && self.jobs.max_bars_anonymous >= 1,
+                "jobs.max_bars and jobs.max_bars_anonymous must be at least 1",
+            ),
+            (
+                self.jobs.max_combinations >= 1 && self.jobs.max_combinations_anonymous >= 1 && self.jobs.max_top >= 1,
+                "jobs.max_combinations, jobs.max_combinations_anonymous and jobs.max_top must be at least 1",
+            ),
+            (self.jobs.max_equity_points >= 2, "jobs.max_equity_points must be at least 2"),
             (self.hub.max_updates_per_second >= 1, "hub.max_updates_per_second must be at least 1"),
             (self.feed.simulated.trades_per_second > 0.0, "feed.simulated.trades_per_second must be above 0"),
             (
@@ -213,6 +254,15 @@ mod tests {
         );
         assert_eq!(c.store.kind, candlecast_actors::persist::StoreKind::Embedded);
         assert_eq!(c.store.path, Path::new("data"));
+        let j = &c.jobs;
+        assert!(!j.require_key && j.trader_keys.is_empty() && j.trusted_proxies.is_empty());
+        assert_eq!(
+            (j.max_running, j.max_running_anonymous, j.max_running_per_host, j.max_running_per_key),
+            (8, 4, 2, 4)
+        );
+        assert_eq!((j.max_top, j.max_equity_points, j.max_trades), (100, 2_000, 1_000));
+        assert_eq!((j.max_bars_anonymous, j.max_combinations_anonymous), (100_000, 1_000));
+        assert_eq!(c.admin.refused_log_every_secs, 10);
     }
 
     #[test]

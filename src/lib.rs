@@ -145,13 +145,16 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let scripts = Arc::new(scripts::Scripts::new(&config.scripts, engine.market.clone()));
     let socketio =
         Arc::new(socketio::SocketIo::new(config.scripts.clone(), scripts.clone(), services.clone(), ws_limits.clone()));
+    http::auth_log::set_interval(Duration::from_secs(config.admin.refused_log_every_secs));
+    let admin = Arc::new(http::admin::Admin::new(&config.admin.keys));
+    let jobs = Arc::new(jobs::Jobs::new(&config.jobs, admin.clone())?);
     let state = AppState {
         engine,
         ws_limits,
         started: Instant::now(),
         connection_ceiling,
-        jobs: Arc::default(),
-        admin: Arc::new(http::admin::Admin::new(&config.admin.keys)),
+        jobs,
+        admin,
         services,
         scripts,
         socketio,

@@ -32,6 +32,7 @@ pub mod model;
 pub mod outbox;
 pub mod persist;
 pub mod protocol;
+pub mod refusals;
 pub mod strategy;
 pub mod telemetry;
 

@@ -3,7 +3,8 @@
 //!
 //! Keys come from `[admin] keys` (or `CANDLECAST__ADMIN__KEYS`) and are sent as `Authorization: Bearer <key>`.
 //! No key configured: 403 (admin disabled); a missing or wrong key: 401. Every refused attempt is counted
-//! (`admin_refused` in `/api/stats`) and logged with the peer and path, never with the key.
+//! (`admin_refused` in `/api/stats`) and logged with the peer and path, never with the key, at warn at most
+//! once per peer per quiet period (see [`super::auth_log`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -29,7 +30,20 @@ impl KeyRing {
     /// Whether `token` is one of the keys. Compares against every key, in constant time per key, so
     /// timing tells nothing about either.
     pub fn contains(&self, token: &str) -> bool {
-        self.keys.iter().fold(false, |ok, key| ok | constant_time_eq(key.as_bytes(), token.as_bytes()))
+        self.position(token).is_some()
+    }
+
+    /// Which key `token` is (its index), compared like [`KeyRing::contains`]: the index identifies a key
+    /// in budgets and logs without revealing it.
+    pub fn position(&self, token: &str) -> Option<usize> {
+        self.keys.iter().enumerate().fold(None, |found, (i, key)| {
+            let hit = constant_time_eq(key.as_bytes(), token.as_bytes());
+            if hit && found.is_none() {
+                Some(i)
+            } else {
+                found
+            }
+        })
     }
 }
 
@@ -54,12 +68,22 @@ impl Admin {
         Admin { keys: KeyRing::new(keys), refused: AtomicU64::new(0) }
     }
 
+    /// Whether no admin key is configured.
+    pub fn is_disabled(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Which admin key `token` is, if any (for the roles that also accept admin keys).
+    pub fn key_position(&self, token: &str) -> Option<usize> {
+        self.keys.position(token)
+    }
+
     /// Checks the request's bearer token against every key.
     pub fn authorize(&self, req: &HttpRequest) -> Result<(), AdminError> {
-        let refuse = |err: AdminError, reason: &str| {
+        let refuse = |err: AdminError, reason: &'static str| {
             self.refused.fetch_add(1, Ordering::Relaxed);
-            let peer = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
-            tracing::warn!(peer, method = %req.method(), path = req.path(), reason, "refused an admin request");
+            let peer = req.peer_addr().map(|a| a.ip());
+            super::auth_log::refused_key(super::auth_log::KeyKind::Admin, peer, reason, req.path());
             Err(err)
         };
         if self.keys.is_empty() {

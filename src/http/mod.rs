@@ -6,10 +6,12 @@
 //! - [`strategies`]: the strategy catalogue, backtest and optimization jobs.
 //! - [`trading_data`]: scripts' CSV pushes (`POST /api/trading-data`) and executed trades (`GET /api/trades`).
 //! - [`admin`]: admin keys for the write endpoints.
+//! - [`auth_log`]: refused keys, counted and logged at a bounded rate.
 //! - [`cors`]: allowed browser origins of `/socket.io/` and the script endpoints.
 //! - [`error`]: the JSON error type every route returns.
 
 pub mod admin;
+pub mod auth_log;
 pub mod cors;
 pub mod error;
 pub mod feeds;

@@ -37,6 +37,8 @@ pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
         state.engine.feeds.list().iter().map(|f| super::feeds::feed_json(f, now)).collect::<Vec<Value>>().into(),
     );
     stats.insert("admin_refused".into(), json!(state.admin.refused.load(Ordering::Relaxed)));
+    stats.insert("refused".into(), refused_json());
+    stats.insert("jobs".into(), crate::jobs::stats_json(&state.jobs));
     stats.insert("scripts".into(), crate::scripts::stats::stats_json(&state).into());
     let computations = state
         .services
@@ -142,6 +144,31 @@ fn prometheus() -> &'static PrometheusHandle {
     })
 }
 
+/// Every refusal so far by limit (the `candlecast_refused_total` family), for `/api/stats`.
+fn refused_json() -> Value {
+    candlecast_actors::refusals::snapshot()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), json!(v)))
+        .collect::<Map<_, _>>()
+        .into()
+}
+
+/// `candlecast_refused_total{limit}`: whoever refuses calls `candlecast_actors::refusals::refused(limit)`.
+fn record_refusals() {
+    metrics::describe_counter!(
+        "candlecast_refused_total",
+        "Requests, connections or keys refused, by the limit that refused them"
+    );
+    for (limit, n) in candlecast_actors::refusals::snapshot() {
+        metrics::counter!("candlecast_refused_total", "limit" => limit).absolute(n);
+    }
+    metrics::describe_counter!(
+        "candlecast_refused_key_logs_suppressed_total",
+        "Refused-key log lines held back by the rate limit (logged at debug instead)"
+    );
+    metrics::counter!("candlecast_refused_key_logs_suppressed_total").absolute(super::auth_log::suppressed());
+}
+
 /// Prometheus text exposition of every counter in `telemetry`, plus per-symbol trade figures.
 #[get("/metrics")]
 pub async fn metrics_route(state: web::Data<AppState>) -> HttpResponse {
@@ -169,6 +196,8 @@ pub async fn metrics_route(state: web::Data<AppState>) -> HttpResponse {
     }
     super::feeds::record_metrics(&state);
     crate::scripts::stats::record_metrics(&state);
+    crate::jobs::record_metrics(&state.jobs);
+    record_refusals();
     if let Some(cluster) = &state.cluster {
         for m in CLUSTER_METRICS {
             let v = (m.read)(cluster.stats());

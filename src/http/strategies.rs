@@ -7,12 +7,13 @@
 //!   `GET /api/optimize/results/{job_id}`, `POST /api/optimize/cancel/{job_id}`
 //!
 //! Bars come from the same history the charts use; a request names `symbol`, `interval` and optionally
-//! `start_time`/`end_time` (ms).
+//! `start_time`/`end_time` (ms). Starting and cancelling jobs go through the trader role and the `[jobs]`
+//! budgets (docs/SECURITY.md, "Roles and jobs"): the running-job budget is taken before any history is read.
 
 use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use candlecast_actors::model::{Bar, Interval};
 use candlecast_actors::protocol::HistoryQuery;
-use candlecast_actors::strategy::backtest::{run_backtest, BacktestConfig};
+use candlecast_actors::strategy::backtest::{run_backtest_limited, BacktestConfig, ReportLimits};
 use candlecast_actors::strategy::indicators::indicator_catalog;
 use candlecast_actors::strategy::live::signals::{ListStrategies, LiveSpec, StartStrategy, StopStrategy};
 use candlecast_actors::strategy::optimize::{run_plan, validate_spec, OptimizeSpec};
@@ -22,7 +23,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::market_data::find_symbol;
-use crate::jobs::{JobError, Kind};
+use crate::jobs::{Caller, Described, JobError, Kind, Size};
 use crate::AppState;
 
 /// Which bars a job runs over.
@@ -54,15 +55,6 @@ fn invalid(detail: impl ToString) -> ApiError {
     ApiError::Invalid(detail.to_string())
 }
 
-impl From<JobError> for ApiError {
-    fn from(e: JobError) -> ApiError {
-        match e {
-            JobError::Busy => ApiError::Unavailable("a job slot"),
-            JobError::NotFound(_) => ApiError::NotFound(e.to_string()),
-        }
-    }
-}
-
 /// Splits a request body into its bar range and the rest (the job's own fields).
 fn split_range(body: Value) -> Result<(BarRange, Value), ApiError> {
     let Value::Object(mut fields) = body else { return Err(invalid("the body must be a JSON object")) };
@@ -77,17 +69,59 @@ fn split_range(body: Value) -> Result<(BarRange, Value), ApiError> {
     Ok((range, Value::Object(fields)))
 }
 
-/// Every closed bar in range from the symbol's history (store and memory).
-async fn bars_for(state: &AppState, range: &BarRange) -> Result<(Interval, Vec<Bar>), ApiError> {
-    let entry = find_symbol(state, &range.symbol)?;
+/// The closed bars of the range the caller's budget allows: the newest `max_bars` (then `limited`).
+struct Loaded {
+    interval: Interval,
+    bars: Vec<Bar>,
+    limited: bool,
+}
+
+/// Parses the range (a 400 before anything is reserved) into the query the loader will run.
+fn query_for(state: &AppState, range: &BarRange, caller: Caller) -> Result<HistoryQuery, ApiError> {
     let mut q = HistoryQuery::parse(range.interval.as_deref(), None, range.start_time, range.end_time)?;
-    q.limit = usize::MAX;
-    let mut bars = state.engine.history.bars(&entry, q).await?;
-    bars.retain(|b| b.closed);
+    // One more than allowed, plus the forming bar, tells whether the range held more.
+    q.limit = max_bars(state, caller).saturating_add(2);
+    Ok(q)
+}
+
+/// Loads the bars of a reserved job on the jobs' loader thread: the store read and the merge never run on
+/// an HTTP worker, and the query is bounded by the caller's `max_bars`.
+async fn load_bars(state: &AppState, range: &BarRange, q: HistoryQuery, max: usize) -> Result<Loaded, ApiError> {
+    let entry = find_symbol(state, &range.symbol)?;
+    let history = state.engine.history.clone();
+    let loaded = state
+        .jobs
+        .load(async move {
+            let mut bars = history.bars(&entry, q).await?;
+            bars.retain(|b| b.closed);
+            let limited = bars.len() > max;
+            if limited {
+                bars.drain(..bars.len() - max);
+            }
+            Ok::<_, ApiError>((bars, limited))
+        })
+        .await
+        .ok_or(ApiError::Unavailable("the history loader"))??;
+    let (bars, limited) = loaded;
     if bars.is_empty() {
         return Err(ApiError::NoData("closed bar in that range"));
     }
-    Ok((q.interval, bars))
+    Ok(Loaded { interval: q.interval, bars, limited })
+}
+
+fn max_bars(state: &AppState, caller: Caller) -> usize {
+    let c = state.jobs.config();
+    if caller.is_anonymous() {
+        c.max_bars_anonymous
+    } else {
+        c.max_bars
+    }
+}
+
+/// A job's JSON, its stored result appended without a copy.
+fn job_response(described: Described) -> HttpResponse {
+    let chunks = described.into_chunks().into_iter().map(Ok::<_, std::convert::Infallible>);
+    HttpResponse::Ok().content_type("application/json").streaming(futures_util::stream::iter(chunks))
 }
 
 /// Strategy names with their parameters (types, ranges, defaults).
@@ -102,63 +136,107 @@ pub async fn list_indicators() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "indicators": indicator_catalog() }))
 }
 
-/// Starts a backtest; answers 202 with the job id, or 400 naming what is wrong.
+/// Starts a backtest; answers 202 with the job id, 400 naming what is wrong, 401/403 without a needed
+/// key, 429/503 beyond a running-job budget (checked before any history is read).
 #[post("/api/backtest/run")]
-pub async fn backtest_run(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+pub async fn backtest_run(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> actix_web::Result<HttpResponse> {
+    let caller = state.jobs.access.caller(&req)?;
     let (range, rest) = split_range(body.into_inner())?;
     let req: BacktestRequest = serde_json::from_value(rest).map_err(|e| invalid(format!("backtest request: {e}")))?;
     req.config.validate().map_err(invalid)?;
     // Build once now so a bad name or parameter is a 400, not a failed job.
     build_strategy(&req.strategy, &req.params).map_err(invalid)?;
-    let (interval, bars) = bars_for(&state, &range).await?;
+    let q = query_for(&state, &range, caller)?;
+    find_symbol(&state, &range.symbol)?;
+    let reservation = state.jobs.reserve(Kind::Backtest, caller)?;
+    let loaded = load_bars(&state, &range, q, max_bars(&state, caller)).await?;
+    let config = state.jobs.config();
+    let limits = ReportLimits { equity_points: config.max_equity_points, trades: config.max_trades };
+    let Loaded { interval, bars, limited } = loaded;
     let symbol = bars[0].symbol.to_string();
-    let id = state.jobs.start(Kind::Backtest, move |_, _| {
+    let id = reservation.start(move |_, cancel| {
         let strategy = build_strategy(&req.strategy, &req.params).map_err(|e| e.to_string())?;
-        let report = run_backtest(strategy, &bars, &req.config).map_err(|e| e.to_string())?;
+        let report = run_backtest_limited(strategy, &bars, &req.config, limits, cancel).map_err(|e| e.to_string())?;
         let mut v = serde_json::to_value(&report).map_err(|e| e.to_string())?;
         v["symbol"] = json!(symbol);
         v["interval"] = json!(interval);
         v["strategy"] = json!(req.strategy);
         v["bars"] = json!(bars.len());
-        Ok(v)
-    })?;
+        v["bars_limited"] = json!(limited);
+        serde_json::to_vec(&v).map_err(|e| e.to_string())
+    });
     Ok(HttpResponse::Accepted().json(json!({ "job_id": id, "status": "running" })))
 }
 
 #[get("/api/backtest/results/{job_id}")]
-pub async fn backtest_results(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(state.jobs.describe(&id, Kind::Backtest, true)?))
+pub async fn backtest_results(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, JobError> {
+    Ok(job_response(state.jobs.describe(&id, Kind::Backtest, true)?))
 }
 
 /// Starts an optimization: the spec (strategy, params grid or ranges, rank_by, ...) plus the bar range.
+/// `top` and the grid's size are checked against the caller's budget (400 naming the limit).
 #[post("/api/optimize/start")]
-pub async fn optimize_start(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+pub async fn optimize_start(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> actix_web::Result<HttpResponse> {
+    let caller = state.jobs.access.caller(&req)?;
     let (range, rest) = split_range(body.into_inner())?;
     let spec: OptimizeSpec = serde_json::from_value(rest).map_err(|e| invalid(format!("optimize request: {e}")))?;
     let plan = validate_spec(&spec).map_err(invalid)?;
-    let (_, bars) = bars_for(&state, &range).await?;
+    let config = state.jobs.config();
+    let too_large = |size: Size, got: usize, max: usize| {
+        candlecast_actors::refusals::refused(size.name());
+        JobError::TooLarge { size, got, max }
+    };
+    if plan.top > config.max_top {
+        return Err(too_large(Size::Top, plan.top, config.max_top).into());
+    }
+    let anonymous = caller.is_anonymous();
+    let max_combinations = if anonymous { config.max_combinations_anonymous } else { config.max_combinations };
     let combinations = plan.grid.len();
-    let id = state.jobs.start(Kind::Optimize, move |progress, cancel| {
+    if combinations > max_combinations {
+        return Err(too_large(Size::Combinations { anonymous }, combinations, max_combinations).into());
+    }
+    let q = query_for(&state, &range, caller)?;
+    find_symbol(&state, &range.symbol)?;
+    let reservation = state.jobs.reserve(Kind::Optimize, caller)?;
+    let Loaded { bars, limited, .. } = load_bars(&state, &range, q, max_bars(&state, caller)).await?;
+    let id = reservation.start(move |progress, cancel| {
         let outcome = run_plan(&plan, &bars, progress, cancel).map_err(|e| e.to_string())?;
-        serde_json::to_value(&outcome).map_err(|e| e.to_string())
-    })?;
+        let mut v = serde_json::to_value(&outcome).map_err(|e| e.to_string())?;
+        v["bars"] = json!(bars.len());
+        v["bars_limited"] = json!(limited);
+        serde_json::to_vec(&v).map_err(|e| e.to_string())
+    });
     Ok(HttpResponse::Accepted().json(json!({ "job_id": id, "status": "running", "combinations": combinations })))
 }
 
 #[get("/api/optimize/status/{job_id}")]
-pub async fn optimize_status(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(state.jobs.describe(&id, Kind::Optimize, false)?))
+pub async fn optimize_status(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, JobError> {
+    Ok(job_response(state.jobs.describe(&id, Kind::Optimize, false)?))
 }
 
 #[get("/api/optimize/results/{job_id}")]
-pub async fn optimize_results(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(state.jobs.describe(&id, Kind::Optimize, true)?))
+pub async fn optimize_results(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, JobError> {
+    Ok(job_response(state.jobs.describe(&id, Kind::Optimize, true)?))
 }
 
+/// Cancels an optimization; only the caller that started it may (anyone else gets 404).
 #[post("/api/optimize/cancel/{job_id}")]
-pub async fn optimize_cancel(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    state.jobs.cancel(&id, Kind::Optimize)?;
-    Ok(HttpResponse::Ok().json(state.jobs.describe(&id, Kind::Optimize, false)?))
+pub async fn optimize_cancel(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> actix_web::Result<HttpResponse> {
+    let caller = state.jobs.access.caller(&req)?;
+    state.jobs.cancel(&id, Kind::Optimize, caller)?;
+    Ok(job_response(state.jobs.describe(&id, Kind::Optimize, false)?))
 }
 
 /// The strategies running live.

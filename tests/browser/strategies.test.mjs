@@ -16,6 +16,8 @@ before(async () => {
     env: {
       // A fast crossover on 1s bars signals every few seconds (TOML inline tables in the env value).
       CANDLECAST__STRATEGIES__LIVE: '[{strategy="ema_cross",symbol="BTCUSDT",interval="1s",params={fast=2,slow=3}}]',
+      // The cancelled optimization below is a large grid (80,400 points), beyond the anonymous budget.
+      CANDLECAST__JOBS__MAX_COMBINATIONS_ANONYMOUS: '100000',
     },
   });
   browser = await launch();

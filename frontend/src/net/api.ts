@@ -1,4 +1,5 @@
 /** REST calls to the candlecast server (same origin as the page). */
+import { jobKey } from './jobKey';
 
 export interface SymbolsResponse {
   symbols: string[];
@@ -28,29 +29,37 @@ export class ApiRequestError extends Error {
     readonly status: number,
     readonly code: string,
     readonly detail: string,
+    /** The whole error body (e.g. `limit`, `config`, `anonymous_budget` of a budget refusal). */
+    readonly body: Record<string, unknown> = {},
   ) {
     super(detail);
   }
 }
 
-async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown, extra: Record<string, string> = {}): Promise<T> {
   // Relative URL: works when the page is mounted under a path prefix.
   const res = await fetch(path.replace(/^\//, ''), {
     method,
-    headers: body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
+    headers: {
+      accept: 'application/json',
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...extra,
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   if (!res.ok) {
     let code = `http_${res.status}`;
     let detail = `${path}: HTTP ${res.status}`;
+    let body: Record<string, unknown> = {};
     try {
       const err = (await res.json()) as { error?: unknown; detail?: unknown };
+      if (err && typeof err === 'object') body = err as Record<string, unknown>;
       if (typeof err.error === 'string') code = err.error;
       if (typeof err.detail === 'string' && err.detail) detail = err.detail;
     } catch {
       /* not JSON: keep the status line */
     }
-    throw new ApiRequestError(res.status, code, detail);
+    throw new ApiRequestError(res.status, code, detail, body);
   }
   return (await res.json()) as T;
 }
@@ -75,12 +84,14 @@ export const api = {
   stats: () => getJson<StatsResponse>('/api/stats'),
   indicators: () => getJson<unknown>('/api/indicators'),
   strategies: () => getJson<unknown>('/api/strategies'),
-  backtestRun: (body: unknown) => call<{ job_id: string }>('POST', '/api/backtest/run', body),
+  // Starting and cancelling jobs go through the trader key (asked for on 401/403, see jobKey.ts).
+  backtestRun: (body: unknown) => jobKey.run((h) => call<{ job_id: string }>('POST', '/api/backtest/run', body, h)),
   backtestResults: <R>(id: string) => getJson<JobStatus<R>>(`/api/backtest/results/${job(id)}`),
-  optimizeStart: (body: unknown) => call<{ job_id: string; combinations?: number }>('POST', '/api/optimize/start', body),
+  optimizeStart: (body: unknown) =>
+    jobKey.run((h) => call<{ job_id: string; combinations?: number }>('POST', '/api/optimize/start', body, h)),
   optimizeStatus: (id: string) => getJson<JobStatus>(`/api/optimize/status/${job(id)}`),
   optimizeResults: <R>(id: string) => getJson<JobStatus<R>>(`/api/optimize/results/${job(id)}`),
-  optimizeCancel: (id: string) => call<JobStatus>('POST', `/api/optimize/cancel/${job(id)}`),
+  optimizeCancel: (id: string) => jobKey.run((h) => call<JobStatus>('POST', `/api/optimize/cancel/${job(id)}`, undefined, h)),
   /** Executed trades scripts reported for a symbol (seed 003's trades CSV), oldest first. */
   executedTrades: (symbol: string, limit = 1000) => getJson<unknown>(`/api/trades?symbol=${encodeURIComponent(symbol)}&limit=${limit}`),
 };

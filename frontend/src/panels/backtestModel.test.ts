@@ -125,3 +125,15 @@ describe('optimizer grids', () => {
     expect(buildOptimizeRequest({ ...base, rankBy: 'luck', grids: { fast: '5' } }, catalog).errors.rank_by).toBeDefined();
   });
 });
+
+describe('resultLimitsNote', () => {
+  it('says what the server left out, and nothing for a complete result', async () => {
+    const { resultLimitsNote } = await import('./backtestModel');
+    const metrics = { trades: 40 } as never;
+    expect(resultLimitsNote({ trades: [], metrics })).toBe('');
+    const note = resultLimitsNote({ trades: new Array(5), metrics, trades_truncated: true, equity_downsampled: true, bars_limited: true });
+    expect(note).toContain('first 5 of 40 trades');
+    expect(note).toContain('downsampled');
+    expect(note).toContain('newest bars');
+  });
+});

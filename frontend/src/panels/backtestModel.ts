@@ -111,8 +111,23 @@ export interface BacktestResult {
   strategy?: string;
   bars?: number;
   metrics: Metrics;
+  /** At most the server's `[jobs] max_equity_points` (downsampled beyond, first/last/extremes kept). */
   equity: Array<{ time: number; equity: number }>;
+  /** The first `[jobs] max_trades` trades; `metrics.trades` counts them all. */
   trades: TradeRecord[];
+  equity_downsampled?: boolean;
+  trades_truncated?: boolean;
+  /** Only the newest bars of the range were used (the caller's bar budget). */
+  bars_limited?: boolean;
+}
+
+/** A line saying what the server left out of a result, or '' when it is complete. */
+export function resultLimitsNote(r: Pick<BacktestResult, 'equity_downsampled' | 'trades_truncated' | 'bars_limited' | 'trades' | 'metrics'>): string {
+  const notes: string[] = [];
+  if (r.bars_limited) notes.push('only the newest bars of the range were used (bar budget)');
+  if (r.trades_truncated) notes.push(`the first ${r.trades.length} of ${r.metrics.trades} trades are listed`);
+  if (r.equity_downsampled) notes.push('the equity curve is downsampled');
+  return notes.length ? `Note: ${notes.join('; ')}.` : '';
 }
 
 type MetricFormat = 'money' | 'pct' | 'ratio' | 'count';

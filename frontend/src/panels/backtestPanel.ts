@@ -32,6 +32,7 @@ import {
   formatMetric,
   metricDirection,
   progressPercent,
+  resultLimitsNote,
 } from './backtestModel';
 import { EquityChart } from './equityChart';
 
@@ -81,6 +82,7 @@ export class BacktestPanel {
   );
   private readonly allowShort = h('input', { type: 'checkbox', 'data-testid': 'bt-short' });
   private readonly error = h('p', { class: 'form-error', 'data-testid': 'bt-error', role: 'alert' });
+  private readonly limitsNote = h('p', { class: 'form-note', 'data-testid': 'bt-limits' });
   private readonly setupErrors = new Map<string, HTMLElement>();
 
   // Backtest tab
@@ -108,7 +110,7 @@ export class BacktestPanel {
     h('option', { value: 'max' }, 'max'),
     h('option', { value: 'min' }, 'min'),
   );
-  private readonly top = h('input', { type: 'number', 'data-testid': 'opt-top', min: 1, max: 1000, step: 1, value: '20', 'aria-label': 'Results kept' });
+  private readonly top = h('input', { type: 'number', 'data-testid': 'opt-top', min: 1, max: 100, step: 1, value: '20', 'aria-label': 'Results kept' });
   private readonly combos = h('span', { class: 'muted', 'data-testid': 'opt-combinations' });
   private readonly optStart: HTMLButtonElement;
   private readonly optCancel: HTMLButtonElement;
@@ -163,6 +165,7 @@ export class BacktestPanel {
     );
     this.results.append(
       this.summary,
+      this.limitsNote,
       this.metricsGrid,
       h('h3', {}, 'Equity'),
       this.equityHost,
@@ -356,6 +359,7 @@ export class BacktestPanel {
       }),
     );
     this.equity?.show(r.equity, r.trades);
+    this.limitsNote.textContent = resultLimitsNote(r);
     const rows = r.trades.slice(-MAX_TRADE_ROWS);
     const offset = r.trades.length - rows.length;
     const time = (t: number) => new Date(t).toISOString().replace('T', ' ').slice(0, 19);
@@ -387,7 +391,8 @@ export class BacktestPanel {
       grids: Object.fromEntries([...this.grids].map(([k, el]) => [k, el.value])),
       rankBy: this.rankBy.value,
       direction: this.direction.value,
-      top: Math.max(1, Math.min(1000, Math.round(Number(this.top.value) || 20))),
+      // The server's default `[jobs] max_top` is 100.
+      top: Math.max(1, Math.min(100, Math.round(Number(this.top.value) || 20))),
     };
   }
 

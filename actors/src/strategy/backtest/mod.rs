@@ -7,6 +7,7 @@
 //! unless a full report (equity curve, trades, signals) is asked for.
 
 mod book;
+mod limits;
 mod metrics;
 #[cfg(test)]
 mod tests;
@@ -19,6 +20,7 @@ use crate::model::{Bar, Interval};
 use crate::strategy::strategies::{Action, Signal, SignalSide, Strategy, StrategyRunner};
 
 pub use book::{TradeRecord, TradeSide};
+pub use limits::{downsample, ReportLimits};
 pub use metrics::{periods_per_year, Direction, Metric, Metrics};
 
 /// How often (in bars) a long run checks its cancellation flag: ~0.1 ms of work at 40 M bars/s.
@@ -109,9 +111,14 @@ pub struct EquityPoint {
 pub struct BacktestReport {
     pub config: BacktestConfig,
     pub metrics: Metrics,
+    /// One point per bar, or at most [`ReportLimits::equity_points`] (then `equity_downsampled`).
     pub equity: Vec<EquityPoint>,
+    /// The first [`ReportLimits::trades`] trades and signals; `metrics.trades` counts them all.
     pub trades: Vec<TradeRecord>,
     pub signals: Vec<Signal>,
+    pub equity_downsampled: bool,
+    pub trades_truncated: bool,
+    pub signals_truncated: bool,
 }
 
 /// Runs `strategy` (freshly built) over `bars` and returns the full report. Forming bars are skipped.
@@ -120,9 +127,39 @@ pub fn run_backtest<S: Strategy>(
     bars: &[Bar],
     config: &BacktestConfig,
 ) -> Result<BacktestReport, BacktestError> {
-    let mut full = Full { equity: Vec::with_capacity(bars.len()), trades: Vec::new(), signals: Vec::new() };
-    let metrics = simulate(strategy, bars, config, None, &mut full)?;
-    Ok(BacktestReport { config: *config, metrics, equity: full.equity, trades: full.trades, signals: full.signals })
+    run_backtest_limited(strategy, bars, config, ReportLimits::NONE, &AtomicBool::new(false))
+}
+
+/// Like [`run_backtest`], keeping at most `limits` of the lists, and giving up with
+/// [`BacktestError::Cancelled`] within a few thousand bars of `cancel` being set.
+pub fn run_backtest_limited<S: Strategy>(
+    strategy: S,
+    bars: &[Bar],
+    config: &BacktestConfig,
+    limits: ReportLimits,
+    cancel: &AtomicBool,
+) -> Result<BacktestReport, BacktestError> {
+    let mut full = Full {
+        equity: Vec::with_capacity(bars.len()),
+        trades: Vec::new(),
+        signals: Vec::new(),
+        max_trades: limits.trades,
+        trades_cut: false,
+        signals_cut: false,
+    };
+    let metrics = simulate(strategy, bars, config, Some(cancel), &mut full)?;
+    let equity_downsampled = full.equity.len() > limits.equity_points.max(2);
+    let equity = if equity_downsampled { downsample(&full.equity, limits.equity_points) } else { full.equity };
+    Ok(BacktestReport {
+        config: *config,
+        metrics,
+        equity,
+        trades: full.trades,
+        signals: full.signals,
+        equity_downsampled,
+        trades_truncated: full.trades_cut,
+        signals_truncated: full.signals_cut,
+    })
 }
 
 /// Runs `strategy` over `bars` keeping only the metrics (no allocation per bar or per trade), and
@@ -158,14 +195,26 @@ struct Full {
     equity: Vec<EquityPoint>,
     trades: Vec<TradeRecord>,
     signals: Vec<Signal>,
+    /// Trades and signals kept each; past it they are only counted (in the metrics) and flagged.
+    max_trades: usize,
+    trades_cut: bool,
+    signals_cut: bool,
 }
 
 impl Recorder for Full {
     fn signal(&mut self, bar: &Bar, strategy: &'static str, action: Action) {
-        self.signals.push(Signal::new(bar, strategy, action));
+        if self.signals.len() < self.max_trades {
+            self.signals.push(Signal::new(bar, strategy, action));
+        } else {
+            self.signals_cut = true;
+        }
     }
     fn trade(&mut self, trade: TradeRecord) {
-        self.trades.push(trade);
+        if self.trades.len() < self.max_trades {
+            self.trades.push(trade);
+        } else {
+            self.trades_cut = true;
+        }
     }
     fn equity(&mut self, time: i64, equity: f64) {
         self.equity.push(EquityPoint { time, equity });

@@ -182,3 +182,19 @@ fn live_and_backtest_agree() {
         assert_eq!(live_signals, report.signals, "{name}");
     }
 }
+
+#[test]
+fn limited_reports_keep_the_metrics_and_flag_what_was_cut() {
+    let bars = fixture_bars();
+    let config = BacktestConfig { allow_short: true, ..Default::default() };
+    let full = run_backtest(EmaCross::new(2, 3), &bars, &config).unwrap();
+    assert!(full.trades.len() > 3 && full.signals.len() > 3 && full.equity.len() == 600);
+    assert!(!(full.equity_downsampled || full.trades_truncated || full.signals_truncated));
+    let limits = ReportLimits { equity_points: 100, trades: 3 };
+    let cut = run_backtest_limited(EmaCross::new(2, 3), &bars, &config, limits, &AtomicBool::new(false)).unwrap();
+    assert_eq!(cut.metrics, full.metrics, "metrics are computed over everything");
+    assert_eq!((cut.trades.len(), cut.signals.len()), (3, 3));
+    assert_eq!(cut.trades[..], full.trades[..3], "the first trades are kept");
+    assert!(cut.equity.len() <= 100 && cut.equity_downsampled && cut.trades_truncated && cut.signals_truncated);
+    assert_eq!((cut.equity[0], cut.equity[cut.equity.len() - 1]), (full.equity[0], full.equity[599]));
+}
