@@ -12,6 +12,12 @@
 //!   is cleared when it is (or when the store failed once, and the journal keeps waiting). Feeds wait for
 //!   that before they read what the store holds.
 //! - Stop: [`Flush`] makes everything durable, in the store or in the journal.
+//! - Refusals: a bar that breaks the OHLCV invariants is never buffered, and a bar the store refuses for
+//!   what it holds is found by bisection ([`write_isolating`]); both go to the [`DeadLetters`] and the
+//!   rest is written. Only an outage stops the writes (and journals).
+//! - Loss bound: what a SIGKILL can take is what is in memory only: at most `buffer_bars`, in practice the
+//!   bars of the last `batch_ms` (a healthy store takes a batch every `batch_ms`; a failing one gets the
+//!   buffer journaled at every tick).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -20,6 +26,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
+use super::dead_letters::{DeadLetter, DeadLetters};
+use super::isolate::write_isolating;
 use super::journal::{Journal, JournalError};
 use super::{settings::StoreSettings, Store, StoreError, StoredBar};
 use crate::aggregate::UpdateKind;
@@ -58,6 +66,7 @@ pub struct Persister {
     market: Market,
     settings: StoreSettings,
     journal: Journal,
+    dead_letters: DeadLetters,
     /// Bars neither written nor journaled, oldest first.
     buffer: Vec<StoredBar>,
     /// When the oldest of `buffer` arrived.
@@ -81,7 +90,15 @@ impl Persister {
         stats: Arc<PersistStats>,
     ) -> Result<Persister, JournalError> {
         let path = settings.journal_file();
-        let (journal, recovered) = Journal::open(&path)?;
+        let (journal, recovered) = Journal::open(&path, settings.journal_max_bytes)?;
+        if recovered.migrated {
+            tracing::info!(path = %path.display(), "migrated a journal of the first format");
+        }
+        if recovered.damaged_bytes > 0 {
+            tracing::error!(path = %path.display(), bytes = recovered.damaged_bytes, records_kept = recovered.records, "skipped damaged journal records; the records after them are kept");
+            stats.journal_damaged_bytes.fetch_add(recovered.damaged_bytes, Ordering::Relaxed);
+        }
+        stats.journal_max_bytes.store(settings.journal_max_bytes, Ordering::Relaxed);
         if recovered.torn_bytes > 0 {
             tracing::warn!(path = %path.display(), bytes = recovered.torn_bytes, "cut off a torn last journal record (a batch interrupted by a crash; it was never acknowledged)");
         }
@@ -99,6 +116,7 @@ impl Persister {
             market,
             settings: settings.clone(),
             journal,
+            dead_letters: DeadLetters::new(&settings.dead_letter_file(), settings.dead_letter_max_bytes),
             buffer: Vec::new(),
             buffer_since: None,
             in_flight: None,
@@ -120,7 +138,18 @@ impl Persister {
 
     fn accept(&mut self, bars: impl Iterator<Item = StoredBar>, ctx: &mut Context<Self>) {
         let before = self.buffer.len();
-        self.buffer.extend(bars);
+        let mut dead = Vec::new();
+        for bar in bars {
+            // The aggregators validate what they fold; this is the last line before disk and store.
+            match bar.bar.invalid_reason() {
+                None => self.buffer.push(bar),
+                Some(reason) => dead.push(DeadLetter {
+                    bar: serde_json::to_value(&bar).unwrap_or_default(),
+                    reason: format!("not stored: {reason}"),
+                }),
+            }
+        }
+        self.bury(dead);
         if before == 0 && !self.buffer.is_empty() {
             self.buffer_since = Some(Instant::now());
         }
@@ -143,6 +172,9 @@ impl Persister {
                 self.buffer_since = None;
             }
             Err(e) => {
+                if matches!(e, JournalError::Full { .. }) {
+                    self.stats.journal_full_refusals.fetch_add(1, Ordering::Relaxed);
+                }
                 tracing::error!(error = %e, bars = self.buffer.len(), "cannot journal bars; keeping them in memory");
                 self.stats.set_last_error(Some(e.to_string()));
                 // Memory stays bounded even when the disk fails too: beyond twice the buffer, the oldest go.
@@ -174,8 +206,14 @@ impl Persister {
         }
         let (batch, origin) = if !self.journal.is_empty() {
             match self.journal.head() {
-                Ok(Some(batch)) => (batch, InFlight::Journal),
-                Ok(None) => return,
+                Ok(Some(batch)) => {
+                    self.bury_journal_damage();
+                    (batch, InFlight::Journal)
+                }
+                Ok(None) => {
+                    self.bury_journal_damage();
+                    return;
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the journal");
                     self.stats.set_last_error(Some(e.to_string()));
@@ -195,20 +233,47 @@ impl Persister {
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
         }
         self.in_flight = Some(origin);
-        let write = self.store.write(batch.clone());
+        let write = write_isolating(self.store.clone(), batch.clone());
         ctx.spawn(write.into_actor(self).map(move |result, act, ctx| act.finished(result, batch, ctx)));
     }
 
-    fn finished(&mut self, result: Result<(), StoreError>, batch: Arc<[StoredBar]>, ctx: &mut Context<Self>) {
+    /// Keeps bars that will never be written in the dead-letter file, and counts them.
+    fn bury(&mut self, dead: Vec<DeadLetter>) {
+        if dead.is_empty() {
+            return;
+        }
+        self.stats.dead_letter_bars.fetch_add(dead.len() as u64, Ordering::Relaxed);
+        for d in &dead {
+            tracing::warn!(reason = %d.reason, file = %self.dead_letters.path().display(), "bar given up, kept as a dead letter");
+        }
+        if let Err(e) = self.dead_letters.write(&dead, now_ms()) {
+            tracing::error!(error = %e, bars = dead.len(), "dead letters not written (counted only)");
+        }
+    }
+
+    fn bury_journal_damage(&mut self) {
+        let dead =
+            self.journal.take_damaged().into_iter().map(|d| DeadLetter { bar: d.bar, reason: d.reason }).collect();
+        self.bury(dead);
+    }
+
+    fn finished(
+        &mut self,
+        result: Result<Vec<DeadLetter>, StoreError>,
+        batch: Arc<[StoredBar]>,
+        ctx: &mut Context<Self>,
+    ) {
         let origin = self.in_flight.take();
         match result {
-            Ok(()) => {
+            Ok(dead) => {
+                let written = batch.len() - dead.len();
+                self.bury(dead);
                 if !self.healthy {
                     tracing::info!(kind = self.store.kind(), "store writes succeed again");
                 }
                 self.healthy = true;
                 self.backoff.reset();
-                self.stats.written_bars.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                self.stats.written_bars.fetch_add(written as u64, Ordering::Relaxed);
                 self.stats.set_last_error(None);
                 if matches!(origin, Some(InFlight::Journal)) {
                     if let Err(e) = self.journal.pop() {
@@ -275,6 +340,7 @@ impl Persister {
         s.buffered_bars
             .store((self.buffer.len() + in_flight.as_ref().map_or(0, |b| b.len())) as u64, Ordering::Relaxed);
         s.journal_bars.store(self.journal.bars(), Ordering::Relaxed);
+        s.journal_bytes.store(self.journal.bytes(), Ordering::Relaxed);
         // The journal is older than the batch in flight from memory, which is older than the buffer.
         let oldest = self
             .journal
