@@ -16,7 +16,8 @@ use super::{Store, StoreError, StoredBar};
 pub async fn write_isolating(store: Arc<dyn Store>, batch: Arc<[StoredBar]>) -> Result<Vec<DeadLetter>, StoreError> {
     let mut dead = Vec::new();
     // Ranges of `batch` still to write, the next one last, so that bars are written in order.
-    let mut pending = vec![0..batch.len()];
+    let mut pending = Vec::with_capacity(64);
+    pending.push(0..batch.len());
     while let Some(range) = pending.pop() {
         let part: Arc<[StoredBar]> =
             if range.len() == batch.len() { batch.clone() } else { batch[range.clone()].iter().cloned().collect() };
