@@ -57,6 +57,9 @@ pub struct Flush {
 enum InFlight {
     Journal,
     Memory(Arc<[StoredBar]>),
+    /// From memory, and journaled since (the buffer overflowed meanwhile): the journal's copy is what
+    /// counts, and is written (again, harmlessly) in its turn whatever this write does.
+    Spilled,
 }
 
 /// See the module documentation.
@@ -153,23 +156,39 @@ impl Persister {
         if before == 0 && !self.buffer.is_empty() {
             self.buffer_since = Some(Instant::now());
         }
-        // Never while a memory batch is in flight: if it failed it must enter the journal before these.
-        if self.buffer.len() >= self.settings.buffer_bars && !self.memory_in_flight() {
+        if self.buffer.len() >= self.settings.buffer_bars {
             self.spill();
         }
         self.pump(ctx);
         self.publish_stats();
     }
 
-    /// Moves the whole memory buffer to the end of the journal.
+    /// Moves the whole memory buffer to the end of the journal. A batch in flight from memory goes first
+    /// (it is older, and must not land after the bars that may correct it), so that nothing but the
+    /// buffer is ever only in memory: what a SIGKILL can take stays below `buffer_bars + batch_bars`
+    /// however long a store write takes.
     fn spill(&mut self) {
         if self.buffer.is_empty() {
             return;
         }
-        match self.journal.append(&self.buffer, self.settings.batch_bars) {
+        let in_flight = match &self.in_flight {
+            Some(InFlight::Memory(batch)) => Some(batch.clone()),
+            _ => None,
+        };
+        let appended = match &in_flight {
+            Some(batch) => {
+                let both: Vec<StoredBar> = batch.iter().chain(self.buffer.iter()).cloned().collect();
+                self.journal.append(&both, self.settings.batch_bars)
+            }
+            None => self.journal.append(&self.buffer, self.settings.batch_bars),
+        };
+        match appended {
             Ok(()) => {
                 self.buffer.clear();
                 self.buffer_since = None;
+                if in_flight.is_some() {
+                    self.in_flight = Some(InFlight::Spilled);
+                }
             }
             Err(e) => {
                 if matches!(e, JournalError::Full { .. }) {
@@ -265,6 +284,11 @@ impl Persister {
     ) {
         let origin = self.in_flight.take();
         match result {
+            Ok(_) if matches!(origin, Some(InFlight::Spilled)) => {
+                // Counted (and its dead letters kept) when the journal's copy is written.
+                self.healthy = true;
+                self.backoff.reset();
+            }
             Ok(dead) => {
                 let written = batch.len() - dead.len();
                 self.bury(dead);
@@ -359,7 +383,7 @@ impl Actor for Persister {
         let tick = (self.batch_wait() / 4).clamp(Duration::from_millis(5), Duration::from_millis(250));
         ctx.run_interval(tick, |act, ctx| {
             // While the store fails, new bars go to disk at every tick rather than wait in memory.
-            if !act.healthy && !act.memory_in_flight() {
+            if !act.healthy {
                 act.spill();
             }
             act.pump(ctx);
@@ -382,9 +406,7 @@ impl Actor for Persister {
 
     fn stopping(&mut self, _: &mut Context<Self>) -> Running {
         // The system is going down without a Flush (or after it): keep what is left.
-        if !self.memory_in_flight() {
-            self.spill();
-        }
+        self.spill();
         Running::Stop
     }
 }
@@ -441,7 +463,7 @@ impl Handler<Flush> for Persister {
     fn handle(&mut self, msg: Flush, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();
         self.flush_waiters.push(tx);
-        if (!self.healthy || !self.journal.is_empty()) && !self.memory_in_flight() {
+        if !self.healthy || !self.journal.is_empty() {
             self.spill();
         }
         self.pump(ctx);
