@@ -183,3 +183,37 @@ async fn bars_influxdb_refuses_go_to_the_dead_letters_and_the_rest_is_written() 
     }
     assert_eq!(influx.count_bars(DB, "BTCUSDT", "1m", poisoned, poisoned + hour).await, 0);
 }
+
+/// The journal has a cap (`store.journal_max_bytes`): from 80 % `/health` names it, at the cap further
+/// bars are not journaled (counted in `journal_full_refusals`, kept in memory) and the file stays below it.
+/// (Before, the journal grew until the disk was full.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_stops_at_its_cap_and_health_warns_before() {
+    let nobody = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut overrides = influx_store(&format!("http://{nobody}"), DB);
+    overrides.push(("store.journal_max_bytes", Toml::Integer(16_384)));
+    overrides.push(("feed.symbols", common::history::strings(&common::SYMBOLS)));
+    overrides.push(("aggregator.intervals", common::history::strings(&["1s", "1m"])));
+    let server = TestServer::start(&overrides).await;
+    eventually("/health to name the journal's fill", || async {
+        let (_, health) = server.get_json("/health").await;
+        health["status"] == "degraded"
+            && health["store"]["journal"].as_str().is_some_and(|j| j.contains("store.journal_max_bytes"))
+    })
+    .await;
+    eventually("appends refused at the cap", || async {
+        server.stats().await["persistence"]["journal_full_refusals"].as_u64().unwrap_or(0) > 0
+    })
+    .await;
+    let p = server.stats().await["persistence"].clone();
+    assert!(p["journal_bytes"].as_u64().unwrap() <= 16_384, "{p}");
+    assert_eq!(p["journal_max_bytes"], 16_384, "{p}");
+    let journaled = p["journal_bars"].as_u64().unwrap();
+    eventually("new bars waiting in memory, the journal kept", || async {
+        let p = server.stats().await["persistence"].clone();
+        p["buffered_bars"].as_u64().unwrap_or(0) > 0 && p["journal_bars"].as_u64() == Some(journaled)
+    })
+    .await;
+    let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("candlecast_persist_journal_full_refusals_total"), "counted in /metrics");
+}

@@ -129,7 +129,7 @@ impl StoreSettings {
             (self.buffer_bars >= self.batch_bars, "store.buffer_bars must be at least store.batch_bars"),
             (self.retry_initial_ms >= 1, "store.retry_initial_ms must be at least 1"),
             (self.retry_max_ms >= self.retry_initial_ms, "store.retry_max_ms must be at least store.retry_initial_ms"),
-            (self.journal_max_bytes >= 1 << 20, "store.journal_max_bytes must be at least 1048576 (1 MiB)"),
+            (self.journal_max_bytes >= 16 << 10, "store.journal_max_bytes must be at least 16384"),
         ];
         if let Some((_, msg)) = checks.iter().find(|(ok, _)| !ok) {
             return Err((*msg).to_owned());
