@@ -3,8 +3,8 @@
 //! - SIGKILL: it loses at most the closed bars not yet durable, which `store.batch_bars` and
 //!   `store.buffer_bars` bound, and only the newest ones (what is stored has no hole).
 //! - A full disk (RLIMIT_FSIZE, so that store writes fail with EFBIG): no crash, `/health` degraded and
-//!   counted, bars journaled while the journal still takes them; after a restart without the limit, every
-//!   bar seen closed is in the store.
+//!   counted, bars journaled while the journal still takes them; once the limit is lifted the server
+//!   recovers by itself, and after a restart every bar seen closed is in the store.
 //!
 //! "What a client saw closed" is `GET /api/historical` (the aggregators' window, as every client sees
 //! it); after the restart the same query reads the store. The restarted server runs another simulator
@@ -41,7 +41,7 @@ async fn spawn(dir: &Path, extra: &[(&str, &str)], fsize: Option<u64>) -> Proc {
     let mut cmd = match fsize {
         Some(bytes) => {
             let mut c = Command::new("prlimit");
-            c.arg(format!("--fsize={bytes}:{bytes}")).arg(bin);
+            c.arg(format!("--fsize={bytes}:unlimited")).arg(bin);
             c
         }
         None => Command::new(bin),
@@ -196,8 +196,9 @@ async fn sigkill_loses_at_most_the_bars_not_yet_durable_and_only_the_newest() {
 }
 
 /// The store's file may not grow (RLIMIT_FSIZE below its size): writes fail with EFBIG. The server
-/// survives (it handles SIGXFSZ), says so in `/health` and its counters, journals, and exits cleanly on
-/// SIGTERM; after a restart without the limit every bar seen closed is in the store.
+/// survives (it handles SIGXFSZ), says so in `/health` and its counters, and journals; once the limit is
+/// lifted it recovers by itself (the embedded store is reopened, the journal written back), exits cleanly
+/// on SIGTERM, and after a restart every bar seen closed is in the store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_degrades_health_and_loses_nothing_once_space_returns() {
     let dir = tempfile::tempdir().unwrap();
@@ -230,6 +231,21 @@ async fn a_full_disk_degrades_health_and_loses_nothing_once_space_returns() {
     assert!(full.child.try_wait().unwrap().is_none(), "still running");
     // Live bars only: older ones are read from the store, which refuses reads after a failed write.
     let seen = closed_seconds(&full, started).await;
+
+    // Space returns (the limit is lifted on the running process): the store is reopened, the journal
+    // written back, without a restart.
+    let lifted = Command::new("prlimit")
+        .arg(format!("--pid={}", full.child.id()))
+        .arg("--fsize=unlimited:unlimited")
+        .status()
+        .unwrap();
+    assert!(lifted.success(), "prlimit --pid");
+    eventually("the store healthy again and the journal written back", || async {
+        let p = persistence(&full).await;
+        p["healthy"] == true && p["journal_bars"] == 0 && p["buffered_bars"] == 0
+    })
+    .await;
+    assert_eq!(get(&full, "/health").await.1["status"], "ok");
     signal(&full, "TERM");
     assert!(exited(&mut full).await.success(), "a clean exit under a full disk");
 
