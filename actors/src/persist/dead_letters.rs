@@ -82,7 +82,7 @@ mod tests {
         let path = dir.path().join("d.jsonl");
         let mut d = DeadLetters::new(&path, 200);
         let letter = DeadLetter { bar: serde_json::json!({"open_time": 60000}), reason: "field type conflict".into() };
-        d.write(&[letter.clone()], 7).unwrap();
+        d.write(std::slice::from_ref(&letter), 7).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(
