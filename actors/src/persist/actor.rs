@@ -70,6 +70,8 @@ pub struct Persister {
     settings: StoreSettings,
     journal: Journal,
     dead_letters: DeadLetters,
+    /// The last spill failed (logged once until one succeeds).
+    spill_failing: bool,
     /// Bars neither written nor journaled, oldest first.
     buffer: Vec<StoredBar>,
     /// When the oldest of `buffer` arrived.
@@ -120,6 +122,7 @@ impl Persister {
             settings: settings.clone(),
             journal,
             dead_letters: DeadLetters::new(&settings.dead_letter_file(), settings.dead_letter_max_bytes),
+            spill_failing: false,
             buffer: Vec::new(),
             buffer_since: None,
             in_flight: None,
@@ -184,6 +187,7 @@ impl Persister {
         };
         match appended {
             Ok(()) => {
+                self.spill_failing = false;
                 self.buffer.clear();
                 self.buffer_since = None;
                 if in_flight.is_some() {
@@ -194,7 +198,11 @@ impl Persister {
                 if matches!(e, JournalError::Full { .. }) {
                     self.stats.journal_full_refusals.fetch_add(1, Ordering::Relaxed);
                 }
-                tracing::error!(error = %e, bars = self.buffer.len(), "cannot journal bars; keeping them in memory");
+                // Once per failing spell, not at every tick.
+                if !self.spill_failing {
+                    tracing::error!(error = %e, bars = self.buffer.len(), "cannot journal bars; keeping them in memory");
+                }
+                self.spill_failing = true;
                 self.stats.set_last_error(Some(e.to_string()));
                 // Memory stays bounded even when the disk fails too: beyond twice the buffer, the oldest go.
                 let cap = self.settings.buffer_bars.saturating_mul(2);

@@ -43,6 +43,8 @@ const MAGIC: [u8; 4] = [0xF7, b'C', b'J', b'2'];
 const HEADER: usize = 24;
 /// A record larger than this is corruption, not a batch; `append` splits batches to stay under it.
 const MAX_RECORD: u32 = 64 * 1024 * 1024;
+/// A lower bound of one bar's JSON (its field names alone take more).
+const MIN_BAR_BYTES: u64 = 100;
 /// The first format: `length | bars | oldest | crc32` (crc over bars, oldest and payload).
 const V1_HEADER: usize = 20;
 
@@ -213,6 +215,17 @@ impl Journal {
                 "refused to journal {} {} at {}: {reason}",
                 bar.bar.symbol, bar.bar.interval, bar.bar.open_time
             )));
+        }
+        // Every bar encodes to more than MIN_BAR_BYTES: at the cap, refuse without encoding (the persister
+        // offers its whole buffer again at every tick while the store is down).
+        let at_least = bars.len() as u64 * MIN_BAR_BYTES;
+        if self.end + at_least > self.max_bytes {
+            return Err(JournalError::Full {
+                path: self.path.clone(),
+                bytes: self.end,
+                adding: at_least,
+                max: self.max_bytes,
+            });
         }
         let mut buf = Vec::new();
         let mut added = Vec::new();
