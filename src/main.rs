@@ -40,7 +40,24 @@ fn start() -> anyhow::Result<()> {
     // Scripts and tests read this line to find the port (it matters with port 0).
     println!("candlecast listening on http://{addr}");
 
-    actix_web::rt::System::new().block_on(candlecast::run(listener, config, shutdown_signal()))
+    actix_web::rt::System::new().block_on(async move {
+        ignore_file_size_signal();
+        candlecast::run(listener, config, shutdown_signal()).await
+    })
+}
+
+/// Under a file-size limit (`ulimit -f`, RLIMIT_FSIZE) a write beyond it raises SIGXFSZ, whose default
+/// action kills the process. Handling it makes such a write fail with EFBIG instead, which persistence
+/// reports (store down, journal refused) and survives, as it does a full disk (ENOSPC).
+fn ignore_file_size_signal() {
+    #[cfg(target_os = "linux")]
+    {
+        const SIGXFSZ: i32 = 25;
+        // Tokio's handler stays installed for the life of the process, even once the stream is dropped.
+        if let Err(e) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(SIGXFSZ)) {
+            tracing::warn!(error = %e, "cannot handle SIGXFSZ: a write beyond a file-size limit would kill the process");
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

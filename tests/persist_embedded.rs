@@ -180,3 +180,52 @@ async fn history_then_subscribe_has_no_gap_and_no_duplicate_when_a_bar_closes_in
         "the bar that closed in between reached the client in its final state"
     );
 }
+
+/// Two trades of quantity 1e308 (each finite) would make their bars' volume inf, which JSON shows as
+/// `null` and no journal can read back: the second is refused and counted, every bar stays finite, and
+/// persistence keeps writing. (Before: the bars' volume became inf, `/api/historical` served
+/// `"volume":null`, and with InfluxDB the batch was journaled and retried forever.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_that_would_overflow_is_refused_and_persistence_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("huge.csv");
+    std::fs::write(
+        &csv,
+        "timestamp,symbol,price,qty,side\n\
+         1704067200000,BTCUSDT,42000.5,1e308,buy\n\
+         1704067200100,BTCUSDT,42001.0,1e308,sell\n\
+         1704067200200,BTCUSDT,42002.0,0.5,buy\n",
+    )
+    .unwrap();
+    let server = TestServer::start(&small(&[
+        ("feed.source", Toml::String("replay".into())),
+        ("feed.replay.path", Toml::String(csv.to_string_lossy().into_owned())),
+        ("feed.replay.kind", Toml::String("trades".into())),
+        ("feed.replay.speed", Toml::Integer(10)),
+    ]))
+    .await;
+    eventually("the 1s bar of those trades closed and written", || async {
+        let closed =
+            bars(&server, "interval=1s&limit=20").await.iter().any(|b| b["closed"] == true && b["trades"] == 2);
+        let p = server.stats().await["persistence"].clone();
+        closed && p["written_bars"].as_u64().unwrap_or(0) > 0 && p["buffered_bars"] == 0
+    })
+    .await;
+    assert!(rejected(&server).await >= 1, "the second 1e308 trade is refused and counted");
+    for interval in ["1s", "1m"] {
+        for bar in bars(&server, &format!("interval={interval}&limit=20")).await {
+            let volume = bar["volume"].as_f64();
+            assert!(volume.is_some_and(f64::is_finite), "{interval}: a finite volume: {bar}");
+        }
+    }
+    let p = server.stats().await["persistence"].clone();
+    assert_eq!(
+        (p["healthy"].as_bool(), p["journal_bars"].as_u64(), p["dead_letter_bars"].as_u64()),
+        (Some(true), Some(0), Some(0)),
+        "{p}"
+    );
+}
+
+async fn rejected(server: &TestServer) -> u64 {
+    server.stats().await["trades_rejected"].as_u64().unwrap_or(0)
+}

@@ -121,3 +121,99 @@ async fn a_missing_database_stops_the_start_and_an_unreachable_server_shows_in_h
     let (status, _) = server.get_json("/api/historical/BTCUSDT?interval=1s&limit=10").await;
     assert_eq!(status, 200, "the in-memory window still answers");
 }
+
+/// A bar InfluxDB refuses for what it holds (here: a field type conflict, as after a schema change) does
+/// not block the others: it is bisected out to the dead-letter file, every other bar of its batch and all
+/// later batches are written, nothing piles up in the journal. (Before, the refused batch was journaled
+/// and retried forever: `written_bars` froze while `journal_bars` grew.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bars_influxdb_refuses_go_to_the_dead_letters_and_the_rest_is_written() {
+    let influx = Influxd::start().await;
+    // One-hour shards: the conflict below is confined to one hour of the backfill.
+    let answer = influx.query("", &format!("CREATE DATABASE \"{DB}\" WITH SHARD DURATION 1h")).await;
+    assert!(answer["results"][0].get("error").is_none(), "{answer}");
+    let hour = Interval::H1.millis();
+    let poisoned = Interval::H1.align(now_ms()) - 10 * hour;
+    // `volume` as an integer in that hour's shard: candlecast's float volumes conflict with it there only.
+    let write = reqwest::Client::new()
+        .post(format!("{}/write", influx.url()))
+        .query(&[("db", DB), ("precision", "ms")])
+        .body(format!("bars,symbol=OTHER,interval=1m,source=x volume=1i {poisoned}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(write.status().is_success(), "{:?}", write.text().await);
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), &small(&influx_store(&influx.url(), DB))).await;
+    eventually("the backfill written around the refused hour", || async {
+        let p = server.stats().await["persistence"].clone();
+        p["dead_letter_bars"] == 61
+            && p["buffered_bars"] == 0
+            && p["journal_bars"] == 0
+            && p["written_bars"].as_u64().unwrap_or(0) > 1_000
+    })
+    .await;
+    let written = server.stats().await["persistence"]["written_bars"].as_u64().unwrap();
+    eventually("live bars still written", || async {
+        server.stats().await["persistence"]["written_bars"].as_u64().unwrap_or(0) > written + 3
+    })
+    .await;
+    let p = server.stats().await["persistence"].clone();
+    assert_eq!((p["healthy"].as_bool(), p["journal_bars"].as_u64()), (Some(true), Some(0)), "{p}");
+
+    // The dead letters are exactly the bars of that hour: its 60 one-minute bars and its hour bar.
+    let text = std::fs::read_to_string(dir.path().join("persist.journal.dead-letters.jsonl")).unwrap();
+    let letters: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let mut dead: Vec<(String, i64)> = letters
+        .iter()
+        .map(|l| {
+            (l["bar"]["bar"]["interval"].as_str().unwrap().to_owned(), l["bar"]["bar"]["open_time"].as_i64().unwrap())
+        })
+        .collect();
+    dead.sort();
+    let mut expected: Vec<(String, i64)> = (0..60).map(|m| ("1m".to_owned(), poisoned + m * 60_000)).collect();
+    expected.push(("1h".to_owned(), poisoned));
+    expected.sort();
+    assert_eq!(dead, expected);
+    assert!(letters.iter().all(|l| l["reason"].as_str().unwrap().contains("field type conflict")), "{text}");
+    // Hours either side are in InfluxDB.
+    for h in [poisoned - hour, poisoned + hour] {
+        assert_eq!(influx.count_bars(DB, "BTCUSDT", "1m", h, h + hour).await, 60);
+    }
+    assert_eq!(influx.count_bars(DB, "BTCUSDT", "1m", poisoned, poisoned + hour).await, 0);
+}
+
+/// The journal has a cap (`store.journal_max_bytes`): from 80 % `/health` names it, at the cap further
+/// bars are not journaled (counted in `journal_full_refusals`, kept in memory) and the file stays below it.
+/// (Before, the journal grew until the disk was full.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_stops_at_its_cap_and_health_warns_before() {
+    let nobody = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut overrides = influx_store(&format!("http://{nobody}"), DB);
+    overrides.push(("store.journal_max_bytes", Toml::Integer(16_384)));
+    overrides.push(("feed.symbols", common::history::strings(&common::SYMBOLS)));
+    overrides.push(("aggregator.intervals", common::history::strings(&["1s", "1m"])));
+    let server = TestServer::start(&overrides).await;
+    eventually("/health to name the journal's fill", || async {
+        let (_, health) = server.get_json("/health").await;
+        health["status"] == "degraded"
+            && health["store"]["journal"].as_str().is_some_and(|j| j.contains("store.journal_max_bytes"))
+    })
+    .await;
+    eventually("appends refused at the cap", || async {
+        server.stats().await["persistence"]["journal_full_refusals"].as_u64().unwrap_or(0) > 0
+    })
+    .await;
+    let p = server.stats().await["persistence"].clone();
+    assert!(p["journal_bytes"].as_u64().unwrap() <= 16_384, "{p}");
+    assert_eq!(p["journal_max_bytes"], 16_384, "{p}");
+    let journaled = p["journal_bars"].as_u64().unwrap();
+    eventually("new bars waiting in memory, the journal kept", || async {
+        let p = server.stats().await["persistence"].clone();
+        p["buffered_bars"].as_u64().unwrap_or(0) > 0 && p["journal_bars"].as_u64() == Some(journaled)
+    })
+    .await;
+    let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("candlecast_persist_journal_full_refusals_total"), "counted in /metrics");
+}

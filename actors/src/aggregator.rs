@@ -183,6 +183,10 @@ impl Handler<Ingest> for Aggregator {
                     .push((i, format!("trade for {} sent to the {} aggregator", trade.symbol, self.bars.symbol())));
                 continue;
             }
+            if !self.bars.volume_fits(trade) {
+                report.rejected.push((i, format!("quantity {} would make a bar's volume overflow", trade.qty)));
+                continue;
+            }
             match self.bars.apply(trade, &mut self.out) {
                 Applied::Live | Applied::Corrected => report.accepted += 1,
                 Applied::TooLate => report.late_dropped += 1,

@@ -152,6 +152,15 @@ pub struct PersistStats {
     pub failures: AtomicU64,
     /// Bars given up because neither the store nor the journal took them.
     pub dropped_bars: AtomicU64,
+    /// Bars the store refused for what they hold (or that no store could take): in the dead-letter file.
+    pub dead_letter_bars: AtomicU64,
+    /// Size of the journal file, and its cap (`store.journal_max_bytes`).
+    pub journal_bytes: AtomicU64,
+    pub journal_max_bytes: AtomicU64,
+    /// Appends the journal refused because they would cross its cap.
+    pub journal_full_refusals: AtomicU64,
+    /// Bytes of damaged journal records skipped at start (their bars are lost; later records are not).
+    pub journal_damaged_bytes: AtomicU64,
     /// When the oldest bar not yet in the store arrived (wall-clock ms); 0 when everything is written.
     pub oldest_unwritten_ms: std::sync::atomic::AtomicI64,
     /// The last failure, for `/api/stats` and `/health`; cleared by a successful write.
@@ -165,6 +174,14 @@ impl PersistStats {
             0 => 0,
             since => (now_ms - since).max(0),
         }
+    }
+
+    /// Why persistence is degraded though the store answers: the journal nearing its cap (80 %).
+    pub fn journal_warning(&self) -> Option<String> {
+        let (bytes, max) = (self.journal_bytes.load(Ordering::Relaxed), self.journal_max_bytes.load(Ordering::Relaxed));
+        (max > 0 && bytes.saturating_mul(5) >= max.saturating_mul(4)).then(|| {
+            format!("the journal holds {bytes} bytes, {}% of store.journal_max_bytes ({max})", bytes * 100 / max)
+        })
     }
 
     pub fn last_error(&self) -> Option<String> {
@@ -242,5 +259,40 @@ pub const PERSIST_METRICS: &[PersistMetric] = &[
         help: "Bars lost because neither the store nor the journal took them",
         kind: Kind::Counter,
         read: |s, _| s.dropped_bars.load(Ordering::Relaxed) as i64,
+    },
+    PersistMetric {
+        stats_name: "dead_letter_bars",
+        prometheus_name: "candlecast_persist_dead_letter_bars_total",
+        help: "Bars the store refused for what they hold, kept in the dead-letter file",
+        kind: Kind::Counter,
+        read: |s, _| s.dead_letter_bars.load(Ordering::Relaxed) as i64,
+    },
+    PersistMetric {
+        stats_name: "journal_bytes",
+        prometheus_name: "candlecast_persist_journal_bytes",
+        help: "Size of the on-disk journal, bytes",
+        kind: Kind::Gauge,
+        read: |s, _| s.journal_bytes.load(Ordering::Relaxed) as i64,
+    },
+    PersistMetric {
+        stats_name: "journal_max_bytes",
+        prometheus_name: "candlecast_persist_journal_max_bytes",
+        help: "Cap on the journal's size (store.journal_max_bytes), bytes",
+        kind: Kind::Gauge,
+        read: |s, _| s.journal_max_bytes.load(Ordering::Relaxed) as i64,
+    },
+    PersistMetric {
+        stats_name: "journal_full_refusals",
+        prometheus_name: "candlecast_persist_journal_full_refusals_total",
+        help: "Journal appends refused because the journal reached store.journal_max_bytes",
+        kind: Kind::Counter,
+        read: |s, _| s.journal_full_refusals.load(Ordering::Relaxed) as i64,
+    },
+    PersistMetric {
+        stats_name: "journal_damaged_bytes",
+        prometheus_name: "candlecast_persist_journal_damaged_bytes_total",
+        help: "Bytes of damaged journal records skipped at start",
+        kind: Kind::Counter,
+        read: |s, _| s.journal_damaged_bytes.load(Ordering::Relaxed) as i64,
     },
 ];

@@ -84,8 +84,10 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let redis_down = redis.as_ref().is_some_and(|r| !r.connected);
     let history = &state.engine.history;
     let store_ok = history.kind() == "none" || history.stats().healthy.load(Ordering::Relaxed);
+    // The journal nearing its cap degrades before the disk (or the cap) stops it taking bars.
+    let journal_warning = history.stats().journal_warning();
     let mut body = json!({
-        "status": if failed.is_empty() && !redis_down && store_ok { "ok" } else { "degraded" },
+        "status": if failed.is_empty() && !redis_down && store_ok && journal_warning.is_none() { "ok" } else { "degraded" },
         "uptime_seconds": state.started.elapsed().as_secs(),
         "feeds": feeds.len(),
         "failed_feeds": failed,
@@ -94,6 +96,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             "status": if store_ok { "ok" } else { "down" },
             "error": history.stats().last_error(),
             "journal_bars": history.stats().journal_bars.load(Ordering::Relaxed),
+            "journal": journal_warning,
         },
     });
     if let Some(redis) = redis {

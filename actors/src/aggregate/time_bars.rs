@@ -157,6 +157,27 @@ impl TimeBars {
         }
     }
 
+    /// Whether folding `trade` keeps the volume of every bar it reaches finite. Each quantity is finite,
+    /// but their sum need not be (two trades of 1e308): a bar of volume `inf` can be neither published as
+    /// JSON nor stored, so such a trade is refused before it touches any bar. The bar a trade reaches in a
+    /// slot is the forming one, or for a late trade the closed one of its bucket.
+    pub fn volume_fits(&self, trade: &Trade) -> bool {
+        let ts = trade.exchange_ts;
+        self.slots.iter().all(|slot| {
+            let volume = match slot.current.as_ref() {
+                Some(cur) if ts >= cur.open_time && ts < slot.current_end => cur.volume,
+                Some(cur) if ts < cur.open_time => {
+                    let open_time = slot.interval.align(ts);
+                    slot.history
+                        .binary_search_by_key(&open_time, |b| b.open_time)
+                        .map_or(0.0, |i| slot.history[i].volume)
+                }
+                _ => 0.0,
+            };
+            (volume + trade.qty).is_finite()
+        })
+    }
+
     /// Folds one trade (already validated) into every interval. Closed and corrected bars are pushed to
     /// `out` in time order; forming bars are only marked dirty (see [`TimeBars::take_partials`]).
     pub fn apply(&mut self, trade: &Trade, out: &mut Vec<BarUpdate>) -> Applied {

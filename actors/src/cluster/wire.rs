@@ -119,7 +119,13 @@ pub fn decode_batch(channel: &str, symbol: &Symbol, payload: &[u8]) -> Result<Ba
             trades,
             closed,
         })
-        .collect();
+        .collect::<Vec<Bar>>();
+    // A peer's bar is folded, published and stored like our own: one that breaks the OHLCV invariants
+    // (a negative price, a high below the low) refuses the whole message, as any other undecodable one.
+    if let Some((bar, reason)) = bars.iter().find_map(|b| b.invalid_reason().map(|r| (b, r))) {
+        let reason = format!("bar {} {} at {}: {reason}", bar.symbol, bar.interval, bar.open_time);
+        return Err(WireError::Message { channel: channel.to_owned(), reason });
+    }
     Ok(Batch { node: wire.node.into_owned(), seq: wire.seq, bars })
 }
 
@@ -138,7 +144,11 @@ pub fn decode_cached(key: &str, symbol: &Symbol, interval: Interval, member: &st
         |reason: String| WireError::Cached { key: key.to_owned(), member: member.chars().take(80).collect(), reason };
     let CachedBar(open_time, open, high, low, close, volume, trades, closed) =
         serde_json::from_str(member).map_err(|e| bad(e.to_string()))?;
-    Ok(Bar { symbol: symbol.clone(), interval, open_time, open, high, low, close, volume, trades, closed })
+    let bar = Bar { symbol: symbol.clone(), interval, open_time, open, high, low, close, volume, trades, closed };
+    match bar.invalid_reason() {
+        Some(reason) => Err(bad(reason.to_owned())),
+        None => Ok(bar),
+    }
 }
 
 /// The watermark value: which node's message `seq` the cache is complete up to.
@@ -182,6 +192,12 @@ mod tests {
         assert_eq!(back, Batch { node: "node-a".into(), seq: 42, bars });
         let err = decode_batch("c", &symbol, b"{\"n\":1}").unwrap_err().to_string();
         assert!(err.contains("undecodable message on c"), "{err}");
+        // JSON has no inf (serde_json refuses 1e309); a negative volume is a number, and refused here.
+        let poisoned = text.replacen(",0.30000000000000004,", ",-5,", 1);
+        let err = decode_batch("c", &symbol, poisoned.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("volume"), "{err}: {poisoned}");
+        let huge = text.replacen(",0.30000000000000004,", ",1e309,", 1);
+        assert!(decode_batch("c", &symbol, huge.as_bytes()).is_err());
     }
 
     #[test]
@@ -191,6 +207,8 @@ mod tests {
         assert!(member.starts_with("[1700000100000,45000.123456789,"), "{member}");
         assert_eq!(decode_cached("k", &b.symbol, Interval::M5, &member).unwrap(), b);
         assert!(decode_cached("k", &b.symbol, Interval::M5, "[1,2]").is_err());
+        let negative = member.replacen("45000.123456789", "-1", 1);
+        assert!(decode_cached("k", &b.symbol, Interval::M5, &negative).is_err(), "{negative}");
         assert_eq!(decode_watermark(&encode_watermark("host-1-abc", 7)).unwrap(), ("host-1-abc".into(), 7));
         assert!(decode_watermark("nonsense").is_err());
     }

@@ -399,6 +399,21 @@ mod tests {
         assert!(b("60000,10,9,12,11,5").unwrap_err().contains("low"));
     }
 
+    /// `inf`, `NaN` and `1e309` parse as floats; none may reach a bar (a volume of inf cannot be journaled).
+    #[test]
+    fn refuses_values_that_would_poison_bars() {
+        let t = |l: &str| parse_line(l, ReplayKind::Trades, "BTCUSDT");
+        for bad in ["inf", "NaN", "1e309", "-1", "0"] {
+            assert!(t(&format!("1,BTCUSDT,{bad},1,buy")).is_err(), "price {bad}");
+            assert!(t(&format!("1,BTCUSDT,1,{bad},buy")).is_err(), "qty {bad}");
+        }
+        let b = |l: &str| parse_line(l, ReplayKind::Bars, "X");
+        for bad in ["inf", "NaN", "1e309", "-1"] {
+            assert!(b(&format!("60000,10,12,9,11,{bad}")).is_err(), "volume {bad}");
+            assert!(b(&format!("60000,10,{bad},9,11,5")).is_err(), "high {bad}");
+        }
+    }
+
     #[test]
     fn speed_accepts_numbers_and_max() {
         #[derive(Deserialize)]

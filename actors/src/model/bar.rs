@@ -143,14 +143,27 @@ impl Bar {
 
     /// Whether the OHLCV invariants hold (used by tests and by input validation of uploaded bars).
     pub fn is_consistent(&self) -> bool {
-        let finite = [self.open, self.high, self.low, self.close, self.volume].iter().all(|v| v.is_finite());
-        finite
-            && self.low <= self.open
-            && self.low <= self.close
-            && self.open <= self.high
-            && self.close <= self.high
-            && self.volume >= 0.0
-            && self.open_time == self.interval.align(self.open_time)
+        self.invalid_reason().is_none()
+    }
+
+    /// Why this bar must not be folded, published or stored, if it must not: every boundary that takes a
+    /// bar from outside (upserts, peers, the journal, the store) asks this one question, so a value that
+    /// cannot be written back (`inf` becomes `null` in JSON) never gets past the first of them.
+    pub fn invalid_reason(&self) -> Option<&'static str> {
+        let prices = [self.open, self.high, self.low, self.close];
+        if !prices.iter().all(|v| v.is_finite() && *v > 0.0) {
+            return Some("prices must be finite numbers above 0");
+        }
+        if !(self.volume.is_finite() && self.volume >= 0.0) {
+            return Some("volume must be a finite number, 0 or more");
+        }
+        if !(self.low <= self.open && self.low <= self.close && self.open <= self.high && self.close <= self.high) {
+            return Some("needs low <= open, close <= high");
+        }
+        if self.open_time != self.interval.align(self.open_time) {
+            return Some("open time is not aligned to the interval");
+        }
+        None
     }
 }
 
@@ -218,6 +231,25 @@ mod tests {
         assert_eq!((bar.open, bar.high, bar.low, bar.close, bar.volume, bar.trades), (90.0, 90.0, 90.0, 90.0, 2.0, 1));
         bar.apply_trade(95.0, 1.0);
         assert_eq!((bar.open, bar.high, bar.low, bar.close, bar.volume), (90.0, 95.0, 90.0, 95.0, 3.0));
+    }
+
+    #[test]
+    fn poison_values_are_named() {
+        let good = Bar::from_trade(sym(), Interval::M1, 60_000, 10.0, 1.0);
+        assert_eq!(good.invalid_reason(), None);
+        let cases: [fn(&mut Bar); 6] = [
+            |b| b.volume = f64::INFINITY,
+            |b| b.volume = -1.0,
+            |b| b.volume = f64::NAN,
+            |b| b.low = -1.0,
+            |b| b.high = f64::INFINITY,
+            |b| b.open_time += 1,
+        ];
+        for poison in cases {
+            let mut bar = good.clone();
+            poison(&mut bar);
+            assert!(bar.invalid_reason().is_some() && !bar.is_consistent(), "{bar:?}");
+        }
     }
 
     #[test]

@@ -12,6 +12,12 @@
 //!   is cleared when it is (or when the store failed once, and the journal keeps waiting). Feeds wait for
 //!   that before they read what the store holds.
 //! - Stop: [`Flush`] makes everything durable, in the store or in the journal.
+//! - Refusals: a bar that breaks the OHLCV invariants is never buffered, and a bar the store refuses for
+//!   what it holds is found by bisection ([`write_isolating`]); both go to the [`DeadLetters`] and the
+//!   rest is written. Only an outage stops the writes (and journals).
+//! - Loss bound: what a SIGKILL can take is what is in memory only: at most `buffer_bars`, in practice the
+//!   bars of the last `batch_ms` (a healthy store takes a batch every `batch_ms`; a failing one gets the
+//!   buffer journaled at every tick).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -20,6 +26,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
+use super::dead_letters::{DeadLetter, DeadLetters};
+use super::isolate::write_isolating;
 use super::journal::{Journal, JournalError};
 use super::{settings::StoreSettings, Store, StoreError, StoredBar};
 use crate::aggregate::UpdateKind;
@@ -49,6 +57,9 @@ pub struct Flush {
 enum InFlight {
     Journal,
     Memory(Arc<[StoredBar]>),
+    /// From memory, and journaled since (the buffer overflowed meanwhile): the journal's copy is what
+    /// counts, and is written (again, harmlessly) in its turn whatever this write does.
+    Spilled,
 }
 
 /// See the module documentation.
@@ -58,6 +69,9 @@ pub struct Persister {
     market: Market,
     settings: StoreSettings,
     journal: Journal,
+    dead_letters: DeadLetters,
+    /// The last spill failed (logged once until one succeeds).
+    spill_failing: bool,
     /// Bars neither written nor journaled, oldest first.
     buffer: Vec<StoredBar>,
     /// When the oldest of `buffer` arrived.
@@ -81,7 +95,15 @@ impl Persister {
         stats: Arc<PersistStats>,
     ) -> Result<Persister, JournalError> {
         let path = settings.journal_file();
-        let (journal, recovered) = Journal::open(&path)?;
+        let (journal, recovered) = Journal::open(&path, settings.journal_max_bytes)?;
+        if recovered.migrated {
+            tracing::info!(path = %path.display(), "migrated a journal of the first format");
+        }
+        if recovered.damaged_bytes > 0 {
+            tracing::error!(path = %path.display(), bytes = recovered.damaged_bytes, records_kept = recovered.records, "skipped damaged journal records; the records after them are kept");
+            stats.journal_damaged_bytes.fetch_add(recovered.damaged_bytes, Ordering::Relaxed);
+        }
+        stats.journal_max_bytes.store(settings.journal_max_bytes, Ordering::Relaxed);
         if recovered.torn_bytes > 0 {
             tracing::warn!(path = %path.display(), bytes = recovered.torn_bytes, "cut off a torn last journal record (a batch interrupted by a crash; it was never acknowledged)");
         }
@@ -99,6 +121,8 @@ impl Persister {
             market,
             settings: settings.clone(),
             journal,
+            dead_letters: DeadLetters::new(&settings.dead_letter_file(), settings.dead_letter_max_bytes),
+            spill_failing: false,
             buffer: Vec::new(),
             buffer_since: None,
             in_flight: None,
@@ -120,30 +144,65 @@ impl Persister {
 
     fn accept(&mut self, bars: impl Iterator<Item = StoredBar>, ctx: &mut Context<Self>) {
         let before = self.buffer.len();
-        self.buffer.extend(bars);
+        let mut dead = Vec::new();
+        for bar in bars {
+            // The aggregators validate what they fold; this is the last line before disk and store.
+            match bar.bar.invalid_reason() {
+                None => self.buffer.push(bar),
+                Some(reason) => dead.push(DeadLetter {
+                    bar: serde_json::to_value(&bar).unwrap_or_default(),
+                    reason: format!("not stored: {reason}"),
+                }),
+            }
+        }
+        self.bury(dead);
         if before == 0 && !self.buffer.is_empty() {
             self.buffer_since = Some(Instant::now());
         }
-        // Never while a memory batch is in flight: if it failed it must enter the journal before these.
-        if self.buffer.len() >= self.settings.buffer_bars && !self.memory_in_flight() {
+        if self.buffer.len() >= self.settings.buffer_bars {
             self.spill();
         }
         self.pump(ctx);
         self.publish_stats();
     }
 
-    /// Moves the whole memory buffer to the end of the journal.
+    /// Moves the whole memory buffer to the end of the journal. A batch in flight from memory goes first
+    /// (it is older, and must not land after the bars that may correct it), so that nothing but the
+    /// buffer is ever only in memory: what a SIGKILL can take stays below `buffer_bars + batch_bars`
+    /// however long a store write takes.
     fn spill(&mut self) {
         if self.buffer.is_empty() {
             return;
         }
-        match self.journal.append(&self.buffer, self.settings.batch_bars) {
+        let in_flight = match &self.in_flight {
+            Some(InFlight::Memory(batch)) => Some(batch.clone()),
+            _ => None,
+        };
+        let appended = match &in_flight {
+            Some(batch) => {
+                let both: Vec<StoredBar> = batch.iter().chain(self.buffer.iter()).cloned().collect();
+                self.journal.append(&both, self.settings.batch_bars)
+            }
+            None => self.journal.append(&self.buffer, self.settings.batch_bars),
+        };
+        match appended {
             Ok(()) => {
+                self.spill_failing = false;
                 self.buffer.clear();
                 self.buffer_since = None;
+                if in_flight.is_some() {
+                    self.in_flight = Some(InFlight::Spilled);
+                }
             }
             Err(e) => {
-                tracing::error!(error = %e, bars = self.buffer.len(), "cannot journal bars; keeping them in memory");
+                if matches!(e, JournalError::Full { .. }) {
+                    self.stats.journal_full_refusals.fetch_add(1, Ordering::Relaxed);
+                }
+                // Once per failing spell, not at every tick.
+                if !self.spill_failing {
+                    tracing::error!(error = %e, bars = self.buffer.len(), "cannot journal bars; keeping them in memory");
+                }
+                self.spill_failing = true;
                 self.stats.set_last_error(Some(e.to_string()));
                 // Memory stays bounded even when the disk fails too: beyond twice the buffer, the oldest go.
                 let cap = self.settings.buffer_bars.saturating_mul(2);
@@ -174,8 +233,14 @@ impl Persister {
         }
         let (batch, origin) = if !self.journal.is_empty() {
             match self.journal.head() {
-                Ok(Some(batch)) => (batch, InFlight::Journal),
-                Ok(None) => return,
+                Ok(Some(batch)) => {
+                    self.bury_journal_damage();
+                    (batch, InFlight::Journal)
+                }
+                Ok(None) => {
+                    self.bury_journal_damage();
+                    return;
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the journal");
                     self.stats.set_last_error(Some(e.to_string()));
@@ -195,20 +260,52 @@ impl Persister {
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
         }
         self.in_flight = Some(origin);
-        let write = self.store.write(batch.clone());
+        let write = write_isolating(self.store.clone(), batch.clone());
         ctx.spawn(write.into_actor(self).map(move |result, act, ctx| act.finished(result, batch, ctx)));
     }
 
-    fn finished(&mut self, result: Result<(), StoreError>, batch: Arc<[StoredBar]>, ctx: &mut Context<Self>) {
+    /// Keeps bars that will never be written in the dead-letter file, and counts them.
+    fn bury(&mut self, dead: Vec<DeadLetter>) {
+        if dead.is_empty() {
+            return;
+        }
+        self.stats.dead_letter_bars.fetch_add(dead.len() as u64, Ordering::Relaxed);
+        for d in &dead {
+            tracing::warn!(reason = %d.reason, file = %self.dead_letters.path().display(), "bar given up, kept as a dead letter");
+        }
+        if let Err(e) = self.dead_letters.write(&dead, now_ms()) {
+            tracing::error!(error = %e, bars = dead.len(), "dead letters not written (counted only)");
+        }
+    }
+
+    fn bury_journal_damage(&mut self) {
+        let dead =
+            self.journal.take_damaged().into_iter().map(|d| DeadLetter { bar: d.bar, reason: d.reason }).collect();
+        self.bury(dead);
+    }
+
+    fn finished(
+        &mut self,
+        result: Result<Vec<DeadLetter>, StoreError>,
+        batch: Arc<[StoredBar]>,
+        ctx: &mut Context<Self>,
+    ) {
         let origin = self.in_flight.take();
         match result {
-            Ok(()) => {
+            Ok(_) if matches!(origin, Some(InFlight::Spilled)) => {
+                // Counted (and its dead letters kept) when the journal's copy is written.
+                self.healthy = true;
+                self.backoff.reset();
+            }
+            Ok(dead) => {
+                let written = batch.len() - dead.len();
+                self.bury(dead);
                 if !self.healthy {
                     tracing::info!(kind = self.store.kind(), "store writes succeed again");
                 }
                 self.healthy = true;
                 self.backoff.reset();
-                self.stats.written_bars.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                self.stats.written_bars.fetch_add(written as u64, Ordering::Relaxed);
                 self.stats.set_last_error(None);
                 if matches!(origin, Some(InFlight::Journal)) {
                     if let Err(e) = self.journal.pop() {
@@ -275,6 +372,7 @@ impl Persister {
         s.buffered_bars
             .store((self.buffer.len() + in_flight.as_ref().map_or(0, |b| b.len())) as u64, Ordering::Relaxed);
         s.journal_bars.store(self.journal.bars(), Ordering::Relaxed);
+        s.journal_bytes.store(self.journal.bytes(), Ordering::Relaxed);
         // The journal is older than the batch in flight from memory, which is older than the buffer.
         let oldest = self
             .journal
@@ -293,7 +391,7 @@ impl Actor for Persister {
         let tick = (self.batch_wait() / 4).clamp(Duration::from_millis(5), Duration::from_millis(250));
         ctx.run_interval(tick, |act, ctx| {
             // While the store fails, new bars go to disk at every tick rather than wait in memory.
-            if !act.healthy && !act.memory_in_flight() {
+            if !act.healthy {
                 act.spill();
             }
             act.pump(ctx);
@@ -316,9 +414,7 @@ impl Actor for Persister {
 
     fn stopping(&mut self, _: &mut Context<Self>) -> Running {
         // The system is going down without a Flush (or after it): keep what is left.
-        if !self.memory_in_flight() {
-            self.spill();
-        }
+        self.spill();
         Running::Stop
     }
 }
@@ -375,7 +471,7 @@ impl Handler<Flush> for Persister {
     fn handle(&mut self, msg: Flush, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();
         self.flush_waiters.push(tx);
-        if (!self.healthy || !self.journal.is_empty()) && !self.memory_in_flight() {
+        if !self.healthy || !self.journal.is_empty() {
             self.spill();
         }
         self.pump(ctx);

@@ -9,9 +9,15 @@
 //! redb is synchronous; every call runs on tokio's blocking pool. Each write is one transaction,
 //! committed with redb's default durability (fsync before the commit returns), so a written batch
 //! survives a crash.
+//!
+//! After a failed write (a full disk, EFBIG), redb refuses every later call ("previous I/O error") until
+//! the database is opened again. So after any storage error the next call first reopens the file (once
+//! no other call holds it): when space returns, writes succeed again without a restart, and the
+//! persister's journal, which kept the failed batches, is written back.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use futures_util::FutureExt;
 use redb::{Database, TableDefinition};
@@ -35,8 +41,13 @@ const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// See the module documentation.
 pub struct EmbeddedStore {
-    /// `None` once closed. Each call holds its own `Arc` while it runs on the blocking pool.
-    db: Arc<std::sync::Mutex<Option<Arc<Database>>>>,
+    file: PathBuf,
+    /// `None` once closed (or while a reopen failed). Each call holds its own `Arc` while it runs on the
+    /// blocking pool.
+    db: Arc<Mutex<Option<Arc<Database>>>>,
+    /// A call failed with a storage error: reopen before the next one.
+    reopen: Arc<AtomicBool>,
+    closed: Arc<AtomicBool>,
 }
 
 fn storage(e: impl Into<redb::Error>) -> StoreError {
@@ -49,43 +60,83 @@ impl EmbeddedStore {
         let file = dir.join(FILE_NAME);
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Open(format!("cannot create the directory {}: {e}", dir.display())))?;
-        let db = Database::create(&file).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Open(format!(
-                "{} is already open in another candlecast (one store per process; set store.path)",
-                file.display()
-            )),
-            other => StoreError::Open(format!("{}: {}", file.display(), redb::Error::from(other))),
-        })?;
-        // Create both tables now, so readers never meet a missing table.
-        let txn = db.begin_write().map_err(storage)?;
-        txn.open_table(BARS).map_err(storage)?;
-        txn.open_table(REVISIONS).map_err(storage)?;
-        txn.commit().map_err(storage)?;
-        Ok(EmbeddedStore { db: Arc::new(std::sync::Mutex::new(Some(Arc::new(db)))) })
+        let db = create(&file)?;
+        Ok(EmbeddedStore {
+            file,
+            db: Arc::new(Mutex::new(Some(Arc::new(db)))),
+            reopen: Arc::default(),
+            closed: Arc::default(),
+        })
     }
 
-    fn database(&self) -> Result<Arc<Database>, StoreError> {
-        self.db
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .ok_or_else(|| StoreError::Storage("the embedded store is closed".into()))
-    }
-
-    /// Runs `f` on the blocking pool.
+    /// Runs `f` on the blocking pool, reopening the database first if an earlier call failed.
     fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
     ) -> StoreFuture<T> {
-        let db = self.database();
+        let (slot, reopen, closed, file) =
+            (self.db.clone(), self.reopen.clone(), self.closed.clone(), self.file.clone());
         async move {
-            let db = db?;
-            tokio::task::spawn_blocking(move || f(&db))
-                .await
-                .map_err(|e| StoreError::Storage(format!("store task failed: {e}")))?
+            tokio::task::spawn_blocking(move || {
+                if reopen.load(Ordering::Acquire) && !closed.load(Ordering::Acquire) {
+                    try_reopen(&slot, &file, &reopen);
+                }
+                let db = slot.lock().unwrap_or_else(|e| e.into_inner()).clone().ok_or_else(|| {
+                    StoreError::Storage(match closed.load(Ordering::Acquire) {
+                        true => "the embedded store is closed".into(),
+                        false => "the embedded store is being reopened after a storage error".into(),
+                    })
+                })?;
+                let result = f(&db);
+                if matches!(result, Err(StoreError::Storage(_))) {
+                    reopen.store(true, Ordering::Release);
+                }
+                result
+            })
+            .await
+            .map_err(|e| StoreError::Storage(format!("store task failed: {e}")))?
         }
         .boxed()
     }
+}
+
+/// Drops the database and opens it again, if no other call holds it now (else the next call tries).
+fn try_reopen(slot: &Mutex<Option<Arc<Database>>>, file: &Path, reopen: &AtomicBool) {
+    let mut guard = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(db) = guard.take() {
+        match Arc::try_unwrap(db) {
+            Ok(db) => drop(db),
+            Err(shared) => {
+                *guard = Some(shared);
+                return;
+            }
+        }
+    }
+    match create(file) {
+        Ok(db) => {
+            tracing::info!(file = %file.display(), "reopened the embedded store after a storage error");
+            *guard = Some(Arc::new(db));
+            reopen.store(false, Ordering::Release);
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot reopen the embedded store yet"),
+    }
+}
+
+/// Opens (or creates) the database file and both tables.
+fn create(file: &Path) -> Result<Database, StoreError> {
+    let db = Database::create(file).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Open(format!(
+            "{} is already open in another candlecast (one store per process; set store.path)",
+            file.display()
+        )),
+        other => StoreError::Open(format!("{}: {}", file.display(), redb::Error::from(other))),
+    })?;
+    // Create both tables now, so readers never meet a missing table.
+    let txn = db.begin_write().map_err(storage)?;
+    txn.open_table(BARS).map_err(storage)?;
+    txn.open_table(REVISIONS).map_err(storage)?;
+    txn.commit().map_err(storage)?;
+    Ok(db)
 }
 
 fn write_batch(db: &Database, bars: &[StoredBar]) -> Result<(), StoreError> {
@@ -184,6 +235,7 @@ impl Store for EmbeddedStore {
 
     /// Waits for calls in progress, then drops the database: the file and its lock are released.
     fn close(&self) -> StoreFuture<()> {
+        self.closed.store(true, Ordering::Release);
         let slot = self.db.lock().unwrap_or_else(|e| e.into_inner()).take();
         async move {
             let Some(mut db) = slot else { return Ok(()) };

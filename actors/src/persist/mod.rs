@@ -12,15 +12,18 @@
 //! - [`influx`]: HTTP error messages and row handling shared by both InfluxDB dialects.
 //! - [`influx_v1`], [`influx_v2`]: InfluxDB through its 1.x API (`/write`, InfluxQL) or its 2.x API.
 //! - [`journal`]: the on-disk spill of batches the store did not take yet.
+//! - [`dead_letters`]: bars that will never be written (the store refuses them), kept for a human.
 //! - [`actor`]: the persistence actor: batching, backoff, journal, figures.
 //! - [`history`]: the one history service of REST, WebSocket and backtests.
 
 pub mod actor;
+pub mod dead_letters;
 pub mod embedded;
 pub mod history;
 pub mod influx;
 pub mod influx_v1;
 pub mod influx_v2;
+pub mod isolate;
 pub mod journal;
 pub mod line_protocol;
 pub mod memory;
@@ -109,6 +112,12 @@ impl StoreError {
     /// Whether retrying cannot help until someone changes the configuration (or the server's).
     pub fn is_configuration(&self) -> bool {
         matches!(self, StoreError::Open(_) | StoreError::Unauthorized(_) | StoreError::Missing(_))
+    }
+
+    /// Whether the store refused what a write holds (a bad value, a field type conflict) rather than
+    /// failing to take it: retrying the same bars cannot help, a smaller batch without them can.
+    pub fn is_data(&self) -> bool {
+        matches!(self, StoreError::Rejected(_))
     }
 }
 

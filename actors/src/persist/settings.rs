@@ -78,6 +78,11 @@ pub struct StoreSettings {
     /// First retry delay after a failed write, doubled per failure up to `retry_max_ms` (with jitter).
     pub retry_initial_ms: u64,
     pub retry_max_ms: u64,
+    /// The journal file never grows beyond this, in bytes; `/health` is degraded from 80 % of it.
+    pub journal_max_bytes: u64,
+    /// Bars the store refused for what they hold are appended to `<journal>.dead-letters.jsonl`, up to
+    /// this many bytes (beyond, they are only counted).
+    pub dead_letter_max_bytes: u64,
     pub influxdb: InfluxSettings,
 }
 
@@ -92,6 +97,8 @@ impl Default for StoreSettings {
             buffer_bars: 100_000,
             retry_initial_ms: 250,
             retry_max_ms: 30_000,
+            journal_max_bytes: 1 << 30,
+            dead_letter_max_bytes: 64 << 20,
             influxdb: InfluxSettings::default(),
         }
     }
@@ -106,6 +113,14 @@ impl StoreSettings {
         }
     }
 
+    /// Where the bars the store refused are kept: beside the journal.
+    pub fn dead_letter_file(&self) -> PathBuf {
+        let journal = self.journal_file();
+        let mut name = journal.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "persist.journal".into());
+        name.push(".dead-letters.jsonl");
+        journal.with_file_name(name)
+    }
+
     /// What is wrong with these settings, if anything (checked at start, before anything opens).
     pub fn validate(&self) -> Result<(), String> {
         let checks = [
@@ -114,6 +129,7 @@ impl StoreSettings {
             (self.buffer_bars >= self.batch_bars, "store.buffer_bars must be at least store.batch_bars"),
             (self.retry_initial_ms >= 1, "store.retry_initial_ms must be at least 1"),
             (self.retry_max_ms >= self.retry_initial_ms, "store.retry_max_ms must be at least store.retry_initial_ms"),
+            (self.journal_max_bytes >= 16 << 10, "store.journal_max_bytes must be at least 16384"),
         ];
         if let Some((_, msg)) = checks.iter().find(|(ok, _)| !ok) {
             return Err((*msg).to_owned());

@@ -204,3 +204,31 @@ proptest! {
         }
     }
 }
+
+/// Two trades of 1e308 (each finite) would sum to a volume of inf: the second is refused, live or late.
+#[test]
+fn a_trade_that_would_overflow_a_volume_does_not_fit() {
+    let mut tb = bars(&[Interval::S1, Interval::M1]);
+    let mut out = Vec::new();
+    let huge = trade(MIN + 100, 100.0, 1e308);
+    assert!(tb.volume_fits(&huge));
+    tb.apply(&huge, &mut out);
+    assert!(!tb.volume_fits(&trade(MIN + 200, 100.0, 1e308)), "the forming bar");
+    assert!(tb.volume_fits(&trade(MIN + 200, 100.0, 1.0)));
+    tb.advance_to(2 * MIN + 500, &mut out);
+    assert!(!tb.volume_fits(&trade(2 * MIN - 1, 100.0, 1e308)), "a late trade into the closed bar");
+    assert!(tb.volume_fits(&trade(2 * MIN + 600, 100.0, 1e308)), "the next bucket starts from 0");
+}
+
+/// What an upsert gets from outside is refused when it could not be journaled or stored.
+#[test]
+fn upserts_refuse_non_finite_volumes() {
+    let mut tb = bars(&[Interval::M1]);
+    let mut bar = Bar::from_trade("BTCUSDT".into(), Interval::M1, MIN, 100.0, 1.0);
+    bar.closed = true;
+    for volume in [f64::INFINITY, f64::NAN, -1.0] {
+        let poisoned = Bar { volume, ..bar.clone() };
+        assert_eq!(tb.upsert(poisoned, &mut Vec::new()), Err(UpsertError::Inconsistent));
+    }
+    assert!(tb.upsert(bar, &mut Vec::new()).is_ok());
+}

@@ -78,8 +78,22 @@ fn excerpt(text: &str) -> &str {
     &text[..end]
 }
 
+/// A price or quantity: a finite decimal above 0. Rust parses `"inf"`, `"NaN"` and `"1e309"` (infinity)
+/// as floats; none of them is a price, and any of them would poison every bar it reaches.
 fn number(field: &str, s: &str) -> Result<f64, FeedError> {
-    s.parse::<f64>().map_err(|_| FeedError::Malformed(format!("{field} {s:?} is not a number")))
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(_) => Err(FeedError::Malformed(format!("{field} {s:?} is not a finite number above 0"))),
+        Err(_) => Err(FeedError::Malformed(format!("{field} {s:?} is not a number"))),
+    }
+}
+
+/// A volume: a finite decimal, 0 or more (a kline without trades has volume 0).
+fn volume(s: &str) -> Result<f64, FeedError> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(FeedError::Malformed(format!("volume {s:?} is not a finite number, 0 or more"))),
+    }
 }
 
 fn side(buyer_is_maker: bool) -> Side {
@@ -176,11 +190,11 @@ impl Kline {
         bar.high = number("high", &self.2)?;
         bar.low = number("low", &self.3)?;
         bar.close = number("close", &self.4)?;
-        bar.volume = number("volume", &self.5)?;
+        bar.volume = volume(&self.5)?;
         bar.trades = self.8;
         bar.closed = self.6 < now;
-        if !bar.is_consistent() {
-            return Err(FeedError::Malformed(format!("kline at {} breaks low <= open, close <= high", self.0)));
+        if let Some(reason) = bar.invalid_reason() {
+            return Err(FeedError::Malformed(format!("kline at {}: {reason}", self.0)));
         }
         Ok(bar)
     }
@@ -216,6 +230,29 @@ mod tests {
         }
         let StreamMessage::Trade(t) = decode(&TRADE.replace("\"0.001\"", "\"abc\"")).unwrap() else { panic!() };
         assert!(t.to_trade(&"BNBBTC".into(), 0).is_err(), "a price that is not a number");
+    }
+
+    /// Strings Rust parses as floats but that are no price: refused, not folded into a bar.
+    #[test]
+    fn refuses_non_finite_and_non_positive_numbers() {
+        for bad in ["inf", "NaN", "1e309", "-1", "0", "-0.0"] {
+            let StreamMessage::Trade(t) = decode(&TRADE.replace("\"100\"", &format!("{bad:?}"))).unwrap() else {
+                panic!()
+            };
+            assert!(t.to_trade(&"BNBBTC".into(), 0).is_err(), "qty {bad}");
+            let StreamMessage::Trade(t) = decode(&TRADE.replace("\"0.001\"", &format!("{bad:?}"))).unwrap() else {
+                panic!()
+            };
+            assert!(t.to_trade(&"BNBBTC".into(), 0).is_err(), "price {bad}");
+        }
+        let kline = |volume: &str| {
+            let row = format!(
+                r#"[1499040000000,"1","2","0.5","1.5","{volume}",1499040059999,"2434.19055334",308,"1","1","0"]"#
+            );
+            serde_json::from_str::<Kline>(&row).unwrap().to_bar(&"X".into(), Interval::M1, 1499040060000)
+        };
+        assert!(kline("0").is_ok(), "a kline without trades");
+        assert!(kline("1e309").is_err() && kline("-1").is_err() && kline("NaN").is_err());
     }
 
     /// `m: true` (buyer is maker) is a sell; both times are kept.

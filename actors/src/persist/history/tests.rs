@@ -164,3 +164,119 @@ async fn a_restart_writes_the_previous_journal_before_settling() {
     assert_eq!(up.snapshot().len(), 5, "settled means the old journal is in the store");
     assert_eq!(stats.journal_bars.load(Ordering::Relaxed), 0);
 }
+
+/// A bar the store refuses for what it holds is bisected out to the dead letters; the bars of its batch
+/// and of the batches after it are written (before, the batch went to the journal and was retried
+/// forever, holding back every later one).
+#[actix_rt::test]
+async fn a_bar_the_store_refuses_is_a_dead_letter_and_the_others_are_written() {
+    use crate::persist::isolate::tests::Picky;
+    let dir = tempfile::tempdir().unwrap();
+    let picky = Arc::new(Picky { inner: Arc::default(), down: false.into(), writes: 0.into() });
+    let settings = settings(dir.path(), 4, 10);
+    let stats = Arc::new(PersistStats::default());
+    let store: Arc<dyn Store> = picky.clone();
+    let persister = Persister::new(store, market(), &settings, stats.clone()).unwrap().start();
+    let mut bars: Vec<Bar> = (0..10).map(|i| bar(i * MIN, 1.0)).collect();
+    bars[6].volume = 13.0;
+    persister.send(PersistBars { bars, source: "simulated".into() }).await.unwrap();
+    persister.send(Flush { stop: false }).await.unwrap();
+    eventually("nine bars written", || stats.written_bars.load(Ordering::Relaxed) == 9).await;
+    persister.send(PersistBars { bars: vec![bar(20 * MIN, 1.0)], source: "simulated".into() }).await.unwrap();
+    persister.send(Flush { stop: false }).await.unwrap();
+    eventually("the next batch too", || stats.written_bars.load(Ordering::Relaxed) == 10).await;
+    assert_eq!(stats.dead_letter_bars.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.journal_bars.load(Ordering::Relaxed), 0, "nothing journaled: the store never was down");
+    assert!(stats.healthy.load(Ordering::Relaxed));
+    let text = std::fs::read_to_string(settings.dead_letter_file()).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert_eq!(lines[0]["bar"]["bar"]["open_time"], 6 * MIN);
+    assert!(lines[0]["reason"].as_str().unwrap().contains("field type conflict"), "{text}");
+}
+
+/// A bar of volume inf never reaches the journal (which could not read it back) nor the store.
+#[actix_rt::test]
+async fn a_non_finite_bar_is_a_dead_letter_even_while_the_store_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::default());
+    store.set_down(true);
+    let settings = settings(dir.path(), 2, 10);
+    let (persister, stats) = start(&store, &settings);
+    let mut poisoned = bar(MIN, 1.0);
+    poisoned.volume = f64::INFINITY;
+    persister.send(PersistBars { bars: vec![bar(0, 1.0), poisoned], source: "simulated".into() }).await.unwrap();
+    persister.send(Flush { stop: false }).await.unwrap();
+    eventually("the good bar journaled", || stats.journal_bars.load(Ordering::Relaxed) == 1).await;
+    assert_eq!(stats.dead_letter_bars.load(Ordering::Relaxed), 1);
+    store.set_down(false);
+    eventually("written back", || stats.written_bars.load(Ordering::Relaxed) == 1).await;
+    assert_eq!(store.snapshot().len(), 1);
+    assert!(std::fs::read_to_string(settings.dead_letter_file()).unwrap().contains("volume"));
+}
+
+/// A store whose writes wait until `open` is set.
+struct Gated {
+    inner: Arc<MemoryStore>,
+    open: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Store for Gated {
+    fn kind(&self) -> &'static str {
+        "gated"
+    }
+    fn check(&self) -> crate::persist::StoreFuture<()> {
+        self.inner.check()
+    }
+    fn write(&self, bars: Arc<[StoredBar]>) -> crate::persist::StoreFuture<()> {
+        let (mut open, write) = (self.open.clone(), self.inner.write(bars));
+        Box::pin(async move {
+            let _ = open.wait_for(|o| *o).await;
+            write.await
+        })
+    }
+    fn bars(&self, symbol: &Symbol, range: Range) -> crate::persist::StoreFuture<Vec<Bar>> {
+        self.inner.bars(symbol, range)
+    }
+    fn revised_since(
+        &self,
+        symbol: &Symbol,
+        interval: Interval,
+        since: i64,
+        limit: usize,
+    ) -> crate::persist::StoreFuture<Vec<Bar>> {
+        self.inner.revised_since(symbol, interval, since, limit)
+    }
+}
+
+/// A store write that hangs does not let bars pile up in memory: beyond `buffer_bars` the buffer and
+/// the batch in flight are journaled (in that order), so a SIGKILL can never take more than
+/// `buffer_bars + batch_bars`. (Before, the buffer grew without bound while a write was in flight.)
+#[actix_rt::test]
+async fn a_hanging_write_does_not_let_memory_grow_beyond_the_buffer() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = Arc::new(MemoryStore::default());
+    let (gate, open) = tokio::sync::watch::channel(false);
+    let store: Arc<dyn Store> = Arc::new(Gated { inner: inner.clone(), open });
+    let mut settings = settings(dir.path(), 10, 10);
+    settings.buffer_bars = 20;
+    let stats = Arc::new(PersistStats::default());
+    let persister = Persister::new(store, market(), &settings, stats.clone()).unwrap().start();
+    for i in 0..10 {
+        let bars = (0..10).map(|j| bar((i * 10 + j) * MIN, 1.0)).collect();
+        persister.send(PersistBars { bars, source: "simulated".into() }).await.unwrap();
+        assert!(stats.buffered_bars.load(Ordering::Relaxed) <= 30, "{}", stats.buffered_bars.load(Ordering::Relaxed));
+    }
+    assert!(stats.journal_bars.load(Ordering::Relaxed) >= 70, "journaled while the write hangs");
+    gate.send(true).unwrap();
+    persister.send(Flush { stop: false }).await.unwrap();
+    eventually("everything written, in order", || {
+        stats.journal_bars.load(Ordering::Relaxed) == 0 && inner.snapshot().len() == 100
+    })
+    .await;
+    assert_eq!(
+        stats.written_bars.load(Ordering::Relaxed),
+        100,
+        "the journaled copy of the batch in flight counted once"
+    );
+}
