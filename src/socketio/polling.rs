@@ -21,7 +21,8 @@ pub async fn handshake(
     io: &Arc<SocketIo>,
     token: Option<String>,
 ) -> Result<HttpResponse, HttpError> {
-    let handle = EioSession::open_polling(io.clone(), super::peer(req), token);
+    let slot = io.admit(req)?;
+    let handle = EioSession::open_polling(io.clone(), super::peer(req), token, slot);
     poll(handle, io.settings.max_payload_bytes).await
 }
 

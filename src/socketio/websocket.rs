@@ -78,8 +78,9 @@ pub async fn open(
         .map_err(|_| HttpError::new(HttpErrorCode::BadRequest, "bad Sec-WebSocket-Key"))?;
     let (handle, probe) = match sid {
         None => {
+            let slot = io.admit(req)?;
             let link = Arc::new(WsLink::new(true));
-            (EioSession::open_websocket(io.clone(), super::peer(req), token, link.clone()), link)
+            (EioSession::open_websocket(io.clone(), super::peer(req), token, link.clone(), slot), link)
         }
         Some(sid) => {
             let handle = io.sessions.get(sid).ok_or_else(HttpError::unknown_sid)?;
