@@ -418,6 +418,10 @@ impl Handler<Incoming> for EioSession {
                 self.close(reason.clone(), ctx);
                 return Box::pin(async move { Err(reason) });
             }
+            // Replies pushed straight into the queue (refusals, acks) may have overflowed it.
+            if self.queue.is_closed() && self.closing.is_none() {
+                self.close(CloseReason::SlowConsumer, ctx);
+            }
         }
         if let Some(reason) = &self.closing {
             let result = if *reason == CloseReason::ClientClosed { Ok(()) } else { Err(reason.clone()) };
