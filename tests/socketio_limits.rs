@@ -167,3 +167,47 @@ async fn loopback_is_exempt_from_per_host_budgets_by_default() {
         handshake(&http, &server).await.unwrap();
     }
 }
+
+/// Polls until a payload holds a packet starting with `prefix`; returns that packet.
+async fn poll_until(http: &reqwest::Client, server: &TestServer, sid: &str, prefix: &str) -> String {
+    for _ in 0..20 {
+        let r = http.get(format!("{}&sid={sid}", base(server))).send().await.unwrap();
+        let body = r.text().await.unwrap();
+        if let Some(p) = body.split('\u{1e}').find(|p| p.starts_with(prefix)) {
+            return p.to_owned();
+        }
+    }
+    panic!("no packet starting with {prefix:?}");
+}
+
+/// A script key holder streams poison trades: each is refused in the acknowledgement with its reason,
+/// none reaches an aggregator (the symbol is not even created).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_trades_over_socketio_are_refused_with_a_reason() {
+    let server = server(&[]).await;
+    let http = reqwest::Client::new();
+    let sid = handshake(&http, &server).await.unwrap();
+    assert_eq!(post(&http, &server, &sid, format!("40{{\"token\":\"{KEY}\"}}")).await.0, 200);
+    poll_until(&http, &server, &sid, "40{").await;
+    let batch = r#"[{"symbol":"POISON","price":10,"qty":1e308},{"symbol":"POISON","price":10,"qty":1e308},
+        {"symbol":"POISON","price":-1,"qty":1},{"symbol":"POISON","price":10,"qty":0},
+        {"symbol":"POISON","price":1e300,"qty":1},{"symbol":"POISON","price":10,"qty":1e400},
+        {"symbol":"POISON","price":"NaN","qty":1}]"#;
+    assert_eq!(post(&http, &server, &sid, format!("421[\"trades\",{batch}]")).await.0, 200);
+    let ack = poll_until(&http, &server, &sid, "431").await;
+    let ack: Value = serde_json::from_str(&ack[3..]).unwrap();
+    let ack = &ack[0];
+    assert_eq!(ack["accepted"], 0, "{ack}");
+    let reasons: Vec<&str> =
+        ack["rejected"].as_array().unwrap().iter().map(|r| r["reason"].as_str().unwrap()).collect();
+    assert_eq!(reasons.len(), 7, "{ack}");
+    for (i, want) in ["quantity must be", "quantity must be", "price must be", "quantity must be", "price must be"]
+        .iter()
+        .enumerate()
+    {
+        assert!(reasons[i].starts_with(want), "{i}: {reasons:?}");
+    }
+    assert!(reasons[5].contains("qty") || reasons[5].contains("number"), "{reasons:?}");
+    let (status, hist) = server.get_json("/api/historical/POISON?interval=1m&limit=5").await;
+    assert!(status == 404 || hist["data"].as_array().is_some_and(Vec::is_empty), "no bar: {status} {hist}");
+}
