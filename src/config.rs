@@ -102,6 +102,7 @@ pub struct ScriptsConfig {
     pub host_limits_exempt: Vec<String>,
     pub max_csv_columns: usize,
     pub max_csv_rows: usize,
+    pub max_indicator_values: usize,
 }
 
 /// Strategies run live from the start (`[strategies]`).

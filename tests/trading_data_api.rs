@@ -219,3 +219,21 @@ async fn csvs_over_the_row_limit_are_refused_whole() {
     let body: Value = r.json().await.unwrap();
     assert_eq!((body["error"].as_str(), body["limit"].as_str()), (Some("too_many_rows"), Some("scripts.max_csv_rows")));
 }
+
+/// Indicator values are bounded in total: rows whose values do not fit are refused with the limit named,
+/// the others kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indicator_values_are_bounded_in_total() {
+    let server = server(&[("scripts.max_indicator_values", Toml::Integer(3))]).await;
+    let r = reqwest::Client::new()
+        .post(server.url("/api/trading-data"))
+        .bearer_auth(KEY)
+        .json(&json!({"market_data_csv": MARKET_CSV}))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!((body["status"].as_str(), body["market_data"].as_u64()), (Some("partial"), Some(1)), "{body}");
+    assert_eq!(body["errors"][0]["line"], 3, "{body}");
+    assert!(body["errors"][0]["reason"].as_str().unwrap().contains("max_indicator_values"), "{body}");
+}

@@ -256,8 +256,21 @@ impl Scripts {
             };
             let mut bars = Vec::with_capacity(rows.len());
             let mut sent = Vec::with_capacity(rows.len());
+            // Indicator values are checked against the store's total before their bars go in, so a row
+            // is kept whole or refused whole.
+            let mut room = self.indicators.remaining();
             for &i in &rows {
                 let row = &parsed.rows[i];
+                if row.indicators.len() > room {
+                    parsed.refuse(
+                        row.line,
+                        "the server holds the most indicator values it keeps ([scripts] max_indicator_values); \
+                         send the row without indicator columns"
+                            .into(),
+                    );
+                    continue;
+                }
+                room -= row.indicators.len();
                 if interval.align(row.timestamp) != row.timestamp {
                     let reason = format!(
                         "timestamp {} is not aligned to the {interval} interval",
@@ -301,7 +314,10 @@ impl Scripts {
                     parsed.refuse(row.line, reason.clone());
                 } else {
                     kept[i] = true;
-                    self.indicators.set(&symbol, interval, row.timestamp, row.indicators.clone());
+                    // Fits but for a concurrent upload's values: the bar is kept, its values dropped.
+                    if !self.indicators.set(&symbol, interval, row.timestamp, row.indicators.clone()) {
+                        tracing::debug!(symbol, "indicator values over max_indicator_values dropped");
+                    }
                 }
             }
         }

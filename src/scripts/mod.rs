@@ -75,7 +75,7 @@ impl Scripts {
             csv_limits: csv::CsvLimits { max_columns: config.max_csv_columns, max_rows: config.max_csv_rows },
             parse_slots: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
             trades: TradeStore::new(config.max_trades_per_symbol),
-            indicators: IndicatorStore::new(history),
+            indicators: IndicatorStore::new(history, config.max_indicator_values),
             stats: ScriptStats::default(),
         }
     }
