@@ -211,3 +211,34 @@ async fn poison_trades_over_socketio_are_refused_with_a_reason() {
     let (status, hist) = server.get_json("/api/historical/POISON?interval=1m&limit=5").await;
     assert!(status == 404 || hist["data"].as_array().is_some_and(Vec::is_empty), "no bar: {status} {hist}");
 }
+
+/// Over WebSocket too, a client's Engine.IO ping closes its session (1002, with the reason).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_ping_over_websocket_closes_the_session() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let server = server(&[]).await;
+    let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", server.addr);
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let open = ws.next().await.unwrap().unwrap();
+    assert!(open.to_text().unwrap().starts_with("0{"), "{open:?}");
+    ws.send(Message::text("40")).await.unwrap();
+    for _ in 0..1000 {
+        if ws.send(Message::text("2")).await.is_err() {
+            break;
+        }
+    }
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), ws.next()).await.expect("closed in time") {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                assert_eq!(u16::from(frame.code), 1002);
+                assert!(frame.reason.contains("ping from a client"), "{}", frame.reason);
+                break;
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+    let scripts = no_sessions(&server).await;
+    assert_eq!(scripts["malformed_packets"], 1, "{scripts}");
+}

@@ -227,6 +227,8 @@ impl Scripts {
     /// The newest `limit` executed trades (of `symbol`, or all), sorted on the blocking pool: with every
     /// symbol that is up to `max_trades_per_symbol` × symbols trades.
     pub async fn recent_trades(self: &Arc<Self>, symbol: Option<String>, limit: usize) -> Vec<ExecutedTrade> {
+        // Shares the upload parsers' slots: at most one sort per core, whoever asks.
+        let Ok(_permit) = self.parse_slots.acquire().await else { return Vec::new() };
         let scripts = self.clone();
         actix_web::web::block(move || scripts.trades.recent(symbol.as_deref(), limit)).await.unwrap_or_default()
     }

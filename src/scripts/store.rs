@@ -35,15 +35,16 @@ impl TradeStore {
     /// The newest `limit` trades of `symbol` (or of every symbol), oldest first by timestamp.
     pub fn recent(&self, symbol: Option<&str>, limit: usize) -> Vec<ExecutedTrade> {
         let map = self.by_symbol.read().unwrap_or_else(|e| e.into_inner());
-        let mut out: Vec<ExecutedTrade> = match symbol {
-            Some(s) => map.get(s).map(|l| l.iter().cloned().collect()).unwrap_or_default(),
-            None => map.values().flatten().cloned().collect(),
+        // References are sorted and only the `limit` kept are cloned: every symbol's trades together may
+        // be a million.
+        let mut refs: Vec<&ExecutedTrade> = match symbol {
+            Some(s) => map.get(s).map(|l| l.iter().collect()).unwrap_or_default(),
+            None => map.values().flatten().collect(),
         };
         // Stable: trades of one timestamp keep their arrival order.
-        out.sort_by_key(|t| t.timestamp);
-        let skip = out.len().saturating_sub(limit);
-        out.drain(..skip);
-        out
+        refs.sort_by_key(|t| t.timestamp);
+        let skip = refs.len().saturating_sub(limit);
+        refs[skip..].iter().map(|t| (*t).clone()).collect()
     }
 }
 
