@@ -2,7 +2,7 @@
 //! handshakes per second per host, sessions open at once on the server. A handshake over a budget is
 //! refused before a session exists, so a refused client costs nothing but the refusal.
 //!
-//! Hosts in `[scripts] host_limits_exempt` (loopback by default, so load tests from 127.0.0.1 can open
+//! A host is an IPv4 address, or an IPv6 /64. Hosts in `[scripts] host_limits_exempt` (loopback by default, so load tests from 127.0.0.1 can open
 //! thousands of sessions) skip the per-host budgets; the total cap holds for everyone.
 
 use std::collections::HashMap;
@@ -78,7 +78,7 @@ impl HostLimits {
         if c.total >= self.total {
             return Err(LimitError::Sessions(self.total));
         }
-        let host = peer.filter(|ip| !self.exempt.contains(&ip.to_canonical()));
+        let host = peer.filter(|ip| !self.exempt.contains(&ip.to_canonical())).map(host_key);
         if let Some(ip) = host {
             if c.hosts.len() > SWEEP_ABOVE {
                 sweep(&mut c.hosts);
@@ -105,6 +105,15 @@ impl HostLimits {
         if let Some(entry) = host.and_then(|ip| c.hosts.get_mut(&ip)) {
             entry.open = entry.open.saturating_sub(1);
         }
+    }
+}
+
+/// The host an address counts as: IPv4 (also when mapped into IPv6) as is; IPv6 by its /64, the block
+/// one subscriber usually gets whole (one address each would make the budget per IPv6 client moot).
+fn host_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        v4 => v4,
     }
 }
 
@@ -162,6 +171,16 @@ mod tests {
         assert_eq!(l.admit(ip("10.0.0.1")).err(), Some(LimitError::HandshakesPerSecond(2)));
         let _t = l.admit(ip("127.0.0.1")).unwrap();
         assert_eq!(l.admit(ip("127.0.0.1")).err(), Some(LimitError::Sessions(3)), "exempt hosts meet the total cap");
+    }
+
+    #[test]
+    fn ipv6_hosts_count_by_their_64_block() {
+        let l = limits(1, 100, 100, &[]);
+        let _a = l.admit(ip("2001:db8:1:2::1")).unwrap();
+        assert!(l.admit(ip("2001:db8:1:2:ffff::9")).is_err(), "same /64");
+        assert!(l.admit(ip("2001:db8:1:3::1")).is_ok(), "another /64");
+        let _v4 = l.admit(ip("10.0.0.1")).unwrap();
+        assert!(l.admit(ip("::ffff:10.0.0.1")).is_err(), "a mapped IPv4 address is that IPv4 host");
     }
 
     #[test]
