@@ -124,6 +124,13 @@ pub struct ScriptsConfig {
     pub market_data_interval: String,
     pub max_script_symbols: usize,
     pub max_upload_bytes: usize,
+    pub max_sessions: usize,
+    pub max_sessions_per_host: usize,
+    pub max_handshakes_per_second_per_host: u32,
+    pub host_limits_exempt: Vec<String>,
+    pub max_csv_columns: usize,
+    pub max_csv_rows: usize,
+    pub max_indicator_values: usize,
 }
 
 /// Strategies run live from the start (`[strategies]`).
@@ -190,6 +197,20 @@ impl Config {
             ),
             (self.scripts.outbound_queue_bytes >= 64 * 1024, "scripts.outbound_queue_bytes must be at least 65536"),
             (self.scripts.max_trades_per_symbol >= 1, "scripts.max_trades_per_symbol must be at least 1"),
+            (
+                self.scripts.max_sessions >= 1
+                    && self.scripts.max_sessions_per_host >= 1
+                    && self.scripts.max_handshakes_per_second_per_host >= 1,
+                "scripts.max_sessions, max_sessions_per_host and max_handshakes_per_second_per_host must be at least 1",
+            ),
+            (
+                self.scripts.host_limits_exempt.iter().all(|h| h.trim().parse::<std::net::IpAddr>().is_ok()),
+                "scripts.host_limits_exempt must list IP addresses (such as \"127.0.0.1\" or \"::1\")",
+            ),
+            (
+                self.scripts.max_csv_columns >= 16 && self.scripts.max_csv_rows >= 1,
+                "scripts.max_csv_columns must be at least 16 and scripts.max_csv_rows at least 1",
+            ),
             (
                 self.scripts.market_data_interval.is_empty()
                     || self.scripts.market_data_interval.parse::<candlecast_actors::model::Interval>().is_ok(),

@@ -114,7 +114,7 @@ async fn keys_sizes_and_bad_rows() {
     );
     assert_eq!(
         body["errors"],
-        json!([{"csv": "trades_csv", "line": 3, "reason": "quantity is not a number: \"zero\""}])
+        json!([{"csv": "trades_csv", "line": 3, "reason": "quantity is not a finite number: \"zero\""}])
     );
     let r = http.post(server.url("/api/trading-data")).bearer_auth(KEY).body("not json").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 400);
@@ -122,4 +122,118 @@ async fn keys_sizes_and_bad_rows() {
     let disabled = TestServer::start(&[]).await;
     let (status, body) = curl_upload(&disabled, Some("anything"), TRADES_CSV, MARKET_CSV);
     assert_eq!((status, body["error"].as_str()), (403, Some("scripts_disabled")), "{body}");
+}
+
+/// Poison values (1e308, inf, NaN, negative, overflowing text) are refused by line with a reason before
+/// any bar sees them; a CSV of 100,000 columns is refused whole with the limit named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_values_and_oversized_csvs_are_refused_with_a_reason() {
+    let server = server(&[]).await;
+    let http = reqwest::Client::new();
+    let trades = "timestamp,symbol,side,quantity,price\n\
+        2023-01-01T10:00:00,POISON,BUY,1e308,1\n\
+        2023-01-01T10:00:00,POISON,BUY,1e308,1\n\
+        2023-01-01T10:00:00,POISON,BUY,inf,1\n\
+        2023-01-01T10:00:00,POISON,BUY,NaN,1\n\
+        2023-01-01T10:00:00,POISON,BUY,-3,1\n\
+        2023-01-01T10:00:00,POISON,BUY,1,1e400\n";
+    let market = "timestamp,symbol,open,high,low,close,volume\n\
+        2023-01-01T10:00:00,POISON,1,1,1,1,1e300\n\
+        2023-01-01T10:01:00,POISON,1,1e13,1,1,1\n\
+        2023-01-01T10:02:00,POISON,1,1,1,1,-inf\n\
+        2023-01-01T10:03:00,POISON,0,1,0,1,1\n";
+    let r = http
+        .post(server.url("/api/trading-data"))
+        .bearer_auth(KEY)
+        .json(&json!({"trades_csv": trades, "market_data_csv": market}))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!((body["status"].as_str(), body["rejected"].as_u64()), (Some("error"), Some(10)), "{body}");
+    let reasons: Vec<String> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| format!("{} {} {}", e["csv"].as_str().unwrap(), e["line"], e["reason"].as_str().unwrap()))
+        .collect();
+    for want in [
+        "market_data_csv 2 volume must be at most",
+        "market_data_csv 3 high must be at most",
+        "market_data_csv 4 volume is not a finite number",
+        "market_data_csv 5 open must be above 0",
+        "trades_csv 2 quantity must be at most",
+        "trades_csv 3 quantity must be at most",
+        "trades_csv 4 quantity is not a finite number",
+        "trades_csv 5 quantity is not a finite number",
+        "trades_csv 6 quantity must be above 0",
+        "trades_csv 7 price is not a finite number",
+    ] {
+        assert!(reasons.iter().any(|r| r.starts_with(want)), "{want}: {reasons:?}");
+    }
+    let (status, hist) = server.get_json("/api/historical/POISON?interval=1m&limit=20").await;
+    assert!(status == 404 || hist["data"].as_array().is_some_and(Vec::is_empty), "no bar: {status} {hist}");
+    let (_, kept) = server.get_json("/api/trades?symbol=POISON").await;
+    assert_eq!(kept["trades"], json!([]));
+
+    let mut wide = String::from("timestamp,symbol,side,quantity,price");
+    for i in 0..100_000 {
+        wide.push_str(&format!(",c{i}"));
+    }
+    wide.push_str("\n2023-01-01T10:00:00,AAPL,BUY,1,1\n");
+    let r = http
+        .post(server.url("/api/trading-data"))
+        .bearer_auth(KEY)
+        .json(&json!({"trades_csv": wide, "market_data_csv": MARKET_CSV}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        (body["error"].as_str(), body["limit"].as_str()),
+        (Some("too_many_columns"), Some("scripts.max_csv_columns")),
+        "{body}"
+    );
+    assert!(body["detail"].as_str().unwrap().contains("100005 columns"), "{body}");
+    let (_, aapl) = server.get_json("/api/trades?symbol=AAPL").await;
+    assert_eq!(aapl["trades"], json!([]), "nothing of a refused upload is kept");
+    assert_eq!(server.stats().await["scripts"]["refused_csv_columns"], 1);
+    let m = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(m.contains("candlecast_refused_total{limit=\"scripts.max_csv_columns\"} 1"), "{m}");
+}
+
+/// Beyond max_csv_rows the upload is refused whole, naming the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csvs_over_the_row_limit_are_refused_whole() {
+    let server = server(&[("scripts.max_csv_rows", Toml::Integer(3))]).await;
+    let rows = "2023-01-01T10:00:00,AAPL,BUY,1,1\n".repeat(4);
+    let r = reqwest::Client::new()
+        .post(server.url("/api/trading-data"))
+        .bearer_auth(KEY)
+        .json(&json!({"trades_csv": format!("timestamp,symbol,side,quantity,price\n{rows}")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!((body["error"].as_str(), body["limit"].as_str()), (Some("too_many_rows"), Some("scripts.max_csv_rows")));
+}
+
+/// Indicator values are bounded in total: rows whose values do not fit are refused with the limit named,
+/// the others kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indicator_values_are_bounded_in_total() {
+    let server = server(&[("scripts.max_indicator_values", Toml::Integer(3))]).await;
+    let r = reqwest::Client::new()
+        .post(server.url("/api/trading-data"))
+        .bearer_auth(KEY)
+        .json(&json!({"market_data_csv": MARKET_CSV}))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!((body["status"].as_str(), body["market_data"].as_u64()), (Some("partial"), Some(1)), "{body}");
+    assert_eq!(body["errors"][0]["line"], 3, "{body}");
+    assert!(body["errors"][0]["reason"].as_str().unwrap().contains("max_indicator_values"), "{body}");
 }

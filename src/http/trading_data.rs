@@ -19,11 +19,11 @@ use serde_json::{json, Value};
 use super::admin::bearer_token;
 use super::cors;
 use super::error::ApiError;
-use crate::scripts::ingest::TradingData;
+use crate::scripts::ingest::{TradingData, UploadError};
 use crate::scripts::stats::ScriptStats;
 use crate::scripts::time::format_iso;
 use crate::scripts::AuthError;
-use crate::socketio::events::receive_trading_data;
+use crate::socketio::events::{receive_trading_data, upload_error_code};
 use crate::AppState;
 
 /// Executed trades answered when `limit` is not given.
@@ -40,6 +40,8 @@ pub enum TradingDataError {
     TooLarge(usize),
     #[error("{0}")]
     BadBody(String),
+    #[error(transparent)]
+    Upload(#[from] UploadError),
 }
 
 impl ResponseError for TradingDataError {
@@ -49,6 +51,8 @@ impl ResponseError for TradingDataError {
             TradingDataError::Auth(_) => StatusCode::UNAUTHORIZED,
             TradingDataError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             TradingDataError::BadBody(_) => StatusCode::BAD_REQUEST,
+            TradingDataError::Upload(UploadError::Limit(_)) => StatusCode::PAYLOAD_TOO_LARGE,
+            TradingDataError::Upload(UploadError::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -59,12 +63,17 @@ impl ResponseError for TradingDataError {
             TradingDataError::Origin(_) => "forbidden_origin",
             TradingDataError::TooLarge(_) => "payload_too_large",
             TradingDataError::BadBody(_) => "invalid_request",
+            TradingDataError::Upload(e) => upload_error_code(e),
         };
         let mut resp = HttpResponse::build(self.status_code());
         if self.status_code() == StatusCode::UNAUTHORIZED {
             resp.insert_header(("WWW-Authenticate", "Bearer"));
         }
-        resp.json(json!({ "error": code, "detail": self.to_string() }))
+        let mut body = json!({ "error": code, "detail": self.to_string() });
+        if let TradingDataError::Upload(UploadError::Limit(e)) = self {
+            body["limit"] = format!("scripts.{}", e.limit()).into();
+        }
+        resp.json(body)
     }
 }
 
@@ -92,7 +101,7 @@ pub async fn post_trading_data(
             "send trades_csv and/or market_data_csv (multipart form fields or JSON)".into(),
         ));
     }
-    let body = receive_trading_data(&state.socketio, data).await;
+    let body = receive_trading_data(&state.socketio, data).await?;
     let mut resp = HttpResponse::Ok().json(body);
     cors::decorate(&mut resp, &allowed);
     Ok(resp)
@@ -167,7 +176,7 @@ pub async fn trades(
         }
     };
     let symbol = query.get("symbol").map(|s| s.trim().to_ascii_uppercase()).filter(|s| !s.is_empty());
-    let trades = state.scripts.trades.recent(symbol.as_deref(), limit);
+    let trades = state.scripts.recent_trades(symbol.clone(), limit).await;
     let out: Vec<TradeOut> = trades.iter().map(|t| TradeOut { trade: t, time: format_iso(t.timestamp) }).collect();
     Ok(HttpResponse::Ok().json(json!({ "symbol": symbol, "trades": out })))
 }

@@ -7,16 +7,53 @@
 //!   column is the bar's trade count.
 //!
 //! Column names are matched case-insensitively, in any order; cells are trimmed.
+//!
+//! Parsing is linear in the text: the header is indexed once, so a row reads each cell once. A CSV wider
+//! than `max_columns` or longer than `max_rows` is refused as a whole ([`CsvLimitError`]), before any of
+//! it is kept. Prices, quantities and volumes are bounded so that no sum of them overflows to infinity.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use candlecast_actors::engine::valid_symbol;
+use candlecast_actors::model::{MAX_PRICE, MAX_QTY};
 use serde::Serialize;
 
 use super::time::parse_timestamp;
 
 /// Row errors listed in one report at most; the count still covers them all.
 pub const MAX_LISTED_ERRORS: usize = 1000;
+/// The largest volume of one market-data row: bars of coins priced in millionths trade 10^13 a day.
+pub const MAX_VOLUME: f64 = 1e18;
+/// The largest trade count of one market-data row (bars add them up as integers).
+pub const MAX_TRADE_COUNT: u64 = 1_000_000_000_000;
+/// The longest strategy name of an executed trade, in bytes (every kept trade stores its own).
+pub const MAX_STRATEGY_BYTES: usize = 200;
+
+/// How large one CSV may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CsvLimits {
+    pub max_columns: usize,
+    pub max_rows: usize,
+}
+
+/// A CSV over a limit: refused as a whole, nothing of it kept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CsvLimitError {
+    #[error("{csv} line {line} has {found} columns, more than the {max} allowed ([scripts] max_csv_columns)")]
+    Columns { csv: &'static str, line: u64, found: usize, max: usize },
+    #[error("{csv} has more than {max} rows ([scripts] max_csv_rows); split it into several uploads")]
+    Rows { csv: &'static str, max: usize },
+}
+
+impl CsvLimitError {
+    /// The config key of the limit.
+    pub fn limit(&self) -> &'static str {
+        match self {
+            CsvLimitError::Columns { .. } => "max_csv_columns",
+            CsvLimitError::Rows { .. } => "max_csv_rows",
+        }
+    }
+}
 
 /// One refused row (or the header, line 1).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -102,10 +139,14 @@ const TRADE_COLUMNS: [&str; 5] = ["timestamp", "symbol", "side", "quantity", "pr
 const MARKET_COLUMNS: [&str; 7] = ["timestamp", "symbol", "open", "high", "low", "close", "volume"];
 
 /// Parses a trades CSV.
-pub fn parse_trades(text: &str) -> Parsed<ExecutedTrade> {
-    parse(text, "trades_csv", &TRADE_COLUMNS, |row| {
-        let quantity = row.positive("quantity")?;
-        let price = row.positive("price")?;
+pub fn parse_trades(text: &str, limits: CsvLimits) -> Result<Parsed<ExecutedTrade>, CsvLimitError> {
+    parse(text, "trades_csv", &TRADE_COLUMNS, limits, |row| {
+        let quantity = row.positive("quantity", MAX_QTY)?;
+        let price = row.positive("price", MAX_PRICE)?;
+        let strategy = row.get("strategy");
+        if strategy.len() > MAX_STRATEGY_BYTES {
+            return Err(format!("strategy is longer than {MAX_STRATEGY_BYTES} bytes"));
+        }
         let side = match row.get("side").to_ascii_uppercase().as_str() {
             "BUY" => "BUY",
             "SELL" => "SELL",
@@ -118,16 +159,20 @@ pub fn parse_trades(text: &str) -> Parsed<ExecutedTrade> {
             quantity,
             price,
             profit_loss: row.optional_number("profit_loss")?,
-            strategy: row.get("strategy").to_owned(),
+            strategy: strategy.to_owned(),
         })
     })
 }
 
 /// Parses a market-data CSV.
-pub fn parse_market_data(text: &str) -> Parsed<MarketRow> {
-    parse(text, "market_data_csv", &MARKET_COLUMNS, |row| {
-        let [open, high, low, close] =
-            [row.positive("open")?, row.positive("high")?, row.positive("low")?, row.positive("close")?];
+pub fn parse_market_data(text: &str, limits: CsvLimits) -> Result<Parsed<MarketRow>, CsvLimitError> {
+    parse(text, "market_data_csv", &MARKET_COLUMNS, limits, |row| {
+        let [open, high, low, close] = [
+            row.positive("open", MAX_PRICE)?,
+            row.positive("high", MAX_PRICE)?,
+            row.positive("low", MAX_PRICE)?,
+            row.positive("close", MAX_PRICE)?,
+        ];
         if low > open.min(close) || high < open.max(close) {
             return Err(format!(
                 "prices are inconsistent: low {low} and high {high} must enclose open {open} and close {close}"
@@ -137,14 +182,22 @@ pub fn parse_market_data(text: &str) -> Parsed<MarketRow> {
         if volume < 0.0 {
             return Err(format!("volume must not be negative, got {volume}"));
         }
+        if volume > MAX_VOLUME {
+            return Err(format!("volume must be at most {MAX_VOLUME:e}, got {volume:e}"));
+        }
         let trades = match row.get("trades") {
             "" => None,
-            t => Some(t.parse::<u64>().map_err(|_| format!("trades must be a whole number, got {t:?}"))?),
+            t => Some(
+                t.parse::<u64>()
+                    .ok()
+                    .filter(|n| *n <= MAX_TRADE_COUNT)
+                    .ok_or_else(|| format!("trades must be a whole number up to {MAX_TRADE_COUNT}, got {t:?}"))?,
+            ),
         };
         let mut indicators = BTreeMap::new();
-        for name in row.extra_columns(&MARKET_COLUMNS) {
-            if let Some(v) = row.optional_number(name)? {
-                indicators.insert(name.to_owned(), v);
+        for (name, index) in row.columns.extra.iter() {
+            if let Some(v) = row.optional_number_at(name, *index)? {
+                indicators.insert(name.clone(), v);
             }
         }
         Ok(MarketRow {
@@ -162,42 +215,70 @@ pub fn parse_market_data(text: &str) -> Parsed<MarketRow> {
     })
 }
 
-/// One data row with its header, for the field readers.
+/// Where each named column is, found once per CSV (a row lookup is then O(1), not a header scan).
+struct Columns {
+    /// Lowercase name → position; the first of duplicate names wins.
+    index: HashMap<String, usize>,
+    /// Indicator columns (outside the known ones and `trades`), in header order, with their positions.
+    extra: Vec<(String, usize)>,
+}
+
+impl Columns {
+    fn new(header: &[String], known: &[&str]) -> Columns {
+        let mut index = HashMap::with_capacity(header.len());
+        let mut extra = Vec::new();
+        for (i, name) in header.iter().enumerate() {
+            if index.contains_key(name) {
+                continue;
+            }
+            index.insert(name.clone(), i);
+            if !name.is_empty() && !known.contains(&name.as_str()) && name != "trades" {
+                extra.push((name.clone(), i));
+            }
+        }
+        Columns { index, extra }
+    }
+}
+
+/// One data row with its column positions, for the field readers.
 struct Row<'a> {
     line: u64,
-    header: &'a [String],
+    columns: &'a Columns,
     record: &'a csv::StringRecord,
 }
 
 impl Row<'_> {
     fn get(&self, column: &str) -> &str {
-        self.header.iter().position(|h| h == column).and_then(|i| self.record.get(i)).unwrap_or("")
+        self.columns.index.get(column).and_then(|&i| self.record.get(i)).unwrap_or("")
     }
 
     fn number(&self, column: &str) -> Result<f64, String> {
-        match self.get(column) {
-            "" => Err(format!("{column} is empty")),
-            raw => raw
-                .parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite())
-                .ok_or_else(|| format!("{column} is not a number: {raw:?}")),
-        }
+        parse_number(column, self.get(column))
     }
 
-    fn positive(&self, column: &str) -> Result<f64, String> {
+    /// A finite number above 0 and at most `max` (larger ones would overflow sums to infinity).
+    fn positive(&self, column: &str, max: f64) -> Result<f64, String> {
         let v = self.number(column)?;
-        if v > 0.0 {
-            Ok(v)
-        } else {
+        if v <= 0.0 {
             Err(format!("{column} must be above 0, got {v}"))
+        } else if v > max {
+            Err(format!("{column} must be at most {max:e}, got {v:e}"))
+        } else {
+            Ok(v)
         }
     }
 
     fn optional_number(&self, column: &str) -> Result<Option<f64>, String> {
         match self.get(column) {
             "" => Ok(None),
-            _ => self.number(column).map(Some),
+            raw => parse_number(column, raw).map(Some),
+        }
+    }
+
+    fn optional_number_at(&self, column: &str, index: usize) -> Result<Option<f64>, String> {
+        match self.record.get(index).unwrap_or("") {
+            "" => Ok(None),
+            raw => parse_number(column, raw).map(Some),
         }
     }
 
@@ -213,49 +294,67 @@ impl Row<'_> {
             Err(format!("symbol {:?} is not valid (1-20 letters, digits, - _ .)", self.get("symbol")))
         }
     }
+}
 
-    /// Header names outside `known` (and the optional columns every CSV may have).
-    fn extra_columns<'h>(&'h self, known: &'h [&str]) -> impl Iterator<Item = &'h str> + 'h {
-        self.header.iter().map(String::as_str).filter(move |h| !h.is_empty() && !known.contains(h) && *h != "trades")
+/// A finite number (`inf`, `NaN` and overflowing text such as `1e400` are refused).
+fn parse_number(column: &str, raw: &str) -> Result<f64, String> {
+    if raw.is_empty() {
+        return Err(format!("{column} is empty"));
     }
+    raw.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| format!("{column} is not a finite number: {raw:?}"))
 }
 
 fn parse<T>(
     text: &str,
     csv_name: &'static str,
     required: &[&str],
+    limits: CsvLimits,
     read: impl Fn(&Row) -> Result<T, String>,
-) -> Parsed<T> {
+) -> Result<Parsed<T>, CsvLimitError> {
     let mut parsed = Parsed::new(csv_name);
     if text.trim().is_empty() {
-        return parsed;
+        return Ok(parsed);
     }
+    let too_wide =
+        |line: u64, found: usize| CsvLimitError::Columns { csv: csv_name, line, found, max: limits.max_columns };
     let mut reader =
         csv::ReaderBuilder::new().has_headers(true).flexible(true).trim(csv::Trim::All).from_reader(text.as_bytes());
     parsed.header = match reader.headers() {
         Ok(h) => h.iter().map(|c| c.to_ascii_lowercase()).collect(),
         Err(e) => {
             parsed.refuse(1, format!("unreadable header: {e}"));
-            return parsed;
+            return Ok(parsed);
         }
     };
+    if parsed.header.len() > limits.max_columns {
+        return Err(too_wide(1, parsed.header.len()));
+    }
     let missing: Vec<&str> = required.iter().copied().filter(|c| !parsed.header.iter().any(|h| h == c)).collect();
     if !missing.is_empty() {
         parsed.refuse(1, format!("header lacks column(s) {}; expected {}", missing.join(", "), required.join(",")));
-        return parsed;
+        return Ok(parsed);
     }
+    let columns = Columns::new(&parsed.header, required);
     let mut record = csv::StringRecord::new();
+    let mut rows = 0;
     loop {
         let line = reader.position().line();
         match reader.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {
                 let line = record.position().map_or(line, |p| p.line());
+                rows += 1;
+                if rows > limits.max_rows {
+                    return Err(CsvLimitError::Rows { csv: csv_name, max: limits.max_rows });
+                }
+                if record.len() > limits.max_columns {
+                    return Err(too_wide(line, record.len()));
+                }
                 if record.len() != parsed.header.len() {
                     parsed.refuse(line, format!("expected {} fields, got {}", parsed.header.len(), record.len()));
                     continue;
                 }
-                match read(&Row { line, header: &parsed.header, record: &record }) {
+                match read(&Row { line, columns: &columns, record: &record }) {
                     Ok(row) => {
                         parsed.rows.push(row);
                         parsed.records.push(record.clone());
@@ -273,19 +372,21 @@ fn parse<T>(
             }
         }
     }
-    parsed
+    Ok(parsed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const L: CsvLimits = CsvLimits { max_columns: 64, max_rows: 100_000 };
+
     const SEED_TRADES: &str = "timestamp,symbol,side,quantity,price,profit_loss,strategy\n2023-01-01T10:00:00,AAPL,BUY,100,150.00,25.50,Three Red Bodies\n2023-01-01T10:05:00,TSLA,SELL,50,800.00,-15.25,Three Red Bodies\n";
     const SEED_MARKET: &str = "timestamp,symbol,open,high,low,close,volume,rsi,signal_strength\n2023-01-01T10:00:00,AAPL,149.50,151.00,149.00,150.00,50000,65.5,0.75\n2023-01-01T10:05:00,TSLA,799.00,805.00,795.00,800.00,25000,45.2,0.85\n";
 
     #[test]
     fn seed_examples_parse() {
-        let t = parse_trades(SEED_TRADES);
+        let t = parse_trades(SEED_TRADES, L).unwrap();
         assert_eq!((t.rows.len(), t.rejected), (2, 0), "{:?}", t.errors);
         assert_eq!(
             t.rows[1],
@@ -301,7 +402,7 @@ mod tests {
         );
         assert_eq!(t.to_csv(|_| true), SEED_TRADES);
         assert_eq!(t.to_csv(|_| false), "", "no rows, no text");
-        let m = parse_market_data(SEED_MARKET);
+        let m = parse_market_data(SEED_MARKET, L).unwrap();
         assert_eq!((m.rows.len(), m.rejected), (2, 0), "{:?}", m.errors);
         assert_eq!(
             m.rows[0].indicators,
@@ -322,13 +423,13 @@ mod tests {
             2023-01-01T10:05:00,AAPL,BUY\n\
             2023-01-01T10:06:00,BAD SYMBOL!,BUY,1,1,1,S\n\
             2023-01-01T10:07:00,aapl,sell,2,151,,\n";
-        let t = parse_trades(text);
+        let t = parse_trades(text, L).unwrap();
         let lines: Vec<(u64, &str)> = t.errors.iter().map(|e| (e.line, e.reason.as_str())).collect();
         let expect = [
             (3, "timestamp"),
             (4, "side must be BUY or SELL"),
             (5, "quantity must be above 0"),
-            (6, "price is not a number"),
+            (6, "price is not a finite number"),
             (7, "expected 7 fields, got 3"),
             (8, "symbol"),
         ];
@@ -352,12 +453,12 @@ mod tests {
             AAPL,2023-01-01T10:02:00,10,12,9,11,-5,50,7\n\
             AAPL,2023-01-01T10:03:00,10,12,9,11,5,high,7\n\
             AAPL,2023-01-01T10:04:00,10,12,9,11,5,,1.5\n";
-        let m = parse_market_data(text);
+        let m = parse_market_data(text, L).unwrap();
         let reasons: Vec<String> = m.errors.iter().map(|e| format!("{} {}", e.line, e.reason)).collect();
         assert_eq!(reasons.len(), 4, "{reasons:?}");
         assert!(reasons[0].starts_with("3 prices are inconsistent"), "{reasons:?}");
         assert!(reasons[1].starts_with("4 volume must not be negative"), "{reasons:?}");
-        assert!(reasons[2].starts_with("5 rsi is not a number"), "{reasons:?}");
+        assert!(reasons[2].starts_with("5 rsi is not a finite number"), "{reasons:?}");
         assert!(reasons[3].starts_with("6 trades must be a whole number"), "{reasons:?}");
         assert_eq!(m.rows.len(), 1);
         assert_eq!((m.rows[0].trades, m.rows[0].indicators.get("rsi")), (Some(7), Some(&50.0)));
@@ -365,16 +466,16 @@ mod tests {
 
     #[test]
     fn missing_columns_and_empty_text() {
-        let t = parse_trades("timestamp,symbol,price\n2023-01-01,AAPL,1\n");
+        let t = parse_trades("timestamp,symbol,price\n2023-01-01,AAPL,1\n", L).unwrap();
         assert_eq!((t.rows.len(), t.rejected, t.errors[0].line), (0, 1, 1));
         assert!(t.errors[0].reason.contains("side, quantity"), "{}", t.errors[0].reason);
-        let e = parse_market_data("  \n");
+        let e = parse_market_data("  \n", L).unwrap();
         assert_eq!((e.rows.len(), e.rejected), (0, 0));
     }
 
     #[test]
     fn quoted_fields_and_crlf() {
-        let t = parse_trades("timestamp,symbol,side,quantity,price,profit_loss,strategy\r\n2023-01-01T10:00:00,AAPL,BUY,1,2,3,\"Cross, fast\"\r\n");
+        let t = parse_trades("timestamp,symbol,side,quantity,price,profit_loss,strategy\r\n2023-01-01T10:00:00,AAPL,BUY,1,2,3,\"Cross, fast\"\r\n", L).unwrap();
         assert_eq!(t.rows[0].strategy, "Cross, fast");
     }
 
@@ -384,7 +485,52 @@ mod tests {
         for _ in 0..(MAX_LISTED_ERRORS + 5) {
             text.push_str("x,AAPL,BUY,1,1\n");
         }
-        let t = parse_trades(&text);
+        let t = parse_trades(&text, L).unwrap();
         assert_eq!((t.errors.len(), t.rejected), (MAX_LISTED_ERRORS, MAX_LISTED_ERRORS + 5));
+    }
+
+    /// A header of 100,000 columns is refused at once, naming the limit (and read in linear time).
+    #[test]
+    fn wide_and_long_csvs_are_refused_whole() {
+        let mut wide = String::from("timestamp,symbol,open,high,low,close,volume");
+        for i in 0..100_000 {
+            wide.push_str(&format!(",x{i}"));
+        }
+        wide.push_str("\n2023-01-01T10:00:00,AAPL,1,1,1,1,1\n");
+        let e = parse_market_data(&wide, L).unwrap_err();
+        assert_eq!((e.limit(), e.to_string().contains("100007 columns")), ("max_csv_columns", true), "{e}");
+        let row_too_wide = format!("timestamp,symbol,side,quantity,price\nx{}\n", ",1".repeat(100));
+        assert!(matches!(parse_trades(&row_too_wide, L), Err(CsvLimitError::Columns { line: 2, found: 101, .. })));
+        let long = format!("timestamp,symbol,side,quantity,price\n{}", "2023-01-01,A,BUY,1,1\n".repeat(11));
+        let small = CsvLimits { max_columns: 64, max_rows: 10 };
+        assert_eq!(parse_trades(&long, small).unwrap_err().limit(), "max_csv_rows");
+        assert_eq!(parse_trades(&long, CsvLimits { max_rows: 11, ..small }).unwrap().rows.len(), 11);
+    }
+
+    #[test]
+    fn poison_values_are_refused_by_line() {
+        let text = "timestamp,symbol,side,quantity,price\n\
+            2023-01-01T10:00:00,A,BUY,1e308,1\n\
+            2023-01-01T10:00:00,A,BUY,inf,1\n\
+            2023-01-01T10:00:00,A,BUY,NaN,1\n\
+            2023-01-01T10:00:00,A,BUY,1,1e400\n\
+            2023-01-01T10:00:00,A,BUY,1,1\n";
+        let t = parse_trades(text, L).unwrap();
+        let reasons: Vec<String> = t.errors.iter().map(|e| format!("{} {}", e.line, e.reason)).collect();
+        assert_eq!(t.rows.len(), 1, "{reasons:?}");
+        assert!(reasons[0].starts_with("2 quantity must be at most"), "{reasons:?}");
+        assert!(reasons[1].starts_with("3 quantity is not a finite number"), "{reasons:?}");
+        assert!(reasons[2].starts_with("4 quantity is not a finite number"), "{reasons:?}");
+        assert!(reasons[3].starts_with("5 price is not a finite number"), "{reasons:?}");
+        let market = "timestamp,symbol,open,high,low,close,volume,trades\n\
+            2023-01-01T10:00:00,A,1,1,1,1,1e300,\n\
+            2023-01-01T10:00:00,A,1,1e13,1,1,1,\n\
+            2023-01-01T10:00:00,A,1,1,1,1,1,18446744073709551615\n";
+        let m = parse_market_data(market, L).unwrap();
+        let reasons: Vec<&str> = m.errors.iter().map(|e| e.reason.as_str()).collect();
+        assert_eq!(m.rows.len(), 0, "{reasons:?}");
+        assert!(reasons[0].starts_with("volume must be at most"), "{reasons:?}");
+        assert!(reasons[1].starts_with("high must be at most"), "{reasons:?}");
+        assert!(reasons[2].starts_with("trades must be a whole number up to"), "{reasons:?}");
     }
 }

@@ -3,6 +3,7 @@
 //! stores. Shared by the Socket.IO events and the REST endpoint.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use candlecast_actors::aggregator::UpsertBars;
 use candlecast_actors::engine::valid_symbol;
@@ -11,7 +12,7 @@ use candlecast_actors::model::{now_ms, Bar, Interval, Side, Symbol, Trade};
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 
-use super::csv::{parse_market_data, parse_trades, MarketRow, Parsed, RowError};
+use super::csv::{parse_market_data, parse_trades, CsvLimitError, ExecutedTrade, MarketRow, Parsed, RowError};
 use super::stats::ScriptStats;
 use super::Scripts;
 
@@ -46,6 +47,15 @@ pub struct TradingData {
     /// Echoed back in `data_received` and `trading_update`; now (ISO 8601) when absent.
     #[serde(default)]
     pub timestamp: Option<serde_json::Value>,
+}
+
+/// Why a CSV upload was refused as a whole.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UploadError {
+    #[error(transparent)]
+    Limit(#[from] CsvLimitError),
+    #[error("the upload could not be parsed: the server is shutting down")]
+    Unavailable,
 }
 
 /// A refused trade: its position in the batch and why.
@@ -143,21 +153,46 @@ impl Scripts {
     }
 
     /// Seed 003's CSV pair: executed trades are kept, market-data rows become bars with their indicator
-    /// values. Every refused row is reported by line; the good rows are kept.
+    /// values. Every refused row is reported by line; the good rows are kept. A CSV over a size limit is
+    /// refused whole, before anything of the upload is kept.
+    ///
+    /// Parsing and writing the kept rows back as text run on the blocking pool, a few uploads at a time
+    /// (one per core), never on the HTTP worker or the session's thread.
     pub async fn apply_trading_data(
         &self,
-        trades_csv: Option<&str>,
-        market_data_csv: Option<&str>,
-    ) -> TradingDataReport {
-        let trades = parse_trades(trades_csv.unwrap_or(""));
+        trades_csv: Option<String>,
+        market_data_csv: Option<String>,
+    ) -> Result<TradingDataReport, UploadError> {
+        let _permit = self.parse_slots.acquire().await.map_err(|_| UploadError::Unavailable)?;
+        let limits = self.csv_limits;
+        let parsed = actix_web::web::block(move || -> Result<_, CsvLimitError> {
+            let trades = parse_trades(trades_csv.as_deref().unwrap_or(""), limits)?;
+            let market = parse_market_data(market_data_csv.as_deref().unwrap_or(""), limits)?;
+            let trades_text = trades.to_csv(|_| true);
+            Ok((trades, trades_text, market))
+        })
+        .await
+        .map_err(|_| UploadError::Unavailable)?;
+        let (trades, trades_csv, mut market) = match parsed {
+            Ok(p) => p,
+            Err(e) => {
+                let counter = match e {
+                    CsvLimitError::Columns { .. } => &self.stats.refused_csv_columns,
+                    CsvLimitError::Rows { .. } => &self.stats.refused_csv_rows,
+                };
+                ScriptStats::add(counter, 1);
+                return Err(e.into());
+            }
+        };
         self.trades.add(&trades.rows);
-        let mut market = parse_market_data(market_data_csv.unwrap_or(""));
         let (kept, bars) = self.apply_market_data(&mut market).await;
         let kept_rows = kept.iter().filter(|k| **k).count();
         let rejected = trades.rejected + market.rejected;
-        let mut errors = trades.errors.clone();
-        errors.extend(market.errors.iter().cloned());
+        let mut errors = trades.errors;
+        errors.append(&mut market.errors);
         errors.sort_by_key(|e| (e.csv, e.line));
+        let market_data_csv =
+            actix_web::web::block(move || market.to_csv(|i| kept[i])).await.map_err(|_| UploadError::Unavailable)?;
         ScriptStats::add(&self.stats.executed_trades, trades.rows.len() as u64);
         ScriptStats::add(&self.stats.market_data_rows, kept_rows as u64);
         ScriptStats::add(&self.stats.csv_rows_rejected, rejected as u64);
@@ -176,7 +211,7 @@ impl Scripts {
                 ),
             ),
         };
-        TradingDataReport {
+        Ok(TradingDataReport {
             status,
             message,
             trades: trades.rows.len(),
@@ -184,9 +219,18 @@ impl Scripts {
             rejected,
             errors,
             bars,
-            trades_csv: trades.to_csv(|_| true),
-            market_data_csv: market.to_csv(|i| kept[i]),
-        }
+            trades_csv,
+            market_data_csv,
+        })
+    }
+
+    /// The newest `limit` executed trades (of `symbol`, or all), sorted on the blocking pool: with every
+    /// symbol that is up to `max_trades_per_symbol` × symbols trades.
+    pub async fn recent_trades(self: &Arc<Self>, symbol: Option<String>, limit: usize) -> Vec<ExecutedTrade> {
+        // Shares the upload parsers' slots: at most one sort per core, whoever asks.
+        let Ok(_permit) = self.parse_slots.acquire().await else { return Vec::new() };
+        let scripts = self.clone();
+        actix_web::web::block(move || scripts.trades.recent(symbol.as_deref(), limit)).await.unwrap_or_default()
     }
 
     /// Puts market-data rows in place, per symbol, oldest first. Returns which rows were kept.
@@ -214,8 +258,21 @@ impl Scripts {
             };
             let mut bars = Vec::with_capacity(rows.len());
             let mut sent = Vec::with_capacity(rows.len());
+            // Indicator values are checked against the store's total before their bars go in, so a row
+            // is kept whole or refused whole.
+            let mut room = self.indicators.remaining();
             for &i in &rows {
                 let row = &parsed.rows[i];
+                if row.indicators.len() > room {
+                    parsed.refuse(
+                        row.line,
+                        "the server holds the most indicator values it keeps ([scripts] max_indicator_values); \
+                         send the row without indicator columns"
+                            .into(),
+                    );
+                    continue;
+                }
+                room -= row.indicators.len();
                 if interval.align(row.timestamp) != row.timestamp {
                     let reason = format!(
                         "timestamp {} is not aligned to the {interval} interval",
@@ -259,7 +316,10 @@ impl Scripts {
                     parsed.refuse(row.line, reason.clone());
                 } else {
                     kept[i] = true;
-                    self.indicators.set(&symbol, interval, row.timestamp, row.indicators.clone());
+                    // Fits but for a concurrent upload's values: the bar is kept, its values dropped.
+                    if !self.indicators.set(&symbol, interval, row.timestamp, row.indicators.clone()) {
+                        tracing::debug!(symbol, "indicator values over max_indicator_values dropped");
+                    }
                 }
             }
         }
@@ -306,7 +366,7 @@ fn to_trade(input: TradeInput, now: i64) -> Result<Trade, String> {
         }
         Some(TimeInput::Text(t)) => super::time::parse_timestamp(&t)?,
     };
-    Ok(Trade {
+    let trade = Trade {
         symbol: Symbol::from(symbol.as_str()),
         price: input.price,
         qty: input.qty,
@@ -314,7 +374,10 @@ fn to_trade(input: TradeInput, now: i64) -> Result<Trade, String> {
         exchange_ts,
         received_ts: now,
         id: 0,
-    })
+    };
+    // Here, before the symbol is looked up (or created) and the aggregator sees it.
+    trade.validate().map_err(|e| e.to_string())?;
+    Ok(trade)
 }
 
 #[cfg(test)]
@@ -336,6 +399,16 @@ mod tests {
         assert!(to_trade(input("not valid!", None, None), 5).unwrap_err().contains("symbol"));
         assert!(to_trade(input("X", Some("hold"), None), 5).unwrap_err().contains("side"));
         assert!(to_trade(input("X", None, Some(TimeInput::Text("soon".into()))), 5).unwrap_err().contains("timestamp"));
+    }
+
+    #[test]
+    fn poison_values_are_refused_with_a_reason() {
+        for (price, qty, what) in
+            [(10.0, 1e308, "quantity"), (10.0, -1.0, "quantity"), (10.0, 0.0, "quantity"), (1e300, 1.0, "price")]
+        {
+            let t = TradeInput { price, qty, ..input("X", None, None) };
+            assert!(to_trade(t, 5).unwrap_err().contains(what), "{price} {qty}");
+        }
     }
 
     #[test]

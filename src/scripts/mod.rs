@@ -54,6 +54,9 @@ pub struct Scripts {
     max_script_symbols: usize,
     /// Symbols scripts created, to cap them.
     created: Mutex<HashSet<String>>,
+    csv_limits: csv::CsvLimits,
+    /// CSV uploads parsed at once (one per core); more wait their turn without holding a thread.
+    parse_slots: tokio::sync::Semaphore,
     pub trades: TradeStore,
     pub indicators: IndicatorStore,
     pub stats: ScriptStats,
@@ -69,8 +72,10 @@ impl Scripts {
             market_data_interval: config.market_data_interval.parse().ok(),
             max_script_symbols: config.max_script_symbols,
             created: Mutex::default(),
+            csv_limits: csv::CsvLimits { max_columns: config.max_csv_columns, max_rows: config.max_csv_rows },
+            parse_slots: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
             trades: TradeStore::new(config.max_trades_per_symbol),
-            indicators: IndicatorStore::new(history),
+            indicators: IndicatorStore::new(history, config.max_indicator_values),
             stats: ScriptStats::default(),
         }
     }

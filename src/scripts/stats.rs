@@ -44,7 +44,21 @@ counters! {
     oversize_payloads: "Payloads refused for being over max_payload_bytes or max_upload_bytes",
     rate_limited_events: "Events refused for being over max_events_per_second",
     slow_client_disconnects: "Socket.IO clients closed because their outbound queue overflowed",
+    refused_sessions_per_host: "Socket.IO handshakes refused: the host had max_sessions_per_host sessions open",
+    refused_handshakes_per_host: "Socket.IO handshakes refused: the host was over max_handshakes_per_second_per_host",
+    refused_sessions_total: "Socket.IO handshakes refused: the server had max_sessions sessions open",
+    refused_csv_columns: "CSV uploads refused for having more than max_csv_columns columns",
+    refused_csv_rows: "CSV uploads refused for having more than max_csv_rows rows",
 }
+
+/// The refusal counters above, by the `limit` label of `candlecast_refused_total` (the config key).
+const REFUSALS: &[(&str, &str)] = &[
+    ("refused_sessions_per_host", "scripts.max_sessions_per_host"),
+    ("refused_handshakes_per_host", "scripts.max_handshakes_per_second_per_host"),
+    ("refused_sessions_total", "scripts.max_sessions"),
+    ("refused_csv_columns", "scripts.max_csv_columns"),
+    ("refused_csv_rows", "scripts.max_csv_rows"),
+];
 
 impl ScriptStats {
     /// Adds to a counter.
@@ -78,6 +92,9 @@ pub fn stats_json(state: &crate::AppState) -> Map<String, Value> {
     let mut out = state.scripts.stats.snapshot();
     let (polling, websocket) = state.socketio.sessions_by_transport();
     out.insert("socketio_sessions".into(), serde_json::json!({ "polling": polling, "websocket": websocket }));
+    let (queued, largest) = state.socketio.sessions.queued_cost();
+    out.insert("socketio_queued_bytes".into(), Value::from(queued));
+    out.insert("socketio_queued_bytes_max".into(), Value::from(largest));
     out
 }
 
@@ -88,6 +105,14 @@ pub fn record_metrics(state: &crate::AppState) {
         let name = format!("candlecast_scripts_{}", c.name);
         metrics::describe_counter!(name.clone(), c.help);
         metrics::counter!(name).absolute(stats.value(c));
+    }
+    // One family for every refusal a limit causes, labelled by the config key naming the limit, so other
+    // parts of the server can add their limits to it.
+    metrics::describe_counter!("candlecast_refused_total", "Requests, connections and uploads refused by a limit");
+    for (field, limit) in REFUSALS {
+        if let Some(c) = COUNTERS.iter().find(|c| c.name == *field) {
+            metrics::counter!("candlecast_refused_total", "limit" => *limit).absolute(stats.value(c));
+        }
     }
     let (polling, websocket) = state.socketio.sessions_by_transport();
     metrics::gauge!("candlecast_scripts_socketio_sessions", "transport" => "polling").set(polling as f64);

@@ -35,49 +35,76 @@ impl TradeStore {
     /// The newest `limit` trades of `symbol` (or of every symbol), oldest first by timestamp.
     pub fn recent(&self, symbol: Option<&str>, limit: usize) -> Vec<ExecutedTrade> {
         let map = self.by_symbol.read().unwrap_or_else(|e| e.into_inner());
-        let mut out: Vec<ExecutedTrade> = match symbol {
-            Some(s) => map.get(s).map(|l| l.iter().cloned().collect()).unwrap_or_default(),
-            None => map.values().flatten().cloned().collect(),
+        // References are sorted and only the `limit` kept are cloned: every symbol's trades together may
+        // be a million.
+        let mut refs: Vec<&ExecutedTrade> = match symbol {
+            Some(s) => map.get(s).map(|l| l.iter().collect()).unwrap_or_default(),
+            None => map.values().flatten().collect(),
         };
         // Stable: trades of one timestamp keep their arrival order.
-        out.sort_by_key(|t| t.timestamp);
-        let skip = out.len().saturating_sub(limit);
-        out.drain(..skip);
-        out
+        refs.sort_by_key(|t| t.timestamp);
+        let skip = refs.len().saturating_sub(limit);
+        refs[skip..].iter().map(|t| (*t).clone()).collect()
     }
 }
 
 type Values = BTreeMap<String, f64>;
 
-/// Indicator values by symbol, interval and bar open time; at most `cap` bars per symbol and interval.
+/// Indicator values by symbol, interval and bar open time; at most `cap` bars per symbol and interval,
+/// and at most `max_values` values in all (each costs its name and a map slot, ~64 bytes: without a total
+/// a script could fill bars × symbols × intervals × columns).
 pub struct IndicatorStore {
     cap: usize,
-    values: RwLock<HashMap<(String, Interval), BTreeMap<i64, Values>>>,
+    max_values: usize,
+    values: RwLock<Indicators>,
+}
+
+#[derive(Default)]
+struct Indicators {
+    by_bar: HashMap<(String, Interval), BTreeMap<i64, Values>>,
+    /// Values held, over every bar.
+    count: usize,
 }
 
 impl IndicatorStore {
-    pub fn new(cap: usize) -> IndicatorStore {
-        IndicatorStore { cap: cap.max(1), values: RwLock::default() }
+    pub fn new(cap: usize, max_values: usize) -> IndicatorStore {
+        IndicatorStore { cap: cap.max(1), max_values, values: RwLock::default() }
     }
 
-    /// Sets the values of one bar (replacing what an earlier row gave it).
-    pub fn set(&self, symbol: &str, interval: Interval, open_time: i64, values: Values) {
+    /// Values that may still be stored.
+    pub fn remaining(&self) -> usize {
+        let map = self.values.read().unwrap_or_else(|e| e.into_inner());
+        self.max_values.saturating_sub(map.count)
+    }
+
+    /// Sets the values of one bar (replacing what an earlier row gave it); false (nothing stored) when
+    /// they do not fit in `max_values`.
+    pub fn set(&self, symbol: &str, interval: Interval, open_time: i64, values: Values) -> bool {
         if values.is_empty() {
-            return;
+            return true;
         }
         let mut map = self.values.write().unwrap_or_else(|e| e.into_inner());
-        let bars = map.entry((symbol.to_owned(), interval)).or_default();
+        let Indicators { by_bar, count } = &mut *map;
+        let bars = by_bar.entry((symbol.to_owned(), interval)).or_default();
+        let replaced = bars.get(&open_time).map_or(0, BTreeMap::len);
+        if *count - replaced + values.len() > self.max_values {
+            return false;
+        }
+        *count = *count - replaced + values.len();
         bars.insert(open_time, values);
         while bars.len() > self.cap {
-            bars.pop_first();
+            if let Some((_, dropped)) = bars.pop_first() {
+                *count -= dropped.len();
+            }
         }
+        true
     }
 
     /// Adds `"indicators":{...}` to each bar object of a `/api/historical` reply (its `data` array) that
     /// has values. `None` when the symbol and interval have none, so other replies stay as they are.
     pub fn decorate(&self, symbol: &str, interval: Interval, reply: &impl serde::Serialize) -> Option<Value> {
         let map = self.values.read().unwrap_or_else(|e| e.into_inner());
-        let bars = map.get(&(symbol.to_owned(), interval))?;
+        let bars = map.by_bar.get(&(symbol.to_owned(), interval))?;
         let mut reply = serde_json::to_value(reply).ok()?;
         for bar in reply.get_mut("data")?.as_array_mut()? {
             let Some(values) = bar.get("timestamp").and_then(Value::as_i64).and_then(|t| bars.get(&t)) else {
@@ -122,7 +149,7 @@ mod tests {
 
     #[test]
     fn indicators_decorate_only_their_bars() {
-        let s = IndicatorStore::new(2);
+        let s = IndicatorStore::new(2, 100);
         s.set("A", Interval::M1, 60_000, BTreeMap::from([("rsi".into(), 50.0)]));
         s.set("A", Interval::M1, 120_000, BTreeMap::from([("rsi".into(), 55.0)]));
         s.set("A", Interval::M1, 180_000, BTreeMap::from([("rsi".into(), 60.0)]));
@@ -133,5 +160,15 @@ mod tests {
         assert_eq!(out["data"][2]["indicators"], json!({"rsi": 60.0}));
         assert!(s.decorate("A", Interval::M5, &reply).is_none());
         assert!(s.decorate("B", Interval::M1, &reply).is_none());
+    }
+
+    #[test]
+    fn indicator_values_are_capped_in_total() {
+        let s = IndicatorStore::new(10, 3);
+        let two = || BTreeMap::from([("a".into(), 1.0), ("b".into(), 2.0)]);
+        assert!(s.set("A", Interval::M1, 60_000, two()));
+        assert!(!s.set("B", Interval::M1, 60_000, two()), "4 values would be over 3");
+        assert!(s.set("A", Interval::M1, 60_000, two()), "a replacement frees what it replaces");
+        assert_eq!(s.remaining(), 1);
     }
 }

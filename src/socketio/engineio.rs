@@ -99,19 +99,29 @@ fn first_char(raw: &[u8]) -> char {
 
 /// Splits a polling payload (a POST body) into packets. An empty body is an error: clients never send one.
 pub fn split_payload(body: &Bytes) -> Result<Vec<Packet>, EioError> {
-    if body.is_empty() {
-        return Err(EioError::Empty);
-    }
-    let mut packets = Vec::new();
+    payload_packets(body).collect()
+}
+
+/// The packets of a polling payload one by one, so a transport can hand them over in small batches: a
+/// 1 MB payload of one-byte packets is half a million of them, twenty times its size as a `Vec<Packet>`.
+pub fn payload_packets(body: &Bytes) -> impl Iterator<Item = Result<Packet, EioError>> + '_ {
     let mut start = 0;
-    for (i, &b) in body.iter().enumerate() {
-        if b == SEPARATOR {
-            packets.push(Packet::decode_text(body.slice(start..i))?);
-            start = i + 1;
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
         }
-    }
-    packets.push(Packet::decode_text(body.slice(start..))?);
-    Ok(packets)
+        let end = match body[start..].iter().position(|&b| b == SEPARATOR) {
+            Some(offset) => start + offset,
+            None => {
+                done = true;
+                body.len()
+            }
+        };
+        let packet = Packet::decode_text(body.slice(start..end));
+        start = end + 1;
+        Some(packet)
+    })
 }
 
 /// Joins encoded packets into one polling payload (a GET response body).

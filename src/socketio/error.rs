@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
 use super::engineio::{EioError, HttpErrorCode};
+use super::hosts::LimitError;
 use super::packet::PacketError;
 
 /// Why a session closed. Each is logged with the session id; the broken-packet ones are counted in
@@ -63,12 +64,26 @@ pub struct HttpError {
     pub code: HttpErrorCode,
     pub status: StatusCode,
     pub detail: String,
+    /// The config key of the limit that refused the request, if one did.
+    pub limit: Option<&'static str>,
 }
 
 impl HttpError {
     pub fn new(code: HttpErrorCode, detail: impl Into<String>) -> HttpError {
         let status = if code == HttpErrorCode::Forbidden { StatusCode::FORBIDDEN } else { StatusCode::BAD_REQUEST };
-        HttpError { code, status, detail: detail.into() }
+        HttpError { code, status, detail: detail.into(), limit: None }
+    }
+
+    /// A handshake refused by a session budget: 429 for a per-host one (the host should slow down),
+    /// 503 for the server's total.
+    pub fn limited(e: &LimitError) -> HttpError {
+        let mut err = HttpError::new(HttpErrorCode::BadRequest, e.to_string());
+        err.limit = Some(e.limit());
+        err.status = match e {
+            LimitError::Sessions(_) => StatusCode::SERVICE_UNAVAILABLE,
+            LimitError::SessionsPerHost(_) | LimitError::HandshakesPerSecond(_) => StatusCode::TOO_MANY_REQUESTS,
+        };
+        err
     }
 
     pub fn unknown_sid() -> HttpError {
@@ -91,7 +106,12 @@ impl ResponseError for HttpError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status)
-            .json(json!({ "code": self.code as u8, "message": self.code.message(), "detail": self.detail }))
+        let mut body = json!({ "code": self.code as u8, "message": self.code.message(), "detail": self.detail });
+        let mut resp = HttpResponse::build(self.status);
+        if let Some(limit) = self.limit {
+            body["limit"] = limit.into();
+            resp.insert_header(("Retry-After", "1"));
+        }
+        resp.json(body)
     }
 }

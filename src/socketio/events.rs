@@ -18,7 +18,8 @@ use serde_json::{json, Value};
 use super::packet;
 use super::socket::Socket;
 use super::SocketIo;
-use crate::scripts::ingest::{Refused, TradeInput, TradingData};
+use crate::scripts::csv::CsvLimitError;
+use crate::scripts::ingest::{Refused, TradeInput, TradingData, UploadError};
 use crate::scripts::Access;
 
 /// The room dashboards join; `trading_update` goes to it.
@@ -104,17 +105,29 @@ async fn send_trading_data(socket: &Socket, arg: Option<&str>, ack: Option<u64>)
             )
         }
     };
-    let reply = receive_trading_data(&socket.io, data).await;
+    let reply = match receive_trading_data(&socket.io, data).await {
+        Ok(reply) => reply,
+        Err(e) => return socket.refuse(ack, "send_trading_data", upload_error_code(&e), &e.to_string()),
+    };
     socket.emit("data_received", &reply);
     if let Some(id) = ack {
         socket.ack(id, &reply);
     }
 }
 
+/// The error code of an upload refused whole: `too_many_columns`, `too_many_rows`, `unavailable`.
+pub fn upload_error_code(e: &UploadError) -> &'static str {
+    match e {
+        UploadError::Limit(CsvLimitError::Columns { .. }) => "too_many_columns",
+        UploadError::Limit(CsvLimitError::Rows { .. }) => "too_many_rows",
+        UploadError::Unavailable => "unavailable",
+    }
+}
+
 /// Applies seed 003's CSV pair (from `send_trading_data` or the REST endpoint), sends the kept rows to
 /// the dashboards as `trading_update`, and returns the `data_received` payload.
-pub async fn receive_trading_data(io: &SocketIo, data: TradingData) -> Value {
-    let report = io.scripts.apply_trading_data(data.trades_csv.as_deref(), data.market_data_csv.as_deref()).await;
+pub async fn receive_trading_data(io: &SocketIo, data: TradingData) -> Result<Value, UploadError> {
+    let report = io.scripts.apply_trading_data(data.trades_csv, data.market_data_csv).await?;
     let timestamp = data
         .timestamp
         .unwrap_or_else(|| Value::from(crate::scripts::time::format_iso(candlecast_actors::model::now_ms())));
@@ -124,7 +137,7 @@ pub async fn receive_trading_data(io: &SocketIo, data: TradingData) -> Value {
     }
     let mut reply = serde_json::to_value(&report).unwrap_or_default();
     reply["timestamp"] = timestamp;
-    reply
+    Ok(reply)
 }
 
 /// A `trades` array: the trades that decode, where each sits in the array, and why the others did not.

@@ -10,12 +10,14 @@
 //! - [`socket`]: a connected client as event handlers see it; [`events`]: the handlers.
 //! - [`bridge`]: live bar updates from the hub as Socket.IO events.
 //! - [`registry`]: sessions by id, and rooms.
+//! - [`hosts`]: sessions per client host and in total, and handshakes per second per host.
 //! - [`error`]: why sessions close, and HTTP refusals.
 
 pub mod bridge;
 pub mod engineio;
 pub mod error;
 pub mod events;
+pub mod hosts;
 pub mod packet;
 pub mod polling;
 pub mod queue;
@@ -32,11 +34,13 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use crate::config::{ScriptsConfig, WsConfig};
 use crate::http::{admin, cors};
+use crate::scripts::stats::ScriptStats;
 use crate::scripts::Scripts;
 use crate::ws::Services;
 use crate::AppState;
 use engineio::HttpErrorCode;
 use error::HttpError;
+use hosts::{HostLimits, LimitError, SessionSlot};
 use registry::{Rooms, Sessions};
 
 /// What every session shares.
@@ -48,6 +52,7 @@ pub struct SocketIo {
     pub services: Services,
     /// The topic limit of `/ws` applies to Socket.IO subscriptions too.
     pub ws_limits: Arc<WsConfig>,
+    pub hosts: Arc<HostLimits>,
 }
 
 impl SocketIo {
@@ -57,7 +62,32 @@ impl SocketIo {
         services: Services,
         ws_limits: Arc<WsConfig>,
     ) -> SocketIo {
-        SocketIo { settings, sessions: Sessions::default(), rooms: Rooms::default(), scripts, services, ws_limits }
+        let hosts = HostLimits::new(&settings);
+        SocketIo {
+            settings,
+            sessions: Sessions::default(),
+            rooms: Rooms::default(),
+            scripts,
+            services,
+            ws_limits,
+            hosts,
+        }
+    }
+
+    /// A session slot for the client of `req`, or the refusal naming the budget it is over (counted).
+    pub fn admit(&self, req: &HttpRequest) -> Result<SessionSlot, HttpError> {
+        let ip = req.peer_addr().map(|a| a.ip());
+        self.hosts.admit(ip).map_err(|e| {
+            let stats = &self.scripts.stats;
+            let counter = match e {
+                LimitError::SessionsPerHost(_) => &stats.refused_sessions_per_host,
+                LimitError::HandshakesPerSecond(_) => &stats.refused_handshakes_per_host,
+                LimitError::Sessions(_) => &stats.refused_sessions_total,
+            };
+            ScriptStats::add(counter, 1);
+            tracing::debug!(peer = peer(req), limit = e.limit(), "refused a socket.io handshake");
+            HttpError::limited(&e)
+        })
     }
 
     /// Sessions on polling and on WebSocket now.

@@ -9,11 +9,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::BytesMut;
 use futures_util::StreamExt;
 
-use super::engineio::{split_payload, HttpErrorCode};
+use super::engineio::{payload_packets, HttpErrorCode};
 use super::error::{CloseReason, HttpError};
 use super::registry::{SessionHandle, Transport};
 use super::session::{Close, EioSession, Incoming};
 use super::SocketIo;
+
+/// Packets of one POST handed to the session at a time.
+const PACKETS_PER_BATCH: usize = 256;
 
 /// `GET` without a session id: opens a session and answers with its open packet.
 pub async fn handshake(
@@ -21,7 +24,8 @@ pub async fn handshake(
     io: &Arc<SocketIo>,
     token: Option<String>,
 ) -> Result<HttpResponse, HttpError> {
-    let handle = EioSession::open_polling(io.clone(), super::peer(req), token);
+    let slot = io.admit(req)?;
+    let handle = EioSession::open_polling(io.clone(), super::peer(req), token, slot);
     poll(handle, io.settings.max_payload_bytes).await
 }
 
@@ -59,18 +63,34 @@ pub async fn post(
         }
         buf.extend_from_slice(&chunk);
     }
-    let packets = match split_payload(&buf.freeze()) {
-        Ok(p) => p,
-        Err(e) => {
-            let reason = CloseReason::Engine(e);
-            handle.addr.do_send(Close { reason: reason.clone() });
-            return Err(HttpError::closed(&reason));
+    let body = buf.freeze();
+    let mut packets = payload_packets(&body);
+    loop {
+        // In batches, each handled before the next is decoded: what a payload costs beyond its body
+        // stays small however many packets it holds.
+        let mut batch = Vec::with_capacity(PACKETS_PER_BATCH);
+        for packet in packets.by_ref().take(PACKETS_PER_BATCH) {
+            match packet {
+                Ok(p) => batch.push(p),
+                Err(e) => {
+                    let reason = CloseReason::Engine(e);
+                    // The packets before the broken one are handled first, as they were sent.
+                    if !batch.is_empty() {
+                        let _ = handle.addr.send(Incoming { packets: batch }).await;
+                    }
+                    handle.addr.do_send(Close { reason: reason.clone() });
+                    return Err(HttpError::closed(&reason));
+                }
+            }
         }
-    };
-    match handle.addr.send(Incoming { packets }).await {
-        Ok(Ok(())) => Ok(HttpResponse::Ok().content_type("text/html").body("ok")),
-        Ok(Err(reason)) => Err(HttpError::closed(&reason)),
-        Err(_) => Err(HttpError::unknown_sid()),
+        if batch.is_empty() {
+            return Ok(HttpResponse::Ok().content_type("text/html").body("ok"));
+        }
+        match handle.addr.send(Incoming { packets: batch }).await {
+            Ok(Ok(())) => {}
+            Ok(Err(reason)) => return Err(HttpError::closed(&reason)),
+            Err(_) => return Err(HttpError::unknown_sid()),
+        }
     }
 }
 

@@ -1,27 +1,58 @@
-//! A session's outgoing Engine.IO packets, bounded in bytes, drained by whichever transport is active.
+//! A session's outgoing Engine.IO packets, bounded by what they cost in memory, drained by whichever
+//! transport is active.
 //!
 //! Anything may push (the session, a room broadcast from another thread, the hub bridge); one transport
 //! drains: a long-polling GET takes everything queued as one payload, a WebSocket takes one packet per
 //! frame. A push that would take the queue past its limit replaces what is queued with a close packet:
 //! a client that cannot keep up costs at most `limit` bytes and never slows anyone else down.
+//!
+//! A packet costs its bytes plus [`PACKET_OVERHEAD`]: counting payload bytes alone let a client that
+//! never polls queue a million one-byte packets (a pong each) under a 1 MiB budget, about 64 MiB of
+//! `Bytes` handles and allocations.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use candlecast_actors::outbox::Backlog;
 pub use candlecast_actors::outbox::PushError;
 use futures_util::task::AtomicWaker;
 
 use super::engineio::{join_payload, Packet};
 
+/// What one queued packet costs beyond its bytes: its `Bytes` handle in the deque, and the smallest
+/// heap block its data takes (an allocator rounds every allocation up, and a shared `Bytes` also holds a
+/// reference-counted header).
+pub const PACKET_OVERHEAD: usize = std::mem::size_of::<Bytes>() + 32;
+
+/// The cost of one packet in the queue's budget.
+pub fn cost(packet: &Bytes) -> usize {
+    packet.len() + PACKET_OVERHEAD
+}
+
 #[derive(Default)]
 struct Inner {
-    packets: Backlog,
+    packets: VecDeque<Bytes>,
+    /// The sum of [`cost`] over `packets`.
+    cost: usize,
+    closed: bool,
     /// An upgrade started: a waiting poll is owed a noop so the client can pause polling.
     release_poll: bool,
     /// A long-polling GET is running (two at once close the session).
     polling: bool,
+}
+
+impl Inner {
+    fn push_back(&mut self, packet: Bytes) {
+        self.cost += cost(&packet);
+        self.packets.push_back(packet);
+    }
+
+    fn pop(&mut self) -> Option<Bytes> {
+        let packet = self.packets.pop_front()?;
+        self.cost = self.cost.saturating_sub(cost(&packet));
+        Some(packet)
+    }
 }
 
 /// See the module documentation.
@@ -36,22 +67,53 @@ impl PacketQueue {
         PacketQueue { inner: Mutex::new(Inner::default()), limit: limit_bytes, drainer: AtomicWaker::new() }
     }
 
-    /// Queues one encoded packet.
+    /// Queues one encoded packet. One packet always fits an empty queue: only a backlog, never one large
+    /// reply, makes a client slow. On overflow what is queued is dropped for a close packet.
     pub fn push(&self, packet: Bytes) -> Result<(), PushError> {
-        let result = self.lock().packets.push(packet, self.limit, || Packet::Close.encode());
+        let result = {
+            let mut q = self.lock();
+            if q.closed {
+                Err(PushError::Closed)
+            } else if !q.packets.is_empty() && q.cost + cost(&packet) > self.limit {
+                q.packets.clear();
+                q.cost = 0;
+                q.push_back(Packet::Close.encode());
+                q.closed = true;
+                Err(PushError::Overflow)
+            } else {
+                q.push_back(packet);
+                Ok(())
+            }
+        };
         self.drainer.wake();
         result
     }
 
     /// Queues `last` (if any) as the final packet and refuses later pushes; false if already closed.
     pub fn close_with(&self, last: Option<Bytes>) -> bool {
-        let done = self.lock().packets.close_with(last);
+        let done = {
+            let mut q = self.lock();
+            if q.closed {
+                false
+            } else {
+                if let Some(p) = last {
+                    q.push_back(p);
+                }
+                q.closed = true;
+                true
+            }
+        };
         self.drainer.wake();
         done
     }
 
     pub fn is_closed(&self) -> bool {
-        self.lock().packets.is_closed()
+        self.lock().closed
+    }
+
+    /// What is queued now, in the units of the limit (bytes plus the per-packet overhead).
+    pub fn queued_cost(&self) -> usize {
+        self.lock().cost
     }
 
     /// Owes a noop to the running poll (or the next one), so a client upgrading can pause polling.
@@ -78,7 +140,7 @@ impl PacketQueue {
             if std::mem::take(&mut q.release_poll) {
                 return Poll::Ready(Some(Packet::Noop.encode()));
             }
-            return if q.packets.is_closed() { Poll::Ready(None) } else { Poll::Pending };
+            return if q.closed { Poll::Ready(None) } else { Poll::Pending };
         }
         let mut taken = Vec::new();
         let mut size = 0;
@@ -87,7 +149,7 @@ impl PacketQueue {
                 break;
             }
             size += p.len() + usize::from(!taken.is_empty());
-            taken.extend(q.packets.pop());
+            taken.extend(q.pop());
         }
         q.release_poll = false;
         Poll::Ready(Some(join_payload(&taken)))
@@ -97,9 +159,9 @@ impl PacketQueue {
     pub fn poll_packet(&self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         self.drainer.register(cx.waker());
         let mut q = self.lock();
-        match q.packets.pop() {
+        match q.pop() {
             Some(p) => Poll::Ready(Some(p)),
-            None if q.packets.is_closed() => Poll::Ready(None),
+            None if q.closed => Poll::Ready(None),
             None => Poll::Pending,
         }
     }
@@ -150,7 +212,7 @@ mod tests {
 
     #[test]
     fn overflow_leaves_only_a_close_packet() {
-        let q = PacketQueue::new(4);
+        let q = PacketQueue::new(4 + PACKET_OVERHEAD);
         q.push(b("4abc")).unwrap();
         assert_eq!(q.push(b("4d")), Err(PushError::Overflow));
         assert_eq!(q.push(b("4d")), Err(PushError::Closed));
@@ -169,6 +231,22 @@ mod tests {
         assert_eq!(q.poll_packet(&mut cx), Poll::Ready(Some(b("4a"))));
         assert_eq!(q.poll_packet(&mut cx), Poll::Ready(Some(b("1"))));
         assert_eq!(q.poll_packet(&mut cx), Poll::Ready(None));
+    }
+
+    /// The budget bounds memory, not payload bytes: one-byte packets count their handle and allocation.
+    #[test]
+    fn tiny_packets_cost_their_overhead() {
+        let limit = 100_000;
+        let q = PacketQueue::new(limit);
+        let mut taken = 0;
+        while q.push(b("3")).is_ok() {
+            taken += 1;
+            assert!(q.queued_cost() <= limit);
+        }
+        assert_eq!(taken, limit / (1 + PACKET_OVERHEAD), "fewer than limit / 1 byte");
+        assert_eq!(q.queued_cost(), cost(&b("1")), "only the close packet is left");
+        assert_eq!(payload(&q, 100), Poll::Ready(Some(b("1"))));
+        assert_eq!(q.queued_cost(), 0);
     }
 
     #[test]

@@ -75,6 +75,12 @@ impl Sessions {
         (map.len() - ws, ws)
     }
 
+    /// What every session's outbound queue holds now, in all and the largest (bytes plus per-packet cost).
+    pub fn queued_cost(&self) -> (usize, usize) {
+        let map = self.read();
+        map.values().map(|h| h.queue.queued_cost()).fold((0, 0), |(sum, max), c| (sum + c, max.max(c)))
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Arc<str>, SessionHandle>> {
         // Entries are inserted and removed whole; a poisoned lock still holds a consistent map.
         self.map.read().unwrap_or_else(|e| e.into_inner())

@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 use super::engineio::{Handshake, Packet};
 use super::error::CloseReason;
 use super::events;
+use super::hosts::SessionSlot;
 use super::packet::{self as sio, Data, Kind};
 use super::queue::{PacketQueue, PushError};
 use super::registry::{new_id, SessionHandle, Transport};
@@ -105,17 +106,25 @@ pub struct EioSession {
     /// Binary attachments of a refused binary event, still to be skipped.
     skip_binary: usize,
     closing: Option<CloseReason>,
+    /// This session's place in the per-host and total budgets, given back when the actor is dropped.
+    _slot: SessionSlot,
 }
 
 impl EioSession {
     /// Starts a session on long-polling; its open packet is queued for the handshake GET.
-    pub fn open_polling(io: Arc<SocketIo>, peer: String, token: Option<String>) -> SessionHandle {
-        Self::open(io, peer, token, Transport::Polling, None)
+    pub fn open_polling(io: Arc<SocketIo>, peer: String, token: Option<String>, slot: SessionSlot) -> SessionHandle {
+        Self::open(io, peer, token, Transport::Polling, None, slot)
     }
 
     /// Starts a session directly on a WebSocket.
-    pub fn open_websocket(io: Arc<SocketIo>, peer: String, token: Option<String>, link: Arc<WsLink>) -> SessionHandle {
-        Self::open(io, peer, token, Transport::WebSocket, Some(link))
+    pub fn open_websocket(
+        io: Arc<SocketIo>,
+        peer: String,
+        token: Option<String>,
+        link: Arc<WsLink>,
+        slot: SessionSlot,
+    ) -> SessionHandle {
+        Self::open(io, peer, token, Transport::WebSocket, Some(link), slot)
     }
 
     fn open(
@@ -124,6 +133,7 @@ impl EioSession {
         token: Option<String>,
         transport: Transport,
         ws: Option<Arc<WsLink>>,
+        slot: SessionSlot,
     ) -> SessionHandle {
         let sid = new_id();
         let s = &io.settings;
@@ -155,6 +165,7 @@ impl EioSession {
             running: false,
             skip_binary: 0,
             closing: None,
+            _slot: slot,
         };
         let handle = SessionHandle::new(session.start(), queue, transport);
         // Registered before the handshake is answered, so the client's next request finds it.
@@ -208,11 +219,10 @@ impl EioSession {
                 self.last_pong = Instant::now();
                 Ok(())
             }
-            // Engine.IO v3 clients pinged the server; answer them all the same.
-            Packet::Ping(data) => {
-                self.push(Packet::Pong(data).encode(), ctx);
-                Ok(())
-            }
+            // In Engine.IO 4 the server pings and the client answers; only an upgrading WebSocket sends
+            // `2probe`, and that never reaches the session. Answering client pings let a client that never
+            // polls make the server queue a pong per byte it posted.
+            Packet::Ping(_) => Err(CloseReason::Protocol("ping from a client (in Engine.IO 4 only the server pings)")),
             Packet::Close => {
                 self.close(CloseReason::ClientClosed, ctx);
                 Ok(())
@@ -399,13 +409,23 @@ impl Handler<Incoming> for EioSession {
     /// Handles control packets at once and queues events; answers when those events are handled.
     fn handle(&mut self, msg: Incoming, ctx: &mut Context<Self>) -> Self::Result {
         for packet in msg.packets {
+            // Closed (by the client's close packet, or its queue overflowed): the rest is not read.
+            if let Some(reason) = &self.closing {
+                let result = if *reason == CloseReason::ClientClosed { Ok(()) } else { Err(reason.clone()) };
+                return Box::pin(async move { result });
+            }
             if let Err(reason) = self.on_packet(packet, ctx) {
                 self.close(reason.clone(), ctx);
                 return Box::pin(async move { Err(reason) });
             }
+            // Replies pushed straight into the queue (refusals, acks) may have overflowed it.
+            if self.queue.is_closed() && self.closing.is_none() {
+                self.close(CloseReason::SlowConsumer, ctx);
+            }
         }
-        if self.closing.is_some() {
-            return Box::pin(async { Ok(()) });
+        if let Some(reason) = &self.closing {
+            let result = if *reason == CloseReason::ClientClosed { Ok(()) } else { Err(reason.clone()) };
+            return Box::pin(async move { result });
         }
         let (tx, rx) = oneshot::channel();
         self.jobs.push_back(Job::Done(tx));

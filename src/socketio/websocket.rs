@@ -29,8 +29,10 @@ use super::registry::SessionHandle;
 use super::session::{AttachProbe, EioSession, Incoming, ProbeStarted, TransportClosed, Upgrade};
 use super::SocketIo;
 
-/// Bytes of control frames (pongs, probe answers) a WebSocket may have waiting.
-const CONTROL_QUEUE_BYTES: usize = 64 * 1024;
+/// Bytes of control frames (pongs, probe answers) a WebSocket may have waiting. Small: the outbox counts
+/// frame bytes only, and a 2-byte pong costs some 64 bytes held, so this bounds a client that sends ping
+/// frames without reading to about 300 KB before it is closed.
+const CONTROL_QUEUE_BYTES: usize = 8 * 1024;
 
 /// One WebSocket connection of a session: its control frames, and whether it carries the session's
 /// packets yet (a probe does not until the upgrade completes).
@@ -58,7 +60,7 @@ impl WsLink {
     }
 
     fn send_text(&self, text: &[u8]) {
-        // A client that lets 64 KiB of pongs pile up is closed by the outbox itself (1008).
+        // A client that lets CONTROL_QUEUE_BYTES of pongs pile up is closed by the outbox itself (1008).
         let _ = self.control.push(frame::text(text));
     }
 }
@@ -78,8 +80,9 @@ pub async fn open(
         .map_err(|_| HttpError::new(HttpErrorCode::BadRequest, "bad Sec-WebSocket-Key"))?;
     let (handle, probe) = match sid {
         None => {
+            let slot = io.admit(req)?;
             let link = Arc::new(WsLink::new(true));
-            (EioSession::open_websocket(io.clone(), super::peer(req), token, link.clone()), link)
+            (EioSession::open_websocket(io.clone(), super::peer(req), token, link.clone(), slot), link)
         }
         Some(sid) => {
             let handle = io.sessions.get(sid).ok_or_else(HttpError::unknown_sid)?;

@@ -7,7 +7,7 @@ mod trade;
 
 pub use bar::{resample, Bar, TradeSpan};
 pub use interval::{Interval, UnknownInterval};
-pub use trade::{InvalidTrade, Side, Trade};
+pub use trade::{InvalidTrade, Side, Trade, MAX_PRICE, MAX_QTY};
 
 /// A trading pair such as `BTCUSDT`. Shared, because every bar and message carries it.
 pub type Symbol = std::sync::Arc<str>;

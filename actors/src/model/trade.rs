@@ -29,22 +29,28 @@ pub struct Trade {
     pub id: u64,
 }
 
+/// The largest price a trade may have: far above any real one, and low enough that sums stay finite.
+pub const MAX_PRICE: f64 = 1e12;
+/// The largest quantity a trade may have: a bar's volume sums them, and two of 1e308 make it infinite.
+pub const MAX_QTY: f64 = 1e12;
+
 /// Why a trade was refused before it reached an aggregator.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum InvalidTrade {
-    #[error("price must be a finite number above 0, got {0}")]
+    #[error("price must be a finite number above 0 and at most 1e12, got {0:e}")]
     Price(f64),
-    #[error("quantity must be a finite number above 0, got {0}")]
+    #[error("quantity must be a finite number above 0 and at most 1e12, got {0:e}")]
     Qty(f64),
 }
 
 impl Trade {
-    /// Checks what the OHLCV invariants depend on: positive, finite price and quantity.
+    /// Checks what the OHLCV invariants depend on: finite price and quantity above 0 and bounded, so no
+    /// bar's volume overflows to infinity.
     pub fn validate(&self) -> Result<(), InvalidTrade> {
-        if !(self.price.is_finite() && self.price > 0.0) {
+        if !(self.price.is_finite() && self.price > 0.0 && self.price <= MAX_PRICE) {
             return Err(InvalidTrade::Price(self.price));
         }
-        if !(self.qty.is_finite() && self.qty > 0.0) {
+        if !(self.qty.is_finite() && self.qty > 0.0 && self.qty <= MAX_QTY) {
             return Err(InvalidTrade::Qty(self.qty));
         }
         Ok(())
@@ -62,9 +68,17 @@ mod tests {
     #[test]
     fn rejects_what_would_break_bars() {
         assert!(trade(1.0, 0.5).validate().is_ok());
-        for (p, q) in
-            [(0.0, 1.0), (-1.0, 1.0), (f64::NAN, 1.0), (f64::INFINITY, 1.0), (1.0, 0.0), (1.0, -2.0), (1.0, f64::NAN)]
-        {
+        for (p, q) in [
+            (0.0, 1.0),
+            (-1.0, 1.0),
+            (f64::NAN, 1.0),
+            (f64::INFINITY, 1.0),
+            (1.0, 0.0),
+            (1.0, -2.0),
+            (1.0, f64::NAN),
+            (1.0, 1e308),
+            (1e13, 1.0),
+        ] {
             assert!(trade(p, q).validate().is_err(), "{p} {q}");
         }
     }
