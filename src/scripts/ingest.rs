@@ -176,11 +176,12 @@ impl Scripts {
         let (trades, trades_csv, mut market) = match parsed {
             Ok(p) => p,
             Err(e) => {
-                let counter = match e {
-                    CsvLimitError::Columns { .. } => &self.stats.refused_csv_columns,
-                    CsvLimitError::Rows { .. } => &self.stats.refused_csv_rows,
+                let (counter, limit) = match e {
+                    CsvLimitError::Columns { .. } => (&self.stats.refused_csv_columns, "scripts.max_csv_columns"),
+                    CsvLimitError::Rows { .. } => (&self.stats.refused_csv_rows, "scripts.max_csv_rows"),
                 };
                 ScriptStats::add(counter, 1);
+                candlecast_actors::refusals::refused(limit);
                 return Err(e.into());
             }
         };

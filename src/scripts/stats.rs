@@ -51,15 +51,6 @@ counters! {
     refused_csv_rows: "CSV uploads refused for having more than max_csv_rows rows",
 }
 
-/// The refusal counters above, by the `limit` label of `candlecast_refused_total` (the config key).
-const REFUSALS: &[(&str, &str)] = &[
-    ("refused_sessions_per_host", "scripts.max_sessions_per_host"),
-    ("refused_handshakes_per_host", "scripts.max_handshakes_per_second_per_host"),
-    ("refused_sessions_total", "scripts.max_sessions"),
-    ("refused_csv_columns", "scripts.max_csv_columns"),
-    ("refused_csv_rows", "scripts.max_csv_rows"),
-];
-
 impl ScriptStats {
     /// Adds to a counter.
     pub fn add(counter: &AtomicU64, n: u64) {
@@ -106,14 +97,7 @@ pub fn record_metrics(state: &crate::AppState) {
         metrics::describe_counter!(name.clone(), c.help);
         metrics::counter!(name).absolute(stats.value(c));
     }
-    // One family for every refusal a limit causes, labelled by the config key naming the limit, so other
-    // parts of the server can add their limits to it.
-    metrics::describe_counter!("candlecast_refused_total", "Requests, connections and uploads refused by a limit");
-    for (field, limit) in REFUSALS {
-        if let Some(c) = COUNTERS.iter().find(|c| c.name == *field) {
-            metrics::counter!("candlecast_refused_total", "limit" => *limit).absolute(stats.value(c));
-        }
-    }
+    // Refusals are also counted in `candlecast_actors::refusals` (the `candlecast_refused_total` family).
     let (polling, websocket) = state.socketio.sessions_by_transport();
     metrics::gauge!("candlecast_scripts_socketio_sessions", "transport" => "polling").set(polling as f64);
     metrics::gauge!("candlecast_scripts_socketio_sessions", "transport" => "websocket").set(websocket as f64);

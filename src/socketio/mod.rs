@@ -79,12 +79,15 @@ impl SocketIo {
         let ip = req.peer_addr().map(|a| a.ip());
         self.hosts.admit(ip).map_err(|e| {
             let stats = &self.scripts.stats;
-            let counter = match e {
-                LimitError::SessionsPerHost(_) => &stats.refused_sessions_per_host,
-                LimitError::HandshakesPerSecond(_) => &stats.refused_handshakes_per_host,
-                LimitError::Sessions(_) => &stats.refused_sessions_total,
+            let (counter, limit) = match e {
+                LimitError::SessionsPerHost(_) => (&stats.refused_sessions_per_host, "scripts.max_sessions_per_host"),
+                LimitError::HandshakesPerSecond(_) => {
+                    (&stats.refused_handshakes_per_host, "scripts.max_handshakes_per_second_per_host")
+                }
+                LimitError::Sessions(_) => (&stats.refused_sessions_total, "scripts.max_sessions"),
             };
             ScriptStats::add(counter, 1);
+            candlecast_actors::refusals::refused(limit);
             tracing::debug!(peer = peer(req), limit = e.limit(), "refused a socket.io handshake");
             HttpError::limited(&e)
         })
