@@ -28,6 +28,7 @@ use candlecast_actors::protocol::{
     self, frame, ErrorCode, ErrorMessage, Historical, HistoricalRequest, HistoryQuery, IndicatorRequest,
     SignalsRequest, TopicsAck, TopicsRequest,
 };
+use candlecast_actors::strategy::live::indicator_channel;
 use candlecast_actors::strategy::live::indicators::{IndicatorService, SubscribeIndicator, UnsubscribeIndicator};
 use candlecast_actors::strategy::live::signals::{LiveStrategies, SubscribeSignals, UnsubscribeSignals};
 use candlecast_actors::telemetry::{add, COUNTERS};
@@ -267,7 +268,12 @@ impl WsSession {
             Ok(t) => t,
             Err(e) => return self.reply_error(e, ctx),
         };
-        let key = format!("indicator:{symbol}:{interval}:{}:{}", req.indicator, req.params);
+        // Keyed by the canonical form: `{"period":5}` and `{"period":5.0}` are one stream, whichever
+        // spelling unsubscribes it.
+        let key = match IndicatorService::canonical(&req.indicator, &req.params) {
+            Ok((name, params)) => indicator_channel(&symbol, interval, name, &params).to_string(),
+            Err(e) => return self.reply_error(ErrorMessage::new(e.code(), e.to_string(), id), ctx),
+        };
         if !subscribe {
             if self.streams.remove(&key) {
                 self.permit.release_stream();

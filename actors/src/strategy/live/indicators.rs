@@ -196,8 +196,9 @@ impl IndicatorService {
         }
     }
 
-    /// Validates a request and returns its canonical parameters (defaults filled in, floats rounded).
-    fn canonical(name: &str, params: &Value) -> Result<(&'static str, Value), IndicatorError> {
+    /// Validates a request and returns its canonical parameters (defaults filled in, floats rounded):
+    /// requests with equal canonical forms are one stream and one computation.
+    pub fn canonical(name: &str, params: &Value) -> Result<(&'static str, Value), IndicatorError> {
         let info = indicator_catalog().iter().find(|i| i.name == name).ok_or_else(|| {
             let names: Vec<&str> = indicator_catalog().iter().map(|i| i.name).collect();
             IndicatorError::Invalid(format!("unknown indicator {name:?}; available: {}", names.join(", ")))
