@@ -121,7 +121,8 @@ impl Admission {
             allowed_origins: config.allowed_origins.clone(),
             unlimited: config.unlimited_hosts.iter().map(|ip| host_key(*ip)).collect(),
             per_host_connections: config.max_connections_per_host,
-            per_host_handshakes: config.max_handshakes_per_second_per_host,
+            // Zero would refuse every handshake of every limited host for good.
+            per_host_handshakes: config.max_handshakes_per_second_per_host.max(1),
             per_host_streams: config.max_indicator_streams_per_host,
             per_client_streams: config.max_indicator_streams_per_client,
             max_connections: if config.max_connections == 0 { derived } else { config.max_connections },
@@ -279,6 +280,39 @@ impl Drop for Permit {
             if let Some(state) = hosts.map.get_mut(&self.host) {
                 state.connections = state.connections.saturating_sub(1);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_are_ips_ipv6_by_its_64_and_mapped_ipv4_as_ipv4() {
+        let v6: IpAddr = "2001:db8:1:2:aaaa:bbbb:cccc:dddd".parse().unwrap();
+        let same_64: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let other_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(host_key(v6), host_key(same_64));
+        assert_ne!(host_key(v6), host_key(other_64));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(host_key(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
+        assert_eq!(host_key("::1".parse().unwrap()), "::".parse::<IpAddr>().unwrap(), "loopback's /64");
+    }
+
+    #[test]
+    fn every_refusal_names_its_limit_in_its_message() {
+        let all = [
+            Refusal::Origin("https://evil.example".into()),
+            Refusal::ConnectionsPerHost(1),
+            Refusal::HandshakesPerHost(1),
+            Refusal::Connections(1),
+            Refusal::StreamsPerClient(1),
+            Refusal::StreamsPerHost(1),
+            Refusal::Streams(1),
+        ];
+        for r in all {
+            assert!(r.to_string().contains(r.limit()), "{r}");
         }
     }
 }
