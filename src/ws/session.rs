@@ -28,12 +28,14 @@ use candlecast_actors::protocol::{
     self, frame, ErrorCode, ErrorMessage, Historical, HistoricalRequest, HistoryQuery, IndicatorRequest,
     SignalsRequest, TopicsAck, TopicsRequest,
 };
+use candlecast_actors::strategy::live::indicator_channel;
 use candlecast_actors::strategy::live::indicators::{IndicatorService, SubscribeIndicator, UnsubscribeIndicator};
 use candlecast_actors::strategy::live::signals::{LiveStrategies, SubscribeSignals, UnsubscribeSignals};
 use candlecast_actors::telemetry::{add, COUNTERS};
 use futures_util::Stream;
 use serde_json::{json, Value};
 
+use super::admission::{Admission, Permit};
 use super::limits::{ErrorWindow, TokenBucket};
 use super::request::{decode, Request};
 use crate::config::WsConfig;
@@ -61,6 +63,8 @@ pub struct Services {
     pub strategies: Addr<LiveStrategies>,
     /// Stored and in-memory history.
     pub history: History,
+    /// Who may connect, and the per-host and total budgets of connections and indicator streams.
+    pub admission: Arc<Admission>,
 }
 
 static NEXT_CLIENT: AtomicU64 = AtomicU64::new(1);
@@ -76,6 +80,8 @@ pub struct WsSession {
     topics: HashSet<Topic>,
     /// Indicator and signal streams, by the request that opened them; they count as topics.
     streams: HashSet<String>,
+    /// The connection's place in the per-host and total budgets, and its indicator streams' places.
+    permit: Permit,
     last_heard: Instant,
     bucket: TokenBucket,
     errors: ErrorWindow,
@@ -92,8 +98,9 @@ pub struct WsSession {
 }
 
 impl WsSession {
-    fn new(outbox: Arc<Outbox>, services: Services, limits: Arc<WsConfig>) -> WsSession {
+    fn new(outbox: Arc<Outbox>, services: Services, limits: Arc<WsConfig>, permit: Permit) -> WsSession {
         WsSession {
+            permit,
             id: NEXT_CLIENT.fetch_add(1, Ordering::Relaxed),
             outbox,
             hub: services.hub.clone(),
@@ -261,9 +268,16 @@ impl WsSession {
             Ok(t) => t,
             Err(e) => return self.reply_error(e, ctx),
         };
-        let key = format!("indicator:{symbol}:{interval}:{}:{}", req.indicator, req.params);
+        // Keyed by the canonical form: `{"period":5}` and `{"period":5.0}` are one stream, whichever
+        // spelling unsubscribes it.
+        let key = match IndicatorService::canonical(&req.indicator, &req.params) {
+            Ok((name, params)) => indicator_channel(&symbol, interval, name, &params).to_string(),
+            Err(e) => return self.reply_error(ErrorMessage::new(e.code(), e.to_string(), id), ctx),
+        };
         if !subscribe {
-            self.streams.remove(&key);
+            if self.streams.remove(&key) {
+                self.permit.release_stream();
+            }
             let msg = UnsubscribeIndicator {
                 client: self.id,
                 symbol,
@@ -275,7 +289,7 @@ impl WsSession {
             let fut = self.services.indicators.send(msg);
             ctx.spawn(fut.into_actor(self).map(move |res, s, ctx| {
                 if let Ok(Err(e)) = res {
-                    s.reply_error(ErrorMessage::new(ErrorCode::InvalidParameter, e, id), ctx);
+                    s.reply_error(ErrorMessage::new(e.code(), e.to_string(), id), ctx);
                 }
             }));
             return;
@@ -284,8 +298,12 @@ impl WsSession {
             if let Err(msg) = self.room_for(1) {
                 return self.reply_error(ErrorMessage::new(ErrorCode::TooManySubscriptions, msg, id), ctx);
             }
+            if let Err(refusal) = self.permit.take_stream() {
+                let err = ErrorMessage::new(ErrorCode::TooManySubscriptions, refusal.to_string(), id);
+                return self.reply_error(err, ctx);
+            }
+            self.streams.insert(key.clone());
         }
-        self.streams.insert(key.clone());
         let history = req.history.unwrap_or(DEFAULT_INDICATOR_HISTORY).min(MAX_INDICATOR_HISTORY);
         let msg = SubscribeIndicator {
             client: self.id,
@@ -300,10 +318,12 @@ impl WsSession {
         ctx.spawn(fut.into_actor(self).map(move |res, s, ctx| {
             let err = match res {
                 Ok(Ok(())) => return,
-                Ok(Err(e)) => ErrorMessage::new(ErrorCode::InvalidParameter, e, id),
+                Ok(Err(e)) => ErrorMessage::new(e.code(), e.to_string(), id),
                 Err(_) => ErrorMessage::new(ErrorCode::Internal, "indicators are not available right now", id),
             };
-            s.streams.remove(&key);
+            if s.streams.remove(&key) {
+                s.permit.release_stream();
+            }
             s.reply_error(err, ctx);
         }));
     }
@@ -507,13 +527,17 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
     }
 }
 
-/// `GET /ws`: upgrades to a WebSocket session.
+/// `GET /ws`: upgrades to a WebSocket session, once the origin and the budgets allow it.
 pub async fn route(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
     let mut response = ws::handshake(&req)?;
+    let permit = match state.services.admission.admit(&req) {
+        Ok(permit) => permit,
+        Err(refusal) => return Ok(refusal.response()),
+    };
     let limits = state.ws_limits.clone();
     let outbox = Arc::new(Outbox::new(limits.outbound_queue_bytes));
     let codec = Codec::new().max_size(limits.max_frame_bytes * HARD_FRAME_FACTOR);
-    let session = WsSession::new(outbox.clone(), state.services.clone(), limits);
+    let session = WsSession::new(outbox.clone(), state.services.clone(), limits, permit);
     let driver = Box::pin(ws::WebsocketContext::with_codec(session, payload, codec));
     Ok(response.streaming(SessionBody { driver: Some(driver), outbox }))
 }
