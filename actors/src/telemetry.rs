@@ -296,26 +296,3 @@ pub const PERSIST_METRICS: &[PersistMetric] = &[
         read: |s, _| s.journal_damaged_bytes.load(Ordering::Relaxed) as i64,
     },
 ];
-
-/// Requests refused because they went over a limit, by the limit's name (`ws_connections_per_host`,
-/// `indicator_streams_per_client`, ...): `candlecast_refused_total{limit="..."}` in `/metrics` and
-/// `refused` in `/api/stats`. A map rather than one field per limit, so that any part of the server
-/// can name a new limit without touching this file.
-static REFUSED: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>> =
-    std::sync::Mutex::new(std::collections::BTreeMap::new());
-
-/// Prometheus name and help of [`refused`]'s counters.
-pub const REFUSED_METRIC: (&str, &str) =
-    ("candlecast_refused_total", "Requests refused because they went over the named limit");
-
-/// Counts one refusal by `limit`. Refusals are rare next to the work they prevent: a lock is cheap here.
-pub fn refused(limit: &'static str) {
-    let mut map = REFUSED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    *map.entry(limit).or_default() += 1;
-}
-
-/// Every limit that refused something since start, with its count, sorted by name.
-pub fn refused_counts() -> Vec<(&'static str, u64)> {
-    let map = REFUSED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    map.iter().map(|(k, v)| (*k, *v)).collect()
-}

@@ -5,9 +5,7 @@ use std::sync::OnceLock;
 
 use actix_web::{get, web, HttpResponse};
 use candlecast_actors::cluster::{Cluster, CLUSTER_METRICS};
-use candlecast_actors::telemetry::{
-    refused_counts, Kind, COUNTERS, HUB_GAUGES, METRICS, PERSIST_METRICS, REFUSED_METRIC,
-};
+use candlecast_actors::telemetry::{Kind, COUNTERS, HUB_GAUGES, METRICS, PERSIST_METRICS};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::{json, Map, Value};
 use std::sync::atomic::Ordering;
@@ -38,7 +36,6 @@ pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
         "feeds".into(),
         state.engine.feeds.list().iter().map(|f| super::feeds::feed_json(f, now)).collect::<Vec<Value>>().into(),
     );
-    stats.insert("refused".into(), json!(refused_counts().into_iter().collect::<BTreeMap<_, _>>()));
     stats.insert("admin_refused".into(), json!(state.admin.refused.load(Ordering::Relaxed)));
     stats.insert("refused".into(), refused_json());
     stats.insert("jobs".into(), crate::jobs::stats_json(&state.jobs));
@@ -135,7 +132,6 @@ fn prometheus() -> &'static PrometheusHandle {
                 Kind::Gauge => metrics::describe_gauge!(name, help),
             }
         }
-        metrics::describe_counter!(REFUSED_METRIC.0, REFUSED_METRIC.1);
         for (_, name, help) in HUB_GAUGES {
             metrics::describe_gauge!(name, help);
         }
@@ -200,9 +196,6 @@ pub async fn metrics_route(state: web::Data<AppState>) -> HttpResponse {
         metrics::gauge!("candlecast_symbol_trade_rate", "symbol" => symbol.clone()).set(e.stats.trade_rate());
         metrics::counter!("candlecast_symbol_trades_total", "symbol" => symbol)
             .absolute(e.stats.trades_total.load(Ordering::Relaxed));
-    }
-    for (limit, n) in refused_counts() {
-        metrics::counter!(REFUSED_METRIC.0, "limit" => limit).absolute(n);
     }
     super::feeds::record_metrics(&state);
     crate::scripts::stats::record_metrics(&state);

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
-use candlecast_actors::telemetry::refused;
+use candlecast_actors::refusals::refused;
 use serde_json::json;
 
 use super::limits::TokenBucket;

@@ -25,9 +25,9 @@ use crate::market::Market;
 use crate::messages::{BarEvents, ClientId, Topic};
 use crate::model::{Bar, Interval, Symbol};
 use crate::protocol::{self, ErrorCode, HistoryQuery};
+use crate::refusals::refused;
 use crate::strategy::indicators::{build_indicator, indicator_catalog, AnyIndicator, IndicatorValue};
 use crate::strategy::params::Params;
-use crate::telemetry::refused;
 
 /// Subscribe a client to an indicator stream: history first, then live values.
 #[derive(Message)]
