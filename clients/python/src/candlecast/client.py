@@ -194,15 +194,16 @@ class AsyncClient:
         while got < limit:
             n = min(self.page_size, limit - got)
             raw = await self._history_page(symbol, interval, n, end, start_time)
-            page = [b for b in raw if end is None or b.timestamp < end]
-            if closed_only:
-                page = [b for b in page if b.closed]
+            in_range = [b for b in raw if end is None or b.timestamp < end]
+            page = [b for b in in_range if b.closed] if closed_only else in_range
             if page:
                 pages.append(page)
                 got += len(page)
-            if len(raw) < n or not raw:
+            # Fewer than asked: the server has no more in the range. (An answer without progress ends
+            # the paging too, rather than asking the same page forever.)
+            if len(raw) < n or not in_range:
                 break
-            end = raw[0].timestamp
+            end = in_range[0].timestamp
         bars = [b for page in reversed(pages) for b in page]
         return bars[-limit:]
 
