@@ -18,7 +18,7 @@ cargo build --bin candlecast
 target/pyenv-client/bin/pip install --quiet --disable-pip-version-check "./clients/python[pandas,test]"
 # Its dependencies stay; the package itself is rebuilt from the current sources every run.
 target/pyenv-client/bin/pip install --quiet --disable-pip-version-check --no-deps --force-reinstall ./clients/python
-(cd clients/python && ../../target/pyenv-client/bin/mypy --strict src \
+(cd clients/python && ../../target/pyenv-client/bin/mypy --strict src tests \
   && ../../target/pyenv-client/bin/pytest -q -p no:cacheprovider)
 
 echo "== Front end: build and unit tests (Vitest)"

@@ -72,7 +72,7 @@ def test_dataframe_and_sync_client(server: Server) -> None:
         frame = c.history_frame("ETHUSDT", "1m", 1200)
         assert len(frame) == 1200
         assert frame.index.is_monotonic_increasing and frame.index.is_unique
-        assert str(frame.index.tz) == "UTC"
+        assert str(getattr(frame.index, "tz", None)) == "UTC"
         assert list(frame.columns[:6]) == ["timestamp", "open", "high", "low", "close", "volume"]
         with pytest.raises(UnknownSymbol):
             c.history("NOSUCHSYM", "1m", 10)

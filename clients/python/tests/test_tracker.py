@@ -64,7 +64,7 @@ class FakeClient(AsyncClient):
 
 def run(handler: _BarsHandler, messages: list[dict[str, Any]]) -> list[tuple[int, str, float]]:
     async def go() -> list[tuple[int, str, float]]:
-        out = []
+        out: list[tuple[int, str, float]] = []
         for m in messages:
             out.extend((u.bar.timestamp, u.kind, u.bar.close) for u in await handler.handle(m))
         return out

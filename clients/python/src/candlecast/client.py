@@ -465,6 +465,7 @@ class _BarsHandler(_Handler[BarUpdate]):
                 if len(missed) < count:
                     log.warning("candlecast: %s %s: %d of %d missed bars exist", symbol, self.interval, len(missed), count)
                 return missed
+            log.debug("candlecast: %s %s: %d of %d missed bars so far; asking again", symbol, self.interval, len(missed), count)
             await asyncio.sleep(min(self.client.reconnect_max, self.client.reconnect_initial * 2**attempt))
         return []
 
