@@ -82,3 +82,20 @@ def test_history_then_live_in_order_and_sync(server: Server) -> None:
                     break
     for ts in per_symbol.values():
         assert all(b - a == 1000 for a, b in zip(ts, ts[1:])), ts
+
+
+def test_after_resumes_from_a_bar_you_hold(server: Server) -> None:
+    async def go() -> None:
+        async with AsyncClient(server.url) as c:
+            held = await c.history("ETHUSDT", "1s", 30, closed_only=True)
+            after = held[9].timestamp  # as if our own database ended here
+            got: list[int] = []
+            async with c.live_bars("ETHUSDT", "1s", after=after) as stream:
+                async for u in stream:
+                    if u.kind == "closed":
+                        got.append(u.bar.timestamp)
+                    if len(got) >= 25:
+                        break
+            assert got == [after + 1000 * (i + 1) for i in range(25)]
+
+    asyncio.run(asyncio.wait_for(go(), TIMEOUT))
