@@ -27,7 +27,11 @@ def test_push_trades_with_a_key(server: Server) -> None:
             r = await script.send_trade("PYBOT", 1.25, 10, side="buy", timestamp=now)
             assert (r.accepted, r.late_dropped, list(r.rejected)) == (1, 0, [])
             r = await script.send_trades(
-                [Trade("PYBOT", 1.30, 2, "sell", now), {"symbol": "PYBOT", "price": -1, "qty": 1}, Trade("PYBOT", 1.2, 1)]
+                [
+                    Trade("PYBOT", 1.30, 2, "sell", now),
+                    {"symbol": "PYBOT", "price": -1, "qty": 1},
+                    Trade("PYBOT", 1.2, 1),
+                ]
             )
             assert r.accepted == 2 and [x["index"] for x in r.rejected] == [1]
             assert "PYBOT" in await c.symbols()

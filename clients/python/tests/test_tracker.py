@@ -59,7 +59,9 @@ class FakeClient(AsyncClient):
     async def history(self, symbol: str, interval: str = "1m", limit: int = 1000, **kw: Any) -> list[Bar]:
         start, end = kw.get("start_time"), kw.get("end_time")
         self.fetches.append((start, end))
-        return [b for ts, b in sorted(self.bars.items()) if (start is None or ts >= start) and (end is None or ts < end)]
+        return [
+            b for ts, b in sorted(self.bars.items()) if (start is None or ts >= start) and (end is None or ts < end)
+        ]
 
 
 def run(handler: _BarsHandler, messages: list[dict[str, Any]]) -> list[tuple[int, str, float]]:

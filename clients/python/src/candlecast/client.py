@@ -305,7 +305,9 @@ class AsyncClient:
         ``vwap``, ``supertrend``; see ``GET /api/indicators``) on each closed bar, once each, across
         reconnects. ``history``: first yield up to that many past values. ``include_forming``: also the
         previews on the forming bar (``closed == False``)."""
-        handler = _IndicatorHandler(self, symbol.upper(), interval, indicator, dict(params or {}), history, include_forming)
+        handler = _IndicatorHandler(
+            self, symbol.upper(), interval, indicator, dict(params or {}), history, include_forming
+        )
         return Stream(self._run(handler))
 
     def signals(self, symbol: str, interval: str, *, history: bool = False) -> Stream[Signal]:
@@ -327,9 +329,15 @@ class AsyncClient:
                 async for msg in ws:
                     if msg.type != aiohttp.WSMsgType.TEXT:
                         continue
-                    # The connection works: the next failure starts the backoff from the beginning.
+                    try:
+                        data = json.loads(msg.data)
+                    except ValueError:
+                        log.warning("candlecast: a message that is not JSON, skipped: %.200s", msg.data)
+                        continue
+                    items = await handler.handle(data)
+                    # The connection works (no error reply): the next failure starts the backoff afresh.
                     attempt = 0
-                    for item in await handler.handle(json.loads(msg.data)):
+                    for item in items:
                         yield item
                 log.info("candlecast: connection closed (%s); reconnecting", ws.close_code)
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ConnectionLost, _Retry) as e:
@@ -389,7 +397,8 @@ class _BarsHandler(_Handler[BarUpdate]):
         # every bar that closes between the two (docs/protocol.md, "History, then subscribe").
         msgs: list[dict[str, Any]] = []
         for s in self.symbols:
-            req: dict[str, Any] = {"type": "get_historical", "trading_pair": s, "interval": self.interval, "id": f"h:{s}"}
+            req: dict[str, Any] = {"type": "get_historical", "trading_pair": s, "interval": self.interval}
+            req["id"] = f"h:{s}"
             last = self.trackers[s].last_closed
             if last is None:
                 req["limit"] = min(MAX_PAGE, self.history + 2)
@@ -463,9 +472,11 @@ class _BarsHandler(_Handler[BarUpdate]):
             )
             if len(missed) >= count or attempt == GAP_RETRIES:
                 if len(missed) < count:
-                    log.warning("candlecast: %s %s: %d of %d missed bars exist", symbol, self.interval, len(missed), count)
+                    log.warning("candlecast: %s %s: only %d of %d missed bars exist", symbol, self.interval,
+                                len(missed), count)
                 return missed
-            log.debug("candlecast: %s %s: %d of %d missed bars so far; asking again", symbol, self.interval, len(missed), count)
+            log.debug("candlecast: %s %s: %d of %d missed bars so far; asking again", symbol, self.interval,
+                      len(missed), count)
             await asyncio.sleep(min(self.client.reconnect_max, self.client.reconnect_initial * 2**attempt))
         return []
 
