@@ -13,7 +13,7 @@ echo "== Rust: unit, property and integration tests"
 cargo test --workspace --all-targets
 
 echo "== Front end: build and unit tests (Vitest)"
-(cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run build && npm test)
+(cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run build && npm run build:test && npm test)
 
 if [ -d tests/browser ]; then
   echo "== Browser: Playwright driving Debian's chromium against the real server"

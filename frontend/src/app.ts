@@ -125,7 +125,19 @@ export function buildApp(root: HTMLElement, store: KeyValueStore): App {
   );
   show('charts');
 
-  conn.onState((s, info) => renderStatus(status, s, info.retryInMs));
+  let connState = conn.currentState;
+  let retryInMs: number | undefined;
+  let charts = dashboard.health();
+  const paintStatus = () => renderStatus(status, connState, retryInMs, charts);
+  conn.onState((s, info) => {
+    connState = s;
+    retryInMs = info.retryInMs;
+    paintStatus();
+  });
+  dashboard.onHealth((h) => {
+    charts = h;
+    paintStatus();
+  });
   connectScriptFeed({ onUpdate: (u) => activity.ingest(u), onState: (s, detail) => activity.setFeedState(s, detail) });
   conn.connect();
   void symbols.load();

@@ -1,9 +1,11 @@
 /**
  * The chart grid: add, remove, duplicate; persists the layout on every
- * change and routes markers to charts.
+ * change, routes markers to charts, and sums up the charts' health for the
+ * connection dot (re-checked once a second, which is what turns a chart
+ * that stopped receiving updates stale).
  */
 import { ChartDeps, ChartView } from './chart/chartView';
-import { Drawing, loadDrawings, saveDrawings } from './drawings/model';
+import { SymbolDrawings } from './drawings/symbolDrawings';
 import type { CatalogStore } from './net/catalogStore';
 import type { Connection } from './net/connection';
 import type { StreamHub } from './net/streams';
@@ -14,11 +16,24 @@ import type { KeyValueStore } from './state/storage';
 import type { SymbolDirectory } from './state/symbols';
 import type { ThemeState } from './theme';
 
+/** How often every chart checks whether its updates stopped (ms). */
+const HEALTH_TICK_MS = 1000;
+
+/** Charts that are not live, for the connection dot. */
+export interface GridHealth {
+  total: number;
+  /** `SYMBOL interval: Label` of each chart that is not live and will not get there on its own. */
+  degraded: string[];
+}
+
 export class Dashboard {
   private readonly views = new Map<string, ChartView>();
   private order: string[] = [];
   /** Live updates applied since load (debug hook / performance test). */
   updateCount = 0;
+  private readonly drawings: SymbolDrawings;
+  private readonly healthListeners = new Set<(h: GridHealth) => void>();
+  private healthQueued = false;
 
   constructor(
     readonly grid: HTMLElement,
@@ -30,7 +45,12 @@ export class Dashboard {
     private readonly symbols: SymbolDirectory,
     layout: Layout,
   ) {
+    this.drawings = new SymbolDrawings(store);
     for (const cfg of layout.charts) this.mount(cfg);
+    setInterval(() => {
+      const now = performance.now();
+      for (const v of this.views.values()) v.refreshHealth(now);
+    }, HEALTH_TICK_MS);
     this.updateEmptyState();
     // Trade markers, and signals in the `data` envelope, pushed by the server to
     // every chart of their symbol. Strategy signals of subscribe_signals (flat,
@@ -69,8 +89,7 @@ export class Dashboard {
     const src = this.views.get(id);
     if (!src || this.order.length >= MAX_CHARTS) return null;
     const newId = nextChartId(this.configs());
-    // The copy starts with the same drawings; from then on they are separate.
-    saveDrawings(this.store, newId, loadDrawings(this.store, id).map((d: Drawing) => ({ ...d })));
+    // Drawings are the symbol's: the copy shows (and edits) the same ones.
     const cfg = src.config;
     this.mount({ ...cfg, id: newId, indicators: cfg.indicators?.map((i) => ({ ...i, params: { ...i.params } })) }, id);
     this.persist();
@@ -80,11 +99,11 @@ export class Dashboard {
   remove(id: string): void {
     const v = this.views.get(id);
     if (!v) return;
-    v.forgetDrawings();
     v.destroy();
     this.views.delete(id);
     this.order = this.order.filter((x) => x !== id);
     this.persist();
+    this.healthChanged();
     this.updateEmptyState();
   }
 
@@ -100,6 +119,32 @@ export class Dashboard {
   }
 
 
+  /** Called with the grid's health now and whenever a chart's changes. */
+  onHealth(fn: (h: GridHealth) => void): () => void {
+    this.healthListeners.add(fn);
+    fn(this.health());
+    return () => this.healthListeners.delete(fn);
+  }
+
+  health(): GridHealth {
+    const charts = this.charts();
+    const degraded = charts
+      .filter((v) => v.health.degraded)
+      .map((v) => `${v.config.symbol} ${v.config.interval}: ${v.health.label}`);
+    return { total: charts.length, degraded };
+  }
+
+  /** Several charts change at once (a disconnect): one repaint of the dot. */
+  private healthChanged(): void {
+    if (this.healthQueued) return;
+    this.healthQueued = true;
+    queueMicrotask(() => {
+      this.healthQueued = false;
+      const h = this.health();
+      for (const fn of this.healthListeners) fn(h);
+    });
+  }
+
   private configs(): ChartConfig[] {
     return this.charts().map((v) => v.config);
   }
@@ -110,6 +155,7 @@ export class Dashboard {
       streams: this.streams,
       catalog: this.catalog,
       store: this.store,
+      drawings: this.drawings,
       theme: this.theme,
       acceptsSymbol: (s) => this.symbols.accepts(s),
       onConfigChange: () => this.persist(),
@@ -118,7 +164,10 @@ export class Dashboard {
       countUpdate: () => {
         this.updateCount++;
       },
+      onHealthChange: () => this.healthChanged(),
     };
+    // Drawings of older versions were kept per chart: they become the symbol's.
+    this.drawings.migrateChart(cfg.id, cfg.symbol);
     const view = new ChartView(cfg, deps);
     this.views.set(cfg.id, view);
     const afterIdx = after ? this.order.indexOf(after) : -1;
@@ -130,6 +179,7 @@ export class Dashboard {
       this.grid.append(view.root);
     }
     this.updateEmptyState();
+    this.healthChanged();
   }
 
   private persist(): void {

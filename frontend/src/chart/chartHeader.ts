@@ -34,6 +34,7 @@ export class ChartHeader {
   private readonly toggles: Record<'sma' | 'ema', HTMLButtonElement>;
   private readonly tools = new Map<DrawingKind, HTMLButtonElement>();
   private readonly deleteBtn: HTMLButtonElement;
+  private readonly healthBadge: HTMLElement;
 
   constructor(symbol: string, interval: Interval, actions: HeaderActions) {
     this.symbolInput = h('input', {
@@ -77,10 +78,13 @@ export class ChartHeader {
     this.deleteBtn = button('drawing-delete', icon('trash'), 'Delete selected drawing (Delete key)', () => actions.onDeleteDrawing());
     this.deleteBtn.disabled = true;
 
+    // Live / Loading / Stale / Not live / Error / Offline, always visible next to the price it qualifies.
+    this.healthBadge = h('span', { class: 'chart-health', 'data-testid': 'chart-health', 'data-health': 'loading' }, 'Loading');
+
     this.root = h(
       'header',
       { class: 'chart-head' },
-      h('div', { class: 'chart-head-left' }, this.symbolInput, this.intervalSelect, this.price, this.change),
+      h('div', { class: 'chart-head-left' }, this.symbolInput, this.intervalSelect, this.price, this.change, this.healthBadge),
       h(
         'div',
         { class: 'chart-head-right' },
@@ -106,6 +110,12 @@ export class ChartHeader {
     if (this.price.textContent !== price) this.price.textContent = price;
     if (this.change.textContent !== change) this.change.textContent = change;
     this.change.dataset.direction = direction;
+  }
+
+  setHealth(health: string, label: string, detail: string): void {
+    this.healthBadge.dataset.health = health;
+    this.healthBadge.textContent = label;
+    this.healthBadge.title = detail || 'Receiving live updates';
   }
 
   setToggle(kind: 'sma' | 'ema', on: boolean): void {

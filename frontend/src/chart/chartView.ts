@@ -7,7 +7,10 @@
  * Data states: `loading` (first history request in flight), `live`, and
  * `syncing` (after a reconnect, fetching the bars that were missed). Live
  * updates that arrive while loading or syncing are buffered and applied
- * after the history, so they never land in front of a hole.
+ * after the history, so they never land in front of a hole. What the chart
+ * shows about its data (live, stale, refused, failed, offline) is decided
+ * in chartHealth.ts; drawings live in chartDrawings.ts; the read-only
+ * debug hooks the browser tests use are in ../debug.ts (test builds only).
  */
 import {
   CandlestickData,
@@ -26,13 +29,10 @@ import {
   createChart,
   createSeriesMarkers,
 } from 'lightweight-charts';
-import { h } from '../dom';
-import { DrawingController } from '../drawings/controller';
-import { Drawing, DrawingKind, loadDrawings, saveDrawings } from '../drawings/model';
-import { DrawingsPrimitive } from '../drawings/primitive';
-import { logicalToTime, timeToLogical } from '../drawings/timeMap';
+import { button, h } from '../dom';
+import type { SymbolDrawings } from '../drawings/symbolDrawings';
 import type { CatalogStore } from '../net/catalogStore';
-import { Connection, RequestError } from '../net/connection';
+import { Connection, RequestError, TopicStatus } from '../net/connection';
 import type { StreamHub } from '../net/streams';
 import type { HistoricalReply, PriceUpdate } from '../net/protocol';
 import { MAX_HISTORY_LIMIT } from '../net/protocol';
@@ -53,6 +53,8 @@ import { Overlay } from './overlays';
 import { IndicatorMenu } from './indicatorMenu';
 import { ServerIndicator } from './serverIndicators';
 import { chartFrames } from './frameScheduler';
+import { ChartDrawings } from './chartDrawings';
+import { DataState, HealthView, chartHealth } from './chartHealth';
 
 /**
  * Bars asked for on first load and per scroll-back page. The first load fills a grid chart several times
@@ -79,6 +81,8 @@ export interface ChartDeps {
   streams: StreamHub;
   catalog: CatalogStore;
   store: KeyValueStore;
+  /** Drawings per symbol, shared by every chart of the symbol. */
+  drawings: SymbolDrawings;
   theme: ThemeState;
   acceptsSymbol(symbol: string): boolean;
   onConfigChange(cfg: ChartConfig): void;
@@ -86,9 +90,9 @@ export interface ChartDeps {
   onDuplicate(id: string): void;
   /** Counts applied live updates (debug hook / performance test). */
   countUpdate(): void;
+  /** The chart's health changed (the connection dot sums them up). */
+  onHealthChange(): void;
 }
-
-type DataState = 'loading' | 'live' | 'syncing' | 'error';
 
 export class ChartView {
   readonly root: HTMLElement;
@@ -97,6 +101,9 @@ export class ChartView {
   private readonly host: HTMLElement;
   private readonly legend: HTMLElement;
   private readonly errorBox: HTMLElement;
+  /** Says, in words, why the chart is not live (stale, refused, failed, offline); hidden when it is. */
+  private readonly banner: HTMLElement;
+  private readonly bannerText: HTMLElement;
   private readonly chart: IChartApi;
   private readonly candles: ISeriesApi<'Candlestick'>;
   private readonly volume: ISeriesApi<'Histogram'>;
@@ -107,8 +114,7 @@ export class ChartView {
    */
   private markersApi: ISeriesMarkersPluginApi<Time> | null = null;
   private readonly overlays: Record<'sma' | 'ema', Overlay>;
-  private readonly primitive: DrawingsPrimitive;
-  private readonly drawings: DrawingController;
+  private readonly drawings: ChartDrawings;
   private readonly bars = new BarSeries();
   /** Markers from the public hook and `trade_marker` pushes. */
   private markers: Marker[] = [];
@@ -118,6 +124,13 @@ export class ChartView {
   private indicators: ServerIndicator[] = [];
   private readonly indicatorMenu: IndicatorMenu;
   private state: DataState = 'loading';
+  private dataError = '';
+  private subscription: TopicStatus = { state: 'pending' };
+  /** performance.now() of the last live update, or of going live when none came since. */
+  private lastActivityAt: number | null = null;
+  private healthView: HealthView | null = null;
+  /** Live updates received for this chart's topic (debug hook). */
+  private received = 0;
   private buffered: Bar[] = [];
   /**
    * Live bars received but not drawn yet, by open time (the newest state of a bar wins). Drawn when
@@ -150,13 +163,20 @@ export class ChartView {
       onSymbol: (s) => this.changeSymbol(s),
       onInterval: (i) => this.reconfigure(this.cfg.symbol, i),
       onToggle: (k) => this.toggleOverlay(k),
-      onTool: (k) => this.toggleTool(k),
+      onTool: (k) => this.drawings.toggleTool(k),
       onDeleteDrawing: () => this.drawings.deleteSelected(),
       onDuplicate: () => deps.onDuplicate(this.cfg.id),
       onRemove: () => deps.onRemove(this.cfg.id),
     });
     this.legend = h('div', { class: 'legend', 'data-testid': 'legend' });
-    this.errorBox = h('div', { class: 'chart-error', 'data-testid': 'chart-error', hidden: true });
+    this.errorBox = h('div', { class: 'chart-error', 'data-testid': 'chart-error', role: 'alert', hidden: true });
+    this.bannerText = h('span', { 'data-testid': 'chart-banner-text' });
+    this.banner = h(
+      'div',
+      { class: 'chart-banner', 'data-testid': 'chart-banner', role: 'status', hidden: true },
+      this.bannerText,
+      button('chart-retry', 'Retry', 'Load this chart again', () => this.retry()),
+    );
     this.host = h('div', { class: 'chart-host', 'data-testid': 'chart-host' });
     this.indicatorMenu = new IndicatorMenu(deps.catalog, {
       onAdd: (name, params) => this.addIndicator(name, params),
@@ -171,7 +191,7 @@ export class ChartView {
         'div',
         { class: 'chart-body' },
         this.header.toolbar,
-        h('div', { class: 'chart-stage' }, this.host, h('div', { class: 'chart-overlay-top' }, this.legend, this.indicatorMenu.chips), this.indicatorMenu.popover, this.errorBox),
+        h('div', { class: 'chart-stage' }, this.host, h('div', { class: 'chart-overlay-top' }, this.legend, this.indicatorMenu.chips), this.indicatorMenu.popover, this.errorBox, this.banner),
       ),
     );
     this.updateDataset();
@@ -197,36 +217,25 @@ export class ChartView {
       ema: new Overlay(this.chart, 'ema', palette.ema),
     };
 
-    this.primitive = new DrawingsPrimitive(
-      (d) => this.project(d),
-      palette,
-      (p) => formatPrice(p, this.precision()),
-      () => this.chart.timeScale().width(),
-    );
-    this.candles.attachPrimitive(this.primitive);
-    this.drawings = new DrawingController(
+    this.drawings = new ChartDrawings(
       {
-        element: this.host,
-        toAnchor: (p) => {
-          const logical = this.chart.timeScale().coordinateToLogical(p.x);
-          const price = this.candles.coordinateToPrice(p.y);
-          if (logical === null || price === null) return null;
-          const time = logicalToTime(this.bars.bars, this.step(), logical);
-          return time === null ? null : { time: Math.round(time), price };
-        },
-        paneSize: () => ({ width: this.chart.timeScale().width(), height: this.chart.panes()[0]?.getHeight() ?? 0 }),
-        setChartInteractive: (on) => this.chart.applyOptions({ handleScroll: on, handleScale: on }),
-        onChange: (list) => saveDrawings(deps.store, this.cfg.id, list),
-        onUiChange: () => this.header.setDrawingUi(this.drawings.currentTool, this.drawings.selected !== null),
+        host: this.host,
+        chart: this.chart,
+        candles: this.candles,
+        bars: () => this.bars.bars,
+        stepMs: () => this.step(),
+        formatPrice: (p) => formatPrice(p, this.precision()),
+        onUiChange: (tool, selected) => this.header.setDrawingUi(tool, selected),
       },
-      this.primitive,
-      loadDrawings(deps.store, cfg.id),
+      deps.drawings,
+      cfg.symbol,
+      palette,
     );
-    this.header.setDrawingUi(null, false);
 
     this.applyPalette(palette);
     this.cleanups.push(deps.theme.onChange(() => this.applyPalette(deps.theme.palette)));
     this.cleanups.push(deps.conn.onOpen(() => this.resync()));
+    this.cleanups.push(deps.conn.onState(() => this.refreshHealth()));
     this.watchVisibility();
 
     this.chart.timeScale().subscribeVisibleLogicalRangeChange(this.onRangeChange);
@@ -240,52 +249,35 @@ export class ChartView {
     return { ...this.cfg };
   }
 
-  /** Read-only view used by the debug hook and the browser tests. */
-  debugInfo() {
+  /** What the chart shows about its data now. */
+  get health(): HealthView {
+    return this.healthView ?? this.computeHealth();
+  }
+
+  /**
+   * The chart's parts, read by the debug hooks of test builds (../debug.ts); nothing else uses it. Live
+   * bars still pending a frame are drawn first, so what is read is what is on screen.
+   */
+  inspect() {
     this.flushPending();
-    const range = this.chart.timeScale().getVisibleRange();
     return {
-      id: this.cfg.id,
-      symbol: this.cfg.symbol,
-      interval: this.cfg.interval,
+      cfg: this.config,
+      chart: this.chart,
+      candles: this.candles,
+      bars: this.bars,
       state: this.state,
-      barCount: this.bars.length,
-      first: this.bars.first()?.timestamp ?? null,
-      last: this.bars.last() ?? null,
-      visibleRange: range ? { from: Number(range.from), to: Number(range.to) } : null,
-      visibleLogicalRange: this.chart.timeScale().getVisibleLogicalRange(),
-      drawings: this.drawings.list(),
-      markers: this.markers.length,
-      signalMarkers: this.signalMarkers.length,
-      signals: this.signalMarkers.map((m) => ({ time: m.time, side: m.side, text: m.text })),
-      overlays: { sma: this.overlays.sma.enabled, ema: this.overlays.ema.enabled },
-      indicators: this.indicators.map((i) => i.debugInfo()),
-      panes: this.chart.panes().length,
+      health: this.health,
+      subscription: this.subscription,
+      received: this.received,
+      drawings: this.drawings,
+      markers: this.markers,
+      signalMarkers: this.signalMarkers,
+      overlays: this.overlays,
+      indicators: this.indicators,
       lastResync: this.lastResync,
-      dayAgo: this.dayAgo ?? null,
-      changeReference: referencePrice(this.bars.bars, this.step(), this.dayAgo) ?? null,
+      dayAgo: this.dayAgo,
+      stepMs: this.step(),
     };
-  }
-
-  /** Timestamps of every loaded bar (browser tests check for holes). */
-  debugTimestamps(): number[] {
-    this.flushPending();
-    return this.bars.bars.map((b) => b.timestamp);
-  }
-
-  /** Pixel position of a (time ms, price) point inside the chart host. */
-  debugToPixel(time: number, price: number): { x: number; y: number } | null {
-    const logical = timeToLogical(this.bars.bars, this.step(), time);
-    if (logical === null) return null;
-    const x = this.chart.timeScale().logicalToCoordinate(logical as never);
-    const y = this.candles.priceToCoordinate(price);
-    return x === null || y === null ? null : { x, y };
-  }
-
-  /** Scrolls the view by whole bars (negative = towards older bars). */
-  debugScrollBars(delta: number): void {
-    const r = this.chart.timeScale().getVisibleLogicalRange();
-    if (r) this.chart.timeScale().setVisibleLogicalRange({ from: r.from + delta, to: r.to + delta });
   }
 
   addMarkers(markers: readonly Marker[]): void {
@@ -309,11 +301,6 @@ export class ChartView {
     this.root.remove();
   }
 
-  /** Drops the stored drawings (chart removed for good). */
-  forgetDrawings(): void {
-    saveDrawings(this.deps.store, this.cfg.id, []);
-  }
-
   private step(): number {
     return intervalMs(this.cfg.interval);
   }
@@ -333,8 +320,50 @@ export class ChartView {
   private setState(state: DataState): void {
     // Bars received live are older than anything a gap fill or reload brings next: draw them first.
     if (state !== 'live') this.flushPending();
+    if (state === 'live' && this.state !== 'live') this.lastActivityAt = performance.now();
     this.state = state;
     this.root.dataset.state = state;
+    this.refreshHealth();
+  }
+
+  private computeHealth(now = performance.now()): HealthView {
+    return chartHealth({
+      data: this.state,
+      dataError: this.dataError,
+      subscription: this.subscription,
+      connected: this.deps.conn.currentState === 'connected',
+      lastActivityAt: this.lastActivityAt,
+      now,
+      stepMs: this.step(),
+    });
+  }
+
+  /**
+   * Re-evaluates the chart's health (on every state change and once a second from the dashboard, which
+   * is what turns a silent chart stale) and shows it; touches the DOM only when something changed.
+   */
+  refreshHealth(now = performance.now()): void {
+    const v = this.computeHealth(now);
+    const old = this.healthView;
+    this.healthView = v;
+    // A subscribe the server never answered (a rate-limited one is refused without our id): ask again.
+    if (v.health === 'stale' && this.subscription.state === 'pending') this.deps.conn.retry(this.cfg.symbol, this.cfg.interval);
+    if (old && old.health === v.health && old.detail === v.detail) return;
+    this.root.dataset.health = v.health;
+    this.header.setHealth(v.health, v.label, v.detail);
+    this.banner.hidden = v.detail === '';
+    this.banner.dataset.health = v.health;
+    this.bannerText.textContent = v.detail;
+    const retry = this.banner.querySelector<HTMLButtonElement>('.chart-retry');
+    if (retry) retry.hidden = v.health !== 'error' && v.health !== 'refused' && v.health !== 'stale';
+    if (!old || old.degraded !== v.degraded || old.health !== v.health) this.deps.onHealthChange();
+  }
+
+  /** The banner's Retry: load again and ask the server for the live topic again. */
+  private retry(): void {
+    this.deps.conn.retry(this.cfg.symbol, this.cfg.interval);
+    if (this.state === 'error' || this.bars.length === 0) this.start();
+    else void this.resync();
   }
 
   // ---- configuration -------------------------------------------------------
@@ -354,6 +383,7 @@ export class ChartView {
     // Markers are times on this symbol's bars: they mean nothing on another topic.
     this.markers = [];
     this.header.setSymbol(symbol);
+    this.drawings.setSymbol(symbol);
     this.chart.applyOptions({ timeScale: { secondsVisible: interval.endsWith('s') } });
     this.deps.onConfigChange(this.config);
     this.start();
@@ -366,10 +396,6 @@ export class ChartView {
     else this.overlays[kind].disable();
     this.header.setToggle(kind, on);
     this.deps.onConfigChange(this.config);
-  }
-
-  private toggleTool(kind: DrawingKind): void {
-    this.drawings.setTool(this.drawings.currentTool === kind ? null : kind);
   }
 
   // ---- data flow -----------------------------------------------------------
@@ -386,6 +412,8 @@ export class ChartView {
     this.dayAgo = undefined;
     this.dayAgoAskedAt = Number.NEGATIVE_INFINITY;
     this.dayAgoInFlight = false;
+    this.dataError = '';
+    this.lastActivityAt = null;
     this.setState('loading');
     this.updateDataset();
     this.hideError();
@@ -394,7 +422,16 @@ export class ChartView {
     for (const o of Object.values(this.overlays)) o.disable();
     const { symbol, interval } = this.cfg;
     // Subscribe first: updates are buffered until the history is in.
-    this.unsubscribe = this.deps.conn.subscribe(symbol, interval, (u) => this.onUpdate(u, gen));
+    this.unsubscribe = this.deps.conn.subscribe(
+      symbol,
+      interval,
+      (u) => this.onUpdate(u, gen),
+      (status) => {
+        if (gen !== this.generation) return;
+        this.subscription = status;
+        this.refreshHealth();
+      },
+    );
     this.startStreams();
     void this.loadInitial(gen);
   }
@@ -506,8 +543,9 @@ export class ChartView {
         this.setState('syncing');
         return;
       }
+      // Shown by the banner until a retry or another symbol: a failed chart must not look merely empty.
+      this.dataError = err instanceof Error ? err.message : String(err);
       this.setState('error');
-      this.showError(err instanceof Error ? err.message : String(err));
     }
   }
 
@@ -587,6 +625,10 @@ export class ChartView {
   private onUpdate(u: PriceUpdate, gen: number): void {
     if (gen !== this.generation || !isBar(u.data)) return;
     this.deps.countUpdate();
+    this.received++;
+    this.lastActivityAt = performance.now();
+    // Back from stale: say so at once rather than at the next tick.
+    if (this.healthView?.health === 'stale') this.refreshHealth();
     if (this.state !== 'live') {
       this.buffered.push(u.data);
       return;
@@ -761,7 +803,7 @@ export class ChartView {
     this.overlays.sma.setColor(p.sma);
     this.overlays.ema.setColor(p.ema);
     for (const ind of this.indicators) ind.setPalette(p);
-    this.primitive.setPalette(p);
+    this.drawings.setPalette(p);
     // Per-bar colours (volume, flat bars) depend on the palette too.
     if (this.bars.length) this.setAllData(true);
   }
@@ -829,24 +871,6 @@ export class ChartView {
 
   private renderLegend(bar: Bar | undefined): void {
     renderLegend(this.legend, `${this.cfg.symbol} · ${this.cfg.interval}`, bar, this.precision());
-  }
-
-  private project(d: Drawing) {
-    const ts = this.chart.timeScale();
-    const points: Array<{ x: number; y: number }> = [];
-    for (const a of d.points) {
-      const y = this.candles.priceToCoordinate(a.price);
-      if (y === null) return null;
-      if (d.kind === 'hline') {
-        points.push({ x: 0, y });
-        continue;
-      }
-      const logical = timeToLogical(this.bars.bars, this.step(), a.time);
-      const x = logical === null ? null : ts.logicalToCoordinate(logical as never);
-      if (x === null) return null;
-      points.push({ x, y });
-    }
-    return { id: d.id, kind: d.kind, points, prices: d.points.map((a) => a.price) };
   }
 
   private showError(text: string): void {
