@@ -5,6 +5,7 @@
  * that stopped receiving updates stale).
  */
 import { ChartDeps, ChartView } from './chart/chartView';
+import { button, h } from './dom';
 import { SymbolDrawings } from './drawings/symbolDrawings';
 import type { CatalogStore } from './net/catalogStore';
 import type { Connection } from './net/connection';
@@ -15,6 +16,9 @@ import { Marker, markerFromMessage } from './state/markers';
 import type { KeyValueStore } from './state/storage';
 import type { SymbolDirectory } from './state/symbols';
 import type { ThemeState } from './theme';
+
+/** How long "Undo" is offered after removing a chart (ms). */
+const UNDO_MS = 15_000;
 
 /** How often every chart checks whether its updates stopped (ms). */
 const HEALTH_TICK_MS = 1000;
@@ -34,6 +38,17 @@ export class Dashboard {
   private readonly drawings: SymbolDrawings;
   private readonly healthListeners = new Set<(h: GridHealth) => void>();
   private healthQueued = false;
+  /** The last removed chart and the chart it followed, for "Undo". */
+  private removed: { cfg: ChartConfig; after?: string } | null = null;
+  private readonly undoText = h('span', { 'data-testid': 'undo-text' });
+  /** "Removed BTCUSDT 1m — Undo", for a few seconds after a removal; placed by the page. */
+  readonly undoBar = h(
+    'div',
+    { class: 'undo-bar', 'data-testid': 'undo-bar', role: 'status', hidden: true },
+    this.undoText,
+    button('undo-remove', 'Undo', 'Put the removed chart back', () => this.undoRemove()),
+  );
+  private undoTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
     readonly grid: HTMLElement,
@@ -99,6 +114,10 @@ export class Dashboard {
   remove(id: string): void {
     const v = this.views.get(id);
     if (!v) return;
+    // Kept for "Undo" (drawings are the symbol's and stay anyway).
+    const index = this.order.indexOf(id);
+    this.removed = { cfg: v.config, after: index > 0 ? this.order[index - 1] : undefined };
+    this.showUndo(`Removed ${v.config.symbol} ${v.config.interval}`);
     v.destroy();
     this.views.delete(id);
     this.order = this.order.filter((x) => x !== id);
@@ -118,6 +137,33 @@ export class Dashboard {
     return true;
   }
 
+
+  /** Puts the last removed chart back where it was, with its settings and zoom; false if none. */
+  undoRemove(): boolean {
+    const r = this.removed;
+    this.removed = null;
+    this.hideUndo();
+    if (!r || this.order.length >= MAX_CHARTS) return false;
+    const id = this.views.has(r.cfg.id) ? nextChartId(this.configs()) : r.cfg.id;
+    const before = r.after && this.views.has(r.after) ? r.after : undefined;
+    if (before) this.mount({ ...r.cfg, id }, before);
+    else this.mountFirst({ ...r.cfg, id });
+    this.persist();
+    return true;
+  }
+
+  private showUndo(text: string): void {
+    this.undoText.textContent = text;
+    this.undoBar.hidden = false;
+    if (this.undoTimer) clearTimeout(this.undoTimer);
+    this.undoTimer = setTimeout(() => this.hideUndo(), UNDO_MS);
+  }
+
+  private hideUndo(): void {
+    if (this.undoTimer) clearTimeout(this.undoTimer);
+    this.undoTimer = null;
+    this.undoBar.hidden = true;
+  }
 
   /** Called with the grid's health now and whenever a chart's changes. */
   onHealth(fn: (h: GridHealth) => void): () => void {
@@ -149,6 +195,15 @@ export class Dashboard {
     return this.charts().map((v) => v.config);
   }
 
+  /** Mounts a chart at the front of the grid (an undone removal of the first chart). */
+  private mountFirst(cfg: ChartConfig): void {
+    const first = this.order[0];
+    this.mount(cfg);
+    if (first === undefined) return;
+    this.order = [cfg.id, ...this.order.filter((x) => x !== cfg.id)];
+    this.views.get(first)!.root.before(this.views.get(cfg.id)!.root);
+  }
+
   private mount(cfg: ChartConfig, after?: string): void {
     const deps: ChartDeps = {
       conn: this.conn,
@@ -157,7 +212,7 @@ export class Dashboard {
       store: this.store,
       drawings: this.drawings,
       theme: this.theme,
-      acceptsSymbol: (s) => this.symbols.accepts(s),
+      resolveSymbol: (s) => this.symbols.resolve(s),
       onConfigChange: () => this.persist(),
       onRemove: (id) => this.remove(id),
       onDuplicate: (id) => this.duplicate(id),

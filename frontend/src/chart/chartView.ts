@@ -38,12 +38,13 @@ import type { HistoricalReply, PriceUpdate } from '../net/protocol';
 import { MAX_HISTORY_LIMIT } from '../net/protocol';
 import { Bar, BarSeries, barsToKeep, isBar, referenceCutoff, referencePrice } from '../state/bars';
 import { Interval, intervalMs } from '../state/intervals';
-import { ChartConfig, IndicatorConfig, MAX_INDICATORS_PER_CHART } from '../state/layout';
+import { ChartConfig, ChartViewport, IndicatorConfig, MAX_INDICATORS_PER_CHART } from '../state/layout';
 import { Marker, markersFromExecutedTrades, mergeMarkers } from '../state/markers';
 import { api } from '../net/api';
 import { markersFromSignals, parseSignal, signalToMarker } from '../state/signals';
 import { indicatorStreamKey } from '../net/streams';
 import type { Params } from '../state/catalog';
+import type { SymbolMatch } from '../state/symbolSearch';
 import type { KeyValueStore } from '../state/storage';
 import type { Palette, ThemeState } from '../theme';
 import { ChartHeader } from './chartHeader';
@@ -53,6 +54,7 @@ import { Overlay } from './overlays';
 import { IndicatorMenu } from './indicatorMenu';
 import { ServerIndicator } from './serverIndicators';
 import { chartFrames } from './frameScheduler';
+import { barsToLoad, captureViewport, isScrolledBack, restoredRange } from './viewport';
 import { ChartDrawings } from './chartDrawings';
 import { DataState, HealthView, chartHealth } from './chartHealth';
 
@@ -84,7 +86,8 @@ export interface ChartDeps {
   /** Drawings per symbol, shared by every chart of the symbol. */
   drawings: SymbolDrawings;
   theme: ThemeState;
-  acceptsSymbol(symbol: string): boolean;
+  /** The ticker meant by what was typed (`xrp` -> XRPUSDT), or why there is none. */
+  resolveSymbol(input: string): Promise<SymbolMatch>;
   onConfigChange(cfg: ChartConfig): void;
   onRemove(id: string): void;
   onDuplicate(id: string): void;
@@ -153,12 +156,21 @@ export class ChartView {
   private quoteQueued = false;
   private unsubscribe: (() => void) | null = null;
   private readonly cleanups: Array<() => void> = [];
+  /** Shown while scrolled back: one click returns to the newest bars. */
+  private readonly liveButton: HTMLButtonElement;
+  /** The stored viewport to put back after the first load (a reload); used once. */
+  private restoreView: ChartViewport | undefined;
+  private viewportTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
     cfg: ChartConfig,
     private readonly deps: ChartDeps,
   ) {
     this.cfg = { ...cfg };
+    this.restoreView = cfg.view;
+    this.liveButton = button('chart-back-to-live', 'Live ⇥', 'Back to the newest bars', () => this.chart.timeScale().scrollToRealTime());
+    this.liveButton.classList.add('chart-back-to-live');
+    this.liveButton.hidden = true;
     this.header = new ChartHeader(cfg.symbol, cfg.interval, {
       onSymbol: (s) => this.changeSymbol(s),
       onInterval: (i) => this.reconfigure(this.cfg.symbol, i),
@@ -191,7 +203,7 @@ export class ChartView {
         'div',
         { class: 'chart-body' },
         this.header.toolbar,
-        h('div', { class: 'chart-stage' }, this.host, h('div', { class: 'chart-overlay-top' }, this.legend, this.indicatorMenu.chips), this.indicatorMenu.popover, this.errorBox, this.banner),
+        h('div', { class: 'chart-stage' }, this.host, h('div', { class: 'chart-overlay-top' }, this.legend, this.indicatorMenu.chips), this.indicatorMenu.popover, this.errorBox, this.banner, this.liveButton),
       ),
     );
     this.updateDataset();
@@ -202,7 +214,7 @@ export class ChartView {
       // lightweight-charts is Apache-2.0 and asks for its attribution: keep the logo on.
       layout: { attributionLogo: true },
       crosshair: { mode: CrosshairMode.Normal },
-      timeScale: { timeVisible: true, secondsVisible: cfg.interval.endsWith('s'), rightOffset: 5 },
+      timeScale: { timeVisible: true, secondsVisible: cfg.interval.endsWith('s'), rightOffset: 5, ...(cfg.view ? { barSpacing: cfg.view.barSpacing } : {}) },
     });
     this.candles = this.chart.addSeries(CandlestickSeries, { borderVisible: false });
     this.volume = this.chart.addSeries(
@@ -287,6 +299,7 @@ export class ChartView {
 
   destroy(): void {
     this.generation++;
+    if (this.viewportTimer) clearTimeout(this.viewportTimer);
     chartFrames.cancel(this.flushTarget);
     this.pendingBars.clear();
     this.unsubscribe?.();
@@ -368,13 +381,17 @@ export class ChartView {
 
   // ---- configuration -------------------------------------------------------
 
-  private changeSymbol(symbol: string): void {
-    if (!this.deps.acceptsSymbol(symbol)) {
-      this.showError(`Unknown symbol ${symbol}`);
+  private async changeSymbol(input: string): Promise<void> {
+    const gen = this.generation;
+    const match = await this.deps.resolveSymbol(input);
+    if (gen !== this.generation) return;
+    if ('error' in match) {
+      this.showError(match.error);
       this.header.setSymbol(this.cfg.symbol);
       return;
     }
-    this.reconfigure(symbol, this.cfg.interval);
+    this.header.setSymbol(match.symbol);
+    this.reconfigure(match.symbol, this.cfg.interval);
   }
 
   private reconfigure(symbol: string, interval: Interval): void {
@@ -526,14 +543,22 @@ export class ChartView {
 
   private async loadInitial(gen: number): Promise<void> {
     try {
-      const data = await this.fetchUntilNonEmpty(gen, { limit: INITIAL_BARS });
+      const ts = this.chart.timeScale();
+      const restore = this.restoreView;
+      const visibleBars = ts.width() / ts.options().barSpacing;
+      const limit = barsToLoad(restore, Date.now(), this.step(), visibleBars, INITIAL_BARS);
+      const data = await this.fetchUntilNonEmpty(gen, { limit });
       if (data === null) return;
       this.bars.reset(data);
-      this.historyExhausted = this.bars.length < INITIAL_BARS;
+      this.historyExhausted = this.bars.length < limit;
       this.candles.applyOptions({ priceFormat: { type: 'price', precision: this.precision(), minMove: 10 ** -this.precision() } });
       this.setAllData();
       for (const k of ['sma', 'ema'] as const) if (this.cfg[k]) this.overlays[k].enable(this.bars.bars);
-      this.chart.timeScale().scrollToRealTime();
+      // After a reload: the zoom and the scrolled-back position the trader left.
+      this.restoreView = undefined;
+      const range = restore ? restoredRange(restore, this.bars.bars, this.step(), ts.width()) : null;
+      if (range) ts.setVisibleLogicalRange(range);
+      else ts.scrollToRealTime();
       this.goLive();
       void this.loadTradeMarkers(gen);
     } catch (err) {
@@ -723,9 +748,29 @@ export class ChartView {
   }
 
   private readonly onRangeChange = (range: LogicalRange | null): void => {
+    if (range && this.state === 'live') {
+      const back = isScrolledBack(this.chart.timeScale().scrollPosition());
+      if (this.liveButton.hidden === back) this.liveButton.hidden = !back;
+      this.scheduleViewportSave();
+    }
     if (!range || this.state !== 'live' || this.loadingOlder || this.historyExhausted) return;
     if (range.from < LOAD_MORE_THRESHOLD) void this.loadOlder();
   };
+
+  /** Stores the zoom and scroll position once the trader stops moving the chart (kept across reloads). */
+  private scheduleViewportSave(): void {
+    if (this.viewportTimer) clearTimeout(this.viewportTimer);
+    this.viewportTimer = setTimeout(() => {
+      this.viewportTimer = null;
+      const ts = this.chart.timeScale();
+      const range = ts.getVisibleLogicalRange();
+      if (!range || this.state !== 'live') return;
+      const view = captureViewport(this.bars.bars, this.step(), ts.options().barSpacing, ts.scrollPosition(), range.to);
+      if (JSON.stringify(view) === JSON.stringify(this.cfg.view)) return;
+      this.cfg = { ...this.cfg, view };
+      this.deps.onConfigChange(this.config);
+    }, 500);
+  }
 
   /**
    * Scroll-back: fetch the page before the first bar and prepend it. The
