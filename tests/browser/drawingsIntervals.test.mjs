@@ -29,43 +29,48 @@ const card = (id) => `[data-chart-id="${id}"]`;
 const STEP = { '1m': 60_000, '5m': 300_000, '1h': 3_600_000 };
 
 /**
- * Where a time (ms) must be on the chart, from lightweight-charts' own positions of the bars around it:
- * between two bars in proportion to time, past the last one (or before the first) by the interval.
+ * Where each anchor of `drawing` must be on chart `id`, from lightweight-charts' own positions of the bars
+ * around its time: between two bars in proportion to time, past the last one (or before the first) at one
+ * bar spacing per interval. Read in one go with what the chart paints, so no re-layout falls in between.
  */
-async function expectedX(id, time) {
-  const { interval } = await chartInfo(page, id);
-  const ts = await page.evaluate((c) => window.candlecast.debug.timestamps(c), id);
-  const x = (t) => page.evaluate(([c, t]) => window.candlecast.debug.barX(c, t), [id, t]);
-  const n = ts.length;
-  let a;
-  let b;
-  if (time >= ts[n - 1]) [a, b] = [ts[n - 2], ts[n - 1]];
-  else if (time <= ts[0]) [a, b] = [ts[0], ts[1]];
-  else {
-    const i = ts.findIndex((t) => t > time);
-    [a, b] = [ts[i - 1], ts[i]];
-  }
-  const [xa, xb] = [await x(a), await x(b)];
-  assert.ok(xa !== null && xb !== null, `bars ${a} and ${b} are placed`);
-  // Neighbouring bars are one bar spacing apart whatever the time between them; beyond either end the
-  // chart goes on at one bar spacing per interval.
-  const spacing = xb - xa;
-  if (time >= ts[n - 1]) return xb + ((time - b) / STEP[interval]) * spacing;
-  if (time <= ts[0]) return xa + ((time - a) / STEP[interval]) * spacing;
-  return xa + ((time - a) / (b - a)) * spacing;
+async function measure(id, drawing) {
+  return page.evaluate(
+    ([id, drawing, STEP]) => {
+      const dbg = window.candlecast.debug;
+      const info = dbg.charts().find((c) => c.id === id);
+      const ts = dbg.timestamps(id);
+      const x = (t) => dbg.barX(id, t);
+      const n = ts.length;
+      const expected = drawing.points.map(({ time }) => {
+        let i = ts.findIndex((t) => t > time);
+        if (time >= ts[n - 1]) i = n - 1;
+        else if (time <= ts[0]) i = 1;
+        const [a, b] = [ts[i - 1], ts[i]];
+        const [xa, xb] = [x(a), x(b)];
+        // Neighbouring bars are one bar spacing apart whatever the time between them.
+        const spacing = xb - xa;
+        if (time >= ts[n - 1]) return xb + ((time - b) / STEP[info.interval]) * spacing;
+        if (time <= ts[0]) return xa + ((time - a) / STEP[info.interval]) * spacing;
+        return xa + ((time - a) / (b - a)) * spacing;
+      });
+      const painted = dbg.drawingPixels(id).find((s) => s.id === drawing.id) ?? null;
+      const ys = drawing.points.map((p) => dbg.toPixel(id, p.time, p.price)?.y ?? null);
+      return { expected, painted, ys };
+    },
+    [id, drawing, STEP],
+  );
 }
 
 async function assertPlacedByTime(id, drawing) {
-  const screen = await page.evaluate((c) => window.candlecast.debug.drawingPixels(c), id);
-  const d = screen.find((s) => s.id === drawing.id);
-  assert.ok(d, `${id} paints drawing ${drawing.id}`);
-  for (const [i, a] of drawing.points.entries()) {
-    const want = await expectedX(id, a.time);
-    assert.ok(Math.abs(d.points[i].x - want) < 1, `${id} point ${i}: x ${d.points[i].x} vs ${want} from the bars' times`);
-    const y = await page.evaluate(([c, t, p]) => window.candlecast.debug.toPixel(c, t, p).y, [id, a.time, a.price]);
-    assert.ok(Math.abs(d.points[i].y - y) < 0.5);
+  const { interval } = await chartInfo(page, id);
+  const { expected, painted, ys } = await measure(id, drawing);
+  assert.ok(painted, `${id} paints drawing ${drawing.id}`);
+  for (const [i, want] of expected.entries()) {
+    const got = painted.points[i];
+    assert.ok(Math.abs(got.x - want) < 1, `${id} (${interval}) point ${i}: x ${got.x} vs ${want} from the bars' times`);
+    assert.ok(Math.abs(got.y - ys[i]) < 0.5);
   }
-  return d;
+  return painted;
 }
 
 async function setInterval_(id, interval) {

@@ -10,7 +10,7 @@ import { DrawingController } from '../drawings/controller';
 import type { Drawing, DrawingKind } from '../drawings/model';
 import { DrawingsPrimitive } from '../drawings/primitive';
 import type { SymbolDrawings } from '../drawings/symbolDrawings';
-import { logicalToTime, timeToLogical } from '../drawings/timeMap';
+import { logicalToTime, logicalToX, timeToLogical, xToLogical } from '../drawings/timeMap';
 import type { ScreenDrawing } from '../drawings/geometry';
 import type { Bar } from '../state/bars';
 import type { Palette } from '../theme';
@@ -47,7 +47,8 @@ export class ChartDrawings {
       {
         element: host,
         toAnchor: (p) => {
-          const logical = chart.timeScale().coordinateToLogical(p.x);
+          const ts = chart.timeScale();
+          const logical = xToLogical(p.x, (x) => ts.coordinateToLogical(x), (i) => ts.logicalToCoordinate(i as never));
           const price = candles.coordinateToPrice(p.y);
           if (logical === null || price === null) return null;
           const time = logicalToTime(surface.bars(), surface.stepMs(), logical);
@@ -108,7 +109,8 @@ export class ChartDrawings {
   /** Pixel x of a time (ms) on this chart: fractional between bars, extrapolated past either end. */
   timeToX(time: number): number | null {
     const logical = timeToLogical(this.surface.bars(), this.surface.stepMs(), time);
-    return logical === null ? null : this.surface.chart.timeScale().logicalToCoordinate(logical as never);
+    const ts = this.surface.chart.timeScale();
+    return logical === null ? null : logicalToX(logical, (i) => ts.logicalToCoordinate(i as never));
   }
 
   /** Where each drawing is painted now (debug hook: browser tests compare with the bars' times). */

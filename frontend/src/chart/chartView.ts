@@ -54,7 +54,7 @@ import { Overlay } from './overlays';
 import { IndicatorMenu } from './indicatorMenu';
 import { ServerIndicator } from './serverIndicators';
 import { chartFrames } from './frameScheduler';
-import { barsToLoad, captureViewport, isScrolledBack, restoredRange } from './viewport';
+import { barsToLoad, captureViewport, isScrolledBack, restoredScrollPosition } from './viewport';
 import { ChartDrawings } from './chartDrawings';
 import { DataState, HealthView, chartHealth } from './chartHealth';
 
@@ -556,8 +556,9 @@ export class ChartView {
       for (const k of ['sma', 'ema'] as const) if (this.cfg[k]) this.overlays[k].enable(this.bars.bars);
       // After a reload: the zoom and the scrolled-back position the trader left.
       this.restoreView = undefined;
-      const range = restore ? restoredRange(restore, this.bars.bars, this.step(), ts.width()) : null;
-      if (range) ts.setVisibleLogicalRange(range);
+      if (restore) ts.applyOptions({ barSpacing: restore.barSpacing });
+      const position = restore ? restoredScrollPosition(restore, this.bars.bars, this.step()) : null;
+      if (position !== null) ts.scrollToPosition(position, false);
       else ts.scrollToRealTime();
       this.goLive();
       void this.loadTradeMarkers(gen);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Bar } from '../state/bars';
-import { barsToLoad, captureViewport, isScrolledBack, restoredRange } from './viewport';
+import { barsToLoad, captureViewport, isScrolledBack, restoredScrollPosition } from './viewport';
 
 const M = 60_000;
 const bars: Bar[] = Array.from({ length: 300 }, (_, i) => ({ timestamp: i * M, open: 1, high: 1, low: 1, close: 1, volume: 0, trades: 1 }) as Bar);
@@ -17,10 +17,11 @@ describe('viewport', () => {
     expect(view).toEqual({ barSpacing: 10, rightTime: 249.5 * M });
     // After a reload, 20 more bars exist and the first loaded one is older: same time, same place.
     const later: Bar[] = Array.from({ length: 400 }, (_, i) => ({ ...bars[0], timestamp: (i - 80) * M }));
-    expect(restoredRange(view, later, M, 600)).toEqual({ from: 329.5 - 60, to: 329.5 });
+    // Right edge at index 329.5 of 400 bars: 69.5 bars left of the newest.
+    expect(restoredScrollPosition(view, later, M)).toBe(329.5 - 399);
     // Not among the loaded bars: not restored.
-    expect(restoredRange({ barSpacing: 10, rightTime: -100 * M }, later, M, 600)).toBeNull();
-    expect(restoredRange({ barSpacing: 10 }, later, M, 600)).toBeNull();
+    expect(restoredScrollPosition({ barSpacing: 10, rightTime: -100 * M }, later, M)).toBeNull();
+    expect(restoredScrollPosition({ barSpacing: 10 }, later, M)).toBeNull();
   });
 
   it('loads enough bars to reach the stored right edge, within a cap', () => {

@@ -41,15 +41,13 @@ export function barsToLoad(view: ChartViewport | undefined, nowMs: number, stepM
   return Math.max(minimum, Math.min(back, MAX_RESTORE_BARS, MAX_HISTORY_LIMIT));
 }
 
-/** The logical range that puts `view.rightTime` at the right edge; null when it is not among the bars. */
-export function restoredRange(
-  view: ChartViewport,
-  bars: readonly Bar[],
-  stepMs: number,
-  widthPx: number,
-): { from: number; to: number } | null {
+/**
+ * The scroll position (lightweight-charts' `scrollToPosition`: bars from the newest bar to the right edge)
+ * that puts `view.rightTime` at the right edge; null when it is not among the loaded bars. Independent of
+ * the chart's width, which may not be laid out yet when the first bars arrive.
+ */
+export function restoredScrollPosition(view: ChartViewport, bars: readonly Bar[], stepMs: number): number | null {
   if (!view.rightTime || bars.length === 0 || view.rightTime < bars[0].timestamp) return null;
   const to = timeToLogical(bars, stepMs, view.rightTime);
-  if (to === null) return null;
-  return { from: to - widthPx / view.barSpacing, to };
+  return to === null ? null : to - (bars.length - 1);
 }

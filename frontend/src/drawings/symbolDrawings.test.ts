@@ -3,7 +3,7 @@ import { memoryStore } from '../state/storage';
 import type { Bar } from '../state/bars';
 import { Drawing, drawingsKey, saveDrawings } from './model';
 import { SymbolDrawings, symbolDrawingsKey } from './symbolDrawings';
-import { logicalToTime, timeToLogical } from './timeMap';
+import { logicalToTime, logicalToX, timeToLogical, xToLogical } from './timeMap';
 
 const trend = (id: string, t0 = 90_000, t1 = 330_000): Drawing => ({ id, kind: 'trend', points: [{ time: t0, price: 1 }, { time: t1, price: 2 }] });
 
@@ -81,5 +81,22 @@ describe('anchoring across intervals', () => {
       }
       expect(back).toBeCloseTo(t, 6);
     }
+  });
+});
+
+describe('pixels of fractional positions', () => {
+  // What lightweight-charts does: whole indexes only, 0 (the left edge) for anything else.
+  const indexToX = (i: number) => (Number.isInteger(i) ? 100 + i * 8 : 0);
+  const wholeIndexAt = (x: number) => Math.ceil((x - 100) / 8);
+
+  it('places a point between two bars between their pixels, not at the left edge', () => {
+    expect(logicalToX(7.5, indexToX)).toBe(160);
+    expect(logicalToX(7, indexToX)).toBe(156);
+    expect(logicalToX(-2.25, indexToX)).toBe(82);
+  });
+
+  it('reads a click between two bars as a fractional index, and back to the same pixel', () => {
+    expect(xToLogical(161, wholeIndexAt, indexToX)).toBeCloseTo(7.625, 9);
+    for (const x of [100, 133.3, 161, 250]) expect(logicalToX(xToLogical(x, wholeIndexAt, indexToX)!, indexToX)).toBeCloseTo(x, 9);
   });
 });
