@@ -117,8 +117,15 @@ export function buildApp(root: HTMLElement, store: KeyValueStore): App {
   );
   const show = (name: ViewName) => {
     for (const [n, el] of Object.entries(views)) el.hidden = n !== name;
-    navButtons.forEach((b) => b.classList.toggle('active', b.dataset.testid === `nav-${name}`));
+    for (const b of navButtons) {
+      const on = b.dataset.testid === `nav-${name}`;
+      b.classList.toggle('active', on);
+      // Screen readers announce the shown view as the current one.
+      if (on) b.setAttribute('aria-current', 'page');
+      else b.removeAttribute('aria-current');
+    }
     stats.setVisible(name === 'stats');
+    if (name === 'charts') dashboard.queueLayout();
     void backtest.setVisible(name === 'backtest');
   };
 

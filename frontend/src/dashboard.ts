@@ -7,6 +7,7 @@
 import { ChartDeps, ChartView } from './chart/chartView';
 import { button, h } from './dom';
 import { SymbolDrawings } from './drawings/symbolDrawings';
+import { chartHeight, gridColumns } from './state/gridLayout';
 import type { CatalogStore } from './net/catalogStore';
 import type { Connection } from './net/connection';
 import type { StreamHub } from './net/streams';
@@ -38,6 +39,8 @@ export class Dashboard {
   private readonly drawings: SymbolDrawings;
   private readonly healthListeners = new Set<(h: GridHealth) => void>();
   private healthQueued = false;
+  private layoutQueued = false;
+  private readonly headerObserver = typeof ResizeObserver === 'undefined' ? null : new ResizeObserver(() => this.queueLayout());
   /** The last removed chart and the chart it followed, for "Undo". */
   private removed: { cfg: ChartConfig; after?: string } | null = null;
   private readonly undoText = h('span', { 'data-testid': 'undo-text' });
@@ -61,6 +64,7 @@ export class Dashboard {
     layout: Layout,
   ) {
     this.drawings = new SymbolDrawings(store);
+    window.addEventListener('resize', () => this.queueLayout());
     for (const cfg of layout.charts) this.mount(cfg);
     setInterval(() => {
       const now = performance.now();
@@ -118,6 +122,7 @@ export class Dashboard {
     const index = this.order.indexOf(id);
     this.removed = { cfg: v.config, after: index > 0 ? this.order[index - 1] : undefined };
     this.showUndo(`Removed ${v.config.symbol} ${v.config.interval}`);
+    this.headerObserver?.unobserve(v.root.querySelector('.chart-head') ?? v.root);
     v.destroy();
     this.views.delete(id);
     this.order = this.order.filter((x) => x !== id);
@@ -155,6 +160,7 @@ export class Dashboard {
   private showUndo(text: string): void {
     this.undoText.textContent = text;
     this.undoBar.hidden = false;
+    this.queueLayout();
     if (this.undoTimer) clearTimeout(this.undoTimer);
     this.undoTimer = setTimeout(() => this.hideUndo(), UNDO_MS);
   }
@@ -163,6 +169,7 @@ export class Dashboard {
     if (this.undoTimer) clearTimeout(this.undoTimer);
     this.undoTimer = null;
     this.undoBar.hidden = true;
+    this.queueLayout();
   }
 
   /** Called with the grid's health now and whenever a chart's changes. */
@@ -224,6 +231,8 @@ export class Dashboard {
     // Drawings of older versions were kept per chart: they become the symbol's.
     this.drawings.migrateChart(cfg.id, cfg.symbol);
     const view = new ChartView(cfg, deps);
+    // A header that wraps onto another line (a longer price) changes what the card adds: fit again.
+    this.headerObserver?.observe(view.root.querySelector('.chart-head') ?? view.root);
     this.views.set(cfg.id, view);
     const afterIdx = after ? this.order.indexOf(after) : -1;
     if (afterIdx >= 0) {
@@ -239,10 +248,43 @@ export class Dashboard {
 
   private persist(): void {
     saveLayout(this.store, { version: 1, charts: this.configs() });
-    this.grid.dataset.count = String(this.order.length);
+    this.updateEmptyState();
   }
 
   private updateEmptyState(): void {
     this.grid.dataset.count = String(this.order.length);
+    this.queueLayout();
+  }
+
+  /** Re-fits the grid to the window once per frame at most (resizes, charts added or removed). */
+  queueLayout(): void {
+    if (this.layoutQueued) return;
+    this.layoutQueued = true;
+    requestAnimationFrame(() => {
+      this.layoutQueued = false;
+      this.layoutGrid();
+    });
+  }
+
+  /** Columns for the number of charts, and chart heights that fill the window's height under the toolbar. */
+  private layoutGrid(): void {
+    const n = this.order.length;
+    const width = window.innerWidth;
+    const cols = gridColumns(n, width);
+    this.grid.style.setProperty('--cols', String(cols));
+    if (n === 0 || !this.grid.isConnected || this.grid.offsetParent === null) return;
+    // What a card adds around its chart (header, borders): the most any card does, as headers wrap on
+    // narrow cards.
+    let chrome = 0;
+    for (const v of this.views.values()) {
+      const host = v.root.querySelector<HTMLElement>('[data-testid="chart-host"]');
+      if (host) chrome = Math.max(chrome, v.root.offsetHeight - host.offsetHeight);
+    }
+    const top = this.grid.getBoundingClientRect().top + window.scrollY;
+    const gap = parseFloat(getComputedStyle(this.grid).rowGap) || 0;
+    const bottom = parseFloat(getComputedStyle(this.grid.parentElement?.parentElement ?? this.grid).paddingBottom) || 0;
+    const h = chartHeight(n, cols, width, window.innerHeight - top - bottom - 1, chrome, gap);
+    if (h === null) this.grid.style.removeProperty('--cell-h');
+    else this.grid.style.setProperty('--cell-h', `${h}px`);
   }
 }

@@ -56,6 +56,7 @@ import { ServerIndicator } from './serverIndicators';
 import { chartFrames } from './frameScheduler';
 import { barsToLoad, captureViewport, isScrolledBack, restoredScrollPosition } from './viewport';
 import { ChartDrawings } from './chartDrawings';
+import { nameAttributionLogo } from './attribution';
 import { DataState, HealthView, chartHealth } from './chartHealth';
 
 /**
@@ -224,6 +225,7 @@ export class ChartView {
     );
     // Volume gets a quarter of the height; pane 0 keeps its default factor of 1.
     this.chart.panes()[1]?.setStretchFactor(0.3);
+    this.cleanups.push(nameAttributionLogo(this.host, cfg.id));
     this.overlays = {
       sma: new Overlay(this.chart, 'sma', palette.sma),
       ema: new Overlay(this.chart, 'ema', palette.ema),
@@ -300,6 +302,7 @@ export class ChartView {
   destroy(): void {
     this.generation++;
     if (this.viewportTimer) clearTimeout(this.viewportTimer);
+    this.indicatorMenu.close();
     chartFrames.cancel(this.flushTarget);
     this.pendingBars.clear();
     this.unsubscribe?.();
