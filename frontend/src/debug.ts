@@ -29,6 +29,9 @@ export function chartDebugInfo(view: ChartView) {
     drawings: c.drawings.list(),
     markers: c.markers.length,
     signalMarkers: c.signalMarkers.length,
+    /** Markers drawn on the chart now (trade markers, and signals unless hidden). */
+    shownMarkers: c.markersApi?.markers().length ?? 0,
+    signalsShown: c.cfg.signals !== false,
     signals: c.signalMarkers.map((m) => ({ time: m.time, side: m.side, text: m.text })),
     overlays: { sma: c.overlays.sma.enabled, ema: c.overlays.ema.enabled },
     indicators: c.indicators.map((i) => i.debugInfo()),

@@ -11,6 +11,8 @@ export interface HeaderActions {
   onSymbol(symbol: string): void;
   onInterval(interval: Interval): void;
   onToggle(kind: 'sma' | 'ema'): void;
+  /** Show or hide the strategy signal markers (e.g. ema_cross) of this chart. */
+  onToggleSignals(): void;
   onTool(kind: DrawingKind): void;
   onDeleteDrawing(): void;
   onDuplicate(): void;
@@ -35,6 +37,7 @@ export class ChartHeader {
   private readonly tools = new Map<DrawingKind, HTMLButtonElement>();
   private readonly deleteBtn: HTMLButtonElement;
   private readonly healthBadge: HTMLElement;
+  private readonly signalsToggle: HTMLButtonElement;
 
   constructor(symbol: string, interval: Interval, actions: HeaderActions) {
     this.symbolInput = h('input', {
@@ -72,6 +75,8 @@ export class ChartHeader {
       ema: button('toggle-ema', 'EMA', 'Exponential moving average (50)', () => actions.onToggle('ema')),
     };
 
+    this.signalsToggle = button('toggle-signals', 'Signals', 'Show or hide strategy signal markers', () => actions.onToggleSignals());
+
     for (const t of TOOLS) {
       this.tools.set(t.kind, button(`tool-${t.kind}`, t.label, t.title, () => actions.onTool(t.kind)));
     }
@@ -90,6 +95,7 @@ export class ChartHeader {
         { class: 'chart-head-right' },
         this.toggles.sma,
         this.toggles.ema,
+        this.signalsToggle,
         button('chart-duplicate', icon('duplicate'), 'Duplicate chart', () => actions.onDuplicate()),
         button('chart-remove', '✕', 'Remove chart', () => actions.onRemove()),
       ),
@@ -116,6 +122,11 @@ export class ChartHeader {
     this.healthBadge.dataset.health = health;
     this.healthBadge.textContent = label;
     this.healthBadge.title = detail || 'Receiving live updates';
+  }
+
+  setSignalsShown(on: boolean): void {
+    this.signalsToggle.classList.toggle('active', on);
+    this.signalsToggle.setAttribute('aria-pressed', String(on));
   }
 
   setToggle(kind: 'sma' | 'ema', on: boolean): void {

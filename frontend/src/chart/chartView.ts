@@ -176,6 +176,7 @@ export class ChartView {
       onSymbol: (s) => this.changeSymbol(s),
       onInterval: (i) => this.reconfigure(this.cfg.symbol, i),
       onToggle: (k) => this.toggleOverlay(k),
+      onToggleSignals: () => this.toggleSignals(),
       onTool: (k) => this.drawings.toggleTool(k),
       onDeleteDrawing: () => this.drawings.deleteSelected(),
       onDuplicate: () => deps.onDuplicate(this.cfg.id),
@@ -256,6 +257,7 @@ export class ChartView {
     this.chart.subscribeCrosshairMove(this.onCrosshair);
 
     for (const k of ['sma', 'ema'] as const) this.header.setToggle(k, cfg[k]);
+    this.header.setSignalsShown(cfg.signals !== false);
     this.start();
   }
 
@@ -286,6 +288,7 @@ export class ChartView {
       drawings: this.drawings,
       markers: this.markers,
       signalMarkers: this.signalMarkers,
+      markersApi: this.markersApi,
       overlays: this.overlays,
       indicators: this.indicators,
       lastResync: this.lastResync,
@@ -407,6 +410,15 @@ export class ChartView {
     this.chart.applyOptions({ timeScale: { secondsVisible: interval.endsWith('s') } });
     this.deps.onConfigChange(this.config);
     this.start();
+  }
+
+  /** Strategy signal markers on or off for this chart (kept in the layout; on by default). */
+  private toggleSignals(): void {
+    const shown = this.cfg.signals === false;
+    this.cfg = { ...this.cfg, signals: shown ? undefined : false };
+    this.header.setSignalsShown(shown);
+    this.renderMarkers();
+    this.deps.onConfigChange(this.config);
   }
 
   private toggleOverlay(kind: 'sma' | 'ema'): void {
@@ -858,7 +870,8 @@ export class ChartView {
   }
 
   private renderMarkers(): void {
-    const all = this.signalMarkers.length ? this.markers.concat(this.signalMarkers).sort((a, b) => a.time - b.time) : this.markers;
+    const signals = this.cfg.signals === false ? [] : this.signalMarkers;
+    const all = signals.length ? this.markers.concat(signals).sort((a, b) => a.time - b.time) : this.markers;
     if (all.length === 0 && this.markersApi === null) return;
     this.markersApi ??= createSeriesMarkers(this.candles, []);
     this.markersApi.setMarkers(toSeriesMarkers(all, this.bars));

@@ -22,6 +22,8 @@ export interface ChartConfig {
   ema: boolean;
   /** Server indicator overlays (subscribe_indicator); absent when none. */
   indicators?: IndicatorConfig[];
+  /** Strategy signal markers: false = hidden on this chart; absent = shown. */
+  signals?: boolean;
   /** Zoom and scroll position, restored on reload; absent = default zoom at the live edge. */
   view?: ChartViewport;
 }
@@ -110,6 +112,7 @@ function parseChart(item: unknown): ChartConfig | null {
   const chart: ChartConfig = { id: c.id, symbol: c.symbol, interval: c.interval, sma: c.sma === true, ema: c.ema === true };
   const indicators = parseIndicators(c.indicators);
   if (indicators.length) chart.indicators = indicators;
+  if (c.signals === false) chart.signals = false;
   const view = parseViewport(c.view);
   if (view) chart.view = view;
   return chart;
