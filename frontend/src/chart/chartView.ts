@@ -4,10 +4,8 @@
  * reconnect, overlays (page SMA/EMA and server indicators), markers (the
  * hook's and the strategy signals of its topic) and drawings.
  *
- * Data states: `loading` (first history request in flight), `live`, and
- * `syncing` (after a reconnect, fetching the bars that were missed). Live
- * updates that arrive while loading or syncing are buffered and applied
- * after the history, so they never land in front of a hole. What the chart
+ * The data flow (subscription, history, live merge, gap fill, scroll-back
+ * paging) is barFeed.ts; this class draws what it brings. What the chart
  * shows about its data (live, stale, refused, failed, offline) is decided
  * in chartHealth.ts; drawings live in chartDrawings.ts; the read-only
  * debug hooks the browser tests use are in ../debug.ts (test builds only).
@@ -32,11 +30,9 @@ import {
 import { button, h } from '../dom';
 import type { SymbolDrawings } from '../drawings/symbolDrawings';
 import type { CatalogStore } from '../net/catalogStore';
-import { Connection, RequestError, TopicStatus } from '../net/connection';
+import type { Connection } from '../net/connection';
 import type { StreamHub } from '../net/streams';
-import type { HistoricalReply, PriceUpdate } from '../net/protocol';
-import { MAX_HISTORY_LIMIT } from '../net/protocol';
-import { Bar, BarSeries, barsToKeep, isBar, referenceCutoff, referencePrice } from '../state/bars';
+import { Bar, UpsertOutcome, referencePrice } from '../state/bars';
 import { Interval, intervalMs } from '../state/intervals';
 import { ChartConfig, ChartViewport, IndicatorConfig, MAX_INDICATORS_PER_CHART } from '../state/layout';
 import { Marker, markersFromExecutedTrades, mergeMarkers } from '../state/markers';
@@ -53,30 +49,13 @@ import { renderLegend, toSeriesMarkers } from './presentation';
 import { Overlay } from './overlays';
 import { IndicatorMenu } from './indicatorMenu';
 import { ServerIndicator } from './serverIndicators';
-import { chartFrames } from './frameScheduler';
+import { BarFeed, FeedView, INITIAL_BARS } from './barFeed';
 import { barsToLoad, captureViewport, isScrolledBack, restoredScrollPosition } from './viewport';
 import { ChartDrawings } from './chartDrawings';
 import { nameAttributionLogo } from './attribution';
-import { DataState, HealthView, chartHealth } from './chartHealth';
+import { HealthView, chartHealth } from './chartHealth';
 
-/**
- * Bars asked for on first load and per scroll-back page. The first load fills a grid chart several times
- * over (a 1920 px wide chart shows ~320 bars and at once asks for the page before). Kept small because
- * lightweight-charts rebuilds a drawing item for every bar a series holds on each update: heap sampling of
- * eight live charts, 611 MB allocated per 10 s with 1,000 bars each, 243 MB with 300 (docs/BENCHMARKS.md).
- */
-export const INITIAL_BARS = 300;
-export const PAGE_BARS = 500;
-/** Back at the live edge, a chart holding more bars than this lets the scrolled-in ones go (see barsToKeep). */
-export const KEEP_AT_MOST_BARS = INITIAL_BARS + PAGE_BARS;
-/** How often, at most, the bar 24 h back is fetched again for the "change %" (ms). */
-const DAY_AGO_REFRESH_MS = 60_000;
-/** Start loading older bars when fewer than this many are left of the view. */
-const LOAD_MORE_THRESHOLD = 50;
-/** Retries of a history request that came back empty (server warming up). */
-const EMPTY_HISTORY_RETRIES = 6;
-/** More pending bars than this (a chart off-screen for a while) are loaded with one setData. */
-const BULK_FLUSH_BARS = 200;
+export { INITIAL_BARS, KEEP_AT_MOST_BARS, PAGE_BARS } from './barFeed';
 
 export interface ChartDeps {
   conn: Connection;
@@ -98,7 +77,7 @@ export interface ChartDeps {
   onHealthChange(): void;
 }
 
-export class ChartView {
+export class ChartView implements FeedView {
   readonly root: HTMLElement;
   private cfg: ChartConfig;
   private readonly header: ChartHeader;
@@ -119,7 +98,7 @@ export class ChartView {
   private markersApi: ISeriesMarkersPluginApi<Time> | null = null;
   private readonly overlays: Record<'sma' | 'ema', Overlay>;
   private readonly drawings: ChartDrawings;
-  private readonly bars = new BarSeries();
+  private readonly feed: BarFeed;
   /** Markers from the public hook and `trade_marker` pushes. */
   private markers: Marker[] = [];
   /** Strategy signals of this chart's topic (subscribe_signals); dropped on a symbol/interval change. */
@@ -127,35 +106,9 @@ export class ChartView {
   private closeSignals: (() => void) | null = null;
   private indicators: ServerIndicator[] = [];
   private readonly indicatorMenu: IndicatorMenu;
-  private state: DataState = 'loading';
-  private dataError = '';
-  private subscription: TopicStatus = { state: 'pending' };
-  /** performance.now() of the last live update, or of going live when none came since. */
-  private lastActivityAt: number | null = null;
   private healthView: HealthView | null = null;
-  /** Live updates received for this chart's topic (debug hook). */
-  private received = 0;
-  private buffered: Bar[] = [];
-  /**
-   * Live bars received but not drawn yet, by open time (the newest state of a bar wins). Drawn when
-   * the shared frame scheduler says so, and only while the chart is on screen.
-   */
-  private readonly pendingBars = new Map<number, Bar>();
-  private onScreen = true;
-  private readonly flushTarget = { flush: () => this.flushPending() };
-  /** Bumped on every symbol/interval change; replies for an older one are dropped. */
-  private generation = 0;
-  private loadingOlder = false;
-  private historyExhausted = false;
-  /** The bar 24 h before the last, fetched on its own when not loaded (the "change %" reference). */
-  private dayAgo: Bar | undefined;
-  private dayAgoAskedAt = Number.NEGATIVE_INFINITY;
-  private dayAgoInFlight = false;
   private hovering = false;
-  /** What the last gap fill brought (debug hook: explains a hole if one shows up). */
-  private lastResync: Record<string, number | null> | null = null;
   private quoteQueued = false;
-  private unsubscribe: (() => void) | null = null;
   private readonly cleanups: Array<() => void> = [];
   /** Shown while scrolled back: one click returns to the newest bars. */
   private readonly liveButton: HTMLButtonElement;
@@ -168,6 +121,7 @@ export class ChartView {
     private readonly deps: ChartDeps,
   ) {
     this.cfg = { ...cfg };
+    this.feed = new BarFeed(deps.conn, this);
     this.restoreView = cfg.view;
     this.liveButton = button('chart-back-to-live', 'Live ⇥', 'Back to the newest bars', () => this.chart.timeScale().scrollToRealTime());
     this.liveButton.classList.add('chart-back-to-live');
@@ -237,7 +191,7 @@ export class ChartView {
         host: this.host,
         chart: this.chart,
         candles: this.candles,
-        bars: () => this.bars.bars,
+        bars: () => this.feed.bars.bars,
         stepMs: () => this.step(),
         formatPrice: (p) => formatPrice(p, this.precision()),
         onUiChange: (tool, selected) => this.header.setDrawingUi(tool, selected),
@@ -249,7 +203,7 @@ export class ChartView {
 
     this.applyPalette(palette);
     this.cleanups.push(deps.theme.onChange(() => this.applyPalette(deps.theme.palette)));
-    this.cleanups.push(deps.conn.onOpen(() => this.resync()));
+    this.cleanups.push(deps.conn.onOpen(() => void this.feed.resync()));
     this.cleanups.push(deps.conn.onState(() => this.refreshHealth()));
     this.watchVisibility();
 
@@ -275,24 +229,24 @@ export class ChartView {
    * bars still pending a frame are drawn first, so what is read is what is on screen.
    */
   inspect() {
-    this.flushPending();
+    this.feed.flushPending();
     return {
       cfg: this.config,
       chart: this.chart,
       candles: this.candles,
-      bars: this.bars,
-      state: this.state,
+      bars: this.feed.bars,
+      state: this.feed.state,
       health: this.health,
-      subscription: this.subscription,
-      received: this.received,
+      subscription: this.feed.subscription,
+      received: this.feed.received,
       drawings: this.drawings,
       markers: this.markers,
       signalMarkers: this.signalMarkers,
       markersApi: this.markersApi,
       overlays: this.overlays,
       indicators: this.indicators,
-      lastResync: this.lastResync,
-      dayAgo: this.dayAgo,
+      lastResync: this.feed.lastResync,
+      dayAgo: this.feed.dayAgo,
       stepMs: this.step(),
     };
   }
@@ -303,12 +257,9 @@ export class ChartView {
   }
 
   destroy(): void {
-    this.generation++;
+    this.feed.destroy();
     if (this.viewportTimer) clearTimeout(this.viewportTimer);
     this.indicatorMenu.close();
-    chartFrames.cancel(this.flushTarget);
-    this.pendingBars.clear();
-    this.unsubscribe?.();
     this.closeSignals?.();
     for (const ind of this.indicators) ind.destroy();
     this.indicators = [];
@@ -325,7 +276,7 @@ export class ChartView {
   }
 
   private precision(): number {
-    const last = this.bars.last();
+    const last = this.feed.bars.last();
     return last ? pricePrecision(last.close) : 2;
   }
 
@@ -333,25 +284,16 @@ export class ChartView {
     const d = this.root.dataset;
     d.symbol = this.cfg.symbol;
     d.interval = this.cfg.interval;
-    d.state = this.state;
-  }
-
-  private setState(state: DataState): void {
-    // Bars received live are older than anything a gap fill or reload brings next: draw them first.
-    if (state !== 'live') this.flushPending();
-    if (state === 'live' && this.state !== 'live') this.lastActivityAt = performance.now();
-    this.state = state;
-    this.root.dataset.state = state;
-    this.refreshHealth();
+    d.state = this.feed.state;
   }
 
   private computeHealth(now = performance.now()): HealthView {
     return chartHealth({
-      data: this.state,
-      dataError: this.dataError,
-      subscription: this.subscription,
+      data: this.feed.state,
+      dataError: this.feed.dataError,
+      subscription: this.feed.subscription,
       connected: this.deps.conn.currentState === 'connected',
-      lastActivityAt: this.lastActivityAt,
+      lastActivityAt: this.feed.lastActivityAt,
       now,
       stepMs: this.step(),
     });
@@ -366,7 +308,7 @@ export class ChartView {
     const old = this.healthView;
     this.healthView = v;
     // A subscribe the server never answered (a rate-limited one is refused without our id): ask again.
-    if (v.health === 'stale' && this.subscription.state === 'pending') this.deps.conn.retry(this.cfg.symbol, this.cfg.interval);
+    if (v.health === 'stale' && this.feed.subscription.state === 'pending') this.deps.conn.retry(this.cfg.symbol, this.cfg.interval);
     if (old && old.health === v.health && old.detail === v.detail) return;
     this.root.dataset.health = v.health;
     this.header.setHealth(v.health, v.label, v.detail);
@@ -381,16 +323,16 @@ export class ChartView {
   /** The banner's Retry: load again and ask the server for the live topic again. */
   private retry(): void {
     this.deps.conn.retry(this.cfg.symbol, this.cfg.interval);
-    if (this.state === 'error' || this.bars.length === 0) this.start();
-    else void this.resync();
+    if (this.feed.state === 'error' || this.feed.bars.length === 0) this.start();
+    else void this.feed.resync();
   }
 
   // ---- configuration -------------------------------------------------------
 
   private async changeSymbol(input: string): Promise<void> {
-    const gen = this.generation;
+    const gen = this.feed.generation;
     const match = await this.deps.resolveSymbol(input);
-    if (gen !== this.generation) return;
+    if (gen !== this.feed.generation) return;
     if ('error' in match) {
       this.showError(match.error);
       this.header.setSymbol(this.cfg.symbol);
@@ -424,7 +366,7 @@ export class ChartView {
   private toggleOverlay(kind: 'sma' | 'ema'): void {
     const on = !this.cfg[kind];
     this.cfg = { ...this.cfg, [kind]: on };
-    if (on) this.overlays[kind].enable(this.bars.bars);
+    if (on) this.overlays[kind].enable(this.feed.bars.bars);
     else this.overlays[kind].disable();
     this.header.setToggle(kind, on);
     this.deps.onConfigChange(this.config);
@@ -434,38 +376,107 @@ export class ChartView {
 
   /** (Re)starts the data flow for the current symbol and interval. */
   private start(): void {
-    const gen = ++this.generation;
-    this.unsubscribe?.();
-    this.bars.clear();
-    this.buffered = [];
-    this.pendingBars.clear();
-    this.historyExhausted = false;
-    this.loadingOlder = false;
-    this.dayAgo = undefined;
-    this.dayAgoAskedAt = Number.NEGATIVE_INFINITY;
-    this.dayAgoInFlight = false;
-    this.dataError = '';
-    this.lastActivityAt = null;
-    this.setState('loading');
+    this.feed.start(this.cfg.symbol, this.cfg.interval);
+    this.startStreams();
+  }
+
+  // ---- FeedView: what the bar feed asks of the chart -------------------------
+
+  cleared(): void {
     this.updateDataset();
     this.hideError();
     this.candles.setData([]);
     this.volume.setData([]);
     for (const o of Object.values(this.overlays)) o.disable();
-    const { symbol, interval } = this.cfg;
-    // Subscribe first: updates are buffered until the history is in.
-    this.unsubscribe = this.deps.conn.subscribe(
-      symbol,
-      interval,
-      (u) => this.onUpdate(u, gen),
-      (status) => {
-        if (gen !== this.generation) return;
-        this.subscription = status;
-        this.refreshHealth();
-      },
-    );
-    this.startStreams();
-    void this.loadInitial(gen);
+  }
+
+  initialLimit(): number {
+    const ts = this.chart.timeScale();
+    return barsToLoad(this.restoreView, Date.now(), this.step(), ts.width() / ts.options().barSpacing, INITIAL_BARS);
+  }
+
+  historyLoaded(): void {
+    const ts = this.chart.timeScale();
+    this.candles.applyOptions({ priceFormat: { type: 'price', precision: this.precision(), minMove: 10 ** -this.precision() } });
+    this.setAllData();
+    for (const k of ['sma', 'ema'] as const) if (this.cfg[k]) this.overlays[k].enable(this.feed.bars.bars);
+    // After a reload: the zoom and the scrolled-back position the trader left.
+    const restore = this.restoreView;
+    this.restoreView = undefined;
+    if (restore) ts.applyOptions({ barSpacing: restore.barSpacing });
+    const position = restore ? restoredScrollPosition(restore, this.feed.bars.bars, this.step()) : null;
+    if (position !== null) ts.scrollToPosition(position, false);
+    else ts.scrollToRealTime();
+    void this.loadTradeMarkers(this.feed.generation);
+  }
+
+  /** Makes the chart call that matches how the bar was merged, the cheapest one. */
+  barMerged(bar: Bar, outcome: UpsertOutcome): void {
+    const bars = this.feed.bars.bars;
+    switch (outcome) {
+      case 'append':
+      case 'replace-last':
+        this.candles.update(this.toCandle(bar));
+        this.volume.update(this.toVolume(bar));
+        for (const o of Object.values(this.overlays)) o.updateLast(bars, outcome === 'append');
+        if (outcome === 'append') this.renderMarkers();
+        break;
+      case 'replace':
+        // A correction of a closed bar: lightweight-charts v5 allows historical updates.
+        this.candles.update(this.toCandle(bar), true);
+        this.volume.update(this.toVolume(bar), true);
+        for (const o of Object.values(this.overlays)) o.reset(bars);
+        break;
+      case 'insert':
+        this.setAllData(true);
+        break;
+      case 'ignored':
+        return;
+    }
+    this.scheduleQuote();
+  }
+
+  redrawAll(): void {
+    this.setAllData(true);
+    this.renderMarkers();
+    this.scheduleQuote();
+  }
+
+  reindexed(delta: number, before: LogicalRange | null): void {
+    this.setAllData();
+    if (before) this.chart.timeScale().setVisibleLogicalRange({ from: before.from + delta, to: before.to + delta });
+    this.renderMarkers();
+    this.drawings.render();
+  }
+
+  wentLive(): void {
+    this.scheduleQuote();
+    this.renderMarkers();
+    this.drawings.render();
+  }
+
+  stateChanged(): void {
+    this.root.dataset.state = this.feed.state;
+    this.refreshHealth();
+  }
+
+  referenceChanged(): void {
+    this.renderQuote();
+  }
+
+  loadingOlderChanged(on: boolean): void {
+    if (on) this.root.dataset.loadingOlder = 'true';
+    else delete this.root.dataset.loadingOlder;
+  }
+
+  visibleRange(): LogicalRange | null {
+    return this.chart.timeScale().getVisibleLogicalRange();
+  }
+
+  updateReceived(): void {
+    this.deps.countUpdate();
+    // Back from stale: say so at once rather than at the next tick.
+    if (this.healthView?.health === 'stale') this.refreshHealth();
   }
 
   /** (Re)opens the signal stream and the server indicators for the current topic. */
@@ -539,7 +550,7 @@ export class ChartView {
         this.removeIndicator(i.cfg.id);
       },
     );
-    const first = this.bars.first();
+    const first = this.feed.bars.first();
     if (first) ind.setMinTime(first.timestamp);
     this.indicators.push(ind);
   }
@@ -552,165 +563,18 @@ export class ChartView {
   }
 
   private clipIndicators(): void {
-    const first = this.bars.first();
+    const first = this.feed.bars.first();
     if (first) for (const ind of this.indicators) ind.setMinTime(first.timestamp);
-  }
-
-  private async loadInitial(gen: number): Promise<void> {
-    try {
-      const ts = this.chart.timeScale();
-      const restore = this.restoreView;
-      const visibleBars = ts.width() / ts.options().barSpacing;
-      const limit = barsToLoad(restore, Date.now(), this.step(), visibleBars, INITIAL_BARS);
-      const data = await this.fetchUntilNonEmpty(gen, { limit });
-      if (data === null) return;
-      this.bars.reset(data);
-      this.historyExhausted = this.bars.length < limit;
-      this.candles.applyOptions({ priceFormat: { type: 'price', precision: this.precision(), minMove: 10 ** -this.precision() } });
-      this.setAllData();
-      for (const k of ['sma', 'ema'] as const) if (this.cfg[k]) this.overlays[k].enable(this.bars.bars);
-      // After a reload: the zoom and the scrolled-back position the trader left.
-      this.restoreView = undefined;
-      if (restore) ts.applyOptions({ barSpacing: restore.barSpacing });
-      const position = restore ? restoredScrollPosition(restore, this.bars.bars, this.step()) : null;
-      if (position !== null) ts.scrollToPosition(position, false);
-      else ts.scrollToRealTime();
-      this.goLive();
-      void this.loadTradeMarkers(gen);
-    } catch (err) {
-      if (gen !== this.generation) return;
-      if (err instanceof RequestError && err.code === 'disconnected') {
-        // The reconnect will call resync(), which loads from scratch when empty.
-        this.setState('syncing');
-        return;
-      }
-      // Shown by the banner until a retry or another symbol: a failed chart must not look merely empty.
-      this.dataError = err instanceof Error ? err.message : String(err);
-      this.setState('error');
-    }
   }
 
   /** Markers for the executed trades scripts reported on this symbol. */
   private async loadTradeMarkers(gen: number): Promise<void> {
     try {
       const markers = markersFromExecutedTrades(await api.executedTrades(this.cfg.symbol));
-      if (gen === this.generation && markers.length > 0) this.addMarkers(markers);
+      if (gen === this.feed.generation && markers.length > 0) this.addMarkers(markers);
     } catch {
       // No trades endpoint (an older server) or a failed request: the chart simply has no trade markers.
     }
-  }
-
-  /**
-   * After a reconnect: fetch everything from the last bar we have (inclusive:
-   * it may have changed) up to now, so the chart has no hole.
-   */
-  private async resync(): Promise<void> {
-    if (this.bars.length === 0) {
-      if (this.state !== 'error') this.start();
-      return;
-    }
-    const gen = this.generation;
-    this.setState('syncing');
-    const since = this.bars.last()!.timestamp;
-    try {
-      const missed = await this.fetchUntilNonEmpty(gen, { start_time: since, limit: MAX_HISTORY_LIMIT });
-      if (missed === null) return;
-      this.lastResync = { since, at: Date.now(), count: missed.length, first: missed[0]?.timestamp ?? null, last: missed[missed.length - 1]?.timestamp ?? null, buffered: this.buffered.length };
-      if (missed.length >= MAX_HISTORY_LIMIT) {
-        // Away longer than one page: a clean reload is simpler than paging.
-        this.start();
-        return;
-      }
-      for (const bar of missed) this.applyBar(bar);
-      this.goLive();
-    } catch {
-      // Disconnected again: the next reconnect retries; keep buffering.
-    }
-  }
-
-  /**
-   * get_historical without end_time always ends with the current bar, so an
-   * empty reply means the server is still warming up (just restarted): ask
-   * again a few times before taking it as final. Null when superseded.
-   */
-  private async fetchUntilNonEmpty(
-    gen: number,
-    range: { start_time?: number; limit: number },
-  ): Promise<Bar[] | null> {
-    const { symbol, interval } = this.cfg;
-    for (let attempt = 0; ; attempt++) {
-      const reply = await this.deps.conn.request<HistoricalReply>({
-        type: 'get_historical',
-        trading_pair: symbol,
-        interval,
-        ...range,
-      });
-      if (gen !== this.generation) return null;
-      const bars = (reply.data ?? []).filter(isBar);
-      if (bars.length > 0 || attempt >= EMPTY_HISTORY_RETRIES) return bars;
-      await new Promise((r) => setTimeout(r, 300 * (attempt + 1)));
-      if (gen !== this.generation) return null;
-    }
-  }
-
-  private goLive(): void {
-    const pending = this.buffered;
-    this.buffered = [];
-    for (const bar of pending) this.applyBar(bar);
-    this.setState('live');
-    this.scheduleQuote();
-    this.renderMarkers();
-    this.drawings.render();
-  }
-
-  private onUpdate(u: PriceUpdate, gen: number): void {
-    if (gen !== this.generation || !isBar(u.data)) return;
-    this.deps.countUpdate();
-    this.received++;
-    this.lastActivityAt = performance.now();
-    // Back from stale: say so at once rather than at the next tick.
-    if (this.healthView?.health === 'stale') this.refreshHealth();
-    if (this.state !== 'live') {
-      this.buffered.push(u.data);
-      return;
-    }
-    this.pendingBars.set(u.data.timestamp, u.data);
-    if (this.onScreen) chartFrames.request(this.flushTarget);
-  }
-
-  /** Draws the live bars received since the last flush. */
-  private flushPending(): void {
-    if (this.pendingBars.size === 0) return;
-    const bars = [...this.pendingBars.values()];
-    this.pendingBars.clear();
-    if (bars.length <= BULK_FLUSH_BARS) {
-      for (const bar of bars) this.applyBar(bar);
-    } else {
-      for (const bar of bars) this.bars.upsert(bar);
-      this.setAllData(true);
-      this.renderMarkers();
-      this.scheduleQuote();
-    }
-    this.letGoOfOldBars();
-  }
-
-  /**
-   * Scroll-back leaves a chart holding many bars, and each live update costs work for every one of them.
-   * Once the view is back at the newest bars, those it does not show go again (scroll-back pages them in
-   * when wanted); the view stays exactly where it was.
-   */
-  private letGoOfOldBars(): void {
-    if (this.bars.length <= KEEP_AT_MOST_BARS || this.loadingOlder) return;
-    const ts = this.chart.timeScale();
-    const view = ts.getVisibleLogicalRange();
-    const keep = barsToKeep(this.bars.length, view, KEEP_AT_MOST_BARS, INITIAL_BARS, 2 * LOAD_MORE_THRESHOLD);
-    if (keep === undefined || view === null) return;
-    const dropped = this.bars.dropOlder(keep);
-    this.historyExhausted = false;
-    this.setAllData();
-    ts.setVisibleLogicalRange({ from: view.from - dropped, to: view.to - dropped });
-    this.renderMarkers();
-    this.drawings.render();
   }
 
   /** Off-screen charts keep their bars pending and draw them when they scroll back into view. */
@@ -718,59 +582,29 @@ export class ChartView {
     if (typeof IntersectionObserver === 'undefined') return;
     const observer = new IntersectionObserver((entries) => {
       const visible = entries.some((e) => e.isIntersecting);
-      if (visible === this.onScreen) return;
-      this.onScreen = visible;
-      if (visible) chartFrames.request(this.flushTarget);
-      else chartFrames.cancel(this.flushTarget);
+      this.feed.setOnScreen(visible);
     });
     observer.observe(this.root);
     this.cleanups.push(() => observer.disconnect());
   }
 
-  /** Merges one bar and makes the matching, cheapest chart call. */
-  private applyBar(bar: Bar): void {
-    const outcome = this.bars.upsert(bar);
-    switch (outcome) {
-      case 'append':
-      case 'replace-last':
-        this.candles.update(this.toCandle(bar));
-        this.volume.update(this.toVolume(bar));
-        for (const o of Object.values(this.overlays)) o.updateLast(this.bars.bars, outcome === 'append');
-        if (outcome === 'append') this.renderMarkers();
-        break;
-      case 'replace':
-        // A correction of a closed bar: lightweight-charts v5 allows historical updates.
-        this.candles.update(this.toCandle(bar), true);
-        this.volume.update(this.toVolume(bar), true);
-        for (const o of Object.values(this.overlays)) o.reset(this.bars.bars);
-        break;
-      case 'insert':
-        this.setAllData(true);
-        break;
-      case 'ignored':
-        return;
-    }
-    this.scheduleQuote();
-  }
-
   /** Pushes every bar to the chart; optionally keeps the view where it was. */
   private setAllData(keepView = false): void {
     const range = keepView ? this.chart.timeScale().getVisibleLogicalRange() : null;
-    this.candles.setData(this.bars.bars.map((b) => this.toCandle(b)));
-    this.volume.setData(this.bars.bars.map((b) => this.toVolume(b)));
-    for (const o of Object.values(this.overlays)) o.reset(this.bars.bars);
+    this.candles.setData(this.feed.bars.bars.map((b) => this.toCandle(b)));
+    this.volume.setData(this.feed.bars.bars.map((b) => this.toVolume(b)));
+    for (const o of Object.values(this.overlays)) o.reset(this.feed.bars.bars);
     this.clipIndicators();
     if (range) this.chart.timeScale().setVisibleLogicalRange(range);
   }
 
   private readonly onRangeChange = (range: LogicalRange | null): void => {
-    if (range && this.state === 'live') {
+    if (range && this.feed.state === 'live') {
       const back = isScrolledBack(this.chart.timeScale().scrollPosition());
       if (this.liveButton.hidden === back) this.liveButton.hidden = !back;
       this.scheduleViewportSave();
     }
-    if (!range || this.state !== 'live' || this.loadingOlder || this.historyExhausted) return;
-    if (range.from < LOAD_MORE_THRESHOLD) void this.loadOlder();
+    this.feed.viewMoved(range);
   };
 
   /** Stores the zoom and scroll position once the trader stops moving the chart (kept across reloads). */
@@ -780,56 +614,12 @@ export class ChartView {
       this.viewportTimer = null;
       const ts = this.chart.timeScale();
       const range = ts.getVisibleLogicalRange();
-      if (!range || this.state !== 'live') return;
-      const view = captureViewport(this.bars.bars, this.step(), ts.options().barSpacing, ts.scrollPosition(), range.to);
+      if (!range || this.feed.state !== 'live') return;
+      const view = captureViewport(this.feed.bars.bars, this.step(), ts.options().barSpacing, ts.scrollPosition(), range.to);
       if (JSON.stringify(view) === JSON.stringify(this.cfg.view)) return;
       this.cfg = { ...this.cfg, view };
       this.deps.onConfigChange(this.config);
     }, 500);
-  }
-
-  /**
-   * Scroll-back: fetch the page before the first bar and prepend it. The
-   * chart keeps logical indexes, so the visible range is shifted by exactly
-   * the number of bars added and the user sees no jump.
-   */
-  private async loadOlder(): Promise<void> {
-    const first = this.bars.first();
-    if (!first) return;
-    const gen = this.generation;
-    this.loadingOlder = true;
-    this.root.dataset.loadingOlder = 'true';
-    try {
-      const reply = await this.deps.conn.request<HistoricalReply>({
-        type: 'get_historical',
-        trading_pair: this.cfg.symbol,
-        interval: this.cfg.interval,
-        end_time: first.timestamp,
-        limit: PAGE_BARS,
-      });
-      if (gen !== this.generation) return;
-      const added = this.bars.prepend((reply.data ?? []).filter(isBar));
-      if (added === 0) {
-        this.historyExhausted = true;
-        return;
-      }
-      const ts = this.chart.timeScale();
-      const before = ts.getVisibleLogicalRange();
-      this.setAllData();
-      if (before) ts.setVisibleLogicalRange({ from: before.from + added, to: before.to + added });
-      this.renderMarkers();
-      this.drawings.render();
-    } catch {
-      // Retry happens on the next scroll.
-    } finally {
-      if (gen === this.generation) {
-        this.loadingOlder = false;
-        delete this.root.dataset.loadingOlder;
-      }
-    }
-    // The user may still be at the left edge: keep going.
-    const range = this.chart.timeScale().getVisibleLogicalRange();
-    if (gen === this.generation && !this.historyExhausted) this.onRangeChange(range);
   }
 
   // ---- presentation --------------------------------------------------------
@@ -866,7 +656,7 @@ export class ChartView {
     for (const ind of this.indicators) ind.setPalette(p);
     this.drawings.setPalette(p);
     // Per-bar colours (volume, flat bars) depend on the palette too.
-    if (this.bars.length) this.setAllData(true);
+    if (this.feed.bars.length) this.setAllData(true);
   }
 
   private renderMarkers(): void {
@@ -874,7 +664,7 @@ export class ChartView {
     const all = signals.length ? this.markers.concat(signals).sort((a, b) => a.time - b.time) : this.markers;
     if (all.length === 0 && this.markersApi === null) return;
     this.markersApi ??= createSeriesMarkers(this.candles, []);
-    this.markersApi.setMarkers(toSeriesMarkers(all, this.bars));
+    this.markersApi.setMarkers(toSeriesMarkers(all, this.feed.bars));
   }
 
   private scheduleQuote(): void {
@@ -884,51 +674,26 @@ export class ChartView {
     requestAnimationFrame(() => {
       this.quoteQueued = false;
       this.renderQuote();
-      if (!this.hovering) this.renderLegend(this.bars.last());
+      if (!this.hovering) this.renderLegend(this.feed.bars.last());
     });
   }
 
   private renderQuote(): void {
-    const last = this.bars.last();
+    const last = this.feed.bars.last();
     if (!last) {
       this.header.setQuote('—', '—', 'flat');
       return;
     }
-    this.refreshDayAgo();
-    const pct = changePercent(last.close, referencePrice(this.bars.bars, this.step(), this.dayAgo));
+    this.feed.refreshDayAgo(this.step());
+    const pct = changePercent(last.close, referencePrice(this.feed.bars.bars, this.step(), this.feed.dayAgo));
     const dir = pct === null || pct === 0 ? 'flat' : pct > 0 ? 'up' : 'down';
     this.header.setQuote(formatPrice(last.close, this.precision()), formatPercent(pct), dir);
   }
 
-  /**
-   * Fetches the bar 24 h before the last when the loaded bars do not reach back that far; again a minute
-   * later at the earliest, as the 24 h mark moves on (so the reference is at most a minute old).
-   */
-  private refreshDayAgo(): void {
-    const cutoff = referenceCutoff(this.bars.bars, this.step());
-    if (cutoff === undefined || this.dayAgoInFlight || performance.now() - this.dayAgoAskedAt < DAY_AGO_REFRESH_MS) return;
-    const gen = this.generation;
-    this.dayAgoInFlight = true;
-    this.dayAgoAskedAt = performance.now();
-    this.deps.conn
-      .request<HistoricalReply>({ type: 'get_historical', trading_pair: this.cfg.symbol, interval: this.cfg.interval, end_time: cutoff + 1, limit: 1 })
-      .then((reply) => {
-        if (gen !== this.generation) return;
-        this.dayAgo = (reply.data ?? []).filter(isBar).pop();
-        if (this.dayAgo) this.renderQuote();
-      })
-      .catch(() => {
-        // Disconnected: the next quote after a minute asks again; meanwhile the first loaded open stands in.
-      })
-      .finally(() => {
-        if (gen === this.generation) this.dayAgoInFlight = false;
-      });
-  }
-
   private readonly onCrosshair = (param: MouseEventParams<Time>): void => {
-    const bar = param.time !== undefined ? this.bars.at(Number(param.time) * 1000) : undefined;
+    const bar = param.time !== undefined ? this.feed.bars.at(Number(param.time) * 1000) : undefined;
     this.hovering = bar !== undefined;
-    this.renderLegend(bar ?? this.bars.last());
+    this.renderLegend(bar ?? this.feed.bars.last());
   };
 
   private renderLegend(bar: Bar | undefined): void {
