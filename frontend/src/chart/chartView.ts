@@ -123,7 +123,7 @@ export class ChartView implements FeedView {
     this.cfg = { ...cfg };
     this.feed = new BarFeed(deps.conn, this);
     this.restoreView = cfg.view;
-    this.liveButton = button('chart-back-to-live', 'Live ⇥', 'Back to the newest bars', () => this.chart.timeScale().scrollToRealTime());
+    this.liveButton = button('chart-back-to-live', 'Live ⇥', 'Back to the newest bars', () => this.backToLive());
     this.liveButton.classList.add('chart-back-to-live');
     this.liveButton.hidden = true;
     this.header = new ChartHeader(cfg.symbol, cfg.interval, {
@@ -606,6 +606,15 @@ export class ChartView implements FeedView {
     }
     this.feed.viewMoved(range);
   };
+
+  /**
+   * The newest bars at the right edge, at once: scrollToRealTime animates, and a live update or a resize
+   * during its animation leaves the view part of the way back.
+   */
+  private backToLive(): void {
+    const ts = this.chart.timeScale();
+    ts.scrollToPosition(ts.options().rightOffset, false);
+  }
 
   /** Stores the zoom and scroll position once the trader stops moving the chart (kept across reloads). */
   private scheduleViewportSave(): void {
