@@ -1,4 +1,5 @@
-// Issue #17, item 8 (part): strategy signal markers (the always-on ema_cross labels) can be hidden per
+// Issue #17, item 8: the legend shows each overlay's and indicator's value (at the last bar, and at the
+// bar under the cursor); strategy signal markers (the always-on ema_cross labels) can be hidden per
 // chart, stay hidden after a reload, and come back on demand; other charts keep theirs.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -16,12 +17,29 @@ before(async () => {
   });
   browser = await launch();
   ({ page, errors } = await openPage(browser.context, server.url));
-  await setLayout(page, [chartCfg('c1', 'BTCUSDT', '1s'), chartCfg('c2', 'BTCUSDT', '1s')]);
 });
 
 after(async () => {
   await browser?.close();
   await server?.stop();
+});
+
+test('the legend shows the values of the SMA and of a server indicator, at the last bar and under the cursor', async () => {
+  await setLayout(page, [chartCfg('c3', 'ETHUSDT', '1m', { sma: true, indicators: [{ id: 'i1', name: 'ema', params: { period: 20 } }] })]);
+  const studies = () => page.locator('[data-chart-id="c3"] [data-testid="legend-study"]').allInnerTexts();
+  await page.waitForFunction(() => document.querySelectorAll('[data-chart-id="c3"] [data-testid="legend-study"]').length === 2, null, { timeout: 15_000 });
+  const [sma, ema] = await studies();
+  assert.match(sma, /^SMA 20 [\d,]+\.\d+$/);
+  assert.match(ema, /^EMA.*20.* [\d,]+\.\d+$/);
+  // Under the cursor, far left of the last bar: the values of that bar.
+  const box = await page.locator('[data-chart-id="c3"] [data-testid="chart-host"]').boundingBox();
+  await page.mouse.move(box.x + box.width * 0.3, box.y + box.height * 0.5);
+  await page.waitForFunction((before) => document.querySelector('[data-chart-id="c3"] [data-testid="legend-study"]')?.textContent !== before, sma, { timeout: 3000 });
+  const [smaHovered] = await studies();
+  assert.match(smaHovered, /^SMA 20 [\d,]+\.\d+$/);
+  await screenshot(page, '49-legend-values');
+  await page.mouse.move(0, 0);
+  await setLayout(page, [chartCfg('c1', 'BTCUSDT', '1s'), chartCfg('c2', 'BTCUSDT', '1s')]);
 });
 
 const shown = (id) => page.evaluate((id) => window.candlecast.debug.charts().find((c) => c.id === id).shownMarkers, id);

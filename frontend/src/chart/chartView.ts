@@ -32,7 +32,7 @@ import type { SymbolDrawings } from '../drawings/symbolDrawings';
 import type { CatalogStore } from '../net/catalogStore';
 import type { Connection } from '../net/connection';
 import type { StreamHub } from '../net/streams';
-import { Bar, UpsertOutcome, referencePrice } from '../state/bars';
+import { Bar, UpsertOutcome, lowerBound, referencePrice } from '../state/bars';
 import { Interval, intervalMs } from '../state/intervals';
 import { ChartConfig, ChartViewport, IndicatorConfig, MAX_INDICATORS_PER_CHART } from '../state/layout';
 import { Marker, markersFromExecutedTrades, mergeMarkers } from '../state/markers';
@@ -45,7 +45,7 @@ import type { KeyValueStore } from '../state/storage';
 import type { Palette, ThemeState } from '../theme';
 import { ChartHeader } from './chartHeader';
 import { changePercent, formatPercent, formatPrice, pricePrecision } from './format';
-import { renderLegend, toSeriesMarkers } from './presentation';
+import { LegendStudy, renderLegend, toSeriesMarkers } from './presentation';
 import { Overlay } from './overlays';
 import { IndicatorMenu } from './indicatorMenu';
 import { ServerIndicator } from './serverIndicators';
@@ -706,7 +706,25 @@ export class ChartView implements FeedView {
   };
 
   private renderLegend(bar: Bar | undefined): void {
-    renderLegend(this.legend, `${this.cfg.symbol} · ${this.cfg.interval}`, bar, this.precision());
+    renderLegend(this.legend, `${this.cfg.symbol} · ${this.cfg.interval}`, bar, this.precision(), bar ? this.studiesAt(bar) : []);
+  }
+
+  /** The page overlays and server indicators with their values on `bar`, for the legend. */
+  private studiesAt(bar: Bar): LegendStudy[] {
+    const out: LegendStudy[] = [];
+    const bars = this.feed.bars.bars;
+    const index = bar === bars[bars.length - 1] ? bars.length - 1 : lowerBound(bars, bar.timestamp);
+    for (const o of Object.values(this.overlays)) {
+      if (!o.enabled) continue;
+      const v = o.valueAt(index);
+      if (v !== undefined) out.push({ label: `${o.kind.toUpperCase()} ${o.period}`, color: o.lineColor, values: [v] });
+    }
+    const last = bar === bars[bars.length - 1];
+    for (const ind of this.indicators) {
+      const values = ind.valuesAt(last ? null : bar.timestamp);
+      if (values) out.push({ label: ind.label, color: ind.color, values });
+    }
+    return out;
   }
 
   private showError(text: string): void {
