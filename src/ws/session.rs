@@ -25,7 +25,7 @@ use candlecast_actors::model::Symbol;
 use candlecast_actors::outbox::{Outbox, PushError};
 use candlecast_actors::persist::history::History;
 use candlecast_actors::protocol::{
-    self, frame, ErrorCode, ErrorMessage, Historical, HistoricalRequest, HistoryQuery, IndicatorRequest,
+    self, frame, ErrorCode, ErrorMessage, Historical, HistoricalRequest, HistoryQuery, IndicatorRequest, RefusedTopic,
     SignalsRequest, TopicsAck, TopicsRequest,
 };
 use candlecast_actors::strategy::live::indicator_channel;
@@ -182,37 +182,50 @@ impl WsSession {
         }
     }
 
-    /// Validates the symbols and interval of a (un)subscribe request.
+    /// Validates the symbols and interval of a (un)subscribe request. With `check_known`, unknown symbols are
+    /// left out and returned as refused; if every symbol is unknown the request is an error.
     fn topics_of(
         &self,
         req: &TopicsRequest,
         check_known: bool,
-    ) -> Result<(Vec<String>, Vec<Topic>, candlecast_actors::model::Interval), ErrorMessage> {
+    ) -> Result<(Vec<String>, Vec<Topic>, candlecast_actors::model::Interval, Vec<RefusedTopic>), ErrorMessage> {
         let id = req.id.clone();
         let interval = protocol::parse_interval(req.interval.as_deref())
             .map_err(|e| ErrorMessage::new(ErrorCode::InvalidParameter, e.to_string(), id.clone()))?;
         if req.trading_pairs.is_empty() {
             return Err(ErrorMessage::new(ErrorCode::InvalidParameter, "trading_pairs is empty", id));
         }
-        let names: Vec<String> = req.trading_pairs.iter().map(|s| s.to_ascii_uppercase()).collect();
+        let mut names: Vec<String> = req.trading_pairs.iter().map(|s| s.to_ascii_uppercase()).collect();
+        let mut refused = Vec::new();
         if check_known {
-            let unknown: Vec<&str> = names.iter().filter(|s| !self.market.contains(s)).map(String::as_str).collect();
-            if !unknown.is_empty() {
+            // One unknown symbol must not cost the others their subscription (a dashboard subscribes all its
+            // charts of an interval at once): the known ones are subscribed, the unknown ones named as refused.
+            let (known, unknown): (Vec<String>, Vec<String>) = names.into_iter().partition(|s| self.market.contains(s));
+            if known.is_empty() {
                 return Err(ErrorMessage::new(
                     ErrorCode::UnknownSymbol,
                     format!("unknown symbol(s): {}; nothing was subscribed", unknown.join(", ")),
                     id,
                 ));
             }
+            refused = unknown
+                .into_iter()
+                .map(|pair| RefusedTopic {
+                    message: format!("unknown symbol {pair}"),
+                    code: ErrorCode::UnknownSymbol,
+                    trading_pair: pair,
+                })
+                .collect();
+            names = known;
         }
         let mut seen = HashSet::new();
         let topics =
             names.iter().filter(|s| seen.insert(s.as_str())).map(|s| (Symbol::from(s.as_str()), interval)).collect();
-        Ok((names, topics, interval))
+        Ok((names, topics, interval, refused))
     }
 
     fn subscribe(&mut self, req: TopicsRequest, ctx: &mut ws::WebsocketContext<Self>) {
-        let (names, topics, interval) = match self.topics_of(&req, true) {
+        let (names, topics, interval, refused) = match self.topics_of(&req, true) {
             Ok(t) => t,
             Err(e) => return self.reply_error(e, ctx),
         };
@@ -225,6 +238,7 @@ impl WsSession {
             kind: "subscribed",
             trading_pairs: &names,
             interval,
+            refused: &refused,
             id: req.id.as_ref(),
         });
         let topics = topics
@@ -350,7 +364,7 @@ impl WsSession {
     }
 
     fn unsubscribe(&mut self, req: TopicsRequest, ctx: &mut ws::WebsocketContext<Self>) {
-        let (names, topics, interval) = match self.topics_of(&req, false) {
+        let (names, topics, interval, _) = match self.topics_of(&req, false) {
             Ok(t) => t,
             Err(e) => return self.reply_error(e, ctx),
         };
@@ -361,6 +375,7 @@ impl WsSession {
             kind: "unsubscribed",
             trading_pairs: &names,
             interval,
+            refused: &[],
             id: req.id.as_ref(),
         });
         self.hub.do_send(Unsubscribe { client: self.id, topics, ack });
