@@ -136,7 +136,7 @@ impl Aggregator {
     fn measure_rate(&mut self) {
         self.ticks += 1;
         let per_second = (Duration::from_secs(1).as_millis() / TICK.as_millis()) as u32;
-        if self.ticks % per_second == 0 {
+        if self.ticks.is_multiple_of(per_second) {
             let total = self.stats.trades_total.load(Ordering::Relaxed);
             let delta = total - self.trades_at_last_rate;
             self.trades_at_last_rate = total;

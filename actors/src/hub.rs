@@ -190,7 +190,7 @@ impl TopicState {
 
     /// Whether a partial update may go out now.
     fn due(&self, now: Instant) -> bool {
-        self.next_slot.map_or(true, |slot| now >= slot)
+        self.next_slot.is_none_or(|slot| now >= slot)
     }
 
     /// Records an update (partial or closed bar) sent at `now`. Updates keep to the topic's grid of
@@ -223,7 +223,7 @@ impl TopicState {
             None => Vec::new(),
         };
         if let Some(latest) = &self.latest {
-            if bars.last().map_or(true, |b| b.open_time < latest.open_time) {
+            if bars.last().is_none_or(|b| b.open_time < latest.open_time) {
                 bars.push(latest);
             }
         }

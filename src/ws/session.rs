@@ -97,6 +97,10 @@ pub struct WsSession {
     retry_scheduled: bool,
 }
 
+/// What a (un)subscribe request names: the pairs as the reply lists them, the distinct topics, the interval, and
+/// the pairs refused.
+type TopicsOf = (Vec<String>, Vec<Topic>, candlecast_actors::model::Interval, Vec<RefusedTopic>);
+
 impl WsSession {
     fn new(outbox: Arc<Outbox>, services: Services, limits: Arc<WsConfig>, permit: Permit) -> WsSession {
         WsSession {
@@ -184,11 +188,7 @@ impl WsSession {
 
     /// Validates the symbols and interval of a (un)subscribe request. With `check_known`, unknown symbols are
     /// left out and returned as refused; if every symbol is unknown the request is an error.
-    fn topics_of(
-        &self,
-        req: &TopicsRequest,
-        check_known: bool,
-    ) -> Result<(Vec<String>, Vec<Topic>, candlecast_actors::model::Interval, Vec<RefusedTopic>), ErrorMessage> {
+    fn topics_of(&self, req: &TopicsRequest, check_known: bool) -> Result<TopicsOf, ErrorMessage> {
         let id = req.id.clone();
         let interval = protocol::parse_interval(req.interval.as_deref())
             .map_err(|e| ErrorMessage::new(ErrorCode::InvalidParameter, e.to_string(), id.clone()))?;

@@ -139,7 +139,7 @@ impl TimeBars {
         }
         // History that ends with a closed bar: the next bucket is forming (flat until a trade comes), so
         // that `advance_to` closes every bucket from here to now and the hand-over leaves no hole.
-        if slot.current.as_ref().map_or(true, |c| slot.history.back().is_some_and(|h| h.open_time >= c.open_time)) {
+        if slot.current.as_ref().is_none_or(|c| slot.history.back().is_some_and(|h| h.open_time >= c.open_time)) {
             if let Some(last) = slot.history.back() {
                 let next = Bar::flat(last.symbol.clone(), interval, last.close_time(), last.close);
                 slot.current_end = next.close_time();
@@ -150,7 +150,7 @@ impl TimeBars {
         }
         let newest = slot.current.as_ref().filter(|c| !c.is_flat()).or(slot.history.back());
         if let Some(bar) = newest {
-            if self.last_trade_ts.map_or(true, |t| t < bar.open_time) {
+            if self.last_trade_ts.is_none_or(|t| t < bar.open_time) {
                 self.last_price = Some(bar.close);
                 self.last_trade_ts = Some(bar.open_time);
             }
@@ -209,7 +209,7 @@ impl TimeBars {
                 }
             }
         }
-        if self.last_trade_ts.map_or(true, |t| ts >= t) {
+        if self.last_trade_ts.is_none_or(|t| ts >= t) {
             self.last_price = Some(trade.price);
             self.last_trade_ts = Some(ts);
         }

@@ -83,7 +83,7 @@ impl TimeBars {
 
     /// The last price follows the newest bar with trades.
     fn note_price(&mut self, bar: &Bar) {
-        if !bar.is_flat() && self.last_trade_ts.map_or(true, |t| t <= bar.open_time) {
+        if !bar.is_flat() && self.last_trade_ts.is_none_or(|t| t <= bar.open_time) {
             self.last_price = Some(bar.close);
             self.last_trade_ts = Some(bar.open_time);
         }

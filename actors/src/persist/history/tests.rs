@@ -42,7 +42,7 @@ proptest! {
         let end = start.zip(len).map(|(s, l)| s + l).or(len);
         let q = query(limit, start.map(|s| s * MIN), end.map(|e| e * MIN));
         let out = merge(memory.iter().map(|t| bar(t * MIN, 1.0)).collect(), stored.iter().map(|t| bar(t * MIN, 2.0)).collect(), &q);
-        let in_range = |t: &i64| start.map_or(true, |s| *t >= s) && end.map_or(true, |e| *t < e);
+        let in_range = |t: &i64| start.is_none_or(|s| *t >= s) && end.is_none_or(|e| *t < e);
         let union: BTreeSet<i64> = memory.iter().chain(stored.iter()).copied().filter(in_range).collect();
         let expected: Vec<i64> = union.iter().rev().take(limit).rev().copied().collect();
         prop_assert_eq!(out.iter().map(|b| b.open_time / MIN).collect::<Vec<_>>(), expected);

@@ -117,7 +117,7 @@ impl Computation {
         }
         self.last_closed = Some(bar.open_time);
         let value = self.indicator.update(bar)?;
-        self.values.push_back((bar.open_time, value.clone()));
+        self.values.push_back((bar.open_time, value));
         if self.values.len() > KEPT_VALUES {
             self.values.pop_front();
         }
