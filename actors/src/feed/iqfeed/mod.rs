@@ -335,7 +335,7 @@ impl Connector for IqFeedConnector {
                     continue;
                 }
             };
-            if !fields.first().is_some_and(|s| s.trim() == &*self.symbol) {
+            if fields.first().is_none_or(|s| s.trim() != &*self.symbol) {
                 // Another symbol's update on our connection: not ours to count.
                 continue;
             }
