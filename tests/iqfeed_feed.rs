@@ -357,7 +357,13 @@ async fn handshake_backfill_and_only_trade_updates_become_trades() {
         minute_row(this_minute - 2 * minute, 101.0, 102.0, 600, 8),
     ];
     fake.set_history("HIT", "AAPL", Ok(rows));
-    let server = TestServer::start(&fake.overrides(&["AAPL"])).await;
+    // A daily bar (HDX) of the trading date two days ago: our 1d bucket of that date.
+    let day = utc_ms_to_eastern(now_ms() - 2 * 86_400_000).unwrap().date();
+    let day_start = day.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis();
+    fake.set_history("HDX", "AAPL", Ok(vec![format!("{},120.00,80.00,90.00,110.00,777000,0", day.format("%Y-%m-%d"))]));
+    let mut overrides = fake.overrides(&["AAPL"]);
+    overrides.push(("feed.iqfeed.backfill_daily_days", Toml::Integer(10)));
+    let server = TestServer::start(&overrides).await;
     eventually(20, "the watch", || fake.level1_open("AAPL") == 1).await;
 
     // The handshake, in order, on the Level 1 port; protocol and history requests on the Lookup port.
@@ -369,6 +375,14 @@ async fn handshake_backfill_and_only_trade_updates_become_trades() {
     let lookup = fake.received("LK");
     assert_eq!(lookup[0], "S,SET PROTOCOL,6.2", "{lookup:?}");
     assert!(lookup[1].starts_with("HIT,AAPL,60,") && lookup[1].ends_with(",s,1"), "{lookup:?}");
+    assert!(lookup[2].starts_with("HDX,AAPL,10,1,"), "{lookup:?}");
+    let (_, daily) = server.get_json("/api/historical/AAPL?interval=1d&limit=10").await;
+    let bar = daily["data"].as_array().unwrap().iter().find(|b| b["timestamp"].as_i64() == Some(day_start)).cloned();
+    let bar = bar.unwrap_or_else(|| panic!("the HDX bar at {day_start}: {daily}"));
+    assert_eq!(
+        (bar["open"].as_f64(), bar["high"].as_f64(), bar["volume"].as_f64()),
+        (Some(90.0), Some(120.0), Some(777000.0))
+    );
 
     // The HIT bars (Eastern times, labelled at their start) are the 1m history, at the right UTC minutes.
     let (_, hist) = server.get_json("/api/historical/AAPL?interval=1m&limit=10").await;
