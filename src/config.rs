@@ -356,6 +356,23 @@ mod tests {
         );
     }
 
+    /// `[feed.iqfeed]` in config/default.toml is what the code defaults to, and credentials never show in
+    /// `{:?}` of the configuration.
+    #[test]
+    fn iqfeed_section_matches_the_code_defaults_and_hides_credentials() {
+        let c = Config::load_with(None, &[]).unwrap();
+        let d = candlecast_actors::feed::iqfeed::IqFeedSettings::default();
+        assert_eq!(format!("{:?}", c.feed.iqfeed), format!("{d:?}"));
+        let (l1, lookup, admin) = (c.feed.iqfeed.level1_port, c.feed.iqfeed.lookup_port, c.feed.iqfeed.admin_port);
+        assert_eq!((l1, lookup, admin, c.feed.iqfeed.protocol.as_str()), (5009, 9100, 9300, "6.2"));
+        let secret = [("feed.iqfeed.password", toml::Value::String("hunter2-secret".into()))];
+        let c = Config::load_with(None, &secret).unwrap();
+        assert_eq!(c.feed.iqfeed.password, "hunter2-secret");
+        assert!(!format!("{c:?}").contains("hunter2-secret"), "the password stays out of Debug output");
+        let err = Config::load_with(None, &[("feed.iqfeed.lookup_prt", toml::Value::Integer(1))]).unwrap_err();
+        assert!(err.to_string().contains("lookup_prt"), "{err}");
+    }
+
     #[test]
     fn file_and_overrides_layer_over_defaults() {
         let dir = tempfile::tempdir().unwrap();

@@ -10,6 +10,7 @@ use crate::aggregator::AggregatorSettings;
 use crate::feed::actor::{Backfill, StopFeed};
 use crate::feed::binance::combined::CombinedStreams;
 use crate::feed::binance::{BinanceConnector, BinanceSettings};
+use crate::feed::iqfeed::{IqFeedConnector, IqFeedSettings};
 use crate::feed::replay::{ReplayConnector, ReplaySettings};
 use crate::feed::simulated::{SimulatedConnector, SimulatedSettings};
 use crate::feed::{Connector, FeedActor, FeedError, FeedStatus};
@@ -24,11 +25,12 @@ use crate::persist::{Store, StoreError, StoreSettings};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeedSettings {
-    /// `simulated` (default), `binance`, `replay` or `none` (symbols only from scripts).
+    /// `simulated` (default), `binance`, `iqfeed`, `replay` or `none` (symbols only from scripts).
     pub source: String,
     pub symbols: Vec<String>,
     pub simulated: SimulatedSettings,
     pub binance: BinanceSettings,
+    pub iqfeed: IqFeedSettings,
     pub replay: ReplaySettings,
 }
 
@@ -39,6 +41,7 @@ impl Default for FeedSettings {
             symbols: ["BTCUSDT", "ETHUSDT", "ADAUSDT", "BNBUSDT", "XRPUSDT", "SOLUSDT"].map(String::from).to_vec(),
             simulated: SimulatedSettings::default(),
             binance: BinanceSettings::default(),
+            iqfeed: IqFeedSettings::default(),
             replay: ReplaySettings::default(),
         }
     }
@@ -47,7 +50,7 @@ impl Default for FeedSettings {
 /// A configuration the engine cannot start with.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("unknown feed source {0:?}: expected \"simulated\", \"binance\", \"replay\" or \"none\"")]
+    #[error("unknown feed source {0:?}: expected \"simulated\", \"binance\", \"iqfeed\", \"replay\" or \"none\"")]
     UnknownSource(String),
     #[error("{symbol} already has a feed (from {venue})")]
     FeedExists { venue: &'static str, symbol: String },
@@ -108,7 +111,7 @@ impl Feeds {
         self.len() == 0
     }
 
-    /// Starts a feed for `symbol` from `source` (`simulated`, `binance` or `replay`).
+    /// Starts a feed for `symbol` from `source` (`simulated`, `binance`, `iqfeed` or `replay`).
     pub fn add(&self, source: &str, symbol: &str) -> Result<FeedHandle, EngineError> {
         if !valid_symbol(symbol) {
             return Err(EngineError::InvalidSymbol(symbol.to_owned()));
@@ -127,6 +130,7 @@ impl Feeds {
                     .map_err(|error| EngineError::Connector { venue: "binance", error })?;
                 start_feed(market, c, arbiter, h)
             }
+            "iqfeed" => start_feed(market, IqFeedConnector::new(sym, &s.iqfeed), arbiter, h),
             "replay" => start_feed(market, ReplayConnector::new(sym, &s.replay), arbiter, h),
             other => return Err(EngineError::UnknownSource(other.to_owned())),
         };
@@ -188,7 +192,7 @@ impl Engine {
         let feeds = Feeds::new(market.clone(), market_arbiter, feed.clone(), history.clone());
         match feed.source.as_str() {
             "none" => {}
-            "simulated" | "binance" | "replay" => {
+            "simulated" | "binance" | "iqfeed" | "replay" => {
                 for symbol in &feed.symbols {
                     feeds.add(&feed.source, symbol)?;
                 }

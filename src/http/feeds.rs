@@ -75,6 +75,7 @@ pub fn feed_json(f: &FeedHandle, now: i64) -> Value {
         "gap_trades_filled": s.gap_trades_filled.load(Ordering::Relaxed),
         "gaps_unfilled": s.gaps_unfilled.load(Ordering::Relaxed),
         "bars_rebuilt": s.bars_rebuilt.load(Ordering::Relaxed),
+        "last_error": s.last_error(),
     })
 }
 

@@ -80,6 +80,12 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         .filter(|f| f.status.state() == candlecast_actors::feed::FeedState::Failed)
         .map(|f| &*f.symbol)
         .collect();
+    // Upstream down or cut off (e.g. IQConnect not connected to DTN): shown, but the server itself is fine.
+    let reconnecting: Vec<&str> = feeds
+        .iter()
+        .filter(|f| f.status.state() == candlecast_actors::feed::FeedState::Reconnecting)
+        .map(|f| &*f.symbol)
+        .collect();
     let redis = state.cluster.as_ref().map(Cluster::report);
     let redis_down = redis.as_ref().is_some_and(|r| !r.connected);
     let history = &state.engine.history;
@@ -91,6 +97,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         "uptime_seconds": state.started.elapsed().as_secs(),
         "feeds": feeds.len(),
         "failed_feeds": failed,
+        "reconnecting_feeds": reconnecting,
         "store": {
             "kind": history.kind(),
             "status": if store_ok { "ok" } else { "down" },

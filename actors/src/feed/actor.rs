@@ -87,12 +87,13 @@ fn stopped_state(err: &FeedError) -> FeedState {
 
 /// Loads what the store holds, lets the connector add what is missing, stores that part, and seeds the
 /// aggregator with both: the store's history is never backfilled over.
-async fn backfill<C: Connector>(c: &mut C, to: Backfill) {
+async fn backfill<C: Connector>(c: &mut C, to: Backfill, status: &FeedStatus) {
     let (symbol, source) = (c.symbol().clone(), c.source());
     let held = to.history.held(&symbol, &to.intervals, to.window).await;
     let fresh = match c.backfill(now_ms(), &to.intervals, &held).await {
         Ok(bars) => held.only_missing(bars),
         Err(e) => {
+            status.set_last_error(format_args!("backfill: {e}"));
             tracing::warn!(%symbol, source, error = %e, "backfill failed; starting from stored history only");
             Vec::new()
         }
@@ -130,7 +131,7 @@ async fn run<C: Connector>(
     let symbol: Symbol = c.symbol().clone();
     let source = c.source();
     if let Some(to) = seed {
-        backfill(&mut c, to).await;
+        backfill(&mut c, to, &status).await;
     }
     let mut backoff = Backoff::new(Duration::from_millis(125), Duration::from_secs(60));
     loop {
@@ -161,6 +162,7 @@ async fn run<C: Connector>(
                 if connected_at.elapsed() >= HEALTHY_AFTER {
                     backoff.reset();
                 }
+                status.set_last_error(&err);
                 if err.is_terminal() {
                     status.set_state(stopped_state(&err));
                     tracing::error!(%symbol, source, error = %err, "feed stopped");
@@ -169,11 +171,15 @@ async fn run<C: Connector>(
                 tracing::warn!(%symbol, source, error = %err, "feed disconnected");
             }
             Err(e) if e.is_terminal() => {
+                status.set_last_error(&e);
                 status.set_state(stopped_state(&e));
                 tracing::error!(%symbol, source, error = %e, "feed cannot connect");
                 return;
             }
-            Err(e) => tracing::warn!(%symbol, source, error = %e, "feed connect failed"),
+            Err(e) => {
+                status.set_last_error(&e);
+                tracing::warn!(%symbol, source, error = %e, "feed connect failed")
+            }
         }
         status.set_state(FeedState::Reconnecting);
         status.reconnects.fetch_add(1, Ordering::Relaxed);

@@ -3,12 +3,14 @@
 //!
 //! - [`simulated`]: the default market, no outside service needed.
 //! - [`binance`]: Binance spot trades, one WebSocket connection per symbol, REST backfill and gap fill.
+//! - [`iqfeed`]: DTN IQFeed through the local IQConnect client (Level 1, Lookup and Admin ports).
 //! - [`replay`]: a trades or bars CSV replayed at a chosen speed.
 //! - [`backoff`]: capped exponential backoff with jitter.
 
 pub mod actor;
 pub mod backoff;
 pub mod binance;
+pub mod iqfeed;
 pub mod replay;
 pub mod simulated;
 
@@ -126,6 +128,9 @@ pub struct FeedStatus {
     /// Trades received per second over the last sampled second (see [`FeedStatus::sample_rate`]).
     pub trades_per_second: AtomicU64,
     trades_at_last_sample: AtomicU64,
+    /// The most recent error (why the feed reconnects or stopped), for `/api/feeds`; `state` says
+    /// whether it still holds.
+    last_error: std::sync::Mutex<Option<String>>,
 }
 
 impl FeedStatus {
@@ -141,6 +146,14 @@ impl FeedStatus {
 
     pub fn set_state(&self, state: FeedState) {
         self.state.store(state as u8, Ordering::Relaxed);
+    }
+
+    pub fn set_last_error(&self, error: impl std::fmt::Display) {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.to_string());
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Updates `trades_per_second`; call once a second.
