@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 scripts/test-deps.sh
 
-echo "== Rust: formatting (rustfmt.toml)"
+echo "== Rust: formatting (rustfmt.toml) and lints (clippy, warnings are errors)"
 cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
 
 echo "== Rust: unit, property and integration tests"
 cargo test --workspace --all-targets
