@@ -22,8 +22,8 @@ target/pyenv-client/bin/pip install --quiet --disable-pip-version-check --no-dep
 (cd clients/python && ../../target/pyenv-client/bin/mypy --strict src tests \
   && ../../target/pyenv-client/bin/pytest -q -p no:cacheprovider)
 
-echo "== Front end: build and unit tests (Vitest)"
-(cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run build && npm run build:test && npm test)
+echo "== Front end: lint (ESLint), build and unit tests (Vitest)"
+(cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run lint && npm run build && npm run build:test && npm test)
 
 if [ -d tests/browser ]; then
   echo "== Browser: Playwright driving Debian's chromium against the real server"

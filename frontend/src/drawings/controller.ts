@@ -101,6 +101,7 @@ export class DrawingController {
     this.pendingAnchors = [];
     this.preview = null;
     if (tool) this.select(null);
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the one controller that owns the keyboard, module-wide
     activeController = this;
     this.render();
     this.host.onUiChange();
@@ -136,6 +137,7 @@ export class DrawingController {
     this.selectedId = id;
     if (id) {
       if (activeController && activeController !== this) activeController.select(null);
+      // eslint-disable-next-line @typescript-eslint/no-this-alias -- the one controller that owns the keyboard, module-wide
       activeController = this;
     }
     this.render();
