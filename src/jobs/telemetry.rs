@@ -20,6 +20,20 @@ pub fn stats_json(jobs: &Jobs) -> Value {
 
 /// Copies the figures into the Prometheus recorder.
 pub fn record_metrics(jobs: &Jobs) {
+    // The refusal family and the held-back key log lines are recorded with every other refusal in
+    // `http::status`.
+    let (running, kept, bytes) = jobs.figures();
+    json!({
+        "running": running,
+        "kept_results": kept,
+        "kept_bytes": bytes,
+        "started": jobs.started.load(Ordering::Relaxed),
+        "history_loads": jobs.history_loads.load(Ordering::Relaxed),
+    })
+}
+
+/// Copies the figures into the Prometheus recorder.
+pub fn record_metrics(jobs: &Jobs) {
     metrics::describe_counter!(
         "candlecast_refused_total",
         "Requests, connections or keys refused, by the limit that refused them"
