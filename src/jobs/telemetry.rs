@@ -23,30 +23,6 @@ pub fn record_metrics(jobs: &Jobs) {
     // The refusal family and the held-back key log lines are recorded with every other refusal in
     // `http::status`.
     let (running, kept, bytes) = jobs.figures();
-    json!({
-        "running": running,
-        "kept_results": kept,
-        "kept_bytes": bytes,
-        "started": jobs.started.load(Ordering::Relaxed),
-        "history_loads": jobs.history_loads.load(Ordering::Relaxed),
-    })
-}
-
-/// Copies the figures into the Prometheus recorder.
-pub fn record_metrics(jobs: &Jobs) {
-    metrics::describe_counter!(
-        "candlecast_refused_total",
-        "Requests, connections or keys refused, by the limit that refused them"
-    );
-    for (limit, n) in candlecast_actors::refusals::snapshot() {
-        metrics::counter!("candlecast_refused_total", "limit" => limit).absolute(n);
-    }
-    metrics::describe_counter!(
-        "candlecast_refused_key_logs_suppressed_total",
-        "Refused-key log lines held back by the rate limit (logged at debug instead)"
-    );
-    metrics::counter!("candlecast_refused_key_logs_suppressed_total").absolute(crate::http::auth_log::suppressed());
-    let (running, kept, bytes) = jobs.figures();
     metrics::gauge!("candlecast_jobs_running").set(running as f64);
     metrics::gauge!("candlecast_jobs_kept_results").set(kept as f64);
     metrics::gauge!("candlecast_jobs_kept_bytes").set(bytes as f64);
