@@ -418,3 +418,44 @@ async fn when_the_ingest_node_holding_a_symbol_is_killed_another_takes_it_over()
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn symbols_that_redis_messages_name_are_followed_up_to_the_limit() {
+    use candlecast_actors::model::{Bar, Interval};
+    let redis = RedisServer::start();
+    // An edge without an ingest node: no prices, so wait for HTTP only.
+    let edge = TestServer::start_serving(
+        &[cluster_node(&redis, "edge", "edge-a"), vec![("redis.max_followed_symbols", Toml::Integer(1))]].concat(),
+    )
+    .await;
+    eventually(20, "the edge is connected", || async {
+        (health(&edge).await["redis"]["connected"] == true).then_some(())
+    })
+    .await;
+    // Anyone who can publish on the bars channels could name symbols without end: each would cost an aggregator.
+    // Published again on every poll: the edge's pattern subscription may not be in place yet.
+    let publish = || {
+        for i in 0..20 {
+            let symbol = format!("FAKE{i}");
+            let bar = Bar::flat(symbol.as_str().into(), Interval::S1, now_ms() / 1000 * 1000, 1.0);
+            let payload = candlecast_actors::cluster::wire::encode_batch("intruder", 1, &[bar]);
+            let channel = Keys::new("candlecast").bars_channel(&symbol);
+            let published = redis.command(&["PUBLISH", &channel, std::str::from_utf8(&payload).unwrap()]);
+            assert!(published.starts_with(':'), "{published}");
+        }
+    };
+    eventually(20, "the refusals are counted", || async {
+        publish();
+        let stats = edge.stats().await;
+        let refused = stats["refused"]["redis.max_followed_symbols"].as_u64().unwrap_or(0);
+        (refused >= 20).then_some(())
+    })
+    .await;
+    assert_eq!(
+        edge.get_json("/api/symbols").await.1["symbols"],
+        serde_json::json!(["BTCUSDT"]),
+        "no symbol was created"
+    );
+    let metrics = reqwest::get(edge.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"candlecast_refused_total{limit="redis.max_followed_symbols"}"#), "{metrics}");
+}

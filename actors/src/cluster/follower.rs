@@ -50,6 +50,9 @@ pub struct FollowerWiring {
     pub limits: CacheLimits,
     /// Where cached bars older than the replica's in-memory window go (they are served from the store).
     pub history: History,
+    /// Symbols this node follows at most (`[redis] max_followed_symbols`): each costs an aggregator, and
+    /// anyone who can publish to the Redis channels could otherwise create them without end.
+    pub max_symbols: usize,
     /// How soon a cache that is behind the live messages is read again.
     pub retry_every: Duration,
     /// Symbols to seed at start even before any message (the configured ones).
@@ -146,9 +149,22 @@ impl Follower {
             self.syncs.remove(&symbol);
             return;
         }
+        if !self.admits(&symbol) {
+            return;
+        }
         let sync = self.follow(&symbol);
         sync.start_resync();
         self.read_cache(symbol, ctx);
+    }
+
+    /// Whether `symbol` is followed already or still fits `max_symbols`; a refusal is counted.
+    fn admits(&self, symbol: &Symbol) -> bool {
+        if self.syncs.contains_key(symbol) || self.syncs.len() < self.w.max_symbols {
+            return true;
+        }
+        crate::refusals::refused("redis.max_followed_symbols");
+        tracing::debug!(%symbol, max = self.w.max_symbols, "not following another symbol: redis.max_followed_symbols");
+        false
     }
 
     /// The symbol's sync state; a symbol new to this node gets a replica aggregator.
@@ -277,6 +293,9 @@ impl StreamHandler<Delivery> for Follower {
         }
         let stats = self.w.link.stats.clone();
         stats.received.fetch_add(1, Ordering::Relaxed);
+        if !self.admits(&symbol) {
+            return;
+        }
         let known = self.syncs.contains_key(&symbol);
         let step = self.follow(&symbol).on_message(batch);
         if !known {

@@ -143,6 +143,7 @@ impl Cluster {
             cache_today: redis.cache_today,
             limits: redis.cache_limits(),
             history: engine.history.clone(),
+            max_symbols: redis.max_followed_symbols,
             retry_every: redis.cache_flush(),
             symbols: feed.symbols.clone(),
         };

@@ -62,6 +62,8 @@ pub struct RedisSettings {
     pub cache_flush_ms: u64,
     /// Bars the today-cache keeps per interval, by interval name; unlisted intervals keep the whole day.
     pub cache_max_bars: BTreeMap<Interval, usize>,
+    /// Symbols a node follows from Redis at most (each costs a replica aggregator).
+    pub max_followed_symbols: usize,
     /// Timeout of one connection attempt, in ms.
     pub connect_timeout_ms: u64,
     /// Timeout of one command, in ms.
@@ -77,6 +79,7 @@ impl Default for RedisSettings {
             cache_today: true,
             cache_flush_ms: 250,
             cache_max_bars: BTreeMap::new(),
+            max_followed_symbols: 10_000,
             connect_timeout_ms: 2_000,
             command_timeout_ms: 2_000,
         }
