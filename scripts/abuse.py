@@ -387,6 +387,7 @@ def attack_sio_events(port, stop, out, notes):
 
 def attack_indicators(port, stop, out, notes):
     async def conn(i, stop):
+        await asyncio.sleep(i / 15)  # 15 connections a second: under a per-host handshake rate of 20/s
         try:
             status, rw = await ws_open(port)
         except OSError as e:
@@ -437,7 +438,7 @@ def attack_indicators(port, stop, out, notes):
         await asyncio.gather(*(conn(i, stop) for i in range(40)))
 
     run_async(main, stop)
-    notes.append("40 /ws connections each subscribe_indicator 40 times a second, each with a new float (bollinger k / supertrend multiplier 1.000001, 1.000002, …), history 500, on 1s")
+    notes.append("40 /ws connections (opened 15 a second) each subscribe_indicator 40 times a second, each with a new float (bollinger k / supertrend multiplier 1.000001, 1.000002, …), history 500, on 1s")
 
 
 def attack_ws_flood(port, stop, out, notes, origin=None):
