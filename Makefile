@@ -30,5 +30,6 @@ test-frontend:
 	cd frontend && npm ci --no-audit --no-fund && npm test
 
 test-browser: frontend
+	cd frontend && npm run build:test
 	cargo build --bin candlecast
 	cd tests/browser && npm ci --no-audit --no-fund && node --test

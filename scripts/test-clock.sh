@@ -42,6 +42,7 @@ for line in sys.stdin:
 failed=()
 for instant in "${instants[@]}"; do
   target=$(date -u -d "$instant UTC" +%s)
+  tag=$(date -u -d "@$target" +%a-%H%M%S)
   echo "== as if it were $(date -u -d "@$target" '+%A %Y-%m-%d %H:%M:%S UTC')"
   for entry in "${binaries[@]}"; do
     IFS=$'\t' read -r bin dir flag <<<"$entry"
@@ -50,11 +51,11 @@ for instant in "${instants[@]}"; do
     offset=$((target - $(date -u +%s)))
     # Integration tests read CARGO_BIN_EXE_* at build time; unit tests run from their crate's directory.
     if ! (cd "$dir" && LD_PRELOAD="$lib" FAKETIME="${offset:+$( [ "$offset" -ge 0 ] && echo + )}$offset" \
-          FAKETIME_DONT_FAKE_MONOTONIC=1 FAKETIME_NO_CACHE=1 "$bin" "$flag" >"/tmp/test-clock-$name.log" 2>&1); then
-      echo "   FAILED: $name ($instant), log: /tmp/test-clock-$name.log"
+          FAKETIME_DONT_FAKE_MONOTONIC=1 FAKETIME_NO_CACHE=1 "$bin" "$flag" >"/tmp/test-clock-$name-$tag.log" 2>&1); then
+      echo "   FAILED: $name ($instant), log: /tmp/test-clock-$name-$tag.log"
       failed+=("$name @ $instant")
     else
-      echo "   ok: $name $(grep -E '^test result' "/tmp/test-clock-$name.log" | tail -n1)"
+      echo "   ok: $name $(grep -E '^test result' "/tmp/test-clock-$name-$tag.log" | tail -n1)"
     fi
   done
 done

@@ -55,6 +55,21 @@ pub struct WsConfig {
     pub ping_interval_secs: u64,
     pub client_timeout_secs: u64,
     pub max_errors_per_10s: u32,
+    /// Browser origins besides the server's own that may open connections; `"*"`: any.
+    pub allowed_origins: Vec<String>,
+    /// Connections open at once in total; 0: the open-file limit less a reserve.
+    pub max_connections: usize,
+    pub max_connections_per_host: usize,
+    pub max_handshakes_per_second_per_host: u32,
+    /// Hosts the per-host limits do not apply to (load tests from loopback).
+    pub unlimited_hosts: Vec<std::net::IpAddr>,
+    pub max_indicator_streams_per_client: usize,
+    pub max_indicator_streams_per_host: usize,
+    pub max_indicator_streams: usize,
+    /// Distinct indicator computations (symbol, interval, indicator, parameters) running at once.
+    pub max_indicator_computations: usize,
+    /// Indicator warm-ups (a new computation folding its history) running at once, off the market thread.
+    pub max_concurrent_warmups: usize,
 }
 
 /// Keys for the admin endpoints (`POST`/`DELETE /api/feeds`); empty disables them.

@@ -86,14 +86,22 @@ pub fn raise_fd_limit() -> u64 {
 
 /// Starts the indicator service and the live strategies (beside the aggregators), and the strategies
 /// the config lists once their symbol has history.
-fn start_strategy_actors(engine: &Engine, config: &Config) -> ws::Services {
+fn start_strategy_actors(engine: &Engine, config: &Config, connection_ceiling: u64) -> ws::Services {
     use candlecast_actors::aggregator::GetQuote;
-    use candlecast_actors::strategy::live::indicators::IndicatorService;
+    use candlecast_actors::strategy::live::indicators::{IndicatorService, IndicatorSettings};
     use candlecast_actors::strategy::live::signals::{LiveStrategies, StartStrategy};
 
     let arbiter = engine.market.arbiter().clone();
     let (hub, market) = (engine.hub.clone(), engine.market.clone());
-    let indicators = IndicatorService::start_in_arbiter(&arbiter, move |_| IndicatorService::new(hub, market));
+    // Indicators get a thread of their own (their warm-ups run on the blocking pool): nothing a client
+    // asks of them runs on the market's thread, which runs every aggregator and feed.
+    let settings = IndicatorSettings {
+        max_computations: config.ws.max_indicator_computations,
+        max_concurrent_warmups: config.ws.max_concurrent_warmups,
+    };
+    let indicators = IndicatorService::start_in_arbiter(&actix::Arbiter::new().handle(), move |_| {
+        IndicatorService::new(hub, market, settings)
+    });
     let (hub, market) = (engine.hub.clone(), engine.market.clone());
     let strategies = LiveStrategies::start_in_arbiter(&arbiter, move |_| LiveStrategies::new(hub, market));
     for spec in config.strategies.live.clone() {
@@ -125,6 +133,7 @@ fn start_strategy_actors(engine: &Engine, config: &Config) -> ws::Services {
         indicators,
         strategies,
         history: engine.history.clone(),
+        admission: ws::Admission::new(&config.ws, connection_ceiling),
     }
 }
 
@@ -140,7 +149,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let store = open_store(&config.store).await?;
     let engine = Engine::start(&config.hub, config.aggregator.clone(), &engine_feeds, &config.store, store)?;
     let cluster = Cluster::start(&engine, &config.node, &config.redis, &config.feed).await?;
-    let services = start_strategy_actors(&engine, &config);
+    let services = start_strategy_actors(&engine, &config, connection_ceiling);
     let ws_limits = Arc::new(config.ws.clone());
     let scripts = Arc::new(scripts::Scripts::new(&config.scripts, engine.market.clone()));
     let socketio =

@@ -46,6 +46,25 @@ async fn bad_input_gets_an_error_and_the_connection_stays_usable() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_symbol_is_refused_by_name_and_the_others_of_the_request_are_subscribed() {
+    let server = TestServer::start(&[]).await;
+    let mut c = Client::connect(&server).await;
+    c.send(json!({"type":"subscribe","trading_pairs":["BTCUSDT","GONEUSDT","ethusdt"],"interval":"1s","id":7})).await;
+    let ack = c.next_json(5).await;
+    assert_eq!(
+        ack,
+        json!({"type":"subscribed","trading_pairs":["BTCUSDT","ETHUSDT"],"interval":"1s","id":7,
+               "refused":[{"trading_pair":"GONEUSDT","code":"unknown_symbol","message":"unknown symbol GONEUSDT"}]})
+    );
+    // Both known topics are live.
+    let mut live = std::collections::BTreeSet::new();
+    while live.len() < 2 {
+        live.insert(c.next_of("price_update", 10).await["symbol"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(live.into_iter().collect::<Vec<_>>(), ["BTCUSDT", "ETHUSDT"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribe_sends_the_current_bar_at_once_and_unsubscribe_stops_updates() {
     let server = TestServer::start(&[]).await;
     let mut c = Client::connect(&server).await;

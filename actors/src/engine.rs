@@ -156,6 +156,8 @@ impl Feeds {
 #[derive(Clone)]
 pub struct Engine {
     pub hub: Addr<Hub>,
+    /// The hub's clients and subscriptions, readable without messaging the hub.
+    pub hub_counters: Arc<crate::hub::HubCounters>,
     pub market: Market,
     pub feeds: Feeds,
     /// History beyond the in-memory window, and the persistence actor behind it.
@@ -177,6 +179,7 @@ impl Engine {
         }
         // The hub gets a thread of its own: it is the fan-out hot path. Aggregators and feeds share another.
         let hub = Hub::new(hub_settings);
+        let hub_counters = hub.counters();
         let hub = Hub::start_in_arbiter(&Arbiter::new().handle(), move |_| hub);
         let market_arbiter = Arbiter::new().handle();
         let grace_ms = aggregator.grace_ms;
@@ -192,7 +195,7 @@ impl Engine {
             }
             other => return Err(EngineError::UnknownSource(other.to_owned())),
         }
-        Ok(Engine { hub, market, feeds, history })
+        Ok(Engine { hub, hub_counters, market, feeds, history })
     }
 }
 

@@ -23,6 +23,9 @@ use crate::outbox::{Outbox, PushError};
 use crate::protocol::{self, PriceUpdate};
 use crate::telemetry::{add, COUNTERS};
 
+mod counters;
+pub use counters::HubCounters;
+
 /// A WebSocket client connected; the hub may push frames into its outbox.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -232,6 +235,45 @@ struct ClientEntry {
     outbox: Arc<Outbox>,
     topics: HashSet<Topic>,
     channels: HashSet<Arc<str>>,
+    /// Topics held per symbol (any interval), for the per-symbol figure of [`HubCounters`].
+    symbols: HashMap<Symbol, u32>,
+}
+
+impl ClientEntry {
+    fn new(outbox: Arc<Outbox>) -> ClientEntry {
+        ClientEntry { outbox, topics: HashSet::new(), channels: HashSet::new(), symbols: HashMap::new() }
+    }
+
+    /// Adds a topic and counts it; false when the client held it already.
+    fn add_topic(&mut self, topic: Topic, counters: &HubCounters) -> bool {
+        let symbol = topic.0.clone();
+        if !self.topics.insert(topic) {
+            return false;
+        }
+        counters.subscribed(1);
+        let n = self.symbols.entry(symbol.clone()).or_default();
+        *n += 1;
+        if *n == 1 {
+            counters.symbol_added(&symbol);
+        }
+        true
+    }
+
+    /// Removes a topic and uncounts it; false when the client did not hold it.
+    fn remove_topic(&mut self, topic: &Topic, counters: &HubCounters) -> bool {
+        if !self.topics.remove(topic) {
+            return false;
+        }
+        counters.unsubscribed(1);
+        if let Some(n) = self.symbols.get_mut(&topic.0) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.symbols.remove(&topic.0);
+                counters.symbol_removed(&topic.0);
+            }
+        }
+        true
+    }
 }
 
 /// See the module documentation.
@@ -247,6 +289,8 @@ pub struct Hub {
     /// Origin of every topic's send slots, and how many topics were created (see [`slot_phase`]).
     epoch: Instant,
     topics_created: u64,
+    /// Clients and subscriptions, maintained as they change (see [`HubCounters`]).
+    counters: Arc<HubCounters>,
 }
 
 impl Hub {
@@ -261,7 +305,28 @@ impl Hub {
             dirty: Vec::new(),
             epoch: Instant::now(),
             topics_created: 0,
+            counters: HubCounters::new(),
         }
+    }
+
+    /// The figures `/api/stats` and `/metrics` read without messaging the hub.
+    pub fn counters(&self) -> Arc<HubCounters> {
+        self.counters.clone()
+    }
+
+    /// The figures of [`HubCounters`] counted from scratch by walking every client: what the counters
+    /// must always equal (the tests check it).
+    #[cfg(test)]
+    fn recount(&self) -> HubStats {
+        let mut stats = HubStats { total_clients: self.clients.len(), ..Default::default() };
+        for entry in self.clients.values() {
+            stats.total_subscriptions += entry.topics.len();
+            let symbols: HashSet<&Symbol> = entry.topics.iter().map(|(s, _)| s).collect();
+            for s in symbols {
+                *stats.trading_pair_subscribers.entry(s.clone()).or_default() += 1;
+            }
+        }
+        stats
     }
 
     /// Pushes one framed update to every subscriber of `topic`; drops subscribers that overflow.
@@ -295,6 +360,11 @@ impl Hub {
 
     fn remove_client(&mut self, client: ClientId) {
         let Some(entry) = self.clients.remove(&client) else { return };
+        self.counters.set_clients(self.clients.len());
+        self.counters.unsubscribed(entry.topics.len());
+        for symbol in entry.symbols.keys() {
+            self.counters.symbol_removed(symbol);
+        }
         for topic in &entry.topics {
             if let Some(state) = self.topics.get_mut(topic) {
                 state.subscribers.remove(&client);
@@ -493,8 +563,7 @@ impl Handler<Connect> for Hub {
 
     /// Registers a client with no subscriptions.
     fn handle(&mut self, msg: Connect, _: &mut Context<Self>) {
-        self.clients
-            .insert(msg.client, ClientEntry { outbox: msg.outbox, topics: HashSet::new(), channels: HashSet::new() });
+        self.connect(msg.client, msg.outbox);
     }
 }
 
@@ -526,6 +595,26 @@ impl Handler<SubscribeFrom> for Hub {
 }
 
 impl Hub {
+    fn connect(&mut self, client: ClientId, outbox: Arc<Outbox>) {
+        // Ids are never reused; were one connected twice, its first entry is forgotten properly.
+        self.remove_client(client);
+        self.clients.insert(client, ClientEntry::new(outbox));
+        self.counters.set_clients(self.clients.len());
+    }
+
+    fn unsubscribe(&mut self, client: ClientId, topics: &[Topic], ack: Bytes) {
+        let Some(entry) = self.clients.get_mut(&client) else { return };
+        for topic in topics {
+            if entry.remove_topic(topic, &self.counters) {
+                if let Some(state) = self.topics.get_mut(topic) {
+                    state.subscribers.remove(&client);
+                }
+            }
+        }
+        let outbox = entry.outbox.clone();
+        self.push_or_drop(client, &outbox, ack);
+    }
+
     fn subscribe(&mut self, client: ClientId, topics: impl Iterator<Item = (Topic, Option<i64>)>, ack: Bytes) {
         let topics: Vec<(Topic, Option<i64>)> = topics.collect();
         // A closed bar waiting for its slot is in the snapshot: send it to the others first, or the new
@@ -543,7 +632,7 @@ impl Hub {
                 .or_insert_with(|| new_topic(&mut self.topics_created, self.epoch, self.min_gap));
             snapshots.extend(state.snapshot(from).into_iter().map(|bar| price_frame(bar, false)));
             state.subscribers.insert(client, outbox.clone());
-            entry.topics.insert(topic);
+            entry.add_topic(topic, &self.counters);
         }
         if let Err(e) = std::iter::once(ack).chain(snapshots).try_for_each(|f| outbox.push(f)) {
             self.drop_failed(vec![(client, e)]);
@@ -556,16 +645,7 @@ impl Handler<Unsubscribe> for Hub {
 
     /// Removes topics from a client, then queues the ack.
     fn handle(&mut self, msg: Unsubscribe, _: &mut Context<Self>) {
-        let Some(entry) = self.clients.get_mut(&msg.client) else { return };
-        for topic in &msg.topics {
-            if entry.topics.remove(topic) {
-                if let Some(state) = self.topics.get_mut(topic) {
-                    state.subscribers.remove(&msg.client);
-                }
-            }
-        }
-        let outbox = entry.outbox.clone();
-        self.push_or_drop(msg.client, &outbox, msg.ack);
+        self.unsubscribe(msg.client, &msg.topics, msg.ack);
     }
 }
 
@@ -634,17 +714,10 @@ impl Handler<SubscribeActor> for Hub {
 impl Handler<GetHubStats> for Hub {
     type Result = MessageResult<GetHubStats>;
 
-    /// Counts clients, subscriptions and distinct clients per symbol.
+    /// Clients, subscriptions and distinct clients per symbol, from the counters: O(symbols). Readers
+    /// that hold [`Hub::counters`] need not ask.
     fn handle(&mut self, _: GetHubStats, _: &mut Context<Self>) -> Self::Result {
-        let mut stats = HubStats { total_clients: self.clients.len(), ..Default::default() };
-        for entry in self.clients.values() {
-            stats.total_subscriptions += entry.topics.len();
-            let symbols: HashSet<&Symbol> = entry.topics.iter().map(|(s, _)| s).collect();
-            for s in symbols {
-                *stats.trading_pair_subscribers.entry(s.clone()).or_default() += 1;
-            }
-        }
-        MessageResult(stats)
+        MessageResult(self.counters.snapshot())
     }
 }
 

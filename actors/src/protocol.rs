@@ -280,8 +280,20 @@ pub struct TopicsAck<'a> {
     pub kind: &'static str,
     pub trading_pairs: &'a [String],
     pub interval: Interval,
+    /// The pairs of the request that were not subscribed, each with its reason (absent when none was refused).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub refused: &'a [RefusedTopic],
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<&'a Value>,
+}
+
+/// One pair of a `subscribe` the server did not subscribe, and why:
+/// `{"trading_pair":"FOOUSDT","code":"unknown_symbol","message":"unknown symbol FOOUSDT"}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefusedTopic {
+    pub trading_pair: String,
+    pub code: ErrorCode,
+    pub message: String,
 }
 
 /// Machine-readable error codes.

@@ -13,7 +13,7 @@ import { BacktestPanel } from './panels/backtestPanel';
 import { StatsPanel } from './panels/statsPanel';
 import { renderStatus } from './panels/statusDot';
 import { INTERVALS, Interval } from './state/intervals';
-import { PRESET_SYMBOLS, loadLayout } from './state/layout';
+import { MAX_CHARTS, PRESET_SYMBOLS, loadLayout } from './state/layout';
 import type { KeyValueStore } from './state/storage';
 import { SYMBOL_DATALIST_ID, SymbolDirectory } from './state/symbols';
 import { ThemeState } from './theme';
@@ -70,10 +70,19 @@ export function buildApp(root: HTMLElement, store: KeyValueStore): App {
     { 'data-testid': 'add-interval', 'aria-label': 'Interval for the new chart' },
     ...INTERVALS.map((i) => h('option', { value: i, selected: i === '1m' }, i)),
   );
-  const add = (symbol: string) => {
-    const s = symbol.trim().toUpperCase();
-    if (s && symbols.accepts(s)) dashboard.add(s, addInterval.value as Interval);
+  // Why the last add did nothing (unknown or ambiguous symbol, grid full): said, not swallowed.
+  const addError = h('span', { class: 'add-error', 'data-testid': 'add-error', role: 'alert', hidden: true });
+  const add = async (input: string) => {
+    const match = await symbols.resolve(input);
+    const id = 'symbol' in match ? dashboard.add(match.symbol, addInterval.value as Interval) : null;
+    addError.textContent = 'error' in match ? match.error : id === null ? `At most ${MAX_CHARTS} charts: remove one first.` : '';
+    addError.hidden = addError.textContent === '';
+    if ('symbol' in match) addSymbol.value = match.symbol;
   };
+  addSymbol.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter') void add(addSymbol.value);
+  });
+  addSymbol.addEventListener('input', () => (addError.hidden = true));
   const toolbar = h(
     'div',
     { class: 'grid-toolbar' },
@@ -82,14 +91,16 @@ export function buildApp(root: HTMLElement, store: KeyValueStore): App {
       { class: 'add-group' },
       addSymbol,
       addInterval,
-      button('add-chart', '+ Add chart', 'Add a chart', () => add(addSymbol.value)),
+      button('add-chart', '+ Add chart', 'Add a chart', () => void add(addSymbol.value)),
+      addError,
     ),
     h(
       'div',
       { class: 'preset-group' },
       h('span', { class: 'muted' }, 'Quick add:'),
-      ...PRESET_SYMBOLS.map((s) => button(`preset-${s}`, s.replace(/USDT$/, ''), `Add ${s}`, () => add(s))),
+      ...PRESET_SYMBOLS.map((s) => button(`preset-${s}`, s.replace(/USDT$/, ''), `Add ${s}`, () => void add(s))),
     ),
+    dashboard.undoBar,
   );
 
   const activity = new ActivityPanel();
@@ -106,8 +117,15 @@ export function buildApp(root: HTMLElement, store: KeyValueStore): App {
   );
   const show = (name: ViewName) => {
     for (const [n, el] of Object.entries(views)) el.hidden = n !== name;
-    navButtons.forEach((b) => b.classList.toggle('active', b.dataset.testid === `nav-${name}`));
+    for (const b of navButtons) {
+      const on = b.dataset.testid === `nav-${name}`;
+      b.classList.toggle('active', on);
+      // Screen readers announce the shown view as the current one.
+      if (on) b.setAttribute('aria-current', 'page');
+      else b.removeAttribute('aria-current');
+    }
     stats.setVisible(name === 'stats');
+    if (name === 'charts') dashboard.queueLayout();
     void backtest.setVisible(name === 'backtest');
   };
 
@@ -125,8 +143,25 @@ export function buildApp(root: HTMLElement, store: KeyValueStore): App {
   );
   show('charts');
 
-  conn.onState((s, info) => renderStatus(status, s, info.retryInMs));
-  connectScriptFeed({ onUpdate: (u) => activity.ingest(u), onState: (s, detail) => activity.setFeedState(s, detail) });
+  let connState = conn.currentState;
+  let retryInMs: number | undefined;
+  let charts = dashboard.health();
+  const paintStatus = () => renderStatus(status, connState, retryInMs, charts);
+  conn.onState((s, info) => {
+    connState = s;
+    retryInMs = info.retryInMs;
+    paintStatus();
+  });
+  dashboard.onHealth((h) => {
+    charts = h;
+    paintStatus();
+  });
+  connectScriptFeed({
+    onUpdate: (u) => {
+      activity.ingest(u);
+      // A script's trades may be on a symbol it just created: have it in the pickers.
+      symbols.noteActivity();
+    }, onState: (s, detail) => activity.setFeedState(s, detail) });
   conn.connect();
   void symbols.load();
 

@@ -52,7 +52,7 @@ export const PALETTES: Record<Theme, Palette> = {
     drawing: '#b39ddb',
     drawingSelected: '#ffffff',
     fill: 'rgba(179, 157, 219, 0.15)',
-    indicators: ['#e040fb', '#00e5ff', '#ffab40', '#76ff03', '#ff5252', '#7c4dff', '#ffd740', '#18ffff'],
+    indicators: ['#e040fb', '#00e5ff', '#ff9100', '#76ff03', '#ff5252', '#7c4dff', '#ff80ab', '#b2ff59'],
     level: 'rgba(209, 212, 220, 0.35)',
   },
   light: {
@@ -67,7 +67,7 @@ export const PALETTES: Record<Theme, Palette> = {
     drawing: '#673ab7',
     drawingSelected: '#000000',
     fill: 'rgba(103, 58, 183, 0.12)',
-    indicators: ['#8e24aa', '#00838f', '#ef6c00', '#2e7d32', '#c62828', '#4527a0', '#9e7700', '#00695c'],
+    indicators: ['#8e24aa', '#00796b', '#5d4037', '#2e7d32', '#c62828', '#4527a0', '#ad1457', '#37474f'],
     level: 'rgba(19, 23, 34, 0.3)',
   },
 };

@@ -5,7 +5,6 @@ use std::sync::OnceLock;
 
 use actix_web::{get, web, HttpResponse};
 use candlecast_actors::cluster::{Cluster, CLUSTER_METRICS};
-use candlecast_actors::hub::GetHubStats;
 use candlecast_actors::telemetry::{Kind, COUNTERS, HUB_GAUGES, METRICS, PERSIST_METRICS};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::{json, Map, Value};
@@ -16,7 +15,8 @@ use crate::AppState;
 /// Clients, subscriptions, per-pair subscribers, throughput, feeds and limits.
 #[get("/api/stats")]
 pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
-    let hub = state.engine.hub.send(GetHubStats).await.unwrap_or_default();
+    // From the hub's counters: O(symbols), no walk over the clients, no message to the hub's thread.
+    let hub = state.engine.hub_counters.snapshot();
     let per_pair: BTreeMap<&str, usize> = hub.trading_pair_subscribers.iter().map(|(s, n)| (&**s, *n)).collect();
     let mut stats = Map::new();
     let [(clients, ..), (subscriptions, ..)] = HUB_GAUGES;
@@ -176,7 +176,7 @@ fn record_refusals() {
 #[get("/metrics")]
 pub async fn metrics_route(state: web::Data<AppState>) -> HttpResponse {
     let handle = prometheus();
-    let hub = state.engine.hub.send(GetHubStats).await.unwrap_or_default();
+    let hub = state.engine.hub_counters.snapshot();
     let [(_, clients, _), (_, subscriptions, _)] = HUB_GAUGES;
     metrics::gauge!(clients).set(hub.total_clients as f64);
     metrics::gauge!(subscriptions).set(hub.total_subscriptions as f64);

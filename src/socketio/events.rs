@@ -229,7 +229,7 @@ fn topics(socket: &Socket, subscribe: bool, arg: Option<&str>, ack: Option<u64>)
         return socket.refuse(ack, event, "too_many_subscriptions", &format!("at most {max} topics per client"));
     }
     let kind = if subscribe { "subscribed" } else { "unsubscribed" };
-    let frame = protocol::text_frame(&TopicsAck { kind, trading_pairs: &names, interval, id: None });
+    let frame = protocol::text_frame(&TopicsAck { kind, trading_pairs: &names, interval, refused: &[], id: None });
     if subscribe {
         socket.bridge.subscribe(socket.queue(), topics, frame);
     } else {

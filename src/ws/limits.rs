@@ -14,6 +14,11 @@ impl TokenBucket {
         TokenBucket { rate: rate as f64, tokens: rate as f64, last: Instant::now() }
     }
 
+    /// Whether the bucket would be full at `now` (its owner may then be forgotten).
+    pub fn is_full(&self, now: Instant) -> bool {
+        self.tokens + now.saturating_duration_since(self.last).as_secs_f64() * self.rate >= self.rate
+    }
+
     /// Takes one token if there is one.
     pub fn try_take(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();

@@ -3,9 +3,12 @@
 //! - [`session`]: the session actor and the route (the only code that knows actix-web-actors).
 //! - [`request`]: decoding client messages.
 //! - [`limits`]: rate and error limits per client.
+//! - [`admission`]: origin check and per-host and total budgets of connections and indicator streams.
 
+pub mod admission;
 pub(crate) mod limits;
 mod request;
 mod session;
 
+pub use admission::Admission;
 pub use session::{route, Services};

@@ -25,15 +25,17 @@ use candlecast_actors::model::Symbol;
 use candlecast_actors::outbox::{Outbox, PushError};
 use candlecast_actors::persist::history::History;
 use candlecast_actors::protocol::{
-    self, frame, ErrorCode, ErrorMessage, Historical, HistoricalRequest, HistoryQuery, IndicatorRequest,
+    self, frame, ErrorCode, ErrorMessage, Historical, HistoricalRequest, HistoryQuery, IndicatorRequest, RefusedTopic,
     SignalsRequest, TopicsAck, TopicsRequest,
 };
+use candlecast_actors::strategy::live::indicator_channel;
 use candlecast_actors::strategy::live::indicators::{IndicatorService, SubscribeIndicator, UnsubscribeIndicator};
 use candlecast_actors::strategy::live::signals::{LiveStrategies, SubscribeSignals, UnsubscribeSignals};
 use candlecast_actors::telemetry::{add, COUNTERS};
 use futures_util::Stream;
 use serde_json::{json, Value};
 
+use super::admission::{Admission, Permit};
 use super::limits::{ErrorWindow, TokenBucket};
 use super::request::{decode, Request};
 use crate::config::WsConfig;
@@ -61,6 +63,8 @@ pub struct Services {
     pub strategies: Addr<LiveStrategies>,
     /// Stored and in-memory history.
     pub history: History,
+    /// Who may connect, and the per-host and total budgets of connections and indicator streams.
+    pub admission: Arc<Admission>,
 }
 
 static NEXT_CLIENT: AtomicU64 = AtomicU64::new(1);
@@ -76,6 +80,8 @@ pub struct WsSession {
     topics: HashSet<Topic>,
     /// Indicator and signal streams, by the request that opened them; they count as topics.
     streams: HashSet<String>,
+    /// The connection's place in the per-host and total budgets, and its indicator streams' places.
+    permit: Permit,
     last_heard: Instant,
     bucket: TokenBucket,
     errors: ErrorWindow,
@@ -92,8 +98,9 @@ pub struct WsSession {
 }
 
 impl WsSession {
-    fn new(outbox: Arc<Outbox>, services: Services, limits: Arc<WsConfig>) -> WsSession {
+    fn new(outbox: Arc<Outbox>, services: Services, limits: Arc<WsConfig>, permit: Permit) -> WsSession {
         WsSession {
+            permit,
             id: NEXT_CLIENT.fetch_add(1, Ordering::Relaxed),
             outbox,
             hub: services.hub.clone(),
@@ -175,37 +182,50 @@ impl WsSession {
         }
     }
 
-    /// Validates the symbols and interval of a (un)subscribe request.
+    /// Validates the symbols and interval of a (un)subscribe request. With `check_known`, unknown symbols are
+    /// left out and returned as refused; if every symbol is unknown the request is an error.
     fn topics_of(
         &self,
         req: &TopicsRequest,
         check_known: bool,
-    ) -> Result<(Vec<String>, Vec<Topic>, candlecast_actors::model::Interval), ErrorMessage> {
+    ) -> Result<(Vec<String>, Vec<Topic>, candlecast_actors::model::Interval, Vec<RefusedTopic>), ErrorMessage> {
         let id = req.id.clone();
         let interval = protocol::parse_interval(req.interval.as_deref())
             .map_err(|e| ErrorMessage::new(ErrorCode::InvalidParameter, e.to_string(), id.clone()))?;
         if req.trading_pairs.is_empty() {
             return Err(ErrorMessage::new(ErrorCode::InvalidParameter, "trading_pairs is empty", id));
         }
-        let names: Vec<String> = req.trading_pairs.iter().map(|s| s.to_ascii_uppercase()).collect();
+        let mut names: Vec<String> = req.trading_pairs.iter().map(|s| s.to_ascii_uppercase()).collect();
+        let mut refused = Vec::new();
         if check_known {
-            let unknown: Vec<&str> = names.iter().filter(|s| !self.market.contains(s)).map(String::as_str).collect();
-            if !unknown.is_empty() {
+            // One unknown symbol must not cost the others their subscription (a dashboard subscribes all its
+            // charts of an interval at once): the known ones are subscribed, the unknown ones named as refused.
+            let (known, unknown): (Vec<String>, Vec<String>) = names.into_iter().partition(|s| self.market.contains(s));
+            if known.is_empty() {
                 return Err(ErrorMessage::new(
                     ErrorCode::UnknownSymbol,
                     format!("unknown symbol(s): {}; nothing was subscribed", unknown.join(", ")),
                     id,
                 ));
             }
+            refused = unknown
+                .into_iter()
+                .map(|pair| RefusedTopic {
+                    message: format!("unknown symbol {pair}"),
+                    code: ErrorCode::UnknownSymbol,
+                    trading_pair: pair,
+                })
+                .collect();
+            names = known;
         }
         let mut seen = HashSet::new();
         let topics =
             names.iter().filter(|s| seen.insert(s.as_str())).map(|s| (Symbol::from(s.as_str()), interval)).collect();
-        Ok((names, topics, interval))
+        Ok((names, topics, interval, refused))
     }
 
     fn subscribe(&mut self, req: TopicsRequest, ctx: &mut ws::WebsocketContext<Self>) {
-        let (names, topics, interval) = match self.topics_of(&req, true) {
+        let (names, topics, interval, refused) = match self.topics_of(&req, true) {
             Ok(t) => t,
             Err(e) => return self.reply_error(e, ctx),
         };
@@ -218,6 +238,7 @@ impl WsSession {
             kind: "subscribed",
             trading_pairs: &names,
             interval,
+            refused: &refused,
             id: req.id.as_ref(),
         });
         let topics = topics
@@ -261,9 +282,16 @@ impl WsSession {
             Ok(t) => t,
             Err(e) => return self.reply_error(e, ctx),
         };
-        let key = format!("indicator:{symbol}:{interval}:{}:{}", req.indicator, req.params);
+        // Keyed by the canonical form: `{"period":5}` and `{"period":5.0}` are one stream, whichever
+        // spelling unsubscribes it.
+        let key = match IndicatorService::canonical(&req.indicator, &req.params) {
+            Ok((name, params)) => indicator_channel(&symbol, interval, name, &params).to_string(),
+            Err(e) => return self.reply_error(ErrorMessage::new(e.code(), e.to_string(), id), ctx),
+        };
         if !subscribe {
-            self.streams.remove(&key);
+            if self.streams.remove(&key) {
+                self.permit.release_stream();
+            }
             let msg = UnsubscribeIndicator {
                 client: self.id,
                 symbol,
@@ -275,7 +303,7 @@ impl WsSession {
             let fut = self.services.indicators.send(msg);
             ctx.spawn(fut.into_actor(self).map(move |res, s, ctx| {
                 if let Ok(Err(e)) = res {
-                    s.reply_error(ErrorMessage::new(ErrorCode::InvalidParameter, e, id), ctx);
+                    s.reply_error(ErrorMessage::new(e.code(), e.to_string(), id), ctx);
                 }
             }));
             return;
@@ -284,8 +312,12 @@ impl WsSession {
             if let Err(msg) = self.room_for(1) {
                 return self.reply_error(ErrorMessage::new(ErrorCode::TooManySubscriptions, msg, id), ctx);
             }
+            if let Err(refusal) = self.permit.take_stream() {
+                let err = ErrorMessage::new(ErrorCode::TooManySubscriptions, refusal.to_string(), id);
+                return self.reply_error(err, ctx);
+            }
+            self.streams.insert(key.clone());
         }
-        self.streams.insert(key.clone());
         let history = req.history.unwrap_or(DEFAULT_INDICATOR_HISTORY).min(MAX_INDICATOR_HISTORY);
         let msg = SubscribeIndicator {
             client: self.id,
@@ -300,10 +332,12 @@ impl WsSession {
         ctx.spawn(fut.into_actor(self).map(move |res, s, ctx| {
             let err = match res {
                 Ok(Ok(())) => return,
-                Ok(Err(e)) => ErrorMessage::new(ErrorCode::InvalidParameter, e, id),
+                Ok(Err(e)) => ErrorMessage::new(e.code(), e.to_string(), id),
                 Err(_) => ErrorMessage::new(ErrorCode::Internal, "indicators are not available right now", id),
             };
-            s.streams.remove(&key);
+            if s.streams.remove(&key) {
+                s.permit.release_stream();
+            }
             s.reply_error(err, ctx);
         }));
     }
@@ -330,7 +364,7 @@ impl WsSession {
     }
 
     fn unsubscribe(&mut self, req: TopicsRequest, ctx: &mut ws::WebsocketContext<Self>) {
-        let (names, topics, interval) = match self.topics_of(&req, false) {
+        let (names, topics, interval, _) = match self.topics_of(&req, false) {
             Ok(t) => t,
             Err(e) => return self.reply_error(e, ctx),
         };
@@ -341,6 +375,7 @@ impl WsSession {
             kind: "unsubscribed",
             trading_pairs: &names,
             interval,
+            refused: &[],
             id: req.id.as_ref(),
         });
         self.hub.do_send(Unsubscribe { client: self.id, topics, ack });
@@ -507,13 +542,17 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
     }
 }
 
-/// `GET /ws`: upgrades to a WebSocket session.
+/// `GET /ws`: upgrades to a WebSocket session, once the origin and the budgets allow it.
 pub async fn route(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
     let mut response = ws::handshake(&req)?;
+    let permit = match state.services.admission.admit(&req) {
+        Ok(permit) => permit,
+        Err(refusal) => return Ok(refusal.response()),
+    };
     let limits = state.ws_limits.clone();
     let outbox = Arc::new(Outbox::new(limits.outbound_queue_bytes));
     let codec = Codec::new().max_size(limits.max_frame_bytes * HARD_FRAME_FACTOR);
-    let session = WsSession::new(outbox.clone(), state.services.clone(), limits);
+    let session = WsSession::new(outbox.clone(), state.services.clone(), limits, permit);
     let driver = Box::pin(ws::WebsocketContext::with_codec(session, payload, codec));
     Ok(response.streaming(SessionBody { driver: Some(driver), outbox }))
 }

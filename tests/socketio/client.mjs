@@ -47,15 +47,34 @@ function next(socket, event, ms = 20000) {
   });
 }
 
+/** The first `event` whose data satisfies `pred`, within `ms`. */
+function first(socket, event, pred, ms = 20000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no matching ${event} within ${ms} ms`)), ms);
+    const listener = (data) => {
+      if (!pred(data)) return;
+      clearTimeout(timer);
+      socket.off(event, listener);
+      resolve(data);
+    };
+    socket.on(event, listener);
+  });
+}
+
 /** One transport only ("polling" or "websocket"): acks, streaming trades, live bars. */
 async function transport(name) {
   const socket = await connect({ transports: [name] });
   out('ack_join_script', await socket.timeout(20000).emitWithAck('join_script'));
-  const now = Date.now();
-  const trades = Array.from({ length: 20 }, (_, i) => ({ symbol: 'JSTEST', price: 50 + i, qty: 1, side: 'buy', timestamp: now }));
-  out('ack_trades', await socket.timeout(20000).emitWithAck('trades', trades));
-  const update = next(socket, 'price_update');
+  // One trade creates the symbol so that it can be subscribed to before the batch: the batch's bar then reaches
+  // the client whether its second ends before or after the subscription (a loaded machine may take that long).
+  const trade = (price, timestamp) => ({ symbol: 'JSTEST', price, qty: 1, side: 'buy', timestamp });
+  await socket.timeout(20000).emitWithAck('trades', [trade(50, Date.now())]);
   out('ack_subscribe', await socket.timeout(20000).emitWithAck('subscribe', { trading_pairs: ['JSTEST'], interval: '1s' }));
+  const now = Date.now();
+  const second = Math.floor(now / 1000) * 1000;
+  const update = first(socket, 'price_update', (u) => u.data?.timestamp === second && u.data?.trades >= 20);
+  const trades = Array.from({ length: 20 }, (_, i) => trade(50 + i, now));
+  out('ack_trades', await socket.timeout(20000).emitWithAck('trades', trades));
   out('price_update', await update);
   out('transport_at_end', socket.io.engine.transport.name);
   await disconnect(socket);

@@ -338,3 +338,82 @@ fn topics_fed_in_lockstep_send_at_different_moments() {
         "each one slot after the close, at least half a gap: {at:?}"
     );
 }
+
+/// One step of the random sequence of [`counters_equal_a_full_recount`].
+#[derive(Debug, Clone)]
+enum Step {
+    Connect {
+        client: u8,
+        small: bool,
+    },
+    Subscribe {
+        client: u8,
+        topics: Vec<(u8, u8)>,
+    },
+    Unsubscribe {
+        client: u8,
+        topics: Vec<(u8, u8)>,
+    },
+    Disconnect {
+        client: u8,
+    },
+    /// A partial update of one topic: its fan-out drops clients whose outbox overflows.
+    Publish {
+        symbol: u8,
+        interval: u8,
+    },
+}
+
+fn random_topic((symbol, interval): (u8, u8)) -> Topic {
+    (format!("S{}USDT", symbol % 4).as_str().into(), Interval::ALL[interval as usize % 3])
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    let topics = || proptest::collection::vec((any::<u8>(), any::<u8>()), 0..5);
+    prop_oneof![
+        (0u8..6, any::<bool>()).prop_map(|(client, small)| Step::Connect { client, small }),
+        (0u8..6, topics()).prop_map(|(client, topics)| Step::Subscribe { client, topics }),
+        (0u8..6, topics()).prop_map(|(client, topics)| Step::Unsubscribe { client, topics }),
+        (0u8..6).prop_map(|client| Step::Disconnect { client }),
+        (any::<u8>(), any::<u8>()).prop_map(|(symbol, interval)| Step::Publish { symbol, interval }),
+    ]
+}
+
+proptest::proptest! {
+    /// The counters `/api/stats` reads are kept up to date on every change; after any sequence of
+    /// connects, subscribes, unsubscribes, disconnects and slow clients dropped by the fan-out they equal
+    /// what walking every client counts.
+    #[test]
+    fn counters_equal_a_full_recount(steps in proptest::collection::vec(step(), 0..80)) {
+        let mut hub = Hub::new(&HubSettings { max_updates_per_second: 1000 });
+        let ack = || protocol::frame::text(b"{}");
+        for (i, step) in steps.into_iter().enumerate() {
+            match step {
+                // A small outbox overflows after a few frames: the hub then drops the client itself.
+                Step::Connect { client, small } => {
+                    hub.connect(client.into(), Arc::new(Outbox::new(if small { 300 } else { 1 << 20 })))
+                }
+                Step::Subscribe { client, topics } => hub.subscribe(
+                    client.into(),
+                    topics.into_iter().map(|t| (random_topic(t), None)),
+                    ack(),
+                ),
+                Step::Unsubscribe { client, topics } => {
+                    let topics: Vec<Topic> = topics.into_iter().map(random_topic).collect();
+                    hub.unsubscribe(client.into(), &topics, ack())
+                }
+                Step::Disconnect { client } => hub.remove_client(client.into()),
+                Step::Publish { symbol, interval } => {
+                    let (symbol, interval) = random_topic((symbol, interval));
+                    let mut b = bar(1.0 + i as f64, 60_000);
+                    b.symbol = symbol;
+                    b.interval = interval;
+                    let topic = (b.symbol.clone(), b.interval);
+                    hub.fan_out(&topic, &b, false);
+                }
+            }
+            proptest::prop_assert_eq!(hub.counters.snapshot(), hub.recount());
+        }
+    }
+}

@@ -11,6 +11,8 @@ export interface HeaderActions {
   onSymbol(symbol: string): void;
   onInterval(interval: Interval): void;
   onToggle(kind: 'sma' | 'ema'): void;
+  /** Show or hide the strategy signal markers (e.g. ema_cross) of this chart. */
+  onToggleSignals(): void;
   onTool(kind: DrawingKind): void;
   onDeleteDrawing(): void;
   onDuplicate(): void;
@@ -34,6 +36,8 @@ export class ChartHeader {
   private readonly toggles: Record<'sma' | 'ema', HTMLButtonElement>;
   private readonly tools = new Map<DrawingKind, HTMLButtonElement>();
   private readonly deleteBtn: HTMLButtonElement;
+  private readonly healthBadge: HTMLElement;
+  private readonly signalsToggle: HTMLButtonElement;
 
   constructor(symbol: string, interval: Interval, actions: HeaderActions) {
     this.symbolInput = h('input', {
@@ -71,21 +75,27 @@ export class ChartHeader {
       ema: button('toggle-ema', 'EMA', 'Exponential moving average (50)', () => actions.onToggle('ema')),
     };
 
+    this.signalsToggle = button('toggle-signals', 'Signals', 'Show or hide strategy signal markers', () => actions.onToggleSignals());
+
     for (const t of TOOLS) {
       this.tools.set(t.kind, button(`tool-${t.kind}`, t.label, t.title, () => actions.onTool(t.kind)));
     }
     this.deleteBtn = button('drawing-delete', icon('trash'), 'Delete selected drawing (Delete key)', () => actions.onDeleteDrawing());
     this.deleteBtn.disabled = true;
 
+    // Live / Loading / Stale / Not live / Error / Offline, always visible next to the price it qualifies.
+    this.healthBadge = h('span', { class: 'chart-health', 'data-testid': 'chart-health', 'data-health': 'loading' }, 'Loading');
+
     this.root = h(
       'header',
       { class: 'chart-head' },
-      h('div', { class: 'chart-head-left' }, this.symbolInput, this.intervalSelect, this.price, this.change),
+      h('div', { class: 'chart-head-left' }, this.symbolInput, this.intervalSelect, this.price, this.change, this.healthBadge),
       h(
         'div',
         { class: 'chart-head-right' },
         this.toggles.sma,
         this.toggles.ema,
+        this.signalsToggle,
         button('chart-duplicate', icon('duplicate'), 'Duplicate chart', () => actions.onDuplicate()),
         button('chart-remove', '✕', 'Remove chart', () => actions.onRemove()),
       ),
@@ -106,6 +116,17 @@ export class ChartHeader {
     if (this.price.textContent !== price) this.price.textContent = price;
     if (this.change.textContent !== change) this.change.textContent = change;
     this.change.dataset.direction = direction;
+  }
+
+  setHealth(health: string, label: string, detail: string): void {
+    this.healthBadge.dataset.health = health;
+    this.healthBadge.textContent = label;
+    this.healthBadge.title = detail || 'Receiving live updates';
+  }
+
+  setSignalsShown(on: boolean): void {
+    this.signalsToggle.classList.toggle('active', on);
+    this.signalsToggle.setAttribute('aria-pressed', String(on));
   }
 
   setToggle(kind: 'sma' | 'ema', on: boolean): void {

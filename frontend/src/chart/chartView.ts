@@ -4,10 +4,11 @@
  * reconnect, overlays (page SMA/EMA and server indicators), markers (the
  * hook's and the strategy signals of its topic) and drawings.
  *
- * Data states: `loading` (first history request in flight), `live`, and
- * `syncing` (after a reconnect, fetching the bars that were missed). Live
- * updates that arrive while loading or syncing are buffered and applied
- * after the history, so they never land in front of a hole.
+ * The data flow (subscription, history, live merge, gap fill, scroll-back
+ * paging) is barFeed.ts; this class draws what it brings. What the chart
+ * shows about its data (live, stale, refused, failed, offline) is decided
+ * in chartHealth.ts; drawings live in chartDrawings.ts; the read-only
+ * debug hooks the browser tests use are in ../debug.ts (test builds only).
  */
 import {
   CandlestickData,
@@ -26,52 +27,35 @@ import {
   createChart,
   createSeriesMarkers,
 } from 'lightweight-charts';
-import { h } from '../dom';
-import { DrawingController } from '../drawings/controller';
-import { Drawing, DrawingKind, loadDrawings, saveDrawings } from '../drawings/model';
-import { DrawingsPrimitive } from '../drawings/primitive';
-import { logicalToTime, timeToLogical } from '../drawings/timeMap';
+import { button, h } from '../dom';
+import type { SymbolDrawings } from '../drawings/symbolDrawings';
 import type { CatalogStore } from '../net/catalogStore';
-import { Connection, RequestError } from '../net/connection';
+import type { Connection } from '../net/connection';
 import type { StreamHub } from '../net/streams';
-import type { HistoricalReply, PriceUpdate } from '../net/protocol';
-import { MAX_HISTORY_LIMIT } from '../net/protocol';
-import { Bar, BarSeries, barsToKeep, isBar, referenceCutoff, referencePrice } from '../state/bars';
+import { Bar, UpsertOutcome, lowerBound, referencePrice } from '../state/bars';
 import { Interval, intervalMs } from '../state/intervals';
-import { ChartConfig, IndicatorConfig, MAX_INDICATORS_PER_CHART } from '../state/layout';
+import { ChartConfig, ChartViewport, IndicatorConfig, MAX_INDICATORS_PER_CHART } from '../state/layout';
 import { Marker, markersFromExecutedTrades, mergeMarkers } from '../state/markers';
 import { api } from '../net/api';
 import { markersFromSignals, parseSignal, signalToMarker } from '../state/signals';
 import { indicatorStreamKey } from '../net/streams';
 import type { Params } from '../state/catalog';
+import type { SymbolMatch } from '../state/symbolSearch';
 import type { KeyValueStore } from '../state/storage';
 import type { Palette, ThemeState } from '../theme';
 import { ChartHeader } from './chartHeader';
 import { changePercent, formatPercent, formatPrice, pricePrecision } from './format';
-import { renderLegend, toSeriesMarkers } from './presentation';
+import { LegendStudy, renderLegend, toSeriesMarkers } from './presentation';
 import { Overlay } from './overlays';
 import { IndicatorMenu } from './indicatorMenu';
 import { ServerIndicator } from './serverIndicators';
-import { chartFrames } from './frameScheduler';
+import { BarFeed, FeedView, INITIAL_BARS } from './barFeed';
+import { barsToLoad, captureViewport, isScrolledBack, restoredScrollPosition } from './viewport';
+import { ChartDrawings } from './chartDrawings';
+import { nameAttributionLogo } from './attribution';
+import { HealthView, chartHealth } from './chartHealth';
 
-/**
- * Bars asked for on first load and per scroll-back page. The first load fills a grid chart several times
- * over (a 1920 px wide chart shows ~320 bars and at once asks for the page before). Kept small because
- * lightweight-charts rebuilds a drawing item for every bar a series holds on each update: heap sampling of
- * eight live charts, 611 MB allocated per 10 s with 1,000 bars each, 243 MB with 300 (docs/BENCHMARKS.md).
- */
-export const INITIAL_BARS = 300;
-export const PAGE_BARS = 500;
-/** Back at the live edge, a chart holding more bars than this lets the scrolled-in ones go (see barsToKeep). */
-export const KEEP_AT_MOST_BARS = INITIAL_BARS + PAGE_BARS;
-/** How often, at most, the bar 24 h back is fetched again for the "change %" (ms). */
-const DAY_AGO_REFRESH_MS = 60_000;
-/** Start loading older bars when fewer than this many are left of the view. */
-const LOAD_MORE_THRESHOLD = 50;
-/** Retries of a history request that came back empty (server warming up). */
-const EMPTY_HISTORY_RETRIES = 6;
-/** More pending bars than this (a chart off-screen for a while) are loaded with one setData. */
-const BULK_FLUSH_BARS = 200;
+export { INITIAL_BARS, KEEP_AT_MOST_BARS, PAGE_BARS } from './barFeed';
 
 export interface ChartDeps {
   conn: Connection;
@@ -79,24 +63,30 @@ export interface ChartDeps {
   streams: StreamHub;
   catalog: CatalogStore;
   store: KeyValueStore;
+  /** Drawings per symbol, shared by every chart of the symbol. */
+  drawings: SymbolDrawings;
   theme: ThemeState;
-  acceptsSymbol(symbol: string): boolean;
+  /** The ticker meant by what was typed (`xrp` -> XRPUSDT), or why there is none. */
+  resolveSymbol(input: string): Promise<SymbolMatch>;
   onConfigChange(cfg: ChartConfig): void;
   onRemove(id: string): void;
   onDuplicate(id: string): void;
   /** Counts applied live updates (debug hook / performance test). */
   countUpdate(): void;
+  /** The chart's health changed (the connection dot sums them up). */
+  onHealthChange(): void;
 }
 
-type DataState = 'loading' | 'live' | 'syncing' | 'error';
-
-export class ChartView {
+export class ChartView implements FeedView {
   readonly root: HTMLElement;
   private cfg: ChartConfig;
   private readonly header: ChartHeader;
   private readonly host: HTMLElement;
   private readonly legend: HTMLElement;
   private readonly errorBox: HTMLElement;
+  /** Says, in words, why the chart is not live (stale, refused, failed, offline); hidden when it is. */
+  private readonly banner: HTMLElement;
+  private readonly bannerText: HTMLElement;
   private readonly chart: IChartApi;
   private readonly candles: ISeriesApi<'Candlestick'>;
   private readonly volume: ISeriesApi<'Histogram'>;
@@ -107,9 +97,8 @@ export class ChartView {
    */
   private markersApi: ISeriesMarkersPluginApi<Time> | null = null;
   private readonly overlays: Record<'sma' | 'ema', Overlay>;
-  private readonly primitive: DrawingsPrimitive;
-  private readonly drawings: DrawingController;
-  private readonly bars = new BarSeries();
+  private readonly drawings: ChartDrawings;
+  private readonly feed: BarFeed;
   /** Markers from the public hook and `trade_marker` pushes. */
   private markers: Marker[] = [];
   /** Strategy signals of this chart's topic (subscribe_signals); dropped on a symbol/interval change. */
@@ -117,46 +106,45 @@ export class ChartView {
   private closeSignals: (() => void) | null = null;
   private indicators: ServerIndicator[] = [];
   private readonly indicatorMenu: IndicatorMenu;
-  private state: DataState = 'loading';
-  private buffered: Bar[] = [];
-  /**
-   * Live bars received but not drawn yet, by open time (the newest state of a bar wins). Drawn when
-   * the shared frame scheduler says so, and only while the chart is on screen.
-   */
-  private readonly pendingBars = new Map<number, Bar>();
-  private onScreen = true;
-  private readonly flushTarget = { flush: () => this.flushPending() };
-  /** Bumped on every symbol/interval change; replies for an older one are dropped. */
-  private generation = 0;
-  private loadingOlder = false;
-  private historyExhausted = false;
-  /** The bar 24 h before the last, fetched on its own when not loaded (the "change %" reference). */
-  private dayAgo: Bar | undefined;
-  private dayAgoAskedAt = Number.NEGATIVE_INFINITY;
-  private dayAgoInFlight = false;
+  private healthView: HealthView | null = null;
   private hovering = false;
-  /** What the last gap fill brought (debug hook: explains a hole if one shows up). */
-  private lastResync: Record<string, number | null> | null = null;
   private quoteQueued = false;
-  private unsubscribe: (() => void) | null = null;
   private readonly cleanups: Array<() => void> = [];
+  /** Shown while scrolled back: one click returns to the newest bars. */
+  private readonly liveButton: HTMLButtonElement;
+  /** The stored viewport to put back after the first load (a reload); used once. */
+  private restoreView: ChartViewport | undefined;
+  private viewportTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
     cfg: ChartConfig,
     private readonly deps: ChartDeps,
   ) {
     this.cfg = { ...cfg };
+    this.feed = new BarFeed(deps.conn, this);
+    this.restoreView = cfg.view;
+    this.liveButton = button('chart-back-to-live', 'Live ⇥', 'Back to the newest bars', () => this.backToLive());
+    this.liveButton.classList.add('chart-back-to-live');
+    this.liveButton.hidden = true;
     this.header = new ChartHeader(cfg.symbol, cfg.interval, {
       onSymbol: (s) => this.changeSymbol(s),
       onInterval: (i) => this.reconfigure(this.cfg.symbol, i),
       onToggle: (k) => this.toggleOverlay(k),
-      onTool: (k) => this.toggleTool(k),
+      onToggleSignals: () => this.toggleSignals(),
+      onTool: (k) => this.drawings.toggleTool(k),
       onDeleteDrawing: () => this.drawings.deleteSelected(),
       onDuplicate: () => deps.onDuplicate(this.cfg.id),
       onRemove: () => deps.onRemove(this.cfg.id),
     });
     this.legend = h('div', { class: 'legend', 'data-testid': 'legend' });
-    this.errorBox = h('div', { class: 'chart-error', 'data-testid': 'chart-error', hidden: true });
+    this.errorBox = h('div', { class: 'chart-error', 'data-testid': 'chart-error', role: 'alert', hidden: true });
+    this.bannerText = h('span', { 'data-testid': 'chart-banner-text' });
+    this.banner = h(
+      'div',
+      { class: 'chart-banner', 'data-testid': 'chart-banner', role: 'status', hidden: true },
+      this.bannerText,
+      button('chart-retry', 'Retry', 'Load this chart again', () => this.retry()),
+    );
     this.host = h('div', { class: 'chart-host', 'data-testid': 'chart-host' });
     this.indicatorMenu = new IndicatorMenu(deps.catalog, {
       onAdd: (name, params) => this.addIndicator(name, params),
@@ -171,7 +159,7 @@ export class ChartView {
         'div',
         { class: 'chart-body' },
         this.header.toolbar,
-        h('div', { class: 'chart-stage' }, this.host, h('div', { class: 'chart-overlay-top' }, this.legend, this.indicatorMenu.chips), this.indicatorMenu.popover, this.errorBox),
+        h('div', { class: 'chart-stage' }, this.host, h('div', { class: 'chart-overlay-top' }, this.legend, this.indicatorMenu.chips), this.indicatorMenu.popover, this.errorBox, this.banner, this.liveButton),
       ),
     );
     this.updateDataset();
@@ -182,7 +170,7 @@ export class ChartView {
       // lightweight-charts is Apache-2.0 and asks for its attribution: keep the logo on.
       layout: { attributionLogo: true },
       crosshair: { mode: CrosshairMode.Normal },
-      timeScale: { timeVisible: true, secondsVisible: cfg.interval.endsWith('s'), rightOffset: 5 },
+      timeScale: { timeVisible: true, secondsVisible: cfg.interval.endsWith('s'), rightOffset: 5, ...(cfg.view ? { barSpacing: cfg.view.barSpacing } : {}) },
     });
     this.candles = this.chart.addSeries(CandlestickSeries, { borderVisible: false });
     this.volume = this.chart.addSeries(
@@ -192,47 +180,38 @@ export class ChartView {
     );
     // Volume gets a quarter of the height; pane 0 keeps its default factor of 1.
     this.chart.panes()[1]?.setStretchFactor(0.3);
+    this.cleanups.push(nameAttributionLogo(this.host, cfg.id));
     this.overlays = {
       sma: new Overlay(this.chart, 'sma', palette.sma),
       ema: new Overlay(this.chart, 'ema', palette.ema),
     };
 
-    this.primitive = new DrawingsPrimitive(
-      (d) => this.project(d),
-      palette,
-      (p) => formatPrice(p, this.precision()),
-      () => this.chart.timeScale().width(),
-    );
-    this.candles.attachPrimitive(this.primitive);
-    this.drawings = new DrawingController(
+    this.drawings = new ChartDrawings(
       {
-        element: this.host,
-        toAnchor: (p) => {
-          const logical = this.chart.timeScale().coordinateToLogical(p.x);
-          const price = this.candles.coordinateToPrice(p.y);
-          if (logical === null || price === null) return null;
-          const time = logicalToTime(this.bars.bars, this.step(), logical);
-          return time === null ? null : { time: Math.round(time), price };
-        },
-        paneSize: () => ({ width: this.chart.timeScale().width(), height: this.chart.panes()[0]?.getHeight() ?? 0 }),
-        setChartInteractive: (on) => this.chart.applyOptions({ handleScroll: on, handleScale: on }),
-        onChange: (list) => saveDrawings(deps.store, this.cfg.id, list),
-        onUiChange: () => this.header.setDrawingUi(this.drawings.currentTool, this.drawings.selected !== null),
+        host: this.host,
+        chart: this.chart,
+        candles: this.candles,
+        bars: () => this.feed.bars.bars,
+        stepMs: () => this.step(),
+        formatPrice: (p) => formatPrice(p, this.precision()),
+        onUiChange: (tool, selected) => this.header.setDrawingUi(tool, selected),
       },
-      this.primitive,
-      loadDrawings(deps.store, cfg.id),
+      deps.drawings,
+      cfg.symbol,
+      palette,
     );
-    this.header.setDrawingUi(null, false);
 
     this.applyPalette(palette);
     this.cleanups.push(deps.theme.onChange(() => this.applyPalette(deps.theme.palette)));
-    this.cleanups.push(deps.conn.onOpen(() => this.resync()));
+    this.cleanups.push(deps.conn.onOpen(() => void this.feed.resync()));
+    this.cleanups.push(deps.conn.onState(() => this.refreshHealth()));
     this.watchVisibility();
 
     this.chart.timeScale().subscribeVisibleLogicalRangeChange(this.onRangeChange);
     this.chart.subscribeCrosshairMove(this.onCrosshair);
 
     for (const k of ['sma', 'ema'] as const) this.header.setToggle(k, cfg[k]);
+    this.header.setSignalsShown(cfg.signals !== false);
     this.start();
   }
 
@@ -240,52 +219,36 @@ export class ChartView {
     return { ...this.cfg };
   }
 
-  /** Read-only view used by the debug hook and the browser tests. */
-  debugInfo() {
-    this.flushPending();
-    const range = this.chart.timeScale().getVisibleRange();
+  /** What the chart shows about its data now. */
+  get health(): HealthView {
+    return this.healthView ?? this.computeHealth();
+  }
+
+  /**
+   * The chart's parts, read by the debug hooks of test builds (../debug.ts); nothing else uses it. Live
+   * bars still pending a frame are drawn first, so what is read is what is on screen.
+   */
+  inspect() {
+    this.feed.flushPending();
     return {
-      id: this.cfg.id,
-      symbol: this.cfg.symbol,
-      interval: this.cfg.interval,
-      state: this.state,
-      barCount: this.bars.length,
-      first: this.bars.first()?.timestamp ?? null,
-      last: this.bars.last() ?? null,
-      visibleRange: range ? { from: Number(range.from), to: Number(range.to) } : null,
-      visibleLogicalRange: this.chart.timeScale().getVisibleLogicalRange(),
-      drawings: this.drawings.list(),
-      markers: this.markers.length,
-      signalMarkers: this.signalMarkers.length,
-      signals: this.signalMarkers.map((m) => ({ time: m.time, side: m.side, text: m.text })),
-      overlays: { sma: this.overlays.sma.enabled, ema: this.overlays.ema.enabled },
-      indicators: this.indicators.map((i) => i.debugInfo()),
-      panes: this.chart.panes().length,
-      lastResync: this.lastResync,
-      dayAgo: this.dayAgo ?? null,
-      changeReference: referencePrice(this.bars.bars, this.step(), this.dayAgo) ?? null,
+      cfg: this.config,
+      chart: this.chart,
+      candles: this.candles,
+      bars: this.feed.bars,
+      state: this.feed.state,
+      health: this.health,
+      subscription: this.feed.subscription,
+      received: this.feed.received,
+      drawings: this.drawings,
+      markers: this.markers,
+      signalMarkers: this.signalMarkers,
+      markersApi: this.markersApi,
+      overlays: this.overlays,
+      indicators: this.indicators,
+      lastResync: this.feed.lastResync,
+      dayAgo: this.feed.dayAgo,
+      stepMs: this.step(),
     };
-  }
-
-  /** Timestamps of every loaded bar (browser tests check for holes). */
-  debugTimestamps(): number[] {
-    this.flushPending();
-    return this.bars.bars.map((b) => b.timestamp);
-  }
-
-  /** Pixel position of a (time ms, price) point inside the chart host. */
-  debugToPixel(time: number, price: number): { x: number; y: number } | null {
-    const logical = timeToLogical(this.bars.bars, this.step(), time);
-    if (logical === null) return null;
-    const x = this.chart.timeScale().logicalToCoordinate(logical as never);
-    const y = this.candles.priceToCoordinate(price);
-    return x === null || y === null ? null : { x, y };
-  }
-
-  /** Scrolls the view by whole bars (negative = towards older bars). */
-  debugScrollBars(delta: number): void {
-    const r = this.chart.timeScale().getVisibleLogicalRange();
-    if (r) this.chart.timeScale().setVisibleLogicalRange({ from: r.from + delta, to: r.to + delta });
   }
 
   addMarkers(markers: readonly Marker[]): void {
@@ -294,10 +257,9 @@ export class ChartView {
   }
 
   destroy(): void {
-    this.generation++;
-    chartFrames.cancel(this.flushTarget);
-    this.pendingBars.clear();
-    this.unsubscribe?.();
+    this.feed.destroy();
+    if (this.viewportTimer) clearTimeout(this.viewportTimer);
+    this.indicatorMenu.close();
     this.closeSignals?.();
     for (const ind of this.indicators) ind.destroy();
     this.indicators = [];
@@ -309,17 +271,12 @@ export class ChartView {
     this.root.remove();
   }
 
-  /** Drops the stored drawings (chart removed for good). */
-  forgetDrawings(): void {
-    saveDrawings(this.deps.store, this.cfg.id, []);
-  }
-
   private step(): number {
     return intervalMs(this.cfg.interval);
   }
 
   private precision(): number {
-    const last = this.bars.last();
+    const last = this.feed.bars.last();
     return last ? pricePrecision(last.close) : 2;
   }
 
@@ -327,25 +284,62 @@ export class ChartView {
     const d = this.root.dataset;
     d.symbol = this.cfg.symbol;
     d.interval = this.cfg.interval;
-    d.state = this.state;
+    d.state = this.feed.state;
   }
 
-  private setState(state: DataState): void {
-    // Bars received live are older than anything a gap fill or reload brings next: draw them first.
-    if (state !== 'live') this.flushPending();
-    this.state = state;
-    this.root.dataset.state = state;
+  private computeHealth(now = performance.now()): HealthView {
+    return chartHealth({
+      data: this.feed.state,
+      dataError: this.feed.dataError,
+      subscription: this.feed.subscription,
+      connected: this.deps.conn.currentState === 'connected',
+      lastActivityAt: this.feed.lastActivityAt,
+      now,
+      stepMs: this.step(),
+    });
+  }
+
+  /**
+   * Re-evaluates the chart's health (on every state change and once a second from the dashboard, which
+   * is what turns a silent chart stale) and shows it; touches the DOM only when something changed.
+   */
+  refreshHealth(now = performance.now()): void {
+    const v = this.computeHealth(now);
+    const old = this.healthView;
+    this.healthView = v;
+    // A subscribe the server never answered (a rate-limited one is refused without our id): ask again.
+    if (v.health === 'stale' && this.feed.subscription.state === 'pending') this.deps.conn.retry(this.cfg.symbol, this.cfg.interval);
+    if (old && old.health === v.health && old.detail === v.detail) return;
+    this.root.dataset.health = v.health;
+    this.header.setHealth(v.health, v.label, v.detail);
+    this.banner.hidden = v.detail === '';
+    this.banner.dataset.health = v.health;
+    this.bannerText.textContent = v.detail;
+    const retry = this.banner.querySelector<HTMLButtonElement>('.chart-retry');
+    if (retry) retry.hidden = v.health !== 'error' && v.health !== 'refused' && v.health !== 'stale';
+    if (!old || old.degraded !== v.degraded || old.health !== v.health) this.deps.onHealthChange();
+  }
+
+  /** The banner's Retry: load again and ask the server for the live topic again. */
+  private retry(): void {
+    this.deps.conn.retry(this.cfg.symbol, this.cfg.interval);
+    if (this.feed.state === 'error' || this.feed.bars.length === 0) this.start();
+    else void this.feed.resync();
   }
 
   // ---- configuration -------------------------------------------------------
 
-  private changeSymbol(symbol: string): void {
-    if (!this.deps.acceptsSymbol(symbol)) {
-      this.showError(`Unknown symbol ${symbol}`);
+  private async changeSymbol(input: string): Promise<void> {
+    const gen = this.feed.generation;
+    const match = await this.deps.resolveSymbol(input);
+    if (gen !== this.feed.generation) return;
+    if ('error' in match) {
+      this.showError(match.error);
       this.header.setSymbol(this.cfg.symbol);
       return;
     }
-    this.reconfigure(symbol, this.cfg.interval);
+    this.header.setSymbol(match.symbol);
+    this.reconfigure(match.symbol, this.cfg.interval);
   }
 
   private reconfigure(symbol: string, interval: Interval): void {
@@ -354,49 +348,135 @@ export class ChartView {
     // Markers are times on this symbol's bars: they mean nothing on another topic.
     this.markers = [];
     this.header.setSymbol(symbol);
+    this.drawings.setSymbol(symbol);
     this.chart.applyOptions({ timeScale: { secondsVisible: interval.endsWith('s') } });
     this.deps.onConfigChange(this.config);
     this.start();
   }
 
-  private toggleOverlay(kind: 'sma' | 'ema'): void {
-    const on = !this.cfg[kind];
-    this.cfg = { ...this.cfg, [kind]: on };
-    if (on) this.overlays[kind].enable(this.bars.bars);
-    else this.overlays[kind].disable();
-    this.header.setToggle(kind, on);
+  /** Strategy signal markers on or off for this chart (kept in the layout; on by default). */
+  private toggleSignals(): void {
+    const shown = this.cfg.signals === false;
+    this.cfg = { ...this.cfg, signals: shown ? undefined : false };
+    this.header.setSignalsShown(shown);
+    this.renderMarkers();
     this.deps.onConfigChange(this.config);
   }
 
-  private toggleTool(kind: DrawingKind): void {
-    this.drawings.setTool(this.drawings.currentTool === kind ? null : kind);
+  private toggleOverlay(kind: 'sma' | 'ema'): void {
+    const on = !this.cfg[kind];
+    this.cfg = { ...this.cfg, [kind]: on };
+    if (on) this.overlays[kind].enable(this.feed.bars.bars);
+    else this.overlays[kind].disable();
+    this.header.setToggle(kind, on);
+    this.deps.onConfigChange(this.config);
   }
 
   // ---- data flow -----------------------------------------------------------
 
   /** (Re)starts the data flow for the current symbol and interval. */
   private start(): void {
-    const gen = ++this.generation;
-    this.unsubscribe?.();
-    this.bars.clear();
-    this.buffered = [];
-    this.pendingBars.clear();
-    this.historyExhausted = false;
-    this.loadingOlder = false;
-    this.dayAgo = undefined;
-    this.dayAgoAskedAt = Number.NEGATIVE_INFINITY;
-    this.dayAgoInFlight = false;
-    this.setState('loading');
+    this.feed.start(this.cfg.symbol, this.cfg.interval);
+    this.startStreams();
+  }
+
+  // ---- FeedView: what the bar feed asks of the chart -------------------------
+
+  cleared(): void {
     this.updateDataset();
     this.hideError();
     this.candles.setData([]);
     this.volume.setData([]);
     for (const o of Object.values(this.overlays)) o.disable();
-    const { symbol, interval } = this.cfg;
-    // Subscribe first: updates are buffered until the history is in.
-    this.unsubscribe = this.deps.conn.subscribe(symbol, interval, (u) => this.onUpdate(u, gen));
-    this.startStreams();
-    void this.loadInitial(gen);
+  }
+
+  initialLimit(): number {
+    const ts = this.chart.timeScale();
+    return barsToLoad(this.restoreView, Date.now(), this.step(), ts.width() / ts.options().barSpacing, INITIAL_BARS);
+  }
+
+  historyLoaded(): void {
+    const ts = this.chart.timeScale();
+    this.candles.applyOptions({ priceFormat: { type: 'price', precision: this.precision(), minMove: 10 ** -this.precision() } });
+    this.setAllData();
+    for (const k of ['sma', 'ema'] as const) if (this.cfg[k]) this.overlays[k].enable(this.feed.bars.bars);
+    // After a reload: the zoom and the scrolled-back position the trader left.
+    const restore = this.restoreView;
+    this.restoreView = undefined;
+    if (restore) ts.applyOptions({ barSpacing: restore.barSpacing });
+    const position = restore ? restoredScrollPosition(restore, this.feed.bars.bars, this.step()) : null;
+    if (position !== null) ts.scrollToPosition(position, false);
+    else ts.scrollToRealTime();
+    void this.loadTradeMarkers(this.feed.generation);
+  }
+
+  /** Makes the chart call that matches how the bar was merged, the cheapest one. */
+  barMerged(bar: Bar, outcome: UpsertOutcome): void {
+    const bars = this.feed.bars.bars;
+    switch (outcome) {
+      case 'append':
+      case 'replace-last':
+        this.candles.update(this.toCandle(bar));
+        this.volume.update(this.toVolume(bar));
+        for (const o of Object.values(this.overlays)) o.updateLast(bars, outcome === 'append');
+        if (outcome === 'append') this.renderMarkers();
+        break;
+      case 'replace':
+        // A correction of a closed bar: lightweight-charts v5 allows historical updates.
+        this.candles.update(this.toCandle(bar), true);
+        this.volume.update(this.toVolume(bar), true);
+        for (const o of Object.values(this.overlays)) o.reset(bars);
+        break;
+      case 'insert':
+        this.setAllData(true);
+        break;
+      case 'ignored':
+        return;
+    }
+    this.scheduleQuote();
+  }
+
+  redrawAll(): void {
+    this.setAllData(true);
+    this.renderMarkers();
+    this.scheduleQuote();
+  }
+
+  reindexed(delta: number, before: LogicalRange | null): void {
+    this.setAllData();
+    if (before) this.chart.timeScale().setVisibleLogicalRange({ from: before.from + delta, to: before.to + delta });
+    this.renderMarkers();
+    this.drawings.render();
+  }
+
+  wentLive(): void {
+    this.scheduleQuote();
+    this.renderMarkers();
+    this.drawings.render();
+  }
+
+  stateChanged(): void {
+    this.root.dataset.state = this.feed.state;
+    this.refreshHealth();
+  }
+
+  referenceChanged(): void {
+    this.renderQuote();
+  }
+
+  loadingOlderChanged(on: boolean): void {
+    if (on) this.root.dataset.loadingOlder = 'true';
+    else delete this.root.dataset.loadingOlder;
+  }
+
+  visibleRange(): LogicalRange | null {
+    return this.chart.timeScale().getVisibleLogicalRange();
+  }
+
+  updateReceived(): void {
+    this.deps.countUpdate();
+    // Back from stale: say so at once rather than at the next tick.
+    if (this.healthView?.health === 'stale') this.refreshHealth();
   }
 
   /** (Re)opens the signal stream and the server indicators for the current topic. */
@@ -470,7 +550,7 @@ export class ChartView {
         this.removeIndicator(i.cfg.id);
       },
     );
-    const first = this.bars.first();
+    const first = this.feed.bars.first();
     if (first) ind.setMinTime(first.timestamp);
     this.indicators.push(ind);
   }
@@ -483,151 +563,18 @@ export class ChartView {
   }
 
   private clipIndicators(): void {
-    const first = this.bars.first();
+    const first = this.feed.bars.first();
     if (first) for (const ind of this.indicators) ind.setMinTime(first.timestamp);
-  }
-
-  private async loadInitial(gen: number): Promise<void> {
-    try {
-      const data = await this.fetchUntilNonEmpty(gen, { limit: INITIAL_BARS });
-      if (data === null) return;
-      this.bars.reset(data);
-      this.historyExhausted = this.bars.length < INITIAL_BARS;
-      this.candles.applyOptions({ priceFormat: { type: 'price', precision: this.precision(), minMove: 10 ** -this.precision() } });
-      this.setAllData();
-      for (const k of ['sma', 'ema'] as const) if (this.cfg[k]) this.overlays[k].enable(this.bars.bars);
-      this.chart.timeScale().scrollToRealTime();
-      this.goLive();
-      void this.loadTradeMarkers(gen);
-    } catch (err) {
-      if (gen !== this.generation) return;
-      if (err instanceof RequestError && err.code === 'disconnected') {
-        // The reconnect will call resync(), which loads from scratch when empty.
-        this.setState('syncing');
-        return;
-      }
-      this.setState('error');
-      this.showError(err instanceof Error ? err.message : String(err));
-    }
   }
 
   /** Markers for the executed trades scripts reported on this symbol. */
   private async loadTradeMarkers(gen: number): Promise<void> {
     try {
       const markers = markersFromExecutedTrades(await api.executedTrades(this.cfg.symbol));
-      if (gen === this.generation && markers.length > 0) this.addMarkers(markers);
+      if (gen === this.feed.generation && markers.length > 0) this.addMarkers(markers);
     } catch {
       // No trades endpoint (an older server) or a failed request: the chart simply has no trade markers.
     }
-  }
-
-  /**
-   * After a reconnect: fetch everything from the last bar we have (inclusive:
-   * it may have changed) up to now, so the chart has no hole.
-   */
-  private async resync(): Promise<void> {
-    if (this.bars.length === 0) {
-      if (this.state !== 'error') this.start();
-      return;
-    }
-    const gen = this.generation;
-    this.setState('syncing');
-    const since = this.bars.last()!.timestamp;
-    try {
-      const missed = await this.fetchUntilNonEmpty(gen, { start_time: since, limit: MAX_HISTORY_LIMIT });
-      if (missed === null) return;
-      this.lastResync = { since, at: Date.now(), count: missed.length, first: missed[0]?.timestamp ?? null, last: missed[missed.length - 1]?.timestamp ?? null, buffered: this.buffered.length };
-      if (missed.length >= MAX_HISTORY_LIMIT) {
-        // Away longer than one page: a clean reload is simpler than paging.
-        this.start();
-        return;
-      }
-      for (const bar of missed) this.applyBar(bar);
-      this.goLive();
-    } catch {
-      // Disconnected again: the next reconnect retries; keep buffering.
-    }
-  }
-
-  /**
-   * get_historical without end_time always ends with the current bar, so an
-   * empty reply means the server is still warming up (just restarted): ask
-   * again a few times before taking it as final. Null when superseded.
-   */
-  private async fetchUntilNonEmpty(
-    gen: number,
-    range: { start_time?: number; limit: number },
-  ): Promise<Bar[] | null> {
-    const { symbol, interval } = this.cfg;
-    for (let attempt = 0; ; attempt++) {
-      const reply = await this.deps.conn.request<HistoricalReply>({
-        type: 'get_historical',
-        trading_pair: symbol,
-        interval,
-        ...range,
-      });
-      if (gen !== this.generation) return null;
-      const bars = (reply.data ?? []).filter(isBar);
-      if (bars.length > 0 || attempt >= EMPTY_HISTORY_RETRIES) return bars;
-      await new Promise((r) => setTimeout(r, 300 * (attempt + 1)));
-      if (gen !== this.generation) return null;
-    }
-  }
-
-  private goLive(): void {
-    const pending = this.buffered;
-    this.buffered = [];
-    for (const bar of pending) this.applyBar(bar);
-    this.setState('live');
-    this.scheduleQuote();
-    this.renderMarkers();
-    this.drawings.render();
-  }
-
-  private onUpdate(u: PriceUpdate, gen: number): void {
-    if (gen !== this.generation || !isBar(u.data)) return;
-    this.deps.countUpdate();
-    if (this.state !== 'live') {
-      this.buffered.push(u.data);
-      return;
-    }
-    this.pendingBars.set(u.data.timestamp, u.data);
-    if (this.onScreen) chartFrames.request(this.flushTarget);
-  }
-
-  /** Draws the live bars received since the last flush. */
-  private flushPending(): void {
-    if (this.pendingBars.size === 0) return;
-    const bars = [...this.pendingBars.values()];
-    this.pendingBars.clear();
-    if (bars.length <= BULK_FLUSH_BARS) {
-      for (const bar of bars) this.applyBar(bar);
-    } else {
-      for (const bar of bars) this.bars.upsert(bar);
-      this.setAllData(true);
-      this.renderMarkers();
-      this.scheduleQuote();
-    }
-    this.letGoOfOldBars();
-  }
-
-  /**
-   * Scroll-back leaves a chart holding many bars, and each live update costs work for every one of them.
-   * Once the view is back at the newest bars, those it does not show go again (scroll-back pages them in
-   * when wanted); the view stays exactly where it was.
-   */
-  private letGoOfOldBars(): void {
-    if (this.bars.length <= KEEP_AT_MOST_BARS || this.loadingOlder) return;
-    const ts = this.chart.timeScale();
-    const view = ts.getVisibleLogicalRange();
-    const keep = barsToKeep(this.bars.length, view, KEEP_AT_MOST_BARS, INITIAL_BARS, 2 * LOAD_MORE_THRESHOLD);
-    if (keep === undefined || view === null) return;
-    const dropped = this.bars.dropOlder(keep);
-    this.historyExhausted = false;
-    this.setAllData();
-    ts.setVisibleLogicalRange({ from: view.from - dropped, to: view.to - dropped });
-    this.renderMarkers();
-    this.drawings.render();
   }
 
   /** Off-screen charts keep their bars pending and draw them when they scroll back into view. */
@@ -635,98 +582,53 @@ export class ChartView {
     if (typeof IntersectionObserver === 'undefined') return;
     const observer = new IntersectionObserver((entries) => {
       const visible = entries.some((e) => e.isIntersecting);
-      if (visible === this.onScreen) return;
-      this.onScreen = visible;
-      if (visible) chartFrames.request(this.flushTarget);
-      else chartFrames.cancel(this.flushTarget);
+      this.feed.setOnScreen(visible);
     });
     observer.observe(this.root);
     this.cleanups.push(() => observer.disconnect());
   }
 
-  /** Merges one bar and makes the matching, cheapest chart call. */
-  private applyBar(bar: Bar): void {
-    const outcome = this.bars.upsert(bar);
-    switch (outcome) {
-      case 'append':
-      case 'replace-last':
-        this.candles.update(this.toCandle(bar));
-        this.volume.update(this.toVolume(bar));
-        for (const o of Object.values(this.overlays)) o.updateLast(this.bars.bars, outcome === 'append');
-        if (outcome === 'append') this.renderMarkers();
-        break;
-      case 'replace':
-        // A correction of a closed bar: lightweight-charts v5 allows historical updates.
-        this.candles.update(this.toCandle(bar), true);
-        this.volume.update(this.toVolume(bar), true);
-        for (const o of Object.values(this.overlays)) o.reset(this.bars.bars);
-        break;
-      case 'insert':
-        this.setAllData(true);
-        break;
-      case 'ignored':
-        return;
-    }
-    this.scheduleQuote();
-  }
-
   /** Pushes every bar to the chart; optionally keeps the view where it was. */
   private setAllData(keepView = false): void {
     const range = keepView ? this.chart.timeScale().getVisibleLogicalRange() : null;
-    this.candles.setData(this.bars.bars.map((b) => this.toCandle(b)));
-    this.volume.setData(this.bars.bars.map((b) => this.toVolume(b)));
-    for (const o of Object.values(this.overlays)) o.reset(this.bars.bars);
+    this.candles.setData(this.feed.bars.bars.map((b) => this.toCandle(b)));
+    this.volume.setData(this.feed.bars.bars.map((b) => this.toVolume(b)));
+    for (const o of Object.values(this.overlays)) o.reset(this.feed.bars.bars);
     this.clipIndicators();
     if (range) this.chart.timeScale().setVisibleLogicalRange(range);
   }
 
   private readonly onRangeChange = (range: LogicalRange | null): void => {
-    if (!range || this.state !== 'live' || this.loadingOlder || this.historyExhausted) return;
-    if (range.from < LOAD_MORE_THRESHOLD) void this.loadOlder();
+    if (range && this.feed.state === 'live') {
+      const back = isScrolledBack(this.chart.timeScale().scrollPosition());
+      if (this.liveButton.hidden === back) this.liveButton.hidden = !back;
+      this.scheduleViewportSave();
+    }
+    this.feed.viewMoved(range);
   };
 
   /**
-   * Scroll-back: fetch the page before the first bar and prepend it. The
-   * chart keeps logical indexes, so the visible range is shifted by exactly
-   * the number of bars added and the user sees no jump.
+   * The newest bars at the right edge, at once: scrollToRealTime animates, and a live update or a resize
+   * during its animation leaves the view part of the way back.
    */
-  private async loadOlder(): Promise<void> {
-    const first = this.bars.first();
-    if (!first) return;
-    const gen = this.generation;
-    this.loadingOlder = true;
-    this.root.dataset.loadingOlder = 'true';
-    try {
-      const reply = await this.deps.conn.request<HistoricalReply>({
-        type: 'get_historical',
-        trading_pair: this.cfg.symbol,
-        interval: this.cfg.interval,
-        end_time: first.timestamp,
-        limit: PAGE_BARS,
-      });
-      if (gen !== this.generation) return;
-      const added = this.bars.prepend((reply.data ?? []).filter(isBar));
-      if (added === 0) {
-        this.historyExhausted = true;
-        return;
-      }
+  private backToLive(): void {
+    const ts = this.chart.timeScale();
+    ts.scrollToPosition(ts.options().rightOffset, false);
+  }
+
+  /** Stores the zoom and scroll position once the trader stops moving the chart (kept across reloads). */
+  private scheduleViewportSave(): void {
+    if (this.viewportTimer) clearTimeout(this.viewportTimer);
+    this.viewportTimer = setTimeout(() => {
+      this.viewportTimer = null;
       const ts = this.chart.timeScale();
-      const before = ts.getVisibleLogicalRange();
-      this.setAllData();
-      if (before) ts.setVisibleLogicalRange({ from: before.from + added, to: before.to + added });
-      this.renderMarkers();
-      this.drawings.render();
-    } catch {
-      // Retry happens on the next scroll.
-    } finally {
-      if (gen === this.generation) {
-        this.loadingOlder = false;
-        delete this.root.dataset.loadingOlder;
-      }
-    }
-    // The user may still be at the left edge: keep going.
-    const range = this.chart.timeScale().getVisibleLogicalRange();
-    if (gen === this.generation && !this.historyExhausted) this.onRangeChange(range);
+      const range = ts.getVisibleLogicalRange();
+      if (!range || this.feed.state !== 'live') return;
+      const view = captureViewport(this.feed.bars.bars, this.step(), ts.options().barSpacing, ts.scrollPosition(), range.to);
+      if (JSON.stringify(view) === JSON.stringify(this.cfg.view)) return;
+      this.cfg = { ...this.cfg, view };
+      this.deps.onConfigChange(this.config);
+    }, 500);
   }
 
   // ---- presentation --------------------------------------------------------
@@ -761,16 +663,17 @@ export class ChartView {
     this.overlays.sma.setColor(p.sma);
     this.overlays.ema.setColor(p.ema);
     for (const ind of this.indicators) ind.setPalette(p);
-    this.primitive.setPalette(p);
+    this.drawings.setPalette(p);
     // Per-bar colours (volume, flat bars) depend on the palette too.
-    if (this.bars.length) this.setAllData(true);
+    if (this.feed.bars.length) this.setAllData(true);
   }
 
   private renderMarkers(): void {
-    const all = this.signalMarkers.length ? this.markers.concat(this.signalMarkers).sort((a, b) => a.time - b.time) : this.markers;
+    const signals = this.cfg.signals === false ? [] : this.signalMarkers;
+    const all = signals.length ? this.markers.concat(signals).sort((a, b) => a.time - b.time) : this.markers;
     if (all.length === 0 && this.markersApi === null) return;
     this.markersApi ??= createSeriesMarkers(this.candles, []);
-    this.markersApi.setMarkers(toSeriesMarkers(all, this.bars));
+    this.markersApi.setMarkers(toSeriesMarkers(all, this.feed.bars));
   }
 
   private scheduleQuote(): void {
@@ -780,73 +683,48 @@ export class ChartView {
     requestAnimationFrame(() => {
       this.quoteQueued = false;
       this.renderQuote();
-      if (!this.hovering) this.renderLegend(this.bars.last());
+      if (!this.hovering) this.renderLegend(this.feed.bars.last());
     });
   }
 
   private renderQuote(): void {
-    const last = this.bars.last();
+    const last = this.feed.bars.last();
     if (!last) {
       this.header.setQuote('—', '—', 'flat');
       return;
     }
-    this.refreshDayAgo();
-    const pct = changePercent(last.close, referencePrice(this.bars.bars, this.step(), this.dayAgo));
+    this.feed.refreshDayAgo(this.step());
+    const pct = changePercent(last.close, referencePrice(this.feed.bars.bars, this.step(), this.feed.dayAgo));
     const dir = pct === null || pct === 0 ? 'flat' : pct > 0 ? 'up' : 'down';
     this.header.setQuote(formatPrice(last.close, this.precision()), formatPercent(pct), dir);
   }
 
-  /**
-   * Fetches the bar 24 h before the last when the loaded bars do not reach back that far; again a minute
-   * later at the earliest, as the 24 h mark moves on (so the reference is at most a minute old).
-   */
-  private refreshDayAgo(): void {
-    const cutoff = referenceCutoff(this.bars.bars, this.step());
-    if (cutoff === undefined || this.dayAgoInFlight || performance.now() - this.dayAgoAskedAt < DAY_AGO_REFRESH_MS) return;
-    const gen = this.generation;
-    this.dayAgoInFlight = true;
-    this.dayAgoAskedAt = performance.now();
-    this.deps.conn
-      .request<HistoricalReply>({ type: 'get_historical', trading_pair: this.cfg.symbol, interval: this.cfg.interval, end_time: cutoff + 1, limit: 1 })
-      .then((reply) => {
-        if (gen !== this.generation) return;
-        this.dayAgo = (reply.data ?? []).filter(isBar).pop();
-        if (this.dayAgo) this.renderQuote();
-      })
-      .catch(() => {
-        // Disconnected: the next quote after a minute asks again; meanwhile the first loaded open stands in.
-      })
-      .finally(() => {
-        if (gen === this.generation) this.dayAgoInFlight = false;
-      });
-  }
-
   private readonly onCrosshair = (param: MouseEventParams<Time>): void => {
-    const bar = param.time !== undefined ? this.bars.at(Number(param.time) * 1000) : undefined;
+    const bar = param.time !== undefined ? this.feed.bars.at(Number(param.time) * 1000) : undefined;
     this.hovering = bar !== undefined;
-    this.renderLegend(bar ?? this.bars.last());
+    this.renderLegend(bar ?? this.feed.bars.last());
   };
 
   private renderLegend(bar: Bar | undefined): void {
-    renderLegend(this.legend, `${this.cfg.symbol} · ${this.cfg.interval}`, bar, this.precision());
+    renderLegend(this.legend, `${this.cfg.symbol} · ${this.cfg.interval}`, bar, this.precision(), bar ? this.studiesAt(bar) : []);
   }
 
-  private project(d: Drawing) {
-    const ts = this.chart.timeScale();
-    const points: Array<{ x: number; y: number }> = [];
-    for (const a of d.points) {
-      const y = this.candles.priceToCoordinate(a.price);
-      if (y === null) return null;
-      if (d.kind === 'hline') {
-        points.push({ x: 0, y });
-        continue;
-      }
-      const logical = timeToLogical(this.bars.bars, this.step(), a.time);
-      const x = logical === null ? null : ts.logicalToCoordinate(logical as never);
-      if (x === null) return null;
-      points.push({ x, y });
+  /** The page overlays and server indicators with their values on `bar`, for the legend. */
+  private studiesAt(bar: Bar): LegendStudy[] {
+    const out: LegendStudy[] = [];
+    const bars = this.feed.bars.bars;
+    const index = bar === bars[bars.length - 1] ? bars.length - 1 : lowerBound(bars, bar.timestamp);
+    for (const o of Object.values(this.overlays)) {
+      if (!o.enabled) continue;
+      const v = o.valueAt(index);
+      if (v !== undefined) out.push({ label: `${o.kind.toUpperCase()} ${o.period}`, color: o.lineColor, values: [v] });
     }
-    return { id: d.id, kind: d.kind, points, prices: d.points.map((a) => a.price) };
+    const last = bar === bars[bars.length - 1];
+    for (const ind of this.indicators) {
+      const values = ind.valuesAt(last ? null : bar.timestamp);
+      if (values) out.push({ label: ind.label, color: ind.color, values });
+    }
+    return out;
   }
 
   private showError(text: string): void {

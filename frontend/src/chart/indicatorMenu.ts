@@ -56,7 +56,6 @@ export class IndicatorMenu {
       h('div', { class: 'popover-row' }, button('indicator-add', 'Add', 'Add this indicator to the chart', () => this.submit())),
     );
     this.popover.addEventListener('keydown', (e) => {
-      if (e.key === 'Escape') this.setOpen(false);
       if (e.key === 'Enter' && (e.target as HTMLElement).tagName === 'INPUT') this.submit();
     });
     this.chips = h('div', { class: 'indicator-chips', 'data-testid': 'indicator-chips' });
@@ -77,12 +76,40 @@ export class IndicatorMenu {
     );
   }
 
+  /** Closes the popover (and drops its document listeners), e.g. when the chart goes. */
+  close(): void {
+    this.setOpen(false);
+  }
+
   private setOpen(open: boolean): void {
+    if (open === !this.popover.hidden) return;
     this.popover.hidden = !open;
+    // While open: Esc anywhere, or a click outside the popover and its button, closes it.
+    if (open) {
+      document.addEventListener('keydown', this.onDocKey, true);
+      document.addEventListener('pointerdown', this.onDocPointer, true);
+    } else {
+      document.removeEventListener('keydown', this.onDocKey, true);
+      document.removeEventListener('pointerdown', this.onDocPointer, true);
+    }
     this.toggle.classList.toggle('active', open);
     this.toggle.setAttribute('aria-expanded', String(open));
     if (open) void this.load();
   }
+
+  private readonly onDocKey = (e: KeyboardEvent): void => {
+    if (e.key !== 'Escape') return;
+    const inside = this.popover.contains(document.activeElement);
+    this.setOpen(false);
+    // Focus was in the popover, now hidden: give it back to the button that opened it.
+    if (inside) this.toggle.focus();
+  };
+
+  private readonly onDocPointer = (e: PointerEvent): void => {
+    const t = e.target as Node | null;
+    if (t && (this.popover.contains(t) || this.toggle.contains(t))) return;
+    this.setOpen(false);
+  };
 
   private async load(): Promise<void> {
     if (this.catalog.length) return;

@@ -57,6 +57,17 @@ export class Overlay {
     this.reset(bars);
   }
 
+  /** Its value on the bar at `index` of the series' bars (the legend); undefined before it has one. */
+  valueAt(index: number): number | undefined {
+    const d = this.series?.dataByIndex(index);
+    return d && 'value' in d ? d.value : undefined;
+  }
+
+  /** The colour its line is drawn in. */
+  get lineColor(): string {
+    return this.color;
+  }
+
   disable(): void {
     if (this.series) this.chart.removeSeries(this.series);
     this.series = null;

@@ -6,7 +6,20 @@ import { Marker, markerKey } from '../state/markers';
 import { formatPrice, formatVolume } from './format';
 
 /** Fills the OHLCV legend for one bar (the one under the crosshair, or the last). */
-export function renderLegend(el: HTMLElement, title: string, bar: Bar | undefined, precision: number): void {
+/** One overlay or indicator in the legend: its name, colour and values at the shown bar. */
+export interface LegendStudy {
+  label: string;
+  color: string;
+  values: number[];
+}
+
+/** Values of a study in the legend: prices in the chart's precision, others (RSI, MACD) in up to 4 digits. */
+export function formatStudyValue(v: number, precision: number): string {
+  if (!Number.isFinite(v)) return '—';
+  return Math.abs(v) >= 1000 || precision > 4 ? formatPrice(v, precision) : formatPrice(v, Math.min(Math.max(precision, 2), 4));
+}
+
+export function renderLegend(el: HTMLElement, title: string, bar: Bar | undefined, precision: number, studies: readonly LegendStudy[] = []): void {
   if (!bar) {
     el.textContent = title;
     return;
@@ -22,6 +35,15 @@ export function renderLegend(el: HTMLElement, title: string, bar: Bar | undefine
       ['C', f(bar.close)],
       ['V', formatVolume(bar.volume)],
     ] as const).map(([k, v]) => h('span', { class: 'legend-item', 'data-field': k }, h('b', {}, k), ` ${v}`)),
+    // Each overlay and indicator with its value(s) at this bar, in its line's colour.
+    ...studies.map((s) =>
+      h(
+        'span',
+        { class: 'legend-study', 'data-testid': 'legend-study', style: `color:${s.color}` },
+        h('b', {}, s.label),
+        ` ${s.values.map((v) => formatStudyValue(v, precision)).join(' / ')}`,
+      ),
+    ),
   );
 }
 

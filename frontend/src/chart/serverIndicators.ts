@@ -100,6 +100,29 @@ export class ServerIndicator {
     this.levels = [];
   }
 
+  /**
+   * Its values at a bar's open time (ms), one per plotted line, or at its newest point when `time` is
+   * null (the legend); null when it has none there.
+   */
+  valuesAt(time: number | null): number[] | null {
+    const pts = this.points.points;
+    if (!this.plot || pts.length === 0) return null;
+    let p = pts[pts.length - 1];
+    if (time !== null) {
+      let lo = 0;
+      let hi = pts.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (pts[mid].timestamp < time) lo = mid + 1;
+        else hi = mid;
+      }
+      if (pts[lo]?.timestamp !== time) return null;
+      p = pts[lo];
+    }
+    const values = this.plot.lines.map((l) => fieldValue(p, l.field));
+    return values.every((v) => v === undefined) ? null : values.map((v) => v ?? NaN);
+  }
+
   debugInfo() {
     return {
       id: this.cfg.id,

@@ -111,4 +111,77 @@ describe('Connection', () => {
     latest().onmessage?.({ data: 'not json' });
     expect(fn).toHaveBeenCalledTimes(1);
   });
+
+  describe('subscription replies', () => {
+    const subscribes = () => latest().sent.filter((m) => m.type === 'subscribe');
+
+    it('all-or-nothing refusal: asks for each topic alone, so only the unknown one is refused', async () => {
+      const conn = connect();
+      latest().open();
+      const btc: string[] = [];
+      const gone: Array<string | undefined> = [];
+      conn.subscribe('BTCUSDT', '1m', vi.fn(), (s) => btc.push(s.state));
+      conn.subscribe('GONEUSDT', '1m', vi.fn(), (s) => gone.push(s.state === 'refused' ? s.reason : s.state));
+      await flush();
+      const [batch] = subscribes();
+      expect(batch.trading_pairs).toEqual(['BTCUSDT', 'GONEUSDT']);
+      latest().receive({ type: 'error', code: 'unknown_symbol', message: 'unknown symbol(s): GONEUSDT; nothing was subscribed', id: batch.id });
+      const singles = subscribes().slice(1);
+      expect(singles.map((m) => m.trading_pairs)).toEqual([['BTCUSDT'], ['GONEUSDT']]);
+      latest().receive({ type: 'subscribed', trading_pairs: ['BTCUSDT'], interval: '1m', id: singles[0].id });
+      latest().receive({ type: 'error', code: 'unknown_symbol', message: 'unknown symbol(s): GONEUSDT', id: singles[1].id });
+      expect(btc).toEqual(['pending', 'subscribed']);
+      expect(gone).toEqual(['pending', 'unknown symbol(s): GONEUSDT']);
+      expect(conn.topicStatus('GONEUSDT', '1m').state).toBe('refused');
+    });
+
+    it('per-topic refusal list: the named topics are refused, the others subscribed', async () => {
+      const conn = connect();
+      latest().open();
+      conn.subscribe('BTCUSDT', '1m', vi.fn());
+      conn.subscribe('GONEUSDT', '1m', vi.fn());
+      conn.subscribe('OLDUSDT', '1m', vi.fn());
+      await flush();
+      const [batch] = subscribes();
+      latest().receive({
+        type: 'subscribed',
+        trading_pairs: ['BTCUSDT'],
+        refused: [{ trading_pair: 'GONEUSDT', code: 'unknown_symbol', message: 'unknown symbol GONEUSDT' }, 'OLDUSDT'],
+        interval: '1m',
+        id: batch.id,
+      });
+      expect(subscribes()).toHaveLength(1);
+      expect(conn.topicStatus('BTCUSDT', '1m')).toEqual({ state: 'subscribed' });
+      expect(conn.topicStatus('GONEUSDT', '1m')).toEqual({ state: 'refused', reason: 'unknown symbol GONEUSDT' });
+      expect(conn.topicStatus('OLDUSDT', '1m').state).toBe('refused');
+    });
+
+    it('a topic left out of the granted list counts as refused', async () => {
+      const conn = connect();
+      latest().open();
+      conn.subscribe('BTCUSDT', '1m', vi.fn());
+      conn.subscribe('GONEUSDT', '1m', vi.fn());
+      await flush();
+      latest().receive({ type: 'subscribed', trading_pairs: ['btcusdt'], interval: '1m', id: subscribes()[0].id });
+      expect(conn.topicStatus('BTCUSDT', '1m').state).toBe('subscribed');
+      expect(conn.topicStatus('GONEUSDT', '1m').state).toBe('refused');
+    });
+
+    it('a refused topic is asked for again on retry and after a reconnect', async () => {
+      const conn = connect();
+      latest().open();
+      conn.subscribe('GONEUSDT', '1m', vi.fn());
+      await flush();
+      latest().receive({ type: 'error', code: 'unknown_symbol', message: 'no', id: subscribes()[0].id });
+      expect(conn.topicStatus('GONEUSDT', '1m').state).toBe('refused');
+      conn.retry('GONEUSDT', '1m');
+      expect(conn.topicStatus('GONEUSDT', '1m').state).toBe('pending');
+      await flush();
+      expect(subscribes()).toHaveLength(2);
+      latest().receive({ type: 'subscribed', trading_pairs: ['GONEUSDT'], interval: '1m', id: subscribes()[1].id });
+      expect(conn.topicStatus('GONEUSDT', '1m').state).toBe('subscribed');
+      latest().close();
+      expect(conn.topicStatus('GONEUSDT', '1m').state).toBe('pending');
+    });
+  });
 });

@@ -19,6 +19,26 @@ import {
 
 export type ConnectionState = 'connecting' | 'connected' | 'disconnected';
 
+/**
+ * What the server said about one topic's subscription: `pending` until its reply, `subscribed`, or
+ * `refused` (with the server's reason) when the server would not stream it, e.g. a script-created symbol
+ * it no longer knows after a restart. A refused topic is asked for again after a reconnect or `retry`.
+ */
+export type TopicState = 'pending' | 'subscribed' | 'refused';
+export interface TopicStatus {
+  state: TopicState;
+  reason?: string;
+}
+type StatusListener = (status: TopicStatus) => void;
+
+interface Topic {
+  symbol: string;
+  interval: Interval;
+  listeners: Set<UpdateListener>;
+  statusListeners: Set<StatusListener>;
+  status: TopicStatus;
+}
+
 type UpdateListener = (msg: PriceUpdate) => void;
 type MessageListener = (msg: ServerMessage) => void;
 
@@ -60,7 +80,9 @@ export class Connection {
   private readonly createSocket: (url: string) => WebSocket;
   private nextId = 1;
   private readonly pending = new Map<string, Pending>();
-  private readonly topics = new Map<string, { symbol: string; interval: Interval; listeners: Set<UpdateListener> }>();
+  private readonly topics = new Map<string, Topic>();
+  /** Subscribe requests awaiting their reply: request id -> the topic keys it named. */
+  private readonly inFlight = new Map<string, string[]>();
   private readonly toSubscribe = new Set<string>();
   private readonly toUnsubscribe = new Set<string>();
   private flushQueued = false;
@@ -141,11 +163,11 @@ export class Connection {
    * Listens to live bars of one topic. The server subscription is made for
    * the first listener and dropped after the last one leaves.
    */
-  subscribe(symbol: string, interval: Interval, fn: UpdateListener): () => void {
+  subscribe(symbol: string, interval: Interval, fn: UpdateListener, onStatus?: StatusListener): () => void {
     const key = topicKey(symbol, interval);
     let topic = this.topics.get(key);
     if (!topic) {
-      topic = { symbol, interval, listeners: new Set() };
+      topic = { symbol, interval, listeners: new Set(), statusListeners: new Set(), status: { state: 'pending' } };
       this.topics.set(key, topic);
       if (this.toUnsubscribe.delete(key)) {
         // Dropped and re-taken in the same tick: the server never needs to know.
@@ -156,8 +178,13 @@ export class Connection {
       }
     }
     topic.listeners.add(fn);
+    if (onStatus) {
+      topic.statusListeners.add(onStatus);
+      onStatus(topic.status);
+    }
     return () => {
       const t = this.topics.get(key);
+      if (onStatus) t?.statusListeners.delete(onStatus);
       if (!t || !t.listeners.delete(fn) || t.listeners.size > 0) return;
       this.topics.delete(key);
       if (!this.toSubscribe.delete(key)) {
@@ -170,6 +197,24 @@ export class Connection {
   }
 
   private readonly retired = new Map<string, { symbol: string; interval: Interval }>();
+
+  /** The server's word on one topic (pending when nobody listens to it). */
+  topicStatus(symbol: string, interval: Interval): TopicStatus {
+    return this.topics.get(topicKey(symbol, interval))?.status ?? { state: 'pending' };
+  }
+
+  /**
+   * Asks again for a topic that was refused (the symbol may exist again) or never answered (a rate-limited
+   * subscribe gets an error without our id).
+   */
+  retry(symbol: string, interval: Interval): void {
+    const key = topicKey(symbol, interval);
+    const t = this.topics.get(key);
+    if (!t || t.status.state === 'subscribed') return;
+    this.setTopicStatus(t, { state: 'pending' });
+    this.toSubscribe.add(key);
+    this.queueFlush();
+  }
 
   /** Sends a request and resolves with the reply that echoes its id. */
   request<T extends { type: string } = ServerMessage>(msg: ClientMessage): Promise<T> {
@@ -216,24 +261,80 @@ export class Connection {
   private flushSubscriptions(): void {
     if (this.state !== 'connected') return; // resent in full on open
     const group = (keys: Set<string>, lookup: (k: string) => { symbol: string; interval: Interval } | undefined) => {
-      const byInterval = new Map<Interval, string[]>();
+      const byInterval = new Map<Interval, { pairs: string[]; keys: string[] }>();
       for (const k of keys) {
         const t = lookup(k);
         if (!t) continue;
-        const list = byInterval.get(t.interval) ?? [];
-        list.push(t.symbol);
-        byInterval.set(t.interval, list);
+        const batch = byInterval.get(t.interval) ?? { pairs: [], keys: [] };
+        batch.pairs.push(t.symbol);
+        batch.keys.push(k);
+        byInterval.set(t.interval, batch);
       }
       keys.clear();
       return byInterval;
     };
-    for (const [interval, pairs] of group(this.toUnsubscribe, (k) => this.retired.get(k))) {
+    for (const [interval, { pairs }] of group(this.toUnsubscribe, (k) => this.retired.get(k))) {
       this.sendRaw({ type: 'unsubscribe', trading_pairs: pairs, interval });
     }
     this.retired.clear();
-    for (const [interval, pairs] of group(this.toSubscribe, (k) => this.topics.get(k))) {
-      this.sendRaw({ type: 'subscribe', trading_pairs: pairs, interval, id: `s${this.nextId++}` });
+    for (const [interval, { pairs, keys }] of group(this.toSubscribe, (k) => this.topics.get(k))) {
+      this.sendSubscribe(interval, pairs, keys);
     }
+  }
+
+  private sendSubscribe(interval: Interval, pairs: string[], keys: string[]): void {
+    const id = `s${this.nextId++}`;
+    if (this.sendRaw({ type: 'subscribe', trading_pairs: pairs, interval, id })) this.inFlight.set(id, keys);
+  }
+
+  /**
+   * The reply to one of our subscribe requests. Servers that subscribe every valid topic of a request
+   * name the refused ones (`refused`: names or `{trading_pair, message}`) or leave them out of
+   * `trading_pairs`; older ones refuse the whole request with one error, in which case each topic is
+   * asked for on its own so one unknown symbol cannot freeze the other charts of its interval.
+   */
+  private handleSubscribeReply(msg: ServerMessage, keys: string[]): void {
+    const topics = keys.map((k) => this.topics.get(k)).filter((t): t is Topic => t !== undefined);
+    if (msg.type === 'error') {
+      const e = msg as unknown as ErrorReply;
+      if (e.code === 'rate_limited') {
+        // Too many control messages at once: ask again a little later.
+        setTimeout(() => this.resubscribe(topics), 1000);
+      } else if (topics.length > 1) {
+        this.resubscribe(topics, true);
+      } else {
+        for (const t of topics) this.setTopicStatus(t, { state: 'refused', reason: e.message ?? e.code });
+      }
+      return;
+    }
+    const refused = refusedPairs(msg);
+    const granted = Array.isArray(msg.trading_pairs)
+      ? new Set((msg.trading_pairs as unknown[]).filter((p): p is string => typeof p === 'string').map((p) => p.toUpperCase()))
+      : null;
+    for (const t of topics) {
+      const name = t.symbol.toUpperCase();
+      const reason = refused.get(name);
+      if (reason !== undefined) this.setTopicStatus(t, { state: 'refused', reason });
+      else if (granted && !granted.has(name)) this.setTopicStatus(t, { state: 'refused', reason: `${t.symbol} was not subscribed` });
+      else this.setTopicStatus(t, { state: 'subscribed' });
+    }
+  }
+
+  private resubscribe(topics: Topic[], oneByOne = false): void {
+    if (this.state !== 'connected') return; // resent in full on open
+    const live = topics.filter((t) => this.topics.get(topicKey(t.symbol, t.interval)) === t);
+    if (oneByOne) {
+      for (const t of live) this.sendSubscribe(t.interval, [t.symbol], [topicKey(t.symbol, t.interval)]);
+    } else {
+      for (const t of live) this.toSubscribe.add(topicKey(t.symbol, t.interval));
+      this.queueFlush();
+    }
+  }
+
+  private setTopicStatus(t: Topic, status: TopicStatus): void {
+    if (t.status.state === status.state && t.status.reason === status.reason) return;
+    t.status = status;
+    for (const fn of t.statusListeners) fn(status);
   }
 
   private handleOpen(): void {
@@ -245,7 +346,11 @@ export class Connection {
     // A new socket has no subscriptions: send every live topic again.
     this.toUnsubscribe.clear();
     this.retired.clear();
-    for (const key of this.topics.keys()) this.toSubscribe.add(key);
+    this.inFlight.clear();
+    for (const [key, t] of this.topics) {
+      this.setTopicStatus(t, { state: 'pending' });
+      this.toSubscribe.add(key);
+    }
     this.flushSubscriptions();
     this.startPing();
     for (const fn of this.openListeners) fn(wasReconnect);
@@ -257,6 +362,12 @@ export class Connection {
     const msg = parseServerMessage(data);
     if (!msg) return;
     if (msg.id !== undefined) {
+      const keys = this.inFlight.get(String(msg.id));
+      if (keys && (msg.type === 'subscribed' || msg.type === 'error')) {
+        this.inFlight.delete(String(msg.id));
+        this.handleSubscribeReply(msg, keys);
+        return;
+      }
       const p = this.pending.get(String(msg.id));
       if (p) {
         this.pending.delete(String(msg.id));
@@ -288,6 +399,8 @@ export class Connection {
   private handleClose(ws: WebSocket): void {
     if (this.socket !== ws) return;
     this.socket = null;
+    this.inFlight.clear();
+    for (const t of this.topics.values()) this.setTopicStatus(t, { state: 'pending' });
     this.stopPing();
     for (const [id, p] of this.pending) {
       clearTimeout(p.timer);
@@ -331,4 +444,22 @@ export class Connection {
     this.state = state;
     for (const fn of this.stateListeners) fn(state, info);
   }
+}
+
+/** Refused symbols of a `subscribed` reply and why: `refused` (or `rejected`) as names or objects. */
+export function refusedPairs(msg: ServerMessage): Map<string, string> {
+  const out = new Map<string, string>();
+  const list = Array.isArray(msg.refused) ? msg.refused : Array.isArray(msg.rejected) ? msg.rejected : [];
+  for (const item of list as unknown[]) {
+    if (typeof item === 'string') {
+      out.set(item.toUpperCase(), `${item.toUpperCase()} refused by the server`);
+    } else if (typeof item === 'object' && item !== null) {
+      const r = item as Record<string, unknown>;
+      const name = [r.trading_pair, r.symbol, r.pair].find((v): v is string => typeof v === 'string');
+      if (!name) continue;
+      const why = [r.message, r.reason, r.detail, r.code, r.error].find((v): v is string => typeof v === 'string');
+      out.set(name.toUpperCase(), why ?? `${name.toUpperCase()} refused by the server`);
+    }
+  }
+  return out;
 }

@@ -22,6 +22,19 @@ export interface ChartConfig {
   ema: boolean;
   /** Server indicator overlays (subscribe_indicator); absent when none. */
   indicators?: IndicatorConfig[];
+  /** Strategy signal markers: false = hidden on this chart; absent = shown. */
+  signals?: boolean;
+  /** Zoom and scroll position, restored on reload; absent = default zoom at the live edge. */
+  view?: ChartViewport;
+}
+
+/**
+ * Where the chart was looking: the zoom as pixels per bar, and the open time (ms) of the bar at the right
+ * edge when scrolled back (absent at the live edge, which then follows new bars).
+ */
+export interface ChartViewport {
+  barSpacing: number;
+  rightTime?: number;
 }
 
 /** One server indicator on a chart: its name and complete parameters (defaults filled in). */
@@ -99,7 +112,20 @@ function parseChart(item: unknown): ChartConfig | null {
   const chart: ChartConfig = { id: c.id, symbol: c.symbol, interval: c.interval, sma: c.sma === true, ema: c.ema === true };
   const indicators = parseIndicators(c.indicators);
   if (indicators.length) chart.indicators = indicators;
+  if (c.signals === false) chart.signals = false;
+  const view = parseViewport(c.view);
+  if (view) chart.view = view;
   return chart;
+}
+
+/** A stored viewport, or undefined when it is absent or not sane (a hand-edited value). */
+export function parseViewport(raw: unknown): ChartViewport | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const v = raw as Record<string, unknown>;
+  if (typeof v.barSpacing !== 'number' || !Number.isFinite(v.barSpacing) || v.barSpacing < 0.5 || v.barSpacing > 100) return undefined;
+  const out: ChartViewport = { barSpacing: v.barSpacing };
+  if (typeof v.rightTime === 'number' && Number.isFinite(v.rightTime) && v.rightTime > 0) out.rightTime = v.rightTime;
+  return out;
 }
 
 /** Keeps the stored indicators that are well-formed (name, finite numeric params, unique id). */

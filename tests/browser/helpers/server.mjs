@@ -1,13 +1,28 @@
 // Starts the real candlecast server for a test file and stops it afterwards.
 // Binary: $CANDLECAST_BIN, default target/debug/candlecast under the repo root.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-export const DIST_DIR = path.join(REPO_ROOT, 'frontend', 'dist');
+/**
+ * The test build of the dashboard (`npm run build:test`, Vite mode `browsertest`): the production build
+ * without the `window.candlecast.debug` hooks these tests read.
+ */
+export const DIST_DIR = path.join(REPO_ROOT, 'frontend', 'dist-test');
+const SRC_DIR = path.join(REPO_ROOT, 'frontend', 'src');
+
+/** Newest modification time under `dir` (ms). */
+function newest(dir) {
+  let t = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+  }
+  return t;
+}
 
 const LISTENING = /candlecast listening on (http:\/\/[^\s]+)/;
 const START_TIMEOUT_MS = 30_000;
@@ -24,8 +39,13 @@ function binaryPath() {
 export async function startServer({ port = 0, env = {} } = {}) {
   const bin = binaryPath();
   if (!existsSync(bin)) throw new Error(`candlecast binary not found at ${bin}: run \`cargo build --bin candlecast\` or set CANDLECAST_BIN`);
-  if (!existsSync(path.join(DIST_DIR, 'index.html'))) {
-    throw new Error(`${DIST_DIR}/index.html missing: run \`cd frontend && npm ci && npm run build\``);
+  const index = path.join(DIST_DIR, 'index.html');
+  if (!existsSync(index)) {
+    throw new Error(`${index} missing: run \`cd frontend && npm ci && npm run build:test\``);
+  }
+  // Testing an old bundle proves nothing about the sources.
+  if (existsSync(SRC_DIR) && newest(SRC_DIR) > statSync(index).mtimeMs) {
+    throw new Error(`${DIST_DIR} is older than frontend/src: run \`cd frontend && npm run build:test\``);
   }
   // Each server keeps its stored history in a directory of its own (test files run side by side).
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'candlecast-browser-'));
@@ -79,6 +99,8 @@ export async function startServer({ port = 0, env = {} } = {}) {
   return {
     url,
     port: Number(new URL(url).port),
+    /** The server's process id (tests pause it with SIGSTOP to make its streams go silent). */
+    pid: child.pid,
     output: () => log,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {

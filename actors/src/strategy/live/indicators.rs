@@ -1,10 +1,18 @@
 //! The indicator service: one computation per (symbol, interval, indicator, parameters), however many
 //! clients ask for it. A computation warms up over the symbol's history, then follows the hub's bar events:
 //! closed bars update it, partial bars preview it. Values go out on a hub channel.
+//!
+//! Budgets: distinct computations are at most `max_computations` (float parameters are rounded to 0.01,
+//! so `k=2.0000001` is `k=2`); a request that needs one more is refused with a named error. Warm-ups
+//! fold up to the whole in-memory history: they run on the blocking pool, at most
+//! `max_concurrent_warmups` at once (the others wait their turn), never on the thread of this service
+//! nor on the market's, which runs every aggregator and feed.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::oneshot;
 
 use actix::prelude::*;
 use serde_json::{json, Value};
@@ -16,13 +24,14 @@ use crate::hub::{ChannelSubscribers, Hub, PublishFrame, SubscribeActor, Subscrib
 use crate::market::Market;
 use crate::messages::{BarEvents, ClientId, Topic};
 use crate::model::{Bar, Interval, Symbol};
-use crate::protocol::{self, HistoryQuery};
+use crate::protocol::{self, ErrorCode, HistoryQuery};
+use crate::refusals::refused;
 use crate::strategy::indicators::{build_indicator, indicator_catalog, AnyIndicator, IndicatorValue};
 use crate::strategy::params::Params;
 
 /// Subscribe a client to an indicator stream: history first, then live values.
 #[derive(Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), IndicatorError>")]
 pub struct SubscribeIndicator {
     pub client: ClientId,
     pub symbol: Symbol,
@@ -36,7 +45,7 @@ pub struct SubscribeIndicator {
 
 /// Unsubscribe a client from an indicator stream.
 #[derive(Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), IndicatorError>")]
 pub struct UnsubscribeIndicator {
     pub client: ClientId,
     pub symbol: Symbol,
@@ -51,11 +60,45 @@ pub struct UnsubscribeIndicator {
 #[rtype(result = "usize")]
 pub struct CountComputations;
 
+/// Why an indicator request was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum IndicatorError {
+    /// Unknown indicator, bad parameters, unknown symbol.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} distinct indicator computations are running, the limit ([ws] max_indicator_computations; limit indicator_computations); use the parameters of a running one or retry later")]
+    TooManyComputations(usize),
+    #[error("history is not available right now")]
+    Unavailable,
+}
+
+impl IndicatorError {
+    /// The `/ws` error code it is answered with.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            IndicatorError::Invalid(_) => ErrorCode::InvalidParameter,
+            IndicatorError::TooManyComputations(_) => ErrorCode::TooManySubscriptions,
+            IndicatorError::Unavailable => ErrorCode::Internal,
+        }
+    }
+}
+
+/// Budgets of the service (`[ws]` in the server's config).
+#[derive(Debug, Clone, Copy)]
+pub struct IndicatorSettings {
+    pub max_computations: usize,
+    pub max_concurrent_warmups: usize,
+}
+
+/// Float parameters are kept to this precision: closer values are one computation.
+const FLOAT_STEP: f64 = 0.01;
+
 /// Values kept per computation for late subscribers.
 const KEPT_VALUES: usize = 5_000;
 /// How often computations nobody watches are dropped.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
+/// One computation's identity and state; built (warmed up) on the blocking pool, then owned by the service.
 struct Computation {
     symbol: Symbol,
     interval: Interval,
@@ -106,29 +149,151 @@ fn point(time: i64, closed: bool, value: &IndicatorValue) -> Value {
     v
 }
 
+/// A client waiting for a computation's warm-up.
+struct Waiter {
+    client: ClientId,
+    history: usize,
+    id: Option<Value>,
+    reply: oneshot::Sender<Result<(), IndicatorError>>,
+}
+
+/// A computation not running yet: queued, or warming up.
+struct Warming {
+    symbol: Symbol,
+    interval: Interval,
+    name: &'static str,
+    params: Value,
+    waiters: Vec<Waiter>,
+    /// Closed bars published while it warms up: folded after the history (duplicates are skipped).
+    closed_meanwhile: Vec<Bar>,
+}
+
 /// See the module documentation.
 pub struct IndicatorService {
     hub: Addr<Hub>,
     market: Market,
+    settings: IndicatorSettings,
     computations: HashMap<Arc<str>, Computation>,
     by_topic: HashMap<Topic, Vec<Arc<str>>>,
+    /// Computations asked for and not running yet; they count towards `max_computations`.
+    warming: HashMap<Arc<str>, Warming>,
+    /// Of `warming`, those waiting for a warm-up slot, oldest first.
+    queue: VecDeque<Arc<str>>,
+    warmups_running: usize,
 }
 
 impl IndicatorService {
-    pub fn new(hub: Addr<Hub>, market: Market) -> IndicatorService {
-        IndicatorService { hub, market, computations: HashMap::new(), by_topic: HashMap::new() }
+    pub fn new(hub: Addr<Hub>, market: Market, settings: IndicatorSettings) -> IndicatorService {
+        IndicatorService {
+            hub,
+            market,
+            settings,
+            computations: HashMap::new(),
+            by_topic: HashMap::new(),
+            warming: HashMap::new(),
+            queue: VecDeque::new(),
+            warmups_running: 0,
+        }
     }
 
-    /// Validates a request and returns its canonical parameters (defaults filled in).
-    fn canonical(name: &str, params: &Value) -> Result<(&'static str, Value), String> {
+    /// Validates a request and returns its canonical parameters (defaults filled in, floats rounded):
+    /// requests with equal canonical forms are one stream and one computation.
+    pub fn canonical(name: &str, params: &Value) -> Result<(&'static str, Value), IndicatorError> {
         let info = indicator_catalog().iter().find(|i| i.name == name).ok_or_else(|| {
             let names: Vec<&str> = indicator_catalog().iter().map(|i| i.name).collect();
-            format!("unknown indicator {name:?}; available: {}", names.join(", "))
+            IndicatorError::Invalid(format!("unknown indicator {name:?}; available: {}", names.join(", ")))
         })?;
         let params = if params.is_null() { json!({}) } else { params.clone() };
-        let parsed = Params::parse(info.params, &params).map_err(|e| e.to_string())?;
-        Ok((info.name, Value::Object(parsed.to_json())))
+        let parsed = Params::parse(info.params, &params).map_err(|e| IndicatorError::Invalid(e.to_string()))?;
+        let mut canonical = parsed.to_json();
+        for spec in info.params {
+            if spec.kind == crate::strategy::params::ParamKind::Float {
+                if let Some(v) = canonical.get_mut(spec.name) {
+                    let rounded = v.as_f64().map(|x| ((x / FLOAT_STEP).round() * FLOAT_STEP).clamp(spec.min, spec.max));
+                    if let Some(r) = rounded {
+                        // Rounded to two decimals and printed as such (2.3 rather than 2.3000000000000003).
+                        *v = json!((r * 100.0).round() / 100.0);
+                    }
+                }
+            }
+        }
+        Ok((info.name, Value::Object(canonical)))
     }
+
+    /// Subscribes a client to a running computation, its history first.
+    fn subscribe(&self, channel: &Arc<str>, client: ClientId, history: usize, id: Option<&Value>) -> bool {
+        let Some(c) = self.computations.get(channel) else { return false };
+        let skip = c.values.len().saturating_sub(history);
+        let values: Vec<Value> = c.values.iter().skip(skip).map(|(t, v)| point(*t, true, v)).collect();
+        let first = c.frame("indicator_history", Value::Array(values), id);
+        self.hub.do_send(SubscribeChannel { client, channel: channel.clone(), first: Some(first) });
+        true
+    }
+
+    /// Starts queued warm-ups while fewer than `max_concurrent_warmups` run.
+    fn start_warmups(&mut self, ctx: &mut Context<Self>) {
+        while self.warmups_running < self.settings.max_concurrent_warmups.max(1) {
+            let Some(channel) = self.queue.pop_front() else { return };
+            let Some(w) = self.warming.get(&channel) else { continue };
+            let Some(entry) = self.market.get(&w.symbol) else {
+                self.finish(channel, Err(IndicatorError::Invalid(format!("unknown symbol {:?}", &*w.symbol))));
+                continue;
+            };
+            self.warmups_running += 1;
+            let (symbol, interval, name, params) = (w.symbol.clone(), w.interval, w.name, w.params.clone());
+            let bars = entry.aggregator.send(GetBars(HistoryQuery::all(interval)));
+            let work = async move {
+                let bars = bars.await.map_err(|_| IndicatorError::Unavailable)?;
+                // The folding is CPU work over up to the whole history: the blocking pool, not an actor's thread.
+                let built = tokio::task::spawn_blocking(move || warm_up(symbol, interval, name, params, &bars));
+                built.await.map_err(|_| IndicatorError::Unavailable)?
+            };
+            ctx.spawn(work.into_actor(self).map(move |result, svc, ctx| {
+                svc.warmups_running = svc.warmups_running.saturating_sub(1);
+                svc.finish(channel, result);
+                svc.start_warmups(ctx);
+            }));
+        }
+    }
+
+    /// Installs a warmed-up computation and subscribes its waiters, or tells them why not.
+    fn finish(&mut self, channel: Arc<str>, result: Result<Computation, IndicatorError>) {
+        let Some(w) = self.warming.remove(&channel) else { return };
+        match result {
+            Ok(mut c) => {
+                for bar in &w.closed_meanwhile {
+                    c.close(bar);
+                }
+                self.by_topic.entry((c.symbol.clone(), c.interval)).or_default().push(channel.clone());
+                self.computations.insert(channel.clone(), c);
+                for waiter in w.waiters {
+                    self.subscribe(&channel, waiter.client, waiter.history, waiter.id.as_ref());
+                    let _ = waiter.reply.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                for waiter in w.waiters {
+                    let _ = waiter.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Builds a computation and folds the closed bars of its history (on the blocking pool).
+fn warm_up(
+    symbol: Symbol,
+    interval: Interval,
+    name: &'static str,
+    params: Value,
+    bars: &[Bar],
+) -> Result<Computation, IndicatorError> {
+    let indicator = build_indicator(name, &params).map_err(|e| IndicatorError::Invalid(e.to_string()))?;
+    let mut c = Computation { symbol, interval, name, params, indicator, values: VecDeque::new(), last_closed: None };
+    for bar in bars.iter().filter(|b| b.closed) {
+        c.close(bar);
+    }
+    Ok(c)
 }
 
 impl Actor for IndicatorService {
@@ -154,61 +319,51 @@ impl Actor for IndicatorService {
 }
 
 impl Handler<SubscribeIndicator> for IndicatorService {
-    type Result = AtomicResponse<Self, Result<(), String>>;
+    type Result = ResponseFuture<Result<(), IndicatorError>>;
 
-    /// Starts the computation if it is new (warming it up over history, with no other message handled
-    /// meanwhile), then subscribes the client with the history as its first frame.
-    fn handle(&mut self, msg: SubscribeIndicator, _: &mut Context<Self>) -> Self::Result {
-        let prepared = Self::canonical(&msg.indicator, &msg.params).and_then(|(name, params)| {
-            let channel = indicator_channel(&msg.symbol, msg.interval, name, &params);
-            let entry = self.market.get(&msg.symbol).ok_or_else(|| format!("unknown symbol {:?}", &*msg.symbol))?;
-            Ok((name, params, channel, entry))
-        });
-        let (name, params, channel, entry) = match prepared {
+    /// Subscribes the client at once to a running computation; else queues it behind the computation's
+    /// warm-up (starting one, within the budget), and answers when it is subscribed.
+    fn handle(&mut self, msg: SubscribeIndicator, ctx: &mut Context<Self>) -> Self::Result {
+        let ready = |r| -> Self::Result { Box::pin(async move { r }) };
+        let (name, params) = match Self::canonical(&msg.indicator, &msg.params) {
             Ok(p) => p,
-            Err(e) => return AtomicResponse::new(Box::pin(actix::fut::ready(Err(e)))),
+            Err(e) => return ready(Err(e)),
         };
-        let warm_up = if self.computations.contains_key(&channel) {
-            None
-        } else {
-            Some(entry.aggregator.send(GetBars(HistoryQuery::all(msg.interval))))
-        };
-        let fut = async move {
-            match warm_up {
-                Some(req) => req.await.map(Some).map_err(|_| "history is not available".to_owned()),
-                None => Ok(None),
+        if !self.market.contains(&msg.symbol) {
+            return ready(Err(IndicatorError::Invalid(format!("unknown symbol {:?}", &*msg.symbol))));
+        }
+        let channel = indicator_channel(&msg.symbol, msg.interval, name, &params);
+        if self.subscribe(&channel, msg.client, msg.history, msg.id.as_ref()) {
+            return ready(Ok(()));
+        }
+        if !self.warming.contains_key(&channel) {
+            let held = self.computations.len() + self.warming.len();
+            if held >= self.settings.max_computations {
+                refused("indicator_computations");
+                return ready(Err(IndicatorError::TooManyComputations(self.settings.max_computations)));
             }
-        };
-        AtomicResponse::new(Box::pin(fut.into_actor(self).map(move |bars, svc, _| {
-            if let Some(bars) = bars? {
-                let indicator = build_indicator(name, &params).map_err(|e| e.to_string())?;
-                let mut c = Computation {
-                    symbol: msg.symbol.clone(),
-                    interval: msg.interval,
-                    name,
-                    params,
-                    indicator,
-                    values: VecDeque::new(),
-                    last_closed: None,
-                };
-                for bar in bars.iter().filter(|b| b.closed) {
-                    c.close(bar);
-                }
-                svc.by_topic.entry((msg.symbol.clone(), msg.interval)).or_default().push(channel.clone());
-                svc.computations.insert(channel.clone(), c);
-            }
-            let c = svc.computations.get(&channel).ok_or("computation vanished")?;
-            let skip = c.values.len().saturating_sub(msg.history);
-            let history: Vec<Value> = c.values.iter().skip(skip).map(|(t, v)| point(*t, true, v)).collect();
-            let first = c.frame("indicator_history", Value::Array(history), msg.id.as_ref());
-            svc.hub.do_send(SubscribeChannel { client: msg.client, channel, first: Some(first) });
-            Ok(())
-        })))
+            let w = Warming {
+                symbol: msg.symbol.clone(),
+                interval: msg.interval,
+                name,
+                params,
+                waiters: Vec::new(),
+                closed_meanwhile: Vec::new(),
+            };
+            self.warming.insert(channel.clone(), w);
+            self.queue.push_back(channel.clone());
+        }
+        let (reply, answer) = oneshot::channel();
+        if let Some(w) = self.warming.get_mut(&channel) {
+            w.waiters.push(Waiter { client: msg.client, history: msg.history, id: msg.id, reply });
+        }
+        self.start_warmups(ctx);
+        Box::pin(async move { answer.await.unwrap_or(Err(IndicatorError::Unavailable)) })
     }
 }
 
 impl Handler<UnsubscribeIndicator> for IndicatorService {
-    type Result = Result<(), String>;
+    type Result = Result<(), IndicatorError>;
 
     /// Removes the client from the stream's channel.
     fn handle(&mut self, msg: UnsubscribeIndicator, _: &mut Context<Self>) -> Self::Result {
@@ -217,6 +372,10 @@ impl Handler<UnsubscribeIndicator> for IndicatorService {
         let mut ack = json!({ "type": "unsubscribed_indicator", "symbol": &*msg.symbol, "interval": msg.interval, "indicator": name, "params": params });
         if let Some(id) = msg.id {
             ack["id"] = id;
+        }
+        // A client still waiting for the warm-up is not subscribed when it ends.
+        if let Some(w) = self.warming.get_mut(&channel) {
+            w.waiters.retain(|waiter| waiter.client != msg.client);
         }
         self.hub.do_send(UnsubscribeChannel { client: msg.client, channel, ack: protocol::text_frame(&ack) });
         Ok(())
@@ -238,6 +397,16 @@ impl Handler<BarEvents> for IndicatorService {
     /// Closed bars update the computations of their topic; partial bars preview them.
     fn handle(&mut self, msg: BarEvents, _: &mut Context<Self>) {
         for update in msg.0.iter() {
+            if update.kind == UpdateKind::Closed && !self.warming.is_empty() {
+                for w in self.warming.values_mut() {
+                    if w.symbol == update.bar.symbol && w.interval == update.bar.interval {
+                        // At most a warm-up's worth of bars; KEPT_VALUES bounds it whatever happens.
+                        if w.closed_meanwhile.len() < KEPT_VALUES {
+                            w.closed_meanwhile.push(update.bar.clone());
+                        }
+                    }
+                }
+            }
             let topic = (update.bar.symbol.clone(), update.bar.interval);
             let Some(channels) = self.by_topic.get(&topic) else { continue };
             for channel in channels {
