@@ -385,11 +385,12 @@ def attack_sio_events(port, stop, out, notes):
     notes.append("20 keyed polling sessions each POST 13,000 `trade` events per request (~0.95 MB), never polling")
 
 
-def attack_indicators(port, stop, out, notes):
+def attack_indicators(port, stop, out, notes, hosts=1):
     async def conn(i, stop):
         await asyncio.sleep(i / 15)  # 15 connections a second: under a per-host handshake rate of 20/s
+        src = ATTACKER if hosts == 1 else f"127.0.1.{1 + i % hosts}"
         try:
-            status, rw = await ws_open(port)
+            status, rw = await ws_open(port, src=src)
         except OSError as e:
             out.add(f"connect: {type(e).__name__}")
             return
@@ -421,7 +422,9 @@ def attack_indicators(port, stop, out, notes):
         syms = ["BTCUSDT", "ETHUSDT", "ADAUSDT", "BNBUSDT", "XRPUSDT", "SOLUSDT"]
         while not stop.is_set() and not rt.done():
             n += 1
-            v = 1.0 + (i * 100_000 + n) * 1e-6
+            # A new value every time: 0.01 apart (computations are keyed by floats rounded to 0.01), plus a
+            # millionth so that the exact value never repeats either.
+            v = round(0.2 + ((i * 331 + n) % 950) * 0.01, 2) + n * 1e-6
             ind, params = (("bollinger", {"period": 20, "k": v}) if n % 2 else ("supertrend", {"period": 10, "multiplier": v}))
             msg = {"type": "subscribe_indicator", "trading_pair": syms[n % 6], "interval": "1s", "indicator": ind, "params": params, "history": 500}
             try:
@@ -438,7 +441,11 @@ def attack_indicators(port, stop, out, notes):
         await asyncio.gather(*(conn(i, stop) for i in range(40)))
 
     run_async(main, stop)
-    notes.append("40 /ws connections (opened 15 a second) each subscribe_indicator 40 times a second, each with a new float (bollinger k / supertrend multiplier 1.000001, 1.000002, …), history 500, on 1s")
+    notes.append(("40 /ws connections from 40 hosts (127.0.1.1–40)" if hosts > 1 else "40 /ws connections") + " (opened 15 a second) each subscribe_indicator 40 times a second, each with a new float (bollinger k / supertrend multiplier 0.01 apart in 0.2–9.7, plus n·10⁻⁶), history 500, on 1s")
+
+
+def attack_indicators_hosts(port, stop, out, notes):
+    attack_indicators(port, stop, out, notes, hosts=40)
 
 
 def attack_ws_flood(port, stop, out, notes, origin=None):
@@ -625,6 +632,7 @@ ATTACKS = [
     ("sio_pings", "Socket.IO: 20 polling sessions POST 499,000 `2` packets each, never polling", attack_sio_pings),
     ("sio_events", "Socket.IO: event flood (20 keyed sessions, 13,000 `trade` events per POST, never polling)", attack_sio_events),
     ("indicators", "/ws: indicator streams with ever-new float parameters (40 connections)", attack_indicators),
+    ("indicators_hosts", "/ws: the same from 40 hosts (one connection each): the total computation budget", attack_indicators_hosts),
     ("ws_flood", "/ws: connection flood from one host (127.0.0.2)", attack_ws_flood),
     ("ws_origin", "/ws: cross-origin upgrades (`Origin: https://evil.example`)", attack_ws_origin),
     ("poison", "poison values: script trades/CSVs with 1e308, NaN, inf, 1e400; a 100,000-column CSV", attack_poison),
