@@ -19,7 +19,7 @@ bench:
 	@scripts/bench.sh
 
 # Abuse benchmark (release build): each attack against 1,000 healthy /ws clients; writes the table to
-# docs/RELIABILITY.md ("## Abuse benchmark"). Takes ~6 minutes. Rows: make abuse ARGS="--only jobs,keys".
+# docs/RELIABILITY.md ("## Abuse benchmark"). Takes ~7 minutes. Rows: make abuse ARGS="--only jobs,keys".
 abuse:
 	@scripts/abuse.sh $(ARGS)
 

@@ -712,11 +712,12 @@ def fmt_counts(d, limit=6):
 
 
 def write_doc(rows, args, doc_path, command):
-    quiet = [r for r in rows if r["name"].startswith("quiet")]
-    q1 = quiet[0]["p99"] if quiet and quiet[0]["p99"] else None
+    # Against the lower of the quiet runs: the strict comparison (a noisy quiet run must not flatter the attacks).
+    quiet = [r["p99"] for r in rows if r["name"].startswith("quiet") and r["p99"]]
+    q1 = min(quiet) if quiet else None
     lines = [
         f"Command: `{command}` (scripts/abuse.sh → scripts/abuse.py; raw results in `bench/results/abuse/`).",
-        f"Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit `{args.commit}`, on the team's shared machine: "
+        f"Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(os.path.getmtime(os.path.join(args.out, 'rows.json'))))}, commit `{args.commit}`, on the team's shared machine: "
         f"{os.cpu_count()} cores shared with other engineers' builds and tests, so latency ratios are noisy.",
         "",
         "Each row starts a fresh release server (simulated market at 200 trades/s per symbol and 10 updates/s per topic "
@@ -726,7 +727,7 @@ def write_doc(rows, args, doc_path, command):
         "during that window from **127.0.0.2**, which is loopback but not in the default per-host exemption lists, so every "
         "per-host limit applies to the attacker as to a host on the internet, with the default configuration (no override). "
         "RSS is the server's VmRSS just before the attack, its peak (sampled every 100 ms) while it ran, and 2 s after it "
-        "stopped. p99 is the healthy clients' delivery latency (server `ts_sent` to receipt); the ratio is against the first quiet run. "
+        "stopped. p99 is the healthy clients' delivery latency (server `ts_sent` to receipt); the ratio is against the **lower** of the two quiet runs (one before the attacks, one after). "
         "Refusals are the increase of `candlecast_refused_total{limit}` over the row; other counters are those whose name "
         "says refused, rejected, dropped, slow, malformed, expired, … The attacker and the healthy clients share the 2 cores "
         "with the server, so part of a p99 increase is the attacker's own CPU.",
@@ -790,8 +791,14 @@ def main():
     ap.add_argument("--doc", default="", help="write the table into this file's '## Abuse benchmark' section")
     ap.add_argument("--commit", default="")
     ap.add_argument("--command", default="make abuse")
+    ap.add_argument("--render", action="store_true", help="only rewrite --doc from <out>/rows.json")
     args = ap.parse_args()
+    args.server, args.loadgen, args.out = map(os.path.abspath, (args.server, args.loadgen, args.out))
     os.makedirs(args.out, exist_ok=True)
+    if args.render:
+        rows = json.load(open(os.path.join(args.out, "rows.json")))
+        splice(args.doc, write_doc(rows, args, args.doc, args.command))
+        return
     only = set(filter(None, args.only.split(",")))
     plan = [("quiet-1", "quiet (no attack)", None)]
     plan += [a for a in ATTACKS if not only or a[0] in only]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Abuse benchmark: candlecast (release) under each anonymous attack while 1,000 healthy /ws clients are
 # measured with candlecast-loadgen; writes the table to docs/RELIABILITY.md ("## Abuse benchmark") and raw
-# results to bench/results/abuse/. About 6 minutes. Usage: scripts/abuse.sh [--only jobs,keys] [--window 15]
+# results to bench/results/abuse/. About 7 minutes. Usage: scripts/abuse.sh [--only jobs,keys] [--window 15]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
