@@ -2,7 +2,7 @@
 #   make run   - build the dashboard when needed and run candlecast on http://localhost:8000
 #   make test  - install what the tests need (apt, npm), then run every test
 
-.PHONY: run test bench frontend test-rust test-frontend test-browser
+.PHONY: run test bench abuse frontend test-rust test-frontend test-browser
 
 run: frontend
 	cargo run --release --bin candlecast -- $(ARGS)
@@ -17,6 +17,11 @@ test:
 # Fan-out benchmark (release build, 1k..19k clients); writes docs/BENCHMARKS.md. Takes ~5 minutes.
 bench:
 	@scripts/bench.sh
+
+# Abuse benchmark (release build): each attack against 1,000 healthy /ws clients; writes the table to
+# docs/RELIABILITY.md ("## Abuse benchmark"). Takes ~7 minutes. Rows: make abuse ARGS="--only jobs,keys".
+abuse:
+	@scripts/abuse.sh $(ARGS)
 
 test-rust:
 	cargo test --workspace --all-targets

@@ -244,6 +244,32 @@ async fn a_flood_of_wrong_keys_is_counted_and_its_log_lines_held_back() {
     assert!(metric(&text, "candlecast_refused_key_logs_suppressed_total") - held >= 49.0, "{text}");
 }
 
+/// Found by `make abuse`: wrong script keys were counted only in `scripts.refused_auths` and each wrote a
+/// warn line (a log flood for anyone who can reach the endpoint); they are refused keys like the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_wrong_script_keys_is_counted_as_key_script_and_its_log_lines_held_back() {
+    let server = TestServer::start(&[("scripts.keys", keys(&["script-secret"]))]).await;
+    let text = metrics(&server).await;
+    let (refused, held) = (
+        metric(&text, "candlecast_refused_total{limit=\"key_script\"}"),
+        metric(&text, "candlecast_refused_key_logs_suppressed_total"),
+    );
+    let client = reqwest::Client::new();
+    for i in 0..50 {
+        let r = client
+            .post(server.url("/api/trading-data"))
+            .bearer_auth(format!("wrong-{i}"))
+            .json(&json!({"trades_csv":"timestamp,symbol,side,quantity,price\n"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 401);
+    }
+    let text = metrics(&server).await;
+    assert_eq!(metric(&text, "candlecast_refused_total{limit=\"key_script\"}") - refused, 50.0, "{text}");
+    assert!(metric(&text, "candlecast_refused_key_logs_suppressed_total") - held >= 49.0, "{text}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anonymous_callers_cannot_take_every_slot_and_the_total_is_a_503() {
     let server = TestServer::start(&[

@@ -117,7 +117,9 @@ impl Scripts {
             AuthError::MissingKey => "no key",
             AuthError::Disabled => "no keys configured",
         };
-        tracing::warn!(peer, via, reason, "refused a script connection or request");
+        // Counted as key_script and logged through the shared limiter: a flood of wrong keys must neither
+        // go uncounted in candlecast_refused_total nor write a warn line per request.
+        crate::http::auth_log::refused_key(crate::http::auth_log::KeyKind::Script, peer.parse().ok(), reason, via);
     }
 
     /// Whether pushing is possible at all (keys are configured).
