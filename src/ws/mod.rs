@@ -5,7 +5,9 @@
 //! - [`limits`]: rate and error limits per client.
 
 pub(crate) mod limits;
-mod request;
+// Public only for the fuzz target (fuzz/fuzz_targets/ws_request.rs); not an API.
+#[doc(hidden)]
+pub mod request;
 mod session;
 
 pub use session::{route, Services};
