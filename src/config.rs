@@ -191,6 +191,16 @@ impl Config {
         Ok(config)
     }
 
+    /// The defaults, then `text` as a config file: no file and no environment. For the fuzz target
+    /// (fuzz/fuzz_targets/config_toml.rs), which must not read the process environment; not an API.
+    #[doc(hidden)]
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        let figment = Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string(text));
+        let config: Config = figment.extract().map_err(|e| ConfigError(describe(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let checks = [
             (self.ws.max_frame_bytes >= 1024, "ws.max_frame_bytes must be at least 1024"),

@@ -7,7 +7,9 @@
 
 pub mod admission;
 pub(crate) mod limits;
-mod request;
+// Public only for the fuzz target (fuzz/fuzz_targets/ws_request.rs); not an API.
+#[doc(hidden)]
+pub mod request;
 mod session;
 
 pub use admission::Admission;

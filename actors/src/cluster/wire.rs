@@ -231,4 +231,13 @@ mod tests {
         assert_eq!(iso_date(1_735_689_599_999), "2024-12-31");
         assert_eq!(iso_date(-86_400_000), "1969-12-31");
     }
+
+    /// Found by fuzzing (fuzz/regressions/): an open time near i64::MIN overflowed `Interval::align`.
+    #[test]
+    fn a_cached_bar_at_an_absurd_time_is_refused_not_a_panic() {
+        let input = include_bytes!("../../../fuzz/regressions/cluster_wire-cached-open-time-min.bin");
+        let member = std::str::from_utf8(&input[1..]).unwrap();
+        let key = "cc:today:2024-01-01:BTCUSDT:1m";
+        assert!(decode_cached(key, &Symbol::from("BTCUSDT"), Interval::M1, member).is_err());
+    }
 }

@@ -136,6 +136,10 @@ fn parse_line(line: &str, kind: ReplayKind, symbol: &str) -> Result<Option<Row>,
     let ts: i64 = raw.parse().ok().or_else(|| crate::model::time::parse_iso(raw)).ok_or_else(|| {
         format!("timestamp {raw:?} is neither milliseconds since the epoch nor ISO 8601 (2024-01-01T10:00:00Z)")
     })?;
+    // Rows are aligned to buckets and shifted to now: both overflow near the ends of i64.
+    if !crate::model::time::in_range(ts) {
+        return Err(format!("timestamp {raw:?} is outside the years -9999 to 9999"));
+    }
     match kind {
         ReplayKind::Trades => {
             if !cols[1].eq_ignore_ascii_case(symbol) {
@@ -444,5 +448,13 @@ mod tests {
         assert!(m1.last().unwrap().open_time <= now && !m1.last().unwrap().closed, "the last row falls now");
         assert!(matches!(c.connect().await, Err(FeedError::Ended(_))));
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Found by fuzzing (fuzz/regressions/): a row at i64::MIN overflowed `Interval::align` in `load_all`.
+    #[test]
+    fn a_row_at_an_absurd_time_is_malformed_not_a_panic() {
+        let input = include_bytes!("../../../fuzz/regressions/replay_csv-timestamp-min.bin");
+        let line = std::str::from_utf8(&input[1..]).unwrap();
+        assert!(parse_line(line, ReplayKind::Trades, "BTCUSDT").is_err());
     }
 }

@@ -160,6 +160,10 @@ impl Bar {
         if !(self.low <= self.open && self.low <= self.close && self.open <= self.high && self.close <= self.high) {
             return Some("needs low <= open, close <= high");
         }
+        // Checked before aligning: align overflows near the ends of i64 (a peer's or a journal's bar).
+        if !super::time::in_range(self.open_time) {
+            return Some("open time is outside the years -9999 to 9999");
+        }
         if self.open_time != self.interval.align(self.open_time) {
             return Some("open time is not aligned to the interval");
         }

@@ -6,6 +6,16 @@
 /// Epoch numbers below this are seconds (10^11 s is the year 5138; 10^11 ms is March 1973).
 const SECONDS_BELOW: f64 = 1e11;
 
+/// The latest time candlecast accepts from outside, 9999-12-31T23:59:59.999Z (and its negative the
+/// earliest): bucket arithmetic (`Interval::align`) overflows i64 near its ends, so a wire time beyond
+/// this range is refused where it is parsed instead of panicking (or wrapping) later. Found by fuzzing.
+pub const MAX_ABS_MS: i64 = 253_402_300_799_999;
+
+/// Whether `ms` is within [`MAX_ABS_MS`] of the epoch.
+pub const fn in_range(ms: i64) -> bool {
+    -MAX_ABS_MS <= ms && ms <= MAX_ABS_MS
+}
+
 /// Parses a timestamp into UTC milliseconds since the epoch.
 pub fn parse_timestamp(raw: &str) -> Result<i64, String> {
     let s = raw.trim();

@@ -186,6 +186,10 @@ pub struct Kline(
 impl Kline {
     /// Our bar; `closed` once the kline's close time is in the past.
     pub fn to_bar(&self, symbol: &Symbol, interval: Interval, now: i64) -> Result<Bar, FeedError> {
+        // Checked before aligning: align overflows near the ends of i64.
+        if !crate::model::time::in_range(self.0) {
+            return Err(FeedError::Malformed(format!("kline open time {} is out of range", self.0)));
+        }
         let mut bar = Bar::flat(symbol.clone(), interval, interval.align(self.0), number("open", &self.1)?);
         bar.high = number("high", &self.2)?;
         bar.low = number("low", &self.3)?;
@@ -288,5 +292,13 @@ mod tests {
             (1499040000000, 0.0163479, 0.8, 308, true)
         );
         assert!(!klines[0].to_bar(&"X".into(), Interval::M1, 1499040059999).unwrap().closed, "still forming");
+    }
+
+    /// Found by fuzzing (fuzz/regressions/): a kline opening near i64::MIN overflowed `Interval::align`.
+    #[test]
+    fn a_kline_at_an_absurd_time_is_malformed_not_a_panic() {
+        let input = include_bytes!("../../../../fuzz/regressions/binance_rest-kline-open-time-min.bin");
+        let klines: Vec<Kline> = serde_json::from_slice(&input[1..]).unwrap();
+        assert!(klines[0].to_bar(&Symbol::from("BTCUSDT"), Interval::S1, 0).is_err());
     }
 }

@@ -1,0 +1,12 @@
+//! The market-data CSV of a Socket.IO script, with the default limits.
+#![no_main]
+use candlecast::scripts::csv::{parse_market_data, CsvLimits};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(parsed) = parse_market_data(text, CsvLimits { max_columns: 64, max_rows: 200_000 }) {
+            let _ = parsed.to_csv(|_| true);
+        }
+    }
+});
