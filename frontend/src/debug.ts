@@ -67,13 +67,17 @@ export function createDebugHooks(app: App) {
     },
     /** Where each drawing is painted now (pixels inside the chart host). */
     drawingPixels: (chartId: string) => view(chartId)?.inspect().drawings.screen() ?? null,
-    /** Scrolls the view by whole bars (negative = towards older bars). */
-    scrollBars: (chartId: string, delta: number) => {
+    /**
+     * Scrolls the view by whole bars (negative = towards older bars). lightweight-charts applies a new
+     * range on its next frame, so this resolves after two frames: the caller then reads the moved view.
+     */
+    scrollBars: async (chartId: string, delta: number) => {
       const v = view(chartId);
       if (!v) return;
       const ts = v.inspect().chart.timeScale();
       const r = ts.getVisibleLogicalRange();
       if (r) ts.setVisibleLogicalRange({ from: r.from + delta, to: r.to + delta });
+      for (let i = 0; i < 2; i++) await new Promise((done) => requestAnimationFrame(() => done(null)));
     },
     updateCount: () => app.dashboard.updateCount,
     /** Chart flushes (a chart drawing its pending bars) run by the page's frame scheduler. */

@@ -50,15 +50,42 @@ test('scrolled back: "Live" shows and returns to the newest bars; zoom and posit
   // Zoom in, then scroll 120 bars into the past.
   const host = await page.locator(`${card('c1')} [data-testid="chart-host"]`).boundingBox();
   await page.mouse.move(host.x + host.width / 2, host.y + host.height / 3);
+  const span = (info) => info.visibleLogicalRange.to - info.visibleLogicalRange.from;
+  const unzoomed = span(await chartInfo(page, 'c1'));
   for (let i = 0; i < 3; i++) await page.mouse.wheel(0, -200);
+  // Wheel events and range changes reach the chart on its own frames: wait for each step to show.
+  await page.waitForFunction(
+    ({ unzoomed }) => {
+      const c = window.candlecast.debug.charts().find((x) => x.id === 'c1');
+      return c.visibleLogicalRange.to - c.visibleLogicalRange.from < unzoomed - 1;
+    },
+    { unzoomed },
+    { timeout: 3000 },
+  );
   await page.evaluate(() => window.candlecast.debug.scrollBars('c1', -120));
+  await page.waitForFunction(() => {
+    const c = window.candlecast.debug.charts().find((x) => x.id === 'c1');
+    return c.visibleRange && c.visibleRange.to <= c.last.timestamp / 1000 - 100 * 60;
+  }, null, { timeout: 3000 });
   await live.waitFor({ state: 'visible', timeout: 3000 });
   const before = await chartInfo(page, 'c1');
   const spanBefore = before.visibleRange.to - before.visibleRange.from;
-  await page.waitForTimeout(1000); // the position is stored once scrolling stops
+  // The position is stored once scrolling stops: wait until the stored layout has this right edge.
+  await page.waitForFunction(
+    ({ to }) => {
+      const layout = JSON.parse(localStorage.getItem('candlecast.layout.v1') ?? 'null');
+      const view = layout?.charts?.find((c) => c.id === 'c1')?.view;
+      return view?.rightTime !== undefined && Math.abs(view.rightTime / 1000 - to) <= 60;
+    },
+    { to: before.visibleRange.to },
+    { timeout: 5000 },
+  );
   await page.reload();
   await waitChartLive(page, 'c1', 8000);
-  await page.waitForTimeout(300);
+  // The stored view is put back on the chart's next frames; give it those, then check it.
+  await page
+    .waitForFunction(({ to }) => Math.abs(window.candlecast.debug.charts().find((x) => x.id === 'c1').visibleRange.to - to) <= 60, { to: before.visibleRange.to }, { timeout: 3000 })
+    .catch(() => {});
   const after = await chartInfo(page, 'c1');
   // Same right edge (to the bar) and the same zoom.
   assert.ok(Math.abs(after.visibleRange.to - before.visibleRange.to) <= 60, `right edge ${after.visibleRange.to} vs ${before.visibleRange.to}`);

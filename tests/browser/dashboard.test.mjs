@@ -2,7 +2,7 @@
 // management, interval switching, scroll-back, theme, panels.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { chartCfg, chartInfo, launch, openPage, screenshot, setLayout, sleep, waitChartLive } from './helpers/browser.mjs';
+import { chartCfg, chartInfo, launch, openPage, screenshot, setLayout, waitChartLive } from './helpers/browser.mjs';
 import { startServer } from './helpers/server.mjs';
 
 const SCRIPT_KEY = 'browser-test-script-key';
@@ -176,9 +176,8 @@ test('scrolling left loads older bars and the view does not move', async () => {
   // of the threshold, then drag the last stretch by hand.
   await p2.evaluate(() => {
     const d = window.candlecast.debug;
-    d.scrollBars('c1', -(d.charts()[0].visibleLogicalRange.from - 70));
+    return d.scrollBars('c1', -(d.charts()[0].visibleLogicalRange.from - 70));
   });
-  await sleep(100);
   const box = await p2.locator('[data-chart-id="c1"] [data-testid="chart-host"]').boundingBox();
   const count = now.barCount;
   await p2.mouse.move(box.x + 60, box.y + 100);
@@ -306,7 +305,8 @@ test('markers hook, script activity panel and stats view', async () => {
 
 test('usable at phone width', async () => {
   await page.setViewportSize({ width: 390, height: 844 });
-  await sleep(300);
+  // The layout follows on the next frames: wait for it rather than for a time.
+  await page.waitForFunction(() => document.querySelector('[data-chart-id="c1"]').getBoundingClientRect().width <= 390, null, { timeout: 3000 }).catch(() => {});
   const box = await page.locator('[data-chart-id="c1"]').boundingBox();
   assert.ok(box.width <= 390, `card fits the screen (${box.width})`);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
