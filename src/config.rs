@@ -269,6 +269,7 @@ impl Config {
             return Err(ConfigError((*msg).to_owned()));
         }
         self.store.validate().map_err(ConfigError)?;
+        self.aggregator.check_sessions().map_err(ConfigError)?;
         candlecast_actors::cluster::settings::validate(&self.node, &self.redis).map_err(|e| ConfigError(e.to_string()))
     }
 }
@@ -281,6 +282,24 @@ fn describe(e: figment::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exchange_symbols_get_their_sessions_and_crypto_trades_around_the_clock() {
+        let c = Config::load_with(None, &[]).unwrap();
+        assert!(!c.aggregator.calendar_for("NSE:INFY").is_continuous());
+        assert!(!c.aggregator.calendar_for("MCX:CRUDEOIL24JANFUT").is_continuous());
+        assert!(c.aggregator.calendar_for("BTCUSDT").is_continuous());
+        assert!(c.aggregator.calendar_for("XX:FOO").is_continuous(), "no session configured for XX");
+        let c = Config::from_toml_str("[aggregator]\nsymbol_sessions = { AAPL = \"NASDAQ\" }\n").unwrap();
+        assert!(!c.aggregator.calendar_for("AAPL").is_continuous());
+        let err = Config::from_toml_str("[aggregator]\nsymbol_sessions = { AAPL = \"NASDQ\" }\n").unwrap_err();
+        assert!(err.to_string().contains("NASDQ"), "{err}");
+        let err = Config::from_toml_str(
+            "[aggregator.sessions.XX]\ntimezone = \"Asia/Nowhere\"\nopen = \"09:00\"\nclose = \"10:00\"\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("time zone"), "{err}");
+    }
 
     #[test]
     fn defaults_load_and_match_the_documented_values() {

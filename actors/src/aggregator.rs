@@ -1,6 +1,7 @@
 //! The per-symbol aggregator actor: folds the symbol's trades into bars of every interval, closes bars on
 //! time, keeps the in-memory history, and publishes every change to the hub.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,9 +9,9 @@ use std::time::Duration;
 use actix::prelude::*;
 use serde::Deserialize;
 
-use crate::aggregate::{Applied, BarUpdate, TimeBars, Upserted};
+use crate::aggregate::{realign_seed, Applied, BarUpdate, TimeBars, Upserted};
 use crate::messages::{Ingest, IngestReport, Publish};
-use crate::model::{now_ms, Bar, Interval, Symbol};
+use crate::model::{now_ms, Bar, Calendar, Interval, Session, Symbol};
 use crate::protocol::HistoryQuery;
 use crate::telemetry::{add, SymbolStats, COUNTERS};
 
@@ -72,15 +73,50 @@ pub struct AggregatorSettings {
     /// Intervals to build; empty means all.
     #[serde(default)]
     pub intervals: Vec<Interval>,
+    /// Trading sessions by exchange (`[aggregator.sessions.NSE]`): a symbol written `EXCHANGE:NAME`
+    /// (`NSE:INFY`), or named in `symbol_sessions`, gets bars on its exchange's sessions.
+    #[serde(default)]
+    pub sessions: BTreeMap<String, Session>,
+    /// Symbols without an exchange prefix that trade on an exchange's sessions: `{ AAPL = "NASDAQ" }`.
+    #[serde(default)]
+    pub symbol_sessions: BTreeMap<String, String>,
 }
 
 impl Default for AggregatorSettings {
     fn default() -> Self {
-        AggregatorSettings { grace_ms: 2_000, history_bars: 5_000, max_clock_skew_ms: 5_000, intervals: Vec::new() }
+        AggregatorSettings {
+            grace_ms: 2_000,
+            history_bars: 5_000,
+            max_clock_skew_ms: 5_000,
+            intervals: Vec::new(),
+            sessions: BTreeMap::new(),
+            symbol_sessions: BTreeMap::new(),
+        }
     }
 }
 
 impl AggregatorSettings {
+    /// Where `symbol`'s buckets lie: its exchange's sessions, or around the clock (crypto, and any
+    /// exchange without a configured session).
+    pub fn calendar_for(&self, symbol: &str) -> Calendar {
+        let exchange =
+            self.symbol_sessions.get(symbol).map(String::as_str).or_else(|| symbol.split_once(':').map(|(e, _)| e));
+        match exchange.and_then(|e| self.sessions.get(e)) {
+            Some(session) => Calendar::Session(Arc::new(session.clone())),
+            None => Calendar::Continuous,
+        }
+    }
+
+    /// `symbol_sessions` names only configured exchanges.
+    pub fn check_sessions(&self) -> Result<(), String> {
+        match self.symbol_sessions.iter().find(|(_, e)| !self.sessions.contains_key(*e)) {
+            Some((symbol, exchange)) => Err(format!(
+                "aggregator.symbol_sessions: {symbol} trades on {exchange:?}, which has no [aggregator.sessions.{exchange}]"
+            )),
+            None => Ok(()),
+        }
+    }
+
     pub fn intervals(&self) -> Vec<Interval> {
         if self.intervals.is_empty() {
             Interval::ALL.to_vec()
@@ -115,7 +151,8 @@ impl Aggregator {
         stats: Arc<SymbolStats>,
     ) -> Aggregator {
         Aggregator {
-            bars: TimeBars::new(symbol, &settings.intervals(), settings.grace_ms, settings.history_bars),
+            bars: TimeBars::new(symbol.clone(), &settings.intervals(), settings.grace_ms, settings.history_bars)
+                .with_calendar(settings.calendar_for(&symbol)),
             hub,
             stats,
             max_clock_skew_ms: settings.max_clock_skew_ms,
@@ -212,7 +249,7 @@ impl Handler<Seed> for Aggregator {
 
     /// Loads history; the forming bars it contains are published so subscribers see them at once.
     fn handle(&mut self, msg: Seed, _: &mut Context<Self>) {
-        for (interval, bars) in msg.bars {
+        for (interval, bars) in realign_seed(self.bars.calendar(), msg.bars) {
             self.bars.seed(interval, bars);
         }
         if !self.replica {

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 use serde::Serialize;
 
-use crate::model::{Bar, Interval, Symbol, Trade, TradeSpan};
+use crate::model::{Bar, Calendar, Interval, Symbol, Trade, TradeSpan};
 
 /// What happened to a bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -69,6 +69,8 @@ pub struct TimeBars {
     clock: i64,
     last_price: Option<f64>,
     last_trade_ts: Option<i64>,
+    /// Where buckets start and which hours have none (see [`Calendar`]).
+    calendar: Calendar,
 }
 
 impl TimeBars {
@@ -97,7 +99,18 @@ impl TimeBars {
             clock: i64::MIN,
             last_price: None,
             last_trade_ts: None,
+            calendar: Calendar::Continuous,
         }
+    }
+
+    /// Lays the buckets out on an exchange's sessions instead of the UTC epoch.
+    pub fn with_calendar(mut self, calendar: Calendar) -> TimeBars {
+        self.calendar = calendar;
+        self
+    }
+
+    pub fn calendar(&self) -> &Calendar {
+        &self.calendar
     }
 
     pub fn symbol(&self) -> &Symbol {
@@ -127,7 +140,7 @@ impl TimeBars {
                 slot.history.push_back(bar);
             } else {
                 bar.closed = false;
-                slot.current_end = bar.close_time();
+                slot.current_end = self.calendar.bucket_end(interval, bar.open_time);
                 // Seeded bars have no trade times: keep their open, let any newer trade set the close.
                 slot.current_span = TradeSpan { first: i64::MIN, last: bar.open_time };
                 slot.current = Some(bar);
@@ -141,8 +154,9 @@ impl TimeBars {
         // that `advance_to` closes every bucket from here to now and the hand-over leaves no hole.
         if slot.current.as_ref().is_none_or(|c| slot.history.back().is_some_and(|h| h.open_time >= c.open_time)) {
             if let Some(last) = slot.history.back() {
-                let next = Bar::flat(last.symbol.clone(), interval, last.close_time(), last.close);
-                slot.current_end = next.close_time();
+                let next_open = self.calendar.next_bucket(interval, last.open_time);
+                let next = Bar::flat(last.symbol.clone(), interval, next_open, last.close);
+                slot.current_end = self.calendar.bucket_end(interval, next_open);
                 slot.current_span = TradeSpan::EMPTY;
                 slot.current = Some(next);
                 slot.dirty = true;
@@ -167,7 +181,7 @@ impl TimeBars {
             let volume = match slot.current.as_ref() {
                 Some(cur) if ts >= cur.open_time && ts < slot.current_end => cur.volume,
                 Some(cur) if ts < cur.open_time => {
-                    let open_time = slot.interval.align(ts);
+                    let open_time = self.calendar.align(slot.interval, ts);
                     slot.history
                         .binary_search_by_key(&open_time, |b| b.open_time)
                         .map_or(0.0, |i| slot.history[i].volume)
@@ -183,7 +197,7 @@ impl TimeBars {
     pub fn apply(&mut self, trade: &Trade, out: &mut Vec<BarUpdate>) -> Applied {
         let ts = trade.exchange_ts;
         if let Some(finest) = self.slots.first() {
-            let end = finest.interval.align(ts) + finest.interval.millis();
+            let end = self.calendar.bucket_end(finest.interval, self.calendar.align(finest.interval, ts));
             if self.clock > end + self.grace_ms {
                 return Applied::TooLate;
             }
@@ -197,13 +211,14 @@ impl TimeBars {
                     slot.dirty = true;
                 }
                 Some(cur) if ts < cur.open_time => {
-                    corrected |= correct(slot, ts, trade, out);
+                    corrected |= correct(slot, &self.calendar, ts, trade, out);
                 }
                 _ => {
                     // First trade of this slot (advance_to already rolled any existing bar forward).
-                    let bar = Bar::from_trade(self.symbol.clone(), slot.interval, ts, trade.price, trade.qty);
+                    let mut bar = Bar::from_trade(self.symbol.clone(), slot.interval, ts, trade.price, trade.qty);
+                    bar.open_time = self.calendar.align(slot.interval, ts);
                     slot.current_span = TradeSpan { first: ts, last: ts };
-                    slot.current_end = bar.close_time();
+                    slot.current_end = self.calendar.bucket_end(slot.interval, bar.open_time);
                     slot.current = Some(bar);
                     slot.dirty = true;
                 }
@@ -228,13 +243,14 @@ impl TimeBars {
         }
         self.clock = now;
         let cap = self.history_cap;
+        let calendar = &self.calendar;
         for slot in &mut self.slots {
             if slot.current_end > now {
                 continue;
             }
             let Some(mut cur) = slot.current.take() else { continue };
             let last_close = cur.close;
-            let newest_open = slot.interval.align(now);
+            let newest_open = calendar.align(slot.interval, now);
             // Buckets between the closing bar and `now` that no trade reached become flat bars.
             let gap_buckets = bucket_count(slot.interval, cur.open_time, newest_open);
             let skip_to = if gap_buckets > cap as i64 + 1 {
@@ -252,16 +268,16 @@ impl TimeBars {
                 }
                 slot.current_span = TradeSpan::EMPTY;
                 push_history(&mut slot.history, cur.clone(), cap);
-                let mut next_open = cur.close_time();
-                if let Some(skip) = skip_to {
-                    next_open = next_open.max(skip);
+                let mut next_open = calendar.next_bucket(slot.interval, cur.open_time);
+                if let Some(skip) = skip_to.filter(|skip| *skip > next_open) {
+                    next_open = calendar.align(slot.interval, skip);
                 }
-                cur = Bar::flat(cur.symbol.clone(), slot.interval, slot.interval.align(next_open), last_close);
-                if cur.close_time() > now {
+                cur = Bar::flat(cur.symbol.clone(), slot.interval, next_open, last_close);
+                if calendar.bucket_end(slot.interval, next_open) > now {
                     break;
                 }
             }
-            slot.current_end = cur.close_time();
+            slot.current_end = calendar.bucket_end(slot.interval, cur.open_time);
             slot.current = Some(cur);
             slot.dirty = true;
         }
@@ -269,8 +285,11 @@ impl TimeBars {
 
     /// Pushes each forming bar that changed since the last call, as a partial update.
     pub fn take_partials(&mut self, out: &mut Vec<BarUpdate>) {
+        let (calendar, clock) = (&self.calendar, self.clock);
         for slot in &mut self.slots {
-            if slot.dirty {
+            // After a session's close the forming bar is the next session's first: it is not shown
+            // (nor sent) before that session opens.
+            if slot.dirty && slot.current.as_ref().is_none_or(|b| calendar.is_continuous() || b.open_time <= clock) {
                 slot.dirty = false;
                 if let Some(bar) = &slot.current {
                     out.push(BarUpdate { kind: UpdateKind::Partial, bar: bar.clone() });
@@ -281,7 +300,7 @@ impl TimeBars {
 
     /// The forming bar of `interval`.
     pub fn current(&self, interval: Interval) -> Option<&Bar> {
-        self.slot(interval).and_then(|s| s.current.as_ref())
+        self.slot(interval).and_then(|s| s.current.as_ref()).filter(|b| self.is_due(b))
     }
 
     /// Up to `limit` bars with `start <= open_time < end`, ascending, the newest ones when more match.
@@ -290,7 +309,7 @@ impl TimeBars {
         let Some(slot) = self.slot(interval) else { return Vec::new() };
         let start = start.unwrap_or(i64::MIN);
         let end = end.unwrap_or(i64::MAX);
-        let in_range = |b: &&Bar| b.open_time >= start && b.open_time < end;
+        let in_range = |b: &&Bar| b.open_time >= start && b.open_time < end && self.is_due(b);
         let mut newest_first: Vec<Bar> =
             slot.current.iter().chain(slot.history.iter().rev()).filter(in_range).take(limit).cloned().collect();
         newest_first.reverse();
@@ -301,6 +320,12 @@ impl TimeBars {
     pub fn oldest(&self, interval: Interval) -> Option<i64> {
         let slot = self.slot(interval)?;
         slot.history.front().or(slot.current.as_ref()).map(|b| b.open_time)
+    }
+
+    /// Whether a bar's bucket has begun: on a session calendar the bar forming after the close is the next
+    /// session's, in the future until it opens.
+    fn is_due(&self, bar: &Bar) -> bool {
+        self.calendar.is_continuous() || bar.open_time <= self.clock
     }
 
     fn slot(&self, interval: Interval) -> Option<&Slot> {
@@ -325,8 +350,8 @@ fn push_history(history: &mut VecDeque<Bar>, bar: Bar, cap: usize) {
 }
 
 /// Folds a late trade into the closed bar of its bucket; returns whether a bar was corrected.
-fn correct(slot: &mut Slot, ts: i64, trade: &Trade, out: &mut Vec<BarUpdate>) -> bool {
-    let open_time = slot.interval.align(ts);
+fn correct(slot: &mut Slot, calendar: &Calendar, ts: i64, trade: &Trade, out: &mut Vec<BarUpdate>) -> bool {
+    let open_time = calendar.align(slot.interval, ts);
     let i = match slot.history.binary_search_by_key(&open_time, |b| b.open_time) {
         Ok(i) => i,
         Err(i) => {
@@ -377,3 +402,6 @@ pub use upsert::{UpsertError, Upserted};
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod sessions;

@@ -164,7 +164,8 @@ impl Bar {
         if !super::time::in_range(self.open_time) {
             return Some("open time is outside the years -9999 to 9999");
         }
-        if self.open_time != self.interval.align(self.open_time) {
+        // Not `interval.align`: an exchange session's bars start at its open (an NSE hour at 09:15 IST).
+        if !super::Calendar::is_plausible_open(self.interval, self.open_time) {
             return Some("open time is not aligned to the interval");
         }
         None
@@ -189,10 +190,15 @@ impl TradeSpan {
 /// Cuts time-ordered finer bars into bars of `interval` (which must be a multiple of theirs).
 /// Used for the simulator's backfill and, in tests, to check the live aggregator against.
 pub fn resample(finer: &[Bar], interval: Interval) -> Vec<Bar> {
+    resample_on(&super::Calendar::Continuous, finer, interval)
+}
+
+/// [`resample`] into the buckets of `calendar` (an exchange's session hours, its trading days).
+pub fn resample_on(calendar: &super::Calendar, finer: &[Bar], interval: Interval) -> Vec<Bar> {
     let mut out: Vec<Bar> = Vec::new();
     for bar in finer {
         debug_assert!(interval.is_multiple_of(bar.interval));
-        let open_time = interval.align(bar.open_time);
+        let open_time = calendar.align(interval, bar.open_time);
         match out.last_mut() {
             Some(last) if last.open_time == open_time => last.merge(bar),
             _ => {
@@ -213,7 +219,8 @@ pub fn resample(finer: &[Bar], interval: Interval) -> Vec<Bar> {
         bar.closed = true;
     }
     if let (Some(last_out), Some(last_in)) = (out.last_mut(), finer.last()) {
-        last_out.closed = last_in.closed && last_in.close_time() == last_out.close_time();
+        let end = |b: &Bar| calendar.bucket_end(b.interval, b.open_time);
+        last_out.closed = last_in.closed && end(last_in) == end(last_out);
     }
     out
 }

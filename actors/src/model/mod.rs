@@ -1,11 +1,13 @@
 //! The market model: trades in, bars out. Plain data, no actors.
 
 mod bar;
+mod calendar;
 mod interval;
 pub mod time;
 mod trade;
 
-pub use bar::{resample, Bar, TradeSpan};
+pub use bar::{resample, resample_on, Bar, TradeSpan};
+pub use calendar::{Calendar, Session, SessionError, SessionSpec};
 pub use interval::{Interval, UnknownInterval};
 pub use trade::{InvalidTrade, Side, Trade, MAX_PRICE, MAX_QTY};
 

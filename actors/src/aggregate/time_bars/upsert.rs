@@ -2,7 +2,7 @@
 //! rebuild from an exchange's klines after an outage. The trade path never comes through here.
 
 use super::{push_history, BarUpdate, Slot, TimeBars, UpdateKind};
-use crate::model::{Bar, TradeSpan};
+use crate::model::{Bar, Calendar, TradeSpan};
 
 /// Why [`TimeBars::upsert`] refused a bar.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -66,12 +66,13 @@ impl TimeBars {
             close_forming(slot, cap, out);
             // The next bucket starts flat but is not published: a source publishes its own next bar, and a
             // replica must not add a partial its source never sent.
-            let next = Bar::flat(bar.symbol.clone(), bar.interval, bar.close_time(), bar.close);
-            start_forming(slot, next);
+            let next_open = self.calendar.next_bucket(bar.interval, bar.open_time);
+            let next = Bar::flat(bar.symbol.clone(), bar.interval, next_open, bar.close);
+            start_forming(slot, &self.calendar, next);
             slot.dirty = false;
         } else {
             // Published even when unchanged: a replica repeats every partial its source sent.
-            start_forming(slot, bar.clone());
+            start_forming(slot, &self.calendar, bar.clone());
         }
         self.note_price(&bar);
         Ok(match forming_open {
@@ -91,8 +92,8 @@ impl TimeBars {
 }
 
 /// Makes `bar` the forming bar. Its trade times are unknown: a later trade moves only its close.
-fn start_forming(slot: &mut Slot, bar: Bar) {
-    slot.current_end = bar.close_time();
+fn start_forming(slot: &mut Slot, calendar: &Calendar, bar: Bar) {
+    slot.current_end = calendar.bucket_end(bar.interval, bar.open_time);
     slot.current_span = TradeSpan { first: i64::MIN, last: bar.open_time };
     slot.current = Some(bar);
     slot.dirty = true;
