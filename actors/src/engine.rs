@@ -64,10 +64,22 @@ pub enum EngineError {
     Journal(#[from] JournalError),
 }
 
-/// Whether a symbol name is acceptable (also for symbols that scripts create).
+/// Whether a symbol name is acceptable (also for symbols that scripts create): `BTCUSDT`, or an
+/// exchange's instrument written `EXCHANGE:NAME` as brokers name them (`NSE:INFY`, `NSE:M&M`,
+/// `NFO:NIFTY24JAN21000CE`): `NSE:RELIANCE` and `BSE:RELIANCE` are different symbols.
 pub fn valid_symbol(s: &str) -> bool {
-    (1..=20).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+    let name_ok = |n: &str| {
+        (1..=24).contains(&n.len())
+            && n.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b"-_.&".contains(&b))
+    };
+    match s.split_once(':') {
+        None => (1..=20).contains(&s.len()) && name_ok(s),
+        Some((exchange, name)) => {
+            (1..=8).contains(&exchange.len())
+                && exchange.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+                && name_ok(name)
+        }
+    }
 }
 
 /// A running feed, for the API.
@@ -219,6 +231,7 @@ pub fn start_feed<C: Connector + Send>(
         intervals: market.settings().intervals(),
         history: history.clone(),
         window: market.settings().history_bars,
+        calendar: market.settings().calendar_for(connector.symbol()),
     };
     let (sink, upsert) = (entry.aggregator.clone().recipient(), entry.aggregator.clone().recipient());
     let feed_status = status.clone();
@@ -226,4 +239,20 @@ pub fn start_feed<C: Connector + Send>(
         FeedActor::new(connector, sink, upsert, Some(backfill), feed_status)
     });
     FeedHandle { source, symbol: entry.symbol, status, stop: actor.recipient() }
+}
+
+#[cfg(test)]
+mod symbol_tests {
+    use super::valid_symbol;
+
+    #[test]
+    fn plain_and_exchange_symbols() {
+        for ok in ["BTCUSDT", "BRK.B", "NSE:INFY", "NSE:M&M", "NFO:NIFTY24JAN21000CE", "MCX:CRUDEOIL24JANFUT"] {
+            assert!(valid_symbol(ok), "{ok}");
+        }
+        for bad in ["", "btcusdt", "NSE:", ":INFY", "NSE:INFY:X", "nse:INFY", "TOOLONGEXCH:INFY", "A B", "NSE|INFY"] {
+            assert!(!valid_symbol(bad), "{bad}");
+        }
+        assert!(!valid_symbol(&"X".repeat(21)), "plain names stay at 20 characters");
+    }
 }

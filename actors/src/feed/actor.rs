@@ -8,9 +8,10 @@ use actix::prelude::*;
 
 use super::backoff::Backoff;
 use super::{Connector, FeedError, FeedState, FeedStatus};
+use crate::aggregate::realign_seed;
 use crate::aggregator::{Seed, UpsertBars};
 use crate::messages::Ingest;
-use crate::model::{now_ms, Bar, Interval, Symbol};
+use crate::model::{now_ms, Bar, Calendar, Interval, Symbol};
 use crate::persist::history::History;
 
 /// A connection that lasted this long counts as healthy: the next failure starts the backoff afresh.
@@ -40,6 +41,8 @@ pub struct Backfill {
     pub history: History,
     /// Bars per interval the aggregator keeps in memory: how much stored history to load into it.
     pub window: usize,
+    /// The symbol's exchange sessions: a backfill is laid onto them before it is stored or seeded.
+    pub calendar: Calendar,
 }
 
 impl<C: Connector> FeedActor<C> {
@@ -91,7 +94,7 @@ async fn backfill<C: Connector>(c: &mut C, to: Backfill, status: &FeedStatus) {
     let (symbol, source) = (c.symbol().clone(), c.source());
     let held = to.history.held(&symbol, &to.intervals, to.window).await;
     let fresh = match c.backfill(now_ms(), &to.intervals, &held).await {
-        Ok(bars) => held.only_missing(bars),
+        Ok(bars) => held.only_missing(realign_seed(&to.calendar, bars)),
         Err(e) => {
             status.set_last_error(format_args!("backfill: {e}"));
             tracing::warn!(%symbol, source, error = %e, "backfill failed; starting from stored history only");

@@ -56,7 +56,7 @@ export interface Layout {
 
 export const PRESET_SYMBOLS = ['BTCUSDT', 'ETHUSDT', 'ADAUSDT', 'BNBUSDT', 'XRPUSDT'] as const;
 
-const SYMBOL_RE = /^[A-Z0-9][A-Z0-9._:-]{0,31}$/;
+const SYMBOL_RE = /^[A-Z0-9][A-Z0-9._:&-]{0,31}$/;
 const ID_RE = /^[A-Za-z0-9_-]{1,40}$/;
 
 export function isSymbol(value: unknown): value is string {
