@@ -93,5 +93,7 @@ export const api = {
   optimizeResults: <R>(id: string) => getJson<JobStatus<R>>(`/api/optimize/results/${job(id)}`),
   optimizeCancel: (id: string) => jobKey.run((h) => call<JobStatus>('POST', `/api/optimize/cancel/${job(id)}`, undefined, h)),
   /** Executed trades scripts reported for a symbol (seed 003's trades CSV), oldest first. */
+  /** The newest executed trades of every symbol, oldest first. */
+  recentTrades: (limit: number) => getJson<unknown>(`/api/trades?limit=${limit}`),
   executedTrades: (symbol: string, limit = 1000) => getJson<unknown>(`/api/trades?symbol=${encodeURIComponent(symbol)}&limit=${limit}`),
 };
