@@ -255,7 +255,7 @@ async fn scriptx_closes(server: &TestServer) -> (u16, Vec<f64>) {
 async fn script_data_survives_a_restart_and_markers_arrive_live() {
     let dir = tempfile::tempdir().unwrap();
     let keys = ("scripts.keys", Toml::Array(vec![Toml::String(KEY.into())]));
-    let mut first = TestServer::start_process_in(dir.path(), &[keys.clone()]).await;
+    let mut first = TestServer::start_process_in(dir.path(), std::slice::from_ref(&keys)).await;
     let (status, body) = curl_upload(&first, Some(KEY), "timestamp,symbol,side,quantity,price\n", RESTART_MARKET);
     assert_eq!((status, body["market_data"].as_u64()), (200, Some(3)), "{body}");
 

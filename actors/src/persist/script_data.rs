@@ -19,9 +19,11 @@ use super::StoreError;
 
 /// (symbol) → created, wall-clock ms.
 pub(super) const SYMBOLS: TableDefinition<&str, i64> = TableDefinition::new("script_symbols");
-/// (symbol, trade time ms, sequence) → (side, quantity, price, profit/loss, strategy).
-pub(super) const TRADES: TableDefinition<(&str, i64, u64), (&str, f64, f64, Option<f64>, &str)> =
-    TableDefinition::new("executed_trades");
+/// (symbol, trade time ms, sequence).
+type TradeKey<'a> = (&'a str, i64, u64);
+/// (side, quantity, price, profit/loss, strategy).
+type TradeValue<'a> = (&'a str, f64, f64, Option<f64>, &'a str);
+pub(super) const TRADES: TableDefinition<TradeKey, TradeValue> = TableDefinition::new("executed_trades");
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("script_meta");
 
 /// An executed trade a script reported, as stored.
