@@ -147,11 +147,14 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         engine_feeds.source = "none".into();
     }
     let store = open_store(&config.store).await?;
+    let script_store = store.clone();
     let engine = Engine::start(&config.hub, config.aggregator.clone(), &engine_feeds, &config.store, store)?;
     let cluster = Cluster::start(&engine, &config.node, &config.redis, &config.feed).await?;
     let services = start_strategy_actors(&engine, &config, connection_ceiling);
     let ws_limits = Arc::new(config.ws.clone());
-    let scripts = Arc::new(scripts::Scripts::new(&config.scripts, engine.market.clone()));
+    let scripts = Arc::new(scripts::Scripts::new(&config.scripts, engine.market.clone(), script_store));
+    // Before the server listens: a client subscribing to a script-created symbol finds it.
+    scripts.restore().await;
     let socketio =
         Arc::new(socketio::SocketIo::new(config.scripts.clone(), scripts.clone(), services.clone(), ws_limits.clone()));
     http::auth_log::set_interval(Duration::from_secs(config.admin.refused_log_every_secs));

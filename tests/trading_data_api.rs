@@ -237,3 +237,67 @@ async fn indicator_values_are_bounded_in_total() {
     assert_eq!(body["errors"][0]["line"], 3, "{body}");
     assert!(body["errors"][0]["reason"].as_str().unwrap().contains("max_indicator_values"), "{body}");
 }
+
+const RESTART_TRADES: &str = "timestamp,symbol,side,quantity,price,profit_loss,strategy\n2023-01-01T10:00:00,SCRIPTX,BUY,2,10.5,,keep me\n2023-01-01T10:02:00,SCRIPTX,SELL,2,11,1,keep me\n";
+const RESTART_MARKET: &str = "timestamp,symbol,open,high,low,close,volume\n2023-01-01T10:00:00,SCRIPTX,10,11,9,10.5,100\n2023-01-01T10:01:00,SCRIPTX,10.5,12,10,11.5,200\n2023-01-01T10:02:00,SCRIPTX,11.5,12,11,11,300\n";
+
+/// Closes of SCRIPTX's 1m bars from 2023-01-01T10:00 on, as `/api/historical` serves them.
+async fn scriptx_closes(server: &TestServer) -> (u16, Vec<f64>) {
+    let (status, body) = server.get_json("/api/historical/SCRIPTX?interval=1m&start_time=1672567200000&limit=10").await;
+    let closes = body["data"].as_array().map(|a| a.iter().filter_map(|b| b["close"].as_f64()).collect());
+    (status, closes.unwrap_or_default())
+}
+
+/// Issue 17, item 3: a script-created symbol, its bars and its executed trades are in the store, so the
+/// real binary serves them again after a restart on the same data directory, and the symbol budget
+/// counts the restored symbols. Item 4: executed trades reach `/ws` charts of the symbol live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn script_data_survives_a_restart_and_markers_arrive_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = ("scripts.keys", Toml::Array(vec![Toml::String(KEY.into())]));
+    let mut first = TestServer::start_process_in(dir.path(), std::slice::from_ref(&keys)).await;
+    let (status, body) = curl_upload(&first, Some(KEY), "timestamp,symbol,side,quantity,price\n", RESTART_MARKET);
+    assert_eq!((status, body["market_data"].as_u64()), (200, Some(3)), "{body}");
+
+    // A chart of the new symbol, then the trades: their markers arrive over the chart's own connection.
+    let mut chart = common::Client::connect(&first).await;
+    assert_eq!(chart.subscribe(&["SCRIPTX"], "1m").await["type"], "subscribed");
+    let (status, body) =
+        curl_upload(&first, Some(KEY), RESTART_TRADES, "timestamp,symbol,open,high,low,close,volume\n");
+    assert_eq!((status, body["trades"].as_u64()), (200, Some(2)), "{body}");
+    let marker = chart.next_of("trade_marker", 30).await;
+    assert_eq!(marker["symbol"], "SCRIPTX");
+    assert_eq!(
+        marker["data"],
+        json!({"timestamp": 1_672_567_200_000_i64, "symbol": "SCRIPTX", "side": "BUY", "quantity": 2.0, "price": 10.5, "profit_loss": null, "strategy": "keep me"})
+    );
+    assert_eq!(chart.next_of("trade_marker", 30).await["data"]["side"], "SELL");
+    assert_eq!(scriptx_closes(&first).await, (200, vec![10.5, 11.5, 11.0]));
+    drop(chart);
+    first.terminate();
+
+    // Same directory, one script symbol allowed: SCRIPTX is back and uses that one.
+    let budget = ("scripts.max_script_symbols", Toml::Integer(1));
+    let again = TestServer::start_process_in(dir.path(), &[keys.clone(), budget]).await;
+    let (_, symbols) = again.get_json("/api/symbols").await;
+    let details = symbols["details"].as_array().cloned().unwrap_or_default();
+    assert!(
+        details.iter().any(|d| d["symbol"] == "SCRIPTX" && d["source"] == "script"),
+        "restored before the server listened: {symbols}"
+    );
+    assert_eq!(scriptx_closes(&again).await, (200, vec![10.5, 11.5, 11.0]), "its bars, from the store");
+    let (_, trades) = again.get_json("/api/trades?symbol=SCRIPTX").await;
+    let sides: Vec<&str> = trades["trades"].as_array().unwrap().iter().filter_map(|t| t["side"].as_str()).collect();
+    assert_eq!(sides, ["BUY", "SELL"], "{trades}");
+    assert_eq!(trades["trades"][1]["profit_loss"], 1.0);
+    let mut chart = common::Client::connect(&again).await;
+    assert_eq!(chart.subscribe(&["SCRIPTX"], "1m").await["type"], "subscribed", "the symbol is known to /ws");
+    let (status, body) = curl_upload(
+        &again,
+        Some(KEY),
+        "timestamp,symbol,side,quantity,price\n",
+        "timestamp,symbol,open,high,low,close,volume\n2023-01-01T10:00:00,SCRIPTY,1,1,1,1,1\n",
+    );
+    assert_eq!((status, body["market_data"].as_u64()), (200, Some(0)), "{body}");
+    assert!(body["errors"][0]["reason"].as_str().unwrap_or("").contains("max_script_symbols"), "{body}");
+}

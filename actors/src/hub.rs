@@ -104,6 +104,14 @@ pub struct PublishFrame {
     pub frame: Bytes,
 }
 
+/// A ready frame for every client subscribed to any interval of `symbol` (script trade markers).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PublishToSymbol {
+    pub symbol: Symbol,
+    pub frame: Bytes,
+}
+
 /// How many clients a channel has (so publishers can stop work nobody watches).
 #[derive(Message)]
 #[rtype(result = "usize")]
@@ -689,6 +697,23 @@ impl Handler<PublishFrame> for Hub {
     fn handle(&mut self, msg: PublishFrame, _: &mut Context<Self>) {
         let Some(subs) = self.channels.get(&msg.channel) else { return };
         let failed = deliver(subs, &msg.frame);
+        self.drop_failed(failed);
+    }
+}
+
+impl Handler<PublishToSymbol> for Hub {
+    type Result = ();
+
+    /// Pushes the frame to every client holding a topic of the symbol, once each. O(clients): markers
+    /// are rare next to bar updates.
+    fn handle(&mut self, msg: PublishToSymbol, _: &mut Context<Self>) {
+        let subscribers: HashMap<ClientId, Arc<Outbox>> = self
+            .clients
+            .iter()
+            .filter(|(_, entry)| entry.symbols.contains_key(&msg.symbol))
+            .map(|(client, entry)| (*client, entry.outbox.clone()))
+            .collect();
+        let failed = deliver(&subscribers, &msg.frame);
         self.drop_failed(failed);
     }
 }

@@ -238,6 +238,23 @@ pub struct PriceUpdate<'a> {
     pub ts_sent: i64,
 }
 
+/// `{"type":"trade_marker","symbol":"AAPL","data":{"timestamp":1672567200000,"side":"BUY","quantity":100,
+/// "price":150,"profit_loss":25.5,"strategy":".."}}`: an executed trade a script reported, pushed to every
+/// `/ws` client subscribed to any interval of its symbol (charts draw it as a marker).
+#[derive(Debug, Serialize)]
+pub struct TradeMarker<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub symbol: &'a str,
+    pub data: &'a crate::persist::StoredTrade,
+}
+
+impl<'a> TradeMarker<'a> {
+    pub fn new(trade: &'a crate::persist::StoredTrade) -> TradeMarker<'a> {
+        TradeMarker { kind: "trade_marker", symbol: &trade.symbol, data: trade }
+    }
+}
+
 /// `{"type":"historical","symbol":..,"interval":..,"data":[..]}`
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Historical {

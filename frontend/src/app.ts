@@ -164,6 +164,7 @@ export function buildApp(root: HTMLElement, store: KeyValueStore): App {
     }, onState: (s, detail) => activity.setFeedState(s, detail) });
   conn.connect();
   void symbols.load();
+  void activity.loadHistory();
 
   return { dashboard, activity, stats, backtest, conn, streams, catalog, theme, symbols };
 }

@@ -32,6 +32,8 @@ export function chartDebugInfo(view: ChartView) {
     /** Markers drawn on the chart now (trade markers, and signals unless hidden). */
     shownMarkers: c.markersApi?.markers().length ?? 0,
     signalsShown: c.cfg.signals !== false,
+    /** Marker labels the last frame drew, in pane pixels, and the pane's width. */
+    markerLabels: c.markerLabels?.lastDrawn ?? null,
     signals: c.signalMarkers.map((m) => ({ time: m.time, side: m.side, text: m.text })),
     overlays: { sma: c.overlays.sma.enabled, ema: c.overlays.ema.enabled },
     indicators: c.indicators.map((i) => i.debugInfo()),

@@ -122,7 +122,7 @@ impl Scripts {
         }
         let mut sends = Vec::with_capacity(groups.len());
         for (symbol, (trades, positions)) in groups {
-            match self.symbol_entry(&symbol) {
+            match self.symbol_entry(&symbol).await {
                 Ok(entry) => sends.push(async move { (entry.aggregator.send(Ingest { trades }).await, positions) }),
                 Err(reason) => summary
                     .rejected
@@ -186,6 +186,7 @@ impl Scripts {
             }
         };
         self.trades.add(&trades.rows);
+        self.keep_and_announce(&trades.rows).await;
         let (kept, bars) = self.apply_market_data(&mut market).await;
         let kept_rows = kept.iter().filter(|k| **k).count();
         let rejected = trades.rejected + market.rejected;
@@ -245,9 +246,12 @@ impl Scripts {
         let now = now_ms();
         for (symbol, mut rows) in by_symbol {
             rows.sort_by_key(|&i| parsed.rows[i].timestamp);
-            let prepared = self
-                .market_data_interval(&rows.iter().map(|&i| parsed.rows[i].timestamp).collect::<Vec<_>>())
-                .and_then(|iv| Ok((iv, self.symbol_entry(&symbol)?)));
+            let interval =
+                self.market_data_interval(&rows.iter().map(|&i| parsed.rows[i].timestamp).collect::<Vec<_>>());
+            let prepared = match interval {
+                Ok(iv) => self.symbol_entry(&symbol).await.map(|entry| (iv, entry)),
+                Err(e) => Err(e),
+            };
             let (interval, entry) = match prepared {
                 Ok(p) => p,
                 Err(reason) => {

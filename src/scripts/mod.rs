@@ -6,19 +6,22 @@
 //! - [`ingest`]: streamed trades into aggregators, market-data rows into bars, executed trades stored.
 //! - [`store`]: executed trades per symbol and indicator values per bar, bounded.
 //! - [`stats`]: the `scripts` figures of `/api/stats`.
+//! - [`restore`]: what the store kept of script data, put back at start; new data written through.
 
 pub mod csv;
 pub mod ingest;
+mod restore;
 pub mod stats;
 pub mod store;
 /// Timestamp parsing and formatting live with the model, shared with the feeds and the cluster.
 pub use candlecast_actors::model::time;
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use candlecast_actors::market::{Market, SymbolEntry};
 use candlecast_actors::model::Interval;
+use candlecast_actors::persist::Store;
 
 use crate::config::ScriptsConfig;
 use crate::http::admin::KeyRing;
@@ -60,10 +63,15 @@ pub struct Scripts {
     pub trades: TradeStore,
     pub indicators: IndicatorStore,
     pub stats: ScriptStats,
+    /// Where script-created symbols and executed trades outlive the process (the embedded store);
+    /// `None` when the configured store does not keep them.
+    store: Option<Arc<dyn Store>>,
+    max_trades_per_symbol: usize,
 }
 
 impl Scripts {
-    pub fn new(config: &ScriptsConfig, market: Market) -> Scripts {
+    /// `store`: the configured store; script data is kept in it when it can keep it (embedded).
+    pub fn new(config: &ScriptsConfig, market: Market, store: Option<Arc<dyn Store>>) -> Scripts {
         let history = market.settings().history_bars;
         Scripts {
             keys: KeyRing::new(&config.keys),
@@ -77,6 +85,8 @@ impl Scripts {
             trades: TradeStore::new(config.max_trades_per_symbol),
             indicators: IndicatorStore::new(history, config.max_indicator_values),
             stats: ScriptStats::default(),
+            store: store.filter(|s| s.keeps_script_data()),
+            max_trades_per_symbol: config.max_trades_per_symbol,
         }
     }
 
@@ -127,19 +137,24 @@ impl Scripts {
         !self.keys.is_empty()
     }
 
-    /// The symbol's entry, creating it with source `script` while under `max_script_symbols`.
-    pub fn symbol_entry(&self, symbol: &str) -> Result<SymbolEntry, String> {
+    /// The symbol's entry, creating it with source `script` while under `max_script_symbols`. A created
+    /// symbol is recorded in the store before the data that created it is taken, so it is known again
+    /// after a restart.
+    pub async fn symbol_entry(&self, symbol: &str) -> Result<SymbolEntry, String> {
         if let Some(entry) = self.market.get(symbol) {
             return Ok(entry);
         }
-        let mut created = self.created.lock().unwrap_or_else(|e| e.into_inner());
-        if created.len() >= self.max_script_symbols && !created.contains(symbol) {
-            return Err(format!(
-                "unknown symbol {symbol}: scripts may create at most {} symbols ([scripts] max_script_symbols)",
-                self.max_script_symbols
-            ));
+        {
+            let mut created = self.created.lock().unwrap_or_else(|e| e.into_inner());
+            if created.len() >= self.max_script_symbols && !created.contains(symbol) {
+                return Err(format!(
+                    "unknown symbol {symbol}: scripts may create at most {} symbols ([scripts] max_script_symbols)",
+                    self.max_script_symbols
+                ));
+            }
+            created.insert(symbol.to_owned());
         }
-        created.insert(symbol.to_owned());
+        self.remember_symbol(symbol).await;
         Ok(self.market.get_or_create(symbol, "script"))
     }
 }

@@ -6,6 +6,8 @@
 //! - `revisions`: (symbol, interval, revised, open time) → (), an index for `since=` polling; a bar's
 //!   old entry is removed in the same transaction that revises it.
 //!
+//! and the script data tables of [`script_data`](super::script_data).
+//!
 //! redb is synchronous; every call runs on tokio's blocking pool. Each write is one transaction,
 //! committed with redb's default durability (fsync before the commit returns), so a written batch
 //! survives a crash.
@@ -22,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::FutureExt;
 use redb::{Database, TableDefinition};
 
-use super::{keep_newest, Range, Store, StoreError, StoreFuture, StoredBar};
+use super::{keep_newest, script_data, Range, Store, StoreError, StoreFuture, StoredBar, StoredTrade};
 use crate::model::{Bar, Interval, Symbol};
 
 /// (symbol, interval name, open time).
@@ -135,6 +137,7 @@ fn create(file: &Path) -> Result<Database, StoreError> {
     let txn = db.begin_write().map_err(storage)?;
     txn.open_table(BARS).map_err(storage)?;
     txn.open_table(REVISIONS).map_err(storage)?;
+    script_data::create_tables(&txn)?;
     txn.commit().map_err(storage)?;
     Ok(db)
 }
@@ -233,6 +236,27 @@ impl Store for EmbeddedStore {
         self.blocking(move |db| read_revised(db, &symbol, interval, since, limit))
     }
 
+    fn keeps_script_data(&self) -> bool {
+        true
+    }
+
+    fn add_script_symbol(&self, symbol: &str, created: i64) -> StoreFuture<()> {
+        let symbol = symbol.to_owned();
+        self.blocking(move |db| script_data::add_symbol(db, &symbol, created))
+    }
+
+    fn script_symbols(&self) -> StoreFuture<Vec<String>> {
+        self.blocking(script_data::symbols)
+    }
+
+    fn add_executed_trades(&self, trades: Arc<[StoredTrade]>, keep_per_symbol: usize) -> StoreFuture<()> {
+        self.blocking(move |db| script_data::add_trades(db, &trades, keep_per_symbol))
+    }
+
+    fn executed_trades(&self, per_symbol: usize) -> StoreFuture<Vec<StoredTrade>> {
+        self.blocking(move |db| script_data::trades(db, per_symbol))
+    }
+
     /// Waits for calls in progress, then drops the database: the file and its lock are released.
     fn close(&self) -> StoreFuture<()> {
         self.closed.store(true, Ordering::Release);
@@ -309,5 +333,44 @@ mod tests {
         );
         assert_eq!(store.revised_since(&sym, Interval::M1, 0, 100).await.unwrap().len(), 10);
         assert!(store.bars(&"ETHUSDT".into(), range(None, None, 100)).await.unwrap().is_empty());
+    }
+
+    fn trade(symbol: &str, timestamp: i64, strategy: &str) -> StoredTrade {
+        StoredTrade {
+            timestamp,
+            symbol: symbol.into(),
+            side: "BUY".into(),
+            quantity: 1.0,
+            price: 10.0,
+            profit_loss: (timestamp % 2 == 0).then_some(-1.5),
+            strategy: strategy.into(),
+        }
+    }
+
+    #[actix_rt::test]
+    async fn script_symbols_and_trades_survive_reopening_within_their_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = EmbeddedStore::open(dir.path()).unwrap();
+            assert!(store.keeps_script_data());
+            store.add_script_symbol("ZZZ", 2_000).await.unwrap();
+            store.add_script_symbol("AAA", 3_000).await.unwrap();
+            store.add_script_symbol("ZZZ", 9_000).await.unwrap();
+            let first: Vec<StoredTrade> =
+                vec![trade("A", 5, "x"), trade("A", 1, "x"), trade("B", 3, "y"), trade("A", 5, "second")];
+            store.add_executed_trades(first.into(), 3).await.unwrap();
+            store.add_executed_trades(vec![trade("A", 9, "x")].into(), 3).await.unwrap();
+            store.close().await.unwrap();
+        }
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(store.script_symbols().await.unwrap(), ["ZZZ", "AAA"], "by first creation");
+        let all = store.executed_trades(100).await.unwrap();
+        let keys: Vec<(&str, i64, &str)> =
+            all.iter().map(|t| (t.symbol.as_str(), t.timestamp, t.strategy.as_str())).collect();
+        assert_eq!(keys, [("A", 5, "x"), ("A", 5, "second"), ("A", 9, "x"), ("B", 3, "y")], "A's oldest (1) trimmed");
+        assert_eq!(all[3].profit_loss, None);
+        assert_eq!(all[1].profit_loss, None);
+        let newest: Vec<i64> = store.executed_trades(1).await.unwrap().iter().map(|t| t.timestamp).collect();
+        assert_eq!(newest, [9, 3]);
     }
 }

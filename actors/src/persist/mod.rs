@@ -15,6 +15,7 @@
 //! - [`dead_letters`]: bars that will never be written (the store refuses them), kept for a human.
 //! - [`actor`]: the persistence actor: batching, backoff, journal, figures.
 //! - [`history`]: the one history service of REST, WebSocket and backtests.
+//! - [`script_data`]: script-created symbols and executed trades (embedded store only).
 
 pub mod actor;
 pub mod dead_letters;
@@ -27,6 +28,7 @@ pub mod isolate;
 pub mod journal;
 pub mod line_protocol;
 pub mod memory;
+pub mod script_data;
 pub mod settings;
 
 use std::sync::Arc;
@@ -36,6 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Bar, Interval, Symbol};
 
+pub use script_data::StoredTrade;
 pub use settings::{open, InfluxApi, InfluxSettings, Secret, StoreKind, StoreSettings};
 
 /// A closed bar as stored: the bar, the source of its symbol, and when candlecast last revised it.
@@ -85,6 +88,32 @@ pub trait Store: Send + Sync + 'static {
     /// Releases what the store holds (files, locks) once calls in progress end; later calls fail.
     fn close(&self) -> StoreFuture<()> {
         Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Whether the store keeps script data ([`script_data`]): script-created symbols and executed trades.
+    /// Stores that do not answer the calls below with nothing, and that data lives only in memory.
+    fn keeps_script_data(&self) -> bool {
+        false
+    }
+
+    /// Records a symbol a script created (at `created`, wall-clock ms), to create it again at start.
+    fn add_script_symbol(&self, _symbol: &str, _created: i64) -> StoreFuture<()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Script-created symbols, oldest first.
+    fn script_symbols(&self) -> StoreFuture<Vec<String>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+
+    /// Adds executed trades, keeping at most the newest `keep_per_symbol` (by trade time) of each symbol.
+    fn add_executed_trades(&self, _trades: Arc<[StoredTrade]>, _keep_per_symbol: usize) -> StoreFuture<()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Stored executed trades, at most the newest `per_symbol` of each symbol, each symbol's in time order.
+    fn executed_trades(&self, _per_symbol: usize) -> StoreFuture<Vec<StoredTrade>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
     }
 }
 

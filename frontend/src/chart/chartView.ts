@@ -52,6 +52,7 @@ import { ServerIndicator } from './serverIndicators';
 import { BarFeed, FeedView, INITIAL_BARS } from './barFeed';
 import { barsToLoad, captureViewport, isScrolledBack, restoredScrollPosition } from './viewport';
 import { ChartDrawings } from './chartDrawings';
+import { LabelInput, MarkerLabels } from './markerLabels';
 import { nameAttributionLogo } from './attribution';
 import { HealthView, chartHealth } from './chartHealth';
 
@@ -96,6 +97,8 @@ export class ChartView implements FeedView {
    * allocations with eight live charts, and so of its garbage collections.
    */
   private markersApi: ISeriesMarkersPluginApi<Time> | null = null;
+  /** The markers' text, drawn inside the pane (created with the first marker too). */
+  private markerLabels: MarkerLabels | null = null;
   private readonly overlays: Record<'sma' | 'ema', Overlay>;
   private readonly drawings: ChartDrawings;
   private readonly feed: BarFeed;
@@ -243,6 +246,7 @@ export class ChartView implements FeedView {
       markers: this.markers,
       signalMarkers: this.signalMarkers,
       markersApi: this.markersApi,
+      markerLabels: this.markerLabels,
       overlays: this.overlays,
       indicators: this.indicators,
       lastResync: this.feed.lastResync,
@@ -673,7 +677,18 @@ export class ChartView implements FeedView {
     const all = signals.length ? this.markers.concat(signals).sort((a, b) => a.time - b.time) : this.markers;
     if (all.length === 0 && this.markersApi === null) return;
     this.markersApi ??= createSeriesMarkers(this.candles, []);
-    this.markersApi.setMarkers(toSeriesMarkers(all, this.feed.bars));
+    if (!this.markerLabels) {
+      this.markerLabels = new MarkerLabels((t) => this.feed.bars.at(t));
+      this.candles.attachPrimitive(this.markerLabels);
+    }
+    const series = toSeriesMarkers(all, this.feed.bars);
+    const labels: LabelInput[] = [];
+    const shapes = series.map(({ text, ...shape }) => {
+      if (text) labels.push({ time: shape.time as UTCTimestamp, text, above: shape.position === 'aboveBar', color: shape.color ?? '#787b86' });
+      return shape;
+    });
+    this.markersApi.setMarkers(shapes);
+    this.markerLabels.set(labels);
   }
 
   private scheduleQuote(): void {

@@ -93,5 +93,14 @@ export const api = {
   optimizeResults: <R>(id: string) => getJson<JobStatus<R>>(`/api/optimize/results/${job(id)}`),
   optimizeCancel: (id: string) => jobKey.run((h) => call<JobStatus>('POST', `/api/optimize/cancel/${job(id)}`, undefined, h)),
   /** Executed trades scripts reported for a symbol (seed 003's trades CSV), oldest first. */
+  /** Bars of a symbol and interval, ascending: `{"data":[{timestamp,open,high,low,close,volume,...}]}`. */
+  historical: (symbol: string, interval: string, q: { start?: number; end?: number; limit: number }) =>
+    getJson<{ data?: unknown[] }>(
+      `/api/historical/${encodeURIComponent(symbol)}?interval=${interval}&limit=${q.limit}` +
+        (q.start !== undefined ? `&start_time=${q.start}` : '') +
+        (q.end !== undefined ? `&end_time=${q.end}` : ''),
+    ),
+  /** The newest executed trades of every symbol, oldest first. */
+  recentTrades: (limit: number) => getJson<unknown>(`/api/trades?limit=${limit}`),
   executedTrades: (symbol: string, limit = 1000) => getJson<unknown>(`/api/trades?symbol=${encodeURIComponent(symbol)}&limit=${limit}`),
 };

@@ -73,6 +73,24 @@ export interface SignalMessage {
 }
 
 /**
+ * An executed trade a script reported, pushed to every client holding a topic of its symbol
+ * (docs/protocol.md, `trade_marker`); read by `markerFromMessage` in state/markers.ts.
+ */
+export interface TradeMarkerMessage {
+  type: 'trade_marker';
+  symbol: string;
+  data: {
+    timestamp: number;
+    symbol: string;
+    side: 'BUY' | 'SELL';
+    quantity: number;
+    price: number;
+    profit_loss: number | null;
+    strategy: string;
+  };
+}
+
+/**
  * One indicator value: `timestamp`, `closed` and the indicator's output fields
  * (`value`; `macd`/`signal`/`histogram`; `upper`/`middle`/`lower`; `value`/`direction`).
  */

@@ -58,3 +58,24 @@ describe('stats formatting', () => {
     expect(formatUptime(90061)).toBe('1d 1h 1m');
   });
 });
+
+describe('ActivityModel history', () => {
+  it('puts the kept trades under the live ones, once, and counts them', () => {
+    const m = new ActivityModel();
+    m.ingest({ trades_csv: 'timestamp,symbol,side,quantity,price,profit_loss\n2023-01-01T10:05:00Z,AAPL,SELL,1,151,2\n', timestamp: 'live' });
+    const reply = {
+      trades: [
+        { timestamp: 1672567200000, time: '2023-01-01T10:00:00.000Z', symbol: 'AAPL', side: 'BUY', quantity: 1, price: 150, profit_loss: null, strategy: 's' },
+        { timestamp: 1672567500000, time: '2023-01-01T10:05:00.000Z', symbol: 'AAPL', side: 'SELL', quantity: 1, price: 151, profit_loss: 2, strategy: '' },
+        'junk',
+      ],
+    };
+    expect(m.loadHistory(reply)).toBe(1);
+    expect(m.trades.map((t) => [t.side, t.timestamp])).toEqual([
+      ['SELL', '2023-01-01T10:05:00Z'],
+      ['BUY', '2023-01-01T10:00:00.000Z'],
+    ]);
+    expect([m.totalTrades, m.totalPnl, m.lastUpdate]).toEqual([2, 2, 'live']);
+    expect(new ActivityModel().loadHistory({ error: 'x' })).toBe(0);
+  });
+});

@@ -123,6 +123,27 @@ export class ActivityModel {
   totalPnl = 0;
   lastUpdate: string | null = null;
 
+  /**
+   * Adds the executed trades the server kept (`GET /api/trades`, oldest first: `timestamp` in ms, `time`
+   * in ISO 8601) below the rows already shown, which are newer: the panel's history after a reload.
+   * A trade already shown (the live feed was quicker than the request) is not added twice.
+   */
+  loadHistory(reply: unknown): number {
+    const raw = typeof reply === 'object' && reply !== null ? (reply as { trades?: unknown }).trades : undefined;
+    if (!Array.isArray(raw)) return 0;
+    const key = (t: TradeRecord) => `${t.symbol}|${t.side}|${t.quantity}|${t.price}|${Date.parse(t.timestamp)}`;
+    const shown = new Set(this.trades.map(key));
+    const older = raw
+      .filter((r): r is Record<string, unknown> => typeof r === 'object' && r !== null)
+      .map((r) => toTrade({ ...r, timestamp: typeof r.time === 'string' ? r.time : r.timestamp }))
+      .filter((t) => !shown.has(key(t)));
+    this.trades = this.trades.concat(older.reverse()).slice(0, MAX_ROWS);
+    this.totalTrades += older.length;
+    this.totalPnl += older.reduce((s, t) => s + t.profit_loss, 0);
+    if (this.lastUpdate === null && older.length > 0) this.lastUpdate = older[0].timestamp;
+    return older.length;
+  }
+
   /** Adds one update; returns how many trade and market rows it carried. */
   ingest(update: TradingUpdate, now: Date = new Date()): { trades: number; marketData: number } {
     const trades = [

@@ -2,9 +2,14 @@
  * "Script activity" (seed 003): what external scripts sent — a live trades
  * table, a market data table, totals and the last update time. Fed by
  * `trading_update` events from the server's Socket.IO endpoint
- * (net/scriptFeed.ts), which calls `ingest`.
+ * (net/scriptFeed.ts), which calls `ingest`; the executed trades the server
+ * kept (`GET /api/trades`, which survive restarts) are loaded when the page opens.
  */
+
+/** Executed trades loaded when the page opens. */
+export const HISTORY_TRADES = 200;
 import { h } from '../dom';
+import { api } from '../net/api';
 import type { ScriptFeedState } from '../net/scriptFeed';
 import { ActivityModel, TradingUpdate } from './activityModel';
 
@@ -66,6 +71,15 @@ export class ActivityPanel {
   setFeedState(state: ScriptFeedState, detail?: string): void {
     this.feedState.dataset.state = state;
     this.feedState.textContent = { connecting: 'Connecting…', live: 'Live.', refused: `Not connected: ${detail ?? 'refused by the server'}.` }[state];
+  }
+
+  /** Loads the executed trades the server kept; a failed request leaves the live rows as they are. */
+  async loadHistory(): Promise<void> {
+    try {
+      if (this.model.loadHistory(await api.recentTrades(HISTORY_TRADES)) > 0) this.render();
+    } catch {
+      // An older server without /api/trades, or offline: the panel fills from the live feed.
+    }
   }
 
   ingest(update: TradingUpdate): { trades: number; marketData: number } {

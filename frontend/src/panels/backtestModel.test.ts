@@ -137,3 +137,24 @@ describe('resultLimitsNote', () => {
     expect(note).toContain('newest bars');
   });
 });
+
+describe('backtest date range and starting capital', () => {
+  it('are sent as start_time, end_time (ms) and config.initial_capital', () => {
+    const start = '2026-01-02T03:04';
+    const end = '2026-01-05T00:00';
+    const r = buildBacktestRequest(form({ start, end, capital: '2500' }), catalog);
+    expect(r.errors).toEqual({});
+    expect(r.body?.start_time).toBe(new Date(start).getTime());
+    expect(r.body?.end_time).toBe(new Date(end).getTime());
+    expect(r.body?.config.initial_capital).toBe(2500);
+  });
+
+  it('are left out when empty, and refused when wrong', () => {
+    const r = buildBacktestRequest(form({ start: '', end: '', capital: '' }), catalog);
+    expect(r.body && ('start_time' in r.body || 'end_time' in r.body || 'initial_capital' in r.body.config)).toBe(false);
+    const bad = buildBacktestRequest(form({ start: '2026-01-05T00:00', end: '2026-01-02T00:00', capital: '-5' }), catalog);
+    expect(bad.body).toBeNull();
+    expect(Object.keys(bad.errors).sort()).toEqual(['end_time', 'initial_capital']);
+    expect(buildBacktestRequest(form({ capital: '1e13' }), catalog).errors.initial_capital).toMatch(/at most/);
+  });
+});

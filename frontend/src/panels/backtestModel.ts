@@ -20,6 +20,11 @@ export interface BacktestFormValues {
   slippageBps: string;
   fill: string;
   allowShort: boolean;
+  /** `datetime-local` values (the browser's time zone); empty: from the oldest / up to the newest bar. */
+  start?: string;
+  end?: string;
+  /** Starting capital; empty: the server's default (10,000). */
+  capital?: string;
 }
 
 export interface BacktestRequestBody {
@@ -27,7 +32,40 @@ export interface BacktestRequestBody {
   params: Record<string, number>;
   symbol: string;
   interval: Interval;
-  config: { fill: FillModel; fee_bps: number; slippage_bps: number; allow_short: boolean };
+  start_time?: number;
+  end_time?: number;
+  config: { fill: FillModel; fee_bps: number; slippage_bps: number; allow_short: boolean; initial_capital?: number };
+}
+
+/** The largest starting capital the form sends: beyond it equity figures lose their cents. */
+export const MAX_CAPITAL = 1e12;
+
+/** A `datetime-local` value as UTC ms (read in the browser's zone); undefined when empty. */
+function dateField(text: string | undefined, name: string, errors: Record<string, string>): number | undefined {
+  const t = (text ?? '').trim();
+  if (t === '') return undefined;
+  const ms = new Date(t).getTime();
+  if (!Number.isFinite(ms) || ms < 0) {
+    errors[name] = `${name} is not a date`;
+    return undefined;
+  }
+  return ms;
+}
+
+/** The optional date range and capital of a backtest form, checked; `errors` gets what is wrong. */
+export function rangeAndCapital(v: Pick<BacktestFormValues, 'start' | 'end' | 'capital'>, errors: Record<string, string>) {
+  const start_time = dateField(v.start, 'start_time', errors);
+  const end_time = dateField(v.end, 'end_time', errors);
+  if (start_time !== undefined && end_time !== undefined && start_time >= end_time) errors.end_time = 'the end must be after the start';
+  const c = (v.capital ?? '').trim();
+  let initial_capital: number | undefined;
+  if (c !== '') {
+    initial_capital = Number(c);
+    if (!Number.isFinite(initial_capital) || initial_capital <= 0 || initial_capital > MAX_CAPITAL) {
+      errors.initial_capital = `starting capital must be above 0 and at most ${MAX_CAPITAL.toExponential()}`;
+    }
+  }
+  return { start_time, end_time, initial_capital };
 }
 
 export interface Built<T> {
@@ -63,17 +101,14 @@ export function buildBacktestRequest(v: BacktestFormValues, catalog: readonly St
   const fee = bps(v.feeBps, 'fee_bps', errors);
   const slip = bps(v.slippageBps, 'slippage_bps', errors);
   if (v.fill !== 'next_open' && v.fill !== 'close') errors.fill = 'fill must be next_open or close';
+  const { start_time, end_time, initial_capital } = rangeAndCapital(v, errors);
   if (Object.keys(errors).length || !strategy || !checked) return { body: null, errors };
-  return {
-    body: {
-      strategy: strategy.name,
-      params: checked.params,
-      symbol,
-      interval,
-      config: { fill: v.fill as FillModel, fee_bps: fee, slippage_bps: slip, allow_short: v.allowShort },
-    },
-    errors,
-  };
+  const config: BacktestRequestBody['config'] = { fill: v.fill as FillModel, fee_bps: fee, slippage_bps: slip, allow_short: v.allowShort };
+  if (initial_capital !== undefined) config.initial_capital = initial_capital;
+  const body: BacktestRequestBody = { strategy: strategy.name, params: checked.params, symbol, interval, config };
+  if (start_time !== undefined) body.start_time = start_time;
+  if (end_time !== undefined) body.end_time = end_time;
+  return { body, errors };
 }
 
 // ---- results -----------------------------------------------------------------

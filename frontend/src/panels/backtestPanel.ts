@@ -22,6 +22,7 @@ import { SYMBOL_DATALIST_ID } from '../state/symbols';
 import type { ThemeState } from '../theme';
 import { ParamFields } from '../ui/paramFields';
 import {
+  BacktestRequestBody,
   BacktestResult,
   METRIC_ROWS,
   Metrics,
@@ -33,7 +34,9 @@ import {
   metricDirection,
   progressPercent,
   resultLimitsNote,
+  TradeRecord,
 } from './backtestModel';
+import { BacktestPriceChart } from './backtestPriceChart';
 import { EquityChart } from './equityChart';
 
 /** How often a running job is polled, and for how long at most. */
@@ -81,6 +84,12 @@ export class BacktestPanel {
     h('option', { value: 'close' }, 'signal bar close (optimistic)'),
   );
   private readonly allowShort = h('input', { type: 'checkbox', 'data-testid': 'bt-short' });
+  // The tested range (in the browser's time zone; empty: every bar the server holds, within the budget).
+  private readonly start = h('input', { type: 'datetime-local', 'data-testid': 'bt-start', 'aria-label': 'From' });
+  private readonly end = h('input', { type: 'datetime-local', 'data-testid': 'bt-end', 'aria-label': 'To' });
+  private readonly capital = h('input', { type: 'number', 'data-testid': 'bt-capital', min: 0, step: 'any', value: '10000', 'aria-label': 'Starting capital' });
+  private readonly priceHost = h('div', { class: 'equity-host', 'data-testid': 'bt-price' });
+  private price: BacktestPriceChart | null = null;
   private readonly error = h('p', { class: 'form-error', 'data-testid': 'bt-error', role: 'alert' });
   private readonly limitsNote = h('p', { class: 'form-note', 'data-testid': 'bt-limits' });
   private readonly setupErrors = new Map<string, HTMLElement>();
@@ -153,6 +162,13 @@ export class BacktestPanel {
         field('Fill', this.fill, 'fill'),
         h('label', { class: 'form-check' }, this.allowShort, ' Allow short'),
       ),
+      h(
+        'div',
+        { class: 'form-row' },
+        field('From', this.start, 'start_time'),
+        field('To', this.end, 'end_time'),
+        field('Starting capital', this.capital, 'initial_capital'),
+      ),
     );
 
     const btTab = h(
@@ -167,9 +183,12 @@ export class BacktestPanel {
       this.summary,
       this.limitsNote,
       this.metricsGrid,
+      h('h3', {}, 'Trades on the price'),
+      this.priceHost,
       h('h3', {}, 'Equity'),
       this.equityHost,
       h('h3', {}, 'Trades'),
+      h('p', { class: 'muted panel-note' }, 'Click a trade to see it on the price chart.'),
       h(
         'div',
         { class: 'table-wrap' },
@@ -223,6 +242,7 @@ export class BacktestPanel {
   async setVisible(visible: boolean): Promise<void> {
     if (!visible) return;
     if (!this.equity) this.equity = new EquityChart(this.equityHost, this.theme);
+    if (!this.price) this.price = new BacktestPriceChart(this.priceHost, this.theme);
     if (this.catalog.length) return;
     try {
       this.catalog = await this.catalogStore.strategies();
@@ -237,9 +257,19 @@ export class BacktestPanel {
   debugInfo() {
     return {
       strategies: this.catalog.map((s) => s.name),
-      result: this.lastResult ? { metrics: this.lastResult.metrics, equityPoints: this.equity?.pointCount ?? 0, trades: this.lastResult.trades.length } : null,
+      result: this.lastResult
+        ? {
+            metrics: this.lastResult.metrics,
+            equityPoints: this.equity?.pointCount ?? 0,
+            trades: this.lastResult.trades.length,
+            equityFrom: this.lastResult.equity[0]?.time ?? null,
+            equityTo: this.lastResult.equity[this.lastResult.equity.length - 1]?.time ?? null,
+            tradeTimes: this.lastResult.trades.map((t) => [t.entry_time, t.exit_time]),
+          }
+        : null,
       error: this.error.textContent,
       optimizeJob: this.optJob,
+      price: this.price ? { ...this.price.info, visibleRange: this.price.visibleRange() } : null,
     };
   }
 
@@ -286,6 +316,9 @@ export class BacktestPanel {
       slippageBps: this.slippage.value,
       fill: this.fill.value,
       allowShort: this.allowShort.checked,
+      start: this.start.value,
+      end: this.end.value,
+      capital: this.capital.value,
     };
   }
 
@@ -316,7 +349,7 @@ export class BacktestPanel {
         this.runStatus.textContent = '';
         return;
       }
-      this.showResult(done.result);
+      this.showResult(done.result, built.body);
       this.runStatus.textContent = `Done (${job_id}).`;
     } catch (err) {
       // The server's own words: a 400 names the bad parameter or constraint.
@@ -340,7 +373,7 @@ export class BacktestPanel {
     }
   }
 
-  private showResult(r: BacktestResult): void {
+  private showResult(r: BacktestResult, request: BacktestRequestBody): void {
     this.lastResult = r;
     this.results.hidden = false;
     const m = r.metrics;
@@ -359,6 +392,7 @@ export class BacktestPanel {
       }),
     );
     this.equity?.show(r.equity, r.trades);
+    void this.price?.show(r.symbol ?? request.symbol, r.interval ?? request.interval, { start: request.start_time, end: request.end_time }, r.trades);
     this.limitsNote.textContent = resultLimitsNote(r);
     const rows = r.trades.slice(-MAX_TRADE_ROWS);
     const offset = r.trades.length - rows.length;
@@ -368,7 +402,13 @@ export class BacktestPanel {
         ? rows.map((t, i) =>
             h(
               'tr',
-              { 'data-side': t.side === 'long' ? 'buy' : 'sell' },
+              {
+                'data-side': t.side === 'long' ? 'buy' : 'sell',
+                'data-trade': String(offset + i),
+                class: 'clickable',
+                tabindex: 0,
+                title: 'Show on the price chart',
+              },
               h('td', {}, String(offset + i + 1)),
               h('td', { 'data-col': 'side' }, t.side),
               h('td', {}, time(t.entry_time)),
@@ -381,6 +421,22 @@ export class BacktestPanel {
           )
         : [h('tr', {}, h('td', { class: 'empty', colspan: 8 }, 'No closed trades.'))]),
     );
+    for (const row of this.tradesBody.querySelectorAll<HTMLElement>('tr[data-trade]')) {
+      const index = Number(row.dataset.trade);
+      const trade = r.trades[index];
+      row.addEventListener('click', () => this.focusTrade(trade, index, row));
+      row.addEventListener('keydown', (e) => {
+        if (e.key === 'Enter' || e.key === ' ') this.focusTrade(trade, index, row);
+      });
+    }
+  }
+
+  /** Scrolls the price chart to a trade and marks its row. */
+  private focusTrade(t: TradeRecord, index: number, row: HTMLElement): void {
+    for (const r of this.tradesBody.querySelectorAll('tr[aria-selected]')) r.removeAttribute('aria-selected');
+    row.setAttribute('aria-selected', 'true');
+    this.price?.focus(t, index);
+    this.priceHost.scrollIntoView({ block: 'nearest' });
   }
 
   // ---- optimize --------------------------------------------------------------

@@ -36,7 +36,7 @@ function binaryPath() {
  * Starts the server on `port` (0 = a free one) and resolves once it prints
  * its listening line. Returns { url, port, stop(), output() }.
  */
-export async function startServer({ port = 0, env = {} } = {}) {
+export async function startServer({ port = 0, env = {}, dataDir: keptDir } = {}) {
   const bin = binaryPath();
   if (!existsSync(bin)) throw new Error(`candlecast binary not found at ${bin}: run \`cargo build --bin candlecast\` or set CANDLECAST_BIN`);
   const index = path.join(DIST_DIR, 'index.html');
@@ -48,7 +48,8 @@ export async function startServer({ port = 0, env = {} } = {}) {
     throw new Error(`${DIST_DIR} is older than frontend/src: run \`cd frontend && npm run build:test\``);
   }
   // Each server keeps its stored history in a directory of its own (test files run side by side).
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'candlecast-browser-'));
+  // A `dataDir` the caller passes outlives the server (a restart test starts a second one on it).
+  const dataDir = keptDir ?? mkdtempSync(path.join(os.tmpdir(), 'candlecast-browser-'));
   const child = spawn(bin, [], {
     cwd: REPO_ROOT,
     env: {
@@ -102,14 +103,15 @@ export async function startServer({ port = 0, env = {} } = {}) {
     /** The server's process id (tests pause it with SIGSTOP to make its streams go silent). */
     pid: child.pid,
     output: () => log,
-    async stop() {
+    /** SIGTERM, then SIGKILL after `graceMs` (a restart test lets the store flush). */
+    async stop({ graceMs = 5000 } = {}) {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
-        const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+        const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
         await exited;
         clearTimeout(t);
       }
-      rmSync(dataDir, { recursive: true, force: true });
+      if (!keptDir) rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }
