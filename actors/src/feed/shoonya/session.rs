@@ -37,8 +37,8 @@ pub fn is_session_error(emsg: &str) -> bool {
 #[derive(Default)]
 struct SessionState {
     token: Option<Arc<str>>,
-    /// The configured `session_token` was refused: do not use it again.
-    configured_refused: bool,
+    /// Why the configured `session_token` was refused: it is not used again.
+    configured_refused: Option<String>,
 }
 
 /// See the module documentation. One per process (per `[feed.shoonya]`), shared by its feeds.
@@ -93,10 +93,16 @@ impl Shared {
         if let Some(token) = &state.token {
             return Ok(token.clone());
         }
-        if !self.settings.session_token.is_empty() && !state.configured_refused {
-            let token: Arc<str> = Arc::from(self.settings.session_token.as_str());
-            state.token = Some(token.clone());
-            return Ok(token);
+        if !self.settings.session_token.is_empty() {
+            match &state.configured_refused {
+                None => {
+                    let token: Arc<str> = Arc::from(self.settings.session_token.as_str());
+                    state.token = Some(token.clone());
+                    return Ok(token);
+                }
+                Some(why) if !self.settings.can_login() => return Err(no_login(why)),
+                Some(_) => {}
+            }
         }
         let token: Arc<str> = Arc::from(self.login().await?);
         state.token = Some(token.clone());
@@ -109,18 +115,15 @@ impl Shared {
         if state.token.as_deref() == Some(token) {
             state.token = None;
         }
-        if token == self.settings.session_token {
-            state.configured_refused = true;
-        }
         let reason = self.redact(reason, Some(token));
+        if token == self.settings.session_token {
+            state.configured_refused = Some(reason.clone());
+        }
         if self.settings.can_login() {
             tracing::warn!(reason, "Shoonya session no longer valid; logging in again");
             FeedError::Disconnected(format!("Shoonya session invalid ({reason}); logging in again"))
         } else {
-            FeedError::Refused(format!(
-                "Shoonya session invalid ({reason}) and no password, TOTP secret and API secret are configured \
-                 to log in again: set a fresh feed.shoonya.session_token or the credentials"
-            ))
+            no_login(&reason)
         }
     }
 
@@ -196,6 +199,13 @@ impl Shared {
         masters.insert(exchange.to_owned(), master.clone());
         Ok(master)
     }
+}
+
+fn no_login(reason: &str) -> FeedError {
+    FeedError::Refused(format!(
+        "Shoonya session invalid ({reason}) and no uid, password, totp_secret, vendor_code and api_secret are \
+         configured to log in again: set a fresh feed.shoonya.session_token or the credentials"
+    ))
 }
 
 /// Lower-case hex SHA-256, as QuickAuth wants the password and the app key.
