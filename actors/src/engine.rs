@@ -59,7 +59,7 @@ pub enum EngineError {
     FeedExists { venue: &'static str, symbol: String },
     #[error("cannot start the {venue} feed: {error}")]
     Connector { venue: &'static str, error: FeedError },
-    #[error("invalid symbol {0:?}: use 1 to 40 characters A-Z, 0-9, '-', '_', '.' or ':' (EXCHANGE:SYMBOL)")]
+    #[error("invalid symbol {0:?}: use 1 to 32 characters A-Z, 0-9, '-', '_', '.' or ':' (EXCHANGE:SYMBOL)")]
     InvalidSymbol(String),
     #[error("store: {0}")]
     Store(#[from] StoreError),
@@ -67,10 +67,11 @@ pub enum EngineError {
     Journal(#[from] JournalError),
 }
 
-/// Whether a symbol name is acceptable (also for symbols that scripts create). `:` and up to 40
-/// characters: Indian venues name instruments `EXCHANGE:TRADINGSYMBOL` (`NFO:BANKNIFTY28DEC23C47000`).
+/// Whether a symbol name is acceptable (also for symbols that scripts create). `:` and up to 32
+/// characters, as the dashboard accepts: Indian venues name instruments `EXCHANGE:TRADINGSYMBOL`
+/// (`NFO:BANKNIFTY28DEC23C47000`).
 pub fn valid_symbol(s: &str) -> bool {
-    (1..=40).contains(&s.len())
+    (1..=32).contains(&s.len())
         && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b"-_.:".contains(&b))
 }
 
@@ -246,4 +247,19 @@ pub fn start_feed<C: Connector + Send>(
         FeedActor::new(connector, sink, upsert, Some(backfill), feed_status)
     });
     FeedHandle { source, symbol: entry.symbol, status, stop: actor.recipient() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_symbol;
+
+    #[test]
+    fn symbol_names_take_an_exchange_prefix() {
+        for ok in ["BTCUSDT", "NSE:INFY-EQ", "NFO:BANKNIFTY28DEC23C47000", "BRK.B", &"A".repeat(32)] {
+            assert!(valid_symbol(ok), "{ok}");
+        }
+        for bad in ["", "nse:infy-eq", "NSE:M&M-EQ", "A B", "NSE/INFY", &"A".repeat(33)] {
+            assert!(!valid_symbol(bad), "{bad}");
+        }
+    }
 }
