@@ -405,7 +405,7 @@ mod tests {
         assert_eq!(format!("{:?}", c.feed.shoonya), format!("{d:?}"));
         assert_eq!(c.feed.shoonya.ws_url, "wss://api.shoonya.com/NorenWSTP/");
         let source = ("feed.source", toml::Value::String("shoonya".into()));
-        let err = Config::load_with(None, &[source.clone()]).unwrap_err().to_string();
+        let err = Config::load_with(None, std::slice::from_ref(&source)).unwrap_err().to_string();
         assert!(err.contains("session_token"), "{err}");
         let secrets = [
             source,

@@ -72,7 +72,7 @@ pub fn parse_ws(text: &str) -> Result<WsMessage, FeedError> {
 fn touchline(m: &Map<String, Value>) -> Result<Touchline, FeedError> {
     let token = text_field(m, "tk").filter(|t| !t.is_empty()).ok_or_else(|| malformed("touchline without tk", ""))?;
     let feed_time = match number(m, "ft")? {
-        Some(t) if t >= 0.0 && t < 1e11 => Some(t as i64),
+        Some(t) if (0.0..1e11).contains(&t) => Some(t as i64),
         Some(t) => return Err(malformed("ft", &t.to_string())),
         None => None,
     };
@@ -299,7 +299,7 @@ mod tests {
         let mut rule = TradeRule::default();
         let snap = tl(r#"{"t":"tk","e":"NSE","tk":"1594","lp":"1500","v":"1000","ft":"1765000000"}"#);
         assert_eq!(rule.snapshot(&snap), 0.0, "the first snapshot misses nothing");
-        let mut up = |rule: &mut TradeRule, msg: &str| rule.update(&tl(msg), &sym, 42);
+        let up = |rule: &mut TradeRule, msg: &str| rule.update(&tl(msg), &sym, 42);
         assert_eq!(up(&mut rule, r#"{"t":"tf","tk":"1594","lp":"1501"}"#), None, "a price change alone");
         let t = up(&mut rule, r#"{"t":"tf","tk":"1594","v":"1010","ft":"1765000005"}"#).unwrap();
         assert_eq!((t.price, t.qty, t.exchange_ts, t.received_ts, t.id), (1501.0, 10.0, 1_765_000_005_000, 42, 1));
