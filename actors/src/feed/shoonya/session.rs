@@ -47,19 +47,11 @@ pub struct Shared {
     session: Mutex<SessionState>,
     masters: Mutex<HashMap<String, Arc<Master>>>,
     http: OnceLock<Result<reqwest::Client, String>>,
-    /// Logins made, for the tests and the logs.
-    pub logins: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
     pub fn new(settings: ShoonyaSettings) -> Arc<Shared> {
-        Arc::new(Shared {
-            settings,
-            session: Mutex::default(),
-            masters: Mutex::default(),
-            http: OnceLock::new(),
-            logins: Default::default(),
-        })
+        Arc::new(Shared { settings, session: Mutex::default(), masters: Mutex::default(), http: OnceLock::new() })
     }
 
     /// Built on first use: a process whose feeds are not Shoonya's never builds it.
@@ -148,7 +140,6 @@ impl Shared {
             "imei": s.imei,
             "source": "API",
         });
-        self.logins.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let reply = self.post("QuickAuth", &data, None).await?;
         match reply {
             Value::Object(m) if m.get("stat").and_then(Value::as_str) == Some("Ok") => {
