@@ -264,6 +264,19 @@ impl Config {
                 self.feed.source != "replay" || !self.feed.replay.path.is_empty(),
                 "feed.replay.path must name a CSV file when feed.source = \"replay\"",
             ),
+            (
+                self.feed.shoonya.timeout_ms >= 1
+                    && self.feed.shoonya.heartbeat_secs >= 1
+                    && self.feed.shoonya.max_master_bytes >= 1,
+                "feed.shoonya.timeout_ms, feed.shoonya.heartbeat_secs and feed.shoonya.max_master_bytes must be at least 1",
+            ),
+            (
+                self.feed.source != "shoonya"
+                    || !self.feed.shoonya.session_token.is_empty()
+                    || self.feed.shoonya.can_login(),
+                "feed.source = \"shoonya\" needs feed.shoonya.session_token, or uid, password, totp_secret, \
+                 vendor_code and api_secret (secrets preferably from CANDLECAST__FEED__SHOONYA__...)",
+            ),
         ];
         if let Some((_, msg)) = checks.iter().find(|(ok, _)| !ok) {
             return Err(ConfigError((*msg).to_owned()));
@@ -400,6 +413,32 @@ mod tests {
         assert!(!format!("{c:?}").contains("hunter2-secret"), "the password stays out of Debug output");
         let err = Config::load_with(None, &[("feed.iqfeed.lookup_prt", toml::Value::Integer(1))]).unwrap_err();
         assert!(err.to_string().contains("lookup_prt"), "{err}");
+    }
+
+    /// `[feed.shoonya]` in config/default.toml is what the code defaults to; secrets never show in `{:?}`;
+    /// the source needs a session token or credentials.
+    #[test]
+    fn shoonya_section_matches_the_code_defaults_and_hides_secrets() {
+        let c = Config::load_with(None, &[]).unwrap();
+        let d = candlecast_actors::feed::shoonya::ShoonyaSettings::default();
+        assert_eq!(format!("{:?}", c.feed.shoonya), format!("{d:?}"));
+        assert_eq!(c.feed.shoonya.ws_url, "wss://api.shoonya.com/NorenWSTP/");
+        let source = ("feed.source", toml::Value::String("shoonya".into()));
+        let err = Config::load_with(None, std::slice::from_ref(&source)).unwrap_err().to_string();
+        assert!(err.contains("session_token"), "{err}");
+        let secrets = [
+            source,
+            ("feed.shoonya.session_token", toml::Value::String("tok-9f8e7d6c".into())),
+            ("feed.shoonya.password", toml::Value::String("hunter2-secret".into())),
+            ("feed.shoonya.api_secret", toml::Value::String("api-secret-1234".into())),
+        ];
+        let c = Config::load_with(None, &secrets).unwrap();
+        let shown = format!("{c:?}");
+        for secret in ["tok-9f8e7d6c", "hunter2-secret", "api-secret-1234"] {
+            assert!(!shown.contains(secret), "{secret} stays out of Debug output");
+        }
+        let err = Config::load_with(None, &[("feed.shoonya.api_ulr", toml::Value::Integer(1))]).unwrap_err();
+        assert!(err.to_string().contains("api_ulr"), "{err}");
     }
 
     #[test]

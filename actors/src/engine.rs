@@ -12,6 +12,7 @@ use crate::feed::binance::combined::CombinedStreams;
 use crate::feed::binance::{BinanceConnector, BinanceSettings};
 use crate::feed::iqfeed::{IqFeedConnector, IqFeedSettings};
 use crate::feed::replay::{ReplayConnector, ReplaySettings};
+use crate::feed::shoonya::{session::Shared as ShoonyaShared, ShoonyaConnector, ShoonyaSettings};
 use crate::feed::simulated::{SimulatedConnector, SimulatedSettings};
 use crate::feed::{Connector, FeedActor, FeedError, FeedStatus};
 use crate::hub::{Hub, HubSettings};
@@ -25,12 +26,13 @@ use crate::persist::{Store, StoreError, StoreSettings};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeedSettings {
-    /// `simulated` (default), `binance`, `iqfeed`, `replay` or `none` (symbols only from scripts).
+    /// `simulated` (default), `binance`, `iqfeed`, `shoonya`, `replay` or `none` (symbols only from scripts).
     pub source: String,
     pub symbols: Vec<String>,
     pub simulated: SimulatedSettings,
     pub binance: BinanceSettings,
     pub iqfeed: IqFeedSettings,
+    pub shoonya: ShoonyaSettings,
     pub replay: ReplaySettings,
 }
 
@@ -42,6 +44,7 @@ impl Default for FeedSettings {
             simulated: SimulatedSettings::default(),
             binance: BinanceSettings::default(),
             iqfeed: IqFeedSettings::default(),
+            shoonya: ShoonyaSettings::default(),
             replay: ReplaySettings::default(),
         }
     }
@@ -50,13 +53,13 @@ impl Default for FeedSettings {
 /// A configuration the engine cannot start with.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("unknown feed source {0:?}: expected \"simulated\", \"binance\", \"iqfeed\", \"replay\" or \"none\"")]
+    #[error("unknown feed source {0:?}: expected \"simulated\", \"binance\", \"iqfeed\", \"shoonya\", \"replay\" or \"none\"")]
     UnknownSource(String),
     #[error("{symbol} already has a feed (from {venue})")]
     FeedExists { venue: &'static str, symbol: String },
     #[error("cannot start the {venue} feed: {error}")]
     Connector { venue: &'static str, error: FeedError },
-    #[error("invalid symbol {0:?}: use 1 to 20 characters A-Z, 0-9, '-', '_' or '.'")]
+    #[error("invalid symbol {0:?}: use 1 to 32 characters A-Z, 0-9, '-', '_', '.' or ':' (EXCHANGE:SYMBOL)")]
     InvalidSymbol(String),
     #[error("store: {0}")]
     Store(#[from] StoreError),
@@ -65,21 +68,22 @@ pub enum EngineError {
 }
 
 /// Whether a symbol name is acceptable (also for symbols that scripts create): `BTCUSDT`, or an
-/// exchange's instrument written `EXCHANGE:NAME` as brokers name them (`NSE:INFY`, `NSE:M&M`,
-/// `NFO:NIFTY24JAN21000CE`): `NSE:RELIANCE` and `BSE:RELIANCE` are different symbols.
+/// exchange's instrument written `EXCHANGE:NAME` as brokers name them (`NSE:INFY`, `NSE:M&M-EQ`,
+/// `NFO:BANKNIFTY28DEC23C47000`): `NSE:RELIANCE` and `BSE:RELIANCE` are different symbols. At most 32
+/// characters, as the dashboard accepts.
 pub fn valid_symbol(s: &str) -> bool {
     let name_ok = |n: &str| {
-        (1..=24).contains(&n.len())
-            && n.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b"-_.&".contains(&b))
+        !n.is_empty() && n.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b"-_.&".contains(&b))
     };
-    match s.split_once(':') {
-        None => (1..=20).contains(&s.len()) && name_ok(s),
-        Some((exchange, name)) => {
-            (1..=8).contains(&exchange.len())
-                && exchange.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-                && name_ok(name)
+    (1..=32).contains(&s.len())
+        && match s.split_once(':') {
+            None => name_ok(s),
+            Some((exchange, name)) => {
+                (1..=8).contains(&exchange.len())
+                    && exchange.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+                    && name_ok(name)
+            }
         }
-    }
 }
 
 /// A running feed, for the API.
@@ -102,12 +106,23 @@ pub struct Feeds {
     history: History,
     /// Binance connections shared by symbols, when `feed.binance.combined` is on.
     binance_combined: Option<CombinedStreams>,
+    /// The Shoonya session and symbol masters every Shoonya feed shares (one login per process).
+    shoonya: Arc<ShoonyaShared>,
 }
 
 impl Feeds {
     fn new(market: Market, arbiter: ArbiterHandle, settings: FeedSettings, history: History) -> Feeds {
         let binance_combined = settings.binance.combined.then(|| CombinedStreams::start(&settings.binance, &arbiter));
-        Feeds { running: Arc::default(), market, arbiter, settings: Arc::new(settings), history, binance_combined }
+        let shoonya = ShoonyaShared::new(settings.shoonya.clone());
+        Feeds {
+            running: Arc::default(),
+            market,
+            arbiter,
+            settings: Arc::new(settings),
+            history,
+            binance_combined,
+            shoonya,
+        }
     }
 
     /// Every running feed, in the order they were started.
@@ -123,7 +138,7 @@ impl Feeds {
         self.len() == 0
     }
 
-    /// Starts a feed for `symbol` from `source` (`simulated`, `binance`, `iqfeed` or `replay`).
+    /// Starts a feed for `symbol` from `source` (`simulated`, `binance`, `iqfeed`, `shoonya` or `replay`).
     pub fn add(&self, source: &str, symbol: &str) -> Result<FeedHandle, EngineError> {
         if !valid_symbol(symbol) {
             return Err(EngineError::InvalidSymbol(symbol.to_owned()));
@@ -143,6 +158,11 @@ impl Feeds {
                 start_feed(market, c, arbiter, h)
             }
             "iqfeed" => start_feed(market, IqFeedConnector::new(sym, &s.iqfeed), arbiter, h),
+            "shoonya" => {
+                let c = ShoonyaConnector::new(sym, self.shoonya.clone())
+                    .map_err(|error| EngineError::Connector { venue: "shoonya", error })?;
+                start_feed(market, c, arbiter, h)
+            }
             "replay" => start_feed(market, ReplayConnector::new(sym, &s.replay), arbiter, h),
             other => return Err(EngineError::UnknownSource(other.to_owned())),
         };
@@ -204,7 +224,7 @@ impl Engine {
         let feeds = Feeds::new(market.clone(), market_arbiter, feed.clone(), history.clone());
         match feed.source.as_str() {
             "none" => {}
-            "simulated" | "binance" | "iqfeed" | "replay" => {
+            "simulated" | "binance" | "iqfeed" | "shoonya" | "replay" => {
                 for symbol in &feed.symbols {
                     feeds.add(&feed.source, symbol)?;
                 }
@@ -247,12 +267,27 @@ mod symbol_tests {
 
     #[test]
     fn plain_and_exchange_symbols() {
-        for ok in ["BTCUSDT", "BRK.B", "NSE:INFY", "NSE:M&M", "NFO:NIFTY24JAN21000CE", "MCX:CRUDEOIL24JANFUT"] {
+        let long = "A".repeat(32);
+        for ok in
+            ["BTCUSDT", "BRK.B", "NSE:INFY", "NSE:M&M-EQ", "NFO:BANKNIFTY28DEC23C47000", "MCX:CRUDEOIL24JANFUT", &long]
+        {
             assert!(valid_symbol(ok), "{ok}");
         }
-        for bad in ["", "btcusdt", "NSE:", ":INFY", "NSE:INFY:X", "nse:INFY", "TOOLONGEXCH:INFY", "A B", "NSE|INFY"] {
+        let too_long = "A".repeat(33);
+        for bad in [
+            "",
+            "btcusdt",
+            "NSE:",
+            ":INFY",
+            "NSE:INFY:X",
+            "nse:INFY",
+            "TOOLONGEXCH:INFY",
+            "A B",
+            "NSE|INFY",
+            "NSE/INFY",
+            &too_long,
+        ] {
             assert!(!valid_symbol(bad), "{bad}");
         }
-        assert!(!valid_symbol(&"X".repeat(21)), "plain names stay at 20 characters");
     }
 }

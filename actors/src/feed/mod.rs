@@ -4,6 +4,7 @@
 //! - [`simulated`]: the default market, no outside service needed.
 //! - [`binance`]: Binance spot trades, one WebSocket connection per symbol, REST backfill and gap fill.
 //! - [`iqfeed`]: DTN IQFeed through the local IQConnect client (Level 1, Lookup and Admin ports).
+//! - [`shoonya`]: Shoonya (Finvasia) through Noren OMS: QuickAuth, the touchline WebSocket, TPSeries, symbol masters.
 //! - [`replay`]: a trades or bars CSV replayed at a chosen speed.
 //! - [`backoff`]: capped exponential backoff with jitter.
 
@@ -12,6 +13,7 @@ pub mod backoff;
 pub mod binance;
 pub mod iqfeed;
 pub mod replay;
+pub mod shoonya;
 pub mod simulated;
 
 use std::future::Future;
