@@ -11,6 +11,7 @@ use crate::feed::actor::{Backfill, StopFeed};
 use crate::feed::binance::combined::CombinedStreams;
 use crate::feed::binance::{BinanceConnector, BinanceSettings};
 use crate::feed::iqfeed::{IqFeedConnector, IqFeedSettings};
+use crate::feed::kite::{KiteConnector, KiteSettings, KiteShared};
 use crate::feed::replay::{ReplayConnector, ReplaySettings};
 use crate::feed::simulated::{SimulatedConnector, SimulatedSettings};
 use crate::feed::{Connector, FeedActor, FeedError, FeedStatus};
@@ -25,12 +26,13 @@ use crate::persist::{Store, StoreError, StoreSettings};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeedSettings {
-    /// `simulated` (default), `binance`, `iqfeed`, `replay` or `none` (symbols only from scripts).
+    /// `simulated` (default), `binance`, `iqfeed`, `kite`, `replay` or `none` (symbols only from scripts).
     pub source: String,
     pub symbols: Vec<String>,
     pub simulated: SimulatedSettings,
     pub binance: BinanceSettings,
     pub iqfeed: IqFeedSettings,
+    pub kite: KiteSettings,
     pub replay: ReplaySettings,
 }
 
@@ -42,6 +44,7 @@ impl Default for FeedSettings {
             simulated: SimulatedSettings::default(),
             binance: BinanceSettings::default(),
             iqfeed: IqFeedSettings::default(),
+            kite: KiteSettings::default(),
             replay: ReplaySettings::default(),
         }
     }
@@ -50,13 +53,15 @@ impl Default for FeedSettings {
 /// A configuration the engine cannot start with.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("unknown feed source {0:?}: expected \"simulated\", \"binance\", \"iqfeed\", \"replay\" or \"none\"")]
+    #[error(
+        "unknown feed source {0:?}: expected \"simulated\", \"binance\", \"iqfeed\", \"kite\", \"replay\" or \"none\""
+    )]
     UnknownSource(String),
     #[error("{symbol} already has a feed (from {venue})")]
     FeedExists { venue: &'static str, symbol: String },
     #[error("cannot start the {venue} feed: {error}")]
     Connector { venue: &'static str, error: FeedError },
-    #[error("invalid symbol {0:?}: use 1 to 20 characters A-Z, 0-9, '-', '_' or '.'")]
+    #[error("invalid symbol {0:?}: use 1 to 32 characters A-Z, 0-9, '-', '_', '.' or ':'")]
     InvalidSymbol(String),
     #[error("store: {0}")]
     Store(#[from] StoreError),
@@ -64,10 +69,12 @@ pub enum EngineError {
     Journal(#[from] JournalError),
 }
 
-/// Whether a symbol name is acceptable (also for symbols that scripts create).
+/// Whether a symbol name is acceptable (also for symbols that scripts create). ':' and up to 32
+/// characters for venues that name instruments `EXCHANGE:TRADINGSYMBOL` (Kite: `NFO:NIFTY25DEC26000CE`),
+/// as the dashboard already accepts.
 pub fn valid_symbol(s: &str) -> bool {
-    (1..=20).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+    (1..=32).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b"-_.:".contains(&b))
 }
 
 /// A running feed, for the API.
@@ -90,12 +97,24 @@ pub struct Feeds {
     history: History,
     /// Binance connections shared by symbols, when `feed.binance.combined` is on.
     binance_combined: Option<CombinedStreams>,
+    /// Kite's ticker connection, rate limit and instruments master, shared by every Kite feed.
+    kite: KiteShared,
 }
 
 impl Feeds {
     fn new(market: Market, arbiter: ArbiterHandle, settings: FeedSettings, history: History) -> Feeds {
         let binance_combined = settings.binance.combined.then(|| CombinedStreams::start(&settings.binance, &arbiter));
-        Feeds { running: Arc::default(), market, arbiter, settings: Arc::new(settings), history, binance_combined }
+        // Idle (no connection) until a Kite feed subscribes.
+        let kite = KiteShared::start(&settings.kite, &arbiter);
+        Feeds {
+            running: Arc::default(),
+            market,
+            arbiter,
+            settings: Arc::new(settings),
+            history,
+            binance_combined,
+            kite,
+        }
     }
 
     /// Every running feed, in the order they were started.
@@ -111,7 +130,7 @@ impl Feeds {
         self.len() == 0
     }
 
-    /// Starts a feed for `symbol` from `source` (`simulated`, `binance`, `iqfeed` or `replay`).
+    /// Starts a feed for `symbol` from `source` (`simulated`, `binance`, `iqfeed`, `kite` or `replay`).
     pub fn add(&self, source: &str, symbol: &str) -> Result<FeedHandle, EngineError> {
         if !valid_symbol(symbol) {
             return Err(EngineError::InvalidSymbol(symbol.to_owned()));
@@ -131,6 +150,11 @@ impl Feeds {
                 start_feed(market, c, arbiter, h)
             }
             "iqfeed" => start_feed(market, IqFeedConnector::new(sym, &s.iqfeed), arbiter, h),
+            "kite" => {
+                let c = KiteConnector::new(sym, &s.kite, &self.kite)
+                    .map_err(|error| EngineError::Connector { venue: "kite", error })?;
+                start_feed(market, c, arbiter, h)
+            }
             "replay" => start_feed(market, ReplayConnector::new(sym, &s.replay), arbiter, h),
             other => return Err(EngineError::UnknownSource(other.to_owned())),
         };
@@ -192,7 +216,7 @@ impl Engine {
         let feeds = Feeds::new(market.clone(), market_arbiter, feed.clone(), history.clone());
         match feed.source.as_str() {
             "none" => {}
-            "simulated" | "binance" | "iqfeed" | "replay" => {
+            "simulated" | "binance" | "iqfeed" | "kite" | "replay" => {
                 for symbol in &feed.symbols {
                     feeds.add(&feed.source, symbol)?;
                 }
