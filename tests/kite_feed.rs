@@ -132,8 +132,9 @@ impl FakeKite {
             let mut s = self.state.lock().unwrap();
             s.ws_accepted += 1;
             s.next_conn += 1;
-            s.ws.insert(s.next_conn, WsConn { tx, full: Vec::new() });
-            s.next_conn
+            let id = s.next_conn;
+            s.ws.insert(id, WsConn { tx, full: Vec::new() });
+            id
         };
         let mut heartbeat = tokio::time::interval(Duration::from_millis(500));
         loop {
@@ -289,10 +290,20 @@ fn now_ms() -> i64 {
     candlecast_actors::model::now_ms()
 }
 
-/// `2025-12-05T09:15:00+0530` for a UTC time in ms.
+/// `2025-12-05T09:15:00+0530` for a UTC time in ms (days to a civil date: H. Hinnant's algorithm).
 fn ist(ms: i64) -> String {
-    let t = chrono::DateTime::from_timestamp_millis(ms + 19_800_000).unwrap().naive_utc();
-    format!("{}+0530", t.format("%Y-%m-%dT%H:%M:%S"))
+    let secs = (ms + 19_800_000).div_euclid(1000);
+    let (days, tod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}+0530", tod / 3600, tod % 3600 / 60, tod % 60)
 }
 
 /// Start of the IST day of a UTC time in ms.
@@ -336,6 +347,12 @@ async fn wait_totals(server: &TestServer, symbol: &str, trades: u64) -> (u64, f6
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[test]
+fn ist_times_as_kite_writes_them() {
+    assert_eq!(ist(1_764_906_300_000), "2025-12-05T09:15:00+0530");
+    assert_eq!(ist(1_709_231_400_000), "2024-03-01T00:00:00+0530", "after a leap day");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -121,8 +121,7 @@ fn lost(settings: &KiteSettings, reason: impl std::fmt::Display) -> Delivery {
 /// Connects and completes the WebSocket handshake. A 403 is Kite refusing the access token.
 async fn open(settings: &KiteSettings) -> Result<Ws, Delivery> {
     let base = settings.ws_url.trim_end_matches('/');
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}api_key={}&access_token={}", settings.api_key, settings.access_token);
+    let url = format!("{}api_key={}&access_token={}", with_query(base), settings.api_key, settings.access_token);
     let within = Duration::from_millis(settings.timeout_ms.max(1));
     let name = base.split('?').next().unwrap_or(base).to_owned();
     match timeout(within, tokio_tungstenite::connect_async(url)).await {
@@ -136,6 +135,15 @@ async fn open(settings: &KiteSettings) -> Result<Ws, Delivery> {
         }
         Ok(Err(e)) => Err(lost(settings, format!("{name}: {e}"))),
     }
+}
+
+/// `wss://ws.kite.trade` → `wss://ws.kite.trade/?`: the request target needs a path (an HTTP request line
+/// of `?api_key=..` alone is not one), and a URL that already has a query gets `&`.
+fn with_query(base: &str) -> String {
+    let authority_and_rest = base.split_once("://").map_or(base, |(_, rest)| rest);
+    let slash = if authority_and_rest.contains('/') { "" } else { "/" };
+    let sep = if base.contains('?') { "&" } else { "?" };
+    format!("{base}{slash}{sep}")
 }
 
 async fn send(ws: &mut Ws, settings: &KiteSettings, text: String) -> Result<(), Delivery> {
@@ -249,5 +257,17 @@ fn route_text(text: &str, routes: &Routes) {
                 let _ = deliver.send(Delivery::Malformed("a text message that is not Kite's JSON".into()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_gets_a_path_and_a_query() {
+        assert_eq!(with_query("wss://ws.kite.trade"), "wss://ws.kite.trade/?");
+        assert_eq!(with_query("ws://127.0.0.1:9000/ticker"), "ws://127.0.0.1:9000/ticker?");
+        assert_eq!(with_query("ws://127.0.0.1:9000/?x=1"), "ws://127.0.0.1:9000/?x=1&");
     }
 }
