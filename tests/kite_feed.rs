@@ -115,6 +115,8 @@ impl FakeKite {
             s.ws_attempts += 1;
             s.valid_token.clone()
         };
+        // The shape tungstenite's handshake callback must have; its error is the HTTP response itself.
+        #[allow(clippy::result_large_err)]
         let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
             let query = req.uri().query().unwrap_or("");
             let q: HashMap<&str, &str> = query.split('&').filter_map(|kv| kv.split_once('=')).collect();

@@ -110,8 +110,11 @@ pub fn redact(text: &str, settings: &KiteSettings) -> String {
 pub struct KiteShared {
     ticker: Ticker,
     limiter: RateLimiter,
-    instruments: Arc<Mutex<Option<(Instant, Arc<Instruments>)>>>,
+    instruments: Arc<Mutex<Option<Fetched>>>,
 }
+
+/// The master and when it was fetched.
+type Fetched = (Instant, Arc<Instruments>);
 
 impl KiteShared {
     /// Starts the ticker's task on `arbiter` (it connects on the first subscription only).
