@@ -251,3 +251,19 @@ pub fn start_feed<C: Connector + Send>(
     });
     FeedHandle { source, symbol: entry.symbol, status, stop: actor.recipient() }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::valid_symbol;
+
+    #[test]
+    fn symbol_names() {
+        for ok in ["BTCUSDT", "BRK.B", "ES_F", "NSE:INFY", "NSE:BAJAJ-AUTO", "NFO:NIFTY25DEC26000CE", &"A".repeat(32)] {
+            assert!(valid_symbol(ok), "{ok}");
+        }
+        // Lower case, spaces, '&', '/', empty, over 32: refused (they would need escaping in URLs, keys, tags).
+        for bad in ["btcusdt", "NSE:NIFTY 50", "NSE:M&M", "A/B", "", &"A".repeat(33)] {
+            assert!(!valid_symbol(bad), "{bad}");
+        }
+    }
+}
