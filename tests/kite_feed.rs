@@ -454,13 +454,15 @@ async fn a_reconnect_resumes_without_repeating_trades() {
     eventually(60, "a new connection", || fake.ws_accepted() == 2 && fake.subscribed(INFY) == 1).await;
     let f = feed_until(&server, "NSE:INFY", "reconnected", |f| f["state"] == "connected" && f["reconnects"] == 1).await;
     assert!(f["last_error"].as_str().unwrap_or_default().contains("closed the connection"), "{f}");
-    // Kite's first snapshot repeats the last one seen: no trade. Then 20 traded (during the outage and
-    // after): one trade of 20.
-    fake.full(INFY, 150_100, 1_010, 10, secs);
+    // The first snapshot on the new connection shows 10 traded during the outage: one trade of 10 (a
+    // connector that forgot its state would take it as a fresh baseline and lose them). Its repeat is
+    // no trade; then 10 more.
     let later = ((now_ms() / 1000) as u32).max(secs + 1);
-    fake.full(INFY, 150_400, 1_030, 2, later);
-    assert_eq!(wait_totals(&server, "NSE:INFY", 2).await, (2, 30.0));
-    let f = feed_until(&server, "NSE:INFY", "the count", |f| f["trades"] == 2).await;
+    fake.full(INFY, 150_200, 1_020, 3, later);
+    fake.full(INFY, 150_200, 1_020, 3, later);
+    fake.full(INFY, 150_400, 1_030, 2, later + 1);
+    assert_eq!(wait_totals(&server, "NSE:INFY", 3).await, (3, 30.0), "10 before, 10 during the outage, 10 after");
+    let f = feed_until(&server, "NSE:INFY", "the count", |f| f["trades"] == 3).await;
     assert_eq!(f["malformed"].as_u64(), Some(0), "{f}");
     let texts = fake.state.lock().unwrap().ws_texts.clone();
     let subscribes = texts.iter().filter(|t| t.contains("\"subscribe\"") && t.contains(&INFY.to_string())).count();
