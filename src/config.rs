@@ -277,6 +277,12 @@ impl Config {
                 "feed.source = \"shoonya\" needs feed.shoonya.session_token, or uid, password, totp_secret, \
                  vendor_code and api_secret (secrets preferably from CANDLECAST__FEED__SHOONYA__...)",
             ),
+            (
+                self.feed.source != "kite"
+                    || !(self.feed.kite.api_key.is_empty() || self.feed.kite.access_token.is_empty()),
+                "feed.kite.api_key and feed.kite.access_token must be set when feed.source = \"kite\" \
+                 (the token preferably as CANDLECAST__FEED__KITE__ACCESS_TOKEN)",
+            ),
         ];
         if let Some((_, msg)) = checks.iter().find(|(ok, _)| !ok) {
             return Err(ConfigError((*msg).to_owned()));
@@ -439,6 +445,27 @@ mod tests {
         }
         let err = Config::load_with(None, &[("feed.shoonya.api_ulr", toml::Value::Integer(1))]).unwrap_err();
         assert!(err.to_string().contains("api_ulr"), "{err}");
+    }
+
+    /// `[feed.kite]` in config/default.toml is what the code defaults to; the key and the token never show
+    /// in `{:?}` of the configuration, and `source = "kite"` without them stops the start.
+    #[test]
+    fn kite_section_matches_the_code_defaults_and_hides_the_token() {
+        let c = Config::load_with(None, &[]).unwrap();
+        let d = candlecast_actors::feed::kite::KiteSettings::default();
+        assert_eq!(format!("{:?}", c.feed.kite), format!("{d:?}"));
+        assert_eq!(c.feed.kite.ws_url, "wss://ws.kite.trade");
+        let kite = toml::Value::String("kite".into());
+        let err = Config::load_with(None, &[("feed.source", kite.clone())]).unwrap_err();
+        assert!(err.to_string().contains("feed.kite.access_token"), "{err}");
+        let set = [
+            ("feed.source", kite),
+            ("feed.kite.api_key", toml::Value::String("kitekey".into())),
+            ("feed.kite.access_token", toml::Value::String("tok-hunter2-secret".into())),
+        ];
+        let c = Config::load_with(None, &set).unwrap();
+        assert_eq!(c.feed.kite.access_token, "tok-hunter2-secret");
+        assert!(!format!("{c:?}").contains("tok-hunter2-secret"), "the token stays out of Debug output");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::feed::actor::{Backfill, StopFeed};
 use crate::feed::binance::combined::CombinedStreams;
 use crate::feed::binance::{BinanceConnector, BinanceSettings};
 use crate::feed::iqfeed::{IqFeedConnector, IqFeedSettings};
+use crate::feed::kite::{KiteConnector, KiteSettings, KiteShared};
 use crate::feed::replay::{ReplayConnector, ReplaySettings};
 use crate::feed::shoonya::{session::Shared as ShoonyaShared, ShoonyaConnector, ShoonyaSettings};
 use crate::feed::simulated::{SimulatedConnector, SimulatedSettings};
@@ -26,13 +27,14 @@ use crate::persist::{Store, StoreError, StoreSettings};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeedSettings {
-    /// `simulated` (default), `binance`, `iqfeed`, `shoonya`, `replay` or `none` (symbols only from scripts).
+    /// `simulated` (default), `binance`, `iqfeed`, `kite`, `shoonya`, `replay` or `none` (symbols only from scripts).
     pub source: String,
     pub symbols: Vec<String>,
     pub simulated: SimulatedSettings,
     pub binance: BinanceSettings,
     pub iqfeed: IqFeedSettings,
     pub shoonya: ShoonyaSettings,
+    pub kite: KiteSettings,
     pub replay: ReplaySettings,
 }
 
@@ -45,6 +47,7 @@ impl Default for FeedSettings {
             binance: BinanceSettings::default(),
             iqfeed: IqFeedSettings::default(),
             shoonya: ShoonyaSettings::default(),
+            kite: KiteSettings::default(),
             replay: ReplaySettings::default(),
         }
     }
@@ -53,13 +56,15 @@ impl Default for FeedSettings {
 /// A configuration the engine cannot start with.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("unknown feed source {0:?}: expected \"simulated\", \"binance\", \"iqfeed\", \"shoonya\", \"replay\" or \"none\"")]
+    #[error(
+        "unknown feed source {0:?}: expected \"simulated\", \"binance\", \"iqfeed\", \"kite\", \"shoonya\", \"replay\" or \"none\""
+    )]
     UnknownSource(String),
     #[error("{symbol} already has a feed (from {venue})")]
     FeedExists { venue: &'static str, symbol: String },
     #[error("cannot start the {venue} feed: {error}")]
     Connector { venue: &'static str, error: FeedError },
-    #[error("invalid symbol {0:?}: use 1 to 32 characters A-Z, 0-9, '-', '_', '.' or ':' (EXCHANGE:SYMBOL)")]
+    #[error("invalid symbol {0:?}: use 1 to 32 characters A-Z, 0-9, '-', '_', '.', '&', and one ':' after an exchange (EXCHANGE:SYMBOL)")]
     InvalidSymbol(String),
     #[error("store: {0}")]
     Store(#[from] StoreError),
@@ -108,12 +113,16 @@ pub struct Feeds {
     binance_combined: Option<CombinedStreams>,
     /// The Shoonya session and symbol masters every Shoonya feed shares (one login per process).
     shoonya: Arc<ShoonyaShared>,
+    /// Kite's ticker connection, rate limit and instruments master, shared by every Kite feed.
+    kite: KiteShared,
 }
 
 impl Feeds {
     fn new(market: Market, arbiter: ArbiterHandle, settings: FeedSettings, history: History) -> Feeds {
         let binance_combined = settings.binance.combined.then(|| CombinedStreams::start(&settings.binance, &arbiter));
         let shoonya = ShoonyaShared::new(settings.shoonya.clone());
+        // Idle (no connection) until a Kite feed subscribes.
+        let kite = KiteShared::start(&settings.kite, &arbiter);
         Feeds {
             running: Arc::default(),
             market,
@@ -122,6 +131,7 @@ impl Feeds {
             history,
             binance_combined,
             shoonya,
+            kite,
         }
     }
 
@@ -138,7 +148,7 @@ impl Feeds {
         self.len() == 0
     }
 
-    /// Starts a feed for `symbol` from `source` (`simulated`, `binance`, `iqfeed`, `shoonya` or `replay`).
+    /// Starts a feed for `symbol` from `source` (`simulated`, `binance`, `iqfeed`, `kite`, `shoonya` or `replay`).
     pub fn add(&self, source: &str, symbol: &str) -> Result<FeedHandle, EngineError> {
         if !valid_symbol(symbol) {
             return Err(EngineError::InvalidSymbol(symbol.to_owned()));
@@ -161,6 +171,11 @@ impl Feeds {
             "shoonya" => {
                 let c = ShoonyaConnector::new(sym, self.shoonya.clone())
                     .map_err(|error| EngineError::Connector { venue: "shoonya", error })?;
+                start_feed(market, c, arbiter, h)
+            }
+            "kite" => {
+                let c = KiteConnector::new(sym, &s.kite, &self.kite)
+                    .map_err(|error| EngineError::Connector { venue: "kite", error })?;
                 start_feed(market, c, arbiter, h)
             }
             "replay" => start_feed(market, ReplayConnector::new(sym, &s.replay), arbiter, h),
@@ -224,7 +239,7 @@ impl Engine {
         let feeds = Feeds::new(market.clone(), market_arbiter, feed.clone(), history.clone());
         match feed.source.as_str() {
             "none" => {}
-            "simulated" | "binance" | "iqfeed" | "shoonya" | "replay" => {
+            "simulated" | "binance" | "iqfeed" | "kite" | "shoonya" | "replay" => {
                 for symbol in &feed.symbols {
                     feeds.add(&feed.source, symbol)?;
                 }

@@ -86,6 +86,12 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         .filter(|f| f.status.state() == candlecast_actors::feed::FeedState::Reconnecting)
         .map(|f| &*f.symbol)
         .collect();
+    // Why each failed feed stopped (e.g. Kite's "token expired or invalid"), so /health alone says what to fix.
+    let feed_errors: serde_json::Map<String, Value> = feeds
+        .iter()
+        .filter(|f| f.status.state() == candlecast_actors::feed::FeedState::Failed)
+        .map(|f| (f.symbol.to_string(), json!(f.status.last_error())))
+        .collect();
     let redis = state.cluster.as_ref().map(Cluster::report);
     let redis_down = redis.as_ref().is_some_and(|r| !r.connected);
     let history = &state.engine.history;
@@ -98,6 +104,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         "feeds": feeds.len(),
         "failed_feeds": failed,
         "reconnecting_feeds": reconnecting,
+        "failed_feed_errors": feed_errors,
         "store": {
             "kind": history.kind(),
             "status": if store_ok { "ok" } else { "down" },

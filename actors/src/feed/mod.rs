@@ -5,6 +5,7 @@
 //! - [`binance`]: Binance spot trades, one WebSocket connection per symbol, REST backfill and gap fill.
 //! - [`iqfeed`]: DTN IQFeed through the local IQConnect client (Level 1, Lookup and Admin ports).
 //! - [`shoonya`]: Shoonya (Finvasia) through Noren OMS: QuickAuth, the touchline WebSocket, TPSeries, symbol masters.
+//! - [`kite`]: Zerodha Kite Connect: one shared binary WebSocket ticker, historical candles, instruments master.
 //! - [`replay`]: a trades or bars CSV replayed at a chosen speed.
 //! - [`backoff`]: capped exponential backoff with jitter.
 
@@ -12,6 +13,7 @@ pub mod actor;
 pub mod backoff;
 pub mod binance;
 pub mod iqfeed;
+pub mod kite;
 pub mod replay;
 pub mod shoonya;
 pub mod simulated;
