@@ -9,6 +9,8 @@
 
 mod common;
 
+const EVERY_DAY: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -104,6 +106,14 @@ impl FakeKite {
             // Trades are stamped with Kite's second-resolution trade times; a slow shared machine must
             // not make them late for the 1s bars the tests read.
             ("aggregator.grace_ms", Toml::Integer(60_000)),
+            // The fake stamps ticks with the current time: open the exchanges' sessions around the clock so
+            // that the tests pass at any hour (bars on real sessions: model::calendar, tests/sessions.rs).
+            ("aggregator.sessions.NSE.open", Toml::String("00:00".into())),
+            ("aggregator.sessions.NSE.close", Toml::String("24:00".into())),
+            (
+                "aggregator.sessions.NSE.weekdays",
+                Toml::Array(EVERY_DAY.iter().map(|d| Toml::String(d.to_string())).collect()),
+            ),
         ]
     }
 
@@ -486,7 +496,10 @@ async fn an_expired_token_is_reported_and_never_printed() {
         .env("CANDLECAST__SERVER__STATIC_DIR", "/nonexistent-candlecast-dist")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for (key, value) in fake.overrides(&["NSE:INFY"]) {
+    // The environment cannot name an exchange's session (its keys are lower-cased; exchanges are upper
+    // case): this test reads no bars, so the default sessions do.
+    for (key, value) in fake.overrides(&["NSE:INFY"]).into_iter().filter(|(k, _)| !k.starts_with("aggregator.sessions"))
+    {
         let name = format!("CANDLECAST__{}", key.replace('.', "__").to_ascii_uppercase());
         match value {
             Toml::String(s) => cmd.env(name, s),

@@ -8,6 +8,8 @@
 
 mod common;
 
+const EVERY_DAY: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -100,6 +102,20 @@ impl FakeNoren {
             ("feed.shoonya.api_secret", s(API_SECRET)),
             ("feed.shoonya.backfill_days", Toml::Integer(1)),
             ("feed.shoonya.heartbeat_secs", Toml::Integer(1)),
+            // The fake stamps ticks with the current time: open the exchanges' sessions around the clock so
+            // that the tests pass at any hour (bars on real sessions: model::calendar, tests/sessions.rs).
+            ("aggregator.sessions.NSE.open", Toml::String("00:00".into())),
+            ("aggregator.sessions.NSE.close", Toml::String("24:00".into())),
+            (
+                "aggregator.sessions.NSE.weekdays",
+                Toml::Array(EVERY_DAY.iter().map(|d| Toml::String(d.to_string())).collect()),
+            ),
+            ("aggregator.sessions.NFO.open", Toml::String("00:00".into())),
+            ("aggregator.sessions.NFO.close", Toml::String("24:00".into())),
+            (
+                "aggregator.sessions.NFO.weekdays",
+                Toml::Array(EVERY_DAY.iter().map(|d| Toml::String(d.to_string())).collect()),
+            ),
         ]
     }
 

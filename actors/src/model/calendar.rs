@@ -41,7 +41,8 @@ pub enum Calendar {
 pub struct Session {
     tz: Tz,
     open: NaiveTime,
-    close: NaiveTime,
+    /// `None`: the session runs to midnight (`close = "24:00"`).
+    close: Option<NaiveTime>,
     /// Trading weekdays, indexed by `Weekday::num_days_from_monday`.
     weekdays: [bool; 7],
     holidays: BTreeSet<NaiveDate>,
@@ -53,7 +54,7 @@ pub struct Session {
 pub struct SessionSpec {
     /// IANA time zone, e.g. `Asia/Kolkata`, `America/New_York`.
     pub timezone: String,
-    /// Local open and close, `HH:MM`; the close is exclusive.
+    /// Local open and close, `HH:MM`; the close is exclusive, `24:00` for midnight.
     pub open: String,
     pub close: String,
     /// Trading weekdays (`mon` … `sun`); Monday to Friday when absent.
@@ -92,8 +93,9 @@ impl TryFrom<SessionSpec> for Session {
     fn try_from(spec: SessionSpec) -> Result<Session, SessionError> {
         let tz: Tz = spec.timezone.parse().map_err(|_| SessionError::TimeZone(spec.timezone.clone()))?;
         let time = |s: &str| NaiveTime::parse_from_str(s, "%H:%M").map_err(|_| SessionError::Time(s.to_owned()));
-        let (open, close) = (time(&spec.open)?, time(&spec.close)?);
-        if close <= open {
+        let open = time(&spec.open)?;
+        let close = if spec.close == "24:00" { None } else { Some(time(&spec.close)?) };
+        if close.is_some_and(|c| c <= open) {
             return Err(SessionError::Order);
         }
         let mut weekdays = [false; 7];
@@ -156,7 +158,11 @@ impl Session {
 
     /// The session's open and close on `date`, in UTC milliseconds.
     fn bounds(&self, date: NaiveDate) -> (i64, i64) {
-        (self.instant(date, self.open), self.instant(date, self.close))
+        let close = match self.close {
+            Some(close) => self.instant(date, close),
+            None => self.midnight(date.succ_opt().unwrap_or(date)),
+        };
+        (self.instant(date, self.open), close)
     }
 
     /// The first trading date after `date` (a year of holidays at most is searched).

@@ -149,3 +149,20 @@ fn holidays_come_from_a_file_too() {
     assert_eq!(c.next_bucket(Interval::D1, t("2024-03-07T00:00:00+05:30")), t("2024-03-11T00:00:00+05:30"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_session_to_midnight_every_day_has_a_bucket_at_every_hour() {
+    let spec = SessionSpec {
+        timezone: "Asia/Kolkata".into(),
+        open: "00:00".into(),
+        close: "24:00".into(),
+        weekdays: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"].map(String::from).to_vec(),
+        holidays: Vec::new(),
+        holidays_file: None,
+    };
+    let c = Calendar::Session(Arc::new(Session::try_from(spec).expect("valid")));
+    let late = t("2024-01-27T23:59:30+05:30"); // a Saturday
+    assert_eq!(c.align(Interval::M1, late), t("2024-01-27T23:59:00+05:30"));
+    assert_eq!(c.next_bucket(Interval::M1, t("2024-01-27T23:59:00+05:30")), t("2024-01-28T00:00:00+05:30"));
+    assert_eq!(c.bucket_end(Interval::D1, t("2024-01-27T00:00:00+05:30")), t("2024-01-28T00:00:00+05:30"));
+}
