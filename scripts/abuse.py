@@ -841,10 +841,10 @@ def splice_rows(doc_path, rows, args):
                 k = find(old, "| quiet again")
                 old.insert(k if k is not None else len(old), new[j])
             else:
-                # After the last line of the same kind.
-                kind = prefix[:4]
-                last = max((i for i, l in enumerate(old) if l.startswith(kind)), default=len(old) - 1)
-                old.insert(last + 1, new[j])
+                # After the last line of the same kind: a target bullet (`- name: `) or a note (`- **name**: `).
+                note = prefix.startswith("- **")
+                same = [i for i, l in enumerate(old) if l.startswith("- ") and l.startswith("- **") == note]
+                old.insert(same[-1] + 1 if same else len(old), new[j])
     quiet = [r for r in rows if r["name"].startswith("quiet")]
     note = (
         f"Rows {', '.join(r['name'] for r in fresh)} rerun on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit `{args.commit}`, "
