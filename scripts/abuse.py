@@ -627,6 +627,40 @@ def attack_slowloris(port, stop, out, notes):
     notes.append("2,000 TCP connections send a request line and one header line a second, never finishing the headers")
 
 
+def attack_http_flood(port, stop, out, notes):
+    async def one(i, stop):
+        while not stop.is_set():
+            try:
+                reader, writer = await asyncio.open_connection(HOST, port, local_addr=(ATTACKER, 0))
+            except OSError as e:
+                out.add(f"connect: {type(e).__name__}")
+                await asyncio.sleep(0.5)
+                continue
+            try:
+                writer.write(f"GET /api/price/BTCUSDT HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+                await writer.drain()
+                head = await asyncio.wait_for(reader.read(4096), timeout=10)
+                status = head[9:12].decode(errors="replace") if head.startswith(b"HTTP/1.1") else "no answer"
+                m = re.search(rb'"error":"([a-z_]+)"', head) if status != "200" else None
+                out.add(f"{status} {m.group(1).decode()}" if m else status)
+                # Held open (keep-alive) until the server closes it.
+                while not stop.is_set():
+                    if not await asyncio.wait_for(reader.read(4096), timeout=30):
+                        break
+            except (ConnectionError, OSError, asyncio.TimeoutError):
+                out.add("reset")
+            finally:
+                writer.close()
+            if not stop.is_set():
+                await asyncio.sleep(0.2)
+
+    async def main(stop):
+        await asyncio.gather(*(one(i, stop) for i in range(3000)))
+
+    run_async(main, stop)
+    notes.append("3,000 TCP connections from one host each send a complete GET and hold the keep-alive connection open, reconnecting when closed")
+
+
 ATTACKS = [
     ("jobs", "jobs: anonymous 20,000-combination optimization on 1s bars (top=100000), then 30 concurrent 1s backtests", attack_jobs),
     ("sio_pings", "Socket.IO: 20 polling sessions POST 499,000 `2` packets each, never polling", attack_sio_pings),
@@ -639,6 +673,7 @@ ATTACKS = [
     ("keys", "refused-key flood: wrong admin / script / trader keys", attack_keys),
     ("history", "history flood: GET /api/historical 1s limit=5000, 10 threads", attack_history),
     ("slowloris", "slowloris: 2,000 connections that never finish their headers", attack_slowloris),
+    ("http_flood", "HTTP connection flood: 3,000 keep-alive connections held from one host", attack_http_flood),
 ]
 
 
@@ -780,6 +815,50 @@ def splice(doc_path, generated):
     open(doc_path, "w").write(text)
 
 
+def splice_rows(doc_path, rows, args):
+    """After an --only run: replaces the rows that ran (by title) in the existing table, adds new ones before the
+    last quiet row, and notes which rows were rerun against which quiet run; every other row stays as it was."""
+    text = open(doc_path).read()
+    if BEGIN not in text or END not in text:
+        return splice(doc_path, write_doc(rows, args, doc_path, args.command))
+    a, b = text.index(BEGIN) + len(BEGIN), text.index(END)
+    old = text[a:b].split("\n")
+    new = write_doc(rows, args, doc_path, args.command)
+    fresh = [r for r in rows if not r["name"].startswith("quiet")]
+
+    def find(lines, prefix):
+        return next((i for i, l in enumerate(lines) if l.startswith(prefix)), None)
+
+    for r in fresh:
+        for prefix in (f"| {r['title']} |", f"- {r['name']}: ", f"- **{r['name']}**: "):
+            j = find(new, prefix)
+            if j is None:
+                continue
+            i = find(old, prefix)
+            if i is not None:
+                old[i] = new[j]
+            elif prefix.startswith("|"):
+                k = find(old, "| quiet again")
+                old.insert(k if k is not None else len(old), new[j])
+            else:
+                # After the last line of the same kind: a target bullet (`- name: `) or a note (`- **name**: `).
+                note = prefix.startswith("- **")
+                same = [i for i, l in enumerate(old) if l.startswith("- ") and l.startswith("- **") == note]
+                old.insert(same[-1] + 1 if same else len(old), new[j])
+    quiet = [r for r in rows if r["name"].startswith("quiet")]
+    note = (
+        f"Rows {', '.join(r['name'] for r in fresh)} rerun on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit `{args.commit}`, "
+        f"with `{args.command}` (the machine shared with other engineers' builds and tests); their p99 ratios are against that run's own quiet runs "
+        f"(p99 {' / '.join('%.1f' % r['p99'] for r in quiet if r['p99'])} ms), not the quiet rows above."
+    )
+    old = [l for l in old if not l.startswith(f"Rows {', '.join(r['name'] for r in fresh)} rerun")]
+    k = find(old, "Targets, per row")
+    old.insert(k if k is not None else len(old), note)
+    if k is not None:
+        old.insert(k + 1, "")
+    open(doc_path, "w").write(text[:a] + "\n".join(old) + text[b:])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--server", required=True)
@@ -809,7 +888,10 @@ def main():
         rows.append(row)
         json.dump(rows, open(os.path.join(args.out, "rows.json"), "w"), indent=1)
     if args.doc:
-        splice(args.doc, write_doc(rows, args, args.doc, args.command))
+        if only:
+            splice_rows(args.doc, rows, args)
+        else:
+            splice(args.doc, write_doc(rows, args, args.doc, args.command))
         print(f"wrote {args.doc}")
 
 

@@ -24,6 +24,7 @@ pub struct Config {
     pub aggregator: AggregatorSettings,
     pub hub: HubSettings,
     pub ws: WsConfig,
+    pub http: HttpConfig,
     pub log: LogConfig,
     pub strategies: StrategiesConfig,
     pub admin: AdminConfig,
@@ -70,6 +71,25 @@ pub struct WsConfig {
     pub max_indicator_computations: usize,
     /// Indicator warm-ups (a new computation folding its history) running at once, off the market thread.
     pub max_concurrent_warmups: usize,
+}
+
+/// Budgets of plain HTTP: connections per host, slow request heads, history reads (`[http]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// A connection whose request head is not complete within this is answered 408 and closed.
+    pub client_request_timeout_ms: u64,
+    /// HTTP connections (including /ws ones) one host may hold open at once.
+    pub max_connections_per_host: usize,
+    /// Hosts the per-host limits of this section do not apply to (loopback, for load tests).
+    pub unlimited_hosts: Vec<std::net::IpAddr>,
+    /// History reads (REST and /ws `get_historical`) running or queued at once, all hosts together.
+    pub max_history_reads: usize,
+    /// History reads running or queued at once for one host.
+    pub max_history_reads_per_host: usize,
+    /// Bars one host may read per second on average (token bucket), and in one burst.
+    pub history_bars_per_second_per_host: u32,
+    pub history_burst_bars_per_host: u32,
 }
 
 /// Keys for the admin endpoints (`POST`/`DELETE /api/feeds`); empty disables them.
@@ -213,6 +233,15 @@ impl Config {
                 "ws.client_timeout_secs must exceed ws.ping_interval_secs",
             ),
             (self.aggregator.history_bars >= 1, "aggregator.history_bars must be at least 1"),
+            (self.http.client_request_timeout_ms >= 100, "http.client_request_timeout_ms must be at least 100"),
+            (
+                self.http.max_connections_per_host >= 1
+                    && self.http.max_history_reads >= 1
+                    && self.http.max_history_reads_per_host >= 1
+                    && self.http.history_bars_per_second_per_host >= 1
+                    && self.http.history_burst_bars_per_host >= 1,
+                "http.max_connections_per_host, max_history_reads, max_history_reads_per_host, history_bars_per_second_per_host and history_burst_bars_per_host must be at least 1",
+            ),
             (self.aggregator.grace_ms >= 0, "aggregator.grace_ms must not be negative"),
             (self.scripts.max_payload_bytes >= 1024, "scripts.max_payload_bytes must be at least 1024"),
             (self.scripts.max_events_per_second >= 1, "scripts.max_events_per_second must be at least 1"),

@@ -134,6 +134,7 @@ fn start_strategy_actors(engine: &Engine, config: &Config, connection_ceiling: u
         strategies,
         history: engine.history.clone(),
         admission: ws::Admission::new(&config.ws, connection_ceiling),
+        history_reads: http::history_reads::HistoryReads::new(&config.http),
     }
 }
 
@@ -188,6 +189,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     });
 
     let static_dir = config.server.static_dir.clone();
+    let connections = http::connections::Connections::new(&config.http);
     let mut server = HttpServer::new(move || {
         let static_dir = static_dir.clone();
         App::new()
@@ -199,6 +201,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     // Updates are small frames that must leave at once: Nagle's algorithm would hold one back until the
     // client acknowledged the previous one (up to its delayed-ACK timeout).
     .tcp_nodelay(true)
+    // A request head not complete by then gets 408 and the connection is closed (slowloris).
+    .client_request_timeout(Duration::from_millis(config.http.client_request_timeout_ms))
+    // Before `listen`: actix captures the hook when a listener is added.
+    .on_connect(move |io, data| connections.on_connect(io, data))
     .shutdown_timeout(5);
     if config.server.workers > 0 {
         server = server.workers(config.server.workers);

@@ -42,6 +42,7 @@ async fn a_client_that_never_reads_is_closed_while_the_others_keep_receiving() {
     ])
     .await;
     let before = server.stats().await["slow_client_disconnects"].as_u64().unwrap();
+    let refused_before = server.stats().await["refused"]["outbound_queue"].as_u64().unwrap_or(0);
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut readers = Vec::new();
@@ -72,6 +73,7 @@ async fn a_client_that_never_reads_is_closed_while_the_others_keep_receiving() {
         let stats = server.stats().await;
         if stats["slow_client_disconnects"].as_u64().unwrap() > before {
             assert_eq!(stats["total_clients"], 3, "only the reading clients remain: {stats}");
+            assert!(stats["refused"]["outbound_queue"].as_u64().unwrap_or(0) > refused_before, "{stats}");
             break;
         }
         assert!(Instant::now() < deadline, "the stalled client was never closed: {stats}");

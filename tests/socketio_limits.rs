@@ -75,6 +75,8 @@ async fn a_ping_flood_from_a_never_polling_client_closes_its_session() {
     let scripts = no_sessions(&server).await;
     assert_eq!(scripts["malformed_packets"], 1, "{scripts}");
     assert!(scripts["socketio_queued_bytes_max"].as_u64().is_some(), "{scripts}");
+    // Also in the one refusal family (the counter is process-wide: other tests may add to it).
+    assert!(server.stats().await["refused"]["sio_protocol"].as_u64() >= Some(1));
 }
 
 /// A client that never polls but sends events asking for acknowledgements (refused past the rate limit)
@@ -104,6 +106,7 @@ async fn an_event_flood_from_a_never_polling_client_stays_within_its_queue_budge
     assert!(largest <= QUEUE_BYTES, "queued {largest} bytes, over the {QUEUE_BYTES} budget");
     let scripts = no_sessions(&server).await;
     assert_eq!(scripts["slow_client_disconnects"], 1, "{scripts}");
+    assert!(server.stats().await["refused"]["outbound_queue"].as_u64() >= Some(1));
 }
 
 /// Beyond max_sessions_per_host a handshake (polling or WebSocket) gets 429 naming the limit, counted in

@@ -277,6 +277,8 @@ async fn events_over_the_rate_limit_are_refused() {
         .unwrap()
         .contains("more than 5 events per second"));
     assert_eq!(server.stats().await["scripts"]["rate_limited_events"], 5);
+    // Also in the one refusal family (process-wide: other tests may add to it).
+    assert!(server.stats().await["refused"]["sio_events_per_second"].as_u64() >= Some(5));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

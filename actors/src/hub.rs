@@ -353,6 +353,8 @@ impl Hub {
             add(&COUNTERS.messages_dropped, 1);
             if err == PushError::Overflow {
                 add(&COUNTERS.slow_client_disconnects, 1);
+                // Also in the refusal family: the client's outbound queue budget refused it.
+                crate::refusals::refused("outbound_queue");
                 tracing::warn!(client, "closing slow client: outbound queue overflowed");
             }
             self.remove_client(client);

@@ -337,11 +337,20 @@ pub struct ErrorMessage {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub id: Option<Value>,
+    /// For a request refused by a budget that refills: the seconds after which it should pass.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub retry_after: Option<u64>,
 }
 
 impl ErrorMessage {
     pub fn new(code: ErrorCode, message: impl Into<String>, id: Option<Value>) -> ErrorMessage {
-        ErrorMessage { kind: "error".into(), code, message: message.into(), id }
+        ErrorMessage { kind: "error".into(), code, message: message.into(), id, retry_after: None }
+    }
+
+    /// Adds the seconds after which the same request should pass.
+    pub fn with_retry_after(mut self, secs: u64) -> ErrorMessage {
+        self.retry_after = Some(secs);
+        self
     }
 }
 

@@ -2,9 +2,10 @@
 
 use std::collections::HashMap;
 
-use actix_web::{get, web, HttpResponse};
+use actix_web::{get, web, HttpRequest, HttpResponse};
 use candlecast_actors::aggregator::GetQuote;
 use candlecast_actors::market::SymbolEntry;
+use candlecast_actors::persist::history::HistoryError;
 use candlecast_actors::protocol::{parse_since, Historical, HistoryQuery, InvalidParameter};
 use serde_json::json;
 
@@ -48,8 +49,12 @@ pub async fn price(state: web::Data<AppState>, path: web::Path<String>) -> Resul
 /// Bars of a symbol, ascending: `?interval=1m&limit=1000&end_time=<ms, exclusive>&start_time=<ms>`,
 /// from the store and the in-memory window. With `&since=<ms>`: only bars created or revised since then
 /// (for upsert polling), and `as_of` in the reply to pass as the next `since`.
+///
+/// The read and the JSON encoding run on the history thread under the per-host and total budgets of
+/// [`super::history_reads`]; beyond them, 429/503 naming the limit, with `Retry-After`.
 #[get("/api/historical/{symbol}")]
 pub async fn historical(
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
     query: web::Query<HashMap<String, String>>,
@@ -62,13 +67,28 @@ pub async fn historical(
         int_param(&query, "end_time")?,
     )?;
     let since = parse_since(int_param(&query, "since")?)?;
-    let (bars, as_of) = state.engine.history.query(&entry, q, since).await?;
-    let reply = Historical::new(&entry.symbol, q.interval, &bars, None).with_as_of(as_of);
-    // Bars a script pushed with indicator columns carry them as `indicators`; other replies are unchanged.
-    Ok(match state.scripts.indicators.decorate(&entry.symbol, q.interval, &reply) {
-        Some(decorated) => HttpResponse::Ok().json(decorated),
-        None => HttpResponse::Ok().json(reply),
-    })
+    let (history, scripts) = (state.engine.history.clone(), state.scripts.clone());
+    let work = async move {
+        let (bars, as_of) = match history.query(&entry, q, since).await {
+            Ok(read) => read,
+            Err(e) => return (Err(e), 0),
+        };
+        let reply = Historical::new(&entry.symbol, q.interval, &bars, None).with_as_of(as_of);
+        // Bars a script pushed with indicator columns carry them as `indicators`; other replies are unchanged.
+        let body = match scripts.indicators.decorate(&entry.symbol, q.interval, &reply) {
+            Some(decorated) => serde_json::to_vec(&decorated),
+            None => serde_json::to_vec(&reply),
+        };
+        (Ok::<_, HistoryError>(body), bars.len())
+    };
+    let peer = req.peer_addr().map(|a| a.ip());
+    match state.services.history_reads.run(peer, q.limit, work).await {
+        Err(refusal) => Ok(refusal.response()),
+        Ok(None) => Err(ApiError::Unavailable("history")),
+        Ok(Some(Err(e))) => Err(e.into()),
+        Ok(Some(Ok(Err(_)))) => Err(ApiError::Unavailable("history encoding")),
+        Ok(Some(Ok(Ok(body)))) => Ok(HttpResponse::Ok().content_type("application/json").body(body)),
+    }
 }
 
 fn int_param(query: &HashMap<String, String>, name: &'static str) -> Result<Option<i64>, InvalidParameter> {

@@ -9,12 +9,16 @@
 //! - [`auth_log`]: refused keys, counted and logged at a bounded rate.
 //! - [`cors`]: allowed browser origins of `/socket.io/` and the script endpoints.
 //! - [`error`]: the JSON error type every route returns.
+//! - [`history_reads`]: where history reads run, and the per-host and total budgets they are under.
+//! - [`connections`]: the per-host budget of open HTTP connections.
 
 pub mod admin;
 pub mod auth_log;
+pub mod connections;
 pub mod cors;
 pub mod error;
 pub mod feeds;
+pub mod history_reads;
 pub mod market_data;
 pub mod status;
 pub mod strategies;

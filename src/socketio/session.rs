@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::Bytes;
+use candlecast_actors::refusals::refused;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -187,9 +188,16 @@ impl EioSession {
         let stats = &self.io.scripts.stats;
         match &reason {
             CloseReason::PingTimeout => ScriptStats::add(&stats.expired_sessions, 1),
-            CloseReason::SlowConsumer => ScriptStats::add(&stats.slow_client_disconnects, 1),
+            CloseReason::SlowConsumer => {
+                ScriptStats::add(&stats.slow_client_disconnects, 1);
+                refused("outbound_queue");
+            }
             CloseReason::TooLarge { .. } => ScriptStats::add(&stats.oversize_payloads, 1),
-            r if r.is_malformed() => ScriptStats::add(&stats.malformed_packets, 1),
+            r if r.is_malformed() => {
+                // Protocol violations (a client's own pings, broken packets) close the session: a refusal too.
+                ScriptStats::add(&stats.malformed_packets, 1);
+                refused("sio_protocol");
+            }
             _ => {}
         }
         if matches!(reason, CloseReason::ClientClosed | CloseReason::TransportClosed) {
@@ -316,6 +324,7 @@ impl EioSession {
         ScriptStats::add(&self.io.scripts.stats.socketio_events_total, 1);
         if !self.bucket.try_take(Instant::now()) {
             ScriptStats::add(&self.io.scripts.stats.rate_limited_events, 1);
+            refused("sio_events_per_second");
             let msg = format!("more than {} events per second; {name} ignored", self.io.settings.max_events_per_second);
             return socket.refuse(ack, &name, "rate_limited", &msg);
         }

@@ -195,7 +195,7 @@ impl Hosts {
 }
 
 /// The per-host key: the IP, IPv4-mapped IPv6 as IPv4, other IPv6 by its /64.
-fn host_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn host_key(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => {
             let s = v6.segments();

@@ -7,6 +7,7 @@
 //! bytes; [`SessionBody`] streams the outbox to the socket while it drives the actor.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use candlecast_actors::protocol::{
     self, frame, ErrorCode, ErrorMessage, Historical, HistoricalRequest, HistoryQuery, IndicatorRequest, RefusedTopic,
     SignalsRequest, TopicsAck, TopicsRequest,
 };
+use candlecast_actors::refusals::refused;
 use candlecast_actors::strategy::live::indicator_channel;
 use candlecast_actors::strategy::live::indicators::{IndicatorService, SubscribeIndicator, UnsubscribeIndicator};
 use candlecast_actors::strategy::live::signals::{LiveStrategies, SubscribeSignals, UnsubscribeSignals};
@@ -39,6 +41,7 @@ use super::admission::{Admission, Permit};
 use super::limits::{ErrorWindow, TokenBucket};
 use super::request::{decode, Request};
 use crate::config::WsConfig;
+use crate::http::history_reads::HistoryReads;
 use crate::AppState;
 
 /// Frames above `max_frame_bytes` are answered with an error and the connection stays usable; frames
@@ -65,6 +68,8 @@ pub struct Services {
     pub history: History,
     /// Who may connect, and the per-host and total budgets of connections and indicator streams.
     pub admission: Arc<Admission>,
+    /// Where history reads run, and their per-host and total budgets (shared with `GET /api/historical`).
+    pub history_reads: Arc<HistoryReads>,
 }
 
 static NEXT_CLIENT: AtomicU64 = AtomicU64::new(1);
@@ -72,6 +77,8 @@ static NEXT_CLIENT: AtomicU64 = AtomicU64::new(1);
 /// See the module documentation.
 pub struct WsSession {
     id: ClientId,
+    /// The peer's address: its host's history budget.
+    peer: Option<IpAddr>,
     outbox: Arc<Outbox>,
     hub: Addr<Hub>,
     market: Market,
@@ -102,9 +109,16 @@ pub struct WsSession {
 type TopicsOf = (Vec<String>, Vec<Topic>, candlecast_actors::model::Interval, Vec<RefusedTopic>);
 
 impl WsSession {
-    fn new(outbox: Arc<Outbox>, services: Services, limits: Arc<WsConfig>, permit: Permit) -> WsSession {
+    fn new(
+        outbox: Arc<Outbox>,
+        services: Services,
+        limits: Arc<WsConfig>,
+        permit: Permit,
+        peer: Option<IpAddr>,
+    ) -> WsSession {
         WsSession {
             permit,
+            peer,
             id: NEXT_CLIENT.fetch_add(1, Ordering::Relaxed),
             outbox,
             hub: services.hub.clone(),
@@ -130,6 +144,7 @@ impl WsSession {
             Ok(()) => add(&COUNTERS.messages_sent, 1),
             Err(PushError::Overflow) => {
                 add(&COUNTERS.slow_client_disconnects, 1);
+                refused("outbound_queue");
                 add(&COUNTERS.messages_dropped, 1);
                 tracing::warn!(client = self.id, "closing slow client: outbound queue overflowed");
                 ctx.stop();
@@ -145,6 +160,7 @@ impl WsSession {
         self.push(protocol::text_frame(&err), ctx);
         if self.errors.strike(Instant::now()) {
             add(&COUNTERS.ws_abuse_disconnects, 1);
+            refused("ws_errors_per_10s");
             tracing::info!(client = self.id, "closing client after repeated bad input");
             self.close(1008, "too many invalid or rate-limited messages", ctx);
         }
@@ -161,6 +177,7 @@ impl WsSession {
             return self.reply_error(ErrorMessage::new(ErrorCode::FrameTooLarge, msg, None), ctx);
         }
         if !self.bucket.try_take(Instant::now()) {
+            refused("ws_messages_per_second");
             let msg = format!(
                 "more than {} messages per second; message ignored",
                 self.limits.max_control_messages_per_second
@@ -421,25 +438,42 @@ impl WsSession {
         let Some((entry, query, since, id)) = self.waiting.pop_front() else { return };
         self.in_flight = true;
         let history = self.services.history.clone();
-        let fut = async move {
-            let result = history.query(&entry, query, since).await;
-            (entry, result)
-        };
-        ctx.spawn(actix::fut::wrap_future(fut).map(move |(entry, result), session: &mut Self, ctx| {
-            session.in_flight = false;
-            match result {
+        let reply_id = id.clone();
+        // The read and the reply's encoding run on the history thread, not on this (HTTP worker) thread.
+        let work = async move {
+            match history.query(&entry, query, since).await {
                 Ok((bars, as_of)) => {
                     // Only a history that reaches the present is one a subscription continues.
-                    if let Some(newest) = bars.last().filter(|_| query.end_time.is_none()) {
-                        session.history_ends.insert((entry.symbol.clone(), query.interval), newest.open_time);
-                    }
-                    let reply = Historical::new(&entry.symbol, query.interval, &bars, id).with_as_of(as_of);
-                    session.push(protocol::text_frame(&reply), ctx);
+                    let newest =
+                        bars.last().filter(|_| query.end_time.is_none()).map(|b| (entry.symbol.clone(), b.open_time));
+                    let reply = Historical::new(&entry.symbol, query.interval, &bars, reply_id).with_as_of(as_of);
+                    ((protocol::text_frame(&reply), newest), bars.len())
                 }
                 Err(e) => {
-                    let err =
-                        ErrorMessage::new(ErrorCode::Internal, format!("history is not available right now: {e}"), id);
+                    let msg = format!("history is not available right now: {e}");
+                    ((protocol::text_frame(&ErrorMessage::new(ErrorCode::Internal, msg, reply_id)), None), 0)
+                }
+            }
+        };
+        let (reads, peer) = (self.services.history_reads.clone(), self.peer);
+        let fut = async move { reads.run(peer, query.limit, work).await };
+        ctx.spawn(actix::fut::wrap_future(fut).map(move |result, session: &mut Self, ctx| {
+            session.in_flight = false;
+            match result {
+                Ok(Some((frame, newest))) => {
+                    if let Some((symbol, open_time)) = newest {
+                        session.history_ends.insert((symbol, query.interval), open_time);
+                    }
+                    session.push(frame, ctx);
+                }
+                Ok(None) => {
+                    let err = ErrorMessage::new(ErrorCode::Internal, "history is not available right now", id);
                     session.push(protocol::text_frame(&err), ctx);
+                }
+                Err(refusal) => {
+                    let err = ErrorMessage::new(ErrorCode::RateLimited, refusal.to_string(), id)
+                        .with_retry_after(refusal.retry_after());
+                    session.reply_error(err, ctx);
                 }
             }
             session.answer_waiting(ctx);
@@ -552,7 +586,8 @@ pub async fn route(req: HttpRequest, payload: web::Payload, state: web::Data<App
     let limits = state.ws_limits.clone();
     let outbox = Arc::new(Outbox::new(limits.outbound_queue_bytes));
     let codec = Codec::new().max_size(limits.max_frame_bytes * HARD_FRAME_FACTOR);
-    let session = WsSession::new(outbox.clone(), state.services.clone(), limits, permit);
+    let peer = req.peer_addr().map(|a| a.ip());
+    let session = WsSession::new(outbox.clone(), state.services.clone(), limits, permit, peer);
     let driver = Box::pin(ws::WebsocketContext::with_codec(session, payload, codec));
     Ok(response.streaming(SessionBody { driver: Some(driver), outbox }))
 }

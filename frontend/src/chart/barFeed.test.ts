@@ -116,6 +116,26 @@ describe('BarFeed', () => {
     expect(feed.dataError).toBe('unknown symbol "GONEUSDT"');
   });
 
+  it('a history refused by the server budget is asked again after retry_after, not shown as an error', async () => {
+    const { feed } = setup();
+    feed.start('BTCUSDT', '1m');
+    await settle();
+    const first = requests('get_historical')[0];
+    latest().receive({ type: 'error', code: 'rate_limited', message: 'limit history_bars_per_host', retry_after: 2, id: first.id });
+    await settle();
+    expect(feed.state).not.toBe('error');
+    await vi.advanceTimersByTimeAsync(1500);
+    expect(requests('get_historical')).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(600);
+    const again = requests('get_historical');
+    expect(again).toHaveLength(2);
+    expect(again[1].limit).toBe(first.limit);
+    latest().receive({ type: 'historical', symbol: 'BTCUSDT', interval: '1m', data: [bar(1), bar(2)], id: again[1].id });
+    await settle();
+    expect(feed.state).toBe('live');
+    expect(feed.bars.length).toBe(2);
+  });
+
   it('after a reconnect fills the gap from its last bar, then is live again', async () => {
     const { view, feed } = setup();
     feed.start('BTCUSDT', '1m');

@@ -11,7 +11,7 @@
  */
 import type { LogicalRange } from 'lightweight-charts';
 import { Connection, RequestError, TopicStatus } from '../net/connection';
-import type { HistoricalReply, PriceUpdate } from '../net/protocol';
+import type { ClientMessage, HistoricalReply, PriceUpdate } from '../net/protocol';
 import { MAX_HISTORY_LIMIT } from '../net/protocol';
 import { Bar, BarSeries, UpsertOutcome, barsToKeep, isBar, referenceCutoff } from '../state/bars';
 import type { Interval } from '../state/intervals';
@@ -216,8 +216,7 @@ export class BarFeed {
     const gen = this.gen;
     this.dayAgoInFlight = true;
     this.dayAgoAskedAt = performance.now();
-    this.conn
-      .request<HistoricalReply>({ type: 'get_historical', trading_pair: this.symbol, interval: this.interval, end_time: cutoff + 1, limit: 1 })
+    this.history({ trading_pair: this.symbol, interval: this.interval, end_time: cutoff + 1, limit: 1 })
       .then((reply) => {
         if (gen !== this.gen) return;
         this.dayAgo = (reply.data ?? []).filter(isBar).pop();
@@ -269,12 +268,28 @@ export class BarFeed {
   private async fetchUntilNonEmpty(gen: number, range: { start_time?: number; limit: number }): Promise<Bar[] | null> {
     const { symbol, interval } = this;
     for (let attempt = 0; ; attempt++) {
-      const reply = await this.conn.request<HistoricalReply>({ type: 'get_historical', trading_pair: symbol, interval, ...range });
+      const reply = await this.history({ trading_pair: symbol, interval, ...range });
       if (gen !== this.gen) return null;
       const bars = (reply.data ?? []).filter(isBar);
       if (bars.length > 0 || attempt >= EMPTY_HISTORY_RETRIES) return bars;
       await new Promise((r) => setTimeout(r, 300 * (attempt + 1)));
       if (gen !== this.gen) return null;
+    }
+  }
+
+  /**
+   * One get_historical. The server budgets history per host (docs/SECURITY.md); a refusal carries
+   * `retry_after`, and the request is asked again after that delay instead of failing the chart.
+   */
+  private async history(fields: Omit<Extract<ClientMessage, { type: 'get_historical' }>, 'type'>): Promise<HistoricalReply> {
+    for (;;) {
+      try {
+        return await this.conn.request<HistoricalReply>({ type: 'get_historical', ...fields });
+      } catch (err) {
+        const retryAfter = err instanceof RequestError && err.code === 'rate_limited' ? err.retryAfter : undefined;
+        if (retryAfter === undefined) throw err;
+        await new Promise((r) => setTimeout(r, Math.max(1, retryAfter) * 1000));
+      }
     }
   }
 
@@ -331,8 +346,7 @@ export class BarFeed {
     this.loadingOlder = true;
     this.view.loadingOlderChanged(true);
     try {
-      const reply = await this.conn.request<HistoricalReply>({
-        type: 'get_historical',
+      const reply = await this.history({
         trading_pair: this.symbol,
         interval: this.interval,
         end_time: first.timestamp,

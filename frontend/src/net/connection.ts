@@ -53,6 +53,8 @@ export class RequestError extends Error {
   constructor(
     readonly code: string,
     message: string,
+    /** Seconds after which the same request should pass (a refilling budget refused it). */
+    readonly retryAfter?: number,
   ) {
     super(message);
   }
@@ -374,7 +376,7 @@ export class Connection {
         clearTimeout(p.timer);
         if (msg.type === 'error') {
           const e = msg as unknown as ErrorReply;
-          p.reject(new RequestError(e.code, e.message ?? e.code));
+          p.reject(new RequestError(e.code, e.message ?? e.code, typeof e.retry_after === 'number' ? e.retry_after : undefined));
         } else {
           p.resolve(msg);
         }

@@ -58,6 +58,8 @@ export interface ErrorReply {
   code: string;
   message?: string;
   id?: RequestId;
+  /** Set when a budget that refills refused the request (history reads): ask again after this many seconds. */
+  retry_after?: number;
 }
 
 /** One strategy signal (`signal` push, and each entry of `signals_history.data`). */

@@ -1,0 +1,143 @@
+//! The per-host budget of open HTTP connections (`[http] max_connections_per_host`).
+//!
+//! /ws has its own budgets, but one host could still hold tens of thousands of plain HTTP connections
+//! (keep-alive, or request bodies trickled forever), each a file descriptor and a dispatcher. Each accepted
+//! connection is checked in actix-web's `on_connect` hook, which runs once per connection before a byte
+//! is parsed: an admitted one leaves a [`ConnectionPermit`] in the connection's extensions, which actix
+//! drops with the connection (and with it the host's count); a refused one is answered at once with a
+//! short `HTTP/1.1 429` naming `http_connections_per_host` and shut down, so the dispatcher reads EOF and
+//! ends it without parsing anything. This needs no second acceptor or server construction of our own,
+//! and everything actix-web does per connection (keep-alive, timeouts, TCP_NODELAY) stays as it is.
+//!
+//! Hosts in `[http] unlimited_hosts` (loopback by default: a load test's 19,000 /ws clients) are not
+//! counted. Refusals are counted as `candlecast_refused_total{limit="http_connections_per_host"}`.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::{IpAddr, Shutdown};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use actix_web::dev::Extensions;
+use actix_web::rt::net::TcpStream;
+use candlecast_actors::refusals::refused;
+use serde_json::json;
+
+use crate::config::HttpConfig;
+use crate::ws::admission::host_key;
+
+pub const LIMIT: &str = "http_connections_per_host";
+
+/// See the module documentation. One per server.
+pub struct Connections {
+    unlimited: Vec<IpAddr>,
+    per_host: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// A connection's place in its host's count; given back when actix drops the connection's data.
+pub struct ConnectionPermit {
+    connections: Arc<Connections>,
+    host: IpAddr,
+}
+
+impl Connections {
+    pub fn new(config: &HttpConfig) -> Arc<Connections> {
+        Arc::new(Connections {
+            unlimited: config.unlimited_hosts.iter().map(|ip| host_key(*ip)).collect(),
+            per_host: config.max_connections_per_host,
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Takes a place for a connection from `peer` (`None`: an unlimited host, not counted); the limit when
+    /// its host holds that many already.
+    pub fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<Option<ConnectionPermit>, usize> {
+        let host = host_key(peer);
+        if self.unlimited.contains(&host) {
+            return Ok(None);
+        }
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = open.entry(host).or_insert(0);
+        if *n >= self.per_host {
+            return Err(self.per_host);
+        }
+        *n += 1;
+        Ok(Some(ConnectionPermit { connections: self.clone(), host }))
+    }
+
+    /// The `on_connect` hook: admits the connection or answers 429 and shuts it down.
+    pub fn on_connect(self: &Arc<Self>, io: &dyn Any, data: &mut Extensions) {
+        let Some(stream) = io.downcast_ref::<TcpStream>() else { return };
+        let Ok(peer) = stream.peer_addr() else { return };
+        match self.admit(peer.ip()) {
+            Ok(Some(permit)) => {
+                data.insert(permit);
+            }
+            Ok(None) => {}
+            Err(limit) => {
+                refused(LIMIT);
+                tracing::debug!(%peer, "refused HTTP connection: host over its connection limit");
+                refuse(stream, limit);
+            }
+        }
+    }
+}
+
+/// Writes the 429 (a new connection's send buffer always takes it whole) and shuts both directions: the
+/// dispatcher then reads EOF and drops the connection without parsing anything.
+fn refuse(stream: &TcpStream, limit: usize) {
+    let body = json!({
+        "error": LIMIT,
+        "detail": format!("this host already holds {limit} open HTTP connections, the limit ([http] max_connections_per_host; limit {LIMIT}); close some or retry later"),
+    })
+    .to_string();
+    let head = format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    let socket = socket2::SockRef::from(stream);
+    let _ = (&*socket).write_all(format!("{head}{body}").as_bytes());
+    let _ = socket.shutdown(Shutdown::Both);
+}
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        let mut open = self.connections.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.host) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.host);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_are_counted_until_their_permits_drop_and_unlimited_hosts_are_not_counted() {
+        let config = HttpConfig {
+            client_request_timeout_ms: 5000,
+            max_connections_per_host: 2,
+            unlimited_hosts: vec!["127.0.0.1".parse().unwrap()],
+            max_history_reads: 1,
+            max_history_reads_per_host: 1,
+            history_bars_per_second_per_host: 1,
+            history_burst_bars_per_host: 1,
+        };
+        let c = Connections::new(&config);
+        let host: IpAddr = "192.0.2.1".parse().unwrap();
+        let a = c.admit(host).unwrap();
+        let _b = c.admit(host).unwrap();
+        assert_eq!(c.admit(host).err(), Some(2));
+        assert!(c.admit("192.0.2.2".parse().unwrap()).is_ok(), "another host has its own count");
+        drop(a);
+        assert!(c.admit(host).is_ok());
+        for _ in 0..10 {
+            assert!(matches!(c.admit("127.0.0.1".parse().unwrap()), Ok(None)));
+        }
+    }
+}

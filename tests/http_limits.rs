@@ -1,0 +1,233 @@
+//! Plain HTTP and history budgets (issue #21): history reads per host and in total (REST and /ws), the
+//! per-host cap on open HTTP connections, slow request heads, and refusals counted in the one family
+//! `candlecast_refused_total{limit}`. Each attack runs against the real server; the test clients come
+//! from 127.0.0.1, which the defaults exempt, so most tests empty `[http] unlimited_hosts`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Client, TestServer, Toml, SYMBOLS};
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+
+fn public(extra: &[(&'static str, Toml)]) -> Vec<(&'static str, Toml)> {
+    let mut layers = vec![("http.unlimited_hosts", Toml::Array(vec![]))];
+    layers.extend(extra.iter().cloned());
+    layers
+}
+
+async fn refused(server: &TestServer, limit: &str) -> u64 {
+    server.stats().await["refused"][limit].as_u64().unwrap_or(0)
+}
+
+async fn metrics(server: &TestServer) -> String {
+    reqwest::get(server.url("/metrics")).await.expect("metrics").text().await.expect("text")
+}
+
+/// Everything the server sends on `stream` until it closes it (a minute at most: it must close it).
+async fn read_until_closed(stream: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(60), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return String::from_utf8_lossy(&got).into_owned(),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => panic!("the server kept the connection open; got {:?}", String::from_utf8_lossy(&got)),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_reading_more_bars_than_its_budget_gets_429_naming_the_limit_with_retry_after() {
+    let server = TestServer::start(&public(&[
+        ("http.history_bars_per_second_per_host", Toml::Integer(1)),
+        ("http.history_burst_bars_per_host", Toml::Integer(2500)),
+    ]))
+    .await;
+    let before = refused(&server, "history_bars_per_host").await;
+    let url = server.url("/api/historical/BTCUSDT?interval=1s&limit=1000");
+    for _ in 0..2 {
+        let r = reqwest::get(&url).await.unwrap();
+        assert_eq!(r.status(), 200);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["data"].as_array().map(Vec::len), Some(1000), "an hour of 1s bars is there");
+    }
+    let r = reqwest::get(&url).await.unwrap();
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry >= 1, "{retry}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "history_bars_per_host", "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("history_bars_per_second_per_host"), "{body}");
+    // A small read still fits what is left.
+    let small = reqwest::get(server.url("/api/historical/BTCUSDT?interval=1s&limit=10")).await.unwrap();
+    assert_eq!(small.status(), 200);
+    assert!(refused(&server, "history_bars_per_host").await > before);
+    assert!(metrics(&server).await.contains(r#"candlecast_refused_total{limit="history_bars_per_host"}"#));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_get_historical_over_the_host_budget_is_a_rate_limited_error_with_retry_after() {
+    let server = TestServer::start(&public(&[
+        ("http.history_bars_per_second_per_host", Toml::Integer(1)),
+        ("http.history_burst_bars_per_host", Toml::Integer(2500)),
+    ]))
+    .await;
+    let mut c = Client::connect(&server).await;
+    for id in 0..2 {
+        c.send(json!({"type":"get_historical","trading_pair":"ETHUSDT","interval":"1s","limit":1000,"id":id})).await;
+        let reply = c.next_of("historical", 30).await;
+        assert_eq!(reply["id"], id);
+    }
+    c.send(json!({"type":"get_historical","trading_pair":"ETHUSDT","interval":"1s","limit":1000,"id":"third"})).await;
+    let err = c.next_of("error", 30).await;
+    assert_eq!(err["code"], "rate_limited", "{err}");
+    assert_eq!(err["id"], "third", "{err}");
+    assert!(err["message"].as_str().unwrap().contains("history_bars_per_host"), "{err}");
+    assert!(err["retry_after"].as_u64().unwrap() >= 1, "{err}");
+    // The connection stays usable.
+    c.send(json!({"type":"ping","id":"alive"})).await;
+    assert_eq!(c.next_of("pong", 10).await["id"], "alive");
+}
+
+/// The dashboard's pattern (frontend/src/chart/barFeed.ts) from a host with no exemption, under the
+/// default budgets: 8 charts load up to 5,000 bars each at once, ask for the bar a day back, page back
+/// 500 bars each, and load again after a reconnect; the same 8 loads over REST at once. Nothing is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_pattern_is_never_refused_under_the_default_budgets() {
+    let server = TestServer::start(&public(&[])).await;
+    let charts: Vec<(&str, &str)> =
+        SYMBOLS.iter().map(|s| (*s, "1s")).chain([("BTCUSDT", "1m"), ("ETHUSDT", "1m")]).collect();
+    assert_eq!(charts.len(), 8);
+    let mut c = Client::connect(&server).await;
+    let load = || -> Vec<Value> {
+        charts
+            .iter()
+            .map(|(s, i)| json!({"type":"get_historical","trading_pair":s,"interval":i,"limit":5000}))
+            .collect()
+    };
+    let firsts = round(&mut c, load()).await;
+    let day_ago: Vec<Value> = charts
+        .iter()
+        .map(|(s, i)| json!({"type":"get_historical","trading_pair":s,"interval":i,"limit":1,"end_time":firsts[0].unwrap_or(0) + 1}))
+        .collect();
+    round(&mut c, day_ago).await;
+    let pages: Vec<Value> = charts
+        .iter()
+        .zip(&firsts)
+        .map(|((s, i), first)| json!({"type":"get_historical","trading_pair":s,"interval":i,"limit":500,"end_time":first.unwrap_or(0)}))
+        .collect();
+    round(&mut c, pages).await;
+    round(&mut c, load()).await;
+    // Over REST, all 8 at once.
+    let http = reqwest::Client::new();
+    let gets = charts.iter().map(|(s, i)| {
+        let url = server.url(&format!("/api/historical/{s}?interval={i}&limit=5000"));
+        let http = http.clone();
+        async move { http.get(url).send().await.unwrap().status().as_u16() }
+    });
+    assert_eq!(futures_util::future::join_all(gets).await, vec![200; 8]);
+}
+
+/// Sends `reqs` at once and returns the first bar's time of each reply; every reply must be history.
+async fn round(c: &mut Client, reqs: Vec<Value>) -> Vec<Option<i64>> {
+    let n = reqs.len();
+    for r in reqs {
+        c.send(r).await;
+    }
+    let mut firsts = Vec::new();
+    while firsts.len() < n {
+        let msg = c.next_json(60).await;
+        if msg["type"] == "price_update" {
+            continue;
+        }
+        assert_eq!(msg["type"], "historical", "refused: {msg}");
+        firsts.push(msg["data"][0]["timestamp"].as_i64());
+    }
+    firsts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_over_its_http_connection_limit_gets_429_and_is_closed_and_a_closed_one_frees_its_place() {
+    let server = TestServer::start(&public(&[
+        ("http.max_connections_per_host", Toml::Integer(3)),
+        // Idle connections stay open for the test's whole length (no request head is ever finished).
+        ("http.client_request_timeout_ms", Toml::Integer(600_000)),
+    ]))
+    .await;
+    let before = refused(&server, "http_connections_per_host").await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(TcpStream::connect(server.addr).await.unwrap());
+    }
+    let mut over = TcpStream::connect(server.addr).await.unwrap();
+    let answer = read_until_closed(&mut over).await;
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(answer.contains("http_connections_per_host") && answer.contains("max_connections_per_host"), "{answer}");
+    let mut again = TcpStream::connect(server.addr).await.unwrap();
+    assert!(read_until_closed(&mut again).await.starts_with("HTTP/1.1 429"), "still over the limit");
+    drop(held);
+    // The server sees the three close and gives their places back.
+    let mut status = 0;
+    for _ in 0..600 {
+        status = reqwest::get(server.url("/health")).await.map(|r| r.status().as_u16()).unwrap_or(0);
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, 200, "the host's places were never given back");
+    assert!(refused(&server, "http_connections_per_host").await >= before + 2);
+    assert!(metrics(&server).await.contains(r#"candlecast_refused_total{limit="http_connections_per_host"}"#));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loopback_is_exempt_from_the_http_connection_limit_by_default() {
+    let server = TestServer::start(&[("http.max_connections_per_host", Toml::Integer(2))]).await;
+    let mut clients = Vec::new();
+    for _ in 0..6 {
+        clients.push(Client::connect(&server).await);
+    }
+    for c in &mut clients {
+        c.send(json!({"type":"ping","id":1})).await;
+        assert_eq!(c.next_of("pong", 10).await["id"], 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_never_finishes_its_headers_is_closed() {
+    let server = TestServer::start(&[("http.client_request_timeout_ms", Toml::Integer(300))]).await;
+    let mut slow = TcpStream::connect(server.addr).await.unwrap();
+    slow.write_all(b"GET /api/symbols HTTP/1.1\r\nHost: 127.0.0.1\r\nX-a: b\r\n").await.unwrap();
+    let answer = read_until_closed(&mut slow).await;
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_rate_limits_and_abuse_closes_are_counted_in_the_refusal_family() {
+    let server = TestServer::start(&[
+        ("ws.max_control_messages_per_second", Toml::Integer(1)),
+        ("ws.max_errors_per_10s", Toml::Integer(3)),
+    ])
+    .await;
+    let (rate, abuse) = (refused(&server, "ws_messages_per_second").await, refused(&server, "ws_errors_per_10s").await);
+    let mut c = Client::connect(&server).await;
+    for id in 0..20 {
+        c.send(json!({"type":"ping","id":id})).await;
+    }
+    // Rate-limited replies are errors: past three in ten seconds the client is closed with 1008.
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(30), c.ws.next()).await.expect("closed in time") {
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close, got {other:?}"),
+        }
+    };
+    assert_eq!(code, Some(1008));
+    assert!(refused(&server, "ws_messages_per_second").await > rate);
+    assert!(refused(&server, "ws_errors_per_10s").await > abuse);
+}
