@@ -121,6 +121,20 @@ pub async fn remove(
     }
 }
 
+/// The HELP lines of the series [`record_metrics`] writes.
+pub fn describe_metrics() {
+    metrics::describe_gauge!("candlecast_feed_connected", "1 while the feed's upstream connection is up");
+    metrics::describe_counter!("candlecast_feed_reconnects_total", "Times the feed reconnected to its upstream");
+    metrics::describe_counter!("candlecast_feed_trades_total", "Trades the feed received from its upstream");
+    metrics::describe_counter!("candlecast_feed_malformed_total", "Upstream messages the feed could not decode");
+    metrics::describe_gauge!("candlecast_feed_messages_per_second", "Trades the feed received during the last second");
+    metrics::describe_gauge!(
+        "candlecast_feed_last_message_age_seconds",
+        "Seconds since the feed's last upstream message (absent before the first)"
+    );
+    metrics::describe_counter!("candlecast_admin_refused_total", "Admin requests refused for a missing or wrong key");
+}
+
 /// Per-feed Prometheus series, labelled by source and symbol.
 pub fn record_metrics(state: &AppState) {
     let now = now_ms();

@@ -150,6 +150,11 @@ fn prometheus() -> &'static PrometheusHandle {
                 false => metrics::describe_counter!(m.prometheus_name, m.help),
             }
         }
+        metrics::describe_gauge!("candlecast_store_info", "Always 1; the kind label names the bar store");
+        // Every family needs a HELP line (`promtool check metrics`); the others describe their own.
+        super::feeds::describe_metrics();
+        crate::scripts::stats::describe_metrics();
+        crate::jobs::describe_metrics();
         handle
     })
 }
@@ -190,14 +195,16 @@ pub async fn metrics_route(state: web::Data<AppState>) -> HttpResponse {
     let (figures, now) = (state.engine.history.stats(), candlecast_actors::model::now_ms());
     let values = METRICS
         .iter()
-        .map(|m| (m.kind, m.prometheus_name, (m.read)(&COUNTERS)))
-        .chain(PERSIST_METRICS.iter().map(|m| (m.kind, m.prometheus_name, (m.read)(figures, now))));
+        .map(|m| (m.kind, m.prometheus_name, (m.read)(&COUNTERS) as f64))
+        .chain(PERSIST_METRICS.iter().map(|m| (m.kind, m.prometheus_name, m.prometheus_value(figures, now))));
     for (kind, name, v) in values {
         match kind {
-            Kind::Counter => metrics::counter!(name).absolute(v.max(0) as u64),
-            Kind::Gauge => metrics::gauge!(name).set(v as f64),
+            Kind::Counter => metrics::counter!(name).absolute(v.max(0.0) as u64),
+            Kind::Gauge => metrics::gauge!(name).set(v),
         }
     }
+    // An info series: alert rules tell "no store configured" from "store down" by its `kind` label.
+    metrics::gauge!("candlecast_store_info", "kind" => state.engine.history.kind()).set(1.0);
     for e in state.engine.market.list() {
         let symbol = e.symbol.to_string();
         metrics::gauge!("candlecast_symbol_trade_rate", "symbol" => symbol.clone()).set(e.stats.trade_rate());
