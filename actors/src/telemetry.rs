@@ -77,22 +77,67 @@ macro_rules! metric {
 /// Everything exported, in display order.
 pub const METRICS: &[Metric] = &[
     metric!(messages_sent, Counter, "candlecast_messages_sent_total", "Frames handed to WebSocket clients"),
-    metric!(messages_per_second, Gauge, "candlecast_messages_per_second", "Frames handed to WebSocket clients during the last second"),
-    metric!(messages_dropped, Counter, "candlecast_messages_dropped_total", "Frames discarded because their client was too slow or gone"),
-    metric!(updates_conflated, Counter, "candlecast_updates_conflated_total", "Partial-bar updates superseded before their topic's next send slot"),
-    metric!(slow_client_disconnects, Counter, "candlecast_slow_client_disconnects_total", "Clients closed because their outbound queue overflowed"),
+    metric!(
+        messages_per_second,
+        Gauge,
+        "candlecast_messages_per_second",
+        "Frames handed to WebSocket clients during the last second"
+    ),
+    metric!(
+        messages_dropped,
+        Counter,
+        "candlecast_messages_dropped_total",
+        "Frames discarded because their client was too slow or gone"
+    ),
+    metric!(
+        updates_conflated,
+        Counter,
+        "candlecast_updates_conflated_total",
+        "Partial-bar updates superseded before their topic's next send slot"
+    ),
+    metric!(
+        slow_client_disconnects,
+        Counter,
+        "candlecast_slow_client_disconnects_total",
+        "Clients closed because their outbound queue overflowed"
+    ),
     metric!(
         silent_client_disconnects,
         Counter,
         "candlecast_silent_client_disconnects_total",
         "Clients closed because they answered no ping within the client timeout (stalled or gone)"
     ),
-    metric!(late_dropped, Counter, "candlecast_late_dropped_total", "Trades older than the grace window, not folded into any bar"),
+    metric!(
+        late_dropped,
+        Counter,
+        "candlecast_late_dropped_total",
+        "Trades older than the grace window, not folded into any bar"
+    ),
     metric!(trades_total, Counter, "candlecast_trades_total", "Trades folded into bars"),
-    metric!(trades_rejected, Counter, "candlecast_trades_rejected_total", "Trades refused as invalid (price, quantity, time)"),
-    metric!(ws_connections_total, Counter, "candlecast_ws_connections_total", "WebSocket connections accepted since start"),
-    metric!(ws_client_errors, Counter, "candlecast_ws_client_errors_total", "Error replies sent to WebSocket clients for bad input"),
-    metric!(ws_abuse_disconnects, Counter, "candlecast_ws_abuse_disconnects_total", "Clients closed with 1008 for repeated bad input or flooding"),
+    metric!(
+        trades_rejected,
+        Counter,
+        "candlecast_trades_rejected_total",
+        "Trades refused as invalid (price, quantity, time)"
+    ),
+    metric!(
+        ws_connections_total,
+        Counter,
+        "candlecast_ws_connections_total",
+        "WebSocket connections accepted since start"
+    ),
+    metric!(
+        ws_client_errors,
+        Counter,
+        "candlecast_ws_client_errors_total",
+        "Error replies sent to WebSocket clients for bad input"
+    ),
+    metric!(
+        ws_abuse_disconnects,
+        Counter,
+        "candlecast_ws_abuse_disconnects_total",
+        "Clients closed with 1008 for repeated bad input or flooding"
+    ),
 ];
 
 /// Gauges answered by the hub itself: (stats name, Prometheus name, help).
@@ -351,7 +396,8 @@ mod tests {
     fn write_lag_is_exported_in_seconds() {
         let stats = PersistStats::default();
         stats.oldest_unwritten_ms.store(10_000, Ordering::Relaxed);
-        let lag = PERSIST_METRICS.iter().find(|m| m.stats_name == "write_lag_ms").map(|m| m.prometheus_value(&stats, 12_500));
+        let lag =
+            PERSIST_METRICS.iter().find(|m| m.stats_name == "write_lag_ms").map(|m| m.prometheus_value(&stats, 12_500));
         assert_eq!(lag, Some(2.5));
     }
 }
