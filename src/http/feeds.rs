@@ -80,6 +80,7 @@ pub fn feed_json(f: &FeedHandle, now: i64) -> Value {
 }
 
 /// Every feed with its state, last message age, reconnects and message rate.
+#[utoipa::path(get, path = "/api/feeds", tag = "feeds", responses((status = 200, body = super::openapi::FeedsReply)))]
 #[get("/api/feeds")]
 pub async fn list(state: web::Data<AppState>) -> HttpResponse {
     let now = now_ms();
@@ -95,6 +96,10 @@ struct AddFeed {
 }
 
 /// Starts a feed for a symbol (admin only): `{"source":"binance","symbol":"BTCUSDT"}`.
+#[utoipa::path(post, path = "/api/feeds", tag = "feeds", security(("bearer" = [])),
+    request_body = super::openapi::AddFeedBody,
+    responses((status = 201, body = super::openapi::FeedBody), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 403, body = super::openapi::ErrorBody),
+        (status = 409, description = "The feed runs already", body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
 #[post("/api/feeds")]
 pub async fn add(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> Result<HttpResponse, FeedsError> {
     state.admin.authorize(&req)?;
@@ -106,6 +111,9 @@ pub async fn add(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>)
 }
 
 /// Stops a feed and its upstream connection (admin only). The symbol and its bars stay.
+#[utoipa::path(delete, path = "/api/feeds/{source}/{symbol}", tag = "feeds", security(("bearer" = [])),
+    params(("source" = String, Path), ("symbol" = String, Path)),
+    responses((status = 200, body = super::openapi::FeedRemoved), (status = 401, body = super::openapi::ErrorBody), (status = 403, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody)))]
 #[delete("/api/feeds/{source}/{symbol}")]
 pub async fn remove(
     req: HttpRequest,

@@ -13,6 +13,7 @@ use std::sync::atomic::Ordering;
 use crate::AppState;
 
 /// Clients, subscriptions, per-pair subscribers, throughput, feeds and limits.
+#[utoipa::path(get, path = "/api/stats", tag = "operations", responses((status = 200, body = super::openapi::StatsReply)))]
 #[get("/api/stats")]
 pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
     // From the hub's counters: O(symbols), no walk over the clients, no message to the hub's thread.
@@ -72,6 +73,7 @@ fn persistence(state: &AppState, now: i64) -> Value {
 }
 
 /// Liveness and a summary of the feeds.
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, body = super::openapi::HealthReply)))]
 #[get("/health")]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let feeds = state.engine.feeds.list();
@@ -185,6 +187,8 @@ fn record_refusals() {
 }
 
 /// Prometheus text exposition of every counter in `telemetry`, plus per-symbol trade figures.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition (README, Metrics)", body = String, content_type = "text/plain")))]
 #[get("/metrics")]
 pub async fn metrics_route(state: web::Data<AppState>) -> HttpResponse {
     let handle = prometheus();
