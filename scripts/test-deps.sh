@@ -32,5 +32,5 @@ if ! target/pyenv-tests/bin/python -c 'import socketio, requests' >/dev/null 2>&
 fi
 echo "== Schemathesis (tests/openapi.rs fuzzes the REST API against /api/openapi.json)"
 target/pyenv-tests/bin/python -c 'import schemathesis' >/dev/null 2>&1 \
-  || target/pyenv-tests/bin/pip install --quiet --disable-pip-version-check -r tests/openapi/requirements.txt
+  || target/pyenv-tests/bin/python -m pip install --quiet --disable-pip-version-check -r tests/openapi/requirements.txt
 (cd tests/socketio && npm ci --no-audit --no-fund --loglevel=error)

@@ -122,17 +122,24 @@ async fn the_docs_page_renders_the_document_with_nothing_from_outside() {
 }
 
 /// The Python with Schemathesis: `$CANDLECAST_TEST_PYTHON`, or target/pyenv-tests (scripts/test-deps.sh).
-fn schemathesis() -> std::path::PathBuf {
+/// Run as `python -c` rather than through the `schemathesis` script, whose first line names the Python of
+/// the place the venv was made in (a copied target/ would run another checkout's).
+fn schemathesis() -> std::process::Command {
     let python = std::env::var_os("CANDLECAST_TEST_PYTHON")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyenv-tests/bin/python"));
-    let bin = python.with_file_name("schemathesis");
+    let installed = std::process::Command::new(&python).args(["-c", "import schemathesis"]).output();
     assert!(
-        bin.is_file(),
-        "Schemathesis is not installed at {}: run scripts/test-deps.sh (pip install -r tests/openapi/requirements.txt)",
-        bin.display()
+        installed.is_ok_and(|o| o.status.success()),
+        "Schemathesis is not installed for {}: run scripts/test-deps.sh (pip install -r tests/openapi/requirements.txt)",
+        python.display()
     );
-    bin
+    let mut cmd = std::process::Command::new(python);
+    cmd.args([
+        "-c",
+        "import sys; from schemathesis.cli import schemathesis; sys.argv[0] = 'schemathesis'; schemathesis()",
+    ]);
+    cmd
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,13 +152,12 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
         ("jobs.trader_keys", key),
     ])
     .await;
-    let bin = schemathesis();
+    let mut cmd = schemathesis();
     let root = env!("CARGO_MANIFEST_DIR");
     let reports = tempfile::tempdir().expect("temp dir");
     let schema = server.url("/api/openapi.json");
     let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(bin)
-            .current_dir(reports.path())
+        cmd.current_dir(reports.path())
             .env_remove("LD_PRELOAD")
             .args(["--config-file", &format!("{root}/tests/openapi/schemathesis.toml"), "--no-color", "run", &schema])
             // Every check (Schemathesis 4's default; `--checks all` would override the per-operation
