@@ -779,7 +779,8 @@ def write_doc(rows, args, doc_path, command):
         if not r["server_alive"]:
             rss += " **(server died)**"
         got = r["attacker_summary"] or "—"
-        other = fmt_counts({k.replace("candlecast_", ""): v for k, v in r["other_counters"].items()}, 4)
+        # Short names, as in the rows before counters took Prometheus' `_total` suffix (docs/OPERATIONS.md).
+        other = fmt_counts({re.sub(r"_total(?=\{|$)", "", k.replace("candlecast_", "")): v for k, v in r["other_counters"].items()}, 4)
         lines.append(f"| {r['title']} | {rss} | {p} | {ratio} | {got} | {fmt_counts(r['refused'])} | {other} | {r['log_lines']:,} |")
     lines += ["", "Targets, per row (computed by the script):", ""]
     for r in rows:

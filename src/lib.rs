@@ -4,6 +4,7 @@
 //! actor pipeline of `candlecast-actors` (feed → aggregator → hub → sessions).
 //!
 //! # Layout
+//! - [`cli`]: operator subcommands (`keys new`, `check-config`).
 //! - [`config`]: `config/default.toml`, `--config FILE` and `CANDLECAST__*` environment overrides.
 //! - [`http`]: one file per REST resource, the JSON error type, and `configure` for every route.
 //! - [`jobs`]: backtest and optimization jobs on a bounded pool, with progress, cancel and expiry.
@@ -13,6 +14,7 @@
 //! - [`run`]: starts the engine and the HTTP server on a bound listener until `shutdown` resolves.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod config;
 pub mod http;
 pub mod jobs;

@@ -13,6 +13,9 @@ struct Args {
     /// A TOML file layered over config/default.toml (environment variables CANDLECAST__* still win).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Without a command, the server runs.
+    #[command(subcommand)]
+    command: Option<candlecast::cli::Command>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -28,6 +31,9 @@ fn main() -> std::process::ExitCode {
 
 fn start() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(command) = args.command {
+        return candlecast::cli::run(command);
+    }
     let config = candlecast::Config::load(args.config.as_deref())?;
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log.level))

@@ -70,3 +70,52 @@ fn cluster_roles_without_redis_stop_the_start_with_a_clear_message() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("redis.url") && !stderr.contains("topsecret"), "{stderr}");
 }
+
+#[test]
+fn keys_new_prints_a_fresh_key_and_the_setting_that_accepts_it() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_candlecast")).args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let script = run(&["keys", "new"]);
+    let key = script.lines().next().unwrap();
+    assert_eq!(key.len(), 64, "{script}");
+    assert!(key.chars().all(|c| c.is_ascii_hexdigit()), "{script}");
+    assert!(script.contains(&format!("[scripts]\nkeys = [\"{key}\"]")), "{script}");
+    let admin = run(&["keys", "new", "--role", "admin"]);
+    assert_ne!(admin.lines().next(), Some(key), "every key is new");
+    assert!(admin.contains("[admin]\nkeys = ["), "{admin}");
+
+    // The printed lines are a configuration the server accepts, with the key in place.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keys.toml");
+    let config: String =
+        script.lines().filter(|l| !l.starts_with('#') && *l != key).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&file, config).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_candlecast")).arg("check-config").arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn check_config_says_valid_or_names_the_problem_without_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "[server]\nport = 8123\n[feed]\nsymbols = [\"BTCUSDT\"]\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_candlecast")).arg("check-config").arg(&good).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("valid") && stdout.contains(":8123") && stdout.contains("1 symbols"), "{stdout}");
+    assert!(!stdout.contains("listening on"), "it checks, it does not start: {stdout}");
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[feed]\nsorce = \"simulated\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_candlecast")).arg("check-config").arg(&bad).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("would not start") && stderr.contains("sorce"), "{stderr}");
+
+    let missing = dir.path().join("missing.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_candlecast")).arg("check-config").arg(&missing).output().unwrap();
+    assert!(!out.status.success());
+}

@@ -66,7 +66,7 @@ async fn history_beyond_the_in_memory_window_comes_from_the_store_for_rest_ws_an
     let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
     for name in [
         "candlecast_persist_written_bars_total",
-        "candlecast_persist_write_lag_ms",
+        "candlecast_persist_write_lag_seconds",
         "candlecast_persist_journal_bars",
         "candlecast_persist_healthy 1",
     ] {

@@ -121,7 +121,7 @@ async fn stats_and_metrics_show_the_pipeline() {
     }
     let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
     for name in [
-        "candlecast_messages_sent",
+        "candlecast_messages_sent_total",
         "candlecast_total_clients",
         "candlecast_trades_total",
         "candlecast_symbol_trade_rate{symbol=\"BTCUSDT\"}",

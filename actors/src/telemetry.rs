@@ -59,11 +59,14 @@ pub struct Metric {
     pub read: fn(&Counters) -> i64,
 }
 
+/// `metric!(field, Kind, "candlecast_prometheus_name", "help")`: the `/api/stats` name is the field's. The
+/// Prometheus name is written out (not derived) so that a search for it finds its definition; counters end
+/// in `_total` (Prometheus' naming rules, checked by `promtool check metrics`).
 macro_rules! metric {
-    ($field:ident, $kind:ident, $help:literal) => {
+    ($field:ident, $kind:ident, $name:literal, $help:literal) => {
         Metric {
             stats_name: stringify!($field),
-            prometheus_name: concat!("candlecast_", stringify!($field)),
+            prometheus_name: $name,
             help: $help,
             kind: Kind::$kind,
             read: |c| c.$field.load(Ordering::Relaxed) as i64,
@@ -73,22 +76,68 @@ macro_rules! metric {
 
 /// Everything exported, in display order.
 pub const METRICS: &[Metric] = &[
-    metric!(messages_sent, Counter, "Frames handed to WebSocket clients"),
-    metric!(messages_per_second, Gauge, "Frames handed to WebSocket clients during the last second"),
-    metric!(messages_dropped, Counter, "Frames discarded because their client was too slow or gone"),
-    metric!(updates_conflated, Counter, "Partial-bar updates superseded before their topic's next send slot"),
-    metric!(slow_client_disconnects, Counter, "Clients closed because their outbound queue overflowed"),
+    metric!(messages_sent, Counter, "candlecast_messages_sent_total", "Frames handed to WebSocket clients"),
+    metric!(
+        messages_per_second,
+        Gauge,
+        "candlecast_messages_per_second",
+        "Frames handed to WebSocket clients during the last second"
+    ),
+    metric!(
+        messages_dropped,
+        Counter,
+        "candlecast_messages_dropped_total",
+        "Frames discarded because their client was too slow or gone"
+    ),
+    metric!(
+        updates_conflated,
+        Counter,
+        "candlecast_updates_conflated_total",
+        "Partial-bar updates superseded before their topic's next send slot"
+    ),
+    metric!(
+        slow_client_disconnects,
+        Counter,
+        "candlecast_slow_client_disconnects_total",
+        "Clients closed because their outbound queue overflowed"
+    ),
     metric!(
         silent_client_disconnects,
         Counter,
+        "candlecast_silent_client_disconnects_total",
         "Clients closed because they answered no ping within the client timeout (stalled or gone)"
     ),
-    metric!(late_dropped, Counter, "Trades older than the grace window, not folded into any bar"),
-    metric!(trades_total, Counter, "Trades folded into bars"),
-    metric!(trades_rejected, Counter, "Trades refused as invalid (price, quantity, time)"),
-    metric!(ws_connections_total, Counter, "WebSocket connections accepted since start"),
-    metric!(ws_client_errors, Counter, "Error replies sent to WebSocket clients for bad input"),
-    metric!(ws_abuse_disconnects, Counter, "Clients closed with 1008 for repeated bad input or flooding"),
+    metric!(
+        late_dropped,
+        Counter,
+        "candlecast_late_dropped_total",
+        "Trades older than the grace window, not folded into any bar"
+    ),
+    metric!(trades_total, Counter, "candlecast_trades_total", "Trades folded into bars"),
+    metric!(
+        trades_rejected,
+        Counter,
+        "candlecast_trades_rejected_total",
+        "Trades refused as invalid (price, quantity, time)"
+    ),
+    metric!(
+        ws_connections_total,
+        Counter,
+        "candlecast_ws_connections_total",
+        "WebSocket connections accepted since start"
+    ),
+    metric!(
+        ws_client_errors,
+        Counter,
+        "candlecast_ws_client_errors_total",
+        "Error replies sent to WebSocket clients for bad input"
+    ),
+    metric!(
+        ws_abuse_disconnects,
+        Counter,
+        "candlecast_ws_abuse_disconnects_total",
+        "Clients closed with 1008 for repeated bad input or flooding"
+    ),
 ];
 
 /// Gauges answered by the hub itself: (stats name, Prometheus name, help).
@@ -200,6 +249,15 @@ pub struct PersistMetric {
     pub help: &'static str,
     pub kind: Kind,
     pub read: fn(&PersistStats, i64) -> i64,
+    /// `/metrics` shows `read` times this: Prometheus wants base units (seconds), `/api/stats` keeps ms.
+    pub prometheus_scale: f64,
+}
+
+impl PersistMetric {
+    /// The value as `/metrics` shows it, in the unit its Prometheus name says.
+    pub fn prometheus_value(&self, stats: &PersistStats, now_ms: i64) -> f64 {
+        (self.read)(stats, now_ms) as f64 * self.prometheus_scale
+    }
 }
 
 /// Every persistence figure, in display order (besides `kind` and `last_error`, which are text).
@@ -210,13 +268,15 @@ pub const PERSIST_METRICS: &[PersistMetric] = &[
         help: "1 when the last write to the store succeeded",
         kind: Kind::Gauge,
         read: |s, _| s.healthy.load(Ordering::Relaxed) as i64,
+        prometheus_scale: 1.0,
     },
     PersistMetric {
         stats_name: "write_lag_ms",
-        prometheus_name: "candlecast_persist_write_lag_ms",
-        help: "Age of the oldest closed bar not yet in the store, ms",
+        prometheus_name: "candlecast_persist_write_lag_seconds",
+        help: "Age of the oldest closed bar not yet in the store, seconds",
         kind: Kind::Gauge,
         read: |s, now| s.write_lag_ms(now),
+        prometheus_scale: 0.001,
     },
     PersistMetric {
         stats_name: "buffered_bars",
@@ -224,6 +284,7 @@ pub const PERSIST_METRICS: &[PersistMetric] = &[
         help: "Closed bars waiting in memory for the store",
         kind: Kind::Gauge,
         read: |s, _| s.buffered_bars.load(Ordering::Relaxed) as i64,
+        prometheus_scale: 1.0,
     },
     PersistMetric {
         stats_name: "journal_bars",
@@ -231,6 +292,7 @@ pub const PERSIST_METRICS: &[PersistMetric] = &[
         help: "Closed bars waiting in the on-disk journal for the store",
         kind: Kind::Gauge,
         read: |s, _| s.journal_bars.load(Ordering::Relaxed) as i64,
+        prometheus_scale: 1.0,
     },
     PersistMetric {
         stats_name: "written_bars",
@@ -238,6 +300,7 @@ pub const PERSIST_METRICS: &[PersistMetric] = &[
         help: "Bars written to the store",
         kind: Kind::Counter,
         read: |s, _| s.written_bars.load(Ordering::Relaxed) as i64,
+        prometheus_scale: 1.0,
     },
     PersistMetric {
         stats_name: "retries",
@@ -245,6 +308,7 @@ pub const PERSIST_METRICS: &[PersistMetric] = &[
         help: "Store writes retried after a failure",
         kind: Kind::Counter,
         read: |s, _| s.retries.load(Ordering::Relaxed) as i64,
+        prometheus_scale: 1.0,
     },
     PersistMetric {
         stats_name: "failures",
@@ -252,6 +316,7 @@ pub const PERSIST_METRICS: &[PersistMetric] = &[
         help: "Store writes that failed",
         kind: Kind::Counter,
         read: |s, _| s.failures.load(Ordering::Relaxed) as i64,
+        prometheus_scale: 1.0,
     },
     PersistMetric {
         stats_name: "dropped_bars",
@@ -259,6 +324,7 @@ pub const PERSIST_METRICS: &[PersistMetric] = &[
         help: "Bars lost because neither the store nor the journal took them",
         kind: Kind::Counter,
         read: |s, _| s.dropped_bars.load(Ordering::Relaxed) as i64,
+        prometheus_scale: 1.0,
     },
     PersistMetric {
         stats_name: "dead_letter_bars",
@@ -266,6 +332,7 @@ pub const PERSIST_METRICS: &[PersistMetric] = &[
         help: "Bars the store refused for what they hold, kept in the dead-letter file",
         kind: Kind::Counter,
         read: |s, _| s.dead_letter_bars.load(Ordering::Relaxed) as i64,
+        prometheus_scale: 1.0,
     },
     PersistMetric {
         stats_name: "journal_bytes",
@@ -273,6 +340,7 @@ pub const PERSIST_METRICS: &[PersistMetric] = &[
         help: "Size of the on-disk journal, bytes",
         kind: Kind::Gauge,
         read: |s, _| s.journal_bytes.load(Ordering::Relaxed) as i64,
+        prometheus_scale: 1.0,
     },
     PersistMetric {
         stats_name: "journal_max_bytes",
@@ -280,6 +348,7 @@ pub const PERSIST_METRICS: &[PersistMetric] = &[
         help: "Cap on the journal's size (store.journal_max_bytes), bytes",
         kind: Kind::Gauge,
         read: |s, _| s.journal_max_bytes.load(Ordering::Relaxed) as i64,
+        prometheus_scale: 1.0,
     },
     PersistMetric {
         stats_name: "journal_full_refusals",
@@ -287,6 +356,7 @@ pub const PERSIST_METRICS: &[PersistMetric] = &[
         help: "Journal appends refused because the journal reached store.journal_max_bytes",
         kind: Kind::Counter,
         read: |s, _| s.journal_full_refusals.load(Ordering::Relaxed) as i64,
+        prometheus_scale: 1.0,
     },
     PersistMetric {
         stats_name: "journal_damaged_bytes",
@@ -294,5 +364,40 @@ pub const PERSIST_METRICS: &[PersistMetric] = &[
         help: "Bytes of damaged journal records skipped at start",
         kind: Kind::Counter,
         read: |s, _| s.journal_damaged_bytes.load(Ordering::Relaxed) as i64,
+        prometheus_scale: 1.0,
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::CLUSTER_METRICS;
+
+    /// Every name `/metrics` takes from these tables follows Prometheus' rules, as `promtool check metrics`
+    /// reads them: counters end in `_total`, gauges do not, no abbreviated units (`_ms`), one prefix.
+    #[test]
+    fn prometheus_names_follow_the_naming_rules() {
+        let all = METRICS
+            .iter()
+            .map(|m| (m.prometheus_name, m.kind == Kind::Counter))
+            .chain(PERSIST_METRICS.iter().map(|m| (m.prometheus_name, m.kind == Kind::Counter)))
+            .chain(CLUSTER_METRICS.iter().map(|m| (m.prometheus_name, !m.gauge)))
+            .chain(HUB_GAUGES.iter().map(|(_, name, _)| (*name, false)));
+        let mut seen = std::collections::HashSet::new();
+        for (name, counter) in all {
+            assert!(seen.insert(name), "{name} is exported twice");
+            assert!(name.starts_with("candlecast_"), "{name}");
+            assert_eq!(name.ends_with("_total"), counter, "{name}: counters, and only counters, end in _total");
+            assert!(!name.contains("_ms") && !name.ends_with("_millis"), "{name}: use base units (seconds)");
+        }
+    }
+
+    #[test]
+    fn write_lag_is_exported_in_seconds() {
+        let stats = PersistStats::default();
+        stats.oldest_unwritten_ms.store(10_000, Ordering::Relaxed);
+        let lag =
+            PERSIST_METRICS.iter().find(|m| m.stats_name == "write_lag_ms").map(|m| m.prometheus_value(&stats, 12_500));
+        assert_eq!(lag, Some(2.5));
+    }
+}

@@ -61,3 +61,25 @@ impl ResponseError for ApiError {
         HttpResponse::build(self.status_code()).json(body)
     }
 }
+
+/// `web::Json` bodies that do not parse: 400 with the JSON error (actix's own answer is plain text).
+pub fn json_config() -> actix_web::web::JsonConfig {
+    actix_web::web::JsonConfig::default().error_handler(|e, _| {
+        let status = match &e {
+            actix_web::error::JsonPayloadError::OverflowKnownLength { .. }
+            | actix_web::error::JsonPayloadError::Overflow { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            actix_web::error::JsonPayloadError::ContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let body = json!({ "error": "invalid_request", "detail": format!("invalid JSON body: {e}") });
+        actix_web::error::InternalError::from_response(e, HttpResponse::build(status).json(body)).into()
+    })
+}
+
+/// Path segments of the wrong type (a job or strategy id): 404 with the JSON error, as an unknown route.
+pub fn path_config() -> actix_web::web::PathConfig {
+    actix_web::web::PathConfig::default().error_handler(|e, req| {
+        let body = json!({ "error": "not_found", "detail": format!("no route {}: {e}", req.path()) });
+        actix_web::error::InternalError::from_response(e, HttpResponse::NotFound().json(body)).into()
+    })
+}

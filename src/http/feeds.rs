@@ -80,6 +80,7 @@ pub fn feed_json(f: &FeedHandle, now: i64) -> Value {
 }
 
 /// Every feed with its state, last message age, reconnects and message rate.
+#[utoipa::path(get, path = "/api/feeds", tag = "feeds", responses((status = 200, body = super::openapi::FeedsReply)))]
 #[get("/api/feeds")]
 pub async fn list(state: web::Data<AppState>) -> HttpResponse {
     let now = now_ms();
@@ -95,6 +96,10 @@ struct AddFeed {
 }
 
 /// Starts a feed for a symbol (admin only): `{"source":"binance","symbol":"BTCUSDT"}`.
+#[utoipa::path(post, path = "/api/feeds", tag = "feeds", security(("bearer" = [])),
+    request_body = super::openapi::AddFeedBody,
+    responses((status = 201, body = super::openapi::FeedBody), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 403, body = super::openapi::ErrorBody),
+        (status = 409, description = "The feed runs already", body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
 #[post("/api/feeds")]
 pub async fn add(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> Result<HttpResponse, FeedsError> {
     state.admin.authorize(&req)?;
@@ -106,6 +111,9 @@ pub async fn add(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>)
 }
 
 /// Stops a feed and its upstream connection (admin only). The symbol and its bars stay.
+#[utoipa::path(delete, path = "/api/feeds/{source}/{symbol}", tag = "feeds", security(("bearer" = [])),
+    params(("source" = String, Path), ("symbol" = String, Path)),
+    responses((status = 200, body = super::openapi::FeedRemoved), (status = 401, body = super::openapi::ErrorBody), (status = 403, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody)))]
 #[delete("/api/feeds/{source}/{symbol}")]
 pub async fn remove(
     req: HttpRequest,
@@ -119,6 +127,20 @@ pub async fn remove(
         Some(handle) => Ok(HttpResponse::Ok().json(json!({ "removed": feed_json(&handle, now_ms()) }))),
         None => Err(FeedsError::NoSuchFeed { venue: source, symbol }),
     }
+}
+
+/// The HELP lines of the series [`record_metrics`] writes.
+pub fn describe_metrics() {
+    metrics::describe_gauge!("candlecast_feed_connected", "1 while the feed's upstream connection is up");
+    metrics::describe_counter!("candlecast_feed_reconnects_total", "Times the feed reconnected to its upstream");
+    metrics::describe_counter!("candlecast_feed_trades_total", "Trades the feed received from its upstream");
+    metrics::describe_counter!("candlecast_feed_malformed_total", "Upstream messages the feed could not decode");
+    metrics::describe_gauge!("candlecast_feed_messages_per_second", "Trades the feed received during the last second");
+    metrics::describe_gauge!(
+        "candlecast_feed_last_message_age_seconds",
+        "Seconds since the feed's last upstream message (absent before the first)"
+    );
+    metrics::describe_counter!("candlecast_admin_refused_total", "Admin requests refused for a missing or wrong key");
 }
 
 /// Per-feed Prometheus series, labelled by source and symbol.

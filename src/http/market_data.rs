@@ -22,6 +22,8 @@ async fn quote(entry: &SymbolEntry) -> Option<(f64, i64)> {
 }
 
 /// Every symbol with its source, last price and trade rate.
+#[utoipa::path(get, path = "/api/symbols", tag = "market data",
+    responses((status = 200, description = "Every symbol with its source, last price and trade rate", body = super::openapi::SymbolsReply)))]
 #[get("/api/symbols")]
 pub async fn symbols(state: web::Data<AppState>) -> HttpResponse {
     let entries = state.engine.market.list();
@@ -39,6 +41,10 @@ pub async fn symbols(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// The last traded price of a symbol.
+#[utoipa::path(get, path = "/api/price/{symbol}", tag = "market data",
+    params(("symbol" = String, Path, description = "A symbol of /api/symbols, any case")),
+    responses((status = 200, body = super::openapi::PriceReply), (status = 404, description = "Unknown symbol", body = super::openapi::ErrorBody),
+        (status = 503, description = "No trade yet", body = super::openapi::ErrorBody)))]
 #[get("/api/price/{symbol}")]
 pub async fn price(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let entry = find_symbol(&state, &path)?;
@@ -52,6 +58,16 @@ pub async fn price(state: web::Data<AppState>, path: web::Path<String>) -> Resul
 ///
 /// The read and the JSON encoding run on the history thread under the per-host and total budgets of
 /// [`super::history_reads`]; beyond them, 429/503 naming the limit, with `Retry-After`.
+#[utoipa::path(get, path = "/api/historical/{symbol}", tag = "market data",
+    params(("symbol" = String, Path, description = "A symbol of /api/symbols, any case"),
+        ("interval" = Option<super::openapi::IntervalName>, Query, description = "Bar interval (default 1m)"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 5000, description = "Bars to return, the newest ones"),
+        ("start_time" = Option<i64>, Query, minimum = 0.0, maximum = 4102444800000.0, description = "First bar open time, ms"),
+        ("end_time" = Option<i64>, Query, minimum = 0.0, maximum = 4102444800000.0, description = "Bars opening before this, ms (exclusive)"),
+        ("since" = Option<i64>, Query, minimum = 0.0, maximum = 4102444800000.0, description = "Only bars created or revised since this server time, ms")),
+    responses((status = 200, body = super::openapi::HistoricalReply), (status = 400, description = "A bad parameter", body = super::openapi::ErrorBody),
+        (status = 404, description = "Unknown symbol", body = super::openapi::ErrorBody), (status = 429, description = "A per-host history budget (history_reads_per_host, history_bars_per_host); Retry-After says when", body = super::openapi::ErrorBody),
+        (status = 503, description = "The store is unavailable, or the total history_reads budget", body = super::openapi::ErrorBody)))]
 #[get("/api/historical/{symbol}")]
 pub async fn historical(
     req: HttpRequest,

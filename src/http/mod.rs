@@ -11,6 +11,7 @@
 //! - [`error`]: the JSON error type every route returns.
 //! - [`history_reads`]: where history reads run, and the per-host and total budgets they are under.
 //! - [`connections`]: the per-host budget of open HTTP connections.
+//! - [`openapi`]: the OpenAPI document (`/api/openapi.json`) and its offline page (`/docs`).
 
 pub mod admin;
 pub mod auth_log;
@@ -20,6 +21,7 @@ pub mod error;
 pub mod feeds;
 pub mod history_reads;
 pub mod market_data;
+pub mod openapi;
 pub mod status;
 pub mod strategies;
 pub mod trading_data;
@@ -30,6 +32,8 @@ use crate::ws;
 
 /// Every route; shared by `run` and the tests.
 pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &std::path::Path) {
+    // Bodies and path segments the extractors refuse answer the same JSON error as the handlers.
+    cfg.app_data(error::json_config()).app_data(error::path_config());
     cfg.service(market_data::symbols)
         .service(market_data::price)
         .service(market_data::historical)
@@ -53,6 +57,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &std::path::Path) {
         .service(trading_data::post_trading_data)
         .service(trading_data::trading_data_preflight)
         .service(trading_data::trades)
+        .service(openapi::openapi_json)
+        .service(openapi::docs)
         .route("/ws", web::get().to(ws::route))
         .configure(crate::socketio::configure);
     if static_dir.join("index.html").is_file() {
@@ -68,7 +74,14 @@ async fn placeholder() -> HttpResponse {
     HttpResponse::Ok().content_type("text/html; charset=utf-8").body(include_str!("placeholder.html"))
 }
 
-/// JSON 404 for anything else.
+/// JSON 404 for anything else; 405 with `Allow` for a documented path asked with another method.
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, error::ApiError> {
+    let allowed = openapi::allowed_methods(req.path());
+    if !allowed.is_empty() {
+        let detail = format!("{} {} is not a route; {} are", req.method(), req.path(), allowed.join(", "));
+        return Ok(HttpResponse::MethodNotAllowed()
+            .insert_header(("Allow", allowed.join(", ")))
+            .json(serde_json::json!({ "error": "method_not_allowed", "detail": detail })));
+    }
     Err(error::ApiError::NotFound(req.path().to_owned()))
 }

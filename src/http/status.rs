@@ -13,6 +13,7 @@ use std::sync::atomic::Ordering;
 use crate::AppState;
 
 /// Clients, subscriptions, per-pair subscribers, throughput, feeds and limits.
+#[utoipa::path(get, path = "/api/stats", tag = "operations", responses((status = 200, body = super::openapi::StatsReply)))]
 #[get("/api/stats")]
 pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
     // From the hub's counters: O(symbols), no walk over the clients, no message to the hub's thread.
@@ -72,6 +73,7 @@ fn persistence(state: &AppState, now: i64) -> Value {
 }
 
 /// Liveness and a summary of the feeds.
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, body = super::openapi::HealthReply)))]
 #[get("/health")]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let feeds = state.engine.feeds.list();
@@ -157,6 +159,11 @@ fn prometheus() -> &'static PrometheusHandle {
                 false => metrics::describe_counter!(m.prometheus_name, m.help),
             }
         }
+        metrics::describe_gauge!("candlecast_store_info", "Always 1; the kind label names the bar store");
+        // Every family needs a HELP line (`promtool check metrics`); the others describe their own.
+        super::feeds::describe_metrics();
+        crate::scripts::stats::describe_metrics();
+        crate::jobs::describe_metrics();
         handle
     })
 }
@@ -187,6 +194,8 @@ fn record_refusals() {
 }
 
 /// Prometheus text exposition of every counter in `telemetry`, plus per-symbol trade figures.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition (README, Metrics)", body = String, content_type = "text/plain")))]
 #[get("/metrics")]
 pub async fn metrics_route(state: web::Data<AppState>) -> HttpResponse {
     let handle = prometheus();
@@ -197,14 +206,16 @@ pub async fn metrics_route(state: web::Data<AppState>) -> HttpResponse {
     let (figures, now) = (state.engine.history.stats(), candlecast_actors::model::now_ms());
     let values = METRICS
         .iter()
-        .map(|m| (m.kind, m.prometheus_name, (m.read)(&COUNTERS)))
-        .chain(PERSIST_METRICS.iter().map(|m| (m.kind, m.prometheus_name, (m.read)(figures, now))));
+        .map(|m| (m.kind, m.prometheus_name, (m.read)(&COUNTERS) as f64))
+        .chain(PERSIST_METRICS.iter().map(|m| (m.kind, m.prometheus_name, m.prometheus_value(figures, now))));
     for (kind, name, v) in values {
         match kind {
-            Kind::Counter => metrics::counter!(name).absolute(v.max(0) as u64),
-            Kind::Gauge => metrics::gauge!(name).set(v as f64),
+            Kind::Counter => metrics::counter!(name).absolute(v.max(0.0) as u64),
+            Kind::Gauge => metrics::gauge!(name).set(v),
         }
     }
+    // An info series: alert rules tell "no store configured" from "store down" by its `kind` label.
+    metrics::gauge!("candlecast_store_info", "kind" => state.engine.history.kind()).set(1.0);
     for e in state.engine.market.list() {
         let symbol = e.symbol.to_string();
         metrics::gauge!("candlecast_symbol_trade_rate", "symbol" => symbol.clone()).set(e.stats.trade_rate());

@@ -125,12 +125,14 @@ fn job_response(described: Described) -> HttpResponse {
 }
 
 /// Strategy names with their parameters (types, ranges, defaults).
+#[utoipa::path(get, path = "/api/strategies", tag = "strategies", responses((status = 200, body = super::openapi::CatalogReply)))]
 #[get("/api/strategies")]
 pub async fn list_strategies() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "strategies": strategy_catalog() }))
 }
 
 /// Indicator names with their parameters.
+#[utoipa::path(get, path = "/api/indicators", tag = "strategies", responses((status = 200, body = super::openapi::CatalogReply)))]
 #[get("/api/indicators")]
 pub async fn list_indicators() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "indicators": indicator_catalog() }))
@@ -138,6 +140,9 @@ pub async fn list_indicators() -> HttpResponse {
 
 /// Starts a backtest; answers 202 with the job id, 400 naming what is wrong, 401/403 without a needed
 /// key, 429/503 beyond a running-job budget (checked before any history is read).
+#[utoipa::path(post, path = "/api/backtest/run", tag = "strategies", request_body = super::openapi::JobRequest,
+    responses((status = 202, body = super::openapi::JobStarted), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 403, body = super::openapi::ErrorBody),
+        (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, description = "Not JSON", body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
 #[post("/api/backtest/run")]
 pub async fn backtest_run(
     req: HttpRequest,
@@ -172,6 +177,8 @@ pub async fn backtest_run(
     Ok(HttpResponse::Accepted().json(json!({ "job_id": id, "status": "running" })))
 }
 
+#[utoipa::path(get, path = "/api/backtest/results/{job_id}", tag = "strategies", params(("job_id" = String, Path)),
+    responses((status = 200, body = super::openapi::JobReply), (status = 404, body = super::openapi::ErrorBody)))]
 #[get("/api/backtest/results/{job_id}")]
 pub async fn backtest_results(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, JobError> {
     Ok(job_response(state.jobs.describe(&id, Kind::Backtest, true)?))
@@ -179,6 +186,9 @@ pub async fn backtest_results(state: web::Data<AppState>, id: web::Path<String>)
 
 /// Starts an optimization: the spec (strategy, params grid or ranges, rank_by, ...) plus the bar range.
 /// `top` and the grid's size are checked against the caller's budget (400 naming the limit).
+#[utoipa::path(post, path = "/api/optimize/start", tag = "strategies", request_body = super::openapi::JobRequest,
+    responses((status = 202, body = super::openapi::JobStarted), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 403, body = super::openapi::ErrorBody),
+        (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, description = "Not JSON", body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
 #[post("/api/optimize/start")]
 pub async fn optimize_start(
     req: HttpRequest,
@@ -217,17 +227,23 @@ pub async fn optimize_start(
     Ok(HttpResponse::Accepted().json(json!({ "job_id": id, "status": "running", "combinations": combinations })))
 }
 
+#[utoipa::path(get, path = "/api/optimize/status/{job_id}", tag = "strategies", params(("job_id" = String, Path)),
+    responses((status = 200, body = super::openapi::JobReply), (status = 404, body = super::openapi::ErrorBody)))]
 #[get("/api/optimize/status/{job_id}")]
 pub async fn optimize_status(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, JobError> {
     Ok(job_response(state.jobs.describe(&id, Kind::Optimize, false)?))
 }
 
+#[utoipa::path(get, path = "/api/optimize/results/{job_id}", tag = "strategies", params(("job_id" = String, Path)),
+    responses((status = 200, body = super::openapi::JobReply), (status = 404, body = super::openapi::ErrorBody)))]
 #[get("/api/optimize/results/{job_id}")]
 pub async fn optimize_results(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, JobError> {
     Ok(job_response(state.jobs.describe(&id, Kind::Optimize, true)?))
 }
 
 /// Cancels an optimization; only the caller that started it may (anyone else gets 404).
+#[utoipa::path(post, path = "/api/optimize/cancel/{job_id}", tag = "strategies", params(("job_id" = String, Path)),
+    responses((status = 200, body = super::openapi::JobReply), (status = 401, body = super::openapi::ErrorBody), (status = 403, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody)))]
 #[post("/api/optimize/cancel/{job_id}")]
 pub async fn optimize_cancel(
     req: HttpRequest,
@@ -240,6 +256,8 @@ pub async fn optimize_cancel(
 }
 
 /// The strategies running live.
+#[utoipa::path(get, path = "/api/strategies/live", tag = "strategies",
+    responses((status = 200, body = super::openapi::CatalogReply), (status = 503, body = super::openapi::ErrorBody)))]
 #[get("/api/strategies/live")]
 pub async fn live_list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let list = state
@@ -252,6 +270,9 @@ pub async fn live_list(state: web::Data<AppState>) -> Result<HttpResponse, ApiEr
 }
 
 /// Starts a strategy live (admin key): `{"strategy":"ema_cross","symbol":"BTCUSDT","interval":"1m","params":{..}}`.
+#[utoipa::path(post, path = "/api/strategies/live", tag = "strategies", security(("bearer" = [])),
+    request_body = super::openapi::LiveStrategyRequest,
+    responses((status = 201, description = "The strategy runs", body = Object), (status = 415, description = "Not JSON", body = super::openapi::ErrorBody), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 403, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
 #[post("/api/strategies/live")]
 pub async fn live_start(
     req: HttpRequest,
@@ -272,6 +293,9 @@ pub async fn live_start(
 }
 
 /// Stops a live strategy (admin key); its past signals stay available.
+#[utoipa::path(delete, path = "/api/strategies/live/{id}", tag = "strategies", security(("bearer" = [])),
+    params(("id" = u64, Path)),
+    responses((status = 200, body = super::openapi::LiveStopped), (status = 401, body = super::openapi::ErrorBody), (status = 403, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
 #[delete("/api/strategies/live/{id}")]
 pub async fn live_stop(
     req: HttpRequest,

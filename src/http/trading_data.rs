@@ -79,6 +79,11 @@ impl ResponseError for TradingDataError {
 
 /// Keeps executed trades and market data like `send_trading_data`; answers with the counts and every
 /// refused row (`{"status","message","trades","market_data","rejected","errors":[{"csv","line","reason"}],"bars","timestamp"}`).
+#[utoipa::path(post, path = "/api/trading-data", tag = "scripts", security(("bearer" = [])),
+    request_body(content((super::openapi::TradingDataRequest = "application/json"), (super::openapi::TradingDataRequest = "multipart/form-data"))),
+    responses((status = 200, description = "Rows accepted and refused, with line numbers", body = Object), (status = 400, body = super::openapi::ErrorBody),
+        (status = 401, body = super::openapi::ErrorBody), (status = 403, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody),
+        (status = 503, body = super::openapi::ErrorBody)))]
 #[post("/api/trading-data")]
 pub async fn post_trading_data(
     req: HttpRequest,
@@ -160,6 +165,9 @@ struct TradeOut<'a> {
 
 /// The newest executed trades scripts reported, oldest first: `?symbol=AAPL&limit=100` →
 /// `{"symbol","trades":[...]}` (every symbol without `symbol`).
+#[utoipa::path(get, path = "/api/trades", tag = "scripts",
+    params(("symbol" = Option<String>, Query, description = "Only this symbol"), ("limit" = Option<u64>, Query, minimum = 1, maximum = 10000, description = "Newest trades to return (at most scripts.max_trades_per_symbol, 10000 by default)")),
+    responses((status = 200, body = super::openapi::TradesReply), (status = 400, body = super::openapi::ErrorBody)))]
 #[get("/api/trades")]
 pub async fn trades(
     query: web::Query<HashMap<String, String>>,
@@ -182,6 +190,8 @@ pub async fn trades(
 }
 
 /// The CORS preflight of `POST /api/trading-data` (browsers send it before an `Authorization` header).
+#[utoipa::path(options, path = "/api/trading-data", tag = "scripts",
+    responses((status = 204, description = "CORS preflight answered"), (status = 403, description = "Origin not allowed", body = super::openapi::ErrorBody)))]
 #[route("/api/trading-data", method = "OPTIONS")]
 pub async fn trading_data_preflight(
     req: HttpRequest,

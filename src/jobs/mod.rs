@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 
 pub use access::Access;
 pub use budget::{AccessError, Caller, JobError, Running, Size};
-pub use telemetry::{record_metrics, stats_json};
+pub use telemetry::{describe_metrics, record_metrics, stats_json};
 
 use crate::config::JobsConfig;
 

@@ -18,6 +18,15 @@ pub fn stats_json(jobs: &Jobs) -> Value {
     })
 }
 
+/// The HELP lines of the series [`record_metrics`] writes.
+pub fn describe_metrics() {
+    metrics::describe_gauge!("candlecast_jobs_running", "Backtest and optimization jobs running now");
+    metrics::describe_gauge!("candlecast_jobs_kept_results", "Finished job results kept for clients to fetch");
+    metrics::describe_gauge!("candlecast_jobs_kept_bytes", "Estimated size of the kept job results, bytes");
+    metrics::describe_counter!("candlecast_jobs_started_total", "Backtest and optimization jobs started");
+    metrics::describe_counter!("candlecast_jobs_history_loads_total", "History loads made for jobs");
+}
+
 /// Copies the figures into the Prometheus recorder.
 pub fn record_metrics(jobs: &Jobs) {
     // The refusal family and the held-back key log lines are recorded with every other refusal in

@@ -89,18 +89,38 @@ pub fn stats_json(state: &crate::AppState) -> Map<String, Value> {
     out
 }
 
-/// Copies the counters into the Prometheus recorder (`candlecast_scripts_<name>`).
+impl Counter {
+    /// `candlecast_scripts_<name>`, ending in `_total` as Prometheus wants of a counter.
+    pub fn prometheus_name(&self) -> String {
+        match self.name.ends_with("_total") {
+            true => format!("candlecast_scripts_{}", self.name),
+            false => format!("candlecast_scripts_{}_total", self.name),
+        }
+    }
+}
+
+/// Open Socket.IO sessions by transport. Not `candlecast_scripts_socketio_sessions`: OpenMetrics would
+/// read that as the family of the `candlecast_scripts_socketio_sessions_total` counter.
+const SESSIONS_GAUGE: &str = "candlecast_scripts_socketio_sessions_open";
+
+/// The HELP lines of the series [`record_metrics`] writes.
+pub fn describe_metrics() {
+    for c in COUNTERS {
+        metrics::describe_counter!(c.prometheus_name(), c.help);
+    }
+    metrics::describe_gauge!(SESSIONS_GAUGE, "Socket.IO sessions open now, by transport (polling, websocket)");
+}
+
+/// Copies the counters into the Prometheus recorder (`candlecast_scripts_<name>_total`).
 pub fn record_metrics(state: &crate::AppState) {
     let stats = &state.scripts.stats;
     for c in COUNTERS {
-        let name = format!("candlecast_scripts_{}", c.name);
-        metrics::describe_counter!(name.clone(), c.help);
-        metrics::counter!(name).absolute(stats.value(c));
+        metrics::counter!(c.prometheus_name()).absolute(stats.value(c));
     }
     // Refusals are also counted in `candlecast_actors::refusals` (the `candlecast_refused_total` family).
     let (polling, websocket) = state.socketio.sessions_by_transport();
-    metrics::gauge!("candlecast_scripts_socketio_sessions", "transport" => "polling").set(polling as f64);
-    metrics::gauge!("candlecast_scripts_socketio_sessions", "transport" => "websocket").set(websocket as f64);
+    metrics::gauge!(SESSIONS_GAUGE, "transport" => "polling").set(polling as f64);
+    metrics::gauge!(SESSIONS_GAUGE, "transport" => "websocket").set(websocket as f64);
 }
 
 #[cfg(test)]
@@ -117,5 +137,13 @@ mod tests {
         let snap = s.snapshot();
         assert_eq!(snap.len(), COUNTERS.len() + 1);
         assert_eq!((snap["socketio_events_total"].as_u64(), snap["events_per_second"].as_u64()), (Some(7), Some(2)));
+    }
+
+    #[test]
+    fn prometheus_names_of_counters_end_in_total_once() {
+        let names: Vec<String> = COUNTERS.iter().map(Counter::prometheus_name).collect();
+        assert!(names.iter().all(|n| n.ends_with("_total") && !n.ends_with("_total_total")), "{names:?}");
+        assert!(names.contains(&"candlecast_scripts_trades_accepted_total".to_owned()));
+        assert!(names.contains(&"candlecast_scripts_socketio_events_total".to_owned()));
     }
 }

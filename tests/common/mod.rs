@@ -4,6 +4,7 @@
 pub mod history;
 pub mod influxd;
 pub mod process;
+pub mod prometheus;
 pub mod redis_server;
 
 use std::net::{SocketAddr, TcpListener};

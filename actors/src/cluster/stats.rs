@@ -46,7 +46,8 @@ macro_rules! counter {
     ($field:ident, $help:literal) => {
         ClusterMetric {
             stats_name: stringify!($field),
-            prometheus_name: concat!("candlecast_redis_", stringify!($field)),
+            // Counters end in `_total` (Prometheus' naming rules); `/api/stats` keeps the bare field name.
+            prometheus_name: concat!("candlecast_redis_", stringify!($field), "_total"),
             help: $help,
             gauge: false,
             read: |s| s.$field.load(Ordering::Relaxed),
