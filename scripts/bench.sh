@@ -65,6 +65,8 @@ run_peer() { # name clients
 
 for n in "${counts[@]}"; do run "candlecast-$n" "$n"; done
 run "candlecast-10000-stalled" 10000 --stalled 0.1
+# Dashboards (issue 16): every client subscribes to the six symbols' 1s topics in one request.
+for n in ${BENCH_MULTI_COUNTS:-2000 3000}; do run "candlecast-${n}x6" "$n" --topics-per-client 6; done
 if [ -z "${BENCH_NO_PEER:-}" ]; then
   for n in "${counts[@]}"; do run_peer "socketio-peer-$n" "$n"; done
 fi

@@ -284,6 +284,7 @@ impl Config {
             ),
             (self.jobs.max_equity_points >= 2, "jobs.max_equity_points must be at least 2"),
             (self.hub.max_updates_per_second >= 1, "hub.max_updates_per_second must be at least 1"),
+            (self.hub.flush_window_ms >= 1, "hub.flush_window_ms must be at least 1"),
             (self.feed.simulated.trades_per_second > 0.0, "feed.simulated.trades_per_second must be above 0"),
             (
                 (1..=5).contains(&self.feed.binance.max_messages_per_second),

@@ -1,11 +1,15 @@
 //! The subscription hub: topics → local subscribers. It knows nothing of sockets or other nodes.
 //!
-//! Each update is serialized and framed once; every subscriber gets a clone of the same `Bytes`.
-//! Partial-bar updates are sent at most `max_updates_per_second` per topic (the newest state wins), in
-//! send slots that each topic places at its own phase of the gap, so topics do not all fan out at once.
-//! A topic's closed bar is never conflated and takes the topic's next slot too: every symbol's bar of an
-//! interval closes in the same instant, and sending them all then was one burst to every client (the p99
-//! of the fan-out benchmark); in its slot it waits less than one gap (100 ms at 10/s), as partials do.
+//! Each update is serialized and framed once per send; every subscriber it goes to gets a clone of the
+//! same `Bytes`. Partial-bar updates are sent at most `max_updates_per_second` per topic and client (the
+//! newest state wins), in send slots. Clients, not topics, are spread over the gap: each client has a
+//! phase (one of `gap / flush_window` phases, round robin), and every topic keeps one send slot per phase,
+//! on that phase's grid. So all the topics of a dashboard fall due in the same flush, and everything due to
+//! a client in one handler or flush leaves as one outbox entry — one buffer of consecutive frames, one
+//! socket write (see [`staging`]) — while the clients' writes stay spread over the gap.
+//! A topic's closed bar is never conflated and takes the next slot of each phase too: every symbol's bar of
+//! an interval closes in the same instant, and sending them all then was one burst to every client (the
+//! p99 of the fan-out benchmark); in its slot it waits less than one gap (100 ms at 10/s), as partials do.
 //! Corrections, and closed bars put in place behind the newest one, are rare and go at once.
 
 use std::collections::{HashMap, HashSet};
@@ -24,7 +28,9 @@ use crate::protocol::{self, PriceUpdate};
 use crate::telemetry::{add, COUNTERS};
 
 mod counters;
+mod staging;
 pub use counters::HubCounters;
+use staging::Staging;
 
 /// A WebSocket client connected; the hub may push frames into its outbox.
 #[derive(Message)]
@@ -148,50 +154,83 @@ pub struct HubStats {
 pub struct HubSettings {
     /// Partial-bar updates sent per topic per second at most.
     pub max_updates_per_second: u32,
+    /// Clients are spread over send phases this far apart (`1 s / max_updates_per_second / flush_window_ms`
+    /// phases, at least one); every topic of a client falls due at its client's phase, so what is due to
+    /// it leaves in one write. Smaller: clients' writes spread more evenly over the gap, more slots to track.
+    #[serde(default = "default_flush_window_ms")]
+    pub flush_window_ms: u64,
+}
+
+fn default_flush_window_ms() -> u64 {
+    10
 }
 
 impl Default for HubSettings {
     fn default() -> Self {
-        HubSettings { max_updates_per_second: 10 }
+        HubSettings { max_updates_per_second: 10, flush_window_ms: default_flush_window_ms() }
     }
 }
 
+impl HubSettings {
+    /// Send phases per gap: how many groups the clients are spread over.
+    fn phases(&self, gap: Duration) -> usize {
+        let window = Duration::from_millis(self.flush_window_ms.max(1));
+        usize::try_from(gap.as_nanos() / window.as_nanos()).unwrap_or(1).clamp(1, MAX_PHASES)
+    }
+}
+
+/// Send phases at most: each is a slot per topic to track.
+const MAX_PHASES: usize = 100;
+
 struct TopicState {
-    subscribers: HashMap<ClientId, Arc<Outbox>>,
     latest: Option<Bar>,
     /// The last [`RECENT_CLOSED`] closed bars (as corrected), oldest first.
     recent_closed: std::collections::VecDeque<Bar>,
-    /// This topic's send slots are `grid + k * gap`.
+    /// One per client phase: the topic's subscribers in that phase and their send slot.
+    slots: Vec<Slot>,
+}
+
+/// A topic's send slot for the clients of one phase.
+struct Slot {
+    subscribers: HashMap<ClientId, Arc<Outbox>>,
+    /// The send slots are `grid + k * gap`; every topic's slot of one phase has the same grid.
     grid: Instant,
     /// When the next partial may go out (none: at once).
     next_slot: Option<Instant>,
-    /// `latest` holds a partial update not sent yet.
+    /// `latest` holds a partial update not sent to these subscribers yet.
     pending: bool,
-    /// The topic's newest closed bar, waiting for its slot; it goes before any partial of the next bar.
+    /// The topic's newest closed bar, waiting for this slot; it goes before any partial of the next bar.
     pending_closed: Option<Bar>,
 }
 
-/// Where in the send gap the `n`-th topic's slots lie: the golden-ratio sequence spreads any number of
-/// topics evenly over the gap. Without it every topic fed in lockstep (each symbol's 1s bar closes at the
-/// same second) sent its partials in the same instant: one burst to every client, the others idle.
-fn slot_phase(n: u64, gap: Duration) -> Duration {
-    gap.mul_f64((n as f64 * 0.618_033_988_749_895).fract())
+/// Where in the send gap phase `n` of `phases` lies: evenly spread. Without a spread every topic fed in
+/// lockstep (each symbol's 1s bar closes at the same second) sent to every client in the same instant.
+fn slot_phase(n: usize, phases: usize, gap: Duration) -> Duration {
+    gap.mul_f64(n as f64 / phases.max(1) as f64)
 }
 
 impl TopicState {
-    fn new(grid: Instant) -> TopicState {
+    fn new(epoch: Instant, gap: Duration, phases: usize) -> TopicState {
         TopicState {
-            subscribers: HashMap::new(),
             latest: None,
             recent_closed: Default::default(),
-            grid,
-            next_slot: None,
-            pending: false,
-            pending_closed: None,
+            slots: (0..phases).map(|n| Slot::new(epoch + slot_phase(n, phases, gap))).collect(),
         }
     }
+}
 
-    /// Whether an update waits for this topic's next slot (the topic is then in `Hub::dirty`).
+impl Slot {
+    fn new(grid: Instant) -> Slot {
+        Slot { subscribers: HashMap::new(), grid, next_slot: None, pending: false, pending_closed: None }
+    }
+
+    /// Whether this slot tracks updates: phase 0 always (the actors' partials keep its pace), the others
+    /// while they have subscribers (a phase nobody is in costs nothing per update).
+    fn tracked(&self, phase: usize) -> bool {
+        phase == 0 || !self.subscribers.is_empty()
+    }
+
+    /// Whether an update waits for this slot (the topic and phase are then in `Hub::dirty`).
     fn waiting(&self) -> bool {
         self.pending || self.pending_closed.is_some()
     }
@@ -212,7 +251,9 @@ impl TopicState {
         let slots = since.div_ceil(gap_ns);
         self.next_slot = Some(self.grid + gap * u32::try_from(slots).unwrap_or(u32::MAX));
     }
+}
 
+impl TopicState {
     fn remember_closed(&mut self, bar: &Bar) {
         if let Some(known) = self.recent_closed.iter_mut().find(|b| b.open_time == bar.open_time) {
             *known = bar.clone();
@@ -241,6 +282,8 @@ impl TopicState {
 
 struct ClientEntry {
     outbox: Arc<Outbox>,
+    /// The client's send phase: the index of its slot in every topic.
+    phase: usize,
     topics: HashSet<Topic>,
     channels: HashSet<Arc<str>>,
     /// Topics held per symbol (any interval), for the per-symbol figure of [`HubCounters`].
@@ -248,8 +291,8 @@ struct ClientEntry {
 }
 
 impl ClientEntry {
-    fn new(outbox: Arc<Outbox>) -> ClientEntry {
-        ClientEntry { outbox, topics: HashSet::new(), channels: HashSet::new(), symbols: HashMap::new() }
+    fn new(outbox: Arc<Outbox>, phase: usize) -> ClientEntry {
+        ClientEntry { outbox, phase, topics: HashSet::new(), channels: HashSet::new(), symbols: HashMap::new() }
     }
 
     /// Adds a topic and counts it; false when the client held it already.
@@ -291,12 +334,16 @@ pub struct Hub {
     actors: Vec<(Recipient<BarEvents>, bool)>,
     channels: HashMap<Arc<str>, HashMap<ClientId, Arc<Outbox>>>,
     min_gap: Duration,
-    /// Topics with an update waiting for its slot (see [`TopicState::waiting`]), each once; an entry whose
-    /// update went out some other way is dropped at the next flush.
-    dirty: Vec<Topic>,
-    /// Origin of every topic's send slots, and how many topics were created (see [`slot_phase`]).
+    /// Topics and phases with an update waiting for its slot (see [`Slot::waiting`]), each once; an entry
+    /// whose update went out some other way is dropped at the next flush.
+    dirty: Vec<(Topic, usize)>,
+    /// Origin of every slot's grid, the number of phases (see [`slot_phase`]) and the clients connected
+    /// so far (the next one's phase).
     epoch: Instant,
-    topics_created: u64,
+    phases: usize,
+    connected: usize,
+    /// Frames owed to clients in the current handler or flush, written once at its end.
+    staged: Staging,
     /// Clients and subscriptions, maintained as they change (see [`HubCounters`]).
     counters: Arc<HubCounters>,
 }
@@ -304,15 +351,18 @@ pub struct Hub {
 impl Hub {
     pub fn new(settings: &HubSettings) -> Hub {
         let per_second = settings.max_updates_per_second.max(1);
+        let min_gap = Duration::from_secs(1) / per_second;
         Hub {
             topics: HashMap::new(),
             clients: HashMap::new(),
             actors: Vec::new(),
             channels: HashMap::new(),
-            min_gap: Duration::from_secs(1) / per_second,
+            min_gap,
             dirty: Vec::new(),
             epoch: Instant::now(),
-            topics_created: 0,
+            phases: settings.phases(min_gap),
+            connected: 0,
+            staged: Staging::default(),
             counters: HubCounters::new(),
         }
     }
@@ -337,13 +387,19 @@ impl Hub {
         stats
     }
 
-    /// Pushes one framed update to every subscriber of `topic`; drops subscribers that overflow.
+    /// Stages one framed update for every subscriber of `topic` (see [`Hub::commit`]).
     fn fan_out(&mut self, topic: &Topic, bar: &Bar, correction: bool) {
         let Some(state) = self.topics.get(topic) else { return };
-        if state.subscribers.is_empty() {
+        let all: Vec<usize> = (0..state.slots.len()).collect();
+        stage_phases(&mut self.staged, state, &all, bar, correction);
+    }
+
+    /// Writes what was staged, one outbox entry per client; drops clients whose outbox refused it.
+    fn commit(&mut self) {
+        if self.staged.is_empty() {
             return;
         }
-        let failed = deliver(&state.subscribers, &price_frame(bar, correction));
+        let failed = self.staged.commit();
         self.drop_failed(failed);
     }
 
@@ -376,8 +432,8 @@ impl Hub {
             self.counters.symbol_removed(symbol);
         }
         for topic in &entry.topics {
-            if let Some(state) = self.topics.get_mut(topic) {
-                state.subscribers.remove(&client);
+            if let Some(slot) = self.topics.get_mut(topic).and_then(|state| state.slots.get_mut(entry.phase)) {
+                slot.subscribers.remove(&client);
             }
         }
         for channel in &entry.channels {
@@ -406,42 +462,157 @@ impl Hub {
         });
     }
 
-    /// Sends the pending closed bars and partial updates whose topic is due.
-    fn flush_due(&mut self) -> Vec<BarUpdate> {
-        let now = Instant::now();
+    /// Stages the pending closed bars and partial updates whose slot is due (the caller commits).
+    fn flush_due(&mut self, now: Instant) -> Vec<BarUpdate> {
         let mut sent = Vec::new();
-        for topic in std::mem::take(&mut self.dirty) {
+        for (topic, phase) in std::mem::take(&mut self.dirty) {
             let Some(state) = self.topics.get_mut(&topic) else { continue };
-            if !state.waiting() {
+            let Some(slot) = state.slots.get_mut(phase) else { continue };
+            if !slot.waiting() {
                 continue;
             }
-            if !state.due(now) {
-                self.dirty.push(topic);
+            if !slot.due(now) {
+                self.dirty.push((topic, phase));
                 continue;
             }
-            state.sent(now, self.min_gap);
-            if let Some(closed) = state.pending_closed.take() {
+            slot.sent(now, self.min_gap);
+            if let Some(closed) = slot.pending_closed.take() {
                 // The partial of the next bar, if any, waits for the next slot.
-                if state.pending {
-                    self.dirty.push(topic.clone());
+                if slot.pending {
+                    self.dirty.push((topic, phase));
                 }
-                self.fan_out(&topic, &closed, false);
+                stage_phases(&mut self.staged, state, &[phase], &closed, false);
                 continue;
             }
-            state.pending = false;
+            slot.pending = false;
             if let Some(bar) = state.latest.clone() {
-                self.fan_out(&topic, &bar, false);
-                sent.push(BarUpdate { kind: UpdateKind::Partial, bar });
+                stage_phases(&mut self.staged, state, &[phase], &bar, false);
+                // Phase 0 keeps the topic's pace for the actors that take partials.
+                if phase == 0 {
+                    sent.push(BarUpdate { kind: UpdateKind::Partial, bar });
+                }
             }
         }
         sent
     }
 
-    /// Sends `topic`'s closed bar now if it waits for its slot, ahead of what is queued next.
+    /// Stages `topic`'s closed bar now wherever it waits for its slot, ahead of what is staged next.
     fn flush_closed(&mut self, topic: &Topic) {
-        if let Some(closed) = self.topics.get_mut(topic).and_then(|state| state.pending_closed.take()) {
-            self.fan_out(topic, &closed, false);
+        let Some(state) = self.topics.get_mut(topic) else { return };
+        for phase in 0..state.slots.len() {
+            if let Some(closed) = state.slots[phase].pending_closed.take() {
+                stage_phases(&mut self.staged, state, &[phase], &closed, false);
+            }
         }
+    }
+
+    /// Handles a [`Publish`] at `now`: stages what is due and marks the rest for its slot (the caller
+    /// commits). Returns the partial updates sent at the topic's pace (for the actors).
+    fn publish(&mut self, updates: &[BarUpdate], now: Instant) -> Vec<BarUpdate> {
+        let gap = self.min_gap;
+        let mut partials_sent = Vec::new();
+        for update in updates {
+            let topic: Topic = (update.bar.symbol.clone(), update.bar.interval);
+            let (epoch, phases) = (self.epoch, self.phases);
+            let state = self.topics.entry(topic.clone()).or_insert_with(|| TopicState::new(epoch, gap, phases));
+            match update.kind {
+                UpdateKind::Partial => {
+                    state.latest = Some(update.bar.clone());
+                    let mut now_phases = Vec::new();
+                    let mut conflated = false;
+                    for (phase, slot) in state.slots.iter_mut().enumerate().filter(|(n, s)| s.tracked(*n)) {
+                        // Only an idle slot sends at once: one already waiting goes with the next flush,
+                        // together with the client's other topics due then (one write, not one each).
+                        if slot.due(now) && !slot.waiting() {
+                            slot.pending = false;
+                            slot.sent(now, gap);
+                            now_phases.push(phase);
+                        } else if slot.pending {
+                            conflated = true;
+                        } else {
+                            let listed = slot.waiting();
+                            slot.pending = true;
+                            if !listed {
+                                self.dirty.push((topic.clone(), phase));
+                            }
+                        }
+                    }
+                    if conflated {
+                        add(&COUNTERS.updates_conflated, 1);
+                    }
+                    stage_phases(&mut self.staged, state, &now_phases, &update.bar, false);
+                    if now_phases.first() == Some(&0) {
+                        partials_sent.push(update.clone());
+                    }
+                }
+                // A bar put in place behind the newest one (a replica catching up after an outage, an upsert
+                // of older bars): sent, but the topic's newest state and its pending partials stay.
+                UpdateKind::Closed if state.latest.as_ref().is_some_and(|l| l.open_time > update.bar.open_time) => {
+                    self.flush_closed(&topic);
+                    self.fan_out(&topic, &update.bar, false);
+                }
+                UpdateKind::Closed => {
+                    state.remember_closed(&update.bar);
+                    state.latest = Some(update.bar.clone());
+                    let mut now_phases = Vec::new();
+                    let mut earlier = Vec::new();
+                    let mut conflated = false;
+                    for (phase, slot) in state.slots.iter_mut().enumerate().filter(|(n, s)| s.tracked(*n)) {
+                        let listed = slot.waiting();
+                        // The pending partial of this bar is superseded by its final state.
+                        if slot.pending {
+                            slot.pending = false;
+                            conflated = true;
+                        }
+                        // Only when a slot is longer than the bar (one update a second, 1s bars) can a closed
+                        // bar still be waiting: it goes now, never dropped.
+                        if let Some(bar) = slot.pending_closed.take() {
+                            earlier.push((phase, bar));
+                        }
+                        if slot.due(now) && !listed {
+                            slot.sent(now, gap);
+                            now_phases.push(phase);
+                        } else {
+                            slot.pending_closed = Some(update.bar.clone());
+                            if !listed {
+                                self.dirty.push((topic.clone(), phase));
+                            }
+                        }
+                    }
+                    if conflated {
+                        add(&COUNTERS.updates_conflated, 1);
+                    }
+                    for (phase, bar) in earlier {
+                        stage_phases(&mut self.staged, state, &[phase], &bar, false);
+                    }
+                    stage_phases(&mut self.staged, state, &now_phases, &update.bar, false);
+                }
+                // A correction revises an older bar: the topic's newest state and its rate are untouched.
+                // One that revises the closed bar still waiting for a slot replaces it there: those clients
+                // never saw it.
+                UpdateKind::Correction => {
+                    state.remember_closed(&update.bar);
+                    let mut at_once = Vec::new();
+                    for (phase, slot) in state.slots.iter_mut().enumerate() {
+                        match &mut slot.pending_closed {
+                            Some(waiting) if waiting.open_time == update.bar.open_time => *waiting = update.bar.clone(),
+                            _ => at_once.push(phase),
+                        }
+                    }
+                    stage_phases(&mut self.staged, state, &at_once, &update.bar, true);
+                }
+            }
+        }
+        partials_sent
+    }
+}
+
+/// Stages one frame of `bar` for the subscribers of `phases` of a topic; serialized only if anyone gets it.
+fn stage_phases(staged: &mut Staging, state: &TopicState, phases: &[usize], bar: &Bar, correction: bool) {
+    let mut frame = None;
+    for slot in phases.iter().filter_map(|&n| state.slots.get(n)).filter(|s| !s.subscribers.is_empty()) {
+        let frame = frame.get_or_insert_with(|| price_frame(bar, correction));
+        staged.stage(&slot.subscribers, frame);
     }
 }
 
@@ -453,13 +624,6 @@ fn deliver(subscribers: &HashMap<ClientId, Arc<Outbox>>, frame: &Bytes) -> Vec<(
         .collect();
     add(&COUNTERS.messages_sent, (subscribers.len() - failed.len()) as u64);
     failed
-}
-
-/// The state of a topic seen for the first time, its send slots placed by [`slot_phase`].
-fn new_topic(created: &mut u64, epoch: Instant, gap: Duration) -> TopicState {
-    let phase = slot_phase(*created, gap);
-    *created += 1;
-    TopicState::new(epoch + phase)
 }
 
 fn price_frame(bar: &Bar, correction: bool) -> Bytes {
@@ -480,7 +644,8 @@ impl Actor for Hub {
         // A twentieth of the send gap: a pending update goes out within 5 ms of its slot (at 10/s).
         let tick = (self.min_gap / 20).max(Duration::from_millis(2));
         ctx.run_interval(tick, |hub, _| {
-            let sent = hub.flush_due();
+            let sent = hub.flush_due(Instant::now());
+            hub.commit();
             if !sent.is_empty() {
                 hub.forward_to_actors(&[], &sent);
             }
@@ -491,79 +656,10 @@ impl Actor for Hub {
 impl Handler<Publish> for Hub {
     type Result = ();
 
-    /// Sends updates now if their topic is due, else in its next slot; corrections at once.
+    /// Sends updates now if their slot is due, else in its next slot; corrections at once.
     fn handle(&mut self, msg: Publish, _: &mut Context<Self>) {
-        let now = Instant::now();
-        let mut partials_sent = Vec::new();
-        for update in &msg.updates {
-            let topic: Topic = (update.bar.symbol.clone(), update.bar.interval);
-            let state = self
-                .topics
-                .entry(topic.clone())
-                .or_insert_with(|| new_topic(&mut self.topics_created, self.epoch, self.min_gap));
-            match update.kind {
-                UpdateKind::Partial => {
-                    state.latest = Some(update.bar.clone());
-                    if state.due(now) && state.pending_closed.is_none() {
-                        state.pending = false;
-                        state.sent(now, self.min_gap);
-                        self.fan_out(&topic, &update.bar, false);
-                        partials_sent.push(update.clone());
-                    } else if state.pending {
-                        add(&COUNTERS.updates_conflated, 1);
-                    } else {
-                        let listed = state.waiting();
-                        state.pending = true;
-                        if !listed {
-                            self.dirty.push(topic);
-                        }
-                    }
-                }
-                // A bar put in place behind the newest one (a replica catching up after an outage, an upsert
-                // of older bars): sent, but the topic's newest state and its pending partial stay.
-                UpdateKind::Closed if state.latest.as_ref().is_some_and(|l| l.open_time > update.bar.open_time) => {
-                    self.flush_closed(&topic);
-                    self.fan_out(&topic, &update.bar, false);
-                }
-                UpdateKind::Closed => {
-                    let listed = state.waiting();
-                    // The pending partial of this bar is superseded by its final state.
-                    if state.pending {
-                        state.pending = false;
-                        add(&COUNTERS.updates_conflated, 1);
-                    }
-                    state.remember_closed(&update.bar);
-                    state.latest = Some(update.bar.clone());
-                    // Only when a slot is longer than the bar (one update a second, 1s bars) can a closed bar
-                    // still be waiting: it goes now, never dropped.
-                    let earlier = state.pending_closed.take();
-                    let due = state.due(now);
-                    if due {
-                        state.sent(now, self.min_gap);
-                    } else {
-                        state.pending_closed = Some(update.bar.clone());
-                        if !listed {
-                            self.dirty.push(topic.clone());
-                        }
-                    }
-                    if let Some(earlier) = earlier {
-                        self.fan_out(&topic, &earlier, false);
-                    }
-                    if due {
-                        self.fan_out(&topic, &update.bar, false);
-                    }
-                }
-                // A correction revises an older bar: the topic's newest state and its rate are untouched.
-                // One that revises the closed bar still waiting for its slot replaces it: clients never saw it.
-                UpdateKind::Correction => {
-                    state.remember_closed(&update.bar);
-                    match &mut state.pending_closed {
-                        Some(waiting) if waiting.open_time == update.bar.open_time => *waiting = update.bar.clone(),
-                        _ => self.fan_out(&topic, &update.bar, true),
-                    }
-                }
-            }
-        }
+        let partials_sent = self.publish(&msg.updates, Instant::now());
+        self.commit();
         self.forward_to_actors(&msg.updates, &partials_sent);
     }
 }
@@ -608,7 +704,9 @@ impl Hub {
     fn connect(&mut self, client: ClientId, outbox: Arc<Outbox>) {
         // Ids are never reused; were one connected twice, its first entry is forgotten properly.
         self.remove_client(client);
-        self.clients.insert(client, ClientEntry::new(outbox));
+        let phase = self.connected % self.phases;
+        self.connected = self.connected.wrapping_add(1);
+        self.clients.insert(client, ClientEntry::new(outbox, phase));
         self.counters.set_clients(self.clients.len());
     }
 
@@ -616,8 +714,8 @@ impl Hub {
         let Some(entry) = self.clients.get_mut(&client) else { return };
         for topic in topics {
             if entry.remove_topic(topic, &self.counters) {
-                if let Some(state) = self.topics.get_mut(topic) {
-                    state.subscribers.remove(&client);
+                if let Some(slot) = self.topics.get_mut(topic).and_then(|state| state.slots.get_mut(entry.phase)) {
+                    slot.subscribers.remove(&client);
                 }
             }
         }
@@ -632,21 +730,24 @@ impl Hub {
         for (topic, _) in &topics {
             self.flush_closed(topic);
         }
+        self.commit();
         let Some(entry) = self.clients.get_mut(&client) else { return };
         let outbox = entry.outbox.clone();
-        let mut snapshots = Vec::new();
+        let (epoch, gap, phases) = (self.epoch, self.min_gap, self.phases);
+        // The ack and the snapshots leave in one write too.
+        let one = [(&client, &outbox)];
+        self.staged.stage(one, &ack);
         for (topic, from) in topics {
-            let state = self
-                .topics
-                .entry(topic.clone())
-                .or_insert_with(|| new_topic(&mut self.topics_created, self.epoch, self.min_gap));
-            snapshots.extend(state.snapshot(from).into_iter().map(|bar| price_frame(bar, false)));
-            state.subscribers.insert(client, outbox.clone());
+            let state = self.topics.entry(topic.clone()).or_insert_with(|| TopicState::new(epoch, gap, phases));
+            for bar in state.snapshot(from) {
+                self.staged.stage(one, &price_frame(bar, false));
+            }
+            if let Some(slot) = state.slots.get_mut(entry.phase) {
+                slot.subscribers.insert(client, outbox.clone());
+            }
             entry.add_topic(topic, &self.counters);
         }
-        if let Err(e) = std::iter::once(ack).chain(snapshots).try_for_each(|f| outbox.push(f)) {
-            self.drop_failed(vec![(client, e)]);
-        }
+        self.commit();
     }
 }
 

@@ -155,7 +155,11 @@ pub(crate) fn drain_json(outbox: &Outbox) -> Vec<serde_json::Value> {
     let waker = futures_util::task::noop_waker();
     let mut cx = Context::from_waker(&waker);
     let mut out = Vec::new();
-    while let Poll::Ready(Some(frame)) = outbox.poll_pop(&mut cx) {
+    let mut entries = Vec::new();
+    while let Poll::Ready(Some(entry)) = outbox.poll_pop(&mut cx) {
+        entries.push(entry);
+    }
+    for frame in entries.iter().flat_map(frame::split) {
         // Unmasked server frames: a 2, 4 or 10-byte header.
         let start = match frame[1] & 0x7f {
             126 => 4,

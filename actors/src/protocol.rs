@@ -411,11 +411,53 @@ pub mod frame {
     pub fn pong(payload: &[u8]) -> Bytes {
         build(0xA, &payload[..payload.len().min(125)])
     }
+
+    /// The frames of a buffer of consecutive server frames, as built above (the hub writes every frame
+    /// due to a client in one flush as one buffer). Each is a slice of `buf`, no copy; a truncated tail
+    /// (never produced here) ends the sequence.
+    pub fn split(buf: &Bytes) -> impl Iterator<Item = Bytes> + '_ {
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            let len = frame_len(buf.get(at..)?)?;
+            let frame = buf.slice(at..at + len);
+            at += len;
+            Some(frame)
+        })
+    }
+
+    /// The length, header included, of the unmasked server frame at the start of `f`, if it is whole.
+    fn frame_len(f: &[u8]) -> Option<usize> {
+        let (header, payload): (usize, usize) = match *f.get(1)? & 0x7f {
+            126 => (4, usize::from(u16::from_be_bytes([*f.get(2)?, *f.get(3)?]))),
+            127 => (10, usize::try_from(u64::from_be_bytes(f.get(2..10)?.try_into().ok()?)).ok()?),
+            n => (2, usize::from(n)),
+        };
+        let len = header.checked_add(payload)?;
+        (len <= f.len()).then_some(len)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Frames written back to back in one buffer come apart again, each exactly as built, whatever its
+    /// header size (2, 4 or 10 bytes).
+    #[test]
+    fn consecutive_frames_split_back_into_the_frames() {
+        let frames = [
+            frame::text(br#"{"type":"price_update"}"#),
+            frame::text(&vec![b'x'; 300]),
+            frame::ping(b""),
+            frame::text(&vec![b'y'; 70_000]),
+            frame::close(1000, "bye"),
+        ];
+        let joined: Vec<u8> = frames.iter().flat_map(|f| f.iter().copied()).collect();
+        let joined = Bytes::from(joined);
+        assert_eq!(frame::split(&joined).collect::<Vec<_>>(), frames);
+        assert_eq!(frame::split(&joined.slice(..joined.len() - 1)).count(), 4, "a cut frame is not one");
+        assert_eq!(frame::split(&Bytes::new()).count(), 0);
+    }
 
     /// `{"type":"subscribe","trading_pairs":["BTCUSDT"],"interval":"5m","id":7}` and seed 004's form
     /// without interval both decode.

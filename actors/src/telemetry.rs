@@ -23,6 +23,10 @@ pub struct Counters {
     pub ws_connections_total: CachePadded<AtomicU64>,
     pub ws_client_errors: CachePadded<AtomicU64>,
     pub ws_abuse_disconnects: CachePadded<AtomicU64>,
+    /// Buffers handed to WebSocket connections' writers, and the frames in them (several per buffer when
+    /// the hub coalesces what is due to a client).
+    pub ws_writes: CachePadded<AtomicU64>,
+    pub ws_frames: CachePadded<AtomicU64>,
     /// Messages sent per second over the last second, maintained by [`RateSampler`].
     pub messages_per_second: CachePadded<AtomicU64>,
 }
@@ -40,6 +44,8 @@ pub static COUNTERS: Counters = Counters {
     ws_connections_total: CachePadded::new(AtomicU64::new(0)),
     ws_client_errors: CachePadded::new(AtomicU64::new(0)),
     ws_abuse_disconnects: CachePadded::new(AtomicU64::new(0)),
+    ws_writes: CachePadded::new(AtomicU64::new(0)),
+    ws_frames: CachePadded::new(AtomicU64::new(0)),
     messages_per_second: CachePadded::new(AtomicU64::new(0)),
 };
 
@@ -137,6 +143,18 @@ pub const METRICS: &[Metric] = &[
         Counter,
         "candlecast_ws_abuse_disconnects_total",
         "Clients closed with 1008 for repeated bad input or flooding"
+    ),
+    metric!(
+        ws_writes,
+        Counter,
+        "candlecast_ws_writes_total",
+        "Buffers handed to /ws connections' writers (one socket write each at most)"
+    ),
+    metric!(
+        ws_frames,
+        Counter,
+        "candlecast_ws_frames_total",
+        "WebSocket frames in those buffers: frames per write = ws_frames_total / ws_writes_total"
     ),
 ];
 

@@ -61,6 +61,14 @@ fn symbol_for(index: usize, symbols: &[String], hot: usize, hot_fraction: f64) -
     symbols[pick].clone()
 }
 
+/// The symbols of client `index`'s topics, comma-separated: its [`symbol_for`] and the `n - 1` symbols
+/// after it in `symbols`, cyclically (n distinct symbols, one interval: a dashboard of n charts).
+fn symbols_for(index: usize, symbols: &[String], hot: usize, hot_fraction: f64, n: usize) -> String {
+    let first = symbol_for(index, symbols, hot, hot_fraction);
+    let at = symbols.iter().position(|s| *s == first).unwrap_or(0);
+    (0..n.clamp(1, symbols.len())).map(|k| symbols[(at + k) % symbols.len()].as_str()).collect::<Vec<_>>().join(",")
+}
+
 pub async fn run_process(args: Arc<Args>) -> anyhow::Result<Partial> {
     let symbols: Vec<String> = args.symbols.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
     anyhow::ensure!(!symbols.is_empty(), "--symbols is empty");
@@ -93,8 +101,8 @@ pub async fn run_process(args: Arc<Args>) -> anyhow::Result<Partial> {
         } else {
             Role::Reader
         };
-        let symbol = symbol_for(global, &symbols, args.hot_symbols, args.hot_fraction);
-        topics.insert(symbol.clone());
+        let symbol = symbols_for(global, &symbols, args.hot_symbols, args.hot_fraction, args.topics_per_client);
+        topics.extend(symbol.split(',').map(str::to_owned));
         let (args, shared) = (args.clone(), shared.clone());
         tasks.push(tokio::spawn(async move { client(role, global, symbol, args, shared, window_closes).await }));
         tokio::time::sleep_until((start + gap * (i as u32 + 1)).into()).await;
@@ -138,7 +146,9 @@ async fn connect(args: &Args, symbol: &str) -> anyhow::Result<RawWs> {
         return connect_socketio(args, symbol).await;
     }
     let mut ws = RawWs::connect(&args.url).await?;
-    let sub = format!(r#"{{"type":"subscribe","trading_pairs":["{symbol}"],"interval":"{}"}}"#, args.interval);
+    // `symbol` is one symbol or, with --topics-per-client, several separated by commas.
+    let pairs = symbol.split(',').map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(",");
+    let sub = format!(r#"{{"type":"subscribe","trading_pairs":[{pairs}],"interval":"{}"}}"#, args.interval);
     ws.send_text(&sub).await?;
     while let Next::Text(t) = ws.next_text().await? {
         if t.contains("\"subscribed\"") {
@@ -269,6 +279,20 @@ mod tests {
             Some(1_700_000_000_123_456)
         );
         assert_eq!(ts_sent(r#"{"type":"pong"}"#), None);
+    }
+
+    #[test]
+    fn a_dashboard_client_gets_distinct_symbols() {
+        let symbols: Vec<String> = ["A", "B", "C", "D", "E", "F"].map(String::from).to_vec();
+        for i in 0..100 {
+            let mut got: Vec<&str> = Vec::new();
+            let list = symbols_for(i, &symbols, 5, 0.8, 6);
+            got.extend(list.split(','));
+            got.sort_unstable();
+            assert_eq!(got, ["A", "B", "C", "D", "E", "F"]);
+            assert_eq!(symbols_for(i, &symbols, 5, 0.8, 1), symbol_for(i, &symbols, 5, 0.8));
+            assert_eq!(symbols_for(i, &symbols, 5, 0.8, 2).split(',').count(), 2);
+        }
     }
 
     #[test]

@@ -49,6 +49,10 @@ pub struct Args {
     /// Fraction of clients on the hot symbols.
     #[arg(long, default_value_t = 0.8)]
     pub hot_fraction: f64,
+    /// Topics each client subscribes to (a dashboard): its symbol as above and the next ones of `--symbols`
+    /// (cyclically), all on `--interval`, in one subscribe request. At most the number of symbols.
+    #[arg(long, default_value_t = 1)]
+    pub topics_per_client: usize,
     /// Fraction of clients that subscribe and then never read.
     #[arg(long, default_value_t = 0.0)]
     pub stalled: f64,
@@ -105,6 +109,13 @@ fn main() -> anyhow::Result<()> {
     }
     if !["candlecast", "socketio"].contains(&args.protocol.as_str()) {
         bail!("--protocol must be candlecast or socketio");
+    }
+    let symbols = args.symbols.split(',').filter(|s| !s.trim().is_empty()).count();
+    if args.topics_per_client == 0 || args.topics_per_client > symbols {
+        bail!("--topics-per-client must be between 1 and the number of --symbols ({symbols})");
+    }
+    if args.topics_per_client > 1 && args.protocol != "candlecast" {
+        bail!("--topics-per-client above 1 is for --protocol candlecast");
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(args.threads.max(1)).enable_all().build()?;
     if args.mode == "push" {
@@ -178,6 +189,7 @@ async fn run_children(args: &Args) -> anyhow::Result<Partial> {
         ])
         .args(["--clients", &n.to_string(), "--first-client", &first.to_string(), "--child", &i.to_string()])
         .args(["--hot-symbols", &args.hot_symbols.to_string(), "--hot-fraction", &args.hot_fraction.to_string()])
+        .args(["--topics-per-client", &args.topics_per_client.to_string()])
         .args([
             "--stalled",
             &args.stalled.to_string(),

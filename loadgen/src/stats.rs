@@ -118,9 +118,11 @@ pub struct ServerFigures {
 impl Report {
     pub fn summary(&self) -> String {
         let server = self.server.as_ref().map_or(String::new(), |s| {
+            // Server CPU per delivered message: the figure the multi-topic rows compare.
+            let us_per_msg = s.cpu_percent / 100.0 * 1e6 / self.messages_per_second.max(1.0);
             format!(
-                " server_rss={:.1}MB rss/client={:.1}KB server_cpu={:.0}%",
-                s.rss_mb, s.rss_kb_per_client, s.cpu_percent
+                " server_rss={:.1}MB rss/client={:.1}KB server_cpu={:.0}% server_us/msg={:.2}",
+                s.rss_mb, s.rss_kb_per_client, s.cpu_percent, us_per_msg
             )
         });
         format!(

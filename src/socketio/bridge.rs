@@ -83,16 +83,19 @@ impl HubBridge {
 
 /// Moves the hub's frames into the session's queue as Socket.IO events until either side closes.
 async fn forward(outbox: Arc<Outbox>, queue: Arc<PacketQueue>) {
-    while let Some(ws_frame) = poll_fn(|cx| outbox.poll_pop(cx)).await {
-        let Some(json) = text_payload(&ws_frame) else {
-            // A close frame: the session left (1000), or the hub dropped it as too slow (1008).
-            if ws_frame.get(2..4) == Some(&1008u16.to_be_bytes()[..]) {
-                queue.close_with(Some(super::engineio::Packet::Close.encode()));
+    // An entry may hold several frames: the hub writes everything due to a client in one flush at once.
+    while let Some(entry) = poll_fn(|cx| outbox.poll_pop(cx)).await {
+        for ws_frame in frame::split(&entry) {
+            let Some(json) = text_payload(&ws_frame) else {
+                // A close frame: the session left (1000), or the hub dropped it as too slow (1008).
+                if ws_frame.get(2..4) == Some(&1008u16.to_be_bytes()[..]) {
+                    queue.close_with(Some(super::engineio::Packet::Close.encode()));
+                }
+                return;
+            };
+            if queue.push(packet::event_raw("/", event_name(json), json)).is_err() {
+                return;
             }
-            return;
-        };
-        if queue.push(packet::event_raw("/", event_name(json), json)).is_err() {
-            return;
         }
     }
 }

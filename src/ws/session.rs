@@ -624,7 +624,13 @@ impl Stream for SessionBody {
             }
         }
         match this.outbox.poll_pop(cx) {
-            Poll::Ready(Some(frame)) => Poll::Ready(Some(Ok(frame))),
+            Poll::Ready(Some(buffer)) => {
+                // One entry is one buffer for the socket, holding one frame or, from the hub, every frame
+                // due to this client in one flush.
+                add(&COUNTERS.ws_writes, 1);
+                add(&COUNTERS.ws_frames, frame::split(&buffer).count() as u64);
+                Poll::Ready(Some(Ok(buffer)))
+            }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }

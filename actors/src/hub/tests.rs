@@ -29,7 +29,7 @@ async fn connected(hub: &Addr<Hub>, client: ClientId, limit: usize) -> Arc<Outbo
 
 #[actix_rt::test]
 async fn partials_are_conflated_closed_bars_are_not() {
-    let hub = Hub::new(&HubSettings { max_updates_per_second: 10 }).start();
+    let hub = Hub::new(&HubSettings { max_updates_per_second: 10, ..Default::default() }).start();
     let outbox = connected(&hub, 1, 1 << 20).await;
     hub.send(update(UpdateKind::Partial, bar(1.0, 0))).await.unwrap();
     hub.send(Subscribe { client: 1, topics: vec![topic()], ack: protocol::frame::text(br#"{"type":"subscribed"}"#) })
@@ -89,7 +89,7 @@ async fn partials_are_conflated_closed_bars_are_not() {
 /// of going to every client at once, none is lost, and one who subscribes meanwhile gets each once.
 #[actix_rt::test]
 async fn closed_bars_of_topics_closing_together_wait_for_their_slots() {
-    let hub = Hub::new(&HubSettings { max_updates_per_second: 10 }).start();
+    let hub = Hub::new(&HubSettings { max_updates_per_second: 10, ..Default::default() }).start();
     let symbols = ["AAA", "BBB", "CCC", "DDD", "EEE", "FFF"];
     let topics: Vec<Topic> = symbols.iter().map(|s| (Symbol::from(*s), Interval::S1)).collect();
     let reader = connected(&hub, 1, 1 << 20).await;
@@ -167,7 +167,7 @@ async fn only_subscribers_of_a_topic_receive_it_and_counts_follow() {
 
 #[actix_rt::test]
 async fn a_client_that_does_not_read_is_dropped_and_others_keep_receiving() {
-    let hub = Hub::new(&HubSettings { max_updates_per_second: 1000 }).start();
+    let hub = Hub::new(&HubSettings { max_updates_per_second: 1000, ..Default::default() }).start();
     let slow = connected(&hub, 1, 2_000).await;
     let fast = connected(&hub, 2, 1 << 20).await;
     for c in [1, 2] {
@@ -203,7 +203,7 @@ impl Handler<BarEvents> for Collector {
 
 #[actix_rt::test]
 async fn actors_subscribe_like_sessions_and_get_every_closed_bar() {
-    let hub = Hub::new(&HubSettings { max_updates_per_second: 1 }).start();
+    let hub = Hub::new(&HubSettings { max_updates_per_second: 1, ..Default::default() }).start();
     let finals = Arc::new(std::sync::Mutex::new(Vec::new()));
     let with_partials = Arc::new(std::sync::Mutex::new(Vec::new()));
     hub.send(SubscribeActor { recipient: Collector(finals.clone()).start().recipient(), partials: false })
@@ -230,7 +230,7 @@ async fn actors_subscribe_like_sessions_and_get_every_closed_bar() {
 
 #[actix_rt::test]
 async fn subscribing_from_a_history_queues_the_bars_closed_since() {
-    let hub = Hub::new(&HubSettings { max_updates_per_second: 1000 }).start();
+    let hub = Hub::new(&HubSettings { max_updates_per_second: 1000, ..Default::default() }).start();
     let closed = |close: f64, open_time: i64| {
         let mut b = bar(close, open_time);
         b.closed = true;
@@ -286,7 +286,7 @@ async fn subscribing_from_a_history_queues_the_bars_closed_since() {
 fn partials_keep_their_rate_through_tick_jitter() {
     let gap = Duration::from_millis(100);
     let start = Instant::now();
-    let mut state = TopicState::new(start);
+    let mut state = Slot::new(start);
     let mut sent = Vec::new();
     for tick in 0..500u64 {
         let jitter = Duration::from_micros((tick * 7919) % 3000);
@@ -308,35 +308,133 @@ fn partials_keep_their_rate_through_tick_jitter() {
     assert!(state.due(start + Duration::from_millis(60_200)));
 }
 
-/// Topics fed at the same instants (every symbol closes its 1s bar at the same second) send their
-/// partials at different moments of the gap: spread over it, not in one burst.
-#[test]
-fn topics_fed_in_lockstep_send_at_different_moments() {
-    let gap = Duration::from_millis(100);
-    let epoch = Instant::now();
-    let mut created = 0;
-    let mut topics: Vec<TopicState> = (0..6).map(|_| new_topic(&mut created, epoch, gap)).collect();
-    let mut first_send = vec![None; topics.len()];
-    // Every topic sent at the same moment (a closed bar), then fed every 2 ms.
-    for t in &mut topics {
-        t.sent(epoch, gap);
+/// The buffers a client's writer takes from its outbox, each split into its frames (decoded as JSON).
+fn writes(outbox: &Outbox) -> Vec<Vec<Value>> {
+    let waker = futures_util::task::noop_waker();
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut out = Vec::new();
+    while let std::task::Poll::Ready(Some(buffer)) = outbox.poll_pop(&mut cx) {
+        let frames = protocol::frame::split(&buffer)
+            .map(|f| {
+                assert_eq!(f[0], 0x81, "each a complete text frame");
+                let start = if f[1] & 0x7f == 126 { 4 } else { 2 };
+                serde_json::from_slice(&f[start..]).expect("each frame one JSON message")
+            })
+            .collect();
+        out.push(frames);
     }
-    for tick in 1..=100u64 {
-        let now = epoch + Duration::from_millis(2 * tick);
-        for (i, t) in topics.iter_mut().enumerate() {
-            if first_send[i].is_none() && t.due(now) {
-                t.sent(now, gap);
-                first_send[i] = Some(2 * tick);
+    out
+}
+
+/// A dashboard of six topics, fed as the aggregators feed it (each symbol its own message, every 20 ms)
+/// and flushed on the hub's 5 ms tick, on a simulated clock: after the first updates (sent at once, each
+/// alone) and one gap, every write of a client carries all six topics' newest states as six separate
+/// frames, ten writes a second; and the clients' writes are spread over the gap (one phase each), not in one burst.
+#[test]
+fn a_clients_topics_leave_in_one_write_and_clients_spread_over_the_gap() {
+    let mut hub = Hub::new(&HubSettings { max_updates_per_second: 10, flush_window_ms: 10 });
+    let epoch = hub.epoch;
+    let symbols = ["AAA", "BBB", "CCC", "DDD", "EEE", "FFF"];
+    let topics: Vec<Topic> = symbols.iter().map(|s| (Symbol::from(*s), Interval::S1)).collect();
+    let outboxes: Vec<Arc<Outbox>> = (0..10u64)
+        .map(|client| {
+            let outbox = Arc::new(Outbox::new(1 << 20));
+            hub.connect(client, outbox.clone());
+            hub.subscribe(client, topics.iter().map(|t| (t.clone(), None)), protocol::frame::text(b"{}"));
+            outbox
+        })
+        .collect();
+    for outbox in &outboxes {
+        assert_eq!(writes(outbox).len(), 1, "the ack (no bar yet) in one write");
+    }
+    let mut got: Vec<Vec<(u64, Vec<Value>)>> = vec![Vec::new(); outboxes.len()];
+    for ms in 0..2_000u64 {
+        let now = epoch + Duration::from_millis(ms);
+        if ms % 20 == 0 {
+            for (i, symbol) in symbols.iter().enumerate() {
+                let bar = Bar::from_trade((*symbol).into(), Interval::S1, 0, ms as f64, 1.0);
+                hub.publish(
+                    &[BarUpdate { kind: UpdateKind::Partial, bar }],
+                    now + Duration::from_micros(100 * i as u64),
+                );
+                hub.commit();
             }
         }
+        if ms % 5 == 0 {
+            hub.flush_due(now);
+            hub.commit();
+        }
+        for (client, outbox) in outboxes.iter().enumerate() {
+            got[client].extend(writes(outbox).into_iter().map(|w| (ms, w)));
+        }
     }
-    let mut at: Vec<u64> = first_send.iter().map(|s| s.expect("every topic sent within 200 ms")).collect();
-    at.sort_unstable();
-    assert!(at.windows(2).all(|w| w[1] - w[0] >= 8), "six topics at least 8 ms apart: {at:?}");
-    assert!(
-        at.iter().all(|&ms| (50..=150).contains(&ms)),
-        "each one slot after the close, at least half a gap: {at:?}"
-    );
+    for (client, writes) in got.iter().enumerate() {
+        let (first, rest): (Vec<_>, Vec<_>) = writes.iter().partition(|(ms, _)| *ms == 0);
+        assert_eq!(first.len(), 6, "client {client}: the first updates go at once, each alone");
+        // After one gap every topic keeps its client's grid (the first updates, sent at once a moment
+        // apart, may take two slots to line up).
+        for (ms, frames) in rest.iter().filter(|(ms, _)| *ms >= 200) {
+            let mut names: Vec<&str> = frames.iter().map(|f| f["symbol"].as_str().unwrap()).collect();
+            names.sort_unstable();
+            assert_eq!(names, symbols, "client {client} at {ms} ms: every topic once, in one write");
+            assert!(frames.iter().all(|f| f["type"] == "price_update"));
+        }
+        let second: Vec<u64> = rest.iter().map(|(ms, _)| *ms).filter(|ms| (1_000..2_000).contains(ms)).collect();
+        assert_eq!(second.len(), 10, "client {client}: ten writes a second: {second:?}");
+        assert!(second.windows(2).all(|w| w[1] - w[0] == 100), "client {client} keeps its phase: {second:?}");
+    }
+    let mut phases: Vec<u64> = got.iter().map(|w| w.last().unwrap().0 % 100).collect();
+    phases.sort_unstable();
+    phases.dedup();
+    assert_eq!(phases.len(), 10, "ten clients, ten moments in the gap: {phases:?}");
+}
+
+/// A closed bar is never conflated or merged away when it shares a write: each client gets every topic's
+/// closed bar once, before the next bar's partial, and separate from it.
+#[test]
+fn closed_bars_keep_their_own_frames_in_a_shared_write() {
+    let mut hub = Hub::new(&HubSettings { max_updates_per_second: 10, flush_window_ms: 10 });
+    let epoch = hub.epoch;
+    let symbols = ["AAA", "BBB", "CCC"];
+    let topics: Vec<Topic> = symbols.iter().map(|s| (Symbol::from(*s), Interval::S1)).collect();
+    let outbox = Arc::new(Outbox::new(1 << 20));
+    hub.connect(1, outbox.clone());
+    hub.subscribe(1, topics.iter().map(|t| (t.clone(), None)), protocol::frame::text(b"{}"));
+    let mut frames = Vec::new();
+    for ms in 0..1_000u64 {
+        let now = epoch + Duration::from_millis(ms);
+        if ms % 20 == 0 {
+            for symbol in symbols {
+                let second = (ms / 200) as i64 * 1_000;
+                let mut updates = Vec::new();
+                if ms % 200 == 0 && ms > 0 {
+                    let mut closed = Bar::from_trade(symbol.into(), Interval::S1, second - 1_000, ms as f64, 1.0);
+                    closed.closed = true;
+                    updates.push(BarUpdate { kind: UpdateKind::Closed, bar: closed });
+                }
+                let bar = Bar::from_trade(symbol.into(), Interval::S1, second, ms as f64 + 0.5, 1.0);
+                updates.push(BarUpdate { kind: UpdateKind::Partial, bar });
+                hub.publish(&updates, now);
+                hub.commit();
+            }
+        }
+        if ms % 5 == 0 {
+            hub.flush_due(now);
+            hub.commit();
+        }
+        frames.extend(writes(&outbox).into_iter().flatten());
+    }
+    for symbol in symbols {
+        let mine: Vec<&Value> = frames.iter().filter(|f| f["symbol"] == symbol).collect();
+        let closed: Vec<i64> = mine
+            .iter()
+            .filter(|f| f["data"]["closed"] == true)
+            .map(|f| f["data"]["timestamp"].as_i64().unwrap())
+            .collect();
+        assert_eq!(closed, [0, 1_000, 2_000, 3_000], "{symbol}: every closed bar once, in order");
+        let times: Vec<i64> = mine.iter().map(|f| f["data"]["timestamp"].as_i64().unwrap()).collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{symbol}: nothing of a bar after the next one: {times:?}");
+    }
 }
 
 /// One step of the random sequence of [`counters_equal_a_full_recount`].
@@ -386,7 +484,7 @@ proptest::proptest! {
     /// what walking every client counts.
     #[test]
     fn counters_equal_a_full_recount(steps in proptest::collection::vec(step(), 0..80)) {
-        let mut hub = Hub::new(&HubSettings { max_updates_per_second: 1000 });
+        let mut hub = Hub::new(&HubSettings { max_updates_per_second: 1000, ..Default::default() });
         let ack = || protocol::frame::text(b"{}");
         for (i, step) in steps.into_iter().enumerate() {
             match step {
@@ -411,6 +509,7 @@ proptest::proptest! {
                     b.interval = interval;
                     let topic = (b.symbol.clone(), b.interval);
                     hub.fan_out(&topic, &b, false);
+                    hub.commit();
                 }
             }
             proptest::prop_assert_eq!(hub.counters.snapshot(), hub.recount());
