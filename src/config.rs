@@ -156,6 +156,7 @@ pub struct ScriptsConfig {
     pub ping_timeout_ms: u64,
     pub outbound_queue_bytes: usize,
     pub max_trades_per_symbol: usize,
+    pub max_trade_symbols: usize,
     pub market_data_interval: String,
     pub max_script_symbols: usize,
     pub max_upload_bytes: usize,
@@ -251,6 +252,7 @@ impl Config {
             ),
             (self.scripts.outbound_queue_bytes >= 64 * 1024, "scripts.outbound_queue_bytes must be at least 65536"),
             (self.scripts.max_trades_per_symbol >= 1, "scripts.max_trades_per_symbol must be at least 1"),
+            (self.scripts.max_trade_symbols >= 1, "scripts.max_trade_symbols must be at least 1"),
             (
                 self.scripts.max_sessions >= 1
                     && self.scripts.max_sessions_per_host >= 1

@@ -220,6 +220,41 @@ async fn csvs_over_the_row_limit_are_refused_whole() {
     assert_eq!((body["error"].as_str(), body["limit"].as_str()), (Some("too_many_rows"), Some("scripts.max_csv_rows")));
 }
 
+/// Executed trades may name any valid symbol without creating it: the symbols they name are bounded
+/// (`scripts.max_trade_symbols`), or `max_trades_per_symbol` x symbols would grow without end. Rows of a
+/// further symbol are refused with the limit named, counted in /metrics; the others are kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executed_trades_name_a_bounded_number_of_symbols() {
+    let server = server(&[("scripts.max_trade_symbols", Toml::Integer(2))]).await;
+    let rows: String = ["AAA", "BBB", "CCC", "AAA", "DDD"]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!("2023-01-01T10:0{i}:00,{s},BUY,1,100\n"))
+        .collect();
+    let r = reqwest::Client::new()
+        .post(server.url("/api/trading-data"))
+        .bearer_auth(KEY)
+        .json(&json!({"trades_csv": format!("timestamp,symbol,side,quantity,price\n{rows}")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        (body["status"].as_str(), body["trades"].as_u64(), body["rejected"].as_u64()),
+        (Some("partial"), Some(3), Some(2)),
+        "{body}"
+    );
+    assert!(body.to_string().contains("scripts.max_trade_symbols"), "the limit is named: {body}");
+    let (_, trades) = server.get_json("/api/trades?limit=100").await;
+    let mut symbols: Vec<String> =
+        trades["trades"].as_array().unwrap().iter().map(|t| t["symbol"].as_str().unwrap().to_owned()).collect();
+    symbols.sort();
+    assert_eq!(symbols, ["AAA", "AAA", "BBB"], "{trades}");
+    let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("candlecast_refused_total{limit=\"scripts.max_trade_symbols\"} 2"), "{metrics}");
+}
+
 /// Indicator values are bounded in total: rows whose values do not fit are refused with the limit named,
 /// the others kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

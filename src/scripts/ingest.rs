@@ -173,7 +173,7 @@ impl Scripts {
         })
         .await
         .map_err(|_| UploadError::Unavailable)?;
-        let (trades, trades_csv, mut market) = match parsed {
+        let (mut trades, mut trades_csv, mut market) = match parsed {
             Ok(p) => p,
             Err(e) => {
                 let (counter, limit) = match e {
@@ -185,6 +185,35 @@ impl Scripts {
                 return Err(e.into());
             }
         };
+        let keep = self.trades.admit(&trades.rows);
+        let over_budget = keep.iter().filter(|k| !**k).count();
+        if over_budget > 0 {
+            for _ in 0..over_budget {
+                candlecast_actors::refusals::refused("scripts.max_trade_symbols");
+            }
+            // What is broadcast and answered holds only the kept rows.
+            let (text, (mut kept_trades, keep)) =
+                actix_web::web::block(move || (trades.to_csv(|i| keep[i]), (trades, keep)))
+                    .await
+                    .map_err(|_| UploadError::Unavailable)?;
+            trades_csv = text;
+            let mut position = 0;
+            kept_trades.rows.retain(|_| {
+                position += 1;
+                keep[position - 1]
+            });
+            kept_trades.rejected += over_budget;
+            kept_trades.errors.push(RowError {
+                csv: "trades_csv",
+                line: 0,
+                reason: format!(
+                    "{over_budget} trade(s) refused: they name symbols beyond scripts.max_trade_symbols ({}) \
+                     distinct symbols with executed trades",
+                    self.max_trade_symbols
+                ),
+            });
+            trades = kept_trades;
+        }
         self.trades.add(&trades.rows);
         self.keep_and_announce(&trades.rows).await;
         let (kept, bars) = self.apply_market_data(&mut market).await;

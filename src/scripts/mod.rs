@@ -67,6 +67,7 @@ pub struct Scripts {
     /// `None` when the configured store does not keep them.
     store: Option<Arc<dyn Store>>,
     max_trades_per_symbol: usize,
+    max_trade_symbols: usize,
 }
 
 impl Scripts {
@@ -82,11 +83,12 @@ impl Scripts {
             created: Mutex::default(),
             csv_limits: csv::CsvLimits { max_columns: config.max_csv_columns, max_rows: config.max_csv_rows },
             parse_slots: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
-            trades: TradeStore::new(config.max_trades_per_symbol),
+            trades: TradeStore::new(config.max_trades_per_symbol, config.max_trade_symbols),
             indicators: IndicatorStore::new(history, config.max_indicator_values),
             stats: ScriptStats::default(),
             store: store.filter(|s| s.keeps_script_data()),
             max_trades_per_symbol: config.max_trades_per_symbol,
+            max_trade_symbols: config.max_trade_symbols,
         }
     }
 

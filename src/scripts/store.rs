@@ -2,7 +2,7 @@
 //! markers) and the indicator columns of market-data rows (served beside the bars in
 //! `/api/historical`). Both bounded per symbol; the oldest entries go first.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::RwLock;
 
 use candlecast_actors::model::Interval;
@@ -10,15 +10,37 @@ use serde_json::{Map, Value};
 
 use super::csv::ExecutedTrade;
 
-/// Executed trades by symbol, each list in arrival order and at most `cap` long.
+/// Executed trades by symbol, each list in arrival order and at most `cap` long, for at most
+/// `max_symbols` symbols: a trade row may name any valid symbol without creating it, so without that
+/// bound `cap` × symbols would grow without end (in memory and in the store).
 pub struct TradeStore {
     cap: usize,
+    max_symbols: usize,
     by_symbol: RwLock<HashMap<String, VecDeque<ExecutedTrade>>>,
 }
 
 impl TradeStore {
-    pub fn new(cap: usize) -> TradeStore {
-        TradeStore { cap: cap.max(1), by_symbol: RwLock::default() }
+    pub fn new(cap: usize, max_symbols: usize) -> TradeStore {
+        TradeStore { cap: cap.max(1), max_symbols, by_symbol: RwLock::default() }
+    }
+
+    /// Which of `rows` fit the symbol budget: every row of a symbol already kept, and of new symbols while
+    /// there is room. Kept rows still need [`TradeStore::add`].
+    pub fn admit(&self, rows: &[ExecutedTrade]) -> Vec<bool> {
+        let map = self.by_symbol.read().unwrap_or_else(|e| e.into_inner());
+        let mut new_symbols: HashSet<&str> = HashSet::new();
+        rows.iter()
+            .map(|row| {
+                if map.contains_key(&row.symbol) || new_symbols.contains(row.symbol.as_str()) {
+                    return true;
+                }
+                let room = map.len() + new_symbols.len() < self.max_symbols;
+                if room {
+                    new_symbols.insert(row.symbol.as_str());
+                }
+                room
+            })
+            .collect()
     }
 
     pub fn add(&self, trades: &[ExecutedTrade]) {
@@ -138,13 +160,24 @@ mod tests {
 
     #[test]
     fn trades_are_bounded_per_symbol_and_sorted() {
-        let s = TradeStore::new(3);
+        let s = TradeStore::new(3, 10);
         s.add(&[trade("A", 5), trade("A", 1), trade("B", 3), trade("A", 7), trade("A", 9)]);
         let a: Vec<i64> = s.recent(Some("A"), 10).iter().map(|t| t.timestamp).collect();
         assert_eq!(a, [1, 7, 9], "the oldest arrival (5) went first");
         let all: Vec<i64> = s.recent(None, 2).iter().map(|t| t.timestamp).collect();
         assert_eq!(all, [7, 9]);
         assert!(s.recent(Some("C"), 10).is_empty());
+    }
+
+    #[test]
+    fn trades_name_at_most_max_symbols_symbols() {
+        let s = TradeStore::new(3, 2);
+        s.add(&[trade("A", 1)]);
+        let rows = [trade("B", 2), trade("C", 3), trade("A", 4), trade("B", 5), trade("D", 6)];
+        let keep = s.admit(&rows);
+        assert_eq!(keep, [true, false, true, true, false], "C and D would be a third and fourth symbol");
+        s.add(&rows[..1]);
+        assert_eq!(s.admit(&[trade("E", 7)]), [false], "still full");
     }
 
     #[test]
