@@ -15,6 +15,7 @@
 //! - [`dead_letters`]: bars that will never be written (the store refuses them), kept for a human.
 //! - [`actor`]: the persistence actor: batching, backoff, journal, figures.
 //! - [`history`]: the one history service of REST, WebSocket and backtests.
+//! - [`retention`]: `[store.retention]`, and the background loop that deletes expired bars.
 
 pub mod actor;
 pub mod dead_letters;
@@ -27,6 +28,7 @@ pub mod isolate;
 pub mod journal;
 pub mod line_protocol;
 pub mod memory;
+pub mod retention;
 pub mod settings;
 
 use std::sync::Arc;
@@ -36,6 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Bar, Interval, Symbol};
 
+pub use retention::{Expired, RetentionSettings};
 pub use settings::{open, InfluxApi, InfluxSettings, Secret, StoreKind, StoreSettings};
 
 /// A closed bar as stored: the bar, the source of its symbol, and when candlecast last revised it.
@@ -82,9 +85,53 @@ pub trait Store: Send + Sync + 'static {
     /// time; the `limit` newest when more match.
     fn revised_since(&self, symbol: &Symbol, interval: Interval, since: i64, limit: usize) -> StoreFuture<Vec<Bar>>;
 
+    /// Deletes bars of each `(interval, before)` whose open time is before `before`: at most `max_bars` in
+    /// all, the oldest of each symbol first, in one transaction (see [`retention`]). Stores that keep bars
+    /// by their own rules (InfluxDB retention policies) delete nothing here.
+    fn expire(&self, cutoffs: Vec<(Interval, i64)>, max_bars: usize) -> StoreFuture<Expired> {
+        let _ = (cutoffs, max_bars);
+        Box::pin(std::future::ready(Ok(Expired::default())))
+    }
+
+    /// Bars held per interval and bytes on disk, if the store can tell cheaply (`None` otherwise).
+    fn usage(&self) -> StoreFuture<Option<Usage>> {
+        Box::pin(std::future::ready(Ok(None)))
+    }
+
     /// Releases what the store holds (files, locks) once calls in progress end; later calls fail.
     fn close(&self) -> StoreFuture<()> {
         Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+/// What a store holds, for `/api/stats` and `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Bars stored per interval, indexed by [`Interval::index`].
+    pub bars: [u64; 16],
+    /// Size of the store's file on disk (free pages included: a file does not shrink when bars expire,
+    /// its freed pages take the next bars).
+    pub file_bytes: u64,
+}
+
+impl Usage {
+    pub fn total_bars(&self) -> u64 {
+        self.bars.iter().sum()
+    }
+
+    pub fn bars(&self, interval: Interval) -> u64 {
+        self.bars[interval.index()]
+    }
+
+    /// The file's bytes shared out by bar count: an estimate, but a close one, since every stored bar
+    /// costs the same whatever its interval (the same fixed-size fields; the key's interval name differs
+    /// by one byte at most, and symbol and source are the same across a symbol's intervals).
+    pub fn bytes(&self, interval: Interval) -> u64 {
+        let total = self.total_bars();
+        if total == 0 {
+            return 0;
+        }
+        (u128::from(self.file_bytes) * u128::from(self.bars(interval)) / u128::from(total)) as u64
     }
 }
 
