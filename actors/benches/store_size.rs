@@ -23,7 +23,7 @@ use candlecast_actors::model::{Bar, Interval};
 use candlecast_actors::persist::embedded::{EmbeddedStore, FILE_NAME};
 use candlecast_actors::persist::retention::{self, RetentionSettings, RetentionStats, Schedule};
 use candlecast_actors::persist::{Range, Store, StoredBar};
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Database, TableDefinition};
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -214,8 +214,13 @@ mod compact {
             let txn = self.db.begin_read().unwrap();
             let table = txn.open_table(BARS).unwrap();
             let (from, to) = (key(symbol, Interval::S1, i64::MIN), key(symbol, Interval::S1, i64::MAX));
-            let mut out: Vec<f64> =
-                table.range(&from..&to).unwrap().rev().take(limit).map(|e| close_of(e.unwrap().1.value())).collect();
+            let mut out: Vec<f64> = table
+                .range::<&[u8; 13]>(&from..&to)
+                .unwrap()
+                .rev()
+                .take(limit)
+                .map(|e| close_of(e.unwrap().1.value()))
+                .collect();
             out.reverse();
             out
         }
