@@ -2,14 +2,14 @@
 //! (the candidate of issue 20), and writes while retention drains a backlog. Not criterion: it prints
 //! the rows of docs/BENCHMARKS.md ("## Store").
 //!
-//! `cargo bench -p candlecast-actors --bench store_size -- --symbols 100 --bars 1000000`
+//! `cargo bench -p candlecast-actors --bench store_size -- --symbols 100 --bars 500000`
 //!
 //! - **current**: [`EmbeddedStore`] as the server uses it: key (symbol, interval name, open time) as redb
 //!   tuple, value (5 × f64, trades u64, revised i64, source text), the revision index, the counts.
 //! - **compact**: the same information in fixed-width bytes: key symbol id u32 + interval id u8 + open
-//!   time i64 (big-endian, sign flipped, so bytes sort as numbers), 13 bytes; value 5 × f64 + trades u32
-//!   + revised i64, 52 bytes; revision index key (symbol id, interval id, revised, open time), 21 bytes;
-//!   symbol → (id, source) in a table of its own. Same transactions, same upsert and index maintenance.
+//!   time i64 (big-endian, sign flipped, so bytes sort as numbers), 13 bytes; value 5 × f64, trades u32
+//!   and revised i64, 52 bytes; revision index key (symbol id, interval id, revised, open time), 21
+//!   bytes; symbol → (id, source) in a table of its own. Same transactions, upserts and index upkeep.
 //!
 //! Bars come time-major (each second one 1s bar per symbol, as live trading closes them) in batches of
 //! `--batch` (the persistence actor's `store.batch_bars`); each batch is one transaction with fsync.
@@ -56,7 +56,7 @@ fn batches(symbols: usize, n: usize, batch: usize, start: i64) -> Vec<Arc<[Store
             let (t, s) = ((i / symbols) as i64, i % symbols);
             let open_time = start + t * 1_000;
             let price = 100.0 + (i % 97) as f64 * 0.01;
-            let mut bar = Bar::from_trade(names[s].clone().into(), Interval::S1, open_time, price, 0.5);
+            let mut bar = Bar::from_trade(names[s].clone(), Interval::S1, open_time, price, 0.5);
             bar.apply_trade(price + 0.02, 0.25);
             bar.closed = true;
             StoredBar { bar, source: "simulated".into(), revised: open_time + 2_500 }

@@ -478,8 +478,7 @@ mod tests {
     fn revision_entries(store: &EmbeddedStore) -> u64 {
         let db = store.db.lock().unwrap().clone().unwrap();
         let txn = db.begin_read().unwrap();
-        let n = txn.open_table(REVISIONS).unwrap().len().unwrap();
-        n
+        txn.open_table(REVISIONS).unwrap().len().unwrap()
     }
 
     #[actix_rt::test]
