@@ -2,7 +2,7 @@
 #   make run   - build the dashboard when needed and run candlecast on http://localhost:8000
 #   make test  - install what the tests need (apt, npm), then run every test
 
-.PHONY: run test bench abuse frontend test-rust test-frontend test-browser
+.PHONY: run test bench bench-symbols abuse frontend test-rust test-frontend test-browser
 
 run: frontend
 	cargo run --release --bin candlecast -- $(ARGS)
@@ -18,8 +18,18 @@ test:
 bench:
 	@scripts/bench.sh
 
+# Per-symbol cost (issue 20): 100 and 1,000 simulated symbols, RSS, CPU, backfill time, store size and bytes
+# per bar; prints the table for docs/BENCHMARKS.md ("## Store"). Counts: make bench-symbols ARGS="100 1000 10000".
+bench-symbols:
+	@scripts/bench_symbols.sh $(ARGS)
+
 # Abuse benchmark (release build): each attack against 1,000 healthy /ws clients; writes the table to
-# docs/RELIABILITY.md ("## Abuse benchmark"). Takes ~7 minutes. Rows: make abuse ARGS="--only jobs,keys".
+# docs/RELIABILITY.md ("## Per-symbol cost (issue 20): 100 and 1,000 simulated symbols, RSS, CPU, backfill time, store size and bytes
+# per bar; prints the table for docs/BENCHMARKS.md ("## Store"). Counts: make bench-symbols ARGS="100 1000 10000".
+bench-symbols:
+	@scripts/bench_symbols.sh $(ARGS)
+
+# Abuse benchmark"). Takes ~7 minutes. Rows: make abuse ARGS="--only jobs,keys".
 abuse:
 	@scripts/abuse.sh $(ARGS)
 

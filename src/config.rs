@@ -404,6 +404,38 @@ mod tests {
             .contains("tokn"));
     }
 
+    /// `[store.retention]` of config/default.toml is the code's default; a file can keep a default
+    /// interval forever and limit another; a bad interval or duration is named.
+    #[test]
+    fn store_retention_defaults_overrides_and_errors() {
+        use candlecast_actors::model::Interval;
+        use candlecast_actors::persist::RetentionSettings;
+        let c = Config::load_with(None, &[]).unwrap();
+        let d = StoreSettings::default();
+        assert_eq!(c.store.retention, RetentionSettings::default());
+        assert_eq!(
+            (c.store.retention_batch_bars, c.store.retention_every_ms),
+            (d.retention_batch_bars, d.retention_every_ms)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[store.retention]\n\"1s\" = \"forever\"\n\"1m\" = \"90d\"\n").unwrap();
+        let r = Config::load(Some(&file)).unwrap().store.retention;
+        let day = 86_400_000;
+        assert_eq!(
+            (r.keep_ms(Interval::S1), r.keep_ms(Interval::S5), r.keep_ms(Interval::M1)),
+            (None, Some(30 * day), Some(90 * day))
+        );
+        std::fs::write(&file, "[store.retention]\n\"2m\" = \"1d\"\n").unwrap();
+        let err = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("2m") && err.contains("unknown interval"), "{err}");
+        std::fs::write(&file, "[store.retention]\n\"1s\" = \"0d\"\n").unwrap();
+        let err = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("0d"), "{err}");
+        let err = Config::load_with(None, &[("store.retention_batch_bars", toml::Value::Integer(0))]).unwrap_err();
+        assert!(err.to_string().contains("store.retention_batch_bars"), "{err}");
+    }
+
     #[test]
     fn unknown_keys_are_named() {
         let err = Config::load_with(None, &[("server.prot", toml::Value::Integer(1))]).unwrap_err().to_string();

@@ -1,7 +1,8 @@
 //! The embedded store (redb) with the real server: history survives a restart without being
 //! regenerated, history reads go beyond the in-memory window (REST and WS), `since=` polling, and a
 //! client that loads history and then subscribes sees no gap and no duplicate, also when a bar closes
-//! in between.
+//! in between. Retention deletes expired bars of an interval and nothing else, and `/api/stats` and
+//! `/metrics` show bars and bytes per interval.
 
 mod common;
 
@@ -230,4 +231,93 @@ async fn a_volume_that_would_overflow_is_refused_and_persistence_goes_on() {
 
 async fn rejected(server: &TestServer) -> u64 {
     server.stats().await["trades_rejected"].as_u64().unwrap_or(0)
+}
+
+/// `[store.retention]` with the real server: 1s bars older than 5 days, written before the start, are
+/// deleted in bounded passes and gone from `/api/historical`; younger 1s bars and 1m bars (kept forever)
+/// of the same days stay; `/api/stats` and `/metrics` show bars, bytes and deletions per interval.
+/// (Before retention: nothing was ever deleted, and the store's usage was not shown.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_expired_bars_per_interval_and_stats_show_the_store_per_interval() {
+    use candlecast_actors::model::{now_ms, Bar, Interval};
+    use candlecast_actors::persist::embedded::EmbeddedStore;
+    use candlecast_actors::persist::{Store, StoredBar};
+    const DAY: i64 = 86_400_000;
+    let dir = tempfile::tempdir().unwrap();
+    let now = now_ms();
+    // Older than the simulated backfill (1 day): written directly, as an earlier run would have.
+    let first_open = |interval: Interval, age_days: i64| interval.align(now - age_days * DAY);
+    {
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let mut old = Vec::new();
+        for interval in [Interval::S1, Interval::M1] {
+            for age_days in [10, 3] {
+                for i in 0..20 {
+                    let open_time = first_open(interval, age_days) + i * interval.millis();
+                    let mut bar = Bar::from_trade("BTCUSDT".into(), interval, open_time, 100.0, 1.0);
+                    bar.closed = true;
+                    old.push(StoredBar { bar, source: "simulated".into(), revised: open_time });
+                }
+            }
+        }
+        store.write(old.into()).await.unwrap();
+        store.close().await.unwrap();
+    }
+    let server = TestServer::start_in(
+        dir.path(),
+        &small(&[
+            // The window seeded from the store at start must not hold the old bars: they come from the store.
+            ("aggregator.history_bars", Toml::Integer(50)),
+            ("store.retention.1s", Toml::String("5d".into())),
+            ("store.retention_every_ms", Toml::Integer(100)),
+            ("store.retention_batch_bars", Toml::Integer(7)),
+        ]),
+    )
+    .await;
+    let store_stats = || async { server.stats().await["store"].clone() };
+    eventually("the expired 1s bars deleted", || async { store_stats().await["intervals"]["1s"]["deleted"] == 20 })
+        .await;
+    let page = |interval: Interval, age_days: i64| {
+        let start = first_open(interval, age_days);
+        format!("interval={interval}&start_time={start}&end_time={}&limit=100", start + 20 * interval.millis())
+    };
+    assert!(bars(&server, &page(Interval::S1, 10)).await.is_empty(), "10-day-old 1s bars are gone");
+    assert_eq!(bars(&server, &page(Interval::S1, 3)).await.len(), 20, "3-day-old 1s bars stay");
+    assert_eq!(bars(&server, &page(Interval::M1, 10)).await.len(), 20, "1m bars are kept forever");
+    assert_eq!(bars(&server, &page(Interval::M1, 3)).await.len(), 20);
+
+    persisted(&server).await;
+    let stats = store_stats().await;
+    assert_eq!(stats["kind"], "embedded");
+    assert_eq!(stats["retention"]["enforced"], true, "{stats}");
+    assert!(stats["retention"]["passes"].as_u64().unwrap() >= 3, "20 bars at most 7 a pass: {stats}");
+    let interval = |name: &str| stats["intervals"][name].clone();
+    assert_eq!((interval("1s")["keep"].as_str(), interval("1m")["keep"].as_str()), (Some("5d"), Some("forever")));
+    assert_eq!(interval("5s")["keep"], "30d", "the defaults stay for intervals not overridden");
+    assert_eq!(interval("1m")["deleted"], 0);
+    let file_bytes = stats["file_bytes"].as_u64().unwrap();
+    let mut bytes = 0;
+    for name in ["1s", "1m", "1h"] {
+        let (n, b) = (interval(name)["bars"].as_u64().unwrap(), interval(name)["bytes"].as_u64().unwrap());
+        assert!(n > 0 && b > 0, "{name}: {stats}");
+        bytes += b;
+    }
+    assert_eq!(interval("5s")["bars"], 0, "not an interval of this server");
+    assert!(interval("1m")["bars"].as_u64().unwrap() >= 40 + 1_400, "the stored day of minutes and the old ones");
+    assert!(file_bytes > 0 && bytes <= file_bytes, "{stats}");
+    assert_eq!(
+        stats["bars"].as_u64().unwrap(),
+        ["1s", "1m", "1h"].iter().map(|n| interval(n)["bars"].as_u64().unwrap()).sum::<u64>()
+    );
+
+    let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+    for line in [
+        "candlecast_store_retention_deleted_bars_total{interval=\"1s\"} 20",
+        "candlecast_store_retention_deleted_bars_total{interval=\"1m\"} 0",
+        "candlecast_store_bars{interval=\"1m\"}",
+        "candlecast_store_bytes{interval=\"1s\"}",
+        "candlecast_store_file_bytes",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from /metrics");
+    }
 }

@@ -2,6 +2,7 @@
 //!
 //! - [`market_data`]: symbols, prices, historical bars.
 //! - [`status`]: stats, health, Prometheus metrics.
+//! - [`store_stats`]: the store's bars and bytes per interval, and retention, in stats and metrics.
 //! - [`feeds`]: the running feeds; adding and removing symbols at run time (admin key).
 //! - [`strategies`]: the strategy catalogue, backtest and optimization jobs.
 //! - [`trading_data`]: scripts' CSV pushes (`POST /api/trading-data`) and executed trades (`GET /api/trades`).
@@ -23,6 +24,7 @@ pub mod history_reads;
 pub mod market_data;
 pub mod openapi;
 pub mod status;
+pub mod store_stats;
 pub mod strategies;
 pub mod trading_data;
 

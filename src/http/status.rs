@@ -54,6 +54,7 @@ pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
         stats.insert("redis".into(), redis_stats(cluster));
     }
     stats.insert("persistence".into(), persistence(&state, now));
+    stats.insert("store".into(), super::store_stats::stats_json(&state).await);
     HttpResponse::Ok().json(json!({ "service": "candlecast", "stats": stats }))
 }
 
@@ -226,6 +227,7 @@ pub async fn metrics_route(state: web::Data<AppState>) -> HttpResponse {
     crate::scripts::stats::record_metrics(&state);
     crate::jobs::record_metrics(&state.jobs);
     record_refusals();
+    super::store_stats::record_metrics(&state).await;
     if let Some(cluster) = &state.cluster {
         for m in CLUSTER_METRICS {
             let v = (m.read)(cluster.stats());

@@ -19,7 +19,8 @@ use actix::prelude::*;
 
 use super::actor::{Flush, PersistBars, Persister};
 use super::journal::JournalError;
-use super::{Range, Store, StoreError, StoreKind, StoreSettings};
+use super::retention::{self, RetentionSettings, RetentionStats};
+use super::{Range, Store, StoreError, StoreKind, StoreSettings, Usage};
 use crate::aggregator::GetBars;
 use crate::hub::{Hub, SubscribeActor};
 use crate::market::{Market, SymbolEntry};
@@ -50,12 +51,26 @@ pub struct History {
     kind: StoreKind,
     /// How long after its end a closed bar may still be corrected (`aggregator.grace_ms`).
     grace_ms: i64,
+    /// What the retention loop is told to keep, and what it did.
+    retention: RetentionSettings,
+    retention_stats: Arc<RetentionStats>,
+    /// The retention loop, stopped before the store closes; `None` when nothing expires.
+    retention_task: Option<tokio::task::AbortHandle>,
 }
 
 impl History {
     /// History from memory only (`kind = "none"`).
     pub fn memory_only(grace_ms: i64) -> History {
-        History { store: None, persister: None, stats: Arc::default(), kind: StoreKind::None, grace_ms }
+        History {
+            store: None,
+            persister: None,
+            stats: Arc::default(),
+            kind: StoreKind::None,
+            grace_ms,
+            retention: RetentionSettings::forever(),
+            retention_stats: Arc::default(),
+            retention_task: None,
+        }
     }
 
     /// Starts the persistence actor on a thread of its own and subscribes it to every closed bar.
@@ -72,7 +87,53 @@ impl History {
         // Journal fsyncs block: the actor gets its own thread.
         let persister = Persister::start_in_arbiter(&Arbiter::new().handle(), move |_| persister);
         hub.do_send(SubscribeActor { recipient: persister.clone().recipient(), partials: false });
-        Ok(History { store: Some(store), persister: Some(persister), stats, kind: settings.kind, grace_ms })
+        let retention_stats = Arc::new(RetentionStats::default());
+        // InfluxDB keeps bars by its own retention policies (see docs/protocol.md, "Retention").
+        let retention_task = (settings.kind == StoreKind::Embedded && !settings.retention.is_forever()).then(|| {
+            let schedule = settings.retention_schedule();
+            tracing::info!(?schedule, "store retention");
+            retention::spawn(store.clone(), schedule, retention::wall_clock(), retention_stats.clone())
+        });
+        Ok(History {
+            store: Some(store),
+            persister: Some(persister),
+            stats,
+            kind: settings.kind,
+            grace_ms,
+            retention: match retention_task {
+                Some(_) => settings.retention.clone(),
+                None => RetentionSettings::forever(),
+            },
+            retention_stats,
+            retention_task,
+        })
+    }
+
+    /// Bars held per interval and bytes on disk, when the store can tell (the embedded store can).
+    pub async fn usage(&self) -> Option<Usage> {
+        let store = self.store.as_ref()?;
+        match store.usage().await {
+            Ok(usage) => usage,
+            Err(e) => {
+                tracing::debug!(error = %e, "store usage not available");
+                None
+            }
+        }
+    }
+
+    /// The configured retention (forever for every interval when the store does not enforce it here).
+    pub fn retention(&self) -> &RetentionSettings {
+        &self.retention
+    }
+
+    /// What the retention loop did since start.
+    pub fn retention_stats(&self) -> &RetentionStats {
+        &self.retention_stats
+    }
+
+    /// Whether candlecast deletes expired bars itself (the embedded store with a retention configured).
+    pub fn enforces_retention(&self) -> bool {
+        self.retention_task.is_some()
     }
 
     /// `embedded`, `influxdb-v1`, `influxdb-v2` or `none`.
@@ -204,6 +265,9 @@ impl History {
     /// At shutdown: makes every bar received so far durable (store or journal), stops the persistence
     /// actor and closes the store (the embedded store's file lock is released when this returns).
     pub async fn shutdown(&self) {
+        if let Some(task) = &self.retention_task {
+            task.abort();
+        }
         if let Some(p) = &self.persister {
             if tokio::time::timeout(FLUSH_TIMEOUT, p.send(Flush { stop: true })).await.is_err() {
                 tracing::warn!("persistence did not flush within {FLUSH_TIMEOUT:?}");

@@ -16,6 +16,7 @@
 //! - [`actor`]: the persistence actor: batching, backoff, journal, figures.
 //! - [`history`]: the one history service of REST, WebSocket and backtests.
 //! - [`script_data`]: script-created symbols and executed trades (embedded store only).
+//! - [`retention`]: `[store.retention]`, and the background loop that deletes expired bars.
 
 pub mod actor;
 pub mod dead_letters;
@@ -28,6 +29,7 @@ pub mod isolate;
 pub mod journal;
 pub mod line_protocol;
 pub mod memory;
+pub mod retention;
 pub mod script_data;
 pub mod settings;
 
@@ -38,6 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Bar, Interval, Symbol};
 
+pub use retention::{Expired, RetentionSettings};
 pub use script_data::StoredTrade;
 pub use settings::{open, InfluxApi, InfluxSettings, Secret, StoreKind, StoreSettings};
 
@@ -85,6 +88,19 @@ pub trait Store: Send + Sync + 'static {
     /// time; the `limit` newest when more match.
     fn revised_since(&self, symbol: &Symbol, interval: Interval, since: i64, limit: usize) -> StoreFuture<Vec<Bar>>;
 
+    /// Deletes bars of each `(interval, before)` whose open time is before `before`: at most `max_bars` in
+    /// all, the oldest of each symbol first, in one transaction (see [`retention`]). Stores that keep bars
+    /// by their own rules (InfluxDB retention policies) delete nothing here.
+    fn expire(&self, cutoffs: Vec<(Interval, i64)>, max_bars: usize) -> StoreFuture<Expired> {
+        let _ = (cutoffs, max_bars);
+        Box::pin(std::future::ready(Ok(Expired::default())))
+    }
+
+    /// Bars held per interval and bytes on disk, if the store can tell cheaply (`None` otherwise).
+    fn usage(&self) -> StoreFuture<Option<Usage>> {
+        Box::pin(std::future::ready(Ok(None)))
+    }
+
     /// Releases what the store holds (files, locks) once calls in progress end; later calls fail.
     fn close(&self) -> StoreFuture<()> {
         Box::pin(std::future::ready(Ok(())))
@@ -114,6 +130,37 @@ pub trait Store: Send + Sync + 'static {
     /// Stored executed trades, at most the newest `per_symbol` of each symbol, each symbol's in time order.
     fn executed_trades(&self, _per_symbol: usize) -> StoreFuture<Vec<StoredTrade>> {
         Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+}
+
+/// What a store holds, for `/api/stats` and `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Bars stored per interval, indexed by [`Interval::index`].
+    pub bars: [u64; 16],
+    /// Size of the store's file on disk (free pages included: a file does not shrink when bars expire,
+    /// its freed pages take the next bars).
+    pub file_bytes: u64,
+}
+
+impl Usage {
+    pub fn total_bars(&self) -> u64 {
+        self.bars.iter().sum()
+    }
+
+    pub fn bars(&self, interval: Interval) -> u64 {
+        self.bars[interval.index()]
+    }
+
+    /// The file's bytes shared out by bar count: an estimate, but a close one, since every stored bar
+    /// costs the same whatever its interval (the same fixed-size fields; the key's interval name differs
+    /// by one byte at most, and symbol and source are the same across a symbol's intervals).
+    pub fn bytes(&self, interval: Interval) -> u64 {
+        let total = self.total_bars();
+        if total == 0 {
+            return 0;
+        }
+        (u128::from(self.file_bytes) * u128::from(self.bars(interval)) / u128::from(total)) as u64
     }
 }
 

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::embedded::EmbeddedStore;
 use super::influx_v1::V1;
 use super::influx_v2::V2;
+use super::retention::RetentionSettings;
 use super::{Store, StoreError};
 
 /// Where closed bars are kept.
@@ -84,6 +85,12 @@ pub struct StoreSettings {
     /// this many bytes (beyond, they are only counted).
     pub dead_letter_max_bytes: u64,
     pub influxdb: InfluxSettings,
+    /// `[store.retention]`: how long each interval's bars are kept (embedded store).
+    pub retention: RetentionSettings,
+    /// Expired bars deleted per retention pass (one transaction) at most.
+    pub retention_batch_bars: usize,
+    /// Time between retention passes, in ms (a pass that filled its batch is followed sooner).
+    pub retention_every_ms: u64,
 }
 
 impl Default for StoreSettings {
@@ -100,11 +107,23 @@ impl Default for StoreSettings {
             journal_max_bytes: 1 << 30,
             dead_letter_max_bytes: 64 << 20,
             influxdb: InfluxSettings::default(),
+            retention: RetentionSettings::default(),
+            retention_batch_bars: 5_000,
+            retention_every_ms: 60_000,
         }
     }
 }
 
 impl StoreSettings {
+    /// When and how much the retention loop deletes.
+    pub fn retention_schedule(&self) -> super::retention::Schedule {
+        super::retention::Schedule {
+            settings: self.retention.clone(),
+            batch_bars: self.retention_batch_bars,
+            every: Duration::from_millis(self.retention_every_ms),
+        }
+    }
+
     pub fn journal_file(&self) -> PathBuf {
         if self.journal_path.is_empty() {
             self.path.join("persist.journal")
@@ -130,6 +149,8 @@ impl StoreSettings {
             (self.retry_initial_ms >= 1, "store.retry_initial_ms must be at least 1"),
             (self.retry_max_ms >= self.retry_initial_ms, "store.retry_max_ms must be at least store.retry_initial_ms"),
             (self.journal_max_bytes >= 16 << 10, "store.journal_max_bytes must be at least 16384"),
+            (self.retention_batch_bars >= 1, "store.retention_batch_bars must be at least 1"),
+            (self.retention_every_ms >= 10, "store.retention_every_ms must be at least 10"),
         ];
         if let Some((_, msg)) = checks.iter().find(|(ok, _)| !ok) {
             return Err((*msg).to_owned());

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Per-symbol cost (issue 20), a skeleton: candlecast (release) with N simulated symbols at 1 trade/s each,
+# a 1-day backfill with 1 hour of 1s bars, the default embedded store in a fresh temporary directory, no
+# clients. Per N it measures:
+#   backfill     start -> the backfill's bars all written (persistence: written_bars >= N x 7,000 and
+#                nothing buffered beyond one batch, nothing journaled), and the write throughput over it
+#   RSS, CPU     after the backfill, idle: RSS, and CPU over SAMPLE_SECS as % of one core (/proc/<pid>/stat)
+#   store        file size, bars (/api/stats store.bars) and bytes per bar
+#   first chart  time of GET /api/historical/<a symbol>?interval=1m&limit=1000 (curl time_total)
+# Prints a markdown table (for docs/BENCHMARKS.md, "## Store") and keeps bench/results/symbols-<N>.json.
+# Usage: scripts/bench_symbols.sh [symbol counts...]   (default: 100 1000; 10000 needs the issue's work)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+counts=("$@"); [ ${#counts[@]} -gt 0 ] || counts=(100 1000)
+sample=${SAMPLE_SECS:-30}
+results=bench/results; mkdir -p "$results"
+
+cargo build --release --bin candlecast
+server_bin=${CARGO_TARGET_DIR:-target}/release/candlecast
+ticks=$(getconf CLK_TCK)
+
+server_pid=""
+stop_server() { [ -z "$server_pid" ] || { kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; }; server_pid=""; }
+trap stop_server EXIT
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_mb() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
+
+echo "| symbols | backfill | bars written | write throughput | RSS idle | CPU idle | store | bytes per bar | first chart (1m, 1,000 bars) |"
+echo "|---|---|---|---|---|---|---|---|---|"
+for n in "${counts[@]}"; do
+  data=$(mktemp -d)
+  config="$data/bench.toml"
+  {
+    printf '[server]\nhost = "127.0.0.1"\nport = 0\n[log]\nlevel = "warn"\n[store]\npath = "%s/store"\n' "$data"
+    printf '[feed]\nsource = "simulated"\nsymbols = ['
+    for i in $(seq 1 "$n"); do printf '"S%05dUSDT",' "$i"; done
+    printf ']\n[feed.simulated]\ntrades_per_second = 1.0\nbackfill_days = 1\nbackfill_fine_hours = 1\n'
+  } > "$config"
+  started=$(date +%s.%N)
+  "$server_bin" --config "$config" > "$data/server.out" 2> "$data/server.err" &
+  server_pid=$!
+  port=""
+  for _ in $(seq 600); do
+    port=$(grep -o 'http://127.0.0.1:[0-9]*' "$data/server.out" 2>/dev/null | head -1 | cut -d: -f3) && [ -n "$port" ] && break
+    sleep 0.1
+  done
+  [ -n "$port" ] || { echo "server did not start: $(tail -5 "$data/server.err")" >&2; exit 1; }
+  stats() { curl -sf "http://127.0.0.1:$port/api/stats"; }
+  want=$((n * 7000))
+  deadline=$(( $(date +%s) + ${BACKFILL_TIMEOUT_SECS:-1800} ))
+  while :; do
+    kill -0 "$server_pid" 2>/dev/null || { echo "server exited: $(tail -5 "$data/server.err")" >&2; exit 1; }
+    [ "$(date +%s)" -lt "$deadline" ] || { echo "backfill of $n symbols not written within the timeout" >&2; exit 1; }
+    s=$(stats || echo '{}')
+    written=$(jq -r '.stats.persistence.written_bars // 0' <<<"$s")
+    buffered=$(jq -r '.stats.persistence.buffered_bars // 0' <<<"$s")
+    journal=$(jq -r '.stats.persistence.journal_bars // 0' <<<"$s")
+    [ "$written" -ge "$want" ] && [ "$buffered" -le 1000 ] && [ "$journal" -eq 0 ] && break
+    sleep 1
+  done
+  backfill=$(echo "$(date +%s.%N) - $started" | bc)
+  c0=$(cpu_ticks "$server_pid"); sleep "$sample"; c1=$(cpu_ticks "$server_pid")
+  cpu=$(echo "scale=1; ($c1 - $c0) * 100 / $ticks / $sample" | bc)
+  rss=$(rss_mb "$server_pid")
+  chart=$(curl -s -o /dev/null -w '%{time_total}' "http://127.0.0.1:$port/api/historical/S00001USDT?interval=1m&limit=1000")
+  s=$(stats)
+  bars=$(jq -r '.stats.store.bars' <<<"$s")
+  bytes=$(jq -r '.stats.store.file_bytes' <<<"$s")
+  jq --argjson n "$n" --arg backfill "$backfill" --arg cpu "$cpu" --argjson rss "$rss" --arg chart "$chart" \
+    '{symbols: $n, backfill_s: ($backfill|tonumber), cpu_percent: ($cpu|tonumber), rss_mb: $rss, first_chart_s: ($chart|tonumber), stats: .stats}' \
+    <<<"$s" > "$results/symbols-$n.json"
+  printf '| %s | %.0f s | %s | %.0f K bars/s | %s MB | %s %% | %.0f MB | %.0f B | %.0f ms |\n' \
+    "$n" "$backfill" "$written" "$(echo "$written / $backfill / 1000" | bc -l)" "$rss" "$cpu" \
+    "$(echo "$bytes / 1000000" | bc -l)" "$(echo "$bytes / $bars" | bc -l)" "$(echo "$chart * 1000" | bc -l)"
+  stop_server
+  rm -rf "$data"
+done
