@@ -72,6 +72,11 @@ pub struct Persister {
     dead_letters: DeadLetters,
     /// The last spill failed (logged once until one succeeds).
     spill_failing: bool,
+    /// The journal's size when it last refused a spill for lack of room. Until it has shrunk enough for
+    /// the buffer to fit, no spill is tried: encoding a buffer of hundreds of thousands of bars only to be
+    /// refused again, at every message, kept this actor too busy to write anything (1,000 symbols'
+    /// backfill: `written_bars` stuck for minutes while bars were dropped).
+    journal_full_at: Option<u64>,
     /// Bars neither written nor journaled, oldest first.
     buffer: Vec<StoredBar>,
     /// When the oldest of `buffer` arrived.
@@ -123,6 +128,7 @@ impl Persister {
             journal,
             dead_letters: DeadLetters::new(&settings.dead_letter_file(), settings.dead_letter_max_bytes),
             spill_failing: false,
+            journal_full_at: None,
             buffer: Vec::new(),
             buffer_since: None,
             in_flight: None,
@@ -174,6 +180,10 @@ impl Persister {
         if self.buffer.is_empty() {
             return;
         }
+        if !self.spill_may_fit() {
+            self.cap_memory();
+            return;
+        }
         let in_flight = match &self.in_flight {
             Some(InFlight::Memory(batch)) => Some(batch.clone()),
             _ => None,
@@ -188,6 +198,7 @@ impl Persister {
         match appended {
             Ok(()) => {
                 self.spill_failing = false;
+                self.journal_full_at = None;
                 self.buffer.clear();
                 self.buffer_since = None;
                 if in_flight.is_some() {
@@ -197,6 +208,7 @@ impl Persister {
             Err(e) => {
                 if matches!(e, JournalError::Full { .. }) {
                     self.stats.journal_full_refusals.fetch_add(1, Ordering::Relaxed);
+                    self.journal_full_at = Some(self.journal.bytes());
                 }
                 // Once per failing spell, not at every tick.
                 if !self.spill_failing {
@@ -204,18 +216,29 @@ impl Persister {
                 }
                 self.spill_failing = true;
                 self.stats.set_last_error(Some(e.to_string()));
-                // Memory stays bounded even when the disk fails too: beyond twice the buffer, the oldest go.
-                let cap = self.settings.buffer_bars.saturating_mul(2);
-                if self.buffer.len() > cap {
-                    let dropped = self.buffer.len() - cap;
-                    self.buffer.drain(..dropped);
-                    self.stats.dropped_bars.fetch_add(dropped as u64, Ordering::Relaxed);
-                    tracing::error!(
-                        dropped,
-                        "dropped the oldest unwritten bars: neither the store nor the journal takes them"
-                    );
-                }
+                self.cap_memory();
             }
+        }
+    }
+
+    /// Whether a spill is worth trying: always, unless the journal refused one for lack of room and has
+    /// not shrunk since by enough for the buffer at its own bytes per bar.
+    fn spill_may_fit(&self) -> bool {
+        let Some(full_at) = self.journal_full_at else { return true };
+        let (bytes, bars) = (self.journal.bytes(), self.journal.bars());
+        let per_bar = if bars > 0 { bytes / bars } else { 0 };
+        bytes < full_at && bytes + per_bar * self.buffer.len() as u64 <= self.journal.max_bytes()
+    }
+
+    /// Memory stays bounded even when neither the store nor the journal takes bars: beyond twice the
+    /// buffer, the oldest go (counted, logged).
+    fn cap_memory(&mut self) {
+        let cap = self.settings.buffer_bars.saturating_mul(2);
+        if self.buffer.len() > cap {
+            let dropped = self.buffer.len() - cap;
+            self.buffer.drain(..dropped);
+            self.stats.dropped_bars.fetch_add(dropped as u64, Ordering::Relaxed);
+            tracing::error!(dropped, "dropped the oldest unwritten bars: neither the store nor the journal takes them");
         }
     }
 

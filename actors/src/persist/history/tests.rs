@@ -280,3 +280,36 @@ async fn a_hanging_write_does_not_let_memory_grow_beyond_the_buffer() {
         "the journaled copy of the batch in flight counted once"
     );
 }
+
+/// A full journal is not offered the buffer again at every message: each try encodes the whole buffer
+/// (hundreds of thousands of bars at 1,000 symbols) only to be refused, and kept the persister too busy
+/// to write. It is tried again once the journal has room for it; memory stays bounded meanwhile.
+#[actix_rt::test]
+async fn a_full_journal_is_not_offered_the_buffer_at_every_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = Arc::new(MemoryStore::default());
+    let (gate, open) = tokio::sync::watch::channel(false);
+    let store: Arc<dyn Store> = Arc::new(Gated { inner: inner.clone(), open });
+    let mut settings = settings(dir.path(), 10, 10);
+    settings.buffer_bars = 20;
+    settings.journal_max_bytes = 4_096;
+    let stats = Arc::new(PersistStats::default());
+    let persister = Persister::new(store, market(), &settings, stats.clone()).unwrap().start();
+    for i in 0..100 {
+        let bars = (0..10).map(|j| bar((i * 10 + j) * MIN, 1.0)).collect();
+        persister.send(PersistBars { bars, source: "simulated".into() }).await.unwrap();
+        assert!(stats.buffered_bars.load(Ordering::Relaxed) <= 50, "memory stays bounded");
+    }
+    let refusals = stats.journal_full_refusals.load(Ordering::Relaxed);
+    assert!((1..=2).contains(&refusals), "the full journal was offered the buffer {refusals} times");
+    assert!(stats.dropped_bars.load(Ordering::Relaxed) > 0, "neither the hanging store nor the full journal took them");
+    // The store comes back: the journal drains, and what memory kept is written after it.
+    gate.send(true).unwrap();
+    persister.send(Flush { stop: false }).await.unwrap();
+    eventually("the journal and the buffer written", || {
+        stats.journal_bars.load(Ordering::Relaxed) == 0 && stats.buffered_bars.load(Ordering::Relaxed) == 0
+    })
+    .await;
+    let written = inner.snapshot().len() as u64;
+    assert_eq!(written + stats.dropped_bars.load(Ordering::Relaxed), 1_000, "every bar written or counted as dropped");
+}
