@@ -56,8 +56,12 @@ async fn a_host_reading_more_bars_than_its_budget_gets_429_naming_the_limit_with
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["data"].as_array().map(Vec::len), Some(1000), "an hour of 1s bars is there");
     }
+    let asked = std::time::Instant::now();
     let r = reqwest::get(&url).await.unwrap();
     assert_eq!(r.status(), 429);
+    // The refusal comes late (a second here: its Retry-After is longer), so that a client retrying at once
+    // cannot make refusals the server's load.
+    assert!(asked.elapsed() >= std::time::Duration::from_secs(1), "refused after {:?}", asked.elapsed());
     let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(retry >= 1, "{retry}");
     let body: Value = r.json().await.unwrap();
