@@ -73,6 +73,16 @@ async fn an_nse_symbol_gets_bars_on_its_sessions_and_none_while_the_market_is_cl
     let around = bars(&server, "1m", "2024-01-25T15:29:00+05:30", "2024-01-29T09:16:00+05:30").await;
     assert_eq!(opens(&around), [t("2024-01-25T15:29:00+05:30"), t("2024-01-29T09:15:00+05:30")]);
 
+    // The page learns the session (to tell a closed market from a silent feed).
+    let (_, symbols) = server.get_json("/api/symbols").await;
+    let detail = &symbols["details"][0];
+    assert_eq!(detail["symbol"], "NSE:INFY");
+    assert_eq!(detail["session"]["timezone"], "Asia/Kolkata", "{symbols}");
+    assert_eq!(
+        (detail["session"]["open"].as_str(), detail["session"]["close"].as_str()),
+        (Some("09:15"), Some("15:30"))
+    );
+
     // Days on the exchange's date (local midnight), no bar for the holiday or the weekend.
     let days = bars(&server, "1d", "2024-01-24T00:00:00+05:30", "2024-01-30T00:00:00+05:30").await;
     assert_eq!(opens(&days), [t("2024-01-25T00:00:00+05:30"), t("2024-01-29T00:00:00+05:30")], "{days:?}");

@@ -220,6 +220,7 @@ export class Dashboard {
       drawings: this.drawings,
       theme: this.theme,
       resolveSymbol: (s) => this.symbols.resolve(s),
+      marketState: (s) => this.symbols.marketState(s),
       onConfigChange: () => this.persist(),
       onRemove: (id) => this.remove(id),
       onDuplicate: (id) => this.duplicate(id),

@@ -27,13 +27,17 @@ async fn quote(entry: &SymbolEntry) -> Option<(f64, i64)> {
 #[get("/api/symbols")]
 pub async fn symbols(state: web::Data<AppState>) -> HttpResponse {
     let entries = state.engine.market.list();
+    let settings = state.engine.market.settings();
     let mut details = Vec::with_capacity(entries.len());
     for e in &entries {
+        // Exchange symbols trade in sessions: the page tells a closed market from a silent feed with it.
+        let calendar = settings.calendar_for(&e.symbol);
         details.push(json!({
             "symbol": &*e.symbol,
             "source": &*e.source,
             "price": quote(e).await.map(|(p, _)| p),
             "trade_rate": e.stats.trade_rate(),
+            "session": calendar.session().map(|s| s.view()),
         }));
     }
     let names: Vec<&str> = entries.iter().map(|e| &*e.symbol).collect();

@@ -77,6 +77,23 @@ pub struct SymbolDetail {
     pub price: Option<f64>,
     /// Trades per second over the last second.
     pub trade_rate: f64,
+    /// The exchange's trading session (`[aggregator.sessions]`); null for markets open around the clock.
+    pub session: Option<SessionDoc>,
+}
+
+/// An exchange session: local times in its time zone.
+#[derive(Serialize, ToSchema)]
+pub struct SessionDoc {
+    /// IANA time zone, e.g. `Asia/Kolkata`.
+    pub timezone: String,
+    /// Local open, `HH:MM`.
+    pub open: String,
+    /// Local close, `HH:MM`, exclusive; `24:00` for midnight.
+    pub close: String,
+    /// Trading weekdays, `mon` ... `sun`.
+    pub weekdays: Vec<String>,
+    /// Dates without a session, `YYYY-MM-DD`.
+    pub holidays: Vec<String>,
 }
 
 /// `GET /api/price/{symbol}`.

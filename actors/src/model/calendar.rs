@@ -124,7 +124,34 @@ impl TryFrom<SessionSpec> for Session {
     }
 }
 
+/// A session as clients see it (`/api/symbols`): enough for a page to tell an open market from a closed
+/// one in the exchange's own time zone.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SessionView {
+    pub timezone: String,
+    /// Local `HH:MM`.
+    pub open: String,
+    /// Local `HH:MM`, exclusive; `24:00` for midnight.
+    pub close: String,
+    /// `mon` ... `sun`.
+    pub weekdays: Vec<&'static str>,
+    /// `YYYY-MM-DD`.
+    pub holidays: Vec<String>,
+}
+
 impl Session {
+    /// What a client needs to know of this session.
+    pub fn view(&self) -> SessionView {
+        const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+        SessionView {
+            timezone: self.tz.name().to_owned(),
+            open: self.open.format("%H:%M").to_string(),
+            close: self.close.map_or_else(|| "24:00".to_owned(), |c| c.format("%H:%M").to_string()),
+            weekdays: DAYS.iter().zip(self.weekdays).filter(|(_, on)| *on).map(|(d, _)| *d).collect(),
+            holidays: self.holidays.iter().map(|d| d.format("%Y-%m-%d").to_string()).collect(),
+        }
+    }
+
     fn is_trading_day(&self, date: NaiveDate) -> bool {
         self.weekdays[date.weekday().num_days_from_monday() as usize] && !self.holidays.contains(&date)
     }
@@ -257,6 +284,14 @@ impl Calendar {
     pub fn is_plausible_open(interval: Interval, open_time: i64) -> bool {
         let unit = if interval.millis() < 60_000 { interval.millis() } else { 60_000 };
         open_time.rem_euclid(unit) == 0
+    }
+
+    /// The session, unless the market trades around the clock.
+    pub fn session(&self) -> Option<&Session> {
+        match self {
+            Calendar::Session(s) => Some(s),
+            Calendar::Continuous => None,
+        }
     }
 
     /// A continuous calendar aligns every bucket to the UTC epoch.

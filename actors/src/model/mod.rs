@@ -7,7 +7,7 @@ pub mod time;
 mod trade;
 
 pub use bar::{resample, resample_on, Bar, TradeSpan};
-pub use calendar::{Calendar, Session, SessionError, SessionSpec};
+pub use calendar::{Calendar, Session, SessionError, SessionSpec, SessionView};
 pub use interval::{Interval, UnknownInterval};
 pub use trade::{InvalidTrade, Side, Trade, MAX_PRICE, MAX_QTY};
 

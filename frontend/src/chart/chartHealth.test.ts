@@ -11,6 +11,18 @@ const base: HealthInput = {
 };
 
 describe('chartHealth', () => {
+  it('calls a silent chart of a closed market closed, not stale, and counts from the open once it opens', () => {
+    const night = { ...base, now: 5 * 3_600_000, market: { open: false, openedAgoMs: 0 } };
+    expect(chartHealth(night)).toMatchObject({ health: 'closed', label: 'Closed', degraded: false });
+    // Ten seconds after the open, yesterday's last bar is not a sign of a frozen chart...
+    expect(chartHealth({ ...night, market: { open: true, openedAgoMs: 10_000 } })).toMatchObject({ health: 'live' });
+    // ...two minutes of silence into the session is.
+    expect(chartHealth({ ...night, market: { open: true, openedAgoMs: 120_000 } })).toMatchObject({ health: 'stale', degraded: true });
+    // Offline and refused still win over a closed market.
+    expect(chartHealth({ ...night, connected: false }).health).toBe('offline');
+    expect(chartHealth({ ...night, subscription: { state: 'refused', reason: 'x' } }).health).toBe('refused');
+  });
+
   it('is live only with the connection up, history in, subscription accepted and recent updates', () => {
     expect(chartHealth(base)).toMatchObject({ health: 'live', degraded: false, detail: '' });
   });

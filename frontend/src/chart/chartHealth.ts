@@ -5,11 +5,12 @@
  * is said in words, so a frozen chart never passes for a live one.
  */
 import type { TopicStatus } from '../net/connection';
+import type { MarketState } from '../state/marketSession';
 
 /** The chart's own data flow: first history, live, gap fill after a reconnect, failed load. */
 export type DataState = 'loading' | 'live' | 'syncing' | 'error';
 
-export type Health = 'loading' | 'live' | 'syncing' | 'stale' | 'refused' | 'error' | 'offline';
+export type Health = 'loading' | 'live' | 'syncing' | 'stale' | 'closed' | 'refused' | 'error' | 'offline';
 
 export interface HealthInput {
   data: DataState;
@@ -21,6 +22,8 @@ export interface HealthInput {
   lastActivityAt: number | null;
   now: number;
   stepMs: number;
+  /** The symbol's exchange session now (see marketSession.ts); absent for markets open around the clock. */
+  market?: MarketState | null;
 }
 
 export interface HealthView {
@@ -62,8 +65,13 @@ export function chartHealth(i: HealthInput): HealthView {
   }
   if (i.data === 'loading') return { health: 'loading', label: 'Loading', detail: '', degraded: false };
   if (i.data === 'syncing') return { health: 'syncing', label: 'Syncing', detail: '', degraded: false };
+  // The server sends no bars while the market is closed: that silence is not staleness.
+  if (i.market && !i.market.open) {
+    return { health: 'closed', label: 'Closed', detail: 'The market is closed: bars resume when it opens.', degraded: false };
+  }
   if (i.lastActivityAt !== null) {
-    const silent = i.now - i.lastActivityAt;
+    // Just after the open the last update is from the previous session: count from the open.
+    const silent = Math.min(i.now - i.lastActivityAt, i.market ? i.market.openedAgoMs : Infinity);
     if (silent > staleAfterMs(i.stepMs)) {
       return { health: 'stale', label: 'Stale', detail: `No update for ${formatSilence(silent)}: the prices shown may be out of date.`, degraded: true };
     }

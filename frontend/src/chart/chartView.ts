@@ -10,6 +10,7 @@
  * in chartHealth.ts; drawings live in chartDrawings.ts; the read-only
  * debug hooks the browser tests use are in ../debug.ts (test builds only).
  */
+import type { MarketState } from '../state/marketSession';
 import {
   CandlestickData,
   CandlestickSeries,
@@ -76,6 +77,8 @@ export interface ChartDeps {
   countUpdate(): void;
   /** The chart's health changed (the connection dot sums them up). */
   onHealthChange(): void;
+  /** Whether the symbol's exchange is open now; undefined for markets open around the clock. */
+  marketState?(symbol: string): MarketState | null | undefined;
 }
 
 export class ChartView implements FeedView {
@@ -300,6 +303,7 @@ export class ChartView implements FeedView {
       lastActivityAt: this.feed.lastActivityAt,
       now,
       stepMs: this.step(),
+      market: this.deps.marketState?.(this.cfg.symbol),
     });
   }
 
@@ -316,7 +320,8 @@ export class ChartView implements FeedView {
     if (old && old.health === v.health && old.detail === v.detail) return;
     this.root.dataset.health = v.health;
     this.header.setHealth(v.health, v.label, v.detail);
-    this.banner.hidden = v.detail === '';
+    // A closed market is said on the badge; a banner would only cover the last session's bars.
+    this.banner.hidden = v.detail === '' || v.health === 'closed';
     this.banner.dataset.health = v.health;
     this.bannerText.textContent = v.detail;
     const retry = this.banner.querySelector<HTMLButtonElement>('.chart-retry');

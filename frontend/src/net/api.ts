@@ -1,9 +1,10 @@
 /** REST calls to the candlecast server (same origin as the page). */
+import type { SessionSpec } from '../state/marketSession';
 import { jobKey } from './jobKey';
 
 export interface SymbolsResponse {
   symbols: string[];
-  details?: Array<{ symbol: string; source?: string; price?: number }>;
+  details?: Array<{ symbol: string; source?: string; price?: number; session?: SessionSpec | null }>;
 }
 
 export interface StatsResponse {

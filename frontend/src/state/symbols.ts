@@ -6,6 +6,7 @@
  * unknown. Matching what is typed: symbolSearch.ts.
  */
 import { api } from '../net/api';
+import { MarketState, marketState, SessionSpec } from './marketSession';
 import { PRESET_SYMBOLS } from './layout';
 import { SymbolMatch, normalizeQuery, resolveSymbol } from './symbolSearch';
 
@@ -18,6 +19,8 @@ const ACTIVITY_REFRESH_DELAY_MS = 1000;
 
 export class SymbolDirectory {
   private symbols: string[] = [];
+  /** Exchange sessions by symbol (`details[].session` of `/api/symbols`); crypto symbols have none. */
+  private sessions = new Map<string, SessionSpec>();
   private readonly datalist: HTMLDataListElement;
   private loaded = false;
   private refreshing: Promise<void> | null = null;
@@ -47,6 +50,9 @@ export class SymbolDirectory {
         if (Array.isArray(res.symbols)) {
           const list = res.symbols.filter((s): s is string => typeof s === 'string').sort();
           this.loaded = true;
+          this.sessions = new Map(
+            (res.details ?? []).filter((d) => d.session && typeof d.session.timezone === 'string').map((d) => [d.symbol, d.session as SessionSpec]),
+          );
           if (list.join() !== this.symbols.join()) {
             this.symbols = list;
             this.render(list);
@@ -88,6 +94,12 @@ export class SymbolDirectory {
   /** True when the symbol is known, or when the list is not known yet. */
   accepts(symbol: string): boolean {
     return !this.loaded || this.symbols.includes(symbol);
+  }
+
+  /** The symbol's market now, when it trades in sessions; undefined for markets open around the clock. */
+  marketState(symbol: string, nowMs = Date.now()): MarketState | null | undefined {
+    const spec = this.sessions.get(symbol);
+    return spec ? marketState(spec, nowMs) : undefined;
   }
 
   list(): readonly string[] {

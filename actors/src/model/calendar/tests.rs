@@ -166,3 +166,12 @@ fn a_session_to_midnight_every_day_has_a_bucket_at_every_hour() {
     assert_eq!(c.next_bucket(Interval::M1, t("2024-01-27T23:59:00+05:30")), t("2024-01-28T00:00:00+05:30"));
     assert_eq!(c.bucket_end(Interval::D1, t("2024-01-27T00:00:00+05:30")), t("2024-01-28T00:00:00+05:30"));
 }
+
+#[test]
+fn a_session_is_shown_to_clients_as_configured() {
+    let Calendar::Session(s) = nse() else { panic!("a session") };
+    let v = s.view();
+    assert_eq!((v.timezone.as_str(), v.open.as_str(), v.close.as_str()), ("Asia/Kolkata", "09:15", "15:30"));
+    assert_eq!(v.weekdays, ["mon", "tue", "wed", "thu", "fri"]);
+    assert_eq!(v.holidays, ["2024-01-26"]);
+}
