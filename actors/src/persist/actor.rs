@@ -226,7 +226,7 @@ impl Persister {
     fn spill_may_fit(&self) -> bool {
         let Some(full_at) = self.journal_full_at else { return true };
         let (bytes, bars) = (self.journal.bytes(), self.journal.bars());
-        let per_bar = if bars > 0 { bytes / bars } else { 0 };
+        let per_bar = bytes.checked_div(bars).unwrap_or(0);
         bytes < full_at && bytes + per_bar * self.buffer.len() as u64 <= self.journal.max_bytes()
     }
 
