@@ -25,11 +25,28 @@ import type { Interval } from '../state/intervals';
 import type { IndicatorConfig } from '../state/layout';
 import { IndicatorPlot, IndicatorPoints, PlotLine, TimedPoint, fieldValue, outputFields, plotFor } from '../state/indicatorPlot';
 import type { Palette } from '../theme';
+import { TEST_BUILD, exposeForTests } from '../testBuild';
 
 /** Values asked for with the subscription: as many as a chart's first page of bars. */
 export const INDICATOR_HISTORY = 1000;
 /** Height share of an indicator pane, against 1 for the price pane and 0.3 for volume. */
 const PANE_STRETCH = 0.45;
+
+/** What the browser tests read of an indicator (test builds only, see ../testBuild.ts). */
+export interface IndicatorParts {
+  id: string;
+  name: string;
+  params: IndicatorConfig['params'];
+  label: string;
+  /** Values received. */
+  points: number;
+  last: TimedPoint | null;
+  /** The pane its first series is in; null before the first value. */
+  pane: number | null;
+  /** The value fields it draws. */
+  series: string[];
+  error: string | null;
+}
 
 type AnySeries = ISeriesApi<'Line'> | ISeriesApi<'Histogram'>;
 
@@ -57,6 +74,19 @@ export class ServerIndicator {
     onError: (ind: ServerIndicator, err: RequestError) => void,
   ) {
     this.label = indicatorLabel(cfg.name, cfg.params);
+    if (TEST_BUILD) {
+      exposeForTests(this, (): IndicatorParts => ({
+        id: this.cfg.id,
+        name: this.cfg.name,
+        params: this.cfg.params,
+        label: this.label,
+        points: this.points.length,
+        last: this.points.points[this.points.length - 1] ?? null,
+        pane: this.series[0] ? this.series[0].api.getPane().paneIndex() : null,
+        series: this.series.map((s) => s.line.field),
+        error: this.error,
+      }));
+    }
     this.close = hub.openIndicator(symbol, interval, cfg.name, cfg.params, INDICATOR_HISTORY, {
       onHistory: (items) => {
         this.points.mergeHistory(items);
@@ -121,20 +151,6 @@ export class ServerIndicator {
     }
     const values = this.plot.lines.map((l) => fieldValue(p, l.field));
     return values.every((v) => v === undefined) ? null : values.map((v) => v ?? NaN);
-  }
-
-  debugInfo() {
-    return {
-      id: this.cfg.id,
-      name: this.cfg.name,
-      params: this.cfg.params,
-      label: this.label,
-      points: this.points.length,
-      last: this.points.points[this.points.length - 1] ?? null,
-      pane: this.series[0] ? this.series[0].api.getPane().paneIndex() : null,
-      series: this.series.map((s) => s.line.field),
-      error: this.error,
-    };
   }
 
   private onLive(item: unknown): void {

@@ -20,6 +20,7 @@ import type { StrategyInfo } from '../state/catalog';
 import { INTERVALS } from '../state/intervals';
 import { SYMBOL_DATALIST_ID } from '../state/symbols';
 import type { ThemeState } from '../theme';
+import { TEST_BUILD, exposeForTests } from '../testBuild';
 import { ParamFields } from '../ui/paramFields';
 import {
   BacktestRequestBody,
@@ -136,6 +137,25 @@ export class BacktestPanel {
     private readonly catalogStore: CatalogStore,
     private readonly theme: ThemeState,
   ) {
+    // Read-only state for the browser tests (test builds only, see ../testBuild.ts).
+    if (TEST_BUILD) {
+      exposeForTests(this, () => ({
+        strategies: this.catalog.map((s) => s.name),
+        result: this.lastResult
+          ? {
+              metrics: this.lastResult.metrics,
+              equityPoints: this.equity?.pointCount ?? 0,
+              trades: this.lastResult.trades.length,
+              equityFrom: this.lastResult.equity[0]?.time ?? null,
+              equityTo: this.lastResult.equity[this.lastResult.equity.length - 1]?.time ?? null,
+              tradeTimes: this.lastResult.trades.map((t) => [t.entry_time, t.exit_time]),
+            }
+          : null,
+        error: this.error.textContent,
+        optimizeJob: this.optJob,
+        price: this.price ? { ...this.price.info, visibleRange: this.price.visibleRange() } : null,
+      }));
+    }
     this.strategySelect.addEventListener('change', () => this.renderStrategy());
     this.runBtn = button('bt-run', 'Run backtest', 'Run the backtest on the server', () => void this.run());
     this.runBtn.classList.add('primary');
@@ -251,26 +271,6 @@ export class BacktestPanel {
     } catch (err) {
       this.error.textContent = `Could not load the strategies: ${describeError(err)}`;
     }
-  }
-
-  /** Read-only state for the browser tests. */
-  debugInfo() {
-    return {
-      strategies: this.catalog.map((s) => s.name),
-      result: this.lastResult
-        ? {
-            metrics: this.lastResult.metrics,
-            equityPoints: this.equity?.pointCount ?? 0,
-            trades: this.lastResult.trades.length,
-            equityFrom: this.lastResult.equity[0]?.time ?? null,
-            equityTo: this.lastResult.equity[this.lastResult.equity.length - 1]?.time ?? null,
-            tradeTimes: this.lastResult.trades.map((t) => [t.entry_time, t.exit_time]),
-          }
-        : null,
-      error: this.error.textContent,
-      optimizeJob: this.optJob,
-      price: this.price ? { ...this.price.info, visibleRange: this.price.visibleRange() } : null,
-    };
   }
 
   private showTab(name: 'backtest' | 'optimize'): void {

@@ -1,0 +1,117 @@
+/**
+ * The server indicators of one chart (subscribe_indicator): which may be added (a budget per chart, no
+ * duplicates), which colour each gets, their chips in the indicator menu and the room their panes take.
+ * The chart's layout entry (`ChartConfig.indicators`) stays the chart's; this keeps the live streams.
+ */
+import type { IChartApi } from 'lightweight-charts';
+import type { RequestError } from '../net/connection';
+import { StreamHub, indicatorStreamKey } from '../net/streams';
+import type { Params } from '../state/catalog';
+import type { Interval } from '../state/intervals';
+import { IndicatorConfig, MAX_INDICATORS_PER_CHART } from '../state/layout';
+import type { Palette } from '../theme';
+import type { IndicatorMenu } from './indicatorMenu';
+import type { LegendStudy } from './presentation';
+import { ServerIndicator } from './serverIndicators';
+
+/** The layout entry of an indicator to add, or why it may not be added. */
+export function planIndicator(list: readonly IndicatorConfig[], name: string, params: Params): { config: IndicatorConfig } | { error: string } {
+  if (list.length >= MAX_INDICATORS_PER_CHART) return { error: `At most ${MAX_INDICATORS_PER_CHART} indicators per chart.` };
+  // Same name and parameters is the same stream: a second one would only draw the same line again.
+  const key = (c: { name: string; params: Params }) => indicatorStreamKey('', '', c.name, c.params);
+  if (list.some((c) => key(c) === key({ name, params }))) return { error: 'That indicator is already on this chart.' };
+  let n = 1;
+  while (list.some((c) => c.id === `i${n}`)) n++;
+  return { config: { id: `i${n}`, name, params: { ...params } } };
+}
+
+/** The first colour slot no indicator of the chart uses (a removed one's slot is given out again). */
+export function freeColorSlot(used: Iterable<number>): number {
+  const taken = new Set(used);
+  let slot = 0;
+  while (taken.has(slot)) slot++;
+  return slot;
+}
+
+export interface IndicatorSetDeps {
+  chart: IChartApi;
+  streams: StreamHub;
+  menu: IndicatorMenu;
+  /** Grows by one `--extra-panes` per indicator drawn below the price. */
+  host: HTMLElement;
+  palette(): Palette;
+  /** The server refused the indicator (e.g. macd fast >= slow): say why and remove() it. */
+  onRefused(ind: ServerIndicator, err: RequestError): void;
+}
+
+export class IndicatorSet {
+  private list: ServerIndicator[] = [];
+
+  constructor(private readonly deps: IndicatorSetDeps) {}
+
+  get all(): readonly ServerIndicator[] {
+    return this.list;
+  }
+
+  /** Streams of a new topic for these layout entries; the previous ones are closed. */
+  open(configs: readonly IndicatorConfig[], symbol: string, interval: Interval, firstBarTime: number | undefined): void {
+    this.closeAll();
+    for (const c of configs) this.mount(c, symbol, interval, firstBarTime);
+    this.changed();
+  }
+
+  add(config: IndicatorConfig, symbol: string, interval: Interval, firstBarTime: number | undefined): void {
+    this.mount(config, symbol, interval, firstBarTime);
+    this.changed();
+  }
+
+  remove(id: string): void {
+    const ind = this.list.find((i) => i.cfg.id === id);
+    ind?.destroy();
+    this.list = this.list.filter((i) => i !== ind);
+    this.changed();
+  }
+
+  /** Values older than the first loaded bar are not drawn (they would stretch the time axis). */
+  clip(firstBarTime: number | undefined): void {
+    if (firstBarTime !== undefined) for (const ind of this.list) ind.setMinTime(firstBarTime);
+  }
+
+  setPalette(p: Palette): void {
+    for (const ind of this.list) ind.setPalette(p);
+  }
+
+  /** Each indicator with its values at a bar's open time (null: at its newest point), for the legend. */
+  studiesAt(time: number | null): LegendStudy[] {
+    const out: LegendStudy[] = [];
+    for (const ind of this.list) {
+      const values = ind.valuesAt(time);
+      if (values) out.push({ label: ind.label, color: ind.color, values });
+    }
+    return out;
+  }
+
+  destroy(): void {
+    this.closeAll();
+  }
+
+  private closeAll(): void {
+    for (const ind of this.list) ind.destroy();
+    this.list = [];
+  }
+
+  private mount(cfg: IndicatorConfig, symbol: string, interval: Interval, firstBarTime: number | undefined): void {
+    const { chart, streams, palette, onRefused } = this.deps;
+    const slot = freeColorSlot(this.list.map((i) => i.colorSlot));
+    const ind = new ServerIndicator(chart, streams, cfg, symbol, interval, slot, palette(), () => this.changed(), onRefused);
+    if (firstBarTime !== undefined) ind.setMinTime(firstBarTime);
+    this.list.push(ind);
+  }
+
+  /** Chips, and room for the indicator panes: each one below the price adds height. */
+  private changed(): void {
+    this.deps.menu.setChips(this.list.map((i) => ({ id: i.cfg.id, label: i.label, color: i.color, error: i.error })));
+    const extra = this.list.filter((i) => i.pane === 'separate').length;
+    this.deps.host.style.setProperty('--extra-panes', String(extra));
+  }
+}
