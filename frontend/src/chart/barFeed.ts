@@ -66,7 +66,6 @@ export interface FeedView {
 }
 
 export class BarFeed {
-  readonly bars = new BarSeries();
   private stateValue: DataState = 'loading';
   /** The failed load's message (state `error`). */
   dataError = '';
@@ -100,6 +99,8 @@ export class BarFeed {
   constructor(
     private readonly conn: Connection,
     private readonly view: FeedView,
+    /** The bars it loads and merges; given by a chart whose parts draw them before the feed exists. */
+    readonly bars: BarSeries = new BarSeries(),
   ) {}
 
   get state(): DataState {

@@ -1,7 +1,7 @@
 /**
  * The server indicators of one chart (subscribe_indicator): which may be added (a budget per chart, no
- * duplicates), which colour each gets, their chips in the indicator menu and the room their panes take.
- * The chart's layout entry (`ChartConfig.indicators`) stays the chart's; this keeps the live streams.
+ * duplicates), which colour each gets, their chips in the indicator menu and the room their panes take,
+ * and their entries in the chart's layout (`ChartConfig.indicators`), handed back on every change.
  */
 import type { IChartApi } from 'lightweight-charts';
 import type { RequestError } from '../net/connection';
@@ -35,17 +35,24 @@ export function freeColorSlot(used: Iterable<number>): number {
 
 export interface IndicatorSetDeps {
   chart: IChartApi;
+  /** The chart's topic now. */
+  topic(): { symbol: string; interval: Interval };
+  /** Open time of the first loaded bar: older values are not drawn. */
+  firstBarTime(): number | undefined;
+  /** The layout entries changed (undefined: none left). */
+  onChange(configs: IndicatorConfig[] | undefined): void;
   streams: StreamHub;
   menu: IndicatorMenu;
   /** Grows by one `--extra-panes` per indicator drawn below the price. */
   host: HTMLElement;
   palette(): Palette;
-  /** The server refused the indicator (e.g. macd fast >= slow): say why and remove() it. */
+  /** The server refused the indicator (e.g. macd fast >= slow; it is removed): say why. */
   onRefused(ind: ServerIndicator, err: RequestError): void;
 }
 
 export class IndicatorSet {
   private list: ServerIndicator[] = [];
+  private configs: IndicatorConfig[] = [];
 
   constructor(private readonly deps: IndicatorSetDeps) {}
 
@@ -53,23 +60,32 @@ export class IndicatorSet {
     return this.list;
   }
 
-  /** Streams of a new topic for these layout entries; the previous ones are closed. */
-  open(configs: readonly IndicatorConfig[], symbol: string, interval: Interval, firstBarTime: number | undefined): void {
+  /** The streams of the current topic for these layout entries; the previous ones are closed. */
+  open(configs: readonly IndicatorConfig[]): void {
     this.closeAll();
-    for (const c of configs) this.mount(c, symbol, interval, firstBarTime);
+    this.configs = [...configs];
+    for (const c of configs) this.mount(c);
     this.changed();
   }
 
-  add(config: IndicatorConfig, symbol: string, interval: Interval, firstBarTime: number | undefined): void {
-    this.mount(config, symbol, interval, firstBarTime);
+  /** Adds an indicator (the indicator menu's Add); the reason when it may not be added. */
+  add(name: string, params: Params): string | null {
+    const plan = planIndicator(this.configs, name, params);
+    if ('error' in plan) return plan.error;
+    this.configs = [...this.configs, plan.config];
+    this.mount(plan.config);
     this.changed();
+    this.deps.onChange(this.configs);
+    return null;
   }
 
   remove(id: string): void {
     const ind = this.list.find((i) => i.cfg.id === id);
     ind?.destroy();
     this.list = this.list.filter((i) => i !== ind);
+    this.configs = this.configs.filter((c) => c.id !== id);
     this.changed();
+    this.deps.onChange(this.configs.length ? this.configs : undefined);
   }
 
   /** Values older than the first loaded bar are not drawn (they would stretch the time axis). */
@@ -100,11 +116,16 @@ export class IndicatorSet {
     this.list = [];
   }
 
-  private mount(cfg: IndicatorConfig, symbol: string, interval: Interval, firstBarTime: number | undefined): void {
+  private mount(cfg: IndicatorConfig): void {
     const { chart, streams, palette, onRefused } = this.deps;
+    const { symbol, interval } = this.deps.topic();
     const slot = freeColorSlot(this.list.map((i) => i.colorSlot));
-    const ind = new ServerIndicator(chart, streams, cfg, symbol, interval, slot, palette(), () => this.changed(), onRefused);
-    if (firstBarTime !== undefined) ind.setMinTime(firstBarTime);
+    const ind = new ServerIndicator(chart, streams, cfg, symbol, interval, slot, palette(), () => this.changed(), (i, err) => {
+      onRefused(i, err);
+      this.remove(i.cfg.id);
+    });
+    const first = this.deps.firstBarTime();
+    if (first !== undefined) ind.setMinTime(first);
     this.list.push(ind);
   }
 

@@ -3,34 +3,34 @@
  * scrolling left, gap filling after a reconnect, overlays (page SMA/EMA and server indicators), markers
  * (the hook's and the strategy signals of its topic) and drawings.
  *
- * This class puts the pieces together and keeps the chart's layout entry (ChartConfig); each piece is
- * its own module: the data flow is barFeed.ts (this class is its FeedView), the bars' drawing
- * priceSeries.ts, markers chartMarkers.ts, server indicators chartIndicators.ts, header quote and legend
- * quoteLegend.ts, the stored zoom and scroll viewportKeeper.ts, what the chart says about its data
- * chartHealth.ts and chartNotices.ts, drawings chartDrawings.ts. The debug hooks of the browser-test
- * build read its parts through ../testBuild.ts; production builds carry none of that.
+ * This class builds the pieces, wires them to each other and keeps the chart's layout entry
+ * (ChartConfig). Each piece is its own module: the data flow barFeed.ts, what is drawn for each of its
+ * changes feedPainter.ts, the bars priceSeries.ts, markers chartMarkers.ts, server indicators
+ * chartIndicators.ts, quote and legend quoteLegend.ts, the stored zoom and scroll viewportKeeper.ts,
+ * health healthMonitor.ts and chartNotices.ts, drawings chartDrawings.ts, the DOM chartCard.ts. The
+ * debug hooks of the browser-test build read its parts through ../testBuild.ts; production has none.
  */
 import type { IChartApi, LogicalRange } from 'lightweight-charts';
-import { Bar, UpsertOutcome, referencePrice } from '../state/bars';
+import { BarSeries, referencePrice } from '../state/bars';
 import { Interval, intervalMs } from '../state/intervals';
 import type { ChartConfig } from '../state/layout';
 import type { Marker } from '../state/markers';
-import type { Params } from '../state/catalog';
-import type { Palette } from '../theme';
-import type { ChartDeps } from './chartDeps';
 import { TEST_BUILD, exposeForTests } from '../testBuild';
-import { ChartHeader } from './chartHeader';
-import { formatPrice, pricePrecision } from './format';
-import { IndicatorMenu } from './indicatorMenu';
-import { BarFeed, FeedView, INITIAL_BARS } from './barFeed';
-import { ChartDrawings } from './chartDrawings';
+import type { Palette } from '../theme';
 import { nameAttributionLogo } from './attribution';
-import type { HealthView } from './chartHealth';
+import { BarFeed } from './barFeed';
 import { buildChartCard } from './chartCard';
-import { ErrorNotice, HealthBanner } from './chartNotices';
-import { HealthMonitor } from './healthMonitor';
-import { IndicatorSet, planIndicator } from './chartIndicators';
+import type { ChartDeps } from './chartDeps';
+import { ChartDrawings } from './chartDrawings';
+import { ChartHeader } from './chartHeader';
+import type { HealthView } from './chartHealth';
+import { IndicatorSet } from './chartIndicators';
 import { MarkerLayer } from './chartMarkers';
+import { ErrorNotice, HealthBanner } from './chartNotices';
+import { FeedPainter } from './feedPainter';
+import { formatPrice, pricePrecision } from './format';
+import { HealthMonitor } from './healthMonitor';
+import { IndicatorMenu } from './indicatorMenu';
 import { OverlayKind, PriceSeries } from './priceSeries';
 import { QuoteLegend, legendStudies } from './quoteLegend';
 import { ViewportKeeper } from './viewportKeeper';
@@ -51,22 +51,21 @@ export interface ChartParts {
   stepMs: number;
 }
 
-export class ChartView implements FeedView {
+export class ChartView {
   readonly root: HTMLElement;
   private cfg: ChartConfig;
   private readonly header: ChartHeader;
-  private readonly host: HTMLElement;
-  private readonly banner: HealthBanner;
   private readonly notice = new ErrorNotice();
-  private readonly chart: IChartApi;
-  private readonly healthMonitor: HealthMonitor;
+  private readonly indicatorMenu: IndicatorMenu;
   private readonly series: PriceSeries;
+  private readonly chart: IChartApi;
   private readonly markers: MarkerLayer;
   private readonly indicators: IndicatorSet;
-  private readonly indicatorMenu: IndicatorMenu;
   private readonly drawings: ChartDrawings;
   private readonly quote: QuoteLegend;
   private readonly viewport: ViewportKeeper;
+  private readonly healthMonitor: HealthMonitor;
+  private readonly painter: FeedPainter;
   private readonly feed: BarFeed;
   private readonly cleanups: Array<() => void> = [];
 
@@ -75,7 +74,6 @@ export class ChartView implements FeedView {
     private readonly deps: ChartDeps,
   ) {
     this.cfg = { ...cfg };
-    this.feed = new BarFeed(deps.conn, this);
     this.header = new ChartHeader(cfg.symbol, cfg.interval, {
       onSymbol: (s) => this.changeSymbol(s),
       onInterval: (i) => this.reconfigure(this.cfg.symbol, i),
@@ -86,53 +84,44 @@ export class ChartView implements FeedView {
       onDuplicate: () => deps.onDuplicate(this.cfg.id),
       onRemove: () => deps.onRemove(this.cfg.id),
     });
-    this.banner = new HealthBanner(() => this.retry());
     this.indicatorMenu = new IndicatorMenu(deps.catalog, {
-      onAdd: (name, params) => this.addIndicator(name, params),
-      onRemove: (id) => this.removeIndicator(id),
+      onAdd: (name, params) => this.indicators.add(name, params),
+      onRemove: (id) => this.indicators.remove(id),
     });
+    const banner = new HealthBanner(() => this.retry());
     const card = buildChartCard(cfg.id, {
       header: this.header,
       menu: this.indicatorMenu,
       notice: this.notice,
-      banner: this.banner,
+      banner,
       onBackToLive: () => this.viewport.backToLive(),
     });
     this.root = card.root;
-    this.host = card.host;
-    this.updateDataset();
-
-    this.healthMonitor = new HealthMonitor({
-      feed: this.feed,
-      conn: deps.conn,
-      topic: () => this.cfg,
-      stepMs: () => this.step(),
-      marketState: deps.marketState,
-      show: (v) => this.showHealth(v),
-      counted: () => deps.onHealthChange(),
-    });
     const palette = deps.theme.palette;
-    this.series = new PriceSeries(this.host, cfg.interval, cfg.view, palette);
+    this.series = new PriceSeries(card.host, cfg.interval, cfg.view, palette);
     this.chart = this.series.chart;
-    this.cleanups.push(nameAttributionLogo(this.host, cfg.id));
-    this.markers = new MarkerLayer(this.series.candles, this.feed.bars, cfg.signals !== false);
+    this.cleanups.push(nameAttributionLogo(card.host, cfg.id));
+
+    // The feed's bars, shared by the pieces that draw them (the feed itself is built last, with its painter).
+    const bars = new BarSeries();
+    this.markers = new MarkerLayer(this.series.candles, bars, cfg.signals !== false);
     this.indicators = new IndicatorSet({
       chart: this.chart,
+      topic: () => this.cfg,
+      firstBarTime: () => bars.first()?.timestamp,
+      onChange: (indicators) => this.updateConfig({ indicators }),
       streams: deps.streams,
       menu: this.indicatorMenu,
-      host: this.host,
+      host: card.host,
       palette: () => deps.theme.palette,
-      onRefused: (ind, err) => {
-        this.notice.show(`${ind.label}: ${err.message}`);
-        this.removeIndicator(ind.cfg.id);
-      },
+      onRefused: (ind, err) => this.notice.show(`${ind.label}: ${err.message}`),
     });
     this.drawings = new ChartDrawings(
       {
-        host: this.host,
+        host: card.host,
         chart: this.chart,
         candles: this.series.candles,
-        bars: () => this.feed.bars.bars,
+        bars: () => bars.bars,
         stepMs: () => this.step(),
         formatPrice: (p) => formatPrice(p, this.precision()),
         onUiChange: (tool, selected) => this.header.setDrawingUi(tool, selected),
@@ -142,17 +131,17 @@ export class ChartView implements FeedView {
       palette,
     );
     this.quote = new QuoteLegend(card.legend, {
-      bars: this.feed.bars,
+      bars,
       reference: () => this.reference(),
       precision: () => this.precision(),
       title: () => `${this.cfg.symbol} · ${this.cfg.interval}`,
-      studiesAt: (bar) => legendStudies(bar, this.feed.bars.bars, Object.values(this.series.overlays), this.indicators),
+      studiesAt: (bar) => legendStudies(bar, bars.bars, Object.values(this.series.overlays), this.indicators),
       setQuote: (price, change, direction) => this.header.setQuote(price, change, direction),
     });
     this.viewport = new ViewportKeeper(
       {
         timeScale: this.chart.timeScale(),
-        bars: () => this.feed.bars.bars,
+        bars: () => bars.bars,
         stepMs: () => this.step(),
         isLive: () => this.feed.state === 'live',
         stored: () => this.cfg.view,
@@ -161,6 +150,37 @@ export class ChartView implements FeedView {
       },
       cfg.view,
     );
+    this.healthMonitor = new HealthMonitor({
+      feed: () => this.feed,
+      conn: deps.conn,
+      topic: () => this.cfg,
+      stepMs: () => this.step(),
+      marketState: deps.marketState,
+      show: (v) => {
+        this.root.dataset.health = v.health;
+        this.header.setHealth(v.health, v.label, v.detail);
+        banner.show(v);
+      },
+      counted: () => deps.onHealthChange(),
+    });
+    this.painter = new FeedPainter({
+      feed: () => this.feed,
+      config: () => this.cfg,
+      timeScale: this.chart.timeScale(),
+      series: this.series,
+      markers: this.markers,
+      indicators: this.indicators,
+      drawings: this.drawings,
+      quote: this.quote,
+      viewport: this.viewport,
+      health: this.healthMonitor,
+      notice: this.notice,
+      dataset: this.root.dataset,
+      precision: () => this.precision(),
+      countUpdate: () => deps.countUpdate(),
+    });
+    this.feed = new BarFeed(deps.conn, this.painter, bars);
+    Object.assign(this.root.dataset, { symbol: cfg.symbol, interval: cfg.interval, state: this.feed.state });
 
     this.applyPalette(palette);
     this.cleanups.push(deps.theme.onChange(() => this.applyPalette(deps.theme.palette)));
@@ -169,7 +189,6 @@ export class ChartView implements FeedView {
     this.watchVisibility();
     this.chart.timeScale().subscribeVisibleLogicalRangeChange(this.onRangeChange);
     this.chart.subscribeCrosshairMove(this.quote.onCrosshair);
-
     for (const k of ['sma', 'ema'] as const) this.header.setToggle(k, cfg[k]);
     this.header.setSignalsShown(cfg.signals !== false);
     if (TEST_BUILD) {
@@ -177,7 +196,7 @@ export class ChartView implements FeedView {
         // Live bars still pending a frame are drawn first: what the tests read is what is on screen.
         this.feed.flushPending();
         const { chart, feed, series, drawings, markers, indicators } = this;
-        return { cfg: this.config, chart, feed, series, health: this.healthMonitor.current, drawings, markers, indicators, stepMs: this.step() };
+        return { cfg: this.config, chart, feed, series, health: this.health, drawings, markers, indicators, stepMs: this.step() };
       });
     }
     this.start();
@@ -196,6 +215,11 @@ export class ChartView implements FeedView {
     this.markers.addTrades(markers);
   }
 
+  /** Re-evaluates the chart's health (the dashboard calls it once a second: silence turns a chart stale). */
+  refreshHealth(now = performance.now()): void {
+    this.healthMonitor.refresh(now);
+  }
+
   destroy(): void {
     this.feed.destroy();
     this.viewport.destroy();
@@ -211,85 +235,7 @@ export class ChartView implements FeedView {
     this.root.remove();
   }
 
-  /** Re-evaluates the chart's health (the dashboard calls it once a second: silence turns a chart stale). */
-  refreshHealth(now = performance.now()): void {
-    this.healthMonitor.refresh(now);
-  }
-
-  // ---- FeedView: what the bar feed asks of the chart -------------------------
-
-  cleared(): void {
-    this.updateDataset();
-    this.notice.hide();
-    this.series.clear();
-  }
-
-  initialLimit(): number {
-    return this.viewport.initialLimit(INITIAL_BARS);
-  }
-
-  historyLoaded(): void {
-    this.series.setPrecision(this.precision());
-    this.drawAll();
-    for (const k of ['sma', 'ema'] as const) if (this.cfg[k]) this.series.setOverlay(k, true, this.feed.bars.bars);
-    this.viewport.placeAfterLoad();
-    const gen = this.feed.generation;
-    void this.markers.loadTrades(this.cfg.symbol, () => gen === this.feed.generation);
-  }
-
-  /** Makes the chart call that matches how the bar was merged, the cheapest one. */
-  barMerged(bar: Bar, outcome: UpsertOutcome): void {
-    if (outcome === 'ignored') return;
-    if (outcome === 'insert') this.drawAll(true);
-    else this.series.drawMerged(bar, outcome, this.feed.bars.bars);
-    // A new bar may be the one a marker waited for.
-    if (outcome === 'append') this.markers.render();
-    this.quote.schedule();
-  }
-
-  redrawAll(): void {
-    this.drawAll(true);
-    this.markers.render();
-    this.quote.schedule();
-  }
-
-  reindexed(delta: number, before: LogicalRange | null): void {
-    this.drawAll();
-    if (before) this.chart.timeScale().setVisibleLogicalRange({ from: before.from + delta, to: before.to + delta });
-    this.markers.render();
-    this.drawings.render();
-  }
-
-  wentLive(): void {
-    this.quote.schedule();
-    this.markers.render();
-    this.drawings.render();
-  }
-
-  stateChanged(): void {
-    this.root.dataset.state = this.feed.state;
-    this.refreshHealth();
-  }
-
-  referenceChanged(): void {
-    this.quote.renderQuote();
-  }
-
-  loadingOlderChanged(on: boolean): void {
-    if (on) this.root.dataset.loadingOlder = 'true';
-    else delete this.root.dataset.loadingOlder;
-  }
-
-  visibleRange(): LogicalRange | null {
-    return this.chart.timeScale().getVisibleLogicalRange();
-  }
-
-  updateReceived(): void {
-    this.deps.countUpdate();
-    this.healthMonitor.updateReceived();
-  }
-
-  // ---- configuration -------------------------------------------------------
+  // ---- the layout entry: what the trader changes -----------------------------
 
   private async changeSymbol(input: string): Promise<void> {
     const gen = this.feed.generation;
@@ -317,10 +263,9 @@ export class ChartView implements FeedView {
   /** Strategy signal markers on or off for this chart (kept in the layout; on by default). */
   private toggleSignals(): void {
     const shown = this.cfg.signals === false;
-    this.cfg = { ...this.cfg, signals: shown ? undefined : false };
     this.header.setSignalsShown(shown);
     this.markers.setSignalsShown(shown);
-    this.deps.onConfigChange(this.config);
+    this.updateConfig({ signals: shown ? undefined : false });
   }
 
   private toggleOverlay(kind: OverlayKind): void {
@@ -330,34 +275,20 @@ export class ChartView implements FeedView {
     this.updateConfig({ [kind]: on });
   }
 
-  private addIndicator(name: string, params: Params): string | null {
-    const plan = planIndicator(this.cfg.indicators ?? [], name, params);
-    if ('error' in plan) return plan.error;
-    this.indicators.add(plan.config, this.cfg.symbol, this.cfg.interval, this.feed.bars.first()?.timestamp);
-    this.updateConfig({ indicators: [...(this.cfg.indicators ?? []), plan.config] });
-    return null;
-  }
-
-  private removeIndicator(id: string): void {
-    this.indicators.remove(id);
-    const rest = (this.cfg.indicators ?? []).filter((c) => c.id !== id);
-    this.updateConfig({ indicators: rest.length ? rest : undefined });
-  }
-
   /** Changes the layout entry and tells the dashboard, which stores it. */
   private updateConfig(change: Partial<ChartConfig>): void {
     this.cfg = { ...this.cfg, ...change };
     this.deps.onConfigChange(this.config);
   }
 
-  // ---- data flow -----------------------------------------------------------
+  // ---- data flow -------------------------------------------------------------
 
   /** (Re)starts the data flow, the signal stream and the server indicators for the current topic. */
   private start(): void {
     const { symbol, interval } = this.cfg;
     this.feed.start(symbol, interval);
     this.markers.openSignals(this.deps.streams, symbol, interval);
-    this.indicators.open(this.cfg.indicators ?? [], symbol, interval, this.feed.bars.first()?.timestamp);
+    this.indicators.open(this.cfg.indicators ?? []);
   }
 
   /** The banner's Retry: load again and ask the server for the live topic again. */
@@ -380,22 +311,12 @@ export class ChartView implements FeedView {
     this.feed.viewMoved(range);
   };
 
-  // ---- presentation --------------------------------------------------------
-
-  /** Pushes every bar to the chart; optionally keeps the view where it was. */
-  private drawAll(keepView = false): void {
-    const range = keepView ? this.chart.timeScale().getVisibleLogicalRange() : null;
-    this.series.drawAll(this.feed.bars.bars);
-    this.indicators.clip(this.feed.bars.first()?.timestamp);
-    if (range) this.chart.timeScale().setVisibleLogicalRange(range);
-  }
-
   private applyPalette(p: Palette): void {
     this.series.setPalette(p);
     this.indicators.setPalette(p);
     this.drawings.setPalette(p);
     // Per-bar colours (volume, flat bars) depend on the palette too.
-    if (this.feed.bars.length) this.drawAll(true);
+    if (this.feed.bars.length) this.painter.drawAll(true);
   }
 
   private step(): number {
@@ -411,18 +332,5 @@ export class ChartView implements FeedView {
   private reference(): number | undefined {
     this.feed.refreshDayAgo(this.step());
     return referencePrice(this.feed.bars.bars, this.step(), this.feed.dayAgo);
-  }
-
-  private showHealth(v: HealthView): void {
-    this.root.dataset.health = v.health;
-    this.header.setHealth(v.health, v.label, v.detail);
-    this.banner.show(v);
-  }
-
-  private updateDataset(): void {
-    const d = this.root.dataset;
-    d.symbol = this.cfg.symbol;
-    d.interval = this.cfg.interval;
-    d.state = this.feed.state;
   }
 }

@@ -13,7 +13,7 @@ function setup() {
   const shown: HealthView[] = [];
   let counted = 0;
   const monitor = new HealthMonitor({
-    feed,
+    feed: () => feed,
     conn: { get currentState() { return conn.currentState; }, retry: (s: string, i: Interval) => conn.retries.push(`${s} ${i}`) } as never,
     topic: () => ({ symbol: 'BTCUSDT', interval: '1m' }),
     stepMs: () => MIN,

@@ -12,7 +12,8 @@ import { HealthView, chartHealth } from './chartHealth';
 import { healthChange } from './chartNotices';
 
 export interface HealthMonitorDeps {
-  feed: Pick<BarFeed, 'state' | 'dataError' | 'subscription' | 'lastActivityAt'>;
+  /** The chart's feed (read on each refresh: the chart builds it after its parts). */
+  feed(): Pick<BarFeed, 'state' | 'dataError' | 'subscription' | 'lastActivityAt'>;
   conn: Pick<Connection, 'currentState' | 'retry'>;
   topic(): { symbol: string; interval: Interval };
   stepMs(): number;
@@ -39,7 +40,7 @@ export class HealthMonitor {
     const change = healthChange(this.last, v);
     this.last = v;
     // A subscribe the server never answered (a rate-limited one is refused without our id): ask again.
-    if (v.health === 'stale' && this.deps.feed.subscription.state === 'pending') {
+    if (v.health === 'stale' && this.deps.feed().subscription.state === 'pending') {
       const { symbol, interval } = this.deps.topic();
       this.deps.conn.retry(symbol, interval);
     }
@@ -54,7 +55,8 @@ export class HealthMonitor {
   }
 
   private evaluate(now: number): HealthView {
-    const { feed, conn } = this.deps;
+    const { conn } = this.deps;
+    const feed = this.deps.feed();
     return chartHealth({
       data: feed.state,
       dataError: feed.dataError,
