@@ -11,4 +11,16 @@ export default tseslint.config(
       globals: { window: 'readonly', document: 'readonly', console: 'readonly' },
     },
   },
+  {
+    // The debug hooks are compiled into the browser-test build only: main.ts installs them behind
+    // TEST_BUILD (testBuild.ts). An import anywhere else would carry them into the production bundle.
+    files: ['src/**/*.ts'],
+    ignores: ['src/main.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['**/debug'], message: 'debug.ts is for test builds: only main.ts installs it, behind TEST_BUILD.' }] },
+      ],
+    },
+  },
 );

@@ -10,6 +10,7 @@ import type { TradingUpdate } from './panels/activityModel';
 import type { Marker } from './state/markers';
 import { safeStore } from './state/storage';
 import { createDebugHooks } from './debug';
+import { TEST_BUILD } from './testBuild';
 
 const app = buildApp(document.getElementById('app')!, safeStore());
 
@@ -24,7 +25,7 @@ const hook: {
   ingestTradingUpdate: (update: TradingUpdate) => app.activity.ingest(update),
 };
 // A compile-time constant: in a production build the branch, and with it debug.ts, is dropped.
-if (import.meta.env.MODE === 'browsertest') hook.debug = createDebugHooks(app);
+if (TEST_BUILD) hook.debug = createDebugHooks(app);
 
 declare global {
   interface Window {
