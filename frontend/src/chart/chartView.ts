@@ -252,11 +252,13 @@ export class ChartView {
 
   private reconfigure(symbol: string, interval: Interval): void {
     if (symbol === this.cfg.symbol && interval === this.cfg.interval) return;
+    // The new topic first: the drawings re-project with its interval.
+    this.cfg = { ...this.cfg, symbol, interval };
     this.markers.clearTrades();
     this.header.setSymbol(symbol);
     this.drawings.setSymbol(symbol);
     this.series.setInterval(interval);
-    this.updateConfig({ symbol, interval });
+    this.deps.onConfigChange(this.config);
     this.start();
   }
 

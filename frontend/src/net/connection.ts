@@ -7,6 +7,7 @@
  */
 import { Backoff } from '../state/backoff';
 import type { Interval } from '../state/intervals';
+import { batchByInterval, readSubscribeReply } from './subscribeReplies';
 import {
   ClientMessage,
   ErrorReply,
@@ -262,26 +263,13 @@ export class Connection {
   /** Sends queued (un)subscriptions, one message per interval. */
   private flushSubscriptions(): void {
     if (this.state !== 'connected') return; // resent in full on open
-    const group = (keys: Set<string>, lookup: (k: string) => { symbol: string; interval: Interval } | undefined) => {
-      const byInterval = new Map<Interval, { pairs: string[]; keys: string[] }>();
-      for (const k of keys) {
-        const t = lookup(k);
-        if (!t) continue;
-        const batch = byInterval.get(t.interval) ?? { pairs: [], keys: [] };
-        batch.pairs.push(t.symbol);
-        batch.keys.push(k);
-        byInterval.set(t.interval, batch);
-      }
-      keys.clear();
-      return byInterval;
-    };
-    for (const [interval, { pairs }] of group(this.toUnsubscribe, (k) => this.retired.get(k))) {
-      this.sendRaw({ type: 'unsubscribe', trading_pairs: pairs, interval });
-    }
+    const unsubscribe = batchByInterval(this.toUnsubscribe, (k) => this.retired.get(k));
+    this.toUnsubscribe.clear();
     this.retired.clear();
-    for (const [interval, { pairs, keys }] of group(this.toSubscribe, (k) => this.topics.get(k))) {
-      this.sendSubscribe(interval, pairs, keys);
-    }
+    for (const [interval, { pairs }] of unsubscribe) this.sendRaw({ type: 'unsubscribe', trading_pairs: pairs, interval });
+    const subscribe = batchByInterval(this.toSubscribe, (k) => this.topics.get(k));
+    this.toSubscribe.clear();
+    for (const [interval, { pairs, keys }] of subscribe) this.sendSubscribe(interval, pairs, keys);
   }
 
   private sendSubscribe(interval: Interval, pairs: string[], keys: string[]): void {
@@ -289,37 +277,13 @@ export class Connection {
     if (this.sendRaw({ type: 'subscribe', trading_pairs: pairs, interval, id })) this.inFlight.set(id, keys);
   }
 
-  /**
-   * The reply to one of our subscribe requests. Servers that subscribe every valid topic of a request
-   * name the refused ones (`refused`: names or `{trading_pair, message}`) or leave them out of
-   * `trading_pairs`; older ones refuse the whole request with one error, in which case each topic is
-   * asked for on its own so one unknown symbol cannot freeze the other charts of its interval.
-   */
+  /** The reply to one of our subscribe requests (subscribeReplies.ts reads it). */
   private handleSubscribeReply(msg: ServerMessage, keys: string[]): void {
     const topics = keys.map((k) => this.topics.get(k)).filter((t): t is Topic => t !== undefined);
-    if (msg.type === 'error') {
-      const e = msg as unknown as ErrorReply;
-      if (e.code === 'rate_limited') {
-        // Too many control messages at once: ask again a little later.
-        setTimeout(() => this.resubscribe(topics), 1000);
-      } else if (topics.length > 1) {
-        this.resubscribe(topics, true);
-      } else {
-        for (const t of topics) this.setTopicStatus(t, { state: 'refused', reason: e.message ?? e.code });
-      }
-      return;
-    }
-    const refused = refusedPairs(msg);
-    const granted = Array.isArray(msg.trading_pairs)
-      ? new Set((msg.trading_pairs as unknown[]).filter((p): p is string => typeof p === 'string').map((p) => p.toUpperCase()))
-      : null;
-    for (const t of topics) {
-      const name = t.symbol.toUpperCase();
-      const reason = refused.get(name);
-      if (reason !== undefined) this.setTopicStatus(t, { state: 'refused', reason });
-      else if (granted && !granted.has(name)) this.setTopicStatus(t, { state: 'refused', reason: `${t.symbol} was not subscribed` });
-      else this.setTopicStatus(t, { state: 'subscribed' });
-    }
+    const reply = readSubscribeReply(msg, topics.map((t) => t.symbol));
+    if (reply.kind === 'retry-later') setTimeout(() => this.resubscribe(topics), 1000);
+    else if (reply.kind === 'one-by-one') this.resubscribe(topics, true);
+    else topics.forEach((t, i) => this.setTopicStatus(t, reply.verdicts[i]));
   }
 
   private resubscribe(topics: Topic[], oneByOne = false): void {
@@ -446,22 +410,4 @@ export class Connection {
     this.state = state;
     for (const fn of this.stateListeners) fn(state, info);
   }
-}
-
-/** Refused symbols of a `subscribed` reply and why: `refused` (or `rejected`) as names or objects. */
-export function refusedPairs(msg: ServerMessage): Map<string, string> {
-  const out = new Map<string, string>();
-  const list = Array.isArray(msg.refused) ? msg.refused : Array.isArray(msg.rejected) ? msg.rejected : [];
-  for (const item of list as unknown[]) {
-    if (typeof item === 'string') {
-      out.set(item.toUpperCase(), `${item.toUpperCase()} refused by the server`);
-    } else if (typeof item === 'object' && item !== null) {
-      const r = item as Record<string, unknown>;
-      const name = [r.trading_pair, r.symbol, r.pair].find((v): v is string => typeof v === 'string');
-      if (!name) continue;
-      const why = [r.message, r.reason, r.detail, r.code, r.error].find((v): v is string => typeof v === 'string');
-      out.set(name.toUpperCase(), why ?? `${name.toUpperCase()} refused by the server`);
-    }
-  }
-  return out;
 }
