@@ -5,6 +5,7 @@
  * bundle carries none of this code (productionBundle.test.ts checks it).
  */
 import type { App } from './app';
+import type { DrawingParts } from './chart/chartDrawings';
 import type { MarkerParts } from './chart/chartMarkers';
 import type { ChartParts, ChartView } from './chart/chartView';
 import { chartFrames } from './chart/frameScheduler';
@@ -87,7 +88,7 @@ export function createDebugHooks(app: App) {
     /** Where each drawing is painted now (pixels inside the chart host). */
     drawingPixels: (chartId: string) => {
       const v = view(chartId);
-      return v ? inspect(v).drawings.screen() : null;
+      return v ? partsOf<DrawingParts>(inspect(v).drawings).screen : null;
     },
     /**
      * Scrolls the view by whole bars (negative = towards older bars). lightweight-charts applies a new

@@ -14,6 +14,13 @@ import { logicalToTime, logicalToX, timeToLogical, xToLogical } from '../drawing
 import type { ScreenDrawing } from '../drawings/geometry';
 import type { Bar } from '../state/bars';
 import type { Palette } from '../theme';
+import { TEST_BUILD, exposeForTests } from '../testBuild';
+
+/** What the browser tests read of a chart's drawings (test builds only, see ../testBuild.ts). */
+export interface DrawingParts {
+  /** Each drawing as painted now, in pixels inside the chart host. */
+  screen: ScreenDrawing[];
+}
 
 export interface DrawingSurface {
   host: HTMLElement;
@@ -43,6 +50,12 @@ export class ChartDrawings {
     this.symbol = symbol;
     this.primitive = new DrawingsPrimitive((d) => this.project(d), palette, (p) => surface.formatPrice(p), () => chart.timeScale().width());
     candles.attachPrimitive(this.primitive);
+    if (TEST_BUILD) {
+      // Where each drawing is painted now: the browser tests compare it with the bars' times.
+      exposeForTests(this, (): DrawingParts => ({
+        screen: this.controller.list().map((d) => this.project(d)).filter((s): s is ScreenDrawing => s !== null),
+      }));
+    }
     this.controller = new DrawingController(
       {
         element: host,
@@ -111,11 +124,6 @@ export class ChartDrawings {
     const logical = timeToLogical(this.surface.bars(), this.surface.stepMs(), time);
     const ts = this.surface.chart.timeScale();
     return logical === null ? null : logicalToX(logical, (i) => ts.logicalToCoordinate(i as never));
-  }
-
-  /** Where each drawing is painted now (debug hook: browser tests compare with the bars' times). */
-  screen(): ScreenDrawing[] {
-    return this.controller.list().map((d) => this.project(d)).filter((s): s is ScreenDrawing => s !== null);
   }
 
   private project(d: Drawing): ScreenDrawing | null {
