@@ -161,6 +161,11 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let socketio =
         Arc::new(socketio::SocketIo::new(config.scripts.clone(), scripts.clone(), services.clone(), ws_limits.clone()));
     http::auth_log::set_interval(Duration::from_secs(config.admin.refused_log_every_secs));
+    http::auth_log::set_throttle(http::auth_log::KeyThrottle::new(
+        config.admin.refused_keys_free_per_10s,
+        Duration::from_millis(config.admin.refused_key_delay_ms),
+        &config.http.unlimited_hosts,
+    ));
     let admin = Arc::new(http::admin::Admin::new(&config.admin.keys));
     let jobs = Arc::new(jobs::Jobs::new(&config.jobs, admin.clone())?);
     let state = AppState {
@@ -196,6 +201,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         let static_dir = static_dir.clone();
         App::new()
             .app_data(web::Data::new(state.clone()))
+            .wrap(actix_web::middleware::from_fn(http::auth_log::delay_refusals))
             .configure(|cfg| http::configure(cfg, &static_dir))
             .default_service(web::to(http::not_found))
     })
