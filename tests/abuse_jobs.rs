@@ -259,7 +259,11 @@ async fn a_host_guessing_keys_gets_its_refusals_late_and_the_right_key_still_wor
     .await;
     let client = reqwest::Client::new();
     let guess = |i: usize| {
-        client.post(server.url("/api/feeds")).bearer_auth(format!("wrong-{i}")).json(&json!({"symbol":"DOGEUSDT"})).send()
+        client
+            .post(server.url("/api/feeds"))
+            .bearer_auth(format!("wrong-{i}"))
+            .json(&json!({"symbol":"DOGEUSDT"}))
+            .send()
     };
     for i in 0..3 {
         assert_eq!(guess(i).await.unwrap().status().as_u16(), 401);

@@ -46,7 +46,10 @@ pub fn arbiter() -> actix::ArbiterHandle {
 
 /// Runs `work` on `pool` and waits for its result without holding the caller's thread; `None` if the work
 /// panicked.
-pub async fn run_on<T: Send + 'static>(pool: &rayon::ThreadPool, work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+pub async fn run_on<T: Send + 'static>(
+    pool: &rayon::ThreadPool,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     pool.spawn(move || {
         let _ = tx.send(work());

@@ -125,18 +125,6 @@ impl KeyThrottle {
     }
 }
 
-static THROTTLE: std::sync::OnceLock<KeyThrottle> = std::sync::OnceLock::new();
-
-/// Sets the key-guessing throttle; call once at start (later calls have no effect).
-pub fn set_throttle(throttle: KeyThrottle) {
-    let _ = THROTTLE.set(throttle);
-}
-
-/// Counts a 401 answered to `peer` and says how long to hold it (zero unless the host is guessing).
-pub fn refusal_delay(peer: Option<IpAddr>) -> Duration {
-    THROTTLE.get().map_or(Duration::ZERO, |t| t.refused(Instant::now(), peer))
-}
-
 /// Middleware: holds a 401 answer while its host is guessing keys (see [`KeyThrottle`]). The handler
 /// has already counted and logged the refusal; only the answer waits, on a timer, holding no thread.
 pub async fn delay_refusals(
@@ -144,9 +132,10 @@ pub async fn delay_refusals(
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
 ) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
     let peer = req.peer_addr().map(|a| a.ip());
+    let throttle = req.app_data::<actix_web::web::Data<crate::AppState>>().map(|s| s.key_throttle.clone());
     let response = next.call(req).await?;
-    if response.status() == actix_web::http::StatusCode::UNAUTHORIZED {
-        let delay = refusal_delay(peer);
+    if let (Some(throttle), actix_web::http::StatusCode::UNAUTHORIZED) = (throttle, response.status()) {
+        let delay = throttle.refused(Instant::now(), peer);
         if !delay.is_zero() {
             actix_web::rt::time::sleep(delay).await;
         }

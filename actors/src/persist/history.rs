@@ -12,8 +12,8 @@
 //! for a client that upserts by open time.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
