@@ -100,6 +100,10 @@ pub struct AdminConfig {
     #[serde(deserialize_with = "one_or_many")]
     pub keys: Vec<String>,
     pub refused_log_every_secs: u64,
+    /// Refused keys a host may present in 10 s before each further refusal is answered only after
+    /// `refused_key_delay_ms` (0 disables the delay). Hosts in `[http] unlimited_hosts` are never delayed.
+    pub refused_keys_free_per_10s: u32,
+    pub refused_key_delay_ms: u64,
 }
 
 /// Backtest and optimization jobs: who may run them and their budgets (`[jobs]`).
@@ -379,6 +383,7 @@ mod tests {
         assert_eq!((j.max_top, j.max_equity_points, j.max_trades), (100, 2_000, 1_000));
         assert_eq!((j.max_bars_anonymous, j.max_combinations_anonymous), (100_000, 1_000));
         assert_eq!(c.admin.refused_log_every_secs, 10);
+        assert_eq!((c.admin.refused_keys_free_per_10s, c.admin.refused_key_delay_ms), (10, 1000));
     }
 
     #[test]

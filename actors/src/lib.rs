@@ -22,6 +22,7 @@
 
 pub mod aggregate;
 pub mod aggregator;
+pub mod background;
 pub mod cluster;
 pub mod engine;
 pub mod feed;

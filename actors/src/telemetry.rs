@@ -213,6 +213,11 @@ pub struct PersistStats {
     pub buffered_bars: AtomicU64,
     /// Bars waiting in the on-disk journal.
     pub journal_bars: AtomicU64,
+    /// Backfilled bars held back until persistence has room for them (back-pressure; see `History::persist`).
+    pub backfill_waiting_bars: AtomicU64,
+    /// Backfilled bars sent to the persistence actor and not yet taken from its mailbox: room is judged
+    /// with them, or every backfill sent in the same instant would see the same empty buffer.
+    pub backfill_queued_bars: AtomicU64,
     /// Write attempts made while the store was failing.
     pub retries: AtomicU64,
     /// Write attempts that failed.
@@ -310,6 +315,14 @@ pub const PERSIST_METRICS: &[PersistMetric] = &[
         help: "Closed bars waiting in the on-disk journal for the store",
         kind: Kind::Gauge,
         read: |s, _| s.journal_bars.load(Ordering::Relaxed) as i64,
+        prometheus_scale: 1.0,
+    },
+    PersistMetric {
+        stats_name: "backfill_waiting_bars",
+        prometheus_name: "candlecast_persist_backfill_waiting_bars",
+        help: "Backfilled closed bars held back until the buffer and the journal have room for them",
+        kind: Kind::Gauge,
+        read: |s, _| s.backfill_waiting_bars.load(Ordering::Relaxed) as i64,
         prometheus_scale: 1.0,
     },
     PersistMetric {

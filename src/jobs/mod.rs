@@ -113,12 +113,9 @@ impl Jobs {
             0 => (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2).max(1),
             n => n,
         };
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("jobs-{i}"))
-            .build()
-            .map_err(|e| JobError::Pool(e.to_string()))?;
-        let loader = actix::System::try_current().map(|_| actix::Arbiter::new().handle());
+        // Jobs and their history loads run below the fan-out's priority (candlecast_actors::background).
+        let pool = candlecast_actors::background::pool("jobs", threads).map_err(|e| JobError::Pool(e.to_string()))?;
+        let loader = actix::System::try_current().map(|_| candlecast_actors::background::arbiter());
         Ok(Jobs {
             jobs: Mutex::default(),
             config: config.clone(),

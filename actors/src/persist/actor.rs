@@ -474,6 +474,11 @@ impl Handler<PersistBars> for Persister {
 
     /// Buffers a backfill's closed bars.
     fn handle(&mut self, msg: PersistBars, ctx: &mut Context<Self>) {
+        let taken = msg.bars.len() as u64;
+        let _ = self
+            .stats
+            .backfill_queued_bars
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |queued| Some(queued.saturating_sub(taken)));
         let now = now_ms();
         let source = msg.source;
         self.accept(

@@ -12,6 +12,7 @@
 //! for a client that upserts by open time.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,6 +57,10 @@ pub struct History {
     retention_stats: Arc<RetentionStats>,
     /// The retention loop, stopped before the store closes; `None` when nothing expires.
     retention_task: Option<tokio::task::AbortHandle>,
+    /// Backfills held back wait their turn here, oldest first (see [`History::persist`]).
+    backfill_turn: Arc<tokio::sync::Mutex<()>>,
+    /// `store.buffer_bars`: what the persistence actor holds in memory before it journals.
+    buffer_bars: usize,
 }
 
 impl History {
@@ -70,6 +75,8 @@ impl History {
             retention: RetentionSettings::forever(),
             retention_stats: Arc::default(),
             retention_task: None,
+            backfill_turn: Arc::default(),
+            buffer_bars: 0,
         }
     }
 
@@ -106,6 +113,8 @@ impl History {
             },
             retention_stats,
             retention_task,
+            backfill_turn: Arc::default(),
+            buffer_bars: settings.buffer_bars,
         })
     }
 
@@ -235,10 +244,15 @@ impl History {
         held
     }
 
-    /// Stores bars that did not come through the hub (a backfill). Queued, not awaited: they are in the
-    /// persistence actor's mailbox ahead of any live bar the caller produces next, and a feed that waited
-    /// for the write would wait for every other feed's backfill queued before it (feeds went live one by
-    /// one, seconds apart, on a first start).
+    /// Stores bars that did not come through the hub (a backfill), never waiting: the caller goes live at
+    /// once.
+    ///
+    /// Bars a live correction may still revise (closed less than `grace_ms` + a margin ago) are queued
+    /// at once, so they are in the persistence actor's mailbox ahead of any live bar the caller produces
+    /// next. The rest go at once too while persistence has room for them; otherwise they wait, in chunks
+    /// and in order, until it has (back-pressure): a first start of 1,000 symbols backfilled faster than
+    /// the store writes, filled the journal, and then the oldest bars were dropped. Waiting bars are
+    /// counted (`backfill_waiting_bars`) and are no more than the backfill the feed already holds.
     pub fn persist(&self, bars: Vec<Bar>, source: Arc<str>) {
         let Some(p) = &self.persister else { return };
         if bars.is_empty() {
@@ -248,8 +262,38 @@ impl History {
             tracing::warn!("persistence actor gone; backfill not stored");
             return;
         }
-        // do_send: never refused for a full mailbox (a closed bar must not be lost).
-        p.do_send(PersistBars { bars, source });
+        let correctable_after = now_ms() - self.grace_ms - CORRECTION_MARGIN_MS;
+        let (recent, older): (Vec<Bar>, Vec<Bar>) =
+            bars.into_iter().partition(|b| b.open_time + b.interval.millis() >= correctable_after);
+        if !recent.is_empty() {
+            // do_send: never refused for a full mailbox (a closed bar must not be lost).
+            send(p, &self.stats, recent, source.clone());
+        }
+        if older.is_empty() {
+            return;
+        }
+        let room = Room { stats: self.stats.clone(), buffer_bars: self.buffer_bars };
+        if room.has_room_for(older.len()) && self.backfill_turn.try_lock().is_ok() {
+            send(p, &self.stats, older, source);
+            return;
+        }
+        let (p, turn) = (p.clone(), self.backfill_turn.clone());
+        let waiting = older.len() as u64;
+        self.stats.backfill_waiting_bars.fetch_add(waiting, Ordering::Relaxed);
+        tracing::info!(bars = older.len(), "backfill waits for the store to catch up before it is stored");
+        tokio::spawn(async move {
+            let _turn = turn.lock().await;
+            let chunk = (room.buffer_bars / 2).max(1);
+            let mut older = older.into_iter().peekable();
+            while older.peek().is_some() {
+                let part: Vec<Bar> = older.by_ref().take(chunk).collect();
+                while !room.has_room_for(part.len()) && p.connected() {
+                    tokio::time::sleep(BACKFILL_ROOM_POLL).await;
+                }
+                room.stats.backfill_waiting_bars.fetch_sub(part.len() as u64, Ordering::Relaxed);
+                send(&p, &room.stats, part, source.clone());
+            }
+        });
     }
 
     /// Waits (at most `patience`) until every bar the persistence actor received so far is durable: written
@@ -282,6 +326,44 @@ impl History {
 }
 
 /// Memory over store for equal open times; `q`'s range; the `limit` newest; ascending.
+/// A bar may be corrected until `grace_ms` after its end; this much more is kept as a margin before a
+/// backfilled bar is allowed to wait behind live ones.
+const CORRECTION_MARGIN_MS: i64 = 60_000;
+
+/// How often a held-back backfill looks for room.
+const BACKFILL_ROOM_POLL: Duration = Duration::from_millis(100);
+
+/// Hands bars to the persistence actor, counted as queued until it takes them from its mailbox.
+fn send(p: &Addr<Persister>, stats: &PersistStats, bars: Vec<Bar>, source: Arc<str>) {
+    stats.backfill_queued_bars.fetch_add(bars.len() as u64, Ordering::Relaxed);
+    p.do_send(PersistBars { bars, source });
+}
+
+/// Whether persistence can take more bars without dropping any: the memory buffer has room, or the
+/// journal stays under half its cap (the other half is kept for live bars during a store outage).
+#[derive(Clone)]
+struct Room {
+    stats: Arc<PersistStats>,
+    buffer_bars: usize,
+}
+
+impl Room {
+    fn has_room_for(&self, bars: usize) -> bool {
+        let buffered = (self.stats.buffered_bars.load(Ordering::Relaxed)
+            + self.stats.backfill_queued_bars.load(Ordering::Relaxed)) as usize;
+        if buffered.saturating_add(bars) <= self.buffer_bars {
+            return true;
+        }
+        let (bytes, max) =
+            (self.stats.journal_bytes.load(Ordering::Relaxed), self.stats.journal_max_bytes.load(Ordering::Relaxed));
+        let journaled = self.stats.journal_bars.load(Ordering::Relaxed);
+        // Bytes per bar as the journal has measured them; a generous guess while it is empty.
+        let per_bar = bytes.checked_div(journaled).unwrap_or(256).max(1);
+        let needed = (buffered.saturating_add(bars) as u64).saturating_mul(per_bar);
+        max > 0 && bytes.saturating_add(needed) <= max / 2
+    }
+}
+
 pub fn merge(memory: Vec<Bar>, stored: Vec<Bar>, q: &HistoryQuery) -> Vec<Bar> {
     let (start, end) = (q.start_time.unwrap_or(i64::MIN), q.end_time.unwrap_or(i64::MAX));
     let mut by_open: BTreeMap<i64, Bar> = BTreeMap::new();

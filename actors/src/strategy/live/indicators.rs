@@ -180,19 +180,27 @@ pub struct IndicatorService {
     /// Of `warming`, those waiting for a warm-up slot, oldest first.
     queue: VecDeque<Arc<str>>,
     warmups_running: usize,
+    /// Where warm-ups fold history: low-priority threads, one per concurrent warm-up, so a flood of new
+    /// parameter sets cannot take the cores from the fan-out (`crate::background`).
+    warmup_pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 impl IndicatorService {
     pub fn new(hub: Addr<Hub>, market: Market, settings: IndicatorSettings) -> IndicatorService {
+        let warmup_pool = crate::background::pool("indicator-warmup", settings.max_concurrent_warmups)
+            .map(Arc::new)
+            .map_err(|e| tracing::warn!(error = %e, "no low-priority warm-up pool; using the blocking pool"))
+            .ok();
         IndicatorService {
             hub,
             market,
-            settings,
             computations: HashMap::new(),
             by_topic: HashMap::new(),
             warming: HashMap::new(),
             queue: VecDeque::new(),
             warmups_running: 0,
+            settings,
+            warmup_pool,
         }
     }
 
@@ -242,11 +250,15 @@ impl IndicatorService {
             self.warmups_running += 1;
             let (symbol, interval, name, params) = (w.symbol.clone(), w.interval, w.name, w.params.clone());
             let bars = entry.aggregator.send(GetBars(HistoryQuery::all(interval)));
+            let pool = self.warmup_pool.clone();
             let work = async move {
                 let bars = bars.await.map_err(|_| IndicatorError::Unavailable)?;
-                // The folding is CPU work over up to the whole history: the blocking pool, not an actor's thread.
-                let built = tokio::task::spawn_blocking(move || warm_up(symbol, interval, name, params, &bars));
-                built.await.map_err(|_| IndicatorError::Unavailable)?
+                // The folding is CPU work over up to the whole history: never on an actor's thread.
+                let fold = move || warm_up(symbol, interval, name, params, &bars);
+                match pool {
+                    Some(pool) => crate::background::run_on(&pool, fold).await.ok_or(IndicatorError::Unavailable)?,
+                    None => tokio::task::spawn_blocking(fold).await.map_err(|_| IndicatorError::Unavailable)?,
+                }
             };
             ctx.spawn(work.into_actor(self).map(move |result, svc, ctx| {
                 svc.warmups_running = svc.warmups_running.saturating_sub(1);
