@@ -67,7 +67,7 @@ class Server:
         self.out_path = os.path.join(workdir, f"{name}.server.out")
         self.err_path = os.path.join(workdir, f"{name}.server.err")
         self.proc = subprocess.Popen(
-            [binary], env=env, stdout=open(self.out_path, "w"), stderr=open(self.err_path, "w"), cwd=self.store
+            PIN_MEASURED + [binary], env=env, stdout=open(self.out_path, "w"), stderr=open(self.err_path, "w"), cwd=self.store
         )
         self.pid = self.proc.pid
         self.port = None
@@ -677,6 +677,20 @@ ATTACKS = [
 ]
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds of process `pid` (all its threads) so far."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+# With --pin: the server and the healthy clients on CPU 0, the attacker (this process) on CPU 1, as if the
+# attacker were another machine: its own CPU is then not taken from the server it attacks.
+PIN_MEASURED = []
+
+
 # ---------------------------------------------------------------- one row
 
 
@@ -688,7 +702,7 @@ def run_row(args, name, title, attack):
         m0, lines0 = scrape(srv.port), srv.log_lines()
         jpath = os.path.join(args.out, f"{name}.loadgen.json")
         lg = subprocess.Popen(
-            [args.loadgen, "--url", f"ws://{HOST}:{srv.port}/ws", "--clients", str(args.clients), "--connect-rate", "2000",
+            PIN_MEASURED + [args.loadgen, "--url", f"ws://{HOST}:{srv.port}/ws", "--clients", str(args.clients), "--connect-rate", "2000",
              "--duration", str(args.window), "--warmup", str(WARMUP), "--interval", "1s", "--server-pid", str(srv.pid),
              "--json", jpath],
             stdout=open(os.path.join(args.out, f"{name}.loadgen.txt"), "w"), stderr=subprocess.STDOUT,
@@ -698,12 +712,14 @@ def run_row(args, name, title, attack):
         rss_before, _ = rss_kb(srv.pid)
         sampler = RssSampler(srv.pid)
         sampler.start()
+        cpu0_server, cpu0_attacker = cpu_seconds(srv.pid), sum(os.times()[:2])
         stop, out, notes = threading.Event(), Outcomes(), []
         t_attack = None
         if attack:
             t_attack = threading.Thread(target=attack, args=(srv.port, stop, out, notes), daemon=True)
             t_attack.start()
         lg.wait()
+        cpu_server, cpu_attacker = cpu_seconds(srv.pid) - cpu0_server, sum(os.times()[:2]) - cpu0_attacker
         stop.set()
         if t_attack:
             t_attack.join(timeout=40)
@@ -726,6 +742,7 @@ def run_row(args, name, title, attack):
             "healthy_connected": rep.get("connected"), "healthy_disconnects": rep.get("disconnects"),
             "healthy_msgs_per_s": rep.get("messages_per_second"),
             "server_alive": alive, "attacker": dict(out.c), "attacker_summary": out.summary(),
+            "cpu_server_s": cpu_server, "cpu_attacker_s": cpu_attacker,
             "notes": notes, "refused": refused, "other_counters": other, "log_lines": lines1 - lines0,
         }
         print(json.dumps({k: row[k] for k in ("rss_before_mb", "rss_peak_mb", "rss_after_mb", "p50", "p99", "refused", "log_lines")}), flush=True)
@@ -753,7 +770,7 @@ def write_doc(rows, args, doc_path, command):
     lines = [
         f"Command: `{command}` (scripts/abuse.sh → scripts/abuse.py; raw results in `bench/results/abuse/`).",
         f"Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(os.path.getmtime(os.path.join(args.out, 'rows.json'))))}, commit `{args.commit}`, on the team's shared machine: "
-        f"{os.cpu_count()} cores shared with other engineers' builds and tests, so latency ratios are noisy.",
+        (f"{os.cpu_count()} cores, nothing else running." if args.idle_machine else f"{os.cpu_count()} cores shared with other engineers' builds and tests, so latency ratios are noisy."),
         "",
         "Each row starts a fresh release server (simulated market at 200 trades/s per symbol and 10 updates/s per topic "
         "as in `make bench`, 1 day of 1m and 1 hour of 1s backfill, a temporary embedded store, default limits, one script "
@@ -764,11 +781,16 @@ def write_doc(rows, args, doc_path, command):
         "RSS is the server's VmRSS just before the attack, its peak (sampled every 100 ms) while it ran, and 2 s after it "
         "stopped. p99 is the healthy clients' delivery latency (server `ts_sent` to receipt); the ratio is against the **lower** of the two quiet runs (one before the attacks, one after). "
         "Refusals are the increase of `candlecast_refused_total{limit}` over the row; other counters are those whose name "
-        "says refused, rejected, dropped, slow, malformed, expired, … The attacker and the healthy clients share the 2 cores "
-        "with the server, so part of a p99 increase is the attacker's own CPU.",
+        "says refused, rejected, dropped, slow, malformed, expired, … CPU is the server's and the attacker's (the script's "
+        "process) user + system seconds over the measured window. "
+        + ("**Pinned** (`--pin`): the server and the healthy clients run on CPU 0 and the attacker on CPU 1, as if the "
+           "attacker were another machine: what the server spends on the attack still competes with its healthy "
+           "clients, the attacker's own CPU does not." if args.pin else
+           "The attacker and the healthy clients share the 2 cores with the server, so part of a p99 increase is the "
+           "attacker's own CPU."),
         "",
-        "| attack | RSS before → peak → after (MB) | healthy p50 / p99 (ms) | p99 vs quiet | attacker got back | refusals in `/metrics` | other counters | log lines |",
-        "|---|---|---|---|---|---|---|---|",
+        "| attack | RSS before → peak → after (MB) | healthy p50 / p99 (ms) | p99 vs quiet | CPU s in the window: server / attacker | attacker got back | refusals in `/metrics` | other counters | log lines |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         ratio = f"{r['p99'] / q1:.2f}×" if (q1 and r["p99"]) else "n/a"
@@ -781,7 +803,8 @@ def write_doc(rows, args, doc_path, command):
         got = r["attacker_summary"] or "—"
         # Short names, as in the rows before counters took Prometheus' `_total` suffix (docs/OPERATIONS.md).
         other = fmt_counts({re.sub(r"_total(?=\{|$)", "", k.replace("candlecast_", "")): v for k, v in r["other_counters"].items()}, 4)
-        lines.append(f"| {r['title']} | {rss} | {p} | {ratio} | {got} | {fmt_counts(r['refused'])} | {other} | {r['log_lines']:,} |")
+        cpu = f"{r['cpu_server_s']:.1f} / {r['cpu_attacker_s']:.1f}" if "cpu_server_s" in r else "n/a"
+        lines.append(f"| {r['title']} | {rss} | {p} | {ratio} | {cpu} | {got} | {fmt_counts(r['refused'])} | {other} | {r['log_lines']:,} |")
     lines += ["", "Targets, per row (computed by the script):", ""]
     for r in rows:
         if r["name"].startswith("quiet"):
@@ -871,9 +894,16 @@ def main():
     ap.add_argument("--doc", default="", help="write the table into this file's '## Abuse benchmark' section")
     ap.add_argument("--commit", default="")
     ap.add_argument("--command", default="make abuse")
+    ap.add_argument("--pin", action="store_true",
+                    help="server and healthy clients on CPU 0, the attacker on CPU 1 (the attacker as another machine)")
     ap.add_argument("--render", action="store_true", help="only rewrite --doc from <out>/rows.json")
+    ap.add_argument("--idle-machine", action="store_true", help="say in the doc that nothing else ran on the machine")
     args = ap.parse_args()
     args.server, args.loadgen, args.out = map(os.path.abspath, (args.server, args.loadgen, args.out))
+    if args.pin:
+        global PIN_MEASURED
+        PIN_MEASURED = ["taskset", "-c", "0"]
+        os.sched_setaffinity(0, {1})
     os.makedirs(args.out, exist_ok=True)
     if args.render:
         rows = json.load(open(os.path.join(args.out, "rows.json")))
