@@ -72,7 +72,7 @@ impl Admin {
 /// Why an admin request was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
-    #[error("admin is disabled: configure [admin] keys (or CANDLECAST__ADMIN__KEYS) to use the write endpoints")]
+    #[error("admin is disabled: make a key with `candlecast keys new --role admin` (or configure [admin] keys) to use the write endpoints")]
     Disabled,
     #[error("send a valid admin key as `Authorization: Bearer <key>`")]
     Unauthorized,

@@ -163,7 +163,7 @@ pub enum AccessError {
     KeyRequired,
     #[error("that key is not a trader or admin key; send a valid one as `Authorization: Bearer <key>`, or none")]
     WrongKey,
-    #[error("jobs need a key here and none is configured: set [jobs] trader_keys")]
+    #[error("jobs need a key here and none exists: make one with `candlecast keys new --role trader` (or set [jobs] trader_keys)")]
     Disabled,
 }
 
