@@ -28,6 +28,7 @@ pub struct Config {
     pub log: LogConfig,
     pub strategies: StrategiesConfig,
     pub admin: AdminConfig,
+    pub auth: AuthConfig,
     pub jobs: JobsConfig,
     pub scripts: ScriptsConfig,
     pub node: NodeSettings,
@@ -104,6 +105,24 @@ pub struct AdminConfig {
     /// `refused_key_delay_ms` (0 disables the delay). Hosts in `[http] unlimited_hosts` are never delayed.
     pub refused_keys_free_per_10s: u32,
     pub refused_key_delay_ms: u64,
+}
+
+/// Where the hashed keys of `candlecast keys new` live (`[auth]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Empty: `keys.toml` in the store's directory (`store.path`).
+    pub keys_file: String,
+}
+
+impl Config {
+    /// The keys file the server reads and `candlecast keys` writes.
+    pub fn keys_file(&self) -> PathBuf {
+        match self.auth.keys_file.as_str() {
+            "" => self.store.path.join("keys.toml"),
+            path => PathBuf::from(path),
+        }
+    }
 }
 
 /// Backtest and optimization jobs: who may run them and their budgets (`[jobs]`).

@@ -4,7 +4,8 @@
 //! actor pipeline of `candlecast-actors` (feed → aggregator → hub → sessions).
 //!
 //! # Layout
-//! - [`cli`]: operator subcommands (`keys new`, `check-config`).
+//! - [`auth`]: API keys: the one check of a key for a role, the hashed keys file and its reload.
+//! - [`cli`]: operator subcommands (`keys new|list|revoke`, `check-config`, `store export|import`).
 //! - [`config`]: `config/default.toml`, `--config FILE` and `CANDLECAST__*` environment overrides.
 //! - [`http`]: one file per REST resource, the JSON error type, and `configure` for every route.
 //! - [`jobs`]: backtest and optimization jobs on a bounded pool, with progress, cancel and expiry.
@@ -14,6 +15,7 @@
 //! - [`run`]: starts the engine and the HTTP server on a bound listener until `shutdown` resolves.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod http;
@@ -155,9 +157,18 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let script_store = store.clone();
     let engine = Engine::start(&config.hub, config.aggregator.clone(), &engine_feeds, &config.store, store)?;
     let cluster = Cluster::start(&engine, &config.node, &config.redis, &config.feed).await?;
+    actix_web::rt::spawn(engine.warmup.clone().log_progress());
     let services = start_strategy_actors(&engine, &config, connection_ceiling);
     let ws_limits = Arc::new(config.ws.clone());
-    let scripts = Arc::new(scripts::Scripts::new(&config.scripts, engine.market.clone(), script_store));
+    let keys = Arc::new(auth::Keys::new(
+        &config.scripts.keys,
+        &config.admin.keys,
+        &config.jobs.trader_keys,
+        Some(config.keys_file()),
+    ));
+    first_run_hint(&keys);
+    actix_web::rt::spawn(keys.clone().watch());
+    let scripts = Arc::new(scripts::Scripts::new(&config.scripts, keys.clone(), engine.market.clone(), script_store));
     // Before the server listens: a client subscribing to a script-created symbol finds it.
     scripts.restore().await;
     let socketio =
@@ -168,8 +179,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         Duration::from_millis(config.admin.refused_key_delay_ms),
         &config.http.unlimited_hosts,
     ));
-    let admin = Arc::new(http::admin::Admin::new(&config.admin.keys));
-    let jobs = Arc::new(jobs::Jobs::new(&config.jobs, admin.clone())?);
+    let admin = Arc::new(http::admin::Admin::new(keys.clone()));
+    let jobs = Arc::new(jobs::Jobs::new(&config.jobs, keys, admin.clone())?);
     let state = AppState {
         engine,
         ws_limits,
@@ -233,6 +244,20 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     // store is closed (so the same directory can be opened again at once, as tests do).
     history.shutdown().await;
     Ok(())
+}
+
+/// A server nobody can push to yet says how to change that, once, at start (never with a key).
+fn first_run_hint(keys: &auth::Keys) {
+    if keys.has(auth::Role::Script) {
+        return;
+    }
+    let file = keys.file().map(|f| f.display().to_string()).unwrap_or_default();
+    tracing::info!(
+        keys_file = %file,
+        "no script key yet: to let a script push, run `candlecast keys new --role script` (with this server's \
+         --config, if any); it prints the key once and stores its hash in the keys file, which this server \
+         reads within a second: no restart needed"
+    );
 }
 
 /// How long the start waits for a server store to answer its first check.

@@ -10,8 +10,9 @@ use tracing_subscriber::EnvFilter;
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    /// A TOML file layered over config/default.toml (environment variables CANDLECAST__* still win).
-    #[arg(long)]
+    /// A TOML file layered over config/default.toml (environment variables CANDLECAST__* still win). The
+    /// subcommands read it too (where the keys file and the store are).
+    #[arg(long, global = true)]
     config: Option<PathBuf>,
     /// Without a command, the server runs.
     #[command(subcommand)]
@@ -32,7 +33,7 @@ fn main() -> std::process::ExitCode {
 fn start() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(command) = args.command {
-        return candlecast::cli::run(command);
+        return candlecast::cli::run(command, args.config.as_deref());
     }
     let config = candlecast::Config::load(args.config.as_deref())?;
     let filter = EnvFilter::try_from_default_env()

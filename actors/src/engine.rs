@@ -15,6 +15,7 @@ use crate::feed::kite::{KiteConnector, KiteSettings, KiteShared};
 use crate::feed::replay::{ReplayConnector, ReplaySettings};
 use crate::feed::shoonya::{session::Shared as ShoonyaShared, ShoonyaConnector, ShoonyaSettings};
 use crate::feed::simulated::{SimulatedConnector, SimulatedSettings};
+use crate::feed::warmup::Warmup;
 use crate::feed::{Connector, FeedActor, FeedError, FeedStatus};
 use crate::hub::{Hub, HubSettings};
 use crate::market::Market;
@@ -150,6 +151,11 @@ impl Feeds {
 
     /// Starts a feed for `symbol` from `source` (`simulated`, `binance`, `iqfeed`, `kite`, `shoonya` or `replay`).
     pub fn add(&self, source: &str, symbol: &str) -> Result<FeedHandle, EngineError> {
+        self.start(source, symbol, None)
+    }
+
+    /// [`Feeds::add`], reporting the end of the backfill to `warmup` (the feeds of the configuration).
+    fn start(&self, source: &str, symbol: &str, warmup: Option<Arc<Warmup>>) -> Result<FeedHandle, EngineError> {
         if !valid_symbol(symbol) {
             return Err(EngineError::InvalidSymbol(symbol.to_owned()));
         }
@@ -159,26 +165,27 @@ impl Feeds {
             return Err(EngineError::FeedExists { venue: f.source, symbol: symbol.to_owned() });
         }
         let sym = Symbol::from(symbol);
-        let (market, arbiter, s, h) = (&self.market, &self.arbiter, &self.settings, &self.history);
+        let (market, s) = (&self.market, &self.settings);
+        let h = &(self.arbiter.clone(), self.history.clone(), warmup);
         let handle = match source {
-            "simulated" => start_feed(market, SimulatedConnector::new(sym, &s.simulated), arbiter, h),
+            "simulated" => start_feed(market, SimulatedConnector::new(sym, &s.simulated), h),
             "binance" => {
                 let c = BinanceConnector::new(sym, &s.binance, self.binance_combined.clone())
                     .map_err(|error| EngineError::Connector { venue: "binance", error })?;
-                start_feed(market, c, arbiter, h)
+                start_feed(market, c, h)
             }
-            "iqfeed" => start_feed(market, IqFeedConnector::new(sym, &s.iqfeed), arbiter, h),
+            "iqfeed" => start_feed(market, IqFeedConnector::new(sym, &s.iqfeed), h),
             "shoonya" => {
                 let c = ShoonyaConnector::new(sym, self.shoonya.clone())
                     .map_err(|error| EngineError::Connector { venue: "shoonya", error })?;
-                start_feed(market, c, arbiter, h)
+                start_feed(market, c, h)
             }
             "kite" => {
                 let c = KiteConnector::new(sym, &s.kite, &self.kite)
                     .map_err(|error| EngineError::Connector { venue: "kite", error })?;
-                start_feed(market, c, arbiter, h)
+                start_feed(market, c, h)
             }
-            "replay" => start_feed(market, ReplayConnector::new(sym, &s.replay), arbiter, h),
+            "replay" => start_feed(market, ReplayConnector::new(sym, &s.replay), h),
             other => return Err(EngineError::UnknownSource(other.to_owned())),
         };
         running.push(handle.clone());
@@ -213,6 +220,8 @@ pub struct Engine {
     pub feeds: Feeds,
     /// History beyond the in-memory window, and the persistence actor behind it.
     pub history: History,
+    /// The first start's backfill of the configured feeds: `/health` and `/ready` ask it.
+    pub warmup: Arc<Warmup>,
 }
 
 impl Engine {
@@ -237,25 +246,27 @@ impl Engine {
         let market = Market::new(hub.clone(), aggregator, market_arbiter.clone());
         let history = History::start(opened, store, &market, &hub, grace_ms)?;
         let feeds = Feeds::new(market.clone(), market_arbiter, feed.clone(), history.clone());
+        let warmup = Arc::new(Warmup::default());
         match feed.source.as_str() {
             "none" => {}
             "simulated" | "binance" | "iqfeed" | "kite" | "shoonya" | "replay" => {
+                warmup.expect(feed.symbols.len());
                 for symbol in &feed.symbols {
-                    feeds.add(&feed.source, symbol)?;
+                    feeds.start(&feed.source, symbol, Some(warmup.clone()))?;
                 }
             }
             other => return Err(EngineError::UnknownSource(other.to_owned())),
         }
-        Ok(Engine { hub, hub_counters, market, feeds, history })
+        Ok(Engine { hub, hub_counters, market, feeds, history, warmup })
     }
 }
 
-/// Registers the connector's symbol and starts its feed actor next to the aggregator.
+/// Registers the connector's symbol and starts its feed actor next to the aggregator, on `arbiter`, with
+/// `history` (and `warmup` to report to, for the feeds of the configuration).
 pub fn start_feed<C: Connector + Send>(
     market: &Market,
     mut connector: C,
-    arbiter: &ArbiterHandle,
-    history: &History,
+    (arbiter, history, warmup): &(ArbiterHandle, History, Option<Arc<Warmup>>),
 ) -> FeedHandle {
     let source = connector.source();
     let entry = market.get_or_create(connector.symbol(), source);
@@ -267,6 +278,7 @@ pub fn start_feed<C: Connector + Send>(
         history: history.clone(),
         window: market.settings().history_bars,
         calendar: market.settings().calendar_for(connector.symbol()),
+        warmup: warmup.clone(),
     };
     let (sink, upsert) = (entry.aggregator.clone().recipient(), entry.aggregator.clone().recipient());
     let feed_status = status.clone();

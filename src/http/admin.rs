@@ -1,51 +1,20 @@
-//! Admin keys for the write endpoints (`/api/feeds`, `/api/strategies/live`), and the key ring that
-//! script keys use too.
+//! Admin keys for the write endpoints (`/api/feeds`, `/api/strategies/live`), and the bearer token that
+//! every keyed route reads.
 //!
-//! Keys come from `[admin] keys` (or `CANDLECAST__ADMIN__KEYS`) and are sent as `Authorization: Bearer <key>`.
+//! Keys come from `[admin] keys` (or `CANDLECAST__ADMIN__KEYS`) or the keys file (`candlecast keys new --role
+//! admin`), are checked by [`crate::auth::Keys`] and are sent as `Authorization: Bearer <key>`.
 //! No key configured: 403 (admin disabled); a missing or wrong key: 401. Every refused attempt is counted
 //! (`admin_refused` in `/api/stats`) and logged with the peer and path, never with the key, at warn at most
 //! once per peer per quiet period (see [`super::auth_log`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
 
-/// A set of secret keys (admin keys, script keys). Empty keys in the configuration are ignored.
-#[derive(Debug, Default)]
-pub struct KeyRing {
-    keys: Vec<String>,
-}
-
-impl KeyRing {
-    pub fn new(keys: &[String]) -> KeyRing {
-        KeyRing { keys: keys.iter().filter(|k| !k.is_empty()).cloned().collect() }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
-    /// Whether `token` is one of the keys. Compares against every key, in constant time per key, so
-    /// timing tells nothing about either.
-    pub fn contains(&self, token: &str) -> bool {
-        self.position(token).is_some()
-    }
-
-    /// Which key `token` is (its index), compared like [`KeyRing::contains`]: the index identifies a key
-    /// in budgets and logs without revealing it.
-    pub fn position(&self, token: &str) -> Option<usize> {
-        self.keys.iter().enumerate().fold(None, |found, (i, key)| {
-            let hit = constant_time_eq(key.as_bytes(), token.as_bytes());
-            if hit && found.is_none() {
-                Some(i)
-            } else {
-                found
-            }
-        })
-    }
-}
+use crate::auth::{KeyId, Keys, Role};
 
 /// The token of an `Authorization: Bearer <token>` header.
 pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
@@ -56,26 +25,26 @@ pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
         .map(str::trim)
 }
 
-/// The configured admin keys and the count of refused attempts.
-#[derive(Debug, Default)]
+/// The admin keys (through the server's [`Keys`]) and the count of refused attempts.
+#[derive(Debug)]
 pub struct Admin {
-    keys: KeyRing,
+    keys: Arc<Keys>,
     pub refused: AtomicU64,
 }
 
 impl Admin {
-    pub fn new(keys: &[String]) -> Admin {
-        Admin { keys: KeyRing::new(keys), refused: AtomicU64::new(0) }
+    pub fn new(keys: Arc<Keys>) -> Admin {
+        Admin { keys, refused: AtomicU64::new(0) }
     }
 
-    /// Whether no admin key is configured.
+    /// Whether no admin key exists (configured or in the keys file).
     pub fn is_disabled(&self) -> bool {
-        self.keys.is_empty()
+        !self.keys.has(Role::Admin)
     }
 
     /// Which admin key `token` is, if any (for the roles that also accept admin keys).
-    pub fn key_position(&self, token: &str) -> Option<usize> {
-        self.keys.position(token)
+    pub fn key_id(&self, token: &str) -> Option<KeyId> {
+        self.keys.check(Role::Admin, token)
     }
 
     /// Checks the request's bearer token against every key.
@@ -86,13 +55,13 @@ impl Admin {
             super::auth_log::refused_key(super::auth_log::KeyKind::Admin, peer, reason, req.path());
             Err(err)
         };
-        if self.keys.is_empty() {
+        if self.is_disabled() {
             return refuse(AdminError::Disabled, "admin disabled");
         }
         let Some(token) = bearer_token(req) else {
             return refuse(AdminError::Unauthorized, "no bearer token");
         };
-        if self.keys.contains(token) {
+        if self.key_id(token).is_some() {
             Ok(())
         } else {
             refuse(AdminError::Unauthorized, "wrong key")
@@ -100,15 +69,10 @@ impl Admin {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let diff = a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y));
-    diff == 0 && a.len() == b.len()
-}
-
 /// Why an admin request was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
-    #[error("admin is disabled: configure [admin] keys (or CANDLECAST__ADMIN__KEYS) to use the write endpoints")]
+    #[error("admin is disabled: make a key with `candlecast keys new --role admin` (or configure [admin] keys) to use the write endpoints")]
     Disabled,
     #[error("send a valid admin key as `Authorization: Bearer <key>`")]
     Unauthorized,
@@ -142,7 +106,7 @@ mod tests {
 
     #[test]
     fn keys_are_checked_and_refusals_counted() {
-        let admin = Admin::new(&["s3cret".into(), "".into()]);
+        let admin = Admin::new(Arc::new(Keys::configured(Role::Admin, &["s3cret".into(), "".into()])));
         let ok = TestRequest::default().insert_header(("authorization", "Bearer s3cret")).to_http_request();
         assert!(admin.authorize(&ok).is_ok());
         for header in [None, Some("Bearer nope"), Some("Bearer s3cre"), Some("Basic s3cret"), Some("Bearer ")] {
@@ -153,7 +117,7 @@ mod tests {
             assert!(matches!(admin.authorize(&req.to_http_request()), Err(AdminError::Unauthorized)), "{header:?}");
         }
         assert_eq!(admin.refused.load(Ordering::Relaxed), 5);
-        let disabled = Admin::new(&[]);
+        let disabled = Admin::new(Arc::new(Keys::configured(Role::Admin, &[])));
         assert!(matches!(disabled.authorize(&ok), Err(AdminError::Disabled)));
     }
 }

@@ -41,6 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &std::path::Path) {
         .service(market_data::historical)
         .service(status::stats)
         .service(status::health)
+        .service(status::ready)
         .service(status::metrics_route)
         .service(feeds::list)
         .service(feeds::add)

@@ -142,7 +142,8 @@ pub struct StatsReply {
 /// `GET /health`.
 #[derive(Serialize, ToSchema)]
 pub struct HealthReply {
-    /// `ok`, or `degraded` with the reason in the fields below.
+    /// `ok`; `warming_up` while the first start's backfill loads history (see `history`, and `/ready`);
+    /// or `degraded` with the reason in the fields below.
     pub status: String,
     pub uptime_seconds: u64,
     pub feeds: u64,
@@ -153,6 +154,21 @@ pub struct HealthReply {
     /// With `[redis] url`: the cluster report.
     #[schema(value_type = Option<Object>)]
     pub redis: Option<serde_json::Value>,
+    /// The first start's backfill, as `/ready` answers it.
+    pub history: ReadyReply,
+}
+
+/// `GET /ready`, and `history` in `/health`.
+#[derive(Serialize, ToSchema)]
+pub struct ReadyReply {
+    /// Every configured symbol has its history (stored plus backfilled).
+    pub ready: bool,
+    pub symbols_done: u64,
+    pub symbols_total: u64,
+    /// Bars the finished symbols hold.
+    pub bars: u64,
+    /// While warming up, at the pace so far; `null` before the first symbol finished.
+    pub eta_seconds: Option<u64>,
 }
 
 /// One feed, as `GET /api/feeds` and `/api/stats` show it.
@@ -285,6 +301,7 @@ pub struct TradesReply {
         super::market_data::historical,
         super::status::stats,
         super::status::health,
+        super::status::ready,
         super::status::metrics_route,
         super::feeds::list,
         super::feeds::add,

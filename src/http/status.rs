@@ -1,4 +1,8 @@
-//! Operational routes: `/api/stats` (seed 004's shape, extended), `/health`, `/metrics`.
+//! Operational routes: `/api/stats` (seed 004's shape, extended), `/health`, `/ready`, `/metrics`.
+//!
+//! `/health` is liveness: always 200 while the process serves, its `status` says `ok`, `warming_up` (the
+//! first start's backfill is still loading history) or `degraded` (and why). `/ready` is readiness for a
+//! load balancer: 503 until every configured symbol has its history, then 200.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -101,8 +105,15 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let store_ok = history.kind() == "none" || history.stats().healthy.load(Ordering::Relaxed);
     // The journal nearing its cap degrades before the disk (or the cap) stops it taking bars.
     let journal_warning = history.stats().journal_warning();
+    let warmup = state.engine.warmup.progress();
+    let healthy = failed.is_empty() && !redis_down && store_ok && journal_warning.is_none();
+    let status = match (healthy, state.engine.warmup.is_ready()) {
+        (false, _) => "degraded",
+        (true, false) => "warming_up",
+        (true, true) => "ok",
+    };
     let mut body = json!({
-        "status": if failed.is_empty() && !redis_down && store_ok && journal_warning.is_none() { "ok" } else { "degraded" },
+        "status": status,
         "uptime_seconds": state.started.elapsed().as_secs(),
         "feeds": feeds.len(),
         "failed_feeds": failed,
@@ -115,11 +126,43 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             "journal_bars": history.stats().journal_bars.load(Ordering::Relaxed),
             "journal": journal_warning,
         },
+        "history": history_json(state.engine.warmup.is_ready(), warmup),
     });
     if let Some(redis) = redis {
         body["redis"] = json!(redis);
     }
     HttpResponse::Ok().json(body)
+}
+
+/// `{"ready":false,"symbols_done":3,"symbols_total":10,"bars":120000,"eta_seconds":14}`
+fn history_json(is_ready: bool, p: candlecast_actors::feed::warmup::WarmupProgress) -> Value {
+    json!({
+        "ready": is_ready,
+        "symbols_done": p.feeds_done,
+        "symbols_total": p.feeds_total,
+        "bars": p.bars,
+        "eta_seconds": if is_ready { None } else { p.eta().map(|d| d.as_secs()) },
+    })
+}
+
+/// Readiness: 503 while the first start's backfill loads history (a load balancer should not send clients
+/// to a node whose charts would be empty), 200 once every configured symbol has it. The body is `/health`'s
+/// `history` object.
+#[utoipa::path(get, path = "/ready", tag = "operations", responses(
+    (status = 200, description = "History is loaded: ready for clients", body = super::openapi::ReadyReply),
+    (status = 503, description = "Warming up: the first start's backfill is still running", body = super::openapi::ReadyReply),
+))]
+#[get("/ready")]
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let is_ready = state.engine.warmup.is_ready();
+    let body = history_json(is_ready, state.engine.warmup.progress());
+    if is_ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        // A probe may come back sooner; this is when the estimate says it is worth it.
+        let retry = body["eta_seconds"].as_u64().unwrap_or(5).clamp(1, 60);
+        HttpResponse::ServiceUnavailable().insert_header(("Retry-After", retry.to_string())).json(body)
+    }
 }
 
 /// The cluster report (node, role, connection, reason when down, leases) and every cluster counter.

@@ -10,25 +10,21 @@ use std::sync::Arc;
 use actix_web::HttpRequest;
 
 use super::budget::{AccessError, Caller};
+use crate::auth::{Keys, Role};
 use crate::config::JobsConfig;
-use crate::http::admin::{bearer_token, Admin, KeyRing};
+use crate::http::admin::{bearer_token, Admin};
 use crate::http::auth_log::{self, KeyKind};
 
 pub struct Access {
     require_key: bool,
-    traders: KeyRing,
+    keys: Arc<Keys>,
     admin: Arc<Admin>,
     trusted_proxies: Vec<IpAddr>,
 }
 
 impl Access {
-    pub fn new(config: &JobsConfig, admin: Arc<Admin>) -> Access {
-        Access {
-            require_key: config.require_key,
-            traders: KeyRing::new(&config.trader_keys),
-            admin,
-            trusted_proxies: config.trusted_proxies.clone(),
-        }
+    pub fn new(config: &JobsConfig, keys: Arc<Keys>, admin: Arc<Admin>) -> Access {
+        Access { require_key: config.require_key, keys, admin, trusted_proxies: config.trusted_proxies.clone() }
     }
 
     /// Who `req` is, or why it may not run jobs.
@@ -41,7 +37,7 @@ impl Access {
         match bearer_token(req).filter(|t| !t.is_empty()) {
             Some(token) => {
                 // Both rings are always checked, so timing does not tell which kind of key it was.
-                let (trader, admin) = (self.traders.position(token), self.admin.key_position(token));
+                let (trader, admin) = (self.keys.check(Role::Trader, token), self.admin.key_id(token));
                 match (trader, admin) {
                     (Some(key), _) => Ok(Caller::Trader { admin: false, key }),
                     (None, Some(key)) => Ok(Caller::Trader { admin: true, key }),
@@ -49,7 +45,7 @@ impl Access {
                 }
             }
             None if !self.require_key => Ok(Caller::Anonymous(host)),
-            None if self.traders.is_empty() && self.admin.is_disabled() => {
+            None if !self.keys.has(Role::Trader) && self.admin.is_disabled() => {
                 refuse(AccessError::Disabled, "jobs need a key and none is configured")
             }
             None => refuse(AccessError::KeyRequired, "no bearer token"),

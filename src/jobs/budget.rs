@@ -8,13 +8,13 @@ use serde_json::json;
 
 use crate::config::JobsConfig;
 
-/// Who asked for a job. A trader is known by the index of its key, never by the key.
+/// Who asked for a job. A trader is known by its key's [`crate::auth::KeyId`], never by the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Caller {
     /// No key: budgeted per peer IP (or the trusted proxy's client address).
     Anonymous(IpAddr),
-    /// A `[jobs] trader_keys` key (`admin: false`) or an `[admin] keys` key (`admin: true`), by index.
-    Trader { admin: bool, key: usize },
+    /// A `[jobs] trader_keys` key (`admin: false`) or an `[admin] keys` key (`admin: true`), or a keys-file key.
+    Trader { admin: bool, key: crate::auth::KeyId },
 }
 
 impl Caller {
@@ -163,7 +163,7 @@ pub enum AccessError {
     KeyRequired,
     #[error("that key is not a trader or admin key; send a valid one as `Authorization: Bearer <key>`, or none")]
     WrongKey,
-    #[error("jobs need a key here and none is configured: set [jobs] trader_keys")]
+    #[error("jobs need a key here and none exists: make one with `candlecast keys new --role trader` (or set [jobs] trader_keys)")]
     Disabled,
 }
 

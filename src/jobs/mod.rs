@@ -108,7 +108,12 @@ pub struct Jobs {
 }
 
 impl Jobs {
-    pub fn new(config: &JobsConfig, admin: Arc<crate::http::admin::Admin>) -> Result<Jobs, JobError> {
+    /// `keys` checks trader keys; `admin` admin keys (they are trader keys too) and counts its refusals.
+    pub fn new(
+        config: &JobsConfig,
+        keys: Arc<crate::auth::Keys>,
+        admin: Arc<crate::http::admin::Admin>,
+    ) -> Result<Jobs, JobError> {
         let threads = match config.threads {
             0 => (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2).max(1),
             n => n,
@@ -119,7 +124,7 @@ impl Jobs {
         Ok(Jobs {
             jobs: Mutex::default(),
             config: config.clone(),
-            access: Access::new(config, admin),
+            access: Access::new(config, keys, admin),
             pool,
             loader,
             next: AtomicU64::new(0),
@@ -318,6 +323,7 @@ fn expire(jobs: &mut HashMap<String, Job>, now: Instant, config: &JobsConfig) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::KeyId;
     use std::net::IpAddr;
 
     fn config(overrides: &[(&str, toml::Value)]) -> JobsConfig {
@@ -325,7 +331,12 @@ mod tests {
     }
 
     fn jobs(overrides: &[(&str, toml::Value)]) -> Arc<Jobs> {
-        Arc::new(Jobs::new(&config(overrides), Arc::new(crate::http::admin::Admin::new(&[]))).unwrap())
+        {
+            let keys = Arc::new(crate::auth::Keys::configured(crate::auth::Role::Trader, &[]));
+            Arc::new(
+                Jobs::new(&config(overrides), keys.clone(), Arc::new(crate::http::admin::Admin::new(keys))).unwrap(),
+            )
+        }
     }
 
     fn host(n: u8) -> Caller {
@@ -401,11 +412,14 @@ mod tests {
         assert_eq!(busy(jobs.reserve(Kind::Optimize, host(1))), Running::PerHost);
         let b = jobs.reserve(Kind::Backtest, host(2)).unwrap();
         assert_eq!(busy(jobs.reserve(Kind::Backtest, host(3))), Running::Anonymous);
-        let key0 = Caller::Trader { admin: false, key: 0 };
+        let key0 = Caller::Trader { admin: false, key: KeyId::Config(0) };
         let k = jobs.reserve(Kind::Backtest, key0).unwrap();
         assert_eq!(busy(jobs.reserve(Kind::Backtest, key0)), Running::PerKey);
-        let _admin = jobs.reserve(Kind::Backtest, Caller::Trader { admin: true, key: 0 }).unwrap();
-        assert_eq!(busy(jobs.reserve(Kind::Backtest, Caller::Trader { admin: false, key: 1 })), Running::Total);
+        let _admin = jobs.reserve(Kind::Backtest, Caller::Trader { admin: true, key: KeyId::Config(0) }).unwrap();
+        assert_eq!(
+            busy(jobs.reserve(Kind::Backtest, Caller::Trader { admin: false, key: KeyId::Config(1) })),
+            Running::Total
+        );
         // A dropped reservation (history failed to load) frees its slot.
         drop(a);
         drop(k);

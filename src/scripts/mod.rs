@@ -23,8 +23,8 @@ use candlecast_actors::market::{Market, SymbolEntry};
 use candlecast_actors::model::Interval;
 use candlecast_actors::persist::Store;
 
+use crate::auth::{Keys, Role};
 use crate::config::ScriptsConfig;
-use crate::http::admin::KeyRing;
 use stats::ScriptStats;
 use store::{IndicatorStore, TradeStore};
 
@@ -44,13 +44,13 @@ pub enum AuthError {
     WrongKey,
     #[error("an API key is required: connect with auth {{\"token\": \"<key>\"}} (REST: Authorization: Bearer <key>)")]
     MissingKey,
-    #[error("script pushes are disabled on this server: configure [scripts] keys (or CANDLECAST__SCRIPTS__KEYS)")]
+    #[error("script pushes are disabled on this server: make a key with `candlecast keys new --role script` (or configure [scripts] keys)")]
     Disabled,
 }
 
 /// See the module documentation.
 pub struct Scripts {
-    keys: KeyRing,
+    keys: Arc<Keys>,
     require_key_for_dashboards: bool,
     market: Market,
     market_data_interval: Option<Interval>,
@@ -71,11 +71,12 @@ pub struct Scripts {
 }
 
 impl Scripts {
-    /// `store`: the configured store; script data is kept in it when it can keep it (embedded).
-    pub fn new(config: &ScriptsConfig, market: Market, store: Option<Arc<dyn Store>>) -> Scripts {
+    /// `keys`: the server's keys (script keys are checked there); `store`: the configured store; script
+    /// data is kept in it when it can keep it (embedded).
+    pub fn new(config: &ScriptsConfig, keys: Arc<Keys>, market: Market, store: Option<Arc<dyn Store>>) -> Scripts {
         let history = market.settings().history_bars;
         Scripts {
-            keys: KeyRing::new(&config.keys),
+            keys,
             require_key_for_dashboards: config.require_key_for_dashboards,
             market,
             market_data_interval: config.market_data_interval.parse().ok(),
@@ -97,7 +98,7 @@ impl Scripts {
     /// with `peer` and `via`, never with the key.
     pub fn authorize(&self, token: Option<&str>, peer: &str, via: &str) -> Result<Access, AuthError> {
         let result = match token.filter(|t| !t.is_empty()) {
-            Some(t) if self.keys.contains(t) => Ok(Access::Script),
+            Some(t) if self.keys.check(Role::Script, t).is_some() => Ok(Access::Script),
             Some(_) => Err(AuthError::WrongKey),
             None if self.require_key_for_dashboards => Err(AuthError::MissingKey),
             None => Ok(Access::Dashboard),
@@ -111,8 +112,8 @@ impl Scripts {
     /// Checks a key for a push (REST): only a valid script key passes.
     pub fn authorize_push(&self, token: Option<&str>, peer: &str, via: &str) -> Result<(), AuthError> {
         let result = match token.filter(|t| !t.is_empty()) {
-            _ if self.keys.is_empty() => Err(AuthError::Disabled),
-            Some(t) if self.keys.contains(t) => Ok(()),
+            _ if !self.keys.has(Role::Script) => Err(AuthError::Disabled),
+            Some(t) if self.keys.check(Role::Script, t).is_some() => Ok(()),
             Some(_) => Err(AuthError::WrongKey),
             None => Err(AuthError::MissingKey),
         };
@@ -134,9 +135,9 @@ impl Scripts {
         crate::http::auth_log::refused_key(crate::http::auth_log::KeyKind::Script, peer.parse().ok(), reason, via);
     }
 
-    /// Whether pushing is possible at all (keys are configured).
+    /// Whether pushing is possible at all (a script key exists, configured or in the keys file).
     pub fn pushes_enabled(&self) -> bool {
-        !self.keys.is_empty()
+        self.keys.has(Role::Script)
     }
 
     /// The symbol's entry, creating it with source `script` while under `max_script_symbols`. A created

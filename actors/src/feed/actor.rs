@@ -43,6 +43,8 @@ pub struct Backfill {
     pub window: usize,
     /// The symbol's exchange sessions: a backfill is laid onto them before it is stored or seeded.
     pub calendar: Calendar,
+    /// The first start's warm-up, for the feeds of the configuration; told when this history is loaded.
+    pub warmup: Option<Arc<super::warmup::Warmup>>,
 }
 
 impl<C: Connector> FeedActor<C> {
@@ -110,6 +112,10 @@ async fn backfill<C: Connector>(c: &mut C, to: Backfill, status: &FeedStatus) {
         if !series.is_empty() {
             bars.push((iv, series));
         }
+    }
+    // Counted before the seed is sent: whoever sees this symbol's price (after the seed) sees it counted.
+    if let Some(warmup) = &to.warmup {
+        warmup.finished(stored + new_bars);
     }
     if !bars.is_empty() {
         tracing::info!(%symbol, source, stored, backfilled = new_bars, "history loaded");

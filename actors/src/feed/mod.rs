@@ -8,6 +8,7 @@
 //! - [`kite`]: Zerodha Kite Connect: one shared binary WebSocket ticker, historical candles, instruments master.
 //! - [`replay`]: a trades or bars CSV replayed at a chosen speed.
 //! - [`backoff`]: capped exponential backoff with jitter.
+//! - [`warmup`]: the first start's backfill as a whole: ready or not, progress and an estimate.
 
 pub mod actor;
 pub mod backoff;
@@ -17,6 +18,7 @@ pub mod kite;
 pub mod replay;
 pub mod shoonya;
 pub mod simulated;
+pub mod warmup;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
