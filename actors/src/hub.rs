@@ -412,7 +412,7 @@ impl Hub {
         for (client, err) in failed {
             add(&COUNTERS.messages_dropped, 1);
             if err == PushError::Overflow {
-                crate::outbox::slow_client_closed(&COUNTERS.slow_client_disconnects, "ws", &client);
+                crate::outbox::slow_client_closed(&COUNTERS.slow_client_disconnects, "hub", &client);
             }
             self.remove_client(client);
         }

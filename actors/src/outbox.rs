@@ -19,12 +19,13 @@ use crate::refusals::refused;
 use crate::telemetry::add;
 
 /// The one place a client closed for reading too slowly (its outbound queue overflowed) is counted and
-/// logged, whoever noticed (the hub, a `/ws` session, a Socket.IO session): in its transport's `counter`,
-/// in the refusal family as `outbound_queue` (the queue's budget refused it), and in the log.
-pub fn slow_client_closed(counter: &AtomicU64, transport: &'static str, client: &dyn Display) {
+/// logged, whoever noticed it (`by`: the hub, a `/ws` session, a Socket.IO session): in `counter` (the
+/// `/ws` or the Socket.IO one), in the refusal family as `outbound_queue` (the queue's budget refused it),
+/// and in the log.
+pub fn slow_client_closed(counter: &AtomicU64, by: &'static str, client: &dyn Display) {
     add(counter, 1);
     refused("outbound_queue");
-    tracing::warn!(transport, %client, "closing slow client: outbound queue overflowed");
+    tracing::warn!(by, %client, "closing slow client: outbound queue overflowed");
 }
 
 /// Why a push was refused.

@@ -190,7 +190,9 @@ impl EioSession {
         let stats = &self.io.scripts.stats;
         match &reason {
             CloseReason::PingTimeout => ScriptStats::add(&stats.expired_sessions, 1),
-            CloseReason::SlowConsumer => slow_client_closed(&stats.slow_client_disconnects, "socket.io", &self.sid),
+            CloseReason::SlowConsumer => {
+                slow_client_closed(&stats.slow_client_disconnects, "socket.io session", &self.sid)
+            }
             CloseReason::TooLarge { .. } => ScriptStats::add(&stats.oversize_payloads, 1),
             r if r.is_malformed() => {
                 // Protocol violations (a client's own pings, broken packets) close the session: a refusal too.

@@ -140,7 +140,7 @@ impl WsSession {
         match self.outbox.push(frame) {
             Ok(()) => add(&COUNTERS.messages_sent, 1),
             Err(PushError::Overflow) => {
-                slow_client_closed(&COUNTERS.slow_client_disconnects, "ws", &self.id);
+                slow_client_closed(&COUNTERS.slow_client_disconnects, "ws session", &self.id);
                 add(&COUNTERS.messages_dropped, 1);
                 ctx.stop();
             }

@@ -137,7 +137,7 @@ mod tests {
     /// Each refusal with the code and message clients have always been sent (docs/protocol.md).
     #[test]
     fn refusals_keep_their_codes_and_messages() {
-        let cases: Vec<(Vec<String>, Option<&str>, UnknownSymbols, ErrorCode, &str)> = vec![
+        let cases = [
             (
                 pairs(&["btcusdt"]),
                 Some("7m"),
