@@ -10,13 +10,14 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use candlecast_actors::feed::iqfeed::time::utc_ms_to_eastern;
+use common::feeds::{bind, eventually, feed_until, now_ms, wait_totals};
 use common::{TestServer, Toml};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 enum Cmd {
@@ -257,10 +258,6 @@ impl FakeIqConnect {
     }
 }
 
-async fn bind() -> TcpListener {
-    TcpListener::bind("127.0.0.1:0").await.unwrap()
-}
-
 /// A `Q,`/`P,` line with the values of the client's selected `fields`, Eastern time as IQFeed sends it.
 #[allow(clippy::too_many_arguments)]
 fn update_line(
@@ -301,50 +298,6 @@ fn minute_row(start_ms: i64, open: f64, close: f64, volume: u64, trades: u64) ->
     let et = utc_ms_to_eastern(start_ms).unwrap().format("%Y-%m-%d %H:%M:%S");
     let (high, low) = (open.max(close) + 0.5, open.min(close) - 0.5);
     format!("{et},{high:.2},{low:.2},{open:.2},{close:.2},9999999,{volume},{trades}")
-}
-
-fn now_ms() -> i64 {
-    candlecast_actors::model::now_ms()
-}
-
-/// Polls until `check` holds, or panics with `what` after `secs`.
-async fn eventually<F: FnMut() -> bool>(secs: u64, what: &str, mut check: F) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Polls the server until `check` accepts the feed of `symbol` in /api/feeds; returns it.
-async fn feed_until(server: &TestServer, symbol: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, body) = server.get_json("/api/feeds").await;
-        let f = body["feeds"].as_array().unwrap().iter().find(|f| f["symbol"] == symbol).cloned().unwrap_or_default();
-        if check(&f) {
-            return f;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}: {f}");
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-}
-
-/// Trades and volume in the live 1s bars of `symbol`, once there are `trades` of them (or 20 s passed).
-async fn wait_totals(server: &TestServer, symbol: &str, trades: u64) -> (u64, f64) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, body) = server.get_json(&format!("/api/historical/{symbol}?interval=1s&limit=300")).await;
-        let bars = body["data"].as_array().cloned().unwrap_or_default();
-        let t = (
-            bars.iter().map(|b| b["trades"].as_u64().unwrap_or(0)).sum(),
-            bars.iter().map(|b| b["volume"].as_f64().unwrap_or(0.0)).sum(),
-        );
-        if t.0 >= trades || Instant::now() > deadline {
-            return t;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

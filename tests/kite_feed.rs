@@ -12,17 +12,16 @@ mod common;
 const EVERY_DAY: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::feeds::{bind, eventually, feed_until, now_ms, wait_totals};
 use common::{TestServer, Toml};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::Message;
@@ -265,10 +264,6 @@ fn fixture(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
-async fn bind() -> TcpListener {
-    TcpListener::bind("127.0.0.1:0").await.unwrap()
-}
-
 /// The 184-byte `full` packet at Kite's documented offsets: token 0, last price 4, last traded qty 8,
 /// average price 12, volume traded 16, total buy 20, total sell 24, OHLC 28..44, last trade time 44,
 /// OI 48, OI high 52, OI low 56, exchange timestamp 60, then 10 depth entries of 12 bytes.
@@ -298,10 +293,6 @@ fn message(packets: &[Vec<u8>]) -> Vec<u8> {
     m
 }
 
-fn now_ms() -> i64 {
-    candlecast_actors::model::now_ms()
-}
-
 /// `2025-12-05T09:15:00+0530` for a UTC time in ms (days to a civil date: H. Hinnant's algorithm).
 fn ist(ms: i64) -> String {
     let secs = (ms + 19_800_000).div_euclid(1000);
@@ -321,44 +312,6 @@ fn ist(ms: i64) -> String {
 /// Start of the IST day of a UTC time in ms.
 fn ist_day_start(ms: i64) -> i64 {
     (ms + 19_800_000) / 86_400_000 * 86_400_000 - 19_800_000
-}
-
-async fn eventually<F: FnMut() -> bool>(secs: u64, what: &str, mut check: F) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn feed_until(server: &TestServer, symbol: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, body) = server.get_json("/api/feeds").await;
-        let f = body["feeds"].as_array().unwrap().iter().find(|f| f["symbol"] == symbol).cloned().unwrap_or_default();
-        if check(&f) {
-            return f;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}: {f}");
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-}
-
-/// (trades, volume) of the 1s bars of `symbol` once there are `trades` (or 20 s passed).
-async fn wait_totals(server: &TestServer, symbol: &str, trades: u64) -> (u64, f64) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, body) = server.get_json(&format!("/api/historical/{symbol}?interval=1s&limit=300")).await;
-        let bars = body["data"].as_array().cloned().unwrap_or_default();
-        let t = (
-            bars.iter().map(|b| b["trades"].as_u64().unwrap_or(0)).sum(),
-            bars.iter().map(|b| b["volume"].as_f64().unwrap_or(0.0)).sum(),
-        );
-        if t.0 >= trades || Instant::now() > deadline {
-            return t;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[test]
@@ -486,46 +439,12 @@ async fn a_reconnect_resumes_without_repeating_trades() {
 async fn an_expired_token_is_reported_and_never_printed() {
     let fake = FakeKite::start().await;
     fake.state.lock().unwrap().valid_token = "tok-of-today".into();
-    let data = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_candlecast"));
-    cmd.env("CANDLECAST__LOG__LEVEL", "debug")
-        .env("CANDLECAST__STORE__PATH", data.path())
-        .env("CANDLECAST__SERVER__HOST", "127.0.0.1")
-        .env("CANDLECAST__SERVER__PORT", "0")
-        .env("CANDLECAST__SERVER__WORKERS", "2")
-        .env("CANDLECAST__SERVER__STATIC_DIR", "/nonexistent-candlecast-dist")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
     // The environment cannot name an exchange's session (its keys are lower-cased; exchanges are upper
     // case): this test reads no bars, so the default sessions do.
-    for (key, value) in fake.overrides(&["NSE:INFY"]).into_iter().filter(|(k, _)| !k.starts_with("aggregator.sessions"))
-    {
-        let name = format!("CANDLECAST__{}", key.replace('.', "__").to_ascii_uppercase());
-        match value {
-            Toml::String(s) => cmd.env(name, s),
-            other => cmd.env(name, other.to_string()),
-        };
-    }
-    let mut child = cmd.spawn().expect("the candlecast binary starts");
-    let output = Arc::new(Mutex::new(String::new()));
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel::<SocketAddr>();
-    let readers: Vec<Box<dyn std::io::Read + Send>> =
-        vec![Box::new(child.stdout.take().unwrap()), Box::new(child.stderr.take().unwrap())];
-    for stream in readers {
-        let (output, addr_tx) = (output.clone(), addr_tx.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("candlecast listening on http://") {
-                    let _ = addr_tx.send(addr.trim().parse().expect("an address"));
-                }
-                let mut out = output.lock().unwrap();
-                out.push_str(&line);
-                out.push('\n');
-            }
-        });
-    }
-    let addr = tokio::task::spawn_blocking(move || addr_rx.recv_timeout(Duration::from_secs(60))).await.unwrap();
-    let addr = addr.unwrap_or_else(|_| panic!("no address; output: {}", output.lock().unwrap()));
+    let overrides: Vec<_> =
+        fake.overrides(&["NSE:INFY"]).into_iter().filter(|(k, _)| !k.starts_with("aggregator.sessions")).collect();
+    let (mut server, printed) = TestServer::start_process_printing("debug", &overrides).await;
+    let addr = server.addr;
     let get = |path: &str| {
         let url = format!("http://{addr}{path}");
         async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
@@ -558,10 +477,8 @@ async fn an_expired_token_is_reported_and_never_printed() {
     assert_eq!((attempts, accepted), (1, 0), "one handshake, refused, not retried");
     let stats = get("/api/stats").await;
     let metrics = get("/metrics").await;
-    let _ = child.kill();
-    let _ = child.wait();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let printed = output.lock().unwrap().clone();
+    server.kill9();
+    let printed = printed.all();
     assert!(printed.contains("token expired or invalid"), "the refusal is logged: {printed}");
     for (what, text) in [
         ("/api/feeds", &feeds),

@@ -13,15 +13,15 @@ const EVERY_DAY: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use candlecast_actors::feed::shoonya::session::{sha256_hex, totp};
 use candlecast_actors::feed::shoonya::wire::utc_ms_to_ist;
+use common::feeds::{bind, eventually, feed_until, now_ms, wait_totals};
 use common::{TestServer, Toml};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -298,60 +298,12 @@ impl FakeNoren {
     }
 }
 
-async fn bind() -> TcpListener {
-    TcpListener::bind("127.0.0.1:0").await.unwrap()
-}
-
-fn now_ms() -> i64 {
-    candlecast_actors::model::now_ms()
-}
-
 /// A TPSeries row for the minute starting at `start_ms`, as Noren sends it (IST time, strings).
 fn tp_row(start_ms: i64, open: f64, close: f64, volume: u64) -> Value {
     let (high, low) = (open.max(close) + 0.5, open.min(close) - 0.5);
     json!({"stat": "Ok", "time": utc_ms_to_ist(start_ms).unwrap(), "into": format!("{open:.2}"),
         "inth": format!("{high:.2}"), "intl": format!("{low:.2}"), "intc": format!("{close:.2}"),
         "intvwap": format!("{close:.2}"), "intv": volume.to_string(), "v": "999999", "intoi": "0", "oi": "0"})
-}
-
-/// Polls until `check` holds, or panics with `what` after `secs`.
-async fn eventually<F: FnMut() -> bool>(secs: u64, what: &str, mut check: F) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Polls /api/feeds until `check` accepts the feed of `symbol`; returns it.
-async fn feed_until(server: &TestServer, symbol: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, body) = server.get_json("/api/feeds").await;
-        let f = body["feeds"].as_array().unwrap().iter().find(|f| f["symbol"] == symbol).cloned().unwrap_or_default();
-        if check(&f) {
-            return f;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}: {f}");
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-}
-
-/// Trades and volume in the live 1s bars of `symbol`, once there are `trades` of them (or 20 s passed).
-async fn wait_totals(server: &TestServer, symbol: &str, trades: u64) -> (u64, f64) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, body) = server.get_json(&format!("/api/historical/{symbol}?interval=1s&limit=300")).await;
-        let bars = body["data"].as_array().cloned().unwrap_or_default();
-        let t = (
-            bars.iter().map(|b| b["trades"].as_u64().unwrap_or(0)).sum(),
-            bars.iter().map(|b| b["volume"].as_f64().unwrap_or(0.0)).sum(),
-        );
-        if t.0 >= trades || Instant::now() > deadline {
-            return t;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// The raw text of `path`, to check what it does not contain.

@@ -11,14 +11,18 @@
 //! an interval closes in the same instant, and sending them all then was one burst to every client (the
 //! p99 of the fan-out benchmark); in its slot it waits less than one gap (100 ms at 10/s), as partials do.
 //! Corrections, and closed bars put in place behind the newest one, are rare and go at once.
+//!
+//! Slots are timed on tokio's clock (`tokio::time::Instant`), not std's: the hub runs on tokio (actix), and its
+//! tests pause and advance that clock (`tokio::time::pause`) instead of waiting for real send slots.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 use bytes::Bytes;
 use serde::Deserialize;
+use tokio::time::Instant;
 
 use crate::aggregate::{BarUpdate, UpdateKind};
 use crate::messages::{BarEvents, ClientId, Publish, Topic};
@@ -408,10 +412,7 @@ impl Hub {
         for (client, err) in failed {
             add(&COUNTERS.messages_dropped, 1);
             if err == PushError::Overflow {
-                add(&COUNTERS.slow_client_disconnects, 1);
-                // Also in the refusal family: the client's outbound queue budget refused it.
-                crate::refusals::refused("outbound_queue");
-                tracing::warn!(client, "closing slow client: outbound queue overflowed");
+                crate::outbox::slow_client_closed(&COUNTERS.slow_client_disconnects, "hub", &client);
             }
             self.remove_client(client);
         }

@@ -2,10 +2,12 @@
 //!
 //! The hub and the client's session push ready-made frames (serialized and framed once, shared by every
 //! subscriber as `Bytes`); the connection's writer pops them. A push that would take the queue past its
-//! limit drops what is queued, queues a close frame (1008) instead and refuses every later push: a client
+//! limit drops what is queued, queues a close frame ([`CloseReason::SlowConsumer`]) instead and refuses every later push: a client
 //! that cannot keep up costs at most `limit` bytes and never slows anyone else down.
 
 use std::collections::VecDeque;
+use std::fmt::Display;
+use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 
@@ -13,6 +15,18 @@ use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 
 use crate::protocol::frame;
+use crate::refusals::refused;
+use crate::telemetry::add;
+
+/// The one place a client closed for reading too slowly (its outbound queue overflowed) is counted and
+/// logged, whoever noticed it (`by`: the hub, a `/ws` session, a Socket.IO session): in `counter` (the
+/// `/ws` or the Socket.IO one), in the refusal family as `outbound_queue` (the queue's budget refused it),
+/// and in the log.
+pub fn slow_client_closed(counter: &AtomicU64, by: &'static str, client: &dyn Display) {
+    add(counter, 1);
+    refused("outbound_queue");
+    tracing::warn!(by, %client, "closing slow client: outbound queue overflowed");
+}
 
 /// Why a push was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -21,6 +35,48 @@ pub enum PushError {
     Overflow,
     #[error("the client is closing")]
     Closed,
+}
+
+/// Why the server ends a `/ws` connection: each reason knows its close code, and its `Display` is the close
+/// frame's reason text (Socket.IO's sessions have their own, `socketio::CloseReason`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CloseReason {
+    /// The session ended without a fault (the client closed, or the server is stopping): 1000, no text.
+    #[error("")]
+    Normal,
+    /// Nothing heard from the client, not even a pong, within its timeout: 1001 (going away).
+    #[error("no message or pong within the client timeout")]
+    Silent,
+    /// The client kept sending bad or rate-limited messages: 1008 (policy violation).
+    #[error("too many invalid or rate-limited messages")]
+    TooManyErrors,
+    /// The client read too slowly: its outbound queue went over `limit` bytes. 1008 (policy violation).
+    #[error("slow consumer: more than {limit} bytes waiting to be sent")]
+    SlowConsumer { limit: usize },
+    /// A frame over the hard size limit of `max` bytes: 1009 (message too big).
+    #[error("frame over {max} bytes")]
+    FrameTooLarge { max: usize },
+    /// A frame that breaks the WebSocket protocol: 1002 (protocol error).
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+impl CloseReason {
+    /// The close code sent for it (RFC 6455, 7.4.1).
+    pub fn code(&self) -> u16 {
+        match self {
+            CloseReason::Normal => 1000,
+            CloseReason::Silent => 1001,
+            CloseReason::Protocol(_) => 1002,
+            CloseReason::TooManyErrors | CloseReason::SlowConsumer { .. } => 1008,
+            CloseReason::FrameTooLarge { .. } => 1009,
+        }
+    }
+
+    /// The close frame that reports it.
+    pub fn frame(&self) -> Bytes {
+        frame::close(self.code(), &self.to_string())
+    }
 }
 
 /// A queue of ready-made frames bounded in bytes, without its lock and waker: the part the WebSocket
@@ -107,11 +163,15 @@ impl Outbox {
     /// Queues a frame for the client.
     pub fn push(&self, frame: Bytes) -> Result<(), PushError> {
         let limit = self.limit;
-        let result = self.lock().push(frame, limit, || {
-            frame::close(1008, &format!("slow consumer: more than {limit} bytes waiting to be sent"))
-        });
+        let result = self.lock().push(frame, limit, || CloseReason::SlowConsumer { limit }.frame());
         self.writer.wake();
         result
+    }
+
+    /// Queues the close frame of `reason` as the final frame and refuses later pushes; false if already
+    /// closed (the first reason is the one the client sees).
+    pub fn close(&self, reason: &CloseReason) -> bool {
+        self.close_with(reason.frame())
     }
 
     /// Queues `last` as the final frame (normally a close frame) and refuses later pushes.
@@ -196,7 +256,38 @@ mod tests {
             Poll::Ready(Some(f)) => {
                 assert_eq!(f[0], 0x88, "a close frame");
                 assert_eq!(u16::from_be_bytes([f[2], f[3]]), 1008);
+                assert_eq!(&f[4..], b"slow consumer: more than 10 bytes waiting to be sent");
             }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(pop(&o), Poll::Ready(None));
+    }
+
+    /// The codes and texts clients have always been sent (docs/protocol.md), frame by frame.
+    #[test]
+    fn close_reasons_keep_their_codes_and_texts() {
+        let cases = [
+            (CloseReason::Normal, 1000, ""),
+            (CloseReason::Silent, 1001, "no message or pong within the client timeout"),
+            (CloseReason::Protocol("bad opcode".into()), 1002, "protocol error: bad opcode"),
+            (CloseReason::TooManyErrors, 1008, "too many invalid or rate-limited messages"),
+            (CloseReason::SlowConsumer { limit: 7 }, 1008, "slow consumer: more than 7 bytes waiting to be sent"),
+            (CloseReason::FrameTooLarge { max: 64 }, 1009, "frame over 64 bytes"),
+        ];
+        for (reason, code, text) in cases {
+            let f = reason.frame();
+            assert_eq!(f[0], 0x88, "{reason:?}: a close frame");
+            assert_eq!((u16::from_be_bytes([f[2], f[3]]), &f[4..]), (code, text.as_bytes()), "{reason:?}");
+        }
+    }
+
+    #[test]
+    fn the_first_close_reason_wins() {
+        let o = Outbox::new(100);
+        assert!(o.close(&CloseReason::Silent));
+        assert!(!o.close(&CloseReason::Normal));
+        match pop(&o) {
+            Poll::Ready(Some(f)) => assert_eq!(u16::from_be_bytes([f[2], f[3]]), 1001),
             other => panic!("{other:?}"),
         }
         assert_eq!(pop(&o), Poll::Ready(None));
@@ -216,6 +307,15 @@ mod tests {
         .collect();
         assert_eq!(got, vec![Bytes::from_static(b"a"), Bytes::from_static(b"b"), Bytes::from_static(b"z")]);
         assert_eq!(pop(&o), Poll::Ready(None));
+    }
+
+    #[test]
+    fn a_slow_client_is_counted_in_its_counter_and_as_a_refusal() {
+        let counter = AtomicU64::new(0);
+        let before = crate::refusals::count("outbound_queue");
+        slow_client_closed(&counter, "test", &7);
+        assert_eq!(counter.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert!(crate::refusals::count("outbound_queue") > before);
     }
 
     #[test]

@@ -7,10 +7,8 @@
 //! updates of `/ws` as `price_update` events. Any event may ask for an acknowledgement; refusals come
 //! back in it, or as an `error` event when none was asked for.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
-use candlecast_actors::model::{Interval, Symbol};
 use candlecast_actors::protocol::{self, TopicsAck};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -21,6 +19,7 @@ use super::SocketIo;
 use crate::scripts::csv::CsvLimitError;
 use crate::scripts::ingest::{Refused, TradeInput, TradingData, UploadError};
 use crate::scripts::Access;
+use crate::ws::topics::{TopicError, TopicList, UnknownSymbols};
 
 /// The room dashboards join; `trading_update` goes to it.
 pub const FRONTEND_ROOM: &str = "frontend";
@@ -193,7 +192,7 @@ async fn ingest(socket: &Socket, batch: Batch, ack: Option<u64>) {
 fn topics(socket: &Socket, subscribe: bool, arg: Option<&str>, ack: Option<u64>) {
     let event = if subscribe { "subscribe" } else { "unsubscribe" };
     let req = match arg.map(serde_json::from_str::<protocol::TopicsRequest>) {
-        Some(Ok(r)) if !r.trading_pairs.is_empty() => r,
+        Some(Ok(r)) => r,
         Some(Err(e)) => {
             return socket.refuse(
                 ack,
@@ -202,28 +201,15 @@ fn topics(socket: &Socket, subscribe: bool, arg: Option<&str>, ack: Option<u64>)
                 &format!("expected {{\"trading_pairs\":[...],\"interval\":\"1m\"}}: {e}"),
             )
         }
-        _ => return socket.refuse(ack, event, "invalid_parameter", "trading_pairs is empty"),
+        None => return socket.refuse(ack, event, TopicError::NoPairs.code_name(), &TopicError::NoPairs.to_string()),
     };
-    let interval: Interval = match protocol::parse_interval(req.interval.as_deref()) {
-        Ok(iv) => iv,
-        Err(e) => return socket.refuse(ack, event, "invalid_parameter", &e.to_string()),
-    };
-    let names: Vec<String> = req.trading_pairs.iter().map(|s| s.to_ascii_uppercase()).collect();
+    let unknown = if subscribe { UnknownSymbols::Refused } else { UnknownSymbols::Allowed };
     let market = &socket.io.services.market;
-    if subscribe {
-        let unknown: Vec<&str> = names.iter().filter(|s| !market.contains(s)).map(String::as_str).collect();
-        if !unknown.is_empty() {
-            return socket.refuse(
-                ack,
-                event,
-                "unknown_symbol",
-                &format!("unknown symbol(s): {}; nothing was subscribed", unknown.join(", ")),
-            );
-        }
-    }
-    let mut seen = HashSet::new();
-    let topics: Vec<(Symbol, Interval)> =
-        names.iter().filter(|s| seen.insert(s.as_str())).map(|s| (Symbol::from(s.as_str()), interval)).collect();
+    let TopicList { names, topics, interval, .. } =
+        match TopicList::parse(&req.trading_pairs, req.interval.as_deref(), unknown, |s| market.contains(s)) {
+            Ok(list) => list,
+            Err(e) => return socket.refuse(ack, event, e.code_name(), &e.to_string()),
+        };
     let max = socket.io.ws_limits.max_topics_per_client;
     if subscribe && socket.bridge.held() + topics.len() > max {
         return socket.refuse(ack, event, "too_many_subscriptions", &format!("at most {max} topics per client"));

@@ -9,14 +9,16 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 use bytes::Bytes;
+use candlecast_actors::outbox::slow_client_closed;
 use candlecast_actors::refusals::refused;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use super::engineio::{Handshake, Packet};
 use super::error::CloseReason;
@@ -189,8 +191,7 @@ impl EioSession {
         match &reason {
             CloseReason::PingTimeout => ScriptStats::add(&stats.expired_sessions, 1),
             CloseReason::SlowConsumer => {
-                ScriptStats::add(&stats.slow_client_disconnects, 1);
-                refused("outbound_queue");
+                slow_client_closed(&stats.slow_client_disconnects, "socket.io session", &self.sid)
             }
             CloseReason::TooLarge { .. } => ScriptStats::add(&stats.oversize_payloads, 1),
             r if r.is_malformed() => {
@@ -200,7 +201,8 @@ impl EioSession {
             }
             _ => {}
         }
-        if matches!(reason, CloseReason::ClientClosed | CloseReason::TransportClosed) {
+        // A slow consumer was logged above, with the other transports' ones.
+        if matches!(reason, CloseReason::ClientClosed | CloseReason::TransportClosed | CloseReason::SlowConsumer) {
             tracing::debug!(sid = %self.sid, %reason, "socket.io session closed");
         } else {
             tracing::info!(sid = %self.sid, peer = %self.peer, %reason, "socket.io session closed");

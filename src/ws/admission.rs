@@ -15,12 +15,13 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use candlecast_actors::refusals::refused;
 use serde_json::json;
+use tokio::time::Instant;
 
 use super::limits::TokenBucket;
 use crate::config::WsConfig;

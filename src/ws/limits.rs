@@ -1,6 +1,11 @@
 //! Per-client limits: a token bucket for message rate and a window counting error replies.
+//!
+//! Their time is tokio's clock (`tokio::time::Instant`), as for the sessions that use them: tests can pause and
+//! advance it (`tokio::time::pause`); unpaused it is the monotonic clock std's `Instant` reads.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// Allows `rate` messages per second on average, with bursts of up to `rate`.
 pub struct TokenBucket {

@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 use actix_http::ws::{Codec, Item};
@@ -22,11 +22,10 @@ use bytes::Bytes;
 use candlecast_actors::hub::{Connect, Disconnect, Hub, SubscribeFrom, Unsubscribe};
 use candlecast_actors::market::{Market, SymbolEntry};
 use candlecast_actors::messages::{ClientId, Topic};
-use candlecast_actors::model::Symbol;
-use candlecast_actors::outbox::{Outbox, PushError};
+use candlecast_actors::outbox::{slow_client_closed, CloseReason, Outbox, PushError};
 use candlecast_actors::persist::history::History;
 use candlecast_actors::protocol::{
-    self, frame, ErrorCode, ErrorMessage, Historical, HistoricalRequest, HistoryQuery, IndicatorRequest, RefusedTopic,
+    self, frame, ErrorCode, ErrorMessage, Historical, HistoricalRequest, HistoryQuery, IndicatorRequest,
     SignalsRequest, TopicsAck, TopicsRequest,
 };
 use candlecast_actors::refusals::refused;
@@ -36,16 +35,18 @@ use candlecast_actors::strategy::live::signals::{LiveStrategies, SubscribeSignal
 use candlecast_actors::telemetry::{add, COUNTERS};
 use futures_util::Stream;
 use serde_json::{json, Value};
+use tokio::time::Instant;
 
 use super::admission::{Admission, Permit};
 use super::limits::{ErrorWindow, TokenBucket};
 use super::request::{decode, Request};
+use super::topics::{self, TopicError, TopicList, UnknownSymbols};
 use crate::config::WsConfig;
 use crate::http::history_reads::HistoryReads;
 use crate::AppState;
 
 /// Frames above `max_frame_bytes` are answered with an error and the connection stays usable; frames
-/// above this multiple of it are a protocol violation that closes the connection (1009).
+/// above this multiple of it are a protocol violation that closes the connection ([`CloseReason::FrameTooLarge`]).
 const HARD_FRAME_FACTOR: usize = 16;
 /// The window over which error replies are counted.
 const ERROR_WINDOW: Duration = Duration::from_secs(10);
@@ -104,10 +105,6 @@ pub struct WsSession {
     retry_scheduled: bool,
 }
 
-/// What a (un)subscribe request names: the pairs as the reply lists them, the distinct topics, the interval, and
-/// the pairs refused.
-type TopicsOf = (Vec<String>, Vec<Topic>, candlecast_actors::model::Interval, Vec<RefusedTopic>);
-
 impl WsSession {
     fn new(
         outbox: Arc<Outbox>,
@@ -143,17 +140,15 @@ impl WsSession {
         match self.outbox.push(frame) {
             Ok(()) => add(&COUNTERS.messages_sent, 1),
             Err(PushError::Overflow) => {
-                add(&COUNTERS.slow_client_disconnects, 1);
-                refused("outbound_queue");
+                slow_client_closed(&COUNTERS.slow_client_disconnects, "ws session", &self.id);
                 add(&COUNTERS.messages_dropped, 1);
-                tracing::warn!(client = self.id, "closing slow client: outbound queue overflowed");
                 ctx.stop();
             }
             Err(PushError::Closed) => ctx.stop(),
         }
     }
 
-    /// Replies with an error; a client that keeps sending bad input is closed with 1008.
+    /// Replies with an error; a client that keeps sending bad input is closed ([`CloseReason::TooManyErrors`]).
     fn reply_error(&mut self, err: ErrorMessage, ctx: &mut ws::WebsocketContext<Self>) {
         add(&COUNTERS.ws_client_errors, 1);
         tracing::debug!(client = self.id, code = ?err.code, message = %err.message, "bad client input");
@@ -162,12 +157,12 @@ impl WsSession {
             add(&COUNTERS.ws_abuse_disconnects, 1);
             refused("ws_errors_per_10s");
             tracing::info!(client = self.id, "closing client after repeated bad input");
-            self.close(1008, "too many invalid or rate-limited messages", ctx);
+            self.close(CloseReason::TooManyErrors, ctx);
         }
     }
 
-    fn close(&mut self, code: u16, reason: &str, ctx: &mut ws::WebsocketContext<Self>) {
-        self.outbox.close_with(frame::close(code, reason));
+    fn close(&mut self, reason: CloseReason, ctx: &mut ws::WebsocketContext<Self>) {
+        self.outbox.close(&reason);
         ctx.stop();
     }
 
@@ -203,48 +198,27 @@ impl WsSession {
         }
     }
 
-    /// Validates the symbols and interval of a (un)subscribe request. With `check_known`, unknown symbols are
-    /// left out and returned as refused; if every symbol is unknown the request is an error.
-    fn topics_of(&self, req: &TopicsRequest, check_known: bool) -> Result<TopicsOf, ErrorMessage> {
-        let id = req.id.clone();
-        let interval = protocol::parse_interval(req.interval.as_deref())
-            .map_err(|e| ErrorMessage::new(ErrorCode::InvalidParameter, e.to_string(), id.clone()))?;
-        if req.trading_pairs.is_empty() {
-            return Err(ErrorMessage::new(ErrorCode::InvalidParameter, "trading_pairs is empty", id));
-        }
-        let mut names: Vec<String> = req.trading_pairs.iter().map(|s| s.to_ascii_uppercase()).collect();
-        let mut refused = Vec::new();
-        if check_known {
-            // One unknown symbol must not cost the others their subscription (a dashboard subscribes all its
-            // charts of an interval at once): the known ones are subscribed, the unknown ones named as refused.
-            let (known, unknown): (Vec<String>, Vec<String>) = names.into_iter().partition(|s| self.market.contains(s));
-            if known.is_empty() {
-                return Err(ErrorMessage::new(
-                    ErrorCode::UnknownSymbol,
-                    format!("unknown symbol(s): {}; nothing was subscribed", unknown.join(", ")),
-                    id,
-                ));
+    /// Checks a (un)subscribe request's topics, or replies with the error.
+    fn topics_of(
+        &mut self,
+        req: &TopicsRequest,
+        unknown: UnknownSymbols,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) -> Option<TopicList> {
+        let market = &self.market;
+        match TopicList::parse(&req.trading_pairs, req.interval.as_deref(), unknown, |s| market.contains(s)) {
+            Ok(list) => Some(list),
+            Err(e) => {
+                self.reply_error(e.reply(req.id.clone()), ctx);
+                None
             }
-            refused = unknown
-                .into_iter()
-                .map(|pair| RefusedTopic {
-                    message: format!("unknown symbol {pair}"),
-                    code: ErrorCode::UnknownSymbol,
-                    trading_pair: pair,
-                })
-                .collect();
-            names = known;
         }
-        let mut seen = HashSet::new();
-        let topics =
-            names.iter().filter(|s| seen.insert(s.as_str())).map(|s| (Symbol::from(s.as_str()), interval)).collect();
-        Ok((names, topics, interval, refused))
     }
 
     fn subscribe(&mut self, req: TopicsRequest, ctx: &mut ws::WebsocketContext<Self>) {
-        let (names, topics, interval, refused) = match self.topics_of(&req, true) {
-            Ok(t) => t,
-            Err(e) => return self.reply_error(e, ctx),
+        let Some(TopicList { names, topics, interval, refused }) = self.topics_of(&req, UnknownSymbols::Skipped, ctx)
+        else {
+            return;
         };
         let new = topics.iter().filter(|t| !self.topics.contains(*t)).count();
         if let Err(msg) = self.room_for(new) {
@@ -278,19 +252,9 @@ impl WsSession {
     }
 
     /// Checks the symbol and interval of an indicator or signal request.
-    fn stream_topic(
-        &self,
-        pair: &str,
-        interval: Option<&str>,
-        id: &Option<Value>,
-    ) -> Result<(Symbol, candlecast_actors::model::Interval), ErrorMessage> {
-        let interval = protocol::parse_interval(interval)
-            .map_err(|e| ErrorMessage::new(ErrorCode::InvalidParameter, e.to_string(), id.clone()))?;
-        let symbol = pair.to_ascii_uppercase();
-        if !self.market.contains(&symbol) {
-            return Err(ErrorMessage::new(ErrorCode::UnknownSymbol, format!("unknown symbol {pair:?}"), id.clone()));
-        }
-        Ok((Symbol::from(symbol.as_str()), interval))
+    fn stream_topic(&self, pair: &str, interval: Option<&str>, id: &Option<Value>) -> Result<Topic, ErrorMessage> {
+        let market = &self.market;
+        topics::stream_topic(pair, interval, |s| market.contains(s)).map_err(|e| e.reply(id.clone()))
     }
 
     fn indicator(&mut self, req: IndicatorRequest, subscribe: bool, ctx: &mut ws::WebsocketContext<Self>) {
@@ -381,9 +345,8 @@ impl WsSession {
     }
 
     fn unsubscribe(&mut self, req: TopicsRequest, ctx: &mut ws::WebsocketContext<Self>) {
-        let (names, topics, interval, _) = match self.topics_of(&req, false) {
-            Ok(t) => t,
-            Err(e) => return self.reply_error(e, ctx),
+        let Some(TopicList { names, topics, interval, .. }) = self.topics_of(&req, UnknownSymbols::Allowed, ctx) else {
+            return;
         };
         for t in &topics {
             self.topics.remove(t);
@@ -409,8 +372,7 @@ impl WsSession {
             Err(e) => return self.reply_error(ErrorMessage::new(ErrorCode::InvalidParameter, e.to_string(), id), ctx),
         };
         let Some(entry) = self.market.get(&req.trading_pair.to_ascii_uppercase()) else {
-            let msg = format!("unknown symbol {:?}", req.trading_pair);
-            return self.reply_error(ErrorMessage::new(ErrorCode::UnknownSymbol, msg, id), ctx);
+            return self.reply_error(TopicError::UnknownSymbol(req.trading_pair).reply(id), ctx);
         };
         if self.waiting.len() >= MAX_WAITING_REQUESTS {
             let msg = format!("{MAX_WAITING_REQUESTS} history requests are already waiting; read the replies first");
@@ -526,7 +488,7 @@ impl Actor for WsSession {
                 // KB/s the kernel's socket buffers alone take minutes to fill, but it never reads our ping.
                 tracing::debug!(client = s.id, "dropping silent client");
                 add(&COUNTERS.silent_client_disconnects, 1);
-                s.close(1001, "no message or pong within the client timeout", ctx);
+                s.close(CloseReason::Silent, ctx);
             } else {
                 s.push(frame::ping(b""), ctx);
             }
@@ -536,7 +498,7 @@ impl Actor for WsSession {
     /// Deregisters from the hub and ends the outgoing stream with a normal close, unless a close is queued.
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
         self.hub.do_send(Disconnect { client: self.id });
-        self.outbox.close_with(frame::close(1000, ""));
+        self.outbox.close(&CloseReason::Normal);
         Running::Stop
     }
 }
@@ -560,12 +522,12 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
             Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
             Ok(ws::Message::Close(_)) => ctx.stop(),
             Err(ws::ProtocolError::Overflow) => {
-                let hard = self.limits.max_frame_bytes * HARD_FRAME_FACTOR;
-                self.close(1009, &format!("frame over {hard} bytes"), ctx);
+                let max = self.limits.max_frame_bytes * HARD_FRAME_FACTOR;
+                self.close(CloseReason::FrameTooLarge { max }, ctx);
             }
             Err(e) => {
                 tracing::debug!(client = self.id, error = %e, "websocket protocol error");
-                self.close(1002, &format!("protocol error: {e}"), ctx);
+                self.close(CloseReason::Protocol(e.to_string()), ctx);
             }
         }
     }
@@ -616,7 +578,7 @@ impl Stream for SessionBody {
                     Poll::Ready(None) => {
                         // The actor stopped; its `stopping` queued the close frame.
                         this.driver = None;
-                        this.outbox.close_with(frame::close(1000, ""));
+                        this.outbox.close(&CloseReason::Normal);
                         break;
                     }
                     Poll::Pending => break,

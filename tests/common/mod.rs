@@ -1,6 +1,7 @@
 //! Shared test helpers: the real server on 127.0.0.1:0 in a thread of its own, and a WebSocket client.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod feeds;
 pub mod history;
 pub mod influxd;
 pub mod process;

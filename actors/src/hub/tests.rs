@@ -29,6 +29,8 @@ async fn connected(hub: &Addr<Hub>, client: ClientId, limit: usize) -> Arc<Outbo
 
 #[actix_rt::test]
 async fn partials_are_conflated_closed_bars_are_not() {
+    // The hub's slots on a clock the test controls: each sleep below advances it at once.
+    tokio::time::pause();
     let hub = Hub::new(&HubSettings { max_updates_per_second: 10, ..Default::default() }).start();
     let outbox = connected(&hub, 1, 1 << 20).await;
     hub.send(update(UpdateKind::Partial, bar(1.0, 0))).await.unwrap();
@@ -89,6 +91,8 @@ async fn partials_are_conflated_closed_bars_are_not() {
 /// of going to every client at once, none is lost, and one who subscribes meanwhile gets each once.
 #[actix_rt::test]
 async fn closed_bars_of_topics_closing_together_wait_for_their_slots() {
+    // The hub's slots on a clock the test controls: each sleep below advances it at once.
+    tokio::time::pause();
     let hub = Hub::new(&HubSettings { max_updates_per_second: 10, ..Default::default() }).start();
     let symbols = ["AAA", "BBB", "CCC", "DDD", "EEE", "FFF"];
     let topics: Vec<Topic> = symbols.iter().map(|s| (Symbol::from(*s), Interval::S1)).collect();
@@ -203,6 +207,8 @@ impl Handler<BarEvents> for Collector {
 
 #[actix_rt::test]
 async fn actors_subscribe_like_sessions_and_get_every_closed_bar() {
+    // The hub's slots on a clock the test controls: each sleep below advances it at once.
+    tokio::time::pause();
     let hub = Hub::new(&HubSettings { max_updates_per_second: 1, ..Default::default() }).start();
     let finals = Arc::new(std::sync::Mutex::new(Vec::new()));
     let with_partials = Arc::new(std::sync::Mutex::new(Vec::new()));
