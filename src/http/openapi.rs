@@ -304,6 +304,7 @@ pub struct TradesReply {
         super::trading_data::trading_data_preflight,
         super::trading_data::trades,
         openapi_json,
+        super::asyncapi::asyncapi_json,
         docs,
     ),
     components(schemas(ErrorBody)),
