@@ -90,7 +90,8 @@ impl Doc {
     fn acks(&self, event: &str) -> BTreeSet<String> {
         let mut acks = BTreeSet::new();
         for op in self.operations("socketio").into_iter().filter(|op| op["action"] == "receive") {
-            let names_event = op["messages"].as_array().into_iter().flatten().any(|r| self.message(r).1["name"] == event);
+            let names_event =
+                op["messages"].as_array().into_iter().flatten().any(|r| self.message(r).1["name"] == event);
             if names_event {
                 for r in op["reply"]["messages"].as_array().into_iter().flatten() {
                     let (pointer, message) = self.message(r);
@@ -109,7 +110,11 @@ impl Doc {
         let mut out = Vec::new();
         for (key, m) in messages {
             for e in m["examples"].as_array().into_iter().flatten() {
-                out.push((format!("example {key}"), format!("/components/messages/{key}/payload"), e["payload"].clone()));
+                out.push((
+                    format!("example {key}"),
+                    format!("/components/messages/{key}/payload"),
+                    e["payload"].clone(),
+                ));
             }
         }
         out
@@ -133,7 +138,10 @@ impl Checks {
     /// A message the server sent on `channel` under `name`: it must have a schema.
     fn server(&mut self, doc: &Doc, channel: &str, name: &str, value: &Value) {
         let schemas = doc.server_messages(channel).remove(name).unwrap_or_default();
-        assert!(!schemas.is_empty(), "the server sent a {channel} message {name:?} the document has no schema for: {value}");
+        assert!(
+            !schemas.is_empty(),
+            "the server sent a {channel} message {name:?} the document has no schema for: {value}"
+        );
         self.add(format!("{channel} server message {name}"), &schemas, value);
     }
 
@@ -181,7 +189,8 @@ fn python() -> PathBuf {
 }
 
 async fn server() -> TestServer {
-    let strategy = toml::toml! { strategy = "ema_cross" symbol = "BTCUSDT" interval = "1s" params = { fast = 2, slow = 4 } };
+    let strategy =
+        toml::toml! { strategy = "ema_cross" symbol = "BTCUSDT" interval = "1s" params = { fast = 2, slow = 4 } };
     TestServer::start(&[
         ("feed.symbols", Toml::Array(vec![Toml::String("BTCUSDT".into()), Toml::String("ETHUSDT".into())])),
         ("scripts.keys", Toml::Array(vec![Toml::String(KEY.into())])),
@@ -318,17 +327,29 @@ async fn every_ws_message_of_a_real_server_matches_the_document() {
 
     c.send(&mut checks, &doc, json!({"type": "ping", "id": "p1"})).await;
     assert_eq!(c.next_of("pong").await["id"], "p1");
-    c.send(&mut checks, &doc, json!({"type": "subscribe", "trading_pairs": ["btcusdt", "NOPEUSDT"], "interval": "1s", "id": 1}))
-        .await;
+    c.send(
+        &mut checks,
+        &doc,
+        json!({"type": "subscribe", "trading_pairs": ["btcusdt", "NOPEUSDT"], "interval": "1s", "id": 1}),
+    )
+    .await;
     let subscribed = c.next_of("subscribed").await;
     assert_eq!(subscribed["refused"][0]["code"], "unknown_symbol", "{subscribed}");
     c.next_of("price_update").await;
-    c.send(&mut checks, &doc, json!({"type": "get_historical", "trading_pair": "BTCUSDT", "interval": "1m", "limit": 5, "id": 2}))
-        .await;
+    c.send(
+        &mut checks,
+        &doc,
+        json!({"type": "get_historical", "trading_pair": "BTCUSDT", "interval": "1m", "limit": 5, "id": 2}),
+    )
+    .await;
     assert_eq!(c.next_of("historical").await["data"].as_array().map(Vec::len), Some(5));
     let since = candlecast_actors::model::now_ms() - 60_000;
-    c.send(&mut checks, &doc, json!({"type": "get_historical", "trading_pair": "BTCUSDT", "interval": "1s", "since": since}))
-        .await;
+    c.send(
+        &mut checks,
+        &doc,
+        json!({"type": "get_historical", "trading_pair": "BTCUSDT", "interval": "1s", "since": since}),
+    )
+    .await;
     assert!(c.next_of("historical").await["as_of"].is_i64());
 
     // Indicators of each shape (one line, MACD's three, the bands, SuperTrend's line and trend), and signals.
@@ -373,7 +394,10 @@ async fn every_ws_message_of_a_real_server_matches_the_document() {
         ("invalid_json", WsMessage::text("{not json")),
         ("unknown_type", WsMessage::text(r#"{"type":"subscribe_all","id":"x"}"#)),
         ("invalid_parameter", WsMessage::text(r#"{"type":"get_historical","trading_pair":"BTCUSDT","limit":0}"#)),
-        ("invalid_parameter", WsMessage::text(r#"{"type":"subscribe_indicator","trading_pair":"BTCUSDT","indicator":"nope"}"#)),
+        (
+            "invalid_parameter",
+            WsMessage::text(r#"{"type":"subscribe_indicator","trading_pair":"BTCUSDT","indicator":"nope"}"#),
+        ),
         ("unknown_symbol", WsMessage::text(r#"{"type":"subscribe","trading_pairs":["NOPEUSDT"]}"#)),
         ("unknown_symbol", WsMessage::text(r#"{"type":"subscribe_signals","trading_pair":"NOPEUSDT"}"#)),
         ("unsupported_frame", WsMessage::binary(vec![1u8, 2, 3])),
@@ -386,9 +410,11 @@ async fn every_ws_message_of_a_real_server_matches_the_document() {
     }
     // Holding 6 (1 topic, 4 indicators, signals) of 8: the third new topic is one too many.
     for interval in ["1m", "5m", "15m"] {
-        c.ws.send(WsMessage::text(json!({"type": "subscribe", "trading_pairs": ["ETHUSDT"], "interval": interval}).to_string()))
-            .await
-            .expect("send");
+        c.ws.send(WsMessage::text(
+            json!({"type": "subscribe", "trading_pairs": ["ETHUSDT"], "interval": interval}).to_string(),
+        ))
+        .await
+        .expect("send");
         let reply = c.read_until("a reply", |v| v["type"] == "subscribed" || v["type"] == "error").await;
         if reply["type"] == "error" {
             assert_eq!(reply["code"], "too_many_subscriptions", "{reply}");
@@ -396,11 +422,16 @@ async fn every_ws_message_of_a_real_server_matches_the_document() {
     }
     assert!(c.received.iter().any(|v| v["code"] == "too_many_subscriptions"), "{:?}", c.kinds());
 
-    c.send(&mut checks, &doc, json!({"type": "unsubscribe_indicator", "trading_pair": "BTCUSDT", "interval": "1s",
-        "indicator": "ema", "params": {"period": 5.0}, "id": 9}))
-        .await;
+    c.send(
+        &mut checks,
+        &doc,
+        json!({"type": "unsubscribe_indicator", "trading_pair": "BTCUSDT", "interval": "1s",
+        "indicator": "ema", "params": {"period": 5.0}, "id": 9}),
+    )
+    .await;
     c.next_of("unsubscribed_indicator").await;
-    c.send(&mut checks, &doc, json!({"type": "unsubscribe_signals", "trading_pair": "BTCUSDT", "interval": "1s"})).await;
+    c.send(&mut checks, &doc, json!({"type": "unsubscribe_signals", "trading_pair": "BTCUSDT", "interval": "1s"}))
+        .await;
     c.next_of("unsubscribed_signals").await;
     c.send(&mut checks, &doc, json!({"type": "unsubscribe", "trading_pairs": ["BTCUSDT"], "interval": "1s"})).await;
     c.next_of("unsubscribed").await;
@@ -424,7 +455,10 @@ async fn every_ws_message_of_a_real_server_matches_the_document() {
         .filter_map(|c| c["code"].as_u64())
         .collect();
     for (what, code) in [("the flood", flood_close), ("the huge frame", huge_close)] {
-        assert!(documented.contains(&u64::from(code)), "{what} closed with {code}, not in x-close-codes {documented:?}");
+        assert!(
+            documented.contains(&u64::from(code)),
+            "{what} closed with {code}, not in x-close-codes {documented:?}"
+        );
     }
     assert_eq!((flood_close, huge_close), (1008, 1009));
 
@@ -482,7 +516,8 @@ impl SioRecorder {
     /// The next Engine.IO packet (pings answered).
     async fn next_packet(&mut self) -> String {
         loop {
-            let msg = tokio::time::timeout(Duration::from_secs(60), self.ws.next()).await.expect("a packet within a minute");
+            let msg =
+                tokio::time::timeout(Duration::from_secs(60), self.ws.next()).await.expect("a packet within a minute");
             match msg {
                 Some(Ok(WsMessage::Text(t))) if t.as_str() == "2" => {
                     self.ws.send(WsMessage::text("3")).await.expect("pong");
@@ -572,12 +607,18 @@ async fn every_socketio_event_and_ack_of_a_real_server_matches_the_document() {
     let mut s = SioRecorder::connect(&server, Some(KEY)).await;
     s.emit(Some((&mut checks, &doc)), "join_script", None, true).await;
     s.emit(Some((&mut checks, &doc)), "join_frontend", None, false).await;
-    s.emit(Some((&mut checks, &doc)), "trade", Some(json!({"symbol": "BTCUSDT", "price": 45000.5, "qty": 0.5, "side": "buy"})), true)
-        .await;
+    s.emit(
+        Some((&mut checks, &doc)),
+        "trade",
+        Some(json!({"symbol": "BTCUSDT", "price": 45000.5, "qty": 0.5, "side": "buy"})),
+        true,
+    )
+    .await;
     let trades = json!([{"symbol": "ETHUSDT", "price": 3000, "qty": 1, "timestamp": "2100-01-01T00:00:00Z"},
         {"symbol": "ETHUSDT", "price": 3000.5, "qty": 2}]);
     s.emit(Some((&mut checks, &doc)), "trades", Some(trades), true).await;
-    s.emit(Some((&mut checks, &doc)), "subscribe", Some(json!({"trading_pairs": ["BTCUSDT"], "interval": "1s"})), true).await;
+    s.emit(Some((&mut checks, &doc)), "subscribe", Some(json!({"trading_pairs": ["BTCUSDT"], "interval": "1s"})), true)
+        .await;
     s.read_until("subscribed and a price_update", |s| s.got("subscribed") && s.got("price_update")).await;
     let data = json!({
         "trades_csv": "timestamp,symbol,side,quantity,price,profit_loss,strategy\n\
@@ -590,21 +631,31 @@ async fn every_socketio_event_and_ack_of_a_real_server_matches_the_document() {
         s.got("data_received") && s.got("trading_update") && s.got("trade_marker")
     })
     .await;
-    s.emit(Some((&mut checks, &doc)), "unsubscribe", Some(json!({"trading_pairs": ["BTCUSDT"], "interval": "1s"})), true).await;
+    s.emit(
+        Some((&mut checks, &doc)),
+        "unsubscribe",
+        Some(json!({"trading_pairs": ["BTCUSDT"], "interval": "1s"})),
+        true,
+    )
+    .await;
     // Refusals: in the acknowledgement, or as an `error` event without one.
     s.emit(None, "nope", None, false).await;
     s.emit(None, "trade", Some(json!({"symbol": "BTCUSDT"})), true).await;
     s.emit(None, "subscribe", Some(json!({"trading_pairs": ["NOPEUSDT"]})), true).await;
     s.emit(None, "send_trading_data", Some(json!(5)), true).await;
-    s.read_until("every acknowledgement and the unsubscribed event", |s| s.all_acked() && s.got("unsubscribed") && s.got("error"))
-        .await;
+    s.read_until("every acknowledgement and the unsubscribed event", |s| {
+        s.all_acked() && s.got("unsubscribed") && s.got("error")
+    })
+    .await;
     let refusals: Vec<&Value> = s.acks.values().filter(|a| a["ok"] == false).collect();
     assert_eq!(refusals.len(), 3, "{:?}", s.acks);
     assert!(s.acks.values().any(|a| a["rejected"].as_array().is_some_and(|r| r.len() == 1)), "{:?}", s.acks);
 
     // A dashboard (no key) may not push.
     let mut dashboard = SioRecorder::connect(&server, None).await;
-    dashboard.emit(Some((&mut checks, &doc)), "trade", Some(json!({"symbol": "BTCUSDT", "price": 1, "qty": 1})), true).await;
+    dashboard
+        .emit(Some((&mut checks, &doc)), "trade", Some(json!({"symbol": "BTCUSDT", "price": 1, "qty": 1})), true)
+        .await;
     dashboard.read_until("the refusal", SioRecorder::all_acked).await;
     assert_eq!(dashboard.acks[&1]["error"], "unauthorized");
 
@@ -614,7 +665,9 @@ async fn every_socketio_event_and_ack_of_a_real_server_matches_the_document() {
         flood.emit(None, "nope", None, false).await;
     }
     flood
-        .read_until("a rate_limited refusal", |f| f.events.iter().any(|(n, a)| n == "error" && a["error"] == "rate_limited"))
+        .read_until("a rate_limited refusal", |f| {
+            f.events.iter().any(|(n, a)| n == "error" && a["error"] == "rate_limited")
+        })
         .await;
 
     let mut seen = s.check(&mut checks, &doc);

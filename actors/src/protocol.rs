@@ -33,6 +33,7 @@ pub const MAX_HISTORY_LIMIT: usize = 5000;
 pub struct TopicsRequest {
     pub trading_pairs: Vec<String>,
     #[serde(default)]
+    #[schema(value_type = Option<Interval>)]
     pub interval: Option<String>,
     /// subscribe: the open time of the newest bar the client already holds (from a REST history);
     /// bars that closed from then on are sent first. Set by the server itself after a WS `get_historical`.
@@ -51,6 +52,7 @@ pub struct TopicsRequest {
 pub struct HistoricalRequest {
     pub trading_pair: String,
     #[serde(default)]
+    #[schema(value_type = Option<Interval>)]
     pub interval: Option<String>,
     #[serde(default)]
     pub limit: Option<i64>,
@@ -75,6 +77,7 @@ pub struct HistoricalRequest {
 pub struct IndicatorRequest {
     pub trading_pair: String,
     #[serde(default)]
+    #[schema(value_type = Option<Interval>)]
     pub interval: Option<String>,
     pub indicator: String,
     #[serde(default)]
@@ -96,6 +99,7 @@ pub struct IndicatorRequest {
 pub struct SignalsRequest {
     pub trading_pair: String,
     #[serde(default)]
+    #[schema(value_type = Option<Interval>)]
     pub interval: Option<String>,
     #[serde(default, rename = "type")]
     pub _type: Option<String>,

@@ -349,7 +349,11 @@ mod tests {
         let doc: Value = serde_json::from_str(document()).expect("JSON");
         assert_eq!(doc["asyncapi"], "3.0.0");
         for (key, op) in doc["operations"].as_object().expect("operations") {
-            let refs = op["messages"].as_array().into_iter().flatten().chain(op["reply"]["messages"].as_array().into_iter().flatten());
+            let refs = op["messages"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .chain(op["reply"]["messages"].as_array().into_iter().flatten());
             for r in refs {
                 let pointer = r["$ref"].as_str().expect("a $ref").trim_start_matches('#');
                 let message = doc.pointer(pointer).unwrap_or_else(|| panic!("{key}: {pointer} is missing"));

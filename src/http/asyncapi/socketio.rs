@@ -29,10 +29,12 @@ pub(super) fn channel(schemas: &mut Schemas) -> Channel {
     let trade = schemas.reference::<TradeInput>();
     let report = with_property(schemas.inline::<TradingDataReport>(), "timestamp", {
         let mut any = super::to_json(&super::any_value());
-        any["description"] = json!("The `timestamp` the script sent, or the server's time (ISO 8601) when it sent none.");
+        any["description"] =
+            json!("The `timestamp` the script sent, or the server's time (ISO 8601) when it sent none.");
         any
     });
-    let trades_ack = with_property(schemas.inline::<IngestSummary>(), "ok", json!({ "type": "boolean", "const": true }));
+    let trades_ack =
+        with_property(schemas.inline::<IngestSummary>(), "ok", json!({ "type": "boolean", "const": true }));
     let refusal = schemas.reference::<Refusal>();
     let messages = vec![
         // Client → server.
@@ -137,7 +139,11 @@ pub(super) fn channel(schemas: &mut Schemas) -> Channel {
     ];
     let operations = vec![
         Operation::receive("join_script", "A script joins its room", &["status", "join_ack", "refusal_ack", "error"]),
-        Operation::receive("join_frontend", "A dashboard joins its room", &["status", "join_ack", "refusal_ack", "error"]),
+        Operation::receive(
+            "join_frontend",
+            "A dashboard joins its room",
+            &["status", "join_ack", "refusal_ack", "error"],
+        ),
         Operation::receive(
             "send_trading_data",
             "A script pushes CSVs",
@@ -150,7 +156,11 @@ pub(super) fn channel(schemas: &mut Schemas) -> Channel {
             "A client subscribes to live bars",
             &["subscribed", "price_update", "topics_ack", "refusal_ack", "error"],
         ),
-        Operation::receive("unsubscribe", "A client unsubscribes", &["unsubscribed", "topics_ack", "refusal_ack", "error"]),
+        Operation::receive(
+            "unsubscribe",
+            "A client unsubscribes",
+            &["unsubscribed", "topics_ack", "refusal_ack", "error"],
+        ),
         Operation::send("live", "Live bars and executed trades of the topics held", &["price_update", "trade_marker"]),
         Operation::send("trading_update", "Scripts' pushes, to the dashboards", &["trading_update"]),
         Operation::send("error", "Refusals of events that asked for no acknowledgement", &["error"]),

@@ -241,14 +241,26 @@ pub(super) fn channel(schemas: &mut Schemas) -> Channel {
             "A client unsubscribes from an indicator",
             &["unsubscribed_indicator", "error"],
         ),
-        Operation::receive("subscribe_signals", "A client subscribes to signals", &["signals_history", "signal", "error"]),
-        Operation::receive("unsubscribe_signals", "A client unsubscribes from signals", &["unsubscribed_signals", "error"]),
+        Operation::receive(
+            "subscribe_signals",
+            "A client subscribes to signals",
+            &["signals_history", "signal", "error"],
+        ),
+        Operation::receive(
+            "unsubscribe_signals",
+            "A client unsubscribes from signals",
+            &["unsubscribed_signals", "error"],
+        ),
         Operation::send(
             "live",
             "The server streams what a client subscribed to",
             &["price_update", "indicator", "signal", "trade_marker"],
         ),
-        Operation::send("error", "The server refuses a frame that is no request (bad JSON, binary, too large)", &["error"]),
+        Operation::send(
+            "error",
+            "The server refuses a frame that is no request (bad JSON, binary, too large)",
+            &["error"],
+        ),
     ];
     Channel {
         key: "ws",
