@@ -649,7 +649,26 @@ async fn every_socketio_event_and_ack_of_a_real_server_matches_the_document() {
     .await;
     let refusals: Vec<&Value> = s.acks.values().filter(|a| a["ok"] == false).collect();
     assert_eq!(refusals.len(), 3, "{:?}", s.acks);
+    for code in ["invalid_parameter", "unknown_symbol"] {
+        assert!(refusals.iter().any(|a| a["error"] == code), "no {code} refusal: {refusals:?}");
+    }
     assert!(s.acks.values().any(|a| a["rejected"].as_array().is_some_and(|r| r.len() == 1)), "{:?}", s.acks);
+
+    // Holding none of the 8 topics allowed (BTCUSDT was unsubscribed): the ninth is one too many.
+    for interval in ["1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h"] {
+        s.emit(None, "subscribe", Some(json!({"trading_pairs": ["ETHUSDT"], "interval": interval})), true).await;
+    }
+    // A binary event (one attachment) is refused: send JSON.
+    let id = s.next_ack;
+    s.next_ack += 1;
+    s.asked.insert(id, "trade".into());
+    let placeholder = json!(["trade", {"_placeholder": true, "num": 0}]);
+    s.ws.send(WsMessage::text(format!("451-{id}{placeholder}"))).await.expect("send");
+    s.ws.send(WsMessage::binary(vec![1u8, 2, 3])).await.expect("send");
+    s.read_until("the refusals", SioRecorder::all_acked).await;
+    for code in ["too_many_subscriptions", "unsupported"] {
+        assert!(s.acks.values().any(|a| a["error"] == code), "no {code} refusal: {:?}", s.acks);
+    }
 
     // A dashboard (no key) may not push.
     let mut dashboard = SioRecorder::connect(&server, None).await;
