@@ -1,192 +1,29 @@
 //! The AsyncAPI document (`/api/asyncapi.json`) against the official AsyncAPI 3.0 schema, and against the
 //! real server: every request kind of `/ws` and Socket.IO is sent (errors included), and every message the
 //! server answers with is validated against the document's schema for it. A message the document has no
-//! schema for fails the test, as does a documented close code the server does not use.
+//! schema for fails the test, as do a close code it does not list and a documented message never received.
 //!
 //! The validation runs in tests/asyncapi/validate.py (jsonschema-rs, in target/pyenv-tests; the AsyncAPI
 //! schema from the npm package @asyncapi/specs in tests/asyncapi/node_modules; both from
 //! scripts/test-deps.sh).
 
+#[path = "asyncapi/clients.rs"]
+mod clients;
 mod common;
+#[path = "asyncapi/document.rs"]
+mod document;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::collections::BTreeSet;
 
+use clients::{SioRecorder, WsRecorder};
 use common::{TestServer, Toml};
-use futures_util::{SinkExt, StreamExt};
+use document::{python, repo, Checks, Doc};
+use futures_util::SinkExt;
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// The script key of the test server.
 const KEY: &str = "asyncapi-test-key-0123456789abcdef";
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-// ---------------------------------------------------------------------------------------------------
-// The document, read the way a client would: which message has which schema.
-
-struct Doc(Value);
-
-impl Doc {
-    async fn fetch(server: &TestServer) -> Doc {
-        let (status, doc) = server.get_json("/api/asyncapi.json").await;
-        assert_eq!(status, 200);
-        Doc(doc)
-    }
-
-    /// The message object a `{"$ref": "#/channels/..."}` of an operation points to, and its pointer.
-    fn message(&self, reference: &Value) -> (String, &Value) {
-        let mut pointer = reference["$ref"].as_str().expect("a message $ref").trim_start_matches('#').to_owned();
-        let mut message = self.0.pointer(&pointer).unwrap_or_else(|| panic!("{pointer} is not in the document"));
-        while let Some(next) = message["$ref"].as_str() {
-            pointer = next.trim_start_matches('#').to_owned();
-            message = self.0.pointer(&pointer).unwrap_or_else(|| panic!("{pointer} is not in the document"));
-        }
-        (pointer, message)
-    }
-
-    /// The operations of `channel`.
-    fn operations(&self, channel: &str) -> Vec<&Value> {
-        let wanted = format!("#/channels/{channel}");
-        let ops = self.0["operations"].as_object().expect("operations");
-        ops.values().filter(|op| op["channel"]["$ref"] == wanted.as_str()).collect()
-    }
-
-    /// Payload pointers of the messages the server sends on `channel` (operations it sends, and replies),
-    /// by name; acknowledgements apart.
-    fn server_messages(&self, channel: &str) -> BTreeMap<String, BTreeSet<String>> {
-        let mut by_name: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for op in self.operations(channel) {
-            let sent = if op["action"] == "send" { op["messages"].as_array() } else { None };
-            for r in sent.into_iter().flatten().chain(op["reply"]["messages"].as_array().into_iter().flatten()) {
-                let (pointer, message) = self.message(r);
-                if message["x-socketio-ack"] != true {
-                    let name = message["name"].as_str().expect("a message name").to_owned();
-                    by_name.entry(name).or_default().insert(format!("{pointer}/payload"));
-                }
-            }
-        }
-        by_name
-    }
-
-    /// Payload pointers of the messages the server receives on `channel`, by name.
-    fn client_messages(&self, channel: &str) -> BTreeMap<String, BTreeSet<String>> {
-        let mut by_name: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for op in self.operations(channel).into_iter().filter(|op| op["action"] == "receive") {
-            for r in op["messages"].as_array().into_iter().flatten() {
-                let (pointer, message) = self.message(r);
-                let name = message["name"].as_str().expect("a message name").to_owned();
-                by_name.entry(name).or_default().insert(format!("{pointer}/payload"));
-            }
-        }
-        by_name
-    }
-
-    /// Payload pointers of the acknowledgements the server may answer Socket.IO event `event` with.
-    fn acks(&self, event: &str) -> BTreeSet<String> {
-        let mut acks = BTreeSet::new();
-        for op in self.operations("socketio").into_iter().filter(|op| op["action"] == "receive") {
-            let names_event =
-                op["messages"].as_array().into_iter().flatten().any(|r| self.message(r).1["name"] == event);
-            if names_event {
-                for r in op["reply"]["messages"].as_array().into_iter().flatten() {
-                    let (pointer, message) = self.message(r);
-                    if message["x-socketio-ack"] == true {
-                        acks.insert(format!("{pointer}/payload"));
-                    }
-                }
-            }
-        }
-        acks
-    }
-
-    /// Every message example, with its payload pointer.
-    fn examples(&self) -> Vec<(String, String, Value)> {
-        let messages = self.0["components"]["messages"].as_object().expect("components.messages");
-        let mut out = Vec::new();
-        for (key, m) in messages {
-            for e in m["examples"].as_array().into_iter().flatten() {
-                out.push((
-                    format!("example {key}"),
-                    format!("/components/messages/{key}/payload"),
-                    e["payload"].clone(),
-                ));
-            }
-        }
-        out
-    }
-}
-
-// ---------------------------------------------------------------------------------------------------
-// The checks, run by validate.py.
-
-#[derive(Default)]
-struct Checks {
-    items: Vec<Value>,
-}
-
-impl Checks {
-    fn add(&mut self, what: String, schemas: &BTreeSet<String>, value: &Value) {
-        assert!(!schemas.is_empty(), "{what}: the document has no schema for {value}");
-        self.items.push(json!({ "what": what, "schemas": schemas, "value": value }));
-    }
-
-    /// A message the server sent on `channel` under `name`: it must have a schema.
-    fn server(&mut self, doc: &Doc, channel: &str, name: &str, value: &Value) {
-        let schemas = doc.server_messages(channel).remove(name).unwrap_or_default();
-        assert!(
-            !schemas.is_empty(),
-            "the server sent a {channel} message {name:?} the document has no schema for: {value}"
-        );
-        self.add(format!("{channel} server message {name}"), &schemas, value);
-    }
-
-    /// A message a client sent on `channel` under `name`, which the server took: it must have a schema.
-    fn client(&mut self, doc: &Doc, channel: &str, name: &str, value: &Value) {
-        let schemas = doc.client_messages(channel).remove(name).unwrap_or_default();
-        assert!(!schemas.is_empty(), "the document has no schema for the {channel} request {name:?}: {value}");
-        self.add(format!("{channel} client message {name}"), &schemas, value);
-    }
-
-    /// Runs validate.py over the document and the checks; panics with its report on any failure.
-    fn run(self, doc: &Doc) -> String {
-        let file = tempfile::NamedTempFile::new().expect("temp file");
-        let body = json!({ "document": doc.0, "checks": self.items });
-        std::fs::write(file.path(), body.to_string()).expect("write the checks");
-        let script = repo().join("tests/asyncapi/validate.py");
-        let out = std::process::Command::new(python())
-            .arg(script)
-            .arg(file.path())
-            .env_remove("LD_PRELOAD")
-            .output()
-            .expect("run validate.py");
-        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "validate.py failed:\n{said}");
-        said
-    }
-}
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The Python with jsonschema-rs: `$CANDLECAST_TEST_PYTHON`, or target/pyenv-tests (scripts/test-deps.sh).
-fn python() -> PathBuf {
-    let python = std::env::var_os("CANDLECAST_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/pyenv-tests/bin/python"));
-    let installed = std::process::Command::new(&python).args(["-c", "import jsonschema_rs"]).output();
-    assert!(
-        installed.is_ok_and(|o| o.status.success()),
-        "jsonschema-rs is not installed for {}: run scripts/test-deps.sh (pip install -r tests/openapi/requirements.txt)",
-        python.display()
-    );
-    python
-}
 
 async fn server() -> TestServer {
     let strategy =
@@ -243,79 +80,6 @@ async fn the_openapi_document_lists_the_asyncapi_route() {
     let server = server().await;
     let (_, openapi) = server.get_json("/api/openapi.json").await;
     assert!(openapi["paths"]["/api/asyncapi.json"]["get"].is_object(), "{}", openapi["paths"]);
-}
-
-// ---------------------------------------------------------------------------------------------------
-// /ws
-
-/// A `/ws` client that keeps every message it receives.
-struct WsRecorder {
-    ws: Socket,
-    received: Vec<Value>,
-    close: Option<u16>,
-}
-
-impl WsRecorder {
-    async fn connect(server: &TestServer) -> WsRecorder {
-        let (ws, _) = tokio_tungstenite::connect_async(server.ws_url()).await.expect("ws connect");
-        WsRecorder { ws, received: Vec::new(), close: None }
-    }
-
-    async fn send(&mut self, checks: &mut Checks, doc: &Doc, msg: Value) {
-        let kind = msg["type"].as_str().expect("a type").to_owned();
-        checks.client(doc, "ws", &kind, &msg);
-        self.ws.send(WsMessage::text(msg.to_string())).await.expect("send");
-    }
-
-    /// Reads until a message matches `until` (which sees every message), or panics after a minute.
-    async fn read_until(&mut self, what: &str, mut until: impl FnMut(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let msg = tokio::time::timeout_at(deadline, self.ws.next())
-                .await
-                .unwrap_or_else(|_| panic!("no {what} within a minute; received {:?}", self.kinds()));
-            match msg {
-                Some(Ok(WsMessage::Text(t))) => {
-                    let v: Value = serde_json::from_str(&t).expect("the server sends JSON");
-                    self.received.push(v.clone());
-                    if until(&v) {
-                        return v;
-                    }
-                }
-                Some(Ok(WsMessage::Close(frame))) => {
-                    self.close = Some(frame.map(|f| u16::from(f.code)).unwrap_or(1005));
-                    panic!("closed ({:?}) while waiting for {what}", self.close);
-                }
-                Some(Ok(_)) => {}
-                other => panic!("connection ended while waiting for {what}: {other:?}"),
-            }
-        }
-    }
-
-    async fn next_of(&mut self, kind: &str) -> Value {
-        self.read_until(kind, |v| v["type"] == kind).await
-    }
-
-    /// Reads to the close frame; returns its code.
-    async fn until_closed(&mut self) -> u16 {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            match tokio::time::timeout_at(deadline, self.ws.next()).await.expect("closed within a minute") {
-                Some(Ok(WsMessage::Text(t))) => self.received.push(serde_json::from_str(&t).expect("JSON")),
-                Some(Ok(WsMessage::Close(frame))) => {
-                    return frame.map(|f| u16::from(f.code)).unwrap_or(u16::from(CloseCode::Status));
-                }
-                Some(Ok(_)) => {}
-                // The server may cut the TCP connection right after its close frame.
-                Some(Err(e)) => panic!("no close frame: {e}"),
-                None => panic!("no close frame before the end"),
-            }
-        }
-    }
-
-    fn kinds(&self) -> Vec<String> {
-        self.received.iter().map(|v| v["type"].as_str().unwrap_or("?").to_owned()).collect()
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -473,129 +237,6 @@ async fn every_ws_message_of_a_real_server_matches_the_document() {
     assert_eq!(listed, seen, "documented server messages vs the ones received");
     let said = checks.run(&doc);
     assert!(said.contains("0 failure(s)"), "{said}");
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Socket.IO
-
-/// A Socket.IO client over the WebSocket transport, speaking the packets themselves (`42[...]` events,
-/// `42<id>[...]` events that ask for an acknowledgement, `43<id>[...]` acknowledgements), so that every
-/// packet the server sends is seen as it is.
-struct SioRecorder {
-    ws: Socket,
-    /// (event name, its argument or null) of every event received.
-    events: Vec<(String, Value)>,
-    /// The argument of every acknowledgement received, by id.
-    acks: BTreeMap<u64, Value>,
-    /// The event each acknowledgement id was asked for.
-    asked: BTreeMap<u64, String>,
-    next_ack: u64,
-}
-
-impl SioRecorder {
-    async fn connect(server: &TestServer, token: Option<&str>) -> SioRecorder {
-        let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", server.addr);
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("socket.io connect");
-        let mut c = SioRecorder { ws, events: Vec::new(), acks: BTreeMap::new(), asked: BTreeMap::new(), next_ack: 1 };
-        let open = c.next_packet().await;
-        assert!(open.starts_with("0{"), "{open}");
-        let connect = match token {
-            Some(t) => format!("40{}", json!({ "token": t })),
-            None => "40".to_owned(),
-        };
-        c.ws.send(WsMessage::text(connect)).await.expect("send");
-        loop {
-            let p = c.next_packet().await;
-            assert!(!p.starts_with("44"), "connect refused: {p}");
-            if p.starts_with("40") {
-                return c;
-            }
-        }
-    }
-
-    /// The next Engine.IO packet (pings answered).
-    async fn next_packet(&mut self) -> String {
-        loop {
-            let msg =
-                tokio::time::timeout(Duration::from_secs(60), self.ws.next()).await.expect("a packet within a minute");
-            match msg {
-                Some(Ok(WsMessage::Text(t))) if t.as_str() == "2" => {
-                    self.ws.send(WsMessage::text("3")).await.expect("pong");
-                }
-                Some(Ok(WsMessage::Text(t))) => return t.as_str().to_owned(),
-                Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
-                other => panic!("socket.io connection ended: {other:?}; events {:?}", self.names()),
-            }
-        }
-    }
-
-    /// Emits `name` with `arg` (None: no argument), asking for an acknowledgement if `ack`; the event is
-    /// checked against the document when `checks` is given (the deliberately malformed ones are not).
-    async fn emit(&mut self, checks: Option<(&mut Checks, &Doc)>, name: &str, arg: Option<Value>, ack: bool) {
-        if let Some((checks, doc)) = checks {
-            checks.client(doc, "socketio", name, arg.as_ref().unwrap_or(&Value::Null));
-        }
-        let body = match arg {
-            Some(a) => json!([name, a]),
-            None => json!([name]),
-        };
-        let packet = if ack {
-            let id = self.next_ack;
-            self.next_ack += 1;
-            self.asked.insert(id, name.to_owned());
-            format!("42{id}{body}")
-        } else {
-            format!("42{body}")
-        };
-        self.ws.send(WsMessage::text(packet)).await.expect("send");
-    }
-
-    /// Reads packets until `done` holds, or panics after a minute.
-    async fn read_until(&mut self, what: &str, mut done: impl FnMut(&SioRecorder) -> bool) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while !done(self) {
-            assert!(tokio::time::Instant::now() < deadline, "no {what} within a minute; events {:?}", self.names());
-            let p = self.next_packet().await;
-            if let Some(rest) = p.strip_prefix("42") {
-                let v: Value = serde_json::from_str(rest).unwrap_or_else(|_| panic!("an event that is not JSON: {p}"));
-                let name = v[0].as_str().unwrap_or_else(|| panic!("an event without a name: {p}")).to_owned();
-                self.events.push((name, v.get(1).cloned().unwrap_or(Value::Null)));
-            } else if let Some(rest) = p.strip_prefix("43") {
-                let at = rest.find('[').unwrap_or_else(|| panic!("an ack without arguments: {p}"));
-                let id: u64 = rest[..at].parse().unwrap_or_else(|_| panic!("an ack without an id: {p}"));
-                let args: Value = serde_json::from_str(&rest[at..]).expect("ack arguments");
-                self.acks.insert(id, args[0].clone());
-            } else {
-                panic!("an unexpected packet: {p}");
-            }
-        }
-    }
-
-    fn got(&self, event: &str) -> bool {
-        self.events.iter().any(|(n, _)| n == event)
-    }
-
-    fn all_acked(&self) -> bool {
-        self.asked.keys().all(|id| self.acks.contains_key(id))
-    }
-
-    fn names(&self) -> Vec<&str> {
-        self.events.iter().map(|(n, _)| n.as_str()).collect()
-    }
-
-    /// Adds every event and acknowledgement received to `checks`; returns the event names.
-    fn check(&self, checks: &mut Checks, doc: &Doc) -> BTreeSet<String> {
-        for (name, arg) in &self.events {
-            checks.server(doc, "socketio", name, arg);
-        }
-        for (id, arg) in &self.acks {
-            let event = &self.asked[id];
-            let acks = doc.acks(event);
-            assert!(!acks.is_empty(), "the document has no acknowledgement for {event}: {arg}");
-            checks.add(format!("socketio ack of {event}"), &acks, arg);
-        }
-        self.events.iter().map(|(n, _)| n.clone()).collect()
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
