@@ -31,6 +31,8 @@ if ! target/pyenv-tests/bin/python -c 'import socketio, requests' >/dev/null 2>&
   target/pyenv-tests/bin/pip install --quiet --disable-pip-version-check -r tests/socketio/requirements.txt
 fi
 echo "== Schemathesis (tests/openapi.rs fuzzes the REST API against /api/openapi.json)"
-target/pyenv-tests/bin/python -c 'import schemathesis' >/dev/null 2>&1 \
+target/pyenv-tests/bin/python -c 'import schemathesis, jsonschema_rs' >/dev/null 2>&1 \
   || target/pyenv-tests/bin/python -m pip install --quiet --disable-pip-version-check -r tests/openapi/requirements.txt
 (cd tests/socketio && npm ci --no-audit --no-fund --loglevel=error)
+echo "== The AsyncAPI 3.0 JSON schema (@asyncapi/specs; tests/asyncapi.rs validates /api/asyncapi.json against it)"
+(cd tests/asyncapi && npm ci --no-audit --no-fund --loglevel=error)

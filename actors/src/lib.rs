@@ -8,6 +8,7 @@
 //! - [`aggregate`]: multi-interval time bars with the late-trade grace window; no actor code.
 //! - [`messages`]: messages that several actors share.
 //! - [`protocol`]: the JSON wire types of the `/ws` protocol, serialized once by the hub.
+//! - [`protocol_schema`]: the JSON schemas of the wire types that have no derive of their own (intervals, ids).
 //! - [`feed`]: the `Connector` trait every upstream implements, the feed actor, and the simulated market.
 //! - [`aggregator`]: the per-symbol aggregator actor, owner of the in-memory bar history.
 //! - [`hub`]: the subscription hub actor: topics, rate limiting per topic, one serialization per update.
@@ -33,6 +34,7 @@ pub mod model;
 pub mod outbox;
 pub mod persist;
 pub mod protocol;
+pub mod protocol_schema;
 pub mod refusals;
 pub mod strategy;
 pub mod telemetry;

@@ -28,11 +28,12 @@ pub const MAX_HISTORY_LIMIT: usize = 5000;
 
 /// `{"type":"subscribe"|"unsubscribe","trading_pairs":[...],"interval":"1m","from":<ms>}`; interval
 /// defaults to 1m.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TopicsRequest {
     pub trading_pairs: Vec<String>,
     #[serde(default)]
+    #[schema(value_type = Option<Interval>)]
     pub interval: Option<String>,
     /// subscribe: the open time of the newest bar the client already holds (from a REST history);
     /// bars that closed from then on are sent first. Set by the server itself after a WS `get_historical`.
@@ -41,15 +42,17 @@ pub struct TopicsRequest {
     #[serde(default, rename = "type")]
     pub _type: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::protocol_schema::request_id)]
     pub id: Option<Value>,
 }
 
 /// `{"type":"get_historical","trading_pair":"BTCUSDT","interval":"1m","limit":1000,"end_time":..,"start_time":..}`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HistoricalRequest {
     pub trading_pair: String,
     #[serde(default)]
+    #[schema(value_type = Option<Interval>)]
     pub interval: Option<String>,
     #[serde(default)]
     pub limit: Option<i64>,
@@ -63,19 +66,22 @@ pub struct HistoricalRequest {
     #[serde(default, rename = "type")]
     pub _type: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::protocol_schema::request_id)]
     pub id: Option<Value>,
 }
 
 /// `{"type":"subscribe_indicator"|"unsubscribe_indicator","trading_pair":"BTCUSDT","interval":"1m",
 /// "indicator":"ema","params":{"period":20},"history":500}`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IndicatorRequest {
     pub trading_pair: String,
     #[serde(default)]
+    #[schema(value_type = Option<Interval>)]
     pub interval: Option<String>,
     pub indicator: String,
     #[serde(default)]
+    #[schema(schema_with = crate::protocol_schema::indicator_params)]
     pub params: Value,
     /// Values of history sent first (default 500, at most 5,000).
     #[serde(default)]
@@ -83,19 +89,22 @@ pub struct IndicatorRequest {
     #[serde(default, rename = "type")]
     pub _type: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::protocol_schema::request_id)]
     pub id: Option<Value>,
 }
 
 /// `{"type":"subscribe_signals"|"unsubscribe_signals","trading_pair":"BTCUSDT","interval":"1m"}`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignalsRequest {
     pub trading_pair: String,
     #[serde(default)]
+    #[schema(value_type = Option<Interval>)]
     pub interval: Option<String>,
     #[serde(default, rename = "type")]
     pub _type: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::protocol_schema::request_id)]
     pub id: Option<Value>,
 }
 
@@ -192,7 +201,7 @@ pub fn parse_interval(name: Option<&str>) -> Result<Interval, InvalidParameter> 
 // Server → client
 
 /// A bar as clients see it (seed 004's `data` object, plus `trades`): `timestamp` is the open time, ms.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BarData {
     pub timestamp: i64,
     pub open: f64,
@@ -225,7 +234,7 @@ fn is_false(b: &bool) -> bool {
 
 /// `{"type":"price_update","symbol":..,"interval":..,"data":{..},"ts_sent":<µs>}`, plus `"correction":true`
 /// when a late trade revised a closed bar.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PriceUpdate<'a> {
     #[serde(rename = "type")]
     pub kind: &'static str,
@@ -241,11 +250,12 @@ pub struct PriceUpdate<'a> {
 /// `{"type":"trade_marker","symbol":"AAPL","data":{"timestamp":1672567200000,"side":"BUY","quantity":100,
 /// "price":150,"profit_loss":25.5,"strategy":".."}}`: an executed trade a script reported, pushed to every
 /// `/ws` client subscribed to any interval of its symbol (charts draw it as a marker).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TradeMarker<'a> {
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub symbol: &'a str,
+    #[schema(value_type = crate::persist::StoredTrade)]
     pub data: &'a crate::persist::StoredTrade,
 }
 
@@ -256,7 +266,7 @@ impl<'a> TradeMarker<'a> {
 }
 
 /// `{"type":"historical","symbol":..,"interval":..,"data":[..]}`
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Historical {
     #[serde(rename = "type")]
     pub kind: String,
@@ -267,6 +277,7 @@ pub struct Historical {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub as_of: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schema(schema_with = crate::protocol_schema::request_id)]
     pub id: Option<Value>,
 }
 
@@ -291,22 +302,25 @@ impl Historical {
 }
 
 /// `{"type":"subscribed"|"unsubscribed","trading_pairs":[..],"interval":..}`
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TopicsAck<'a> {
     #[serde(rename = "type")]
     pub kind: &'static str,
+    #[schema(value_type = Vec<String>)]
     pub trading_pairs: &'a [String],
     pub interval: Interval,
     /// The pairs of the request that were not subscribed, each with its reason (absent when none was refused).
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    #[schema(value_type = Vec<RefusedTopic>)]
     pub refused: &'a [RefusedTopic],
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::protocol_schema::request_id)]
     pub id: Option<&'a Value>,
 }
 
 /// One pair of a `subscribe` the server did not subscribe, and why:
 /// `{"trading_pair":"FOOUSDT","code":"unknown_symbol","message":"unknown symbol FOOUSDT"}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RefusedTopic {
     pub trading_pair: String,
     pub code: ErrorCode,
@@ -314,7 +328,7 @@ pub struct RefusedTopic {
 }
 
 /// Machine-readable error codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     InvalidJson,
@@ -329,13 +343,14 @@ pub enum ErrorCode {
 }
 
 /// `{"type":"error","code":..,"message":..}`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorMessage {
     #[serde(rename = "type")]
     pub kind: String,
     pub code: ErrorCode,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schema(schema_with = crate::protocol_schema::request_id)]
     pub id: Option<Value>,
     /// For a request refused by a budget that refills: the seconds after which it should pass.
     #[serde(skip_serializing_if = "Option::is_none", default)]

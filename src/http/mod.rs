@@ -13,8 +13,10 @@
 //! - [`history_reads`]: where history reads run, and the per-host and total budgets they are under.
 //! - [`connections`]: the per-host budget of open HTTP connections.
 //! - [`openapi`]: the OpenAPI document (`/api/openapi.json`) and its offline page (`/docs`).
+//! - [`asyncapi`]: the AsyncAPI document of `/ws` and Socket.IO (`/api/asyncapi.json`).
 
 pub mod admin;
+pub mod asyncapi;
 pub mod auth_log;
 pub mod connections;
 pub mod cors;
@@ -61,6 +63,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &std::path::Path) {
         .service(trading_data::trading_data_preflight)
         .service(trading_data::trades)
         .service(openapi::openapi_json)
+        .service(asyncapi::asyncapi_json)
         .service(openapi::docs)
         .route("/ws", web::get().to(ws::route))
         .configure(crate::socketio::configure);

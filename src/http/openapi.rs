@@ -286,13 +286,14 @@ pub struct TradesReply {
     pub trades: Vec<serde_json::Value>,
 }
 
-/// The document: every REST route (the Socket.IO and `/ws` protocols are in docs/protocol.md).
+/// The document: every REST route (the Socket.IO and `/ws` protocols are in docs/protocol.md and
+/// `/api/asyncapi.json`).
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "candlecast",
         description = "Real-time market data: symbols, prices, OHLCV history, feeds, strategies and jobs. \
-                       Live bars stream over /ws and Socket.IO (docs/protocol.md).",
+                       Live bars stream over /ws and Socket.IO (docs/protocol.md; AsyncAPI: /api/asyncapi.json).",
         license(name = "Apache-2.0")
     ),
     paths(
@@ -321,6 +322,7 @@ pub struct TradesReply {
         super::trading_data::trading_data_preflight,
         super::trading_data::trades,
         openapi_json,
+        super::asyncapi::asyncapi_json,
         docs,
     ),
     components(schemas(ErrorBody)),

@@ -56,7 +56,7 @@ impl CsvLimitError {
 }
 
 /// One refused row (or the header, line 1).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RowError {
     /// Which CSV: `trades_csv` or `market_data_csv`.
     pub csv: &'static str,

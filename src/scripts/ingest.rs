@@ -18,7 +18,7 @@ use super::Scripts;
 
 /// A trade as a script streams it: `{"symbol":"BTCUSDT","price":65000.5,"qty":0.01,"side":"buy","timestamp":1700000000000}`.
 /// `side` (buy / sell) and `timestamp` (epoch ms or s, or ISO 8601) are optional; the time defaults to now.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct TradeInput {
     pub symbol: String,
     pub price: f64,
@@ -30,7 +30,7 @@ pub struct TradeInput {
 }
 
 /// A timestamp as JSON: a number (epoch ms, or s below 10^11) or a string.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum TimeInput {
     Number(f64),
@@ -38,7 +38,7 @@ pub enum TimeInput {
 }
 
 /// Seed 003's `send_trading_data` payload (also the REST body): `{"trades_csv","market_data_csv","timestamp"}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct TradingData {
     #[serde(default)]
     pub trades_csv: Option<String>,
@@ -46,6 +46,7 @@ pub struct TradingData {
     pub market_data_csv: Option<String>,
     /// Echoed back in `data_received` and `trading_update`; now (ISO 8601) when absent.
     #[serde(default)]
+    #[schema(schema_with = crate::http::asyncapi::any_value)]
     pub timestamp: Option<serde_json::Value>,
 }
 
@@ -59,14 +60,14 @@ pub enum UploadError {
 }
 
 /// A refused trade: its position in the batch and why.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Refused {
     pub index: usize,
     pub reason: String,
 }
 
 /// What happened to a batch of streamed trades (the acknowledgement's payload).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct IngestSummary {
     pub accepted: usize,
     pub late_dropped: usize,
@@ -74,7 +75,7 @@ pub struct IngestSummary {
 }
 
 /// Bars the market-data rows became.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct BarCounts {
     pub inserted: usize,
     pub replaced: usize,
@@ -82,7 +83,7 @@ pub struct BarCounts {
 }
 
 /// What a `send_trading_data` event or a `POST /api/trading-data` did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TradingDataReport {
     /// `success` (every row kept), `partial` (some refused) or `error` (none kept, something refused).
     pub status: &'static str,

@@ -27,7 +27,7 @@ pub(super) const TRADES: TableDefinition<TradeKey, TradeValue> = TableDefinition
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("script_meta");
 
 /// An executed trade a script reported, as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StoredTrade {
     /// Trade time, UTC ms.
     pub timestamp: i64,
