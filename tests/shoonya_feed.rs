@@ -15,8 +15,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use candlecast_actors::feed::shoonya::session::{sha256_hex, totp};
-use candlecast_actors::feed::shoonya::wire::utc_ms_to_ist;
+use candlecast_actors::feed::utc_ms_to_ist;
+use candlecast_actors::feed::{sha256_hex, totp};
 use common::{TestServer, Toml};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};

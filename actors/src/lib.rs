@@ -37,3 +37,11 @@ pub mod strategy;
 pub mod telemetry;
 
 pub use engine::Engine;
+
+/// The parsers of outside input, public for the fuzz targets in `fuzz/` (and nothing else): the modules
+/// that hold them stay private, so the compiler reports what nothing uses.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::cluster::wire::{decode_batch, decode_cached, decode_watermark};
+    pub use crate::feed::binance::wire::{decode as decode_binance_stream, Kline, RestTrade, StreamMessage};
+}

@@ -9,20 +9,27 @@
 //! - [`replay`]: a trades or bars CSV replayed at a chosen speed.
 //! - [`backoff`]: capped exponential backoff with jitter.
 
-pub mod actor;
-pub mod backoff;
-pub mod binance;
-pub mod iqfeed;
-pub mod kite;
-pub mod replay;
-pub mod shoonya;
-pub mod simulated;
+pub(crate) mod actor;
+pub(crate) mod backoff;
+pub(crate) mod binance;
+pub(crate) mod iqfeed;
+pub(crate) mod kite;
+pub(crate) mod replay;
+pub(crate) mod shoonya;
+pub(crate) mod simulated;
+mod source;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 pub use actor::FeedActor;
+pub use iqfeed::{time::utc_ms_to_eastern, IqFeedSettings};
+pub use kite::KiteSettings;
+pub use replay::{ReplayConnector, ReplayKind, ReplaySettings, Speed};
+pub use shoonya::session::{sha256_hex, totp};
+pub use shoonya::{wire::utc_ms_to_ist, ShoonyaSettings};
+pub use source::{FeedSource, UnknownSource};
 
 use crate::model::{Bar, Interval, Symbol, Trade};
 use crate::persist::history::Held;
@@ -54,8 +61,8 @@ impl FeedError {
 ///
 /// The futures need not be `Send`: each feed runs on one actix arbiter thread.
 pub trait Connector: Unpin + 'static {
-    /// Short name of the venue, e.g. `simulated`, `binance`.
-    fn source(&self) -> &'static str;
+    /// The venue.
+    fn source(&self) -> FeedSource;
 
     fn symbol(&self) -> &Symbol;
 
