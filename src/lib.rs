@@ -12,6 +12,9 @@
 //! - [`socketio`]: Socket.IO v5 over Engine.IO v4 (polling and WebSocket) for scripts and dashboards.
 //! - [`ws`]: the `/ws` session (the only user of actix-web-actors), request decoding, per-client limits.
 //! - [`run`]: starts the engine and the HTTP server on a bound listener until `shutdown` resolves.
+//!
+//! Only `cli`, `config`, `run` and `bind_listener` are public (for `main.rs` and the tests), and `fuzzing`
+//! (hidden) for the fuzz targets; the other modules are private, so the compiler reports what nothing uses.
 #![forbid(unsafe_code)]
 
 pub mod cli;

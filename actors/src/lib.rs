@@ -18,6 +18,10 @@
 //!   the history service that merges stored and in-memory bars.
 //! - [`engine`]: starts the pipeline from configuration.
 //! - [`cluster`]: scale-out on Redis: node roles, pub/sub between nodes, today-cache, per-symbol leases.
+//!
+//! Below these, modules are private: each `mod.rs` re-exports what the server, tests and benches use.
+//! `fuzzing` (hidden) re-exports the parsers the fuzz targets in `fuzz/` call. The `test-util` feature
+//! adds `persist::MemoryStore` for other crates' tests.
 #![forbid(unsafe_code)]
 
 pub mod aggregate;
