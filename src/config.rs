@@ -332,7 +332,7 @@ impl Config {
             ),
         ];
         if let Some((_, msg)) = checks.iter().find(|(ok, _)| !ok) {
-            return Err(ConfigError::Invalid(*msg));
+            return Err(ConfigError::Invalid(msg));
         }
         self.store.validate()?;
         self.aggregator.check_sessions()?;
