@@ -3,11 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use candlecast_actors::aggregator::AggregatorSettings;
-use candlecast_actors::cluster::{NodeSettings, RedisSettings};
+use candlecast_actors::aggregator::{AggregatorSettings, UnknownSessions};
+use candlecast_actors::cluster::{ClusterError, NodeSettings, RedisSettings};
 use candlecast_actors::engine::FeedSettings;
+use candlecast_actors::feed::FeedSource;
 use candlecast_actors::hub::HubSettings;
-use candlecast_actors::persist::StoreSettings;
+use candlecast_actors::persist::{StoreSettings, StoreSettingsError};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::Deserialize;
@@ -196,7 +197,7 @@ pub struct ScriptsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StrategiesConfig {
-    pub live: Vec<candlecast_actors::strategy::live::signals::LiveSpec>,
+    pub live: Vec<candlecast_actors::strategy::LiveSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -205,10 +206,24 @@ pub struct LogConfig {
     pub level: String,
 }
 
-/// The configuration could not be read.
+/// The configuration could not be read, or holds values candlecast cannot start with.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid configuration: {0}")]
-pub struct ConfigError(String);
+pub enum ConfigError {
+    #[error("invalid configuration: config file {0} does not exist")]
+    MissingFile(PathBuf),
+    /// Figment's description: the key, the value's problem and where it came from, one per problem.
+    #[error("invalid configuration: {0}")]
+    Parse(String),
+    /// A value outside what candlecast accepts; the text names the key and the bound.
+    #[error("invalid configuration: {0}")]
+    Invalid(&'static str),
+    #[error("invalid configuration: {0}")]
+    Store(#[from] StoreSettingsError),
+    #[error("invalid configuration: {0}")]
+    Sessions(#[from] UnknownSessions),
+    #[error("invalid configuration: {0}")]
+    Cluster(#[from] ClusterError),
+}
 
 impl Config {
     /// Defaults, then `file`, then the process environment.
@@ -222,7 +237,7 @@ impl Config {
         let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
         if let Some(path) = file {
             if !path.is_file() {
-                return Err(ConfigError(format!("config file {} does not exist", path.display())));
+                return Err(ConfigError::MissingFile(path.to_owned()));
             }
             figment = figment.merge(Toml::file_exact(path));
         }
@@ -230,7 +245,7 @@ impl Config {
         for (key, value) in overrides {
             figment = figment.merge(Serialized::global(key, value));
         }
-        let config: Config = figment.extract().map_err(|e| ConfigError(describe(e)))?;
+        let config: Config = figment.extract().map_err(|e| ConfigError::Parse(describe(e)))?;
         config.validate()?;
         Ok(config)
     }
@@ -240,7 +255,7 @@ impl Config {
     #[doc(hidden)]
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
         let figment = Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string(text));
-        let config: Config = figment.extract().map_err(|e| ConfigError(describe(e)))?;
+        let config: Config = figment.extract().map_err(|e| ConfigError::Parse(describe(e)))?;
         config.validate()?;
         Ok(config)
     }
@@ -316,7 +331,7 @@ impl Config {
                 "feed.binance.max_messages_per_second must be 1 to 5 (Binance's limit)",
             ),
             (
-                self.feed.source != "replay" || !self.feed.replay.path.is_empty(),
+                self.feed.source != FeedSource::Replay || !self.feed.replay.path.is_empty(),
                 "feed.replay.path must name a CSV file when feed.source = \"replay\"",
             ),
             (
@@ -326,25 +341,25 @@ impl Config {
                 "feed.shoonya.timeout_ms, feed.shoonya.heartbeat_secs and feed.shoonya.max_master_bytes must be at least 1",
             ),
             (
-                self.feed.source != "shoonya"
+                self.feed.source != FeedSource::Shoonya
                     || !self.feed.shoonya.session_token.is_empty()
                     || self.feed.shoonya.can_login(),
                 "feed.source = \"shoonya\" needs feed.shoonya.session_token, or uid, password, totp_secret, \
                  vendor_code and api_secret (secrets preferably from CANDLECAST__FEED__SHOONYA__...)",
             ),
             (
-                self.feed.source != "kite"
+                self.feed.source != FeedSource::Kite
                     || !(self.feed.kite.api_key.is_empty() || self.feed.kite.access_token.is_empty()),
                 "feed.kite.api_key and feed.kite.access_token must be set when feed.source = \"kite\" \
                  (the token preferably as CANDLECAST__FEED__KITE__ACCESS_TOKEN)",
             ),
         ];
         if let Some((_, msg)) = checks.iter().find(|(ok, _)| !ok) {
-            return Err(ConfigError((*msg).to_owned()));
+            return Err(ConfigError::Invalid(msg));
         }
-        self.store.validate().map_err(ConfigError)?;
-        self.aggregator.check_sessions().map_err(ConfigError)?;
-        candlecast_actors::cluster::settings::validate(&self.node, &self.redis).map_err(|e| ConfigError(e.to_string()))
+        self.store.validate()?;
+        self.aggregator.check_sessions()?;
+        Ok(candlecast_actors::cluster::validate_settings(&self.node, &self.redis)?)
     }
 }
 
@@ -356,6 +371,16 @@ fn describe(e: figment::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_feed_source_is_refused_when_the_config_loads_naming_the_valid_ones() {
+        let source = ("feed.source", toml::Value::String("ftx".into()));
+        let err = Config::load_with(None, std::slice::from_ref(&source)).unwrap_err().to_string();
+        assert!(err.contains("unknown feed source \"ftx\": expected \"simulated\", \"binance\""), "{err}");
+        assert!(err.contains("feed.source"), "the error names the key: {err}");
+        let none = ("feed.source", toml::Value::String("none".into()));
+        assert_eq!(Config::load_with(None, &[none]).unwrap().feed.source, FeedSource::None);
+    }
 
     #[test]
     fn exchange_symbols_get_their_sessions_and_crypto_trades_around_the_clock() {
@@ -497,7 +522,7 @@ mod tests {
     #[test]
     fn iqfeed_section_matches_the_code_defaults_and_hides_credentials() {
         let c = Config::load_with(None, &[]).unwrap();
-        let d = candlecast_actors::feed::iqfeed::IqFeedSettings::default();
+        let d = candlecast_actors::feed::IqFeedSettings::default();
         assert_eq!(format!("{:?}", c.feed.iqfeed), format!("{d:?}"));
         let (l1, lookup, admin) = (c.feed.iqfeed.level1_port, c.feed.iqfeed.lookup_port, c.feed.iqfeed.admin_port);
         assert_eq!((l1, lookup, admin, c.feed.iqfeed.protocol.as_str()), (5009, 9100, 9300, "6.2"));
@@ -514,7 +539,7 @@ mod tests {
     #[test]
     fn shoonya_section_matches_the_code_defaults_and_hides_secrets() {
         let c = Config::load_with(None, &[]).unwrap();
-        let d = candlecast_actors::feed::shoonya::ShoonyaSettings::default();
+        let d = candlecast_actors::feed::ShoonyaSettings::default();
         assert_eq!(format!("{:?}", c.feed.shoonya), format!("{d:?}"));
         assert_eq!(c.feed.shoonya.ws_url, "wss://api.shoonya.com/NorenWSTP/");
         let source = ("feed.source", toml::Value::String("shoonya".into()));
@@ -540,7 +565,7 @@ mod tests {
     #[test]
     fn kite_section_matches_the_code_defaults_and_hides_the_token() {
         let c = Config::load_with(None, &[]).unwrap();
-        let d = candlecast_actors::feed::kite::KiteSettings::default();
+        let d = candlecast_actors::feed::KiteSettings::default();
         assert_eq!(format!("{:?}", c.feed.kite), format!("{d:?}"));
         assert_eq!(c.feed.kite.ws_url, "wss://ws.kite.trade");
         let kite = toml::Value::String("kite".into());

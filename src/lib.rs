@@ -13,16 +13,29 @@
 //! - [`socketio`]: Socket.IO v5 over Engine.IO v4 (polling and WebSocket) for scripts and dashboards.
 //! - [`ws`]: the `/ws` session (the only user of actix-web-actors), request decoding, per-client limits.
 //! - [`run`]: starts the engine and the HTTP server on a bound listener until `shutdown` resolves.
+//!
+//! Only `cli`, `config`, `run` and `bind_listener` are public (for `main.rs` and the tests), and `fuzzing`
+//! (hidden) for the fuzz targets; the other modules are private, so the compiler reports what nothing uses.
 #![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod cli;
 pub mod config;
-pub mod http;
-pub mod jobs;
-pub mod scripts;
-pub mod socketio;
-pub mod ws;
+mod http;
+mod jobs;
+mod scripts;
+mod socketio;
+mod ws;
+
+/// The parsers of outside input, public for the fuzz targets in `fuzz/` (and nothing else): the rest of
+/// the crate stays private, so the compiler reports what nothing uses.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::scripts::csv::{parse_market_data, parse_trades, CsvLimits};
+    pub use crate::socketio::engineio::{payload_packets, Packet as EioPacket};
+    pub use crate::socketio::packet::Packet as SioPacket;
+    pub use crate::ws::request::decode as decode_ws_request;
+}
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -39,7 +52,7 @@ pub use config::Config;
 
 /// What every route can reach.
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     pub engine: Engine,
     pub ws_limits: Arc<config::WsConfig>,
     pub started: Instant,
@@ -94,8 +107,8 @@ pub fn raise_fd_limit() -> u64 {
 /// the config lists once their symbol has history.
 fn start_strategy_actors(engine: &Engine, config: &Config, connection_ceiling: u64) -> ws::Services {
     use candlecast_actors::aggregator::GetQuote;
-    use candlecast_actors::strategy::live::indicators::{IndicatorService, IndicatorSettings};
-    use candlecast_actors::strategy::live::signals::{LiveStrategies, StartStrategy};
+    use candlecast_actors::strategy::{IndicatorService, IndicatorSettings};
+    use candlecast_actors::strategy::{LiveStrategies, StartStrategy};
 
     let arbiter = engine.market.arbiter().clone();
     let (hub, market) = (engine.hub.clone(), engine.market.clone());
@@ -151,7 +164,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     use candlecast_actors::cluster::Cluster;
     let mut engine_feeds = config.feed.clone();
     if Cluster::manages_feeds(&config.redis) {
-        engine_feeds.source = "none".into();
+        engine_feeds.source = candlecast_actors::feed::FeedSource::None;
     }
     let store = open_store(&config.store).await?;
     let script_store = store.clone();

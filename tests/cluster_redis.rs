@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use candlecast_actors::cluster::wire::Keys;
+use candlecast_actors::cluster::Keys;
 use common::redis_server::RedisServer;
 use common::{Client, TestServer, Toml};
 use serde_json::Value;
@@ -438,7 +438,7 @@ async fn symbols_that_redis_messages_name_are_followed_up_to_the_limit() {
         for i in 0..20 {
             let symbol = format!("FAKE{i}");
             let bar = Bar::flat(symbol.as_str().into(), Interval::S1, now_ms() / 1000 * 1000, 1.0);
-            let payload = candlecast_actors::cluster::wire::encode_batch("intruder", 1, &[bar]);
+            let payload = candlecast_actors::cluster::encode_batch("intruder", 1, &[bar]);
             let channel = Keys::new("candlecast").bars_channel(&symbol);
             let published = redis.command(&["PUBLISH", &channel, std::str::from_utf8(&payload).unwrap()]);
             assert!(published.starts_with(':'), "{published}");

@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use candlecast_actors::model::{Bar, Interval, Symbol};
-use candlecast_actors::persist::influx_v2::V2;
+use candlecast_actors::persist::InfluxV2 as V2;
 use candlecast_actors::persist::{
-    line_protocol, InfluxApi, InfluxSettings, Range, Secret, Store, StoreError, StoredBar,
+    encode_line_protocol, InfluxApi, InfluxSettings, Range, Secret, Store, StoreError, StoredBar,
 };
 use common::history::{eventually, small};
 use common::{TestServer, Toml};
@@ -173,7 +173,7 @@ async fn a_write_is_the_documented_request() {
         ])
     );
     assert_eq!(w.headers["authorization"], format!("Token {TOKEN}"));
-    assert_eq!(w.body, line_protocol::encode(&bars));
+    assert_eq!(w.body, encode_line_protocol(&bars));
     assert!(w.body.starts_with("bars,symbol=BTCUSDT,interval=1m,source=simulated open=37000.5,"), "{}", w.body);
 }
 

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use candlecast_actors::feed::iqfeed::time::utc_ms_to_eastern;
+use candlecast_actors::feed::utc_ms_to_eastern;
 use common::feeds::{bind, eventually, feed_until, now_ms, wait_totals};
 use common::{TestServer, Toml};
 use serde_json::Value;

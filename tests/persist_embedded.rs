@@ -240,7 +240,7 @@ async fn rejected(server: &TestServer) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_deletes_expired_bars_per_interval_and_stats_show_the_store_per_interval() {
     use candlecast_actors::model::{now_ms, Bar, Interval};
-    use candlecast_actors::persist::embedded::EmbeddedStore;
+    use candlecast_actors::persist::EmbeddedStore;
     use candlecast_actors::persist::{Store, StoredBar};
     const DAY: i64 = 86_400_000;
     let dir = tempfile::tempdir().unwrap();

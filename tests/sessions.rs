@@ -9,7 +9,7 @@ use common::{TestServer, Toml};
 use serde_json::Value;
 
 fn t(s: &str) -> i64 {
-    candlecast_actors::model::time::parse_iso(s).expect("test time")
+    candlecast_actors::model::parse_iso(s).expect("test time")
 }
 
 /// One trade a minute, 10 s into it, from `from` for `minutes` minutes; the price climbs by 0.5 a trade.

@@ -14,8 +14,8 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use candlecast_actors::feed::shoonya::session::{sha256_hex, totp};
-use candlecast_actors::feed::shoonya::wire::utc_ms_to_ist;
+use candlecast_actors::feed::utc_ms_to_ist;
+use candlecast_actors::feed::{sha256_hex, totp};
 use common::feeds::{bind, eventually, feed_until, now_ms, wait_totals};
 use common::{TestServer, Toml};
 use futures_util::{SinkExt, StreamExt};

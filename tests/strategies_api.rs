@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use candlecast_actors::model::{Bar, Interval};
-use candlecast_actors::strategy::backtest::{run_backtest, BacktestConfig};
-use candlecast_actors::strategy::strategies::build_strategy;
+use candlecast_actors::strategy::build_strategy;
+use candlecast_actors::strategy::{run_backtest, BacktestConfig};
 use common::TestServer;
 use serde_json::{json, Value};
 

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use candlecast_actors::model::{Bar, Interval};
-use candlecast_actors::persist::embedded::EmbeddedStore;
+use candlecast_actors::persist::EmbeddedStore;
 use candlecast_actors::persist::{Store, StoredBar};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 

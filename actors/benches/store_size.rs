@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use candlecast_actors::model::{Bar, Interval};
-use candlecast_actors::persist::embedded::{EmbeddedStore, FILE_NAME};
-use candlecast_actors::persist::retention::{self, RetentionSettings, RetentionStats, Schedule};
+use candlecast_actors::persist::{spawn_retention, wall_clock, RetentionSettings, RetentionStats, Schedule};
+use candlecast_actors::persist::{EmbeddedStore, EMBEDDED_FILE_NAME as FILE_NAME};
 use candlecast_actors::persist::{Range, Store, StoredBar};
 use redb::{Database, TableDefinition};
 
@@ -279,7 +279,7 @@ fn writes_during_retention(
             batch_bars: 5_000,
             every: Duration::from_secs(60),
         };
-        retention::spawn(store.clone(), schedule, retention::wall_clock(), stats.clone())
+        spawn_retention(store.clone(), schedule, wall_clock(), stats.clone())
     });
     let (started, mut slowest, mut n) = (Instant::now(), Duration::ZERO, 0);
     for b in input {

@@ -9,10 +9,10 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use candlecast_actors::model::{Bar, Interval};
-use candlecast_actors::strategy::backtest::{run_backtest, run_metrics, BacktestConfig};
-use candlecast_actors::strategy::indicators::{Indicator, Rsi, SuperTrend};
-use candlecast_actors::strategy::optimize::{run_optimization, OptimizeSpec, Progress};
-use candlecast_actors::strategy::strategies::{build_strategy, EmaCross};
+use candlecast_actors::strategy::{build_strategy, EmaCross};
+use candlecast_actors::strategy::{run_backtest, run_metrics, BacktestConfig};
+use candlecast_actors::strategy::{run_optimization, OptimizeSpec, Progress};
+use candlecast_actors::strategy::{Indicator, Rsi, SuperTrend};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 /// A deterministic random walk of closed one-minute bars (LCG: no extra dependency, same bars every run).

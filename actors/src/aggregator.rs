@@ -95,6 +95,14 @@ impl Default for AggregatorSettings {
     }
 }
 
+/// `aggregator.symbol_sessions` names an exchange without sessions.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("aggregator.symbol_sessions: {symbol} trades on {exchange:?}, which has no [aggregator.sessions.{exchange}]")]
+pub struct UnknownSessions {
+    pub symbol: String,
+    pub exchange: String,
+}
+
 impl AggregatorSettings {
     /// Where `symbol`'s buckets lie: its exchange's sessions, or around the clock (crypto, and any
     /// exchange without a configured session).
@@ -108,11 +116,9 @@ impl AggregatorSettings {
     }
 
     /// `symbol_sessions` names only configured exchanges.
-    pub fn check_sessions(&self) -> Result<(), String> {
+    pub fn check_sessions(&self) -> Result<(), UnknownSessions> {
         match self.symbol_sessions.iter().find(|(_, e)| !self.sessions.contains_key(*e)) {
-            Some((symbol, exchange)) => Err(format!(
-                "aggregator.symbol_sessions: {symbol} trades on {exchange:?}, which has no [aggregator.sessions.{exchange}]"
-            )),
+            Some((symbol, exchange)) => Err(UnknownSessions { symbol: symbol.clone(), exchange: exchange.clone() }),
             None => Ok(()),
         }
     }

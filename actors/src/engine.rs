@@ -15,8 +15,7 @@ use crate::feed::kite::{KiteConnector, KiteSettings, KiteShared};
 use crate::feed::replay::{ReplayConnector, ReplaySettings};
 use crate::feed::shoonya::{session::Shared as ShoonyaShared, ShoonyaConnector, ShoonyaSettings};
 use crate::feed::simulated::{SimulatedConnector, SimulatedSettings};
-use crate::feed::warmup::Warmup;
-use crate::feed::{Connector, FeedActor, FeedError, FeedStatus};
+use crate::feed::{Connector, FeedActor, FeedError, FeedSource, FeedStatus, UnknownSource, Warmup};
 use crate::hub::{Hub, HubSettings};
 use crate::market::Market;
 use crate::model::Symbol;
@@ -29,7 +28,7 @@ use crate::persist::{Store, StoreError, StoreSettings};
 #[serde(deny_unknown_fields)]
 pub struct FeedSettings {
     /// `simulated` (default), `binance`, `iqfeed`, `kite`, `shoonya`, `replay` or `none` (symbols only from scripts).
-    pub source: String,
+    pub source: FeedSource,
     pub symbols: Vec<String>,
     pub simulated: SimulatedSettings,
     pub binance: BinanceSettings,
@@ -42,7 +41,7 @@ pub struct FeedSettings {
 impl Default for FeedSettings {
     fn default() -> Self {
         FeedSettings {
-            source: "simulated".into(),
+            source: FeedSource::Simulated,
             symbols: ["BTCUSDT", "ETHUSDT", "ADAUSDT", "BNBUSDT", "XRPUSDT", "SOLUSDT"].map(String::from).to_vec(),
             simulated: SimulatedSettings::default(),
             binance: BinanceSettings::default(),
@@ -57,12 +56,10 @@ impl Default for FeedSettings {
 /// A configuration the engine cannot start with.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error(
-        "unknown feed source {0:?}: expected \"simulated\", \"binance\", \"iqfeed\", \"kite\", \"shoonya\", \"replay\" or \"none\""
-    )]
-    UnknownSource(String),
+    #[error(transparent)]
+    UnknownSource(#[from] UnknownSource),
     #[error("{symbol} already has a feed (from {venue})")]
-    FeedExists { venue: &'static str, symbol: String },
+    FeedExists { venue: FeedSource, symbol: String },
     #[error("cannot start the {venue} feed: {error}")]
     Connector { venue: &'static str, error: FeedError },
     #[error("invalid symbol {0:?}: use 1 to 32 characters A-Z, 0-9, '-', '_', '.', '&', and one ':' after an exchange (EXCHANGE:SYMBOL)")]
@@ -95,7 +92,7 @@ pub fn valid_symbol(s: &str) -> bool {
 /// A running feed, for the API.
 #[derive(Clone)]
 pub struct FeedHandle {
-    pub source: &'static str,
+    pub source: FeedSource,
     pub symbol: Symbol,
     pub status: Arc<FeedStatus>,
     /// Stops the feed actor, and with it its upstream connection.
@@ -149,13 +146,13 @@ impl Feeds {
         self.len() == 0
     }
 
-    /// Starts a feed for `symbol` from `source` (`simulated`, `binance`, `iqfeed`, `kite`, `shoonya` or `replay`).
-    pub fn add(&self, source: &str, symbol: &str) -> Result<FeedHandle, EngineError> {
+    /// Starts a feed for `symbol` from `source` (any but `none`).
+    pub fn add(&self, source: FeedSource, symbol: &str) -> Result<FeedHandle, EngineError> {
         self.start(source, symbol, None)
     }
 
     /// [`Feeds::add`], reporting the end of the backfill to `warmup` (the feeds of the configuration).
-    fn start(&self, source: &str, symbol: &str, warmup: Option<Arc<Warmup>>) -> Result<FeedHandle, EngineError> {
+    fn start(&self, source: FeedSource, symbol: &str, warmup: Option<Arc<Warmup>>) -> Result<FeedHandle, EngineError> {
         if !valid_symbol(symbol) {
             return Err(EngineError::InvalidSymbol(symbol.to_owned()));
         }
@@ -168,37 +165,37 @@ impl Feeds {
         let (market, s) = (&self.market, &self.settings);
         let h = &(self.arbiter.clone(), self.history.clone(), warmup);
         let handle = match source {
-            "simulated" => start_feed(market, SimulatedConnector::new(sym, &s.simulated), h),
-            "binance" => {
+            FeedSource::Simulated => start_feed(market, SimulatedConnector::new(sym, &s.simulated), h),
+            FeedSource::Binance => {
                 let c = BinanceConnector::new(sym, &s.binance, self.binance_combined.clone())
                     .map_err(|error| EngineError::Connector { venue: "binance", error })?;
                 start_feed(market, c, h)
             }
-            "iqfeed" => start_feed(market, IqFeedConnector::new(sym, &s.iqfeed), h),
-            "shoonya" => {
+            FeedSource::Iqfeed => start_feed(market, IqFeedConnector::new(sym, &s.iqfeed), h),
+            FeedSource::Shoonya => {
                 let c = ShoonyaConnector::new(sym, self.shoonya.clone())
                     .map_err(|error| EngineError::Connector { venue: "shoonya", error })?;
                 start_feed(market, c, h)
             }
-            "kite" => {
+            FeedSource::Kite => {
                 let c = KiteConnector::new(sym, &s.kite, &self.kite)
                     .map_err(|error| EngineError::Connector { venue: "kite", error })?;
                 start_feed(market, c, h)
             }
-            "replay" => start_feed(market, ReplayConnector::new(sym, &s.replay), h),
-            other => return Err(EngineError::UnknownSource(other.to_owned())),
+            FeedSource::Replay => start_feed(market, ReplayConnector::new(sym, &s.replay), h),
+            FeedSource::None => return Err(UnknownSource(source.as_str().to_owned()).into()),
         };
         running.push(handle.clone());
         Ok(handle)
     }
 
     /// Stops and forgets the feed of `symbol` from `source`. The symbol and its bars stay.
-    pub fn remove(&self, source: &str, symbol: &str) -> Option<FeedHandle> {
+    pub fn remove(&self, source: FeedSource, symbol: &str) -> Option<FeedHandle> {
         let mut running = self.running.write().unwrap_or_else(|e| e.into_inner());
         let at = running.iter().position(|f| f.source == source && &*f.symbol == symbol)?;
         let handle = running.remove(at);
         handle.stop.do_send(StopFeed);
-        tracing::info!(symbol, source, "feed removed");
+        tracing::info!(symbol, %source, "feed removed");
         Some(handle)
     }
 
@@ -247,15 +244,11 @@ impl Engine {
         let history = History::start(opened, store, &market, &hub, grace_ms)?;
         let feeds = Feeds::new(market.clone(), market_arbiter, feed.clone(), history.clone());
         let warmup = Arc::new(Warmup::default());
-        match feed.source.as_str() {
-            "none" => {}
-            "simulated" | "binance" | "iqfeed" | "kite" | "shoonya" | "replay" => {
-                warmup.expect(feed.symbols.len());
-                for symbol in &feed.symbols {
-                    feeds.start(&feed.source, symbol, Some(warmup.clone()))?;
-                }
+        if feed.source.runs_feeds() {
+            warmup.expect(feed.symbols.len());
+            for symbol in &feed.symbols {
+                feeds.start(feed.source, symbol, Some(warmup.clone()))?;
             }
-            other => return Err(EngineError::UnknownSource(other.to_owned())),
         }
         Ok(Engine { hub, hub_counters, market, feeds, history, warmup })
     }
@@ -269,7 +262,7 @@ pub fn start_feed<C: Connector + Send>(
     (arbiter, history, warmup): &(ArbiterHandle, History, Option<Arc<Warmup>>),
 ) -> FeedHandle {
     let source = connector.source();
-    let entry = market.get_or_create(connector.symbol(), source);
+    let entry = market.get_or_create(connector.symbol(), source.as_str());
     let status = Arc::new(FeedStatus::default());
     connector.attach_status(status.clone());
     let backfill = Backfill {

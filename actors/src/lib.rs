@@ -19,6 +19,10 @@
 //!   the history service that merges stored and in-memory bars.
 //! - [`engine`]: starts the pipeline from configuration.
 //! - [`cluster`]: scale-out on Redis: node roles, pub/sub between nodes, today-cache, per-symbol leases.
+//!
+//! Below these, modules are private: each `mod.rs` re-exports what the server, tests and benches use.
+//! `fuzzing` (hidden) re-exports the parsers the fuzz targets in `fuzz/` call. The `test-util` feature
+//! adds `persist::MemoryStore` for other crates' tests.
 #![forbid(unsafe_code)]
 
 pub mod aggregate;
@@ -40,3 +44,11 @@ pub mod strategy;
 pub mod telemetry;
 
 pub use engine::Engine;
+
+/// The parsers of outside input, public for the fuzz targets in `fuzz/` (and nothing else): the modules
+/// that hold them stay private, so the compiler reports what nothing uses.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::cluster::wire::{decode_batch, decode_cached, decode_watermark};
+    pub use crate::feed::binance::wire::{decode as decode_binance_stream, Kline, RestTrade, StreamMessage};
+}

@@ -1,7 +1,7 @@
 //! Binance's REST bodies: `GET /api/v3/klines` (first byte even) and `historicalTrades` (odd), as the
 //! REST client decodes them, and their conversion to bars and trades at every interval.
 #![no_main]
-use candlecast_actors::feed::binance::wire::{Kline, RestTrade};
+use candlecast_actors::fuzzing::{Kline, RestTrade};
 use candlecast_actors::model::{Interval, Symbol};
 use libfuzzer_sys::fuzz_target;
 

@@ -1,6 +1,6 @@
 //! One text frame of Binance's market stream (raw or combined-stream envelope), and its trade.
 #![no_main]
-use candlecast_actors::feed::binance::wire::{decode, StreamMessage};
+use candlecast_actors::fuzzing::{decode_binance_stream as decode, StreamMessage};
 use candlecast_actors::model::Symbol;
 use libfuzzer_sys::fuzz_target;
 

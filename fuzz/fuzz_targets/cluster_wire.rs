@@ -1,6 +1,6 @@
 //! What a node reads from Redis: a bars message (first byte % 3 == 0), a cached bar (1) or a watermark (2).
 #![no_main]
-use candlecast_actors::cluster::wire::{decode_batch, decode_cached, decode_watermark};
+use candlecast_actors::fuzzing::{decode_batch, decode_cached, decode_watermark};
 use candlecast_actors::model::{Interval, Symbol};
 use libfuzzer_sys::fuzz_target;
 

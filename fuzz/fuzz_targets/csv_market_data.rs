@@ -1,6 +1,6 @@
 //! The market-data CSV of a Socket.IO script, with the default limits.
 #![no_main]
-use candlecast::scripts::csv::{parse_market_data, CsvLimits};
+use candlecast::fuzzing::{parse_market_data, CsvLimits};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

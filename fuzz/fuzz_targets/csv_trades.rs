@@ -1,6 +1,6 @@
 //! The executed-trades CSV of a Socket.IO script (`trades_csv`), with the default limits.
 #![no_main]
-use candlecast::scripts::csv::{parse_trades, CsvLimits};
+use candlecast::fuzzing::{parse_trades, CsvLimits};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

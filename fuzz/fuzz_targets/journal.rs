@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use candlecast_actors::persist::journal::Journal;
+use candlecast_actors::persist::Journal;
 use libfuzzer_sys::fuzz_target;
 
 const MAGIC: [u8; 4] = [0xF7, b'C', b'J', b'2'];

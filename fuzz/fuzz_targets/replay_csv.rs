@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::task::{Context, Poll, Waker};
 
-use candlecast_actors::feed::replay::{ReplayConnector, ReplayKind, ReplaySettings, Speed};
+use candlecast_actors::feed::{ReplayConnector, ReplayKind, ReplaySettings, Speed};
 use candlecast_actors::feed::Connector;
 use candlecast_actors::model::{Interval, Symbol};
-use candlecast_actors::persist::history::Held;
+use candlecast_actors::persist::Held;
 use libfuzzer_sys::fuzz_target;
 
 fn path() -> &'static PathBuf {

@@ -1,6 +1,6 @@
 //! A Socket.IO packet (the text of one Engine.IO message) from a client.
 #![no_main]
-use candlecast::socketio::packet::Packet;
+use candlecast::fuzzing::SioPacket as Packet;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

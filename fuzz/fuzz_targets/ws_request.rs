@@ -3,5 +3,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = candlecast::ws::request::decode(data);
+    let _ = candlecast::fuzzing::decode_ws_request(data);
 });

@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use candlecast_actors::model::{now_ms, Bar, Interval, Symbol};
-use candlecast_actors::persist::embedded::EmbeddedStore;
+use candlecast_actors::persist::EmbeddedStore;
 use candlecast_actors::persist::{Range, Store, StoreError, StoreKind, StoredBar};
 
 use super::StoreCommand;
-use crate::scripts::time::parse_timestamp;
+use candlecast_actors::model::parse_timestamp;
 
 /// The CSV header both commands use.
 pub const HEADER: &str = "symbol,interval,open_time,open,high,low,close,volume,trades";

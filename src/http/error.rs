@@ -23,7 +23,7 @@ pub enum ApiError {
     #[error(transparent)]
     Admin(#[from] super::admin::AdminError),
     #[error(transparent)]
-    History(#[from] candlecast_actors::persist::history::HistoryError),
+    History(#[from] candlecast_actors::persist::HistoryError),
 }
 
 impl ApiError {

@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use actix_web::http::StatusCode;
 use actix_web::{delete, get, post, web, HttpRequest, HttpResponse, ResponseError};
 use candlecast_actors::engine::{EngineError, FeedHandle};
+use candlecast_actors::feed::FeedSource;
 use candlecast_actors::model::now_ms;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -105,8 +106,9 @@ pub async fn add(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>)
     state.admin.authorize(&req)?;
     let AddFeed { source, symbol } = serde_json::from_slice(&body).map_err(|e| FeedsError::BadBody(e.to_string()))?;
     let symbol = symbol.to_ascii_uppercase();
-    let handle = state.engine.feeds.add(&source, &symbol)?;
-    tracing::info!(%symbol, source = handle.source, "feed added through the API");
+    let source: FeedSource = source.parse().map_err(EngineError::from)?;
+    let handle = state.engine.feeds.add(source, &symbol)?;
+    tracing::info!(%symbol, %source, "feed added through the API");
     Ok(HttpResponse::Created().json(feed_json(&handle, now_ms())))
 }
 
@@ -123,7 +125,8 @@ pub async fn remove(
     state.admin.authorize(&req)?;
     let (source, symbol) = path.into_inner();
     let symbol = symbol.to_ascii_uppercase();
-    match state.engine.feeds.remove(&source, &symbol) {
+    // A source that does not parse runs no feed: the same 404 as a known source without this symbol.
+    match source.parse::<FeedSource>().ok().and_then(|s| state.engine.feeds.remove(s, &symbol)) {
         Some(handle) => Ok(HttpResponse::Ok().json(json!({ "removed": feed_json(&handle, now_ms()) }))),
         None => Err(FeedsError::NoSuchFeed { venue: source, symbol }),
     }

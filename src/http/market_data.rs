@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use actix_web::{get, web, HttpRequest, HttpResponse};
 use candlecast_actors::aggregator::GetQuote;
 use candlecast_actors::market::SymbolEntry;
-use candlecast_actors::persist::history::HistoryError;
+use candlecast_actors::persist::HistoryError;
 use candlecast_actors::protocol::{parse_since, Historical, HistoryQuery, InvalidParameter};
 use serde_json::json;
 

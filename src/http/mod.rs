@@ -15,20 +15,20 @@
 //! - [`openapi`]: the OpenAPI document (`/api/openapi.json`) and its offline page (`/docs`).
 //! - [`asyncapi`]: the AsyncAPI document of `/ws` and Socket.IO (`/api/asyncapi.json`).
 
-pub mod admin;
-pub mod asyncapi;
-pub mod auth_log;
-pub mod connections;
-pub mod cors;
-pub mod error;
-pub mod feeds;
-pub mod history_reads;
-pub mod market_data;
-pub mod openapi;
-pub mod status;
-pub mod store_stats;
-pub mod strategies;
-pub mod trading_data;
+pub(crate) mod admin;
+pub(crate) mod asyncapi;
+pub(crate) mod auth_log;
+pub(crate) mod connections;
+pub(crate) mod cors;
+pub(crate) mod error;
+pub(crate) mod feeds;
+pub(crate) mod history_reads;
+pub(crate) mod market_data;
+pub(crate) mod openapi;
+pub(crate) mod status;
+pub(crate) mod store_stats;
+pub(crate) mod strategies;
+pub(crate) mod trading_data;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 

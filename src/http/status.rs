@@ -45,12 +45,8 @@ pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
     stats.insert("refused".into(), refused_json());
     stats.insert("jobs".into(), crate::jobs::stats_json(&state.jobs));
     stats.insert("scripts".into(), crate::scripts::stats::stats_json(&state).into());
-    let computations = state
-        .services
-        .indicators
-        .send(candlecast_actors::strategy::live::indicators::CountComputations)
-        .await
-        .unwrap_or(0);
+    let computations =
+        state.services.indicators.send(candlecast_actors::strategy::CountComputations).await.unwrap_or(0);
     stats.insert("indicator_computations".into(), json!(computations));
     stats.insert("uptime_seconds".into(), json!(state.started.elapsed().as_secs()));
     stats.insert("connection_ceiling".into(), json!(state.connection_ceiling));
@@ -135,7 +131,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// `{"ready":false,"symbols_done":3,"symbols_total":10,"bars":120000,"eta_seconds":14}`
-fn history_json(is_ready: bool, p: candlecast_actors::feed::warmup::WarmupProgress) -> Value {
+fn history_json(is_ready: bool, p: candlecast_actors::feed::WarmupProgress) -> Value {
     json!({
         "ready": is_ready,
         "symbols_done": p.feeds_done,

@@ -13,11 +13,11 @@
 use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use candlecast_actors::model::{Bar, Interval};
 use candlecast_actors::protocol::HistoryQuery;
-use candlecast_actors::strategy::backtest::{run_backtest_limited, BacktestConfig, ReportLimits};
-use candlecast_actors::strategy::indicators::indicator_catalog;
-use candlecast_actors::strategy::live::signals::{ListStrategies, LiveSpec, StartStrategy, StopStrategy};
-use candlecast_actors::strategy::optimize::{run_plan, validate_spec, OptimizeSpec};
-use candlecast_actors::strategy::strategies::{build_strategy, strategy_catalog};
+use candlecast_actors::strategy::indicator_catalog;
+use candlecast_actors::strategy::{build_strategy, strategy_catalog};
+use candlecast_actors::strategy::{run_backtest_limited, BacktestConfig, ReportLimits};
+use candlecast_actors::strategy::{run_plan, validate_spec, OptimizeSpec};
+use candlecast_actors::strategy::{ListStrategies, LiveSpec, StartStrategy, StopStrategy};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -164,15 +164,15 @@ pub async fn backtest_run(
     let Loaded { interval, bars, limited } = loaded;
     let symbol = bars[0].symbol.to_string();
     let id = reservation.start(move |_, cancel| {
-        let strategy = build_strategy(&req.strategy, &req.params).map_err(|e| e.to_string())?;
-        let report = run_backtest_limited(strategy, &bars, &req.config, limits, cancel).map_err(|e| e.to_string())?;
-        let mut v = serde_json::to_value(&report).map_err(|e| e.to_string())?;
+        let strategy = build_strategy(&req.strategy, &req.params)?;
+        let report = run_backtest_limited(strategy, &bars, &req.config, limits, cancel)?;
+        let mut v = serde_json::to_value(&report)?;
         v["symbol"] = json!(symbol);
         v["interval"] = json!(interval);
         v["strategy"] = json!(req.strategy);
         v["bars"] = json!(bars.len());
         v["bars_limited"] = json!(limited);
-        serde_json::to_vec(&v).map_err(|e| e.to_string())
+        Ok(serde_json::to_vec(&v)?)
     });
     Ok(HttpResponse::Accepted().json(json!({ "job_id": id, "status": "running" })))
 }
@@ -218,11 +218,11 @@ pub async fn optimize_start(
     let reservation = state.jobs.reserve(Kind::Optimize, caller)?;
     let Loaded { bars, limited, .. } = load_bars(&state, &range, q, max_bars(&state, caller)).await?;
     let id = reservation.start(move |progress, cancel| {
-        let outcome = run_plan(&plan, &bars, progress, cancel).map_err(|e| e.to_string())?;
-        let mut v = serde_json::to_value(&outcome).map_err(|e| e.to_string())?;
+        let outcome = run_plan(&plan, &bars, progress, cancel)?;
+        let mut v = serde_json::to_value(&outcome)?;
         v["bars"] = json!(bars.len());
         v["bars_limited"] = json!(limited);
-        serde_json::to_vec(&v).map_err(|e| e.to_string())
+        Ok(serde_json::to_vec(&v)?)
     });
     Ok(HttpResponse::Accepted().json(json!({ "job_id": id, "status": "running", "combinations": combinations })))
 }

@@ -21,10 +21,10 @@ use super::cors;
 use super::error::ApiError;
 use crate::scripts::ingest::{TradingData, UploadError};
 use crate::scripts::stats::ScriptStats;
-use crate::scripts::time::format_iso;
 use crate::scripts::AuthError;
 use crate::socketio::events::{receive_trading_data, upload_error_code};
 use crate::AppState;
+use candlecast_actors::model::format_iso;
 
 /// Executed trades answered when `limit` is not given.
 const DEFAULT_LIMIT: usize = 100;

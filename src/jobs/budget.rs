@@ -21,15 +21,6 @@ impl Caller {
     pub fn is_anonymous(&self) -> bool {
         matches!(self, Caller::Anonymous(_))
     }
-
-    /// For logs: the peer, or which key (by index) without the key.
-    pub fn label(&self) -> String {
-        match self {
-            Caller::Anonymous(ip) => format!("anonymous {ip}"),
-            Caller::Trader { admin: false, key } => format!("trader key #{key}"),
-            Caller::Trader { admin: true, key } => format!("admin key #{key}"),
-        }
-    }
 }
 
 /// A budget of running jobs.

@@ -5,8 +5,8 @@
 //! loads history (on the loader thread, off the HTTP workers) and starts the work. Results are stored
 //! serialized (`Bytes`): reading one clones a reference under the lock, never the result.
 
-pub mod access;
-pub mod budget;
+pub(crate) mod access;
+pub(crate) mod budget;
 mod telemetry;
 
 use std::collections::HashMap;
@@ -17,11 +17,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use candlecast_actors::strategy::optimize::Progress;
+use candlecast_actors::strategy::{BacktestError, BuildError, OptimizeError, Progress};
 use serde_json::{json, Value};
 
 pub use access::Access;
-pub use budget::{AccessError, Caller, JobError, Running, Size};
+pub use budget::{Caller, JobError, Running, Size};
 pub use telemetry::{describe_metrics, record_metrics, stats_json};
 
 use crate::config::JobsConfig;
@@ -30,6 +30,21 @@ use crate::config::JobsConfig;
 pub enum Kind {
     Backtest,
     Optimize,
+}
+
+/// Why a job failed (its result then says `"status": "failed"` with this text).
+#[derive(Debug, thiserror::Error)]
+pub enum JobFailure {
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(transparent)]
+    Backtest(#[from] BacktestError),
+    #[error(transparent)]
+    Optimize(#[from] OptimizeError),
+    #[error(transparent)]
+    Encode(#[from] serde_json::Error),
+    #[error("the result has {bytes} bytes, above jobs.results_max_bytes ({limit})")]
+    TooLarge { bytes: usize, limit: usize },
 }
 
 /// Where a job is.
@@ -258,15 +273,11 @@ pub struct Reservation {
 }
 
 impl Reservation {
-    pub fn id(&self) -> &str {
-        self.id.as_deref().unwrap_or_default()
-    }
-
     /// Runs `work` on the job pool; it gets the job's progress and cancel flag and returns the result
     /// serialized as a JSON object (serializing there keeps it off the HTTP workers).
     pub fn start<F>(mut self, work: F) -> String
     where
-        F: FnOnce(&Progress, &AtomicBool) -> Result<Vec<u8>, String> + Send + 'static,
+        F: FnOnce(&Progress, &AtomicBool) -> Result<Vec<u8>, JobFailure> + Send + 'static,
     {
         let id = self.id.take().unwrap_or_default();
         let (store, job_id, progress, cancel) =
@@ -277,11 +288,9 @@ impl Reservation {
             let limit = store.config.results_max_bytes;
             let state = match outcome {
                 _ if cancel.load(Ordering::Relaxed) => State::Cancelled,
-                Ok(v) if v.len() > limit => {
-                    State::Failed(format!("the result has {} bytes, above jobs.results_max_bytes ({limit})", v.len()))
-                }
+                Ok(v) if v.len() > limit => State::Failed(JobFailure::TooLarge { bytes: v.len(), limit }.to_string()),
                 Ok(v) => State::Done(Bytes::from(v)),
-                Err(e) => State::Failed(e),
+                Err(e) => State::Failed(e.to_string()),
             };
             store.finish(&job_id, state);
         });
@@ -439,15 +448,16 @@ mod tests {
             while !cancel.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(1));
             }
-            Err("cancelled".into())
+            Err(BacktestError::Cancelled.into())
         });
         assert_eq!(body(&jobs, &id, Kind::Optimize)["status"], "running");
         assert!(jobs.cancel(&id, Kind::Optimize, host(2)).is_err(), "only the owner cancels");
         jobs.cancel(&id, Kind::Optimize, host(1)).unwrap();
         assert_eq!(wait_done(&jobs, &id, Kind::Optimize)["status"], "cancelled");
 
-        let id = jobs.reserve(Kind::Backtest, host(1)).unwrap().start(|_, _| Err("no bars".into()));
-        assert_eq!(wait_done(&jobs, &id, Kind::Backtest)["error"], "no bars");
+        let no_bars = || BacktestError::Config("no bars".into());
+        let id = jobs.reserve(Kind::Backtest, host(1)).unwrap().start(move |_, _| Err(no_bars().into()));
+        assert_eq!(wait_done(&jobs, &id, Kind::Backtest)["error"], no_bars().to_string());
         assert!(matches!(jobs.describe("nope", Kind::Backtest, true), Err(JobError::NotFound(_))));
     }
 }

@@ -18,7 +18,7 @@ use candlecast_actors::engine::valid_symbol;
 use candlecast_actors::model::{MAX_PRICE, MAX_QTY};
 use serde::Serialize;
 
-use super::time::parse_timestamp;
+use candlecast_actors::model::parse_timestamp;
 
 /// Row errors listed in one report at most; the count still covers them all.
 pub const MAX_LISTED_ERRORS: usize = 1000;

@@ -311,7 +311,7 @@ impl Scripts {
                 if interval.align(row.timestamp) != row.timestamp {
                     let reason = format!(
                         "timestamp {} is not aligned to the {interval} interval",
-                        super::time::format_iso(row.timestamp)
+                        candlecast_actors::model::format_iso(row.timestamp)
                     );
                     parsed.refuse(row.line, reason);
                     continue;
@@ -396,10 +396,9 @@ fn to_trade(input: TradeInput, now: i64) -> Result<Trade, String> {
     };
     let exchange_ts = match input.timestamp {
         None => now,
-        Some(TimeInput::Number(n)) => {
-            super::time::from_number(n).ok_or_else(|| format!("timestamp {n} is not a valid epoch time"))?
-        }
-        Some(TimeInput::Text(t)) => super::time::parse_timestamp(&t)?,
+        Some(TimeInput::Number(n)) => candlecast_actors::model::from_number(n)
+            .ok_or_else(|| format!("timestamp {n} is not a valid epoch time"))?,
+        Some(TimeInput::Text(t)) => candlecast_actors::model::parse_timestamp(&t)?,
     };
     let trade = Trade {
         symbol: Symbol::from(symbol.as_str()),

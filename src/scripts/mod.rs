@@ -2,19 +2,22 @@
 //! of it. Shared by the Socket.IO events and the REST endpoints; no transport code here.
 //!
 //! - [`csv`]: the trades and market-data CSVs, with a line number and reason for every bad row.
-//! - [`time`]: the timestamps scripts write (ISO 8601 or epoch numbers).
 //! - [`ingest`]: streamed trades into aggregators, market-data rows into bars, executed trades stored.
 //! - [`store`]: executed trades per symbol and indicator values per bar, bounded.
 //! - [`stats`]: the `scripts` figures of `/api/stats`.
 //! - [`restore`]: what the store kept of script data, put back at start; new data written through.
 
-pub mod csv;
-pub mod ingest;
+pub(crate) mod csv;
+pub(crate) mod ingest;
 mod restore;
-pub mod stats;
-pub mod store;
-/// Timestamp parsing and formatting live with the model, shared with the feeds and the cluster.
-pub use candlecast_actors::model::time;
+pub(crate) mod stats;
+pub(crate) mod store;
+
+/// Timestamp parsing and formatting live with the model, shared with the feeds and the cluster; this
+/// name stays for the Socket.IO events that format with it.
+pub(crate) mod time {
+    pub(crate) use candlecast_actors::model::format_iso;
+}
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

@@ -98,6 +98,8 @@ fn first_char(raw: &[u8]) -> char {
 }
 
 /// Splits a polling payload (a POST body) into packets. An empty body is an error: clients never send one.
+/// The server reads payloads with [`payload_packets`]; this collecting form is for the tests.
+#[cfg(test)]
 pub fn split_payload(body: &Bytes) -> Result<Vec<Packet>, EioError> {
     payload_packets(body).collect()
 }

@@ -13,18 +13,18 @@
 //! - [`hosts`]: sessions per client host and in total, and handshakes per second per host.
 //! - [`error`]: why sessions close, and HTTP refusals.
 
-pub mod bridge;
-pub mod engineio;
-pub mod error;
-pub mod events;
-pub mod hosts;
-pub mod packet;
-pub mod polling;
-pub mod queue;
-pub mod registry;
-pub mod session;
-pub mod socket;
-pub mod websocket;
+pub(crate) mod bridge;
+pub(crate) mod engineio;
+pub(crate) mod error;
+pub(crate) mod events;
+pub(crate) mod hosts;
+pub(crate) mod packet;
+pub(crate) mod polling;
+pub(crate) mod queue;
+pub(crate) mod registry;
+pub(crate) mod session;
+pub(crate) mod socket;
+pub(crate) mod websocket;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -134,11 +134,6 @@ impl Admission {
         })
     }
 
-    /// The total connection limit in force.
-    pub fn max_connections(&self) -> usize {
-        self.max_connections
-    }
-
     /// Checks an upgrade request; the permit it returns holds the connection's place until dropped.
     pub fn admit(self: &Arc<Admission>, req: &HttpRequest) -> Result<Permit, Refusal> {
         let result = self.check(req);

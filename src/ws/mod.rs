@@ -6,11 +6,9 @@
 //! - [`topics`]: the check of the topics a client names, shared with Socket.IO.
 //! - [`admission`]: origin check and per-host and total budgets of connections and indicator streams.
 
-pub mod admission;
+pub(crate) mod admission;
 pub(crate) mod limits;
-// Public only for the fuzz target (fuzz/fuzz_targets/ws_request.rs); not an API.
-#[doc(hidden)]
-pub mod request;
+pub(crate) mod request;
 mod session;
 pub(crate) mod topics;
 

@@ -23,15 +23,15 @@ use candlecast_actors::hub::{Connect, Disconnect, Hub, SubscribeFrom, Unsubscrib
 use candlecast_actors::market::{Market, SymbolEntry};
 use candlecast_actors::messages::{ClientId, Topic};
 use candlecast_actors::outbox::{slow_client_closed, CloseReason, Outbox, PushError};
-use candlecast_actors::persist::history::History;
+use candlecast_actors::persist::History;
 use candlecast_actors::protocol::{
     self, frame, ErrorCode, ErrorMessage, Historical, HistoricalRequest, HistoryQuery, IndicatorRequest,
     SignalsRequest, TopicsAck, TopicsRequest,
 };
 use candlecast_actors::refusals::refused;
-use candlecast_actors::strategy::live::indicator_channel;
-use candlecast_actors::strategy::live::indicators::{IndicatorService, SubscribeIndicator, UnsubscribeIndicator};
-use candlecast_actors::strategy::live::signals::{LiveStrategies, SubscribeSignals, UnsubscribeSignals};
+use candlecast_actors::strategy::indicator_channel;
+use candlecast_actors::strategy::{IndicatorService, SubscribeIndicator, UnsubscribeIndicator};
+use candlecast_actors::strategy::{LiveStrategies, SubscribeSignals, UnsubscribeSignals};
 use candlecast_actors::telemetry::{add, COUNTERS};
 use futures_util::Stream;
 use serde_json::{json, Value};

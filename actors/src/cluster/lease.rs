@@ -62,7 +62,7 @@ pub struct LeaseWiring {
     pub market: Market,
     pub feeds: Feeds,
     /// The feed source to run (`simulated`, `binance`, `replay`).
-    pub source: String,
+    pub source: crate::feed::FeedSource,
     pub symbols: Vec<Symbol>,
     pub ttl: Duration,
     pub publisher: Addr<Publisher>,
@@ -190,7 +190,7 @@ impl LeaseKeeper {
             w.link.stats.set_lease(symbol, true);
             w.link.stats.leases_acquired.fetch_add(1, Ordering::Relaxed);
         }
-        match w.feeds.add(&w.source, symbol) {
+        match w.feeds.add(w.source, symbol) {
             Ok(feed) => {
                 tracing::info!(%symbol, source = %w.source, "running this symbol's feed");
                 w.publisher.do_send(RewriteCache { symbol: symbol.clone() });
@@ -216,7 +216,7 @@ impl LeaseKeeper {
         w.led.remove(symbol);
         w.link.stats.set_lease(symbol, false);
         w.link.stats.leases_lost.fetch_add(1, Ordering::Relaxed);
-        w.feeds.remove(&w.source, symbol);
+        w.feeds.remove(w.source, symbol);
         if let Some(entry) = w.market.get(symbol) {
             entry.aggregator.do_send(SetReplica { replica: true });
         }

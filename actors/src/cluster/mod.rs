@@ -18,16 +18,16 @@
 //! - [`lease`]: one feed per symbol across the cluster.
 //! - [`stats`]: the figures `/api/stats`, `/health` and `/metrics` show.
 
-pub mod follower;
-pub mod lease;
-pub mod link;
-pub mod publisher;
-pub mod settings;
-pub mod stats;
-pub mod sync;
-pub mod today_cache;
-pub mod wire;
-pub mod writer;
+pub(crate) mod follower;
+pub(crate) mod lease;
+pub(crate) mod link;
+pub(crate) mod publisher;
+pub(crate) mod settings;
+pub(crate) mod stats;
+pub(crate) mod sync;
+pub(crate) mod today_cache;
+pub(crate) mod wire;
+pub(crate) mod writer;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
@@ -35,8 +35,9 @@ use std::sync::{Arc, RwLock};
 use actix::prelude::*;
 
 pub use link::RedisLink;
-pub use settings::{NodeSettings, RedisSettings, Role};
+pub use settings::{validate as validate_settings, NodeSettings, RedisSettings, Role};
 pub use stats::{ClusterReport, ClusterStats, CLUSTER_METRICS};
+pub use wire::{encode_batch, Keys};
 
 use crate::aggregator::SetReplica;
 use crate::engine::{valid_symbol, Engine, FeedSettings};
@@ -45,7 +46,6 @@ use crate::model::Symbol;
 use follower::{Follower, FollowerWiring};
 use lease::{LeaseKeeper, LeaseWiring};
 use publisher::Publisher;
-use wire::Keys;
 
 /// A cluster configuration that cannot work.
 #[derive(Debug, thiserror::Error)]
@@ -123,7 +123,7 @@ impl Cluster {
         tracing::info!(node = %node_id, role = node.role.as_str(), url = %link.url, "cluster node starting");
 
         let (keys, led, market) = (Keys::new(&redis.channel_prefix), Led::default(), engine.market.clone());
-        let runs_feeds = node.role.runs_feeds() && feed.source != "none";
+        let runs_feeds = node.role.runs_feeds() && feed.source.runs_feeds();
         let label = if runs_feeds { feed.source.as_str() } else { "redis" };
         // Every configured symbol exists from the start, as a replica until this node runs its feed.
         let symbols: Vec<Symbol> =
@@ -172,7 +172,7 @@ impl Cluster {
                 link: link.clone(),
                 market,
                 feeds: engine.feeds.clone(),
-                source: feed.source.clone(),
+                source: feed.source,
                 symbols,
                 ttl: redis.lease_ttl(),
                 publisher,

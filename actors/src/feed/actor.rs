@@ -93,7 +93,7 @@ fn stopped_state(err: &FeedError) -> FeedState {
 /// Loads what the store holds, lets the connector add what is missing, stores that part, and seeds the
 /// aggregator with both: the store's history is never backfilled over.
 async fn backfill<C: Connector>(c: &mut C, to: Backfill, status: &FeedStatus) {
-    let (symbol, source) = (c.symbol().clone(), c.source());
+    let (symbol, source) = (c.symbol().clone(), c.source().as_str());
     let held = to.history.held(&symbol, &to.intervals, to.window).await;
     let fresh = match c.backfill(now_ms(), &to.intervals, &held).await {
         Ok(bars) => held.only_missing(realign_seed(&to.calendar, bars)),
@@ -138,7 +138,7 @@ async fn run<C: Connector>(
     status: Arc<FeedStatus>,
 ) {
     let symbol: Symbol = c.symbol().clone();
-    let source = c.source();
+    let source = c.source().as_str();
     if let Some(to) = seed {
         backfill(&mut c, to, &status).await;
     }

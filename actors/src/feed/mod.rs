@@ -10,21 +10,29 @@
 //! - [`backoff`]: capped exponential backoff with jitter.
 //! - [`warmup`]: the first start's backfill as a whole: ready or not, progress and an estimate.
 
-pub mod actor;
-pub mod backoff;
-pub mod binance;
-pub mod iqfeed;
-pub mod kite;
-pub mod replay;
-pub mod shoonya;
-pub mod simulated;
-pub mod warmup;
+pub(crate) mod actor;
+pub(crate) mod backoff;
+pub(crate) mod binance;
+pub(crate) mod iqfeed;
+pub(crate) mod kite;
+pub(crate) mod replay;
+pub(crate) mod shoonya;
+pub(crate) mod simulated;
+mod source;
+mod warmup;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 pub use actor::FeedActor;
+pub use iqfeed::{time::utc_ms_to_eastern, IqFeedSettings};
+pub use kite::KiteSettings;
+pub use replay::{ReplayConnector, ReplayKind, ReplaySettings, Speed};
+pub use shoonya::session::{sha256_hex, totp};
+pub use shoonya::{wire::utc_ms_to_ist, ShoonyaSettings};
+pub use source::{FeedSource, UnknownSource};
+pub use warmup::{Warmup, WarmupProgress};
 
 use crate::model::{Bar, Interval, Symbol, Trade};
 use crate::persist::history::Held;
@@ -56,8 +64,8 @@ impl FeedError {
 ///
 /// The futures need not be `Send`: each feed runs on one actix arbiter thread.
 pub trait Connector: Unpin + 'static {
-    /// Short name of the venue, e.g. `simulated`, `binance`.
-    fn source(&self) -> &'static str;
+    /// The venue.
+    fn source(&self) -> FeedSource;
 
     fn symbol(&self) -> &Symbol;
 

@@ -292,8 +292,8 @@ impl ReplayConnector {
 }
 
 impl Connector for ReplayConnector {
-    fn source(&self) -> &'static str {
-        "replay"
+    fn source(&self) -> super::FeedSource {
+        super::FeedSource::Replay
     }
 
     fn symbol(&self) -> &Symbol {

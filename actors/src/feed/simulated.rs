@@ -176,8 +176,8 @@ fn round_to_tick(p: f64) -> f64 {
 }
 
 impl Connector for SimulatedConnector {
-    fn source(&self) -> &'static str {
-        "simulated"
+    fn source(&self) -> super::FeedSource {
+        super::FeedSource::Simulated
     }
 
     fn symbol(&self) -> &Symbol {

@@ -3,12 +3,13 @@
 mod bar;
 mod calendar;
 mod interval;
-pub mod time;
+pub(crate) mod time;
 mod trade;
 
 pub use bar::{resample, resample_on, Bar, TradeSpan};
 pub use calendar::{Calendar, Session, SessionError, SessionSpec, SessionView};
 pub use interval::{Interval, UnknownInterval};
+pub use time::{format_iso, from_number, parse_iso, parse_timestamp};
 pub use trade::{InvalidTrade, Side, Trade, MAX_PRICE, MAX_QTY};
 
 /// A trading pair such as `BTCUSDT`. Shared, because every bar and message carries it.

@@ -49,7 +49,6 @@ pub struct History {
     store: Option<Arc<dyn Store>>,
     persister: Option<Addr<Persister>>,
     stats: Arc<PersistStats>,
-    kind: StoreKind,
     /// How long after its end a closed bar may still be corrected (`aggregator.grace_ms`).
     grace_ms: i64,
     /// What the retention loop is told to keep, and what it did.
@@ -70,7 +69,6 @@ impl History {
             store: None,
             persister: None,
             stats: Arc::default(),
-            kind: StoreKind::None,
             grace_ms,
             retention: RetentionSettings::forever(),
             retention_stats: Arc::default(),
@@ -105,7 +103,6 @@ impl History {
             store: Some(store),
             persister: Some(persister),
             stats,
-            kind: settings.kind,
             grace_ms,
             retention: match retention_task {
                 Some(_) => settings.retention.clone(),
@@ -148,10 +145,6 @@ impl History {
     /// `embedded`, `influxdb-v1`, `influxdb-v2` or `none`.
     pub fn kind(&self) -> &'static str {
         self.store.as_ref().map_or("none", |s| s.kind())
-    }
-
-    pub fn store_kind(&self) -> StoreKind {
-        self.kind
     }
 
     pub fn stats(&self) -> &PersistStats {

@@ -38,7 +38,7 @@ pub struct V2 {
 impl V2 {
     /// Checks `settings` first: the crate panics on a URL it cannot parse.
     pub fn new(settings: &InfluxSettings) -> Result<V2, StoreError> {
-        settings.validate().map_err(StoreError::Open)?;
+        settings.validate().map_err(|e| StoreError::Open(e.to_string()))?;
         let url = settings.url.trim_end_matches('/').to_owned();
         let writer = influxdb2::Client::new(url.clone(), settings.org.clone(), settings.token.expose());
         let http = reqwest::Client::builder()

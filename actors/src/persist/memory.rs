@@ -1,5 +1,6 @@
 //! A store in memory: what the persistence actor and the history service are unit-tested against, and
 //! the reference every other store must behave like. It can be switched "down" to play an outage.
+//! Test code only: compiled for this crate's tests and with the `test-util` feature (dev-dependencies).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

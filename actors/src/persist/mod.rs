@@ -18,20 +18,21 @@
 //! - [`script_data`]: script-created symbols and executed trades (embedded store only).
 //! - [`retention`]: `[store.retention]`, and the background loop that deletes expired bars.
 
-pub mod actor;
-pub mod dead_letters;
-pub mod embedded;
-pub mod history;
-pub mod influx;
-pub mod influx_v1;
-pub mod influx_v2;
-pub mod isolate;
-pub mod journal;
-pub mod line_protocol;
-pub mod memory;
-pub mod retention;
-pub mod script_data;
-pub mod settings;
+pub(crate) mod actor;
+pub(crate) mod dead_letters;
+pub(crate) mod embedded;
+pub(crate) mod history;
+pub(crate) mod influx;
+pub(crate) mod influx_v1;
+pub(crate) mod influx_v2;
+pub(crate) mod isolate;
+pub(crate) mod journal;
+pub(crate) mod line_protocol;
+#[cfg(any(test, feature = "test-util"))]
+mod memory;
+pub(crate) mod retention;
+pub(crate) mod script_data;
+pub(crate) mod settings;
 
 use std::sync::Arc;
 
@@ -40,9 +41,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Bar, Interval, Symbol};
 
-pub use retention::{Expired, RetentionSettings};
+pub use embedded::{EmbeddedStore, FILE_NAME as EMBEDDED_FILE_NAME};
+pub use history::{Held, History, HistoryError};
+pub use influx_v2::V2 as InfluxV2;
+pub use journal::Journal;
+pub use line_protocol::encode as encode_line_protocol;
+#[cfg(any(test, feature = "test-util"))]
+pub use memory::MemoryStore;
+pub use retention::{spawn as spawn_retention, wall_clock, Expired, RetentionSettings, RetentionStats, Schedule};
 pub use script_data::StoredTrade;
-pub use settings::{open, InfluxApi, InfluxSettings, Secret, StoreKind, StoreSettings};
+pub use settings::{open, InfluxApi, InfluxSettings, Secret, StoreKind, StoreSettings, StoreSettingsError};
 
 /// A closed bar as stored: the bar, the source of its symbol, and when candlecast last revised it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -141,7 +141,7 @@ impl StoreSettings {
     }
 
     /// What is wrong with these settings, if anything (checked at start, before anything opens).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), StoreSettingsError> {
         let checks = [
             (self.batch_bars >= 1, "store.batch_bars must be at least 1"),
             (self.batch_ms >= 1, "store.batch_ms must be at least 1"),
@@ -153,7 +153,7 @@ impl StoreSettings {
             (self.retention_every_ms >= 10, "store.retention_every_ms must be at least 10"),
         ];
         if let Some((_, msg)) = checks.iter().find(|(ok, _)| !ok) {
-            return Err((*msg).to_owned());
+            return Err(StoreSettingsError::OutOfRange(msg));
         }
         if self.kind == StoreKind::Influxdb {
             self.influxdb.validate()?;
@@ -219,29 +219,45 @@ impl InfluxSettings {
         Duration::from_millis(self.timeout_ms.max(1))
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), StoreSettingsError> {
         let url = reqwest::Url::parse(&self.url)
-            .map_err(|e| format!("store.influxdb.url {:?} is not a URL: {e}", self.url))?;
+            .map_err(|e| StoreSettingsError::BadUrl { url: self.url.clone(), reason: e.to_string() })?;
         if url.scheme() != "http" {
-            return Err(format!("store.influxdb.url must start with http:// (this build has no TLS; use a TLS-terminating proxy), got {:?}", self.url));
+            return Err(StoreSettingsError::NotHttp(self.url.clone()));
         }
         match self.api {
-            InfluxApi::V1 if self.database.is_empty() => {
-                Err("store.influxdb.database must name a database for api = \"v1\"".into())
-            }
-            InfluxApi::V2 if self.org.is_empty() || self.bucket.is_empty() => {
-                Err("store.influxdb.org and store.influxdb.bucket must be set for api = \"v2\"".into())
-            }
-            InfluxApi::V2 if self.token.is_empty() => Err("store.influxdb.token must be set for api = \"v2\"".into()),
+            InfluxApi::V1 if self.database.is_empty() => Err(StoreSettingsError::NoDatabase),
+            InfluxApi::V2 if self.org.is_empty() || self.bucket.is_empty() => Err(StoreSettingsError::NoOrgOrBucket),
+            InfluxApi::V2 if self.token.is_empty() => Err(StoreSettingsError::NoToken),
             _ => Ok(()),
         }
     }
 }
 
+/// `[store]` settings candlecast cannot start with; each message names the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreSettingsError {
+    /// A number outside its bounds; the text names the key and the bound.
+    #[error("{0}")]
+    OutOfRange(&'static str),
+    #[error("store.influxdb.url {url:?} is not a URL: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error(
+        "store.influxdb.url must start with http:// (this build has no TLS; use a TLS-terminating proxy), got {0:?}"
+    )]
+    NotHttp(String),
+    #[error("store.influxdb.database must name a database for api = \"v1\"")]
+    NoDatabase,
+    #[error("store.influxdb.org and store.influxdb.bucket must be set for api = \"v2\"")]
+    NoOrgOrBucket,
+    #[error("store.influxdb.token must be set for api = \"v2\"")]
+    NoToken,
+}
+
 /// Builds the configured store; `None` for `kind = "none"`. Opening the embedded store takes its file
 /// lock here, so a second candlecast on the same directory stops at start with a clear message.
 pub fn open(settings: &StoreSettings) -> Result<Option<Arc<dyn Store>>, StoreError> {
-    settings.validate().map_err(StoreError::Open)?;
+    settings.validate().map_err(|e| StoreError::Open(e.to_string()))?;
     Ok(match settings.kind {
         StoreKind::None => None,
         StoreKind::Embedded => Some(Arc::new(EmbeddedStore::open(&settings.path)?)),
@@ -272,13 +288,13 @@ mod tests {
             token: Secret::new(token),
             ..Default::default()
         };
-        assert!(v2("").validate().unwrap_err().contains("token"));
+        assert!(v2("").validate().unwrap_err().to_string().contains("token"));
         assert!(v2("t").validate().is_ok());
         let bad_url = InfluxSettings { url: "not a url".into(), ..Default::default() };
-        assert!(bad_url.validate().unwrap_err().contains("store.influxdb.url"));
+        assert!(bad_url.validate().unwrap_err().to_string().contains("store.influxdb.url"));
         let tls = InfluxSettings { url: "https://influx.example".into(), ..Default::default() };
-        assert!(tls.validate().unwrap_err().contains("http://"));
+        assert!(tls.validate().unwrap_err().to_string().contains("http://"));
         let small = StoreSettings { buffer_bars: 10, batch_bars: 100, ..Default::default() };
-        assert!(small.validate().unwrap_err().contains("buffer_bars"));
+        assert!(small.validate().unwrap_err().to_string().contains("buffer_bars"));
     }
 }

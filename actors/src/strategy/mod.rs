@@ -10,11 +10,23 @@
 //! - [`live`]: the actors that run indicators and strategies on live bars and publish on hub channels.
 //! - [`optimize`]: parameter grids, validated up front, backtested in parallel with progress and cancel.
 
-pub mod backtest;
-pub mod indicators;
-pub mod live;
-pub mod optimize;
-pub mod params;
-pub mod strategies;
+pub(crate) mod backtest;
+pub(crate) mod indicators;
+pub(crate) mod live;
+pub(crate) mod optimize;
+pub(crate) mod params;
+pub(crate) mod strategies;
 
+pub use backtest::{run_backtest, run_backtest_limited, run_metrics, BacktestConfig, BacktestError, ReportLimits};
+pub use indicators::{indicator_catalog, Indicator, Rsi, SuperTrend};
+pub use live::indicator_channel;
+pub use live::indicators::{
+    CountComputations, IndicatorService, IndicatorSettings, SubscribeIndicator, UnsubscribeIndicator,
+};
+pub use live::signals::{
+    ListStrategies, LiveSpec, LiveStrategies, StartError, StartStrategy, StopStrategy, SubscribeSignals,
+    UnsubscribeSignals,
+};
+pub use optimize::{run_optimization, run_plan, validate_spec, OptimizeError, OptimizeSpec, Progress};
 pub use params::{BuildError, ParamError, ParamKind, ParamSpec, Params};
+pub use strategies::{build_strategy, strategy_catalog, EmaCross};

@@ -12,11 +12,11 @@
 //!
 //! Both base URLs are settings: the tests point them at a local server speaking Binance's wire format.
 
-pub mod combined;
-pub mod connection;
-pub mod rebuild;
-pub mod rest;
-pub mod wire;
+pub(crate) mod combined;
+pub(crate) mod connection;
+pub(crate) mod rebuild;
+pub(crate) mod rest;
+pub(crate) mod wire;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -132,7 +132,7 @@ impl BinanceConnector {
     async fn fill_gap(&mut self, last: u64, next: u64) -> (Vec<Trade>, bool) {
         let (from, to) = (last + 1, next - 1);
         let missing = to - from + 1;
-        let (symbol, source) = (&self.symbol, self.source());
+        let (symbol, source) = (&self.symbol, self.source().as_str());
         if missing > self.settings.max_gap_trades {
             self.status.gaps_unfilled.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(%symbol, source, from, to, missing, "trade gap too large to fetch; rebuilding bars from klines");
@@ -178,13 +178,13 @@ impl BinanceConnector {
 
     fn malformed(&self, error: &FeedError) {
         self.status.malformed.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(symbol = %self.symbol, source = self.source(), %error, "skipped a malformed message");
+        tracing::warn!(symbol = %self.symbol, source = self.source().as_str(), %error, "skipped a malformed message");
     }
 }
 
 impl Connector for BinanceConnector {
-    fn source(&self) -> &'static str {
-        "binance"
+    fn source(&self) -> crate::feed::FeedSource {
+        crate::feed::FeedSource::Binance
     }
 
     fn symbol(&self) -> &Symbol {

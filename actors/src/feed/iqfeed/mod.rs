@@ -13,11 +13,11 @@
 //! actor reconnects with backoff and `/api/feeds` shows the reason. `n,<SYMBOL>` (unknown symbol) is
 //! terminal for that symbol. Host and ports are settings: the tests point them at a local fake IQConnect.
 
-pub mod admin;
-pub mod lines;
-pub mod lookup;
-pub mod time;
-pub mod wire;
+pub(crate) mod admin;
+pub(crate) mod lines;
+pub(crate) mod lookup;
+pub(crate) mod time;
+pub(crate) mod wire;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -186,8 +186,8 @@ fn dtn_lost() -> FeedError {
 }
 
 impl Connector for IqFeedConnector {
-    fn source(&self) -> &'static str {
-        "iqfeed"
+    fn source(&self) -> crate::feed::FeedSource {
+        crate::feed::FeedSource::Iqfeed
     }
 
     fn symbol(&self) -> &Symbol {

@@ -98,10 +98,6 @@ impl Instruments {
     pub fn len(&self) -> usize {
         self.by_name.len()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_name.is_empty()
-    }
 }
 
 /// Whether `symbol` is written `EXCHANGE:TRADINGSYMBOL`.

@@ -10,11 +10,11 @@
 //! Kite's access tokens expire every day: a 403 (ticker or REST) stops the feed with "token expired or
 //! invalid" in `/api/feeds` and `/health`; the token itself is never logged nor put in an error.
 
-pub mod instruments;
-pub mod rest;
-pub mod ticker;
-pub mod trades;
-pub mod wire;
+pub(crate) mod instruments;
+pub(crate) mod rest;
+pub(crate) mod ticker;
+pub(crate) mod trades;
+pub(crate) mod wire;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -274,8 +274,8 @@ fn lost_error(refused: bool, reason: String) -> FeedError {
 }
 
 impl Connector for KiteConnector {
-    fn source(&self) -> &'static str {
-        "kite"
+    fn source(&self) -> crate::feed::FeedSource {
+        crate::feed::FeedSource::Kite
     }
 
     fn symbol(&self) -> &Symbol {

@@ -56,11 +56,6 @@ impl TradeDeriver {
         }
     }
 
-    /// Whether a baseline exists (from history or from a first packet).
-    pub fn is_primed(&self) -> bool {
-        self.primed
-    }
-
     /// The trade `tick` reveals, if any (see the module documentation).
     pub fn observe(&mut self, tick: &Tick, symbol: &Symbol, received_ms: i64) -> Option<Trade> {
         if tick.mode != Mode::Full || tick.index {

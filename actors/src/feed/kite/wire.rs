@@ -26,7 +26,6 @@ use serde::Deserialize;
 pub mod segment {
     pub const CDS: u32 = 3;
     pub const BCD: u32 = 6;
-    pub const INDICES: u32 = 9;
 }
 
 /// What a price int32 is divided by for the instrument with this token.
@@ -73,8 +72,6 @@ pub enum PacketError {
     Length { len: usize, token: Option<u32> },
     #[error("message cut short: packet {index} of {count} announced {wanted} bytes, {left} left")]
     Truncated { index: usize, count: usize, wanted: usize, left: usize },
-    #[error("message of {0} bytes is too short for its packet count")]
-    NoCount(usize),
 }
 
 impl PacketError {

@@ -54,10 +54,6 @@ impl Master {
     pub fn len(&self) -> usize {
         self.by_symbol.len()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_symbol.is_empty()
-    }
 }
 
 /// Reads a master's bytes: a zip (by its signature) or the CSV text itself.

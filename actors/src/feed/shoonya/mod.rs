@@ -13,9 +13,9 @@
 //! Lost connections reconnect with backoff; a refused session logs in again (or, without credentials,
 //! stops the feed saying so); an unknown symbol is terminal for that symbol.
 
-pub mod masters;
-pub mod session;
-pub mod wire;
+pub(crate) mod masters;
+pub(crate) mod session;
+pub(crate) mod wire;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -292,8 +292,8 @@ impl ShoonyaConnector {
 }
 
 impl Connector for ShoonyaConnector {
-    fn source(&self) -> &'static str {
-        "shoonya"
+    fn source(&self) -> crate::feed::FeedSource {
+        crate::feed::FeedSource::Shoonya
     }
 
     fn symbol(&self) -> &Symbol {

@@ -19,9 +19,9 @@ use serde::{Deserialize, Serialize};
 use crate::model::{Bar, Interval};
 use crate::strategy::strategies::{Action, Signal, SignalSide, Strategy, StrategyRunner};
 
-pub use book::{TradeRecord, TradeSide};
+pub use book::TradeRecord;
 pub use limits::{downsample, ReportLimits};
-pub use metrics::{periods_per_year, Direction, Metric, Metrics};
+pub use metrics::{Direction, Metric, Metrics};
 
 /// How often (in bars) a long run checks its cancellation flag: ~0.1 ms of work at 40 M bars/s.
 const CANCEL_CHECK_BARS: usize = 4096;

@@ -4,6 +4,7 @@ use std::sync::atomic::AtomicBool;
 
 use serde_json::json;
 
+use super::book::TradeSide;
 use super::*;
 use crate::model::Bar;
 use crate::strategy::indicators::fixture_tests::fixture_bars;

@@ -37,11 +37,6 @@ impl Ema {
         Ema { period, alpha, seen: 0, seed_sum: 0.0, value: None }
     }
 
-    /// The value after the last push, if past the warm-up.
-    pub fn value(&self) -> Option<f64> {
-        self.value
-    }
-
     /// What `push(x)` would return, without changing state.
     #[inline]
     pub fn peek(&self, x: f64) -> Option<f64> {

@@ -1,4 +1,5 @@
-//! The indicators clients can ask for by name, with their parameter tables.
+//! The indicators clients can ask for by name, with their parameter tables: one table, whose entries
+//! also carry their constructor, so a name cannot be listed without being buildable (or the reverse).
 
 use serde::Serialize;
 use serde_json::Value;
@@ -6,7 +7,7 @@ use serde_json::Value;
 use super::{AnyIndicator, Atr, Bollinger, Ema, Indicator, Macd, Named, Rsi, Sma, SuperTrend, Vwap};
 use crate::strategy::params::{BuildError, ParamError, ParamSpec, Params};
 
-/// One entry of the indicator catalogue, serialised as-is for the API.
+/// One entry of the indicator catalogue, serialised as-is for the API (without its constructor).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct IndicatorInfo {
     pub name: &'static str,
@@ -14,7 +15,12 @@ pub struct IndicatorInfo {
     /// Field names of the value: `["value"]` or e.g. `["macd", "signal", "histogram"]`.
     pub outputs: &'static [&'static str],
     pub params: &'static [ParamSpec],
+    /// Builds the indicator (named `name`) from range-checked `params`, checking the constraints between them.
+    #[serde(skip)]
+    build: Build,
 }
+
+type Build = fn(&'static str, &Params) -> Result<Box<dyn AnyIndicator>, ParamError>;
 
 const PERIOD_MAX: u32 = 5_000;
 
@@ -39,38 +45,61 @@ const SUPERTREND_PARAMS: &[ParamSpec] = &[
 const VALUE: &[&str] = &["value"];
 
 const CATALOG: &[IndicatorInfo] = &[
-    IndicatorInfo { name: "sma", description: "simple moving average of closes", outputs: VALUE, params: SMA_PARAMS },
+    IndicatorInfo {
+        name: "sma",
+        description: "simple moving average of closes",
+        outputs: VALUE,
+        params: SMA_PARAMS,
+        build: |name, p| Ok(boxed(name, Sma::new(p.usize("period")))),
+    },
     IndicatorInfo {
         name: "ema",
         description: "exponential moving average of closes, seeded with the SMA of the first period",
         outputs: VALUE,
         params: EMA_PARAMS,
+        build: |name, p| Ok(boxed(name, Ema::new(p.usize("period")))),
     },
-    IndicatorInfo { name: "rsi", description: "relative strength index (Wilder)", outputs: VALUE, params: RSI_PARAMS },
+    IndicatorInfo {
+        name: "rsi",
+        description: "relative strength index (Wilder)",
+        outputs: VALUE,
+        params: RSI_PARAMS,
+        build: |name, p| Ok(boxed(name, Rsi::new(p.usize("period")))),
+    },
     IndicatorInfo {
         name: "macd",
         description: "EMA(fast) - EMA(slow), its EMA(signal), and their difference",
         outputs: &["macd", "signal", "histogram"],
         params: MACD_PARAMS,
+        build: build_macd,
     },
     IndicatorInfo {
         name: "bollinger",
         description: "SMA ± k population standard deviations",
         outputs: &["upper", "middle", "lower"],
         params: BOLLINGER_PARAMS,
+        build: |name, p| Ok(boxed(name, Bollinger::new(p.usize("period"), p.get("k")))),
     },
-    IndicatorInfo { name: "atr", description: "average true range (Wilder)", outputs: VALUE, params: ATR_PARAMS },
+    IndicatorInfo {
+        name: "atr",
+        description: "average true range (Wilder)",
+        outputs: VALUE,
+        params: ATR_PARAMS,
+        build: |name, p| Ok(boxed(name, Atr::new(p.usize("period")))),
+    },
     IndicatorInfo {
         name: "vwap",
         description: "volume-weighted typical price, reset at 00:00 UTC",
         outputs: VALUE,
         params: &[],
+        build: |name, _| Ok(boxed(name, Vwap::new())),
     },
     IndicatorInfo {
         name: "supertrend",
         description: "ATR trailing band; direction up or down",
         outputs: &["value", "direction"],
         params: SUPERTREND_PARAMS,
+        build: |name, p| Ok(boxed(name, SuperTrend::new(p.usize("period"), p.get("multiplier")))),
     },
 ];
 
@@ -87,23 +116,15 @@ pub fn build_indicator(name: &str, params: &Value) -> Result<Box<dyn AnyIndicato
         available: CATALOG.iter().map(|i| i.name).collect(),
     })?;
     let p = Params::parse(info.params, params)?;
-    Ok(match info.name {
-        "sma" => boxed(info.name, Sma::new(p.usize("period"))),
-        "ema" => boxed(info.name, Ema::new(p.usize("period"))),
-        "rsi" => boxed(info.name, Rsi::new(p.usize("period"))),
-        "macd" => {
-            let (fast, slow) = (p.usize("fast"), p.usize("slow"));
-            if fast >= slow {
-                return Err(ParamError::Constraint(format!("fast ({fast}) must be below slow ({slow})")).into());
-            }
-            boxed(info.name, Macd::new(fast, slow, p.usize("signal")))
-        }
-        "bollinger" => boxed(info.name, Bollinger::new(p.usize("period"), p.get("k"))),
-        "atr" => boxed(info.name, Atr::new(p.usize("period"))),
-        "vwap" => boxed(info.name, Vwap::new()),
-        "supertrend" => boxed(info.name, SuperTrend::new(p.usize("period"), p.get("multiplier"))),
-        other => unreachable!("catalogue entry {other:?} has no constructor"),
-    })
+    Ok((info.build)(info.name, &p)?)
+}
+
+fn build_macd(name: &'static str, p: &Params) -> Result<Box<dyn AnyIndicator>, ParamError> {
+    let (fast, slow) = (p.usize("fast"), p.usize("slow"));
+    if fast >= slow {
+        return Err(ParamError::Constraint(format!("fast ({fast}) must be below slow ({slow})")));
+    }
+    Ok(boxed(name, Macd::new(fast, slow, p.usize("signal"))))
 }
 
 fn boxed<I: Indicator + 'static>(name: &'static str, inner: I) -> Box<dyn AnyIndicator> {

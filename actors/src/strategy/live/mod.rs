@@ -3,8 +3,8 @@
 //! - [`indicators`]: indicator streams; identical requests share one computation.
 //! - [`signals`]: strategies running live, publishing signals.
 
-pub mod indicators;
-pub mod signals;
+pub(crate) mod indicators;
+pub(crate) mod signals;
 
 use crate::model::{Interval, Symbol};
 

@@ -14,6 +14,7 @@ use crate::market::Market;
 use crate::messages::{BarEvents, ClientId};
 use crate::model::{Interval, Symbol};
 use crate::protocol::{self, HistoryQuery};
+use crate::strategy::params::BuildError;
 use crate::strategy::strategies::{build_strategy, Signal, Strategy, StrategyRunner};
 
 /// A strategy to run live (`[[strategies.live]]` in the config, or `POST /api/strategies/live`).
@@ -44,8 +45,19 @@ pub struct LiveInfo {
 /// Starts a strategy: it first runs over the history in memory (its signals there are kept as recent
 /// signals), then live.
 #[derive(Message)]
-#[rtype(result = "Result<LiveInfo, String>")]
+#[rtype(result = "Result<LiveInfo, StartError>")]
 pub struct StartStrategy(pub LiveSpec);
+
+/// Why a live strategy did not start (the API answers 400 with this text).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error("unknown symbol {0:?}")]
+    UnknownSymbol(String),
+    #[error("history is not available")]
+    HistoryUnavailable,
+}
 
 /// Stops a running strategy; false if there was none with that id.
 #[derive(Message)]
@@ -126,23 +138,23 @@ impl Actor for LiveStrategies {
 }
 
 impl Handler<StartStrategy> for LiveStrategies {
-    type Result = AtomicResponse<Self, Result<LiveInfo, String>>;
+    type Result = AtomicResponse<Self, Result<LiveInfo, StartError>>;
 
     /// Validates, warms up over history (no other message handled meanwhile), then runs live.
     fn handle(&mut self, msg: StartStrategy, _: &mut Context<Self>) -> Self::Result {
         let spec = msg.0;
-        let checked = build_strategy(&spec.strategy, &spec.params).map_err(|e| e.to_string()).and_then(|s| {
+        let checked = build_strategy(&spec.strategy, &spec.params).map_err(StartError::from).and_then(|s| {
             self.market
                 .get(&spec.symbol.to_ascii_uppercase())
                 .map(|e| (s, e))
-                .ok_or_else(|| format!("unknown symbol {:?}", spec.symbol))
+                .ok_or_else(|| StartError::UnknownSymbol(spec.symbol.clone()))
         });
         let (strategy, entry) = match checked {
             Ok(c) => c,
             Err(e) => return AtomicResponse::new(Box::pin(actix::fut::ready(Err(e)))),
         };
         let history = entry.aggregator.send(GetBars(HistoryQuery::all(spec.interval)));
-        AtomicResponse::new(Box::pin(async move { history.await.map_err(|_| "history is not available".to_owned()) }.into_actor(self).map(
+        AtomicResponse::new(Box::pin(async move { history.await.map_err(|_| StartError::HistoryUnavailable) }.into_actor(self).map(
             move |bars, live, _| {
                 let bars = bars?;
                 let mut runner = StrategyRunner::new(strategy);

@@ -20,7 +20,7 @@ use crate::strategy::backtest::{run_metrics, BacktestConfig, BacktestError, Dire
 use crate::strategy::params::{BuildError, ParamError};
 use crate::strategy::strategies::registry;
 
-pub use grid::{Grid, ParamValues, Range};
+pub use grid::{Grid, ParamValues};
 
 /// Grids larger than this are refused: at ~100 ms per 1M-bar backtest, 100,000 points is hours.
 pub const MAX_COMBINATIONS: usize = 100_000;

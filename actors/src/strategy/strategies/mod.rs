@@ -143,10 +143,6 @@ impl<S: Strategy> StrategyRunner<S> {
         let action = self.step(bar)?;
         Some(Signal::new(bar, self.strategy.name(), action))
     }
-
-    pub fn strategy(&self) -> &S {
-        &self.strategy
-    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! The strategies clients can run by name, with their parameter tables (`GET /api/strategies`).
+//! The strategies clients can run by name, with their parameter tables (`GET /api/strategies`): one
+//! table, whose entries also carry their constructor, so the names, the specs and the builds agree.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -6,12 +7,15 @@ use serde_json::Value;
 use super::{ema_cross, rsi_reversion, EmaCross, RsiReversion, Strategy};
 use crate::strategy::params::{BuildError, ParamError, ParamSpec, Params};
 
-/// One entry of the strategy catalogue, serialised as-is for the API.
+/// One entry of the strategy catalogue, serialised as-is for the API (without its constructor).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct StrategyInfo {
     pub name: &'static str,
     pub description: &'static str,
     pub params: &'static [ParamSpec],
+    /// Builds the strategy from range-checked `params`, checking the constraints between them.
+    #[serde(skip)]
+    build: fn(&Params) -> Result<Box<dyn Strategy>, ParamError>,
 }
 
 const CATALOG: &[StrategyInfo] = &[
@@ -22,6 +26,7 @@ const CATALOG: &[StrategyInfo] = &[
             ParamSpec::int("fast", 1, 1_000, 9, "fast EMA period (< slow)"),
             ParamSpec::int("slow", 2, 5_000, 21, "slow EMA period"),
         ],
+        build: build_ema_cross,
     },
     StrategyInfo {
         name: rsi_reversion::NAME,
@@ -31,6 +36,7 @@ const CATALOG: &[StrategyInfo] = &[
             ParamSpec::float("oversold", 0.0, 100.0, 30.0, "buy below this RSI (< overbought)"),
             ParamSpec::float("overbought", 0.0, 100.0, 70.0, "sell above this RSI"),
         ],
+        build: build_rsi_reversion,
     },
 ];
 
@@ -56,25 +62,23 @@ pub fn build_strategy(name: &str, params: &Value) -> Result<Box<dyn Strategy>, B
 
 /// Builds a strategy from already range-checked parameters, checking the constraints between them.
 pub(crate) fn build_from(info: &StrategyInfo, p: &Params) -> Result<Box<dyn Strategy>, ParamError> {
-    match info.name {
-        ema_cross::NAME => {
-            let (fast, slow) = (p.usize("fast"), p.usize("slow"));
-            if fast >= slow {
-                return Err(ParamError::Constraint(format!("fast ({fast}) must be below slow ({slow})")));
-            }
-            Ok(Box::new(EmaCross::new(fast, slow)))
-        }
-        rsi_reversion::NAME => {
-            let (oversold, overbought) = (p.get("oversold"), p.get("overbought"));
-            if oversold >= overbought {
-                return Err(ParamError::Constraint(format!(
-                    "oversold ({oversold}) must be below overbought ({overbought})"
-                )));
-            }
-            Ok(Box::new(RsiReversion::new(p.usize("period"), oversold, overbought)))
-        }
-        other => unreachable!("catalogue entry {other:?} has no constructor"),
+    (info.build)(p)
+}
+
+fn build_ema_cross(p: &Params) -> Result<Box<dyn Strategy>, ParamError> {
+    let (fast, slow) = (p.usize("fast"), p.usize("slow"));
+    if fast >= slow {
+        return Err(ParamError::Constraint(format!("fast ({fast}) must be below slow ({slow})")));
     }
+    Ok(Box::new(EmaCross::new(fast, slow)))
+}
+
+fn build_rsi_reversion(p: &Params) -> Result<Box<dyn Strategy>, ParamError> {
+    let (oversold, overbought) = (p.get("oversold"), p.get("overbought"));
+    if oversold >= overbought {
+        return Err(ParamError::Constraint(format!("oversold ({oversold}) must be below overbought ({overbought})")));
+    }
+    Ok(Box::new(RsiReversion::new(p.usize("period"), oversold, overbought)))
 }
 
 #[cfg(test)]
