@@ -1,4 +1,5 @@
-//! Operator subcommands besides serving: `candlecast keys new` and `candlecast check-config <file>`.
+//! Operator subcommands besides serving: `candlecast keys new`, `candlecast check-config <file>` and
+//! `candlecast kite login --request-token <token>`.
 //! `main.rs` parses them (clap) and hands them here; each prints its answer and returns the exit status.
 
 use std::path::PathBuf;
@@ -17,6 +18,22 @@ pub enum Command {
     CheckConfig {
         /// The TOML file, as given to `--config`.
         file: PathBuf,
+    },
+    /// Zerodha Kite Connect's login.
+    #[command(subcommand)]
+    Kite(KiteCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum KiteCommand {
+    /// Exchanges the request token of Kite's login redirect for the day's access token, with
+    /// feed.kite.api_key and feed.kite.api_secret of the configuration (or CANDLECAST__FEED__KITE__*),
+    /// and prints it with the line that makes the server use it.
+    Login {
+        /// `request_token` of the redirect URL after logging in at
+        /// https://kite.zerodha.com/connect/login?v=3&api_key=<api_key>; it works once, for a few minutes.
+        #[arg(long)]
+        request_token: String,
     },
 }
 
@@ -50,9 +67,22 @@ impl Role {
     }
 }
 
-/// Runs a subcommand; its output goes to stdout.
-pub fn run(command: Command) -> anyhow::Result<()> {
+/// Runs a subcommand; its output goes to stdout. `config` is the `--config` file, if any.
+pub fn run(command: Command, config: Option<&std::path::Path>) -> anyhow::Result<()> {
     match command {
+        Command::Kite(KiteCommand::Login { request_token }) => {
+            let config = crate::Config::load(config)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let token = runtime
+                .block_on(candlecast_actors::feed::kite::session::access_token(&config.feed.kite, &request_token))
+                .map_err(|e| anyhow::anyhow!("Kite login failed: {e}"))?;
+            // The operator asked for the token: stdout only, never the log.
+            print!("{}", kite_token_text(&token));
+            Ok(())
+        }
         Command::Keys(KeysCommand::New { role }) => {
             print!("{}", new_key_text(role, &random_key()?));
             Ok(())
@@ -79,6 +109,17 @@ fn random_key() -> anyhow::Result<String> {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.try_fill_bytes(&mut bytes).context("the operating system's random generator failed")?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The token on the first line (for scripts that capture it), then where to put it and until when.
+fn kite_token_text(token: &str) -> String {
+    format!(
+        "{token}\n\
+         # Start candlecast with it in the environment (not in a file others can read):\n\
+         # CANDLECAST__FEED__KITE__ACCESS_TOKEN={token}\n\
+         # {}: log in again each morning.\n",
+        candlecast_actors::feed::kite::session::EXPIRY
+    )
 }
 
 /// The key on the first line (for scripts that capture it), then where to put it.

@@ -32,7 +32,7 @@ fn main() -> std::process::ExitCode {
 fn start() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(command) = args.command {
-        return candlecast::cli::run(command);
+        return candlecast::cli::run(command, args.config.as_deref());
     }
     let config = candlecast::Config::load(args.config.as_deref())?;
     let filter = EnvFilter::try_from_default_env()

@@ -22,6 +22,7 @@ use crate::model::Symbol;
 use crate::persist::history::History;
 use crate::persist::journal::JournalError;
 use crate::persist::{Store, StoreError, StoreSettings};
+use crate::symbol_master::SymbolMaster;
 
 /// Which upstream the configured symbols come from (`[feed]` in the config).
 #[derive(Debug, Clone, Deserialize)]
@@ -115,14 +116,17 @@ pub struct Feeds {
     shoonya: Arc<ShoonyaShared>,
     /// Kite's ticker connection, rate limit and instruments master, shared by every Kite feed.
     kite: KiteShared,
+    /// Every instrument the sources' masters list, for the symbol search; the connectors fill it.
+    master: SymbolMaster,
 }
 
 impl Feeds {
     fn new(market: Market, arbiter: ArbiterHandle, settings: FeedSettings, history: History) -> Feeds {
         let binance_combined = settings.binance.combined.then(|| CombinedStreams::start(&settings.binance, &arbiter));
-        let shoonya = ShoonyaShared::new(settings.shoonya.clone());
+        let master = SymbolMaster::default();
+        let shoonya = ShoonyaShared::new(settings.shoonya.clone(), master.clone());
         // Idle (no connection) until a Kite feed subscribes.
-        let kite = KiteShared::start(&settings.kite, &arbiter);
+        let kite = KiteShared::start(&settings.kite, &arbiter, master.clone());
         Feeds {
             running: Arc::default(),
             market,
@@ -132,7 +136,13 @@ impl Feeds {
             binance_combined,
             shoonya,
             kite,
+            master,
         }
+    }
+
+    /// The instruments the sources list (filled as connectors load their masters).
+    pub fn master(&self) -> &SymbolMaster {
+        &self.master
     }
 
     /// Every running feed, in the order they were started.
