@@ -88,6 +88,10 @@ async fn the_master_is_searched_ranked_paged_and_bounded() {
     let index = server.get_json("/api/symbols?q=NIFTY%2050").await.1;
     assert_eq!(symbols(&index)[0], "NSE:NIFTY 50", "names with a space: {index}");
 
+    // Another exchange in the query than in the path: nothing, not an error.
+    let (status, none) = server.get_json("/symbols/NSE?q=BSE:REL").await;
+    assert_eq!((status, none["total"].as_u64()), (200, Some(0)), "{none}");
+
     // Pages are slices of one order, and the running symbol is marked live.
     let mut paged = Vec::new();
     for offset in [0, 2] {
@@ -119,7 +123,7 @@ async fn the_master_is_searched_ranked_paged_and_bounded() {
         ("/api/symbols?offset=10001".to_owned(), "offset"),
         ("/api/symbols?exchange=N-SE".to_owned(), "exchange"),
         ("/symbols/TOOLONGEXCH".to_owned(), "exchange"),
-        ("/symbols/NSE?q=BSE:REL".to_owned(), "q"),
+        (format!("/api/symbols?q=NSE:{}", "A".repeat(29)), "q"),
     ] {
         let (status, body) = server.get_json(&path).await;
         assert_eq!(

@@ -104,6 +104,8 @@ pub struct SearchQuery {
     pub exchange: Option<String>,
     pub limit: usize,
     pub offset: usize,
+    /// The query's `EXCHANGE:` prefix names another exchange than the `exchange` asked: nothing matches.
+    pub contradictory: bool,
 }
 
 /// A parameter of a search that is refused, and why.
@@ -137,22 +139,27 @@ impl SearchQuery {
         offset: Option<i64>,
     ) -> Result<SearchQuery, BadSearch> {
         let mut q = q.unwrap_or("").trim();
-        let mut exchange = exchange;
-        // `NSE:REL`, as symbols are written, is the exchange and the query.
-        if let Some((e, rest)) = q.split_once(':') {
-            if exchange.is_some_and(|x| !x.trim().eq_ignore_ascii_case(e)) {
-                return Err(bad("q", "names another exchange than the exchange parameter"));
-            }
-            (exchange, q) = (Some(e), rest.trim());
-        }
+        // The bound is on what the client sent, prefix included.
         if q.chars().count() > MAX_QUERY_CHARS {
             return Err(bad("q", format!("at most {MAX_QUERY_CHARS} characters")));
+        }
+        let mut exchange = exchange.map(str::trim);
+        let mut contradictory = false;
+        // `NSE:REL`, as symbols are written, is the exchange and the query.
+        if let Some((e, rest)) = q.split_once(':') {
+            if !valid_exchange(e) {
+                return Err(bad("q", "an EXCHANGE: prefix is 1 to 8 letters or digits"));
+            }
+            // `BSE:REL` searched within NSE: nothing matches, which is an answer, not an error.
+            contradictory = exchange.is_some_and(|x| !x.eq_ignore_ascii_case(e));
+            exchange = exchange.or(Some(e));
+            q = rest.trim();
         }
         if !q.chars().all(query_char) {
             return Err(bad("q", "letters, digits, spaces and - _ . & only"));
         }
-        let exchange = match exchange.map(str::trim) {
-            None | Some("") => None,
+        let exchange = match exchange {
+            None => None,
             Some(e) if valid_exchange(e) => Some(e.to_ascii_uppercase()),
             Some(_) => return Err(bad("exchange", "1 to 8 letters or digits, e.g. NSE")),
         };
@@ -166,7 +173,7 @@ impl SearchQuery {
             Some(n) if (0..=MAX_OFFSET as i64).contains(&n) => n as usize,
             Some(_) => return Err(bad("offset", format!("between 0 and {MAX_OFFSET}"))),
         };
-        Ok(SearchQuery { q: q.to_ascii_uppercase(), exchange, limit, offset })
+        Ok(SearchQuery { q: q.to_ascii_uppercase(), exchange, limit, offset, contradictory })
     }
 }
 
@@ -269,6 +276,9 @@ impl SymbolMaster {
     /// master lists but that exist anyway (the running feeds' symbols, e.g. IQFeed's configured
     /// ones); those a master of their source already lists are not repeated.
     pub fn search(&self, query: &SearchQuery, extra: &[Instrument]) -> SearchPage {
+        if query.contradictory {
+            return SearchPage { total: 0, results: Vec::new() };
+        }
         let parts = self.snapshot();
         let extra_rows: Vec<Row> = extra
             .iter()
@@ -393,6 +403,10 @@ mod tests {
         assert_eq!(m.parts()[0].dropped, 5);
     }
 
+    fn m_empty(q: SearchQuery) -> bool {
+        q.contradictory && master().search(&q, &[]).total == 0
+    }
+
     #[test]
     fn hostile_parameters_are_refused_with_the_limit() {
         let long = "A".repeat(MAX_QUERY_CHARS + 1);
@@ -409,7 +423,11 @@ mod tests {
         ] {
             assert_eq!(SearchQuery::new(q, e, l, o).unwrap_err().name, name, "{q:?} {e:?} {l:?} {o:?}");
         }
-        assert_eq!(SearchQuery::new(Some("BSE:REL"), Some("NSE"), None, None).unwrap_err().name, "q");
+        assert!(m_empty(SearchQuery::new(Some("BSE:REL"), Some("NSE"), None, None).unwrap()));
+        assert_eq!(SearchQuery::new(Some(&format!("N:{}", "A".repeat(31))), None, None, None).unwrap_err().name, "q");
+        assert_eq!(SearchQuery::new(Some("N-S:REL"), None, None, None).unwrap_err().name, "q");
+        assert_eq!(SearchQuery::new(Some(":REL"), None, None, None).unwrap_err().name, "q");
+        assert_eq!(SearchQuery::new(None, Some(""), None, None).unwrap_err().name, "exchange");
         let split = SearchQuery::new(Some("nse:rel"), None, None, None).unwrap();
         assert_eq!((split.q.as_str(), split.exchange.as_deref()), ("REL", Some("NSE")));
         let ok = SearchQuery::new(Some(" nifty 50 "), Some("nse"), None, None).unwrap();
