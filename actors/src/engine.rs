@@ -118,6 +118,8 @@ pub struct Feeds {
     kite: KiteShared,
     /// Every instrument the sources' masters list, for the symbol search; the connectors fill it.
     master: SymbolMaster,
+    /// Whether Binance's exchangeInfo was asked for (once per process, with the first Binance feed).
+    binance_listed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Feeds {
@@ -137,7 +139,27 @@ impl Feeds {
             shoonya,
             kite,
             master,
+            binance_listed: Arc::default(),
         }
+    }
+
+    /// Loads Binance's symbol list into the master, once, in the background: the feed does not wait.
+    fn list_binance(&self) {
+        if self.binance_listed.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let (settings, master) = (self.settings.binance.clone(), self.master.clone());
+        self.arbiter.spawn(async move {
+            match crate::feed::binance::exchange_info::fetch(&settings).await {
+                Ok(list) => {
+                    tracing::info!(source = "binance", instruments = list.len(), "exchangeInfo loaded");
+                    master.replace("binance", "", list);
+                }
+                Err(error) => {
+                    tracing::warn!(source = "binance", %error, "exchangeInfo not loaded: no Binance symbol search")
+                }
+            }
+        });
     }
 
     /// The instruments the sources list (filled as connectors load their masters).
@@ -173,6 +195,7 @@ impl Feeds {
         let handle = match source {
             "simulated" => start_feed(market, SimulatedConnector::new(sym, &s.simulated), arbiter, h),
             "binance" => {
+                self.list_binance();
                 let c = BinanceConnector::new(sym, &s.binance, self.binance_combined.clone())
                     .map_err(|error| EngineError::Connector { venue: "binance", error })?;
                 start_feed(market, c, arbiter, h)

@@ -14,6 +14,7 @@
 
 pub mod combined;
 pub mod connection;
+pub mod exchange_info;
 pub mod rebuild;
 pub mod rest;
 pub mod wire;
