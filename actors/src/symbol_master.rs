@@ -10,10 +10,10 @@
 //! rows; the rest of a larger list is dropped and counted in `dropped`), and there are at most a
 //! handful of parts (one per source, one per Shoonya exchange).
 //!
-//! The search is a scan of pre-uppercased keys, ranked exact symbol > symbol prefix > symbol substring
-//! > name substring, then shorter and alphabetically first; only the requested page is sorted. 100,000
-//! instruments search in well under a millisecond to a few ms (`cargo bench -p candlecast-actors --bench
-//! symbol_search`, docs/BENCHMARKS.md).
+//! The search is a scan of pre-uppercased keys, ranked: exact symbol, then symbol prefix, then symbol
+//! substring, then name substring; then shorter and alphabetically first. Only the requested page is
+//! sorted. 100,000 instruments: docs/BENCHMARKS.md ("Symbol search",
+//! `cargo bench -p candlecast-actors --bench symbol_search`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -211,10 +211,13 @@ pub struct PartInfo {
     pub dropped: usize,
 }
 
+/// The parts by (source, part name).
+type Parts = BTreeMap<(&'static str, String), Arc<Part>>;
+
 /// See the module documentation. Cheap to clone: every clone sees the same instruments.
 #[derive(Clone, Default)]
 pub struct SymbolMaster {
-    parts: Arc<RwLock<BTreeMap<(&'static str, String), Arc<Part>>>>,
+    parts: Arc<RwLock<Parts>>,
 }
 
 impl SymbolMaster {
