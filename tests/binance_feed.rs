@@ -39,6 +39,8 @@ struct FakeState {
     trades: HashMap<String, Vec<Value>>,
     /// Pong payloads received, with when.
     pongs: Vec<(Instant, Vec<u8>)>,
+    /// `GET /api/v3/exchangeInfo` requests answered.
+    exchange_info_requests: usize,
 }
 
 struct FakeConn {
@@ -213,6 +215,21 @@ impl FakeBinance {
                     .cloned()
                     .collect();
                 Value::Array(rows)
+            }
+            // The documented shape: every symbol with its status, assets and filters (abridged to two).
+            "/api/v3/exchangeInfo" => {
+                self.state.lock().unwrap().exchange_info_requests += 1;
+                let info = |symbol: &str, base: &str, quote: &str, status: &str| {
+                    json!({"symbol": symbol, "status": status, "baseAsset": base, "baseAssetPrecision": 8,
+                        "quoteAsset": quote, "quotePrecision": 8, "orderTypes": ["LIMIT", "MARKET"],
+                        "isSpotTradingAllowed": true, "permissions": [],
+                        "filters": [
+                            {"filterType": "PRICE_FILTER", "minPrice": "0.01000000", "maxPrice": "1000000.00000000", "tickSize": "0.01000000"},
+                            {"filterType": "LOT_SIZE", "minQty": "0.00001000", "maxQty": "9000.00000000", "stepSize": "0.00001000"}]})
+                };
+                json!({"timezone": "UTC", "serverTime": now_ms(), "rateLimits": [], "exchangeFilters": [],
+                    "symbols": [info("BTCUSDT", "BTC", "USDT", "TRADING"), info("ETHBTC", "ETH", "BTC", "TRADING"),
+                        info("ETHUSDT", "ETH", "USDT", "TRADING"), info("LUNAUSDT", "LUNA", "USDT", "BREAK")]})
             }
             _ => json!({"code": -1, "msg": "unknown path"}),
         };
@@ -674,4 +691,32 @@ async fn combined_streams_share_connections_and_symbols_join_and_leave_by_reques
         conns.iter().flatten().filter(|s| *s != "ETHUSDT").count() == 3 && conns.iter().all(|c| c.len() <= 2)
     })
     .await;
+}
+
+/// Binance's exchangeInfo fills the symbol search when a Binance feed runs: `GET /api/symbols?q=eth` finds
+/// pairs no feed carries, with their exchange and filters; symbols that stopped trading are left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_info_fills_the_symbol_search() {
+    let fake = FakeBinance::start().await;
+    let server = TestServer::start(&fake.overrides(&["BTCUSDT"])).await;
+    let mut found = Value::Null;
+    for _ in 0..200 {
+        found = server.get_json("/api/symbols?q=eth&exchange=BINANCE").await.1;
+        if found["total"] == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let symbols: Vec<&str> =
+        found["results"].as_array().unwrap().iter().map(|r| r["symbol"].as_str().unwrap()).collect();
+    assert_eq!(symbols, ["ETHBTC", "ETHUSDT"], "{found}");
+    assert_eq!(
+        (found["results"][0]["name"].as_str(), found["results"][0]["tick_size"].as_f64()),
+        (Some("ETH/BTC"), Some(0.01))
+    );
+    assert_eq!(found["results"][0]["live"], false);
+    let btc = server.get_json("/api/symbols?q=BTCUSDT").await.1;
+    assert_eq!((btc["total"].as_u64(), btc["results"][0]["live"].as_bool()), (Some(1), Some(true)), "{btc}");
+    assert_eq!(server.get_json("/api/symbols?q=LUNA").await.1["total"], 0, "not trading");
+    assert_eq!(fake.state.lock().unwrap().exchange_info_requests, 1, "asked once");
 }

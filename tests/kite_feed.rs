@@ -13,6 +13,7 @@ const EVERY_DAY: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,7 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::Message;
 
 const API_KEY: &str = "kitetestkey";
+const API_SECRET: &str = "kite-Secret-xyz-987";
 const TOKEN: &str = "tok-Secret-0123456789abcdef";
 const INFY: u32 = 408_065;
 const TCS: u32 = 2_953_217;
@@ -57,6 +59,10 @@ struct FakeState {
     rest: Vec<(String, String, String)>,
     /// Candle rows per (token, interval).
     candles: HashMap<(u32, String), Vec<Value>>,
+    /// Request tokens the login redirect handed out and not yet exchanged (each works once).
+    request_tokens: Vec<String>,
+    /// `POST /session/token` bodies received, and their Content-Type and X-Kite-Version.
+    logins: Vec<(String, String, String)>,
 }
 
 #[derive(Clone)]
@@ -193,7 +199,9 @@ impl FakeKite {
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
             }
         }
-        let head = String::from_utf8_lossy(&buf).to_string();
+        let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n").map_or(buf.len(), |p| p + 4);
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+        let method = head.split_whitespace().next().unwrap_or("GET").to_owned();
         let target = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
         let header = |name: &str| {
             head.lines()
@@ -204,9 +212,21 @@ impl FakeKite {
         };
         let (auth, version) = (header("authorization"), header("x-kite-version"));
         let authorized = auth == format!("token {API_KEY}:{}", self.state.lock().unwrap().valid_token);
-        self.state.lock().unwrap().rest.push((target.clone(), auth, version));
+        self.state.lock().unwrap().rest.push((target.clone(), auth, version.clone()));
         let (path, _) = target.split_once('?').unwrap_or((&target, ""));
-        let (status, content_type, body) = if path == "/instruments" {
+        let (status, content_type, body) = if method == "POST" && path == "/session/token" {
+            let length: usize = header("content-length").parse().unwrap_or(0);
+            let mut body = buf[head_end..].to_vec();
+            while body.len() < length {
+                match tcp.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => body.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let body = String::from_utf8_lossy(&body).to_string();
+            self.state.lock().unwrap().logins.push((body.clone(), header("content-type"), version.clone()));
+            self.session_token(&body)
+        } else if path == "/instruments" {
             // Kite's master needs no valid token; it is the same for everyone.
             ("200 OK", "text/csv", std::fs::read_to_string(fixture("kite_instruments.csv")).unwrap())
         } else if !authorized {
@@ -226,6 +246,35 @@ impl FakeKite {
             body.len()
         );
         let _ = tcp.write_all(resp.as_bytes()).await;
+    }
+
+    /// `POST /session/token` as Kite documents it: a form with api_key, request_token and checksum =
+    /// SHA-256(api_key + request_token + api_secret); a request token works once. The checksum is
+    /// computed here with coreutils' sha256sum, not with candlecast's code.
+    fn session_token(&self, form: &str) -> (&'static str, &'static str, String) {
+        let fields: HashMap<&str, &str> = form.split('&').filter_map(|kv| kv.split_once('=')).collect();
+        let (key, request, checksum) = (
+            fields.get("api_key").copied().unwrap_or(""),
+            fields.get("request_token").copied().unwrap_or(""),
+            fields.get("checksum").copied().unwrap_or(""),
+        );
+        let refused = |message: &str| {
+            let body = json!({"status": "error", "message": message, "data": null, "error_type": "TokenException"});
+            ("403 Forbidden", "application/json", body.to_string())
+        };
+        if key != API_KEY {
+            return refused("Invalid `api_key`.");
+        }
+        if checksum != sha256sum(&format!("{API_KEY}{request}{API_SECRET}")) {
+            return refused("Invalid `checksum`.");
+        }
+        let mut s = self.state.lock().unwrap();
+        let Some(at) = s.request_tokens.iter().position(|t| t == request) else {
+            return refused("Token is invalid or has expired.");
+        };
+        s.request_tokens.remove(at);
+        let data = json!({"user_id": "AB1234", "api_key": API_KEY, "public_token": "pub", "access_token": s.valid_token, "login_time": "2025-12-05 09:01:02"});
+        ("200 OK", "application/json", json!({"status": "success", "data": data}).to_string())
     }
 
     /// Sends a binary message on every ticker connection that subscribed `token` in full mode.
@@ -258,6 +307,15 @@ impl FakeKite {
         let s = self.state.lock().unwrap();
         s.rest.iter().filter(|r| r.0.starts_with("/instruments/historical/")).cloned().collect()
     }
+}
+
+/// Lower-case hex SHA-256 of `text`, by coreutils (independent of the code under test).
+fn sha256sum(text: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("sha256sum");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_owned()
 }
 
 fn fixture(name: &str) -> std::path::PathBuf {
@@ -490,4 +548,53 @@ async fn an_expired_token_is_reported_and_never_printed() {
         assert!(!text.contains(TOKEN), "{what} shows the access token");
         assert!(!text.contains(API_KEY), "{what} shows the API key");
     }
+}
+
+/// `candlecast kite login --request-token`: the documented exchange (form POST, X-Kite-Version 3, the
+/// checksum), the token printed on stdout's first line; a token used twice, a wrong secret and a wrong
+/// token are refused with Kite's reason and a failure status, and never print the secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kite_login_exchanges_a_request_token_for_the_access_token() {
+    let fake = FakeKite::start().await;
+    fake.state.lock().unwrap().request_tokens.push("req-Token-abc123".into());
+    let login = |request_token: &'static str, secret: &'static str| {
+        let http = fake.http;
+        async move {
+            let out = tokio::task::spawn_blocking(move || {
+                Command::new(env!("CARGO_BIN_EXE_candlecast"))
+                    .args(["kite", "login", "--request-token", request_token])
+                    .env("CANDLECAST__FEED__KITE__API_KEY", API_KEY)
+                    .env("CANDLECAST__FEED__KITE__API_SECRET", secret)
+                    .env("CANDLECAST__FEED__KITE__API_URL", format!("http://{http}"))
+                    .output()
+                    .expect("the binary runs")
+            })
+            .await
+            .unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).to_string(),
+                String::from_utf8_lossy(&out.stderr).to_string(),
+            )
+        }
+    };
+
+    let (ok, stdout, stderr) = login("req-Token-abc123", API_SECRET).await;
+    assert!(ok, "{stdout}{stderr}");
+    assert_eq!(stdout.lines().next(), Some(TOKEN), "{stdout}");
+    assert!(stdout.contains("CANDLECAST__FEED__KITE__ACCESS_TOKEN=") && stdout.contains("06:00 IST"), "{stdout}");
+    assert!(!stdout.contains(API_SECRET) && !stderr.contains(API_SECRET));
+    let (body, content_type, version) = fake.state.lock().unwrap().logins[0].clone();
+    assert_eq!((content_type.as_str(), version.as_str()), ("application/x-www-form-urlencoded", "3"));
+    assert!(body.contains("request_token=req-Token-abc123") && !body.contains(API_SECRET), "{body}");
+
+    // A request token works once.
+    let (ok, stdout, stderr) = login("req-Token-abc123", API_SECRET).await;
+    assert!(!ok && stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("Token is invalid or has expired"), "{stderr}");
+    // A wrong secret makes a wrong checksum; Kite says so, the secret is not repeated.
+    fake.state.lock().unwrap().request_tokens.push("req-Token-def456".into());
+    let (ok, _, stderr) = login("req-Token-def456", "not-the-Secret-1").await;
+    assert!(!ok && stderr.contains("Invalid `checksum`"), "{stderr}");
+    assert!(!stderr.contains("not-the-Secret-1") && !stderr.contains("req-Token-def456"), "{stderr}");
 }

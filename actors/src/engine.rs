@@ -22,6 +22,7 @@ use crate::model::Symbol;
 use crate::persist::history::History;
 use crate::persist::journal::JournalError;
 use crate::persist::{Store, StoreError, StoreSettings};
+use crate::symbol_master::SymbolMaster;
 
 /// Which upstream the configured symbols come from (`[feed]` in the config).
 #[derive(Debug, Clone, Deserialize)]
@@ -113,14 +114,19 @@ pub struct Feeds {
     shoonya: Arc<ShoonyaShared>,
     /// Kite's ticker connection, rate limit and instruments master, shared by every Kite feed.
     kite: KiteShared,
+    /// Every instrument the sources' masters list, for the symbol search; the connectors fill it.
+    master: SymbolMaster,
+    /// Whether Binance's exchangeInfo was asked for (once per process, with the first Binance feed).
+    binance_listed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Feeds {
     fn new(market: Market, arbiter: ArbiterHandle, settings: FeedSettings, history: History) -> Feeds {
         let binance_combined = settings.binance.combined.then(|| CombinedStreams::start(&settings.binance, &arbiter));
-        let shoonya = ShoonyaShared::new(settings.shoonya.clone());
+        let master = SymbolMaster::default();
+        let shoonya = ShoonyaShared::new(settings.shoonya.clone(), master.clone());
         // Idle (no connection) until a Kite feed subscribes.
-        let kite = KiteShared::start(&settings.kite, &arbiter);
+        let kite = KiteShared::start(&settings.kite, &arbiter, master.clone());
         Feeds {
             running: Arc::default(),
             market,
@@ -130,7 +136,33 @@ impl Feeds {
             binance_combined,
             shoonya,
             kite,
+            master,
+            binance_listed: Arc::default(),
         }
+    }
+
+    /// Loads Binance's symbol list into the master, once, in the background: the feed does not wait.
+    fn list_binance(&self) {
+        if self.binance_listed.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let (settings, master) = (self.settings.binance.clone(), self.master.clone());
+        self.arbiter.spawn(async move {
+            match crate::feed::binance::exchange_info::fetch(&settings).await {
+                Ok(list) => {
+                    tracing::info!(source = "binance", instruments = list.len(), "exchangeInfo loaded");
+                    master.replace("binance", "", list);
+                }
+                Err(error) => {
+                    tracing::warn!(source = "binance", %error, "exchangeInfo not loaded: no Binance symbol search")
+                }
+            }
+        });
+    }
+
+    /// The instruments the sources list (filled as connectors load their masters).
+    pub fn master(&self) -> &SymbolMaster {
+        &self.master
     }
 
     /// Every running feed, in the order they were started.
@@ -167,6 +199,7 @@ impl Feeds {
         let handle = match source {
             FeedSource::Simulated => start_feed(market, SimulatedConnector::new(sym, &s.simulated), h),
             FeedSource::Binance => {
+                self.list_binance();
                 let c = BinanceConnector::new(sym, &s.binance, self.binance_combined.clone())
                     .map_err(|error| EngineError::Connector { venue: "binance", error })?;
                 start_feed(market, c, h)

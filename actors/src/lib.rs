@@ -17,6 +17,7 @@
 //! - [`strategy`]: indicators, strategies, the backtest engine and the parameter optimizer (pure code).
 //! - [`persist`]: the stores (embedded redb, InfluxDB v1/v2), the persistence actor and its journal, and
 //!   the history service that merges stored and in-memory bars.
+//! - [`symbol_master`]: every instrument the sources list (Kite, Shoonya, Binance), searched by name.
 //! - [`engine`]: starts the pipeline from configuration.
 //! - [`cluster`]: scale-out on Redis: node roles, pub/sub between nodes, today-cache, per-symbol leases.
 //!
@@ -41,6 +42,7 @@ pub mod protocol;
 pub mod protocol_schema;
 pub mod refusals;
 pub mod strategy;
+pub mod symbol_master;
 pub mod telemetry;
 
 pub use engine::Engine;

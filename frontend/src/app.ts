@@ -17,6 +17,7 @@ import { MAX_CHARTS, PRESET_SYMBOLS, loadLayout } from './state/layout';
 import type { KeyValueStore } from './state/storage';
 import { SYMBOL_DATALIST_ID, SymbolDirectory } from './state/symbols';
 import { ThemeState } from './theme';
+import { SymbolResults } from './ui/symbolResults';
 
 type ViewName = 'charts' | 'backtest' | 'activity' | 'stats';
 
@@ -79,8 +80,19 @@ export function buildApp(root: HTMLElement, store: KeyValueStore): App {
     addError.hidden = addError.textContent === '';
     if ('symbol' in match) addSymbol.value = match.symbol;
   };
+  // Search-as-you-type over the server's symbol master; a pick opens the chart when the symbol has a feed.
+  const results = new SymbolResults(addSymbol, (hit) => {
+    if (hit.live) void add(hit.symbol);
+    else {
+      addError.textContent = `${hit.symbol} is in ${hit.source}'s master but has no feed on this server: an admin can start one (POST /api/feeds).`;
+      addError.hidden = false;
+    }
+  });
   addSymbol.addEventListener('keydown', (e) => {
-    if (e.key === 'Enter') void add(addSymbol.value);
+    if (e.key === 'Enter') {
+      results.close();
+      void add(addSymbol.value);
+    }
   });
   addSymbol.addEventListener('input', () => (addError.hidden = true));
   const toolbar = h(
@@ -89,7 +101,7 @@ export function buildApp(root: HTMLElement, store: KeyValueStore): App {
     h(
       'div',
       { class: 'add-group' },
-      addSymbol,
+      h('div', { class: 'symbol-search' }, addSymbol, results.root),
       addInterval,
       button('add-chart', '+ Add chart', 'Add a chart', () => void add(addSymbol.value)),
       addError,

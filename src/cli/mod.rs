@@ -1,5 +1,5 @@
-//! Operator subcommands besides serving: `candlecast keys new|list|revoke`, `candlecast check-config <file>`
-//! and `candlecast store export|import`. `main.rs` parses them (clap) and hands them here with the
+//! Operator subcommands besides serving: `candlecast keys new|list|revoke`, `candlecast check-config <file>`,
+//! `candlecast store export|import` and `candlecast kite login --request-token <token>`. `main.rs` parses them (clap) and hands them here with the
 //! `--config` file; each prints its answer to stdout (progress and refused rows to stderr).
 //!
 //! - [`keys`]: the keys file (hashed keys the running server reads without a restart).
@@ -29,6 +29,22 @@ pub enum Command {
     /// The embedded store's bars, to and from CSV (the server must not be running on the same store).
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Zerodha Kite Connect's login.
+    #[command(subcommand)]
+    Kite(KiteCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum KiteCommand {
+    /// Exchanges the request token of Kite's login redirect for the day's access token, with
+    /// feed.kite.api_key and feed.kite.api_secret of the configuration (or CANDLECAST__FEED__KITE__*),
+    /// and prints it with the line that makes the server use it.
+    Login {
+        /// `request_token` of the redirect URL after logging in at
+        /// https://kite.zerodha.com/connect/login?v=3&api_key=<api_key>; it works once, for a few minutes.
+        #[arg(long)]
+        request_token: String,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -90,6 +106,19 @@ pub fn run(command: Command, config: Option<&Path>) -> anyhow::Result<()> {
     match command {
         Command::Keys(command) => keys::run(command, config),
         Command::Store(command) => store::run(command, config),
+        Command::Kite(KiteCommand::Login { request_token }) => {
+            let config = crate::Config::load(config)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let token = runtime
+                .block_on(candlecast_actors::feed::kite_access_token(&config.feed.kite, &request_token))
+                .map_err(|e| anyhow::anyhow!("Kite login failed: {e}"))?;
+            // The operator asked for the token: stdout only, never the log.
+            print!("{}", kite_token_text(&token));
+            Ok(())
+        }
         Command::CheckConfig { file } => {
             let config =
                 crate::Config::load(Some(&file)).with_context(|| format!("{} would not start", file.display()))?;
@@ -106,4 +135,15 @@ pub fn run(command: Command, config: Option<&Path>) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The token on the first line (for scripts that capture it), then where to put it and until when.
+fn kite_token_text(token: &str) -> String {
+    format!(
+        "{token}\n\
+         # Start candlecast with it in the environment (not in a file others can read):\n\
+         # CANDLECAST__FEED__KITE__ACCESS_TOKEN={token}\n\
+         # {}: log in again each morning.\n",
+        candlecast_actors::feed::KITE_TOKEN_EXPIRY
+    )
 }

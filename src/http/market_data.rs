@@ -21,11 +21,23 @@ async fn quote(entry: &SymbolEntry) -> Option<(f64, i64)> {
     entry.aggregator.send(GetQuote).await.ok().flatten()
 }
 
-/// Every symbol with its source, last price and trade rate.
+/// Every symbol with its source, last price and trade rate; with `q`, `exchange`, `limit` or `offset`,
+/// a search of the symbol master instead ([`super::symbol_search`]).
 #[utoipa::path(get, path = "/api/symbols", tag = "market data",
-    responses((status = 200, description = "Every symbol with its source, last price and trade rate", body = super::openapi::SymbolsReply)))]
+    params(("q" = Option<String>, Query, description = "Search: part of the trading symbol or name, any case; `NSE:REL` also works", max_length = 32, pattern = "^([A-Za-z0-9]{1,8}:)?[A-Za-z0-9 ._&-]{0,32}$"),
+        ("exchange" = Option<String>, Query, description = "Search: only this exchange (NSE, BSE, NFO, MCX, BINANCE...)", max_length = 8, pattern = "^[A-Za-z0-9]{1,8}$"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Search: results per page (default 20)"),
+        ("offset" = Option<i64>, Query, minimum = 0, maximum = 10000, description = "Search: results to skip")),
+    responses((status = 200, description = "Without search parameters: every running symbol with its source, last price and trade rate. With them: instruments of the symbol master, best match first", body = super::openapi::SymbolsAnswer),
+        (status = 400, description = "A bad search parameter, naming its limit", body = super::openapi::ErrorBody)))]
 #[get("/api/symbols")]
-pub async fn symbols(state: web::Data<AppState>) -> HttpResponse {
+pub async fn symbols(
+    state: web::Data<AppState>,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    if super::symbol_search::is_search(&query) {
+        return super::symbol_search::answer(&state, &query, None).await;
+    }
     let entries = state.engine.market.list();
     let settings = state.engine.market.settings();
     let mut details = Vec::with_capacity(entries.len());
@@ -41,7 +53,7 @@ pub async fn symbols(state: web::Data<AppState>) -> HttpResponse {
         }));
     }
     let names: Vec<&str> = entries.iter().map(|e| &*e.symbol).collect();
-    HttpResponse::Ok().json(json!({ "symbols": names, "details": details }))
+    Ok(HttpResponse::Ok().json(json!({ "symbols": names, "details": details })))
 }
 
 /// The last traded price of a symbol.
@@ -111,7 +123,7 @@ pub async fn historical(
     }
 }
 
-fn int_param(query: &HashMap<String, String>, name: &'static str) -> Result<Option<i64>, InvalidParameter> {
+pub(crate) fn int_param(query: &HashMap<String, String>, name: &'static str) -> Result<Option<i64>, InvalidParameter> {
     query
         .get(name)
         .map(|raw| {

@@ -1,6 +1,7 @@
 //! REST routes, one file per resource, and the static dashboard.
 //!
 //! - [`market_data`]: symbols, prices, historical bars.
+//! - [`symbol_search`]: searching the symbol master (`/api/symbols?q=`, `/symbols/{exchange}`).
 //! - [`status`]: stats, health, Prometheus metrics.
 //! - [`store_stats`]: the store's bars and bytes per interval, and retention, in stats and metrics.
 //! - [`feeds`]: the running feeds; adding and removing symbols at run time (admin key).
@@ -28,6 +29,7 @@ pub(crate) mod openapi;
 pub(crate) mod status;
 pub(crate) mod store_stats;
 pub(crate) mod strategies;
+pub(crate) mod symbol_search;
 pub(crate) mod trading_data;
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -39,6 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &std::path::Path) {
     // Bodies and path segments the extractors refuse answer the same JSON error as the handlers.
     cfg.app_data(error::json_config()).app_data(error::path_config());
     cfg.service(market_data::symbols)
+        .service(symbol_search::by_exchange)
         .service(market_data::price)
         .service(market_data::historical)
         .service(status::stats)

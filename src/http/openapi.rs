@@ -70,6 +70,52 @@ pub struct SymbolsReply {
     pub details: Vec<SymbolDetail>,
 }
 
+/// `GET /api/symbols`: the running symbols, or a search's page when search parameters are given.
+// Describes the schema only: the handler answers with either body directly, so no variant is ever built.
+#[allow(dead_code)]
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum SymbolsAnswer {
+    List(SymbolsReply),
+    Search(SymbolSearchReply),
+}
+
+/// A page of a symbol search (`GET /api/symbols?q=`, `GET /symbols/{exchange}`).
+#[derive(Serialize, ToSchema)]
+pub struct SymbolSearchReply {
+    /// The query, upper case (after an `EXCHANGE:` prefix was taken off).
+    pub q: String,
+    pub exchange: Option<String>,
+    /// Every match, not only this page's.
+    pub total: u64,
+    pub limit: u64,
+    pub offset: u64,
+    /// Exact symbol first, then prefixes, substrings, and matches of the name.
+    pub results: Vec<InstrumentBody>,
+}
+
+/// One instrument of a source's master (or a running symbol no master lists).
+#[derive(Serialize, ToSchema)]
+pub struct InstrumentBody {
+    /// What feeds and charts name it by: `NSE:RELIANCE`, `BTCUSDT`.
+    pub symbol: String,
+    /// `NSE`, `NFO`, `BINANCE`...; "" for a plain symbol without one.
+    pub exchange: String,
+    pub tradingsymbol: String,
+    /// Company or underlying, "" when the master has none.
+    pub name: String,
+    /// Instrument type (`EQ`, `FUT`, `CE`, `FUTIDX`, `SPOT`...), "" when unknown.
+    pub kind: String,
+    /// Kite's segment (`NFO-FUT`...), "" otherwise.
+    pub segment: String,
+    pub lot_size: Option<f64>,
+    pub tick_size: Option<f64>,
+    /// The source that lists it: `kite`, `shoonya`, `binance`, or a running feed's source.
+    pub source: String,
+    /// Whether the symbol has bars here now (a running feed or a script's symbol): a chart of it streams.
+    pub live: bool,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct SymbolDetail {
     pub symbol: String,
@@ -300,6 +346,7 @@ pub struct TradesReply {
     ),
     paths(
         super::market_data::symbols,
+        super::symbol_search::by_exchange,
         super::market_data::price,
         super::market_data::historical,
         super::status::stats,

@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 pub use actor::FeedActor;
 pub use iqfeed::{time::utc_ms_to_eastern, IqFeedSettings};
+pub use kite::session::{access_token as kite_access_token, EXPIRY as KITE_TOKEN_EXPIRY};
 pub use kite::KiteSettings;
 pub use replay::{ReplayConnector, ReplayKind, ReplaySettings, Speed};
 pub use shoonya::session::{sha256_hex, totp};

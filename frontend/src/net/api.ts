@@ -7,6 +7,23 @@ export interface SymbolsResponse {
   details?: Array<{ symbol: string; source?: string; price?: number; session?: SessionSpec | null }>;
 }
 
+/** One instrument of a symbol search (`GET /api/symbols?q=`): what feeds and charts call it, and where. */
+export interface InstrumentHit {
+  symbol: string;
+  exchange: string;
+  tradingsymbol: string;
+  name: string;
+  kind: string;
+  source: string;
+  /** Has bars here now (a running feed): its chart streams. */
+  live: boolean;
+}
+
+export interface SymbolSearchResponse {
+  total: number;
+  results: InstrumentHit[];
+}
+
 export interface StatsResponse {
   service: string;
   stats: {
@@ -82,6 +99,12 @@ const job = (id: string) => encodeURIComponent(id);
 
 export const api = {
   symbols: () => getJson<SymbolsResponse>('/api/symbols'),
+  /** The symbol master's instruments matching `q` (best first), at most `limit`. */
+  searchSymbols: (q: string, limit: number, signal?: AbortSignal) =>
+    fetch(`/api/symbols?q=${encodeURIComponent(q)}&limit=${limit}`, { signal }).then(async (res) => {
+      if (!res.ok) throw new ApiRequestError(res.status, 'search', `symbol search: HTTP ${res.status}`);
+      return (await res.json()) as SymbolSearchResponse;
+    }),
   stats: () => getJson<StatsResponse>('/api/stats'),
   indicators: () => getJson<unknown>('/api/indicators'),
   strategies: () => getJson<unknown>('/api/strategies'),

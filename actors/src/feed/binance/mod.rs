@@ -14,6 +14,7 @@
 
 pub(crate) mod combined;
 pub(crate) mod connection;
+pub(crate) mod exchange_info;
 pub(crate) mod rebuild;
 pub(crate) mod rest;
 pub(crate) mod wire;

@@ -21,6 +21,10 @@ pub struct Instrument {
     pub tradingsymbol: String,
     pub segment: String,
     pub instrument_type: String,
+    /// The company or underlying (`INFOSYS`, `NIFTY`); "" when the master leaves it out.
+    pub name: String,
+    pub lot_size: Option<f64>,
+    pub tick_size: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,7 +61,8 @@ impl Instruments {
         else {
             return Err(InstrumentsError::Header);
         };
-        let (segment, kind) = (col("segment"), col("instrument_type"));
+        let (segment, kind, name) = (col("segment"), col("instrument_type"), col("name"));
+        let (lot, tick) = (col("lot_size"), col("tick_size"));
         let mut out = Instruments::default();
         for (n, record) in reader.records().enumerate() {
             if n >= MAX_ROWS {
@@ -68,6 +73,8 @@ impl Instruments {
                 continue;
             };
             let field = |i: Option<usize>| i.and_then(|i| record.get(i)).map(str::trim).unwrap_or("");
+            // Indices list 0 for both: no lot, no tick.
+            let size = |i: Option<usize>| field(i).parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0);
             let instrument = Instrument {
                 token: match field(Some(token)).parse::<u32>() {
                     Ok(t) if t > 0 => t,
@@ -80,6 +87,9 @@ impl Instruments {
                 tradingsymbol: field(Some(symbol)).to_owned(),
                 segment: field(segment).to_owned(),
                 instrument_type: field(kind).to_owned(),
+                name: field(name).to_owned(),
+                lot_size: size(lot),
+                tick_size: size(tick),
             };
             if instrument.exchange.is_empty() || instrument.tradingsymbol.is_empty() {
                 out.skipped += 1;
@@ -97,6 +107,21 @@ impl Instruments {
 
     pub fn len(&self) -> usize {
         self.by_name.len()
+    }
+
+    /// Every instrument, as the symbol master lists them.
+    pub fn listing(&self) -> impl Iterator<Item = crate::symbol_master::Instrument> + '_ {
+        self.by_name.iter().map(|(symbol, i)| crate::symbol_master::Instrument {
+            symbol: symbol.clone(),
+            exchange: i.exchange.clone(),
+            tradingsymbol: i.tradingsymbol.clone(),
+            name: i.name.clone(),
+            kind: i.instrument_type.clone(),
+            segment: i.segment.clone(),
+            lot_size: i.lot_size,
+            tick_size: i.tick_size,
+            source: "kite",
+        })
     }
 }
 
@@ -129,6 +154,14 @@ x,1,BROKEN2,,0,,0,0,1,EQ,NSE,NSE
         assert_eq!(m.get("NFO:NIFTY25DECFUT").map(|i| i.token), Some(13_368_834));
         assert_eq!(m.get("CDS:USDINR25DECFUT").map(|i| i.token), Some(412_675));
         assert_eq!(m.get("NSE:NIFTY 50").map(|i| i.segment.as_str()), Some("INDICES"));
+        assert_eq!((infy.name.as_str(), infy.lot_size, infy.tick_size), ("INFOSYS", Some(1.0), Some(0.05)));
+        assert_eq!(m.get("NSE:NIFTY 50").map(|i| (i.lot_size, i.tick_size)), Some((None, None)));
+        let listed: Vec<_> = m.listing().filter(|i| i.symbol == "NFO:NIFTY25DECFUT").collect();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(
+            (listed[0].exchange.as_str(), listed[0].kind.as_str(), listed[0].lot_size, listed[0].source),
+            ("NFO", "FUT", Some(75.0), "kite")
+        );
         assert!(m.get("BSE:INFY").is_none() && m.get("INFY").is_none());
     }
 

@@ -6,12 +6,14 @@
 //! - [`wire`]: the ticker's binary packets and text messages.
 //! - [`trades`]: the rule that turns consecutive `full` packets into trades.
 //! - [`rest`]: historical candles for the backfill (rate limited), the master's download, auth headers.
+//! - [`session`]: the login's second step, request token -> access token (`candlecast kite login`).
 //!
 //! Kite's access tokens expire every day: a 403 (ticker or REST) stops the feed with "token expired or
 //! invalid" in `/api/feeds` and `/health`; the token itself is never logged nor put in an error.
 
 pub(crate) mod instruments;
 pub(crate) mod rest;
+pub(crate) mod session;
 pub(crate) mod ticker;
 pub(crate) mod trades;
 pub(crate) mod wire;
@@ -33,6 +35,7 @@ use self::trades::{ist_day, TradeDeriver};
 use super::{Connector, FeedError, FeedStatus};
 use crate::model::{now_ms, resample, Bar, Interval, Symbol, Trade};
 use crate::persist::history::Held;
+use crate::symbol_master::SymbolMaster;
 
 /// A fetched master is used this long before it is fetched again (Kite publishes it once a day).
 const INSTRUMENTS_TTL: Duration = Duration::from_secs(6 * 3600);
@@ -46,6 +49,9 @@ pub struct KiteSettings {
     /// The day's access token (from the login flow). Never logged; prefer the environment
     /// (`CANDLECAST__FEED__KITE__ACCESS_TOKEN`).
     pub access_token: String,
+    /// The app's API secret: only `candlecast kite login` uses it (the request-token checksum). Never
+    /// logged; prefer the environment (`CANDLECAST__FEED__KITE__API_SECRET`).
+    pub api_secret: String,
     /// The ticker's WebSocket URL; `api_key` and `access_token` are added as query parameters.
     pub ws_url: String,
     /// The REST base URL (historical candles).
@@ -66,6 +72,7 @@ impl Default for KiteSettings {
         KiteSettings {
             api_key: String::new(),
             access_token: String::new(),
+            api_secret: String::new(),
             ws_url: "wss://ws.kite.trade".into(),
             api_url: "https://api.kite.trade".into(),
             instruments_url: "https://api.kite.trade/instruments".into(),
@@ -83,6 +90,7 @@ impl std::fmt::Debug for KiteSettings {
         f.debug_struct("KiteSettings")
             .field("api_key", &hidden(&self.api_key))
             .field("access_token", &hidden(&self.access_token))
+            .field("api_secret", &hidden(&self.api_secret))
             .field("ws_url", &self.ws_url)
             .field("api_url", &self.api_url)
             .field("instruments_url", &self.instruments_url)
@@ -96,7 +104,7 @@ impl std::fmt::Debug for KiteSettings {
 /// `text` with the key and the token replaced: for every error built from an outside library's message.
 pub fn redact(text: &str, settings: &KiteSettings) -> String {
     let mut out = text.to_owned();
-    for secret in [&settings.access_token, &settings.api_key] {
+    for secret in [&settings.access_token, &settings.api_key, &settings.api_secret] {
         if secret.len() >= 4 {
             out = out.replace(secret.as_str(), "<redacted>");
         }
@@ -111,6 +119,8 @@ pub struct KiteShared {
     ticker: Ticker,
     limiter: RateLimiter,
     instruments: Arc<Mutex<Option<Fetched>>>,
+    /// Where each loaded master is published for the symbol search.
+    master: SymbolMaster,
 }
 
 /// The master and when it was fetched.
@@ -118,11 +128,12 @@ type Fetched = (Instant, Arc<Instruments>);
 
 impl KiteShared {
     /// Starts the ticker's task on `arbiter` (it connects on the first subscription only).
-    pub fn start(settings: &KiteSettings, arbiter: &ArbiterHandle) -> KiteShared {
+    pub fn start(settings: &KiteSettings, arbiter: &ArbiterHandle, master: SymbolMaster) -> KiteShared {
         KiteShared {
             ticker: Ticker::start(settings, arbiter),
             limiter: RateLimiter::per_second(REQUESTS_PER_SECOND),
             instruments: Arc::default(),
+            master,
         }
     }
 
@@ -139,6 +150,7 @@ impl KiteShared {
             tracing::warn!(source = "kite", skipped = master.skipped, "instruments master: skipped unreadable rows");
         }
         tracing::info!(source = "kite", instruments = master.len(), "instruments master loaded");
+        self.master.replace("kite", "", master.listing());
         *cached = Some((Instant::now(), master.clone()));
         Ok(master)
     }

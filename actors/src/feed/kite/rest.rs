@@ -28,7 +28,8 @@ const RETRIES_ON_429: u32 = 3;
 
 /// What `/api/feeds` says when Kite refuses the access token. Kite's tokens expire every day.
 pub const TOKEN_REFUSED: &str =
-    "Kite refused the access token (HTTP 403): token expired or invalid; log in again and set feed.kite.access_token";
+    "Kite refused the access token (HTTP 403): token expired or invalid (Kite access tokens expire at 06:00 IST every \
+     day); log in again (candlecast kite login --request-token ...) and set feed.kite.access_token";
 
 /// Spaces request starts at least `1 s / n` apart, shared by every feed: never more than `n` in a second.
 #[derive(Clone)]

@@ -34,6 +34,10 @@ pub struct Instrument {
     /// What Noren's WebSocket and TPSeries name the instrument by.
     pub token: String,
     pub trading_symbol: String,
+    /// The `Symbol` column: the company or underlying (`INFY`, `NIFTY`); "" when absent.
+    pub name: String,
+    /// The `Instrument` column (`EQ`, `FUTIDX`, `OPTSTK`...); "" when absent.
+    pub kind: String,
     pub lot_size: Option<f64>,
     pub tick_size: Option<f64>,
 }
@@ -54,6 +58,21 @@ impl Master {
     pub fn len(&self) -> usize {
         self.by_symbol.len()
     }
+
+    /// Every instrument, as the symbol master lists them (`EXCHANGE:TRADINGSYMBOL`, as feeds name them).
+    pub fn listing(&self) -> impl Iterator<Item = crate::symbol_master::Instrument> + '_ {
+        self.by_symbol.values().map(|i| crate::symbol_master::Instrument {
+            symbol: format!("{}:{}", i.exchange, i.trading_symbol.to_ascii_uppercase()),
+            exchange: i.exchange.clone(),
+            tradingsymbol: i.trading_symbol.clone(),
+            name: i.name.clone(),
+            kind: i.kind.clone(),
+            segment: String::new(),
+            lot_size: i.lot_size,
+            tick_size: i.tick_size,
+            source: "shoonya",
+        })
+    }
 }
 
 /// Reads a master's bytes: a zip (by its signature) or the CSV text itself.
@@ -72,6 +91,7 @@ fn parse_csv(text: &str) -> Result<Master, String> {
         return Err(format!("the first line must name Exchange, Token and TradingSymbol columns, found {header:?}"));
     };
     let (lot, tick) = (column("LotSize"), column("TickSize"));
+    let (name, kind) = (column("Symbol"), column("Instrument"));
     let mut master = Master::default();
     for line in lines {
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
@@ -83,6 +103,8 @@ fn parse_csv(text: &str) -> Result<Master, String> {
                     exchange: e.to_ascii_uppercase(),
                     token: t.to_owned(),
                     trading_symbol: s.to_owned(),
+                    name: name.and_then(get).unwrap_or("").to_owned(),
+                    kind: kind.and_then(get).unwrap_or("").to_owned(),
                     lot_size: number(lot),
                     tick_size: number(tick),
                 };
@@ -244,6 +266,10 @@ mod tests {
         let m = parse_master(NFO_TXT, MAX_MASTER_BYTES).unwrap();
         let fut = m.get("NIFTY28DEC23F").unwrap();
         assert_eq!((fut.token.as_str(), fut.lot_size), ("35003", Some(50.0)));
+        assert_eq!((fut.name.as_str(), fut.kind.as_str()), ("NIFTY", "FUTIDX"));
+        let listed: Vec<_> = m.listing().filter(|i| i.tradingsymbol == "NIFTY28DEC23F").collect();
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].symbol.as_str(), listed[0].source), ("NFO:NIFTY28DEC23F", "shoonya"));
         assert!(m.len() >= 2);
     }
 

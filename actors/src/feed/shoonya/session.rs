@@ -20,10 +20,12 @@ use data_encoding::{BASE32_NOPAD, HEXLOWER};
 use ring::{digest, hmac};
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 use super::masters::{fetch_master, master_source, read_capped, Master};
 use super::ShoonyaSettings;
 use crate::feed::FeedError;
+use crate::symbol_master::SymbolMaster;
 
 /// REST replies larger than this are refused (TPSeries for 30 days of a busy MCX contract is ~4 MB).
 const MAX_REPLY_BYTES: u64 = 32 * 1024 * 1024;
@@ -45,13 +47,25 @@ struct SessionState {
 pub struct Shared {
     pub settings: ShoonyaSettings,
     session: Mutex<SessionState>,
-    masters: Mutex<HashMap<String, Arc<Master>>>,
+    masters: Mutex<HashMap<String, (Instant, Arc<Master>)>>,
     http: OnceLock<Result<reqwest::Client, String>>,
+    /// Where each loaded master is published for the symbol search.
+    symbol_master: SymbolMaster,
 }
 
+/// A loaded master is used this long before it is loaded again (Shoonya publishes them daily; expired
+/// contracts leave, new ones come).
+const MASTER_TTL: Duration = Duration::from_secs(6 * 3600);
+
 impl Shared {
-    pub fn new(settings: ShoonyaSettings) -> Arc<Shared> {
-        Arc::new(Shared { settings, session: Mutex::default(), masters: Mutex::default(), http: OnceLock::new() })
+    pub fn new(settings: ShoonyaSettings, symbol_master: SymbolMaster) -> Arc<Shared> {
+        Arc::new(Shared {
+            settings,
+            session: Mutex::default(),
+            masters: Mutex::default(),
+            http: OnceLock::new(),
+            symbol_master,
+        })
     }
 
     /// Built on first use: a process whose feeds are not Shoonya's never builds it.
@@ -178,16 +192,20 @@ impl Shared {
         }
     }
 
-    /// The master of `exchange`, loaded once; a failed load is tried again by the next caller.
+    /// The master of `exchange`, loaded once per [`MASTER_TTL`]; a failed load is tried again by the
+    /// next caller.
     pub async fn master(&self, exchange: &str) -> Result<Arc<Master>, FeedError> {
         let mut masters = self.masters.lock().await;
-        if let Some(m) = masters.get(exchange) {
-            return Ok(m.clone());
+        if let Some((at, m)) = masters.get(exchange) {
+            if at.elapsed() < MASTER_TTL {
+                return Ok(m.clone());
+            }
         }
         let source = master_source(&self.settings.masters, exchange);
         let master = Arc::new(fetch_master(&self.http()?, &source, self.settings.max_master_bytes).await?);
         tracing::info!(exchange, source, instruments = master.len(), skipped = master.skipped, "symbol master loaded");
-        masters.insert(exchange.to_owned(), master.clone());
+        self.symbol_master.replace("shoonya", exchange, master.listing());
+        masters.insert(exchange.to_owned(), (Instant::now(), master.clone()));
         Ok(master)
     }
 }
@@ -248,7 +266,7 @@ mod tests {
             api_secret: "api-secret-xyz".into(),
             ..Default::default()
         };
-        let shared = Shared::new(settings);
+        let shared = Shared::new(settings, SymbolMaster::default());
         let text = shared.redact("bad hunter2-pass and api-secret-xyz for TOKEN123", Some("TOKEN123"));
         assert_eq!(text, "bad <redacted> and <redacted> for <redacted>");
         assert!(is_session_error("Session Expired :  Invalid Session Key"));
