@@ -51,7 +51,7 @@ fn args() -> Args {
         Args { shape, read: 5_000, only: None, rotate_at: 500_000 }
     } else {
         let shape = Shape { symbols: 3, steps: 400, batch: 100, correct_every: 4 };
-        Args { shape, read: 100, only: None, rotate_at: 300 }
+        Args { shape, read: 200, only: None, rotate_at: 100 }
     };
     for w in argv.windows(2) {
         let n = || w[1].parse::<u64>().unwrap_or_else(|_| panic!("{} takes a number", w[0]));
