@@ -56,6 +56,9 @@ struct Chunk {
     max_revised: i64,
 }
 
+/// (symbol id, interval index).
+type SeriesKey = (u32, u8);
+
 #[derive(Default)]
 struct Series {
     mem: BTreeMap<i64, Val>,
@@ -69,7 +72,7 @@ pub struct Segments {
     log_bars: usize,
     rotate_at: usize,
     max_segments: usize,
-    series: BTreeMap<(u32, u8), Series>,
+    series: BTreeMap<SeriesKey, Series>,
     files: BTreeMap<u32, File>,
     next_seg: u32,
 }
@@ -111,7 +114,7 @@ fn segment_path(dir: &Path, id: u32) -> PathBuf {
 fn encode(entries: &[(i64, Val)], out: &mut Vec<u8>) {
     put_varint(out, entries.len() as u64);
     let deltas: Vec<u64> = entries.windows(2).map(|w| (w[1].0 - w[0].0) as u64).collect();
-    let unit = if deltas.iter().all(|d| d % 1_000 == 0) { 1_000 } else { 1 };
+    let unit = if deltas.iter().all(|d| d.is_multiple_of(1_000)) { 1_000 } else { 1 };
     put_varint(out, zigzag(entries[0].0));
     put_varint(out, unit);
     for d in deltas {
@@ -233,7 +236,7 @@ impl Segments {
             let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
             let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap());
             let Some(body) = bytes.get(at + 8..at + 8 + len) else { break };
-            if crc32fast::hash(body) != crc || len % LOG_BAR != 0 {
+            if crc32fast::hash(body) != crc || !len.is_multiple_of(LOG_BAR) {
                 break;
             }
             for r in body.chunks_exact(LOG_BAR) {
@@ -250,7 +253,7 @@ impl Segments {
     }
 
     /// Writes `chunks` of each series as segment `id`; returns each series' new chunk entries.
-    fn write_segment(&self, id: u32, data: Vec<((u32, u8), Vec<(i64, Val)>)>) -> Vec<((u32, u8), Vec<Chunk>)> {
+    fn write_segment(&self, id: u32, data: Vec<(SeriesKey, Vec<(i64, Val)>)>) -> Vec<(SeriesKey, Vec<Chunk>)> {
         let (mut body, mut footer, mut index) = (Vec::new(), Vec::new(), Vec::new());
         for (key, entries) in data {
             let mut chunks = Vec::new();

@@ -88,7 +88,7 @@ pub fn batches(shape: Shape) -> Vec<Vec<Rec>> {
                 all.push(bar(sym, ivx, step, 0, wall));
                 wall += 1;
                 let h = mix(((sym as u64) << 33) ^ ((ivx as u64) << 31) ^ step as u64 ^ 0xC0);
-                if step > 0 && h % shape.correct_every == 0 {
+                if step > 0 && h.is_multiple_of(shape.correct_every) {
                     all.push(bar(sym, ivx, step - 1, 1, wall));
                     wall += 1;
                 }
