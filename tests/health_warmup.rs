@@ -43,6 +43,16 @@ async fn answer(mut tcp: TcpStream, gate: Arc<Mutex<Gate>>) {
         }
     }
     let head = String::from_utf8_lossy(&head).to_string();
+    if !head.starts_with("GET /api/v3/klines") {
+        // exchangeInfo (the symbol search asks once per process): no instruments, at once.
+        let body = json!({"symbols": []}).to_string();
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = tcp.write_all(resp.as_bytes()).await;
+        return;
+    }
     let symbol = head.split(['?', '&', ' ']).find_map(|p| p.strip_prefix("symbol=")).unwrap_or("").to_owned();
     gate.lock().unwrap().asked.insert(symbol.clone());
     while !gate.lock().unwrap().released.contains(&symbol) {
