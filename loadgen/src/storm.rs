@@ -287,6 +287,8 @@ struct Message {
 struct Held {
     closed: BTreeSet<i64>,
     newest: Option<i64>,
+    /// The newest bar when the server went away (the refetch starts there): said with a missed bar.
+    newest_when_gone: Option<i64>,
 }
 
 impl Held {
@@ -565,6 +567,7 @@ async fn restart_client(symbol: String, args: Arc<Args>, shared: Arc<Shared>) ->
         }
     }
     let gone = Instant::now();
+    held.newest_when_gone = held.newest;
     shared.saw_restart.fetch_add(1, Ordering::Relaxed);
     let timeout = Duration::from_secs_f64(args.connect_timeout);
     let mut attempt = 0;
@@ -646,16 +649,23 @@ async fn check_missing(args: &Args, helds: &[(String, Held, bool)], p: &mut Stor
             continue;
         };
         let expected = server.range(lo..=hi);
-        let (mut checked, mut missed) = (0, 0);
+        let (mut checked, mut missed) = (0, Vec::new());
         for ts in expected {
             checked += 1;
             if !held.closed.contains(ts) {
-                missed += 1;
+                missed.push(*ts);
             }
         }
         p.checked_bars += checked;
-        p.missed_bars += missed;
-        if missed > 0 {
+        p.missed_bars += missed.len();
+        if !missed.is_empty() {
+            // The first few said in full: where the missed bars lie against the restart is what explains them.
+            if p.clients_missing < 5 {
+                eprintln!(
+                    "storm: a client of {symbol} misses closed bars {missed:?}; its newest bar when the server went away: {:?}; it holds {lo}..={hi}",
+                    held.newest_when_gone
+                );
+            }
             p.clients_missing += 1;
         }
     }
