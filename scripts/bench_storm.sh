@@ -34,13 +34,19 @@ export CANDLECAST__LOG__LEVEL=warn
 # The accept path before issue 16's storm work: the backlog of 4096 and actix's own 25,000 connections per
 # worker; what the "after" rows change is whatever config/default.toml now says.
 before_env=(CANDLECAST__SERVER__BACKLOG=4096 CANDLECAST__SERVER__MAX_CONNECTIONS_PER_WORKER=25000)
+# BEFORE_BIN=path/to/candlecast: the "before" rows run that binary (e.g. main's release build) with its own
+# defaults instead, the previous design side by side with this one.
+before_bin=${BEFORE_BIN:-}
+if [ -n "$before_bin" ]; then before_env=(CANDLECAST__BEFORE=1); fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 server_pid=""
 start_server() { # port store-dir env...
   local port=$1 dir=$2; shift 2
-  env "$@" CANDLECAST__SERVER__PORT="$port" CANDLECAST__STORE__PATH="$dir" "$server_bin" \
+  local bin=$server_bin
+  if [ "${1:-}" = CANDLECAST__BEFORE=1 ]; then bin=$before_bin; shift; fi
+  env "$@" CANDLECAST__SERVER__PORT="$port" CANDLECAST__STORE__PATH="$dir" "$bin" \
     > "$results/storm-server.out" 2>> "$results/storm-server.err" &
   server_pid=$!
   for _ in $(seq 300); do grep -q 'listening on' "$results/storm-server.out" 2>/dev/null && break; sleep 0.1; done
