@@ -72,3 +72,6 @@ if [ -z "${BENCH_NO_PEER:-}" ]; then
 fi
 
 python3 scripts/bench_table.py "$results" docs/BENCHMARKS.md
+# Connection storms (issue 16): 19,000 clients at 20,000/s right after start, in steady state and through a
+# restart, before/after the accept-path settings. About 6 minutes more, so only on request: BENCH_STORM=1.
+if [ -n "${BENCH_STORM:-}" ]; then scripts/bench_storm.sh "${BENCH_STORM_CLIENTS:-19000}" "${BENCH_STORM_RATE:-20000}"; fi

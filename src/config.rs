@@ -45,6 +45,8 @@ pub struct ServerConfig {
     pub static_dir: PathBuf,
     pub workers: usize,
     pub backlog: u32,
+    /// Connections one HTTP worker holds before actix stops accepting for it; 0: the open-file limit.
+    pub max_connections_per_worker: usize,
 }
 
 /// Limits and timers of WebSocket sessions.

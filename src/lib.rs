@@ -244,6 +244,15 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     if config.server.workers > 0 {
         server = server.workers(config.server.workers);
     }
+    // actix stops accepting for a worker holding 25,000 connections by default: a limit that refuses
+    // nobody with a reason, it only lets the listen backlog fill. By default no worker stops before the
+    // process runs out of files; [ws] max_connections refuses before that, with a 503 naming itself.
+    server = server.max_connections(match config.server.max_connections_per_worker {
+        // An unknown limit (0): actix's own default.
+        0 if connection_ceiling == 0 => 25_000,
+        0 => usize::try_from(connection_ceiling).unwrap_or(usize::MAX),
+        n => n,
+    });
     let server = server.listen(listener)?.run();
     let handle = server.handle();
     tokio::select! {

@@ -1,7 +1,8 @@
 //! candlecast-loadgen: opens N WebSocket clients at a controlled rate, subscribes each to one topic
 //! following a hot/cold distribution, and measures delivery latency (the server's `ts_sent` against this
 //! machine's clock), messages per second, connect time, errors and disconnects, plus the server's RSS and
-//! CPU from /proc (`--mode push`: scripts streaming trades over Socket.IO instead, see push.rs). Beyond one process's open-file limit it spreads clients over child processes
+//! CPU from /proc (`--mode push`: scripts streaming trades over Socket.IO instead, see push.rs; `--mode storm`
+//! and `--mode restart`: connection storms and a server restart under load, see storm.rs). Beyond one process's open-file limit it spreads clients over child processes
 //! (`--processes`) and merges their histograms exactly. Prints one summary line; `--json` writes the result.
 
 mod client;
@@ -9,6 +10,7 @@ mod procstat;
 mod push;
 mod raw;
 mod stats;
+mod storm;
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -94,6 +96,22 @@ pub struct Args {
     /// Push mode: batches each script keeps in flight (sent, not yet acknowledged).
     #[arg(long, default_value_t = 4)]
     pub window: usize,
+    /// Storm and restart modes: new connections per second, in total (every client subscribes at once).
+    #[arg(long, default_value_t = 20000.0)]
+    pub storm_rate: f64,
+    /// Storm and restart modes: seconds a client may take from its first SYN to its first update before it
+    /// counts as timed out (no retry: a storm counts what the server refused).
+    #[arg(long, default_value_t = 10.0)]
+    pub connect_timeout: f64,
+    /// Storm mode: the target, counted apart: clients whose first update came within this many seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub within: f64,
+    /// Restart mode: written (with "ready") once every client subscribed: the script restarts the server then.
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
+    /// Restart mode: seconds after everyone subscribed to wait for every client to be back and caught up.
+    #[arg(long, default_value_t = 120.0)]
+    pub restart_wait: f64,
     /// Internal: run as child number N and print a partial result as JSON.
     #[arg(long, hide = true)]
     pub child: Option<usize>,
@@ -131,7 +149,10 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         });
     }
-    anyhow::ensure!(args.mode == "fanout", "--mode must be fanout or push");
+    if args.mode == "storm" || args.mode == "restart" {
+        return rt.block_on(storm_main(args));
+    }
+    anyhow::ensure!(args.mode == "fanout", "--mode must be fanout, push, storm or restart");
     rt.block_on(async move {
         if args.child.is_some() {
             let partial = client::run_process(Arc::new(args)).await?;
@@ -272,4 +293,82 @@ fn report(args: &Args, p: Partial, server: Option<(f64, f64, f64)>, command: Str
         server,
         command,
     }
+}
+
+/// `--mode storm` / `--mode restart`, over one process or `--processes` children (each at its share of the
+/// rate, so the total rate is `--storm-rate`).
+async fn storm_main(args: Args) -> anyhow::Result<()> {
+    if args.child.is_some() {
+        let partial = storm::run_process(Arc::new(args)).await?;
+        println!("{}", serde_json::to_string(&partial)?);
+        return Ok(());
+    }
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let started = Instant::now();
+    let partial = if args.processes == 1 {
+        storm::run_process(Arc::new(args.clone())).await?
+    } else {
+        storm_children(&args).await?
+    };
+    let report = storm::StormReport::new(&args, partial, command);
+    println!("{}", report.summary());
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    eprintln!("(run took {:.1}s)", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+async fn storm_children(args: &Args) -> anyhow::Result<storm::StormPartial> {
+    let exe = std::env::current_exe()?;
+    let per = args.clients.div_ceil(args.processes);
+    let mut children = Vec::new();
+    let mut ready_files = Vec::new();
+    for i in 0..args.processes {
+        let first = i * per;
+        let n = per.min(args.clients.saturating_sub(first));
+        if n == 0 {
+            break;
+        }
+        let mut cmd = tokio::process::Command::new(&exe);
+        cmd.args(["--mode", &args.mode, "--url", &args.url, "--interval", &args.interval, "--symbols", &args.symbols])
+            .args(["--clients", &n.to_string(), "--first-client", &first.to_string(), "--child", &i.to_string()])
+            .args(["--storm-rate", &(args.storm_rate * n as f64 / args.clients as f64).to_string()])
+            .args(["--connect-timeout", &args.connect_timeout.to_string(), "--within", &args.within.to_string()])
+            .args(["--restart-wait", &args.restart_wait.to_string(), "--threads", &args.threads.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(path) = &args.ready_file {
+            let mine = PathBuf::from(format!("{}.{i}", path.display()));
+            let _ = std::fs::remove_file(&mine);
+            cmd.arg("--ready-file").arg(&mine);
+            ready_files.push(mine);
+        }
+        children.push(cmd.spawn().context("starting a generator process")?);
+    }
+    if let Some(path) = &args.ready_file {
+        // Ready when every child is.
+        let ready_files = ready_files.clone();
+        let path = path.clone();
+        tokio::spawn(async move {
+            while !ready_files.iter().all(|f| f.exists()) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let _ = std::fs::write(&path, b"ready\n");
+        });
+    }
+    let mut parts = Vec::new();
+    for mut child in children {
+        let mut out = String::new();
+        if let Some(mut stdout) = child.stdout.take() {
+            stdout.read_to_string(&mut out).await?;
+        }
+        let status = child.wait().await?;
+        if !status.success() {
+            bail!("a generator process failed: {status}");
+        }
+        parts.push(serde_json::from_str(out.trim()).context("reading a child's result")?);
+    }
+    Ok(storm::StormPartial::merge(parts))
 }

@@ -92,11 +92,19 @@ pub enum Next<'a> {
 impl RawWs {
     /// Connects to a `ws://host:port/path` URL and completes the opening handshake.
     pub async fn connect(url: &str) -> io::Result<RawWs> {
+        Ok(Self::connect_timed(url).await?.0)
+    }
+
+    /// [`RawWs::connect`], and how long the TCP connect alone took (the storm mode reports it apart from
+    /// the HTTP upgrade: the listen backlog decides the one, the server's workers the other).
+    pub async fn connect_timed(url: &str) -> io::Result<(RawWs, std::time::Duration)> {
         let rest =
             url.strip_prefix("ws://").ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "only ws:// URLs"))?;
         let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         let path = if path.is_empty() { "/" } else { path };
+        let began = std::time::Instant::now();
         let stream = TcpStream::connect(host).await?;
+        let tcp = began.elapsed();
         stream.set_nodelay(true)?;
         let mut ws = RawWs {
             stream,
@@ -123,7 +131,7 @@ impl RawWs {
                 }
                 // Frames may already follow the response in the same read.
                 ws.start = head_end + 4;
-                return Ok(ws);
+                return Ok((ws, tcp));
             }
             if ws.end == ws.buf.len() {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, "handshake response too large"));
