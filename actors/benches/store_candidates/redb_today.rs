@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use candlecast_actors::model::{Bar, Interval, Symbol};
-use candlecast_actors::persist::embedded::{EmbeddedStore, FILE_NAME};
+use candlecast_actors::persist::{EmbeddedStore, EMBEDDED_FILE_NAME as FILE_NAME};
 use candlecast_actors::persist::{Range, Store, StoredBar};
 
 use crate::workload::{Out, Rec};
