@@ -24,12 +24,8 @@ bench-symbols:
 	@scripts/bench_symbols.sh $(ARGS)
 
 # Abuse benchmark (release build): each attack against 1,000 healthy /ws clients; writes the table to
-# docs/RELIABILITY.md ("## Per-symbol cost (issue 20): 100 and 1,000 simulated symbols, RSS, CPU, backfill time, store size and bytes
-# per bar; prints the table for docs/BENCHMARKS.md ("## Store"). Counts: make bench-symbols ARGS="100 1000 10000".
-bench-symbols:
-	@scripts/bench_symbols.sh $(ARGS)
-
-# Abuse benchmark"). Takes ~7 minutes. Rows: make abuse ARGS="--only jobs,keys".
+# docs/RELIABILITY.md ("## Abuse benchmark"). Takes ~7 minutes. Rows: make abuse ARGS="--only jobs,keys";
+# make abuse ARGS="--pin" runs the attacker on its own core, as if it were another machine.
 abuse:
 	@scripts/abuse.sh $(ARGS)
 
