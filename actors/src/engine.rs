@@ -305,8 +305,11 @@ pub fn start_feed<C: Connector + Send>(
         window: market.settings().history_bars,
         calendar: market.settings().calendar_for(connector.symbol()),
         warmup: warmup.clone(),
+        seeding: entry.seeding.clone(),
     };
     let (sink, upsert) = (entry.aggregator.clone().recipient(), entry.aggregator.clone().recipient());
+    // History requests for the symbol wait for its backfill (see `SeedGate`); the feed opens the gate.
+    entry.seeding.close();
     let feed_status = status.clone();
     let actor = FeedActor::start_in_arbiter(arbiter, move |_| {
         FeedActor::new(connector, sink, upsert, Some(backfill), feed_status)

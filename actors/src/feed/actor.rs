@@ -45,6 +45,8 @@ pub struct Backfill {
     pub calendar: Calendar,
     /// The first start's warm-up, for the feeds of the configuration; told when this history is loaded.
     pub warmup: Option<Arc<super::warmup::Warmup>>,
+    /// Opened once the aggregator has the backfill (or it failed): history requests wait for it.
+    pub seeding: Arc<crate::market::SeedGate>,
 }
 
 impl<C: Connector> FeedActor<C> {
@@ -93,6 +95,8 @@ fn stopped_state(err: &FeedError) -> FeedState {
 /// Loads what the store holds, lets the connector add what is missing, stores that part, and seeds the
 /// aggregator with both: the store's history is never backfilled over.
 async fn backfill<C: Connector>(c: &mut C, to: Backfill, status: &FeedStatus) {
+    // Opened however this ends: done, failed, or dropped with a feed stopped mid-backfill.
+    let _open = OpenOnDrop(to.seeding.clone());
     let (symbol, source) = (c.symbol().clone(), c.source().as_str());
     let held = to.history.held(&symbol, &to.intervals, to.window).await;
     let fresh = match c.backfill(now_ms(), &to.intervals, &held).await {
@@ -127,6 +131,15 @@ async fn backfill<C: Connector>(c: &mut C, to: Backfill, status: &FeedStatus) {
     if held.is_known() {
         let closed: Vec<Bar> = fresh.iter().flat_map(|(_, bars)| bars.iter().filter(|b| b.closed).cloned()).collect();
         to.history.persist(closed, Arc::from(source));
+    }
+}
+
+/// Opens a symbol's seed gate when dropped.
+struct OpenOnDrop(Arc<crate::market::SeedGate>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
     }
 }
 

@@ -161,6 +161,7 @@ impl History {
 
     /// Bars of `entry` for `q` (see the module documentation for the merge).
     pub async fn bars(&self, entry: &SymbolEntry, q: HistoryQuery) -> Result<Vec<Bar>, HistoryError> {
+        entry.seeding.opened(SEED_PATIENCE).await;
         let memory = entry.aggregator.send(GetBars(q)).await.map_err(|_| HistoryError::Aggregator)?;
         let Some(store) = self.store.as_ref().filter(|_| memory.len() < q.limit) else { return Ok(memory) };
         // Everything from the window's first bar on is in `memory`; the store adds what is older.
@@ -196,6 +197,7 @@ impl History {
         since: i64,
     ) -> Result<Vec<Bar>, HistoryError> {
         // A closed bar changes for the last time at most `grace_ms` after its end.
+        entry.seeding.opened(SEED_PATIENCE).await;
         let could_change_since = since.saturating_sub(self.grace_ms + q.interval.millis());
         let memory_q = HistoryQuery {
             start_time: Some(q.start_time.map_or(could_change_since, |s| s.max(could_change_since))),
@@ -322,6 +324,10 @@ impl History {
 /// A bar may be corrected until `grace_ms` after its end; this much more is kept as a margin before a
 /// backfilled bar is allowed to wait behind live ones.
 const CORRECTION_MARGIN_MS: i64 = 60_000;
+
+/// How long a history request waits for its symbol's backfill to reach the aggregator before it answers
+/// with what there is (a feed whose backfill hangs must not hang its charts).
+const SEED_PATIENCE: Duration = Duration::from_secs(10);
 
 /// How often a held-back backfill looks for room.
 const BACKFILL_ROOM_POLL: Duration = Duration::from_millis(100);
