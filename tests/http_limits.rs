@@ -185,7 +185,17 @@ async fn a_host_over_its_http_connection_limit_gets_429_and_is_closed_and_a_clos
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(status, 200, "the host's places were never given back");
-    assert!(refused(&server, "http_connections_per_host").await >= before + 2);
+    // Read again until it answers: the /health connections just closed may still hold this host's
+    // places for a moment, and /api/stats over the limit is itself a 429 (found by a CI run under load).
+    let mut counted = 0;
+    for _ in 0..600 {
+        counted = refused(&server, "http_connections_per_host").await;
+        if counted >= before + 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(counted >= before + 2, "{counted} refusals counted, {before} before");
     assert!(metrics(&server).await.contains(r#"candlecast_refused_total{limit="http_connections_per_host"}"#));
 }
 
