@@ -769,8 +769,8 @@ def write_doc(rows, args, doc_path, command):
     q1 = min(quiet) if quiet else None
     lines = [
         f"Command: `{command}` (scripts/abuse.sh → scripts/abuse.py; raw results in `bench/results/abuse/`).",
-        f"Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(os.path.getmtime(os.path.join(args.out, 'rows.json'))))}, commit `{args.commit}`, on the team's shared machine: "
-        (f"{os.cpu_count()} cores, nothing else running." if args.idle_machine else f"{os.cpu_count()} cores shared with other engineers' builds and tests, so latency ratios are noisy."),
+        f"Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(os.path.getmtime(os.path.join(args.out, 'rows.json'))))}, commit `{args.commit}`, on the team's machine: "
+        + (f"{os.cpu_count()} cores, nothing else running." if args.idle_machine else f"{os.cpu_count()} cores shared with other engineers' builds and tests, so latency ratios are noisy."),
         "",
         "Each row starts a fresh release server (simulated market at 200 trades/s per symbol and 10 updates/s per topic "
         "as in `make bench`, 1 day of 1m and 1 hour of 1s backfill, a temporary embedded store, default limits, one script "
