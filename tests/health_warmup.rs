@@ -80,15 +80,15 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     panic!("never: {what}");
 }
 
-#[tokio::test]
-async fn health_says_warming_up_and_ready_answers_503_until_every_symbol_has_its_history() {
+/// A server whose Binance feed backfills `symbols` from the held stand-in (see [`fake_klines`]).
+async fn held_binance(symbols: &[&str]) -> (Arc<Mutex<Gate>>, TestServer) {
     let gate = Arc::new(Mutex::new(Gate::default()));
     let rest = fake_klines(gate.clone()).await;
     // Nothing listens there: the live stream reconnects, which /health shows without degrading.
     let ws = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let server = TestServer::start_serving(&[
         ("feed.source", Toml::String("binance".into())),
-        ("feed.symbols", Toml::Array(vec![Toml::String("BTCUSDT".into()), Toml::String("ETHUSDT".into())])),
+        ("feed.symbols", Toml::Array(symbols.iter().map(|s| Toml::String((*s).into())).collect())),
         ("feed.binance.ws_url", Toml::String(format!("ws://{ws}"))),
         ("feed.binance.rest_url", Toml::String(format!("http://{rest}"))),
         ("feed.binance.backfill_days", Toml::Integer(1)),
@@ -97,6 +97,12 @@ async fn health_says_warming_up_and_ready_answers_503_until_every_symbol_has_its
         ("feed.binance.rest_timeout_ms", Toml::Integer(600_000)),
     ])
     .await;
+    (gate, server)
+}
+
+#[tokio::test]
+async fn health_says_warming_up_and_ready_answers_503_until_every_symbol_has_its_history() {
+    let (gate, server) = held_binance(&["BTCUSDT", "ETHUSDT"]).await;
     eventually("both backfills asked for klines", || gate.lock().unwrap().asked.len() == 2).await;
 
     let (code, health) = server.get_json("/health").await;
@@ -134,19 +140,7 @@ async fn health_says_warming_up_and_ready_answers_503_until_every_symbol_has_its
 /// it (after a restart, a dashboard that refetched its gap first never got the bar forming at the restart).
 #[tokio::test]
 async fn history_asked_during_the_backfill_includes_it() {
-    let gate = Arc::new(Mutex::new(Gate::default()));
-    let rest = fake_klines(gate.clone()).await;
-    let ws = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let server = TestServer::start_serving(&[
-        ("feed.source", Toml::String("binance".into())),
-        ("feed.symbols", Toml::Array(vec![Toml::String("BTCUSDT".into())])),
-        ("feed.binance.ws_url", Toml::String(format!("ws://{ws}"))),
-        ("feed.binance.rest_url", Toml::String(format!("http://{rest}"))),
-        ("feed.binance.backfill_days", Toml::Integer(1)),
-        ("feed.binance.backfill_fine_hours", Toml::Integer(0)),
-        ("feed.binance.rest_timeout_ms", Toml::Integer(600_000)),
-    ])
-    .await;
+    let (gate, server) = held_binance(&["BTCUSDT"]).await;
     eventually("the backfill asked for klines", || gate.lock().unwrap().asked.contains("BTCUSDT")).await;
     let url = server.url("/api/historical/BTCUSDT?interval=1m&limit=10");
     let asked =

@@ -314,11 +314,9 @@ async fn a_full_journal_is_not_offered_the_buffer_at_every_message() {
     assert_eq!(written + stats.dropped_bars.load(Ordering::Relaxed), 1_000, "every bar written or counted as dropped");
 }
 
-/// Back-pressure: a backfill faster than the store is held back until the buffer and the journal have
-/// room, instead of filling the journal and then losing its oldest bars (a first start of 1,000 symbols
-/// dropped 2.37 M bars that way). Everything is written once the store keeps up again.
-#[actix_rt::test]
-async fn a_backfill_faster_than_the_store_waits_instead_of_being_dropped() {
+/// History over a store whose writes hang until the returned sender says `true`, with a 20-bar buffer and
+/// a 4 KiB journal: persistence fills up after a few dozen bars.
+fn hung_history() -> (tempfile::TempDir, Arc<MemoryStore>, tokio::sync::watch::Sender<bool>, History) {
     let dir = tempfile::tempdir().unwrap();
     let inner = Arc::new(MemoryStore::default());
     let (gate, open) = tokio::sync::watch::channel(false);
@@ -328,6 +326,15 @@ async fn a_backfill_faster_than_the_store_waits_instead_of_being_dropped() {
     settings.journal_max_bytes = 4_096;
     let hub = Hub::new(&HubSettings::default()).start();
     let history = History::start(Some(store), &settings, &market(), &hub, 0).unwrap();
+    (dir, inner, gate, history)
+}
+
+/// Back-pressure: a backfill faster than the store is held back until the buffer and the journal have
+/// room, instead of filling the journal and then losing its oldest bars (a first start of 1,000 symbols
+/// dropped 2.37 M bars that way). Everything is written once the store keeps up again.
+#[actix_rt::test]
+async fn a_backfill_faster_than_the_store_waits_instead_of_being_dropped() {
+    let (_dir, inner, gate, history) = hung_history();
     // Bars long closed: no live correction can reach them, so they may wait.
     let first = (now_ms() / MIN - 5_000) * MIN;
     for i in 0..100 {
@@ -352,15 +359,7 @@ async fn a_backfill_faster_than_the_store_waits_instead_of_being_dropped() {
 /// before any live bar of the same feed.
 #[actix_rt::test]
 async fn recent_backfilled_bars_are_never_held_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let inner = Arc::new(MemoryStore::default());
-    let (_gate, open) = tokio::sync::watch::channel(false);
-    let store: Arc<dyn Store> = Arc::new(Gated { inner: inner.clone(), open });
-    let mut settings = settings(dir.path(), 10, 10);
-    settings.buffer_bars = 20;
-    settings.journal_max_bytes = 4_096;
-    let hub = Hub::new(&HubSettings::default()).start();
-    let history = History::start(Some(store), &settings, &market(), &hub, 0).unwrap();
+    let (_dir, _inner, _gate, history) = hung_history();
     let first = (now_ms() / MIN - 5_000) * MIN;
     for i in 0..100 {
         history.persist((0..10).map(|j| bar(first + (i * 10 + j) * MIN, 1.0)).collect(), "simulated".into());
