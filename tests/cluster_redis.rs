@@ -178,6 +178,47 @@ async fn an_edge_node_sends_its_clients_the_same_bars_as_the_ingest_node() {
     assert_eq!(edge.get_json("/api/symbols").await.1["symbols"], serde_json::json!(["BTCUSDT"]));
 }
 
+/// Waits until the edge serves exactly the ingest's settled 1s and 1m bars of today; panics after `secs`
+/// with where they first differ.
+async fn edge_matches_ingest_today(edge: &TestServer, ingest: &TestServer, secs: u64) {
+    for (interval, bar_ms) in [("1s", 1_000), ("1m", 60_000)] {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let (on_edge, on_ingest) =
+                (settled_today(edge, interval, bar_ms).await, settled_today(ingest, interval, bar_ms).await);
+            if on_edge == on_ingest {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the edge's {interval} bars of today differ from the ingest's: {}",
+                first_difference(&on_edge, &on_ingest)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Where two lists of bars first part, for a failure message a reader can act on.
+fn first_difference(edge: &[Value], ingest: &[Value]) -> String {
+    let at = edge.iter().zip(ingest).position(|(a, b)| a != b).unwrap_or(edge.len().min(ingest.len()));
+    let span = |bars: &[Value]| {
+        format!(
+            "{} bars from {} to {}",
+            bars.len(),
+            bars.first().map_or(Value::Null, |b| b["timestamp"].clone()),
+            bars.last().map_or(Value::Null, |b| b["timestamp"].clone())
+        )
+    };
+    format!(
+        "edge {}, ingest {}; first difference at #{at}: edge {:?}, ingest {:?}",
+        span(edge),
+        span(ingest),
+        edge.get(at),
+        ingest.get(at)
+    )
+}
+
 /// Closed bars of today (UTC) older than two bars, as /api/historical gives them.
 async fn settled_today(server: &TestServer, interval: &str, bar_ms: i64) -> Vec<Value> {
     let (status, body) = server.get_json(&format!("/api/historical/BTCUSDT?interval={interval}&limit=5000")).await;
@@ -218,13 +259,7 @@ async fn a_node_that_starts_later_serves_todays_bars_from_the_cache_at_once() {
     );
     // The whole day, not the in-memory window: the cached bars older than the edge's window reach its store.
     // On a loaded machine the edge may lag behind by a few messages, so compare until both agree.
-    for (interval, bar_ms) in [("1s", 1_000), ("1m", 60_000)] {
-        eventually(30, &format!("the edge's {interval} bars of today equal the ingest's"), || async {
-            let on_edge = settled_today(&edge, interval, bar_ms).await;
-            (on_edge == settled_today(&ingest, interval, bar_ms).await).then_some(())
-        })
-        .await;
-    }
+    edge_matches_ingest_today(&edge, &ingest, 30).await;
     let stats = edge.stats().await;
     assert!(stats["redis"]["cache_bars_loaded"].as_u64().unwrap() > 0, "{stats}");
 
@@ -239,6 +274,29 @@ async fn a_node_that_starts_later_serves_todays_bars_from_the_cache_at_once() {
     let expires: i64 =
         redis.command(&["EXPIRETIME", &today_key(day_start, "1m")]).trim().trim_start_matches(':').parse().unwrap();
     assert_eq!(expires, (day_start + 25 * 3_600_000) / 1000, "expires an hour after the day ends");
+}
+
+/// An edge that starts with (or before) the ingest node reads a cache that holds only the in-memory window:
+/// the ingest's stored backfill reaches the cache later, in a rewrite. The rewrite tells the followers, which
+/// read the older part again into their store (before, the edge served the window only, until restarted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_started_before_the_ingest_node_gets_the_whole_day_once_the_ingest_has_it() {
+    let redis = RedisServer::start();
+    let node = |role: &str, id: &str| {
+        [cluster_node(&redis, role, id), vec![("aggregator.history_bars", Toml::Integer(600))]].concat()
+    };
+    let edge = TestServer::start_serving(&node("edge", "edge-a")).await;
+    let ingest = TestServer::start(&node("ingest", "ingest-a")).await;
+    eventually(60, "the cache holds exactly the ingest node's 1s bars of today", || {
+        cache_matches_history(&redis, &ingest, "1s")
+    })
+    .await;
+    edge_matches_ingest_today(&edge, &ingest, 30).await;
+    let seconds_today = now_ms() % 86_400_000 / 1000;
+    let on_edge = settled_today(&edge, "1s", 1_000).await.len() as i64;
+    // The backfill alone is an hour of 1s bars: more than the 600 the edge holds in memory, unless the day
+    // is younger than that.
+    assert!(on_edge > 600.min(seconds_today - 5), "the edge serves {on_edge} 1s bars of today");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -66,6 +66,8 @@ pub struct Follower {
     syncs: HashMap<Symbol, SymbolSync>,
     /// Symbols whose cache read is under way (one at a time per symbol).
     reading: HashSet<Symbol>,
+    /// Symbols whose cache was rewritten while a read was under way: read again once it ends.
+    reread: HashSet<Symbol>,
     /// Snapshots behind the live messages tolerated before a resync takes both as they are.
     max_attempts: u32,
     generation: watch::Receiver<u64>,
@@ -93,6 +95,7 @@ impl Follower {
             deliveries: Some(deliveries),
             syncs: HashMap::new(),
             reading: HashSet::new(),
+            reread: HashSet::new(),
             max_attempts,
             generation,
             subscribed_in: 0,
@@ -196,8 +199,28 @@ impl Follower {
         );
     }
 
+    /// The sending node rewrote `symbol`'s cache (a rewrite notice): it may now hold the part of the day
+    /// a backfill stored after this node read it. Read it again and take it even at the number already
+    /// applied; the bars older than the replica's window reach this node's store as at the first sync.
+    fn reload(&mut self, symbol: Symbol, ctx: &mut Context<Self>) {
+        self.follow(&symbol).start_reload();
+        if self.reading.contains(&symbol) {
+            // That read may have started before the rewrite.
+            self.reread.insert(symbol);
+        } else {
+            self.read_cache(symbol, ctx);
+        }
+    }
+
     fn on_snapshot(&mut self, symbol: Symbol, result: Result<Snapshot, CacheError>, ctx: &mut Context<Self>) {
         self.reading.remove(&symbol);
+        if self.reread.remove(&symbol) {
+            if let Some(sync) = self.syncs.get_mut(&symbol) {
+                sync.start_reload();
+            }
+            self.read_cache(symbol, ctx);
+            return;
+        }
         let Some(sync) = self.syncs.get_mut(&symbol) else { return };
         let snapshot = match result {
             Ok(s) => s,
@@ -294,6 +317,10 @@ impl StreamHandler<Delivery> for Follower {
         let stats = self.w.link.stats.clone();
         stats.received.fetch_add(1, Ordering::Relaxed);
         if !self.admits(&symbol) {
+            return;
+        }
+        if batch.rewritten {
+            self.reload(symbol, ctx);
             return;
         }
         let known = self.syncs.contains_key(&symbol);

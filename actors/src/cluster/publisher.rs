@@ -249,6 +249,15 @@ impl Handler<RewriteCache> for Publisher {
             if p.queue.try_send(Outgoing::Cache(write)).is_ok() {
                 p.synced.insert(msg.symbol.clone());
                 tracing::debug!(symbol = %msg.symbol, bars = n, seq, "today-cache rewritten from history");
+                // Written after the cache (one writer, in order): a follower that synced before, from a cache
+                // that lacked the stored part of the day (a backfill still being stored), reads it again.
+                let notice = Outgoing::Publish {
+                    channel: p.keys.bars_channel(&msg.symbol),
+                    payload: wire::encode_rewritten(&p.node, seq),
+                };
+                if p.queue.try_send(notice).is_err() {
+                    p.link.stats.publish_dropped.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }));
     }

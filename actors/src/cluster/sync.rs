@@ -49,8 +49,9 @@ enum State {
     /// Applying messages as they come: the node and number of the last one (none before the first).
     Live { source: Option<(String, u64)> },
     /// Waiting for a snapshot; `previous` is where the live stream stood before (what this node's
-    /// aggregator already holds), `attempts` counts snapshots that were behind.
-    Syncing { buffer: VecDeque<Batch>, attempts: u32, previous: Option<(String, u64)> },
+    /// aggregator already holds), `attempts` counts snapshots that were behind. `reload`: the sender
+    /// rewrote the cache, so it is taken even at the number already applied.
+    Syncing { buffer: VecDeque<Batch>, attempts: u32, previous: Option<(String, u64)>, reload: bool },
 }
 
 /// See the module documentation.
@@ -64,7 +65,7 @@ impl SymbolSync {
     /// the next one is taken as it is.
     pub fn new(max_attempts: u32) -> SymbolSync {
         SymbolSync {
-            state: State::Syncing { buffer: VecDeque::new(), attempts: 0, previous: None },
+            state: State::Syncing { buffer: VecDeque::new(), attempts: 0, previous: None, reload: false },
             max_attempts: max_attempts.max(1),
         }
     }
@@ -76,7 +77,18 @@ impl SymbolSync {
     /// Starts buffering for a resync (the caller reads the cache next); no-op while one is under way.
     pub fn start_resync(&mut self) {
         if let State::Live { source } = &mut self.state {
-            self.state = State::Syncing { buffer: VecDeque::new(), attempts: 0, previous: source.take() };
+            let previous = source.take();
+            self.state = State::Syncing { buffer: VecDeque::new(), attempts: 0, previous, reload: false };
+        }
+    }
+
+    /// Starts a resync after the sender rewrote the cache (a rewrite notice): the cache then holds bars no
+    /// message carried (its stored backfill), so it is applied even when its watermark is the number
+    /// already applied. During a resync under way, that resync takes the cache the same way.
+    pub fn start_reload(&mut self) {
+        self.start_resync();
+        if let State::Syncing { reload, .. } = &mut self.state {
+            *reload = true;
         }
     }
 
@@ -120,7 +132,7 @@ impl SymbolSync {
     }
 
     pub fn on_snapshot(&mut self, snapshot: Snapshot) -> OnSnapshot {
-        let State::Syncing { buffer, attempts, previous } = &mut self.state else {
+        let State::Syncing { buffer, attempts, previous, reload } = &mut self.state else {
             // A snapshot nobody waits for any more (a resync finished meanwhile): nothing to apply.
             return OnSnapshot::Apply { bars: Vec::new(), complete: true };
         };
@@ -140,7 +152,7 @@ impl SymbolSync {
         let of_node = |base: &Option<(String, u64)>| base.as_ref().filter(|(n, _)| *n == node).map(|(_, seq)| *seq);
         let (in_cache, applied) = (of_node(&watermark), of_node(previous));
         // Start from the cache when it is newer than what is already applied, else from what is applied.
-        let use_cache = in_cache.is_some() && in_cache > applied;
+        let use_cache = in_cache.is_some() && (in_cache > applied || (*reload && in_cache == applied));
         let base = if use_cache { in_cache } else { applied };
         let buffered: Vec<Batch> = std::mem::take(buffer).into_iter().filter(|b| b.node == node).collect();
         if let Some(base) = base {
@@ -179,7 +191,7 @@ mod tests {
     }
 
     fn batch(node: &str, seq: u64) -> Batch {
-        Batch { node: node.into(), seq, bars: vec![bar(seq as i64)] }
+        Batch { node: node.into(), seq, bars: vec![bar(seq as i64)], rewritten: false }
     }
 
     fn minutes(bars: &[Bar]) -> Vec<i64> {
@@ -299,5 +311,25 @@ mod tests {
             OnMessage::Apply(vec![bar(5)]),
             "no cache: the first message is the baseline"
         );
+    }
+
+    #[test]
+    fn a_rewritten_cache_is_applied_at_the_number_already_applied_and_a_plain_resync_skips_it() {
+        let mut plain = live("a", 9);
+        plain.start_resync();
+        let out = plain.on_snapshot(Snapshot { bars: vec![bar(1), bar(9)], watermark: Some(("a".into(), 9)) });
+        assert_eq!(out, OnSnapshot::Apply { bars: vec![], complete: true }, "nothing new at the same number");
+
+        let mut reload = live("a", 9);
+        reload.start_reload();
+        reload.on_message(batch("a", 10));
+        let out = reload.on_snapshot(Snapshot { bars: vec![bar(1), bar(9)], watermark: Some(("a".into(), 9)) });
+        assert_eq!(out, OnSnapshot::Apply { bars: vec![bar(1), bar(9), bar(10)], complete: true });
+        assert_eq!(reload.on_message(batch("a", 11)), OnMessage::Apply(vec![bar(11)]));
+        // A cache older than what was applied stays unused even so.
+        let mut behind = live("a", 9);
+        behind.start_reload();
+        let out = behind.on_snapshot(Snapshot { bars: vec![bar(1)], watermark: Some(("a".into(), 7)) });
+        assert_eq!(out, OnSnapshot::Apply { bars: vec![], complete: true });
     }
 }

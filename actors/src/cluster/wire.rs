@@ -32,6 +32,9 @@ pub struct Batch {
     pub node: String,
     pub seq: u64,
     pub bars: Vec<Bar>,
+    /// A notice without bars: the sender has just rewritten the symbol's today-cache (see
+    /// [`encode_rewritten`]).
+    pub rewritten: bool,
 }
 
 /// Names of everything candlecast keeps in Redis, under one prefix.
@@ -88,6 +91,10 @@ struct WireBatch<'a> {
     seq: u64,
     #[serde(rename = "b")]
     bars: Vec<WireBar>,
+    /// Absent (false) on bars messages; a node that does not know it reads the notice as a repeat of the
+    /// last message and ignores it.
+    #[serde(rename = "r", default, skip_serializing_if = "std::ops::Not::not")]
+    rewritten: bool,
 }
 
 /// The payload of a bars message.
@@ -97,7 +104,13 @@ pub fn encode_batch(node: &str, seq: u64, bars: &[Bar]) -> Vec<u8> {
         .map(|b| WireBar(b.interval, b.open_time, b.open, b.high, b.low, b.close, b.volume, b.trades, b.closed))
         .collect();
     // Serializing plain numbers, strings and bools into a Vec cannot fail.
-    serde_json::to_vec(&WireBatch { node: node.into(), seq, bars }).unwrap_or_default()
+    serde_json::to_vec(&WireBatch { node: node.into(), seq, bars, rewritten: false }).unwrap_or_default()
+}
+
+/// The payload of a notice that `node` rewrote a symbol's today-cache, its watermark at `seq`: the
+/// cache may now hold bars older than any follower read (a stored backfill), so followers read it again.
+pub fn encode_rewritten(node: &str, seq: u64) -> Vec<u8> {
+    serde_json::to_vec(&WireBatch { node: node.into(), seq, bars: Vec::new(), rewritten: true }).unwrap_or_default()
 }
 
 /// Reads a bars message received on `channel` for `symbol`.
@@ -126,7 +139,7 @@ pub fn decode_batch(channel: &str, symbol: &Symbol, payload: &[u8]) -> Result<Ba
         let reason = format!("bar {} {} at {}: {reason}", bar.symbol, bar.interval, bar.open_time);
         return Err(WireError::Message { channel: channel.to_owned(), reason });
     }
-    Ok(Batch { node: wire.node.into_owned(), seq: wire.seq, bars })
+    Ok(Batch { node: wire.node.into_owned(), seq: wire.seq, bars, rewritten: wire.rewritten })
 }
 
 #[derive(Serialize, Deserialize)]
@@ -189,7 +202,9 @@ mod tests {
         );
         let symbol: Symbol = "BTCUSDT".into();
         let back = decode_batch("candlecast:bars:BTCUSDT", &symbol, &payload).unwrap();
-        assert_eq!(back, Batch { node: "node-a".into(), seq: 42, bars });
+        assert_eq!(back, Batch { node: "node-a".into(), seq: 42, bars, rewritten: false });
+        let notice = decode_batch("c", &symbol, &encode_rewritten("node-a", 42)).unwrap();
+        assert_eq!(notice, Batch { node: "node-a".into(), seq: 42, bars: vec![], rewritten: true });
         let err = decode_batch("c", &symbol, b"{\"n\":1}").unwrap_err().to_string();
         assert!(err.contains("undecodable message on c"), "{err}");
         // JSON has no inf (serde_json refuses 1e309); a negative volume is a number, and refused here.
