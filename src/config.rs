@@ -94,6 +94,10 @@ pub struct HttpConfig {
     /// Bars one host may read per second on average (token bucket), and in one burst.
     pub history_bars_per_second_per_host: u32,
     pub history_burst_bars_per_host: u32,
+    /// Refused requests (400, 403, 413, 429, …) a host gets answered at once in 10 s; each further one is
+    /// answered only after `refusal_delay_ms` (0 disables the delay). `unlimited_hosts` are never delayed.
+    pub refusals_free_per_10s: u32,
+    pub refusal_delay_ms: u64,
 }
 
 /// Keys for the admin endpoints (`POST`/`DELETE /api/feeds`); empty disables them.

@@ -69,8 +69,8 @@ pub(crate) struct AppState {
     pub socketio: Arc<socketio::SocketIo>,
     /// This node's part in a Redis cluster; `None` without `[redis] url`.
     pub cluster: Option<candlecast_actors::cluster::Cluster>,
-    /// Slows down hosts that guess keys (see `http::auth_log::delay_refusals`).
-    pub key_throttle: Arc<http::auth_log::KeyThrottle>,
+    /// Slows down hosts that keep being refused (see `http::refusal_delay`).
+    pub refusal_throttles: Arc<http::refusal_delay::RefusalThrottles>,
 }
 
 /// A listening socket on `host:port` with an accept backlog of `backlog` (std's `TcpListener::bind`
@@ -187,11 +187,18 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let socketio =
         Arc::new(socketio::SocketIo::new(config.scripts.clone(), scripts.clone(), services.clone(), ws_limits.clone()));
     http::auth_log::set_interval(Duration::from_secs(config.admin.refused_log_every_secs));
-    let key_throttle = Arc::new(http::auth_log::KeyThrottle::new(
-        config.admin.refused_keys_free_per_10s,
-        Duration::from_millis(config.admin.refused_key_delay_ms),
-        &config.http.unlimited_hosts,
-    ));
+    let refusal_throttles = Arc::new(http::refusal_delay::RefusalThrottles {
+        keys: http::refusal_delay::RefusalThrottle::new(
+            config.admin.refused_keys_free_per_10s,
+            Duration::from_millis(config.admin.refused_key_delay_ms),
+            &config.http.unlimited_hosts,
+        ),
+        requests: http::refusal_delay::RefusalThrottle::new(
+            config.http.refusals_free_per_10s,
+            Duration::from_millis(config.http.refusal_delay_ms),
+            &config.http.unlimited_hosts,
+        ),
+    });
     let admin = Arc::new(http::admin::Admin::new(keys.clone()));
     let jobs = Arc::new(jobs::Jobs::new(&config.jobs, keys, admin.clone())?);
     let state = AppState {
@@ -205,7 +212,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         scripts,
         socketio,
         cluster,
-        key_throttle,
+        refusal_throttles,
     };
 
     let feeds = state.engine.feeds.clone();
@@ -228,7 +235,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         let static_dir = static_dir.clone();
         App::new()
             .app_data(web::Data::new(state.clone()))
-            .wrap(actix_web::middleware::from_fn(http::auth_log::delay_refusals))
+            .wrap(actix_web::middleware::from_fn(http::refusal_delay::delay_refusals))
             .configure(|cfg| http::configure(cfg, &static_dir))
             .default_service(web::to(http::not_found))
     })

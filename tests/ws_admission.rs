@@ -237,3 +237,40 @@ async fn bars_keep_coming_while_many_indicator_warmups_run() {
     }
     assert_eq!(server.stats().await["indicator_computations"], 60);
 }
+
+/// Found by `make abuse`: cross-origin upgrades (and upgrades over a host's budget) were refused at once,
+/// thousands a second, and the refusals became the load (healthy clients' p99 1.33×). A host past its free
+/// refusals gets each further one late, unchanged; its other requests are answered meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_that_keeps_being_refused_gets_its_refusals_late_and_its_other_requests_at_once() {
+    let server = TestServer::start(&[
+        ("http.refusals_free_per_10s", Toml::Integer(3)),
+        ("http.refusal_delay_ms", Toml::Integer(5000)),
+        // The test comes from loopback, which is exempt by default.
+        ("http.unlimited_hosts", Toml::Array(vec![])),
+    ])
+    .await;
+    for _ in 0..3 {
+        assert_eq!(open(&server, Some("https://evil.example")).await.err().map(|e| e.0), Some(403));
+    }
+    let asked = std::time::Instant::now();
+    let late = {
+        let server_url = server.ws_url();
+        tokio::spawn(async move {
+            let mut request = server_url.into_client_request().expect("request");
+            request.headers_mut().insert("Origin", "https://evil.example".parse().expect("header value"));
+            match tokio_tungstenite::connect_async(request).await {
+                Err(WsError::Http(resp)) => resp.status().as_u16(),
+                other => panic!("not refused: {:?}", other.map(|_| ())),
+            }
+        })
+    };
+    // Meanwhile the same host's ordinary requests are answered: the delay holds the one refused connection.
+    let mut c = open(&server, None).await.expect("a same-host upgrade without Origin");
+    alive(&mut c).await;
+    assert_eq!(server.get_json("/api/price/BTCUSDT").await.0, 200);
+    assert!(!late.is_finished(), "the refusal came back before the host's other requests");
+    assert_eq!(late.await.expect("task"), 403, "the late answer is the same refusal");
+    assert!(asked.elapsed() >= std::time::Duration::from_secs(5), "answered after {:?}", asked.elapsed());
+    assert!(refused_count(&server, "ws_origin").await >= 4);
+}

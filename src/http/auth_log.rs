@@ -5,11 +5,8 @@
 //!
 //! Any key check calls [`refused_key`]: `auth_log::refused_key(KeyKind::Script, peer_ip, "wrong key", path)`.
 //!
-//! Guessing is slowed down too ([`KeyThrottle`]): a host past `[admin] refused_keys_free_per_10s` refused
-//! keys in 10 s gets each further 401 only after `[admin] refused_key_delay_ms`. Answering refusals at once
-//! let 8 threads make ~1,600 a second and the refusals themselves became the load (healthy clients' p99
-//! 6.7× in the abuse benchmark); delayed, each connection makes about one a second, and nothing is held
-//! meanwhile but the host's own connection (its number is capped per host).
+//! Guessing is slowed down too (`http::refusal_delay`): a host past `[admin] refused_keys_free_per_10s`
+//! refused keys in 10 s gets each further 401 only after `[admin] refused_key_delay_ms`.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -19,7 +16,7 @@ use std::time::{Duration, Instant};
 
 /// Peers remembered at once; beyond it (a spoofed-source flood) only the quiet ones are forgotten, and
 /// new peers are not logged at warn until some are.
-const MAX_PEERS: usize = 4096;
+pub(crate) const MAX_PEERS: usize = 4096;
 
 /// Which kind of key was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -76,73 +73,6 @@ impl RefusalLog {
     }
 }
 
-/// Refused keys per host over a sliding 10 s, and whether the next refusal must wait.
-pub struct KeyThrottle {
-    free: u32,
-    delay: Duration,
-    exempt: Vec<IpAddr>,
-    hosts: Mutex<HashMap<IpAddr, (Instant, u32)>>,
-}
-
-/// The window `refused_keys_free_per_10s` counts over.
-const THROTTLE_WINDOW: Duration = Duration::from_secs(10);
-
-impl KeyThrottle {
-    pub fn new(free: u32, delay: Duration, exempt: &[IpAddr]) -> KeyThrottle {
-        KeyThrottle {
-            free,
-            delay,
-            exempt: exempt.iter().map(|ip| ip.to_canonical()).collect(),
-            hosts: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Counts one refusal for `peer` at `now` and says how long its answer must wait.
-    pub fn refused(&self, now: Instant, peer: Option<IpAddr>) -> Duration {
-        let Some(ip) = peer.map(|p| p.to_canonical()) else { return Duration::ZERO };
-        if self.delay.is_zero() || self.exempt.contains(&ip) {
-            return Duration::ZERO;
-        }
-        let host = crate::ws::admission::host_key(ip);
-        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
-        if hosts.len() >= MAX_PEERS && !hosts.contains_key(&host) {
-            hosts.retain(|_, (since, _)| now.saturating_duration_since(*since) < THROTTLE_WINDOW);
-        }
-        if hosts.len() >= MAX_PEERS && !hosts.contains_key(&host) {
-            // More guessing hosts than remembered: the unremembered ones wait too.
-            return self.delay;
-        }
-        let (since, count) = hosts.entry(host).or_insert((now, 0));
-        if now.saturating_duration_since(*since) >= THROTTLE_WINDOW {
-            (*since, *count) = (now, 0);
-        }
-        *count = count.saturating_add(1);
-        if *count > self.free {
-            self.delay
-        } else {
-            Duration::ZERO
-        }
-    }
-}
-
-/// Middleware: holds a 401 answer while its host is guessing keys (see [`KeyThrottle`]). The handler
-/// has already counted and logged the refusal; only the answer waits, on a timer, holding no thread.
-pub async fn delay_refusals(
-    req: actix_web::dev::ServiceRequest,
-    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
-) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
-    let peer = req.peer_addr().map(|a| a.ip());
-    let throttle = req.app_data::<actix_web::web::Data<crate::AppState>>().map(|s| s.key_throttle.clone());
-    let response = next.call(req).await?;
-    if let (Some(throttle), actix_web::http::StatusCode::UNAUTHORIZED) = (throttle, response.status()) {
-        let delay = throttle.refused(Instant::now(), peer);
-        if !delay.is_zero() {
-            actix_web::rt::time::sleep(delay).await;
-        }
-    }
-    Ok(response)
-}
-
 static INTERVAL_SECS: AtomicU64 = AtomicU64::new(10);
 static LOG: LazyLock<RefusalLog> =
     LazyLock::new(|| RefusalLog::new(Duration::from_secs(INTERVAL_SECS.load(Ordering::Relaxed))));
@@ -195,25 +125,6 @@ mod tests {
         // After the period, one more.
         assert!(log.should_warn(at(10_000), a, KeyKind::Admin));
         assert!(!log.should_warn(at(10_001), a, KeyKind::Admin));
-    }
-
-    #[test]
-    fn guessing_hosts_wait_after_their_free_refusals() {
-        let loopback = IpAddr::from([127, 0, 0, 1]);
-        let throttle = KeyThrottle::new(3, Duration::from_secs(1), &[loopback]);
-        let t0 = Instant::now();
-        let guesser = Some(IpAddr::from([203, 0, 113, 7]));
-        let delays: Vec<Duration> = (0..5).map(|i| throttle.refused(t0 + Duration::from_millis(i), guesser)).collect();
-        assert_eq!(delays[..3], [Duration::ZERO; 3], "the first refusals are answered at once");
-        assert_eq!(delays[3..], [Duration::from_secs(1); 2]);
-        // Another host is not slowed down by the guesser, nor is an exempt one ever.
-        assert_eq!(throttle.refused(t0, Some(IpAddr::from([203, 0, 113, 8]))), Duration::ZERO);
-        assert!((0..100).all(|_| throttle.refused(t0, Some(loopback)).is_zero()));
-        // After the window the host starts afresh.
-        assert_eq!(throttle.refused(t0 + Duration::from_secs(11), guesser), Duration::ZERO);
-        // Disabled: never a delay.
-        let off = KeyThrottle::new(0, Duration::ZERO, &[]);
-        assert!((0..100).all(|_| off.refused(t0, guesser).is_zero()));
     }
 
     #[test]

@@ -127,6 +127,8 @@ mod tests {
             max_history_reads_per_host: 1,
             history_bars_per_second_per_host: 1,
             history_burst_bars_per_host: 1,
+            refusals_free_per_10s: 1,
+            refusal_delay_ms: 0,
         };
         let c = Connections::new(&config);
         let host: IpAddr = "192.0.2.1".parse().unwrap();

@@ -276,6 +276,8 @@ mod tests {
             max_history_reads_per_host: per_host,
             history_bars_per_second_per_host: rate,
             history_burst_bars_per_host: burst,
+            refusals_free_per_10s: 1,
+            refusal_delay_ms: 0,
         }
     }
 

@@ -26,6 +26,7 @@ pub(crate) mod feeds;
 pub(crate) mod history_reads;
 pub(crate) mod market_data;
 pub(crate) mod openapi;
+pub(crate) mod refusal_delay;
 pub(crate) mod status;
 pub(crate) mod store_stats;
 pub(crate) mod strategies;
