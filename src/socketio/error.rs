@@ -32,6 +32,10 @@ pub enum CloseReason {
     DuplicatePoll,
     #[error("more than the outbound limit waiting to be sent (slow consumer)")]
     SlowConsumer,
+    #[error(
+        "kept sending events past the limit of {per_second} a second (scripts.max_events_per_second; limit sio_event_flood)"
+    )]
+    EventFlood { per_second: u32 },
 }
 
 impl CloseReason {
@@ -49,7 +53,7 @@ impl CloseReason {
             CloseReason::ClientClosed | CloseReason::TransportClosed => 1000,
             CloseReason::PingTimeout | CloseReason::ConnectTimeout => 1001,
             CloseReason::TooLarge { .. } => 1009,
-            CloseReason::SlowConsumer => 1008,
+            CloseReason::SlowConsumer | CloseReason::EventFlood { .. } => 1008,
             CloseReason::Engine(_) | CloseReason::Socket(_) | CloseReason::Protocol(_) | CloseReason::DuplicatePoll => {
                 1002
             }

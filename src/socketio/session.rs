@@ -104,6 +104,10 @@ pub struct EioSession {
     last_pong: Instant,
     socket: Option<Arc<Socket>>,
     bucket: TokenBucket,
+    /// Events refused for the rate, refilled at the rate: a client that keeps sending past its rate
+    /// empties it within about a second and is closed, so the rest of what it sent is never decoded
+    /// (refused one by one, a flood of 13,000-event POSTs cost the server more than serving everyone else).
+    flood: TokenBucket,
     jobs: VecDeque<Job>,
     running: bool,
     /// Binary attachments of a refused binary event, still to be skipped.
@@ -155,6 +159,7 @@ impl EioSession {
         let session = EioSession {
             sid: sid.clone(),
             bucket: TokenBucket::new(s.max_events_per_second),
+            flood: TokenBucket::new(s.max_events_per_second),
             io: io.clone(),
             peer,
             handshake_token: token,
@@ -202,7 +207,14 @@ impl EioSession {
             _ => {}
         }
         // A slow consumer was logged above, with the other transports' ones.
-        if matches!(reason, CloseReason::ClientClosed | CloseReason::TransportClosed | CloseReason::SlowConsumer) {
+        // A flood is counted (sio_event_flood) and comes back as fast as the host may open sessions: debug too.
+        if matches!(
+            reason,
+            CloseReason::ClientClosed
+                | CloseReason::TransportClosed
+                | CloseReason::SlowConsumer
+                | CloseReason::EventFlood { .. }
+        ) {
             tracing::debug!(sid = %self.sid, %reason, "socket.io session closed");
         } else {
             tracing::info!(sid = %self.sid, peer = %self.peer, %reason, "socket.io session closed");
@@ -266,7 +278,7 @@ impl EioSession {
             }
             Kind::Disconnect => {}
             Kind::Event => match packet.data {
-                Data::Event { name, args } => self.event(&packet.namespace, name, args, packet.id, ctx),
+                Data::Event { name, args } => self.event(&packet.namespace, name, args, packet.id, ctx)?,
                 _ => return Err(CloseReason::Protocol("event without a name")),
             },
             // The server never asks for acknowledgements.
@@ -310,7 +322,8 @@ impl EioSession {
         }
     }
 
-    /// Queues an event for its handler, unless the client is over its rate.
+    /// Queues an event for its handler, unless the client is over its rate; closes the session of a
+    /// client that keeps sending past it (see `flood`).
     fn event(
         &mut self,
         namespace: &str,
@@ -318,28 +331,32 @@ impl EioSession {
         args: Vec<Box<RawValue>>,
         ack: Option<u64>,
         ctx: &mut Context<Self>,
-    ) {
+    ) -> Result<(), CloseReason> {
         let Some(socket) = self.socket.clone().filter(|_| namespace == "/") else {
             tracing::debug!(sid = %self.sid, namespace, "event before connecting to its namespace; ignored");
-            return;
+            return Ok(());
         };
         ScriptStats::add(&self.io.scripts.stats.socketio_events_total, 1);
-        if !self.bucket.try_take(Instant::now()) {
+        let now = Instant::now();
+        if !self.bucket.try_take(now) {
             ScriptStats::add(&self.io.scripts.stats.rate_limited_events, 1);
+            let per_second = self.io.settings.max_events_per_second;
+            if !self.flood.try_take(now) {
+                refused("sio_event_flood");
+                return Err(CloseReason::EventFlood { per_second });
+            }
             refused("sio_events_per_second");
-            let msg = format!("more than {} events per second; {name} ignored", self.io.settings.max_events_per_second);
-            return socket.refuse(ack, &name, "rate_limited", &msg);
+            let msg = format!("more than {per_second} events per second; {name} ignored");
+            socket.refuse(ack, &name, "rate_limited", &msg);
+            return Ok(());
         }
         if self.jobs.len() >= MAX_PENDING_EVENTS {
-            return socket.refuse(
-                ack,
-                &name,
-                "busy",
-                "too many events waiting to be handled; wait for acknowledgements",
-            );
+            socket.refuse(ack, &name, "busy", "too many events waiting to be handled; wait for acknowledgements");
+            return Ok(());
         }
         self.jobs.push_back(Job::Event { name, args, ack });
         self.run_jobs(ctx);
+        Ok(())
     }
 
     /// Starts the next job unless one is running.
