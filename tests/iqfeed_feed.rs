@@ -180,6 +180,24 @@ impl FakeIqConnect {
                         Err(reason) => vec![format!("{id},E,{reason},"), format!("{id},!ENDMSG!,")],
                     }
                 }
+                // SLM,ID (listed markets) and SST,ID (security types): id, short name, long name.
+                "SLM" => catalogue(
+                    f[1],
+                    &["5,NASDAQ,Nasdaq Global Select Market,5,NASDAQ", "7,NYSE,New York Stock Exchange,7,NYSE"],
+                ),
+                "SST" => catalogue(f[1], &["1,EQUITY,Equity", "2,IEOPTION,Index/Equity Option"]),
+                // SBF,field,search,filter type,filter value,ID: symbols containing the search string.
+                "SBF" if f.len() >= 6 => {
+                    let (search, id) = (f[2], f[5]);
+                    let listed = [
+                        "AAPL,5,1,APPLE INC.",
+                        "AAPW,5,1,ROUNDHILL AAPL WEEKLYPAY ETF",
+                        "IBM,7,1,INTERNATIONAL BUSINESS MACHINES, CORP",
+                        "AAPL2512C200,5,2,AAPL DEC 2025 200 CALL",
+                    ];
+                    let rows = listed.iter().filter(|r| r.split(',').next().unwrap().contains(search));
+                    rows.map(|r| format!("{id},LS,{r},")).chain([format!("{id},!ENDMSG!,")]).collect()
+                }
                 _ => vec![format!("E,!SYNTAX_ERROR!,")],
             };
             for r in reply {
@@ -290,6 +308,11 @@ fn update_line(
         })
         .collect();
     format!("{kind},{}", values.join(","))
+}
+
+/// A catalogue reply (`SLM` / `SST`) of request `id`.
+fn catalogue(id: &str, rows: &[&str]) -> Vec<String> {
+    rows.iter().map(|r| format!("{id},LS,{r},")).chain([format!("{id},!ENDMSG!,")]).collect()
 }
 
 /// An `HIT` row for the minute starting `start_ms`: time (Eastern), high, low, open, close, total volume,
@@ -468,4 +491,51 @@ async fn iqconnect_not_running_shows_as_reconnecting() {
     })
     .await;
     assert!(f["last_error"].as_str().unwrap_or_default().contains("is IQConnect running?"), "{f}");
+}
+
+/// IQConnect has no master file: the symbol search asks its Lookup port (`SBF`), names the exchange and
+/// type from `SLM` / `SST` (read once), keeps what it found for later searches, and asks at most once an
+/// hour per query and `lookups_per_minute` in all (an anonymous endpoint must not flood IQConnect).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_symbol_search_looks_symbols_up_in_iqfeed_within_its_budget() {
+    let fake = FakeIqConnect::start().await;
+    let mut overrides = fake.overrides(&["AAPL"]);
+    overrides.push(("feed.iqfeed.lookups_per_minute", Toml::Integer(2)));
+    let server = TestServer::start_serving(&overrides).await;
+    let (status, body) = server.get_json("/api/symbols?q=AAP").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["iqfeed_lookup"]["looked_up"], 3, "{body}");
+    let found: Vec<(String, String, String, String)> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or("").to_owned();
+            (s("symbol"), s("exchange"), s("kind"), s("source"))
+        })
+        .collect();
+    let aapl = ("AAPL".to_owned(), "NASDAQ".to_owned(), "EQUITY".to_owned(), "iqfeed".to_owned());
+    assert_eq!(found.first(), Some(&aapl), "the exact symbol first: {body}");
+    assert!(found.iter().any(|f| f.0 == "AAPL2512C200" && f.2 == "IEOPTION"), "{body}");
+    assert_eq!(body["results"][0]["name"], "APPLE INC.");
+    assert_eq!(body["results"][0]["live"], true, "AAPL runs: {body}");
+
+    // The same query again: answered from what was found, without asking.
+    let again = server.get_json("/api/symbols?q=AAP").await.1;
+    assert_eq!(again["iqfeed_lookup"]["fresh"], true, "{again}");
+    assert_eq!(again["total"], body["total"]);
+    // Another query: looked up, and earlier finds still searchable; a description with a comma is whole.
+    let ibm = server.get_json("/api/symbols?q=IBM&exchange=NYSE").await.1;
+    assert_eq!(ibm["results"][0]["name"], "INTERNATIONAL BUSINESS MACHINES, CORP", "{ibm}");
+    // Past the budget (2 a minute): searched in the master alone, and said so.
+    let over = server.get_json("/api/symbols?q=AAPW").await.1;
+    assert!(over["iqfeed_lookup"]["skipped"].as_str().unwrap().contains("lookups_per_minute"), "{over}");
+    assert_eq!(over["results"][0]["symbol"], "AAPW", "found by the first lookup: {over}");
+    // One character: never asked.
+    let short = server.get_json("/api/symbols?q=A").await.1;
+    assert!(short["iqfeed_lookup"]["skipped"].is_string(), "{short}");
+    let asked: Vec<String> = fake.received("LK").into_iter().filter(|l| !l.starts_with("H")).collect();
+    let count = |prefix: &str| asked.iter().filter(|l| l.starts_with(prefix)).count();
+    assert_eq!((count("SLM,"), count("SST,"), count("SBF,")), (1, 1, 2), "{asked:?}");
+    assert!(asked.iter().any(|l| l.starts_with("SBF,s,AAP,,,")), "{asked:?}");
 }

@@ -10,6 +10,7 @@ use crate::aggregator::AggregatorSettings;
 use crate::feed::actor::{Backfill, StopFeed};
 use crate::feed::binance::combined::CombinedStreams;
 use crate::feed::binance::{BinanceConnector, BinanceSettings};
+use crate::feed::iqfeed::directory::{IqFeedDirectory, LookupOutcome};
 use crate::feed::iqfeed::{IqFeedConnector, IqFeedSettings};
 use crate::feed::kite::{KiteConnector, KiteSettings, KiteShared};
 use crate::feed::replay::{ReplayConnector, ReplaySettings};
@@ -116,6 +117,8 @@ pub struct Feeds {
     kite: KiteShared,
     /// Every instrument the sources' masters list, for the symbol search; the connectors fill it.
     master: SymbolMaster,
+    /// IQFeed's symbol lookups for the search (IQConnect has no master file).
+    iqfeed_directory: IqFeedDirectory,
     /// Whether Binance's exchangeInfo was asked for (once per process, with the first Binance feed).
     binance_listed: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -127,6 +130,7 @@ impl Feeds {
         let shoonya = ShoonyaShared::new(settings.shoonya.clone(), master.clone());
         // Idle (no connection) until a Kite feed subscribes.
         let kite = KiteShared::start(&settings.kite, &arbiter, master.clone());
+        let iqfeed_directory = IqFeedDirectory::new(settings.iqfeed.clone(), master.clone());
         Feeds {
             running: Arc::default(),
             market,
@@ -137,6 +141,7 @@ impl Feeds {
             shoonya,
             kite,
             master,
+            iqfeed_directory,
             binance_listed: Arc::default(),
         }
     }
@@ -163,6 +168,17 @@ impl Feeds {
     /// The instruments the sources list (filled as connectors load their masters).
     pub fn master(&self) -> &SymbolMaster {
         &self.master
+    }
+
+    /// Asks IQConnect for instruments matching the search `query` when this server runs IQFeed (configured,
+    /// or a feed added at run time) and lookups are on; `None` otherwise. See [`IqFeedDirectory`].
+    pub async fn look_up(&self, query: &str) -> Option<LookupOutcome> {
+        let runs_iqfeed = self.settings.source == FeedSource::Iqfeed
+            || self.running.read().unwrap_or_else(|e| e.into_inner()).iter().any(|f| f.source == FeedSource::Iqfeed);
+        if !runs_iqfeed || self.settings.iqfeed.lookups_per_minute == 0 {
+            return None;
+        }
+        Some(self.iqfeed_directory.lookup(query).await)
     }
 
     /// Every running feed, in the order they were started.

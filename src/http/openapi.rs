@@ -92,6 +92,10 @@ pub struct SymbolSearchReply {
     pub offset: u64,
     /// Exact symbol first, then prefixes, substrings, and matches of the name.
     pub results: Vec<InstrumentBody>,
+    /// Only on a server running IQFeed: whether IQConnect was asked (`looked_up`: instruments found),
+    /// answered from an earlier lookup (`fresh`), not asked (`skipped`: why) or failed (`failed`: why).
+    #[schema(value_type = Option<Object>)]
+    pub iqfeed_lookup: Option<serde_json::Value>,
 }
 
 /// One instrument of a source's master (or a running symbol no master lists).

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use actix_web::{get, web, HttpResponse};
+use candlecast_actors::feed::LookupOutcome;
 use candlecast_actors::protocol::InvalidParameter;
 use candlecast_actors::symbol_master::{source_name, BadSearch, Instrument, SearchQuery};
 use serde_json::json;
@@ -40,6 +41,11 @@ pub async fn answer(
         int_param(query, "offset")?,
     )
     .map_err(bad)?;
+    // A server running IQFeed asks IQConnect first (it has no master file); budgeted, see the directory.
+    let lookup = match q.q.as_str() {
+        "" => None,
+        text => state.engine.feeds.look_up(text).await,
+    };
     let market = state.engine.market.clone();
     let master = state.engine.feeds.master().clone();
     let search = q.clone();
@@ -62,14 +68,29 @@ pub async fn answer(
     })
     .await
     .map_err(|_| ApiError::Unavailable("symbol search"))?;
-    Ok(HttpResponse::Ok().json(json!({
+    let mut body = json!({
         "q": q.q,
         "exchange": q.exchange,
         "total": page.0,
         "limit": q.limit,
         "offset": q.offset,
         "results": page.1,
-    })))
+    });
+    if let Some(outcome) = lookup {
+        body["iqfeed_lookup"] = lookup_json(&outcome);
+    }
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// What the search got from IQConnect, for the client: `{"looked_up":n}`, `{"fresh":true}`,
+/// `{"skipped":"why"}` or `{"failed":"why"}`.
+fn lookup_json(outcome: &LookupOutcome) -> serde_json::Value {
+    match outcome {
+        LookupOutcome::Looked(n) => json!({ "looked_up": n }),
+        LookupOutcome::Fresh => json!({ "fresh": true }),
+        LookupOutcome::Skipped(why) => json!({ "skipped": why }),
+        LookupOutcome::Failed(why) => json!({ "failed": why }),
+    }
 }
 
 /// Instruments of one exchange (seed 002's route), searched with `q` like `/api/symbols`.

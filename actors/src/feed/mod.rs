@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 pub use actor::FeedActor;
+pub use iqfeed::directory::LookupOutcome;
 pub use iqfeed::{time::utc_ms_to_eastern, IqFeedSettings};
 pub use kite::session::{access_token as kite_access_token, EXPIRY as KITE_TOKEN_EXPIRY};
 pub use kite::KiteSettings;

@@ -92,10 +92,46 @@ impl LookupClient {
         id: &str,
         to_bar: impl Fn(&[&str]) -> Result<Bar, FeedError>,
     ) -> Result<Vec<Bar>, FeedError> {
+        let mut bars: Vec<Bar> = self.rows(request, id, to_bar).await?;
+        // Bars must move forward: a repeated or older row is dropped.
+        let mut last = i64::MIN;
+        bars.retain(|bar| {
+            let newer = bar.open_time > last;
+            last = last.max(bar.open_time);
+            newer
+        });
+        Ok(bars)
+    }
+
+    /// `SBF,s,<search>,,,<id>`: instruments whose symbol contains `search` (IQFeed's symbol lookup), as
+    /// `(symbol, listed market id, security type id, description)`.
+    pub async fn symbols_by_filter(&mut self, search: &str) -> Result<Vec<SymbolRow>, FeedError> {
+        let id = self.id("S");
+        let request = format!("SBF,s,{search},,,{id}");
+        self.rows(&request, &id, symbol_row).await
+    }
+
+    /// `SLM,<id>` (listed markets) or `SST,<id>` (security types): id → short name (`NASDAQ`, `EQUITY`).
+    pub async fn catalogue(&mut self, kind: Catalogue) -> Result<Vec<(u32, String)>, FeedError> {
+        let id = self.id("C");
+        let command = match kind {
+            Catalogue::ListedMarkets => "SLM",
+            Catalogue::SecurityTypes => "SST",
+        };
+        self.rows(&format!("{command},{id}"), &id, catalogue_row).await
+    }
+
+    /// Sends `request` and reads its rows up to `<id>,!ENDMSG!,`, each through `parse`.
+    async fn rows<T>(
+        &mut self,
+        request: &str,
+        id: &str,
+        parse: impl Fn(&[&str]) -> Result<T, FeedError>,
+    ) -> Result<Vec<T>, FeedError> {
         self.conn.send(request).await?;
         let kind = request.split(',').next().unwrap_or("").to_owned();
         // Rows may take long in total; the timeout is per line (no answer at all), not per reply.
-        let mut bars: Vec<Bar> = Vec::new();
+        let mut rows: Vec<T> = Vec::new();
         let mut bad = 0usize;
         loop {
             let line = self.within(async |c: &mut LookupClient| c.conn.next_line().await).await?;
@@ -104,19 +140,17 @@ impl LookupClient {
                 continue;
             };
             match parse_lookup(&line, id) {
-                Lookup::Row(row) => match to_bar(&row) {
-                    // Bars must move forward: a repeated or older row is dropped.
-                    Ok(bar) if bars.last().is_none_or(|last| bar.open_time > last.open_time) => bars.push(bar),
-                    Ok(_) => {}
+                Lookup::Row(row) => match parse(&row) {
+                    Ok(row) => rows.push(row),
                     Err(e) => {
                         bad += 1;
-                        tracing::warn!(error = %e, request = kind, "skipped a malformed history row");
+                        tracing::warn!(error = %e, request = kind, "skipped a malformed lookup row");
                     }
                 },
                 Lookup::End => break,
                 Lookup::NoData => {
                     // IQFeed still ends the reply with !ENDMSG!; the next request's id tells them apart.
-                    bars.clear();
+                    rows.clear();
                 }
                 Lookup::Error(reason) => {
                     return Err(FeedError::Refused(format!("IQFeed refused {kind} ({request}): {reason}")));
@@ -128,6 +162,71 @@ impl LookupClient {
             }
         }
         self.malformed += bad as u64;
-        Ok(bars)
+        Ok(rows)
+    }
+}
+
+/// Which id → name list of the Lookup port.
+#[derive(Debug, Clone, Copy)]
+pub enum Catalogue {
+    ListedMarkets,
+    SecurityTypes,
+}
+
+/// One `SBF` row: `<symbol>,<listed market id>,<security type id>,<description>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SymbolRow {
+    pub symbol: String,
+    pub market: u32,
+    pub security_type: u32,
+    pub description: String,
+}
+
+fn number(field: Option<&&str>, what: &str) -> Result<u32, FeedError> {
+    let text = field.map(|f| f.trim()).unwrap_or("");
+    text.parse().map_err(|_| FeedError::Malformed(format!("{what} {text:?} is not a number")))
+}
+
+fn symbol_row(row: &[&str]) -> Result<SymbolRow, FeedError> {
+    let symbol = row.first().map(|s| s.trim()).unwrap_or("");
+    if symbol.is_empty() {
+        return Err(FeedError::Malformed("symbol lookup row without a symbol".into()));
+    }
+    Ok(SymbolRow {
+        symbol: symbol.to_owned(),
+        market: number(row.get(1), "listed market id")?,
+        security_type: number(row.get(2), "security type id")?,
+        // A description with a comma in it spans the remaining fields.
+        description: row.get(3..).map(|rest| rest.join(",")).unwrap_or_default().trim().to_owned(),
+    })
+}
+
+/// `<id number>,<short name>,<long name>,...` of `SLM` / `SST`.
+fn catalogue_row(row: &[&str]) -> Result<(u32, String), FeedError> {
+    let name = row.get(1).map(|s| s.trim()).unwrap_or("");
+    if name.is_empty() {
+        return Err(FeedError::Malformed("catalogue row without a name".into()));
+    }
+    Ok((number(row.first(), "catalogue id")?, name.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbol_and_catalogue_rows_are_read_and_broken_ones_refused() {
+        let row = symbol_row(&["AAPL", "5", "1", "APPLE INC."]).unwrap();
+        assert_eq!((row.symbol.as_str(), row.market, row.security_type), ("AAPL", 5, 1));
+        assert_eq!(row.description, "APPLE INC.");
+        assert_eq!(
+            symbol_row(&["BRK.A", "7", "1", "BERKSHIRE HATHAWAY", " INC"]).unwrap().description,
+            "BERKSHIRE HATHAWAY, INC"
+        );
+        assert!(symbol_row(&["", "5", "1", "X"]).is_err());
+        assert!(symbol_row(&["AAPL", "five", "1", "X"]).is_err());
+        assert_eq!(catalogue_row(&["5", "NASDAQ", "Nasdaq Global Select"]).unwrap(), (5, "NASDAQ".to_owned()));
+        assert!(catalogue_row(&["x", "NASDAQ"]).is_err());
+        assert!(catalogue_row(&["5"]).is_err());
     }
 }

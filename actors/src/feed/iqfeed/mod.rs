@@ -4,7 +4,8 @@
 //! - [`admin`]: the Admin port (9300): registration, and whether IQConnect is connected to DTN.
 //! - Level 1 port (5009): `S,SET PROTOCOL`, `S,SELECT UPDATE FIELDS`, `w<SYMBOL>`; `Q,` updates that
 //!   carry a new trade become trades (the rule is [`wire::TradeFilter`]'s).
-//! - [`lookup`]: the Lookup port (9100): `HIT` / `HDX` history for the backfill.
+//! - [`lookup`]: the Lookup port (9100): `HIT` / `HDX` history for the backfill, `SBF` symbol lookups.
+//! - [`directory`]: the symbol search's lookups into the symbol master, budgeted.
 //! - [`wire`]: the line formats and their conversion into our `Trade` and `Bar`.
 //! - [`time`]: IQFeed's times are US Eastern; converted with the IANA database across DST.
 //! - [`lines`]: a bounded line reader over TCP.
@@ -14,6 +15,7 @@
 //! terminal for that symbol. Host and ports are settings: the tests point them at a local fake IQConnect.
 
 pub(crate) mod admin;
+pub(crate) mod directory;
 pub(crate) mod lines;
 pub(crate) mod lookup;
 pub(crate) mod time;
@@ -56,6 +58,8 @@ pub struct IqFeedSettings {
     pub backfill_fine_hours: u32,
     /// Daily bars (`HDX`) for 1d and 1w (0: those come from the minute bars).
     pub backfill_daily_days: u32,
+    /// Symbol lookups (`SBF`) the symbol search may make per minute, all clients together (0: none).
+    pub lookups_per_minute: u32,
     /// Sent with `S,REGISTER CLIENT APP` on the Admin port when not empty.
     pub product_id: String,
     pub product_version: String,
@@ -77,6 +81,7 @@ impl Default for IqFeedSettings {
             backfill_days: 5,
             backfill_fine_hours: 1,
             backfill_daily_days: 365,
+            lookups_per_minute: 30,
             product_id: String::new(),
             product_version: "1.0".into(),
             login: String::new(),
@@ -100,6 +105,7 @@ impl std::fmt::Debug for IqFeedSettings {
             .field("backfill_days", &self.backfill_days)
             .field("backfill_fine_hours", &self.backfill_fine_hours)
             .field("backfill_daily_days", &self.backfill_daily_days)
+            .field("lookups_per_minute", &self.lookups_per_minute)
             .field("product_id", &hidden(&self.product_id))
             .field("product_version", &self.product_version)
             .field("login", &hidden(&self.login))

@@ -316,7 +316,7 @@ impl TradeFilter {
 /// One line of the Lookup port, for the request `id`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Lookup<'a> {
-    /// `<id>,LH,<fields>`: one data point; the fields after `LH`.
+    /// `<id>,LH,<fields>` / `<id>,LS,<fields>`: one data point or instrument; the fields after the tag.
     Row(Vec<&'a str>),
     /// `<id>,!ENDMSG!,`: the reply is complete.
     End,
@@ -349,7 +349,8 @@ pub fn parse_lookup<'a>(line: &'a str, id: &str) -> Lookup<'a> {
             "" => Lookup::Error("error without a reason"),
             reason => Lookup::Error(reason),
         },
-        Some("LH") => {
+        // LH: history rows; LS: symbol lookup and catalogue rows (protocol 6).
+        Some("LH" | "LS") => {
             let mut row: Vec<&str> = fields.collect();
             while row.last().is_some_and(|f| f.trim().is_empty()) {
                 row.pop();
