@@ -170,8 +170,13 @@ impl FakeIqConnect {
             let reply: Vec<String> = match f[0] {
                 "S" if line.starts_with("S,SET PROTOCOL,") => vec![format!("S,CURRENT PROTOCOL,{}", f[2])],
                 // HIT,sym,interval,begin,end,max,bft,eft,direction,ID,...  HDX,sym,max,direction,ID,...
-                "HIT" | "HDX" => {
-                    let id = if f[0] == "HIT" { f[9] } else { f[4] };
+                // HTT,sym,begin,end,max,bft,eft,direction,ID,...
+                "HIT" | "HDX" | "HTT" => {
+                    let id = match f[0] {
+                        "HIT" => f[9],
+                        "HTT" => f[8],
+                        _ => f[4],
+                    };
                     let answer = self.state.lock().unwrap().history.get(&(f[0].to_owned(), f[1].to_owned())).cloned();
                     match answer.unwrap_or_else(|| Err("!NO_DATA!".into())) {
                         Ok(rows) => {
@@ -538,4 +543,52 @@ async fn the_symbol_search_looks_symbols_up_in_iqfeed_within_its_budget() {
     let count = |prefix: &str| asked.iter().filter(|l| l.starts_with(prefix)).count();
     assert_eq!((count("SLM,"), count("SST,"), count("SBF,")), (1, 1, 2), "{asked:?}");
     assert!(asked.iter().any(|l| l.starts_with("SBF,s,AAP,,,")), "{asked:?}");
+}
+
+/// An `HTT` row: a trade (basis `C`) or a quote (`b`) at `at_ms`, Eastern time with microseconds.
+fn tick_row(at_ms: i64, price: f64, size: f64, tick: u64, basis: char) -> String {
+    let et = utc_ms_to_eastern(at_ms).unwrap().format("%Y-%m-%d %H:%M:%S%.6f");
+    format!("{et},{price:.2},{size},9999,{:.2},{:.2},{tick},{basis},11,3D,1,20251205", price - 0.01, price + 0.01)
+}
+
+/// Trades IQFeed reported while the Level 1 connection was down are asked for with `HTT` from the last
+/// trade handed on, and go into the bars once, before the live ones; the watch's repeat of the last of
+/// them is not a second trade. Without it, the outage's trades were missing from the bars for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnect_fills_the_missed_trades_from_tick_history_once() {
+    let fake = FakeIqConnect::start().await;
+    let server = TestServer::start_serving(&fake.overrides(&["AAPL"])).await;
+    eventually(20, "the watch", || fake.level1_open("AAPL") == 1).await;
+    let first = now_ms();
+    fake.send("AAPL", |f| update_line(f, 'Q', "AAPL", 190.0, 1.0, first, 1, "C"));
+    assert_eq!(wait_totals(&server, "AAPL", 1).await, (1, 1.0));
+
+    // While disconnected: ticks 2 and 3 traded (and a quote); HTT answers from the first trade's second.
+    fake.set_history(
+        "HTT",
+        "AAPL",
+        Ok(vec![
+            tick_row(first, 190.0, 1.0, 1, 'C'),
+            tick_row(first + 400, 190.1, 2.0, 2, 'C'),
+            tick_row(first + 500, 190.1, 50.0, 0, 'b'),
+            tick_row(first + 600, 190.2, 4.0, 3, 'C'),
+        ]),
+    );
+    let before = fake.level1_accepted();
+    fake.drop_level1();
+    eventually(60, "a reconnect after the drop", || {
+        fake.level1_accepted() == before + 1 && fake.level1_open("AAPL") == 1
+    })
+    .await;
+    let f = feed_until(&server, "AAPL", "the gap filled", |f| f["gap_trades_filled"] == 2).await;
+    assert_eq!(f["state"], "connected", "{f}");
+    let asked: Vec<String> = fake.received("LK").into_iter().filter(|l| l.starts_with("HTT,AAPL,")).collect();
+    let since = utc_ms_to_eastern(first).unwrap().format("%Y%m%d %H%M%S").to_string();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert!(asked[0].starts_with(&format!("HTT,AAPL,{since},")), "from the last trade's second: {asked:?}");
+    // The new watch repeats tick 3, then tick 4 trades: 1 + 2 + 4 + 8 once each.
+    let now = now_ms();
+    fake.send("AAPL", |f| update_line(f, 'Q', "AAPL", 190.2, 4.0, now, 3, "C"));
+    fake.send("AAPL", |f| update_line(f, 'Q', "AAPL", 190.3, 8.0, now, 4, "C"));
+    assert_eq!(wait_totals(&server, "AAPL", 4).await, (4, 15.0), "every trade once, the repeat not counted");
 }

@@ -1,4 +1,5 @@
-//! History from IQConnect's Lookup port (default 9100): `HIT` interval bars and `HDX` daily bars.
+//! IQConnect's Lookup port (default 9100): `HIT` interval bars and `HDX` daily bars for the backfill, `HTT`
+//! ticks to fill a reconnect's gap, `SBF` symbol lookups and the `SLM`/`SST` catalogues for the search.
 //!
 //! One connection per backfill: `S,SET PROTOCOL,6.2`, then one request at a time, each with its own
 //! request id, its reply read up to `<id>,!ENDMSG!,`. `<id>,E,!NO_DATA!,` is an empty reply; any other
@@ -10,10 +11,10 @@ use tokio::time::timeout;
 
 use super::lines::{Line, LineConn};
 use super::time::{request_time, utc_ms_to_eastern};
-use super::wire::{daily_bar, interval_bar, parse_level1, parse_lookup, Level1, Lookup, System};
+use super::wire::{daily_bar, interval_bar, parse_level1, parse_lookup, tick_trade, Level1, Lookup, System};
 use super::IqFeedSettings;
 use crate::feed::FeedError;
-use crate::model::{Bar, Interval, Symbol};
+use crate::model::{Bar, Interval, Symbol, Trade};
 
 /// Rows that did not parse are skipped and counted; a reply has at most this many before we give up.
 const MAX_BAD_ROWS: usize = 1_000;
@@ -101,6 +102,16 @@ impl LookupClient {
             newer
         });
         Ok(bars)
+    }
+
+    /// `HTT,<symbol>,<begin>,,<max>,,,1,<id>,`: the trades since `since_ms` (at most `max`), oldest first.
+    pub async fn ticks(&mut self, symbol: &Symbol, since_ms: i64, max: usize) -> Result<Vec<Trade>, FeedError> {
+        let begin = utc_ms_to_eastern(since_ms).map(request_time).unwrap_or_default();
+        let id = self.id("T");
+        let request = format!("HTT,{symbol},{begin},,{max},,,1,{id},");
+        let received = crate::model::now_ms();
+        let rows = self.rows(&request, &id, |row| tick_trade(row, symbol, received)).await?;
+        Ok(rows.into_iter().flatten().collect())
     }
 
     /// `SBF,s,<search>,,,<id>`: instruments whose symbol contains `search` (IQFeed's symbol lookup), as

@@ -125,7 +125,15 @@ pub struct IqFeedConnector {
     /// The date of IQConnect's last `T,` message (US Eastern).
     clock: Option<NaiveDate>,
     status: Arc<FeedStatus>,
+    /// The last trade handed on: exchange time and TickID. A reconnect asks `HTT` for what came after it.
+    last_trade: Option<(i64, u64)>,
+    /// Trades of a reconnect's gap, handed on before the live ones.
+    gap: Vec<Trade>,
 }
+
+/// Trades one reconnect's gap fill asks for at most (a long outage of a busy symbol is cut there, and the
+/// rest counted as an unfilled gap).
+const MAX_GAP_TICKS: usize = 100_000;
 
 impl IqFeedConnector {
     pub fn new(symbol: Symbol, settings: &IqFeedSettings) -> IqFeedConnector {
@@ -138,6 +146,48 @@ impl IqFeedConnector {
             filter: TradeFilter::default(),
             clock: None,
             status: Arc::default(),
+            last_trade: None,
+            gap: Vec::new(),
+        }
+    }
+
+    /// After a reconnect: the trades IQFeed reported while we were away (`HTT` from the last trade we
+    /// handed on), so the bars of the outage are whole. The `P,` summary of the new watch only names the
+    /// last of them. A failed fill is reported and counted, and the feed goes live anyway.
+    async fn fill_gap(&mut self) {
+        let Some((since, last_tick)) = self.last_trade else { return };
+        let fetched = async {
+            let mut lookup = LookupClient::open(&self.settings).await?;
+            let ticks = lookup.ticks(&self.symbol, since, MAX_GAP_TICKS).await;
+            self.status.malformed.fetch_add(lookup.malformed, Ordering::Relaxed);
+            ticks
+        }
+        .await;
+        match fetched {
+            Ok(ticks) => {
+                let full = ticks.len() >= MAX_GAP_TICKS;
+                // The trade we had is in the reply too (HTT starts at its second): only what came after.
+                let missed: Vec<Trade> = ticks
+                    .into_iter()
+                    .filter(|t| t.exchange_ts > since || (t.exchange_ts == since && t.id > last_tick))
+                    .collect();
+                if full {
+                    self.status.gaps_unfilled.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(symbol = %self.symbol, source = "iqfeed", "gap fill cut at {MAX_GAP_TICKS} ticks");
+                }
+                if let Some(last) = missed.last() {
+                    self.last_trade = Some((last.exchange_ts, last.id));
+                    self.filter.skip_through(last.id);
+                }
+                self.status.gap_trades_filled.fetch_add(missed.len() as u64, Ordering::Relaxed);
+                tracing::info!(symbol = %self.symbol, source = "iqfeed", trades = missed.len(), "reconnect gap filled from HTT");
+                self.gap = missed;
+            }
+            Err(e) => {
+                // Counted, not made the feed's last_error: that stays the reason of the reconnect.
+                self.status.gaps_unfilled.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(symbol = %self.symbol, source = "iqfeed", error = %e, "reconnect gap not filled");
+            }
         }
     }
 
@@ -283,11 +333,15 @@ impl Connector for IqFeedConnector {
         conn.send(&format!("w{}", self.symbol)).await?;
         self.filter = TradeFilter::default();
         self.level1 = Some(conn);
+        self.fill_gap().await;
         Ok(())
     }
 
     /// The next new trade; quote-only updates, timestamps and system messages are passed over.
     async fn next_trades(&mut self) -> Result<Vec<Trade>, FeedError> {
+        if !self.gap.is_empty() {
+            return Ok(std::mem::take(&mut self.gap));
+        }
         loop {
             let line = {
                 let (Some(level1), admin) = (self.level1.as_mut(), self.admin.as_mut()) else {
@@ -346,7 +400,10 @@ impl Connector for IqFeedConnector {
                 continue;
             }
             match self.filter.observe(&self.layout, &fields, summary, self.clock, &self.symbol, received) {
-                Ok(Some(trade)) => return Ok(vec![trade]),
+                Ok(Some(trade)) => {
+                    self.last_trade = Some((trade.exchange_ts, trade.id));
+                    return Ok(vec![trade]);
+                }
                 Ok(None) => {}
                 Err(e) => self.malformed(&e),
             }

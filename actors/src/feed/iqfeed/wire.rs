@@ -251,9 +251,18 @@ pub struct TradeFilter {
     last_key: Option<String>,
     /// Trade ids when IQFeed sends no TickID.
     counter: u64,
+    /// TickIDs up to this one were handed on by a gap fill: updates carrying them are repeats (the new
+    /// watch's summary does not move this, whatever TickID it carries).
+    through: Option<u64>,
 }
 
 impl TradeFilter {
+    /// After a gap fill that handed on every trade up to TickID `tick`: an update repeating it (the
+    /// watch's first `Q,`) is not a second trade.
+    pub fn skip_through(&mut self, tick: u64) {
+        self.through = Some(tick);
+    }
+
     /// `fields` of a `Q,`/`P,` message (symbol first). `clock` is the date of the last `T,` message,
     /// for updates without a trade date; `received` is when the line arrived (UTC ms).
     pub fn observe(
@@ -287,6 +296,12 @@ impl TradeFilter {
         };
         if !is_trade || (tick.is_some() && tick == self.last_tick) {
             return Ok(None);
+        }
+        if let (Some(through), Some(t)) = (self.through, tick) {
+            if t <= through {
+                return Ok(None);
+            }
+            self.through = None;
         }
         let price = positive("price", get(Some(layout.price)))?;
         let qty = positive("size", get(Some(layout.size)))?;
@@ -380,6 +395,36 @@ pub fn daily_bar(row: &[&str], symbol: &Symbol) -> Result<Bar, FeedError> {
     let start = date.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_millis());
     let start = start.ok_or_else(|| malformed("bar date", ""))?;
     ohlcv(row, [3, 1, 2, 4, 5], symbol, Interval::D1, start, 0)
+}
+
+/// One row of an `HTT` reply (tick history), as a trade; `None` for a row that is not a trade (its
+/// `Basis For Last` is not `C`, `E` or `O`, the letters of the Level 1 rule):
+/// `<time stamp>,<last>,<last size>,<total volume>,<bid>,<ask>,<tick id>,<basis for last>,<market center>,
+/// <conditions>,<aggressor>,<day code>` with the time stamp `2025-12-05 10:15:02.123456` (US Eastern).
+pub fn tick_trade(row: &[&str], symbol: &Symbol, received: i64) -> Result<Option<Trade>, FeedError> {
+    let field = |i: usize| row.get(i).map(|s| s.trim()).filter(|s| !s.is_empty());
+    if !field(7).is_some_and(|basis| matches!(basis, "C" | "E" | "O")) {
+        return Ok(None);
+    }
+    let time = field(0).and_then(parse_history_time).ok_or_else(|| malformed("tick time", &row.join(",")))?;
+    let exchange_ts = eastern_to_utc_ms(time, Some(received))
+        .ok_or_else(|| malformed("tick time in the hour skipped by daylight saving", ""))?;
+    let id = field(6).ok_or_else(|| malformed("TickID", "missing"))?;
+    let id = id.parse::<u64>().map_err(|_| malformed("TickID", id))?;
+    let side = match field(10) {
+        Some("1") => Side::Buy,
+        Some("2") => Side::Sell,
+        _ => Side::Unknown,
+    };
+    Ok(Some(Trade {
+        symbol: symbol.clone(),
+        price: positive("price", field(1))?,
+        qty: positive("size", field(2))?,
+        side,
+        exchange_ts,
+        received_ts: received,
+        id,
+    }))
 }
 
 /// Open, high, low, close and volume from the row positions `at`.
@@ -543,5 +588,22 @@ mod tests {
             let r: Vec<&str> = bad.split(',').collect();
             assert!(interval_bar(&r, &"AAPL".into(), Interval::M1).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn tick_history_rows_become_trades_and_quote_rows_do_not() {
+        let symbol: Symbol = "AAPL".into();
+        let row = "2025-12-05 10:15:02.250000,187.41,300,1234567,187.40,187.42,90211,C,19,3D87,1,20251205";
+        let line = format!("T3,LH,{row},");
+        let Lookup::Row(r) = parse_lookup(&line, "T3") else { panic!() };
+        let trade = tick_trade(&r, &symbol, 1_764_947_702_300).unwrap().unwrap();
+        // 10:15:02.25 EST is 15:15:02.25 UTC.
+        assert_eq!((trade.exchange_ts, trade.price, trade.qty, trade.id), (1_764_947_702_250, 187.41, 300.0, 90211));
+        assert_eq!(trade.side, Side::Buy);
+        // A bid/ask row (basis "b") is not a trade; a trade without a TickID or with a bad price is malformed.
+        let quote = row.replace(",C,", ",b,");
+        assert_eq!(tick_trade(&quote.split(',').collect::<Vec<_>>(), &symbol, 0).unwrap(), None);
+        assert!(tick_trade(&row.replace(",90211,", ",,").split(',').collect::<Vec<_>>(), &symbol, 0).is_err());
+        assert!(tick_trade(&row.replace(",187.41,", ",NaN,").split(',').collect::<Vec<_>>(), &symbol, 0).is_err());
     }
 }
