@@ -92,6 +92,25 @@ pub fn bind_listener(host: &str, port: u16, backlog: u32) -> std::io::Result<Tcp
     }))
 }
 
+/// Where the kernel caps a listen backlog (Linux), to warn when `[server] backlog` asks for more: the kernel
+/// then cuts it silently, and a reconnect storm overflows the smaller queue (clients see refused or slow
+/// connects). `None` where the file does not exist.
+pub fn backlog_cap() -> Option<u32> {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn").ok()?.trim().parse().ok()
+}
+
+/// Logs once at start when the configured backlog is above the kernel's cap, with the fix.
+pub fn check_backlog(backlog: u32) {
+    if let Some(cap) = backlog_cap().filter(|cap| *cap < backlog) {
+        tracing::warn!(
+            configured = backlog,
+            kernel_cap = cap,
+            "[server] backlog is above net.core.somaxconn, which the kernel uses instead: a reconnect storm \
+             may find the accept queue full. Raise it: sysctl -w net.core.somaxconn={backlog}"
+        );
+    }
+}
+
 /// Raises the open-file soft limit to the hard limit; returns the resulting limit.
 pub fn raise_fd_limit() -> u64 {
     match rlimit::increase_nofile_limit(u64::MAX) {

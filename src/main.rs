@@ -46,6 +46,7 @@ fn start() -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     // Scripts and tests read this line to find the port (it matters with port 0).
     println!("candlecast listening on http://{addr}");
+    candlecast::check_backlog(config.server.backlog);
 
     actix_web::rt::System::new().block_on(async move {
         ignore_file_size_signal();

@@ -58,6 +58,21 @@ async fn the_listen_backlog_holds_a_burst_of_connects() {
     drop(listener);
 }
 
+/// A backlog above the kernel's cap (net.core.somaxconn) is cut by the kernel without a word: the server
+/// says so at start, with the fix, instead of letting a reconnect storm find the smaller queue.
+#[test]
+fn a_backlog_above_the_kernel_cap_is_warned_about_at_start() {
+    let cap = candlecast::backlog_cap().expect("Linux: /proc/sys/net/core/somaxconn");
+    let data = tempfile::tempdir().unwrap();
+    let (mut child, _, rx) = serve_with(data.path(), &[("CANDLECAST__SERVER__BACKLOG", &(cap + 1).to_string())]);
+    let mut seen = Vec::new();
+    wait_for_line(&rx, &mut seen, "net.core.somaxconn");
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = seen.iter().find(|l| l.contains("net.core.somaxconn")).unwrap();
+    assert!(line.contains("WARN") && line.contains(&format!("sysctl -w net.core.somaxconn={}", cap + 1)), "{line}");
+}
+
 #[test]
 fn cluster_roles_without_redis_stop_the_start_with_a_clear_message() {
     let out = Command::new(env!("CARGO_BIN_EXE_candlecast")).env("CANDLECAST__NODE__ROLE", "edge").output().unwrap();
@@ -136,7 +151,13 @@ fn candlecast(data: &Path, args: &[&str]) -> (bool, String, String) {
 /// A server process on `data` with no configured key; its stdout (the "listening" line and the log) is
 /// collected line by line into the returned receiver.
 fn serve(data: &Path) -> (Child, String, mpsc::Receiver<String>) {
+    serve_with(data, &[])
+}
+
+/// [`serve`] with more environment variables.
+fn serve_with(data: &Path, env: &[(&str, &str)]) -> (Child, String, mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_candlecast"))
+        .envs(env.iter().copied())
         .env("CANDLECAST__STORE__PATH", data)
         .env("CANDLECAST__SERVER__PORT", "0")
         .env("CANDLECAST__SERVER__HOST", "127.0.0.1")
