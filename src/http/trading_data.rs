@@ -19,9 +19,9 @@ use serde_json::{json, Value};
 use super::admin::bearer_token;
 use super::cors;
 use super::error::ApiError;
-use crate::scripts::ingest::{TradingData, UploadError};
-use crate::scripts::stats::ScriptStats;
-use crate::scripts::AuthError;
+use crate::script_ingest::ingest::{TradingData, UploadError};
+use crate::script_ingest::stats::ScriptStats;
+use crate::script_ingest::AuthError;
 use crate::socketio::events::{receive_trading_data, upload_error_code};
 use crate::AppState;
 use candlecast_actors::model::format_iso;
@@ -159,7 +159,7 @@ async fn read_body(req: &HttpRequest, payload: web::Payload, max: usize) -> Resu
 #[derive(Serialize)]
 struct TradeOut<'a> {
     #[serde(flatten)]
-    trade: &'a crate::scripts::csv::ExecutedTrade,
+    trade: &'a crate::script_ingest::csv::ExecutedTrade,
     time: String,
 }
 

@@ -16,9 +16,9 @@ use serde_json::{json, Value};
 use super::packet;
 use super::socket::Socket;
 use super::SocketIo;
-use crate::scripts::csv::CsvLimitError;
-use crate::scripts::ingest::{Refused, TradeInput, TradingData, UploadError};
-use crate::scripts::Access;
+use crate::script_ingest::csv::CsvLimitError;
+use crate::script_ingest::ingest::{Refused, TradeInput, TradingData, UploadError};
+use crate::script_ingest::Access;
 use crate::ws::topics::{TopicError, TopicList, UnknownSymbols};
 
 /// The room dashboards join; `trading_update` goes to it.
@@ -129,7 +129,7 @@ pub async fn receive_trading_data(io: &SocketIo, data: TradingData) -> Result<Va
     let report = io.scripts.apply_trading_data(data.trades_csv, data.market_data_csv).await?;
     let timestamp = data
         .timestamp
-        .unwrap_or_else(|| Value::from(crate::scripts::time::format_iso(candlecast_actors::model::now_ms())));
+        .unwrap_or_else(|| Value::from(crate::script_ingest::time::format_iso(candlecast_actors::model::now_ms())));
     if report.trades + report.market_data > 0 {
         let update = json!({ "trades_csv": report.trades_csv, "market_data_csv": report.market_data_csv, "timestamp": timestamp });
         io.rooms.broadcast(FRONTEND_ROOM, &packet::event("/", "trading_update", &update));

@@ -34,8 +34,8 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use crate::config::{ScriptsConfig, WsConfig};
 use crate::http::{admin, cors};
-use crate::scripts::stats::ScriptStats;
-use crate::scripts::Scripts;
+use crate::script_ingest::stats::ScriptStats;
+use crate::script_ingest::Scripts;
 use crate::ws::Services;
 use crate::AppState;
 use engineio::HttpErrorCode;

@@ -30,8 +30,8 @@ use super::registry::{new_id, SessionHandle, Transport};
 use super::socket::Socket;
 use super::websocket::WsLink;
 use super::SocketIo;
-use crate::scripts::stats::ScriptStats;
-use crate::ws::limits::TokenBucket;
+use crate::script_ingest::stats::ScriptStats;
+use crate::ws::rate_limits::TokenBucket;
 
 /// How often the session checks whether its queue was closed by an overflow (a slow consumer).
 const WATCH_EVERY: Duration = Duration::from_secs(1);

@@ -23,7 +23,7 @@ use candlecast_actors::refusals::refused;
 use serde_json::json;
 use tokio::time::Instant;
 
-use super::limits::TokenBucket;
+use super::rate_limits::TokenBucket;
 use crate::config::WsConfig;
 
 /// Files kept free of connections when `[ws] max_connections = 0` derives the total from the

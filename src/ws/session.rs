@@ -38,7 +38,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::admission::{Admission, Permit};
-use super::limits::{ErrorWindow, TokenBucket};
+use super::rate_limits::{ErrorWindow, TokenBucket};
 use super::request::{decode, Request};
 use super::topics::{self, TopicError, TopicList, UnknownSymbols};
 use crate::config::WsConfig;
