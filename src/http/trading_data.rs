@@ -90,7 +90,8 @@ pub async fn post_trading_data(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, TradingDataError> {
-    let allowed = cors::check(&req, &state.socketio.settings.cors_origins).map_err(TradingDataError::Origin)?;
+    let allowed =
+        cors::check(&req, &state.socketio.settings.cors_origins).map_err(|o| TradingDataError::Origin(o.0))?;
     let peer = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
     state.scripts.authorize_push(bearer_token(&req), &peer, "rest")?;
     let max = state.socketio.settings.max_upload_bytes;
@@ -197,6 +198,7 @@ pub async fn trading_data_preflight(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, TradingDataError> {
-    let allowed = cors::check(&req, &state.socketio.settings.cors_origins).map_err(TradingDataError::Origin)?;
+    let allowed =
+        cors::check(&req, &state.socketio.settings.cors_origins).map_err(|o| TradingDataError::Origin(o.0))?;
     Ok(cors::preflight(&allowed))
 }
