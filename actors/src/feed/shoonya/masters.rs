@@ -20,6 +20,7 @@ use std::io::Read;
 
 use flate2::read::DeflateDecoder;
 
+use crate::feed::body::read_capped;
 use crate::feed::FeedError;
 
 /// Budget of one master, zipped and unzipped (the NFO master is about 10 MB unzipped).
@@ -239,21 +240,6 @@ pub async fn fetch_master(http: &reqwest::Client, source: &str, max_bytes: u64) 
         tokio::fs::read(source).await.map_err(|e| FeedError::Refused(format!("symbol master {source}: {e}")))?
     };
     parse_master(&bytes, max_bytes).map_err(|e| FeedError::Refused(format!("symbol master {source}: {e}")))
-}
-
-/// A response body, refused past `max_bytes` instead of buffered without bound.
-pub async fn read_capped(mut resp: reqwest::Response, max_bytes: u64) -> Result<Vec<u8>, String> {
-    if resp.content_length().is_some_and(|n| n > max_bytes) {
-        return Err(format!("the body is over the budget of {max_bytes} bytes"));
-    }
-    let mut out = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
-        if (out.len() + chunk.len()) as u64 > max_bytes {
-            return Err(format!("the body is over the budget of {max_bytes} bytes"));
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
