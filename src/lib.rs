@@ -9,7 +9,7 @@
 //! - [`config`]: `config/default.toml`, `--config FILE` and `CANDLECAST__*` environment overrides.
 //! - [`http`]: one file per REST resource, the JSON error type, and `configure` for every route.
 //! - [`jobs`]: backtest and optimization jobs on a bounded pool, with progress, cancel and expiry.
-//! - [`scripts`]: external scripts' keys, CSVs and streamed trades, and what is kept of them.
+//! - [`script_ingest`]: external scripts' keys, CSVs and streamed trades, and what is kept of them.
 //! - [`socketio`]: Socket.IO v5 over Engine.IO v4 (polling and WebSocket) for scripts and dashboards.
 //! - [`ws`]: the `/ws` session (the only user of actix-web-actors), request decoding, per-client limits.
 //! - [`run`]: starts the engine and the HTTP server on a bound listener until `shutdown` resolves.
@@ -23,7 +23,7 @@ pub mod cli;
 pub mod config;
 mod http;
 mod jobs;
-mod scripts;
+mod script_ingest;
 mod socketio;
 mod ws;
 
@@ -31,7 +31,7 @@ mod ws;
 /// the crate stays private, so the compiler reports what nothing uses.
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::scripts::csv::{parse_market_data, parse_trades, CsvLimits};
+    pub use crate::script_ingest::csv::{parse_market_data, parse_trades, CsvLimits};
     pub use crate::socketio::engineio::{payload_packets, Packet as EioPacket};
     pub use crate::socketio::packet::Packet as SioPacket;
     pub use crate::ws::request::decode as decode_ws_request;
@@ -64,7 +64,7 @@ pub(crate) struct AppState {
     /// What WebSocket sessions reach: hub, market, indicator and strategy actors.
     pub services: ws::Services,
     /// External scripts: keys, pushed data, counters.
-    pub scripts: Arc<scripts::Scripts>,
+    pub scripts: Arc<script_ingest::Scripts>,
     /// Socket.IO sessions and rooms.
     pub socketio: Arc<socketio::SocketIo>,
     /// This node's part in a Redis cluster; `None` without `[redis] url`.
@@ -200,7 +200,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     ));
     first_run_hint(&keys);
     actix_web::rt::spawn(keys.clone().watch());
-    let scripts = Arc::new(scripts::Scripts::new(&config.scripts, keys.clone(), engine.market.clone(), script_store));
+    let scripts =
+        Arc::new(script_ingest::Scripts::new(&config.scripts, keys.clone(), engine.market.clone(), script_store));
     // Before the server listens: a client subscribing to a script-created symbol finds it.
     scripts.restore().await;
     let socketio =

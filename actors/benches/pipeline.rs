@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use candlecast_actors::aggregate::TimeBars;
+use candlecast_actors::bars::TimeBars;
 use candlecast_actors::model::{Bar, Interval, Side, Trade};
 use candlecast_actors::outbox::Outbox;
 use candlecast_actors::protocol::{self, PriceUpdate};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use serde::Deserialize;
 
-use crate::aggregate::{realign_seed, Applied, BarUpdate, TimeBars, Upserted};
+use crate::bars::{realign_seed, Applied, BarUpdate, TimeBars, Upserted};
 use crate::messages::{Ingest, IngestReport, Publish};
 use crate::model::{now_ms, Bar, Calendar, Interval, Session, Symbol};
 use crate::protocol::HistoryQuery;
@@ -362,8 +362,7 @@ mod tests {
         assert!(bars[0].closed && bars[0].open_time == open, "{bars:?}");
         let newest = bars.last().unwrap().open_time;
         assert!((before..=after).contains(&newest), "flat bars up to now");
-        let closed =
-            published.lock().unwrap().iter().filter(|u| u.kind == crate::aggregate::UpdateKind::Closed).count();
+        let closed = published.lock().unwrap().iter().filter(|u| u.kind == crate::bars::UpdateKind::Closed).count();
         assert_eq!(closed as i64, (newest - open) / 60_000, "the source publishes every bar it closed");
     }
 }

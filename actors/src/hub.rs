@@ -24,7 +24,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use crate::aggregate::{BarUpdate, UpdateKind};
+use crate::bars::{BarUpdate, UpdateKind};
 use crate::messages::{BarEvents, ClientId, Publish, Topic};
 use crate::model::{Bar, Symbol};
 use crate::outbox::{Outbox, PushError};

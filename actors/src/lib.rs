@@ -5,7 +5,7 @@
 //!
 //! # Layout
 //! - [`model`]: `Trade`, `Bar`, `Interval` — plain data with the OHLCV fold and bucket alignment.
-//! - [`aggregate`]: multi-interval time bars with the late-trade grace window; no actor code.
+//! - [`bars`]: cutting trades into bars (the pure bar building behind [`aggregator`]): multi-interval time bars with the late-trade grace window; no actor code.
 //! - [`messages`]: messages that several actors share.
 //! - [`protocol`]: the JSON wire types of the `/ws` protocol, serialized once by the hub.
 //! - [`protocol_schema`]: the JSON schemas of the wire types that have no derive of their own (intervals, ids).
@@ -26,9 +26,9 @@
 //! adds `persist::MemoryStore` for other crates' tests.
 #![forbid(unsafe_code)]
 
-pub mod aggregate;
 pub mod aggregator;
 pub mod background;
+pub mod bars;
 pub mod cluster;
 pub mod engine;
 pub mod feed;

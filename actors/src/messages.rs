@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use crate::aggregate::BarUpdate;
+use crate::bars::BarUpdate;
 use crate::model::{Interval, Symbol, Trade};
 
 /// A WebSocket client, as the hub knows it.

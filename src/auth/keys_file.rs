@@ -48,6 +48,20 @@ pub struct KeysFile {
     pub keys: Vec<StoredKey>,
 }
 
+/// What is wrong inside a keys file that parsed; the `reason` of [`KeysFileError::Invalid`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum BadKeys {
+    #[error("it holds {0} keys, more than {MAX_KEYS}")]
+    TooMany(usize),
+    /// `number` counts from 1, in file order.
+    #[error("key {number} has an invalid name {name:?}")]
+    Name { number: usize, name: String },
+    #[error("key {0:?}: sha256 must be 64 hex digits")]
+    Hash(String),
+    #[error("two keys are named {0:?}")]
+    Duplicate(String),
+}
+
 /// Why the keys file cannot be read, written or changed. Never carries a key (the file holds none).
 #[derive(Debug, thiserror::Error)]
 pub enum KeysFileError {
@@ -82,23 +96,23 @@ impl KeysFile {
         let text = std::fs::read_to_string(path).map_err(io)?;
         let file: KeysFile = toml::from_str(&text)
             .map_err(|e| KeysFileError::Invalid { path: path.to_owned(), reason: e.to_string() })?;
-        file.validate().map_err(|reason| KeysFileError::Invalid { path: path.to_owned(), reason })?;
+        file.validate().map_err(|e| KeysFileError::Invalid { path: path.to_owned(), reason: e.to_string() })?;
         Ok(file)
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), BadKeys> {
         if self.keys.len() > MAX_KEYS {
-            return Err(format!("it holds {} keys, more than {MAX_KEYS}", self.keys.len()));
+            return Err(BadKeys::TooMany(self.keys.len()));
         }
         for (i, k) in self.keys.iter().enumerate() {
             if !valid_name(&k.name) {
-                return Err(format!("key {} has an invalid name {:?}", i + 1, k.name));
+                return Err(BadKeys::Name { number: i + 1, name: k.name.clone() });
             }
             if parse_hash(&k.sha256).is_none() {
-                return Err(format!("key {:?}: sha256 must be 64 hex digits", k.name));
+                return Err(BadKeys::Hash(k.name.clone()));
             }
             if self.keys[..i].iter().any(|o| o.name == k.name) {
-                return Err(format!("two keys are named {:?}", k.name));
+                return Err(BadKeys::Duplicate(k.name.clone()));
             }
         }
         Ok(())

@@ -21,7 +21,7 @@ pub fn run(command: KeysCommand, config: Option<&Path>) -> anyhow::Result<()> {
         KeysCommand::New { role, name, .. } => {
             let name = name.unwrap_or_else(|| file.free_name(role));
             let key = random_key()?;
-            file.add(&name, role, crate::scripts::time::format_iso(candlecast_actors::model::now_ms()), &key)?;
+            file.add(&name, role, crate::script_ingest::time::format_iso(candlecast_actors::model::now_ms()), &key)?;
             file.save(&path)?;
             print!("{}", new_key_text(role, &name, &key, &path));
         }

@@ -136,7 +136,7 @@ async fn import(store: &EmbeddedStore, file: &Path) -> anyhow::Result<()> {
         let row = line.trim_end_matches(['\n', '\r']);
         let outcome = if n as u64 > MAX_LINE_BYTES && !line.ends_with('\n') {
             skip_rest_of_line(&mut reader, &mut progress)?;
-            Err(format!("longer than {MAX_LINE_BYTES} bytes"))
+            Err(BadRow::TooLong)
         } else if number == 1 {
             if row.trim() != HEADER {
                 bail!("{}: the first line must be the header {HEADER:?} (as store export writes it)", file.display());
@@ -185,20 +185,42 @@ fn skip_rest_of_line(reader: &mut impl BufRead, progress: &mut Progress) -> std:
     }
 }
 
+/// Why `store import` refused a line (printed with its number; the import goes on).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadRow {
+    #[error("longer than {MAX_LINE_BYTES} bytes")]
+    TooLong,
+    #[error("expected 9 columns ({HEADER}), got {0}")]
+    Columns(usize),
+    /// The field as the file spelled it, from here on.
+    #[error("symbol {0:?} is not a valid symbol")]
+    Symbol(String),
+    #[error("interval {0:?} is not an interval")]
+    Interval(String),
+    #[error("open_time must be epoch milliseconds, got {0:?}")]
+    OpenTime(String),
+    #[error("{name} is not a number: {raw:?}")]
+    NotANumber { name: &'static str, raw: String },
+    #[error("trades must be a whole number, got {0:?}")]
+    Trades(String),
+    /// What [`Bar::invalid_reason`] says of the bar.
+    #[error("{0}")]
+    InvalidBar(&'static str),
+}
+
 /// One CSV row as a closed bar, or why not.
-pub fn parse_row(row: &str) -> Result<Bar, String> {
+pub fn parse_row(row: &str) -> Result<Bar, BadRow> {
     let fields: Vec<&str> = row.split(',').map(str::trim).collect();
     let [symbol, interval, open_time, open, high, low, close, volume, trades] = fields[..] else {
-        return Err(format!("expected 9 columns ({HEADER}), got {}", fields.len()));
+        return Err(BadRow::Columns(fields.len()));
     };
     if !candlecast_actors::engine::valid_symbol(symbol) {
-        return Err(format!("symbol {symbol:?} is not a valid symbol"));
+        return Err(BadRow::Symbol(symbol.to_owned()));
     }
-    let interval: Interval = interval.parse().map_err(|_| format!("interval {interval:?} is not an interval"))?;
-    let open_time: i64 =
-        open_time.parse().map_err(|_| format!("open_time must be epoch milliseconds, got {open_time:?}"))?;
-    let number = |name: &str, raw: &str| -> Result<f64, String> {
-        raw.parse::<f64>().map_err(|_| format!("{name} is not a number: {raw:?}"))
+    let interval: Interval = interval.parse().map_err(|_| BadRow::Interval(interval.to_owned()))?;
+    let open_time: i64 = open_time.parse().map_err(|_| BadRow::OpenTime(open_time.to_owned()))?;
+    let number = |name: &'static str, raw: &str| -> Result<f64, BadRow> {
+        raw.parse::<f64>().map_err(|_| BadRow::NotANumber { name, raw: raw.to_owned() })
     };
     let bar = Bar {
         symbol: Symbol::from(symbol),
@@ -209,12 +231,12 @@ pub fn parse_row(row: &str) -> Result<Bar, String> {
         low: number("low", low)?,
         close: number("close", close)?,
         volume: number("volume", volume)?,
-        trades: trades.parse().map_err(|_| format!("trades must be a whole number, got {trades:?}"))?,
+        trades: trades.parse().map_err(|_| BadRow::Trades(trades.to_owned()))?,
         closed: true,
     };
     // The same question every other boundary asks of a bar from outside (finite, positive, low <= high, ...).
     match bar.invalid_reason() {
-        Some(reason) => Err(reason.to_owned()),
+        Some(reason) => Err(BadRow::InvalidBar(reason)),
         None => Ok(bar),
     }
 }
@@ -268,7 +290,7 @@ mod tests {
             ("btc usdt,1m,1700000040000,10,12,9,11,1,1", "symbol"),
             ("BTCUSDT,1m,1700000040000,10,12,9,11,1", "9 columns"),
         ] {
-            let err = parse_row(row).unwrap_err();
+            let err = parse_row(row).unwrap_err().to_string();
             assert!(err.contains(reason), "{row}: {err}");
         }
     }

@@ -14,8 +14,14 @@ use actix_web::{HttpRequest, HttpResponse};
 /// An allowed origin to echo back, or `None` for requests without an `Origin`.
 pub type Allowed = Option<HeaderValue>;
 
-/// Checks the request's origin; `Err` carries the refused origin for the message.
-pub fn check(req: &HttpRequest, allowed: &[String]) -> Result<Allowed, String> {
+/// A cross-origin browser request from an origin that is not allowed: the origin, as the request sent it
+/// (each caller words its own refusal around it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("origin {0:?} is not allowed")]
+pub struct ForeignOrigin(pub String);
+
+/// Checks the request's origin.
+pub fn check(req: &HttpRequest, allowed: &[String]) -> Result<Allowed, ForeignOrigin> {
     let Some(origin) = req.headers().get(ORIGIN) else { return Ok(None) };
     let text = origin.to_str().unwrap_or("");
     let listed = allowed.iter().any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(text));
@@ -24,7 +30,7 @@ pub fn check(req: &HttpRequest, allowed: &[String]) -> Result<Allowed, String> {
     if listed || same {
         Ok(Some(origin.clone()))
     } else {
-        Err(text.to_owned())
+        Err(ForeignOrigin(text.to_owned()))
     }
 }
 
@@ -66,8 +72,11 @@ mod tests {
         let none: Vec<String> = vec![];
         assert_eq!(check(&req(None), &none), Ok(None));
         assert!(check(&req(Some("http://127.0.0.1:8000")), &none).unwrap().is_some());
-        assert_eq!(check(&req(Some("http://evil.example")), &none), Err("http://evil.example".into()));
-        assert_eq!(check(&req(Some("http://127.0.0.1:9000")), &none), Err("http://127.0.0.1:9000".into()));
+        assert_eq!(check(&req(Some("http://evil.example")), &none), Err(ForeignOrigin("http://evil.example".into())));
+        assert_eq!(
+            check(&req(Some("http://127.0.0.1:9000")), &none),
+            Err(ForeignOrigin("http://127.0.0.1:9000".into()))
+        );
         let listed = vec!["https://app.example.com/".to_owned()];
         assert!(check(&req(Some("https://app.example.com")), &listed).is_ok());
         assert!(check(&req(Some("https://other.example.com")), &listed).is_err());

@@ -44,7 +44,7 @@ pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
     stats.insert("admin_refused".into(), json!(state.admin.refused.load(Ordering::Relaxed)));
     stats.insert("refused".into(), refused_json());
     stats.insert("jobs".into(), crate::jobs::stats_json(&state.jobs));
-    stats.insert("scripts".into(), crate::scripts::stats::stats_json(&state).into());
+    stats.insert("scripts".into(), crate::script_ingest::stats::stats_json(&state).into());
     let computations =
         state.services.indicators.send(candlecast_actors::strategy::CountComputations).await.unwrap_or(0);
     stats.insert("indicator_computations".into(), json!(computations));
@@ -202,7 +202,7 @@ fn prometheus() -> &'static PrometheusHandle {
         metrics::describe_gauge!("candlecast_store_info", "Always 1; the kind label names the bar store");
         // Every family needs a HELP line (`promtool check metrics`); the others describe their own.
         super::feeds::describe_metrics();
-        crate::scripts::stats::describe_metrics();
+        crate::script_ingest::stats::describe_metrics();
         crate::jobs::describe_metrics();
         handle
     })
@@ -263,7 +263,7 @@ pub async fn metrics_route(state: web::Data<AppState>) -> HttpResponse {
             .absolute(e.stats.trades_total.load(Ordering::Relaxed));
     }
     super::feeds::record_metrics(&state);
-    crate::scripts::stats::record_metrics(&state);
+    crate::script_ingest::stats::record_metrics(&state);
     crate::jobs::record_metrics(&state.jobs);
     record_refusals();
     super::store_stats::record_metrics(&state).await;

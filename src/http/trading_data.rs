@@ -19,9 +19,9 @@ use serde_json::{json, Value};
 use super::admin::bearer_token;
 use super::cors;
 use super::error::ApiError;
-use crate::scripts::ingest::{TradingData, UploadError};
-use crate::scripts::stats::ScriptStats;
-use crate::scripts::AuthError;
+use crate::script_ingest::ingest::{TradingData, UploadError};
+use crate::script_ingest::stats::ScriptStats;
+use crate::script_ingest::AuthError;
 use crate::socketio::events::{receive_trading_data, upload_error_code};
 use crate::AppState;
 use candlecast_actors::model::format_iso;
@@ -90,7 +90,8 @@ pub async fn post_trading_data(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, TradingDataError> {
-    let allowed = cors::check(&req, &state.socketio.settings.cors_origins).map_err(TradingDataError::Origin)?;
+    let allowed =
+        cors::check(&req, &state.socketio.settings.cors_origins).map_err(|o| TradingDataError::Origin(o.0))?;
     let peer = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
     state.scripts.authorize_push(bearer_token(&req), &peer, "rest")?;
     let max = state.socketio.settings.max_upload_bytes;
@@ -159,7 +160,7 @@ async fn read_body(req: &HttpRequest, payload: web::Payload, max: usize) -> Resu
 #[derive(Serialize)]
 struct TradeOut<'a> {
     #[serde(flatten)]
-    trade: &'a crate::scripts::csv::ExecutedTrade,
+    trade: &'a crate::script_ingest::csv::ExecutedTrade,
     time: String,
 }
 
@@ -197,6 +198,7 @@ pub async fn trading_data_preflight(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, TradingDataError> {
-    let allowed = cors::check(&req, &state.socketio.settings.cors_origins).map_err(TradingDataError::Origin)?;
+    let allowed =
+        cors::check(&req, &state.socketio.settings.cors_origins).map_err(|o| TradingDataError::Origin(o.0))?;
     Ok(cors::preflight(&allowed))
 }

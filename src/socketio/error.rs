@@ -61,6 +61,19 @@ impl CloseReason {
     }
 }
 
+/// Why a session refused to move to a WebSocket (the polling transport carries on). The text of a refused
+/// probe is the `detail` of its HTTP 400.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UpgradeError {
+    #[error("the session is on WebSocket already")]
+    AlreadyOnWebSocket,
+    #[error("an upgrade is in progress already")]
+    AlreadyProbing,
+    /// `5` (upgrade) arrived without a probing WebSocket: its probe ended or was never attached.
+    #[error("no WebSocket is probing this session")]
+    NoProbe,
+}
+
 /// An HTTP refusal of `/socket.io/`: Engine.IO's `{"code","message"}` plus our `detail`.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{detail}")]

@@ -16,9 +16,9 @@ use serde_json::{json, Value};
 use super::packet;
 use super::socket::Socket;
 use super::SocketIo;
-use crate::scripts::csv::CsvLimitError;
-use crate::scripts::ingest::{Refused, TradeInput, TradingData, UploadError};
-use crate::scripts::Access;
+use crate::script_ingest::csv::CsvLimitError;
+use crate::script_ingest::ingest::{Refused, TradeInput, TradingData, UploadError};
+use crate::script_ingest::Access;
 use crate::ws::topics::{TopicError, TopicList, UnknownSymbols};
 
 /// The room dashboards join; `trading_update` goes to it.
@@ -47,7 +47,7 @@ pub async fn handle(socket: Arc<Socket>, name: String, args: Vec<Box<RawValue>>,
         },
         "trades" if script(&socket, &name, ack) => match arg.map(decode_batch) {
             Some(Ok(batch)) => ingest(&socket, batch, ack).await,
-            Some(Err(e)) => socket.refuse(ack, &name, "invalid_parameter", &e),
+            Some(Err(e)) => socket.refuse(ack, &name, "invalid_parameter", &e.to_string()),
             None => socket.refuse(ack, &name, "invalid_parameter", "trades needs an array of trades"),
         },
         "subscribe" | "unsubscribe" => topics(&socket, name == "subscribe", arg, ack),
@@ -129,7 +129,7 @@ pub async fn receive_trading_data(io: &SocketIo, data: TradingData) -> Result<Va
     let report = io.scripts.apply_trading_data(data.trades_csv, data.market_data_csv).await?;
     let timestamp = data
         .timestamp
-        .unwrap_or_else(|| Value::from(crate::scripts::time::format_iso(candlecast_actors::model::now_ms())));
+        .unwrap_or_else(|| Value::from(crate::script_ingest::time::format_iso(candlecast_actors::model::now_ms())));
     if report.trades + report.market_data > 0 {
         let update = json!({ "trades_csv": report.trades_csv, "market_data_csv": report.market_data_csv, "timestamp": timestamp });
         io.rooms.broadcast(FRONTEND_ROOM, &packet::event("/", "trading_update", &update));
@@ -148,13 +148,17 @@ struct Batch {
     refused: Vec<Refused>,
 }
 
-fn decode_batch(arg: &str) -> Result<Batch, String> {
+/// A `trades` argument that is no JSON array at all (a bad element only refuses that element).
+#[derive(Debug, thiserror::Error)]
+#[error("trades needs an array of trades: {0}")]
+struct NotAnArray(serde_json::Error);
+
+fn decode_batch(arg: &str) -> Result<Batch, NotAnArray> {
     if let Ok(trades) = serde_json::from_str::<Vec<TradeInput>>(arg) {
         return Ok(Batch { trades, ..Batch::default() });
     }
     // Some element is malformed: decode one by one to say which.
-    let items: Vec<Box<RawValue>> =
-        serde_json::from_str(arg).map_err(|e| format!("trades needs an array of trades: {e}"))?;
+    let items: Vec<Box<RawValue>> = serde_json::from_str(arg).map_err(NotAnArray)?;
     let mut batch = Batch::default();
     for (index, item) in items.iter().enumerate() {
         match serde_json::from_str::<TradeInput>(item.get()) {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::config::ScriptsConfig;
-use crate::ws::limits::TokenBucket;
+use crate::ws::rate_limits::TokenBucket;
 
 /// Entries kept for hosts without sessions before the map is swept of idle ones.
 const SWEEP_ABOVE: usize = 4096;

@@ -34,8 +34,8 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use crate::config::{ScriptsConfig, WsConfig};
 use crate::http::{admin, cors};
-use crate::scripts::stats::ScriptStats;
-use crate::scripts::Scripts;
+use crate::script_ingest::stats::ScriptStats;
+use crate::script_ingest::Scripts;
 use crate::ws::Services;
 use crate::AppState;
 use engineio::HttpErrorCode;
@@ -116,7 +116,7 @@ async fn route(req: HttpRequest, payload: web::Payload, state: web::Data<AppStat
     let io = &state.socketio;
     let allowed = match cors::check(&req, &io.settings.cors_origins) {
         Ok(a) => a,
-        Err(origin) => {
+        Err(cors::ForeignOrigin(origin)) => {
             tracing::warn!(peer = peer(&req), origin, "refused a socket.io request from a foreign origin");
             let detail = format!("origin {origin:?} is not allowed; list it in [scripts] cors_origins");
             return HttpError::new(HttpErrorCode::Forbidden, detail).error_response();

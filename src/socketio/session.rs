@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::engineio::{Handshake, Packet};
-use super::error::CloseReason;
+use super::error::{CloseReason, UpgradeError};
 use super::events;
 use super::hosts::SessionSlot;
 use super::packet::{self as sio, Data, Kind};
@@ -30,8 +30,8 @@ use super::registry::{new_id, SessionHandle, Transport};
 use super::socket::Socket;
 use super::websocket::WsLink;
 use super::SocketIo;
-use crate::scripts::stats::ScriptStats;
-use crate::ws::limits::TokenBucket;
+use crate::script_ingest::stats::ScriptStats;
+use crate::ws::rate_limits::TokenBucket;
 
 /// How often the session checks whether its queue was closed by an overflow (a slow consumer).
 const WATCH_EVERY: Duration = Duration::from_secs(1);
@@ -53,7 +53,7 @@ pub struct Incoming {
 
 /// A WebSocket opened with this session's id: a probe for an upgrade.
 #[derive(Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), UpgradeError>")]
 pub struct AttachProbe {
     pub link: Arc<WsLink>,
 }
@@ -65,7 +65,7 @@ pub struct ProbeStarted;
 
 /// The client sent `5` on the probe: the WebSocket carries the session from now on.
 #[derive(Message)]
-#[rtype(result = "Result<(), ()>")]
+#[rtype(result = "Result<(), UpgradeError>")]
 pub struct Upgrade;
 
 /// A WebSocket of this session ended; `reason` when it broke the protocol.
@@ -466,15 +466,15 @@ impl Handler<Incoming> for EioSession {
 }
 
 impl Handler<AttachProbe> for EioSession {
-    type Result = Result<(), String>;
+    type Result = Result<(), UpgradeError>;
 
     /// Keeps a probing WebSocket, if the session is on polling and not probing already.
     fn handle(&mut self, msg: AttachProbe, _: &mut Context<Self>) -> Self::Result {
         if self.ws.is_some() {
-            return Err("the session is on WebSocket already".into());
+            return Err(UpgradeError::AlreadyOnWebSocket);
         }
         if self.probe.is_some() {
-            return Err("an upgrade is in progress already".into());
+            return Err(UpgradeError::AlreadyProbing);
         }
         self.probe = Some(msg.link);
         Ok(())
@@ -493,11 +493,11 @@ impl Handler<ProbeStarted> for EioSession {
 }
 
 impl Handler<Upgrade> for EioSession {
-    type Result = Result<(), ()>;
+    type Result = Result<(), UpgradeError>;
 
     /// Moves the session to the probing WebSocket; what is queued goes out on it.
     fn handle(&mut self, _: Upgrade, _: &mut Context<Self>) -> Self::Result {
-        let link = self.probe.take().ok_or(())?;
+        let link = self.probe.take().ok_or(UpgradeError::NoProbe)?;
         self.transport.store(Transport::WebSocket as u8, Ordering::Release);
         self.queue.release_poll(false);
         link.activate();

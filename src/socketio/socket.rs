@@ -11,7 +11,7 @@ use super::packet;
 use super::queue::PacketQueue;
 use super::registry::new_id;
 use super::SocketIo;
-use crate::scripts::Access;
+use crate::script_ingest::Access;
 
 /// See the module documentation.
 pub struct Socket {

@@ -89,7 +89,7 @@ pub async fn open(
             let link = Arc::new(WsLink::new(false));
             match handle.addr.send(AttachProbe { link: link.clone() }).await {
                 Ok(Ok(())) => (handle, link),
-                Ok(Err(detail)) => return Err(HttpError::new(HttpErrorCode::BadRequest, detail)),
+                Ok(Err(refused)) => return Err(HttpError::new(HttpErrorCode::BadRequest, refused.to_string())),
                 Err(_) => return Err(HttpError::unknown_sid()),
             }
         }

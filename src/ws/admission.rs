@@ -23,7 +23,7 @@ use candlecast_actors::refusals::refused;
 use serde_json::json;
 use tokio::time::Instant;
 
-use super::limits::TokenBucket;
+use super::rate_limits::TokenBucket;
 use crate::config::WsConfig;
 
 /// Files kept free of connections when `[ws] max_connections = 0` derives the total from the
@@ -145,7 +145,7 @@ impl Admission {
     }
 
     fn check(self: &Arc<Admission>, req: &HttpRequest) -> Result<Permit, Refusal> {
-        crate::http::cors::check(req, &self.allowed_origins).map_err(Refusal::Origin)?;
+        crate::http::cors::check(req, &self.allowed_origins).map_err(|o| Refusal::Origin(o.0))?;
         let host = host_key(req.peer_addr().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip()));
         let taken = self.connections.fetch_add(1, Ordering::Relaxed);
         // From here on, dropping `permit` gives the place back (and, once `limited`, the host's).

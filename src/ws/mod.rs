@@ -2,12 +2,13 @@
 //!
 //! - [`session`]: the session actor and the route (the only code that knows actix-web-actors).
 //! - [`request`]: decoding client messages.
-//! - [`limits`]: rate and error limits per client.
+//! - [`rate_limits`]: rate and error limits per client (whether a client reads too slowly is decided by its
+//!   outbox, `candlecast_actors::outbox`).
 //! - [`topics`]: the check of the topics a client names, shared with Socket.IO.
 //! - [`admission`]: origin check and per-host and total budgets of connections and indicator streams.
 
 pub(crate) mod admission;
-pub(crate) mod limits;
+pub(crate) mod rate_limits;
 pub(crate) mod request;
 mod session;
 pub(crate) mod topics;

@@ -38,9 +38,9 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::admission::{Admission, Permit};
-use super::limits::{ErrorWindow, TokenBucket};
+use super::rate_limits::{ErrorWindow, TokenBucket};
 use super::request::{decode, Request};
-use super::topics::{self, TopicError, TopicList, UnknownSymbols};
+use super::topics::{self, TopicError, TopicLimitError, TopicList, UnknownSymbols};
 use crate::config::WsConfig;
 use crate::http::history_reads::HistoryReads;
 use crate::AppState;
@@ -221,8 +221,8 @@ impl WsSession {
             return;
         };
         let new = topics.iter().filter(|t| !self.topics.contains(*t)).count();
-        if let Err(msg) = self.room_for(new) {
-            return self.reply_error(ErrorMessage::new(ErrorCode::TooManySubscriptions, msg, req.id), ctx);
+        if let Err(e) = self.room_for(new) {
+            return self.reply_error(e.reply(req.id), ctx);
         }
         self.topics.extend(topics.iter().cloned());
         let ack = protocol::text_frame(&TopicsAck {
@@ -243,10 +243,11 @@ impl WsSession {
     }
 
     /// Whether `new` more topics or streams fit the client's limit.
-    fn room_for(&self, new: usize) -> Result<(), String> {
+    fn room_for(&self, new: usize) -> Result<(), TopicLimitError> {
         let held = self.topics.len() + self.streams.len();
-        if held + new > self.limits.max_topics_per_client {
-            return Err(format!("subscribing to {new} more topic(s) would exceed the limit of {} per client (holding {held}); nothing was subscribed", self.limits.max_topics_per_client));
+        let max = self.limits.max_topics_per_client;
+        if held + new > max {
+            return Err(TopicLimitError { new, max, held });
         }
         Ok(())
     }
@@ -290,8 +291,8 @@ impl WsSession {
             return;
         }
         if !self.streams.contains(&key) {
-            if let Err(msg) = self.room_for(1) {
-                return self.reply_error(ErrorMessage::new(ErrorCode::TooManySubscriptions, msg, id), ctx);
+            if let Err(e) = self.room_for(1) {
+                return self.reply_error(e.reply(id), ctx);
             }
             if let Err(refusal) = self.permit.take_stream() {
                 let err = ErrorMessage::new(ErrorCode::TooManySubscriptions, refusal.to_string(), id);
@@ -336,8 +337,8 @@ impl WsSession {
             return;
         }
         if !self.streams.contains(&key) {
-            if let Err(msg) = self.room_for(1) {
-                return self.reply_error(ErrorMessage::new(ErrorCode::TooManySubscriptions, msg, id), ctx);
+            if let Err(e) = self.room_for(1) {
+                return self.reply_error(e.reply(id), ctx);
             }
         }
         self.streams.insert(key);

@@ -62,6 +62,25 @@ impl TopicError {
     }
 }
 
+/// A `/ws` request that would take a client past `max_topics_per_client` (topics and indicator or signal
+/// streams together): nothing of it is subscribed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "subscribing to {new} more topic(s) would exceed the limit of {max} per client (holding {held}); nothing was subscribed"
+)]
+pub struct TopicLimitError {
+    pub new: usize,
+    pub max: usize,
+    pub held: usize,
+}
+
+impl TopicLimitError {
+    /// The `/ws` error reply (`too_many_subscriptions`), answering the request `id`.
+    pub fn reply(&self, id: Option<Value>) -> ErrorMessage {
+        ErrorMessage::new(ErrorCode::TooManySubscriptions, self.to_string(), id)
+    }
+}
+
 /// The topics of a (un)subscribe request, checked.
 #[derive(Debug, Clone)]
 pub struct TopicList {

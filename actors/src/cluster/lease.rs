@@ -114,7 +114,10 @@ impl LeaseKeeper {
         }
     }
 
-    fn round(&mut self, ctx: &mut Context<Self>) {
+    /// One pass over every configured symbol in a single Redis script: renews the leases this node holds and
+    /// claims the free ones; [`apply_claims`](Self::apply_claims) then starts or stops feeds to match. While
+    /// Redis has never answered, runs every symbol here provisionally instead.
+    fn renew_and_claim_leases(&mut self, ctx: &mut Context<Self>) {
         if self.claiming || !self.ready() {
             return;
         }
@@ -229,7 +232,7 @@ impl Actor for LeaseKeeper {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(self.w.ttl / 3, |k, ctx| k.round(ctx));
+        ctx.run_interval(self.w.ttl / 3, |k, ctx| k.renew_and_claim_leases(ctx));
         // Also at once after a reconnect (Redis may have restarted empty), and at start.
         ctx.run_interval(Duration::from_millis(100), |k, ctx| {
             let changed = k.generation.has_changed().unwrap_or(false);
@@ -237,7 +240,7 @@ impl Actor for LeaseKeeper {
                 if changed {
                     k.generation.mark_unchanged();
                 }
-                k.round(ctx);
+                k.renew_and_claim_leases(ctx);
             }
         });
     }

@@ -8,8 +8,8 @@ use actix::prelude::*;
 
 use super::backoff::Backoff;
 use super::{Connector, FeedError, FeedState, FeedStatus};
-use crate::aggregate::realign_seed;
 use crate::aggregator::{Seed, UpsertBars};
+use crate::bars::realign_seed;
 use crate::messages::Ingest;
 use crate::model::{now_ms, Bar, Calendar, Interval, Symbol};
 use crate::persist::history::History;

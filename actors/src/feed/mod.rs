@@ -13,6 +13,7 @@
 pub(crate) mod actor;
 pub(crate) mod backoff;
 pub(crate) mod binance;
+mod body;
 pub(crate) mod iqfeed;
 pub(crate) mod kite;
 pub(crate) mod replay;

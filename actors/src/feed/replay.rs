@@ -110,19 +110,41 @@ impl Row {
     }
 }
 
+/// Why a line of the replay file was skipped (logged with its line number and counted as malformed).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+enum BadLine {
+    /// `raw` as the file spelled it.
+    #[error("{name} {raw:?} is not a number")]
+    NotANumber { name: &'static str, raw: String },
+    #[error("{name} {value} must be a finite number, not negative")]
+    Negative { name: &'static str, value: f64 },
+    #[error("expected {expected} columns, found {found}")]
+    Columns { expected: usize, found: usize },
+    #[error("timestamp {0:?} is neither milliseconds since the epoch nor ISO 8601 (2024-01-01T10:00:00Z)")]
+    Timestamp(String),
+    #[error("timestamp {0:?} is outside the years -9999 to 9999")]
+    OutOfRange(String),
+    #[error("side {0:?} is not buy, sell or empty")]
+    Side(String),
+    #[error("price and qty must be above 0")]
+    Zero,
+    #[error("bar breaks 0 < low <= open, close <= high")]
+    BrokenBar,
+}
+
 /// Parses one CSV line. `Ok(None)`: not a row for this symbol (header, comment, blank, other symbol).
-fn parse_line(line: &str, kind: ReplayKind, symbol: &str) -> Result<Option<Row>, String> {
+fn parse_line(line: &str, kind: ReplayKind, symbol: &str) -> Result<Option<Row>, BadLine> {
     let line = line.trim();
     if line.is_empty() || line.starts_with('#') || line.to_ascii_lowercase().starts_with("timestamp") {
         return Ok(None);
     }
     let cols: Vec<&str> = line.split(',').map(str::trim).collect();
-    let num = |i: usize, name: &str| -> Result<f64, String> {
-        let v: f64 = cols[i].parse().map_err(|_| format!("{name} {:?} is not a number", cols[i]))?;
+    let num = |i: usize, name: &'static str| -> Result<f64, BadLine> {
+        let v: f64 = cols[i].parse().map_err(|_| BadLine::NotANumber { name, raw: cols[i].to_owned() })?;
         if v.is_finite() && v >= 0.0 {
             Ok(v)
         } else {
-            Err(format!("{name} {v} must be a finite number, not negative"))
+            Err(BadLine::Negative { name, value: v })
         }
     };
     let expected = match kind {
@@ -130,15 +152,17 @@ fn parse_line(line: &str, kind: ReplayKind, symbol: &str) -> Result<Option<Row>,
         ReplayKind::Bars => 6,
     };
     if cols.len() != expected {
-        return Err(format!("expected {expected} columns, found {}", cols.len()));
+        return Err(BadLine::Columns { expected, found: cols.len() });
     }
     let raw = cols[0].trim();
-    let ts: i64 = raw.parse().ok().or_else(|| crate::model::time::parse_iso(raw)).ok_or_else(|| {
-        format!("timestamp {raw:?} is neither milliseconds since the epoch nor ISO 8601 (2024-01-01T10:00:00Z)")
-    })?;
+    let ts: i64 = raw
+        .parse()
+        .ok()
+        .or_else(|| crate::model::time::parse_iso(raw))
+        .ok_or_else(|| BadLine::Timestamp(raw.to_owned()))?;
     // Rows are aligned to buckets and shifted to now: both overflow near the ends of i64.
     if !crate::model::time::in_range(ts) {
-        return Err(format!("timestamp {raw:?} is outside the years -9999 to 9999"));
+        return Err(BadLine::OutOfRange(raw.to_owned()));
     }
     match kind {
         ReplayKind::Trades => {
@@ -149,11 +173,11 @@ fn parse_line(line: &str, kind: ReplayKind, symbol: &str) -> Result<Option<Row>,
                 "buy" | "b" => Side::Buy,
                 "sell" | "s" => Side::Sell,
                 "" | "unknown" => Side::Unknown,
-                other => return Err(format!("side {other:?} is not buy, sell or empty")),
+                other => return Err(BadLine::Side(other.to_owned())),
             };
             let (price, qty) = (num(2, "price")?, num(3, "qty")?);
             if price == 0.0 || qty == 0.0 {
-                return Err("price and qty must be above 0".into());
+                return Err(BadLine::Zero);
             }
             Ok(Some(Row::Trade { ts, price, qty, side }))
         }
@@ -161,7 +185,7 @@ fn parse_line(line: &str, kind: ReplayKind, symbol: &str) -> Result<Option<Row>,
             let (open, high, low, close, volume) =
                 (num(1, "open")?, num(2, "high")?, num(3, "low")?, num(4, "close")?, num(5, "volume")?);
             if !(low <= open.min(close) && open.max(close) <= high && low > 0.0) {
-                return Err("bar breaks 0 < low <= open, close <= high".into());
+                return Err(BadLine::BrokenBar);
             }
             Ok(Some(Row::Bar { ts, open, high, low, close, volume }))
         }
@@ -219,7 +243,7 @@ impl ReplayConnector {
                 Ok(None) => {}
                 Err(reason) => {
                     self.status.malformed.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(symbol = %self.symbol, source = "replay", path = %self.settings.path, line = self.line_no, reason, "skipped a malformed row");
+                    tracing::warn!(symbol = %self.symbol, source = "replay", path = %self.settings.path, line = self.line_no, reason = %reason, "skipped a malformed row");
                 }
             }
         }
@@ -394,13 +418,13 @@ mod tests {
             t("2023-11-14T22:13:20Z,BTCUSDT,1,1,buy").unwrap(),
             Some(Row::Trade { ts: 1_700_000_000_000, price: 1.0, qty: 1.0, side: Side::Buy })
         );
-        assert!(t("yesterday,BTCUSDT,1,1,buy").unwrap_err().contains("ISO 8601"));
-        assert!(t("1,BTCUSDT,abc,1,buy").unwrap_err().contains("price"));
-        assert!(t("1,BTCUSDT,1,1").unwrap_err().contains("columns"));
-        assert!(t("1,BTCUSDT,1,1,hold").unwrap_err().contains("side"));
+        assert!(t("yesterday,BTCUSDT,1,1,buy").unwrap_err().to_string().contains("ISO 8601"));
+        assert!(t("1,BTCUSDT,abc,1,buy").unwrap_err().to_string().contains("price"));
+        assert!(t("1,BTCUSDT,1,1").unwrap_err().to_string().contains("columns"));
+        assert!(t("1,BTCUSDT,1,1,hold").unwrap_err().to_string().contains("side"));
         let b = |l| parse_line(l, ReplayKind::Bars, "X");
         assert!(matches!(b("60000,10,12,9,11,5").unwrap(), Some(Row::Bar { high, .. }) if high == 12.0));
-        assert!(b("60000,10,9,12,11,5").unwrap_err().contains("low"));
+        assert!(b("60000,10,9,12,11,5").unwrap_err().to_string().contains("low"));
     }
 
     /// `inf`, `NaN` and `1e309` parse as floats; none may reach a bar (a volume of inf cannot be journaled).

@@ -9,7 +9,7 @@ mod trade;
 pub use bar::{resample, resample_on, Bar, TradeSpan};
 pub use calendar::{Calendar, Session, SessionError, SessionSpec, SessionView};
 pub use interval::{Interval, UnknownInterval};
-pub use time::{format_iso, from_number, parse_iso, parse_timestamp};
+pub use time::{format_iso, from_number, parse_iso, parse_timestamp, TimestampError};
 pub use trade::{InvalidTrade, Side, Trade, MAX_PRICE, MAX_QTY};
 
 /// A trading pair such as `BTCUSDT`. Shared, because every bar and message carries it.

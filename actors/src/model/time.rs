@@ -16,16 +16,28 @@ pub const fn in_range(ms: i64) -> bool {
     -MAX_ABS_MS <= ms && ms <= MAX_ABS_MS
 }
 
+/// Why a timestamp from outside was refused; the text is what scripts and CSV reports show.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimestampError {
+    #[error("timestamp is empty")]
+    Empty,
+    /// A number, but negative, not finite or past the year 33658.
+    #[error("timestamp {0:?} is not a valid epoch time")]
+    Epoch(String),
+    #[error("timestamp {0:?} is not ISO 8601 (2023-01-01T10:00:00) or epoch milliseconds")]
+    Format(String),
+}
+
 /// Parses a timestamp into UTC milliseconds since the epoch.
-pub fn parse_timestamp(raw: &str) -> Result<i64, String> {
+pub fn parse_timestamp(raw: &str) -> Result<i64, TimestampError> {
     let s = raw.trim();
     if s.is_empty() {
-        return Err("timestamp is empty".into());
+        return Err(TimestampError::Empty);
     }
     if let Ok(n) = s.parse::<f64>() {
-        return from_number(n).ok_or_else(|| format!("timestamp {s:?} is not a valid epoch time"));
+        return from_number(n).ok_or_else(|| TimestampError::Epoch(s.to_owned()));
     }
-    parse_iso(s).ok_or_else(|| format!("timestamp {s:?} is not ISO 8601 (2023-01-01T10:00:00) or epoch milliseconds"))
+    parse_iso(s).ok_or_else(|| TimestampError::Format(s.to_owned()))
 }
 
 /// An epoch number (JSON): milliseconds, or seconds when below 10^11.

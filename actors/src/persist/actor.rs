@@ -30,7 +30,7 @@ use super::dead_letters::{DeadLetter, DeadLetters};
 use super::isolate::write_isolating;
 use super::journal::{Journal, JournalError};
 use super::{settings::StoreSettings, Store, StoreError, StoredBar};
-use crate::aggregate::UpdateKind;
+use crate::bars::UpdateKind;
 use crate::feed::backoff::Backoff;
 use crate::market::Market;
 use crate::messages::BarEvents;

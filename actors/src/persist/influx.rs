@@ -138,6 +138,25 @@ pub fn server_message(body: &str) -> String {
     body[..end].trim().to_owned()
 }
 
+/// Why an InfluxDB query answer could not be read; reported as [`StoreError::Protocol`] with the URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnswerError {
+    #[error("a row has no {0}")]
+    Missing(String),
+    /// `value` as the answer spelled it.
+    #[error("{name} is not a number: {value}")]
+    NotANumber { name: String, value: String },
+    #[error("{name} is not an integer: {value}")]
+    NotAnInteger { name: String, value: String },
+    /// An `error` column (v2): the query failed on the server.
+    #[error("the query failed: {0}")]
+    QueryFailed(String),
+    #[error("the query answer is not CSV: {0}")]
+    NotCsv(String),
+    #[error("_time {time:?}: {reason}")]
+    Time { time: String, reason: String },
+}
+
 /// One query row, before it becomes a bar.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Row {
@@ -155,9 +174,9 @@ impl Row {
     /// A row from its open time and readers of its named fields (float and integer).
     pub fn read(
         open_time: i64,
-        float: impl Fn(&str) -> Result<f64, String>,
-        int: impl Fn(&str) -> Result<i64, String>,
-    ) -> Result<Row, String> {
+        float: impl Fn(&str) -> Result<f64, AnswerError>,
+        int: impl Fn(&str) -> Result<i64, AnswerError>,
+    ) -> Result<Row, AnswerError> {
         Ok(Row {
             open_time,
             open: float("open")?,

@@ -10,7 +10,7 @@ use reqwest::{Client, RequestBuilder};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::influx::{describe, quoted, server_message, status_error, Dialect, Filter, Influx, Row};
+use super::influx::{describe, quoted, server_message, status_error, AnswerError, Dialect, Filter, Influx, Row};
 use super::settings::{InfluxSettings, Secret};
 use super::{line_protocol, StoreError};
 use crate::model::{Interval, Symbol};
@@ -122,12 +122,24 @@ impl V1 {
 }
 
 /// One row of `time` + [`FIELDS`] (in any column order).
-fn parse_row(columns: &[String], values: &[Value]) -> Result<Row, String> {
+fn parse_row(columns: &[String], values: &[Value]) -> Result<Row, AnswerError> {
     let get = |name: &str| {
-        columns.iter().position(|c| c == name).and_then(|i| values.get(i)).ok_or_else(|| format!("a row has no {name}"))
+        columns
+            .iter()
+            .position(|c| c == name)
+            .and_then(|i| values.get(i))
+            .ok_or_else(|| AnswerError::Missing(name.to_owned()))
     };
-    let float = |name: &str| get(name).and_then(|v| v.as_f64().ok_or_else(|| format!("{name} is not a number: {v}")));
-    let int = |name: &str| get(name).and_then(|v| v.as_i64().ok_or_else(|| format!("{name} is not an integer: {v}")));
+    let float = |name: &str| {
+        get(name).and_then(|v| {
+            v.as_f64().ok_or_else(|| AnswerError::NotANumber { name: name.to_owned(), value: v.to_string() })
+        })
+    };
+    let int = |name: &str| {
+        get(name).and_then(|v| {
+            v.as_i64().ok_or_else(|| AnswerError::NotAnInteger { name: name.to_owned(), value: v.to_string() })
+        })
+    };
     Row::read(int("time")?, float, int)
 }
 

@@ -15,7 +15,7 @@ use influxdb2::api::write::TimestampPrecision;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use super::influx::{describe, quoted, server_message, status_error, Dialect, Filter, Influx, Row};
+use super::influx::{describe, quoted, server_message, status_error, AnswerError, Dialect, Filter, Influx, Row};
 use super::settings::{InfluxSettings, Secret};
 use super::{line_protocol, StoreError};
 use crate::model::{Interval, Symbol};
@@ -94,12 +94,12 @@ impl V2 {
 
 /// Rows of an annotated-CSV answer. Annotation rows start with `#`; each table starts with a header
 /// row; an `error` column is a query error reported in the body.
-fn parse_csv(text: &str) -> Result<Vec<Row>, String> {
+fn parse_csv(text: &str) -> Result<Vec<Row>, AnswerError> {
     let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
     let mut header: Option<Vec<String>> = None;
     let mut rows = Vec::new();
     for record in reader.records() {
-        let record = record.map_err(|e| format!("the query answer is not CSV: {e}"))?;
+        let record = record.map_err(|e| AnswerError::NotCsv(e.to_string()))?;
         let first = record.get(0).unwrap_or("");
         if record.iter().all(str::is_empty) {
             header = None; // a blank line ends a table
@@ -119,20 +119,26 @@ fn parse_csv(text: &str) -> Result<Vec<Row>, String> {
                 .iter()
                 .position(|c| c == name)
                 .and_then(|i| record.get(i))
-                .ok_or_else(|| format!("a row has no {name}"))
+                .ok_or_else(|| AnswerError::Missing(name.to_owned()))
         };
         if let Ok(error) = cell("error") {
-            return Err(format!("the query failed: {error}"));
+            return Err(AnswerError::QueryFailed(error.to_owned()));
         }
         let float = |name: &str| {
-            cell(name).and_then(|v| v.parse::<f64>().map_err(|_| format!("{name} is not a number: {v:?}")))
+            cell(name).and_then(|v| {
+                v.parse::<f64>().map_err(|_| AnswerError::NotANumber { name: name.to_owned(), value: format!("{v:?}") })
+            })
         };
         let int = |name: &str| {
-            cell(name).and_then(|v| v.parse::<i64>().map_err(|_| format!("{name} is not an integer: {v:?}")))
+            cell(name).and_then(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| AnswerError::NotAnInteger { name: name.to_owned(), value: format!("{v:?}") })
+            })
         };
         let time = cell("_time")?;
-        let open_time =
-            chrono::DateTime::parse_from_rfc3339(time).map_err(|e| format!("_time {time:?}: {e}"))?.timestamp_millis();
+        let open_time = chrono::DateTime::parse_from_rfc3339(time)
+            .map_err(|e| AnswerError::Time { time: time.to_owned(), reason: e.to_string() })?
+            .timestamp_millis();
         rows.push(Row::read(open_time, float, int)?);
     }
     Ok(rows)

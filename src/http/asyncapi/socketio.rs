@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::payloads::{JoinAck, Refusal, Status, TopicsEventAck, TradingUpdate};
 use super::{with_property, Channel, Message, Operation, Schemas};
-use crate::scripts::ingest::{IngestSummary, TradeInput, TradingData, TradingDataReport};
+use crate::script_ingest::ingest::{IngestSummary, TradeInput, TradingData, TradingDataReport};
 
 const DESCRIPTION: &str = "Socket.IO v5 over Engine.IO v4 (HTTP long-polling and WebSocket), namespace `/` only. \
 Each message is an event: its name is the event name, its payload the event's single argument (null for an \

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use super::instruments::{Instruments, MAX_BYTES};
 use super::KiteSettings;
+use crate::feed::body::read_capped;
 use crate::feed::FeedError;
 use crate::model::{Bar, Interval, Symbol};
 
@@ -185,7 +186,8 @@ impl KiteRest {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
-            let body = read_bounded(resp, limit).await.map_err(|e| FeedError::Malformed(format!("{what}: {e}")))?;
+            let body =
+                read_capped(resp, limit as u64).await.map_err(|e| FeedError::Malformed(format!("{what}: {e}")))?;
             if status.as_u16() == 403 {
                 return Err(FeedError::Refused(TOKEN_REFUSED.into()));
             }
@@ -259,17 +261,6 @@ impl KiteRest {
 /// reqwest's errors print the URL; ours never do (the instruments URL could carry a query).
 fn without_url(e: reqwest::Error) -> String {
     e.without_url().to_string()
-}
-
-async fn read_bounded(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
-        if body.len() + chunk.len() > limit {
-            return Err(format!("reply larger than {limit} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 async fn read_file_bounded(path: &str) -> Result<Vec<u8>, FeedError> {

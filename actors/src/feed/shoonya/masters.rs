@@ -20,6 +20,7 @@ use std::io::Read;
 
 use flate2::read::DeflateDecoder;
 
+use crate::feed::body::read_capped;
 use crate::feed::FeedError;
 
 /// Budget of one master, zipped and unzipped (the NFO master is about 10 MB unzipped).
@@ -75,20 +76,34 @@ impl Master {
     }
 }
 
+/// Why a downloaded master could not be read; the feed reports it as refused, naming the master.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MasterError {
+    #[error("not a readable zip: {0}")]
+    Zip(String),
+    #[error("the master unzips to {size} bytes, over the budget of {max}")]
+    OverBudget { size: u32, max: u64 },
+    /// The header as found.
+    #[error("the first line must name Exchange, Token and TradingSymbol columns, found {0:?}")]
+    Header(Vec<String>),
+    #[error("more than {max} malformed rows")]
+    TooManyBadRows { max: usize },
+}
+
 /// Reads a master's bytes: a zip (by its signature) or the CSV text itself.
-pub fn parse_master(bytes: &[u8], max_bytes: u64) -> Result<Master, String> {
+pub fn parse_master(bytes: &[u8], max_bytes: u64) -> Result<Master, MasterError> {
     let text = if bytes.starts_with(b"PK\x03\x04") { unzip_first(bytes, max_bytes)? } else { bytes.to_vec() };
     let text = String::from_utf8_lossy(&text);
     parse_csv(&text)
 }
 
-fn parse_csv(text: &str) -> Result<Master, String> {
+fn parse_csv(text: &str) -> Result<Master, MasterError> {
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let header: Vec<String> =
         lines.next().unwrap_or("").split(',').map(|c| c.trim().trim_start_matches('\u{feff}').to_owned()).collect();
     let column = |name: &str| header.iter().position(|c| c.eq_ignore_ascii_case(name));
     let (Some(exch), Some(token), Some(tsym)) = (column("Exchange"), column("Token"), column("TradingSymbol")) else {
-        return Err(format!("the first line must name Exchange, Token and TradingSymbol columns, found {header:?}"));
+        return Err(MasterError::Header(header));
     };
     let (lot, tick) = (column("LotSize"), column("TickSize"));
     let (name, kind) = (column("Symbol"), column("Instrument"));
@@ -113,7 +128,7 @@ fn parse_csv(text: &str) -> Result<Master, String> {
             _ => {
                 master.skipped += 1;
                 if master.skipped > MAX_BAD_ROWS {
-                    return Err(format!("more than {MAX_BAD_ROWS} malformed rows"));
+                    return Err(MasterError::TooManyBadRows { max: MAX_BAD_ROWS });
                 }
             }
         }
@@ -130,11 +145,11 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
 }
 
 /// The first `.txt` entry of a zip (else its first entry), unzipped within `max_bytes`.
-pub fn unzip_first(zip: &[u8], max_bytes: u64) -> Result<Vec<u8>, String> {
+pub fn unzip_first(zip: &[u8], max_bytes: u64) -> Result<Vec<u8>, MasterError> {
     const EOCD: u32 = 0x0605_4b50;
     const CENTRAL: u32 = 0x0201_4b50;
     const LOCAL: u32 = 0x0403_4b50;
-    let bad = |what: &str| format!("not a readable zip: {what}");
+    let bad = |what: &str| MasterError::Zip(what.to_owned());
     // The end-of-central-directory record: 22 bytes plus a comment of at most 64 KiB, at the end.
     let lowest = zip.len().saturating_sub(22 + 65_535);
     let eocd = (lowest..zip.len().saturating_sub(21))
@@ -170,7 +185,7 @@ pub fn unzip_first(zip: &[u8], max_bytes: u64) -> Result<Vec<u8>, String> {
         return Err(bad("zip64 entries are not supported"));
     }
     if u64::from(size) > max_bytes {
-        return Err(format!("the master unzips to {size} bytes, over the budget of {max_bytes}"));
+        return Err(MasterError::OverBudget { size, max: max_bytes });
     }
     if u32_at(zip, local) != Some(LOCAL) {
         return Err(bad("local header"));
@@ -227,21 +242,6 @@ pub async fn fetch_master(http: &reqwest::Client, source: &str, max_bytes: u64) 
     parse_master(&bytes, max_bytes).map_err(|e| FeedError::Refused(format!("symbol master {source}: {e}")))
 }
 
-/// A response body, refused past `max_bytes` instead of buffered without bound.
-pub async fn read_capped(mut resp: reqwest::Response, max_bytes: u64) -> Result<Vec<u8>, String> {
-    if resp.content_length().is_some_and(|n| n > max_bytes) {
-        return Err(format!("the body is over the budget of {max_bytes} bytes"));
-    }
-    let mut out = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
-        if (out.len() + chunk.len()) as u64 > max_bytes {
-            return Err(format!("the body is over the budget of {max_bytes} bytes"));
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,10 +285,10 @@ mod tests {
         flipped[60] ^= 0xff; // inside the deflated data (after the 30-byte header and the name)
         assert!(parse_master(&flipped, MAX_MASTER_BYTES).is_err(), "CRC or deflate error");
         // Over the budget: refused before inflating.
-        assert!(parse_master(NSE_ZIP, 10).unwrap_err().contains("budget"));
+        assert!(parse_master(NSE_ZIP, 10).unwrap_err().to_string().contains("budget"));
         let mut junk = String::from("Exchange,Token,TradingSymbol\n");
         junk.push_str(&"x\n".repeat(MAX_BAD_ROWS + 1));
-        assert!(parse_master(junk.as_bytes(), MAX_MASTER_BYTES).unwrap_err().contains("malformed rows"));
+        assert!(parse_master(junk.as_bytes(), MAX_MASTER_BYTES).unwrap_err().to_string().contains("malformed rows"));
     }
 
     #[tokio::test]

@@ -22,8 +22,9 @@ use serde_json::{json, Value};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::masters::{fetch_master, master_source, read_capped, Master};
+use super::masters::{fetch_master, master_source, Master};
 use super::ShoonyaSettings;
+use crate::feed::body::read_capped;
 use crate::feed::FeedError;
 use crate::symbol_master::SymbolMaster;
 
@@ -184,7 +185,7 @@ impl Shared {
         let fail = |e: String| FeedError::Connect(format!("{url}: {}", self.redact(&e, token)));
         let resp = self.http()?.post(&url).body(body).send().await.map_err(|e| fail(e.to_string()))?;
         let status = resp.status();
-        let bytes = read_capped(resp, MAX_REPLY_BYTES).await.map_err(fail)?;
+        let bytes = read_capped(resp, MAX_REPLY_BYTES).await.map_err(|e| fail(e.to_string()))?;
         match serde_json::from_slice(&bytes) {
             Ok(v) => Ok(v),
             Err(_) if !status.is_success() => Err(fail(format!("HTTP {status}"))),

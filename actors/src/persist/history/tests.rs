@@ -8,8 +8,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::*;
-use crate::aggregate::{BarUpdate, UpdateKind};
 use crate::aggregator::AggregatorSettings;
+use crate::bars::{BarUpdate, UpdateKind};
 use crate::hub::HubSettings;
 use crate::messages::BarEvents;
 use crate::persist::actor::{Flush, PersistBars, Persister};

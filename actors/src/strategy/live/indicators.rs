@@ -18,8 +18,8 @@ use actix::prelude::*;
 use serde_json::{json, Value};
 
 use super::indicator_channel;
-use crate::aggregate::UpdateKind;
 use crate::aggregator::GetBars;
+use crate::bars::UpdateKind;
 use crate::hub::{ChannelSubscribers, Hub, PublishFrame, SubscribeActor, SubscribeChannel, UnsubscribeChannel};
 use crate::market::Market;
 use crate::messages::{BarEvents, ClientId, Topic};

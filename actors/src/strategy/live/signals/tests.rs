@@ -1,8 +1,8 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::aggregate::{BarUpdate, UpdateKind};
 use crate::aggregator::AggregatorSettings;
+use crate::bars::{BarUpdate, UpdateKind};
 use crate::hub::{ChannelSubscribers, Connect, HubSettings};
 use crate::model::Bar;
 use crate::outbox::Outbox;

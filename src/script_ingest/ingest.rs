@@ -8,7 +8,7 @@ use std::sync::Arc;
 use candlecast_actors::aggregator::UpsertBars;
 use candlecast_actors::engine::valid_symbol;
 use candlecast_actors::messages::Ingest;
-use candlecast_actors::model::{now_ms, Bar, Interval, Side, Symbol, Trade};
+use candlecast_actors::model::{now_ms, Bar, Interval, InvalidTrade, Side, Symbol, TimestampError, Trade};
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +57,33 @@ pub enum UploadError {
     Limit(#[from] CsvLimitError),
     #[error("the upload could not be parsed: the server is shutting down")]
     Unavailable,
+}
+
+/// Why a streamed trade was refused before its symbol was looked up; the text is its [`Refused::reason`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BadTrade {
+    /// As the script spelled it.
+    #[error("symbol {0:?} is not valid (1-20 letters, digits, - _ .)")]
+    Symbol(String),
+    #[error("side must be buy or sell, got {0:?}")]
+    Side(String),
+    #[error("timestamp {0} is not a valid epoch time")]
+    Epoch(f64),
+    #[error(transparent)]
+    Timestamp(#[from] TimestampError),
+    #[error(transparent)]
+    Invalid(#[from] InvalidTrade),
+}
+
+/// Why a symbol's market-data rows fit no interval this server builds; each of its rows is refused with it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum IntervalError {
+    #[error(
+        "rows of this symbol are {gap_s} s apart, which is no interval (1s..1w); set [scripts] market_data_interval"
+    )]
+    NoInterval { gap_s: f64 },
+    #[error("interval {0} is not built by this server (aggregator.intervals)")]
+    NotBuilt(Interval),
 }
 
 /// A refused trade: its position in the batch and why.
@@ -118,16 +145,19 @@ impl Scripts {
                     group.0.push(trade);
                     group.1.push(index);
                 }
-                Err(reason) => summary.rejected.push(Refused { index, reason }),
+                Err(reason) => summary.rejected.push(Refused { index, reason: reason.to_string() }),
             }
         }
         let mut sends = Vec::with_capacity(groups.len());
         for (symbol, (trades, positions)) in groups {
             match self.symbol_entry(&symbol).await {
                 Ok(entry) => sends.push(async move { (entry.aggregator.send(Ingest { trades }).await, positions) }),
-                Err(reason) => summary
-                    .rejected
-                    .extend(positions.into_iter().map(|index| Refused { index, reason: reason.clone() })),
+                Err(refused) => {
+                    let reason = refused.to_string();
+                    summary
+                        .rejected
+                        .extend(positions.into_iter().map(|index| Refused { index, reason: reason.clone() }))
+                }
             }
         }
         for (report, positions) in join_all(sends).await {
@@ -279,8 +309,8 @@ impl Scripts {
             let interval =
                 self.market_data_interval(&rows.iter().map(|&i| parsed.rows[i].timestamp).collect::<Vec<_>>());
             let prepared = match interval {
-                Ok(iv) => self.symbol_entry(&symbol).await.map(|entry| (iv, entry)),
-                Err(e) => Err(e),
+                Ok(iv) => self.symbol_entry(&symbol).await.map(|entry| (iv, entry)).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
             };
             let (interval, entry) = match prepared {
                 Ok(p) => p,
@@ -363,41 +393,41 @@ impl Scripts {
 
     /// The interval of one symbol's market-data rows (ascending timestamps): configured, or the spacing
     /// of the rows, or 1m for a single row. It must be one the aggregators build.
-    fn market_data_interval(&self, timestamps: &[i64]) -> Result<Interval, String> {
+    fn market_data_interval(&self, timestamps: &[i64]) -> Result<Interval, IntervalError> {
         let interval = match self.market_data_interval {
             Some(iv) => iv,
             None => {
                 let gap = timestamps.windows(2).map(|w| w[1] - w[0]).filter(|g| *g > 0).min();
                 match gap {
                     None => Interval::M1,
-                    Some(gap) => Interval::ALL.into_iter().find(|iv| iv.millis() == gap).ok_or_else(|| {
-                        format!("rows of this symbol are {} s apart, which is no interval (1s..1w); set [scripts] market_data_interval", gap as f64 / 1000.0)
-                    })?,
+                    Some(gap) => Interval::ALL
+                        .into_iter()
+                        .find(|iv| iv.millis() == gap)
+                        .ok_or(IntervalError::NoInterval { gap_s: gap as f64 / 1000.0 })?,
                 }
             }
         };
         if !self.market.settings().intervals().contains(&interval) {
-            return Err(format!("interval {interval} is not built by this server (aggregator.intervals)"));
+            return Err(IntervalError::NotBuilt(interval));
         }
         Ok(interval)
     }
 }
 
-fn to_trade(input: TradeInput, now: i64) -> Result<Trade, String> {
+fn to_trade(input: TradeInput, now: i64) -> Result<Trade, BadTrade> {
     let symbol = input.symbol.trim().to_ascii_uppercase();
     if !valid_symbol(&symbol) {
-        return Err(format!("symbol {:?} is not valid (1-20 letters, digits, - _ .)", input.symbol));
+        return Err(BadTrade::Symbol(input.symbol));
     }
     let side = match input.side.as_deref().map(str::to_ascii_lowercase).as_deref() {
         None | Some("") => Side::Unknown,
         Some("buy") => Side::Buy,
         Some("sell") => Side::Sell,
-        Some(other) => return Err(format!("side must be buy or sell, got {other:?}")),
+        Some(other) => return Err(BadTrade::Side(other.to_owned())),
     };
     let exchange_ts = match input.timestamp {
         None => now,
-        Some(TimeInput::Number(n)) => candlecast_actors::model::from_number(n)
-            .ok_or_else(|| format!("timestamp {n} is not a valid epoch time"))?,
+        Some(TimeInput::Number(n)) => candlecast_actors::model::from_number(n).ok_or(BadTrade::Epoch(n))?,
         Some(TimeInput::Text(t)) => candlecast_actors::model::parse_timestamp(&t)?,
     };
     let trade = Trade {
@@ -410,7 +440,7 @@ fn to_trade(input: TradeInput, now: i64) -> Result<Trade, String> {
         id: 0,
     };
     // Here, before the symbol is looked up (or created) and the aggregator sees it.
-    trade.validate().map_err(|e| e.to_string())?;
+    trade.validate()?;
     Ok(trade)
 }
 
@@ -430,9 +460,12 @@ mod tests {
         assert_eq!((t.side, t.exchange_ts), (Side::Unknown, 5));
         let t = to_trade(input("X", Some("buy"), Some(TimeInput::Text("2023-01-01T10:00:00Z".into()))), 5).unwrap();
         assert_eq!(t.exchange_ts, 1_672_567_200_000);
-        assert!(to_trade(input("not valid!", None, None), 5).unwrap_err().contains("symbol"));
-        assert!(to_trade(input("X", Some("hold"), None), 5).unwrap_err().contains("side"));
-        assert!(to_trade(input("X", None, Some(TimeInput::Text("soon".into()))), 5).unwrap_err().contains("timestamp"));
+        assert!(to_trade(input("not valid!", None, None), 5).unwrap_err().to_string().contains("symbol"));
+        assert!(to_trade(input("X", Some("hold"), None), 5).unwrap_err().to_string().contains("side"));
+        assert!(to_trade(input("X", None, Some(TimeInput::Text("soon".into()))), 5)
+            .unwrap_err()
+            .to_string()
+            .contains("timestamp"));
     }
 
     #[test]
@@ -441,7 +474,7 @@ mod tests {
             [(10.0, 1e308, "quantity"), (10.0, -1.0, "quantity"), (10.0, 0.0, "quantity"), (1e300, 1.0, "price")]
         {
             let t = TradeInput { price, qty, ..input("X", None, None) };
-            assert!(to_trade(t, 5).unwrap_err().contains(what), "{price} {qty}");
+            assert!(to_trade(t, 5).unwrap_err().to_string().contains(what), "{price} {qty}");
         }
     }
 

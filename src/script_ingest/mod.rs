@@ -51,6 +51,14 @@ pub enum AuthError {
     Disabled,
 }
 
+/// A script named a symbol the market does not have while scripts hold `max_script_symbols` already.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown symbol {symbol}: scripts may create at most {max} symbols ([scripts] max_script_symbols)")]
+pub struct TooManySymbols {
+    pub symbol: String,
+    pub max: usize,
+}
+
 /// See the module documentation.
 pub struct Scripts {
     keys: Arc<Keys>,
@@ -146,17 +154,14 @@ impl Scripts {
     /// The symbol's entry, creating it with source `script` while under `max_script_symbols`. A created
     /// symbol is recorded in the store before the data that created it is taken, so it is known again
     /// after a restart.
-    pub async fn symbol_entry(&self, symbol: &str) -> Result<SymbolEntry, String> {
+    pub async fn symbol_entry(&self, symbol: &str) -> Result<SymbolEntry, TooManySymbols> {
         if let Some(entry) = self.market.get(symbol) {
             return Ok(entry);
         }
         {
             let mut created = self.created.lock().unwrap_or_else(|e| e.into_inner());
             if created.len() >= self.max_script_symbols && !created.contains(symbol) {
-                return Err(format!(
-                    "unknown symbol {symbol}: scripts may create at most {} symbols ([scripts] max_script_symbols)",
-                    self.max_script_symbols
-                ));
+                return Err(TooManySymbols { symbol: symbol.to_owned(), max: self.max_script_symbols });
             }
             created.insert(symbol.to_owned());
         }

@@ -18,7 +18,7 @@ use candlecast_actors::engine::valid_symbol;
 use candlecast_actors::model::{MAX_PRICE, MAX_QTY};
 use serde::Serialize;
 
-use candlecast_actors::model::parse_timestamp;
+use candlecast_actors::model::{parse_timestamp, TimestampError};
 
 /// Row errors listed in one report at most; the count still covers them all.
 pub const MAX_LISTED_ERRORS: usize = 1000;
@@ -62,6 +62,36 @@ pub struct RowError {
     pub csv: &'static str,
     pub line: u64,
     pub reason: String,
+}
+
+/// Why one row was refused; its text is the row's [`RowError::reason`], which scripts read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BadRow {
+    #[error("{column} is empty")]
+    Empty { column: String },
+    #[error("{column} is not a finite number: {raw:?}")]
+    NotANumber { column: String, raw: String },
+    #[error("{column} must be above 0, got {value}")]
+    NotPositive { column: &'static str, value: f64 },
+    /// Larger values would overflow sums (bar volumes) to infinity.
+    #[error("{column} must be at most {max:e}, got {value:e}")]
+    TooLarge { column: &'static str, max: f64, value: f64 },
+    #[error("volume must not be negative, got {0}")]
+    NegativeVolume(f64),
+    #[error("prices are inconsistent: low {low} and high {high} must enclose open {open} and close {close}")]
+    InconsistentPrices { open: f64, high: f64, low: f64, close: f64 },
+    #[error("trades must be a whole number up to {max}, got {raw:?}")]
+    TradeCount { max: u64, raw: String },
+    #[error("strategy is longer than {max} bytes")]
+    StrategyTooLong { max: usize },
+    /// As the row spelled it.
+    #[error("side must be BUY or SELL, got {0:?}")]
+    Side(String),
+    /// As the row spelled it.
+    #[error("symbol {0:?} is not valid (1-20 letters, digits, - _ .)")]
+    Symbol(String),
+    #[error(transparent)]
+    Timestamp(#[from] TimestampError),
 }
 
 /// An executed trade a script reports (not a market trade: it has a P&L and a strategy).
@@ -145,12 +175,12 @@ pub fn parse_trades(text: &str, limits: CsvLimits) -> Result<Parsed<ExecutedTrad
         let price = row.positive("price", MAX_PRICE)?;
         let strategy = row.get("strategy");
         if strategy.len() > MAX_STRATEGY_BYTES {
-            return Err(format!("strategy is longer than {MAX_STRATEGY_BYTES} bytes"));
+            return Err(BadRow::StrategyTooLong { max: MAX_STRATEGY_BYTES });
         }
         let side = match row.get("side").to_ascii_uppercase().as_str() {
             "BUY" => "BUY",
             "SELL" => "SELL",
-            other => return Err(format!("side must be BUY or SELL, got {other:?}")),
+            other => return Err(BadRow::Side(other.to_owned())),
         };
         Ok(ExecutedTrade {
             timestamp: row.timestamp()?,
@@ -174,16 +204,14 @@ pub fn parse_market_data(text: &str, limits: CsvLimits) -> Result<Parsed<MarketR
             row.positive("close", MAX_PRICE)?,
         ];
         if low > open.min(close) || high < open.max(close) {
-            return Err(format!(
-                "prices are inconsistent: low {low} and high {high} must enclose open {open} and close {close}"
-            ));
+            return Err(BadRow::InconsistentPrices { open, high, low, close });
         }
         let volume = row.number("volume")?;
         if volume < 0.0 {
-            return Err(format!("volume must not be negative, got {volume}"));
+            return Err(BadRow::NegativeVolume(volume));
         }
         if volume > MAX_VOLUME {
-            return Err(format!("volume must be at most {MAX_VOLUME:e}, got {volume:e}"));
+            return Err(BadRow::TooLarge { column: "volume", max: MAX_VOLUME, value: volume });
         }
         let trades = match row.get("trades") {
             "" => None,
@@ -191,7 +219,7 @@ pub fn parse_market_data(text: &str, limits: CsvLimits) -> Result<Parsed<MarketR
                 t.parse::<u64>()
                     .ok()
                     .filter(|n| *n <= MAX_TRADE_COUNT)
-                    .ok_or_else(|| format!("trades must be a whole number up to {MAX_TRADE_COUNT}, got {t:?}"))?,
+                    .ok_or_else(|| BadRow::TradeCount { max: MAX_TRADE_COUNT, raw: t.to_owned() })?,
             ),
         };
         let mut indicators = BTreeMap::new();
@@ -252,56 +280,59 @@ impl Row<'_> {
         self.columns.index.get(column).and_then(|&i| self.record.get(i)).unwrap_or("")
     }
 
-    fn number(&self, column: &str) -> Result<f64, String> {
+    fn number(&self, column: &str) -> Result<f64, BadRow> {
         parse_number(column, self.get(column))
     }
 
     /// A finite number above 0 and at most `max` (larger ones would overflow sums to infinity).
-    fn positive(&self, column: &str, max: f64) -> Result<f64, String> {
+    fn positive(&self, column: &'static str, max: f64) -> Result<f64, BadRow> {
         let v = self.number(column)?;
         if v <= 0.0 {
-            Err(format!("{column} must be above 0, got {v}"))
+            Err(BadRow::NotPositive { column, value: v })
         } else if v > max {
-            Err(format!("{column} must be at most {max:e}, got {v:e}"))
+            Err(BadRow::TooLarge { column, max, value: v })
         } else {
             Ok(v)
         }
     }
 
-    fn optional_number(&self, column: &str) -> Result<Option<f64>, String> {
+    fn optional_number(&self, column: &str) -> Result<Option<f64>, BadRow> {
         match self.get(column) {
             "" => Ok(None),
             raw => parse_number(column, raw).map(Some),
         }
     }
 
-    fn optional_number_at(&self, column: &str, index: usize) -> Result<Option<f64>, String> {
+    fn optional_number_at(&self, column: &str, index: usize) -> Result<Option<f64>, BadRow> {
         match self.record.get(index).unwrap_or("") {
             "" => Ok(None),
             raw => parse_number(column, raw).map(Some),
         }
     }
 
-    fn timestamp(&self) -> Result<i64, String> {
-        parse_timestamp(self.get("timestamp"))
+    fn timestamp(&self) -> Result<i64, BadRow> {
+        Ok(parse_timestamp(self.get("timestamp"))?)
     }
 
-    fn symbol(&self) -> Result<String, String> {
+    fn symbol(&self) -> Result<String, BadRow> {
         let symbol = self.get("symbol").to_ascii_uppercase();
         if valid_symbol(&symbol) {
             Ok(symbol)
         } else {
-            Err(format!("symbol {:?} is not valid (1-20 letters, digits, - _ .)", self.get("symbol")))
+            Err(BadRow::Symbol(self.get("symbol").to_owned()))
         }
     }
 }
 
 /// A finite number (`inf`, `NaN` and overflowing text such as `1e400` are refused).
-fn parse_number(column: &str, raw: &str) -> Result<f64, String> {
+fn parse_number(column: &str, raw: &str) -> Result<f64, BadRow> {
     if raw.is_empty() {
-        return Err(format!("{column} is empty"));
+        return Err(BadRow::Empty { column: column.to_owned() });
     }
-    raw.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| format!("{column} is not a finite number: {raw:?}"))
+    raw.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| BadRow::NotANumber { column: column.to_owned(), raw: raw.to_owned() })
 }
 
 fn parse<T>(
@@ -309,7 +340,7 @@ fn parse<T>(
     csv_name: &'static str,
     required: &[&str],
     limits: CsvLimits,
-    read: impl Fn(&Row) -> Result<T, String>,
+    read: impl Fn(&Row) -> Result<T, BadRow>,
 ) -> Result<Parsed<T>, CsvLimitError> {
     let mut parsed = Parsed::new(csv_name);
     if text.trim().is_empty() {
@@ -359,7 +390,7 @@ fn parse<T>(
                         parsed.rows.push(row);
                         parsed.records.push(record.clone());
                     }
-                    Err(reason) => parsed.refuse(line, reason),
+                    Err(reason) => parsed.refuse(line, reason.to_string()),
                 }
             }
             Err(e) => {
