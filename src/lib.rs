@@ -37,6 +37,7 @@ pub mod fuzzing {
     pub use crate::ws::request::decode as decode_ws_request;
 }
 
+use candlecast_actors::model::Symbol;
 use std::future::Future;
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -147,7 +148,7 @@ fn start_strategy_actors(engine: &Engine, config: &Config, connection_ceiling: u
         actix_web::rt::spawn(async move {
             // Wait (up to a minute) for the symbol's backfill, so the strategy starts warmed up.
             for _ in 0..600 {
-                if let Some(e) = market.get(&spec.symbol.to_ascii_uppercase()) {
+                if let Some(e) = market.get(&Symbol::normalize(&spec.symbol)) {
                     if e.aggregator.send(GetQuote).await.ok().flatten().is_some() {
                         break;
                     }

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use candlecast_actors::model::{Bar, Interval};
+use candlecast_actors::model::{Bar, Interval, Symbol};
 use candlecast_actors::persist::{spawn_retention, wall_clock, RetentionSettings, RetentionStats, Schedule};
 use candlecast_actors::persist::{EmbeddedStore, EMBEDDED_FILE_NAME as FILE_NAME};
 use candlecast_actors::persist::{Range, Store, StoredBar};
@@ -57,7 +57,7 @@ fn args() -> Args {
 
 /// `n` 1s bars, time-major over `symbols` symbols, from `start`, in batches.
 fn batches(symbols: usize, n: usize, batch: usize, start: i64) -> Vec<Arc<[StoredBar]>> {
-    let names: Vec<Arc<str>> = (0..symbols).map(|i| Arc::from(format!("SYM{i:05}USDT"))).collect();
+    let names: Vec<Symbol> = (0..symbols).map(|i| Symbol::from(format!("SYM{i:05}USDT"))).collect();
     let all: Vec<StoredBar> = (0..n)
         .map(|i| {
             let (t, s) = ((i / symbols) as i64, i % symbols);

@@ -6,6 +6,7 @@
 //! a missing or wrong key: 401. Every refused attempt is counted (`admin_refused` in `/api/stats`) and
 //! logged with the peer address and the reason, never with the key.
 
+use candlecast_actors::model::Symbol;
 use std::sync::atomic::Ordering;
 
 use actix_web::http::StatusCode;
@@ -105,7 +106,7 @@ struct AddFeed {
 pub async fn add(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> Result<HttpResponse, FeedsError> {
     state.admin.authorize(&req)?;
     let AddFeed { source, symbol } = serde_json::from_slice(&body).map_err(|e| FeedsError::BadBody(e.to_string()))?;
-    let symbol = symbol.to_ascii_uppercase();
+    let symbol = Symbol::normalize(&symbol);
     let source: FeedSource = source.parse().map_err(EngineError::from)?;
     let handle = state.engine.feeds.add(source, &symbol)?;
     tracing::info!(%symbol, %source, "feed added through the API");
@@ -124,7 +125,7 @@ pub async fn remove(
 ) -> Result<HttpResponse, FeedsError> {
     state.admin.authorize(&req)?;
     let (source, symbol) = path.into_inner();
-    let symbol = symbol.to_ascii_uppercase();
+    let symbol = Symbol::normalize(&symbol).to_string();
     // A source that does not parse runs no feed: the same 404 as a known source without this symbol.
     match source.parse::<FeedSource>().ok().and_then(|s| state.engine.feeds.remove(s, &symbol)) {
         Some(handle) => Ok(HttpResponse::Ok().json(json!({ "removed": feed_json(&handle, now_ms()) }))),

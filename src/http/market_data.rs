@@ -1,5 +1,6 @@
 //! Market data routes: `/api/symbols`, `/api/price/{symbol}`, `/api/historical/{symbol}`.
 
+use candlecast_actors::model::Symbol;
 use std::collections::HashMap;
 
 use actix_web::{get, web, HttpRequest, HttpResponse};
@@ -14,7 +15,7 @@ use crate::AppState;
 
 /// Looks a symbol up, case-insensitively.
 pub fn find_symbol(state: &AppState, symbol: &str) -> Result<SymbolEntry, ApiError> {
-    state.engine.market.get(&symbol.to_ascii_uppercase()).ok_or_else(|| ApiError::UnknownSymbol(symbol.to_owned()))
+    state.engine.market.get(&Symbol::normalize(symbol)).ok_or_else(|| ApiError::UnknownSymbol(symbol.to_owned()))
 }
 
 async fn quote(entry: &SymbolEntry) -> Option<(f64, i64)> {

@@ -7,6 +7,7 @@
 use actix_multipart::Multipart;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::http::StatusCode;
+use candlecast_actors::model::Symbol;
 use std::collections::HashMap;
 
 use actix_web::{get, post, route, web, HttpRequest, HttpResponse, ResponseError};
@@ -184,7 +185,7 @@ pub async fn trades(
             )
         }
     };
-    let symbol = query.get("symbol").map(|s| s.trim().to_ascii_uppercase()).filter(|s| !s.is_empty());
+    let symbol = query.get("symbol").map(|s| Symbol::normalize(s.trim()).to_string()).filter(|s| !s.is_empty());
     let trades = state.scripts.recent_trades(symbol.clone(), limit).await;
     let out: Vec<TradeOut> = trades.iter().map(|t| TradeOut { trade: t, time: format_iso(t.timestamp) }).collect();
     Ok(HttpResponse::Ok().json(json!({ "symbol": symbol, "trades": out })))

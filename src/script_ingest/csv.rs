@@ -12,6 +12,7 @@
 //! than `max_columns` or longer than `max_rows` is refused as a whole ([`CsvLimitError`]), before any of
 //! it is kept. Prices, quantities and volumes are bounded so that no sum of them overflows to infinity.
 
+use candlecast_actors::model::Symbol;
 use std::collections::{BTreeMap, HashMap};
 
 use candlecast_actors::engine::valid_symbol;
@@ -315,7 +316,7 @@ impl Row<'_> {
     }
 
     fn symbol(&self) -> Result<String, BadRow> {
-        let symbol = self.get("symbol").to_ascii_uppercase();
+        let symbol = Symbol::normalize(self.get("symbol")).to_string();
         if valid_symbol(&symbol) {
             Ok(symbol)
         } else {

@@ -415,7 +415,7 @@ impl Scripts {
 }
 
 fn to_trade(input: TradeInput, now: i64) -> Result<Trade, BadTrade> {
-    let symbol = input.symbol.trim().to_ascii_uppercase();
+    let symbol = Symbol::normalize(input.symbol.trim());
     if !valid_symbol(&symbol) {
         return Err(BadTrade::Symbol(input.symbol));
     }

@@ -6,6 +6,7 @@
 //! updates and the session's own replies — goes through the client's [`Outbox`], which is bounded in
 //! bytes; [`SessionBody`] streams the outbox to the socket while it drives the actor.
 
+use candlecast_actors::model::Symbol;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -372,7 +373,7 @@ impl WsSession {
             Ok(s) => s,
             Err(e) => return self.reply_error(ErrorMessage::new(ErrorCode::InvalidParameter, e.to_string(), id), ctx),
         };
-        let Some(entry) = self.market.get(&req.trading_pair.to_ascii_uppercase()) else {
+        let Some(entry) = self.market.get(&Symbol::normalize(&req.trading_pair)) else {
             return self.reply_error(TopicError::UnknownSymbol(req.trading_pair).reply(id), ctx);
         };
         if self.waiting.len() >= MAX_WAITING_REQUESTS {

@@ -107,7 +107,7 @@ impl TopicList {
         if pairs.is_empty() {
             return Err(TopicError::NoPairs);
         }
-        let mut names: Vec<String> = pairs.iter().map(|s| s.to_ascii_uppercase()).collect();
+        let mut names: Vec<String> = pairs.iter().map(|s| Symbol::normalize(s).to_string()).collect();
         let mut refused = Vec::new();
         if unknown != UnknownSymbols::Allowed {
             let (known, missing): (Vec<String>, Vec<String>) = names.into_iter().partition(|s| is_known(s));
@@ -134,7 +134,7 @@ impl TopicList {
 /// The topic of an indicator or signal request: one pair, which the market must have (`is_known`).
 pub fn stream_topic(pair: &str, interval: Option<&str>, is_known: impl Fn(&str) -> bool) -> Result<Topic, TopicError> {
     let interval = protocol::parse_interval(interval)?;
-    let symbol = pair.to_ascii_uppercase();
+    let symbol = Symbol::normalize(pair);
     if !is_known(&symbol) {
         return Err(TopicError::UnknownSymbol(pair.to_owned()));
     }

@@ -3,6 +3,7 @@
 mod bar;
 mod calendar;
 mod interval;
+mod symbol;
 pub(crate) mod time;
 mod trade;
 
@@ -12,8 +13,7 @@ pub use interval::{Interval, UnknownInterval};
 pub use time::{format_iso, from_number, parse_iso, parse_timestamp, TimestampError};
 pub use trade::{InvalidTrade, Side, Trade, MAX_PRICE, MAX_QTY};
 
-/// A trading pair such as `BTCUSDT`. Shared, because every bar and message carries it.
-pub type Symbol = std::sync::Arc<str>;
+pub use symbol::Symbol;
 
 /// Prices are `f64`, not a fixed-point decimal: every consumer (JSON, JavaScript charts, InfluxDB fields,
 /// indicator maths) speaks f64, so a decimal would be converted at every edge and buy nothing. Bars only

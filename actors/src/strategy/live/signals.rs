@@ -145,7 +145,7 @@ impl Handler<StartStrategy> for LiveStrategies {
         let spec = msg.0;
         let checked = build_strategy(&spec.strategy, &spec.params).map_err(StartError::from).and_then(|s| {
             self.market
-                .get(&spec.symbol.to_ascii_uppercase())
+                .get(&Symbol::normalize(&spec.symbol))
                 .map(|e| (s, e))
                 .ok_or_else(|| StartError::UnknownSymbol(spec.symbol.clone()))
         });
