@@ -72,6 +72,8 @@ pub(crate) struct AppState {
     pub cluster: Option<candlecast_actors::cluster::Cluster>,
     /// Slows down hosts that keep being refused (see `http::refusal_delay`).
     pub refusal_throttles: Arc<http::refusal_delay::RefusalThrottles>,
+    /// Open HTTP connections per host, and refused ones held (see `http::tarpit`).
+    pub connections: Arc<http::connections::Connections>,
 }
 
 /// A listening socket on `host:port` with an accept backlog of `backlog` (std's `TcpListener::bind`
@@ -220,6 +222,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
             &config.http.unlimited_hosts,
         ),
     });
+    let connections = http::connections::Connections::new(&config.http);
     let admin = Arc::new(http::admin::Admin::new(keys.clone()));
     let jobs = Arc::new(jobs::Jobs::new(&config.jobs, keys, admin.clone())?);
     let state = AppState {
@@ -234,6 +237,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         socketio,
         cluster,
         refusal_throttles,
+        connections: connections.clone(),
     };
 
     let feeds = state.engine.feeds.clone();
@@ -251,12 +255,13 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     });
 
     let static_dir = config.server.static_dir.clone();
-    let connections = http::connections::Connections::new(&config.http);
     let mut server = HttpServer::new(move || {
         let static_dir = static_dir.clone();
         App::new()
             .app_data(web::Data::new(state.clone()))
             .wrap(actix_web::middleware::from_fn(http::refusal_delay::delay_refusals))
+            // Outermost: a held refused connection is answered before anything else runs.
+            .wrap(actix_web::middleware::from_fn(http::tarpit::answer_held_refusals))
             .configure(|cfg| http::configure(cfg, &static_dir))
             .default_service(web::to(http::not_found))
     })

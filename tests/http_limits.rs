@@ -165,14 +165,15 @@ async fn a_host_over_its_http_connection_limit_gets_429_and_is_closed_and_a_clos
     .await;
     let before = refused(&server, "http_connections_per_host").await;
     let mut held = Vec::new();
-    for _ in 0..4 {
-        held.push(TcpStream::connect(server.addr).await.unwrap());
+    for _ in 0..3 {
+        // Admitted for sure (a connection of the start-up polls may still hold a place for a moment, and
+        // `over` would then be admitted and kept open), then idle with a request head never finished.
+        let mut idle = admitted(&server).await;
+        idle.write_all(b"GET /health HTTP/1.1\r\n").await.unwrap();
+        held.push(idle);
     }
-    // One of the four is over the limit: the last the server admits, which need not be the last connected
-    // (workers take accepted connections in parallel; under load the fourth can be admitted first).
-    let (answer, refused_one, _) =
-        futures_util::future::select_all(held.iter_mut().map(|s| Box::pin(read_until_closed(s)))).await;
-    held.remove(refused_one);
+    let mut over = TcpStream::connect(server.addr).await.unwrap();
+    let answer = read_until_closed(&mut over).await;
     assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
     assert!(answer.contains("http_connections_per_host") && answer.contains("max_connections_per_host"), "{answer}");
     let mut again = TcpStream::connect(server.addr).await.unwrap();
@@ -247,4 +248,120 @@ async fn ws_rate_limits_and_abuse_closes_are_counted_in_the_refusal_family() {
     assert_eq!(code, Some(1008));
     assert!(refused(&server, "ws_messages_per_second").await > rate);
     assert!(refused(&server, "ws_errors_per_10s").await > abuse);
+}
+
+/// `GET path` on a kept-alive connection: the status and the body (the server sends a content-length).
+async fn get_on(stream: &mut TcpStream, path: &str) -> (u16, String) {
+    try_get_on(stream, path).await.unwrap_or_else(|got| panic!("closed after {got:?}"))
+}
+
+/// Like [`get_on`]; what came before the server closed the connection (or it failed) as the error.
+async fn try_get_on(stream: &mut TcpStream, path: &str) -> Result<(u16, String), String> {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16384];
+    loop {
+        let read = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut buf)).await;
+        let n = read.expect("an answer within a minute").unwrap_or(0);
+        if n == 0 {
+            return Err(String::from_utf8_lossy(&got).into_owned());
+        }
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got).into_owned();
+        let Some(end) = text.find("\r\n\r\n") else { continue };
+        let length: usize = text[..end]
+            .lines()
+            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+            .and_then(|v| v.parse().ok())
+            .expect("a content-length");
+        if got.len() >= end + 4 + length {
+            let status = text[9..12].parse().expect("a status");
+            return Ok((status, String::from_utf8_lossy(&got[end + 4..end + 4 + length]).into_owned()));
+        }
+    }
+}
+
+/// A connection the server admitted (it answers 200 on it): the test's own earlier connections may
+/// still hold the host's places for a moment after they closed.
+async fn admitted(server: &TestServer) -> TcpStream {
+    for _ in 0..600 {
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        if let Ok((200, _)) = try_get_on(&mut stream, "/health").await {
+            return stream;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("never admitted");
+}
+
+async fn held_refusals(stream: &mut TcpStream) -> Value {
+    let (status, body) = get_on(stream, "/api/stats").await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str::<Value>(&body).expect("JSON")["stats"]["http_refusals"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_refused_again_and_again_gets_its_429_late_and_past_the_held_budget_is_closed_at_once() {
+    const DELAY_MS: u64 = 1500;
+    let server = TestServer::start(&public(&[
+        ("http.max_connections_per_host", Toml::Integer(3)),
+        ("http.client_request_timeout_ms", Toml::Integer(600_000)),
+        ("http.refusals_free_per_10s", Toml::Integer(2)),
+        ("http.connection_refusal_delay_ms", Toml::Integer(DELAY_MS as i64)),
+        ("http.max_held_refusals_per_host", Toml::Integer(1)),
+        ("http.max_held_refusals", Toml::Integer(100)),
+    ]))
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut idle = admitted(&server).await;
+        // A next request head begun and never finished: no keep-alive timeout closes it meanwhile.
+        idle.write_all(b"GET /health HTTP/1.1\r\n").await.unwrap();
+        held.push(idle);
+    }
+    let mut stats_on = admitted(&server).await;
+    // The free refusals are answered at once (their time is not measured: the machine may be loaded).
+    for _ in 0..2 {
+        let mut over = TcpStream::connect(server.addr).await.unwrap();
+        assert!(read_until_closed(&mut over).await.starts_with("HTTP/1.1 429"));
+    }
+    // The next one is held: nothing, not even the end, reaches it before the delay.
+    let started = std::time::Instant::now();
+    let mut late = TcpStream::connect(server.addr).await.unwrap();
+    late.write_all(b"GET /api/symbols HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
+    let late = tokio::spawn(async move { (read_until_closed(&mut late).await, started.elapsed()) });
+    // Meanwhile the host's admitted connections still work, and show the held one.
+    let mut now = Value::Null;
+    for _ in 0..600 {
+        now = held_refusals(&mut stats_on).await;
+        if now["held"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(now["held"], 1, "{now}");
+    assert_eq!(now["closed_at_once"], 0, "{now}");
+    // The held budget (1 per host) is full: the next one is closed at once, without an answer.
+    let mut past = TcpStream::connect(server.addr).await.unwrap();
+    let nothing = read_until_closed(&mut past).await;
+    assert!(nothing.is_empty(), "{nothing}");
+    let (answer, elapsed) = late.await.expect("the held connection's reader");
+    assert!(elapsed >= Duration::from_millis(DELAY_MS), "answered after {elapsed:?}");
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(answer.contains("http_connections_per_host") && answer.contains("max_connections_per_host"), "{answer}");
+    // Answered, the held connection gives its place back; the one closed at once is counted.
+    for _ in 0..600 {
+        now = held_refusals(&mut stats_on).await;
+        if now["held"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(now["held"], 0, "{now}");
+    assert_eq!(now["closed_at_once"], 1, "{now}");
+    let (status, metrics) = get_on(&mut stats_on, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(metrics.contains("candlecast_http_refusals_held 0"), "{metrics}");
+    assert!(metrics.contains("candlecast_http_refusals_closed_at_once_total 1"), "{metrics}");
 }

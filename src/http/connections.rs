@@ -9,20 +9,27 @@
 //! ends it without parsing anything. This needs no second acceptor or server construction of our own,
 //! and everything actix-web does per connection (keep-alive, timeouts, TCP_NODELAY) stays as it is.
 //!
+//! A host that keeps being refused gets its refusals held instead (see [`super::tarpit`]): past its free
+//! refusals over 10 s (`[http] refusals_free_per_10s`), a refused connection is answered only after
+//! `[http] connection_refusal_delay_ms`, or closed at once when the held budgets are full.
+//!
 //! Hosts in `[http] unlimited_hosts` (loopback by default: a load test's 19,000 /ws clients) are not
-//! counted. Refusals are counted as `candlecast_refused_total{limit="http_connections_per_host"}`.
+//! counted, refused nor held. Every refusal, answered at once, held or closed, is counted as
+//! `candlecast_refused_total{limit="http_connections_per_host"}`.
 
 use std::any::Any;
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::{IpAddr, Shutdown};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use actix_web::dev::Extensions;
 use actix_web::rt::net::TcpStream;
 use candlecast_actors::refusals::refused;
-use serde_json::json;
 
+use super::refusal_delay::RefusalThrottle;
+use super::tarpit::{refusal_body, HeldRefusals};
 use crate::config::HttpConfig;
 use crate::ws::admission::host_key;
 
@@ -33,6 +40,9 @@ pub struct Connections {
     unlimited: Vec<IpAddr>,
     per_host: usize,
     open: Mutex<HashMap<IpAddr, usize>>,
+    /// Refused connections per host over 10 s: past the free ones, a refusal is held.
+    throttle: RefusalThrottle,
+    pub held: Arc<HeldRefusals>,
 }
 
 /// A connection's place in its host's count; given back when actix drops the connection's data.
@@ -47,6 +57,12 @@ impl Connections {
             unlimited: config.unlimited_hosts.iter().map(|ip| host_key(*ip)).collect(),
             per_host: config.max_connections_per_host,
             open: Mutex::new(HashMap::new()),
+            throttle: RefusalThrottle::new(
+                config.refusals_free_per_10s,
+                std::time::Duration::from_millis(config.connection_refusal_delay_ms),
+                &config.unlimited_hosts,
+            ),
+            held: HeldRefusals::new(config),
         })
     }
 
@@ -66,19 +82,33 @@ impl Connections {
         Ok(Some(ConnectionPermit { connections: self.clone(), host }))
     }
 
-    /// The `on_connect` hook: admits the connection or answers 429 and shuts it down.
+    /// The `on_connect` hook: admits the connection, or refuses it: a 429 at once, held (the 429 later,
+    /// see [`super::tarpit`]) or, past the held budgets, closed at once without an answer.
     pub fn on_connect(self: &Arc<Self>, io: &dyn Any, data: &mut Extensions) {
         let Some(stream) = io.downcast_ref::<TcpStream>() else { return };
         let Ok(peer) = stream.peer_addr() else { return };
-        match self.admit(peer.ip()) {
+        let limit = match self.admit(peer.ip()) {
             Ok(Some(permit)) => {
                 data.insert(permit);
+                return;
             }
-            Ok(None) => {}
-            Err(limit) => {
-                refused(LIMIT);
-                tracing::debug!(%peer, "refused HTTP connection: host over its connection limit");
-                refuse(stream, limit);
+            Ok(None) => return,
+            Err(limit) => limit,
+        };
+        refused(LIMIT);
+        let now = Instant::now();
+        if self.throttle.refused(now, Some(peer.ip())).is_zero() {
+            tracing::debug!(%peer, "refused HTTP connection: host over its connection limit");
+            return refuse(stream, limit);
+        }
+        match self.held.hold(host_key(peer.ip().to_canonical()), now, limit) {
+            // The connection goes on to its dispatcher, which answers whatever it asks late.
+            Some(held) => {
+                data.insert(held);
+            }
+            // Nothing written: the cheapest end, and the peer learns nothing it did not know.
+            None => {
+                let _ = socket2::SockRef::from(stream).shutdown(Shutdown::Both);
             }
         }
     }
@@ -87,11 +117,7 @@ impl Connections {
 /// Writes the 429 (a new connection's send buffer always takes it whole) and shuts both directions: the
 /// dispatcher then reads EOF and drops the connection without parsing anything.
 fn refuse(stream: &TcpStream, limit: usize) {
-    let body = json!({
-        "error": LIMIT,
-        "detail": format!("this host already holds {limit} open HTTP connections, the limit ([http] max_connections_per_host; limit {LIMIT}); close some or retry later"),
-    })
-    .to_string();
+    let body = refusal_body(limit);
     let head = format!(
         "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
         body.len()
@@ -129,6 +155,9 @@ mod tests {
             history_burst_bars_per_host: 1,
             refusals_free_per_10s: 1,
             refusal_delay_ms: 0,
+            connection_refusal_delay_ms: 0,
+            max_held_refusals_per_host: 1,
+            max_held_refusals: 1,
         };
         let c = Connections::new(&config);
         let host: IpAddr = "192.0.2.1".parse().unwrap();

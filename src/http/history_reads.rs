@@ -278,6 +278,9 @@ mod tests {
             history_burst_bars_per_host: burst,
             refusals_free_per_10s: 1,
             refusal_delay_ms: 0,
+            connection_refusal_delay_ms: 0,
+            max_held_refusals_per_host: 1,
+            max_held_refusals: 1,
         }
     }
 

@@ -13,6 +13,7 @@
 //! - [`error`]: the JSON error type every route returns.
 //! - [`history_reads`]: where history reads run, and the per-host and total budgets they are under.
 //! - [`connections`]: the per-host budget of open HTTP connections.
+//! - [`tarpit`]: repeated connection refusals held and answered late, under budgets of their own.
 //! - [`openapi`]: the OpenAPI document (`/api/openapi.json`) and its offline page (`/docs`).
 //! - [`asyncapi`]: the AsyncAPI document of `/ws` and Socket.IO (`/api/asyncapi.json`).
 
@@ -31,6 +32,7 @@ pub(crate) mod status;
 pub(crate) mod store_stats;
 pub(crate) mod strategies;
 pub(crate) mod symbol_search;
+pub(crate) mod tarpit;
 pub(crate) mod trading_data;
 
 use actix_web::{web, HttpRequest, HttpResponse};

@@ -43,6 +43,8 @@ pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
     );
     stats.insert("admin_refused".into(), json!(state.admin.refused.load(Ordering::Relaxed)));
     stats.insert("refused".into(), refused_json());
+    let held = &state.connections.held;
+    stats.insert("http_refusals".into(), json!({ "held": held.held_now(), "closed_at_once": held.closed_at_once() }));
     stats.insert("jobs".into(), crate::jobs::stats_json(&state.jobs));
     stats.insert("scripts".into(), crate::script_ingest::stats::stats_json(&state).into());
     let computations =
@@ -233,6 +235,21 @@ fn record_refusals() {
     metrics::counter!("candlecast_refused_key_logs_suppressed_total").absolute(super::auth_log::suppressed());
 }
 
+/// Refused HTTP connections held now, and those closed at once for want of room (see `http::tarpit`).
+fn record_held_refusals(state: &AppState) {
+    metrics::describe_gauge!(
+        "candlecast_http_refusals_held",
+        "Refused HTTP connections held now, to be answered 429 after [http] connection_refusal_delay_ms"
+    );
+    metrics::describe_counter!(
+        "candlecast_http_refusals_closed_at_once_total",
+        "Refused HTTP connections closed at once, unanswered: the held budgets were full"
+    );
+    let held = &state.connections.held;
+    metrics::gauge!("candlecast_http_refusals_held").set(held.held_now() as f64);
+    metrics::counter!("candlecast_http_refusals_closed_at_once_total").absolute(held.closed_at_once());
+}
+
 /// Prometheus text exposition of every counter in `telemetry`, plus per-symbol trade figures.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text exposition (README, Metrics)", body = String, content_type = "text/plain")))]
@@ -266,6 +283,7 @@ pub async fn metrics_route(state: web::Data<AppState>) -> HttpResponse {
     crate::script_ingest::stats::record_metrics(&state);
     crate::jobs::record_metrics(&state.jobs);
     record_refusals();
+    record_held_refusals(&state);
     super::store_stats::record_metrics(&state).await;
     if let Some(cluster) = &state.cluster {
         for m in CLUSTER_METRICS {
