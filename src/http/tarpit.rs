@@ -43,6 +43,8 @@ pub struct HeldRefusals {
     delay: Duration,
     held: Mutex<(usize, HashMap<IpAddr, usize>)>,
     closed_at_once: AtomicU64,
+    /// Refusals held so far: the seed of each one's spread.
+    holds: AtomicU64,
 }
 
 /// A refused connection being held: its place in the budgets (given back when actix drops the
@@ -62,7 +64,18 @@ impl HeldRefusals {
             delay: Duration::from_millis(config.connection_refusal_delay_ms),
             held: Mutex::new((0, HashMap::new())),
             closed_at_once: AtomicU64::new(0),
+            holds: AtomicU64::new(0),
         })
+    }
+
+    /// When to answer a refusal accepted at `accepted`: after the delay plus up to half of it again, spread
+    /// over the refusals. A flood that reconnects as soon as it is answered comes back all at once, and
+    /// answered all at once it comes back again in one wave: thousands of accepts, 429s and closes in a few
+    /// ms every delay, which in the abuse benchmark put the healthy clients' p99 at 100 ms in one run.
+    fn answer_at(&self, accepted: Instant) -> Instant {
+        let spread_ms = (self.delay.as_millis() as u64 / 2).max(1);
+        let n = self.holds.fetch_add(1, Ordering::Relaxed);
+        accepted + self.delay + Duration::from_millis(mix(n) % spread_ms)
     }
 
     /// A place for one more held refusal of `host` (a host key), answered `delay` after `accepted`;
@@ -78,7 +91,7 @@ impl HeldRefusals {
         }
         *total += 1;
         hosts.insert(host, n + 1);
-        Some(HeldRefusal { held: self.clone(), host, answer_at: accepted + self.delay, limit })
+        Some(HeldRefusal { held: self.clone(), host, answer_at: self.answer_at(accepted), limit })
     }
 
     /// Refused connections held now, all hosts together.
@@ -132,6 +145,14 @@ pub async fn answer_held_refusals(
     Ok(req.into_response(response).map_into_right_body())
 }
 
+/// SplitMix64's finalizer: consecutive numbers to well-spread ones (no randomness needed, only spread).
+fn mix(n: u64) -> u64 {
+    let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,11 +165,13 @@ mod tests {
             delay: Duration::from_secs(3),
             held: Mutex::new((0, HashMap::new())),
             closed_at_once: AtomicU64::new(0),
+            holds: AtomicU64::new(0),
         });
         let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
         let now = Instant::now();
         let first = held.hold(a, now, 7).expect("room");
-        assert_eq!(first.answer_at, now + Duration::from_secs(3));
+        let spread = first.answer_at - now;
+        assert!(spread >= Duration::from_secs(3) && spread < Duration::from_millis(4_500), "{spread:?}");
         let _second = held.hold(a, now, 7).expect("room");
         assert!(held.hold(a, now, 7).is_none(), "the host's budget is full");
         let _third = held.hold(b, now, 7).expect("another host has its own budget");
@@ -157,5 +180,32 @@ mod tests {
         drop(first);
         assert_eq!(held.held_now(), 2);
         assert!(held.hold(a, now, 7).is_some(), "a dropped one gives its place back");
+    }
+
+    #[test]
+    fn answers_are_spread_over_half_a_delay_so_a_flood_does_not_come_back_in_one_wave() {
+        let held = HeldRefusals::new(&crate::config::HttpConfig {
+            client_request_timeout_ms: 5000,
+            max_connections_per_host: 1,
+            unlimited_hosts: vec![],
+            max_history_reads: 1,
+            max_history_reads_per_host: 1,
+            history_bars_per_second_per_host: 1,
+            history_burst_bars_per_host: 1,
+            refusals_free_per_10s: 0,
+            refusal_delay_ms: 0,
+            connection_refusal_delay_ms: 5_000,
+            max_held_refusals_per_host: 10_000,
+            max_held_refusals: 10_000,
+        });
+        let now = Instant::now();
+        let offsets: Vec<u128> = (0..1_000).map(|_| (held.answer_at(now) - now).as_millis()).collect();
+        assert!(offsets.iter().all(|ms| (5_000..7_500).contains(ms)), "within the delay and half again");
+        // Spread: every quarter-second slot of the 2.5 s gets some of them, none more than a fifth.
+        let mut slots = [0usize; 10];
+        for ms in &offsets {
+            slots[((ms - 5_000) / 250) as usize] += 1;
+        }
+        assert!(slots.iter().all(|n| (20..200).contains(n)), "{slots:?}");
     }
 }
