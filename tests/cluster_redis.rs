@@ -199,6 +199,12 @@ async fn edge_matches_ingest_today(edge: &TestServer, ingest: &TestServer, secs:
     }
 }
 
+/// A cluster node with a short in-memory window (the backfill alone has an hour of 1s bars): the cache and
+/// an edge's history must still hold the whole day, not the window.
+fn windowed_node(redis: &RedisServer, role: &str, id: &str) -> Vec<(&'static str, Toml)> {
+    [cluster_node(redis, role, id), vec![("aggregator.history_bars", Toml::Integer(600))]].concat()
+}
+
 /// Where two lists of bars first part, for a failure message a reader can act on.
 fn first_difference(edge: &[Value], ingest: &[Value]) -> String {
     let at = edge.iter().zip(ingest).position(|(a, b)| a != b).unwrap_or(edge.len().min(ingest.len()));
@@ -234,12 +240,9 @@ async fn settled_today(server: &TestServer, interval: &str, bar_ms: i64) -> Vec<
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_starts_later_serves_todays_bars_from_the_cache_at_once() {
     let redis = RedisServer::start();
-    // A short in-memory window (the backfill alone has an hour of 1s bars): the cache and the edge's history
-    // must still hold the whole day, not the window.
-    let node = |role: &str, id: &str| {
-        [cluster_node(&redis, role, id), vec![("aggregator.history_bars", Toml::Integer(600))]].concat()
-    };
+    let node = |role: &str, id: &str| windowed_node(&redis, role, id);
     let ingest = TestServer::start(&node("ingest", "ingest-a")).await;
+    common::history::persisted(&ingest).await;
     // The ingest node caches today's bars (its stored backfill included) once it runs the feed.
     for interval in ["1m", "1s"] {
         eventually(60, &format!("the cache holds exactly the ingest node's {interval} bars of today"), || {
@@ -282,11 +285,11 @@ async fn a_node_that_starts_later_serves_todays_bars_from_the_cache_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edge_started_before_the_ingest_node_gets_the_whole_day_once_the_ingest_has_it() {
     let redis = RedisServer::start();
-    let node = |role: &str, id: &str| {
-        [cluster_node(&redis, role, id), vec![("aggregator.history_bars", Toml::Integer(600))]].concat()
-    };
+    let node = |role: &str, id: &str| windowed_node(&redis, role, id);
     let edge = TestServer::start_serving(&node("edge", "edge-a")).await;
     let ingest = TestServer::start(&node("ingest", "ingest-a")).await;
+    // Its backfill stored (then it rewrites the cache with the whole day and tells the followers).
+    common::history::persisted(&ingest).await;
     eventually(60, "the cache holds exactly the ingest node's 1s bars of today", || {
         cache_matches_history(&redis, &ingest, "1s")
     })

@@ -52,13 +52,14 @@ pub async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut f
     panic!("timed out waiting for {what}");
 }
 
-/// Waits until the backfill stored at start is written (nothing buffered or journaled).
+/// Waits until the backfill stored at start is written (nothing buffered, journaled or held back).
 pub async fn persisted(server: &TestServer) {
     eventually("the backfill in the store", || async {
         let p = server.stats().await["persistence"].clone();
         p["written_bars"].as_u64().unwrap_or(0) > 1_000
             && p["buffered_bars"] == 0
             && p["journal_bars"] == 0
+            && p["backfill_waiting_bars"].as_u64().unwrap_or(0) == 0
             && p["healthy"] == true
     })
     .await;
