@@ -118,7 +118,8 @@ pub struct HistoryReads {
 impl HistoryReads {
     pub fn new(config: &HttpConfig) -> Arc<HistoryReads> {
         Arc::new(HistoryReads {
-            thread: actix::System::try_current().map(|_| candlecast_actors::background::arbiter()),
+            thread: actix::System::try_current()
+                .map(|_| candlecast_actors::background::arbiter(candlecast_actors::background::Priority::Low)),
             unlimited: config.unlimited_hosts.iter().map(|ip| host_key(*ip)).collect(),
             per_host: config.max_history_reads_per_host,
             rate: config.history_bars_per_second_per_host.max(1),

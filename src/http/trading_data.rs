@@ -150,7 +150,12 @@ async fn read_body(req: &HttpRequest, payload: web::Payload, max: usize) -> Resu
         }
         buf.extend_from_slice(&chunk);
     }
-    serde_json::from_slice(&buf).map_err(|e| {
+    // Up to max_upload_bytes of JSON take about a millisecond per megabyte to parse: off the HTTP worker, whose
+    // other sockets (live /ws clients among them) would wait meanwhile.
+    let parsed = web::block(move || serde_json::from_slice::<TradingData>(&buf))
+        .await
+        .map_err(|_| TradingDataError::Upload(UploadError::Unavailable))?;
+    parsed.map_err(|e| {
         TradingDataError::BadBody(format!(
             "expected a multipart form or JSON {{\"trades_csv\",\"market_data_csv\",\"timestamp\"}}: {e}"
         ))

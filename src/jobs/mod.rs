@@ -134,8 +134,10 @@ impl Jobs {
             n => n,
         };
         // Jobs and their history loads run below the fan-out's priority (candlecast_actors::background).
-        let pool = candlecast_actors::background::pool("jobs", threads).map_err(|e| JobError::Pool(e.to_string()))?;
-        let loader = actix::System::try_current().map(|_| candlecast_actors::background::arbiter());
+        let pool = candlecast_actors::background::pool("jobs", threads, candlecast_actors::background::Priority::Idle)
+            .map_err(|e| JobError::Pool(e.to_string()))?;
+        let loader = actix::System::try_current()
+            .map(|_| candlecast_actors::background::arbiter(candlecast_actors::background::Priority::Idle));
         Ok(Jobs {
             jobs: Mutex::default(),
             config: config.clone(),

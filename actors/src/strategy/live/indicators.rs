@@ -187,10 +187,14 @@ pub struct IndicatorService {
 
 impl IndicatorService {
     pub fn new(hub: Addr<Hub>, market: Market, settings: IndicatorSettings) -> IndicatorService {
-        let warmup_pool = crate::background::pool("indicator-warmup", settings.max_concurrent_warmups)
-            .map(Arc::new)
-            .map_err(|e| tracing::warn!(error = %e, "no low-priority warm-up pool; using the blocking pool"))
-            .ok();
+        let warmup_pool = crate::background::pool(
+            "indicator-warmup",
+            settings.max_concurrent_warmups,
+            crate::background::Priority::Idle,
+        )
+        .map(Arc::new)
+        .map_err(|e| tracing::warn!(error = %e, "no low-priority warm-up pool; using the blocking pool"))
+        .ok();
         IndicatorService {
             hub,
             market,
