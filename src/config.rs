@@ -199,6 +199,7 @@ pub struct ScriptsConfig {
     pub max_sessions: usize,
     pub max_sessions_per_host: usize,
     pub max_handshakes_per_second_per_host: u32,
+    pub fault_backoff_ms: u64,
     pub host_limits_exempt: Vec<String>,
     pub max_csv_columns: usize,
     pub max_csv_rows: usize,

@@ -172,6 +172,51 @@ async fn sessions_per_host_are_capped_with_the_limit_named() {
     panic!("the closed session's slot never came back");
 }
 
+/// The abuse benchmark's ping flood came straight back: each closed session was followed by a new handshake
+/// and another megabyte POST. A host whose session was closed for a protocol violation now waits
+/// `fault_backoff_ms` (doubled at the next fault) before its next session; other hosts are not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_whose_session_was_closed_for_a_fault_waits_before_its_next_session() {
+    let server = server(&[
+        ("scripts.host_limits_exempt", Toml::Array(vec![])),
+        // Long enough that the refusal below cannot be a backoff already over on a slow machine.
+        ("scripts.fault_backoff_ms", Toml::Integer(60_000)),
+    ])
+    .await;
+    let http = reqwest::Client::new();
+    let sid = handshake(&http, &server).await.unwrap();
+    let (status, body) = post(&http, &server, &sid, "2".into()).await;
+    assert_eq!(status, 400, "a client ping is a protocol violation: {body}");
+    let (status, body) = handshake(&http, &server).await.unwrap_err();
+    assert_eq!((status, body["limit"].as_str()), (429, Some("fault_backoff_ms")), "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("[scripts] fault_backoff_ms"), "{body}");
+    let r = http.get(base(&server)).send().await.unwrap();
+    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((2..=60).contains(&retry), "Retry-After counts the backoff left, in seconds: {retry}");
+    assert_eq!(server.stats().await["scripts"]["refused_fault_backoff"], 2);
+    let m = metrics(&server).await;
+    assert!(m.contains("candlecast_refused_total{limit=\"scripts.fault_backoff_ms\"} 2"), "{m}");
+}
+
+/// A session closed for the client's fault does not hold back a host exempt from per-host budgets, and a
+/// session its client closed itself holds back no host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_fault_of_a_limited_host_holds_it_back() {
+    let http = reqwest::Client::new();
+    let exempt = server(&[("scripts.fault_backoff_ms", Toml::Integer(60_000))]).await;
+    let sid = handshake(&http, &exempt).await.unwrap();
+    assert_eq!(post(&http, &exempt, &sid, "2".into()).await.0, 400);
+    handshake(&http, &exempt).await.expect("loopback is exempt by default");
+    let limited = server(&[
+        ("scripts.host_limits_exempt", Toml::Array(vec![])),
+        ("scripts.fault_backoff_ms", Toml::Integer(60_000)),
+    ])
+    .await;
+    let sid = handshake(&http, &limited).await.unwrap();
+    assert_eq!(post(&http, &limited, &sid, "1".into()).await.0, 200, "the client closes its session");
+    handshake(&http, &limited).await.expect("a session its client closed is no fault");
+}
+
 /// The total cap holds for exempt hosts (loopback) too: 503 naming max_sessions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_total_session_cap_holds_for_exempt_hosts() {

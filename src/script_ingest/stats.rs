@@ -47,6 +47,7 @@ counters! {
     refused_sessions_per_host: "Socket.IO handshakes refused: the host had max_sessions_per_host sessions open",
     refused_handshakes_per_host: "Socket.IO handshakes refused: the host was over max_handshakes_per_second_per_host",
     refused_sessions_total: "Socket.IO handshakes refused: the server had max_sessions sessions open",
+    refused_fault_backoff: "Socket.IO handshakes refused: the host's last session was closed for its fault less than fault_backoff_ms ago",
     refused_csv_columns: "CSV uploads refused for having more than max_csv_columns columns",
     refused_csv_rows: "CSV uploads refused for having more than max_csv_rows rows",
 }

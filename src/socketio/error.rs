@@ -47,6 +47,13 @@ impl CloseReason {
         )
     }
 
+    /// Closed for what its client did on purpose or by a bug: a protocol violation, an event flood or an
+    /// oversized payload (not a slow network: slow consumers and ping timeouts are not faults). Its host
+    /// waits `[scripts] fault_backoff_ms` before its next session.
+    pub fn is_client_fault(&self) -> bool {
+        self.is_malformed() || matches!(self, CloseReason::EventFlood { .. } | CloseReason::TooLarge { .. })
+    }
+
     /// The WebSocket close code that reports it.
     pub fn close_code(&self) -> u16 {
         match self {
@@ -83,12 +90,14 @@ pub struct HttpError {
     pub detail: String,
     /// The config key of the limit that refused the request, if one did.
     pub limit: Option<&'static str>,
+    /// With a limit: seconds until a retry can succeed (`Retry-After`).
+    pub retry_after_secs: u64,
 }
 
 impl HttpError {
     pub fn new(code: HttpErrorCode, detail: impl Into<String>) -> HttpError {
         let status = if code == HttpErrorCode::Forbidden { StatusCode::FORBIDDEN } else { StatusCode::BAD_REQUEST };
-        HttpError { code, status, detail: detail.into(), limit: None }
+        HttpError { code, status, detail: detail.into(), limit: None, retry_after_secs: 1 }
     }
 
     /// A handshake refused by a session budget: 429 for a per-host one (the host should slow down),
@@ -98,8 +107,13 @@ impl HttpError {
         err.limit = Some(e.limit());
         err.status = match e {
             LimitError::Sessions(_) => StatusCode::SERVICE_UNAVAILABLE,
-            LimitError::SessionsPerHost(_) | LimitError::HandshakesPerSecond(_) => StatusCode::TOO_MANY_REQUESTS,
+            LimitError::SessionsPerHost(_) | LimitError::HandshakesPerSecond(_) | LimitError::FaultBackoff(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
         };
+        if let LimitError::FaultBackoff(ms) = e {
+            err.retry_after_secs = ms.div_ceil(1000);
+        }
         err
     }
 
@@ -127,7 +141,7 @@ impl ResponseError for HttpError {
         let mut resp = HttpResponse::build(self.status);
         if let Some(limit) = self.limit {
             body["limit"] = limit.into();
-            resp.insert_header(("Retry-After", "1"));
+            resp.insert_header(("Retry-After", self.retry_after_secs.max(1).to_string()));
         }
         resp.json(body)
     }

@@ -2,6 +2,12 @@
 //! handshakes per second per host, sessions open at once on the server. A handshake over a budget is
 //! refused before a session exists, so a refused client costs nothing but the refusal.
 //!
+//! A host whose session the server closed for the client's own fault (a protocol violation, an event flood,
+//! an oversized payload) waits before its next session, twice as long at each further fault within a minute
+//! (`[scripts] fault_backoff_ms`, up to [`MAX_FAULT_BACKOFF`]). Without it a flooding client paid one
+//! handshake per closed session and came straight back: each session is a new megabyte POST read and
+//! decoded up to the point of the close.
+//!
 //! A host is an IPv4 address, or an IPv6 /64. Hosts in `[scripts] host_limits_exempt` (loopback by default, so load tests from 127.0.0.1 can open
 //! thousands of sessions) skip the per-host budgets; the total cap holds for everyone.
 
@@ -18,6 +24,12 @@ use crate::ws::rate_limits::TokenBucket;
 /// Entries kept for hosts without sessions before the map is swept of idle ones.
 const SWEEP_ABOVE: usize = 4096;
 
+/// The longest a host waits after repeated faults.
+pub const MAX_FAULT_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Faults further apart than this start the backoff again from `fault_backoff_ms`.
+const FAULTS_FORGOTTEN_AFTER: Duration = Duration::from_secs(60);
+
 /// Which budget refused a handshake; its name is the config key (and the `limit` label in /metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum LimitError {
@@ -27,6 +39,8 @@ pub enum LimitError {
     HandshakesPerSecond(u32),
     #[error("the server has {0} Socket.IO sessions open, the most allowed ([scripts] max_sessions); retry later")]
     Sessions(usize),
+    #[error("this host's last session was closed for a protocol violation, a flood or an oversized payload; a new one is refused for {0} ms more ([scripts] fault_backoff_ms, doubled at each fault within a minute)")]
+    FaultBackoff(u64),
 }
 
 impl LimitError {
@@ -36,6 +50,7 @@ impl LimitError {
             LimitError::SessionsPerHost(_) => "max_sessions_per_host",
             LimitError::HandshakesPerSecond(_) => "max_handshakes_per_second_per_host",
             LimitError::Sessions(_) => "max_sessions",
+            LimitError::FaultBackoff(_) => "fault_backoff_ms",
         }
     }
 }
@@ -45,6 +60,17 @@ struct Host {
     handshakes: TokenBucket,
     /// The last handshake; a bucket refills completely within a second of it.
     last: Instant,
+    /// Faults in a row (each within a minute of the one before), the last one, and until when a new session
+    /// is refused.
+    faults: u32,
+    last_fault: Option<Instant>,
+    barred_until: Option<Instant>,
+}
+
+impl Host {
+    fn new(rate: u32, now: Instant) -> Host {
+        Host { open: 0, handshakes: TokenBucket::new(rate), last: now, faults: 0, last_fault: None, barred_until: None }
+    }
 }
 
 #[derive(Default)]
@@ -58,6 +84,7 @@ pub struct HostLimits {
     per_host: usize,
     handshakes_per_second: u32,
     total: usize,
+    fault_backoff: Duration,
     exempt: Vec<IpAddr>,
     counts: Mutex<Counts>,
 }
@@ -68,6 +95,7 @@ impl HostLimits {
             per_host: settings.max_sessions_per_host,
             handshakes_per_second: settings.max_handshakes_per_second_per_host,
             total: settings.max_sessions,
+            fault_backoff: Duration::from_millis(settings.fault_backoff_ms),
             exempt: settings.host_limits_exempt.iter().filter_map(|h| h.trim().parse().ok()).collect(),
             counts: Mutex::default(),
         })
@@ -86,8 +114,10 @@ impl HostLimits {
                 sweep(&mut c.hosts);
             }
             let (rate, now) = (self.handshakes_per_second, Instant::now());
-            let entry =
-                c.hosts.entry(ip).or_insert_with(|| Host { open: 0, handshakes: TokenBucket::new(rate), last: now });
+            let entry = c.hosts.entry(ip).or_insert_with(|| Host::new(rate, now));
+            if let Some(left) = entry.barred_until.and_then(|until| until.checked_duration_since(now)) {
+                return Err(LimitError::FaultBackoff(left.as_millis().max(1) as u64));
+            }
             if entry.open >= self.per_host {
                 return Err(LimitError::SessionsPerHost(self.per_host));
             }
@@ -99,6 +129,21 @@ impl HostLimits {
         }
         c.total += 1;
         Ok(SessionSlot { limits: self.clone(), host })
+    }
+
+    /// A session of `host` was closed for its client's fault: the host's next session waits.
+    fn fault(&self, host: IpAddr) {
+        if self.fault_backoff.is_zero() {
+            return;
+        }
+        let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let (rate, now) = (self.handshakes_per_second, Instant::now());
+        let entry = c.hosts.entry(host).or_insert_with(|| Host::new(rate, now));
+        let recent = entry.last_fault.is_some_and(|t| now.saturating_duration_since(t) < FAULTS_FORGOTTEN_AFTER);
+        entry.faults = if recent { entry.faults.saturating_add(1) } else { 1 };
+        entry.last_fault = Some(now);
+        let wait = self.fault_backoff.saturating_mul(1 << (entry.faults - 1).min(16)).min(MAX_FAULT_BACKOFF);
+        entry.barred_until = Some(now + wait);
     }
 
     fn release(&self, host: Option<IpAddr>) {
@@ -119,16 +164,31 @@ fn host_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Drops hosts without sessions whose handshake bucket has refilled (they would start full anyway).
+/// Drops hosts without sessions whose handshake bucket has refilled (they would start full anyway) and
+/// whose faults are forgotten.
 fn sweep(hosts: &mut HashMap<IpAddr, Host>) {
     let now = Instant::now();
-    hosts.retain(|_, h| h.open > 0 || now.saturating_duration_since(h.last) < Duration::from_secs(1));
+    hosts.retain(|_, h| {
+        h.open > 0
+            || now.saturating_duration_since(h.last) < Duration::from_secs(1)
+            || h.last_fault.is_some_and(|t| now.saturating_duration_since(t) < FAULTS_FORGOTTEN_AFTER)
+    });
 }
 
 /// One session's place in the budgets, given back on drop (when the session actor ends).
 pub struct SessionSlot {
     limits: Arc<HostLimits>,
     host: Option<IpAddr>,
+}
+
+impl SessionSlot {
+    /// The session is being closed for its client's fault: its host waits before the next one (exempt
+    /// hosts do not).
+    pub fn fault(&self) {
+        if let Some(host) = self.host {
+            self.limits.fault(host);
+        }
+    }
 }
 
 impl Drop for SessionSlot {
@@ -146,6 +206,7 @@ mod tests {
             per_host,
             handshakes_per_second: rate,
             total,
+            fault_backoff: Duration::from_millis(1000),
             exempt: exempt.iter().map(|h| h.parse().unwrap()).collect(),
             counts: Mutex::default(),
         })
@@ -191,5 +252,36 @@ mod tests {
         let _s: Vec<SessionSlot> = (0..10).map(|_| l.admit(ip("127.0.0.1")).unwrap()).collect();
         let _v6: Vec<SessionSlot> = (0..10).map(|_| l.admit(ip("::ffff:127.0.0.1")).unwrap()).collect();
         assert!(l.counts.lock().unwrap().hosts.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fault_bars_the_host_for_a_backoff_that_doubles_and_is_forgotten_after_a_minute() {
+        let l = limits(100, 100, 100, &["127.0.0.1"]);
+        let slot = l.admit(ip("10.0.0.1")).unwrap();
+        slot.fault();
+        drop(slot);
+        assert_eq!(l.admit(ip("10.0.0.1")).err(), Some(LimitError::FaultBackoff(1000)));
+        assert!(l.admit(ip("10.0.0.2")).is_ok(), "another host is not affected");
+        tokio::time::advance(Duration::from_millis(1001)).await;
+        let slot = l.admit(ip("10.0.0.1")).expect("admitted once the backoff is over");
+        slot.fault();
+        assert_eq!(l.admit(ip("10.0.0.1")).err(), Some(LimitError::FaultBackoff(2000)), "the second fault doubles it");
+        tokio::time::advance(Duration::from_millis(2001)).await;
+        l.admit(ip("10.0.0.1")).expect("admitted").fault();
+        assert_eq!(l.admit(ip("10.0.0.1")).err(), Some(LimitError::FaultBackoff(4000)));
+        tokio::time::advance(FAULTS_FORGOTTEN_AFTER + Duration::from_secs(1)).await;
+        l.admit(ip("10.0.0.1")).expect("admitted").fault();
+        assert_eq!(l.admit(ip("10.0.0.1")).err(), Some(LimitError::FaultBackoff(1000)), "a quiet minute resets it");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn faults_of_exempt_hosts_bar_nothing_and_the_backoff_is_capped() {
+        let l = limits(100, 1000, 1000, &["127.0.0.1"]);
+        l.admit(ip("127.0.0.1")).unwrap().fault();
+        assert!(l.admit(ip("127.0.0.1")).is_ok());
+        for _ in 0..40 {
+            l.fault(ip("10.0.0.1").unwrap());
+        }
+        assert_eq!(l.admit(ip("10.0.0.1")).err(), Some(LimitError::FaultBackoff(MAX_FAULT_BACKOFF.as_millis() as u64)));
     }
 }

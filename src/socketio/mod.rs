@@ -85,6 +85,7 @@ impl SocketIo {
                     (&stats.refused_handshakes_per_host, "scripts.max_handshakes_per_second_per_host")
                 }
                 LimitError::Sessions(_) => (&stats.refused_sessions_total, "scripts.max_sessions"),
+                LimitError::FaultBackoff(_) => (&stats.refused_fault_backoff, "scripts.fault_backoff_ms"),
             };
             ScriptStats::add(counter, 1);
             candlecast_actors::refusals::refused(limit);

@@ -114,7 +114,7 @@ pub struct EioSession {
     skip_binary: usize,
     closing: Option<CloseReason>,
     /// This session's place in the per-host and total budgets, given back when the actor is dropped.
-    _slot: SessionSlot,
+    slot: SessionSlot,
 }
 
 impl EioSession {
@@ -173,7 +173,7 @@ impl EioSession {
             running: false,
             skip_binary: 0,
             closing: None,
-            _slot: slot,
+            slot,
         };
         let handle = SessionHandle::new(session.start(), queue, transport);
         // Registered before the handshake is answered, so the client's next request finds it.
@@ -205,6 +205,9 @@ impl EioSession {
                 refused("sio_protocol");
             }
             _ => {}
+        }
+        if reason.is_client_fault() {
+            self.slot.fault();
         }
         // A slow consumer was logged above, with the other transports' ones.
         // A flood is counted (sio_event_flood) and comes back as fast as the host may open sessions: debug too.
