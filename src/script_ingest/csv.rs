@@ -40,7 +40,8 @@ pub struct CsvLimits {
 /// A CSV over a limit: refused as a whole, nothing of it kept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CsvLimitError {
-    #[error("{csv} line {line} has {found} columns, more than the {max} allowed ([scripts] max_csv_columns)")]
+    /// `found`: the columns counted; a header is counted only up to the first one over the limit.
+    #[error("{csv} line {line} has more than the {max} columns allowed ([scripts] max_csv_columns)")]
     Columns { csv: &'static str, line: u64, found: usize, max: usize },
     #[error("{csv} has more than {max} rows ([scripts] max_csv_rows); split it into several uploads")]
     Rows { csv: &'static str, max: usize },
@@ -349,6 +350,11 @@ fn parse<T>(
     }
     let too_wide =
         |line: u64, found: usize| CsvLimitError::Columns { csv: csv_name, line, found, max: limits.max_columns };
+    // Counted before the reader splits the header into one string per column: a 100,000-column header
+    // cost 100,000 allocations (and their trimming and lowercasing) only to be refused.
+    if let Some(found) = header_wider_than(text, limits.max_columns) {
+        return Err(too_wide(1, found));
+    }
     let mut reader =
         csv::ReaderBuilder::new().has_headers(true).flexible(true).trim(csv::Trim::All).from_reader(text.as_bytes());
     parsed.header = match reader.headers() {
@@ -405,6 +411,27 @@ fn parse<T>(
         }
     }
     Ok(parsed)
+}
+
+/// Whether the header (the first record, quotes respected: RFC 4180) has more than `max` fields: the count
+/// found when it stops, which is `max + 1` (it stops at the first field over the limit), or None.
+fn header_wider_than(text: &str, max: usize) -> Option<usize> {
+    let mut fields = 1;
+    let mut quoted = false;
+    for b in text.bytes() {
+        match b {
+            b'"' => quoted = !quoted, // a doubled quote inside a quoted field toggles twice
+            b',' if !quoted => {
+                fields += 1;
+                if fields > max {
+                    return Some(fields);
+                }
+            }
+            b'\n' if !quoted => return None,
+            _ => {}
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -506,6 +533,18 @@ mod tests {
     }
 
     #[test]
+    fn header_width_respects_quotes() {
+        assert_eq!(header_wider_than("a,b,c\nx,y,z,w,v", 3), None, "only the first line counts");
+        assert_eq!(header_wider_than("a,b,c,d", 3), Some(4));
+        assert_eq!(header_wider_than("a,\"b,c\",d\n", 3), None, "a comma inside quotes separates nothing");
+        assert_eq!(header_wider_than("a,\"b\"\"x,\"\"c\",d,e", 3), Some(4), "doubled quotes stay inside the field");
+        assert_eq!(header_wider_than("\"a\nb\",c,d,e", 3), Some(4), "a quoted newline does not end the header");
+        let t =
+            parse_trades("timestamp,symbol,side,quantity,\"price,usd\"\n", CsvLimits { max_columns: 5, max_rows: 10 });
+        assert!(t.is_ok(), "five columns, one with a comma in its quoted name");
+    }
+
+    #[test]
     fn quoted_fields_and_crlf() {
         let t = parse_trades("timestamp,symbol,side,quantity,price,profit_loss,strategy\r\n2023-01-01T10:00:00,AAPL,BUY,1,2,3,\"Cross, fast\"\r\n", L).unwrap();
         assert_eq!(t.rows[0].strategy, "Cross, fast");
@@ -530,7 +569,8 @@ mod tests {
         }
         wide.push_str("\n2023-01-01T10:00:00,AAPL,1,1,1,1,1\n");
         let e = parse_market_data(&wide, L).unwrap_err();
-        assert_eq!((e.limit(), e.to_string().contains("100007 columns")), ("max_csv_columns", true), "{e}");
+        assert_eq!((e.limit(), e.to_string().contains("more than the 64 columns")), ("max_csv_columns", true), "{e}");
+        assert!(matches!(e, CsvLimitError::Columns { line: 1, found: 65, .. }), "counting stops past the limit: {e:?}");
         let row_too_wide = format!("timestamp,symbol,side,quantity,price\nx{}\n", ",1".repeat(100));
         assert!(matches!(parse_trades(&row_too_wide, L), Err(CsvLimitError::Columns { line: 2, found: 101, .. })));
         let long = format!("timestamp,symbol,side,quantity,price\n{}", "2023-01-01,A,BUY,1,1\n".repeat(11));
