@@ -75,6 +75,7 @@ pub struct WsConfig {
     pub max_indicator_computations: usize,
     /// Indicator warm-ups (a new computation folding its history) running at once, off the market thread.
     pub max_concurrent_warmups: usize,
+    pub unwatched_indicator_sweep_secs: u64,
 }
 
 /// Budgets of plain HTTP: connections per host, slow request heads, history reads (`[http]`).

@@ -137,6 +137,7 @@ fn start_strategy_actors(engine: &Engine, config: &Config, connection_ceiling: u
     // Indicators get a thread of their own (their warm-ups run on the blocking pool): nothing a client
     // asks of them runs on the market's thread, which runs every aggregator and feed.
     let settings = IndicatorSettings {
+        unwatched_sweep: std::time::Duration::from_secs(config.ws.unwatched_indicator_sweep_secs),
         max_computations: config.ws.max_indicator_computations,
         max_concurrent_warmups: config.ws.max_concurrent_warmups,
     };

@@ -145,6 +145,8 @@ async fn indicator_streams_are_budgeted_per_connection_per_host_and_in_computati
         ("ws.max_indicator_streams_per_client", Toml::Integer(2)),
         ("ws.max_indicator_streams_per_host", Toml::Integer(3)),
         ("ws.max_indicator_computations", Toml::Integer(4)),
+        // The counts below include unwatched computations: no sweep may drop them during the test.
+        ("ws.unwatched_indicator_sweep_secs", Toml::Integer(3600)),
     ]))
     .await;
     let mut a = Client::connect(&server).await;
@@ -199,6 +201,39 @@ async fn indicator_streams_are_budgeted_per_connection_per_host_and_in_computati
         assert!(text.contains(&format!(r#"candlecast_refused_total{{limit="{limit}"}}"#)), "{limit}");
     }
     alive(&mut a).await;
+}
+
+/// Found by `make abuse`: connections that asked for many computations and were closed left them running,
+/// each previewing every partial bar of its topic for nobody, until a sweep once a minute (a tenth of a core
+/// for 256 of them). They are now dropped at the next sweep after their last subscriber leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn computations_nobody_watches_any_more_are_dropped_at_the_next_sweep() {
+    let server = TestServer::start(&[
+        ("ws.unwatched_indicator_sweep_secs", Toml::Integer(1)),
+        ("ws.max_indicator_streams_per_client", Toml::Integer(10)),
+    ])
+    .await;
+    let mut gone = Client::connect(&server).await;
+    for period in 2..8 {
+        gone.send(ema(period)).await;
+        gone.next_of("indicator_history", 20).await;
+    }
+    let mut stays = Client::connect(&server).await;
+    stays.send(ema(2)).await;
+    stays.next_of("indicator_history", 20).await;
+    assert_eq!(server.stats().await["indicator_computations"], 6);
+    drop(gone);
+    let mut left = None;
+    for _ in 0..600 {
+        left = server.stats().await["indicator_computations"].as_u64();
+        if left == Some(1) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(left, Some(1), "only the computation still watched is left");
+    // And it still delivers.
+    stays.next_of("indicator", 20).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -88,6 +88,8 @@ impl IndicatorError {
 pub struct IndicatorSettings {
     pub max_computations: usize,
     pub max_concurrent_warmups: usize,
+    /// How often computations nobody watches are dropped.
+    pub unwatched_sweep: Duration,
 }
 
 /// Float parameters are kept to this precision: closer values are one computation.
@@ -95,8 +97,6 @@ const FLOAT_STEP: f64 = 0.01;
 
 /// Values kept per computation for late subscribers.
 const KEPT_VALUES: usize = 5_000;
-/// How often computations nobody watches are dropped.
-const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// One computation's identity and state; built (warmed up) on the blocking pool, then owned by the service.
 struct Computation {
@@ -317,7 +317,10 @@ impl Actor for IndicatorService {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.hub.do_send(SubscribeActor { recipient: ctx.address().recipient(), partials: true });
-        ctx.run_interval(SWEEP_EVERY, |svc, ctx| {
+        // Every computation previews each partial bar of its topic and frames the value, watched or not: an
+        // abuse run's 256 computations left behind by closed connections took a tenth of a core until this
+        // sweep (once a minute then). Dropped soon after the last subscriber leaves, kept across a reload.
+        ctx.run_interval(self.settings.unwatched_sweep.max(Duration::from_millis(100)), |svc, ctx| {
             for channel in svc.computations.keys().cloned().collect::<Vec<_>>() {
                 let count = svc.hub.send(ChannelSubscribers { channel: channel.clone() });
                 ctx.spawn(count.into_actor(svc).map(move |n, svc, _| {
