@@ -75,6 +75,9 @@ pub struct WsConfig {
     pub max_indicator_computations: usize,
     /// Indicator warm-ups (a new computation folding its history) running at once, off the market thread.
     pub max_concurrent_warmups: usize,
+    /// Offer permessage-deflate (RFC 7692) to clients that ask for it; off: every client gets plain frames.
+    #[serde(default)]
+    pub permessage_deflate: bool,
 }
 
 /// Budgets of plain HTTP: connections per host, slow request heads, history reads (`[http]`).

@@ -1,0 +1,204 @@
+//! Client frames of a permessage-deflate connection, inflated before actix-http's codec sees them.
+//!
+//! actix-http's `Codec` refuses every frame with a reserved bit set (RSV1 means "compressed" here), and
+//! has no extension hook. So on a connection that negotiated deflate, [`InflatingPayload`] sits between
+//! the socket and the codec: it cuts the byte stream into frames, passes uncompressed ones through
+//! untouched, and replaces each compressed message (RSV1 on its first frame, RFC 7692 §6) with one plain
+//! frame holding the inflated payload. Everything else (fragment reassembly, control frames, UTF-8, the
+//! session's size and rate limits) stays with the codec and the session, as on a plain connection.
+//!
+//! Budgets: a frame, and a compressed message's fragments together, may be at most `max_frame` bytes (the
+//! codec's own hard limit); a message may inflate to at most `max_message` bytes (`[ws] max_frame_bytes`):
+//! inflating stops one byte past it and the connection is closed with 1009 ("zip bombs" cost the budget,
+//! never the bomb). Invalid deflate data closes with 1007; RSV1 where RFC 7692 forbids it with 1002.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use actix_web::error::PayloadError;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use candlecast_actors::deflate::{InflateError, Inflater};
+use candlecast_actors::outbox::{CloseReason, Outbox};
+use futures_util::Stream;
+
+const FIN: u8 = 0x80;
+const RSV1: u8 = 0x40;
+
+/// See the module documentation.
+pub(super) struct InflatingPayload<S> {
+    inner: S,
+    /// Bytes read and not yet cut into frames.
+    pending: BytesMut,
+    /// The compressed message being collected across fragments: its opcode and payload so far.
+    message: Option<(u8, Vec<u8>)>,
+    inflater: Inflater,
+    max_frame: usize,
+    max_message: usize,
+    /// Where a fault is reported: the close frame the client gets names it.
+    outbox: Arc<Outbox>,
+    done: bool,
+}
+
+impl<S> InflatingPayload<S> {
+    pub(super) fn new(inner: S, outbox: Arc<Outbox>, max_frame: usize, max_message: usize) -> Self {
+        InflatingPayload {
+            inner,
+            pending: BytesMut::new(),
+            message: None,
+            inflater: Inflater::default(),
+            max_frame,
+            max_message,
+            outbox,
+            done: false,
+        }
+    }
+
+    /// Cuts every whole frame out of `pending`; returns what the codec is to read.
+    fn process(&mut self) -> Result<BytesMut, CloseReason> {
+        let mut out = BytesMut::new();
+        while let Some(frame) = self.next_frame()? {
+            let (first, opcode) = (frame.first, frame.first & 0x0f);
+            let compressed = first & RSV1 != 0;
+            match (compressed, opcode, self.message.is_some()) {
+                (true, 0x1 | 0x2, false) => {
+                    let payload = frame.payload;
+                    if first & FIN != 0 {
+                        self.emit(&mut out, opcode, &payload)?;
+                    } else {
+                        self.message = Some((opcode, payload));
+                    }
+                }
+                (true, _, _) => {
+                    return Err(CloseReason::Protocol("RSV1 set on a control or continuation frame".into()));
+                }
+                (false, 0x1 | 0x2, true) => {
+                    return Err(CloseReason::Protocol("a new message inside a fragmented message".into()));
+                }
+                (false, 0x0, true) => {
+                    let Some((op, mut data)) = self.message.take() else { continue };
+                    if data.len() + frame.payload.len() > self.max_frame {
+                        return Err(CloseReason::FrameTooLarge { max: self.max_frame });
+                    }
+                    data.extend_from_slice(&frame.payload);
+                    if first & FIN != 0 {
+                        self.emit(&mut out, op, &data)?;
+                    } else {
+                        self.message = Some((op, data));
+                    }
+                }
+                // Uncompressed: exactly as received.
+                (false, _, _) => out.extend_from_slice(&frame.raw),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Inflates a whole compressed message and writes it as one plain frame, masked (with a zero key, which
+    /// leaves the payload as it is) because the codec accepts only masked client frames.
+    fn emit(&mut self, out: &mut BytesMut, opcode: u8, compressed: &[u8]) -> Result<(), CloseReason> {
+        let payload = self.inflater.inflate(compressed, self.max_message).map_err(|e| match e {
+            InflateError::TooLarge { max } => CloseReason::InflatedTooLarge { max },
+            InflateError::Corrupt(why) => CloseReason::BadCompression(why),
+        })?;
+        out.reserve(payload.len() + 14);
+        out.put_u8(FIN | opcode);
+        let len = payload.len();
+        if len < 126 {
+            out.put_u8(0x80 | len as u8);
+        } else if len <= usize::from(u16::MAX) {
+            out.put_u8(0x80 | 126);
+            out.put_u16(len as u16);
+        } else {
+            out.put_u8(0x80 | 127);
+            out.put_u64(len as u64);
+        }
+        out.put_slice(&[0; 4]);
+        out.put_slice(&payload);
+        Ok(())
+    }
+
+    /// The next whole frame in `pending`, taken out of it; `None` until all of it has arrived.
+    fn next_frame(&mut self) -> Result<Option<Frame>, CloseReason> {
+        let buf = &self.pending[..];
+        let (Some(&first), Some(&second)) = (buf.first(), buf.get(1)) else { return Ok(None) };
+        let masked = second & 0x80 != 0;
+        let (header, len) = match second & 0x7f {
+            126 => match buf.get(2..4) {
+                Some(b) => (4, u64::from(u16::from_be_bytes([b[0], b[1]]))),
+                None => return Ok(None),
+            },
+            127 => match buf.get(2..10).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+                Some(b) => (10, u64::from_be_bytes(b)),
+                None => return Ok(None),
+            },
+            n => (2, u64::from(n)),
+        };
+        let len = match usize::try_from(len) {
+            Ok(len) if len <= self.max_frame => len,
+            _ => return Err(CloseReason::FrameTooLarge { max: self.max_frame }),
+        };
+        let key_len = if masked { 4 } else { 0 };
+        let total = header + key_len + len;
+        if buf.len() < total {
+            return Ok(None);
+        }
+        let raw = self.pending.split_to(total).freeze();
+        let mut payload = raw.get(header + key_len..).unwrap_or_default().to_vec();
+        if let Some(key) = raw.get(header..header + key_len) {
+            if masked {
+                for (i, b) in payload.iter_mut().enumerate() {
+                    *b ^= key[i % 4];
+                }
+            }
+        }
+        Ok(Some(Frame { first, payload, raw }))
+    }
+}
+
+/// One client frame: its first byte (FIN, RSV, opcode), its unmasked payload and its bytes as received.
+struct Frame {
+    first: u8,
+    payload: Vec<u8>,
+    raw: Bytes,
+}
+
+impl<S: Stream<Item = Result<Bytes, PayloadError>> + Unpin> Stream for InflatingPayload<S> {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            match this.process() {
+                Ok(out) if !out.is_empty() => return Poll::Ready(Some(Ok(out.freeze()))),
+                Ok(_) => {}
+                Err(reason) => {
+                    // The close frame names the fault; ending the stream stops the session, whose own
+                    // (normal) close is then refused by the closed outbox.
+                    tracing::debug!(reason = %reason, "closing a permessage-deflate client");
+                    this.outbox.close(&reason);
+                    this.done = true;
+                    return Poll::Ready(None);
+                }
+            }
+            match Pin::new(&mut this.inner).poll_next(cx) {
+                Poll::Ready(Some(Ok(bytes))) => {
+                    if this.pending.is_empty() {
+                        this.pending = BytesMut::from(bytes);
+                    } else {
+                        this.pending.extend_from_slice(bytes.chunk());
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => {
+                    this.done = true;
+                    return Poll::Ready(None);
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
