@@ -423,6 +423,7 @@ mod tests {
         assert_eq!(c.feed.symbols.len(), 6);
         assert_eq!(c.hub.max_updates_per_second, 10);
         assert_eq!(c.ws.max_frame_bytes, 64 * 1024);
+        assert!(!c.ws.permessage_deflate, "plain JSON frames stay the default");
         assert_eq!(c.aggregator.history_bars, 5000);
         assert_eq!(
             (c.scripts.max_payload_bytes, c.scripts.ping_interval_ms, c.scripts.ping_timeout_ms),
