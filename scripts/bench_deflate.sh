@@ -56,7 +56,8 @@ done
 
 # One 5,000-bar history reply (BTCUSDT 1m: four days of backfill), as JSON and raw-deflated at level 1 with the
 # sync tail stripped (what the server sends a deflate client: actors/src/deflate.rs).
-CANDLECAST__FEED__SIMULATED__BACKFILL_DAYS=4 start_server
+export CANDLECAST__FEED__SIMULATED__BACKFILL_DAYS=4
+start_server
 curl -s "http://127.0.0.1:$port/api/historical/BTCUSDT?interval=1m&limit=5000" > "$results/history-5000.json"
 stop_server
 python3 - "$results/history-5000.json" <<'PY' | tee "$results/history-5000.txt"

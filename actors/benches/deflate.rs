@@ -13,7 +13,6 @@ use candlecast_actors::model::{Bar, Interval};
 use candlecast_actors::protocol::{self, Historical, PriceUpdate};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use flate2::{Compress, Compression, FlushCompress};
-use rand::{Rng, SeedableRng};
 
 /// Six significant digits, as the simulated feed rounds prices and volumes.
 fn round_sig(v: f64) -> f64 {
@@ -24,25 +23,40 @@ fn round_sig(v: f64) -> f64 {
     (v * scale).round() / scale
 }
 
+/// A small deterministic generator (xorshift64*): the same bars every run.
+struct Noise(u64);
+
+impl Noise {
+    /// Uniform in [lo, hi).
+    fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let unit = (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64;
+        lo + unit * (hi - lo)
+    }
+}
+
 /// 5,000 one-minute bars of a geometric random walk around 50,000 (the simulated feed's shape).
 fn bars(n: usize) -> Vec<Bar> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(16);
+    let mut rng = Noise(0x9e37_79b9_7f4a_7c15);
     let mut price = 50_000.0f64;
     (0..n)
         .map(|i| {
             let open = round_sig(price);
             let (mut high, mut low) = (open, open);
             for _ in 0..20 {
-                price *= (rng.random_range(-1.0..1.0f64) * 0.0008).exp();
+                price *= (rng.range(-1.0, 1.0) * 0.0008).exp();
                 high = high.max(round_sig(price));
                 low = low.min(round_sig(price));
             }
-            let mut bar = Bar::from_trade("BTCUSDT".into(), Interval::M1, 1_700_000_000_000 + i as i64 * 60_000, open, 1.0);
+            let mut bar =
+                Bar::from_trade("BTCUSDT".into(), Interval::M1, 1_700_000_000_000 + i as i64 * 60_000, open, 1.0);
             bar.high = high;
             bar.low = low;
             bar.close = round_sig(price);
-            bar.volume = round_sig(rng.random_range(0.5..40.0));
-            bar.trades = rng.random_range(50..400);
+            bar.volume = round_sig(rng.range(0.5, 40.0));
+            bar.trades = rng.range(50.0, 400.0) as u64;
             bar.closed = true;
             bar
         })
@@ -57,9 +71,9 @@ fn payload(frame: &[u8]) -> &[u8] {
     }
 }
 
-/// Raw deflate at `level` with the sync tail stripped, as the server does at its own level.
-fn deflate_at(level: u32, data: &[u8]) -> Vec<u8> {
-    let mut c = Compress::new(Compression::new(level), false);
+/// Raw deflate with `c` (reset first, as the server resets its compressor per message), the sync tail stripped.
+fn deflate_with(c: &mut Compress, data: &[u8]) -> Vec<u8> {
+    c.reset();
     let mut out = Vec::with_capacity(data.len() + 1024);
     let _ = c.compress_vec(data, &mut out, FlushCompress::Sync);
     out.truncate(out.len().saturating_sub(4));
@@ -85,23 +99,26 @@ fn deflate(c: &mut Criterion) {
     let frames = frames();
     for (name, frame) in &frames {
         let plain = payload(frame);
-        let level1 = compress_frame(frame);
-        let level6 = deflate_at(6, plain);
-        eprintln!(
-            "{name}: payload {} bytes plain, {} at level 1 ({:.1} %), {} at level 6 ({:.1} %)",
-            plain.len(),
-            payload(&level1).len(),
-            100.0 * payload(&level1).len() as f64 / plain.len() as f64,
-            level6.len(),
-            100.0 * level6.len() as f64 / plain.len() as f64
-        );
+        let server = payload(&compress_frame(frame)).len();
+        let sizes: Vec<String> = (1..=9)
+            .map(|level| {
+                let n = deflate_with(&mut Compress::new(Compression::new(level), false), plain).len();
+                format!("L{level} {n} ({:.1} %)", 100.0 * n as f64 / plain.len() as f64)
+            })
+            .collect();
+        eprintln!("{name}: payload {} bytes plain, {server} as the server sends it; {}", plain.len(), sizes.join(", "));
     }
     let mut g = c.benchmark_group("deflate");
     for (name, frame) in &frames {
         g.throughput(Throughput::Bytes(payload(frame).len() as u64));
-        g.bench_function(format!("{name}_level1"), |b| b.iter(|| black_box(compress_frame(black_box(frame)))));
+        g.bench_function(format!("{name}_server"), |b| b.iter(|| black_box(compress_frame(black_box(frame)))));
         let plain = payload(frame).to_vec();
-        g.bench_function(format!("{name}_level6"), |b| b.iter(|| black_box(deflate_at(6, black_box(&plain)))));
+        for level in [1, 2, 6] {
+            let mut c = Compress::new(Compression::new(level), false);
+            g.bench_function(format!("{name}_level{level}"), |b| {
+                b.iter(|| black_box(deflate_with(&mut c, black_box(&plain))))
+            });
+        }
         let compressed = payload(&compress_frame(frame)).to_vec();
         let mut inflater = Inflater::default();
         g.bench_function(format!("{name}_inflate"), |b| {

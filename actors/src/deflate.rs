@@ -10,6 +10,7 @@
 //! Frames here are the server's own, as `protocol::frame` builds them: FIN set, unmasked, one frame per
 //! message. Control frames (ping, pong, close) are never compressed (RFC 7692 §6.1).
 
+use std::cell::RefCell;
 use std::sync::OnceLock;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -17,11 +18,12 @@ use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, 
 
 /// Payloads shorter than this are sent plain (RSV1 clear, legal per message): an update of a few dozen
 /// bytes gains nothing from deflate's block header and costs the compression call. Measured: a
-/// `price_update` (~230 bytes) shrinks to ~165 at level 1, so the updates themselves are compressed.
+/// `price_update` (224 bytes of JSON) shrinks to 171 at level 1, so the updates themselves are compressed.
 pub const MIN_COMPRESSED_PAYLOAD: usize = 64;
 
-/// zlib level 1 ("fast"): the usual choice for streaming. docs/BENCHMARKS.md has level 1 against 6 on an
-/// update and on a 5,000-bar history reply: 6 saves a few percent more bytes for several times the CPU.
+/// zlib level 1 ("fast"): the usual choice for streaming. Measured (docs/BENCHMARKS.md): on an update, level
+/// 6 saves 2 bytes of 171 for 1.5× the CPU; on a 5,000-bar history reply 18.8 % instead of 25.8 % of the JSON,
+/// for 10× the CPU (36 ms instead of 3.4 ms).
 const LEVEL: u32 = 1;
 
 /// The four bytes a sync flush ends with; RFC 7692 §7.2.1 strips them from every message and the
@@ -87,9 +89,23 @@ fn data_frame(frame: &[u8]) -> Option<(u8, &[u8])> {
     (payload.len() == len).then_some((first, payload))
 }
 
+thread_local! {
+    /// One compressor per thread (the hub's, the history thread, the HTTP workers), reset for every message
+    /// (`server_no_context_takeover`): its state is a few hundred KB, allocated once per thread instead of
+    /// once per frame. A 224-byte update still costs ~20 µs, mostly the reset (`cargo bench --bench deflate`):
+    /// a cost per frame, shared by every deflate client the frame goes to.
+    static COMPRESSOR: RefCell<Compress> = RefCell::new(Compress::new(Compression::new(LEVEL), false));
+}
+
 /// Raw deflate of one message with a sync flush, its tail stripped (RFC 7692 §7.2.1).
 fn deflate(payload: &[u8]) -> Option<Vec<u8>> {
-    let mut c = Compress::new(Compression::new(LEVEL), false);
+    COMPRESSOR.with_borrow_mut(|c| {
+        c.reset();
+        deflate_with(c, payload)
+    })
+}
+
+fn deflate_with(c: &mut Compress, payload: &[u8]) -> Option<Vec<u8>> {
     // Fast levels rarely grow text; headroom for the block headers and the sync tail.
     let mut out = Vec::with_capacity(payload.len() / 2 + 64);
     loop {

@@ -50,15 +50,7 @@ pub(super) struct InflatingPayload<S> {
 
 impl<S> InflatingPayload<S> {
     pub(super) fn new(inner: S, outbox: Arc<Outbox>, max_frame: usize, max_message: usize) -> Self {
-        InflatingPayload {
-            inner,
-            pending: BytesMut::new(),
-            message: None,
-            max_frame,
-            max_message,
-            outbox,
-            done: false,
-        }
+        InflatingPayload { inner, pending: BytesMut::new(), message: None, max_frame, max_message, outbox, done: false }
     }
 
     /// Cuts every whole frame out of `pending`; returns what the codec is to read.
