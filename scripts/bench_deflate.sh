@@ -56,10 +56,13 @@ done
 
 # One 5,000-bar history reply (BTCUSDT 1m: four days of backfill), as JSON and raw-deflated at level 1 with the
 # sync tail stripped (what the server sends a deflate client: actors/src/deflate.rs).
-export CANDLECAST__FEED__SIMULATED__BACKFILL_DAYS=4
+# A store of its own: a server continues the history already stored instead of backfilling it again.
+history_store=$(mktemp -d)
+export CANDLECAST__FEED__SIMULATED__BACKFILL_DAYS=4 CANDLECAST__STORE__PATH=$history_store
 start_server
 curl -s "http://127.0.0.1:$port/api/historical/BTCUSDT?interval=1m&limit=5000" > "$results/history-5000.json"
 stop_server
+rm -rf "$history_store"
 python3 - "$results/history-5000.json" <<'PY' | tee "$results/history-5000.txt"
 import json, sys, zlib
 body = open(sys.argv[1], 'rb').read()
