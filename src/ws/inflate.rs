@@ -202,3 +202,95 @@ impl<S: Stream<Item = Result<Bytes, PayloadError>> + Unpin> Stream for Inflating
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use candlecast_actors::deflate::compress_frame;
+    use candlecast_actors::protocol::frame;
+    use futures_util::{stream, StreamExt};
+
+    /// A client frame: masked with a fixed key.
+    fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+        let key = [9, 8, 7, 6];
+        let mut out = vec![first];
+        if payload.len() < 126 {
+            out.push(0x80 | payload.len() as u8);
+        } else {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        }
+        out.extend_from_slice(&key);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+        out
+    }
+
+    /// The raw deflate data of `text`, as a client sends it (the server's compressor is a client's too).
+    fn compressed(text: &[u8]) -> Vec<u8> {
+        let f = compress_frame(&frame::text(text));
+        assert_eq!(f[0], 0xc1, "compressible");
+        let start = if f[1] & 0x7f == 126 { 4 } else { 2 };
+        f[start..].to_vec()
+    }
+
+    /// What the codec is given, read from chunks of `chunk` bytes.
+    async fn run(input: Vec<u8>, chunk: usize, max_message: usize) -> (Vec<u8>, Arc<Outbox>) {
+        let chunks: Vec<Result<Bytes, PayloadError>> =
+            input.chunks(chunk).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+        let outbox = Arc::new(Outbox::new(1 << 20));
+        let mut adapter = InflatingPayload::new(stream::iter(chunks), outbox.clone(), 1 << 20, max_message);
+        let mut out = Vec::new();
+        while let Some(Ok(bytes)) = adapter.next().await {
+            out.extend_from_slice(&bytes);
+        }
+        (out, outbox)
+    }
+
+    /// A plain frame passes as received; compressed messages, whole or fragmented with a ping between the
+    /// fragments, come out as one plain frame each (zero mask key) — however the bytes are cut into reads.
+    #[actix_rt::test]
+    async fn frames_are_cut_and_inflated_across_any_reads() {
+        let text = br#"{"type":"subscribe","trading_pairs":["BTCUSDT","ETHUSDT","ADAUSDT"],"interval":"1m"}"#;
+        let z = compressed(text);
+        let (a, b) = z.split_at(z.len() / 2);
+        let plain = client_frame(0x81, br#"{"type":"ping"}"#);
+        let ping = client_frame(0x89, b"hi");
+        let mut input = plain.clone();
+        input.extend(client_frame(0xc1, &z));
+        input.extend(client_frame(0x41, a));
+        input.extend(ping.clone());
+        input.extend(client_frame(0x80, b));
+        let mut inflated = vec![0x81, 0x80 | text.len() as u8, 0, 0, 0, 0];
+        inflated.extend_from_slice(text);
+        let mut want = plain;
+        want.extend(&inflated);
+        want.extend(ping);
+        want.extend(&inflated);
+        for chunk in [1, 3, 7, input.len()] {
+            let (out, outbox) = run(input.clone(), chunk, 65_536).await;
+            assert_eq!(out, want, "read {chunk} bytes at a time");
+            assert!(!outbox.is_closed());
+        }
+    }
+
+    #[actix_rt::test]
+    async fn faults_close_the_outbox_with_their_reason_and_end_the_stream() {
+        let bomb = compressed(&vec![b' '; 100_000]);
+        let cases: Vec<(Vec<u8>, CloseReason)> = vec![
+            (client_frame(0xc1, &bomb), CloseReason::InflatedTooLarge { max: 1000 }),
+            (client_frame(0xc1, &[0xff, 0xff]), CloseReason::BadCompression(String::new())),
+            (client_frame(0xc9, b""), CloseReason::Protocol(String::new())),
+            ([client_frame(0x41, &bomb[..4]), client_frame(0x81, b"x")].concat(), CloseReason::Protocol(String::new())),
+        ];
+        for (input, want) in cases {
+            let (out, outbox) = run(input, 5, 1000).await;
+            assert!(out.is_empty());
+            assert!(outbox.is_closed());
+            let waker = futures_util::task::noop_waker();
+            let closing = outbox.poll_pop(&mut std::task::Context::from_waker(&waker));
+            let std::task::Poll::Ready(Some(f)) = closing else { panic!("no close frame") };
+            assert_eq!(u16::from_be_bytes([f[2], f[3]]), want.code(), "{want:?}");
+        }
+    }
+}
