@@ -57,6 +57,20 @@ impl SharedFrame {
     }
 }
 
+/// Frames the hub compresses for one client (the first frame of an indicator or signal stream, acks) above
+/// this size go plain: compressing a 5,000-value indicator history (~150 KB, ~1 ms) on the hub's thread
+/// would hold up every client's updates. The shared update frames are far smaller.
+pub const MAX_HUB_COMPRESSED_PAYLOAD: usize = 16 * 1024;
+
+/// [`compress_frame`] for frames (header included) up to [`MAX_HUB_COMPRESSED_PAYLOAD`] bytes; larger ones come
+/// back plain.
+pub fn compress_small_frame(frame: &Bytes) -> Bytes {
+    if frame.len() > MAX_HUB_COMPRESSED_PAYLOAD {
+        return frame.clone();
+    }
+    compress_frame(frame)
+}
+
 /// The compressed form of one server data frame (RSV1 set, payload deflated, sync tail stripped). Returns
 /// `frame` itself when it is a control frame, already compressed, not one whole frame, or when compressing
 /// would not make it smaller.
@@ -254,6 +268,14 @@ mod tests {
         assert_eq!(compress_frame(&noisy), noisy);
         let once = compress_frame(&frame::text(&[b'a'; 500]));
         assert_eq!(compress_frame(&once), once, "an RSV1 frame is not compressed twice");
+    }
+
+    #[test]
+    fn the_hub_leaves_large_single_frames_plain() {
+        let small = frame::text(&[b'a'; 1000]);
+        assert_eq!(compress_small_frame(&small)[0], 0xc1);
+        let large = frame::text(&vec![b'a'; MAX_HUB_COMPRESSED_PAYLOAD + 1]);
+        assert_eq!(compress_small_frame(&large), large);
     }
 
     #[test]

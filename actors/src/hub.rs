@@ -26,7 +26,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::bars::{BarUpdate, UpdateKind};
-use crate::deflate::{compress_frame, SharedFrame};
+use crate::deflate::{compress_small_frame, SharedFrame};
 use crate::messages::{BarEvents, ClientId, Publish, Topic};
 use crate::model::{Bar, Symbol};
 use crate::outbox::{Outbox, PushError};
@@ -422,7 +422,8 @@ impl Hub {
 
     /// Queues one frame for one client, dropping the client if it cannot take it.
     fn push_or_drop(&mut self, client: ClientId, outbox: &Outbox, frame: Bytes) {
-        let frame = if outbox.deflate() { compress_frame(&frame) } else { frame };
+        // Large first frames (an indicator's history) go plain: not compressed on the fan-out thread.
+        let frame = if outbox.deflate() { compress_small_frame(&frame) } else { frame };
         if let Err(e) = outbox.push(frame) {
             self.drop_failed(vec![(client, e)]);
         }
