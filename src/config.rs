@@ -76,6 +76,9 @@ pub struct WsConfig {
     /// Indicator warm-ups (a new computation folding its history) running at once, off the market thread.
     pub max_concurrent_warmups: usize,
     pub unwatched_indicator_sweep_secs: u64,
+    /// Offer permessage-deflate (RFC 7692) to clients that ask for it; off: every client gets plain frames.
+    #[serde(default)]
+    pub permessage_deflate: bool,
 }
 
 /// Budgets of plain HTTP: connections per host, slow request heads, history reads (`[http]`).
@@ -422,6 +425,7 @@ mod tests {
         assert_eq!(c.feed.symbols.len(), 6);
         assert_eq!(c.hub.max_updates_per_second, 10);
         assert_eq!(c.ws.max_frame_bytes, 64 * 1024);
+        assert!(!c.ws.permessage_deflate, "plain JSON frames stay the default");
         assert_eq!(c.aggregator.history_bars, 5000);
         assert_eq!(
             (c.scripts.max_payload_bytes, c.scripts.ping_interval_ms, c.scripts.ping_timeout_ms),

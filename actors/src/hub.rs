@@ -1,7 +1,8 @@
 //! The subscription hub: topics → local subscribers. It knows nothing of sockets or other nodes.
 //!
 //! Each update is serialized and framed once per send; every subscriber it goes to gets a clone of the
-//! same `Bytes`. Partial-bar updates are sent at most `max_updates_per_second` per topic and client (the
+//! same `Bytes` (clients that negotiated permessage-deflate share one compressed form, made on first need:
+//! `deflate::SharedFrame`). Partial-bar updates are sent at most `max_updates_per_second` per topic and client (the
 //! newest state wins), in send slots. Clients, not topics, are spread over the gap: each client has a
 //! phase (one of `gap / flush_window` phases, round robin), and every topic keeps one send slot per phase,
 //! on that phase's grid. So all the topics of a dashboard fall due in the same flush, and everything due to
@@ -25,6 +26,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::bars::{BarUpdate, UpdateKind};
+use crate::deflate::{compress_small_frame, SharedFrame};
 use crate::messages::{BarEvents, ClientId, Publish, Topic};
 use crate::model::{Bar, Symbol};
 use crate::outbox::{Outbox, PushError};
@@ -420,6 +422,8 @@ impl Hub {
 
     /// Queues one frame for one client, dropping the client if it cannot take it.
     fn push_or_drop(&mut self, client: ClientId, outbox: &Outbox, frame: Bytes) {
+        // Large first frames (an indicator's history) go plain: not compressed on the fan-out thread.
+        let frame = if outbox.deflate() { compress_small_frame(&frame) } else { frame };
         if let Err(e) = outbox.push(frame) {
             self.drop_failed(vec![(client, e)]);
         }
@@ -612,16 +616,18 @@ impl Hub {
 fn stage_phases(staged: &mut Staging, state: &TopicState, phases: &[usize], bar: &Bar, correction: bool) {
     let mut frame = None;
     for slot in phases.iter().filter_map(|&n| state.slots.get(n)).filter(|s| !s.subscribers.is_empty()) {
-        let frame = frame.get_or_insert_with(|| price_frame(bar, correction));
+        let frame = frame.get_or_insert_with(|| SharedFrame::new(price_frame(bar, correction)));
         staged.stage(&slot.subscribers, frame);
     }
 }
 
-/// Pushes one shared frame to every subscriber; returns those that refused it.
+/// Pushes one shared frame to every subscriber (compressed once for those that negotiated deflate);
+/// returns those that refused it.
 fn deliver(subscribers: &HashMap<ClientId, Arc<Outbox>>, frame: &Bytes) -> Vec<(ClientId, PushError)> {
+    let frame = SharedFrame::new(frame.clone());
     let failed: Vec<(ClientId, PushError)> = subscribers
         .iter()
-        .filter_map(|(client, outbox)| outbox.push(frame.clone()).err().map(|e| (*client, e)))
+        .filter_map(|(client, outbox)| outbox.push(frame.for_client(outbox.deflate())).err().map(|e| (*client, e)))
         .collect();
     add(&COUNTERS.messages_sent, (subscribers.len() - failed.len()) as u64);
     failed
@@ -737,11 +743,11 @@ impl Hub {
         let (epoch, gap, phases) = (self.epoch, self.min_gap, self.phases);
         // The ack and the snapshots leave in one write too.
         let one = [(&client, &outbox)];
-        self.staged.stage(one, &ack);
+        self.staged.stage(one, &SharedFrame::new(ack));
         for (topic, from) in topics {
             let state = self.topics.entry(topic.clone()).or_insert_with(|| TopicState::new(epoch, gap, phases));
             for bar in state.snapshot(from) {
-                self.staged.stage(one, &price_frame(bar, false));
+                self.staged.stage(one, &SharedFrame::new(price_frame(bar, false)));
             }
             if let Some(slot) = state.slots.get_mut(entry.phase) {
                 slot.subscribers.insert(client, outbox.clone());

@@ -8,6 +8,8 @@
 //! - [`bars`]: cutting trades into bars (the pure bar building behind [`aggregator`]): multi-interval time bars with the late-trade grace window; no actor code.
 //! - [`messages`]: messages that several actors share.
 //! - [`protocol`]: the JSON wire types of the `/ws` protocol, serialized once by the hub.
+//! - [`deflate`]: permessage-deflate (RFC 7692): frames compressed once for every client that asked, and
+//!   the budgeted inflating of client messages.
 //! - [`protocol_schema`]: the JSON schemas of the wire types that have no derive of their own (intervals, ids).
 //! - [`feed`]: the `Connector` trait every upstream implements, the feed actor, and the simulated market.
 //! - [`aggregator`]: the per-symbol aggregator actor, owner of the in-memory bar history.
@@ -30,6 +32,7 @@ pub mod aggregator;
 pub mod background;
 pub mod bars;
 pub mod cluster;
+pub mod deflate;
 pub mod engine;
 pub mod feed;
 pub mod hub;

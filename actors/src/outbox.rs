@@ -59,6 +59,12 @@ pub enum CloseReason {
     /// A frame that breaks the WebSocket protocol: 1002 (protocol error).
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// A compressed message (permessage-deflate) that inflates past `max` bytes: 1009 (message too big).
+    #[error("compressed message inflates past the {max}-byte limit")]
+    InflatedTooLarge { max: usize },
+    /// A compressed message that is not valid deflate data: 1007 (invalid frame payload data).
+    #[error("invalid compressed message: {0}")]
+    BadCompression(String),
 }
 
 impl CloseReason {
@@ -68,8 +74,9 @@ impl CloseReason {
             CloseReason::Normal => 1000,
             CloseReason::Silent => 1001,
             CloseReason::Protocol(_) => 1002,
+            CloseReason::BadCompression(_) => 1007,
             CloseReason::TooManyErrors | CloseReason::SlowConsumer { .. } => 1008,
-            CloseReason::FrameTooLarge { .. } => 1009,
+            CloseReason::FrameTooLarge { .. } | CloseReason::InflatedTooLarge { .. } => 1009,
         }
     }
 
@@ -153,11 +160,25 @@ pub struct Outbox {
     queue: Mutex<Backlog>,
     limit: usize,
     writer: AtomicWaker,
+    /// The client negotiated permessage-deflate: whoever queues a data frame queues its compressed form
+    /// (`deflate::SharedFrame`, `deflate::compress_frame`).
+    deflate: bool,
 }
 
 impl Outbox {
     pub fn new(limit_bytes: usize) -> Outbox {
-        Outbox { queue: Mutex::new(Backlog::default()), limit: limit_bytes, writer: AtomicWaker::new() }
+        Outbox { queue: Mutex::new(Backlog::default()), limit: limit_bytes, writer: AtomicWaker::new(), deflate: false }
+    }
+
+    /// The outbox of a client that negotiated permessage-deflate (`true`).
+    pub fn with_deflate(mut self, deflate: bool) -> Outbox {
+        self.deflate = deflate;
+        self
+    }
+
+    /// Whether data frames queued here must be compressed.
+    pub fn deflate(&self) -> bool {
+        self.deflate
     }
 
     /// Queues a frame for the client.
@@ -273,6 +294,8 @@ mod tests {
             (CloseReason::TooManyErrors, 1008, "too many invalid or rate-limited messages"),
             (CloseReason::SlowConsumer { limit: 7 }, 1008, "slow consumer: more than 7 bytes waiting to be sent"),
             (CloseReason::FrameTooLarge { max: 64 }, 1009, "frame over 64 bytes"),
+            (CloseReason::InflatedTooLarge { max: 64 }, 1009, "compressed message inflates past the 64-byte limit"),
+            (CloseReason::BadCompression("bad".into()), 1007, "invalid compressed message: bad"),
         ];
         for (reason, code, text) in cases {
             let f = reason.frame();

@@ -27,6 +27,10 @@ pub struct Counters {
     /// the hub coalesces what is due to a client).
     pub ws_writes: CachePadded<AtomicU64>,
     pub ws_frames: CachePadded<AtomicU64>,
+    /// Bytes in those buffers (frame headers included): the server's side of "bytes on the wire".
+    pub ws_bytes_written: CachePadded<AtomicU64>,
+    /// Connections that negotiated permessage-deflate.
+    pub ws_deflate_connections: CachePadded<AtomicU64>,
     /// Messages sent per second over the last second, maintained by [`RateSampler`].
     pub messages_per_second: CachePadded<AtomicU64>,
 }
@@ -46,6 +50,8 @@ pub static COUNTERS: Counters = Counters {
     ws_abuse_disconnects: CachePadded::new(AtomicU64::new(0)),
     ws_writes: CachePadded::new(AtomicU64::new(0)),
     ws_frames: CachePadded::new(AtomicU64::new(0)),
+    ws_bytes_written: CachePadded::new(AtomicU64::new(0)),
+    ws_deflate_connections: CachePadded::new(AtomicU64::new(0)),
     messages_per_second: CachePadded::new(AtomicU64::new(0)),
 };
 
@@ -155,6 +161,18 @@ pub const METRICS: &[Metric] = &[
         Counter,
         "candlecast_ws_frames_total",
         "WebSocket frames in those buffers: frames per write = ws_frames_total / ws_writes_total"
+    ),
+    metric!(
+        ws_bytes_written,
+        Counter,
+        "candlecast_ws_bytes_written_total",
+        "Bytes in those buffers, frame headers included (compressed frames counted as sent)"
+    ),
+    metric!(
+        ws_deflate_connections,
+        Counter,
+        "candlecast_ws_deflate_connections_total",
+        "WebSocket connections that negotiated permessage-deflate"
     ),
 ];
 

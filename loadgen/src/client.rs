@@ -21,6 +21,8 @@ struct Shared {
     measuring: AtomicBool,
     finished: AtomicBool,
     messages: AtomicU64,
+    /// Bytes the readers read from their sockets while measuring (frame headers included).
+    wire_bytes: AtomicU64,
     connected: AtomicUsize,
     connect_errors: AtomicUsize,
     disconnects: AtomicUsize,
@@ -76,6 +78,7 @@ pub async fn run_process(args: Arc<Args>) -> anyhow::Result<Partial> {
         measuring: AtomicBool::new(false),
         finished: AtomicBool::new(false),
         messages: AtomicU64::new(0),
+        wire_bytes: AtomicU64::new(0),
         connected: AtomicUsize::new(0),
         connect_errors: AtomicUsize::new(0),
         disconnects: AtomicUsize::new(0),
@@ -109,10 +112,15 @@ pub async fn run_process(args: Arc<Args>) -> anyhow::Result<Partial> {
     }
     tokio::time::sleep_until(window_opens.into()).await;
     let measured_from = Instant::now();
+    let own_before = crate::procstat::sample(std::process::id());
     shared.measuring.store(true, Ordering::Relaxed);
     tokio::time::sleep_until(window_closes.into()).await;
     shared.measuring.store(false, Ordering::Relaxed);
     let measure_secs = measured_from.elapsed().as_secs_f64();
+    let own_cpu = match (own_before, crate::procstat::sample(std::process::id())) {
+        (Some(a), Some(b)) => crate::procstat::cpu_percent(&a, &b),
+        _ => 0.0,
+    };
     shared.finished.store(true, Ordering::Relaxed);
     for t in tasks {
         let _ = t.await;
@@ -133,6 +141,8 @@ pub async fn run_process(args: Arc<Args>) -> anyhow::Result<Partial> {
         stalled_closed: shared.stalled_closed.load(Ordering::Relaxed),
         churn_cycles: shared.churn_cycles.load(Ordering::Relaxed),
         messages: shared.messages.load(Ordering::Relaxed),
+        wire_bytes: shared.wire_bytes.load(Ordering::Relaxed),
+        cpu_percent: own_cpu,
         measure_secs,
         latency: buckets(&latency),
         connect,
@@ -145,7 +155,7 @@ async fn connect(args: &Args, symbol: &str) -> anyhow::Result<RawWs> {
     if args.protocol == "socketio" {
         return connect_socketio(args, symbol).await;
     }
-    let mut ws = RawWs::connect(&args.url).await?;
+    let mut ws = RawWs::connect_with(&args.url, args.deflate).await?;
     // `symbol` is one symbol or, with --topics-per-client, several separated by commas.
     let pairs = symbol.split(',').map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(",");
     let sub = format!(r#"{{"type":"subscribe","trading_pairs":[{pairs}],"interval":"{}"}}"#, args.interval);
@@ -242,6 +252,10 @@ async fn client(role: Role, index: usize, symbol: String, args: Arc<Args>, share
             },
             _ = &mut run_ends => break,
         };
+        let read = ws.take_bytes();
+        if shared.measuring.load(Ordering::Relaxed) {
+            shared.wire_bytes.fetch_add(read, Ordering::Relaxed);
+        }
         // Engine.IO's server ping must be answered, or the peer drops the client.
         if engine_io_ping && ws.send_text("3").await.is_err() && !shared.finished.load(Ordering::Relaxed) {
             shared.disconnects.fetch_add(1, Ordering::Relaxed);

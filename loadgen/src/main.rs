@@ -55,6 +55,10 @@ pub struct Args {
     /// (cyclically), all on `--interval`, in one subscribe request. At most the number of symbols.
     #[arg(long, default_value_t = 1)]
     pub topics_per_client: usize,
+    /// Offer permessage-deflate (RFC 7692) as a browser does and inflate compressed messages (the server needs
+    /// `[ws] permessage_deflate = true`; a client it is declined to counts as a connect error).
+    #[arg(long)]
+    pub deflate: bool,
     /// Fraction of clients that subscribe and then never read.
     #[arg(long, default_value_t = 0.0)]
     pub stalled: f64,
@@ -211,6 +215,7 @@ async fn run_children(args: &Args) -> anyhow::Result<Partial> {
         .args(["--clients", &n.to_string(), "--first-client", &first.to_string(), "--child", &i.to_string()])
         .args(["--hot-symbols", &args.hot_symbols.to_string(), "--hot-fraction", &args.hot_fraction.to_string()])
         .args(["--topics-per-client", &args.topics_per_client.to_string()])
+        .args(args.deflate.then_some("--deflate"))
         .args([
             "--stalled",
             &args.stalled.to_string(),
@@ -275,7 +280,6 @@ fn report(args: &Args, p: Partial, server: Option<(f64, f64, f64)>, command: Str
         rss_kb_per_client: (rss_kb - baseline_kb).max(0.0) / p.connected.max(1) as f64,
         cpu_percent: cpu,
     });
-    let _ = args;
     Report {
         clients: p.clients,
         connected: p.connected,
@@ -288,6 +292,9 @@ fn report(args: &Args, p: Partial, server: Option<(f64, f64, f64)>, command: Str
         measure_secs: p.measure_secs,
         messages: p.messages,
         messages_per_second: p.messages as f64 / p.measure_secs.max(0.001),
+        deflate: args.deflate,
+        wire_bytes_per_message: p.wire_bytes as f64 / p.messages.max(1) as f64,
+        loadgen_cpu_percent: p.cpu_percent,
         latency_ms: Percentiles::of(&p.latency),
         connect_ms: Percentiles::of(&p.connect),
         server,

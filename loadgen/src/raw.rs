@@ -7,9 +7,14 @@
 //! tungstenite's frame codec, a `BytesMut` split and an allocated `Message` per update, UTF-8 validation,
 //! a waker round per frame. Server-to-client frames are unmasked and small; reading them needs little.
 //! The push mode (scripts sending trades) keeps tungstenite.
+//!
+//! With `deflate`, the client offers permessage-deflate (RFC 7692) as a browser does and inflates compressed
+//! (RSV1) messages, each on its own (the server answers `server_no_context_takeover`). It counts every byte it
+//! reads after the handshake, frame headers included: bytes on the wire per message, plain against deflate.
 
 use std::io;
 
+use flate2::{Decompress, FlushDecompress};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -17,10 +22,17 @@ use tokio::net::TcpStream;
 const MAX_FRAME: usize = 16 << 20;
 const INITIAL_BUFFER: usize = 4096;
 
+/// What the client offers with `deflate` (what Chromium sends).
+const DEFLATE_OFFER: &str = "permessage-deflate; client_max_window_bits";
+/// The tail a compressed message's sender strips and its receiver appends back (RFC 7692 §7.2.2).
+const SYNC_TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
 /// One frame's place in the buffer.
 #[derive(Debug, PartialEq)]
 struct Header {
     fin: bool,
+    /// RSV1: a compressed message (permessage-deflate).
+    compressed: bool,
     opcode: u8,
     /// Where the payload starts and ends, from the start of the frame.
     payload: std::ops::Range<usize>,
@@ -31,7 +43,7 @@ fn parse_header(bytes: &[u8]) -> io::Result<Option<Header>> {
     if bytes.len() < 2 {
         return Ok(None);
     }
-    let (fin, opcode) = (bytes[0] & 0x80 != 0, bytes[0] & 0x0f);
+    let (fin, compressed, opcode) = (bytes[0] & 0x80 != 0, bytes[0] & 0x40 != 0, bytes[0] & 0x0f);
     if bytes[1] & 0x80 != 0 {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "server frames must not be masked"));
     }
@@ -45,7 +57,7 @@ fn parse_header(bytes: &[u8]) -> io::Result<Option<Header>> {
         return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes")));
     }
     let end = at + len as usize;
-    Ok((bytes.len() >= end).then_some(Header { fin, opcode, payload: at..end }))
+    Ok((bytes.len() >= end).then_some(Header { fin, compressed, opcode, payload: at..end }))
 }
 
 /// A client frame: always masked (RFC 6455 §5.3). The key only needs to be unpredictable to proxies, which
@@ -78,8 +90,14 @@ pub struct RawWs {
     end: usize,
     /// A text message arriving in several frames, put together.
     fragments: Vec<u8>,
-    /// The last message returned, when it had to be put together from fragments.
+    /// The last message returned, when it had to be put together from fragments or inflated.
     message: Vec<u8>,
+    /// Set when permessage-deflate was negotiated.
+    inflater: Option<Decompress>,
+    /// Whether the message being put together from fragments is compressed.
+    fragments_compressed: bool,
+    /// Bytes read from the socket after the handshake, not yet taken by [`RawWs::take_bytes`].
+    bytes_read: u64,
 }
 
 /// What [`RawWs::next_text`] found.
@@ -92,12 +110,17 @@ pub enum Next<'a> {
 impl RawWs {
     /// Connects to a `ws://host:port/path` URL and completes the opening handshake.
     pub async fn connect(url: &str) -> io::Result<RawWs> {
-        Ok(Self::connect_timed(url).await?.0)
+        Ok(Self::connect_timed(url, false).await?.0)
+    }
+
+    /// [`RawWs::connect`], offering permessage-deflate if `deflate`; an error if the server declines it.
+    pub async fn connect_with(url: &str, deflate: bool) -> io::Result<RawWs> {
+        Ok(Self::connect_timed(url, deflate).await?.0)
     }
 
     /// [`RawWs::connect`], and how long the TCP connect alone took (the storm mode reports it apart from
     /// the HTTP upgrade: the listen backlog decides the one, the server's workers the other).
-    pub async fn connect_timed(url: &str) -> io::Result<(RawWs, std::time::Duration)> {
+    pub async fn connect_timed(url: &str, deflate: bool) -> io::Result<(RawWs, std::time::Duration)> {
         let rest =
             url.strip_prefix("ws://").ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "only ws:// URLs"))?;
         let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
@@ -113,10 +136,14 @@ impl RawWs {
             end: 0,
             fragments: Vec::new(),
             message: Vec::new(),
+            inflater: None,
+            fragments_compressed: false,
+            bytes_read: 0,
         };
+        let offer = if deflate { format!("Sec-WebSocket-Extensions: {DEFLATE_OFFER}\r\n") } else { String::new() };
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n"
         );
         ws.stream.write_all(request.as_bytes()).await?;
         loop {
@@ -129,8 +156,21 @@ impl RawWs {
                         format!("handshake refused: {status}"),
                     ));
                 }
-                // Frames may already follow the response in the same read.
+                if deflate {
+                    let accepted = head.lines().any(|l| {
+                        l.split_once(':').is_some_and(|(k, v)| {
+                            k.eq_ignore_ascii_case("sec-websocket-extensions") && v.contains("permessage-deflate")
+                        })
+                    });
+                    if !accepted {
+                        let msg = "the server did not accept permessage-deflate (is [ws] permessage_deflate on?)";
+                        return Err(io::Error::new(io::ErrorKind::Unsupported, msg));
+                    }
+                    ws.inflater = Some(Decompress::new(false));
+                }
+                // Frames may already follow the response in the same read; they count as read from here.
                 ws.start = head_end + 4;
+                ws.bytes_read = (ws.end - ws.start) as u64;
                 return Ok((ws, tcp));
             }
             if ws.end == ws.buf.len() {
@@ -138,6 +178,11 @@ impl RawWs {
             }
             ws.fill().await?;
         }
+    }
+
+    /// Bytes read since the handshake or the last call.
+    pub fn take_bytes(&mut self) -> u64 {
+        std::mem::take(&mut self.bytes_read)
     }
 
     pub async fn send_text(&mut self, text: &str) -> io::Result<()> {
@@ -163,6 +208,7 @@ impl RawWs {
             0 => Err(io::ErrorKind::UnexpectedEof.into()),
             n => {
                 self.end += n;
+                self.bytes_read += n as u64;
                 Ok(())
             }
         }
@@ -185,15 +231,19 @@ impl RawWs {
             let payload = self.start + header.payload.start..self.start + header.payload.end;
             self.start += header.payload.end;
             match header.opcode {
-                0x1 if header.fin => {
+                0x1 if header.fin && !header.compressed => {
                     let text = std::str::from_utf8(&self.buf[payload])
                         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                     return Ok(Next::Text(text));
                 }
                 0x1 | 0x0 => {
+                    if header.opcode == 0x1 {
+                        self.fragments_compressed = header.compressed;
+                    }
                     self.fragments.extend_from_slice(&self.buf[payload]);
                     if header.fin {
-                        self.message = std::mem::take(&mut self.fragments);
+                        let whole = std::mem::take(&mut self.fragments);
+                        self.message = if self.fragments_compressed { self.inflate(whole)? } else { whole };
                         let text = std::str::from_utf8(&self.message)
                             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                         return Ok(Next::Text(text));
@@ -207,6 +257,37 @@ impl RawWs {
                 // Binary frames and pongs carry nothing the generator measures.
                 _ => {}
             }
+        }
+    }
+}
+
+impl RawWs {
+    /// A compressed message's text: inflated on its own (no context kept), the sync tail appended back.
+    fn inflate(&mut self, mut compressed: Vec<u8>) -> io::Result<Vec<u8>> {
+        let bad = |why: String| io::Error::new(io::ErrorKind::InvalidData, why);
+        let Some(d) = self.inflater.as_mut() else {
+            return Err(bad("a compressed frame without permessage-deflate".into()));
+        };
+        d.reset(false);
+        compressed.extend_from_slice(&SYNC_TAIL);
+        let mut out = std::mem::take(&mut self.message);
+        out.clear();
+        out.reserve(compressed.len() * 4);
+        loop {
+            let before = (d.total_in(), out.len());
+            let rest = compressed.get(d.total_in() as usize..).unwrap_or_default();
+            d.decompress_vec(rest, &mut out, FlushDecompress::Sync).map_err(|e| bad(e.to_string()))?;
+            let room = out.len() < out.capacity();
+            if d.total_in() as usize >= compressed.len() && room {
+                return Ok(out);
+            }
+            if before == (d.total_in(), out.len()) && room {
+                return Err(bad("truncated compressed message".into()));
+            }
+            if out.len() > MAX_FRAME * 4 {
+                return Err(bad("compressed message inflates too far".into()));
+            }
+            out.reserve(out.capacity());
         }
     }
 }
@@ -225,12 +306,15 @@ mod tests {
         assert_eq!(parse_header(&[0x81]).unwrap(), None);
         assert_eq!(
             parse_header(&[0x81, 3, b'a', b'b', b'c']).unwrap(),
-            Some(Header { fin: true, opcode: 1, payload: 2..5 })
+            Some(Header { fin: true, compressed: false, opcode: 1, payload: 2..5 })
         );
         assert_eq!(parse_header(&[0x81, 3, b'a']).unwrap(), None, "payload not all there yet");
         let mut long = vec![0x01, 126, 0x01, 0x00];
         long.extend(vec![b'x'; 256]);
-        assert_eq!(parse_header(&long).unwrap(), Some(Header { fin: false, opcode: 1, payload: 4..260 }));
+        assert_eq!(
+            parse_header(&long).unwrap(),
+            Some(Header { fin: false, compressed: false, opcode: 1, payload: 4..260 })
+        );
         let mut huge = vec![0x82, 127];
         huge.extend_from_slice(&70_000u64.to_be_bytes());
         assert_eq!(parse_header(&huge).unwrap(), None);
@@ -288,6 +372,55 @@ mod tests {
         }
         assert_eq!(texts, ["got subscribe", "x", "125 x", "126 x", "5000 x", "70000 x", "abcd", "after the ping"]);
         server.await.unwrap();
+    }
+
+    /// With `deflate`: the offer is sent, compressed messages (whole and in fragments) are inflated, plain
+    /// ones still read, and every byte read after the handshake is counted.
+    #[tokio::test]
+    async fn deflate_offers_the_extension_and_inflates_compressed_messages() {
+        use flate2::{Compress, Compression, FlushCompress};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                let mut b = [0u8; 1];
+                socket.read_exact(&mut b).await.unwrap();
+                head.push(b[0]);
+            }
+            assert!(String::from_utf8_lossy(&head).contains(DEFLATE_OFFER));
+            socket
+                .write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n\r\n")
+                .await
+                .unwrap();
+            let text = "y".repeat(3000);
+            let mut c = Compress::new(Compression::fast(), false);
+            let mut z = Vec::with_capacity(4096);
+            c.compress_vec(text.as_bytes(), &mut z, FlushCompress::Sync).unwrap();
+            z.truncate(z.len() - 4);
+            let mut wire = vec![0xc1, z.len() as u8];
+            wire.extend_from_slice(&z);
+            // The same message in two fragments: RSV1 on the first only.
+            let (a, b) = z.split_at(z.len() / 2);
+            wire.extend_from_slice(&[0x41, a.len() as u8]);
+            wire.extend_from_slice(a);
+            wire.extend_from_slice(&[0x80, b.len() as u8]);
+            wire.extend_from_slice(b);
+            wire.extend_from_slice(&[0x81, 5]);
+            wire.extend_from_slice(b"plain");
+            wire.extend_from_slice(&[0x88, 2, 0x03, 0xe8]);
+            socket.write_all(&wire).await.unwrap();
+            wire.len() as u64
+        });
+        let mut ws = RawWs::connect_with(&url, true).await.unwrap();
+        let mut texts = Vec::new();
+        while let Next::Text(t) = ws.next_text().await.unwrap() {
+            texts.push(if t.len() > 100 { format!("{} y", t.len()) } else { t.to_owned() });
+        }
+        assert_eq!(texts, ["3000 y", "3000 y", "plain"]);
+        assert_eq!(ws.take_bytes(), server.await.unwrap());
+        assert_eq!(ws.take_bytes(), 0);
     }
 
     #[tokio::test]

@@ -19,6 +19,12 @@ pub struct Partial {
     pub stalled_closed: usize,
     pub churn_cycles: usize,
     pub messages: u64,
+    /// Bytes read from the sockets in the measured window (frame headers included).
+    #[serde(default)]
+    pub wire_bytes: u64,
+    /// The generator's own CPU over the window, % of one core (summed over processes).
+    #[serde(default)]
+    pub cpu_percent: f64,
     pub measure_secs: f64,
     /// (value µs, count) of delivery latency.
     pub latency: Vec<(u64, u64)>,
@@ -52,6 +58,8 @@ impl Partial {
             out.stalled_closed += p.stalled_closed;
             out.churn_cycles += p.churn_cycles;
             out.messages += p.messages;
+            out.wire_bytes += p.wire_bytes;
+            out.cpu_percent += p.cpu_percent;
             out.measure_secs = out.measure_secs.max(p.measure_secs);
             out.topics = out.topics.max(p.topics);
             let _ = lat.add(from_buckets(&p.latency));
@@ -77,6 +85,12 @@ pub struct Report {
     pub measure_secs: f64,
     pub messages: u64,
     pub messages_per_second: f64,
+    /// Whether the clients asked for permessage-deflate (`--deflate`).
+    pub deflate: bool,
+    /// Bytes read per delivered message (frame headers, pings and acks included).
+    pub wire_bytes_per_message: f64,
+    /// The generator's CPU over the window, % of one core.
+    pub loadgen_cpu_percent: f64,
     pub latency_ms: Percentiles,
     pub connect_ms: Percentiles,
     pub server: Option<ServerFigures>,
@@ -126,11 +140,14 @@ impl Report {
             )
         });
         format!(
-            "clients={} connected={} topics={} msgs/s={:.0} latency p50={:.2}ms p99={:.2}ms max={:.2}ms connect p99={:.1}ms errors={} disconnects={} stalled={}/{} closed churn_cycles={}{}",
+            "clients={} connected={} topics={} deflate={} msgs/s={:.0} wire_bytes/msg={:.1} loadgen_cpu={:.0}% latency p50={:.2}ms p99={:.2}ms max={:.2}ms connect p99={:.1}ms errors={} disconnects={} stalled={}/{} closed churn_cycles={}{}",
             self.clients,
             self.connected,
             self.topics,
+            self.deflate,
             self.messages_per_second,
+            self.wire_bytes_per_message,
+            self.loadgen_cpu_percent,
             self.latency_ms.p50,
             self.latency_ms.p99,
             self.latency_ms.max,

@@ -303,7 +303,7 @@ impl Held {
 /// TCP connect, upgrade and subscribe, each step within what is left of `timeout`.
 async fn open(url: &str, subscribe: &str, timeout: Duration, tcp: &Mutex<Histogram<u64>>) -> Result<RawWs, Outcome> {
     let began = Instant::now();
-    let connected = tokio::time::timeout(timeout, RawWs::connect_timed(url)).await;
+    let connected = tokio::time::timeout(timeout, RawWs::connect_timed(url, false)).await;
     let (mut ws, tcp_took) = match connected {
         Err(_) => return Err(Outcome::Timeout),
         Ok(Err(e)) => return Err(Outcome::of(&e)),

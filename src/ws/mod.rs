@@ -5,9 +5,13 @@
 //! - [`rate_limits`]: rate and error limits per client (whether a client reads too slowly is decided by its
 //!   outbox, `candlecast_actors::outbox`).
 //! - [`topics`]: the check of the topics a client names, shared with Socket.IO.
+//! - [`extension`]: the `Sec-WebSocket-Extensions` negotiation of permessage-deflate (RFC 7692).
+//! - [`inflate`]: a deflate client's compressed messages inflated, within budget, before the codec reads them.
 //! - [`admission`]: origin check and per-host and total budgets of connections and indicator streams.
 
 pub(crate) mod admission;
+mod extension;
+mod inflate;
 pub(crate) mod rate_limits;
 pub(crate) mod request;
 mod session;

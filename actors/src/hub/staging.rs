@@ -4,12 +4,16 @@
 //! send slot). Pushed one by one, each frame was one outbox entry, one wake of the writer and one socket
 //! write; staged, they leave as one buffer of consecutive WebSocket frames: one entry, one wake, one
 //! write. The frames stay separate text frames on the wire, in the order they were staged.
+//!
+//! A client that negotiated permessage-deflate is staged the frame's compressed form, made once per frame
+//! for all of them ([`SharedFrame`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::deflate::SharedFrame;
 use crate::messages::ClientId;
 use crate::outbox::{Outbox, PushError};
 use crate::telemetry::{add, COUNTERS};
@@ -33,13 +37,14 @@ impl Staging {
     pub(super) fn stage<'a>(
         &mut self,
         subscribers: impl IntoIterator<Item = (&'a ClientId, &'a Arc<Outbox>)>,
-        frame: &Bytes,
+        frame: &SharedFrame,
     ) {
         for (client, outbox) in subscribers {
+            let bytes = frame.for_client(outbox.deflate());
             match self.clients.get_mut(client) {
-                Some(staged) => staged.rest.push(frame.clone()),
+                Some(staged) => staged.rest.push(bytes),
                 None => {
-                    let staged = Staged { outbox: outbox.clone(), first: frame.clone(), rest: Vec::new() };
+                    let staged = Staged { outbox: outbox.clone(), first: bytes, rest: Vec::new() };
                     self.clients.insert(*client, staged);
                 }
             }

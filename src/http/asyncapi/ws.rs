@@ -18,17 +18,23 @@ Before the upgrade, `GET /ws` may be refused with a JSON body `{\"error\":\"<lim
 403 `ws_origin`, 429 `ws_connections_per_host`, 429 `ws_handshakes_per_host` (`Retry-After: 1`), \
 503 `ws_connections` (`Retry-After: 1`).\n\n\
 Binary frames are answered with an `unsupported_frame` error; WebSocket pings with pongs; the server pings \
-every 10 s. The close codes the server uses are listed in `x-close-codes`.";
+every 10 s. The close codes the server uses are listed in `x-close-codes`.\n\n\
+With `[ws] permessage_deflate` on, a client offering `Sec-WebSocket-Extensions: permessage-deflate` (RFC 7692) \
+gets `permessage-deflate; server_no_context_takeover; client_no_context_takeover`: messages both ways may be \
+compressed (RSV1), each on its own; the JSON inside is the same.";
 
 /// Close codes of `/ws` connections (src/ws/session.rs).
 fn close_codes() -> Value {
     json!([
         { "code": 1000, "reason": "normal close: the server stops, or the client closed" },
         { "code": 1001, "reason": "no message or pong within the client timeout (30 s by default)" },
-        { "code": 1002, "reason": "WebSocket protocol error" },
+        { "code": 1002, "reason": "WebSocket protocol error (RSV1 on a control frame or without permessage-deflate \
+                                   negotiated included)" },
+        { "code": 1007, "reason": "permessage-deflate: a compressed message that is not valid deflate data" },
         { "code": 1008, "reason": "too many invalid or rate-limited messages (20 error replies in 10 s), or a slow \
                                    consumer (over 1 MiB waiting to be sent)" },
-        { "code": 1009, "reason": "a frame over 16 times max_frame_bytes (1 MiB by default)" },
+        { "code": 1009, "reason": "a frame over 16 times max_frame_bytes (1 MiB by default), or with \
+                                   permessage-deflate a compressed message inflating past max_frame_bytes" },
     ])
 }
 
