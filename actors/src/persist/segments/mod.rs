@@ -26,6 +26,8 @@ pub(crate) mod migrate;
 mod segment;
 mod store;
 mod symbols;
+#[cfg(test)]
+mod tests;
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
