@@ -40,7 +40,7 @@ impl Model {
             let symbol = SYMBOLS[self.rand() as usize % SYMBOLS.len()];
             let interval = INTERVALS[self.rand() as usize % INTERVALS.len()];
             let held = self.series.get(&(symbol.to_owned(), interval)).map_or(0, |s| s.len() as i64);
-            let step = if held > 0 && self.rand() % 5 == 0 { self.rand() as i64 % held } else { held };
+            let step = if held > 0 && self.rand().is_multiple_of(5) { self.rand() as i64 % held } else { held };
             let open_time = 1_700_000_000_000 + step * interval.millis();
             let price = (self.rand() % 1_000_000) as f64 / 10_000.0;
             let mut bar = Bar::from_trade(symbol.into(), interval, open_time, price, 1.0 + (self.rand() % 7) as f64);
