@@ -315,6 +315,15 @@ fn retention_while_writing_deletes_only_expired_bars_and_survives_reopening() {
     assert!(floor_bars.windows(2).all(|w| w[1].open_time - w[0].open_time == 1_000));
     assert_eq!(first, 300, "retention caught up over the passes");
     assert_eq!(store.shared.usage().unwrap().bars(Interval::S1), 400 - first as u64, "usage follows exactly");
+    // A cutoff inside a chunk (the merge just cut the last one at 300): the chunk stays, its 5 bars before the
+    // cutoff are no longer read, and usage counts what is left of it.
+    store.rotate_now().unwrap();
+    assert_eq!(store.shared.expire(&[(Interval::S1, 305_000)], 100).unwrap().total(), 5);
+    let floor_bars = store.shared.bars(&sym, Interval::S1, i64::MIN, i64::MAX, usize::MAX).unwrap();
+    assert_eq!((floor_bars[0].open_time, floor_bars.len()), (305_000, 95));
+    assert_eq!(store.shared.usage().unwrap().bars(Interval::S1), 95);
+    let polled = store.shared.revised_since(&sym, Interval::S1, 0, usize::MAX).unwrap();
+    assert_eq!(polled, floor_bars, "since= skips them too");
     // A write of a bar below the floor (a very late correction) is not kept: retention deleted its time.
     store.write_now(&[bar(0, 99)], true).unwrap();
     store.close_now();
