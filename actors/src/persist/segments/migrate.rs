@@ -116,8 +116,7 @@ fn copy(redb_file: &Path, staging: &Path, options: Options) -> Result<u64, Store
             store.write_now(&batch, false)?;
             migrated += batch.len() as u64;
         }
-        let script = store.shared.script.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let script = script.ok_or_else(|| StoreError::Storage("the staging store is closed".into()))?;
+        let script = store.shared.script_db()?;
         if let Ok(symbols) = txn.open_table(script_data::SYMBOLS) {
             for entry in symbols.iter().map_err(storage)? {
                 let (name, created) = entry.map_err(storage)?;

@@ -8,7 +8,8 @@
 //! - `NNNNNNNN.seg`: the memtable written out once the log holds `store.segment_rotate_bars` bars,
 //!   per series in column chunks of ≤ 4,096 bars; merged by size tiers ([`segment`], [`merge`]).
 //! - `floors`: retention's per-series cutoffs ([`floors`]).
-//! - `script.redb`: script symbols and executed trades (the [`script_data`](super::script_data) tables).
+//! - `script.redb`: script symbols and executed trades (the [`script_data`](super::script_data) tables),
+//!   created at the first script call.
 //! - `LOCK`: locked while a candlecast has the store open.
 //!
 //! [`index`] holds the in-memory index and the two reads; [`store`] the write path, rotation, retention
@@ -105,11 +106,7 @@ impl SegmentStore {
         &self,
         f: impl FnOnce(&redb::Database) -> Result<T, StoreError> + Send + 'static,
     ) -> StoreFuture<T> {
-        self.blocking(move |s| {
-            let db = s.script.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            let db = db.ok_or_else(|| StoreError::Storage("the segment store is closed".into()))?;
-            f(&db)
-        })
+        self.blocking(move |s| f(&*s.script_db()?))
     }
 
     /// Synchronous write, for the migration and tests: `stamp` as in [`Store::write`].

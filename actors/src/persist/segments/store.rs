@@ -151,12 +151,6 @@ impl Shared {
                 }
             }
         }
-        let script_file = dir.join(SCRIPT_DB);
-        let script = Database::create(&script_file)
-            .map_err(|e| StoreError::Open(format!("{}: {}", script_file.display(), redb::Error::from(e))))?;
-        let txn = script.begin_write().map_err(storage)?;
-        script_data::create_tables(&txn)?;
-        txn.commit().map_err(storage)?;
         let ids = RwLock::new(symbols.ids());
         let writer = Writer {
             log: opened.file,
@@ -176,11 +170,34 @@ impl Shared {
             mem: Mutex::new(mem),
             index: RwLock::new(Arc::new(index)),
             ids,
-            script: Mutex::new(Some(Arc::new(script))),
+            script: Mutex::new(None),
             closed: AtomicBool::new(false),
             merging: AtomicBool::new(false),
             torn_bytes: AtomicU64::new(opened.torn_bytes + torn_symbols + torn_floors),
         })
+    }
+
+    /// The script database, opened at its first use: a store that never sees a script never writes it, and
+    /// a failure to open it (a full disk) does not keep the bars from being stored.
+    pub fn script_db(&self) -> Result<Arc<Database>, StoreError> {
+        let mut slot = lock(&self.script);
+        self.check_open()?;
+        if let Some(db) = &*slot {
+            return Ok(db.clone());
+        }
+        let file = self.dir.join(SCRIPT_DB);
+        let db = Database::create(&file)
+            .map_err(|e| StoreError::Storage(format!("{}: {}", file.display(), redb::Error::from(e))))?;
+        // Created once; later opens only read (a write transaction would grow the file, on a full disk too).
+        let tables = db.begin_read().map_err(storage)?.list_tables().map_err(storage)?.count();
+        if tables < 3 {
+            let txn = db.begin_write().map_err(storage)?;
+            script_data::create_tables(&txn)?;
+            txn.commit().map_err(storage)?;
+        }
+        let db = Arc::new(db);
+        *slot = Some(db.clone());
+        Ok(db)
     }
 
     pub fn symbol_id(&self, symbol: &str) -> Option<u32> {
