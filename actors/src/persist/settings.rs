@@ -102,7 +102,7 @@ pub struct StoreSettings {
 impl Default for StoreSettings {
     fn default() -> Self {
         StoreSettings {
-            kind: StoreKind::Embedded,
+            kind: StoreKind::Segments,
             path: PathBuf::from("data"),
             journal_path: String::new(),
             batch_bars: 1_000,
