@@ -213,8 +213,8 @@ impl Shared {
             return Ok(false);
         }
         let added = w.symbols.ensure(bars.iter().map(|b| (&*b.bar.symbol, &*b.source)))?;
-        if added {
-            *self.ids.write().unwrap_or_else(|e| e.into_inner()) = w.symbols.ids();
+        if !added.is_empty() {
+            self.ids.write().unwrap_or_else(|e| e.into_inner()).extend(added);
         }
         let floor = w.last_revised.saturating_add(1);
         let mut records = Vec::with_capacity(bars.len());

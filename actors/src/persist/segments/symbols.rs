@@ -67,9 +67,12 @@ impl Symbols {
         self.known.iter().map(|(n, (id, _))| (n.clone(), *id)).collect()
     }
 
-    /// The id of each of `pairs` (name, source), giving new ids (and recording changed sources) in one
-    /// fsynced append. Returns whether anything was added.
-    pub fn ensure<'a>(&mut self, pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Result<bool, StoreError> {
+    /// Gives new ids to the names of `pairs` (name, source) not known yet, and records changed sources, in
+    /// one fsynced append. Returns the names that got an id.
+    pub fn ensure<'a>(
+        &mut self,
+        pairs: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Vec<(Arc<str>, u32)>, StoreError> {
         let mut added: Vec<(Arc<str>, u32, Arc<str>)> = Vec::new();
         let mut buf = Vec::new();
         let mut next = self.next;
@@ -90,14 +93,50 @@ impl Symbols {
             added.push((Arc::from(name), id, Arc::from(source)));
         }
         if added.is_empty() {
-            return Ok(false);
+            return Ok(Vec::new());
         }
         // One record holding every new entry (each length-prefixed), so one fsync covers a batch.
         self.file.append(&buf)?;
         self.next = next;
+        let mut new = Vec::new();
         for (name, id, source) in added {
-            self.known.insert(name, (id, source));
+            if self.known.insert(name.clone(), (id, source)).is_none() {
+                new.push((name, id));
+            }
         }
-        Ok(true)
+        Ok(new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_given_once_kept_across_reopening_and_a_torn_tail_loses_only_its_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("symbols");
+        {
+            let (mut s, _) = Symbols::open(&path).unwrap();
+            let new = s.ensure([("BTC", "binance"), ("ETH", "binance"), ("BTC", "binance")].into_iter()).unwrap();
+            assert_eq!(new, [(Arc::from("BTC"), 0), (Arc::from("ETH"), 1)]);
+            assert!(s.ensure([("BTC", "binance")].into_iter()).unwrap().is_empty(), "known: no write");
+            // A changed source is recorded under the same id.
+            assert!(s.ensure([("ETH", "kite")].into_iter()).unwrap().is_empty());
+            assert_eq!(s.ensure([("SOL", "x")].into_iter()).unwrap(), [(Arc::from("SOL"), 2)]);
+        }
+        let full = std::fs::read(&path).unwrap();
+        let (s, torn) = Symbols::open(&path).unwrap();
+        assert_eq!((s.id("BTC"), s.id("ETH"), s.id("SOL"), torn), (Some(0), Some(1), Some(2), 0));
+        assert_eq!(&*s.known["ETH"].1, "kite");
+        drop(s);
+        // SOL's record torn by a crash: it was never used by a logged bar (fsynced before), and its id is
+        // given again; BTC and ETH keep theirs.
+        std::fs::write(&path, &full[..full.len() - 3]).unwrap();
+        let (mut s, torn) = Symbols::open(&path).unwrap();
+        assert!(torn > 0 && s.id("SOL").is_none());
+        assert_eq!(s.ensure([("ADA", "x")].into_iter()).unwrap(), [(Arc::from("ADA"), 2)]);
+        let long = "X".repeat(70_000);
+        assert!(s.ensure([(long.as_str(), "x")].into_iter()).is_err(), "a name beyond u16 is refused, not cut");
     }
 }
