@@ -111,9 +111,20 @@ pub(super) struct SegmentWriter {
     dir: PathBuf,
     id: u32,
     tmp: PathBuf,
-    file: std::io::BufWriter<File>,
+    /// `None` once finished.
+    file: Option<std::io::BufWriter<File>>,
     offset: u64,
     chunks: Vec<ChunkMeta>,
+    finished: bool,
+}
+
+impl Drop for SegmentWriter {
+    /// A segment given up half way (an error, a full disk) leaves no `.tmp` file behind.
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 impl SegmentWriter {
@@ -124,9 +135,10 @@ impl SegmentWriter {
             dir: dir.to_owned(),
             id,
             tmp,
-            file: std::io::BufWriter::with_capacity(1 << 20, file),
+            file: Some(std::io::BufWriter::with_capacity(1 << 20, file)),
             offset: 0,
             chunks: Vec::new(),
+            finished: false,
         })
     }
 
@@ -140,7 +152,8 @@ impl SegmentWriter {
         for part in bars.chunks(CHUNK) {
             buf.clear();
             encode(part, &mut buf);
-            self.file.write_all(&buf).map_err(|e| self.io(e))?;
+            let out = self.file.as_mut().ok_or_else(|| StoreError::Storage("segment already finished".into()))?;
+            out.write_all(&buf).map_err(|e| StoreError::Storage(format!("writing {}: {e}", self.tmp.display())))?;
             self.chunks.push(ChunkMeta {
                 key,
                 offset: self.offset,
@@ -181,21 +194,21 @@ impl SegmentWriter {
         footer.extend_from_slice(&(footer.len() as u32).to_le_bytes());
         footer.extend_from_slice(&crc.to_le_bytes());
         footer.extend_from_slice(MAGIC);
-        self.file.write_all(&footer).map_err(|e| self.io(e))?;
-        let file = self
-            .file
-            .into_inner()
-            .map_err(|e| StoreError::Storage(format!("{}: {}", self.tmp.display(), e.error())))?;
+        let mut out = self.file.take().ok_or_else(|| StoreError::Storage("segment already finished".into()))?;
+        out.write_all(&footer).map_err(|e| self.io(e))?;
+        let file =
+            out.into_inner().map_err(|e| StoreError::Storage(format!("{}: {}", self.tmp.display(), e.error())))?;
         file.sync_all().map_err(|e| StoreError::Storage(format!("{}: {e}", self.tmp.display())))?;
         let path = segment_path(&self.dir, self.id);
         std::fs::rename(&self.tmp, &path).map_err(|e| StoreError::Storage(format!("{}: {e}", path.display())))?;
+        self.finished = true;
         super::sync_dir(&self.dir)?;
         drop(file);
         // Written through a write-only handle: read through a new one.
         let file = File::open(&path).map_err(|e| StoreError::Storage(format!("{}: {e}", path.display())))?;
         let bytes = self.offset + footer.len() as u64;
         let file = SegmentFile { id: self.id, rank, bytes, path, file, obsolete: AtomicBool::new(false) };
-        Ok(Loaded { file, replaces: replaces.to_vec(), chunks: self.chunks })
+        Ok(Loaded { file, replaces: replaces.to_vec(), chunks: std::mem::take(&mut self.chunks) })
     }
 }
 

@@ -239,8 +239,15 @@ impl Shared {
             }
         }
         if w.log_bars >= self.options.rotate_bars {
-            self.rotate(&mut w)?;
-            return Ok(true);
+            // The batch is durable in the log: a rotation that fails (a full disk) does not fail the write,
+            // and the next write tries again.
+            return match self.rotate(&mut w) {
+                Ok(()) => Ok(true),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot write the memtable out as a segment yet");
+                    Ok(false)
+                }
+            };
         }
         Ok(false)
     }
