@@ -85,7 +85,7 @@ pub type StoreFuture<T> = BoxFuture<'static, Result<T, StoreError>>;
 /// Where closed bars go and history comes from. Every implementation keys bars by
 /// (symbol, interval, open time): writing a bar again replaces it, so replays never duplicate a bar.
 pub trait Store: Send + Sync + 'static {
-    /// `embedded`, `influxdb-v1`, `influxdb-v2` or `memory`, for `/api/stats`.
+    /// `segments`, `embedded`, `influxdb-v1`, `influxdb-v2` or `memory`, for `/api/stats`.
     fn kind(&self) -> &'static str;
 
     /// Whether the store answers and accepts our configuration (credentials, database or bucket).
