@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Per-symbol cost (issue 20), a skeleton: candlecast (release) with N simulated symbols at 1 trade/s each,
-# a 1-day backfill with 1 hour of 1s bars, the default embedded store in a fresh temporary directory, no
+# a 1-day backfill with 1 hour of 1s bars, the default store (or STORE_KIND) in a fresh temporary directory, no
 # clients. Per N it measures:
 #   backfill     start -> the backfill's bars all written (persistence: written_bars >= N x 7,000 and
 #                nothing buffered beyond one batch, nothing journaled), and the write throughput over it
