@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Per-symbol cost (issue 20), a skeleton: candlecast (release) with N simulated symbols at 1 trade/s each,
-# a 1-day backfill with 1 hour of 1s bars, the default embedded store in a fresh temporary directory, no
+# a 1-day backfill with 1 hour of 1s bars, the default store (or STORE_KIND) in a fresh temporary directory, no
 # clients. Per N it measures:
 #   backfill     start -> the backfill's bars all written (persistence: written_bars >= N x 7,000 and
 #                nothing buffered beyond one batch, nothing journaled), and the write throughput over it
@@ -9,11 +9,14 @@
 #   first chart  time of GET /api/historical/<a symbol>?interval=1m&limit=1000 (curl time_total)
 # Prints a markdown table (for docs/BENCHMARKS.md, "## Store") and keeps bench/results/symbols-<N>.json.
 # Usage: scripts/bench_symbols.sh [symbol counts...]   (default: 100 1000; 10000 needs the issue's work)
+# STORE_KIND=embedded|segments picks the store (default: the config's default); it is printed per row and
+# kept in the file name: bench/results/symbols-<N>[-<kind>].json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 counts=("$@"); [ ${#counts[@]} -gt 0 ] || counts=(100 1000)
 sample=${SAMPLE_SECS:-30}
+kind=${STORE_KIND:-}
 results=bench/results; mkdir -p "$results"
 
 cargo build --release --bin candlecast
@@ -27,13 +30,14 @@ trap stop_server EXIT
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 
-echo "| symbols | backfill | bars written | write throughput | RSS idle | CPU idle | store | bytes per bar | first chart (1m, 1,000 bars) |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| store kind | symbols | backfill | bars written | write throughput | RSS idle | CPU idle | store | bytes per bar | first chart (1m, 1,000 bars) |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for n in "${counts[@]}"; do
   data=$(mktemp -d)
   config="$data/bench.toml"
   {
     printf '[server]\nhost = "127.0.0.1"\nport = 0\n[log]\nlevel = "warn"\n[store]\npath = "%s/store"\n' "$data"
+    [ -z "$kind" ] || printf 'kind = "%s"\n' "$kind"
     printf '[feed]\nsource = "simulated"\nsymbols = ['
     for i in $(seq 1 "$n"); do printf '"S%05dUSDT",' "$i"; done
     printf ']\n[feed.simulated]\ntrades_per_second = 1.0\nbackfill_days = 1\nbackfill_fine_hours = 1\n'
@@ -70,9 +74,9 @@ for n in "${counts[@]}"; do
   bytes=$(jq -r '.stats.store.file_bytes' <<<"$s")
   jq --argjson n "$n" --arg backfill "$backfill" --arg cpu "$cpu" --argjson rss "$rss" --arg chart "$chart" \
     '{symbols: $n, backfill_s: ($backfill|tonumber), cpu_percent: ($cpu|tonumber), rss_mb: $rss, first_chart_s: ($chart|tonumber), stats: .stats}' \
-    <<<"$s" > "$results/symbols-$n.json"
-  printf '| %s | %.0f s | %s | %.0f K bars/s | %s MB | %s %% | %.0f MB | %.0f B | %.0f ms |\n' \
-    "$n" "$backfill" "$written" "$(echo "$written / $backfill / 1000" | bc -l)" "$rss" "$cpu" \
+    <<<"$s" > "$results/symbols-$n${kind:+-$kind}.json"
+  printf '| %s | %s | %.0f s | %s | %.0f K bars/s | %s MB | %s %% | %.0f MB | %.0f B | %.0f ms |\n' \
+    "$(jq -r '.stats.store.kind' <<<"$s")" "$n" "$backfill" "$written" "$(echo "$written / $backfill / 1000" | bc -l)" "$rss" "$cpu" \
     "$(echo "$bytes / 1000000" | bc -l)" "$(echo "$bytes / $bars" | bc -l)" "$(echo "$chart * 1000" | bc -l)"
   stop_server
   rm -rf "$data"

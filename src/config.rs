@@ -434,7 +434,7 @@ mod tests {
         assert!(
             c.scripts.keys.is_empty() && c.scripts.cors_origins.is_empty() && !c.scripts.require_key_for_dashboards
         );
-        assert_eq!(c.store.kind, candlecast_actors::persist::StoreKind::Embedded);
+        assert_eq!(c.store.kind, candlecast_actors::persist::StoreKind::Segments);
         assert_eq!(c.store.path, Path::new("data"));
         let j = &c.jobs;
         assert!(!j.require_key && j.trader_keys.is_empty() && j.trusted_proxies.is_empty());

@@ -1,4 +1,5 @@
-//! Durability of the real binary (the `candlecast` executable as a child process, embedded store):
+//! Durability of the real binary (the `candlecast` executable as a child process, the default store; the
+//! full-disk case with each local store):
 //! - SIGTERM: it flushes and exits, and every bar a client saw closed before the signal is stored.
 //! - SIGKILL: it loses at most the closed bars not yet durable, which `store.batch_bars` and
 //!   `store.buffer_bars` bound, and only the newest ones (what is stored has no hole).
@@ -151,8 +152,10 @@ fn lost(seen: &Seen, stored: &Seen) -> Vec<i64> {
 
 /// Restarts on `dir` (another seed, no limit) and reads back the 1s bars from `from` once the previous
 /// run's journal is written.
-async fn stored_after_restart(dir: &Path, from: i64) -> Seen {
-    let again = spawn(dir, &[("FEED__SIMULATED__SEED", "4242")], None).await;
+async fn stored_after_restart(dir: &Path, from: i64, extra: &[(&str, &str)]) -> Seen {
+    let mut settings = vec![("FEED__SIMULATED__SEED", "4242")];
+    settings.extend_from_slice(extra);
+    let again = spawn(dir, &settings, None).await;
     eventually("the journal written back", || async {
         let p = persistence(&again).await;
         p["journal_bars"] == 0 && p["healthy"] == true
@@ -171,7 +174,7 @@ async fn sigterm_flushes_every_bar_seen_closed_and_exits() {
     signal(&first, "TERM");
     let status = exited(&mut first).await;
     assert!(status.success(), "a clean exit: {status}");
-    let stored = stored_after_restart(dir.path(), started - 60_000).await;
+    let stored = stored_after_restart(dir.path(), started - 60_000, &[]).await;
     assert_eq!(lost(&seen, &stored), Vec::<i64>::new(), "every bar seen closed before SIGTERM is stored");
 }
 
@@ -187,7 +190,7 @@ async fn sigkill_loses_at_most_the_bars_not_yet_durable_and_only_the_newest() {
     let seen = closed_seconds(&first, started - 60_000).await;
     signal(&first, "KILL");
     let _ = exited(&mut first).await;
-    let stored = stored_after_restart(dir.path(), started - 60_000).await;
+    let stored = stored_after_restart(dir.path(), started - 60_000, &[]).await;
     let lost = lost(&seen, &stored);
     eprintln!("SIGKILL: {} of {} bars seen closed were not stored", lost.len(), seen.len());
     assert!(lost.len() <= 15, "at most batch_bars + buffer_bars lost: {lost:?}");
@@ -201,9 +204,20 @@ async fn sigkill_loses_at_most_the_bars_not_yet_durable_and_only_the_newest() {
 /// on SIGTERM, and after a restart every bar seen closed is in the store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_degrades_health_and_loses_nothing_once_space_returns() {
+    full_disk("embedded").await;
+}
+
+/// The same with the segment store: its log is the file that may not grow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_degrades_health_and_loses_nothing_once_space_returns_segments() {
+    full_disk("segments").await;
+}
+
+async fn full_disk(kind: &str) {
     let dir = tempfile::tempdir().unwrap();
+    let kind = [("STORE__KIND", kind)];
     // A first run makes the store (with the day of backfill) and stops cleanly.
-    let mut first = spawn(dir.path(), &[], None).await;
+    let mut first = spawn(dir.path(), &kind, None).await;
     eventually("the backfill stored", || async {
         let p = persistence(&first).await;
         p["written_bars"].as_u64().unwrap_or(0) > 1_000 && p["buffered_bars"] == 0
@@ -211,10 +225,17 @@ async fn a_full_disk_degrades_health_and_loses_nothing_once_space_returns() {
     .await;
     signal(&first, "TERM");
     assert!(exited(&mut first).await.success());
-    let redb = std::fs::metadata(dir.path().join("candlecast.redb")).unwrap().len();
+    // The file a write grows: the redb file, or the segment store's log (its segments are written only
+    // at a rotation, far beyond this test's bars).
+    let grows = match kind[0].1 {
+        "segments" => dir.path().join("segments").join("log"),
+        _ => dir.path().join("candlecast.redb"),
+    };
+    let largest = std::fs::metadata(&grows).unwrap().len();
+    assert!(largest > 0, "{} holds the stored bars", grows.display());
 
-    let limit = redb / 2;
-    let mut full = spawn(dir.path(), &[], Some(limit)).await;
+    let limit = largest / 2;
+    let mut full = spawn(dir.path(), &kind, Some(limit)).await;
     let started = candlecast_actors::model::now_ms();
     eventually("the store reported down and bars journaled", || async {
         let p = persistence(&full).await;
@@ -249,6 +270,6 @@ async fn a_full_disk_degrades_health_and_loses_nothing_once_space_returns() {
     signal(&full, "TERM");
     assert!(exited(&mut full).await.success(), "a clean exit under a full disk");
 
-    let stored = stored_after_restart(dir.path(), started).await;
+    let stored = stored_after_restart(dir.path(), started, &kind).await;
     assert_eq!(lost(&seen, &stored), Vec::<i64>::new(), "every bar seen closed is stored once space returns");
 }

@@ -1,4 +1,5 @@
-//! The embedded store (redb) with the real server: history survives a restart without being
+//! Each local store (`embedded`: redb, `segments`: the append-only segment store) with the real server,
+//! every scenario run once per kind (`<scenario>::embedded`, `<scenario>::segments`): history survives a restart without being
 //! regenerated, history reads go beyond the in-memory window (REST and WS), `since=` polling, and a
 //! client that loads history and then subscribes sees no gap and no duplicate, also when a bar closes
 //! in between. Retention deletes expired bars of an interval and nothing else, and `/api/stats` and
@@ -15,15 +16,42 @@ use common::history::{
 use common::{Client, TestServer, Toml};
 use serde_json::{json, Value};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restart_keeps_history_and_the_simulator_does_not_generate_over_it() {
-    let dir = tempfile::tempdir().unwrap();
-    restart_keeps_history(dir.path(), &[], "embedded").await;
+/// Runs a scenario against each local store kind: one test per kind, `<scenario>::<kind>`.
+macro_rules! per_store_kind {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded() {
+                super::$scenario("embedded").await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn segments() {
+                super::$scenario("segments").await
+            }
+        }
+    )*};
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn history_beyond_the_in_memory_window_comes_from_the_store_for_rest_ws_and_backtests() {
-    let server = TestServer::start(&small(&[("aggregator.history_bars", Toml::Integer(50))])).await;
+per_store_kind!(
+    a_restart_keeps_history_and_the_simulator_does_not_generate_over_it,
+    history_beyond_the_in_memory_window_comes_from_the_store_for_rest_ws_and_backtests,
+    since_polling_returns_every_bar_created_or_revised_since,
+    history_then_subscribe_has_no_gap_and_no_duplicate_when_a_bar_closes_in_between,
+    a_volume_that_would_overflow_is_refused_and_persistence_goes_on,
+    retention_deletes_expired_bars_per_interval_and_stats_show_the_store_per_interval,
+);
+
+async fn a_restart_keeps_history_and_the_simulator_does_not_generate_over_it(kind: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    restart_keeps_history(dir.path(), &[("store.kind", Toml::String(kind.into()))], kind).await;
+}
+
+async fn history_beyond_the_in_memory_window_comes_from_the_store_for_rest_ws_and_backtests(kind: &str) {
+    let server = TestServer::start(&small(&[
+        ("store.kind", Toml::String(kind.into())),
+        ("aggregator.history_bars", Toml::Integer(50)),
+    ]))
+    .await;
     persisted(&server).await;
     let rest = bars(&server, "interval=1m&limit=600").await;
     assert_eq!(rest.len(), 600, "a day of stored minutes, far beyond the 50 in memory");
@@ -80,10 +108,13 @@ async fn post(server: &TestServer, path: &str, body: Value) -> (u16, Value) {
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn since_polling_returns_every_bar_created_or_revised_since() {
+async fn since_polling_returns_every_bar_created_or_revised_since(kind: &str) {
     let before_start = candlecast_actors::model::now_ms();
-    let server = TestServer::start(&small(&[("aggregator.history_bars", Toml::Integer(30))])).await;
+    let server = TestServer::start(&small(&[
+        ("store.kind", Toml::String(kind.into())),
+        ("aggregator.history_bars", Toml::Integer(30)),
+    ]))
+    .await;
     persisted(&server).await;
     // The backfill was stored after `before_start`: the store answers far more than the 30 in memory.
     let (status, first) =
@@ -140,9 +171,12 @@ async fn since_polling_returns_every_bar_created_or_revised_since() {
 
 /// History, then a bar closes, then subscribe: the client must end up with that bar's final state and
 /// a series without holes, and receive no closed bar twice.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn history_then_subscribe_has_no_gap_and_no_duplicate_when_a_bar_closes_in_between() {
-    let server = TestServer::start(&small(&[("feed.simulated.trades_per_second", Toml::Float(50.0))])).await;
+async fn history_then_subscribe_has_no_gap_and_no_duplicate_when_a_bar_closes_in_between(kind: &str) {
+    let server = TestServer::start(&small(&[
+        ("store.kind", Toml::String(kind.into())),
+        ("feed.simulated.trades_per_second", Toml::Float(50.0)),
+    ]))
+    .await;
     let mut ws = Client::connect(&server).await;
     ws.send(json!({"type": "get_historical", "trading_pair": "BTCUSDT", "interval": "1s", "limit": 30})).await;
     let history = ws.next_of("historical", 30).await["data"].as_array().unwrap().clone();
@@ -186,8 +220,7 @@ async fn history_then_subscribe_has_no_gap_and_no_duplicate_when_a_bar_closes_in
 /// `null` and no journal can read back: the second is refused and counted, every bar stays finite, and
 /// persistence keeps writing. (Before: the bars' volume became inf, `/api/historical` served
 /// `"volume":null`, and with InfluxDB the batch was journaled and retried forever.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_volume_that_would_overflow_is_refused_and_persistence_goes_on() {
+async fn a_volume_that_would_overflow_is_refused_and_persistence_goes_on(kind: &str) {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("huge.csv");
     std::fs::write(
@@ -199,6 +232,7 @@ async fn a_volume_that_would_overflow_is_refused_and_persistence_goes_on() {
     )
     .unwrap();
     let server = TestServer::start(&small(&[
+        ("store.kind", Toml::String(kind.into())),
         ("feed.source", Toml::String("replay".into())),
         ("feed.replay.path", Toml::String(csv.to_string_lossy().into_owned())),
         ("feed.replay.kind", Toml::String("trades".into())),
@@ -237,18 +271,21 @@ async fn rejected(server: &TestServer) -> u64 {
 /// deleted in bounded passes and gone from `/api/historical`; younger 1s bars and 1m bars (kept forever)
 /// of the same days stay; `/api/stats` and `/metrics` show bars, bytes and deletions per interval.
 /// (Before retention: nothing was ever deleted, and the store's usage was not shown.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retention_deletes_expired_bars_per_interval_and_stats_show_the_store_per_interval() {
+async fn retention_deletes_expired_bars_per_interval_and_stats_show_the_store_per_interval(kind: &str) {
     use candlecast_actors::model::{now_ms, Bar, Interval};
-    use candlecast_actors::persist::EmbeddedStore;
+    use candlecast_actors::persist::{EmbeddedStore, SegmentOptions, SegmentStore};
     use candlecast_actors::persist::{Store, StoredBar};
+    use std::sync::Arc;
     const DAY: i64 = 86_400_000;
     let dir = tempfile::tempdir().unwrap();
     let now = now_ms();
     // Older than the simulated backfill (1 day): written directly, as an earlier run would have.
     let first_open = |interval: Interval, age_days: i64| interval.align(now - age_days * DAY);
     {
-        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let store: Arc<dyn Store> = match kind {
+            "embedded" => Arc::new(EmbeddedStore::open(dir.path()).unwrap()),
+            _ => Arc::new(SegmentStore::open(dir.path(), SegmentOptions::default()).unwrap()),
+        };
         let mut old = Vec::new();
         for interval in [Interval::S1, Interval::M1] {
             for age_days in [10, 3] {
@@ -266,6 +303,7 @@ async fn retention_deletes_expired_bars_per_interval_and_stats_show_the_store_pe
     let server = TestServer::start_in(
         dir.path(),
         &small(&[
+            ("store.kind", Toml::String(kind.into())),
             // The window seeded from the store at start must not hold the old bars: they come from the store.
             ("aggregator.history_bars", Toml::Integer(50)),
             ("store.retention.1s", Toml::String("5d".into())),
@@ -288,7 +326,7 @@ async fn retention_deletes_expired_bars_per_interval_and_stats_show_the_store_pe
 
     persisted(&server).await;
     let stats = store_stats().await;
-    assert_eq!(stats["kind"], "embedded");
+    assert_eq!(stats["kind"], kind);
     assert_eq!(stats["retention"]["enforced"], true, "{stats}");
     assert!(stats["retention"]["passes"].as_u64().unwrap() >= 3, "20 bars at most 7 a pass: {stats}");
     let interval = |name: &str| stats["intervals"][name].clone();

@@ -125,7 +125,7 @@ async fn a_real_prometheus_scrapes_the_server_and_evaluates_the_alert_rules() {
     assert!(later > first);
     let feeds = prometheus.query(r#"candlecast_feed_connected{symbol="BTCUSDT",source="simulated"}"#).await;
     assert_eq!(feeds.iter().map(|(_, v)| *v).collect::<Vec<_>>(), [1.0], "{feeds:?}");
-    let store = prometheus.query(r#"candlecast_store_info{kind="embedded"}"#).await;
+    let store = prometheus.query(r#"candlecast_store_info{kind="segments"}"#).await;
     assert_eq!(store.len(), 1, "{store:?}");
     let lag = prometheus.query("candlecast_persist_write_lag_seconds").await;
     assert_eq!(lag.len(), 1, "{lag:?}");
@@ -143,7 +143,7 @@ async fn a_real_prometheus_scrapes_the_server_and_evaluates_the_alert_rules() {
     for rule in &groups {
         assert_eq!(rule["health"], "ok", "{rule}");
     }
-    // A healthy server with an embedded store trips none of them.
+    // A healthy server with the default (segment) store trips none of them.
     let firing = prometheus.query(r#"ALERTS{alertstate="firing"}"#).await;
     assert!(firing.is_empty(), "{firing:?}");
 }

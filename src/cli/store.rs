@@ -1,7 +1,7 @@
-//! `candlecast store export|import`: one symbol and interval of the embedded store to CSV, and CSV rows
+//! `candlecast store export|import`: one symbol and interval of the local store (embedded or segments) to CSV, and CSV rows
 //! back into it, each row checked as every other way in checks a bar ([`Bar::invalid_reason`]).
 //!
-//! redb lets one process hold a store: against the directory of a running server both stop with a
+//! One process holds a local store at a time: against the directory of a running server both stop with a
 //! message saying so, before reading or writing anything.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use candlecast_actors::model::{now_ms, Bar, Interval, Symbol};
-use candlecast_actors::persist::EmbeddedStore;
-use candlecast_actors::persist::{Range, Store, StoreError, StoreKind, StoredBar};
+use candlecast_actors::persist::{Range, Store, StoreError, StoreKind, StoreSettings, StoredBar};
 
 use super::StoreCommand;
 use candlecast_actors::model::parse_timestamp;
@@ -30,21 +29,23 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
 pub fn run(command: StoreCommand, config: Option<&Path>) -> anyhow::Result<()> {
     let config = crate::Config::load(config)?;
-    if config.store.kind != StoreKind::Embedded {
+    if !matches!(config.store.kind, StoreKind::Embedded | StoreKind::Segments) {
         bail!(
-            "store export and import work on the embedded store; this configuration has store.kind = {:?}",
+            "store export and import work on the local stores (embedded, segments); this configuration has \
+             store.kind = {:?}",
             config.store.kind
         );
     }
-    let dir = config.store.path.clone();
+    let settings = config.store.clone();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let store = open(&dir)?;
+        let store = open(&settings)?;
+        let store = &*store;
         let result = match command {
             StoreCommand::Export { symbol, interval, from, to, out } => {
-                export(&store, &symbol, &interval, from.as_deref(), to.as_deref(), out.as_deref()).await
+                export(store, &symbol, &interval, from.as_deref(), to.as_deref(), out.as_deref()).await
             }
-            StoreCommand::Import { file } => import(&store, &file).await,
+            StoreCommand::Import { file } => import(store, &file).await,
         };
         let closed = store.close().await;
         result?;
@@ -53,11 +54,13 @@ pub fn run(command: StoreCommand, config: Option<&Path>) -> anyhow::Result<()> {
 }
 
 /// Opens the store, saying plainly when a running server holds it.
-fn open(dir: &Path) -> anyhow::Result<EmbeddedStore> {
-    match EmbeddedStore::open(dir) {
-        Ok(store) => Ok(store),
+fn open(settings: &StoreSettings) -> anyhow::Result<Arc<dyn Store>> {
+    let dir = &settings.path;
+    match candlecast_actors::persist::open(settings) {
+        Ok(Some(store)) => Ok(store),
+        Ok(None) => bail!("store.kind = \"none\" keeps no store"),
         Err(StoreError::Open(msg)) if msg.contains("already open") => bail!(
-            "the store in {} is held by a running candlecast (redb lets one process open it): stop that server \
+            "the store in {} is held by a running candlecast (one process opens it at a time): stop that server \
              first, or export from a copy of the directory",
             dir.display()
         ),
@@ -66,7 +69,7 @@ fn open(dir: &Path) -> anyhow::Result<EmbeddedStore> {
 }
 
 async fn export(
-    store: &EmbeddedStore,
+    store: &dyn Store,
     symbol: &str,
     interval: &str,
     from: Option<&str>,
@@ -116,7 +119,7 @@ async fn export(
     Ok(())
 }
 
-async fn import(store: &EmbeddedStore, file: &Path) -> anyhow::Result<()> {
+async fn import(store: &dyn Store, file: &Path) -> anyhow::Result<()> {
     let f = std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
     let total_bytes = f.metadata().map(|m| m.len()).unwrap_or(0);
     let mut reader = BufReader::new(f);

@@ -13,6 +13,7 @@
 mod lsm;
 mod redb_compact;
 mod redb_today;
+mod segment_store;
 mod segments;
 mod sqlite;
 mod workload;
@@ -99,7 +100,7 @@ fn median_ms<T>(mut f: impl FnMut() -> T) -> f64 {
 
 type Open = fn(&Path, &Args) -> Box<dyn Candidate>;
 
-const CANDIDATES: [(&str, &str, Open); 5] = [
+const CANDIDATES: [(&str, &str, Open); 6] = [
     ("redb-today", "(a) redb, today's layout (EmbeddedStore)", |d, a| {
         Box::new(redb_today::RedbToday::open(d, a.shape.symbols))
     }),
@@ -111,6 +112,9 @@ const CANDIDATES: [(&str, &str, Open); 5] = [
         Box::new(sqlite::Sqlite::open(d, a.shape.symbols))
     }),
     ("segments", "(e) append-only log + column segments", |d, a| Box::new(segments::Segments::open(d, a.rotate_at, 8))),
+    ("segment-store", "(f) the product's SegmentStore (e), through the Store trait", |d, a| {
+        Box::new(segment_store::ProductSegments::open(d, a.shape.symbols, a.rotate_at))
+    }),
 ];
 
 /// The series read, and what a correct store answers.

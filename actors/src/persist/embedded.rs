@@ -35,11 +35,11 @@ use super::{keep_newest, script_data, Expired, Range, Store, StoreError, StoreFu
 use crate::model::{Bar, Interval, Symbol};
 
 /// (symbol, interval name, open time).
-type BarKey<'a> = (&'a str, &'a str, i64);
+pub(super) type BarKey<'a> = (&'a str, &'a str, i64);
 /// (open, high, low, close, volume, trades, revised, source).
-type BarValue<'a> = (f64, f64, f64, f64, f64, u64, i64, &'a str);
+pub(super) type BarValue<'a> = (f64, f64, f64, f64, f64, u64, i64, &'a str);
 
-const BARS: TableDefinition<BarKey, BarValue> = TableDefinition::new("bars");
+pub(super) const BARS: TableDefinition<BarKey, BarValue> = TableDefinition::new("bars");
 const REVISIONS: TableDefinition<(&str, &str, i64, i64), ()> = TableDefinition::new("revisions");
 /// Interval name → bars stored.
 const COUNTS: TableDefinition<&str, u64> = TableDefinition::new("bar_counts");
@@ -438,88 +438,6 @@ impl Store for EmbeddedStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn stored(open_time: i64, close: f64, revised: i64) -> StoredBar {
-        let mut bar = Bar::from_trade("BTCUSDT".into(), Interval::M1, open_time, close, 1.0);
-        bar.closed = true;
-        StoredBar { bar, source: "simulated".into(), revised }
-    }
-
-    fn range(start: Option<i64>, end: Option<i64>, limit: usize) -> Range {
-        Range { interval: Interval::M1, start, end, limit }
-    }
-
-    #[actix_rt::test]
-    async fn upserts_reads_ranges_and_survives_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let sym: Symbol = "BTCUSDT".into();
-        {
-            let store = EmbeddedStore::open(dir.path()).unwrap();
-            let batch: Vec<StoredBar> = (0..10).map(|i| stored(i * 60_000, 100.0 + i as f64, 1_000)).collect();
-            store.write(batch.into()).await.unwrap();
-            // The same key again, corrected: replaced, not added.
-            store.write(vec![stored(3 * 60_000, 42.0, 2_000)].into()).await.unwrap();
-            let err = EmbeddedStore::open(dir.path()).err().unwrap();
-            assert!(err.to_string().contains("already open"), "{err}");
-        }
-        let store = EmbeddedStore::open(dir.path()).unwrap();
-        store.close().await.unwrap();
-        assert!(store.bars(&sym, range(None, None, 1)).await.is_err(), "closed");
-        let store = EmbeddedStore::open(dir.path()).expect("the lock is released by close");
-        let all = store.bars(&sym, range(None, None, 100)).await.unwrap();
-        assert_eq!(all.len(), 10);
-        assert_eq!(all[3].close, 42.0);
-        assert!(all.iter().all(|b| b.closed) && all.windows(2).all(|w| w[0].open_time < w[1].open_time));
-        let newest = store.bars(&sym, range(Some(60_000), Some(6 * 60_000), 2)).await.unwrap();
-        assert_eq!(newest.iter().map(|b| b.open_time).collect::<Vec<_>>(), [4 * 60_000, 5 * 60_000]);
-        let revised = store.revised_since(&sym, Interval::M1, 1_500, 100).await.unwrap();
-        assert_eq!(
-            revised.iter().map(|b| b.open_time).collect::<Vec<_>>(),
-            [3 * 60_000],
-            "only the corrected bar, once"
-        );
-        assert_eq!(store.revised_since(&sym, Interval::M1, 0, 100).await.unwrap().len(), 10);
-        assert!(store.bars(&"ETHUSDT".into(), range(None, None, 100)).await.unwrap().is_empty());
-    }
-
-    fn trade(symbol: &str, timestamp: i64, strategy: &str) -> StoredTrade {
-        StoredTrade {
-            timestamp,
-            symbol: symbol.into(),
-            side: "BUY".into(),
-            quantity: 1.0,
-            price: 10.0,
-            profit_loss: (timestamp % 2 == 0).then_some(-1.5),
-            strategy: strategy.into(),
-        }
-    }
-
-    #[actix_rt::test]
-    async fn script_symbols_and_trades_survive_reopening_within_their_cap() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = EmbeddedStore::open(dir.path()).unwrap();
-            assert!(store.keeps_script_data());
-            store.add_script_symbol("ZZZ", 2_000).await.unwrap();
-            store.add_script_symbol("AAA", 3_000).await.unwrap();
-            store.add_script_symbol("ZZZ", 9_000).await.unwrap();
-            let first: Vec<StoredTrade> =
-                vec![trade("A", 5, "x"), trade("A", 1, "x"), trade("B", 3, "y"), trade("A", 5, "second")];
-            store.add_executed_trades(first.into(), 3).await.unwrap();
-            store.add_executed_trades(vec![trade("A", 9, "x")].into(), 3).await.unwrap();
-            store.close().await.unwrap();
-        }
-        let store = EmbeddedStore::open(dir.path()).unwrap();
-        assert_eq!(store.script_symbols().await.unwrap(), ["ZZZ", "AAA"], "by first creation");
-        let all = store.executed_trades(100).await.unwrap();
-        let keys: Vec<(&str, i64, &str)> =
-            all.iter().map(|t| (t.symbol.as_str(), t.timestamp, t.strategy.as_str())).collect();
-        assert_eq!(keys, [("A", 5, "x"), ("A", 5, "second"), ("A", 9, "x"), ("B", 3, "y")], "A's oldest (1) trimmed");
-        assert_eq!(all[3].profit_loss, None);
-        assert_eq!(all[1].profit_loss, None);
-        let newest: Vec<i64> = store.executed_trades(1).await.unwrap().iter().map(|t| t.timestamp).collect();
-        assert_eq!(newest, [9, 3]);
-    }
 
     fn bar_at(symbol: &str, interval: Interval, open_time: i64, revised: i64) -> StoredBar {
         let mut bar = Bar::from_trade(symbol.into(), interval, open_time, 100.0, 1.0);

@@ -94,7 +94,9 @@ impl History {
         hub.do_send(SubscribeActor { recipient: persister.clone().recipient(), partials: false });
         let retention_stats = Arc::new(RetentionStats::default());
         // InfluxDB keeps bars by its own retention policies (see docs/protocol.md, "Retention").
-        let retention_task = (settings.kind == StoreKind::Embedded && !settings.retention.is_forever()).then(|| {
+        let retention_task = (matches!(settings.kind, StoreKind::Embedded | StoreKind::Segments)
+            && !settings.retention.is_forever())
+        .then(|| {
             let schedule = settings.retention_schedule();
             tracing::info!(?schedule, "store retention");
             retention::spawn(store.clone(), schedule, retention::wall_clock(), retention_stats.clone())

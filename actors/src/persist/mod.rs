@@ -7,7 +7,8 @@
 //!
 //! - [`settings`]: `[store]` in the config, and [`open`] to build the configured store.
 //! - [`memory`]: a store in memory (tests; the reference for what every store must do).
-//! - [`embedded`]: the default store, a redb file under `./data`.
+//! - [`embedded`]: a redb file under `./data` (`kind = "embedded"`).
+//! - [`segments`]: an append-only log and column segments under `./data/segments` (`kind = "segments"`).
 //! - [`line_protocol`]: InfluxDB line protocol, shared by both InfluxDB dialects.
 //! - [`influx`]: HTTP error messages and row handling shared by both InfluxDB dialects.
 //! - [`influx_v1`], [`influx_v2`]: InfluxDB through its 1.x API (`/write`, InfluxQL) or its 2.x API.
@@ -15,7 +16,7 @@
 //! - [`dead_letters`]: bars that will never be written (the store refuses them), kept for a human.
 //! - [`actor`]: the persistence actor: batching, backoff, journal, figures.
 //! - [`history`]: the one history service of REST, WebSocket and backtests.
-//! - [`script_data`]: script-created symbols and executed trades (embedded store only).
+//! - [`script_data`]: script-created symbols and executed trades (embedded and segment stores).
 //! - [`retention`]: `[store.retention]`, and the background loop that deletes expired bars.
 
 pub(crate) mod actor;
@@ -32,7 +33,10 @@ pub(crate) mod line_protocol;
 mod memory;
 pub(crate) mod retention;
 pub(crate) mod script_data;
+pub(crate) mod segments;
 pub(crate) mod settings;
+#[cfg(test)]
+mod store_tests;
 
 use std::sync::Arc;
 
@@ -50,6 +54,7 @@ pub use line_protocol::encode as encode_line_protocol;
 pub use memory::MemoryStore;
 pub use retention::{spawn as spawn_retention, wall_clock, Expired, RetentionSettings, RetentionStats, Schedule};
 pub use script_data::StoredTrade;
+pub use segments::{Options as SegmentOptions, SegmentStore};
 pub use settings::{open, InfluxApi, InfluxSettings, Secret, StoreKind, StoreSettings, StoreSettingsError};
 
 /// A closed bar as stored: the bar, the source of its symbol, and when candlecast last revised it.
@@ -80,7 +85,7 @@ pub type StoreFuture<T> = BoxFuture<'static, Result<T, StoreError>>;
 /// Where closed bars go and history comes from. Every implementation keys bars by
 /// (symbol, interval, open time): writing a bar again replaces it, so replays never duplicate a bar.
 pub trait Store: Send + Sync + 'static {
-    /// `embedded`, `influxdb-v1`, `influxdb-v2` or `memory`, for `/api/stats`.
+    /// `segments`, `embedded`, `influxdb-v1`, `influxdb-v2` or `memory`, for `/api/stats`.
     fn kind(&self) -> &'static str;
 
     /// Whether the store answers and accepts our configuration (credentials, database or bucket).

@@ -11,6 +11,7 @@ use super::embedded::EmbeddedStore;
 use super::influx_v1::V1;
 use super::influx_v2::V2;
 use super::retention::RetentionSettings;
+use super::segments::{Options as SegmentOptions, SegmentStore};
 use super::{Store, StoreError};
 
 /// Where closed bars are kept.
@@ -19,6 +20,9 @@ use super::{Store, StoreError};
 pub enum StoreKind {
     /// A redb file under `path`; needs no server.
     Embedded,
+    /// An append-only log and column segments under `path/segments`; needs no server. Opening a `path`
+    /// that holds a redb store migrates it.
+    Segments,
     /// An InfluxDB server (`[store.influxdb]`).
     Influxdb,
     /// Nothing is stored: history is the in-memory window only, and is lost at exit.
@@ -91,12 +95,14 @@ pub struct StoreSettings {
     pub retention_batch_bars: usize,
     /// Time between retention passes, in ms (a pass that filled its batch is followed sooner).
     pub retention_every_ms: u64,
+    /// Segment store: bars in its log before they are written out as a segment.
+    pub segment_rotate_bars: usize,
 }
 
 impl Default for StoreSettings {
     fn default() -> Self {
         StoreSettings {
-            kind: StoreKind::Embedded,
+            kind: StoreKind::Segments,
             path: PathBuf::from("data"),
             journal_path: String::new(),
             batch_bars: 1_000,
@@ -110,6 +116,7 @@ impl Default for StoreSettings {
             retention: RetentionSettings::default(),
             retention_batch_bars: 5_000,
             retention_every_ms: 60_000,
+            segment_rotate_bars: 500_000,
         }
     }
 }
@@ -151,6 +158,8 @@ impl StoreSettings {
             (self.journal_max_bytes >= 16 << 10, "store.journal_max_bytes must be at least 16384"),
             (self.retention_batch_bars >= 1, "store.retention_batch_bars must be at least 1"),
             (self.retention_every_ms >= 10, "store.retention_every_ms must be at least 10"),
+            (self.segment_rotate_bars >= 1_000, "store.segment_rotate_bars must be at least 1000"),
+            (self.segment_rotate_bars <= 10_000_000, "store.segment_rotate_bars must be at most 10000000"),
         ];
         if let Some((_, msg)) = checks.iter().find(|(ok, _)| !ok) {
             return Err(StoreSettingsError::OutOfRange(msg));
@@ -261,6 +270,10 @@ pub fn open(settings: &StoreSettings) -> Result<Option<Arc<dyn Store>>, StoreErr
     Ok(match settings.kind {
         StoreKind::None => None,
         StoreKind::Embedded => Some(Arc::new(EmbeddedStore::open(&settings.path)?)),
+        StoreKind::Segments => {
+            let options = SegmentOptions { rotate_bars: settings.segment_rotate_bars, ..SegmentOptions::default() };
+            Some(Arc::new(SegmentStore::open(&settings.path, options)?))
+        }
         StoreKind::Influxdb => match settings.influxdb.api {
             InfluxApi::V1 => Some(Arc::new(V1::store(&settings.influxdb)?)),
             InfluxApi::V2 => Some(Arc::new(V2::store(&settings.influxdb)?)),

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::model::{Bar, Interval, Symbol};
-use crate::persist::embedded::EmbeddedStore;
+use crate::persist::store_tests::{Opener, KINDS};
 use crate::persist::{Range, StoredBar};
 
 const NOW: i64 = 1_750_000_000_000;
@@ -53,8 +53,8 @@ fn stored(symbol: &str, interval: Interval, open_time: i64) -> StoredBar {
 /// Ages in days of the bars written for each symbol and interval.
 const AGES: [i64; 5] = [40, 10, 8, 6, 1];
 
-async fn store_with_old_bars(dir: &std::path::Path) -> EmbeddedStore {
-    let store = EmbeddedStore::open(dir).unwrap();
+async fn store_with_old_bars(dir: &std::path::Path, open: Opener) -> Arc<dyn Store> {
+    let store = open(dir).unwrap();
     let mut bars = Vec::new();
     for symbol in ["BTCUSDT", "ETHUSDT"] {
         for interval in [Interval::S1, Interval::S5, Interval::M1] {
@@ -66,7 +66,7 @@ async fn store_with_old_bars(dir: &std::path::Path) -> EmbeddedStore {
 }
 
 /// Ages (whole days before `NOW`) of the stored bars of `symbol` and `interval`.
-async fn ages(store: &EmbeddedStore, symbol: &str, interval: Interval) -> Vec<i64> {
+async fn ages(store: &dyn Store, symbol: &str, interval: Interval) -> Vec<i64> {
     let range = Range { interval, start: None, end: None, limit: 100 };
     let bars = store.bars(&Symbol::from(symbol), range).await.unwrap();
     bars.iter().map(|b| (NOW - b.open_time + DAY / 2) / DAY).collect()
@@ -74,14 +74,21 @@ async fn ages(store: &EmbeddedStore, symbol: &str, interval: Interval) -> Vec<i6
 
 #[actix_rt::test]
 async fn passes_delete_what_is_older_than_each_intervals_cutoff_and_at_most_the_batch() {
+    for (_, open) in KINDS {
+        passes_delete_expired(open).await;
+    }
+}
+
+async fn passes_delete_expired(open: Opener) {
     let dir = tempfile::tempdir().unwrap();
-    let store = store_with_old_bars(dir.path()).await;
+    let store = store_with_old_bars(dir.path(), open).await;
+    let store = &*store;
     let settings = RetentionSettings::keeping(&[(Interval::S1, 7 * DAY), (Interval::S5, 30 * DAY)]);
 
     // Expired now: 1s bars of 40, 10 and 8 days (3 a symbol), 5s bars of 40 days (1 a symbol): 8 in all.
     let mut deleted = Vec::new();
     loop {
-        let expired = pass(&store, &settings, NOW, 3).await.unwrap();
+        let expired = pass(store, &settings, NOW, 3).await.unwrap();
         assert!(expired.total() <= 3, "a pass deletes at most the batch: {expired:?}");
         if expired.total() == 0 {
             break;
@@ -90,24 +97,30 @@ async fn passes_delete_what_is_older_than_each_intervals_cutoff_and_at_most_the_
     }
     assert_eq!(deleted, [3, 3, 2], "bounded passes until nothing is expired");
     for symbol in ["BTCUSDT", "ETHUSDT"] {
-        assert_eq!(ages(&store, symbol, Interval::S1).await, [6, 1], "{symbol} 1s: older than 7 days gone");
-        assert_eq!(ages(&store, symbol, Interval::S5).await, [10, 8, 6, 1], "{symbol} 5s: 30 days kept");
-        assert_eq!(ages(&store, symbol, Interval::M1).await, AGES, "{symbol} 1m: kept forever");
+        assert_eq!(ages(store, symbol, Interval::S1).await, [6, 1], "{symbol} 1s: older than 7 days gone");
+        assert_eq!(ages(store, symbol, Interval::S5).await, [10, 8, 6, 1], "{symbol} 5s: 30 days kept");
+        assert_eq!(ages(store, symbol, Interval::M1).await, AGES, "{symbol} 1m: kept forever");
     }
 
     // Three days later the 6-day-old 1s bars are 9 days old.
-    assert_eq!(pass(&store, &settings, NOW + 3 * DAY, 100).await.unwrap().deleted[Interval::S1.index()], 2);
-    assert_eq!(ages(&store, "BTCUSDT", Interval::S1).await, [1]);
+    assert_eq!(pass(store, &settings, NOW + 3 * DAY, 100).await.unwrap().deleted[Interval::S1.index()], 2);
+    assert_eq!(ages(store, "BTCUSDT", Interval::S1).await, [1]);
     let usage = store.usage().await.unwrap().unwrap();
     assert_eq!((usage.bars(Interval::S1), usage.bars(Interval::S5), usage.bars(Interval::M1)), (2, 8, 10));
 
-    assert_eq!(pass(&store, &RetentionSettings::forever(), NOW + 1_000 * DAY, 100).await.unwrap().total(), 0);
+    assert_eq!(pass(store, &RetentionSettings::forever(), NOW + 1_000 * DAY, 100).await.unwrap().total(), 0);
 }
 
 #[actix_rt::test]
 async fn the_background_loop_follows_the_injected_clock() {
+    for (_, open) in KINDS {
+        background_loop(open).await;
+    }
+}
+
+async fn background_loop(open: Opener) {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(store_with_old_bars(dir.path()).await);
+    let store: Arc<dyn Store> = store_with_old_bars(dir.path(), open).await;
     let now = Arc::new(AtomicI64::new(NOW));
     let clock: Clock = {
         let now = now.clone();
