@@ -94,7 +94,7 @@ pub(super) fn spawn_if_due(shared: &Arc<Shared>) {
     }
     let s = shared.clone();
     let started = std::thread::Builder::new().name("segment-merge".into()).spawn(move || {
-        crate::background::lower_this_thread();
+        crate::background::lower_this_thread(crate::background::Priority::Low);
         while !s.closed.load(Ordering::Acquire) {
             match merge_once(&s) {
                 Ok(true) => continue,
