@@ -13,7 +13,7 @@
 use std::cell::RefCell;
 use std::sync::OnceLock;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
 /// Payloads shorter than this are sent plain (RSV1 clear, legal per message): an update of a few dozen
@@ -83,7 +83,7 @@ pub fn compress_frame(frame: &Bytes) -> Bytes {
     if deflated.len() >= payload.len() {
         return frame.clone();
     }
-    build(first | RSV1, &deflated)
+    crate::protocol::frame::with_first_byte(first | RSV1, &deflated)
 }
 
 /// The first byte and the payload of `frame` if it is exactly one uncompressed, unfragmented text or
@@ -138,23 +138,6 @@ fn deflate_with(c: &mut Compress, payload: &[u8]) -> Option<Vec<u8>> {
         out.truncate(out.len() - SYNC_TAIL.len());
     }
     Some(out)
-}
-
-fn build(first: u8, payload: &[u8]) -> Bytes {
-    let len = payload.len();
-    let mut buf = BytesMut::with_capacity(len + 10);
-    buf.put_u8(first);
-    if len < 126 {
-        buf.put_u8(len as u8);
-    } else if len <= usize::from(u16::MAX) {
-        buf.put_u8(126);
-        buf.put_u16(len as u16);
-    } else {
-        buf.put_u8(127);
-        buf.put_u64(len as u64);
-    }
-    buf.put_slice(payload);
-    buf.freeze()
 }
 
 /// Why a compressed client message could not be inflated.

@@ -387,9 +387,15 @@ pub mod frame {
     use super::*;
 
     fn build(opcode: u8, payload: &[u8]) -> Bytes {
+        with_first_byte(0x80 | opcode, payload)
+    }
+
+    /// A frame whose first byte (FIN, RSV bits, opcode) is given whole: a compressed message sets RSV1
+    /// (`crate::deflate`).
+    pub fn with_first_byte(first: u8, payload: &[u8]) -> Bytes {
         let len = payload.len();
         let mut buf = BytesMut::with_capacity(len + 10);
-        buf.put_u8(0x80 | opcode);
+        buf.put_u8(first);
         if len < 126 {
             buf.put_u8(len as u8);
         } else if len <= u16::MAX as usize {
