@@ -246,7 +246,8 @@ async fn a_client_offering_deflate_gets_compressed_updates_that_inflate_to_the_p
         }
     }
     let stats = server.stats().await;
-    assert_eq!(stats["ws_deflate_connections"], 1, "{stats}");
+    // The counter is process-wide: the other tests of this file, running at the same time, add to it.
+    assert!(stats["ws_deflate_connections"].as_u64() >= Some(1), "{stats}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
