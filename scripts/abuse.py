@@ -740,6 +740,7 @@ def run_row(args, name, title, attack):
             "rss_before_mb": rss_before / 1024, "rss_peak_mb": max(sampler.peak, rss_before) / 1024,
             "rss_after_mb": rss_after / 1024, "vm_hwm_mb": hwm / 1024,
             "p50": rep.get("latency_ms", {}).get("p50"), "p99": rep.get("latency_ms", {}).get("p99"),
+            "p99_by_second": rep.get("latency_p99_by_second_ms", []),
             "healthy_connected": rep.get("connected"), "healthy_disconnects": rep.get("disconnects"),
             "healthy_msgs_per_s": rep.get("messages_per_second"),
             "server_alive": alive, "attacker": dict(out.c), "attacker_summary": out.summary(),
@@ -747,6 +748,7 @@ def run_row(args, name, title, attack):
             "notes": notes, "refused": refused, "other_counters": other, "log_lines": lines1 - lines0,
         }
         print(json.dumps({k: row[k] for k in ("rss_before_mb", "rss_peak_mb", "rss_after_mb", "p50", "p99", "refused", "log_lines")}), flush=True)
+        print("   p99 per second (ms):", " ".join(f"{v:.1f}" for v in row["p99_by_second"]), flush=True)
         print("   attacker:", row["attacker_summary"], flush=True)
         return row
     finally:

@@ -29,6 +29,9 @@ struct Shared {
     stalled_closed: AtomicUsize,
     churn_cycles: AtomicUsize,
     latency: Vec<Mutex<Histogram<u64>>>,
+    /// The same per second of the window (a few histograms, so one lock each is enough).
+    by_second: Vec<Mutex<Histogram<u64>>>,
+    window_opens: Instant,
     connect: Mutex<Histogram<u64>>,
 }
 
@@ -74,6 +77,9 @@ fn symbols_for(index: usize, symbols: &[String], hot: usize, hot_fraction: f64, 
 pub async fn run_process(args: Arc<Args>) -> anyhow::Result<Partial> {
     let symbols: Vec<String> = args.symbols.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
     anyhow::ensure!(!symbols.is_empty(), "--symbols is empty");
+    let start = Instant::now();
+    let window_opens = start + Duration::from_secs_f64(measure_start(&args));
+    let window_closes = window_opens + Duration::from_secs_f64(args.duration);
     let shared = Arc::new(Shared {
         measuring: AtomicBool::new(false),
         finished: AtomicBool::new(false),
@@ -85,11 +91,10 @@ pub async fn run_process(args: Arc<Args>) -> anyhow::Result<Partial> {
         stalled_closed: AtomicUsize::new(0),
         churn_cycles: AtomicUsize::new(0),
         latency: (0..SHARDS).map(|_| Mutex::new(histogram())).collect(),
+        by_second: (0..args.duration.ceil().max(1.0) as usize).map(|_| Mutex::new(histogram())).collect(),
+        window_opens,
         connect: Mutex::new(histogram()),
     });
-    let start = Instant::now();
-    let window_opens = start + Duration::from_secs_f64(measure_start(&args));
-    let window_closes = window_opens + Duration::from_secs_f64(args.duration);
     let gap = Duration::from_secs_f64(1.0 / args.connect_rate.max(1.0));
     let (n_stalled, n_churn) =
         ((args.clients as f64 * args.stalled).round() as usize, (args.clients as f64 * args.churn).round() as usize);
@@ -147,6 +152,7 @@ pub async fn run_process(args: Arc<Args>) -> anyhow::Result<Partial> {
         latency: buckets(&latency),
         connect,
         topics: topics.len(),
+        latency_by_second: shared.by_second.iter().filter_map(|m| m.lock().ok().map(|h| buckets(&h))).collect(),
     })
 }
 
@@ -236,8 +242,13 @@ async fn client(role: Role, index: usize, symbol: String, args: Arc<Args>, share
                     if shared.measuring.load(Ordering::Relaxed) {
                         if let Some(sent) = ts_sent(t) {
                             shared.messages.fetch_add(1, Ordering::Relaxed);
+                            let micros = now_micros().saturating_sub(sent).max(1);
                             if let Ok(mut h) = shard.lock() {
-                                let _ = h.record(now_micros().saturating_sub(sent).max(1));
+                                let _ = h.record(micros);
+                            }
+                            let second = shared.window_opens.elapsed().as_secs() as usize;
+                            if let Some(Ok(mut h)) = shared.by_second.get(second).map(|m| m.lock()) {
+                                let _ = h.record(micros);
                             }
                         }
                     }

@@ -296,6 +296,7 @@ fn report(args: &Args, p: Partial, server: Option<(f64, f64, f64)>, command: Str
         wire_bytes_per_message: p.wire_bytes as f64 / p.messages.max(1) as f64,
         loadgen_cpu_percent: p.cpu_percent,
         latency_ms: Percentiles::of(&p.latency),
+        latency_p99_by_second_ms: p.latency_by_second.iter().map(|b| Percentiles::of(b).p99).collect(),
         connect_ms: Percentiles::of(&p.connect),
         server,
         command,

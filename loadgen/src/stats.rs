@@ -31,6 +31,10 @@ pub struct Partial {
     /// (value µs, count) of connect-to-subscribed time.
     pub connect: Vec<(u64, u64)>,
     pub topics: usize,
+    /// Delivery latency per second of the measured window, as `latency`: tells a burst (an attack's first
+    /// seconds) from a steady cost.
+    #[serde(default)]
+    pub latency_by_second: Vec<Vec<(u64, u64)>>,
 }
 
 pub fn buckets(h: &Histogram<u64>) -> Vec<(u64, u64)> {
@@ -49,6 +53,7 @@ impl Partial {
     pub fn merge(parts: Vec<Partial>) -> Partial {
         let mut out = Partial::default();
         let (mut lat, mut con) = (histogram(), histogram());
+        let mut by_second: Vec<Histogram<u64>> = Vec::new();
         for p in parts {
             out.clients += p.clients;
             out.connected += p.connected;
@@ -64,9 +69,16 @@ impl Partial {
             out.topics = out.topics.max(p.topics);
             let _ = lat.add(from_buckets(&p.latency));
             let _ = con.add(from_buckets(&p.connect));
+            for (second, b) in p.latency_by_second.iter().enumerate() {
+                if by_second.len() <= second {
+                    by_second.resize_with(second + 1, histogram);
+                }
+                let _ = by_second[second].add(from_buckets(b));
+            }
         }
         out.latency = buckets(&lat);
         out.connect = buckets(&con);
+        out.latency_by_second = by_second.iter().map(buckets).collect();
         out
     }
 }
@@ -92,6 +104,8 @@ pub struct Report {
     /// The generator's CPU over the window, % of one core.
     pub loadgen_cpu_percent: f64,
     pub latency_ms: Percentiles,
+    /// p99 delivery latency (ms) of each second of the measured window.
+    pub latency_p99_by_second_ms: Vec<f64>,
     pub connect_ms: Percentiles,
     pub server: Option<ServerFigures>,
     pub command: String,
