@@ -301,6 +301,33 @@ impl Historical {
     }
 }
 
+/// `{"type":"indicator"|"indicator_history","symbol":..,"interval":..,"indicator":..,"params":{..},"data":..}`:
+/// `data` is one [`IndicatorPoint`] (a live value) or a list of them (the history a subscription starts with).
+/// Serialized straight from the values: a history of 500 points used to be built as a JSON tree first, a
+/// few thousand small allocations per subscription on the indicator service's thread.
+#[derive(Debug, Serialize)]
+pub struct IndicatorFrame<'a, D: Serialize> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub symbol: &'a str,
+    pub interval: Interval,
+    pub indicator: &'a str,
+    pub params: &'a Value,
+    pub data: D,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<&'a Value>,
+}
+
+/// One indicator value at a bar: its fields (`{"value":..}`, or `macd`/`signal`/`histogram`, ...), the bar's
+/// open time and whether the bar is closed (`false`: a preview on the forming bar).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct IndicatorPoint {
+    #[serde(flatten)]
+    pub value: crate::strategy::indicators::IndicatorValue,
+    pub timestamp: i64,
+    pub closed: bool,
+}
+
 /// `{"type":"subscribed"|"unsubscribed","trading_pairs":[..],"interval":..}`
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TopicsAck<'a> {
@@ -571,5 +598,31 @@ mod tests {
         assert_eq!(u64::from_be_bytes(large[2..10].try_into().unwrap()), 70_000);
         let close = frame::close(1008, &"é".repeat(100));
         assert!(close.len() <= 2 + 125 && std::str::from_utf8(&close[4..]).is_ok());
+    }
+
+    #[test]
+    fn indicator_points_carry_the_value_fields_the_time_and_closed() {
+        use crate::strategy::indicators::IndicatorValue;
+        let single = IndicatorPoint { value: IndicatorValue::Single { value: 1.5 }, timestamp: 60_000, closed: false };
+        assert_eq!(
+            serde_json::to_value(single).unwrap(),
+            serde_json::json!({"value": 1.5, "timestamp": 60_000, "closed": false})
+        );
+        let bands = crate::strategy::indicators::Bands { upper: 3.0, middle: 2.0, lower: 1.0 };
+        let frame = IndicatorFrame {
+            kind: "indicator_history",
+            symbol: "BTCUSDT",
+            interval: "1m".parse().unwrap(),
+            indicator: "bollinger",
+            params: &serde_json::json!({"period": 20, "k": 2.0}),
+            data: [IndicatorPoint { value: bands.into(), timestamp: 0, closed: true }],
+            id: Some(&serde_json::json!(7)),
+        };
+        assert_eq!(
+            serde_json::to_value(&frame).unwrap(),
+            serde_json::json!({"type": "indicator_history", "symbol": "BTCUSDT", "interval": "1m", "indicator": "bollinger",
+                "params": {"period": 20, "k": 2.0}, "id": 7,
+                "data": [{"upper": 3.0, "middle": 2.0, "lower": 1.0, "timestamp": 0, "closed": true}]})
+        );
     }
 }

@@ -24,7 +24,7 @@ use crate::hub::{ChannelSubscribers, Hub, PublishFrame, SubscribeActor, Subscrib
 use crate::market::Market;
 use crate::messages::{BarEvents, ClientId, Topic};
 use crate::model::{Bar, Interval, Symbol};
-use crate::protocol::{self, ErrorCode, HistoryQuery};
+use crate::protocol::{self, ErrorCode, HistoryQuery, IndicatorPoint};
 use crate::refusals::refused;
 use crate::strategy::indicators::{build_indicator, indicator_catalog, AnyIndicator, IndicatorValue};
 use crate::strategy::params::Params;
@@ -95,6 +95,9 @@ pub struct IndicatorSettings {
 /// Float parameters are kept to this precision: closer values are one computation.
 const FLOAT_STEP: f64 = 0.01;
 
+/// Queued warm-ups of one topic started together (one read of its bars, one pool job).
+const WARMUP_BATCH: usize = 64;
+
 /// Values kept per computation for late subscribers.
 const KEPT_VALUES: usize = 5_000;
 
@@ -124,29 +127,33 @@ impl Computation {
         Some(value)
     }
 
-    fn frame(&self, kind: &str, data: Value, id: Option<&Value>) -> bytes::Bytes {
-        let mut msg = json!({
-            "type": kind,
-            "symbol": &*self.symbol,
-            "interval": self.interval,
-            "indicator": self.name,
-            "params": self.params,
-            "data": data,
-        });
-        if let Some(id) = id {
-            msg["id"] = id.clone();
-        }
-        protocol::text_frame(&msg)
+    fn frame<D: serde::Serialize>(&self, kind: &'static str, data: D, id: Option<&Value>) -> bytes::Bytes {
+        protocol::text_frame(&protocol::IndicatorFrame {
+            kind,
+            symbol: &self.symbol,
+            interval: self.interval,
+            indicator: self.name,
+            params: &self.params,
+            data,
+            id,
+        })
     }
 }
 
-fn point(time: i64, closed: bool, value: &IndicatorValue) -> Value {
-    let mut v = serde_json::to_value(value).unwrap_or(Value::Null);
-    if let Value::Object(m) = &mut v {
-        m.insert("timestamp".into(), json!(time));
-        m.insert("closed".into(), json!(closed));
+fn point(timestamp: i64, closed: bool, value: &IndicatorValue) -> IndicatorPoint {
+    IndicatorPoint { value: *value, timestamp, closed }
+}
+
+/// The closed values of a computation from `skip` on, serialized as a list of points without building one.
+struct ClosedPoints<'a> {
+    values: &'a VecDeque<(i64, IndicatorValue)>,
+    skip: usize,
+}
+
+impl serde::Serialize for ClosedPoints<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.values.iter().skip(self.skip).map(|(t, v)| point(*t, true, v)))
     }
-    v
 }
 
 /// A client waiting for a computation's warm-up.
@@ -236,37 +243,67 @@ impl IndicatorService {
     fn subscribe(&self, channel: &Arc<str>, client: ClientId, history: usize, id: Option<&Value>) -> bool {
         let Some(c) = self.computations.get(channel) else { return false };
         let skip = c.values.len().saturating_sub(history);
-        let values: Vec<Value> = c.values.iter().skip(skip).map(|(t, v)| point(*t, true, v)).collect();
-        let first = c.frame("indicator_history", Value::Array(values), id);
+        let first = c.frame("indicator_history", ClosedPoints { values: &c.values, skip }, id);
         self.hub.do_send(SubscribeChannel { client, channel: channel.clone(), first: Some(first) });
         true
     }
 
-    /// Starts queued warm-ups while fewer than `max_concurrent_warmups` run.
+    /// Starts queued warm-ups while fewer than `max_concurrent_warmups` run. The queued warm-ups of one
+    /// topic go together: one read of its bars from the aggregator (whose thread runs the feeds), folded
+    /// once per computation on one pool job. A flood of new parameter sets on a few topics was one full copy
+    /// of the window per computation on the market thread.
     fn start_warmups(&mut self, ctx: &mut Context<Self>) {
         while self.warmups_running < self.settings.max_concurrent_warmups.max(1) {
             let Some(channel) = self.queue.pop_front() else { return };
             let Some(w) = self.warming.get(&channel) else { continue };
-            let Some(entry) = self.market.get(&w.symbol) else {
-                self.finish(channel, Err(IndicatorError::Invalid(format!("unknown symbol {:?}", &*w.symbol))));
+            let (symbol, interval) = (w.symbol.clone(), w.interval);
+            let Some(entry) = self.market.get(&symbol) else {
+                self.finish(channel, Err(IndicatorError::Invalid(format!("unknown symbol {:?}", &*symbol))));
                 continue;
             };
+            let mut batch = vec![channel];
+            self.queue.retain(|other| {
+                let same = batch.len() < WARMUP_BATCH
+                    && self.warming.get(other).is_some_and(|o| o.symbol == symbol && o.interval == interval);
+                if same {
+                    batch.push(other.clone());
+                }
+                !same
+            });
+            let jobs: Vec<_> = batch
+                .iter()
+                .filter_map(|ch| self.warming.get(ch).map(|w| (ch.clone(), w.name, w.params.clone())))
+                .collect();
             self.warmups_running += 1;
-            let (symbol, interval, name, params) = (w.symbol.clone(), w.interval, w.name, w.params.clone());
             let bars = entry.aggregator.send(GetBars(HistoryQuery::all(interval)));
             let pool = self.warmup_pool.clone();
             let work = async move {
                 let bars = bars.await.map_err(|_| IndicatorError::Unavailable)?;
                 // The folding is CPU work over up to the whole history: never on an actor's thread.
-                let fold = move || warm_up(symbol, interval, name, params, &bars);
+                let fold = move || {
+                    jobs.into_iter()
+                        .map(|(ch, name, params)| (ch, warm_up(symbol.clone(), interval, name, params, &bars)))
+                        .collect::<Vec<_>>()
+                };
                 match pool {
-                    Some(pool) => crate::background::run_on(&pool, fold).await.ok_or(IndicatorError::Unavailable)?,
-                    None => tokio::task::spawn_blocking(fold).await.map_err(|_| IndicatorError::Unavailable)?,
+                    Some(pool) => crate::background::run_on(&pool, fold).await.ok_or(IndicatorError::Unavailable),
+                    None => tokio::task::spawn_blocking(fold).await.map_err(|_| IndicatorError::Unavailable),
                 }
             };
-            ctx.spawn(work.into_actor(self).map(move |result, svc, ctx| {
+            ctx.spawn(work.into_actor(self).map(move |results, svc, ctx| {
                 svc.warmups_running = svc.warmups_running.saturating_sub(1);
-                svc.finish(channel, result);
+                match results {
+                    Ok(results) => {
+                        for (channel, result) in results {
+                            svc.finish(channel, result);
+                        }
+                    }
+                    Err(e) => {
+                        for channel in batch {
+                            svc.finish(channel, Err(e.clone()));
+                        }
+                    }
+                }
                 svc.start_warmups(ctx);
             }));
         }
