@@ -116,6 +116,12 @@ pub struct PublishFrame {
     pub frame: Bytes,
 }
 
+/// Ready frames, each for every subscriber of its channel: what one batch of bar events produced (one
+/// message, so the hub wakes once for a batch, not once per indicator computation).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PublishFrames(pub Vec<(Arc<str>, Bytes)>);
+
 /// A ready frame for every client subscribed to any interval of `symbol` (script trade markers).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -808,6 +814,19 @@ impl Handler<PublishFrame> for Hub {
         let Some(subs) = self.channels.get(&msg.channel) else { return };
         let failed = deliver(subs, &msg.frame);
         self.drop_failed(failed);
+    }
+}
+
+impl Handler<PublishFrames> for Hub {
+    type Result = ();
+
+    /// As [`PublishFrame`], for each frame in order.
+    fn handle(&mut self, msg: PublishFrames, _: &mut Context<Self>) {
+        for (channel, frame) in msg.0 {
+            let Some(subs) = self.channels.get(&channel) else { continue };
+            let failed = deliver(subs, &frame);
+            self.drop_failed(failed);
+        }
     }
 }
 

@@ -170,6 +170,25 @@ async fn only_subscribers_of_a_topic_receive_it_and_counts_follow() {
 }
 
 #[actix_rt::test]
+async fn a_batch_of_channel_frames_reaches_each_channels_subscribers_in_order() {
+    let hub = Hub::new(&HubSettings::default()).start();
+    let a = connected(&hub, 1, 1 << 20).await;
+    let b = connected(&hub, 2, 1 << 20).await;
+    let (x, y): (Arc<str>, Arc<str>) = ("ind:x".into(), "ind:y".into());
+    hub.send(SubscribeChannel { client: 1, channel: x.clone(), first: None }).await.unwrap();
+    hub.send(SubscribeChannel { client: 2, channel: x.clone(), first: None }).await.unwrap();
+    hub.send(SubscribeChannel { client: 2, channel: y.clone(), first: None }).await.unwrap();
+    let frame = |n: u8| protocol::frame::text(format!(r#"{{"n":{n}}}"#).as_bytes());
+    let nobody: Arc<str> = "ind:nobody".into();
+    hub.send(PublishFrames(vec![(x.clone(), frame(1)), (nobody, frame(9)), (y, frame(2)), (x, frame(3))]))
+        .await
+        .unwrap();
+    let ns = |o: &Outbox| drain(o).iter().map(|m| m["n"].as_u64().unwrap()).collect::<Vec<_>>();
+    assert_eq!(ns(&a), vec![1, 3]);
+    assert_eq!(ns(&b), vec![1, 2, 3]);
+}
+
+#[actix_rt::test]
 async fn a_client_that_does_not_read_is_dropped_and_others_keep_receiving() {
     let hub = Hub::new(&HubSettings { max_updates_per_second: 1000, ..Default::default() }).start();
     let slow = connected(&hub, 1, 2_000).await;

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use super::indicator_channel;
 use crate::aggregator::GetBars;
 use crate::bars::UpdateKind;
-use crate::hub::{ChannelSubscribers, Hub, PublishFrame, SubscribeActor, SubscribeChannel, UnsubscribeChannel};
+use crate::hub::{ChannelSubscribers, Hub, PublishFrames, SubscribeActor, SubscribeChannel, UnsubscribeChannel};
 use crate::market::Market;
 use crate::messages::{BarEvents, ClientId, Topic};
 use crate::model::{Bar, Interval, Symbol};
@@ -452,6 +452,7 @@ impl Handler<BarEvents> for IndicatorService {
 
     /// Closed bars update the computations of their topic; partial bars preview them.
     fn handle(&mut self, msg: BarEvents, _: &mut Context<Self>) {
+        let mut frames = Vec::new();
         for update in msg.0.iter() {
             if update.kind == UpdateKind::Closed && !self.warming.is_empty() {
                 for w in self.warming.values_mut() {
@@ -476,10 +477,12 @@ impl Handler<BarEvents> for IndicatorService {
                     UpdateKind::Correction => None,
                 };
                 if let Some(data) = value {
-                    self.hub
-                        .do_send(PublishFrame { channel: channel.clone(), frame: c.frame("indicator", data, None) });
+                    frames.push((channel.clone(), c.frame("indicator", data, None)));
                 }
             }
+        }
+        if !frames.is_empty() {
+            self.hub.do_send(PublishFrames(frames));
         }
     }
 }
