@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::bars::{realign_seed, Applied, BarUpdate, TimeBars, Upserted};
 use crate::messages::{Ingest, IngestReport, Publish};
 use crate::model::{now_ms, Bar, Calendar, Interval, Session, Symbol};
+use crate::persist::Durability;
 use crate::protocol::HistoryQuery;
 use crate::telemetry::{add, SymbolStats, COUNTERS};
 
@@ -55,6 +56,11 @@ pub struct SetReplica {
     pub replica: bool,
 }
 
+/// How many closed bars the aggregator holds in memory, all intervals (memory tiers: tests, measurements).
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct CountInMemory;
+
 /// The last traded price and its exchange time (ms).
 #[derive(Message)]
 #[rtype(result = "Option<(f64, i64)>")]
@@ -68,6 +74,10 @@ pub struct AggregatorSettings {
     pub grace_ms: i64,
     /// Closed bars kept in memory per symbol and interval.
     pub history_bars: usize,
+    /// Of those, the newest kept per interval once the store has them (memory tiers): older ones are read
+    /// from the store. Without a store, or at `history_bars` or more, memory keeps `history_bars`.
+    #[serde(default = "default_hot_bars")]
+    pub hot_bars: usize,
     /// Trades stamped further than this in the future are refused, in ms.
     pub max_clock_skew_ms: i64,
     /// Intervals to build; empty means all.
@@ -87,6 +97,7 @@ impl Default for AggregatorSettings {
         AggregatorSettings {
             grace_ms: 2_000,
             history_bars: 5_000,
+            hot_bars: default_hot_bars(),
             max_clock_skew_ms: 5_000,
             intervals: Vec::new(),
             sessions: BTreeMap::new(),
@@ -94,6 +105,13 @@ impl Default for AggregatorSettings {
         }
     }
 }
+
+fn default_hot_bars() -> usize {
+    DEFAULT_HOT_BARS
+}
+
+/// `aggregator.hot_bars` unless configured: see docs/BENCHMARKS.md ("Memory tiers") for why.
+pub const DEFAULT_HOT_BARS: usize = 64;
 
 /// `aggregator.symbol_sessions` names an exchange without sessions.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -147,6 +165,10 @@ pub struct Aggregator {
     ticks: u32,
     /// See [`SetReplica`].
     replica: bool,
+    /// What the store surely has (`None`: keep `history_bars`, as without a store).
+    durability: Option<Arc<Durability>>,
+    /// When the window was last all handed to persistence, and what may then be released of it.
+    checkpoint: Option<(i64, Vec<Option<i64>>)>,
 }
 
 impl Aggregator {
@@ -158,7 +180,8 @@ impl Aggregator {
     ) -> Aggregator {
         Aggregator {
             bars: TimeBars::new(symbol.clone(), &settings.intervals(), settings.grace_ms, settings.history_bars)
-                .with_calendar(settings.calendar_for(&symbol)),
+                .with_calendar(settings.calendar_for(&symbol))
+                .with_hot(settings.hot_bars),
             hub,
             stats,
             max_clock_skew_ms: settings.max_clock_skew_ms,
@@ -166,13 +189,51 @@ impl Aggregator {
             trades_at_last_rate: 0,
             ticks: 0,
             replica: false,
+            durability: None,
+            checkpoint: None,
         }
+    }
+
+    /// Keeps only `hot_bars` per interval of what the store has (see [`Durability`]).
+    pub fn with_durability(mut self, durability: Arc<Durability>) -> Aggregator {
+        self.durability = Some(durability);
+        self
     }
 
     fn publish(&mut self) {
         self.bars.take_partials(&mut self.out);
+        if let Some(d) = &self.durability {
+            d.published(self.out.iter().filter(|u| u.kind != crate::bars::UpdateKind::Partial).count());
+        }
         if !self.out.is_empty() {
             self.hub.do_send(Publish { updates: std::mem::take(&mut self.out) });
+        }
+    }
+
+    /// Memory tiers, in two steps: a checkpoint notes the time by which every bar in the window has been
+    /// published (so handed to persistence) and which bars lie beyond the hot window; once the store has
+    /// everything handed before that time, those bars go. A bar beyond the hot window revised meanwhile
+    /// (or a seed) voids the checkpoint: its new version is not stored yet. Replicas keep their window:
+    /// their bars reach the store by another way (the follower).
+    fn release_stored(&mut self) {
+        let Some(durability) = &self.durability else { return };
+        if self.bars.take_deep_write() || self.replica {
+            self.checkpoint = None;
+            if self.replica {
+                return;
+            }
+        }
+        if let Some((at, marks)) = &self.checkpoint {
+            if *at >= durability.stored_before() {
+                return;
+            }
+            self.bars.release(marks);
+            self.checkpoint = None;
+        }
+        let marks = self.bars.release_marks();
+        if marks.iter().any(Option::is_some) {
+            // After this tick's publish: everything in the window was handed over before `now`.
+            self.checkpoint = Some((now_ms(), marks));
         }
     }
 
@@ -199,6 +260,7 @@ impl Actor for Aggregator {
                 agg.bars.advance_to(now_ms(), &mut agg.out);
             }
             agg.publish();
+            agg.release_stored();
             agg.measure_rate();
         });
     }
@@ -272,6 +334,14 @@ impl Handler<GetBars> for Aggregator {
     fn handle(&mut self, msg: GetBars, _: &mut Context<Self>) -> Self::Result {
         let q = msg.0;
         MessageResult(self.bars.bars(q.interval, q.start_time, q.end_time, q.limit))
+    }
+}
+
+impl Handler<CountInMemory> for Aggregator {
+    type Result = usize;
+
+    fn handle(&mut self, _: CountInMemory, _: &mut Context<Self>) -> usize {
+        self.bars.closed_in_memory()
     }
 }
 

@@ -121,6 +121,8 @@ async fn backfill<C: Connector>(c: &mut C, to: Backfill, status: &FeedStatus) {
     if let Some(warmup) = &to.warmup {
         warmup.finished(stored + new_bars);
     }
+    // Until the backfill is handed to persistence below, the aggregator keeps all of it in memory.
+    let _announced = to.history.announce_backfill();
     if !bars.is_empty() {
         tracing::info!(%symbol, source, stored, backfilled = new_bars, "history loaded");
         // Wait for the seed to be applied so no live trade overtakes it.

@@ -27,6 +27,7 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::dead_letters::{DeadLetter, DeadLetters};
+use super::durability::Watermark;
 use super::isolate::write_isolating;
 use super::journal::{Journal, JournalError};
 use super::{settings::StoreSettings, Store, StoreError, StoredBar};
@@ -89,6 +90,8 @@ pub struct Persister {
     stats: Arc<PersistStats>,
     /// The journal of an earlier run is still being written.
     flush_waiters: Vec<oneshot::Sender<()>>,
+    /// Tells the aggregators which of their closed bars the store has (`market.durability()`).
+    watermark: Watermark,
 }
 
 impl Persister {
@@ -137,6 +140,7 @@ impl Persister {
             healthy: true,
             stats,
             flush_waiters: Vec::new(),
+            watermark: Watermark::default(),
         })
     }
 
@@ -385,7 +389,7 @@ impl Persister {
         }
     }
 
-    fn publish_stats(&self) {
+    fn publish_stats(&mut self) {
         let s = &self.stats;
         s.healthy.store(self.healthy, Ordering::Relaxed);
         let in_flight = match &self.in_flight {
@@ -403,6 +407,12 @@ impl Persister {
             .or_else(|| in_flight.and_then(|b| b.first().map(|b| b.revised)))
             .or_else(|| self.buffer.first().map(|b| b.revised));
         s.oldest_unwritten_ms.store(oldest.unwrap_or(0), Ordering::Relaxed);
+        // A journal that cannot say how old it is holds the watermark back.
+        let oldest = match oldest {
+            None if self.journal.bars() > 0 => Some(i64::MIN),
+            oldest => oldest,
+        };
+        self.watermark.advance(self.market.durability(), &self.stats, oldest);
     }
 }
 
@@ -448,6 +458,8 @@ impl Handler<BarEvents> for Persister {
     /// Buffers the closed bars and corrections of a hub batch.
     fn handle(&mut self, msg: BarEvents, ctx: &mut Context<Self>) {
         let now = now_ms();
+        let finals = msg.0.iter().filter(|u| u.kind != UpdateKind::Partial).count();
+        self.market.durability().received(finals);
         let mut source: Option<(crate::model::Symbol, Arc<str>)> = None;
         let mut bars = Vec::with_capacity(msg.0.len());
         for update in msg.0.iter().filter(|u| u.kind != UpdateKind::Partial) {

@@ -18,13 +18,12 @@ use actix::prelude::*;
 use serde_json::{json, Value};
 
 use super::indicator_channel;
-use crate::aggregator::GetBars;
 use crate::bars::UpdateKind;
 use crate::hub::{ChannelSubscribers, Hub, PublishFrame, SubscribeActor, SubscribeChannel, UnsubscribeChannel};
 use crate::market::Market;
 use crate::messages::{BarEvents, ClientId, Topic};
 use crate::model::{Bar, Interval, Symbol};
-use crate::protocol::{self, ErrorCode, HistoryQuery};
+use crate::protocol::{self, ErrorCode};
 use crate::refusals::refused;
 use crate::strategy::indicators::{build_indicator, indicator_catalog, AnyIndicator, IndicatorValue};
 use crate::strategy::params::Params;
@@ -253,10 +252,10 @@ impl IndicatorService {
             };
             self.warmups_running += 1;
             let (symbol, interval, name, params) = (w.symbol.clone(), w.interval, w.name, w.params.clone());
-            let bars = entry.aggregator.send(GetBars(HistoryQuery::all(interval)));
+            let bars = self.market.warmup_bars(&entry, interval);
             let pool = self.warmup_pool.clone();
             let work = async move {
-                let bars = bars.await.map_err(|_| IndicatorError::Unavailable)?;
+                let bars = bars.await.ok_or(IndicatorError::Unavailable)?;
                 // The folding is CPU work over up to the whole history: never on an actor's thread.
                 let fold = move || warm_up(symbol, interval, name, params, &bars);
                 match pool {
