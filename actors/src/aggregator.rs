@@ -21,6 +21,9 @@ use crate::telemetry::{add, SymbolStats, COUNTERS};
 #[rtype(result = "()")]
 pub struct Seed {
     pub bars: Vec<(Interval, Vec<Bar>)>,
+    /// The bars will not be stored (the store could not be read, so the feed stores none of its
+    /// backfill): memory is their only copy, and the aggregator keeps `history_bars` from then on.
+    pub unstored: bool,
 }
 
 /// Bars from the in-memory history (see [`HistoryQuery`] for the range rules).
@@ -169,6 +172,8 @@ pub struct Aggregator {
     durability: Option<Arc<Durability>>,
     /// When the window was last all handed to persistence, and what may then be released of it.
     checkpoint: Option<(i64, Vec<Option<i64>>)>,
+    /// A backfill was seeded that will never be stored: nothing is released any more.
+    keep_all: bool,
 }
 
 impl Aggregator {
@@ -191,6 +196,7 @@ impl Aggregator {
             replica: false,
             durability: None,
             checkpoint: None,
+            keep_all: false,
         }
     }
 
@@ -217,9 +223,9 @@ impl Aggregator {
     /// their bars reach the store by another way (the follower).
     fn release_stored(&mut self) {
         let Some(durability) = &self.durability else { return };
-        if self.bars.take_deep_write() || self.replica {
+        if self.bars.take_deep_write() || self.replica || self.keep_all {
             self.checkpoint = None;
-            if self.replica {
+            if self.replica || self.keep_all {
                 return;
             }
         }
@@ -227,7 +233,7 @@ impl Aggregator {
             if *at >= durability.stored_before() {
                 return;
             }
-            self.bars.release(marks);
+            durability.released(self.bars.release(marks));
             self.checkpoint = None;
         }
         let marks = self.bars.release_marks();
@@ -317,6 +323,7 @@ impl Handler<Seed> for Aggregator {
 
     /// Loads history; the forming bars it contains are published so subscribers see them at once.
     fn handle(&mut self, msg: Seed, _: &mut Context<Self>) {
+        self.keep_all |= msg.unstored && msg.bars.iter().any(|(_, bars)| bars.iter().any(|b| b.closed));
         for (interval, bars) in realign_seed(self.bars.calendar(), msg.bars) {
             self.bars.seed(interval, bars);
         }

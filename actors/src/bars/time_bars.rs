@@ -130,9 +130,11 @@ impl TimeBars {
 
     /// Drops the closed bars up to `marks` (from [`TimeBars::release_marks`]), keeping at least the newest
     /// `hot` of each interval, and gives back the memory they took. The caller knows the store has them and
-    /// that none was revised since the marks were taken ([`TimeBars::take_deep_write`]).
-    pub fn release(&mut self, marks: &[Option<i64>]) {
+    /// that none was revised since the marks were taken ([`TimeBars::take_deep_write`]). Returns the bytes
+    /// given back to the allocator.
+    pub fn release(&mut self, marks: &[Option<i64>]) -> usize {
         let hot = self.hot;
+        let mut freed = 0;
         for (slot, mark) in self.slots.iter_mut().zip(marks) {
             let Some(mark) = *mark else { continue };
             while slot.history.len() > hot && slot.history.front().is_some_and(|b| b.open_time <= mark) {
@@ -140,11 +142,13 @@ impl TimeBars {
             }
             // A backfill grew the window to thousands of bars: give the space back, but leave room for the
             // bars that close until the next release, so that steady state does not reallocate.
-            let len = slot.history.len();
-            if slot.history.capacity() > len + 64 {
+            let (len, capacity) = (slot.history.len(), slot.history.capacity());
+            if capacity > len + 64 {
                 slot.history.shrink_to(len + 16);
+                freed += (capacity - slot.history.capacity()) * std::mem::size_of::<Bar>();
             }
         }
+        freed
     }
 
     /// Whether a closed bar beyond the hot window was revised (a late trade, an upsert) or bars were seeded

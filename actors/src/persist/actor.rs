@@ -430,6 +430,7 @@ impl Actor for Persister {
             act.pump(ctx);
             act.answer_flushes();
             act.publish_stats();
+            act.market.durability().trim_if_due();
         });
         // Until the first write, health is what the store says when asked.
         ctx.spawn(self.store.check().into_actor(self).map(|result, act, _| {

@@ -46,7 +46,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Bar, Interval, Symbol};
 
-pub use durability::{Announced, Durability};
+pub use durability::{set_memory_trim, Announced, Durability};
 pub use embedded::{EmbeddedStore, FILE_NAME as EMBEDDED_FILE_NAME};
 pub use history::{Held, History, HistoryError};
 pub use influx_v2::V2 as InfluxV2;

@@ -57,7 +57,7 @@ async fn backfill(s: &Setup) -> Vec<Bar> {
         })
         .collect();
     let announced = s.history.announce_backfill();
-    s.entry.aggregator.send(Seed { bars: vec![(Interval::S1, bars.clone())] }).await.unwrap();
+    s.entry.aggregator.send(Seed { bars: vec![(Interval::S1, bars.clone())], unstored: false }).await.unwrap();
     s.history.persist(bars.clone(), Arc::from("simulated"));
     drop(announced);
     bars
