@@ -14,7 +14,8 @@
 # Usage: scripts/bench_symbols.sh [symbol counts...]   (default: 100 1000 10000; 10,000 takes ~15 minutes)
 # STORE_KIND=embedded|segments picks the store (default: the config's default); it is printed per row and
 # kept in the file name: bench/results/symbols-<N>[-<kind>].json. TRADES_PER_SECOND (per symbol, default 1.0)
-# and HOT_BARS ([aggregator] hot_bars, default: the config's) vary the run.
+# and HOT_BARS ([aggregator] hot_bars, default: the config's) vary the run. MALLOC_PROBE=1 (needs gdb) prints
+# glibc's malloc_stats totals and the anonymous/file RSS split per row on stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -75,7 +76,9 @@ for n in "${counts[@]}"; do
     sleep 1
   done
   backfill=$(echo "$(date +%s.%N) - $started" | bc)
+  t0=$(stats | jq -r '.stats.trades_total')
   c0=$(cpu_ticks "$server_pid"); sleep "$sample"; c1=$(cpu_ticks "$server_pid")
+  trades_per_s=$(( ($(stats | jq -r '.stats.trades_total') - t0) / sample ))
   cpu=$(echo "scale=1; ($c1 - $c0) * 100 / $ticks / $sample" | bc)
   rss=$(rss_mb "$server_pid")
   chart=0
@@ -86,11 +89,17 @@ for n in "${counts[@]}"; do
   s=$(stats)
   bars=$(jq -r '.stats.store.bars' <<<"$s")
   bytes=$(jq -r '.stats.store.file_bytes' <<<"$s")
+  if [ -n "${MALLOC_PROBE:-}" ]; then
+    # Where the RSS is: glibc's own count of the bytes in use (vs taken from the system), printed on the
+    # server's stderr, and the anonymous / file-backed split. Needs gdb.
+    gdb -p "$server_pid" -batch -ex 'call (void)malloc_stats()' > /dev/null 2>&1 || true
+    echo "symbols $n: $(grep -E 'RssAnon|RssFile' "/proc/$server_pid/status" | tr -s ' \t\n' ' '); malloc_stats total: $(grep -A2 '^Total' "$data/server.err" | tr -s ' \n' ' ')" >&2
+  fi
   jq --argjson n "$n" --arg backfill "$backfill" --arg cpu "$cpu" --argjson rss "$rss" --arg chart "$chart" \
     '{symbols: $n, backfill_s: ($backfill|tonumber), cpu_percent: ($cpu|tonumber), rss_mb: $rss, first_chart_s: ($chart|tonumber), stats: .stats}' \
     <<<"$s" > "$results/symbols-$n${kind:+-$kind}.json"
   printf '| %s | %s | %s | %.0f s | %s | %.0f K bars/s | %s MB | %s %% | %.0f MB | %.0f B | %.0f ms | %s |\n' \
-    "$(jq -r '.stats.store.kind' <<<"$s")" "$n" "$(jq -r '[.stats.trade_rate[]] | add | floor' <<<"$s")" "$backfill" "$written" \
+    "$(jq -r '.stats.store.kind' <<<"$s")" "$n" "$trades_per_s" "$backfill" "$written" \
     "$(echo "$written / $backfill / 1000" | bc -l)" "$rss" "$cpu" "$(echo "$bytes / 1000000" | bc -l)" \
     "$(echo "$bytes / $bars" | bc -l)" "$(echo "$chart * 1000" | bc -l)" "$(jq -r '.stats.late_dropped' <<<"$s")" | tee -a "$table"
   stop_server
