@@ -19,6 +19,7 @@
 //!   bars of the last `batch_ms` (a healthy store takes a batch every `batch_ms`; a failing one gets the
 //!   buffer journaled at every tick).
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -78,8 +79,10 @@ pub struct Persister {
     /// refused again, at every message, kept this actor too busy to write anything (1,000 symbols'
     /// backfill: `written_bars` stuck for minutes while bars were dropped).
     journal_full_at: Option<u64>,
-    /// Bars neither written nor journaled, oldest first.
-    buffer: Vec<StoredBar>,
+    /// Bars neither written nor journaled, oldest first. A deque: batches and drops take from the front,
+    /// which in a `Vec` moved the whole buffer each time (10,000 symbols: a 20 MB memmove per message once the
+    /// buffer was full, and the actor's thread did little else; docs/BENCHMARKS.md, "Memory tiers").
+    buffer: VecDeque<StoredBar>,
     /// When the oldest of `buffer` arrived.
     buffer_since: Option<Instant>,
     in_flight: Option<InFlight>,
@@ -132,7 +135,7 @@ impl Persister {
             dead_letters: DeadLetters::new(&settings.dead_letter_file(), settings.dead_letter_max_bytes),
             spill_failing: false,
             journal_full_at: None,
-            buffer: Vec::new(),
+            buffer: VecDeque::new(),
             buffer_since: None,
             in_flight: None,
             backing_off: false,
@@ -158,7 +161,7 @@ impl Persister {
         for bar in bars {
             // The aggregators validate what they fold; this is the last line before disk and store.
             match bar.bar.invalid_reason() {
-                None => self.buffer.push(bar),
+                None => self.buffer.push_back(bar),
                 Some(reason) => dead.push(DeadLetter {
                     bar: serde_json::to_value(&bar).unwrap_or_default(),
                     reason: format!("not stored: {reason}"),
@@ -197,7 +200,7 @@ impl Persister {
                 let both: Vec<StoredBar> = batch.iter().chain(self.buffer.iter()).cloned().collect();
                 self.journal.append(&both, self.settings.batch_bars)
             }
-            None => self.journal.append(&self.buffer, self.settings.batch_bars),
+            None => self.journal.append(self.buffer.make_contiguous(), self.settings.batch_bars),
         };
         match appended {
             Ok(()) => {
@@ -353,7 +356,9 @@ impl Persister {
                 self.stats.set_last_error(Some(e.to_string()));
                 if let Some(InFlight::Memory(batch)) = origin {
                     // Back in front of the newer bars, then all of them to the journal, in order.
-                    self.buffer.splice(0..0, batch.iter().cloned());
+                    for bar in batch.iter().rev() {
+                        self.buffer.push_front(bar.clone());
+                    }
                     self.spill();
                 }
                 self.settle();
@@ -405,7 +410,7 @@ impl Persister {
             .journal
             .oldest()
             .or_else(|| in_flight.and_then(|b| b.first().map(|b| b.revised)))
-            .or_else(|| self.buffer.first().map(|b| b.revised));
+            .or_else(|| self.buffer.front().map(|b| b.revised));
         s.oldest_unwritten_ms.store(oldest.unwrap_or(0), Ordering::Relaxed);
         // A journal that cannot say how old it is holds the watermark back.
         let oldest = match oldest {
