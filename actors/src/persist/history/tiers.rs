@@ -128,3 +128,26 @@ async fn bars_the_store_does_not_have_stay_in_memory() {
     eventually!("memory down to the hot window", in_memory(&s).await <= 2 * HOT + 4);
     assert_whole(&s, &backfill, false).await;
 }
+
+#[actix_rt::test]
+async fn a_backfill_that_will_not_be_stored_stays_in_memory() {
+    let s = setup();
+    // The store could not be read at the feed's start: its backfill is seeded but never stored.
+    let newest = Interval::S1.align(now_ms()) - SEC;
+    let unstored = s.market.get_or_create("ETHUSDT", "simulated");
+    let bars: Vec<Bar> = (0..DEEP)
+        .map(|i| {
+            let mut b = Bar::from_trade("ETHUSDT".into(), Interval::S1, newest - (DEEP - 1 - i) * SEC, 10.0, 1.0);
+            b.closed = true;
+            b
+        })
+        .collect();
+    let announced = s.history.announce_backfill();
+    unstored.aggregator.send(Seed { bars: vec![(Interval::S1, bars)], unstored: true }).await.unwrap();
+    drop(announced);
+    // A symbol whose backfill is stored, seeded after it, shows when memory would have been released.
+    backfill(&s).await;
+    eventually!("the stored backfill released", in_memory(&s).await <= 2 * HOT + 4);
+    let held = unstored.aggregator.send(CountInMemory).await.unwrap();
+    assert!(held >= DEEP as usize, "memory is the only copy: {held} bars left of {DEEP}");
+}
