@@ -289,6 +289,7 @@ impl Config {
                 "ws.client_timeout_secs must exceed ws.ping_interval_secs",
             ),
             (self.aggregator.history_bars >= 1, "aggregator.history_bars must be at least 1"),
+            (self.aggregator.hot_bars >= 1, "aggregator.hot_bars must be at least 1"),
             (self.http.client_request_timeout_ms >= 100, "http.client_request_timeout_ms must be at least 100"),
             (
                 self.http.max_connections_per_host >= 1
@@ -427,6 +428,7 @@ mod tests {
         assert_eq!(c.ws.max_frame_bytes, 64 * 1024);
         assert!(!c.ws.permessage_deflate, "plain JSON frames stay the default");
         assert_eq!(c.aggregator.history_bars, 5000);
+        assert_eq!(c.aggregator.hot_bars, 64);
         assert_eq!(
             (c.scripts.max_payload_bytes, c.scripts.ping_interval_ms, c.scripts.ping_timeout_ms),
             (1_000_000, 25_000, 20_000)

@@ -48,6 +48,7 @@ fn start() -> anyhow::Result<()> {
     println!("candlecast listening on http://{addr}");
     candlecast::check_backlog(config.server.backlog);
 
+    candlecast_actors::persist::set_memory_trim(give_back_free_memory);
     actix_web::rt::System::new().block_on(async move {
         ignore_file_size_signal();
         candlecast::run(listener, config, shutdown_signal()).await
@@ -64,6 +65,22 @@ fn ignore_file_size_signal() {
         // Tokio's handler stays installed for the life of the process, even once the stream is dropped.
         if let Err(e) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(SIGXFSZ)) {
             tracing::warn!(error = %e, "cannot handle SIGXFSZ: a write beyond a file-size limit would kill the process");
+        }
+    }
+}
+
+/// Gives the allocator's free pages back to the system: glibc keeps what aggregators free when their
+/// windows shrink to `aggregator.hot_bars` (1,000 symbols after their backfill: 1.5 GB of RSS, 0.29 GB after
+/// this; docs/BENCHMARKS.md, "Per-symbol cost"). Called on the blocking pool once enough was freed.
+fn give_back_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn malloc_trim(pad: usize) -> std::ffi::c_int;
+        }
+        // SAFETY: glibc's malloc_trim takes the allocator's own locks and only releases free pages.
+        unsafe {
+            malloc_trim(0);
         }
     }
 }

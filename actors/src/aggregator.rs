@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::bars::{realign_seed, Applied, BarUpdate, TimeBars, Upserted};
 use crate::messages::{Ingest, IngestReport, Publish};
 use crate::model::{now_ms, Bar, Calendar, Interval, Session, Symbol};
+use crate::persist::Durability;
 use crate::protocol::HistoryQuery;
 use crate::telemetry::{add, SymbolStats, COUNTERS};
 
@@ -20,6 +21,9 @@ use crate::telemetry::{add, SymbolStats, COUNTERS};
 #[rtype(result = "()")]
 pub struct Seed {
     pub bars: Vec<(Interval, Vec<Bar>)>,
+    /// The bars will not be stored (the store could not be read, so the feed stores none of its
+    /// backfill): memory is their only copy, and the aggregator keeps `history_bars` from then on.
+    pub unstored: bool,
 }
 
 /// Bars from the in-memory history (see [`HistoryQuery`] for the range rules).
@@ -55,6 +59,11 @@ pub struct SetReplica {
     pub replica: bool,
 }
 
+/// How many closed bars the aggregator holds in memory, all intervals (memory tiers: tests, measurements).
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct CountInMemory;
+
 /// The last traded price and its exchange time (ms).
 #[derive(Message)]
 #[rtype(result = "Option<(f64, i64)>")]
@@ -68,6 +77,10 @@ pub struct AggregatorSettings {
     pub grace_ms: i64,
     /// Closed bars kept in memory per symbol and interval.
     pub history_bars: usize,
+    /// Of those, the newest kept per interval once the store has them (memory tiers): older ones are read
+    /// from the store. Without a store, or at `history_bars` or more, memory keeps `history_bars`.
+    #[serde(default = "default_hot_bars")]
+    pub hot_bars: usize,
     /// Trades stamped further than this in the future are refused, in ms.
     pub max_clock_skew_ms: i64,
     /// Intervals to build; empty means all.
@@ -87,6 +100,7 @@ impl Default for AggregatorSettings {
         AggregatorSettings {
             grace_ms: 2_000,
             history_bars: 5_000,
+            hot_bars: default_hot_bars(),
             max_clock_skew_ms: 5_000,
             intervals: Vec::new(),
             sessions: BTreeMap::new(),
@@ -94,6 +108,13 @@ impl Default for AggregatorSettings {
         }
     }
 }
+
+fn default_hot_bars() -> usize {
+    DEFAULT_HOT_BARS
+}
+
+/// `aggregator.hot_bars` unless configured: see docs/BENCHMARKS.md ("Memory tiers") for why.
+pub const DEFAULT_HOT_BARS: usize = 64;
 
 /// `aggregator.symbol_sessions` names an exchange without sessions.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -147,6 +168,12 @@ pub struct Aggregator {
     ticks: u32,
     /// See [`SetReplica`].
     replica: bool,
+    /// What the store surely has (`None`: keep `history_bars`, as without a store).
+    durability: Option<Arc<Durability>>,
+    /// When the window was last all handed to persistence, and what may then be released of it.
+    checkpoint: Option<(i64, Vec<Option<i64>>)>,
+    /// A backfill was seeded that will never be stored: nothing is released any more.
+    keep_all: bool,
 }
 
 impl Aggregator {
@@ -158,7 +185,8 @@ impl Aggregator {
     ) -> Aggregator {
         Aggregator {
             bars: TimeBars::new(symbol.clone(), &settings.intervals(), settings.grace_ms, settings.history_bars)
-                .with_calendar(settings.calendar_for(&symbol)),
+                .with_calendar(settings.calendar_for(&symbol))
+                .with_hot(settings.hot_bars),
             hub,
             stats,
             max_clock_skew_ms: settings.max_clock_skew_ms,
@@ -166,13 +194,52 @@ impl Aggregator {
             trades_at_last_rate: 0,
             ticks: 0,
             replica: false,
+            durability: None,
+            checkpoint: None,
+            keep_all: false,
         }
+    }
+
+    /// Keeps only `hot_bars` per interval of what the store has (see [`Durability`]).
+    pub fn with_durability(mut self, durability: Arc<Durability>) -> Aggregator {
+        self.durability = Some(durability);
+        self
     }
 
     fn publish(&mut self) {
         self.bars.take_partials(&mut self.out);
+        if let Some(d) = &self.durability {
+            d.published(self.out.iter().filter(|u| u.kind != crate::bars::UpdateKind::Partial).count());
+        }
         if !self.out.is_empty() {
             self.hub.do_send(Publish { updates: std::mem::take(&mut self.out) });
+        }
+    }
+
+    /// Memory tiers, in two steps: a checkpoint notes the time by which every bar in the window has been
+    /// published (so handed to persistence) and which bars lie beyond the hot window; once the store has
+    /// everything handed before that time, those bars go. A bar beyond the hot window revised meanwhile
+    /// (or a seed) voids the checkpoint: its new version is not stored yet. Replicas keep their window:
+    /// their bars reach the store by another way (the follower).
+    fn release_stored(&mut self) {
+        let Some(durability) = &self.durability else { return };
+        if self.bars.take_deep_write() || self.replica || self.keep_all {
+            self.checkpoint = None;
+            if self.replica || self.keep_all {
+                return;
+            }
+        }
+        if let Some((at, marks)) = &self.checkpoint {
+            if *at >= durability.stored_before() {
+                return;
+            }
+            durability.released(self.bars.release(marks));
+            self.checkpoint = None;
+        }
+        let marks = self.bars.release_marks();
+        if marks.iter().any(Option::is_some) {
+            // After this tick's publish: everything in the window was handed over before `now`.
+            self.checkpoint = Some((now_ms(), marks));
         }
     }
 
@@ -199,6 +266,7 @@ impl Actor for Aggregator {
                 agg.bars.advance_to(now_ms(), &mut agg.out);
             }
             agg.publish();
+            agg.release_stored();
             agg.measure_rate();
         });
     }
@@ -255,6 +323,7 @@ impl Handler<Seed> for Aggregator {
 
     /// Loads history; the forming bars it contains are published so subscribers see them at once.
     fn handle(&mut self, msg: Seed, _: &mut Context<Self>) {
+        self.keep_all |= msg.unstored && msg.bars.iter().any(|(_, bars)| bars.iter().any(|b| b.closed));
         for (interval, bars) in realign_seed(self.bars.calendar(), msg.bars) {
             self.bars.seed(interval, bars);
         }
@@ -272,6 +341,14 @@ impl Handler<GetBars> for Aggregator {
     fn handle(&mut self, msg: GetBars, _: &mut Context<Self>) -> Self::Result {
         let q = msg.0;
         MessageResult(self.bars.bars(q.interval, q.start_time, q.end_time, q.limit))
+    }
+}
+
+impl Handler<CountInMemory> for Aggregator {
+    type Result = usize;
+
+    fn handle(&mut self, _: CountInMemory, _: &mut Context<Self>) -> usize {
+        self.bars.closed_in_memory()
     }
 }
 

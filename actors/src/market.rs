@@ -2,13 +2,15 @@
 //! Shared by the server (lookups on every request) and by whatever adds symbols at run time.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use actix::prelude::*;
 
-use crate::aggregator::{Aggregator, AggregatorSettings};
+use crate::aggregator::{Aggregator, AggregatorSettings, GetBars};
 use crate::hub::Hub;
-use crate::model::Symbol;
+use crate::model::{Bar, Interval, Symbol};
+use crate::persist::{Durability, History};
+use crate::protocol::HistoryQuery;
 use crate::telemetry::SymbolStats;
 
 /// One symbol and the handles to reach it.
@@ -74,11 +76,55 @@ pub struct Market {
     settings: Arc<AggregatorSettings>,
     /// Where new aggregators run, whichever thread asks for them.
     arbiter: ArbiterHandle,
+    /// What the store surely has: aggregators keep only `hot_bars` of what it has in memory.
+    durability: Arc<Durability>,
+    /// The history service (set once it is started), for readers that want more than the hot window.
+    history: Arc<OnceLock<History>>,
 }
 
 impl Market {
     pub fn new(hub: Addr<Hub>, settings: AggregatorSettings, arbiter: ArbiterHandle) -> Market {
-        Market { symbols: Arc::default(), hub, settings: Arc::new(settings), arbiter }
+        Market {
+            symbols: Arc::default(),
+            hub,
+            settings: Arc::new(settings),
+            arbiter,
+            durability: Arc::default(),
+            history: Arc::default(),
+        }
+    }
+
+    pub fn durability(&self) -> &Arc<Durability> {
+        &self.durability
+    }
+
+    /// Called by `History::start`; later calls are ignored.
+    pub fn set_history(&self, history: History) {
+        let _ = self.history.set(history);
+    }
+
+    /// What a warm-up (indicator, live strategy) starts from: the newest `history_bars` closed bars and the
+    /// forming one. Read through the history service (memory over store), since an aggregator keeps only
+    /// `hot_bars` in memory once the store has them; from memory alone without a store, or when the store
+    /// fails. `None` when the aggregator is gone.
+    pub fn warmup_bars(
+        &self,
+        entry: &SymbolEntry,
+        interval: Interval,
+    ) -> impl std::future::Future<Output = Option<Vec<Bar>>> + 'static {
+        let history = self.history.get().cloned();
+        let entry = entry.clone();
+        let limit = self.settings.history_bars.saturating_add(1);
+        async move {
+            if let Some(history) = history {
+                let q = HistoryQuery { interval, limit, start_time: None, end_time: None };
+                match history.bars(&entry, q).await {
+                    Ok(bars) => return Some(bars),
+                    Err(e) => tracing::warn!(symbol = %entry.symbol, %interval, error = %e, "warm-up from memory only"),
+                }
+            }
+            entry.aggregator.send(GetBars(HistoryQuery::all(interval))).await.ok()
+        }
     }
 
     pub fn settings(&self) -> &AggregatorSettings {
@@ -118,7 +164,8 @@ impl Market {
                 let symbol = Symbol::from(symbol);
                 let stats = Arc::new(SymbolStats::default());
                 let aggregator =
-                    Aggregator::new(symbol.clone(), &self.settings, self.hub.clone().recipient(), stats.clone());
+                    Aggregator::new(symbol.clone(), &self.settings, self.hub.clone().recipient(), stats.clone())
+                        .with_durability(self.durability.clone());
                 let aggregator = Aggregator::start_in_arbiter(&self.arbiter, move |_| aggregator);
                 tracing::info!(%symbol, source, "symbol added");
                 SymbolEntry { symbol, source: source.into(), aggregator, stats, seeding: Arc::default() }

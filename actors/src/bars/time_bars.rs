@@ -65,6 +65,10 @@ pub struct TimeBars {
     slots: Vec<Slot>,
     grace_ms: i64,
     history_cap: usize,
+    /// Closed bars kept per interval once the store has the older ones (see [`TimeBars::release`]).
+    hot: usize,
+    /// A closed bar older than the newest `hot` was revised since the last [`TimeBars::take_deep_write`].
+    deep_write: bool,
     /// The latest time seen: wall clock or trade time, whichever is later.
     clock: i64,
     last_price: Option<f64>,
@@ -96,6 +100,8 @@ impl TimeBars {
             slots,
             grace_ms,
             history_cap: history_cap.max(1),
+            hot: usize::MAX,
+            deep_write: false,
             clock: i64::MIN,
             last_price: None,
             last_trade_ts: None,
@@ -107,6 +113,53 @@ impl TimeBars {
     pub fn with_calendar(mut self, calendar: Calendar) -> TimeBars {
         self.calendar = calendar;
         self
+    }
+
+    /// Lets [`TimeBars::release`] shrink each interval's window to its newest `hot` closed bars.
+    pub fn with_hot(mut self, hot: usize) -> TimeBars {
+        self.hot = hot.max(1);
+        self
+    }
+
+    /// Per interval, the open time of the newest closed bar beyond the hot window (`None`: nothing beyond
+    /// it). Taken once every bar held is handed to persistence; given to [`TimeBars::release`] once the
+    /// store has all of them.
+    pub fn release_marks(&self) -> Vec<Option<i64>> {
+        self.slots.iter().map(|s| s.history.len().checked_sub(self.hot + 1).map(|i| s.history[i].open_time)).collect()
+    }
+
+    /// Drops the closed bars up to `marks` (from [`TimeBars::release_marks`]), keeping at least the newest
+    /// `hot` of each interval, and gives back the memory they took. The caller knows the store has them and
+    /// that none was revised since the marks were taken ([`TimeBars::take_deep_write`]). Returns the bytes
+    /// given back to the allocator.
+    pub fn release(&mut self, marks: &[Option<i64>]) -> usize {
+        let hot = self.hot;
+        let mut freed = 0;
+        for (slot, mark) in self.slots.iter_mut().zip(marks) {
+            let Some(mark) = *mark else { continue };
+            while slot.history.len() > hot && slot.history.front().is_some_and(|b| b.open_time <= mark) {
+                slot.history.pop_front();
+            }
+            // A backfill grew the window to thousands of bars: give the space back, but leave room for the
+            // bars that close until the next release, so that steady state does not reallocate.
+            let (len, capacity) = (slot.history.len(), slot.history.capacity());
+            if capacity > len + 64 {
+                slot.history.shrink_to(len + 16);
+                freed += (capacity - slot.history.capacity()) * std::mem::size_of::<Bar>();
+            }
+        }
+        freed
+    }
+
+    /// Whether a closed bar beyond the hot window was revised (a late trade, an upsert) or bars were seeded
+    /// since the last call: marks taken before then must not be released.
+    pub fn take_deep_write(&mut self) -> bool {
+        std::mem::take(&mut self.deep_write)
+    }
+
+    /// Closed bars held in memory, all intervals.
+    pub fn closed_in_memory(&self) -> usize {
+        self.slots.iter().map(|s| s.history.len()).sum()
     }
 
     pub fn calendar(&self) -> &Calendar {
@@ -129,6 +182,7 @@ impl TimeBars {
     /// Loads history (for example a backfill): closed bars go to history, a trailing unclosed bar becomes
     /// the forming bar. Bars must be ascending and of an interval this symbol builds.
     pub fn seed(&mut self, interval: Interval, bars: Vec<Bar>) {
+        self.deep_write = true;
         let Some(slot) = self.slots.iter_mut().find(|s| s.interval == interval) else { return };
         for mut bar in bars {
             if let Some(last) = slot.history.back() {
@@ -204,6 +258,7 @@ impl TimeBars {
         }
         self.advance_to(ts, out);
         let mut corrected = false;
+        let hot = self.hot;
         for slot in &mut self.slots {
             match slot.current.as_mut() {
                 Some(cur) if ts >= cur.open_time && ts < slot.current_end => {
@@ -211,6 +266,7 @@ impl TimeBars {
                     slot.dirty = true;
                 }
                 Some(cur) if ts < cur.open_time => {
+                    self.deep_write |= beyond_hot(&slot.history, self.calendar.align(slot.interval, ts), hot);
                     corrected |= correct(slot, &self.calendar, ts, trade, out);
                 }
                 _ => {
@@ -340,6 +396,11 @@ const RECENT_SPANS: usize = 8;
 /// Number of buckets from `from` (inclusive) to `to` (exclusive).
 fn bucket_count(interval: Interval, from: i64, to: i64) -> i64 {
     (to - from).max(0) / interval.millis()
+}
+
+/// Whether the closed bar of `open_time` (or its place) lies beyond the newest `hot` of `history`.
+fn beyond_hot(history: &VecDeque<Bar>, open_time: i64, hot: usize) -> bool {
+    history.len() - history.partition_point(|b| b.open_time < open_time) > hot
 }
 
 fn push_history(history: &mut VecDeque<Bar>, bar: Bar, cap: usize) {

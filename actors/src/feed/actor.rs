@@ -121,10 +121,12 @@ async fn backfill<C: Connector>(c: &mut C, to: Backfill, status: &FeedStatus) {
     if let Some(warmup) = &to.warmup {
         warmup.finished(stored + new_bars);
     }
+    // Until the backfill is handed to persistence below, the aggregator keeps all of it in memory.
+    let _announced = to.history.announce_backfill();
     if !bars.is_empty() {
         tracing::info!(%symbol, source, stored, backfilled = new_bars, "history loaded");
         // Wait for the seed to be applied so no live trade overtakes it.
-        let _ = to.seed.send(Seed { bars }).await;
+        let _ = to.seed.send(Seed { bars, unstored: !held.is_known() }).await;
     }
     // Stored after the aggregator has it: charts need not wait for hundreds of thousands of bars to be
     // journaled or written.

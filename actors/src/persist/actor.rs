@@ -19,6 +19,7 @@
 //!   bars of the last `batch_ms` (a healthy store takes a batch every `batch_ms`; a failing one gets the
 //!   buffer journaled at every tick).
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +28,7 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::dead_letters::{DeadLetter, DeadLetters};
+use super::durability::Watermark;
 use super::isolate::write_isolating;
 use super::journal::{Journal, JournalError};
 use super::{settings::StoreSettings, Store, StoreError, StoredBar};
@@ -77,8 +79,10 @@ pub struct Persister {
     /// refused again, at every message, kept this actor too busy to write anything (1,000 symbols'
     /// backfill: `written_bars` stuck for minutes while bars were dropped).
     journal_full_at: Option<u64>,
-    /// Bars neither written nor journaled, oldest first.
-    buffer: Vec<StoredBar>,
+    /// Bars neither written nor journaled, oldest first. A deque: batches and drops take from the front,
+    /// which in a `Vec` moved the whole buffer each time (10,000 symbols: a 20 MB memmove per message once the
+    /// buffer was full, and the actor's thread did little else; docs/BENCHMARKS.md, "Memory tiers").
+    buffer: VecDeque<StoredBar>,
     /// When the oldest of `buffer` arrived.
     buffer_since: Option<Instant>,
     in_flight: Option<InFlight>,
@@ -89,6 +93,8 @@ pub struct Persister {
     stats: Arc<PersistStats>,
     /// The journal of an earlier run is still being written.
     flush_waiters: Vec<oneshot::Sender<()>>,
+    /// Tells the aggregators which of their closed bars the store has (`market.durability()`).
+    watermark: Watermark,
 }
 
 impl Persister {
@@ -129,7 +135,7 @@ impl Persister {
             dead_letters: DeadLetters::new(&settings.dead_letter_file(), settings.dead_letter_max_bytes),
             spill_failing: false,
             journal_full_at: None,
-            buffer: Vec::new(),
+            buffer: VecDeque::new(),
             buffer_since: None,
             in_flight: None,
             backing_off: false,
@@ -137,6 +143,7 @@ impl Persister {
             healthy: true,
             stats,
             flush_waiters: Vec::new(),
+            watermark: Watermark::default(),
         })
     }
 
@@ -154,7 +161,7 @@ impl Persister {
         for bar in bars {
             // The aggregators validate what they fold; this is the last line before disk and store.
             match bar.bar.invalid_reason() {
-                None => self.buffer.push(bar),
+                None => self.buffer.push_back(bar),
                 Some(reason) => dead.push(DeadLetter {
                     bar: serde_json::to_value(&bar).unwrap_or_default(),
                     reason: format!("not stored: {reason}"),
@@ -193,7 +200,7 @@ impl Persister {
                 let both: Vec<StoredBar> = batch.iter().chain(self.buffer.iter()).cloned().collect();
                 self.journal.append(&both, self.settings.batch_bars)
             }
-            None => self.journal.append(&self.buffer, self.settings.batch_bars),
+            None => self.journal.append(self.buffer.make_contiguous(), self.settings.batch_bars),
         };
         match appended {
             Ok(()) => {
@@ -349,7 +356,9 @@ impl Persister {
                 self.stats.set_last_error(Some(e.to_string()));
                 if let Some(InFlight::Memory(batch)) = origin {
                     // Back in front of the newer bars, then all of them to the journal, in order.
-                    self.buffer.splice(0..0, batch.iter().cloned());
+                    for bar in batch.iter().rev() {
+                        self.buffer.push_front(bar.clone());
+                    }
                     self.spill();
                 }
                 self.settle();
@@ -385,7 +394,7 @@ impl Persister {
         }
     }
 
-    fn publish_stats(&self) {
+    fn publish_stats(&mut self) {
         let s = &self.stats;
         s.healthy.store(self.healthy, Ordering::Relaxed);
         let in_flight = match &self.in_flight {
@@ -401,8 +410,14 @@ impl Persister {
             .journal
             .oldest()
             .or_else(|| in_flight.and_then(|b| b.first().map(|b| b.revised)))
-            .or_else(|| self.buffer.first().map(|b| b.revised));
+            .or_else(|| self.buffer.front().map(|b| b.revised));
         s.oldest_unwritten_ms.store(oldest.unwrap_or(0), Ordering::Relaxed);
+        // A journal that cannot say how old it is holds the watermark back.
+        let oldest = match oldest {
+            None if self.journal.bars() > 0 => Some(i64::MIN),
+            oldest => oldest,
+        };
+        self.watermark.advance(self.market.durability(), &self.stats, oldest);
     }
 }
 
@@ -420,6 +435,7 @@ impl Actor for Persister {
             act.pump(ctx);
             act.answer_flushes();
             act.publish_stats();
+            act.market.durability().trim_if_due();
         });
         // Until the first write, health is what the store says when asked.
         ctx.spawn(self.store.check().into_actor(self).map(|result, act, _| {
@@ -448,6 +464,8 @@ impl Handler<BarEvents> for Persister {
     /// Buffers the closed bars and corrections of a hub batch.
     fn handle(&mut self, msg: BarEvents, ctx: &mut Context<Self>) {
         let now = now_ms();
+        let finals = msg.0.iter().filter(|u| u.kind != UpdateKind::Partial).count();
+        self.market.durability().received(finals);
         let mut source: Option<(crate::model::Symbol, Arc<str>)> = None;
         let mut bars = Vec::with_capacity(msg.0.len());
         for update in msg.0.iter().filter(|u| u.kind != UpdateKind::Partial) {

@@ -19,6 +19,7 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use super::actor::{Flush, PersistBars, Persister};
+use super::durability::{Announced, Durability};
 use super::journal::JournalError;
 use super::retention::{self, RetentionSettings, RetentionStats};
 use super::{Range, Store, StoreError, StoreKind, StoreSettings, Usage};
@@ -60,6 +61,8 @@ pub struct History {
     backfill_turn: Arc<tokio::sync::Mutex<()>>,
     /// `store.buffer_bars`: what the persistence actor holds in memory before it journals.
     buffer_bars: usize,
+    /// What the store surely has (shared with the market's aggregators, see [`Durability`]).
+    durability: Arc<Durability>,
 }
 
 impl History {
@@ -75,6 +78,7 @@ impl History {
             retention_task: None,
             backfill_turn: Arc::default(),
             buffer_bars: 0,
+            durability: Arc::default(),
         }
     }
 
@@ -101,7 +105,7 @@ impl History {
             tracing::info!(?schedule, "store retention");
             retention::spawn(store.clone(), schedule, retention::wall_clock(), retention_stats.clone())
         });
-        Ok(History {
+        let history = History {
             store: Some(store),
             persister: Some(persister),
             stats,
@@ -114,7 +118,16 @@ impl History {
             retention_task,
             backfill_turn: Arc::default(),
             buffer_bars: settings.buffer_bars,
-        })
+            durability: market.durability().clone(),
+        };
+        market.set_history(history.clone());
+        Ok(history)
+    }
+
+    /// Call before a backfill is seeded, keep until [`History::persist`] has taken it: aggregators keep
+    /// the seeded bars in memory until the store has them (see [`Durability`]).
+    pub fn announce_backfill(&self) -> Announced {
+        self.durability.announce()
     }
 
     /// Bars held per interval and bytes on disk, when the store can tell (the embedded store can).
@@ -448,3 +461,6 @@ impl Held {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod tiers;

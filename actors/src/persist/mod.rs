@@ -21,6 +21,7 @@
 
 pub(crate) mod actor;
 pub(crate) mod dead_letters;
+pub(crate) mod durability;
 pub(crate) mod embedded;
 pub(crate) mod history;
 pub(crate) mod influx;
@@ -45,6 +46,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Bar, Interval, Symbol};
 
+pub use durability::{set_memory_trim, Announced, Durability};
 pub use embedded::{EmbeddedStore, FILE_NAME as EMBEDDED_FILE_NAME};
 pub use history::{Held, History, HistoryError};
 pub use influx_v2::V2 as InfluxV2;

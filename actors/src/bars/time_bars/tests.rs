@@ -232,3 +232,30 @@ fn upserts_refuse_non_finite_volumes() {
     }
     assert!(tb.upsert(bar, &mut Vec::new()).is_ok());
 }
+
+#[test]
+fn release_keeps_the_hot_window_and_a_deep_revision_voids_the_marks() {
+    let mut tb = bars(&[Interval::S1, Interval::M1]).with_hot(10);
+    let mut out = Vec::new();
+    tb.apply(&trade(0, 100.0, 1.0), &mut out);
+    tb.advance_to(100_500, &mut out); // 100 closed 1s bars, 1 closed 1m bar
+    assert!(!tb.take_deep_write());
+    let marks = tb.release_marks();
+    assert_eq!(marks, vec![Some(89_000), None], "the 1s bars before the newest 10; nothing of 1m");
+    tb.advance_to(105_500, &mut out); // 5 more close meanwhile: they are not in the marks
+    tb.release(&marks);
+    let s1 = tb.bars(Interval::S1, None, None, usize::MAX);
+    assert_eq!(s1.first().map(|b| b.open_time), Some(90_000), "up to the marks only: 15 closed and the forming");
+    assert_eq!(s1.len(), 16);
+    assert_eq!(tb.closed_in_memory(), 15 + 1);
+
+    // A late trade revising a bar of the hot window does not void marks; one beyond it (as an upsert
+    // of an old bar) does.
+    tb.apply(&trade(104_900, 90.0, 1.0), &mut out);
+    assert!(!tb.take_deep_write(), "a bar of the hot window");
+    let mut old = tb.bars(Interval::S1, Some(90_000), Some(91_000), 1)[0].clone();
+    old.close = old.high;
+    tb.upsert(old, &mut out).unwrap();
+    assert!(tb.take_deep_write(), "beyond the newest 10");
+    assert!(!tb.take_deep_write(), "taken");
+}

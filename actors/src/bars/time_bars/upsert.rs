@@ -1,7 +1,7 @@
 //! Bars made elsewhere, put in place: a script's market-data rows, another node's updates (replicas), a
 //! rebuild from an exchange's klines after an outage. The trade path never comes through here.
 
-use super::{push_history, BarUpdate, Slot, TimeBars, UpdateKind};
+use super::{beyond_hot, push_history, BarUpdate, Slot, TimeBars, UpdateKind};
 use crate::model::{Bar, Calendar, TradeSpan};
 
 /// Why [`TimeBars::upsert`] refused a bar.
@@ -50,6 +50,7 @@ impl TimeBars {
         let forming_open = slot.current.as_ref().map(|c| c.open_time);
         if forming_open.is_some_and(|open| bar.open_time < open) || (forming_open.is_none() && bar.closed) {
             bar.closed = true;
+            self.deep_write |= beyond_hot(&slot.history, bar.open_time, self.hot);
             let done = upsert_closed(slot, bar.clone(), cap, out);
             if done != Upserted::Unchanged {
                 self.note_price(&bar);

@@ -18,13 +18,12 @@ use actix::prelude::*;
 use serde_json::{json, Value};
 
 use super::indicator_channel;
-use crate::aggregator::GetBars;
 use crate::bars::UpdateKind;
 use crate::hub::{ChannelSubscribers, Hub, PublishFrames, SubscribeActor, SubscribeChannel, UnsubscribeChannel};
 use crate::market::Market;
 use crate::messages::{BarEvents, ClientId, Topic};
 use crate::model::{Bar, Interval, Symbol};
-use crate::protocol::{self, ErrorCode, HistoryQuery, IndicatorPoint};
+use crate::protocol::{self, ErrorCode, IndicatorPoint};
 use crate::refusals::refused;
 use crate::strategy::indicators::{build_indicator, indicator_catalog, AnyIndicator, IndicatorValue};
 use crate::strategy::params::Params;
@@ -249,9 +248,9 @@ impl IndicatorService {
     }
 
     /// Starts queued warm-ups while fewer than `max_concurrent_warmups` run. The queued warm-ups of one
-    /// topic go together: one read of its bars from the aggregator (whose thread runs the feeds), folded
+    /// topic go together: one read of its bars (through the history service: memory over store), folded
     /// once per computation on one pool job. A flood of new parameter sets on a few topics was one full copy
-    /// of the window per computation on the market thread.
+    /// of the window per computation.
     fn start_warmups(&mut self, ctx: &mut Context<Self>) {
         while self.warmups_running < self.settings.max_concurrent_warmups.max(1) {
             let Some(channel) = self.queue.pop_front() else { return };
@@ -275,10 +274,10 @@ impl IndicatorService {
                 .filter_map(|ch| self.warming.get(ch).map(|w| (ch.clone(), w.name, w.params.clone())))
                 .collect();
             self.warmups_running += 1;
-            let bars = entry.aggregator.send(GetBars(HistoryQuery::all(interval)));
+            let bars = self.market.warmup_bars(&entry, interval);
             let pool = self.warmup_pool.clone();
             let work = async move {
-                let bars = bars.await.map_err(|_| IndicatorError::Unavailable)?;
+                let bars = bars.await.ok_or(IndicatorError::Unavailable)?;
                 // The folding is CPU work over up to the whole history: never on an actor's thread.
                 let fold = move || {
                     jobs.into_iter()

@@ -8,12 +8,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::signal_channel;
-use crate::aggregator::GetBars;
 use crate::hub::{Hub, PublishFrame, SubscribeActor, SubscribeChannel, UnsubscribeChannel};
 use crate::market::Market;
 use crate::messages::{BarEvents, ClientId};
 use crate::model::{Interval, Symbol};
-use crate::protocol::{self, HistoryQuery};
+use crate::protocol;
 use crate::strategy::params::BuildError;
 use crate::strategy::strategies::{build_strategy, Signal, Strategy, StrategyRunner};
 
@@ -153,8 +152,8 @@ impl Handler<StartStrategy> for LiveStrategies {
             Ok(c) => c,
             Err(e) => return AtomicResponse::new(Box::pin(actix::fut::ready(Err(e)))),
         };
-        let history = entry.aggregator.send(GetBars(HistoryQuery::all(spec.interval)));
-        AtomicResponse::new(Box::pin(async move { history.await.map_err(|_| StartError::HistoryUnavailable) }.into_actor(self).map(
+        let history = self.market.warmup_bars(&entry, spec.interval);
+        AtomicResponse::new(Box::pin(async move { history.await.ok_or(StartError::HistoryUnavailable) }.into_actor(self).map(
             move |bars, live, _| {
                 let bars = bars?;
                 let mut runner = StrategyRunner::new(strategy);
