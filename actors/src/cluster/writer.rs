@@ -18,8 +18,8 @@ const BATCH: usize = 512;
 
 /// One write for Redis.
 pub enum Outgoing {
-    /// A bars message for followers.
-    Publish { channel: String, payload: Vec<u8> },
+    /// A bars message or frame for followers; `messages`: the symbols' numbered messages it carries.
+    Publish { channel: String, payload: Vec<u8>, messages: u64 },
     /// Bars for the today-cache, with their watermark.
     Cache(CacheWrite),
 }
@@ -35,9 +35,9 @@ pub async fn write_loop(link: RedisLink, mut queue: mpsc::Receiver<Outgoing>, fa
         let mut cached_symbols = Vec::new();
         for item in batch.drain(..) {
             match item {
-                Outgoing::Publish { channel, payload } => {
+                Outgoing::Publish { channel, payload, messages: carried } => {
                     pipe.publish(channel, payload).ignore();
-                    messages += 1;
+                    messages += carried;
                 }
                 Outgoing::Cache(write) => {
                     cache_bars += write.add_to(&mut pipe) as u64;
