@@ -317,6 +317,10 @@ impl Follower {
 
     /// Tells the lease keeper once every configured symbol is synced.
     fn check_seeded(&mut self) {
+        if self.seeded.is_none() {
+            // Told already; at 10,000 symbols the check is not free, and every resync ends here.
+            return;
+        }
         let done = self
             .w
             .symbols

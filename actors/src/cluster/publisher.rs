@@ -154,20 +154,28 @@ impl Publisher {
             self.synced.clear();
             return;
         }
+        // Sorted (a BTreeSet's order): looked up by bisection, as at 10,000 symbols a scan per synced symbol
+        // was 100 million comparisons per flush.
         let led = self.led.list();
-        self.synced.retain(|s| led.contains(s));
+        self.synced.retain(|s| led.binary_search(s).is_ok());
         for symbol in led {
             if !self.synced.contains(&symbol) && self.rewriting.insert(symbol.clone()) {
                 ctx.notify(RewriteCache { symbol });
             }
         }
-        for write in pending.take(&self.keys, &self.node, &self.limits, now_ms()) {
-            // Not synced: the rewrite under way covers these bars.
-            if !self.synced.contains(&write.symbol) {
-                continue;
-            }
-            let symbol = write.symbol.clone();
-            if self.queue.try_send(Outgoing::Cache(write)).is_err() {
+        // Not synced: the rewrite under way covers these bars.
+        let writes: Vec<CacheWrite> = pending
+            .take(&self.keys, &self.node, &self.limits, now_ms())
+            .into_iter()
+            .filter(|w| self.synced.contains(&w.symbol))
+            .collect();
+        if writes.is_empty() {
+            return;
+        }
+        // All of the flush in one queued item: one pipelined transaction, however many symbols changed.
+        let symbols: Vec<Symbol> = writes.iter().map(|w| w.symbol.clone()).collect();
+        if self.queue.try_send(Outgoing::Cache(writes)).is_err() {
+            for symbol in symbols {
                 self.synced.remove(&symbol);
             }
         }
@@ -278,7 +286,7 @@ impl Handler<RewriteCache> for Publisher {
                 now,
                 expired: 0,
             };
-            if p.queue.try_send(Outgoing::Cache(write)).is_ok() {
+            if p.queue.try_send(Outgoing::Cache(vec![write])).is_ok() {
                 p.synced.insert(msg.symbol.clone());
                 tracing::debug!(symbol = %msg.symbol, bars = n, seq, "today-cache rewritten from history");
                 // Written after the cache (one writer, in order): a follower that synced before, from a cache

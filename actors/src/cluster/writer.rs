@@ -20,8 +20,8 @@ const BATCH: usize = 512;
 pub enum Outgoing {
     /// A bars message or frame for followers; `messages`: the symbols' numbered messages it carries.
     Publish { channel: String, payload: Vec<u8>, messages: u64 },
-    /// Bars for the today-cache, with their watermark.
-    Cache(CacheWrite),
+    /// Bars for the today-cache, with their watermarks: everything one cache flush writes (or one rewrite).
+    Cache(Vec<CacheWrite>),
 }
 
 /// Writes everything `queue` yields until it closes; failures are counted, not retried (pub/sub is
@@ -39,9 +39,11 @@ pub async fn write_loop(link: RedisLink, mut queue: mpsc::Receiver<Outgoing>, fa
                     pipe.publish(channel, payload).ignore();
                     messages += carried;
                 }
-                Outgoing::Cache(write) => {
-                    cache_bars += write.add_to(&mut pipe) as u64;
-                    cached_symbols.push(write.symbol);
+                Outgoing::Cache(writes) => {
+                    for write in writes {
+                        cache_bars += write.add_to(&mut pipe) as u64;
+                        cached_symbols.push(write.symbol);
+                    }
                 }
             }
         }
