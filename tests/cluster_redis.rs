@@ -227,7 +227,12 @@ fn first_difference(edge: &[Value], ingest: &[Value]) -> String {
 
 /// Closed bars of today (UTC) older than two bars, as /api/historical gives them.
 async fn settled_today(server: &TestServer, interval: &str, bar_ms: i64) -> Vec<Value> {
-    let (status, body) = server.get_json(&format!("/api/historical/BTCUSDT?interval={interval}&limit=5000")).await;
+    settled_bars(server, "BTCUSDT", interval, bar_ms).await
+}
+
+/// Closed `symbol` bars of today (UTC) older than two bars, as /api/historical gives them.
+async fn settled_bars(server: &TestServer, symbol: &str, interval: &str, bar_ms: i64) -> Vec<Value> {
+    let (status, body) = server.get_json(&format!("/api/historical/{symbol}?interval={interval}&limit=5000")).await;
     assert_eq!(status, 200, "{body}");
     let day_start = today_start();
     let settled = now_ms() - 3 * bar_ms;
@@ -340,15 +345,17 @@ fn cached_open_times(redis: &RedisServer, day_start: i64, interval: &str) -> Vec
     values.chunks(2).filter_map(|pair| pair.get(1)?.parse().ok()).collect()
 }
 
-/// Open times of the BTCUSDT `interval` bars from `day_start` on that `server` serves (store and memory).
+/// Open times of the closed BTCUSDT `interval` bars from `day_start` on that `server` serves (store and
+/// memory). The forming bar is cached in the symbol's forming key, not in the set.
 async fn served_since(server: &TestServer, day_start: i64, interval: &str) -> Option<Vec<i64>> {
     let path = format!("/api/historical/BTCUSDT?interval={interval}&limit=5000&start_time={day_start}");
     let bars = server.get_json(&path).await.1;
-    bars["data"].as_array()?.iter().map(|b| b["timestamp"].as_i64()).collect()
+    let closed = bars["data"].as_array()?.iter().filter(|b| b["closed"] == true);
+    closed.map(|b| b["timestamp"].as_i64()).collect()
 }
 
-/// `Some` when the today-set of BTCUSDT `interval` has one member per bar of today that `ingest` serves,
-/// with the same open times: the whole day, whatever the hour.
+/// `Some` when the today-set of BTCUSDT `interval` has one member per closed bar of today that `ingest`
+/// serves, with the same open times: the whole day, whatever the hour.
 async fn cache_matches_history(redis: &RedisServer, ingest: &TestServer, interval: &str) -> Option<()> {
     let day_start = today_start();
     let served = served_since(ingest, day_start, interval).await?;
@@ -519,4 +526,73 @@ async fn symbols_that_redis_messages_name_are_followed_up_to_the_limit() {
     );
     let metrics = reqwest::get(edge.url("/metrics")).await.unwrap().text().await.unwrap();
     assert!(metrics.contains(r#"candlecast_refused_total{limit="redis.max_followed_symbols"}"#), "{metrics}");
+}
+
+/// Calls of PUBLISH that Redis has served (`INFO commandstats`).
+fn publish_calls(redis: &RedisServer) -> u64 {
+    let info = redis.command(&["INFO", "commandstats"]);
+    let line = info.lines().find(|l| l.starts_with("cmdstat_publish:")).unwrap_or("cmdstat_publish:calls=0,");
+    line.trim_start_matches("cmdstat_publish:calls=").split(',').next().and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+/// Issue 20: with many symbols, one PUBLISH carries the updates of every symbol of a publish flush (each still
+/// numbered per symbol), where there was one per symbol and update; and the edge still ends with the ingest's
+/// bars. Counts, never timings: messages per PUBLISH, compared with the number of symbols.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_publish_carries_the_updates_of_many_symbols_and_the_edge_still_matches_the_ingest() {
+    const SYMBOLS: usize = 60;
+    let redis = RedisServer::start();
+    let names: Vec<String> = (0..SYMBOLS).map(|i| format!("S{i:03}USDT")).collect();
+    let node = |role: &str, id: &str| -> Vec<(&'static str, Toml)> {
+        let mut settings: Vec<_> =
+            cluster_node(&redis, role, id).into_iter().filter(|(k, _)| *k != "feed.symbols").collect();
+        settings.push(("feed.symbols", Toml::Array(names.iter().map(|n| s(n)).collect())));
+        settings.push(("feed.simulated.trades_per_second", Toml::Float(20.0)));
+        settings
+    };
+    let ingest = TestServer::start(&node("ingest", "ingest-a")).await;
+    let edge = TestServer::start_serving(&node("edge", "edge-a")).await;
+    eventually(60, "the ingest node runs every symbol", || async {
+        let leases = ingest.stats().await["redis"]["leases"].as_array().map_or(0, Vec::len);
+        (leases == SYMBOLS).then_some(())
+    })
+    .await;
+    let published = |stats: Value| stat(&stats, "published");
+    // Past the start: each symbol's first cache write is a rewrite, with its notice (one PUBLISH each).
+    eventually(60, "every symbol's cache rewritten", || async {
+        (stat(&ingest.stats().await, "cache_writes") >= 2 * SYMBOLS as u64).then_some(())
+    })
+    .await;
+    let (calls_before, messages_before) = (publish_calls(&redis), published(ingest.stats().await));
+    let messages_after = eventually(60, "ten updates of every symbol published", || async {
+        let now = published(ingest.stats().await);
+        (now >= messages_before + 10 * SYMBOLS as u64).then_some(now)
+    })
+    .await;
+    let calls = publish_calls(&redis) - calls_before;
+    let messages = messages_after - messages_before;
+    eprintln!("{messages} symbol messages in {calls} PUBLISH calls");
+    // One PUBLISH per symbol and update before: messages == calls. Now a frame per flush carries most symbols.
+    assert!(calls > 0 && messages >= 10 * calls, "{messages} symbol messages in {calls} PUBLISH calls");
+    let forming = redis.command(&["GET", "candlecast:forming:S000USDT"]);
+    assert!(forming.contains(r#"["1m","#) && forming.contains(r#"["1s","#), "every interval's forming bar: {forming}");
+
+    // The edge ends with exactly the ingest's closed bars, sampled across the symbols.
+    for symbol in [&names[0], &names[SYMBOLS / 2], &names[SYMBOLS - 1]] {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let on_ingest = settled_bars(&ingest, symbol, "1s", 1_000).await;
+            let on_edge = settled_bars(&edge, symbol, "1s", 1_000).await;
+            if on_ingest.len() >= 3 && on_edge == on_ingest {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{symbol}: the edge's 1s bars differ from the ingest's: {}",
+                first_difference(&on_edge, &on_ingest)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    assert_eq!(stat(&edge.stats().await, "receive_gaps"), 0, "no message lost");
 }

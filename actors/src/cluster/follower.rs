@@ -112,8 +112,15 @@ impl Follower {
             return;
         }
         self.subscribing = true;
-        let (link, pattern) = (self.w.link.clone(), self.w.keys.bars_pattern());
-        let subscribe = async move { link.run(|mut con| async move { con.psubscribe(pattern).await }).await };
+        let (link, pattern, frames) = (self.w.link.clone(), self.w.keys.bars_pattern(), self.w.keys.frames_channel());
+        // Frames carry the updates; the per-symbol channels the rewrite notices (and a version-1 node's updates).
+        let subscribe = async move {
+            link.run(|mut con| async move {
+                con.subscribe(frames).await?;
+                con.psubscribe(pattern).await
+            })
+            .await
+        };
         ctx.spawn(actix::fut::wrap_future(subscribe).map(move |result, f: &mut Follower, ctx: &mut Context<Self>| {
             f.subscribing = false;
             match result {
@@ -270,47 +277,8 @@ impl Follower {
         entry.aggregator.do_send(UpsertBars { bars });
     }
 
-    /// Tells the lease keeper once every configured symbol is synced.
-    fn check_seeded(&mut self) {
-        let done = self
-            .w
-            .symbols
-            .iter()
-            .all(|s| self.w.led.contains(s) || self.syncs.get(s.as_str()).is_some_and(|sync| !sync.is_syncing()));
-        if done {
-            if let Some(seeded) = self.seeded.take() {
-                let _ = seeded.send(());
-            }
-        }
-    }
-}
-
-impl Actor for Follower {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        if let Some(rx) = self.deliveries.take() {
-            ctx.add_stream(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|d| (d, rx)) }));
-        }
-        ctx.run_interval(GENERATION_CHECK, |f, ctx| f.subscribe(ctx));
-    }
-}
-
-impl StreamHandler<Delivery> for Follower {
-    /// Applies, buffers or ignores one message, and starts a resync on a gap or a new sending node.
-    fn handle(&mut self, delivery: Delivery, ctx: &mut Context<Self>) {
-        let Some(name) = self.w.keys.symbol_of(&delivery.channel) else { return };
-        if !valid_symbol(name) || self.w.led.contains(name) {
-            return;
-        }
-        let symbol = self.w.market.get(name).map_or_else(|| Symbol::from(name), |e| e.symbol);
-        let batch = match wire::decode_batch(&delivery.channel, &symbol, &delivery.payload) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e, "ignoring a message candlecast cannot read");
-                return;
-            }
-        };
+    /// One symbol's message from `batch.node`: applied, buffered or ignored, or a resync begins.
+    fn on_batch(&mut self, symbol: Symbol, batch: wire::Batch, ctx: &mut Context<Self>) {
         if *batch.node == *self.w.node {
             return;
         }
@@ -344,6 +312,65 @@ impl StreamHandler<Delivery> for Follower {
                 }
                 self.read_cache(symbol, ctx);
             }
+        }
+    }
+
+    /// Tells the lease keeper once every configured symbol is synced.
+    fn check_seeded(&mut self) {
+        if self.seeded.is_none() {
+            // Told already; at 10,000 symbols the check is not free, and every resync ends here.
+            return;
+        }
+        let done = self
+            .w
+            .symbols
+            .iter()
+            .all(|s| self.w.led.contains(s) || self.syncs.get(s.as_str()).is_some_and(|sync| !sync.is_syncing()));
+        if done {
+            if let Some(seeded) = self.seeded.take() {
+                let _ = seeded.send(());
+            }
+        }
+    }
+}
+
+impl Actor for Follower {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(rx) = self.deliveries.take() {
+            ctx.add_stream(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|d| (d, rx)) }));
+        }
+        ctx.run_interval(GENERATION_CHECK, |f, ctx| f.subscribe(ctx));
+    }
+}
+
+impl StreamHandler<Delivery> for Follower {
+    /// Applies, buffers or ignores each message of a delivery (a frame: one per symbol), and starts a resync on
+    /// a gap or a new sending node.
+    fn handle(&mut self, delivery: Delivery, ctx: &mut Context<Self>) {
+        if delivery.channel == self.w.keys.frames_channel() {
+            match wire::decode_frame(&delivery.channel, &delivery.payload) {
+                Ok(entries) => {
+                    for (symbol, batch) in entries {
+                        if valid_symbol(&symbol) && !self.w.led.contains(&symbol) {
+                            let symbol = self.w.market.get(&symbol).map_or(symbol, |e| e.symbol);
+                            self.on_batch(symbol, batch, ctx);
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "ignoring a frame candlecast cannot read"),
+            }
+            return;
+        }
+        let Some(name) = self.w.keys.symbol_of(&delivery.channel) else { return };
+        if !valid_symbol(name) || self.w.led.contains(name) {
+            return;
+        }
+        let symbol = self.w.market.get(name).map_or_else(|| Symbol::from(name), |e| e.symbol);
+        match wire::decode_batch(&delivery.channel, &symbol, &delivery.payload) {
+            Ok(batch) => self.on_batch(symbol, batch, ctx),
+            Err(e) => tracing::warn!(error = %e, "ignoring a message candlecast cannot read"),
         }
     }
 

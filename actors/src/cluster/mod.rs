@@ -161,6 +161,7 @@ impl Cluster {
                 redis.cache_today,
                 redis.cache_limits(),
                 redis.cache_flush(),
+                redis.publish_flush(),
             );
             let publisher = Publisher::start_in_arbiter(&arbiter, move |_| publisher);
             arbiter.spawn(writer::write_loop(link.clone(), queued, publisher.clone().recipient()));

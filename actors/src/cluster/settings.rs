@@ -60,6 +60,8 @@ pub struct RedisSettings {
     pub cache_today: bool,
     /// How often the today-cache is written (closed bars and the newest forming bars), in ms.
     pub cache_flush_ms: u64,
+    /// How often the bar updates gathered since the last time are published, all symbols in one message.
+    pub publish_flush_ms: u64,
     /// Bars the today-cache keeps per interval, by interval name; unlisted intervals keep the whole day.
     pub cache_max_bars: BTreeMap<Interval, usize>,
     /// Symbols a node follows from Redis at most (each costs a replica aggregator).
@@ -78,6 +80,7 @@ impl Default for RedisSettings {
             lease_ttl_ms: 10_000,
             cache_today: true,
             cache_flush_ms: 250,
+            publish_flush_ms: 50,
             cache_max_bars: BTreeMap::new(),
             max_followed_symbols: 10_000,
             connect_timeout_ms: 2_000,
@@ -107,6 +110,10 @@ impl RedisSettings {
         Duration::from_millis(self.cache_flush_ms)
     }
 
+    pub fn publish_flush(&self) -> Duration {
+        Duration::from_millis(self.publish_flush_ms)
+    }
+
     pub fn cache_limits(&self) -> CacheLimits {
         CacheLimits::new(self.cache_max_bars.clone())
     }
@@ -131,6 +138,9 @@ pub fn validate(node: &NodeSettings, redis: &RedisSettings) -> Result<(), Cluste
     }
     if redis.cache_flush_ms == 0 || redis.connect_timeout_ms == 0 || redis.command_timeout_ms == 0 {
         return bad("redis.cache_flush_ms, redis.connect_timeout_ms and redis.command_timeout_ms must be above 0");
+    }
+    if !(1..=1_000).contains(&redis.publish_flush_ms) {
+        return bad("redis.publish_flush_ms must be between 1 and 1000");
     }
     if redis.channel_prefix.is_empty() || redis.channel_prefix.contains(|c: char| c.is_whitespace() || c == '*') {
         return bad("redis.channel_prefix must be a non-empty name without spaces or '*'");

@@ -5,9 +5,17 @@
 //!   is a batch of one symbol's bar updates in the order they happened, numbered per sending node:
 //!   `{"n":"node-a","q":42,"b":[["1m",1700000040000,101.5,102.0,101.0,101.8,3.25,17,false]]}` where each bar
 //!   is `[interval, open_time, open, high, low, close, volume, trades, closed]`. The symbol is the channel's.
-//! - Sorted set `<prefix>:today:<YYYY-MM-DD>:<SYMBOL>:<interval>`: today's bars (UTC), score = open time,
-//!   member `[open_time, open, high, low, close, volume, trades, closed]`; one member per open time (a
-//!   rewrite replaces it), at most `aggregator.history_bars + 1` (the newest), expires a day later.
+//! - Channel `<prefix>:frames` (wire version 2): everything one node published in one publish flush, all
+//!   symbols in one message, each symbol's updates numbered as above (so followers notice gaps per symbol):
+//!   `{"v":2,"n":"node-a","s":[["BTCUSDT",42,[["1m",1700000040000,...,false]]],["ETHUSDT",7,[...]]]}`. A
+//!   frame of another version is refused whole (named in the log), never read as this one. Nodes of wire
+//!   version 1 neither send nor read frames; rewrite notices still go on the per-symbol channel.
+//! - Sorted set `<prefix>:today:<YYYY-MM-DD>:<SYMBOL>:<interval>`: today's closed bars (UTC), score = open
+//!   time, member `[open_time, open, high, low, close, volume, trades, closed]`; one member per open time (a
+//!   rewrite replaces it), at most the interval's cap (the newest), expires an hour after the day ends.
+//! - `<prefix>:forming:<SYMBOL>`: the forming bar of each interval, one JSON array of bars as in a message,
+//!   written in the same transaction as the watermark: every trade changes all 16 forming bars, and one key
+//!   per symbol costs Redis one command where the sets cost four per interval.
 //! - `<prefix>:seq:<SYMBOL>` = `"<node> <seq>"`: the last message whose bars the cache holds (the watermark).
 //! - Set `<prefix>:symbols`: symbols with cached bars. `<prefix>:lease:<SYMBOL>` = the node running its feed.
 
@@ -67,6 +75,16 @@ impl Keys {
         format!("{}:today:{}:{symbol}:{interval}", self.prefix, iso_date(day_start))
     }
 
+    /// The channel of frames (every symbol of one publish flush in one message).
+    pub fn frames_channel(&self) -> String {
+        format!("{}:frames", self.prefix)
+    }
+
+    /// The forming bars of one symbol (every interval's, in one value).
+    pub fn forming(&self, symbol: &str) -> String {
+        format!("{}:forming:{symbol}", self.prefix)
+    }
+
     pub fn watermark(&self, symbol: &str) -> String {
         format!("{}:seq:{symbol}", self.prefix)
     }
@@ -99,10 +117,7 @@ struct WireBatch<'a> {
 
 /// The payload of a bars message.
 pub fn encode_batch(node: &str, seq: u64, bars: &[Bar]) -> Vec<u8> {
-    let bars = bars
-        .iter()
-        .map(|b| WireBar(b.interval, b.open_time, b.open, b.high, b.low, b.close, b.volume, b.trades, b.closed))
-        .collect();
+    let bars = to_wire(bars);
     // Serializing plain numbers, strings and bools into a Vec cannot fail.
     serde_json::to_vec(&WireBatch { node: node.into(), seq, bars, rewritten: false }).unwrap_or_default()
 }
@@ -113,13 +128,38 @@ pub fn encode_rewritten(node: &str, seq: u64) -> Vec<u8> {
     serde_json::to_vec(&WireBatch { node: node.into(), seq, bars: Vec::new(), rewritten: true }).unwrap_or_default()
 }
 
-/// Reads a bars message received on `channel` for `symbol`.
-pub fn decode_batch(channel: &str, symbol: &Symbol, payload: &[u8]) -> Result<Batch, WireError> {
-    let wire: WireBatch = serde_json::from_slice(payload)
-        .map_err(|e| WireError::Message { channel: channel.to_owned(), reason: e.to_string() })?;
-    let bars = wire
-        .bars
-        .into_iter()
+/// The wire version of frames this node sends and reads.
+pub const FRAME_VERSION: u64 = 2;
+
+/// One symbol's updates in a frame: its name, its message number, its bars.
+#[derive(Serialize, Deserialize)]
+struct WireEntry<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>, u64, Vec<WireBar>);
+
+#[derive(Serialize, Deserialize)]
+struct WireFrame<'a> {
+    #[serde(rename = "v")]
+    version: u64,
+    #[serde(rename = "n", borrow)]
+    node: std::borrow::Cow<'a, str>,
+    #[serde(rename = "s", borrow)]
+    entries: Vec<WireEntry<'a>>,
+}
+
+/// Only the version, read first: a frame of another version may not have the fields of this one.
+#[derive(Deserialize)]
+struct FrameVersion {
+    #[serde(rename = "v")]
+    version: u64,
+}
+
+fn to_wire(bars: &[Bar]) -> Vec<WireBar> {
+    bars.iter()
+        .map(|b| WireBar(b.interval, b.open_time, b.open, b.high, b.low, b.close, b.volume, b.trades, b.closed))
+        .collect()
+}
+
+fn from_wire(symbol: &Symbol, bars: Vec<WireBar>) -> Vec<Bar> {
+    bars.into_iter()
         .map(|WireBar(interval, open_time, open, high, low, close, volume, trades, closed)| Bar {
             symbol: symbol.clone(),
             interval,
@@ -132,7 +172,59 @@ pub fn decode_batch(channel: &str, symbol: &Symbol, payload: &[u8]) -> Result<Ba
             trades,
             closed,
         })
-        .collect::<Vec<Bar>>();
+        .collect()
+}
+
+/// The payload of a frame: `entries` are (symbol, message number, bars), one per symbol.
+pub fn encode_frame(node: &str, entries: &[(Symbol, u64, Vec<Bar>)]) -> Vec<u8> {
+    let entries =
+        entries.iter().map(|(symbol, seq, bars)| WireEntry(symbol.as_ref().into(), *seq, to_wire(bars))).collect();
+    serde_json::to_vec(&WireFrame { version: FRAME_VERSION, node: node.into(), entries }).unwrap_or_default()
+}
+
+/// Reads a frame received on `channel`: each entry as the symbol's name and a [`Batch`] of it. A frame of
+/// another version, or with one bar that breaks the OHLCV invariants, is refused whole.
+pub fn decode_frame(channel: &str, payload: &[u8]) -> Result<Vec<(Symbol, Batch)>, WireError> {
+    let bad = |reason: String| WireError::Message { channel: channel.to_owned(), reason };
+    let FrameVersion { version } = serde_json::from_slice(payload).map_err(|e| bad(e.to_string()))?;
+    if version != FRAME_VERSION {
+        return Err(bad(format!("frame version {version}, this node reads version {FRAME_VERSION}")));
+    }
+    let wire: WireFrame = serde_json::from_slice(payload).map_err(|e| bad(e.to_string()))?;
+    let mut out = Vec::with_capacity(wire.entries.len());
+    for WireEntry(name, seq, bars) in wire.entries {
+        let symbol = Symbol::from(name.as_ref());
+        let bars = from_wire(&symbol, bars);
+        if let Some((bar, reason)) = bars.iter().find_map(|b| b.invalid_reason().map(|r| (b, r))) {
+            return Err(bad(format!("bar {} {} at {}: {reason}", bar.symbol, bar.interval, bar.open_time)));
+        }
+        out.push((symbol, Batch { node: wire.node.to_string(), seq, bars, rewritten: false }));
+    }
+    Ok(out)
+}
+
+/// The value of a symbol's forming-bars key.
+pub fn encode_forming(bars: &[Bar]) -> String {
+    serde_json::to_string(&to_wire(bars)).unwrap_or_default()
+}
+
+/// Reads the forming-bars key `key` of `symbol`.
+pub fn decode_forming(key: &str, symbol: &Symbol, value: &str) -> Result<Vec<Bar>, WireError> {
+    let bad =
+        |reason: String| WireError::Cached { key: key.to_owned(), member: value.chars().take(80).collect(), reason };
+    let wire: Vec<WireBar> = serde_json::from_str(value).map_err(|e| bad(e.to_string()))?;
+    let bars = from_wire(symbol, wire);
+    match bars.iter().find_map(|b| b.invalid_reason()) {
+        Some(reason) => Err(bad(reason.to_owned())),
+        None => Ok(bars),
+    }
+}
+
+/// Reads a bars message received on `channel` for `symbol`.
+pub fn decode_batch(channel: &str, symbol: &Symbol, payload: &[u8]) -> Result<Batch, WireError> {
+    let wire: WireBatch = serde_json::from_slice(payload)
+        .map_err(|e| WireError::Message { channel: channel.to_owned(), reason: e.to_string() })?;
+    let bars = from_wire(symbol, wire.bars);
     // A peer's bar is folded, published and stored like our own: one that breaks the OHLCV invariants
     // (a negative price, a high below the low) refuses the whole message, as any other undecodable one.
     if let Some((bar, reason)) = bars.iter().find_map(|b| b.invalid_reason().map(|r| (b, r))) {
@@ -216,6 +308,37 @@ mod tests {
     }
 
     #[test]
+    fn frames_round_trip_and_other_versions_are_refused_not_misread() {
+        let (btc, eth): (Symbol, Symbol) = ("BTCUSDT".into(), "ETHUSDT".into());
+        let mut eth_bar = bar(Interval::S1, 1_700_000_041_000, false);
+        eth_bar.symbol = eth.clone();
+        let entries =
+            vec![(btc.clone(), 42, vec![bar(Interval::M1, 1_700_000_040_000, true)]), (eth, 7, vec![eth_bar])];
+        let payload = encode_frame("node-a", &entries);
+        let back = decode_frame("cc:frames", &payload).unwrap();
+        assert_eq!(back.len(), 2);
+        for ((symbol, batch), (want_symbol, seq, bars)) in back.iter().zip(&entries) {
+            assert_eq!((symbol, &batch.node[..], batch.seq, &batch.bars), (want_symbol, "node-a", *seq, bars));
+            assert!(!batch.rewritten);
+        }
+        let text = std::str::from_utf8(&payload).unwrap();
+        assert!(text.starts_with(r#"{"v":2,"n":"node-a","s":[["BTCUSDT",42,[["1m","#), "{text}");
+        let v3 = text.replacen(r#""v":2"#, r#""v":3"#, 1);
+        let err = decode_frame("cc:frames", v3.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("frame version 3"), "{err}");
+        // A version-1 message (one symbol's batch) on the frames channel is refused, not read as a frame.
+        assert!(decode_frame("cc:frames", &encode_batch("node-a", 1, &entries[0].2)).is_err());
+        // And a frame on a symbol's channel is refused by a version-1 reader (it has no "q" and "b").
+        assert!(decode_batch("cc:bars:BTCUSDT", &btc, &payload).is_err());
+        let poisoned = text.replacen(",0.30000000000000004,", ",-5,", 1);
+        assert!(decode_frame("cc:frames", poisoned.as_bytes()).unwrap_err().to_string().contains("volume"));
+        let forming = vec![bar(Interval::M5, 1_700_000_100_000, false), bar(Interval::H1, 1_699_999_200_000, false)];
+        let value = encode_forming(&forming);
+        assert_eq!(decode_forming("k", &btc, &value).unwrap(), forming);
+        assert!(decode_forming("k", &btc, "[1]").is_err());
+    }
+
+    #[test]
     fn cached_bars_and_watermarks_round_trip() {
         let b = bar(Interval::M5, 1_700_000_100_000, false);
         let member = encode_cached(&b);
@@ -235,6 +358,8 @@ mod tests {
         assert_eq!(k.symbol_of("cc:bars:ETHUSDT"), Some("ETHUSDT"));
         assert_eq!(k.symbol_of("other:bars:ETHUSDT"), None);
         assert_eq!(k.symbol_of("cc:bars:"), None);
+        assert_eq!(k.symbol_of(&k.frames_channel()), None);
+        assert_eq!(k.forming("ETHUSDT"), "cc:forming:ETHUSDT");
         assert_eq!(k.today(1_700_000_000_000, "ETHUSDT", Interval::H1), "cc:today:2023-11-14:ETHUSDT:1h");
     }
 

@@ -18,10 +18,10 @@ const BATCH: usize = 512;
 
 /// One write for Redis.
 pub enum Outgoing {
-    /// A bars message for followers.
-    Publish { channel: String, payload: Vec<u8> },
-    /// Bars for the today-cache, with their watermark.
-    Cache(CacheWrite),
+    /// A bars message or frame for followers; `messages`: the symbols' numbered messages it carries.
+    Publish { channel: String, payload: Vec<u8>, messages: u64 },
+    /// Bars for the today-cache, with their watermarks: everything one cache flush writes (or one rewrite).
+    Cache(Vec<CacheWrite>),
 }
 
 /// Writes everything `queue` yields until it closes; failures are counted, not retried (pub/sub is
@@ -35,13 +35,15 @@ pub async fn write_loop(link: RedisLink, mut queue: mpsc::Receiver<Outgoing>, fa
         let mut cached_symbols = Vec::new();
         for item in batch.drain(..) {
             match item {
-                Outgoing::Publish { channel, payload } => {
+                Outgoing::Publish { channel, payload, messages: carried } => {
                     pipe.publish(channel, payload).ignore();
-                    messages += 1;
+                    messages += carried;
                 }
-                Outgoing::Cache(write) => {
-                    cache_bars += write.add_to(&mut pipe) as u64;
-                    cached_symbols.push(write.symbol);
+                Outgoing::Cache(writes) => {
+                    for write in writes {
+                        cache_bars += write.add_to(&mut pipe) as u64;
+                        cached_symbols.push(write.symbol);
+                    }
                 }
             }
         }

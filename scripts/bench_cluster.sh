@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Cluster traffic at scale (issue 20): a real redis-server on a free port, one ingest node and one edge node
+# (release build), N simulated symbols at 1 trade/s each, no backfill (the run is about live traffic), no clients.
+# Once the ingest runs every symbol's feed and the edge has synced them, over WINDOW_SECS it measures:
+#   Redis        commands/s (total_commands_processed delta), PUBLISH calls/s (INFO commandstats), CPU as % of
+#                one core (/proc/<pid>/stat utime+stime delta), bytes/s in (total_net_input_bytes delta), memory
+#   nodes        CPU (% of one core) and RSS of the ingest and of the edge
+# and then whether the edge's bars equal the ingest's: GET /api/historical on both for SAMPLE symbols and the
+# intervals 1s, 5s, 15s (the run has no backfill); the closed bars both hold (up to the ingest's newest closed bar minus a margin, so
+# bars still on their way do not count) must be equal field by field. Retried a few times (the edge may lag).
+# Prints a markdown table row per N (for docs/BENCHMARKS.md, "Scale-out traffic").
+# Usage: scripts/bench_cluster.sh [symbol counts...]     (default: 6 1000)
+# BIN=path/to/candlecast runs another build (e.g. main's, for the before column); LABEL names it in the table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+counts=("$@"); [ ${#counts[@]} -gt 0 ] || counts=(6 1000)
+window=${WINDOW_SECS:-30}
+sample=${SAMPLE:-5}
+label=${LABEL:-this branch}
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --bin candlecast >&2
+  BIN=${CARGO_TARGET_DIR:-target}/release/candlecast
+fi
+ticks=$(getconf CLK_TCK)
+
+pids=()
+data=""
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  pids=()
+  [ -z "$data" ] || rm -rf "$data"
+  data=""
+}
+trap cleanup EXIT
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_mb() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+info() { redis-cli -p "$rport" INFO "$1" | tr -d '\r'; }
+info_field() { info "$1" | awk -F: -v k="$2" '$1 == k {print $2}'; }
+publish_calls() { info commandstats | sed -n 's/^cmdstat_publish:calls=\([0-9]*\),.*/\1/p' | grep . || echo 0; }
+
+# Writes the config of one node: role, id, HTTP port 0 (read back from its log), the N symbols.
+node_config() {
+  local role=$1 id=$2 n=$3
+  printf '[server]\nhost = "127.0.0.1"\nport = 0\n[log]\nlevel = "warn"\n[store]\npath = "%s/store-%s"\n' "$data" "$id"
+  printf '[node]\nrole = "%s"\nid = "%s"\n[redis]\nurl = "redis://127.0.0.1:%s"\n' "$role" "$id" "$rport"
+  # The sub-minute intervals capped as README suggests for many symbols (Redis memory).
+  printf 'cache_max_bars = { "1s" = 3600, "5s" = 720, "15s" = 240, "30s" = 120 }\n'
+  printf 'max_followed_symbols = %s\n' "$((n > 10000 ? n : 10000))"
+  printf '[feed]\nsource = "simulated"\nsymbols = ['
+  for i in $(seq 1 "$n"); do printf '"S%05dUSDT",' "$i"; done
+  printf ']\n[feed.simulated]\ntrades_per_second = 1.0\nbackfill_days = 0\nbackfill_fine_hours = 0\n'
+}
+
+start_node() {
+  local role=$1 id=$2 n=$3
+  node_config "$role" "$id" "$n" > "$data/$id.toml"
+  "$BIN" --config "$data/$id.toml" > "$data/$id.out" 2> "$data/$id.err" &
+  pids+=($!)
+  eval "${id}_pid=$!"
+  local port=""
+  for _ in $(seq 600); do
+    port=$(grep -o 'http://127.0.0.1:[0-9]*' "$data/$id.out" 2>/dev/null | head -1 | cut -d: -f3) && [ -n "$port" ] && break
+    sleep 0.1
+  done
+  [ -n "$port" ] || { echo "$id did not start: $(tail -5 "$data/$id.err")" >&2; exit 1; }
+  eval "${id}_port=$port"
+}
+
+redis_stat() { curl -sf "http://127.0.0.1:$1/api/stats" | jq -r ".stats.redis.$2 // 0"; }
+
+# Compares the closed bars of one symbol and interval on both nodes; prints nothing when equal.
+compare_bars() {
+  local sym=$1 iv=$2
+  curl -sf "http://127.0.0.1:$ingest_port/api/historical/$sym?interval=$iv&limit=300" > "$data/a.json"
+  curl -sf "http://127.0.0.1:$edge_port/api/historical/$sym?interval=$iv&limit=300" > "$data/b.json"
+  python3 - "$data/a.json" "$data/b.json" "$sym" "$iv" <<'EOF'
+import json, sys
+a = [b for b in json.load(open(sys.argv[1]))["data"] if b["closed"]]
+e = {b["timestamp"]: b for b in json.load(open(sys.argv[2]))["data"] if b["closed"]}
+if len(a) < 3:
+    print(f"{sys.argv[3]} {sys.argv[4]}: only {len(a)} closed bars on the ingest"); sys.exit()
+# The newest two closed bars may still be on their way to the edge; the oldest one may have left its window.
+for bar in a[1:-2]:
+    if e.get(bar["timestamp"]) != bar:
+        print(f"{sys.argv[3]} {sys.argv[4]} at {bar['timestamp']}: ingest {bar} edge {e.get(bar['timestamp'])}"); sys.exit()
+EOF
+}
+
+echo "| build | symbols | Redis commands/s | PUBLISH/s | Redis CPU (% of a core) | Redis bytes in/s | Redis memory | ingest CPU / RSS | edge CPU / RSS | edge bars = ingest bars |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+for n in "${counts[@]}"; do
+  data=$(mktemp -d)
+  rport=$(free_port)
+  redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$data" --daemonize no \
+    > "$data/redis.out" 2>&1 &
+  pids+=($!); redis_pid=$!
+  for _ in $(seq 100); do redis-cli -p "$rport" PING >/dev/null 2>&1 && break; sleep 0.1; done
+  start_node ingest ingest "$n"
+  start_node edge edge "$n"
+  # Ready: the ingest holds every lease and the edge has synced every symbol at least once.
+  deadline=$(( $(date +%s) + ${READY_TIMEOUT_SECS:-600} ))
+  while :; do
+    [ "$(date +%s)" -lt "$deadline" ] || { echo "cluster of $n symbols not ready in time" >&2; exit 1; }
+    leases=$(curl -sf "http://127.0.0.1:$ingest_port/api/stats" | jq -r '.stats.redis.leases | length' || echo 0)
+    resyncs=$(redis_stat "$edge_port" resyncs || echo 0)
+    [ "$leases" -ge "$n" ] && [ "$resyncs" -ge "$n" ] && break
+    sleep 1
+  done
+  # Steady: the ingest's first cache rewrites done (their notices make the edge read again) and the edge
+  # resyncing no more, over 5 s (at most STEADY_TIMEOUT_SECS; a cluster that never settles is measured as it is).
+  steady_deadline=$(( $(date +%s) + ${STEADY_TIMEOUT_SECS:-300} ))
+  last=""
+  while [ "$(date +%s)" -lt "$steady_deadline" ]; do
+    now="$(redis_stat "$edge_port" resyncs) $(redis_stat "$edge_port" receive_gaps)"
+    [ "$now" = "$last" ] && break
+    last=$now
+    sleep 5
+  done
+  sleep "${SETTLE_SECS:-10}"
+  c0=$(info_field stats total_commands_processed); p0=$(publish_calls); b0=$(info_field stats total_net_input_bytes)
+  r0=$(cpu_ticks "$redis_pid"); i0=$(cpu_ticks "$ingest_pid"); e0=$(cpu_ticks "$edge_pid")
+  sleep "$window"
+  c1=$(info_field stats total_commands_processed); p1=$(publish_calls); b1=$(info_field stats total_net_input_bytes)
+  r1=$(cpu_ticks "$redis_pid"); i1=$(cpu_ticks "$ingest_pid"); e1=$(cpu_ticks "$edge_pid")
+  mem=$(info_field memory used_memory_human)
+  pct() { echo "scale=1; ($2 - $1) * 100 / $ticks / $window" | bc; }
+  # Bars: a sample of symbols spread over the list, three intervals; up to 15 tries for the edge to catch up.
+  verdict="yes"
+  for k in $(seq 1 "$sample"); do
+    sym=$(printf 'S%05dUSDT' $(( (k - 1) * n / sample + 1 )))
+    for iv in 1s 5s 15s; do
+      diff=""
+      # Once one pair differs for good, the others get one try each (the row says NO either way).
+      tries=15; [ "$verdict" = "yes" ] || tries=1
+      for _ in $(seq "$tries"); do diff=$(compare_bars "$sym" "$iv"); [ -z "$diff" ] && break; sleep 2; done
+      [ -z "$diff" ] || { verdict="NO: $diff"; echo "$diff" >&2; }
+    done
+  done
+  gaps=$(redis_stat "$edge_port" receive_gaps)
+  # What went wrong, if anything: to stderr, beside the table.
+  for node in ingest edge; do
+    port_var="${node}_port"
+    echo "$n $node: $(curl -sf "http://127.0.0.1:${!port_var}/api/stats" | jq -c '.stats.redis | del(.leases)')" >&2
+  done
+  echo "$n redis: $(info stats | grep -E 'output_buffer|rejected|evicted' | tr '\n' ' ')" >&2
+  grep -i "output buffer\|closed" "$data/redis.out" | tail -3 >&2 || true
+  printf '| %s | %s | %.0f | %.1f | %s %% | %.0f KB/s | %s | %s %% / %s MB | %s %% / %s MB | %s (edge gaps %s) |\n' \
+    "$label" "$n" "$(echo "($c1 - $c0) / $window" | bc -l)" "$(echo "($p1 - $p0) / $window" | bc -l)" \
+    "$(pct "$r0" "$r1")" "$(echo "($b1 - $b0) / $window / 1000" | bc -l)" "$mem" \
+    "$(pct "$i0" "$i1")" "$(rss_mb "$ingest_pid")" "$(pct "$e0" "$e1")" "$(rss_mb "$edge_pid")" "$verdict" "$gaps"
+  cleanup
+done
