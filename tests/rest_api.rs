@@ -87,17 +87,7 @@ async fn historical_pages_back_with_end_time_without_gaps_or_repeats() {
     }
     assert!(all.len() > 1001, "paged on into the store, past the 1,000 bars in memory: {}", all.len());
     assert!(all.windows(2).all(|w| w[1] - w[0] == 60_000), "no gap, no repeat");
-    // The pages are exactly one long read of the same span (a bar opened since the first page aside).
-    let (_, body) = server.get_json("/api/historical/BTCUSDT?interval=1m&limit=5000").await;
-    let newest = *all.last().unwrap();
-    let whole: Vec<i64> = body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["timestamp"].as_i64().unwrap())
-        .filter(|t| *t <= newest)
-        .collect();
-    assert_eq!(whole, all, "paging back gives the bars one read gives");
+    common::history::assert_pages_equal_one_read(&server, "BTCUSDT", &all).await;
 
     // start_time bounds the other side, inclusively.
     let start = all[10];

@@ -172,17 +172,7 @@ async fn get_historical_pages_back_without_gaps_or_repeats() {
     }
     assert!(times.len() > 701, "paged on into the store, past the 700 bars in memory: {}", times.len());
     assert!(times.windows(2).all(|w| w[1] - w[0] == 60_000), "contiguous, ascending, no repeats");
-    // The pages are exactly one long read of the same span (a bar opened since the first page aside).
-    let (_, body) = server.get_json("/api/historical/SOLUSDT?interval=1m&limit=5000").await;
-    let newest = *times.last().unwrap();
-    let whole: Vec<i64> = body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["timestamp"].as_i64().unwrap())
-        .filter(|t| *t <= newest)
-        .collect();
-    assert_eq!(whole, times, "paging back gives the bars one read gives");
+    common::history::assert_pages_equal_one_read(&server, "SOLUSDT", &times).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

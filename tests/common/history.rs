@@ -65,6 +65,21 @@ pub async fn persisted(server: &TestServer) {
     .await;
 }
 
+/// Asserts that bars paged back (`times`, open times of 1m bars, ascending) are exactly what one long read of
+/// `symbol`'s 1m bars gives over the same span (a bar opened since the first page aside).
+pub async fn assert_pages_equal_one_read(server: &TestServer, symbol: &str, times: &[i64]) {
+    let (_, body) = server.get_json(&format!("/api/historical/{symbol}?interval=1m&limit=5000")).await;
+    let newest = *times.last().expect("pages");
+    let whole: Vec<i64> = body["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|b| b["timestamp"].as_i64().expect("timestamp"))
+        .filter(|t| *t <= newest)
+        .collect();
+    assert_eq!(whole, times, "paging back gives the bars one read gives");
+}
+
 /// Two successive servers on `dir` with the `store` settings: the second has every closed bar of the
 /// first, unchanged (it runs another simulator seed, so anything generated again would differ), and its
 /// history runs on across the restart without a hole.
