@@ -350,7 +350,7 @@ impl StreamHandler<Delivery> for Follower {
     /// a gap or a new sending node.
     fn handle(&mut self, delivery: Delivery, ctx: &mut Context<Self>) {
         if delivery.channel == self.w.keys.frames_channel() {
-            match wire::decode_frame(&delivery.channel, &delivery.payload) {
+            match wire::decode_frame(&delivery.channel, &delivery.payload, &self.w.node) {
                 Ok(entries) => {
                     for (symbol, batch) in entries {
                         if valid_symbol(&symbol) && !self.w.led.contains(&symbol) {
