@@ -74,6 +74,39 @@ async fn a_host_reading_more_bars_than_its_budget_gets_429_naming_the_limit_with
     assert!(metrics(&server).await.contains(r#"candlecast_refused_total{limit="history_bars_per_host"}"#));
 }
 
+/// An indicator stream starts with up to 5,000 values of history, sent again at every subscribe of the same
+/// stream: before this budget, one connection repeating one subscribe 50 times a second got ~25 MB/s of
+/// history for free. The values are paid from the host's history bar budget like get_historical's bars.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indicator_history_is_paid_from_the_host_history_budget() {
+    let server = TestServer::start(&public(&[
+        ("http.history_bars_per_second_per_host", Toml::Integer(1)),
+        ("http.history_burst_bars_per_host", Toml::Integer(1200)),
+    ]))
+    .await;
+    let before = refused(&server, "history_bars_per_host").await;
+    let mut c = Client::connect(&server).await;
+    let sub = |id: &str| json!({"type":"subscribe_indicator","trading_pair":"BTCUSDT","interval":"1s","indicator":"ema","params":{"period":5},"history":500,"id":id});
+    for id in ["first", "again"] {
+        c.send(sub(id)).await;
+        let history = c.next_of("indicator_history", 30).await;
+        assert_eq!((history["id"].as_str(), history["data"].as_array().map(Vec::len)), (Some(id), Some(500)));
+    }
+    // The third 500 values do not fit the 200 left: refused by name, with when to retry.
+    c.send(sub("third")).await;
+    let err = c.next_of("error", 30).await;
+    assert_eq!((err["code"].as_str(), err["id"].as_str()), (Some("rate_limited"), Some("third")), "{err}");
+    assert!(err["message"].as_str().unwrap().contains("history_bars_per_host"), "{err}");
+    assert!(err["retry_after"].as_u64().unwrap() >= 1, "{err}");
+    assert!(refused(&server, "history_bars_per_host").await > before);
+    // The stream the refused repeat asked for again is still there: its live values keep coming.
+    let live = c.next_of("indicator", 30).await;
+    assert_eq!(live["indicator"], "ema", "{live}");
+    // And a get_historical from the same host pays from the same budget.
+    c.send(json!({"type":"get_historical","trading_pair":"ETHUSDT","interval":"1s","limit":1000,"id":"h"})).await;
+    assert_eq!(c.next_of("error", 30).await["code"], "rate_limited");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ws_get_historical_over_the_host_budget_is_a_rate_limited_error_with_retry_after() {
     let server = TestServer::start(&public(&[

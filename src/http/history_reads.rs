@@ -202,16 +202,42 @@ impl HistoryReads {
         if state.running >= self.per_host {
             return Err(HistoryRefusal::ReadsPerHost(self.per_host));
         }
-        state.bars.refill(now, rate, burst);
-        if state.bars.tokens < cost {
-            let retry_after = ((cost - state.bars.tokens) / rate).ceil().max(1.0) as u64;
-            return Err(HistoryRefusal::BarsPerHost { rate: self.rate, burst: self.burst, retry_after });
-        }
-        state.bars.tokens -= cost;
+        self.take_bars(&mut state.bars, cost, now)?;
         state.running += 1;
         ticket.host = Some(host);
         ticket.charged = cost as usize;
         Ok(ticket)
+    }
+
+    /// Takes `bars` from `peer`'s bar budget, without a read slot: history that is sent from memory by
+    /// another path (the values an indicator stream starts with, up to 5,000 a subscription, sent again at
+    /// every repeated subscribe). Refused as a read of that size would be, and counted.
+    pub fn charge(&self, peer: Option<IpAddr>, bars: usize) -> Result<(), HistoryRefusal> {
+        let host = host_key(peer.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
+        if self.unlimited.contains(&host) || bars == 0 {
+            return Ok(());
+        }
+        let cost = bars.min(self.burst as usize) as f64;
+        let now = Instant::now();
+        let mut hosts = self.hosts.lock().unwrap_or_else(PoisonError::into_inner);
+        hosts.prune(now, self.rate as f64, self.burst as f64);
+        let burst = self.burst as f64;
+        let state = hosts
+            .map
+            .entry(host)
+            .or_insert_with(|| HostState { running: 0, bars: BarBucket { tokens: burst, last: now } });
+        self.take_bars(&mut state.bars, cost, now).inspect_err(|refusal| refused(refusal.limit()))
+    }
+
+    fn take_bars(&self, bucket: &mut BarBucket, cost: f64, now: Instant) -> Result<(), HistoryRefusal> {
+        let rate = self.rate as f64;
+        bucket.refill(now, rate, self.burst as f64);
+        if bucket.tokens < cost {
+            let retry_after = ((cost - bucket.tokens) / rate).ceil().max(1.0) as u64;
+            return Err(HistoryRefusal::BarsPerHost { rate: self.rate, burst: self.burst, retry_after });
+        }
+        bucket.tokens -= cost;
+        Ok(())
     }
 }
 

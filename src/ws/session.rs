@@ -302,7 +302,8 @@ impl WsSession {
             }));
             return;
         }
-        if !self.streams.contains(&key) {
+        let added = !self.streams.contains(&key);
+        if added {
             if let Err(e) = self.room_for(1) {
                 return self.reply_error(e.reply(id), ctx);
             }
@@ -313,6 +314,18 @@ impl WsSession {
             self.streams.insert(key.clone());
         }
         let history = req.history.unwrap_or(DEFAULT_INDICATOR_HISTORY).min(MAX_INDICATOR_HISTORY);
+        // The values a stream starts with are history like get_historical's, sent again at every subscribe
+        // (a repeated subscribe of one stream was up to 5,000 values, ~0.5 MB, per control message): the
+        // host's history bar budget pays for them. A refused repeat leaves the stream as it was.
+        if let Err(refusal) = self.services.history_reads.charge(self.peer, history) {
+            if added {
+                self.streams.remove(&key);
+                self.permit.release_stream();
+            }
+            let err = ErrorMessage::new(ErrorCode::RateLimited, refusal.to_string(), id)
+                .with_retry_after(refusal.retry_after());
+            return self.reply_error(err, ctx);
+        }
         let msg = SubscribeIndicator {
             client: self.id,
             symbol,
