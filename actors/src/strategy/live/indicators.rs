@@ -4,8 +4,8 @@
 //!
 //! Budgets: distinct computations are at most `max_computations` (float parameters are rounded to 0.01,
 //! so `k=2.0000001` is `k=2`); a request that needs one more is refused with a named error. Warm-ups
-//! fold up to the whole in-memory history: they run on the blocking pool, at most
-//! `max_concurrent_warmups` at once (the others wait their turn), never on the thread of this service
+//! fold the newest `history_bars` of the history (memory over store): they run on a pool of their own, at
+//! most `max_concurrent_warmups` at once (the others wait their turn), never on the thread of this service
 //! nor on the market's, which runs every aggregator and feed.
 
 use std::collections::{HashMap, VecDeque};
