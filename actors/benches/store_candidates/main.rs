@@ -70,19 +70,27 @@ fn args() -> Args {
     a
 }
 
+/// Bytes under `dir`. The product's store seals and renames files on its own threads, so a file listed by
+/// `read_dir` can be gone by the time it is measured: such a walk is thrown away and taken again.
 fn dir_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            let meta = e.metadata().unwrap();
-            if meta.is_dir() {
-                dir_bytes(&e.path())
-            } else {
-                meta.len()
-            }
-        })
-        .sum()
+    for _ in 0..100 {
+        match try_dir_bytes(dir) {
+            Ok(bytes) => return bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => panic!("measuring {}: {e}", dir.display()),
+        }
+    }
+    panic!("{}: files kept vanishing during 100 walks", dir.display())
+}
+
+fn try_dir_bytes(dir: &Path) -> std::io::Result<u64> {
+    let mut bytes = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        bytes += if meta.is_dir() { try_dir_bytes(&entry.path())? } else { meta.len() };
+    }
+    Ok(bytes)
 }
 
 /// The median of 11 runs of `f` (the page cache is warm: the files were just written).
