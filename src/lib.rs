@@ -129,19 +129,23 @@ pub fn raise_fd_limit() -> u64 {
 /// the config lists once their symbol has history.
 fn start_strategy_actors(engine: &Engine, config: &Config, connection_ceiling: u64) -> ws::Services {
     use candlecast_actors::aggregator::GetQuote;
+    use candlecast_actors::background::{self, Priority};
     use candlecast_actors::strategy::{IndicatorService, IndicatorSettings};
     use candlecast_actors::strategy::{LiveStrategies, StartStrategy};
 
     let arbiter = engine.market.arbiter().clone();
     let (hub, market) = (engine.hub.clone(), engine.market.clone());
     // Indicators get a thread of their own (their warm-ups run on the blocking pool): nothing a client
-    // asks of them runs on the market's thread, which runs every aggregator and feed.
+    // asks of them runs on the market's thread, which runs every aggregator and feed. That thread runs at
+    // `nice` 10: any anonymous client can make it preview and frame up to `max_indicator_computations`
+    // streams on every partial bar and serialize their histories, and when a core is contended that work
+    // waits for the hub and the socket workers, not the reverse (the abuse benchmark's indicator rows).
     let settings = IndicatorSettings {
         unwatched_sweep: std::time::Duration::from_secs(config.ws.unwatched_indicator_sweep_secs),
         max_computations: config.ws.max_indicator_computations,
         max_concurrent_warmups: config.ws.max_concurrent_warmups,
     };
-    let indicators = IndicatorService::start_in_arbiter(&actix::Arbiter::new().handle(), move |_| {
+    let indicators = IndicatorService::start_in_arbiter(&background::arbiter(Priority::Low), move |_| {
         IndicatorService::new(hub, market, settings)
     });
     let (hub, market) = (engine.hub.clone(), engine.market.clone());
