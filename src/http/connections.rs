@@ -147,6 +147,7 @@ mod tests {
     fn hosts_are_counted_until_their_permits_drop_and_unlimited_hosts_are_not_counted() {
         let config = HttpConfig {
             client_request_timeout_ms: 5000,
+            first_byte_timeout_ms: 10_000,
             max_connections_per_host: 2,
             unlimited_hosts: vec!["127.0.0.1".parse().unwrap()],
             max_history_reads: 1,
