@@ -92,7 +92,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> HeadTimeout<IO> {
     /// holds the waker, so the connection is polled again at the deadline even if the client sends nothing.
     fn out_of_time(&mut self, cx: &mut Context<'_>) -> bool {
         let (accepted, first_byte) = (self.accepted, self.timeouts.first_byte);
-        let timer = self.timer.get_or_insert_with(|| Box::pin(sleep_until(accepted + first_byte)));
+        let timer = self.timer.get_or_insert_with(|| Box::pin(sleep_until(deadline(accepted, first_byte))));
         timer.as_mut().poll(cx).is_ready()
     }
 
@@ -133,7 +133,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for HeadTimeout<IO> {
                 }
                 if this.phase == Phase::Silent {
                     this.phase = Phase::InHead;
-                    let deadline = Instant::now() + this.timeouts.head;
+                    let deadline = deadline(Instant::now(), this.timeouts.head);
                     match this.timer.as_mut() {
                         Some(timer) => timer.as_mut().reset(deadline),
                         None => this.timer = Some(Box::pin(sleep_until(deadline))),
@@ -185,6 +185,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for HeadTimeout<IO> {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
+}
+
+/// `after` from `from`; a budget too large to add (a configured `u64::MAX`) is a year, not a panic per connection.
+fn deadline(from: Instant, after: Duration) -> Instant {
+    from.checked_add(after).unwrap_or_else(|| from + Duration::from_secs(365 * 86_400))
 }
 
 /// Finds the empty line that ends a request head, across reads: a line end (`\n`, the `\r` before it
@@ -348,6 +353,15 @@ mod tests {
         tokio::time::advance(Duration::from_secs(60)).await;
         assert!(read_available(&mut server).await.unwrap().is_empty());
         assert!(answer_seen_by(&mut client).await.starts_with("HTTP/1.1 400"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn budgets_too_large_to_add_to_a_clock_do_not_panic() {
+        let (mut client, server) = duplex(1024);
+        let mut server = HeadTimeout::new(server, HeadTimeouts { first_byte: Duration::MAX, head: Duration::MAX });
+        assert!(read_available(&mut server).await.unwrap().is_empty());
+        client.write_all(b"GET").await.unwrap();
+        assert_eq!(read_available(&mut server).await.unwrap(), b"GET");
     }
 
     #[test]
