@@ -85,8 +85,11 @@ pub struct WsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
-    /// A connection whose request head is not complete within this is answered 408 and closed.
+    /// A connection whose request head is not complete within this of its first byte is answered 408 and
+    /// closed (checked only once the socket is empty: a head already there is always served).
     pub client_request_timeout_ms: u64,
+    /// A connection that sends no byte within this of being accepted is answered 408 and closed.
+    pub first_byte_timeout_ms: u64,
     /// HTTP connections (including /ws ones) one host may hold open at once.
     pub max_connections_per_host: usize,
     /// Hosts the per-host limits of this section do not apply to (loopback, for load tests).
@@ -291,6 +294,7 @@ impl Config {
             (self.aggregator.history_bars >= 1, "aggregator.history_bars must be at least 1"),
             (self.aggregator.hot_bars >= 1, "aggregator.hot_bars must be at least 1"),
             (self.http.client_request_timeout_ms >= 100, "http.client_request_timeout_ms must be at least 100"),
+            (self.http.first_byte_timeout_ms >= 100, "http.first_byte_timeout_ms must be at least 100"),
             (
                 self.http.max_connections_per_host >= 1
                     && self.http.max_history_reads >= 1
@@ -448,6 +452,7 @@ mod tests {
         assert_eq!((j.max_bars_anonymous, j.max_combinations_anonymous), (100_000, 1_000));
         assert_eq!(c.admin.refused_log_every_secs, 10);
         assert_eq!((c.admin.refused_keys_free_per_10s, c.admin.refused_key_delay_ms), (10, 1000));
+        assert_eq!((c.http.client_request_timeout_ms, c.http.first_byte_timeout_ms), (5000, 10_000));
     }
 
     #[test]

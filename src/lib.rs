@@ -44,7 +44,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::Actor;
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 use candlecast_actors::persist::{Store, StoreSettings};
 use candlecast_actors::telemetry::RateSampler;
 use candlecast_actors::Engine;
@@ -260,7 +260,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     });
 
     let static_dir = config.server.static_dir.clone();
-    let mut server = HttpServer::new(move || {
+    let app = move || {
         let static_dir = static_dir.clone();
         App::new()
             .app_data(web::Data::new(state.clone()))
@@ -269,29 +269,26 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
             .wrap(actix_web::middleware::from_fn(http::tarpit::answer_held_refusals))
             .configure(|cfg| http::configure(cfg, &static_dir))
             .default_service(web::to(http::not_found))
-    })
-    .disable_signals()
-    // Updates are small frames that must leave at once: Nagle's algorithm would hold one back until the
-    // client acknowledged the previous one (up to its delayed-ACK timeout).
-    .tcp_nodelay(true)
-    // A request head not complete by then gets 408 and the connection is closed (slowloris).
-    .client_request_timeout(Duration::from_millis(config.http.client_request_timeout_ms))
-    // Before `listen`: actix captures the hook when a listener is added.
-    .on_connect(move |io, data| connections.on_connect(io, data))
-    .shutdown_timeout(5);
-    if config.server.workers > 0 {
-        server = server.workers(config.server.workers);
-    }
-    // actix stops accepting for a worker holding 25,000 connections by default: a limit that refuses
-    // nobody with a reason, it only lets the listen backlog fill. By default no worker stops before the
-    // process runs out of files; [ws] max_connections refuses before that, with a 503 naming itself.
-    server = server.max_connections(match config.server.max_connections_per_worker {
-        // An unknown limit (0): actix's own default.
-        0 if connection_ceiling == 0 => 25_000,
-        0 => usize::try_from(connection_ceiling).unwrap_or(usize::MAX),
-        n => n,
-    });
-    let server = server.listen(listener)?.run();
+    };
+    let settings = http::server::ServerSettings {
+        // A connection silent since accept, or whose request head is not complete in time from its first
+        // byte, gets 408 and is closed (slowloris); a head already in the socket is always served.
+        timeouts: http::head_timeout::HeadTimeouts {
+            first_byte: Duration::from_millis(config.http.first_byte_timeout_ms),
+            head: Duration::from_millis(config.http.client_request_timeout_ms),
+        },
+        workers: config.server.workers,
+        // actix stops accepting for a worker holding 25,000 connections by default: a limit that refuses
+        // nobody with a reason, it only lets the listen backlog fill. By default no worker stops before the
+        // process runs out of files; [ws] max_connections refuses before that, with a 503 naming itself.
+        max_connections_per_worker: match config.server.max_connections_per_worker {
+            // An unknown limit (0): actix's own default.
+            0 if connection_ceiling == 0 => 25_000,
+            0 => usize::try_from(connection_ceiling).unwrap_or(usize::MAX),
+            n => n,
+        },
+    };
+    let server = http::server::build(app, listener, &settings, connections)?;
     let handle = server.handle();
     tokio::select! {
         result = server => result?,

@@ -258,6 +258,37 @@ async fn a_connection_that_never_finishes_its_headers_is_closed() {
     assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer}");
 }
 
+/// Issue 16: the head timeout runs from the head's first byte, not from accept or from the worker's first
+/// look at the connection (actix's own timer answered 408 here, and in connection storms to heads already
+/// in the socket). The storm case itself, a worker back after the deadline, is `src/http/head_timeout.rs`'s
+/// paused-clock tests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_silent_for_longer_than_the_head_timeout_then_sending_its_whole_head_is_served() {
+    let server = TestServer::start(&[
+        ("http.client_request_timeout_ms", Toml::Integer(300)),
+        ("http.first_byte_timeout_ms", Toml::Integer(600_000)),
+    ])
+    .await;
+    let mut quiet = TcpStream::connect(server.addr).await.unwrap();
+    // No fixed sleep: a connection opened after `quiet` that began its head is cut off by the head timeout,
+    // so `quiet` has been silent for longer than it by then.
+    let mut slow = TcpStream::connect(server.addr).await.unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\n").await.unwrap();
+    let cut = read_until_closed(&mut slow).await;
+    assert!(cut.is_empty() || cut.starts_with("HTTP/1.1 408"), "{cut}");
+    quiet.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").await.unwrap();
+    let answer = read_until_closed(&mut quiet).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_never_sends_a_byte_is_closed_after_the_first_byte_timeout() {
+    let server = TestServer::start(&[("http.first_byte_timeout_ms", Toml::Integer(300))]).await;
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    let answer = read_until_closed(&mut silent).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ws_rate_limits_and_abuse_closes_are_counted_in_the_refusal_family() {
     let server = TestServer::start(&[

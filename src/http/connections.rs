@@ -6,8 +6,8 @@
 //! is parsed: an admitted one leaves a [`ConnectionPermit`] in the connection's extensions, which actix
 //! drops with the connection (and with it the host's count); a refused one is answered at once with a
 //! short `HTTP/1.1 429` naming `http_connections_per_host` and shut down, so the dispatcher reads EOF and
-//! ends it without parsing anything. This needs no second acceptor or server construction of our own,
-//! and everything actix-web does per connection (keep-alive, timeouts, TCP_NODELAY) stays as it is.
+//! ends it without parsing anything. The hook is given the accepted socket under [`super::head_timeout`]'s
+//! wrapper (src/http/server.rs passes it through); keep-alive and TCP_NODELAY are actix's as before.
 //!
 //! A host that keeps being refused gets its refusals held instead (see [`super::tarpit`]): past its free
 //! refusals over 10 s (`[http] refusals_free_per_10s`), a refused connection is answered only after
@@ -147,6 +147,7 @@ mod tests {
     fn hosts_are_counted_until_their_permits_drop_and_unlimited_hosts_are_not_counted() {
         let config = HttpConfig {
             client_request_timeout_ms: 5000,
+            first_byte_timeout_ms: 10_000,
             max_connections_per_host: 2,
             unlimited_hosts: vec!["127.0.0.1".parse().unwrap()],
             max_history_reads: 1,

@@ -297,6 +297,7 @@ mod tests {
     fn config(per_host: usize, rate: u32, burst: u32, max: usize) -> HttpConfig {
         HttpConfig {
             client_request_timeout_ms: 5000,
+            first_byte_timeout_ms: 10_000,
             max_connections_per_host: 10,
             unlimited_hosts: vec!["127.0.0.1".parse().unwrap()],
             max_history_reads: max,

@@ -186,6 +186,7 @@ mod tests {
     fn answers_are_spread_over_half_a_delay_so_a_flood_does_not_come_back_in_one_wave() {
         let held = HeldRefusals::new(&crate::config::HttpConfig {
             client_request_timeout_ms: 5000,
+            first_byte_timeout_ms: 10_000,
             max_connections_per_host: 1,
             unlimited_hosts: vec![],
             max_history_reads: 1,
