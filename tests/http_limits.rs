@@ -269,6 +269,7 @@ async fn a_connection_silent_for_longer_than_the_head_timeout_then_sending_its_w
         ("http.first_byte_timeout_ms", Toml::Integer(600_000)),
     ])
     .await;
+    let before = refused(&server, "http_request_head_timeout").await;
     let mut quiet = TcpStream::connect(server.addr).await.unwrap();
     // No fixed sleep: a connection opened after `quiet` that began its head is cut off by the head timeout,
     // so `quiet` has been silent for longer than it by then.
@@ -276,6 +277,7 @@ async fn a_connection_silent_for_longer_than_the_head_timeout_then_sending_its_w
     slow.write_all(b"GET /health HTTP/1.1\r\n").await.unwrap();
     let cut = read_until_closed(&mut slow).await;
     assert!(cut.is_empty() || cut.starts_with("HTTP/1.1 408"), "{cut}");
+    assert!(refused(&server, "http_request_head_timeout").await > before, "counted in candlecast_refused_total");
     quiet.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").await.unwrap();
     let answer = read_until_closed(&mut quiet).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
@@ -284,9 +286,11 @@ async fn a_connection_silent_for_longer_than_the_head_timeout_then_sending_its_w
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_that_never_sends_a_byte_is_closed_after_the_first_byte_timeout() {
     let server = TestServer::start(&[("http.first_byte_timeout_ms", Toml::Integer(300))]).await;
+    let before = refused(&server, "http_first_byte_timeout").await;
     let mut silent = TcpStream::connect(server.addr).await.unwrap();
     let answer = read_until_closed(&mut silent).await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(refused(&server, "http_first_byte_timeout").await > before, "counted in candlecast_refused_total");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -98,10 +98,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> HeadTimeout<IO> {
 
     /// Answers 408 if the socket takes it at once, and makes every further read fail.
     fn time_out(&mut self, cx: &mut Context<'_>) -> io::Error {
-        let waited = match self.phase {
-            Phase::Silent => "first_byte_timeout_ms",
-            _ => "client_request_timeout_ms",
+        // The setting that ran out, and its label in `candlecast_refused_total` (every refusal is counted there).
+        let (waited, limit) = match self.phase {
+            Phase::Silent => ("first_byte_timeout_ms", "http_first_byte_timeout"),
+            _ => ("client_request_timeout_ms", "http_request_head_timeout"),
         };
+        candlecast_actors::refusals::refused(limit);
         self.phase = Phase::TimedOut;
         self.timer = None;
         // Nothing else was ever written on this connection (any write ends the head phase), so the answer is
