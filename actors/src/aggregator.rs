@@ -16,6 +16,10 @@ use crate::persist::Durability;
 use crate::protocol::HistoryQuery;
 use crate::telemetry::{add, SymbolStats, COUNTERS};
 
+mod publish_batch;
+
+pub use publish_batch::PublishBatch;
+
 /// Loads bars (a backfill) before live trades start.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -167,6 +171,8 @@ const RATE_WINDOW_MS: i64 = 1_000;
 pub struct Aggregator {
     bars: TimeBars,
     hub: Recipient<Publish>,
+    /// The market's batch (see [`PublishBatch`]); without one, each publish is a message to `hub`.
+    batch: Option<Arc<PublishBatch>>,
     stats: Arc<SymbolStats>,
     max_clock_skew_ms: i64,
     /// Reused buffer of updates to publish.
@@ -204,6 +210,7 @@ impl Aggregator {
                 .with_calendar(settings.calendar_for(&symbol))
                 .with_hot(settings.hot_bars),
             hub,
+            batch: None,
             stats,
             max_clock_skew_ms: settings.max_clock_skew_ms,
             out: Vec::new(),
@@ -220,6 +227,12 @@ impl Aggregator {
         }
     }
 
+    /// Publishes through the market's batch instead of a message each time.
+    pub fn with_batch(mut self, batch: Arc<PublishBatch>) -> Aggregator {
+        self.batch = Some(batch);
+        self
+    }
+
     /// Keeps only `hot_bars` per interval of what the store has (see [`Durability`]).
     pub fn with_durability(mut self, durability: Arc<Durability>) -> Aggregator {
         self.durability = Some(durability);
@@ -231,8 +244,10 @@ impl Aggregator {
         if let Some(d) = &self.durability {
             d.published(self.out.iter().filter(|u| u.kind != crate::bars::UpdateKind::Partial).count());
         }
-        if !self.out.is_empty() {
-            self.hub.do_send(Publish { updates: std::mem::take(&mut self.out) });
+        match &self.batch {
+            Some(batch) => batch.push(&mut self.out),
+            None if !self.out.is_empty() => self.hub.do_send(Publish { updates: std::mem::take(&mut self.out) }),
+            None => {}
         }
     }
 
