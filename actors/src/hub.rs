@@ -342,7 +342,8 @@ impl ClientEntry {
 /// See the module documentation.
 pub struct Hub {
     /// Looked up once per update (19 a second per idle symbol: a trade's 16 partials, the closes): foldhash,
-    /// seeded per process, not SipHash, which was the idle hub's largest cost at 10,000 symbols.
+    /// seeded per process, is cheaper than SipHash, though at 10,000 symbols these lookups cost mostly cache
+    /// misses (docs/BENCHMARKS.md, "Idle CPU per symbol").
     topics: HashMap<Topic, TopicState, foldhash::fast::RandomState>,
     clients: HashMap<ClientId, ClientEntry>,
     actors: Vec<(Recipient<BarEvents>, bool)>,
