@@ -17,6 +17,10 @@
 # kept in the file name: bench/results/symbols-<N>[-<kind>].json. TRADES_PER_SECOND (per symbol, default 1.0)
 # and HOT_BARS ([aggregator] hot_bars, default: the config's) vary the run. MALLOC_PROBE=1 (needs gdb) prints
 # glibc's malloc_stats totals and the anonymous/file RSS split per row on stderr.
+# SERVER_BIN runs that binary instead of building this checkout's (to compare with another build in the same
+# session). BACKFILL=0 starts without a backfill (backfill_days = backfill_fine_hours = 0): the idle figures
+# are then taken once the server is ready, which lets 10,000 symbols be measured while their backfill does
+# not finish.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,8 +31,13 @@ sample=${SAMPLE_SECS:-30}
 kind=${STORE_KIND:-}
 results=bench/results; mkdir -p "$results"
 
-cargo build --release --bin candlecast
-server_bin=${CARGO_TARGET_DIR:-target}/release/candlecast
+backfill=${BACKFILL:-1}
+if [ -n "${SERVER_BIN:-}" ]; then
+  server_bin=$SERVER_BIN
+else
+  cargo build --release --bin candlecast
+  server_bin=${CARGO_TARGET_DIR:-target}/release/candlecast
+fi
 ticks=$(getconf CLK_TCK)
 
 server_pid=""
@@ -52,7 +61,7 @@ for n in "${counts[@]}"; do
     [ -z "$hot" ] || printf '[aggregator]\nhot_bars = %s\n' "$hot"
     printf '[feed]\nsource = "simulated"\nsymbols = ['
     for i in $(seq 1 "$n"); do printf '"S%05dUSDT",' "$i"; done
-    printf ']\n[feed.simulated]\ntrades_per_second = %s\nbackfill_days = 1\nbackfill_fine_hours = 1\n' "$rate"
+    printf ']\n[feed.simulated]\ntrades_per_second = %s\nbackfill_days = %s\nbackfill_fine_hours = %s\n' "$rate" "$backfill" "$backfill"
   } > "$config"
   started=$(date +%s.%N)
   "$server_bin" --config "$config" > "$data/server.out" 2> "$data/server.err" &
@@ -64,7 +73,7 @@ for n in "${counts[@]}"; do
   done
   [ -n "$port" ] || { echo "server did not start: $(tail -5 "$data/server.err")" >&2; exit 1; }
   stats() { curl -sf "http://127.0.0.1:$port/api/stats"; }
-  want=$((n * 7000))
+  want=$((n * 7000 * backfill))
   deadline=$(( $(date +%s) + ${BACKFILL_TIMEOUT_SECS:-1800} ))
   while :; do
     kill -0 "$server_pid" 2>/dev/null || { echo "server exited: $(tail -5 "$data/server.err")" >&2; exit 1; }
@@ -76,7 +85,12 @@ for n in "${counts[@]}"; do
     [ "$written" -ge "$want" ] && [ "$buffered" -le 1000 ] && [ "$journal" -eq 0 ] && break
     sleep 1
   done
-  backfill=$(echo "$(date +%s.%N) - $started" | bc)
+  if [ "$backfill" = 0 ]; then
+    # No backfill to wait for: every feed started, then a few seconds for the start-up to settle.
+    until curl -sf -o /dev/null "http://127.0.0.1:$port/ready"; do sleep 1; done
+    sleep 5
+  fi
+  took=$(echo "$(date +%s.%N) - $started" | bc)
   t0=$(stats | jq -r '.stats.trades_total')
   c0=$(cpu_ticks "$server_pid"); sleep "$sample"; c1=$(cpu_ticks "$server_pid")
   trades_per_s=$(( ($(stats | jq -r '.stats.trades_total') - t0) / sample ))
@@ -96,13 +110,13 @@ for n in "${counts[@]}"; do
     gdb -p "$server_pid" -batch -ex 'call (void)malloc_stats()' > /dev/null 2>&1 || true
     echo "symbols $n: $(grep -E 'RssAnon|RssFile' "/proc/$server_pid/status" | tr -s ' \t\n' ' '); malloc_stats total: $(grep -A2 '^Total' "$data/server.err" | tr -s ' \n' ' ')" >&2
   fi
-  jq --argjson n "$n" --arg backfill "$backfill" --arg cpu "$cpu" --argjson rss "$rss" --arg chart "$chart" \
+  jq --argjson n "$n" --arg backfill "$took" --arg cpu "$cpu" --argjson rss "$rss" --arg chart "$chart" \
     '{symbols: $n, backfill_s: ($backfill|tonumber), cpu_percent: ($cpu|tonumber), rss_mb: $rss, first_chart_s: ($chart|tonumber), stats: .stats}' \
-    <<<"$s" > "$results/symbols-$n${kind:+-$kind}.json"
+    <<<"$s" > "$results/symbols-$n${kind:+-$kind}$([ "$backfill" = 1 ] || echo -nobackfill).json"
   printf '| %s | %s | %s | %.0f s | %s | %.0f K bars/s | %s MB | %s %% | %.0f MB | %.0f B | %.0f ms | %s |\n' \
-    "$(jq -r '.stats.store.kind' <<<"$s")" "$n" "$trades_per_s" "$backfill" "$written" \
-    "$(echo "$written / $backfill / 1000" | bc -l)" "$rss" "$cpu" "$(echo "$bytes / 1000000" | bc -l)" \
-    "$(echo "$bytes / $bars" | bc -l)" "$(echo "$chart * 1000" | bc -l)" "$(jq -r '.stats.late_dropped' <<<"$s")" | tee -a "$table"
+    "$(jq -r '.stats.store.kind' <<<"$s")" "$n" "$trades_per_s" "$took" "$written" \
+    "$(echo "$written / $took / 1000" | bc -l)" "$rss" "$cpu" "$(echo "$bytes / 1000000" | bc -l)" \
+    "$(echo "if ($bars > 0) $bytes / $bars else 0" | bc -l)" "$(echo "$chart * 1000" | bc -l)" "$(jq -r '.stats.late_dropped' <<<"$s")" | tee -a "$table"
   stop_server
   rm -rf "$data"
 done

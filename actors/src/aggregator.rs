@@ -16,6 +16,10 @@ use crate::persist::Durability;
 use crate::protocol::HistoryQuery;
 use crate::telemetry::{add, SymbolStats, COUNTERS};
 
+mod publish_batch;
+
+pub use publish_batch::PublishBatch;
+
 /// Loads bars (a backfill) before live trades start.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -153,19 +157,34 @@ impl AggregatorSettings {
     }
 }
 
-/// How often bars are closed on time and the trade rate is measured.
+/// The aggregator's clock ticks every `TICK` from its start: bars close on the first tick after their bucket
+/// ends, the trade rate is measured on every tenth. But it is woken only on the ticks that have something to
+/// do (a bar to close, a rate to measure, a release to check): an idle symbol costs nothing between them, where
+/// a timer firing on every tick cost 1,000 symbols 10,000 wake-ups a second (docs/BENCHMARKS.md, "Per-symbol
+/// cost").
 const TICK: Duration = Duration::from_millis(100);
+const TICK_MS: i64 = TICK.as_millis() as i64;
+/// The trade rate is trades per `RATE_WINDOW_MS`, measured on the ticks that end such a window.
+const RATE_WINDOW_MS: i64 = 1_000;
 
 /// See the module documentation.
 pub struct Aggregator {
     bars: TimeBars,
     hub: Recipient<Publish>,
+    /// The market's batch (see [`PublishBatch`]); without one, each publish is a message to `hub`.
+    batch: Option<Arc<PublishBatch>>,
     stats: Arc<SymbolStats>,
     max_clock_skew_ms: i64,
     /// Reused buffer of updates to publish.
     out: Vec<BarUpdate>,
     trades_at_last_rate: u64,
-    ticks: u32,
+    /// Wall-clock ms of the aggregator's start: its ticks are `TICK` apart from there.
+    started_ms: i64,
+    /// The tick the aggregator is next woken on, and its timer.
+    wake: Option<(i64, SpawnHandle)>,
+    /// The tick on which the trade rate is next measured; `None` while there is none to measure (no trade
+    /// since the last measure, which was 0).
+    rate_due: Option<i64>,
     /// See [`SetReplica`].
     replica: bool,
     /// What the store surely has (`None`: keep `history_bars`, as without a store).
@@ -174,6 +193,9 @@ pub struct Aggregator {
     checkpoint: Option<(i64, Vec<Option<i64>>)>,
     /// A backfill was seeded that will never be stored: nothing is released any more.
     keep_all: bool,
+    /// Times woken by the timer (tests: an idle aggregator is not woken).
+    #[cfg(test)]
+    wakes: u64,
 }
 
 impl Aggregator {
@@ -188,16 +210,27 @@ impl Aggregator {
                 .with_calendar(settings.calendar_for(&symbol))
                 .with_hot(settings.hot_bars),
             hub,
+            batch: None,
             stats,
             max_clock_skew_ms: settings.max_clock_skew_ms,
             out: Vec::new(),
             trades_at_last_rate: 0,
-            ticks: 0,
+            started_ms: now_ms(),
+            wake: None,
+            rate_due: None,
             replica: false,
             durability: None,
             checkpoint: None,
             keep_all: false,
+            #[cfg(test)]
+            wakes: 0,
         }
+    }
+
+    /// Publishes through the market's batch instead of a message each time.
+    pub fn with_batch(mut self, batch: Arc<PublishBatch>) -> Aggregator {
+        self.batch = Some(batch);
+        self
     }
 
     /// Keeps only `hot_bars` per interval of what the store has (see [`Durability`]).
@@ -211,8 +244,10 @@ impl Aggregator {
         if let Some(d) = &self.durability {
             d.published(self.out.iter().filter(|u| u.kind != crate::bars::UpdateKind::Partial).count());
         }
-        if !self.out.is_empty() {
-            self.hub.do_send(Publish { updates: std::mem::take(&mut self.out) });
+        match &self.batch {
+            Some(batch) => batch.push(&mut self.out),
+            None if !self.out.is_empty() => self.hub.do_send(Publish { updates: std::mem::take(&mut self.out) }),
+            None => {}
         }
     }
 
@@ -243,15 +278,85 @@ impl Aggregator {
         }
     }
 
+    /// Trades of the window that ends on this tick. A window is skipped only while nothing trades (a trade
+    /// asks for the tick ending its window, see [`Aggregator::schedule`]), so every trade counted here came
+    /// within it.
     fn measure_rate(&mut self) {
-        self.ticks += 1;
-        let per_second = (Duration::from_secs(1).as_millis() / TICK.as_millis()) as u32;
-        if self.ticks.is_multiple_of(per_second) {
-            let total = self.stats.trades_total.load(Ordering::Relaxed);
-            let delta = total - self.trades_at_last_rate;
-            self.trades_at_last_rate = total;
-            self.stats.trade_rate_milli.store(delta * 1000, Ordering::Relaxed);
+        let total = self.stats.trades_total.load(Ordering::Relaxed);
+        let delta = total - self.trades_at_last_rate;
+        self.trades_at_last_rate = total;
+        self.stats.trade_rate_milli.store(delta * 1000, Ordering::Relaxed);
+    }
+
+    /// The first of this aggregator's ticks at or after `t` (wall-clock ms), every `period` ms (a multiple
+    /// of `TICK`), counted from its start. The first tick is one `TICK` after the start, as a timer's.
+    fn tick_at_or_after(&self, t: i64, period: i64) -> i64 {
+        let first = self.started_ms + TICK_MS;
+        // Ticks of every period share the phase of the start, so a bar's close and the rate's tick coincide.
+        let phase = self.started_ms.rem_euclid(TICK_MS);
+        let t = t.max(first);
+        phase + (t - phase + period - 1).div_euclid(period) * period
+    }
+
+    /// The newest tick that has passed (`None` before the first).
+    fn tick_passed(&self, now: i64) -> Option<i64> {
+        let tick = self.tick_at_or_after(now, TICK_MS);
+        let passed = if tick == now { tick } else { tick - TICK_MS };
+        (passed >= self.started_ms + TICK_MS).then_some(passed)
+    }
+
+    /// Whether a window release is to be checked on the coming ticks (see [`Aggregator::release_stored`]).
+    fn release_pending(&self) -> bool {
+        self.durability.is_some()
+            && !self.replica
+            && !self.keep_all
+            && (self.checkpoint.is_some() || self.bars.beyond_hot_window())
+    }
+
+    /// What a tick does: closes the bars whose bucket ended, publishes, releases what the store has, measures
+    /// the trade rate when its window ends.
+    fn wake(&mut self, ctx: &mut Context<Self>) {
+        self.wake = None;
+        #[cfg(test)]
+        {
+            self.wakes += 1;
         }
+        let now = now_ms();
+        if !self.replica {
+            self.bars.advance_to(now, &mut self.out);
+        }
+        self.publish();
+        self.release_stored();
+        if self.rate_due.is_some_and(|at| now >= at) {
+            self.rate_due = None;
+            self.measure_rate();
+        }
+        self.schedule(ctx);
+    }
+
+    /// Sets the timer for the first tick with something to do, if it is not set for an earlier one already.
+    fn schedule(&mut self, ctx: &mut Context<Self>) {
+        let now = now_ms();
+        let traded = self.stats.trades_total.load(Ordering::Relaxed) != self.trades_at_last_rate;
+        if self.rate_due.is_none() && (traded || self.stats.trade_rate_milli.load(Ordering::Relaxed) != 0) {
+            // Strictly after now: a trade of this very ms belongs to the window the next rate tick ends.
+            self.rate_due = Some(self.tick_at_or_after(now + 1, RATE_WINDOW_MS));
+        }
+        let closes = if self.replica { None } else { self.bars.next_due() };
+        let closes = closes.map(|due| self.tick_at_or_after(due.max(now), TICK_MS));
+        // The store's progress is not told to aggregators: a pending release looks again once a second.
+        let release = self.release_pending().then(|| self.tick_at_or_after(now + 1, RATE_WINDOW_MS));
+        let Some(at) = [closes, self.rate_due, release].into_iter().flatten().min() else { return };
+        match self.wake {
+            Some((set, _)) if set <= at => return,
+            Some((_, handle)) => {
+                ctx.cancel_future(handle);
+            }
+            None => {}
+        }
+        // One ms more: the timer rounds to whole ms, the wake must not find the wall clock short of `at`.
+        let delay = Duration::from_millis((at - now).max(0) as u64 + 1);
+        self.wake = Some((at, ctx.run_later(delay, |agg, ctx| agg.wake(ctx))));
     }
 }
 
@@ -261,14 +366,8 @@ impl Actor for Aggregator {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Trades arrive in bursts; a big mailbox keeps feeds from blocking on a momentarily busy aggregator.
         ctx.set_mailbox_capacity(4096);
-        ctx.run_interval(TICK, |agg, _| {
-            if !agg.replica {
-                agg.bars.advance_to(now_ms(), &mut agg.out);
-            }
-            agg.publish();
-            agg.release_stored();
-            agg.measure_rate();
-        });
+        self.started_ms = now_ms();
+        self.schedule(ctx);
     }
 }
 
@@ -276,9 +375,15 @@ impl Handler<Ingest> for Aggregator {
     type Result = MessageResult<Ingest>;
 
     /// Validates and folds a batch of trades, then publishes what changed.
-    fn handle(&mut self, msg: Ingest, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Ingest, ctx: &mut Context<Self>) -> Self::Result {
         let mut report = IngestReport::default();
-        let latest_allowed = now_ms() + self.max_clock_skew_ms;
+        let now = now_ms();
+        // The clock as the ticks have moved it: lateness is judged against it. A tick may have passed
+        // without a wake (nothing was due), which would only have moved the clock.
+        if let Some(tick) = self.tick_passed(now).filter(|_| !self.replica) {
+            self.bars.advance_to(tick, &mut self.out);
+        }
+        let latest_allowed = now + self.max_clock_skew_ms;
         for (i, trade) in msg.trades.iter().enumerate() {
             if let Err(e) = trade.validate() {
                 report.rejected.push((i, e.to_string()));
@@ -314,6 +419,7 @@ impl Handler<Ingest> for Aggregator {
             tracing::debug!(symbol = %self.bars.symbol(), n = report.late_dropped, "dropped trades older than the grace window");
         }
         self.publish();
+        self.schedule(ctx);
         MessageResult(report)
     }
 }
@@ -322,7 +428,7 @@ impl Handler<Seed> for Aggregator {
     type Result = ();
 
     /// Loads history; the forming bars it contains are published so subscribers see them at once.
-    fn handle(&mut self, msg: Seed, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Seed, ctx: &mut Context<Self>) {
         self.keep_all |= msg.unstored && msg.bars.iter().any(|(_, bars)| bars.iter().any(|b| b.closed));
         for (interval, bars) in realign_seed(self.bars.calendar(), msg.bars) {
             self.bars.seed(interval, bars);
@@ -331,6 +437,7 @@ impl Handler<Seed> for Aggregator {
             self.bars.advance_to(now_ms(), &mut self.out);
         }
         self.publish();
+        self.schedule(ctx);
     }
 }
 
@@ -365,7 +472,7 @@ impl Handler<SetReplica> for Aggregator {
     type Result = ();
 
     /// Switches replica mode; leaving it closes the buckets that ended meanwhile.
-    fn handle(&mut self, msg: SetReplica, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: SetReplica, ctx: &mut Context<Self>) {
         if self.replica != msg.replica {
             tracing::info!(symbol = %self.bars.symbol(), replica = msg.replica, "aggregator mode changed");
         }
@@ -374,6 +481,7 @@ impl Handler<SetReplica> for Aggregator {
             self.bars.advance_to(now_ms(), &mut self.out);
             self.publish();
         }
+        self.schedule(ctx);
     }
 }
 
@@ -381,7 +489,7 @@ impl Handler<UpsertBars> for Aggregator {
     type Result = MessageResult<UpsertBars>;
 
     /// Puts the bars in place and publishes what changed.
-    fn handle(&mut self, msg: UpsertBars, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: UpsertBars, ctx: &mut Context<Self>) -> Self::Result {
         let mut report = UpsertReport::default();
         for (i, bar) in msg.bars.into_iter().enumerate() {
             match self.bars.upsert(bar, &mut self.out) {
@@ -392,6 +500,7 @@ impl Handler<UpsertBars> for Aggregator {
             }
         }
         self.publish();
+        self.schedule(ctx);
         MessageResult(report)
     }
 }
@@ -412,6 +521,94 @@ mod tests {
         fn handle(&mut self, msg: Publish, _: &mut Context<Self>) {
             self.0.lock().unwrap().extend(msg.updates);
         }
+    }
+
+    /// How often the aggregator's timer woke it.
+    #[derive(Message)]
+    #[rtype(result = "u64")]
+    struct CountWakes;
+
+    impl Handler<CountWakes> for Aggregator {
+        type Result = u64;
+        fn handle(&mut self, _: CountWakes, _: &mut Context<Self>) -> u64 {
+            self.wakes
+        }
+    }
+
+    fn trade_at(ts: i64, price: f64) -> crate::model::Trade {
+        crate::model::Trade {
+            symbol: "BTCUSDT".into(),
+            price,
+            qty: 1.0,
+            side: crate::model::Side::Buy,
+            exchange_ts: ts,
+            received_ts: ts,
+            id: 0,
+        }
+    }
+
+    /// Waits (polling, real time) until `done` holds; gives up after a minute so a broken build fails.
+    async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !done().await {
+            assert!(std::time::Instant::now() < deadline, "gave up waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[actix_rt::test]
+    async fn an_idle_aggregator_is_never_woken() {
+        // A minute of ticks on a clock the test controls: with nothing forming, nothing traded and nothing to
+        // release, no tick has work (a timer on every tick woke it 600 times).
+        tokio::time::pause();
+        let sink = Sink(Arc::default()).start();
+        let agg =
+            Aggregator::new("BTCUSDT".into(), &AggregatorSettings::default(), sink.recipient(), Arc::default()).start();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(agg.send(CountWakes).await.unwrap(), 0);
+        // A replica with a forming bar does not close it itself: still nothing to do.
+        agg.send(SetReplica { replica: true }).await.unwrap();
+        let forming = Bar::from_trade("BTCUSDT".into(), Interval::M1, Interval::M1.align(now_ms()), 100.0, 1.0);
+        agg.send(UpsertBars { bars: vec![forming] }).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(agg.send(CountWakes).await.unwrap(), 0);
+    }
+
+    #[actix_rt::test]
+    async fn bars_close_on_time_without_trades_woken_once_per_close_and_the_rate_is_measured() {
+        // Real time: bars close by the wall clock.
+        let published = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Sink(published.clone()).start();
+        let settings = AggregatorSettings { intervals: vec![Interval::S1], ..AggregatorSettings::default() };
+        let stats = Arc::new(SymbolStats::default());
+        let agg = Aggregator::new("BTCUSDT".into(), &settings, sink.recipient(), stats.clone()).start();
+        let ts = now_ms();
+        let open = Interval::S1.align(ts);
+        let trades = vec![trade_at(ts, 100.0), trade_at(ts, 101.0), trade_at(ts, 99.0)];
+        let report = agg.send(Ingest { trades }).await.unwrap();
+        assert_eq!(report.accepted, 3, "{report:?}");
+        let closed = |open_time: Option<i64>| -> Vec<Bar> {
+            let published = published.lock().unwrap();
+            let closed = published.iter().filter(|u| u.kind == crate::bars::UpdateKind::Closed).map(|u| u.bar.clone());
+            closed.filter(|b| open_time.is_none_or(|t| b.open_time == t)).collect()
+        };
+        wait_for("the traded second to close", async || !closed(Some(open)).is_empty()).await;
+        let bar = &closed(Some(open))[0];
+        assert!(bar.closed && bar.close_time() <= now_ms(), "{bar:?}");
+        assert_eq!(bar.trades, 3, "the second's trades, in one bar");
+        // The window that holds the trades measures them; the next one, without trades, measures 0.
+        wait_for("the trade rate", async || stats.trade_rate() == 3.0).await;
+        wait_for("the rate back at 0", async || stats.trade_rate() == 0.0).await;
+        // From here on only the 1s closes are work: flat bars, one wake each.
+        let (wakes_before, closes_before) = (agg.send(CountWakes).await.unwrap(), closed(None).len());
+        wait_for("three more flat bars", async || closed(None).len() >= closes_before + 3).await;
+        let flat = closed(None);
+        assert!(flat[closes_before..].iter().all(|b| b.closed && b.trades == 0 && b.close == 99.0), "{flat:?}");
+        assert!(flat.windows(2).all(|w| w[1].open_time == w[0].close_time()), "no second skipped");
+        let wakes = agg.send(CountWakes).await.unwrap() - wakes_before;
+        let closes = closed(None).len() - closes_before;
+        // One wake may have closed a bar the sink had not received when the counts were read.
+        assert!(wakes <= closes as u64 + 1, "{wakes} wakes for {closes} closes");
     }
 
     #[actix_rt::test]

@@ -341,7 +341,10 @@ impl ClientEntry {
 
 /// See the module documentation.
 pub struct Hub {
-    topics: HashMap<Topic, TopicState>,
+    /// Looked up once per update (19 a second per idle symbol: a trade's 16 partials, the closes): foldhash,
+    /// seeded per process, is cheaper than SipHash, though at 10,000 symbols these lookups cost mostly cache
+    /// misses (docs/BENCHMARKS.md, "Idle CPU per symbol").
+    topics: HashMap<Topic, TopicState, foldhash::fast::RandomState>,
     clients: HashMap<ClientId, ClientEntry>,
     actors: Vec<(Recipient<BarEvents>, bool)>,
     channels: HashMap<Arc<str>, HashMap<ClientId, Arc<Outbox>>>,
@@ -349,6 +352,10 @@ pub struct Hub {
     /// Topics and phases with an update waiting for its slot (see [`Slot::waiting`]), each once; an entry
     /// whose update went out some other way is dropped at the next flush.
     dirty: Vec<(Topic, usize)>,
+    /// No entry of `dirty` is due before this (the earliest slot noted as they were listed; a slot's time
+    /// does not move while it is listed): the flush timer looks through them only then. Walking 10,000
+    /// symbols' waiting partials every 5 ms cost the idle hub a tenth of a core.
+    dirty_due: Instant,
     /// Origin of every slot's grid, the number of phases (see [`slot_phase`]) and the clients connected
     /// so far (the next one's phase).
     epoch: Instant,
@@ -365,12 +372,13 @@ impl Hub {
         let per_second = settings.max_updates_per_second.max(1);
         let min_gap = Duration::from_secs(1) / per_second;
         Hub {
-            topics: HashMap::new(),
+            topics: HashMap::default(),
             clients: HashMap::new(),
             actors: Vec::new(),
             channels: HashMap::new(),
             min_gap,
             dirty: Vec::new(),
+            dirty_due: Instant::now(),
             epoch: Instant::now(),
             phases: settings.phases(min_gap),
             connected: 0,
@@ -476,6 +484,11 @@ impl Hub {
     /// Stages the pending closed bars and partial updates whose slot is due (the caller commits).
     fn flush_due(&mut self, now: Instant) -> Vec<BarUpdate> {
         let mut sent = Vec::new();
+        if now < self.dirty_due {
+            return sent;
+        }
+        // Recomputed from what stays listed; `now + gap`: nothing can be due later than a gap from now.
+        self.dirty_due = now + self.min_gap;
         for (topic, phase) in std::mem::take(&mut self.dirty) {
             let Some(state) = self.topics.get_mut(&topic) else { continue };
             let Some(slot) = state.slots.get_mut(phase) else { continue };
@@ -484,6 +497,7 @@ impl Hub {
             }
             if !slot.due(now) {
                 self.dirty.push((topic, phase));
+                listed_due(&mut self.dirty_due, slot, now);
                 continue;
             }
             slot.sent(now, self.min_gap);
@@ -491,6 +505,7 @@ impl Hub {
                 // The partial of the next bar, if any, waits for the next slot.
                 if slot.pending {
                     self.dirty.push((topic, phase));
+                    listed_due(&mut self.dirty_due, slot, now);
                 }
                 stage_phases(&mut self.staged, state, &[phase], &closed, false);
                 continue;
@@ -545,6 +560,7 @@ impl Hub {
                             slot.pending = true;
                             if !listed {
                                 self.dirty.push((topic.clone(), phase));
+                                listed_due(&mut self.dirty_due, slot, now);
                             }
                         }
                     }
@@ -587,6 +603,7 @@ impl Hub {
                             slot.pending_closed = Some(update.bar.clone());
                             if !listed {
                                 self.dirty.push((topic.clone(), phase));
+                                listed_due(&mut self.dirty_due, slot, now);
                             }
                         }
                     }
@@ -616,6 +633,11 @@ impl Hub {
         }
         partials_sent
     }
+}
+
+/// Lowers `dirty_due` to when `slot`, just listed in `Hub::dirty`, is due (`now` if it has no slot time).
+fn listed_due(dirty_due: &mut Instant, slot: &Slot, now: Instant) {
+    *dirty_due = (*dirty_due).min(slot.next_slot.unwrap_or(now));
 }
 
 /// Stages one frame of `bar` for the subscribers of `phases` of a topic; serialized only if anyone gets it.

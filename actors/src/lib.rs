@@ -12,7 +12,8 @@
 //!   the budgeted inflating of client messages.
 //! - [`protocol_schema`]: the JSON schemas of the wire types that have no derive of their own (intervals, ids).
 //! - [`feed`]: the `Connector` trait every upstream implements, the feed actor, and the simulated market.
-//! - [`aggregator`]: the per-symbol aggregator actor, owner of the in-memory bar history.
+//! - [`aggregator`]: the per-symbol aggregator actor, owner of the in-memory bar history, woken only on ticks with
+//!   work; its `PublishBatch` sends the updates of all aggregators of a turn to the hub in one message.
 //! - [`hub`]: the subscription hub actor: topics, rate limiting per topic, one serialization per update.
 //! - [`market`]: the registry of symbols and their aggregators.
 //! - [`telemetry`]: every counter `/api/stats` and `/metrics` show, defined once.

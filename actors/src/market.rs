@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use actix::prelude::*;
 
-use crate::aggregator::{Aggregator, AggregatorSettings, GetBars};
+use crate::aggregator::{Aggregator, AggregatorSettings, GetBars, PublishBatch};
 use crate::hub::Hub;
 use crate::model::{Bar, Interval, Symbol};
 use crate::persist::{Durability, History};
@@ -80,10 +80,13 @@ pub struct Market {
     durability: Arc<Durability>,
     /// The history service (set once it is started), for readers that want more than the hot window.
     history: Arc<OnceLock<History>>,
+    /// The aggregators' updates to the hub, one message per turn of the market thread.
+    batch: Arc<PublishBatch>,
 }
 
 impl Market {
     pub fn new(hub: Addr<Hub>, settings: AggregatorSettings, arbiter: ArbiterHandle) -> Market {
+        let batch = PublishBatch::new(hub.clone().recipient());
         Market {
             symbols: Arc::default(),
             hub,
@@ -91,6 +94,7 @@ impl Market {
             arbiter,
             durability: Arc::default(),
             history: Arc::default(),
+            batch,
         }
     }
 
@@ -165,7 +169,8 @@ impl Market {
                 let stats = Arc::new(SymbolStats::default());
                 let aggregator =
                     Aggregator::new(symbol.clone(), &self.settings, self.hub.clone().recipient(), stats.clone())
-                        .with_durability(self.durability.clone());
+                        .with_durability(self.durability.clone())
+                        .with_batch(self.batch.clone());
                 let aggregator = Aggregator::start_in_arbiter(&self.arbiter, move |_| aggregator);
                 tracing::info!(%symbol, source, "symbol added");
                 SymbolEntry { symbol, source: source.into(), aggregator, stats, seeding: Arc::default() }

@@ -339,6 +339,27 @@ impl TimeBars {
         }
     }
 
+    /// The earliest time (ms) at which [`TimeBars::advance_to`] has something to do: a forming bar's bucket
+    /// ends, or on a session calendar the forming bar of the next session opens (it is not sent before). `None`
+    /// before the first trade or seed: nothing forms, nothing can close.
+    pub fn next_due(&self) -> Option<i64> {
+        let continuous = self.calendar.is_continuous();
+        self.slots
+            .iter()
+            .filter_map(|slot| {
+                let cur = slot.current.as_ref()?;
+                let shows = slot.dirty && !continuous && cur.open_time > self.clock;
+                Some(if shows { cur.open_time.min(slot.current_end) } else { slot.current_end })
+            })
+            .min()
+    }
+
+    /// Whether some interval holds more closed bars than its hot window: [`TimeBars::release_marks`] has
+    /// something to mark.
+    pub fn beyond_hot_window(&self) -> bool {
+        self.slots.iter().any(|s| s.history.len() > self.hot)
+    }
+
     /// Pushes each forming bar that changed since the last call, as a partial update.
     pub fn take_partials(&mut self, out: &mut Vec<BarUpdate>) {
         let (calendar, clock) = (&self.calendar, self.clock);

@@ -30,7 +30,8 @@ pub struct SimulatedSettings {
     pub backfill_days: u32,
     /// Hours of 1s history generated at start, for the sub-minute intervals.
     pub backfill_fine_hours: u32,
-    /// How often trades are emitted, in ms (each tick carries the trades that arrived during it).
+    /// How often trades are emitted at most, in ms (each batch carries the trades that arrived since the
+    /// last). A quiet symbol's feed sleeps until its next trade instead (at most a second).
     pub tick_ms: u64,
     /// Volatility per square-root second in the calm regime (0.0002 ≈ 110 % a year).
     pub volatility: f64,
@@ -88,6 +89,8 @@ pub struct SimulatedConnector {
     backfill_fine_hours: u32,
     /// Exchange time (ms, fractional) of the last generated trade.
     clock: f64,
+    /// Exchange time of the next trade, drawn ahead so that the feed can sleep until it.
+    next_arrival: Option<f64>,
     next_id: u64,
 }
 
@@ -107,6 +110,7 @@ impl SimulatedConnector {
             backfill_days: settings.backfill_days,
             backfill_fine_hours: settings.backfill_fine_hours,
             clock: 0.0,
+            next_arrival: None,
             next_id: 1,
         }
     }
@@ -212,6 +216,7 @@ impl Connector for SimulatedConnector {
     async fn connect(&mut self) -> Result<(), FeedError> {
         // Live trades start now; the time since the backfill ended is flat bars, not invented trades.
         self.clock = self.clock.max(now_ms() as f64);
+        self.next_arrival = None;
         Ok(())
     }
 
@@ -340,20 +345,34 @@ impl SimulatedConnector {
         out
     }
 
-    /// Waits one tick and returns the trades that arrived during it.
+    /// Waits until the next trade arrives (but at least a tick, at most [`QUIET_WAKE_MS`]) and returns the
+    /// trades that arrived meanwhile: at a high rate a batch every tick, as before; at 1 trade a second one
+    /// wake a second, where waking every tick cost 1,000 symbols 20,000 wake-ups a second for nothing
+    /// (docs/BENCHMARKS.md, "Per-symbol cost"). An empty batch now and then keeps the feed seen alive.
     async fn live_trades(&mut self) -> Result<Vec<Trade>, FeedError> {
-        tokio::time::sleep(self.tick).await;
-        let now = now_ms();
-        // After a pause longer than a few ticks (a suspended machine), do not replay the gap.
-        self.clock = self.clock.max(now as f64 - 10.0 * self.tick.as_millis() as f64);
         let per_ms = self.trades_per_second / 1000.0;
         let gap = Exp::new(per_ms).map_err(|e| FeedError::Ended(format!("bad trade rate: {e}")))?;
+        let next = match self.next_arrival {
+            Some(next) => next,
+            None => self.clock + gap.sample(&mut self.rng),
+        };
+        let tick_ms = self.tick.as_millis() as f64;
+        // A whole ms more: woken at the arrival's ms, the wall clock (in whole ms) may still be short of it.
+        let wait_ms = ((next - now_ms() as f64).ceil() + 1.0).clamp(tick_ms, tick_ms.max(QUIET_WAKE_MS));
+        let planned = now_ms() as f64 + wait_ms;
+        tokio::time::sleep(Duration::from_secs_f64(wait_ms / 1000.0)).await;
+        let now = now_ms();
+        let mut next = Some(next);
+        // Woken much later than planned (a suspended machine): do not replay the gap.
+        if now as f64 - planned > 10.0 * tick_ms {
+            self.clock = self.clock.max(now as f64 - 10.0 * tick_ms);
+            next = next.filter(|n| *n >= self.clock);
+        }
         let mut trades = Vec::new();
         loop {
-            let next = self.clock + gap.sample(&mut self.rng);
+            let next = next.take().unwrap_or_else(|| self.clock + gap.sample(&mut self.rng));
             if next > now as f64 {
-                // Memorylessness: the next arrival is drawn afresh from `now` at the next tick.
-                self.clock = now as f64;
+                self.next_arrival = Some(next);
                 break;
             }
             let dt = (next - self.clock) / 1000.0;
@@ -375,6 +394,9 @@ impl SimulatedConnector {
         Ok(trades)
     }
 }
+
+/// The longest a simulated feed sleeps without a trade to emit.
+const QUIET_WAKE_MS: f64 = 1_000.0;
 
 #[cfg(test)]
 mod tests {
@@ -469,6 +491,29 @@ mod tests {
             .map(|m| m.trades)
             .sum();
         assert!(stored_minutes > 0 && hour.trades > stored_minutes, "the boundary hour holds stored and new trades");
+    }
+
+    #[actix_rt::test]
+    async fn a_quiet_feed_wakes_for_its_trades_not_every_tick() {
+        let mut s = SimulatedConnector::new(
+            "ETHUSDT".into(),
+            &SimulatedSettings { trades_per_second: 4.0, tick_ms: 20, ..settings() },
+        );
+        s.connect().await.unwrap();
+        let mut all = Vec::new();
+        for _ in 0..8 {
+            let asked = std::time::Instant::now();
+            let trades = s.next_trades().await.unwrap();
+            // Timers never fire early: these are lower bounds, whatever the machine's speed.
+            assert!(asked.elapsed() >= Duration::from_millis(20), "at most a batch a tick");
+            if trades.is_empty() {
+                assert!(asked.elapsed() >= Duration::from_secs(1), "woken with nothing to send before a second");
+            }
+            all.extend(trades);
+        }
+        assert!(all.len() >= 4, "{} trades", all.len());
+        assert!(all.windows(2).all(|w| w[0].exchange_ts <= w[1].exchange_ts && w[0].id < w[1].id));
+        assert!(all.iter().all(|t| t.validate().is_ok() && t.exchange_ts <= t.received_ts));
     }
 
     #[actix_rt::test]

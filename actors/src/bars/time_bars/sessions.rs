@@ -56,6 +56,8 @@ fn hourly_bars_start_at_the_open_and_the_last_one_closes_with_the_session() {
     // The minute bars of the whole session closed by 15:30, and nothing formed after it yet.
     assert_eq!(closed(&out, Interval::M1).len(), 375);
     assert!(tb.current(Interval::M1).is_none(), "the next session's bar is not shown before it opens");
+    // Nothing is due until then: the aggregator sleeps through the night (Friday is a holiday).
+    assert_eq!(tb.next_due(), Some(t("2024-01-29T09:15:00+05:30")));
 }
 
 #[test]

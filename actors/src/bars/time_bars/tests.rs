@@ -259,3 +259,16 @@ fn release_keeps_the_hot_window_and_a_deep_revision_voids_the_marks() {
     assert!(tb.take_deep_write(), "beyond the newest 10");
     assert!(!tb.take_deep_write(), "taken");
 }
+
+#[test]
+fn next_due_is_the_earliest_end_of_a_forming_bar() {
+    let mut tb = bars(&[Interval::S5, Interval::M1]);
+    let mut out = Vec::new();
+    assert_eq!(tb.next_due(), None, "nothing forms before the first trade: nothing to close");
+    tb.apply(&trade(10 * MIN + 2_500, 100.0, 1.0), &mut out);
+    assert_eq!(tb.next_due(), Some(10 * MIN + 5_000), "the 5s bar ends first");
+    tb.advance_to(10 * MIN + 59_999, &mut out);
+    assert_eq!(tb.next_due(), Some(11 * MIN), "both end at the minute");
+    tb.advance_to(11 * MIN, &mut out);
+    assert_eq!(tb.next_due(), Some(11 * MIN + 5_000), "flat bars form and close on time too");
+}
