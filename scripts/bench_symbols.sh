@@ -2,8 +2,9 @@
 # Per-symbol cost (issue 20), a skeleton: candlecast (release) with N simulated symbols at 1 trade/s each,
 # a 1-day backfill with 1 hour of 1s bars, the default store (or STORE_KIND) in a fresh temporary directory, no
 # clients. Per N it measures:
-#   backfill     start -> the backfill's bars all written (persistence: written_bars >= N x 7,000 and
-#                nothing buffered beyond one batch, nothing journaled), and the write throughput over it
+#   backfill     start -> the backfill's bars all written (persistence: written_bars >= N x 7,000, every
+#                backfill handed over (none pending, running or waiting), nothing buffered beyond one batch,
+#                nothing journaled), and the write throughput over it
 #   RSS, CPU     after the backfill, idle: RSS, and CPU over SAMPLE_SECS as % of one core (/proc/<pid>/stat)
 #   store        file size, bars (/api/stats store.bars) and bytes per bar
 #   first chart  the slowest of GET /api/historical/<symbol>?interval=1m&limit=1000 (curl time_total) for the
@@ -87,7 +88,9 @@ for n in "${counts[@]}"; do
       echo "symbols $n, $(echo "$(date +%s.%N) - $started" | bc | cut -d. -f1) s: written $written of $want, buffered $buffered, journal $journal, dropped $(jq -r '.stats.persistence.dropped_bars // 0' <<<"$s"), waiting $(jq -r '.stats.persistence.backfill_waiting_bars // 0' <<<"$s"), backfills pending $(jq -r '.stats.persistence.backfills_pending // "-"' <<<"$s"), RSS $now_rss MB (peak $peak_rss MB)" >&2
     fi
     [ "$(date +%s)" -lt "$deadline" ] || { echo "backfill of $n symbols not written within the timeout" >&2; exit 1; }
-    [ "$written" -ge "$want" ] && [ "$buffered" -le 1000 ] && [ "$journal" -eq 0 ] && break
+    # Live bars count in written_bars too: the backfills themselves must also be over (all handed over).
+    backfills=$(jq -r '(.stats.persistence.backfills_pending // 0) + (.stats.persistence.backfills_running // 0) + (.stats.persistence.backfill_waiting_bars // 0)' <<<"$s")
+    [ "$written" -ge "$want" ] && [ "$buffered" -le 1000 ] && [ "$journal" -eq 0 ] && [ "$backfills" -eq 0 ] && break
     sleep 1
   done
   backfill=$(echo "$(date +%s.%N) - $started" | bc)
