@@ -275,7 +275,8 @@ impl History {
     }
 
     /// Stores a feed's backfill, never waiting: the caller goes live at once. `turn` (from
-    /// [`History::admit_backfill`]) is given back once the last of these bars went to the persistence actor.
+    /// [`History::admit_backfill`]) is given back once the last of these bars went to the persistence actor,
+    /// or as soon as the store fails while they wait (an outage must not keep feeds from going live).
     ///
     /// Bars a live correction may still revise (closed less than `grace_ms` + a margin ago) are queued
     /// at once, so they are in the persistence actor's mailbox ahead of any live bar the caller produces
@@ -312,12 +313,21 @@ impl History {
         self.stats.backfill_waiting_bars.fetch_add(waiting, Ordering::Relaxed);
         tracing::debug!(bars = older.len(), "backfill waits for the store to catch up before it is stored");
         tokio::spawn(async move {
-            let _wait_turn = wait_turn.lock().await;
+            let mut turn = Some(turn);
+            let lock = wait_turn.lock();
+            tokio::pin!(lock);
+            let _wait_turn = loop {
+                tokio::select! {
+                    guard = &mut lock => break guard,
+                    _ = tokio::time::sleep(BACKFILL_ROOM_POLL) => room.give_back_if_store_down(&mut turn),
+                }
+            };
             let chunk = (room.buffer_bars / 4).max(1);
             let mut older = older.into_iter().peekable();
             while older.peek().is_some() {
                 let part: Vec<Bar> = older.by_ref().take(chunk).collect();
                 while !room.has_room_for(part.len()) && p.connected() {
+                    room.give_back_if_store_down(&mut turn);
                     tokio::time::sleep(BACKFILL_ROOM_POLL).await;
                 }
                 room.stats.backfill_waiting_bars.fetch_sub(part.len() as u64, Ordering::Relaxed);
@@ -386,6 +396,15 @@ struct Room {
 }
 
 impl Room {
+    /// While the store is down, a backfill waiting for room gives its turn back: the feeds waiting for a turn
+    /// must not wait for the store to go live. Its bars wait in memory meanwhile, as every bar does that the
+    /// journal cannot take.
+    fn give_back_if_store_down(&self, turn: &mut Option<BackfillPermit>) {
+        if !self.stats.healthy.load(Ordering::Relaxed) {
+            turn.take();
+        }
+    }
+
     fn has_room_for(&self, bars: usize) -> bool {
         let buffered = (self.stats.buffered_bars.load(Ordering::Relaxed)
             + self.stats.backfill_queued_bars.load(Ordering::Relaxed)) as usize;
