@@ -2,8 +2,9 @@
 # Per-symbol cost (issue 20), a skeleton: candlecast (release) with N simulated symbols at 1 trade/s each,
 # a 1-day backfill with 1 hour of 1s bars, the default store (or STORE_KIND) in a fresh temporary directory, no
 # clients. Per N it measures:
-#   backfill     start -> the backfill's bars all written (persistence: written_bars >= N x 7,000 and
-#                nothing buffered beyond one batch, nothing journaled), and the write throughput over it
+#   backfill     start -> the backfill's bars all written (persistence: written_bars >= N x 7,000, every
+#                backfill handed over (none pending, running or waiting), nothing buffered beyond one batch,
+#                nothing journaled), and the write throughput over it
 #   RSS, CPU     after the backfill, idle: RSS, and CPU over SAMPLE_SECS as % of one core (/proc/<pid>/stat)
 #   store        file size, bars (/api/stats store.bars) and bytes per bar
 #   first chart  the slowest of GET /api/historical/<symbol>?interval=1m&limit=1000 (curl time_total) for the
@@ -11,8 +12,10 @@
 #   late dropped trades dropped as older than the grace window (/api/stats late_dropped), over the whole run
 # Prints a markdown table (for docs/BENCHMARKS.md, "## Store") and keeps bench/results/symbols-<N>.json; with
 # WRITE_DOC=1 also puts it between <!-- bench-symbols --> and <!-- /bench-symbols --> in docs/BENCHMARKS.md.
-# Usage: scripts/bench_symbols.sh [symbol counts...]   (default: 100 1000; 10000 does not finish yet: its
-# backfill outruns persistence, docs/BENCHMARKS.md "Memory tiers")
+# Usage: scripts/bench_symbols.sh [symbol counts...]   (default: 100 1000; add 10000 for issue 20's row)
+# SERVER_BIN=<path> runs that binary instead of building this checkout's (to measure an earlier design in the
+# same session). While the backfill runs, a progress line (written, buffered, journaled, dropped, backfills
+# pending, RSS) goes to stderr every PROGRESS_SECS (default 15); the peak RSS seen is kept in the JSON.
 # STORE_KIND=embedded|segments picks the store (default: the config's default); it is printed per row and
 # kept in the file name: bench/results/symbols-<N>[-<kind>].json. TRADES_PER_SECOND (per symbol, default 1.0)
 # and HOT_BARS ([aggregator] hot_bars, default: the config's) vary the run. MALLOC_PROBE=1 (needs gdb) prints
@@ -38,11 +41,13 @@ else
   cargo build --release --bin candlecast
   server_bin=${CARGO_TARGET_DIR:-target}/release/candlecast
 fi
+progress_every=${PROGRESS_SECS:-15}
 ticks=$(getconf CLK_TCK)
 
-server_pid=""
+server_pid=""; data=""
 stop_server() { [ -z "$server_pid" ] || { kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; }; server_pid=""; }
-trap stop_server EXIT
+# A run stopped by its timeout leaves no store of gigabytes behind.
+trap 'stop_server; [ -z "$data" ] || rm -rf "$data"' EXIT
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
@@ -75,14 +80,22 @@ for n in "${counts[@]}"; do
   stats() { curl -sf "http://127.0.0.1:$port/api/stats"; }
   want=$((n * 7000 * backfill))
   deadline=$(( $(date +%s) + ${BACKFILL_TIMEOUT_SECS:-1800} ))
+  peak_rss=0; next_progress=$(( $(date +%s) + progress_every ))
   while :; do
     kill -0 "$server_pid" 2>/dev/null || { echo "server exited: $(tail -5 "$data/server.err")" >&2; exit 1; }
-    [ "$(date +%s)" -lt "$deadline" ] || { echo "backfill of $n symbols not written within the timeout" >&2; exit 1; }
     s=$(stats || echo '{}')
     written=$(jq -r '.stats.persistence.written_bars // 0' <<<"$s")
     buffered=$(jq -r '.stats.persistence.buffered_bars // 0' <<<"$s")
     journal=$(jq -r '.stats.persistence.journal_bars // 0' <<<"$s")
-    [ "$written" -ge "$want" ] && [ "$buffered" -le 1000 ] && [ "$journal" -eq 0 ] && break
+    now_rss=$(rss_mb "$server_pid"); [ "$now_rss" -le "$peak_rss" ] || peak_rss=$now_rss
+    if [ "$(date +%s)" -ge "$next_progress" ] || [ "$(date +%s)" -ge "$deadline" ]; then
+      next_progress=$(( $(date +%s) + progress_every ))
+      echo "symbols $n, $(echo "$(date +%s.%N) - $started" | bc | cut -d. -f1) s: written $written of $want, buffered $buffered, journal $journal, dropped $(jq -r '.stats.persistence.dropped_bars // 0' <<<"$s"), waiting $(jq -r '.stats.persistence.backfill_waiting_bars // 0' <<<"$s"), backfills pending $(jq -r '.stats.persistence.backfills_pending // "-"' <<<"$s"), RSS $now_rss MB (peak $peak_rss MB)" >&2
+    fi
+    [ "$(date +%s)" -lt "$deadline" ] || { echo "backfill of $n symbols not written within the timeout" >&2; exit 1; }
+    # Live bars count in written_bars too: the backfills themselves must also be over (all handed over).
+    backfills=$(jq -r '(.stats.persistence.backfills_pending // 0) + (.stats.persistence.backfills_running // 0) + (.stats.persistence.backfill_waiting_bars // 0)' <<<"$s")
+    [ "$written" -ge "$want" ] && [ "$buffered" -le 1000 ] && [ "$journal" -eq 0 ] && [ "$backfills" -eq 0 ] && break
     sleep 1
   done
   if [ "$backfill" = 0 ]; then
@@ -111,7 +124,8 @@ for n in "${counts[@]}"; do
     echo "symbols $n: $(grep -E 'RssAnon|RssFile' "/proc/$server_pid/status" | tr -s ' \t\n' ' '); malloc_stats total: $(grep -A2 '^Total' "$data/server.err" | tr -s ' \n' ' ')" >&2
   fi
   jq --argjson n "$n" --arg backfill "$took" --arg cpu "$cpu" --argjson rss "$rss" --arg chart "$chart" \
-    '{symbols: $n, backfill_s: ($backfill|tonumber), cpu_percent: ($cpu|tonumber), rss_mb: $rss, first_chart_s: ($chart|tonumber), stats: .stats}' \
+    --argjson peak "$peak_rss" \
+    '{symbols: $n, backfill_s: ($backfill|tonumber), cpu_percent: ($cpu|tonumber), rss_mb: $rss, peak_rss_mb: $peak, first_chart_s: ($chart|tonumber), stats: .stats}' \
     <<<"$s" > "$results/symbols-$n${kind:+-$kind}$([ "$backfill" = 1 ] || echo -nobackfill).json"
   printf '| %s | %s | %s | %.0f s | %s | %.0f K bars/s | %s MB | %s %% | %.0f MB | %.0f B | %.0f ms | %s |\n' \
     "$(jq -r '.stats.store.kind' <<<"$s")" "$n" "$trades_per_s" "$took" "$written" \

@@ -236,6 +236,10 @@ pub struct PersistStats {
     /// Backfilled bars sent to the persistence actor and not yet taken from its mailbox: room is judged
     /// with them, or every backfill sent in the same instant would see the same empty buffer.
     pub backfill_queued_bars: AtomicU64,
+    /// Feeds waiting for their turn to backfill (`store.backfill_concurrency`; see `persist::admission`).
+    pub backfills_pending: AtomicU64,
+    /// Feeds whose backfill is being made or handed to persistence (holding a turn).
+    pub backfills_running: AtomicU64,
     /// Write attempts made while the store was failing.
     pub retries: AtomicU64,
     /// Write attempts that failed.
@@ -341,6 +345,22 @@ pub const PERSIST_METRICS: &[PersistMetric] = &[
         help: "Backfilled closed bars held back until the buffer and the journal have room for them",
         kind: Kind::Gauge,
         read: |s, _| s.backfill_waiting_bars.load(Ordering::Relaxed) as i64,
+        prometheus_scale: 1.0,
+    },
+    PersistMetric {
+        stats_name: "backfills_pending",
+        prometheus_name: "candlecast_persist_backfills_pending",
+        help: "Feeds waiting for their turn to backfill (store.backfill_concurrency at a time)",
+        kind: Kind::Gauge,
+        read: |s, _| s.backfills_pending.load(Ordering::Relaxed) as i64,
+        prometheus_scale: 1.0,
+    },
+    PersistMetric {
+        stats_name: "backfills_running",
+        prometheus_name: "candlecast_persist_backfills_running",
+        help: "Feeds making their backfill or handing it to persistence",
+        kind: Kind::Gauge,
+        read: |s, _| s.backfills_running.load(Ordering::Relaxed) as i64,
         prometheus_scale: 1.0,
     },
     PersistMetric {

@@ -123,6 +123,8 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             "error": history.stats().last_error(),
             "journal_bars": history.stats().journal_bars.load(Ordering::Relaxed),
             "journal": journal_warning,
+            // Feeds waiting for their turn to backfill (`store.backfill_concurrency`): not live yet.
+            "backfills_pending": history.stats().backfills_pending.load(Ordering::Relaxed),
         },
         "history": history_json(state.engine.warmup.is_ready(), warmup),
     });

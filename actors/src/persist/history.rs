@@ -19,6 +19,7 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use super::actor::{Flush, PersistBars, Persister};
+use super::admission::{BackfillAdmission, BackfillPermit};
 use super::durability::{Announced, Durability};
 use super::journal::JournalError;
 use super::retention::{self, RetentionSettings, RetentionStats};
@@ -63,6 +64,8 @@ pub struct History {
     buffer_bars: usize,
     /// What the store surely has (shared with the market's aggregators, see [`Durability`]).
     durability: Arc<Durability>,
+    /// Turns to backfill (`store.backfill_concurrency`); `None` without a store: nothing to pace.
+    admission: Option<BackfillAdmission>,
 }
 
 impl History {
@@ -79,6 +82,7 @@ impl History {
             backfill_turn: Arc::default(),
             buffer_bars: 0,
             durability: Arc::default(),
+            admission: None,
         }
     }
 
@@ -108,7 +112,6 @@ impl History {
         let history = History {
             store: Some(store),
             persister: Some(persister),
-            stats,
             grace_ms,
             retention: match retention_task {
                 Some(_) => settings.retention.clone(),
@@ -119,9 +122,20 @@ impl History {
             backfill_turn: Arc::default(),
             buffer_bars: settings.buffer_bars,
             durability: market.durability().clone(),
+            admission: Some(BackfillAdmission::new(settings.backfill_concurrency, stats.clone())),
+            stats,
         };
         market.set_history(history.clone());
         Ok(history)
+    }
+
+    /// Waits for a turn to backfill (see [`super::admission`]): call before reading what the store holds
+    /// and making the rest; hand the permit to [`History::persist_backfill`]. At once without a store.
+    pub async fn admit_backfill(&self) -> BackfillPermit {
+        match &self.admission {
+            Some(admission) => admission.admit().await,
+            None => BackfillPermit::none(),
+        }
     }
 
     /// Call before a backfill is seeded, keep until [`History::persist`] has taken it: aggregators keep
@@ -255,15 +269,22 @@ impl History {
     }
 
     /// Stores bars that did not come through the hub (a backfill), never waiting: the caller goes live at
-    /// once.
+    /// once. See [`History::persist_backfill`]; this one holds no turn.
+    pub fn persist(&self, bars: Vec<Bar>, source: Arc<str>) {
+        self.persist_backfill(bars, source, BackfillPermit::none());
+    }
+
+    /// Stores a feed's backfill, never waiting: the caller goes live at once. `turn` (from
+    /// [`History::admit_backfill`]) is given back once the last of these bars went to the persistence actor,
+    /// or as soon as the store fails while they wait (an outage must not keep feeds from going live).
     ///
     /// Bars a live correction may still revise (closed less than `grace_ms` + a margin ago) are queued
     /// at once, so they are in the persistence actor's mailbox ahead of any live bar the caller produces
     /// next. The rest go at once too while persistence has room for them; otherwise they wait, in chunks
     /// and in order, until it has (back-pressure): a first start of 1,000 symbols backfilled faster than
     /// the store writes, filled the journal, and then the oldest bars were dropped. Waiting bars are
-    /// counted (`backfill_waiting_bars`) and are no more than the backfill the feed already holds.
-    pub fn persist(&self, bars: Vec<Bar>, source: Arc<str>) {
+    /// counted (`backfill_waiting_bars`) and are no more than the backfills holding a turn.
+    pub fn persist_backfill(&self, bars: Vec<Bar>, source: Arc<str>, turn: BackfillPermit) {
         let Some(p) = &self.persister else { return };
         if bars.is_empty() {
             return;
@@ -287,22 +308,33 @@ impl History {
             send(p, &self.stats, older, source);
             return;
         }
-        let (p, turn) = (p.clone(), self.backfill_turn.clone());
+        let (p, wait_turn) = (p.clone(), self.backfill_turn.clone());
         let waiting = older.len() as u64;
         self.stats.backfill_waiting_bars.fetch_add(waiting, Ordering::Relaxed);
-        tracing::info!(bars = older.len(), "backfill waits for the store to catch up before it is stored");
+        tracing::debug!(bars = older.len(), "backfill waits for the store to catch up before it is stored");
         tokio::spawn(async move {
-            let _turn = turn.lock().await;
-            let chunk = (room.buffer_bars / 2).max(1);
+            let mut turn = Some(turn);
+            let lock = wait_turn.lock();
+            tokio::pin!(lock);
+            let _wait_turn = loop {
+                tokio::select! {
+                    guard = &mut lock => break guard,
+                    _ = tokio::time::sleep(BACKFILL_ROOM_POLL) => room.give_back_if_store_down(&mut turn),
+                }
+            };
+            let chunk = (room.buffer_bars / 4).max(1);
             let mut older = older.into_iter().peekable();
             while older.peek().is_some() {
                 let part: Vec<Bar> = older.by_ref().take(chunk).collect();
                 while !room.has_room_for(part.len()) && p.connected() {
+                    room.give_back_if_store_down(&mut turn);
                     tokio::time::sleep(BACKFILL_ROOM_POLL).await;
                 }
                 room.stats.backfill_waiting_bars.fetch_sub(part.len() as u64, Ordering::Relaxed);
                 send(&p, &room.stats, part, source.clone());
             }
+            // Every bar handed over: the next feed may make its backfill.
+            drop(turn);
         });
     }
 
@@ -345,7 +377,7 @@ const CORRECTION_MARGIN_MS: i64 = 60_000;
 const SEED_PATIENCE: Duration = Duration::from_secs(10);
 
 /// How often a held-back backfill looks for room.
-const BACKFILL_ROOM_POLL: Duration = Duration::from_millis(100);
+const BACKFILL_ROOM_POLL: Duration = Duration::from_millis(20);
 
 /// Hands bars to the persistence actor, counted as queued until it takes them from its mailbox.
 fn send(p: &Addr<Persister>, stats: &PersistStats, bars: Vec<Bar>, source: Arc<str>) {
@@ -353,8 +385,10 @@ fn send(p: &Addr<Persister>, stats: &PersistStats, bars: Vec<Bar>, source: Arc<s
     p.do_send(PersistBars { bars, source });
 }
 
-/// Whether persistence can take more bars without dropping any: the memory buffer has room, or the
-/// journal stays under half its cap (the other half is kept for live bars during a store outage).
+/// Whether persistence can take more bars without dropping any: the memory buffer has room, or, while the
+/// store fails, the journal stays under half its cap (the other half is kept for live bars during the
+/// outage). While the store works, backfills never go to the journal: a journal written back behind a
+/// slow store took ~50 K bars/s where the store took ~170 K (10,000 symbols, docs/BENCHMARKS.md).
 #[derive(Clone)]
 struct Room {
     stats: Arc<PersistStats>,
@@ -362,11 +396,24 @@ struct Room {
 }
 
 impl Room {
+    /// While the store is down, a backfill waiting for room gives its turn back: the feeds waiting for a turn
+    /// must not wait for the store to go live. Its bars wait in memory meanwhile, as every bar does that the
+    /// journal cannot take.
+    fn give_back_if_store_down(&self, turn: &mut Option<BackfillPermit>) {
+        if !self.stats.healthy.load(Ordering::Relaxed) {
+            turn.take();
+        }
+    }
+
     fn has_room_for(&self, bars: usize) -> bool {
         let buffered = (self.stats.buffered_bars.load(Ordering::Relaxed)
             + self.stats.backfill_queued_bars.load(Ordering::Relaxed)) as usize;
-        if buffered.saturating_add(bars) <= self.buffer_bars {
+        // A quarter of the buffer stays for live bars: a buffer that reaches `buffer_bars` is journaled.
+        if buffered.saturating_add(bars) <= (self.buffer_bars / 4 * 3).max(1) {
             return true;
+        }
+        if self.stats.healthy.load(Ordering::Relaxed) {
+            return false;
         }
         let (bytes, max) =
             (self.stats.journal_bytes.load(Ordering::Relaxed), self.stats.journal_max_bytes.load(Ordering::Relaxed));
@@ -464,3 +511,6 @@ mod tests;
 
 #[cfg(test)]
 mod tiers;
+
+#[cfg(test)]
+mod paced;

@@ -15,11 +15,13 @@
 //! - [`journal`]: the on-disk spill of batches the store did not take yet.
 //! - [`dead_letters`]: bars that will never be written (the store refuses them), kept for a human.
 //! - [`actor`]: the persistence actor: batching, backoff, journal, figures.
+//! - [`admission`]: backfills take turns, so that feeds make them only as fast as persistence stores them.
 //! - [`history`]: the one history service of REST, WebSocket and backtests.
 //! - [`script_data`]: script-created symbols and executed trades (embedded and segment stores).
 //! - [`retention`]: `[store.retention]`, and the background loop that deletes expired bars.
 
 pub(crate) mod actor;
+pub(crate) mod admission;
 pub(crate) mod dead_letters;
 pub(crate) mod durability;
 pub(crate) mod embedded;
@@ -46,6 +48,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Bar, Interval, Symbol};
 
+pub use admission::{BackfillAdmission, BackfillPermit};
 pub use durability::{set_memory_trim, Announced, Durability};
 pub use embedded::{EmbeddedStore, FILE_NAME as EMBEDDED_FILE_NAME};
 pub use history::{Held, History, HistoryError};

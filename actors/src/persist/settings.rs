@@ -80,6 +80,9 @@ pub struct StoreSettings {
     pub batch_ms: u64,
     /// Bars held in memory at most; beyond that (and whenever the store is failing) they go to the journal.
     pub buffer_bars: usize,
+    /// Feeds that make their backfill and hand it to persistence at the same time; the others wait their
+    /// turn (see `persist::admission`).
+    pub backfill_concurrency: usize,
     /// First retry delay after a failed write, doubled per failure up to `retry_max_ms` (with jitter).
     pub retry_initial_ms: u64,
     pub retry_max_ms: u64,
@@ -108,6 +111,7 @@ impl Default for StoreSettings {
             batch_bars: 1_000,
             batch_ms: 1_000,
             buffer_bars: 100_000,
+            backfill_concurrency: 4,
             retry_initial_ms: 250,
             retry_max_ms: 30_000,
             journal_max_bytes: 1 << 30,
@@ -153,6 +157,7 @@ impl StoreSettings {
             (self.batch_bars >= 1, "store.batch_bars must be at least 1"),
             (self.batch_ms >= 1, "store.batch_ms must be at least 1"),
             (self.buffer_bars >= self.batch_bars, "store.buffer_bars must be at least store.batch_bars"),
+            (self.backfill_concurrency >= 1, "store.backfill_concurrency must be at least 1"),
             (self.retry_initial_ms >= 1, "store.retry_initial_ms must be at least 1"),
             (self.retry_max_ms >= self.retry_initial_ms, "store.retry_max_ms must be at least store.retry_initial_ms"),
             (self.journal_max_bytes >= 16 << 10, "store.journal_max_bytes must be at least 16384"),
