@@ -22,6 +22,7 @@ pub struct ClusterStats {
     pub received: AtomicU64,
     pub receive_gaps: AtomicU64,
     pub receive_duplicates: AtomicU64,
+    pub derive_stale: AtomicU64,
     pub resyncs: AtomicU64,
     pub cache_writes: AtomicU64,
     pub cache_bars_written: AtomicU64,
@@ -70,6 +71,10 @@ pub const CLUSTER_METRICS: &[ClusterMetric] = &[
     counter!(received, "Bar-update messages received from other nodes"),
     counter!(receive_gaps, "Missing message sequence numbers noticed (each triggers a resync from the today-cache)"),
     counter!(receive_duplicates, "Messages received twice or out of order, ignored"),
+    counter!(
+        derive_stale,
+        "Messages whose derivable forming bars were not derived: this node's state differed from the sender's"
+    ),
     counter!(resyncs, "Symbols re-read from the today-cache (start, gap, reconnect, new source node)"),
     counter!(cache_writes, "Today-cache writes (one transaction each)"),
     counter!(cache_bars_written, "Bars written to the today-cache"),
