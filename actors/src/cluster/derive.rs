@@ -68,8 +68,7 @@ impl Forming {
                 *slot = None;
             }
         }
-        let mut bars: Vec<Bar> =
-            updates.iter().filter(|b| b.closed || b.interval == Interval::S1).cloned().collect();
+        let mut bars: Vec<Bar> = updates.iter().filter(|b| b.closed || b.interval == Interval::S1).cloned().collect();
         // The receiver checks the state it derives from; which slots that covers is known only at the end.
         let before = self.slot_hashes();
         self.touched = 0;
@@ -336,7 +335,8 @@ mod tests {
                     source.take_partials(&mut out);
                 }
                 Step::Frame { conflated } => {
-                    let updates = if *conflated { conflate(std::mem::take(&mut out)) } else { std::mem::take(&mut out) };
+                    let updates =
+                        if *conflated { conflate(std::mem::take(&mut out)) } else { std::mem::take(&mut out) };
                     let bars: Vec<Bar> = updates.into_iter().map(|u| u.bar).collect();
                     frames += 1;
                     let planned = sender.plan(&bars, frames % refresh_every == 0);
@@ -359,7 +359,10 @@ mod tests {
                         // And what was published is the aggregator's own forming bar, where it has one.
                         if let Some(own) = source.current(interval).filter(|b| !b.is_flat() && !conflated_away(&out)) {
                             let got = got.filter(|g| g.open_time == own.open_time);
-                            assert!(got.is_some_and(|g| same(g, own)), "{interval}: aggregator {own:?}, follower {got:?}");
+                            assert!(
+                                got.is_some_and(|g| same(g, own)),
+                                "{interval}: aggregator {own:?}, follower {got:?}"
+                            );
                         }
                     }
                 }

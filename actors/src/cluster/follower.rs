@@ -242,7 +242,7 @@ impl Follower {
         };
         let cached = snapshot.bars.len();
         let step = sync.on_snapshot(snapshot);
-        self.w.link.stats.derive_stale.fetch_add(sync.take_stale(), Ordering::Relaxed);
+        self.w.link.stats.note_derived(sync.take_derived());
         match step {
             OnSnapshot::Apply { bars, complete } => {
                 let stats = &self.w.link.stats;
@@ -296,7 +296,7 @@ impl Follower {
         let known = self.syncs.contains_key(&symbol);
         let sync = self.follow(&symbol);
         let step = sync.on_message(batch);
-        stats.derive_stale.fetch_add(sync.take_stale(), Ordering::Relaxed);
+        stats.note_derived(sync.take_derived());
         if !known {
             // First sight of this symbol: it starts syncing, so read its cache.
             self.read_cache(symbol.clone(), ctx);

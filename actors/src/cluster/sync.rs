@@ -64,8 +64,9 @@ pub struct SymbolSync {
     max_attempts: u32,
     /// What the derived forming bars are derived from.
     forming: Forming,
-    /// Messages whose derived bars were left out since [`SymbolSync::take_stale`]: this node's state was not
-    /// the sender's.
+    /// Since [`SymbolSync::take_derived`]: forming bars derived, and messages whose derived bars were left
+    /// out (this node's state was not the sender's).
+    derived: u64,
     stale: u64,
 }
 
@@ -77,18 +78,21 @@ impl SymbolSync {
             state: State::Syncing { buffer: VecDeque::new(), attempts: 0, previous: None, reload: false },
             max_attempts: max_attempts.max(1),
             forming: Forming::default(),
+            derived: 0,
             stale: 0,
         }
     }
 
-    /// How many messages had their derived bars left out since the last call.
-    pub fn take_stale(&mut self) -> u64 {
-        std::mem::take(&mut self.stale)
+    /// Forming bars derived, and messages whose derived bars were left out, since the last call.
+    pub fn take_derived(&mut self) -> (u64, u64) {
+        (std::mem::take(&mut self.derived), std::mem::take(&mut self.stale))
     }
 
     /// The bars to apply for `batch`: its own, then those it lets this node derive.
     fn expand(&mut self, batch: Batch) -> Vec<Bar> {
+        let sent = batch.bars.len();
         let (bars, in_step) = self.forming.apply(batch.bars, batch.derive);
+        self.derived += (bars.len() - sent) as u64;
         self.stale += u64::from(!in_step);
         bars
     }

@@ -259,7 +259,13 @@ pub fn decode_batch(channel: &str, symbol: &Symbol, payload: &[u8]) -> Result<Ba
         let reason = format!("bar {} {} at {}: {reason}", bar.symbol, bar.interval, bar.open_time);
         return Err(WireError::Message { channel: channel.to_owned(), reason });
     }
-    Ok(Batch { node: wire.node.into_owned(), seq: wire.seq, bars, rewritten: wire.rewritten, derive: Derive::default() })
+    Ok(Batch {
+        node: wire.node.into_owned(),
+        seq: wire.seq,
+        bars,
+        rewritten: wire.rewritten,
+        derive: Derive::default(),
+    })
 }
 
 #[derive(Serialize, Deserialize)]
@@ -350,7 +356,10 @@ mod tests {
         let back = decode_frame("cc:frames", &payload, "node-b").unwrap();
         assert_eq!(back.len(), 2);
         for ((symbol, batch), want) in back.iter().zip(&entries) {
-            assert_eq!((symbol, &batch.node[..], batch.seq, &batch.bars), (&want.symbol, "node-a", want.seq, &want.bars));
+            assert_eq!(
+                (symbol, &batch.node[..], batch.seq, &batch.bars),
+                (&want.symbol, "node-a", want.seq, &want.bars)
+            );
             assert_eq!(batch.derive, want.derive);
             assert!(!batch.rewritten);
         }
@@ -366,7 +375,10 @@ mod tests {
             assert!(err.contains(&format!("frame version {}", &other[4..])), "{err}");
         }
         let v2 = r#"{"v":2,"n":"node-a","s":[["BTCUSDT",42,[["1m",1700000040000,1.0,1.0,1.0,1.0,1.0,1,true]]]]}"#;
-        assert!(decode_frame("cc:frames", v2.as_bytes(), "node-b").unwrap_err().to_string().contains("frame version 2"));
+        assert!(decode_frame("cc:frames", v2.as_bytes(), "node-b")
+            .unwrap_err()
+            .to_string()
+            .contains("frame version 2"));
         // A version-1 message (one symbol's batch) on the frames channel is refused, not read as a frame.
         assert!(decode_frame("cc:frames", &encode_batch("node-a", 1, &entries[0].bars), "node-b").is_err());
         // And a frame on a symbol's channel is refused by a version-1 reader (it has no "q" and "b").
