@@ -184,9 +184,9 @@ impl SymbolSync {
         let base = if use_cache { in_cache } else { applied };
         let buffered: Vec<Batch> = std::mem::take(buffer).into_iter().filter(|b| b.node == node).collect();
         if let Some(base) = base {
-            let newer = buffered.iter().filter(|b| b.seq > base);
+            let mut newer = buffered.iter().filter(|b| b.seq > base);
             if newer.clone().enumerate().all(|(i, b)| b.seq == base + 1 + i as u64) {
-                let last = newer.last().map_or(base, |b| b.seq);
+                let last = newer.next_back().map_or(base, |b| b.seq);
                 let bars = if use_cache { cached } else { Vec::new() };
                 self.state = State::Live { source: Some((node, last)) };
                 let newer = buffered.into_iter().filter(|b| b.seq > base);
