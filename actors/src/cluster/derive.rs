@@ -97,8 +97,8 @@ impl Forming {
     }
 
     /// The receiver's side: the bars of one entry (sent by [`Forming::plan`]) and after them the derived
-    /// forming bars its mask names. `None` in place of the derived bars when this state is not the one the
-    /// sender derived from (they are left out; the sent bars still apply).
+    /// forming bars its mask names, and whether this state was the one the sender derived from (if not, the
+    /// derived bars are left out; the sent bars still apply).
     pub fn apply(&mut self, bars: Vec<Bar>, derive: Derive) -> (Vec<Bar>, bool) {
         let mask = derive.mask & DERIVABLE;
         let in_step = mask == 0 || combine(&self.slot_hashes(), mask) == derive.fingerprint;
