@@ -3,7 +3,9 @@
 # (release build), N simulated symbols at 1 trade/s each, no backfill (the run is about live traffic), no clients.
 # Once the ingest runs every symbol's feed and the edge has synced them, over WINDOW_SECS it measures:
 #   Redis        commands/s (total_commands_processed delta), PUBLISH calls/s (INFO commandstats), CPU as % of
-#                one core (/proc/<pid>/stat utime+stime delta), bytes/s in (total_net_input_bytes delta), memory
+#                one core (/proc/<pid>/stat utime+stime delta), bytes/s in (total_net_input_bytes delta: the frames
+#                and the cache writes), bytes/s out (total_net_output_bytes delta: mostly the frames delivered to
+#                the two subscribed nodes, what Redis's pub/sub output-buffer limit is about), memory
 #   nodes        CPU (% of one core) and RSS of the ingest and of the edge
 # and then whether the edge's bars equal the ingest's: GET /api/historical on both for SAMPLE symbols and the
 # intervals 1s, 5s, 15s (the run has no backfill); the closed bars both hold (up to the ingest's newest closed bar minus a margin, so
@@ -89,8 +91,8 @@ for bar in a[1:-2]:
 EOF
 }
 
-echo "| build | symbols | Redis commands/s | PUBLISH/s | Redis CPU (% of a core) | Redis bytes in/s | Redis memory | ingest CPU / RSS | edge CPU / RSS | edge bars = ingest bars |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| build | symbols | Redis commands/s | PUBLISH/s | Redis CPU (% of a core) | Redis bytes in/s | Redis bytes out/s | Redis memory | ingest CPU / RSS | edge CPU / RSS | edge bars = ingest bars |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for n in "${counts[@]}"; do
   data=$(mktemp -d)
   rport=$(free_port)
@@ -121,9 +123,11 @@ for n in "${counts[@]}"; do
   done
   sleep "${SETTLE_SECS:-10}"
   c0=$(info_field stats total_commands_processed); p0=$(publish_calls); b0=$(info_field stats total_net_input_bytes)
+  o0=$(info_field stats total_net_output_bytes)
   r0=$(cpu_ticks "$redis_pid"); i0=$(cpu_ticks "$ingest_pid"); e0=$(cpu_ticks "$edge_pid")
   sleep "$window"
   c1=$(info_field stats total_commands_processed); p1=$(publish_calls); b1=$(info_field stats total_net_input_bytes)
+  o1=$(info_field stats total_net_output_bytes)
   r1=$(cpu_ticks "$redis_pid"); i1=$(cpu_ticks "$ingest_pid"); e1=$(cpu_ticks "$edge_pid")
   mem=$(info_field memory used_memory_human)
   pct() { echo "scale=1; ($2 - $1) * 100 / $ticks / $window" | bc; }
@@ -147,9 +151,10 @@ for n in "${counts[@]}"; do
   done
   echo "$n redis: $(info stats | grep -E 'output_buffer|rejected|evicted' | tr '\n' ' ')" >&2
   grep -i "output buffer\|closed" "$data/redis.out" | tail -3 >&2 || true
-  printf '| %s | %s | %.0f | %.1f | %s %% | %.0f KB/s | %s | %s %% / %s MB | %s %% / %s MB | %s (edge gaps %s) |\n' \
+  printf '| %s | %s | %.0f | %.1f | %s %% | %.0f KB/s | %.0f KB/s | %s | %s %% / %s MB | %s %% / %s MB | %s (edge gaps %s) |\n' \
     "$label" "$n" "$(echo "($c1 - $c0) / $window" | bc -l)" "$(echo "($p1 - $p0) / $window" | bc -l)" \
-    "$(pct "$r0" "$r1")" "$(echo "($b1 - $b0) / $window / 1000" | bc -l)" "$mem" \
+    "$(pct "$r0" "$r1")" "$(echo "($b1 - $b0) / $window / 1000" | bc -l)" \
+    "$(echo "($o1 - $o0) / $window / 1000" | bc -l)" "$mem" \
     "$(pct "$i0" "$i1")" "$(rss_mb "$ingest_pid")" "$(pct "$e0" "$e1")" "$(rss_mb "$edge_pid")" "$verdict" "$gaps"
   cleanup
 done

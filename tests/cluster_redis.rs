@@ -601,3 +601,54 @@ async fn one_publish_carries_the_updates_of_many_symbols_and_the_edge_still_matc
     }
     assert_eq!(stat(&edge.stats().await, "receive_gaps"), 0, "no message lost");
 }
+
+/// The forming bar of `interval` a node serves now (REST: the newest bar, if it is still forming).
+async fn forming_bar(server: &TestServer, interval: &str) -> Option<Value> {
+    let (status, body) = server.get_json(&format!("/api/historical/BTCUSDT?interval={interval}&limit=1")).await;
+    assert_eq!(status, 200, "{body}");
+    body["data"].as_array()?.last().filter(|b| b["closed"] == false && b["trades"].as_u64() > Some(0)).cloned()
+}
+
+/// Issue 20: the edge derives the coarse forming bars from the 1s bars (the frames carry only what it cannot
+/// derive). While trades flow, every forming 1m state the edge serves that the ingest was seen serving too
+/// (same open time, same trade count) is the ingest's, field for field; and the edge derived them (none of
+/// its derivations was left out for a state that differed from the sender's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_derives_the_ingests_forming_bars_of_a_coarse_interval_while_trades_flow() {
+    let redis = RedisServer::start();
+    // A few trades a second: the ingest is polled often enough to see (nearly) every state it goes through.
+    let node = |role: &str, id: &str| {
+        let mut settings = cluster_node(&redis, role, id);
+        settings.push(("feed.simulated.trades_per_second", Toml::Float(4.0)));
+        settings
+    };
+    let ingest = TestServer::start(&node("ingest", "ingest-a")).await;
+    let edge = TestServer::start(&node("edge", "edge-a")).await;
+    eventually(60, "the edge follows the ingest", || async {
+        (stat(&edge.stats().await, "received") > 0 && forming_bar(&edge, "1m").await.is_some()).then_some(())
+    })
+    .await;
+    let key = |bar: &Value| (bar["timestamp"].as_i64().unwrap_or(0), bar["trades"].as_u64().unwrap_or(0));
+    let mut on_ingest = std::collections::HashMap::new();
+    let (mut compared, mut states) = (0, std::collections::BTreeSet::new());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    while compared < 20 {
+        assert!(tokio::time::Instant::now() < deadline, "only {compared} forming states seen on both nodes");
+        if let Some(bar) = forming_bar(&ingest, "1m").await {
+            on_ingest.insert(key(&bar), bar);
+        }
+        let Some(bar) = forming_bar(&edge, "1m").await else { continue };
+        if let Some(same_state) = on_ingest.get(&key(&bar)) {
+            assert_eq!(&bar, same_state, "the edge's forming 1m bar differs from the ingest's in the same state");
+            if states.insert(key(&bar)) {
+                compared += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let edge_stats = edge.stats().await;
+    // The first update of a symbol sends every forming bar as it is; after that the 1m bars are derived.
+    assert!(stat(&edge_stats, "derived_bars") >= compared / 2, "derived, not received: {edge_stats}");
+    assert_eq!(stat(&edge_stats, "derive_stale"), 0, "{edge_stats}");
+    assert_eq!(stat(&edge_stats, "receive_gaps"), 0, "{edge_stats}");
+}

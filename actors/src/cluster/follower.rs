@@ -241,7 +241,9 @@ impl Follower {
             }
         };
         let cached = snapshot.bars.len();
-        match sync.on_snapshot(snapshot) {
+        let step = sync.on_snapshot(snapshot);
+        self.w.link.stats.note_derived(sync.take_derived());
+        match step {
             OnSnapshot::Apply { bars, complete } => {
                 let stats = &self.w.link.stats;
                 stats.resyncs.fetch_add(1, Ordering::Relaxed);
@@ -292,7 +294,9 @@ impl Follower {
             return;
         }
         let known = self.syncs.contains_key(&symbol);
-        let step = self.follow(&symbol).on_message(batch);
+        let sync = self.follow(&symbol);
+        let step = sync.on_message(batch);
+        stats.note_derived(sync.take_derived());
         if !known {
             // First sight of this symbol: it starts syncing, so read its cache.
             self.read_cache(symbol.clone(), ctx);

@@ -10,6 +10,7 @@
 //! - [`settings`]: `[node]` and `[redis]`, URL redaction, node ids.
 //! - [`link`]: the one Redis connection (reconnects and resubscribes by itself), its health check.
 //! - [`wire`]: channel and key names, the compact JSON of messages and cached bars.
+//! - [`derive`]: the coarse forming bars a follower derives from the 1s bars instead of receiving them.
 //! - [`publisher`]: publishes the bar updates of the symbols this node runs, keeps the cache current.
 //! - [`writer`]: the task that sends the publisher's messages and cache writes, in order, in transactions.
 //! - [`today_cache`]: today's bars per symbol and interval in Redis: writes, reads, the watermark.
@@ -18,6 +19,7 @@
 //! - [`lease`]: one feed per symbol across the cluster.
 //! - [`stats`]: the figures `/api/stats`, `/health` and `/metrics` show.
 
+pub(crate) mod derive;
 pub(crate) mod follower;
 pub(crate) mod lease;
 pub(crate) mod link;

@@ -5,7 +5,9 @@
 //! Redis's work grows with what changes, not with symbols × intervals × update rate: the updates of every
 //! symbol are gathered for `publish_flush_ms` and leave as one frame (one PUBLISH per node per flush, each
 //! symbol's part numbered as before), and the cache gets, per symbol and cache flush, the closed bars that
-//! changed plus one key holding all its forming bars (not four commands per interval).
+//! changed plus one key holding all its forming bars (not four commands per interval). A frame carries only
+//! what followers cannot derive: the coarse forming bars they derive from the 1s bars are left out
+//! (see [`super::derive`]; the publisher runs the same derivation to know which).
 //!
 //! Updates of symbols this node only follows are not published (they came from Redis). While Redis is
 //! down, messages are dropped and counted; the cache is rewritten from history once it is back.
@@ -22,9 +24,10 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::sync::{mpsc, watch};
 
+use super::derive::{Forming, REFRESH_MS};
 use super::link::RedisLink;
 use super::today_cache::{CacheLimits, CacheWrite, PendingWrites};
-use super::wire::{self, Keys};
+use super::wire::{self, FrameEntry, Keys};
 use super::writer::Outgoing;
 use super::Led;
 use crate::aggregator::GetBars;
@@ -66,6 +69,9 @@ pub struct Publisher {
     limits: CacheLimits,
     /// Message numbers, per symbol, of this node.
     seqs: HashMap<Symbol, u64>,
+    /// Per symbol, the followers' derivation state as this node's frames leave it, and when its forming
+    /// bars next all go out as they are.
+    derived: HashMap<Symbol, (Forming, i64)>,
     /// `None` without `cache_today`.
     pending: Option<PendingWrites>,
     flush_every: Duration,
@@ -107,6 +113,7 @@ impl Publisher {
             queue,
             limits,
             seqs: HashMap::new(),
+            derived: HashMap::new(),
             pending: cache_today.then(PendingWrites::default),
             flush_every,
             publish_every,
@@ -124,15 +131,23 @@ impl Publisher {
             return;
         }
         self.outbox_index.clear();
+        let now = now_ms();
         let mut entries = Vec::with_capacity(self.outbox.len());
         for (symbol, bars) in self.outbox.drain(..) {
             let seq = self.seqs.entry(symbol.clone()).or_default();
             *seq += 1;
             let seq = *seq;
             if let Some(pending) = &mut self.pending {
+                // The cache gets every forming bar: a follower that syncs from it derives from there.
                 pending.note(&symbol, seq, &bars);
             }
-            entries.push((symbol, seq, bars));
+            let (forming, refresh_at) = self.derived.entry(symbol.clone()).or_default();
+            let refresh = now >= *refresh_at;
+            if refresh {
+                *refresh_at = now + REFRESH_MS;
+            }
+            let planned = forming.plan(&bars, refresh);
+            entries.push(FrameEntry { symbol, seq, bars: planned.bars, derive: planned.derive });
         }
         let messages = entries.len() as u64;
         let item = Outgoing::Publish {
@@ -273,6 +288,9 @@ impl Handler<RewriteCache> for Publisher {
                 pending.reset(&msg.symbol, &forming);
             }
             let seq = p.seqs.get(&msg.symbol).copied().unwrap_or(0);
+            // Followers reading the rewritten cache derive from its forming bars, which may be newer than
+            // the state this node derived from: the next update sends every forming bar as it is.
+            p.derived.remove(&msg.symbol);
             let n = bars.len();
             let write = CacheWrite {
                 keys: p.keys.clone(),

@@ -22,6 +22,8 @@ pub struct ClusterStats {
     pub received: AtomicU64,
     pub receive_gaps: AtomicU64,
     pub receive_duplicates: AtomicU64,
+    pub derived_bars: AtomicU64,
+    pub derive_stale: AtomicU64,
     pub resyncs: AtomicU64,
     pub cache_writes: AtomicU64,
     pub cache_bars_written: AtomicU64,
@@ -70,6 +72,11 @@ pub const CLUSTER_METRICS: &[ClusterMetric] = &[
     counter!(received, "Bar-update messages received from other nodes"),
     counter!(receive_gaps, "Missing message sequence numbers noticed (each triggers a resync from the today-cache)"),
     counter!(receive_duplicates, "Messages received twice or out of order, ignored"),
+    counter!(derived_bars, "Forming bars this node derived from the 1s bars instead of receiving them"),
+    counter!(
+        derive_stale,
+        "Messages whose derivable forming bars were not derived: this node's state differed from the sender's"
+    ),
     counter!(resyncs, "Symbols re-read from the today-cache (start, gap, reconnect, new source node)"),
     counter!(cache_writes, "Today-cache writes (one transaction each)"),
     counter!(cache_bars_written, "Bars written to the today-cache"),
@@ -100,6 +107,12 @@ pub struct ClusterReport {
 }
 
 impl ClusterStats {
+    /// Counts what a symbol's follower derived: (forming bars derived, messages whose derivation was left out).
+    pub fn note_derived(&self, (derived, stale): (u64, u64)) {
+        self.derived_bars.fetch_add(derived, Ordering::Relaxed);
+        self.derive_stale.fetch_add(stale, Ordering::Relaxed);
+    }
+
     /// Records a working connection; true when it was down (the first connection included).
     pub fn mark_up(&self) -> bool {
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;

@@ -6,9 +6,13 @@
 //! whose bars it holds), its bars are applied, then the buffered messages after the watermark. Reading
 //! after subscribing is what closes the race between the cache and the live stream. When the cache is
 //! behind the buffered messages (it is written every `cache_flush_ms`), it is read again.
+//!
+//! Each applied message is expanded by the coarse forming bars it lets this node derive ([`Forming`]), from
+//! the state the messages applied so far (and the cache, when a resync takes it) left.
 
 use std::collections::VecDeque;
 
+use super::derive::Forming;
 use super::wire::Batch;
 use crate::model::Bar;
 
@@ -58,6 +62,12 @@ enum State {
 pub struct SymbolSync {
     state: State,
     max_attempts: u32,
+    /// What the derived forming bars are derived from.
+    forming: Forming,
+    /// Since [`SymbolSync::take_derived`]: forming bars derived, and messages whose derived bars were left
+    /// out (this node's state was not the sender's).
+    derived: u64,
+    stale: u64,
 }
 
 impl SymbolSync {
@@ -67,7 +77,24 @@ impl SymbolSync {
         SymbolSync {
             state: State::Syncing { buffer: VecDeque::new(), attempts: 0, previous: None, reload: false },
             max_attempts: max_attempts.max(1),
+            forming: Forming::default(),
+            derived: 0,
+            stale: 0,
         }
+    }
+
+    /// Forming bars derived, and messages whose derived bars were left out, since the last call.
+    pub fn take_derived(&mut self) -> (u64, u64) {
+        (std::mem::take(&mut self.derived), std::mem::take(&mut self.stale))
+    }
+
+    /// The bars to apply for `batch`: its own, then those it lets this node derive.
+    fn expand(&mut self, batch: Batch) -> Vec<Bar> {
+        let sent = batch.bars.len();
+        let (bars, in_step) = self.forming.apply(batch.bars, batch.derive);
+        self.derived += (bars.len() - sent) as u64;
+        self.stale += u64::from(!in_step);
+        bars
     }
 
     pub fn is_syncing(&self) -> bool {
@@ -100,7 +127,7 @@ impl SymbolSync {
                 }
                 if batch.seq == *last + 1 {
                     *last = batch.seq;
-                    return OnMessage::Apply(batch.bars);
+                    return OnMessage::Apply(self.expand(batch));
                 }
                 self.resync_with(batch);
                 OnMessage::Resync { gap: true }
@@ -110,8 +137,8 @@ impl SymbolSync {
                 OnMessage::Resync { gap: false }
             }
             State::Live { source } => {
-                *source = Some((batch.node, batch.seq));
-                OnMessage::Apply(batch.bars)
+                *source = Some((batch.node.clone(), batch.seq));
+                OnMessage::Apply(self.expand(batch))
             }
             State::Syncing { buffer, .. } => {
                 if buffer.len() >= MAX_BUFFERED {
@@ -147,6 +174,7 @@ impl SymbolSync {
             .cloned()
         else {
             self.state = State::Live { source: None };
+            self.forming.reset_from(&cached);
             return OnSnapshot::Apply { bars: cached, complete: true };
         };
         let of_node = |base: &Option<(String, u64)>| base.as_ref().filter(|(n, _)| *n == node).map(|(_, seq)| *seq);
@@ -156,13 +184,13 @@ impl SymbolSync {
         let base = if use_cache { in_cache } else { applied };
         let buffered: Vec<Batch> = std::mem::take(buffer).into_iter().filter(|b| b.node == node).collect();
         if let Some(base) = base {
-            let newer: Vec<&Batch> = buffered.iter().filter(|b| b.seq > base).collect();
-            if newer.iter().enumerate().all(|(i, b)| b.seq == base + 1 + i as u64) {
-                let last = newer.last().map_or(base, |b| b.seq);
-                let mut bars = if use_cache { cached } else { Vec::new() };
-                bars.extend(newer.iter().flat_map(|b| b.bars.iter().cloned()));
+            let mut newer = buffered.iter().filter(|b| b.seq > base);
+            if newer.clone().enumerate().all(|(i, b)| b.seq == base + 1 + i as u64) {
+                let last = newer.next_back().map_or(base, |b| b.seq);
+                let bars = if use_cache { cached } else { Vec::new() };
                 self.state = State::Live { source: Some((node, last)) };
-                return OnSnapshot::Apply { bars, complete: true };
+                let newer = buffered.into_iter().filter(|b| b.seq > base);
+                return OnSnapshot::Apply { bars: self.take_up(use_cache, bars, newer), complete: true };
             }
         }
         *attempts += 1;
@@ -172,12 +200,26 @@ impl SymbolSync {
         }
         // The cache never caught up: take it (unless older than what is applied) and every buffered
         // message after what is known, as they are.
-        let mut bars = if use_cache || applied.is_none() { cached } else { Vec::new() };
+        let take_cache = use_cache || applied.is_none();
+        let bars = if take_cache { cached } else { Vec::new() };
         let from = base.unwrap_or(0);
         let last = buffered.iter().map(|b| b.seq).max().map_or(base, Some);
-        bars.extend(buffered.into_iter().filter(|b| b.seq > from).flat_map(|b| b.bars));
         self.state = State::Live { source: last.map(|seq| (node, seq)) };
-        OnSnapshot::Apply { bars, complete: false }
+        let newer = buffered.into_iter().filter(|b| b.seq > from);
+        OnSnapshot::Apply { bars: self.take_up(take_cache, bars, newer), complete: false }
+    }
+
+    /// The bars of a resync: the cache's (`cached`, when it is taken: derivation starts from it), then each
+    /// buffered message's, expanded.
+    fn take_up(&mut self, from_cache: bool, mut bars: Vec<Bar>, newer: impl Iterator<Item = Batch>) -> Vec<Bar> {
+        if from_cache {
+            self.forming.reset_from(&bars);
+        }
+        for batch in newer {
+            let expanded = self.expand(batch);
+            bars.extend(expanded);
+        }
+        bars
     }
 }
 
@@ -191,7 +233,7 @@ mod tests {
     }
 
     fn batch(node: &str, seq: u64) -> Batch {
-        Batch { node: node.into(), seq, bars: vec![bar(seq as i64)], rewritten: false }
+        Batch { node: node.into(), seq, bars: vec![bar(seq as i64)], rewritten: false, derive: Default::default() }
     }
 
     fn minutes(bars: &[Bar]) -> Vec<i64> {

@@ -5,11 +5,15 @@
 //!   is a batch of one symbol's bar updates in the order they happened, numbered per sending node:
 //!   `{"n":"node-a","q":42,"b":[["1m",1700000040000,101.5,102.0,101.0,101.8,3.25,17,false]]}` where each bar
 //!   is `[interval, open_time, open, high, low, close, volume, trades, closed]`. The symbol is the channel's.
-//! - Channel `<prefix>:frames` (wire version 2): everything one node published in one publish flush, all
+//! - Channel `<prefix>:frames` (wire version 3): everything one node published in one publish flush, all
 //!   symbols in one message, each symbol's updates numbered as above (so followers notice gaps per symbol):
-//!   `{"v":2,"n":"node-a","s":[["BTCUSDT",42,[["1m",1700000040000,...,false]]],["ETHUSDT",7,[...]]]}`. A
-//!   frame of another version is refused whole (named in the log), never read as this one. Nodes of wire
-//!   version 1 neither send nor read frames; rewrite notices still go on the per-symbol channel.
+//!   `{"v":3,"n":"node-a","s":[["BTCUSDT",42,[["1s",1700000041000,...,false]],32766,2914056723],["ETHUSDT",7,[...],0,0]]}`.
+//!   An entry carries the closed bars and corrections of every interval, the forming 1s bar, and only those
+//!   coarse forming bars the follower cannot derive; then the mask of the intervals whose forming bar the
+//!   follower derives and the fingerprint of the state it derives from (see [`super::derive`]). A frame of
+//!   another version (version 2 carried every forming bar) is refused whole (named in the log), never read
+//!   as this one. Nodes of wire version 1 neither send nor read frames; rewrite notices still go on the
+//!   per-symbol channel.
 //! - Sorted set `<prefix>:today:<YYYY-MM-DD>:<SYMBOL>:<interval>`: today's closed bars (UTC), score = open
 //!   time, member `[open_time, open, high, low, close, volume, trades, closed]`; one member per open time (a
 //!   rewrite replaces it), at most the interval's cap (the newest), expires an hour after the day ends.
@@ -21,6 +25,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::derive::Derive;
 use crate::model::{Bar, Interval, Symbol};
 
 /// A message or cached bar that candlecast cannot read (another version, or not candlecast's).
@@ -43,6 +48,8 @@ pub struct Batch {
     /// A notice without bars: the sender has just rewritten the symbol's today-cache (see
     /// [`encode_rewritten`]).
     pub rewritten: bool,
+    /// The forming bars the receiver derives after `bars` (none on the per-symbol channel).
+    pub derive: Derive,
 }
 
 /// Names of everything candlecast keeps in Redis, under one prefix.
@@ -129,11 +136,12 @@ pub fn encode_rewritten(node: &str, seq: u64) -> Vec<u8> {
 }
 
 /// The wire version of frames this node sends and reads.
-pub const FRAME_VERSION: u64 = 2;
+pub const FRAME_VERSION: u64 = 3;
 
-/// One symbol's updates in a frame: its name, its message number, its bars.
+/// One symbol's updates in a frame: its name, its message number, its bars, the mask and the fingerprint
+/// of its derived bars.
 #[derive(Serialize, Deserialize)]
-struct WireEntry<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>, u64, Vec<WireBar>);
+struct WireEntry<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>, u64, Vec<WireBar>, u32, u32);
 
 #[derive(Serialize, Deserialize)]
 struct WireFrame<'a> {
@@ -178,10 +186,21 @@ fn from_wire(symbol: &Symbol, bars: Vec<WireBar>) -> Vec<Bar> {
         .collect()
 }
 
-/// The payload of a frame: `entries` are (symbol, message number, bars), one per symbol.
-pub fn encode_frame(node: &str, entries: &[(Symbol, u64, Vec<Bar>)]) -> Vec<u8> {
-    let entries =
-        entries.iter().map(|(symbol, seq, bars)| WireEntry(symbol.as_ref().into(), *seq, to_wire(bars))).collect();
+/// One symbol's part of a frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrameEntry {
+    pub symbol: Symbol,
+    pub seq: u64,
+    pub bars: Vec<Bar>,
+    pub derive: Derive,
+}
+
+/// The payload of a frame: one entry per symbol.
+pub fn encode_frame(node: &str, entries: &[FrameEntry]) -> Vec<u8> {
+    let entries = entries
+        .iter()
+        .map(|e| WireEntry(e.symbol.as_ref().into(), e.seq, to_wire(&e.bars), e.derive.mask, e.derive.fingerprint))
+        .collect();
     serde_json::to_vec(&WireFrame { version: FRAME_VERSION, node: node.into(), entries }).unwrap_or_default()
 }
 
@@ -200,13 +219,14 @@ pub fn decode_frame(channel: &str, payload: &[u8], own_node: &str) -> Result<Vec
     }
     let wire: WireFrame = serde_json::from_slice(payload).map_err(|e| bad(e.to_string()))?;
     let mut out = Vec::with_capacity(wire.entries.len());
-    for WireEntry(name, seq, bars) in wire.entries {
+    for WireEntry(name, seq, bars, mask, fingerprint) in wire.entries {
         let symbol = Symbol::from(name.as_ref());
         let bars = from_wire(&symbol, bars);
         if let Some((bar, reason)) = bars.iter().find_map(|b| b.invalid_reason().map(|r| (b, r))) {
             return Err(bad(format!("bar {} {} at {}: {reason}", bar.symbol, bar.interval, bar.open_time)));
         }
-        out.push((symbol, Batch { node: wire.node.to_string(), seq, bars, rewritten: false }));
+        let derive = Derive { mask, fingerprint };
+        out.push((symbol, Batch { node: wire.node.to_string(), seq, bars, rewritten: false, derive }));
     }
     Ok(out)
 }
@@ -239,7 +259,13 @@ pub fn decode_batch(channel: &str, symbol: &Symbol, payload: &[u8]) -> Result<Ba
         let reason = format!("bar {} {} at {}: {reason}", bar.symbol, bar.interval, bar.open_time);
         return Err(WireError::Message { channel: channel.to_owned(), reason });
     }
-    Ok(Batch { node: wire.node.into_owned(), seq: wire.seq, bars, rewritten: wire.rewritten })
+    Ok(Batch {
+        node: wire.node.into_owned(),
+        seq: wire.seq,
+        bars,
+        rewritten: wire.rewritten,
+        derive: Derive::default(),
+    })
 }
 
 #[derive(Serialize, Deserialize)]
@@ -302,9 +328,10 @@ mod tests {
         );
         let symbol: Symbol = "BTCUSDT".into();
         let back = decode_batch("candlecast:bars:BTCUSDT", &symbol, &payload).unwrap();
-        assert_eq!(back, Batch { node: "node-a".into(), seq: 42, bars, rewritten: false });
+        assert_eq!(back, Batch { node: "node-a".into(), seq: 42, bars, rewritten: false, derive: Derive::default() });
         let notice = decode_batch("c", &symbol, &encode_rewritten("node-a", 42)).unwrap();
-        assert_eq!(notice, Batch { node: "node-a".into(), seq: 42, bars: vec![], rewritten: true });
+        let none = Derive::default();
+        assert_eq!(notice, Batch { node: "node-a".into(), seq: 42, bars: vec![], rewritten: true, derive: none });
         let err = decode_batch("c", &symbol, b"{\"n\":1}").unwrap_err().to_string();
         assert!(err.contains("undecodable message on c"), "{err}");
         // JSON has no inf (serde_json refuses 1e309); a negative volume is a number, and refused here.
@@ -320,23 +347,40 @@ mod tests {
         let (btc, eth): (Symbol, Symbol) = ("BTCUSDT".into(), "ETHUSDT".into());
         let mut eth_bar = bar(Interval::S1, 1_700_000_041_000, false);
         eth_bar.symbol = eth.clone();
-        let entries =
-            vec![(btc.clone(), 42, vec![bar(Interval::M1, 1_700_000_040_000, true)]), (eth, 7, vec![eth_bar])];
+        let derive = Derive { mask: 0b110, fingerprint: 4_000_000_000 };
+        let entries = vec![
+            FrameEntry { symbol: btc.clone(), seq: 42, bars: vec![bar(Interval::M1, 1_700_000_040_000, true)], derive },
+            FrameEntry { symbol: eth, seq: 7, bars: vec![eth_bar], derive: Derive::default() },
+        ];
         let payload = encode_frame("node-a", &entries);
         let back = decode_frame("cc:frames", &payload, "node-b").unwrap();
         assert_eq!(back.len(), 2);
-        for ((symbol, batch), (want_symbol, seq, bars)) in back.iter().zip(&entries) {
-            assert_eq!((symbol, &batch.node[..], batch.seq, &batch.bars), (want_symbol, "node-a", *seq, bars));
+        for ((symbol, batch), want) in back.iter().zip(&entries) {
+            assert_eq!(
+                (symbol, &batch.node[..], batch.seq, &batch.bars),
+                (&want.symbol, "node-a", want.seq, &want.bars)
+            );
+            assert_eq!(batch.derive, want.derive);
             assert!(!batch.rewritten);
         }
         assert!(decode_frame("cc:frames", &payload, "node-a").unwrap().is_empty(), "its own frames: nothing to read");
         let text = std::str::from_utf8(&payload).unwrap();
-        assert!(text.starts_with(r#"{"v":2,"n":"node-a","s":[["BTCUSDT",42,[["1m","#), "{text}");
-        let v3 = text.replacen(r#""v":2"#, r#""v":3"#, 1);
-        let err = decode_frame("cc:frames", v3.as_bytes(), "node-b").unwrap_err().to_string();
-        assert!(err.contains("frame version 3"), "{err}");
+        assert!(text.starts_with(r#"{"v":3,"n":"node-a","s":[["BTCUSDT",42,[["1m","#), "{text}");
+        assert!(text.contains(r#"true]],6,4000000000],["ETHUSDT",7,"#), "{text}");
+        // Another version is refused, whichever way it differs: a version-2 frame has no mask and no
+        // fingerprint, and a version-2 node reading this one would take the coarse forming bars as unchanged.
+        for other in [r#""v":2"#, r#""v":4"#] {
+            let relabelled = text.replacen(r#""v":3"#, other, 1);
+            let err = decode_frame("cc:frames", relabelled.as_bytes(), "node-b").unwrap_err().to_string();
+            assert!(err.contains(&format!("frame version {}", &other[4..])), "{err}");
+        }
+        let v2 = r#"{"v":2,"n":"node-a","s":[["BTCUSDT",42,[["1m",1700000040000,1.0,1.0,1.0,1.0,1.0,1,true]]]]}"#;
+        assert!(decode_frame("cc:frames", v2.as_bytes(), "node-b")
+            .unwrap_err()
+            .to_string()
+            .contains("frame version 2"));
         // A version-1 message (one symbol's batch) on the frames channel is refused, not read as a frame.
-        assert!(decode_frame("cc:frames", &encode_batch("node-a", 1, &entries[0].2), "node-b").is_err());
+        assert!(decode_frame("cc:frames", &encode_batch("node-a", 1, &entries[0].bars), "node-b").is_err());
         // And a frame on a symbol's channel is refused by a version-1 reader (it has no "q" and "b").
         assert!(decode_batch("cc:bars:BTCUSDT", &btc, &payload).is_err());
         let poisoned = text.replacen(",0.30000000000000004,", ",-5,", 1);
