@@ -106,8 +106,10 @@ pub struct HttpConfig {
     pub refusals_free_per_10s: u32,
     pub refusal_delay_ms: u64,
     /// A connection refused over `max_connections_per_host`, its host past its free refusals, is held
-    /// and answered only this long after it was accepted (0: always answered at once).
+    /// and answered only this long after it was accepted (0: always answered at once)...
     pub connection_refusal_delay_ms: u64,
+    /// ...plus as long as its host has been held without a pause, up to this in all.
+    pub connection_refusal_max_delay_ms: u64,
     /// Refused connections held at once, per host and in total; beyond, closed at once unanswered.
     pub max_held_refusals_per_host: usize,
     pub max_held_refusals: usize,

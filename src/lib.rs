@@ -265,8 +265,6 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         App::new()
             .app_data(web::Data::new(state.clone()))
             .wrap(actix_web::middleware::from_fn(http::refusal_delay::delay_refusals))
-            // Outermost: a held refused connection is answered before anything else runs.
-            .wrap(actix_web::middleware::from_fn(http::tarpit::answer_held_refusals))
             .configure(|cfg| http::configure(cfg, &static_dir))
             .default_service(web::to(http::not_found))
     };

@@ -369,6 +369,19 @@ async fn held_refusals(stream: &mut TcpStream) -> Value {
     serde_json::from_str::<Value>(&body).expect("JSON")["stats"]["http_refusals"].clone()
 }
 
+/// `/api/stats`' `http_refusals` once it shows `held` refused connections held.
+async fn held_becomes(stream: &mut TcpStream, held: u64) -> Value {
+    let mut now = Value::Null;
+    for _ in 0..600 {
+        now = held_refusals(stream).await;
+        if now["held"] == held {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never {held} held: {now}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_refused_again_and_again_gets_its_429_late_and_past_the_held_budget_is_closed_at_once() {
     const DELAY_MS: u64 = 1500;
@@ -400,15 +413,7 @@ async fn a_host_refused_again_and_again_gets_its_429_late_and_past_the_held_budg
     late.write_all(b"GET /api/symbols HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
     let late = tokio::spawn(async move { (read_until_closed(&mut late).await, started.elapsed()) });
     // Meanwhile the host's admitted connections still work, and show the held one.
-    let mut now = Value::Null;
-    for _ in 0..600 {
-        now = held_refusals(&mut stats_on).await;
-        if now["held"] == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(now["held"], 1, "{now}");
+    let now = held_becomes(&mut stats_on, 1).await;
     assert_eq!(now["closed_at_once"], 0, "{now}");
     // The held budget (1 per host) is full: the next one is closed at once, without an answer.
     let mut past = TcpStream::connect(server.addr).await.unwrap();
@@ -419,17 +424,39 @@ async fn a_host_refused_again_and_again_gets_its_429_late_and_past_the_held_budg
     assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
     assert!(answer.contains("http_connections_per_host") && answer.contains("max_connections_per_host"), "{answer}");
     // Answered, the held connection gives its place back; the one closed at once is counted.
-    for _ in 0..600 {
-        now = held_refusals(&mut stats_on).await;
-        if now["held"] == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(now["held"], 0, "{now}");
+    let now = held_becomes(&mut stats_on, 0).await;
     assert_eq!(now["closed_at_once"], 1, "{now}");
     let (status, metrics) = get_on(&mut stats_on, "/metrics").await;
     assert_eq!(status, 200);
     assert!(metrics.contains("candlecast_http_refusals_held 0"), "{metrics}");
     assert!(metrics.contains("candlecast_http_refusals_closed_at_once_total 1"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_refused_connection_whose_client_leaves_gives_its_place_back_at_once() {
+    // Held for ten minutes: only the client's leaving can free the place within the test.
+    let server = TestServer::start(&public(&[
+        ("http.max_connections_per_host", Toml::Integer(2)),
+        ("http.refusals_free_per_10s", Toml::Integer(0)),
+        ("http.connection_refusal_delay_ms", Toml::Integer(600_000)),
+        ("http.connection_refusal_max_delay_ms", Toml::Integer(600_000)),
+        ("http.max_held_refusals_per_host", Toml::Integer(1)),
+        ("http.max_held_refusals", Toml::Integer(100)),
+    ]))
+    .await;
+    let mut idle = admitted(&server).await;
+    idle.write_all(b"GET /health HTTP/1.1\r\n").await.unwrap();
+    let mut stats_on = admitted(&server).await;
+    // A client that asks, is held, and gives up.
+    let mut gone = TcpStream::connect(server.addr).await.unwrap();
+    gone.write_all(b"GET /api/symbols HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
+    held_becomes(&mut stats_on, 1).await;
+    drop(gone);
+    let now = held_becomes(&mut stats_on, 0).await;
+    assert_eq!(now["closed_at_once"], 0, "{now}");
+    // Its place is free: the next refused connection is held again, not closed at once for want of room.
+    let _next = TcpStream::connect(server.addr).await.unwrap();
+    let now = held_becomes(&mut stats_on, 1).await;
+    assert_eq!(now["closed_at_once"], 0, "{now}");
+    drop(idle);
 }

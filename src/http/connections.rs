@@ -2,12 +2,10 @@
 //!
 //! /ws has its own budgets, but one host could still hold tens of thousands of plain HTTP connections
 //! (keep-alive, or request bodies trickled forever), each a file descriptor and a dispatcher. Each accepted
-//! connection is checked in actix-web's `on_connect` hook, which runs once per connection before a byte
-//! is parsed: an admitted one leaves a [`ConnectionPermit`] in the connection's extensions, which actix
-//! drops with the connection (and with it the host's count); a refused one is answered at once with a
-//! short `HTTP/1.1 429` naming `http_connections_per_host` and shut down, so the dispatcher reads EOF and
-//! ends it without parsing anything. The hook is given the accepted socket under [`super::head_timeout`]'s
-//! wrapper (src/http/server.rs passes it through); keep-alive and TCP_NODELAY are actix's as before.
+//! connection is checked as it is accepted, before actix's HTTP dispatcher exists (src/http/server.rs): an
+//! admitted one carries a [`ConnectionPermit`] that lives as long as the connection (and with it the
+//! host's count); a refused one never gets a dispatcher: it is answered a short `HTTP/1.1 429` naming
+//! `http_connections_per_host` on the bare socket and closed, costing an accept and a write.
 //!
 //! A host that keeps being refused gets its refusals held instead (see [`super::tarpit`]): past its free
 //! refusals over 10 s (`[http] refusals_free_per_10s`), a refused connection is answered only after
@@ -17,19 +15,16 @@
 //! counted, refused nor held. Every refusal, answered at once, held or closed, is counted as
 //! `candlecast_refused_total{limit="http_connections_per_host"}`.
 
-use std::any::Any;
 use std::collections::HashMap;
-use std::io::Write;
-use std::net::{IpAddr, Shutdown};
+use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use actix_web::dev::Extensions;
 use actix_web::rt::net::TcpStream;
 use candlecast_actors::refusals::refused;
 
 use super::refusal_delay::RefusalThrottle;
-use super::tarpit::{refusal_body, HeldRefusals};
+use super::tarpit::{answer_late, write_refusal, HeldRefusal, HeldRefusals};
 use crate::config::HttpConfig;
 use crate::ws::admission::host_key;
 
@@ -82,49 +77,55 @@ impl Connections {
         Ok(Some(ConnectionPermit { connections: self.clone(), host }))
     }
 
-    /// The `on_connect` hook: admits the connection, or refuses it: a 429 at once, held (the 429 later,
-    /// see [`super::tarpit`]) or, past the held budgets, closed at once without an answer.
-    pub fn on_connect(self: &Arc<Self>, io: &dyn Any, data: &mut Extensions) {
-        let Some(stream) = io.downcast_ref::<TcpStream>() else { return };
-        let Ok(peer) = stream.peer_addr() else { return };
+    /// Admits the connection just accepted from `peer`, or refuses it: a 429 at once, held (the 429
+    /// later, see [`super::tarpit`]) or, past the held budgets, closed at once without an answer.
+    pub fn admit_stream(self: &Arc<Self>, peer: SocketAddr) -> Admission {
         let limit = match self.admit(peer.ip()) {
-            Ok(Some(permit)) => {
-                data.insert(permit);
-                return;
-            }
-            Ok(None) => return,
+            Ok(permit) => return Admission::Admitted(permit),
             Err(limit) => limit,
         };
         refused(LIMIT);
         let now = Instant::now();
         if self.throttle.refused(now, Some(peer.ip())).is_zero() {
             tracing::debug!(%peer, "refused HTTP connection: host over its connection limit");
-            return refuse(stream, limit);
+            return Admission::Refused(Refusal::AtOnce(limit));
         }
         match self.held.hold(host_key(peer.ip().to_canonical()), now, limit) {
-            // The connection goes on to its dispatcher, which answers whatever it asks late.
-            Some(held) => {
-                data.insert(held);
-            }
-            // Nothing written: the cheapest end, and the peer learns nothing it did not know.
-            None => {
-                let _ = socket2::SockRef::from(stream).shutdown(Shutdown::Both);
-            }
+            Some(held) => Admission::Refused(Refusal::Held(held)),
+            None => Admission::Refused(Refusal::Closed),
         }
     }
 }
 
-/// Writes the 429 (a new connection's send buffer always takes it whole) and shuts both directions: the
-/// dispatcher then reads EOF and drops the connection without parsing anything.
-fn refuse(stream: &TcpStream, limit: usize) {
-    let body = refusal_body(limit);
-    let head = format!(
-        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
-        body.len()
-    );
-    let socket = socket2::SockRef::from(stream);
-    let _ = (&*socket).write_all(format!("{head}{body}").as_bytes());
-    let _ = socket.shutdown(Shutdown::Both);
+/// What [`Connections::admit_stream`] decided.
+pub enum Admission {
+    /// Served; the permit (none for an unlimited host) must live as long as the connection.
+    Admitted(Option<ConnectionPermit>),
+    /// Not served: [`Refusal::answer`] it instead of handing it to the HTTP dispatcher.
+    Refused(Refusal),
+}
+
+/// How a refused connection is answered.
+pub enum Refusal {
+    /// The 429 now (the host's free refusals).
+    AtOnce(usize),
+    /// The 429 later.
+    Held(HeldRefusal),
+    /// Nothing: the held budgets are full. The cheapest end, and the peer learns nothing it did not know.
+    Closed,
+}
+
+impl Refusal {
+    /// Answers and closes the connection.
+    pub async fn answer(self, stream: TcpStream) {
+        match self {
+            Refusal::AtOnce(limit) => write_refusal(&stream, limit),
+            Refusal::Held(held) => answer_late(stream, held).await,
+            Refusal::Closed => {
+                let _ = socket2::SockRef::from(&stream).shutdown(Shutdown::Both);
+            }
+        }
+    }
 }
 
 impl Drop for ConnectionPermit {
@@ -159,6 +160,7 @@ mod tests {
             connection_refusal_delay_ms: 0,
             max_held_refusals_per_host: 1,
             max_held_refusals: 1,
+            connection_refusal_max_delay_ms: 0,
         };
         let c = Connections::new(&config);
         let host: IpAddr = "192.0.2.1".parse().unwrap();

@@ -68,17 +68,29 @@ pub struct HeadTimeout<IO> {
     timer: Option<Pin<Box<Sleep>>>,
     accepted: Instant,
     end: EndOfHead,
+    /// What must live exactly as long as the connection (its place in its host's connection count).
+    _lives_with: Option<Box<dyn std::any::Any>>,
 }
 
 impl<IO> HeadTimeout<IO> {
     /// Wraps a stream just accepted: the first-byte budget counts from now.
     pub fn new(io: IO, timeouts: HeadTimeouts) -> Self {
-        Self { io, timeouts, phase: Phase::Silent, timer: None, accepted: Instant::now(), end: EndOfHead::default() }
+        Self {
+            io,
+            timeouts,
+            phase: Phase::Silent,
+            timer: None,
+            accepted: Instant::now(),
+            end: EndOfHead::default(),
+            _lives_with: None,
+        }
     }
 
-    /// The accepted stream itself (the `on_connect` hook reads its peer address and may answer on it).
-    pub fn get_ref(&self) -> &IO {
-        &self.io
+    /// Keeps `guard` until the connection is dropped (actix drops the stream when the connection ends, a
+    /// WebSocket's included).
+    pub fn lives_with(mut self, guard: impl std::any::Any) -> Self {
+        self._lives_with = Some(Box::new(guard));
+        self
     }
 
     fn finish_head(&mut self) {

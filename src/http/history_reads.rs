@@ -309,6 +309,7 @@ mod tests {
             connection_refusal_delay_ms: 0,
             max_held_refusals_per_host: 1,
             max_held_refusals: 1,
+            connection_refusal_max_delay_ms: 0,
         }
     }
 

@@ -3,7 +3,8 @@
 //! actix-web's `HttpServer` offers no way to wrap the accepted stream, so this is what its `listen` does
 //! (actix-web 4.18, `server.rs`), with the stream wrapped and actix's own head timer off: the same
 //! settings (keep-alive, the client disconnect timeout, half-closed reads, TCP_NODELAY, the graceful
-//! shutdown signal, the `on_connect` hook), the same worker and connection limits.
+//! shutdown signal), the same worker and connection limits; the per-host connection budget is applied as a
+//! connection is accepted, before it gets a dispatcher.
 
 use std::fmt;
 use std::net::TcpListener;
@@ -11,13 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_http::body::MessageBody;
+use actix_http::error::DispatchError;
 use actix_http::{HttpService, KeepAlive, Protocol, Request, Response};
 use actix_server::{Server, ServerBuilder};
 use actix_service::{fn_service, map_config, IntoServiceFactory, Service, ServiceFactory, ServiceFactoryExt as _};
 use actix_web::dev::AppConfig;
 use actix_web::rt::net::TcpStream;
 
-use super::connections::Connections;
+use super::connections::{Admission, Connections};
 use super::head_timeout::{HeadTimeout, HeadTimeouts};
 
 /// What the server is built with besides the app.
@@ -72,18 +74,31 @@ where
             // Off: it checks its deadline before reading, so a busy worker answered 408 to heads that were
             // already in the socket. `HeadTimeout` keeps the budget instead (see there).
             .client_request_timeout(Duration::ZERO)
-            .local_addr(addr)
-            .on_connect_ext(move |io: &HeadTimeout<TcpStream>, data| connections.on_connect(io.get_ref(), data));
+            .local_addr(addr);
         let app = app().into_factory().map_err(|err| err.into().error_response());
         // Nothing here reads the app config's host (no `url_for`, no `connection_info().host()`); actix-web's
         // constructor that sets it to the listening address is crate-private.
         let app = map_config(app, |_| AppConfig::default());
-        fn_service(move |io: TcpStream| async move {
-            // Updates are small frames that must leave at once: Nagle's algorithm would hold one back until
-            // the client acknowledged the previous one (up to its delayed-ACK timeout).
-            let _ = io.set_nodelay(true);
-            let peer = io.peer_addr().ok();
-            Ok((HeadTimeout::new(io, timeouts), Protocol::Http1, peer))
+        fn_service(move |io: TcpStream| {
+            let connections = connections.clone();
+            async move {
+                let peer = io.peer_addr().ok();
+                // The host's connection budget, before any HTTP work: a refused connection never gets a
+                // dispatcher (see `connections`); ending here ends it (actix-server drops the result).
+                let permit = match peer.map(|peer| connections.admit_stream(peer)) {
+                    Some(Admission::Admitted(permit)) => permit,
+                    Some(Admission::Refused(refusal)) => {
+                        refusal.answer(io).await;
+                        return Err(DispatchError::Io(std::io::Error::other("refused: over its host's budget")));
+                    }
+                    // No peer address: the client is already gone.
+                    None => return Err(DispatchError::Io(std::io::Error::other("no peer address"))),
+                };
+                // Updates are small frames that must leave at once: Nagle's algorithm would hold one back until
+                // the client acknowledged the previous one (up to its delayed-ACK timeout).
+                let _ = io.set_nodelay(true);
+                Ok((HeadTimeout::new(io, timeouts).lives_with(permit), Protocol::Http1, peer))
+            }
         })
         .and_then(http.finish(app))
     })?;
