@@ -349,3 +349,39 @@ async fn anonymous_callers_cannot_take_every_slot_and_the_total_is_a_503() {
         assert_eq!(status, 200, "{v}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_a_job_loads_is_paid_from_its_hosts_history_budget() {
+    // A budget of 100 bars that refills at 1 bar a second: an hour of 1s bars spends it for 100 s.
+    let server = TestServer::start(&[
+        ("jobs.trusted_proxies", keys(&["127.0.0.1"])),
+        ("http.history_burst_bars_per_host", Toml::Integer(100)),
+        ("http.history_bars_per_second_per_host", Toml::Integer(1)),
+    ])
+    .await;
+    let backtest = || json!({"strategy":"ema_cross","symbol":"BTCUSDT","interval":"1s"});
+    let (a, b) = (Some("10.0.0.1"), Some("10.0.0.2"));
+    let (status, _, first) = post(&server, "/api/backtest/run", backtest(), None, a).await;
+    assert_eq!(status, 202, "{first}");
+    let done = finished(&server, &format!("/api/backtest/results/{}", first["job_id"].as_str().unwrap())).await;
+    assert!(done["result"]["bars"].as_u64().unwrap() > 100, "{done}");
+    let loads = server.stats().await["jobs"]["history_loads"].as_u64().unwrap();
+    let before = metric(&metrics(&server).await, "candlecast_refused_total{limit=\"history_bars_per_host\"}");
+    // The host's next jobs are refused before they take a slot or read any history; an optimization too.
+    let grid =
+        json!({"symbol":"BTCUSDT","interval":"1s","strategy":"ema_cross","params":{"fast":[3,5]},"rank_by":"net_pnl"});
+    for (path, body) in [("/api/backtest/run", backtest()), ("/api/optimize/start", grid)] {
+        let (status, retry, v) = post(&server, path, body, None, a).await;
+        assert_eq!(status, 429, "{v}");
+        assert_eq!(v["error"], "history_bars_per_host", "{v}");
+        assert!(v["detail"].as_str().unwrap().contains("history_bars_per_second_per_host"), "{v}");
+        assert!(retry.unwrap().parse::<u64>().unwrap() > 1);
+    }
+    let stats = server.stats().await;
+    assert_eq!(stats["jobs"]["history_loads"], loads, "refused jobs read no history: {}", stats["jobs"]);
+    let after = metric(&metrics(&server).await, "candlecast_refused_total{limit=\"history_bars_per_host\"}");
+    assert_eq!(after - before, 2.0);
+    // Another host has its own budget.
+    let (status, _, v) = post(&server, "/api/backtest/run", backtest(), None, b).await;
+    assert_eq!(status, 202, "{v}");
+}

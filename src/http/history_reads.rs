@@ -229,6 +229,48 @@ impl HistoryReads {
         self.take_bars(&mut state.bars, cost, now).inspect_err(|refusal| refused(refusal.limit()))
     }
 
+    /// For reads whose size is known only once they are done (the bars a backtest or an optimization
+    /// loads, up to `[jobs] max_bars`): refused (and counted) while `peer`'s bar budget is spent; once done,
+    /// [`Self::charge_done`] charges what it returned.
+    pub fn admit_unsized(&self, peer: Option<IpAddr>) -> Result<(), HistoryRefusal> {
+        let Some(mut hosts) = self.limited(peer) else { return Ok(()) };
+        let (host, now) = (host_key(peer.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))), Instant::now());
+        let Some(state) = hosts.map.get_mut(&host) else { return Ok(()) };
+        state.bars.refill(now, self.rate as f64, self.burst as f64);
+        if state.bars.tokens > 0.0 {
+            return Ok(());
+        }
+        let retry_after = (-state.bars.tokens / self.rate as f64).ceil().max(1.0) as u64;
+        let refusal = HistoryRefusal::BarsPerHost { rate: self.rate, burst: self.burst, retry_after };
+        refused(refusal.limit());
+        Err(refusal)
+    }
+
+    /// Charges `bars` a read admitted by [`Self::admit_unsized`] returned. The bucket may go into debt (at
+    /// most a burst): the host's next reads wait until its rate has paid it back.
+    pub fn charge_done(&self, peer: Option<IpAddr>, bars: usize) {
+        let Some(mut hosts) = self.limited(peer) else { return };
+        let (host, now, burst) =
+            (host_key(peer.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))), Instant::now(), self.burst as f64);
+        let state = hosts
+            .map
+            .entry(host)
+            .or_insert_with(|| HostState { running: 0, bars: BarBucket { tokens: burst, last: now } });
+        state.bars.refill(now, self.rate as f64, burst);
+        state.bars.tokens = (state.bars.tokens - bars as f64).max(-burst);
+    }
+
+    /// The hosts' states, locked and pruned, unless `peer` is unlimited.
+    fn limited(&self, peer: Option<IpAddr>) -> Option<std::sync::MutexGuard<'_, Hosts>> {
+        let host = host_key(peer.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
+        if self.unlimited.contains(&host) {
+            return None;
+        }
+        let mut hosts = self.hosts.lock().unwrap_or_else(PoisonError::into_inner);
+        hosts.prune(Instant::now(), self.rate as f64, self.burst as f64);
+        Some(hosts)
+    }
+
     fn take_bars(&self, bucket: &mut BarBucket, cost: f64, now: Instant) -> Result<(), HistoryRefusal> {
         let rate = self.rate as f64;
         bucket.refill(now, rate, self.burst as f64);

@@ -10,6 +10,8 @@
 //! `start_time`/`end_time` (ms). Starting and cancelling jobs go through the trader role and the `[jobs]`
 //! budgets (docs/SECURITY.md, "Roles and jobs"): the running-job budget is taken before any history is read.
 
+use std::net::IpAddr;
+
 use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use candlecast_actors::model::{Bar, Interval};
 use candlecast_actors::protocol::HistoryQuery;
@@ -86,7 +88,24 @@ fn query_for(state: &AppState, range: &BarRange, caller: Caller) -> Result<Histo
 
 /// Loads the bars of a reserved job on the jobs' loader thread: the store read and the merge never run on
 /// an HTTP worker, and the query is bounded by the caller's `max_bars`.
-async fn load_bars(state: &AppState, range: &BarRange, q: HistoryQuery, max: usize) -> Result<Loaded, ApiError> {
+/// Whether `host` may load a job's history now: the bars a job loads are paid from the host's history
+/// budget (`[http] history_bars_per_second_per_host`), as `/api/historical` reads are; otherwise a host
+/// could read the same history through back-to-back jobs without limit (30 threads: 150 backtests a second
+/// in the abuse benchmark, each a copy of an hour of 1s bars). Checked before a job takes a slot.
+fn may_load(state: &AppState, host: IpAddr) -> actix_web::Result<()> {
+    state.services.history_reads.admit_unsized(Some(host)).map_err(|refusal| {
+        let response = refusal.response();
+        actix_web::error::InternalError::from_response(refusal, response).into()
+    })
+}
+
+async fn load_bars(
+    state: &AppState,
+    host: IpAddr,
+    range: &BarRange,
+    q: HistoryQuery,
+    max: usize,
+) -> Result<Loaded, ApiError> {
     let entry = find_symbol(state, &range.symbol)?;
     let history = state.engine.history.clone();
     let loaded = state
@@ -103,6 +122,7 @@ async fn load_bars(state: &AppState, range: &BarRange, q: HistoryQuery, max: usi
         .await
         .ok_or(ApiError::Unavailable("the history loader"))??;
     let (bars, limited) = loaded;
+    state.services.history_reads.charge_done(Some(host), bars.len());
     if bars.is_empty() {
         return Err(ApiError::NoData("closed bar in that range"));
     }
@@ -150,6 +170,7 @@ pub async fn backtest_run(
     body: web::Json<Value>,
 ) -> actix_web::Result<HttpResponse> {
     let caller = state.jobs.access.caller(&req)?;
+    let host = state.jobs.access.host(&req);
     let (range, rest) = split_range(body.into_inner())?;
     let req: BacktestRequest = serde_json::from_value(rest).map_err(|e| invalid(format!("backtest request: {e}")))?;
     req.config.validate().map_err(invalid)?;
@@ -157,8 +178,9 @@ pub async fn backtest_run(
     build_strategy(&req.strategy, &req.params).map_err(invalid)?;
     let q = query_for(&state, &range, caller)?;
     find_symbol(&state, &range.symbol)?;
+    may_load(&state, host)?;
     let reservation = state.jobs.reserve(Kind::Backtest, caller)?;
-    let loaded = load_bars(&state, &range, q, max_bars(&state, caller)).await?;
+    let loaded = load_bars(&state, host, &range, q, max_bars(&state, caller)).await?;
     let config = state.jobs.config();
     let limits = ReportLimits { equity_points: config.max_equity_points, trades: config.max_trades };
     let Loaded { interval, bars, limited } = loaded;
@@ -196,6 +218,7 @@ pub async fn optimize_start(
     body: web::Json<Value>,
 ) -> actix_web::Result<HttpResponse> {
     let caller = state.jobs.access.caller(&req)?;
+    let host = state.jobs.access.host(&req);
     let (range, rest) = split_range(body.into_inner())?;
     let spec: OptimizeSpec = serde_json::from_value(rest).map_err(|e| invalid(format!("optimize request: {e}")))?;
     let plan = validate_spec(&spec).map_err(invalid)?;
@@ -215,8 +238,9 @@ pub async fn optimize_start(
     }
     let q = query_for(&state, &range, caller)?;
     find_symbol(&state, &range.symbol)?;
+    may_load(&state, host)?;
     let reservation = state.jobs.reserve(Kind::Optimize, caller)?;
-    let Loaded { bars, limited, .. } = load_bars(&state, &range, q, max_bars(&state, caller)).await?;
+    let Loaded { bars, limited, .. } = load_bars(&state, host, &range, q, max_bars(&state, caller)).await?;
     let id = reservation.start(move |progress, cancel| {
         let outcome = run_plan(&plan, &bars, progress, cancel)?;
         let mut v = serde_json::to_value(&outcome)?;
