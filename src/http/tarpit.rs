@@ -10,7 +10,7 @@
 //!
 //! The wait grows with the flood: `connection_refusal_delay_ms` plus as long as the host has been held
 //! without a pause (of 10 s), up to `connection_refusal_max_delay_ms`, plus a spread of up to half of it.
-//! With a fixed 5 s, 3,000 held connections still came back 600 times a second; a host held for half a
+//! With a fixed 5 s, 3,000 held connections still came back about 440 times a second; a host held for half a
 //! minute now waits half a minute, and a client refused once in a while still waits only the base delay.
 //!
 //! The connection never reaches actix's HTTP dispatcher: src/http/server.rs refuses it as it is accepted
