@@ -155,7 +155,7 @@ impl Publisher {
             payload: wire::encode_frame(&self.node, &entries),
             messages,
         };
-        if !self.link.stats.is_connected() || self.queue.try_send(item).is_err() {
+        if !self.link.stats.commands.is_connected() || self.queue.try_send(item).is_err() {
             self.link.stats.publish_dropped.fetch_add(messages, Ordering::Relaxed);
         }
     }
@@ -163,7 +163,7 @@ impl Publisher {
     /// Queues the pending cache writes of the symbols this node runs, or a rewrite where one is due.
     fn flush(&mut self, ctx: &mut Context<Self>) {
         let Some(pending) = &mut self.pending else { return };
-        if !self.link.stats.is_connected() {
+        if !self.link.stats.commands.is_connected() {
             // Nothing to write to; everything is rewritten from history after the reconnect.
             pending.clear();
             self.synced.clear();
@@ -244,10 +244,9 @@ impl Handler<RewriteCache> for Publisher {
     /// them as one cache write. The actor waits for them, so no update of the symbol is noted meanwhile and
     /// the watermark stays exact.
     fn handle(&mut self, msg: RewriteCache, ctx: &mut Context<Self>) {
-        let entry = self
-            .market
-            .get(&msg.symbol)
-            .filter(|_| self.pending.is_some() && self.led.contains(&msg.symbol) && self.link.stats.is_connected());
+        let entry = self.market.get(&msg.symbol).filter(|_| {
+            self.pending.is_some() && self.led.contains(&msg.symbol) && self.link.stats.commands.is_connected()
+        });
         let Some(entry) = entry else {
             // Not possible now; the next flush asks again while the symbol is not synced.
             self.rewriting.remove(&msg.symbol);
