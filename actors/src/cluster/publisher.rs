@@ -54,6 +54,10 @@ pub struct CacheWriteFailed {
 
 /// How often the connection generation is checked.
 const GENERATION_CHECK: Duration = Duration::from_millis(100);
+/// Bars in one frame at most (about 80 bytes each as JSON): what gathered while the actor was busy (a
+/// rewrite waits for the store) goes out as several frames, not one of tens of megabytes that Redis copies
+/// into every subscriber's output buffer at once, beyond its `client-output-buffer-limit pubsub`.
+const FRAME_MAX_BARS: usize = 4_096;
 
 /// See the module documentation.
 pub struct Publisher {
@@ -125,7 +129,8 @@ impl Publisher {
         }
     }
 
-    /// Numbers the gathered updates of each symbol and publishes them all as one frame.
+    /// Numbers the gathered updates of each symbol and publishes them as one frame (several when they hold
+    /// more than [`FRAME_MAX_BARS`] bars).
     fn publish_outbox(&mut self) {
         if self.outbox.is_empty() {
             return;
@@ -133,7 +138,8 @@ impl Publisher {
         self.outbox_index.clear();
         let now = now_ms();
         let mut entries = Vec::with_capacity(self.outbox.len());
-        for (symbol, bars) in self.outbox.drain(..) {
+        let mut bars_in_frame = 0;
+        for (symbol, bars) in std::mem::take(&mut self.outbox) {
             let seq = self.seqs.entry(symbol.clone()).or_default();
             *seq += 1;
             let seq = *seq;
@@ -147,7 +153,20 @@ impl Publisher {
                 *refresh_at = now + REFRESH_MS;
             }
             let planned = forming.plan(&bars, refresh);
+            bars_in_frame += planned.bars.len();
             entries.push(FrameEntry { symbol, seq, bars: planned.bars, derive: planned.derive });
+            if bars_in_frame >= FRAME_MAX_BARS {
+                self.send_frame(std::mem::take(&mut entries));
+                bars_in_frame = 0;
+            }
+        }
+        self.send_frame(entries);
+    }
+
+    /// Queues one frame for the writer.
+    fn send_frame(&mut self, entries: Vec<FrameEntry>) {
+        if entries.is_empty() {
+            return;
         }
         let messages = entries.len() as u64;
         let item = Outgoing::Publish {
