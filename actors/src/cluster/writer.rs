@@ -120,3 +120,64 @@ pub async fn write_loop(link: RedisLink, mut queue: mpsc::Receiver<Outgoing>, fa
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::today_cache::CacheLimits;
+    use crate::cluster::wire::Keys;
+    use crate::model::{Bar, Interval};
+
+    fn write(symbol: &str, bars: i64) -> CacheWrite {
+        let symbol: Symbol = symbol.into();
+        let now = 1_800_000_000_000;
+        let start = Interval::D1.align(now);
+        let bars = (0..bars).map(|i| Bar::flat(symbol.clone(), Interval::S1, start + i * 1_000, 1.0)).collect();
+        CacheWrite {
+            keys: Keys::new("candlecast"),
+            symbol,
+            bars,
+            forming: None,
+            limits: CacheLimits::default(),
+            replace: false,
+            node: "n".into(),
+            seq: 1,
+            now,
+            expired: 0,
+        }
+    }
+
+    fn publish(bytes: usize) -> Outgoing {
+        Outgoing::Publish { channel: "c".into(), payload: vec![b'x'; bytes], messages: 1 }
+    }
+
+    /// Every write goes out once, in order; no transaction holds much more than the budgets (a symbol's
+    /// cache write is never split, so one write may go beyond them).
+    #[test]
+    fn a_rewrite_of_many_symbols_goes_out_in_order_in_transactions_within_the_budgets() {
+        // 1,000 symbols of 10 bars: about 24 commands each, 24,000 in all; 4 MiB of messages among them.
+        let writes: Vec<CacheWrite> = (0..1_000).map(|i| write(&format!("S{i:04}"), 10)).collect();
+        let per_write = {
+            let mut pipe = redis::pipe();
+            write("X", 10).add_to(&mut pipe);
+            pipe.len()
+        };
+        let mut waiting: VecDeque<Outgoing> = VecDeque::new();
+        waiting.extend((0..4).map(|_| publish(1 << 20)));
+        waiting.push_back(Outgoing::Cache(writes));
+        waiting.push_back(publish(100));
+        let (mut symbols, mut messages, mut transactions) = (Vec::new(), 0, 0);
+        while !waiting.is_empty() {
+            let tx = Transaction::take(&mut waiting);
+            transactions += 1;
+            assert!(tx.pipe.len() < MAX_COMMANDS + per_write + 2, "{} commands", tx.pipe.len());
+            assert!(tx.messages <= 1 || tx.cached_symbols.is_empty(), "a 1 MiB message fills a transaction");
+            messages += tx.messages;
+            symbols.extend(tx.cached_symbols);
+        }
+        let expected: Vec<Symbol> = (0..1_000).map(|i| Symbol::from(format!("S{i:04}").as_str())).collect();
+        assert_eq!(symbols, expected, "every symbol's write once, in order");
+        assert_eq!(messages, 5);
+        assert!(transactions >= 4 + 1_000 * per_write / MAX_COMMANDS, "{transactions} transactions");
+    }
+}
