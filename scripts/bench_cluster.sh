@@ -7,9 +7,14 @@
 #                and the cache writes), bytes/s out (total_net_output_bytes delta: mostly the frames delivered to
 #                the two subscribed nodes, what Redis's pub/sub output-buffer limit is about), memory
 #   nodes        CPU (% of one core) and RSS of the ingest and of the edge
-# and then whether the edge's bars equal the ingest's: GET /api/historical on both for SAMPLE symbols and the
-# intervals 1s, 5s, 15s (the run has no backfill); the closed bars both hold (up to the ingest's newest closed bar minus a margin, so
-# bars still on their way do not count) must be equal field by field. Retried a few times (the edge may lag).
+# and then whether the edge's bars equal the ingest's: GET /api/historical on both for SAMPLE symbols:
+#   closed bars of 1s, 5s, 15s (the run has no backfill): those both hold (up to the ingest's newest closed bar
+#                minus a margin, so bars still on their way do not count) must be equal field by field;
+#   forming bars of 1m, 5m, 1h (the edge derives these from the 1s bars): polled on both until the edge serves
+#                a state the ingest was seen serving (same open time and trade count), which must be equal field
+#                by field (the edge lags, so a state is only compared with the same state).
+# Retried a few times (the edge may lag). Also counted: the edge's resyncs and gaps, each node's reconnects of
+# its command and pub/sub connections, and the connections Redis closed for their output buffer (its log).
 # Prints a markdown table row per N (for docs/BENCHMARKS.md, "Scale-out traffic").
 # Usage: scripts/bench_cluster.sh [symbol counts...]     (default: 6 1000)
 # BIN=path/to/candlecast runs another build (e.g. main's, for the before column); LABEL names it in the table.
@@ -74,6 +79,35 @@ start_node() {
 redis_stat() { curl -sf "http://127.0.0.1:$1/api/stats" | jq -r ".stats.redis.$2 // 0"; }
 
 # Compares the closed bars of one symbol and interval on both nodes; prints nothing when equal.
+# Prints nothing when the edge serves a forming bar of SYMBOL and INTERVAL that the ingest was seen serving in the
+# same state (open time and trade count) and both are equal; else what differs or that no state was seen on both.
+compare_forming() {
+  python3 - "$ingest_port" "$edge_port" "$1" "$2" <<'EOF'
+import json, sys, time, urllib.request
+ingest, edge, sym, iv = sys.argv[1:]
+def forming(port):
+    url = f"http://127.0.0.1:{port}/api/historical/{sym}?interval={iv}&limit=1"
+    try:
+        bars = json.load(urllib.request.urlopen(url, timeout=5))["data"]
+    except Exception:
+        return None
+    return bars[-1] if bars and not bars[-1]["closed"] else None
+seen = {}
+for _ in range(200):
+    a = forming(ingest)
+    if a:
+        seen[(a["timestamp"], a["trades"])] = a
+    e = forming(edge)
+    if e and (e["timestamp"], e["trades"]) in seen:
+        a = seen[(e["timestamp"], e["trades"])]
+        if a != e:
+            print(f"{sym} forming {iv}: ingest {a} edge {e}")
+        sys.exit()
+    time.sleep(0.05)
+print(f"{sym} forming {iv}: no state seen on both nodes")
+EOF
+}
+
 compare_bars() {
   local sym=$1 iv=$2
   curl -sf "http://127.0.0.1:$ingest_port/api/historical/$sym?interval=$iv&limit=300" > "$data/a.json"
@@ -91,8 +125,8 @@ for bar in a[1:-2]:
 EOF
 }
 
-echo "| build | symbols | Redis commands/s | PUBLISH/s | Redis CPU (% of a core) | Redis bytes in/s | Redis bytes out/s | Redis memory | ingest CPU / RSS | edge CPU / RSS | edge bars = ingest bars |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| build | symbols | Redis commands/s | PUBLISH/s | Redis CPU (% of a core) | Redis bytes in/s | Redis bytes out/s | Redis memory | ingest CPU / RSS | edge CPU / RSS | reconnects ingest / edge (commands, pub/sub) | output-buffer closes | edge resyncs | edge bars = ingest bars |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for n in "${counts[@]}"; do
   data=$(mktemp -d)
   rport=$(free_port)
@@ -142,8 +176,21 @@ for n in "${counts[@]}"; do
       for _ in $(seq "$tries"); do diff=$(compare_bars "$sym" "$iv"); [ -z "$diff" ] && break; sleep 2; done
       [ -z "$diff" ] || { verdict="NO: $diff"; echo "$diff" >&2; }
     done
+    for iv in 1m 5m 1h; do
+      diff=""
+      tries=15; [ "$verdict" = "yes" ] || tries=1
+      for _ in $(seq "$tries"); do diff=$(compare_forming "$sym" "$iv"); [ -z "$diff" ] && break; sleep 1; done
+      [ -z "$diff" ] || { verdict="NO: $diff"; echo "$diff" >&2; }
+    done
   done
+  [ "$verdict" != "yes" ] || verdict="yes (closed 1s/5s/15s, forming 1m/5m/1h of $sample symbols)"
   gaps=$(redis_stat "$edge_port" receive_gaps)
+  edge_resyncs=$(redis_stat "$edge_port" resyncs)
+  # A build before the second connection has no pub/sub counter: "-".
+  reconnects() {
+    curl -sf "http://127.0.0.1:$1/api/stats" | jq -r '"\(.stats.redis.reconnects // "-"), \(.stats.redis.pubsub_reconnects // "-")"'
+  }
+  closes=$(grep -c "output buffer limits" "$data/redis.out" || true)
   # What went wrong, if anything: to stderr, beside the table.
   for node in ingest edge; do
     port_var="${node}_port"
@@ -151,10 +198,11 @@ for n in "${counts[@]}"; do
   done
   echo "$n redis: $(info stats | grep -E 'output_buffer|rejected|evicted' | tr '\n' ' ')" >&2
   grep -i "output buffer\|closed" "$data/redis.out" | tail -3 >&2 || true
-  printf '| %s | %s | %.0f | %.1f | %s %% | %.0f KB/s | %.0f KB/s | %s | %s %% / %s MB | %s %% / %s MB | %s (edge gaps %s) |\n' \
+  printf '| %s | %s | %.0f | %.1f | %s %% | %.0f KB/s | %.0f KB/s | %s | %s %% / %s MB | %s %% / %s MB | %s / %s | %s | %s | %s (edge gaps %s) |\n' \
     "$label" "$n" "$(echo "($c1 - $c0) / $window" | bc -l)" "$(echo "($p1 - $p0) / $window" | bc -l)" \
     "$(pct "$r0" "$r1")" "$(echo "($b1 - $b0) / $window / 1000" | bc -l)" \
     "$(echo "($o1 - $o0) / $window / 1000" | bc -l)" "$mem" \
-    "$(pct "$i0" "$i1")" "$(rss_mb "$ingest_pid")" "$(pct "$e0" "$e1")" "$(rss_mb "$edge_pid")" "$verdict" "$gaps"
+    "$(pct "$i0" "$i1")" "$(rss_mb "$ingest_pid")" "$(pct "$e0" "$e1")" "$(rss_mb "$edge_pid")" \
+    "$(reconnects "$ingest_port")" "$(reconnects "$edge_port")" "$closes" "$edge_resyncs" "$verdict" "$gaps"
   cleanup
 done

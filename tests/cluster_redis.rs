@@ -652,3 +652,42 @@ async fn an_edge_derives_the_ingests_forming_bars_of_a_coarse_interval_while_tra
     assert_eq!(stat(&edge_stats, "derive_stale"), 0, "{edge_stats}");
     assert_eq!(stat(&edge_stats, "receive_gaps"), 0, "{edge_stats}");
 }
+
+/// Issue 20: Redis caps the output buffer of a subscribed client (`client-output-buffer-limit pubsub`) and
+/// closes it beyond. Command replies must not count against that cap: with it below the size of one cache
+/// read of the backfilled day, a read on the subscribed connection got it closed, and the edge resynced over
+/// and over without ever holding the day. With a connection for commands beside the one that subscribes,
+/// the edge serves the ingest's bars of today and neither connection of either node was ever lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_to_commands_never_count_against_the_pubsub_output_buffer_limit() {
+    let redis = RedisServer::start();
+    let node = |role: &str, id: &str| windowed_node(&redis, role, id);
+    let ingest = TestServer::start(&node("ingest", "ingest-a")).await;
+    common::history::persisted(&ingest).await;
+    eventually(60, "the ingest node caches today's 1s bars", || cache_matches_history(&redis, &ingest, "1s")).await;
+    // The hard limit: half of what the edge's read of today's 1s bars alone returns (the backfill holds an
+    // hour of them; just after midnight UTC, less), never under 16 KiB, so that the live messages of one
+    // symbol (well under 1 KiB per 50 ms) stay below it. No soft limit.
+    let day_start = today_start().to_string();
+    let reply = redis.command(&["ZRANGE", &today_key(today_start(), "1s"), "0", "-1"]).len();
+    let limit = (reply / 2).clamp(16 << 10, 64 << 10);
+    let set = redis.command(&["CONFIG", "SET", "client-output-buffer-limit", &format!("pubsub {limit} 0 0")]);
+    assert!(set.starts_with("+OK"), "{set}");
+    eprintln!("today's 1s bars since {day_start}: a {reply}-byte reply; pub/sub output buffer limit {limit} bytes");
+    let edge = TestServer::start(&node("edge", "edge-a")).await;
+    eventually(60, "the edge follows the ingest's live messages", || async {
+        (stat(&edge.stats().await, "received") > 0).then_some(())
+    })
+    .await;
+    edge_matches_ingest_today(&edge, &ingest, 60).await;
+    for (name, server) in [("ingest", &ingest), ("edge", &edge)] {
+        let stats = server.stats().await;
+        assert_eq!(stat(&stats, "pubsub_connected"), 1, "{name}: {stats}");
+        assert_eq!(
+            (stat(&stats, "reconnects"), stat(&stats, "pubsub_reconnects")),
+            (0, 0),
+            "{name}: Redis closed a connection of this node: {stats}"
+        );
+    }
+    assert_eq!(stat(&edge.stats().await, "receive_gaps"), 0, "no message lost");
+}

@@ -5,8 +5,12 @@
 //! Cached bars older than the replica's in-memory window go to this node's store, so its history serves
 //! the whole day.
 //! Gaps, duplicates and new sending nodes are handled by [`SymbolSync`].
+//!
+//! At most `max_cache_reads` cache reads are in flight; the others wait their turn in order. A resync of
+//! every symbol (at start, after the pub/sub connection came back) would otherwise send one read per symbol
+//! at once, 10,000 replies of up to a day of bars each queued in Redis for one client.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +61,8 @@ pub struct FollowerWiring {
     pub retry_every: Duration,
     /// Symbols to seed at start even before any message (the configured ones).
     pub symbols: Vec<String>,
+    /// Cache reads in flight at most (`[redis] max_cache_reads_in_flight`).
+    pub max_cache_reads: usize,
 }
 
 /// See the module documentation.
@@ -64,13 +70,22 @@ pub struct Follower {
     w: FollowerWiring,
     deliveries: Option<mpsc::UnboundedReceiver<Delivery>>,
     syncs: HashMap<Symbol, SymbolSync>,
-    /// Symbols whose cache read is under way (one at a time per symbol).
+    /// Symbols whose cache read is under way (one at a time per symbol, `max_cache_reads` in all).
     reading: HashSet<Symbol>,
+    /// Symbols whose cache read waits for a free place among those in flight, in order, and the same as a
+    /// set (a symbol waits once).
+    waiting: VecDeque<Symbol>,
+    queued: HashSet<Symbol>,
+    /// Symbols whose cache read failed while the commands connection was down: read again once it is back.
+    stalled: HashSet<Symbol>,
     /// Symbols whose cache was rewritten while a read was under way: read again once it ends.
     reread: HashSet<Symbol>,
     /// Snapshots behind the live messages tolerated before a resync takes both as they are.
     max_attempts: u32,
+    /// Generations of the pub/sub connection (subscribe again, resync everything) and of the commands one
+    /// (read the caches whose reads failed meanwhile).
     generation: watch::Receiver<u64>,
+    commands_generation: watch::Receiver<u64>,
     /// The generation the pattern subscription was last confirmed in, and whether one is under way.
     subscribed_in: u64,
     subscribing: bool,
@@ -89,33 +104,50 @@ impl Follower {
         } else {
             1
         };
-        let generation = w.link.generation.clone();
+        let (generation, commands_generation) = (w.link.pubsub_generation.clone(), w.link.generation.clone());
         Follower {
             w,
             deliveries: Some(deliveries),
             syncs: HashMap::new(),
             reading: HashSet::new(),
+            waiting: VecDeque::new(),
+            queued: HashSet::new(),
+            stalled: HashSet::new(),
             reread: HashSet::new(),
             max_attempts,
             generation,
+            commands_generation,
             subscribed_in: 0,
             subscribing: false,
             seeded: Some(seeded),
         }
     }
 
-    /// Subscribes to every bars channel in the current connection generation, then resyncs everything.
+    /// After the commands connection came back, reads again the caches whose reads failed while it was down.
+    fn read_stalled(&mut self, ctx: &mut Context<Self>) {
+        if !self.commands_generation.has_changed().unwrap_or(false) {
+            return;
+        }
+        self.commands_generation.mark_unchanged();
+        for symbol in std::mem::take(&mut self.stalled) {
+            if self.syncs.get(&symbol).is_some_and(SymbolSync::is_syncing) {
+                self.read_cache(symbol, ctx);
+            }
+        }
+    }
+
+    /// Subscribes to every bars channel in the current pub/sub connection generation, then resyncs everything.
     fn subscribe(&mut self, ctx: &mut Context<Self>) {
         let generation = *self.generation.borrow_and_update();
-        if self.subscribing || generation == 0 || generation == self.subscribed_in || !self.w.link.stats.is_connected()
-        {
+        let up = self.w.link.stats.pubsub.is_connected();
+        if self.subscribing || generation == 0 || generation == self.subscribed_in || !up {
             return;
         }
         self.subscribing = true;
         let (link, pattern, frames) = (self.w.link.clone(), self.w.keys.bars_pattern(), self.w.keys.frames_channel());
         // Frames carry the updates; the per-symbol channels the rewrite notices (and a version-1 node's updates).
         let subscribe = async move {
-            link.run(|mut con| async move {
+            link.run_pubsub(|mut con| async move {
                 con.subscribe(frames).await?;
                 con.psubscribe(pattern).await
             })
@@ -189,14 +221,22 @@ impl Follower {
     }
 
     fn read_cache(&mut self, symbol: Symbol, ctx: &mut Context<Self>) {
-        if !self.reading.insert(symbol.clone()) {
-            // The read under way ends in a snapshot that the sync state checks against what it buffered.
+        if self.reading.contains(&symbol) || self.queued.contains(&symbol) {
+            // The read under way (or waiting) ends in a snapshot that the sync state checks against what it
+            // buffered.
             return;
         }
         if !self.w.cache_today {
+            self.reading.insert(symbol.clone());
             self.on_snapshot(symbol, Ok(Snapshot::default()), ctx);
             return;
         }
+        if self.reading.len() >= self.w.max_cache_reads.max(1) {
+            self.queued.insert(symbol.clone());
+            self.waiting.push_back(symbol);
+            return;
+        }
+        self.reading.insert(symbol.clone());
         let (link, keys, settings) = (self.w.link.clone(), self.w.keys.clone(), self.w.market.settings());
         let (intervals, limits, sym) = (settings.intervals(), self.w.limits.clone(), symbol.clone());
         let read = async move { today_cache::read(&link, &keys, &sym, &intervals, &limits, now_ms()).await };
@@ -219,8 +259,18 @@ impl Follower {
         }
     }
 
+    /// Starts the waiting reads that fit among those in flight.
+    fn read_waiting(&mut self, ctx: &mut Context<Self>) {
+        while self.reading.len() < self.w.max_cache_reads.max(1) {
+            let Some(symbol) = self.waiting.pop_front() else { return };
+            self.queued.remove(&symbol);
+            self.read_cache(symbol, ctx);
+        }
+    }
+
     fn on_snapshot(&mut self, symbol: Symbol, result: Result<Snapshot, CacheError>, ctx: &mut Context<Self>) {
         self.reading.remove(&symbol);
+        self.read_waiting(ctx);
         if self.reread.remove(&symbol) {
             if let Some(sync) = self.syncs.get_mut(&symbol) {
                 sync.start_reload();
@@ -233,9 +283,10 @@ impl Follower {
             Ok(s) => s,
             Err(e) => {
                 tracing::debug!(%symbol, error = %e, "today-cache read failed; retrying");
-                // While Redis is down the reconnect resyncs everything anyway.
-                if self.w.link.stats.is_connected() {
+                if self.w.link.stats.commands.is_connected() {
                     ctx.run_later(self.w.retry_every, move |f, ctx| f.read_cache(symbol, ctx));
+                } else {
+                    self.stalled.insert(symbol);
                 }
                 return;
             }
@@ -345,7 +396,10 @@ impl Actor for Follower {
         if let Some(rx) = self.deliveries.take() {
             ctx.add_stream(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|d| (d, rx)) }));
         }
-        ctx.run_interval(GENERATION_CHECK, |f, ctx| f.subscribe(ctx));
+        ctx.run_interval(GENERATION_CHECK, |f, ctx| {
+            f.read_stalled(ctx);
+            f.subscribe(ctx);
+        });
     }
 }
 

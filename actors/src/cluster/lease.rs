@@ -121,8 +121,8 @@ impl LeaseKeeper {
         if self.claiming || !self.ready() {
             return;
         }
-        if !self.w.link.stats.is_connected() {
-            if !self.w.link.stats.was_ever_connected() && !self.provisional {
+        if !self.w.link.stats.commands.is_connected() {
+            if !self.w.link.stats.commands.was_ever_connected() && !self.provisional {
                 self.provisional = true;
                 tracing::warn!(
                     "Redis unreachable since start: running every configured symbol here until leases can be taken"
@@ -189,7 +189,7 @@ impl LeaseKeeper {
         // Led first: the bars the aggregator closes on leaving replica mode must be published.
         w.led.insert(symbol.clone());
         entry.aggregator.do_send(SetReplica { replica: false });
-        if w.link.stats.is_connected() {
+        if w.link.stats.commands.is_connected() {
             w.link.stats.set_lease(symbol, true);
             w.link.stats.leases_acquired.fetch_add(1, Ordering::Relaxed);
         }

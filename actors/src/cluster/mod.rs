@@ -8,7 +8,8 @@
 //!
 //! # Layout
 //! - [`settings`]: `[node]` and `[redis]`, URL redaction, node ids.
-//! - [`link`]: the one Redis connection (reconnects and resubscribes by itself), its health check.
+//! - [`link`]: the two Redis connections, one for commands and one for pub/sub only (each reconnects by
+//!   itself, the pub/sub one resubscribes), their health checks.
 //! - [`wire`]: channel and key names, the compact JSON of messages and cached bars.
 //! - [`derive`]: the coarse forming bars a follower derives from the 1s bars instead of receiving them.
 //! - [`publisher`]: publishes the bar updates of the symbols this node runs, keeps the cache current.
@@ -148,6 +149,7 @@ impl Cluster {
             max_symbols: redis.max_followed_symbols,
             retry_every: redis.cache_flush(),
             symbols: feed.symbols.clone(),
+            max_cache_reads: redis.max_cache_reads_in_flight,
         };
         let follower = Follower::start_in_arbiter(&arbiter, move |_| Follower::new(wiring, deliveries, seeded_tx));
         if runs_feeds {

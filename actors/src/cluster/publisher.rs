@@ -54,6 +54,10 @@ pub struct CacheWriteFailed {
 
 /// How often the connection generation is checked.
 const GENERATION_CHECK: Duration = Duration::from_millis(100);
+/// Bars in one frame at most (about 80 bytes each as JSON): what gathered while the actor was busy (a
+/// rewrite waits for the store) goes out as several frames, not one of tens of megabytes that Redis copies
+/// into every subscriber's output buffer at once, beyond its `client-output-buffer-limit pubsub`.
+const FRAME_MAX_BARS: usize = 4_096;
 
 /// See the module documentation.
 pub struct Publisher {
@@ -125,7 +129,8 @@ impl Publisher {
         }
     }
 
-    /// Numbers the gathered updates of each symbol and publishes them all as one frame.
+    /// Numbers the gathered updates of each symbol and publishes them as one frame (several when they hold
+    /// more than [`FRAME_MAX_BARS`] bars).
     fn publish_outbox(&mut self) {
         if self.outbox.is_empty() {
             return;
@@ -133,7 +138,8 @@ impl Publisher {
         self.outbox_index.clear();
         let now = now_ms();
         let mut entries = Vec::with_capacity(self.outbox.len());
-        for (symbol, bars) in self.outbox.drain(..) {
+        let mut bars_in_frame = 0;
+        for (symbol, bars) in std::mem::take(&mut self.outbox) {
             let seq = self.seqs.entry(symbol.clone()).or_default();
             *seq += 1;
             let seq = *seq;
@@ -147,7 +153,20 @@ impl Publisher {
                 *refresh_at = now + REFRESH_MS;
             }
             let planned = forming.plan(&bars, refresh);
+            bars_in_frame += planned.bars.len();
             entries.push(FrameEntry { symbol, seq, bars: planned.bars, derive: planned.derive });
+            if bars_in_frame >= FRAME_MAX_BARS {
+                self.send_frame(std::mem::take(&mut entries));
+                bars_in_frame = 0;
+            }
+        }
+        self.send_frame(entries);
+    }
+
+    /// Queues one frame for the writer.
+    fn send_frame(&mut self, entries: Vec<FrameEntry>) {
+        if entries.is_empty() {
+            return;
         }
         let messages = entries.len() as u64;
         let item = Outgoing::Publish {
@@ -155,7 +174,7 @@ impl Publisher {
             payload: wire::encode_frame(&self.node, &entries),
             messages,
         };
-        if !self.link.stats.is_connected() || self.queue.try_send(item).is_err() {
+        if !self.link.stats.commands.is_connected() || self.queue.try_send(item).is_err() {
             self.link.stats.publish_dropped.fetch_add(messages, Ordering::Relaxed);
         }
     }
@@ -163,7 +182,7 @@ impl Publisher {
     /// Queues the pending cache writes of the symbols this node runs, or a rewrite where one is due.
     fn flush(&mut self, ctx: &mut Context<Self>) {
         let Some(pending) = &mut self.pending else { return };
-        if !self.link.stats.is_connected() {
+        if !self.link.stats.commands.is_connected() {
             // Nothing to write to; everything is rewritten from history after the reconnect.
             pending.clear();
             self.synced.clear();
@@ -244,10 +263,9 @@ impl Handler<RewriteCache> for Publisher {
     /// them as one cache write. The actor waits for them, so no update of the symbol is noted meanwhile and
     /// the watermark stays exact.
     fn handle(&mut self, msg: RewriteCache, ctx: &mut Context<Self>) {
-        let entry = self
-            .market
-            .get(&msg.symbol)
-            .filter(|_| self.pending.is_some() && self.led.contains(&msg.symbol) && self.link.stats.is_connected());
+        let entry = self.market.get(&msg.symbol).filter(|_| {
+            self.pending.is_some() && self.led.contains(&msg.symbol) && self.link.stats.commands.is_connected()
+        });
         let Some(entry) = entry else {
             // Not possible now; the next flush asks again while the symbol is not synced.
             self.rewriting.remove(&msg.symbol);

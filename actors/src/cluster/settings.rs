@@ -66,6 +66,8 @@ pub struct RedisSettings {
     pub cache_max_bars: BTreeMap<Interval, usize>,
     /// Symbols a node follows from Redis at most (each costs a replica aggregator).
     pub max_followed_symbols: usize,
+    /// Today-cache reads a following node has in flight at most; the others wait their turn.
+    pub max_cache_reads_in_flight: usize,
     /// Timeout of one connection attempt, in ms.
     pub connect_timeout_ms: u64,
     /// Timeout of one command, in ms.
@@ -83,6 +85,7 @@ impl Default for RedisSettings {
             publish_flush_ms: 50,
             cache_max_bars: BTreeMap::new(),
             max_followed_symbols: 10_000,
+            max_cache_reads_in_flight: 16,
             connect_timeout_ms: 2_000,
             command_timeout_ms: 2_000,
         }
@@ -138,6 +141,9 @@ pub fn validate(node: &NodeSettings, redis: &RedisSettings) -> Result<(), Cluste
     }
     if redis.cache_flush_ms == 0 || redis.connect_timeout_ms == 0 || redis.command_timeout_ms == 0 {
         return bad("redis.cache_flush_ms, redis.connect_timeout_ms and redis.command_timeout_ms must be above 0");
+    }
+    if !(1..=1_000).contains(&redis.max_cache_reads_in_flight) {
+        return bad("redis.max_cache_reads_in_flight must be between 1 and 1000");
     }
     if !(1..=1_000).contains(&redis.publish_flush_ms) {
         return bad("redis.publish_flush_ms must be between 1 and 1000");

@@ -9,14 +9,25 @@ use serde::Serialize;
 
 use super::Role;
 
+/// Up or down, why, and how often it came back: one per Redis connection of the node.
+#[derive(Default)]
+pub struct ConnectionState {
+    pub connected: AtomicBool,
+    ever_connected: AtomicBool,
+    /// Why the connection is down, while it is.
+    last_error: Mutex<Option<String>>,
+    pub reconnects: AtomicU64,
+}
+
 /// See the module documentation.
 #[derive(Default)]
 pub struct ClusterStats {
-    pub connected: AtomicBool,
-    ever_connected: AtomicBool,
-    /// Why Redis is unreachable, while it is.
-    last_error: Mutex<Option<String>>,
-    pub reconnects: AtomicU64,
+    /// The connection for commands and their replies (cache reads and writes, PUBLISH, leases).
+    pub commands: ConnectionState,
+    /// The connection that only subscribes and receives the other nodes' messages. Apart, because Redis caps
+    /// a subscriber's output buffer (`client-output-buffer-limit pubsub`) and closes it when command replies
+    /// (a resync's cache reads, a rewrite's transaction) pile up behind the messages.
+    pub pubsub: ConnectionState,
     pub published: AtomicU64,
     pub publish_dropped: AtomicU64,
     pub received: AtomicU64,
@@ -62,11 +73,32 @@ pub const CLUSTER_METRICS: &[ClusterMetric] = &[
     ClusterMetric {
         stats_name: "connected",
         prometheus_name: "candlecast_redis_connected",
-        help: "1 while Redis answers, 0 while it is unreachable",
+        help: "1 while both Redis connections (commands, pub/sub) answer, 0 while either is down",
         gauge: true,
-        read: |s| s.connected.load(Ordering::Relaxed) as u64,
+        read: |s| s.is_connected() as u64,
     },
-    counter!(reconnects, "Times the Redis connection came back after being lost"),
+    ClusterMetric {
+        stats_name: "reconnects",
+        prometheus_name: "candlecast_redis_reconnects_total",
+        help: "Times the Redis connection for commands came back after being lost",
+        gauge: false,
+        read: |s| s.commands.reconnects.load(Ordering::Relaxed),
+    },
+    ClusterMetric {
+        stats_name: "pubsub_connected",
+        prometheus_name: "candlecast_redis_pubsub_connected",
+        help: "1 while the Redis pub/sub connection answers, 0 while it is down",
+        gauge: true,
+        read: |s| s.pubsub.is_connected() as u64,
+    },
+    ClusterMetric {
+        stats_name: "pubsub_reconnects",
+        prometheus_name: "candlecast_redis_pubsub_reconnects_total",
+        help:
+            "Times the Redis pub/sub connection came back after being lost (or closed by Redis for its output buffer)",
+        gauge: false,
+        read: |s| s.pubsub.reconnects.load(Ordering::Relaxed),
+    },
     counter!(published, "Bar-update messages published to Redis"),
     counter!(publish_dropped, "Bar-update messages not published because Redis was unreachable"),
     counter!(received, "Bar-update messages received from other nodes"),
@@ -93,26 +125,7 @@ pub const CLUSTER_METRICS: &[ClusterMetric] = &[
     },
 ];
 
-/// What `/health` and `/api/stats` show about the cluster.
-#[derive(Debug, Clone, Serialize)]
-pub struct ClusterReport {
-    pub node_id: String,
-    pub role: &'static str,
-    /// The Redis URL with its password masked.
-    pub url: String,
-    pub connected: bool,
-    /// Why Redis is unreachable, while it is.
-    pub error: Option<String>,
-    pub leases: Vec<String>,
-}
-
-impl ClusterStats {
-    /// Counts what a symbol's follower derived: (forming bars derived, messages whose derivation was left out).
-    pub fn note_derived(&self, (derived, stale): (u64, u64)) {
-        self.derived_bars.fetch_add(derived, Ordering::Relaxed);
-        self.derive_stale.fetch_add(stale, Ordering::Relaxed);
-    }
-
+impl ConnectionState {
     /// Records a working connection; true when it was down (the first connection included).
     pub fn mark_up(&self) -> bool {
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
@@ -144,6 +157,50 @@ impl ClusterStats {
 
     pub fn last_error(&self) -> Option<String> {
         self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// What `/health` and `/api/stats` show about the cluster.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterReport {
+    pub node_id: String,
+    pub role: &'static str,
+    /// The Redis URL with its password masked.
+    pub url: String,
+    pub connected: bool,
+    /// Why Redis is unreachable, while it is.
+    pub error: Option<String>,
+    pub leases: Vec<String>,
+}
+
+impl ClusterStats {
+    /// Counts what a symbol's follower derived: (forming bars derived, messages whose derivation was left out).
+    pub fn note_derived(&self, (derived, stale): (u64, u64)) {
+        self.derived_bars.fetch_add(derived, Ordering::Relaxed);
+        self.derive_stale.fetch_add(stale, Ordering::Relaxed);
+    }
+
+    /// Whether both connections answer: the node can write and receives the other nodes' messages.
+    pub fn is_connected(&self) -> bool {
+        self.commands.is_connected() && self.pubsub.is_connected()
+    }
+
+    /// Whether Redis answered at least once since start (on the connection for commands).
+    pub fn was_ever_connected(&self) -> bool {
+        self.commands.was_ever_connected()
+    }
+
+    /// Why the node is not connected: the commands connection's reason, else the pub/sub one's.
+    pub fn last_error(&self) -> Option<String> {
+        if !self.commands.is_connected() {
+            if let Some(e) = self.commands.last_error() {
+                return Some(e);
+            }
+        }
+        if !self.pubsub.is_connected() {
+            return self.pubsub.last_error().map(|e| format!("pub/sub connection: {e}"));
+        }
+        None
     }
 
     pub fn set_lease(&self, symbol: &str, held: bool) {
@@ -181,7 +238,7 @@ mod tests {
 
     #[test]
     fn the_first_connection_is_not_a_reconnect_and_every_later_one_is() {
-        let s = ClusterStats::default();
+        let s = ConnectionState::default();
         assert!(s.mark_down("refused".into()), "the first failure is news");
         assert!(!s.mark_down("refused".into()), "the same failure again is not");
         assert!(s.mark_up());

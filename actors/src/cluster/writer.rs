@@ -1,7 +1,14 @@
 //! The one task that writes to Redis for the publisher: messages and today-cache writes go out in the
-//! order they were queued, as many as are waiting in one transaction (MULTI/EXEC), so that a reader never
-//! sees cached bars without the watermark that goes with them.
+//! order they were queued, in transactions (MULTI/EXEC), so that a reader never sees cached bars without the
+//! watermark that goes with them.
+//!
+//! A transaction holds at most [`MAX_COMMANDS`] commands and [`MAX_PUBLISH_BYTES`] of messages (a symbol's
+//! cache write is never split): Redis runs a transaction in one go, so the first rewrite of 10,000 symbols as
+//! one transaction (25,000 commands) held up every other client, this node's health PING included, beyond
+//! the command timeout; and the messages of one transaction land in every subscriber's output buffer at once,
+//! against its `client-output-buffer-limit pubsub`.
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 
 use actix::Recipient;
@@ -10,11 +17,16 @@ use tokio::sync::mpsc;
 use super::link::{describe, RedisLink};
 use super::publisher::CacheWriteFailed;
 use super::today_cache::CacheWrite;
+use crate::model::Symbol;
 
 /// Queued writes beyond this are dropped and counted: Redis is too slow or away.
 pub const QUEUE: usize = 20_000;
-/// Writes sent in one transaction at most.
+/// Queued writes taken from the queue at a time.
 const BATCH: usize = 512;
+/// Commands in one transaction at most (more once, by the last symbol's cache write).
+const MAX_COMMANDS: usize = 2_000;
+/// Bytes of messages in one transaction at most (more once, by its last message).
+const MAX_PUBLISH_BYTES: usize = 1 << 20;
 
 /// One write for Redis.
 pub enum Outgoing {
@@ -24,29 +36,72 @@ pub enum Outgoing {
     Cache(Vec<CacheWrite>),
 }
 
-/// Writes everything `queue` yields until it closes; failures are counted, not retried (pub/sub is
-/// fire-and-forget), and failed cache writes reported to `failed` (that symbol is rewritten from memory).
-pub async fn write_loop(link: RedisLink, mut queue: mpsc::Receiver<Outgoing>, failed: Recipient<CacheWriteFailed>) {
-    let mut batch = Vec::with_capacity(BATCH);
-    while queue.recv_many(&mut batch, BATCH).await > 0 {
+/// One transaction, and what it carries for the counters.
+struct Transaction {
+    pipe: redis::Pipeline,
+    messages: u64,
+    cache_bars: u64,
+    cached_symbols: Vec<Symbol>,
+}
+
+impl Transaction {
+    /// Takes writes from the front of `waiting` until the transaction is full; a cache item is split between
+    /// symbols when it does not fit whole.
+    fn take(waiting: &mut VecDeque<Outgoing>) -> Transaction {
         let mut pipe = redis::pipe();
         pipe.atomic();
-        let (mut messages, mut cache_bars) = (0u64, 0u64);
-        let mut cached_symbols = Vec::new();
-        for item in batch.drain(..) {
+        let mut tx = Transaction { pipe, messages: 0, cache_bars: 0, cached_symbols: Vec::new() };
+        let mut publish_bytes = 0;
+        while let Some(item) = waiting.pop_front() {
+            if tx.pipe.len() >= MAX_COMMANDS || publish_bytes >= MAX_PUBLISH_BYTES {
+                waiting.push_front(item);
+                break;
+            }
             match item {
-                Outgoing::Publish { channel, payload, messages: carried } => {
-                    pipe.publish(channel, payload).ignore();
-                    messages += carried;
+                Outgoing::Publish { channel, payload, messages } => {
+                    publish_bytes += payload.len();
+                    tx.pipe.publish(channel, payload).ignore();
+                    tx.messages += messages;
                 }
                 Outgoing::Cache(writes) => {
-                    for write in writes {
-                        cache_bars += write.add_to(&mut pipe) as u64;
-                        cached_symbols.push(write.symbol);
+                    let mut writes = writes.into_iter();
+                    while let Some(write) = writes.next() {
+                        tx.cache_bars += write.add_to(&mut tx.pipe) as u64;
+                        tx.cached_symbols.push(write.symbol);
+                        if tx.pipe.len() >= MAX_COMMANDS {
+                            let rest: Vec<CacheWrite> = writes.collect();
+                            if !rest.is_empty() {
+                                waiting.push_front(Outgoing::Cache(rest));
+                            }
+                            break;
+                        }
                     }
                 }
             }
         }
+        tx
+    }
+}
+
+/// Writes everything `queue` yields until it closes; failures are counted, not retried (pub/sub is
+/// fire-and-forget), and failed cache writes reported to `failed` (that symbol is rewritten from memory).
+pub async fn write_loop(link: RedisLink, mut queue: mpsc::Receiver<Outgoing>, failed: Recipient<CacheWriteFailed>) {
+    let mut waiting = VecDeque::new();
+    let mut received = Vec::with_capacity(BATCH);
+    loop {
+        if waiting.is_empty() {
+            if queue.recv_many(&mut received, BATCH).await == 0 {
+                return;
+            }
+        } else {
+            // What a full transaction left waiting goes first; take what else came meanwhile, without waiting.
+            while waiting.len() + received.len() < BATCH {
+                let Ok(item) = queue.try_recv() else { break };
+                received.push(item);
+            }
+        }
+        waiting.extend(received.drain(..));
+        let Transaction { pipe, messages, cache_bars, cached_symbols } = Transaction::take(&mut waiting);
         let (stats, cache_writes) = (&link.stats, cached_symbols.len() as u64);
         match link.run(|mut con| async move { pipe.exec_async(&mut con).await }).await {
             Ok(()) => {
@@ -63,5 +118,66 @@ pub async fn write_loop(link: RedisLink, mut queue: mpsc::Receiver<Outgoing>, fa
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::today_cache::CacheLimits;
+    use crate::cluster::wire::Keys;
+    use crate::model::{Bar, Interval};
+
+    fn write(symbol: &str, bars: i64) -> CacheWrite {
+        let symbol: Symbol = symbol.into();
+        let now = 1_800_000_000_000;
+        let start = Interval::D1.align(now);
+        let bars = (0..bars).map(|i| Bar::flat(symbol.clone(), Interval::S1, start + i * 1_000, 1.0)).collect();
+        CacheWrite {
+            keys: Keys::new("candlecast"),
+            symbol,
+            bars,
+            forming: None,
+            limits: CacheLimits::default(),
+            replace: false,
+            node: "n".into(),
+            seq: 1,
+            now,
+            expired: 0,
+        }
+    }
+
+    fn publish(bytes: usize) -> Outgoing {
+        Outgoing::Publish { channel: "c".into(), payload: vec![b'x'; bytes], messages: 1 }
+    }
+
+    /// Every write goes out once, in order; no transaction holds much more than the budgets (a symbol's
+    /// cache write is never split, so one write may go beyond them).
+    #[test]
+    fn a_rewrite_of_many_symbols_goes_out_in_order_in_transactions_within_the_budgets() {
+        // 1,000 symbols of 10 bars: about 24 commands each, 24,000 in all; 4 MiB of messages among them.
+        let writes: Vec<CacheWrite> = (0..1_000).map(|i| write(&format!("S{i:04}"), 10)).collect();
+        let per_write = {
+            let mut pipe = redis::pipe();
+            write("X", 10).add_to(&mut pipe);
+            pipe.len()
+        };
+        let mut waiting: VecDeque<Outgoing> = VecDeque::new();
+        waiting.extend((0..4).map(|_| publish(1 << 20)));
+        waiting.push_back(Outgoing::Cache(writes));
+        waiting.push_back(publish(100));
+        let (mut symbols, mut messages, mut transactions) = (Vec::new(), 0, 0);
+        while !waiting.is_empty() {
+            let tx = Transaction::take(&mut waiting);
+            transactions += 1;
+            assert!(tx.pipe.len() < MAX_COMMANDS + per_write + 2, "{} commands", tx.pipe.len());
+            assert!(tx.messages <= 1 || tx.cached_symbols.is_empty(), "a 1 MiB message fills a transaction");
+            messages += tx.messages;
+            symbols.extend(tx.cached_symbols);
+        }
+        let expected: Vec<Symbol> = (0..1_000).map(|i| Symbol::from(format!("S{i:04}").as_str())).collect();
+        assert_eq!(symbols, expected, "every symbol's write once, in order");
+        assert_eq!(messages, 5);
+        assert!(transactions >= 4 + 1_000 * per_write / MAX_COMMANDS, "{transactions} transactions");
     }
 }
