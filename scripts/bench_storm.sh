@@ -14,6 +14,9 @@
 #   address: every connect() searches the ephemeral ports, which took most of the generator's CPU and showed
 #   up as TCP connects of seconds, see docs/BENCHMARKS.md "Connection storms").
 # STORM_PIN="S G": the server on CPU S, the generator on CPU G (taskset), e.g. STORM_PIN="0 1".
+# SOMAXCONN=N: raise net.core.somaxconn to N for the run where this user may (root on the host, or a container
+#   with its own network namespace; restored at exit) and run the "after" rows with [server] backlog = N: the
+#   listen queue a restart's reconnect wave lands in (docs/OPERATIONS.md, "Connection storms").
 # Each row also records the kernel's listen-queue counters (nstat deltas: ListenOverflows, ListenDrops,
 # TCPReqQFullDrop, TCPSynRetrans) in bench/results/storm-*.nstat: a dropped SYN costs a client 1 s.
 # Also run by `make bench` with BENCH_STORM=1 (scripts/bench.sh).
@@ -25,7 +28,8 @@ rate=${2:-20000}
 steady_secs=${STEADY_SECS:-20}
 results=bench/results; mkdir -p "$results"
 
-cargo build --release --bins -p candlecast -p candlecast-loadgen
+# At idle priority: run under the bench lock, a rebuild here must not take the cores from a benchmark.
+nice -n 19 cargo build --release --bins -p candlecast -p candlecast-loadgen
 server_bin=${CARGO_TARGET_DIR:-target}/release/candlecast
 loadgen=${CARGO_TARGET_DIR:-target}/release/candlecast-loadgen
 
@@ -41,6 +45,14 @@ export CANDLECAST__LOG__LEVEL=warn
 source_ips=${SOURCE_IPS:-32}
 hosts=$(python3 -c "print('[' + ', '.join(['\"::1\"'] + [f'\"127.0.0.{i}\"' for i in range(1, $source_ips + 1)]) + ']')")
 export CANDLECAST__HTTP__UNLIMITED_HOSTS="$hosts" CANDLECAST__WS__UNLIMITED_HOSTS="$hosts"
+after_env=()
+if [ -n "${SOMAXCONN:-}" ]; then
+  old_somaxconn=$(cat /proc/sys/net/core/somaxconn)
+  if [ "$old_somaxconn" -lt "$SOMAXCONN" ]; then
+    sysctl -qw net.core.somaxconn="$SOMAXCONN" || echo "could not raise net.core.somaxconn: the kernel keeps $old_somaxconn" >&2
+  fi
+  after_env=(CANDLECAST__SERVER__BACKLOG="$SOMAXCONN")
+fi
 pin_server=(); pin_gen=()
 if [ -n "${STORM_PIN:-}" ]; then read -r s g <<< "$STORM_PIN"; pin_server=(taskset -c "$s"); pin_gen=(taskset -c "$g"); fi
 # The kernel's counters of the accept path, per row (this network namespace; a private history file, so
@@ -73,7 +85,7 @@ start_server() { # port store-dir env...
   echo "server did not start" >&2; exit 1
 }
 stop_server() { [ -n "$server_pid" ] && { kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; }; server_pid=""; }
-trap stop_server EXIT
+trap 'stop_server; [ -n "${old_somaxconn:-}" ] && sysctl -qw net.core.somaxconn="$old_somaxconn"' EXIT
 
 storm() { # name wait-secs env...
   local name=$1 wait=$2; shift 2
@@ -120,9 +132,9 @@ restart() { # name env...
 rows=${STORM_ROWS:-start steady restart}
 for row in $rows; do
   case $row in
-    start) storm storm-start-before 0 "${before_env[@]}"; storm storm-start-after 0 ;;
-    steady) storm storm-steady-before "$steady_secs" "${before_env[@]}"; storm storm-steady-after "$steady_secs" ;;
-    restart) restart storm-restart-before "${before_env[@]}"; restart storm-restart-after ;;
+    start) storm storm-start-before 0 "${before_env[@]}"; storm storm-start-after 0 "${after_env[@]}" ;;
+    steady) storm storm-steady-before "$steady_secs" "${before_env[@]}"; storm storm-steady-after "$steady_secs" "${after_env[@]}" ;;
+    restart) restart storm-restart-before "${before_env[@]}"; restart storm-restart-after "${after_env[@]}" ;;
   esac
 done
 # The table for docs/BENCHMARKS.md "Connection storms".
