@@ -116,6 +116,13 @@ pub struct Args {
     /// Restart mode: seconds after everyone subscribed to wait for every client to be back and caught up.
     #[arg(long, default_value_t = 120.0)]
     pub restart_wait: f64,
+    /// Storm and restart modes: spread the clients over this many loopback source addresses (127.0.0.1,
+    /// 127.0.0.2, ...; at most 254), as dashboards come from many hosts. 1: the kernel picks the address, as
+    /// before. From one address every connect() searches the ephemeral ports for a free one, and at 19,000
+    /// connections that search was most of the generator's CPU (raw.rs `tcp_connect`). The server must
+    /// count these addresses as unlimited hosts (scripts/bench_storm.sh sets it).
+    #[arg(long, default_value_t = 1)]
+    pub source_ips: usize,
     /// Internal: run as child number N and print a partial result as JSON.
     #[arg(long, hide = true)]
     pub child: Option<usize>,
@@ -131,6 +138,9 @@ fn main() -> anyhow::Result<()> {
     }
     if !["candlecast", "socketio"].contains(&args.protocol.as_str()) {
         bail!("--protocol must be candlecast or socketio");
+    }
+    if !(1..=254).contains(&args.source_ips) {
+        bail!("--source-ips must be 1 to 254 (127.0.0.1 to 127.0.0.254)");
     }
     let symbols = args.symbols.split(',').filter(|s| !s.trim().is_empty()).count();
     if args.topics_per_client == 0 || args.topics_per_client > symbols {
@@ -345,6 +355,7 @@ async fn storm_children(args: &Args) -> anyhow::Result<storm::StormPartial> {
             .args(["--storm-rate", &(args.storm_rate * n as f64 / args.clients as f64).to_string()])
             .args(["--connect-timeout", &args.connect_timeout.to_string(), "--within", &args.within.to_string()])
             .args(["--restart-wait", &args.restart_wait.to_string(), "--threads", &args.threads.to_string()])
+            .args(["--source-ips", &args.source_ips.to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         if let Some(path) = &args.ready_file {

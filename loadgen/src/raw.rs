@@ -13,10 +13,11 @@
 //! reads after the handshake, frame headers included: bytes on the wire per message, plain against deflate.
 
 use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
 
 use flate2::{Decompress, FlushDecompress};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 /// Frames larger than this are refused (candlecast's updates are a few hundred bytes).
 const MAX_FRAME: usize = 16 << 20;
@@ -107,6 +108,54 @@ pub enum Next<'a> {
     Closed,
 }
 
+/// A TCP connection to `host` ("ip:port" or "name:port"), from the local address `source` if given.
+///
+/// Why a source address: every connect() from one address to one server port makes the kernel search the
+/// ephemeral range for a port whose 4-tuple is free (`__inet_hash_connect`), and with 19,000 of its ~28,000
+/// ports taken that search is most of the generator's CPU (a perf profile of a storm row: 17.6 % of the
+/// two cores in `__inet_check_established`, inside connect(), which blocks the generator's runtime thread:
+/// the "TCP connect" times of seconds were the generator's own). Real dashboards come from many addresses;
+/// spread over several loopback addresses each port is free at the first try. `IP_BIND_ADDRESS_NO_PORT`
+/// leaves the port to connect(), which may reuse a port another address holds (a bind() with port 0 would
+/// take a port for good, all addresses together).
+pub async fn tcp_connect(host: &str, source: Option<Ipv4Addr>) -> io::Result<TcpStream> {
+    let Some(source) = source else { return TcpStream::connect(host).await };
+    let addr: SocketAddr = host.parse().map_err(|_| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("a source address needs an ip:port target, not {host}"))
+    })?;
+    let socket = TcpSocket::new_v4()?;
+    bind_address_no_port(&socket)?;
+    socket.bind(SocketAddr::new(source.into(), 0))?;
+    socket.connect(addr).await
+}
+
+#[cfg(target_os = "linux")]
+fn bind_address_no_port(socket: &TcpSocket) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: a valid open socket, and a pointer to a c_int of the length given, read during the call only.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Elsewhere bind() takes the port at once: fewer connections fit, each still from its own address.
+#[cfg(not(target_os = "linux"))]
+fn bind_address_no_port(_socket: &TcpSocket) -> io::Result<()> {
+    Ok(())
+}
+
 impl RawWs {
     /// Connects to a `ws://host:port/path` URL and completes the opening handshake.
     pub async fn connect(url: &str) -> io::Result<RawWs> {
@@ -121,12 +170,21 @@ impl RawWs {
     /// [`RawWs::connect`], and how long the TCP connect alone took (the storm mode reports it apart from
     /// the HTTP upgrade: the listen backlog decides the one, the server's workers the other).
     pub async fn connect_timed(url: &str, deflate: bool) -> io::Result<(RawWs, std::time::Duration)> {
+        Self::connect_from(url, deflate, None).await
+    }
+
+    /// [`RawWs::connect_timed`] from the local address `source` if given (see [`tcp_connect`]).
+    pub async fn connect_from(
+        url: &str,
+        deflate: bool,
+        source: Option<Ipv4Addr>,
+    ) -> io::Result<(RawWs, std::time::Duration)> {
         let rest =
             url.strip_prefix("ws://").ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "only ws:// URLs"))?;
         let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         let path = if path.is_empty() { "/" } else { path };
         let began = std::time::Instant::now();
-        let stream = TcpStream::connect(host).await?;
+        let stream = tcp_connect(host, source).await?;
         let tcp = began.elapsed();
         stream.set_nodelay(true)?;
         let mut ws = RawWs {
@@ -333,6 +391,27 @@ mod tests {
 
     /// Against tungstenite's server: handshake, a subscription read back, texts of every size (one spans
     /// several reads of the 4 KiB buffer), a fragmented message, a ping answered, and the close.
+    #[tokio::test]
+    async fn connects_from_the_source_address_given() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let mut peers = Vec::new();
+        for source in [Ipv4Addr::new(127, 0, 0, 7), Ipv4Addr::new(127, 0, 0, 8)] {
+            let client = tcp_connect(&host, Some(source)).await.unwrap();
+            let (_, peer) = listener.accept().await.unwrap();
+            assert_eq!(client.local_addr().unwrap(), peer);
+            peers.push(peer.ip());
+        }
+        assert_eq!(peers, [Ipv4Addr::new(127, 0, 0, 7), Ipv4Addr::new(127, 0, 0, 8)]);
+        // Without a source the kernel picks, as before.
+        let _client = tcp_connect(&host, None).await.unwrap();
+        assert_eq!(listener.accept().await.unwrap().1.ip(), Ipv4Addr::LOCALHOST);
+        // A source needs an address to connect to, not a name to resolve.
+        let port = listener.local_addr().unwrap().port();
+        let err = tcp_connect(&format!("localhost:{port}"), Some(Ipv4Addr::LOCALHOST)).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
     #[tokio::test]
     async fn talks_to_a_real_websocket_server() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

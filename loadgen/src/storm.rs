@@ -14,6 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
+use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -301,9 +302,15 @@ impl Held {
 }
 
 /// TCP connect, upgrade and subscribe, each step within what is left of `timeout`.
-async fn open(url: &str, subscribe: &str, timeout: Duration, tcp: &Mutex<Histogram<u64>>) -> Result<RawWs, Outcome> {
+async fn open(
+    url: &str,
+    source: Option<Ipv4Addr>,
+    subscribe: &str,
+    timeout: Duration,
+    tcp: &Mutex<Histogram<u64>>,
+) -> Result<RawWs, Outcome> {
     let began = Instant::now();
-    let connected = tokio::time::timeout(timeout, RawWs::connect_timed(url, false)).await;
+    let connected = tokio::time::timeout(timeout, RawWs::connect_from(url, false, source)).await;
     let (mut ws, tcp_took) = match connected {
         Err(_) => return Err(Outcome::Timeout),
         Ok(Err(e)) => return Err(Outcome::of(&e)),
@@ -329,6 +336,12 @@ async fn open(url: &str, subscribe: &str, timeout: Duration, tcp: &Mutex<Histogr
         Ok(Err(o)) => Err(o),
         Ok(Ok(())) => Ok(ws),
     }
+}
+
+/// The loopback address client number `client` (over all processes) connects from, with `--source-ips`
+/// above 1: 127.0.0.1, 127.0.0.2, ... in turn.
+fn source_ip(source_ips: usize, client: usize) -> Option<Ipv4Addr> {
+    (source_ips > 1).then(|| Ipv4Addr::new(127, 0, 0, 1 + (client % source_ips.min(254)) as u8))
 }
 
 fn subscribe_message(symbol: &str, interval: &str) -> String {
@@ -359,12 +372,13 @@ pub async fn run_process(args: Arc<Args>) -> anyhow::Result<StormPartial> {
     let mut tasks = Vec::with_capacity(args.clients);
     for i in 0..args.clients {
         let symbol = symbols[(args.first_client + i) % symbols.len()].clone();
+        let source = source_ip(args.source_ips, args.first_client + i);
         let (args, shared) = (args.clone(), shared.clone());
         tasks.push(tokio::spawn(async move {
             if restart {
-                restart_client(symbol, args, shared).await
+                restart_client(symbol, source, args, shared).await
             } else {
-                storm_client(symbol, args, shared).await;
+                storm_client(symbol, source, args, shared).await;
                 None
             }
         }));
@@ -425,11 +439,11 @@ fn finish(shared: &Shared, mut p: StormPartial) -> anyhow::Result<StormPartial> 
 }
 
 /// Connects and subscribes; records the outcome and the time to the first update.
-async fn first_update(symbol: &str, args: &Args, shared: &Shared) -> Option<RawWs> {
+async fn first_update(symbol: &str, source: Option<Ipv4Addr>, args: &Args, shared: &Shared) -> Option<RawWs> {
     let began = Instant::now();
     let timeout = Duration::from_secs_f64(args.connect_timeout);
-    let outcome = match open(&args.url, &subscribe_message(symbol, &args.interval), timeout, &shared.tcp_connect).await
-    {
+    let subscribe = subscribe_message(symbol, &args.interval);
+    let outcome = match open(&args.url, source, &subscribe, timeout, &shared.tcp_connect).await {
         Err(o) => Err(o),
         Ok(mut ws) => {
             let left = timeout.saturating_sub(began.elapsed());
@@ -469,8 +483,8 @@ async fn first_update(symbol: &str, args: &Args, shared: &Shared) -> Option<RawW
     outcome.ok()
 }
 
-async fn storm_client(symbol: String, args: Arc<Args>, shared: Arc<Shared>) {
-    let Some(mut ws) = first_update(&symbol, &args, &shared).await else { return };
+async fn storm_client(symbol: String, source: Option<Ipv4Addr>, args: Arc<Args>, shared: Arc<Shared>) {
+    let Some(mut ws) = first_update(&symbol, source, &args, &shared).await else { return };
     // Hold the connection (reading, so the server has no reason to drop it) until every client of this
     // process has its outcome: the last clients of the storm meet a server holding all the others.
     while shared.settled.load(Ordering::Relaxed) < args.clients && !shared.all_settled.load(Ordering::Relaxed) {
@@ -546,8 +560,13 @@ async fn refetch(ws: &mut RawWs, symbol: &str, interval: &str, since: i64, held:
 }
 
 /// A client through the restart: subscribed, then gone, back, refetched, and live again.
-async fn restart_client(symbol: String, args: Arc<Args>, shared: Arc<Shared>) -> Option<(String, Held, bool)> {
-    let mut ws = first_update(&symbol, &args, &shared).await?;
+async fn restart_client(
+    symbol: String,
+    source: Option<Ipv4Addr>,
+    args: Arc<Args>,
+    shared: Arc<Shared>,
+) -> Option<(String, Held, bool)> {
+    let mut ws = first_update(&symbol, source, &args, &shared).await?;
     let mut held = Held::default();
     // A client the run ends for before it caught up is reported as such, not checked for missed bars: its
     // refetch never happened.
@@ -579,7 +598,7 @@ async fn restart_client(symbol: String, args: Arc<Args>, shared: Arc<Shared>) ->
         if shared.stop.load(Ordering::Relaxed) {
             return Some((symbol, held, caught_up));
         }
-        ws = match open(&args.url, &subscribe, timeout, &shared.tcp_connect).await {
+        ws = match open(&args.url, source, &subscribe, timeout, &shared.tcp_connect).await {
             Ok(ws) => ws,
             Err(o) => {
                 if let Ok(mut f) = shared.failed_attempts.lock() {
@@ -729,6 +748,15 @@ mod tests {
         assert_eq!((bar.timestamp, bar.closed), (1_700_000_001_000, true));
         assert!(!live_bar(&t.replace("true", "false")).unwrap().closed);
         assert!(live_bar(r#"{"type":"historical","data":[]}"#).is_none());
+    }
+
+    #[test]
+    fn clients_take_the_source_addresses_in_turn() {
+        assert_eq!(source_ip(1, 5), None);
+        let ips: Vec<_> = (0..5).map(|c| source_ip(3, c).unwrap()).collect();
+        let [a, b, c] = [1, 2, 3].map(|last| Ipv4Addr::new(127, 0, 0, last));
+        assert_eq!(ips, [a, b, c, a, b]);
+        assert_eq!(source_ip(254, 253), Some(Ipv4Addr::new(127, 0, 0, 254)));
     }
 
     #[test]
