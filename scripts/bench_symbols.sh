@@ -18,7 +18,9 @@
 # pending, RSS) goes to stderr every PROGRESS_SECS (default 15); the peak RSS seen is kept in the JSON.
 # STORE_KIND=embedded|segments picks the store (default: the config's default); it is printed per row and
 # kept in the file name: bench/results/symbols-<N>[-<kind>].json. TRADES_PER_SECOND (per symbol, default 1.0)
-# and HOT_BARS ([aggregator] hot_bars, default: the config's) vary the run. MALLOC_PROBE=1 (needs gdb) prints
+# and HOT_BARS ([aggregator] hot_bars, default: the config's) vary the run; issue 20's ingestion row is
+# TRADES_PER_SECOND=2 SAMPLE_SECS=60 BACKFILL=0 scripts/bench_symbols.sh 10000 (20,000 trades/s in all: the
+# late dropped column must stay 0). MALLOC_PROBE=1 (needs gdb) prints
 # glibc's malloc_stats totals and the anonymous/file RSS split per row on stderr.
 # SERVER_BIN runs that binary instead of building this checkout's (to compare with another build in the same
 # session). BACKFILL=0 starts without a backfill (backfill_days = backfill_fine_hours = 0): the idle figures

@@ -35,8 +35,10 @@ use crate::telemetry::{add, COUNTERS};
 
 mod counters;
 mod staging;
+mod topics;
 pub use counters::HubCounters;
 use staging::Staging;
+use topics::{Grid, Topics};
 
 /// A WebSocket client connected; the hub may push frames into its outbox.
 #[derive(Message)]
@@ -198,7 +200,10 @@ struct TopicState {
     latest: Option<Bar>,
     /// The last [`RECENT_CLOSED`] closed bars (as corrected), oldest first.
     recent_closed: std::collections::VecDeque<Bar>,
-    /// One per client phase: the topic's subscribers in that phase and their send slot.
+    /// One per client phase: the topic's subscribers in that phase and their send slot. Phase 0 always
+    /// (it keeps the pace of the actors' partials), the others from their first subscriber on: a slot
+    /// nobody was ever in costs neither memory nor a look at each update (10 phases of 160,000 topics at
+    /// 10,000 idle symbols were ~270 MB, and ten cache lines per update).
     slots: Vec<Slot>,
 }
 
@@ -222,11 +227,30 @@ fn slot_phase(n: usize, phases: usize, gap: Duration) -> Duration {
 }
 
 impl TopicState {
-    fn new(epoch: Instant, gap: Duration, phases: usize) -> TopicState {
-        TopicState {
-            latest: None,
-            recent_closed: Default::default(),
-            slots: (0..phases).map(|n| Slot::new(epoch + slot_phase(n, phases, gap))).collect(),
+    fn new(grid: &Grid) -> TopicState {
+        TopicState { latest: None, recent_closed: Default::default(), slots: vec![grid.slot(0)] }
+    }
+
+    /// The slot of `phase`, made (with those before it) on first use.
+    fn slot_mut(&mut self, phase: usize, grid: &Grid) -> &mut Slot {
+        while self.slots.len() <= phase {
+            self.slots.push(grid.slot(self.slots.len()));
+        }
+        &mut self.slots[phase]
+    }
+
+    /// Stages one framed update for every subscriber (see [`Hub::commit`]).
+    fn fan_out(&self, staged: &mut Staging, bar: &Bar, correction: bool) {
+        let all: Vec<usize> = (0..self.slots.len()).collect();
+        stage_phases(staged, self, &all, bar, correction);
+    }
+
+    /// Stages the closed bar now wherever it waits for its slot, ahead of what is staged next.
+    fn flush_closed(&mut self, staged: &mut Staging) {
+        for phase in 0..self.slots.len() {
+            if let Some(closed) = self.slots[phase].pending_closed.take() {
+                stage_phases(staged, self, &[phase], &closed, false);
+            }
         }
     }
 }
@@ -341,10 +365,9 @@ impl ClientEntry {
 
 /// See the module documentation.
 pub struct Hub {
-    /// Looked up once per update (19 a second per idle symbol: a trade's 16 partials, the closes): foldhash,
-    /// seeded per process, is cheaper than SipHash, though at 10,000 symbols these lookups cost mostly cache
-    /// misses (docs/BENCHMARKS.md, "Idle CPU per symbol").
-    topics: HashMap<Topic, TopicState, foldhash::fast::RandomState>,
+    /// By symbol, then interval: a [`Publish`] looks a symbol up once for the run of its updates (a trade's
+    /// 16 partials, the closes), not once per update (see [`topics`]).
+    topics: Topics,
     clients: HashMap<ClientId, ClientEntry>,
     actors: Vec<(Recipient<BarEvents>, bool)>,
     channels: HashMap<Arc<str>, HashMap<ClientId, Arc<Outbox>>>,
@@ -356,13 +379,14 @@ pub struct Hub {
     /// does not move while it is listed): the flush timer looks through them only then. Walking 10,000
     /// symbols' waiting partials every 5 ms cost the idle hub a tenth of a core.
     dirty_due: Instant,
-    /// Origin of every slot's grid, the number of phases (see [`slot_phase`]) and the clients connected
-    /// so far (the next one's phase).
-    epoch: Instant,
+    /// The number of phases (as in the topics' [`Grid`]) and the clients connected so far (the next one's
+    /// phase).
     phases: usize,
     connected: usize,
     /// Frames owed to clients in the current handler or flush, written once at its end.
     staged: Staging,
+    /// The phases an update goes to at once, reused: not an allocation per update.
+    now_phases: Vec<usize>,
     /// Clients and subscriptions, maintained as they change (see [`HubCounters`]).
     counters: Arc<HubCounters>,
 }
@@ -371,18 +395,19 @@ impl Hub {
     pub fn new(settings: &HubSettings) -> Hub {
         let per_second = settings.max_updates_per_second.max(1);
         let min_gap = Duration::from_secs(1) / per_second;
+        let (epoch, phases) = (Instant::now(), settings.phases(min_gap));
         Hub {
-            topics: HashMap::default(),
+            topics: Topics::new(Grid { epoch, gap: min_gap, phases }),
             clients: HashMap::new(),
             actors: Vec::new(),
             channels: HashMap::new(),
             min_gap,
             dirty: Vec::new(),
             dirty_due: Instant::now(),
-            epoch: Instant::now(),
-            phases: settings.phases(min_gap),
+            phases,
             connected: 0,
             staged: Staging::default(),
+            now_phases: Vec::new(),
             counters: HubCounters::new(),
         }
     }
@@ -405,13 +430,6 @@ impl Hub {
             }
         }
         stats
-    }
-
-    /// Stages one framed update for every subscriber of `topic` (see [`Hub::commit`]).
-    fn fan_out(&mut self, topic: &Topic, bar: &Bar, correction: bool) {
-        let Some(state) = self.topics.get(topic) else { return };
-        let all: Vec<usize> = (0..state.slots.len()).collect();
-        stage_phases(&mut self.staged, state, &all, bar, correction);
     }
 
     /// Writes what was staged, one outbox entry per client; drops clients whose outbox refused it.
@@ -465,12 +483,17 @@ impl Hub {
         }
     }
 
-    fn forward_to_actors(&mut self, updates: &[BarUpdate], partials_sent: &[BarUpdate]) {
+    fn forward_to_actors(&mut self, updates: &[BarUpdate], partials_sent: Vec<BarUpdate>) {
         if self.actors.is_empty() {
             return;
         }
         let final_only: Arc<[BarUpdate]> = updates.iter().filter(|u| u.kind != UpdateKind::Partial).cloned().collect();
-        let with_partials: Arc<[BarUpdate]> = final_only.iter().chain(partials_sent).cloned().collect();
+        // The partials moved, not cloned again: a trade's 16 of them at every symbol.
+        let with_partials: Arc<[BarUpdate]> = if partials_sent.is_empty() {
+            final_only.clone()
+        } else {
+            final_only.iter().cloned().chain(partials_sent).collect()
+        };
         // do_send, not try_send: persistence must never miss a closed bar because its mailbox was full.
         self.actors.retain(|(recipient, partials)| {
             let events = if *partials { &with_partials } else { &final_only };
@@ -524,115 +547,147 @@ impl Hub {
 
     /// Stages `topic`'s closed bar now wherever it waits for its slot, ahead of what is staged next.
     fn flush_closed(&mut self, topic: &Topic) {
-        let Some(state) = self.topics.get_mut(topic) else { return };
-        for phase in 0..state.slots.len() {
-            if let Some(closed) = state.slots[phase].pending_closed.take() {
-                stage_phases(&mut self.staged, state, &[phase], &closed, false);
-            }
+        if let Some(state) = self.topics.get_mut(topic) {
+            state.flush_closed(&mut self.staged);
         }
     }
 
     /// Handles a [`Publish`] at `now`: stages what is due and marks the rest for its slot (the caller
     /// commits). Returns the partial updates sent at the topic's pace (for the actors).
     fn publish(&mut self, updates: &[BarUpdate], now: Instant) -> Vec<BarUpdate> {
-        let gap = self.min_gap;
         let mut partials_sent = Vec::new();
-        for update in updates {
-            let topic: Topic = (update.bar.symbol.clone(), update.bar.interval);
-            let (epoch, phases) = (self.epoch, self.phases);
-            let state = self.topics.entry(topic.clone()).or_insert_with(|| TopicState::new(epoch, gap, phases));
-            match update.kind {
-                UpdateKind::Partial => {
-                    state.latest = Some(update.bar.clone());
-                    let mut now_phases = Vec::new();
-                    let mut conflated = false;
-                    for (phase, slot) in state.slots.iter_mut().enumerate().filter(|(n, s)| s.tracked(*n)) {
-                        // Only an idle slot sends at once: one already waiting goes with the next flush,
-                        // together with the client's other topics due then (one write, not one each).
-                        if slot.due(now) && !slot.waiting() {
-                            slot.pending = false;
-                            slot.sent(now, gap);
-                            now_phases.push(phase);
-                        } else if slot.pending {
-                            conflated = true;
-                        } else {
-                            let listed = slot.waiting();
-                            slot.pending = true;
-                            if !listed {
-                                self.dirty.push((topic.clone(), phase));
-                                listed_due(&mut self.dirty_due, slot, now);
-                            }
-                        }
-                    }
-                    if conflated {
-                        add(&COUNTERS.updates_conflated, 1);
-                    }
-                    stage_phases(&mut self.staged, state, &now_phases, &update.bar, false);
-                    if now_phases.first() == Some(&0) {
-                        partials_sent.push(update.clone());
-                    }
-                }
-                // A bar put in place behind the newest one (a replica catching up after an outage, an upsert
-                // of older bars): sent, but the topic's newest state and its pending partials stay.
-                UpdateKind::Closed if state.latest.as_ref().is_some_and(|l| l.open_time > update.bar.open_time) => {
-                    self.flush_closed(&topic);
-                    self.fan_out(&topic, &update.bar, false);
-                }
-                UpdateKind::Closed => {
-                    state.remember_closed(&update.bar);
-                    state.latest = Some(update.bar.clone());
-                    let mut now_phases = Vec::new();
-                    let mut earlier = Vec::new();
-                    let mut conflated = false;
-                    for (phase, slot) in state.slots.iter_mut().enumerate().filter(|(n, s)| s.tracked(*n)) {
-                        let listed = slot.waiting();
-                        // The pending partial of this bar is superseded by its final state.
-                        if slot.pending {
-                            slot.pending = false;
-                            conflated = true;
-                        }
-                        // Only when a slot is longer than the bar (one update a second, 1s bars) can a closed
-                        // bar still be waiting: it goes now, never dropped.
-                        if let Some(bar) = slot.pending_closed.take() {
-                            earlier.push((phase, bar));
-                        }
-                        if slot.due(now) && !listed {
-                            slot.sent(now, gap);
-                            now_phases.push(phase);
-                        } else {
-                            slot.pending_closed = Some(update.bar.clone());
-                            if !listed {
-                                self.dirty.push((topic.clone(), phase));
-                                listed_due(&mut self.dirty_due, slot, now);
-                            }
-                        }
-                    }
-                    if conflated {
-                        add(&COUNTERS.updates_conflated, 1);
-                    }
-                    for (phase, bar) in earlier {
-                        stage_phases(&mut self.staged, state, &[phase], &bar, false);
-                    }
-                    stage_phases(&mut self.staged, state, &now_phases, &update.bar, false);
-                }
-                // A correction revises an older bar: the topic's newest state and its rate are untouched.
-                // One that revises the closed bar still waiting for a slot replaces it there: those clients
-                // never saw it.
-                UpdateKind::Correction => {
-                    state.remember_closed(&update.bar);
-                    let mut at_once = Vec::new();
-                    for (phase, slot) in state.slots.iter_mut().enumerate() {
-                        match &mut slot.pending_closed {
-                            Some(waiting) if waiting.open_time == update.bar.open_time => *waiting = update.bar.clone(),
-                            _ => at_once.push(phase),
-                        }
-                    }
-                    stage_phases(&mut self.staged, state, &at_once, &update.bar, true);
+        let Hub { topics, dirty, dirty_due, staged, now_phases, .. } = self;
+        let grid = topics.grid();
+        let mut waits = Waits { dirty, dirty_due, now };
+        // An aggregator's updates come in one piece (see `PublishBatch`): its symbol is looked up once for
+        // them. A symbol may come back later in the batch (its next turn): another run, another lookup.
+        for run in updates.chunk_by(|a, b| a.bar.symbol == b.bar.symbol) {
+            let symbol = &run[0].bar.symbol;
+            let symbol_topics = topics.symbol(symbol);
+            for update in run {
+                let state = symbol_topics.entry(update.bar.interval, &grid);
+                let topic = || (symbol.clone(), update.bar.interval);
+                if publish_one(state, update, &grid, &mut waits, topic, staged, now_phases) {
+                    partials_sent.push(update.clone());
                 }
             }
         }
         partials_sent
     }
+}
+
+/// Where [`publish_one`] lists the topics and phases it leaves waiting for their slot (`Hub::dirty`).
+struct Waits<'a> {
+    dirty: &'a mut Vec<(Topic, usize)>,
+    dirty_due: &'a mut Instant,
+    now: Instant,
+}
+
+impl Waits<'_> {
+    /// Lists a slot that was not waiting before.
+    fn list(&mut self, topic: Topic, phase: usize, slot: &Slot) {
+        self.dirty.push((topic, phase));
+        listed_due(self.dirty_due, slot, self.now);
+    }
+}
+
+/// One update of a topic (see [`Hub::publish`]): stages it for the phases whose slot is due and marks the
+/// others. `topic` names it, made only when a slot is listed. True when phase 0 sent a partial (the pace of
+/// the actors' partials).
+fn publish_one(
+    state: &mut TopicState,
+    update: &BarUpdate,
+    grid: &Grid,
+    waits: &mut Waits,
+    topic: impl Fn() -> Topic,
+    staged: &mut Staging,
+    now_phases: &mut Vec<usize>,
+) -> bool {
+    let (gap, now) = (grid.gap, waits.now);
+    now_phases.clear();
+    match update.kind {
+        UpdateKind::Partial => {
+            state.latest = Some(update.bar.clone());
+            let mut conflated = false;
+            for (phase, slot) in state.slots.iter_mut().enumerate().filter(|(n, s)| s.tracked(*n)) {
+                // Only an idle slot sends at once: one already waiting goes with the next flush,
+                // together with the client's other topics due then (one write, not one each).
+                if slot.due(now) && !slot.waiting() {
+                    slot.pending = false;
+                    slot.sent(now, gap);
+                    now_phases.push(phase);
+                } else if slot.pending {
+                    conflated = true;
+                } else {
+                    let listed = slot.waiting();
+                    slot.pending = true;
+                    if !listed {
+                        waits.list(topic(), phase, slot);
+                    }
+                }
+            }
+            if conflated {
+                add(&COUNTERS.updates_conflated, 1);
+            }
+            stage_phases(staged, state, now_phases, &update.bar, false);
+            return now_phases.first() == Some(&0);
+        }
+        // A bar put in place behind the newest one (a replica catching up after an outage, an upsert
+        // of older bars): sent, but the topic's newest state and its pending partials stay.
+        UpdateKind::Closed if state.latest.as_ref().is_some_and(|l| l.open_time > update.bar.open_time) => {
+            state.flush_closed(staged);
+            state.fan_out(staged, &update.bar, false);
+        }
+        UpdateKind::Closed => {
+            state.remember_closed(&update.bar);
+            state.latest = Some(update.bar.clone());
+            let mut earlier = Vec::new();
+            let mut conflated = false;
+            for (phase, slot) in state.slots.iter_mut().enumerate().filter(|(n, s)| s.tracked(*n)) {
+                let listed = slot.waiting();
+                // The pending partial of this bar is superseded by its final state.
+                if slot.pending {
+                    slot.pending = false;
+                    conflated = true;
+                }
+                // Only when a slot is longer than the bar (one update a second, 1s bars) can a closed
+                // bar still be waiting: it goes now, never dropped.
+                if let Some(bar) = slot.pending_closed.take() {
+                    earlier.push((phase, bar));
+                }
+                if slot.due(now) && !listed {
+                    slot.sent(now, gap);
+                    now_phases.push(phase);
+                } else {
+                    slot.pending_closed = Some(update.bar.clone());
+                    if !listed {
+                        waits.list(topic(), phase, slot);
+                    }
+                }
+            }
+            if conflated {
+                add(&COUNTERS.updates_conflated, 1);
+            }
+            for (phase, bar) in earlier {
+                stage_phases(staged, state, &[phase], &bar, false);
+            }
+            stage_phases(staged, state, now_phases, &update.bar, false);
+        }
+        // A correction revises an older bar: the topic's newest state and its rate are untouched.
+        // One that revises the closed bar still waiting for a slot replaces it there: those clients
+        // never saw it.
+        UpdateKind::Correction => {
+            state.remember_closed(&update.bar);
+            for (phase, slot) in state.slots.iter_mut().enumerate() {
+                match &mut slot.pending_closed {
+                    Some(waiting) if waiting.open_time == update.bar.open_time => *waiting = update.bar.clone(),
+                    _ => now_phases.push(phase),
+                }
+            }
+            stage_phases(staged, state, now_phases, &update.bar, true);
+        }
+    }
+    false
 }
 
 /// Lowers `dirty_due` to when `slot`, just listed in `Hub::dirty`, is due (`now` if it has no slot time).
@@ -682,7 +737,7 @@ impl Actor for Hub {
             let sent = hub.flush_due(Instant::now());
             hub.commit();
             if !sent.is_empty() {
-                hub.forward_to_actors(&[], &sent);
+                hub.forward_to_actors(&[], sent);
             }
         });
     }
@@ -695,7 +750,7 @@ impl Handler<Publish> for Hub {
     fn handle(&mut self, msg: Publish, _: &mut Context<Self>) {
         let partials_sent = self.publish(&msg.updates, Instant::now());
         self.commit();
-        self.forward_to_actors(&msg.updates, &partials_sent);
+        self.forward_to_actors(&msg.updates, partials_sent);
     }
 }
 
@@ -768,18 +823,16 @@ impl Hub {
         self.commit();
         let Some(entry) = self.clients.get_mut(&client) else { return };
         let outbox = entry.outbox.clone();
-        let (epoch, gap, phases) = (self.epoch, self.min_gap, self.phases);
+        let grid = self.topics.grid();
         // The ack and the snapshots leave in one write too.
         let one = [(&client, &outbox)];
         self.staged.stage(one, &SharedFrame::new(ack));
         for (topic, from) in topics {
-            let state = self.topics.entry(topic.clone()).or_insert_with(|| TopicState::new(epoch, gap, phases));
+            let state = self.topics.entry(&topic);
             for bar in state.snapshot(from) {
                 self.staged.stage(one, &SharedFrame::new(price_frame(bar, false)));
             }
-            if let Some(slot) = state.slots.get_mut(entry.phase) {
-                slot.subscribers.insert(client, outbox.clone());
-            }
+            state.slot_mut(entry.phase, &grid).subscribers.insert(client, outbox.clone());
             entry.add_topic(topic, &self.counters);
         }
         self.commit();

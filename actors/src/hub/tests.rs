@@ -358,7 +358,7 @@ fn writes(outbox: &Outbox) -> Vec<Vec<Value>> {
 #[test]
 fn a_clients_topics_leave_in_one_write_and_clients_spread_over_the_gap() {
     let mut hub = Hub::new(&HubSettings { max_updates_per_second: 10, flush_window_ms: 10 });
-    let epoch = hub.epoch;
+    let epoch = hub.topics.grid().epoch;
     let symbols = ["AAA", "BBB", "CCC", "DDD", "EEE", "FFF"];
     let topics: Vec<Topic> = symbols.iter().map(|s| (Symbol::from(*s), Interval::S1)).collect();
     let outboxes: Vec<Arc<Outbox>> = (0..10u64)
@@ -414,12 +414,86 @@ fn a_clients_topics_leave_in_one_write_and_clients_spread_over_the_gap() {
     assert_eq!(phases.len(), 10, "ten clients, ten moments in the gap: {phases:?}");
 }
 
+/// A batch carries each symbol's intervals together and the hub finds a symbol's topics once for them: each
+/// update still reaches exactly its own topic's subscribers, once, in the batch's order; nothing goes to the
+/// intervals nobody holds; a symbol that comes back later in the batch (its aggregator's next turn) is found
+/// again; and the actors get every topic's partial at its pace.
+#[test]
+fn a_batch_of_a_symbols_intervals_reaches_exactly_the_subscribed_topics_in_order_once() {
+    let mut hub = Hub::new(&HubSettings { max_updates_per_second: 10, flush_window_ms: 10 });
+    let epoch = hub.topics.grid().epoch;
+    let (first, second) = (Arc::new(Outbox::new(1 << 20)), Arc::new(Outbox::new(1 << 20)));
+    hub.connect(1, first.clone());
+    hub.connect(2, second.clone());
+    let held =
+        [("BTCUSDT", Interval::S1), ("BTCUSDT", Interval::M1), ("BTCUSDT", Interval::H1), ("ETHUSDT", Interval::S5)];
+    hub.subscribe(1, held.iter().map(|(s, i)| ((Symbol::from(*s), *i), None)), protocol::frame::text(b"{}"));
+    hub.subscribe(2, [(("ETHUSDT".into(), Interval::M1), None)].into_iter(), protocol::frame::text(b"{}"));
+    writes(&first);
+    writes(&second);
+
+    // Every interval of three symbols, each bar's price naming its symbol and interval; then BTC's 1s again.
+    let symbols = ["BTCUSDT", "ETHUSDT", "XRPUSDT"];
+    let price = |s: usize, iv: Interval| (s * 100 + iv.index()) as f64;
+    let partial = |symbol: &str, iv: Interval, close: f64| BarUpdate {
+        kind: UpdateKind::Partial,
+        bar: Bar::from_trade(symbol.into(), iv, 0, close, 1.0),
+    };
+    let mut updates: Vec<BarUpdate> = symbols
+        .iter()
+        .enumerate()
+        .flat_map(|(s, symbol)| Interval::ALL.iter().map(move |iv| (s, *symbol, *iv)))
+        .map(|(s, symbol, iv)| partial(symbol, iv, price(s, iv)))
+        .collect();
+    updates.push(partial("BTCUSDT", Interval::S1, 999.0));
+    let now = epoch + Duration::from_secs(1);
+    let sent = hub.publish(&updates, now);
+    hub.commit();
+
+    let seen = |frames: Vec<Vec<Value>>| -> Vec<(String, String, f64)> {
+        frames
+            .into_iter()
+            .flatten()
+            .map(|f| {
+                assert_eq!(f["type"], "price_update");
+                let name = |v: &Value| v.as_str().unwrap_or_default().to_string();
+                (name(&f["symbol"]), name(&f["interval"]), f["data"]["close"].as_f64().unwrap_or(f64::NAN))
+            })
+            .collect()
+    };
+    let expect = |items: &[(&str, Interval, f64)]| -> Vec<(String, String, f64)> {
+        items.iter().map(|(s, iv, close)| (s.to_string(), iv.to_string(), *close)).collect()
+    };
+    assert_eq!(
+        seen(writes(&first)),
+        expect(&[
+            ("BTCUSDT", Interval::S1, price(0, Interval::S1)),
+            ("BTCUSDT", Interval::M1, price(0, Interval::M1)),
+            ("BTCUSDT", Interval::H1, price(0, Interval::H1)),
+            ("ETHUSDT", Interval::S5, price(1, Interval::S5)),
+        ]),
+        "the first client's four topics, once each, in the batch's order, nothing else"
+    );
+    assert_eq!(seen(writes(&second)), expect(&[("ETHUSDT", Interval::M1, price(1, Interval::M1))]));
+    let paced: Vec<(Symbol, Interval, f64)> =
+        sent.iter().map(|u| (u.bar.symbol.clone(), u.bar.interval, u.bar.close)).collect();
+    let all: Vec<(Symbol, Interval, f64)> =
+        updates[..48].iter().map(|u| (u.bar.symbol.clone(), u.bar.interval, u.bar.close)).collect();
+    assert_eq!(paced, all, "the actors get each topic's first partial, in order; BTC's second waits for its slot");
+
+    // BTC's 1s came back in the batch after its slot was taken: it goes in the next slot, to its topic only.
+    hub.flush_due(now + Duration::from_millis(100));
+    hub.commit();
+    assert_eq!(seen(writes(&first)), expect(&[("BTCUSDT", Interval::S1, 999.0)]));
+    assert_eq!(seen(writes(&second)), Vec::new());
+}
+
 /// A closed bar is never conflated or merged away when it shares a write: each client gets every topic's
 /// closed bar once, before the next bar's partial, and separate from it.
 #[test]
 fn closed_bars_keep_their_own_frames_in_a_shared_write() {
     let mut hub = Hub::new(&HubSettings { max_updates_per_second: 10, flush_window_ms: 10 });
-    let epoch = hub.epoch;
+    let epoch = hub.topics.grid().epoch;
     let symbols = ["AAA", "BBB", "CCC"];
     let topics: Vec<Topic> = symbols.iter().map(|s| (Symbol::from(*s), Interval::S1)).collect();
     let outbox = Arc::new(Outbox::new(1 << 20));
@@ -533,7 +607,9 @@ proptest::proptest! {
                     b.symbol = symbol;
                     b.interval = interval;
                     let topic = (b.symbol.clone(), b.interval);
-                    hub.fan_out(&topic, &b, false);
+                    if let Some(state) = hub.topics.get_mut(&topic) {
+                        state.fan_out(&mut hub.staged, &b, false);
+                    }
                     hub.commit();
                 }
             }

@@ -451,6 +451,11 @@ impl Handler<BarEvents> for IndicatorService {
 
     /// Closed bars update the computations of their topic; partial bars preview them.
     fn handle(&mut self, msg: BarEvents, _: &mut Context<Self>) {
+        // Nothing computed nor warming: no topic to look up for each of the events (every symbol's partials
+        // and closes, ~19 a second per symbol at 1 trade/s).
+        if self.by_topic.is_empty() && self.warming.is_empty() {
+            return;
+        }
         let mut frames = Vec::new();
         for update in msg.0.iter() {
             if update.kind == UpdateKind::Closed && !self.warming.is_empty() {
