@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# How long may an update wait to share a write? (issue 16) Runs the dashboard row of `make bench` (2,000 clients,
+# each subscribed to the six symbols' 1s topics) and the single-topic row against servers with different
+# `[hub] flush_window_ms`, one after the other, and prints a table: delivered msgs/s, server CPU per delivered
+# message, p50/p99/max latency and frames per write.
+# Usage: scripts/bench_flush_window.sh [windows in ms...]   (default: 5 10 25)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+windows=("$@"); [ ${#windows[@]} -gt 0 ] || windows=(5 10 25)
+clients=${CLIENTS:-2000}
+duration=${BENCH_DURATION:-15}
+rounds=${ROUNDS:-1}
+results=bench/results/flush-window; mkdir -p "$results"
+
+cargo build --release --bins -p candlecast -p candlecast-loadgen
+server_bin=${CARGO_TARGET_DIR:-target}/release/candlecast
+loadgen=${CARGO_TARGET_DIR:-target}/release/candlecast-loadgen
+
+# As scripts/bench.sh: every topic updates 10 times a second.
+export CANDLECAST__SERVER__HOST=127.0.0.1 CANDLECAST__SERVER__PORT=0
+export CANDLECAST__FEED__SIMULATED__TRADES_PER_SECOND=200 CANDLECAST__FEED__SIMULATED__TICK_MS=20
+export CANDLECAST__FEED__SIMULATED__BACKFILL_DAYS=1 CANDLECAST__FEED__SIMULATED__BACKFILL_FINE_HOURS=1
+export CANDLECAST__LOG__LEVEL=warn
+
+server_pid=""
+stop_server() { [ -z "$server_pid" ] || { kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; }; }
+trap stop_server EXIT
+
+rows=()
+for round in $(seq "$rounds"); do
+  for w in "${windows[@]}"; do
+    for topics in 6 1; do
+      name="w${w}-x${topics}-r${round}"
+      CANDLECAST__HUB__FLUSH_WINDOW_MS=$w "$server_bin" > "$results/$name.server.out" 2> "$results/$name.server.err" &
+      server_pid=$!
+      port=""
+      for _ in $(seq 100); do
+        port=$(grep -o 'http://127.0.0.1:[0-9]*' "$results/$name.server.out" 2>/dev/null | head -1 | cut -d: -f3) && [ -n "$port" ] && break
+        sleep 0.1
+      done
+      [ -n "$port" ] || { echo "server did not start" >&2; exit 1; }
+      for _ in $(seq 200); do curl -sf "http://127.0.0.1:$port/api/price/SOLUSDT" >/dev/null && break; sleep 0.1; done
+      "$loadgen" --url "ws://127.0.0.1:$port/ws" --clients "$clients" --processes 1 --connect-rate 2000 \
+        --duration "$duration" --warmup 5 --interval 1s --topics-per-client "$topics" --server-pid "$server_pid" \
+        --json "$results/$name.json" > "$results/$name.txt"
+      curl -s "http://127.0.0.1:$port/api/stats" > "$results/$name.stats.json" || true
+      stop_server; server_pid=""
+      rows+=("$name")
+    done
+  done
+done
+
+python3 - "$results" "${rows[@]}" <<'EOF'
+import json, sys
+results, rows = sys.argv[1], sys.argv[2:]
+print("| flush_window_ms | clients × topics | msgs/s delivered | server CPU % of a core | server CPU per delivered msg | p50 / p99 / max ms | frames per write |")
+print("|---|---|---|---|---|---|---|")
+for name in rows:
+    w, x, r = name.split("-")
+    d = json.load(open(f"{results}/{name}.json"))
+    stats = json.load(open(f"{results}/{name}.stats.json")).get("stats", {})
+    cpu = d["server"]["cpu_percent"]
+    per_msg = cpu / 100 / d["messages_per_second"] * 1e6
+    writes, frames = stats.get("ws_writes"), stats.get("ws_frames")
+    fpw = f"{frames / writes:.2f}" if writes else "–"
+    lat = d["latency_ms"]
+    print(f"| {w[1:]} | {d['clients']:,} × {x[1:]} | {d['messages_per_second']:,.0f} | {cpu:.1f} | **{per_msg:.2f} µs** | "
+          f"{lat['p50']:.2f} / {lat['p99']:.2f} / {lat['max']:.1f} | {fpw} |")
+EOF
