@@ -17,11 +17,7 @@ cargo build --release --bins -p candlecast -p candlecast-loadgen
 server_bin=${CARGO_TARGET_DIR:-target}/release/candlecast
 loadgen=${CARGO_TARGET_DIR:-target}/release/candlecast-loadgen
 
-# As scripts/bench.sh: every topic updates 10 times a second.
-export CANDLECAST__SERVER__HOST=127.0.0.1 CANDLECAST__SERVER__PORT=0
-export CANDLECAST__FEED__SIMULATED__TRADES_PER_SECOND=200 CANDLECAST__FEED__SIMULATED__TICK_MS=20
-export CANDLECAST__FEED__SIMULATED__BACKFILL_DAYS=1 CANDLECAST__FEED__SIMULATED__BACKFILL_FINE_HOURS=1
-export CANDLECAST__LOG__LEVEL=warn
+source scripts/bench_server_env.sh
 
 server_pid=""
 stop_server() { [ -z "$server_pid" ] || { kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; }; }
