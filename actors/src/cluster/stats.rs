@@ -32,6 +32,7 @@ pub struct ClusterStats {
     pub publish_dropped: AtomicU64,
     pub received: AtomicU64,
     pub receive_gaps: AtomicU64,
+    pub cache_behind: AtomicU64,
     pub receive_duplicates: AtomicU64,
     pub derived_bars: AtomicU64,
     pub derive_stale: AtomicU64,
@@ -102,7 +103,14 @@ pub const CLUSTER_METRICS: &[ClusterMetric] = &[
     counter!(published, "Bar-update messages published to Redis"),
     counter!(publish_dropped, "Bar-update messages not published because Redis was unreachable"),
     counter!(received, "Bar-update messages received from other nodes"),
-    counter!(receive_gaps, "Missing message sequence numbers noticed (each triggers a resync from the today-cache)"),
+    counter!(
+        receive_gaps,
+        "Missing message sequence numbers noticed in the live stream (each triggers a resync from the today-cache)"
+    ),
+    counter!(
+        cache_behind,
+        "Syncs whose today-cache read lacked a message sent just before the subscription (read again; nothing lost)"
+    ),
     counter!(receive_duplicates, "Messages received twice or out of order, ignored"),
     counter!(derived_bars, "Forming bars this node derived from the 1s bars instead of receiving them"),
     counter!(

@@ -5,7 +5,10 @@
 //! starts a resync: messages are buffered, the today-cache is read with its watermark (the last message
 //! whose bars it holds), its bars are applied, then the buffered messages after the watermark. Reading
 //! after subscribing is what closes the race between the cache and the live stream. When the cache is
-//! behind the buffered messages (it is written every `cache_flush_ms`), it is read again.
+//! behind the buffered messages (it is written every `cache_flush_ms`), it is read again. When nothing was
+//! buffered, the cache may still be behind a message sent just before the subscription: the first message
+//! after the sync then skips numbers, and the cache is read again too, but that is not a message lost on
+//! the stream ([`ResyncCause::CacheBehind`], not [`ResyncCause::Gap`]).
 //!
 //! Each applied message is expanded by the coarse forming bars it lets this node derive ([`Forming`]), from
 //! the state the messages applied so far (and the cache, when a resync takes it) left.
@@ -35,8 +38,21 @@ pub enum OnMessage {
     Duplicate,
     /// Kept until the resync under way finishes.
     Buffered,
-    /// A resync must start (read the cache): numbers skipped (`gap`), or a new sending node.
-    Resync { gap: bool },
+    /// A resync must start (read the cache).
+    Resync(ResyncCause),
+}
+
+/// Why a resync starts.
+#[derive(Debug, PartialEq, Clone, Copy)]
+pub enum ResyncCause {
+    /// The live stream skipped numbers after this node had received the one before: a message was lost
+    /// (Redis was down, a connection dropped).
+    Gap,
+    /// The first message after a sync skipped numbers past the cache's watermark, nothing having been
+    /// received since: the cache was read before it held what was sent just before this node subscribed.
+    CacheBehind,
+    /// Another node sends this symbol's messages (a lease takeover).
+    NewSender,
 }
 
 /// What to do with a cache snapshot.
@@ -51,7 +67,8 @@ pub enum OnSnapshot {
 
 enum State {
     /// Applying messages as they come: the node and number of the last one (none before the first).
-    Live { source: Option<(String, u64)> },
+    /// `received`: that number is one this node received (not only the cache's watermark).
+    Live { source: Option<(String, u64)>, received: bool },
     /// Waiting for a snapshot; `previous` is where the live stream stood before (what this node's
     /// aggregator already holds), `attempts` counts snapshots that were behind. `reload`: the sender
     /// rewrote the cache, so it is taken even at the number already applied.
@@ -103,7 +120,7 @@ impl SymbolSync {
 
     /// Starts buffering for a resync (the caller reads the cache next); no-op while one is under way.
     pub fn start_resync(&mut self) {
-        if let State::Live { source } = &mut self.state {
+        if let State::Live { source, .. } = &mut self.state {
             let previous = source.take();
             self.state = State::Syncing { buffer: VecDeque::new(), attempts: 0, previous, reload: false };
         }
@@ -121,23 +138,26 @@ impl SymbolSync {
 
     pub fn on_message(&mut self, batch: Batch) -> OnMessage {
         match &mut self.state {
-            State::Live { source: Some((node, last)) } if *node == batch.node => {
+            State::Live { source: Some((node, last)), received } if *node == batch.node => {
                 if batch.seq <= *last {
                     return OnMessage::Duplicate;
                 }
                 if batch.seq == *last + 1 {
                     *last = batch.seq;
+                    *received = true;
                     return OnMessage::Apply(self.expand(batch));
                 }
+                let cause = if *received { ResyncCause::Gap } else { ResyncCause::CacheBehind };
                 self.resync_with(batch);
-                OnMessage::Resync { gap: true }
+                OnMessage::Resync(cause)
             }
-            State::Live { source: Some(_) } => {
+            State::Live { source: Some(_), .. } => {
                 self.resync_with(batch);
-                OnMessage::Resync { gap: false }
+                OnMessage::Resync(ResyncCause::NewSender)
             }
-            State::Live { source } => {
+            State::Live { source, received } => {
                 *source = Some((batch.node.clone(), batch.seq));
+                *received = true;
                 OnMessage::Apply(self.expand(batch))
             }
             State::Syncing { buffer, .. } => {
@@ -173,7 +193,7 @@ impl SymbolSync {
             .or(previous.as_ref().map(|p| &p.0))
             .cloned()
         else {
-            self.state = State::Live { source: None };
+            self.state = State::Live { source: None, received: false };
             self.forming.reset_from(&cached);
             return OnSnapshot::Apply { bars: cached, complete: true };
         };
@@ -187,8 +207,10 @@ impl SymbolSync {
             let mut newer = buffered.iter().filter(|b| b.seq > base);
             if newer.clone().enumerate().all(|(i, b)| b.seq == base + 1 + i as u64) {
                 let last = newer.next_back().map_or(base, |b| b.seq);
+                // The number was received unless it is only the cache's watermark.
+                let received = last != base || !use_cache;
                 let bars = if use_cache { cached } else { Vec::new() };
-                self.state = State::Live { source: Some((node, last)) };
+                self.state = State::Live { source: Some((node, last)), received };
                 let newer = buffered.into_iter().filter(|b| b.seq > base);
                 return OnSnapshot::Apply { bars: self.take_up(use_cache, bars, newer), complete: true };
             }
@@ -203,8 +225,10 @@ impl SymbolSync {
         let take_cache = use_cache || applied.is_none();
         let bars = if take_cache { cached } else { Vec::new() };
         let from = base.unwrap_or(0);
-        let last = buffered.iter().map(|b| b.seq).max().map_or(base, Some);
-        self.state = State::Live { source: last.map(|seq| (node, seq)) };
+        let newest = buffered.iter().map(|b| b.seq).max();
+        let received = newest.is_some() || !take_cache;
+        let last = newest.map_or(base, Some);
+        self.state = State::Live { source: last.map(|seq| (node, seq)), received };
         let newer = buffered.into_iter().filter(|b| b.seq > from);
         OnSnapshot::Apply { bars: self.take_up(take_cache, bars, newer), complete: false }
     }
@@ -289,16 +313,31 @@ mod tests {
     #[test]
     fn a_gap_starts_a_resync_that_fills_it_from_the_cache() {
         let mut s = live("a", 1);
-        assert_eq!(s.on_message(batch("a", 4)), OnMessage::Resync { gap: true });
-        let out = s.on_snapshot(Snapshot { bars: vec![bar(2), bar(3)], watermark: Some(("a".into(), 3)) });
+        assert_eq!(s.on_message(batch("a", 2)), OnMessage::Apply(vec![bar(2)]));
+        assert_eq!(s.on_message(batch("a", 5)), OnMessage::Resync(ResyncCause::Gap));
+        let out = s.on_snapshot(Snapshot { bars: vec![bar(3), bar(4)], watermark: Some(("a".into(), 4)) });
         let OnSnapshot::Apply { bars, complete: true } = out else { panic!("{out:?}") };
-        assert_eq!(minutes(&bars), vec![2, 3, 4]);
+        assert_eq!(minutes(&bars), vec![3, 4, 5]);
+    }
+
+    /// The cache is written every `cache_flush_ms`: read just after subscribing, it may lack a message sent
+    /// just before. The first message then skips numbers; that is the cache behind, not a message lost.
+    #[test]
+    fn a_first_message_past_the_watermark_of_a_sync_without_messages_is_the_cache_behind_not_a_gap() {
+        let mut s = live("a", 1);
+        assert_eq!(s.on_message(batch("a", 3)), OnMessage::Resync(ResyncCause::CacheBehind));
+        let out = s.on_snapshot(Snapshot { bars: vec![bar(1), bar(2)], watermark: Some(("a".into(), 2)) });
+        let OnSnapshot::Apply { bars, complete: true } = out else { panic!("{out:?}") };
+        assert_eq!(minutes(&bars), vec![1, 2, 3]);
+        // From here on the numbers are the stream's own: a skip is a gap.
+        assert_eq!(s.on_message(batch("a", 4)), OnMessage::Apply(vec![bar(4)]));
+        assert_eq!(s.on_message(batch("a", 6)), OnMessage::Resync(ResyncCause::Gap));
     }
 
     #[test]
     fn a_new_sending_node_waits_for_its_own_watermark_and_drops_the_old_nodes_stragglers() {
         let mut s = live("a", 9);
-        assert_eq!(s.on_message(batch("b", 1)), OnMessage::Resync { gap: false });
+        assert_eq!(s.on_message(batch("b", 1)), OnMessage::Resync(ResyncCause::NewSender));
         s.on_message(batch("a", 10));
         s.on_message(batch("b", 2));
         // Still node a's watermark: b's first messages could be missing.
@@ -306,7 +345,11 @@ mod tests {
         let out = s.on_snapshot(Snapshot { bars: vec![bar(1)], watermark: Some(("b".into(), 1)) });
         let OnSnapshot::Apply { bars, complete: true } = out else { panic!("{out:?}") };
         assert_eq!(minutes(&bars), vec![1, 2]);
-        assert_eq!(s.on_message(batch("a", 11)), OnMessage::Resync { gap: false }, "node a is not the source any more");
+        assert_eq!(
+            s.on_message(batch("a", 11)),
+            OnMessage::Resync(ResyncCause::NewSender),
+            "node a is not the source any more"
+        );
     }
 
     #[test]
@@ -325,7 +368,7 @@ mod tests {
         s.start_resync();
         assert_eq!(s.on_snapshot(Snapshot::default()), OnSnapshot::Apply { bars: vec![], complete: true });
         assert_eq!(s.on_message(batch("a", 6)), OnMessage::Apply(vec![bar(6)]));
-        assert_eq!(s.on_message(batch("a", 9)), OnMessage::Resync { gap: true });
+        assert_eq!(s.on_message(batch("a", 9)), OnMessage::Resync(ResyncCause::Gap));
     }
 
     #[test]
@@ -345,7 +388,7 @@ mod tests {
             s.on_snapshot(Snapshot { bars: vec![bar(1)], watermark: Some(("a".into(), 3)) }),
             OnSnapshot::Apply { bars: vec![bar(1)], complete: true }
         );
-        assert_eq!(s.on_message(batch("a", 5)), OnMessage::Resync { gap: true });
+        assert_eq!(s.on_message(batch("a", 5)), OnMessage::Resync(ResyncCause::CacheBehind));
         let mut fresh = SymbolSync::new(1);
         fresh.on_snapshot(Snapshot::default());
         assert_eq!(
