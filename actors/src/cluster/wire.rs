@@ -23,6 +23,8 @@
 //! - `<prefix>:seq:<SYMBOL>` = `"<node> <seq>"`: the last message whose bars the cache holds (the watermark).
 //! - Set `<prefix>:symbols`: symbols with cached bars. `<prefix>:lease:<SYMBOL>` = the node running its feed.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::derive::Derive;
@@ -55,12 +57,13 @@ pub struct Batch {
 /// Names of everything candlecast keeps in Redis, under one prefix.
 #[derive(Debug, Clone)]
 pub struct Keys {
-    prefix: String,
+    /// Shared: every cache write carries the keys, at 10,000 symbols that is 10,000 clones a second.
+    prefix: Arc<str>,
 }
 
 impl Keys {
     pub fn new(prefix: &str) -> Keys {
-        Keys { prefix: prefix.to_owned() }
+        Keys { prefix: Arc::from(prefix) }
     }
 
     pub fn bars_channel(&self, symbol: &str) -> String {
@@ -74,7 +77,7 @@ impl Keys {
 
     /// The symbol a bars channel belongs to.
     pub fn symbol_of<'a>(&self, channel: &'a str) -> Option<&'a str> {
-        channel.strip_prefix(self.prefix.as_str())?.strip_prefix(":bars:").filter(|s| !s.is_empty())
+        channel.strip_prefix(&*self.prefix)?.strip_prefix(":bars:").filter(|s| !s.is_empty())
     }
 
     /// The hash of one symbol's bars of one interval on the UTC day that starts at `day_start`.
