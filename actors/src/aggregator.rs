@@ -166,6 +166,12 @@ const TICK: Duration = Duration::from_millis(100);
 const TICK_MS: i64 = TICK.as_millis() as i64;
 /// The trade rate is trades per `RATE_WINDOW_MS`, measured on the ticks that end such a window.
 const RATE_WINDOW_MS: i64 = 1_000;
+/// Every aggregator ticks on the same wall-clock grid, `GRID_PHASE_MS` after each multiple of `TICK`: the
+/// 1s closes of all symbols fall in one instant, one wake of the market thread, where ticks counted from
+/// each aggregator's start scattered them over 100 instants a second (docs/BENCHMARKS.md, "Per-symbol cost").
+/// The phase lets the simulated feeds' batches, sent on their grid of whole ticks, reach the aggregators
+/// before the bars they belong to close, rather than as corrections right after.
+pub(crate) const GRID_PHASE_MS: i64 = 10;
 
 /// See the module documentation.
 pub struct Aggregator {
@@ -178,7 +184,7 @@ pub struct Aggregator {
     /// Reused buffer of updates to publish.
     out: Vec<BarUpdate>,
     trades_at_last_rate: u64,
-    /// Wall-clock ms of the aggregator's start: its ticks are `TICK` apart from there.
+    /// Wall-clock ms of the aggregator's start: its first tick is at least `TICK` after it.
     started_ms: i64,
     /// The tick the aggregator is next woken on, and its timer.
     wake: Option<(i64, SpawnHandle)>,
@@ -289,11 +295,12 @@ impl Aggregator {
     }
 
     /// The first of this aggregator's ticks at or after `t` (wall-clock ms), every `period` ms (a multiple
-    /// of `TICK`), counted from its start. The first tick is one `TICK` after the start, as a timer's.
+    /// of `TICK`), on the wall-clock grid shared by every aggregator (see [`GRID_PHASE_MS`]). The first tick
+    /// is at least one `TICK` after the start, as a timer's.
     fn tick_at_or_after(&self, t: i64, period: i64) -> i64 {
         let first = self.started_ms + TICK_MS;
-        // Ticks of every period share the phase of the start, so a bar's close and the rate's tick coincide.
-        let phase = self.started_ms.rem_euclid(TICK_MS);
+        // Ticks of every period share the phase, so a bar's close and the rate's tick coincide.
+        let phase = GRID_PHASE_MS;
         let t = t.max(first);
         phase + (t - phase + period - 1).div_euclid(period) * period
     }
@@ -354,8 +361,8 @@ impl Aggregator {
             }
             None => {}
         }
-        // One ms more: the timer rounds to whole ms, the wake must not find the wall clock short of `at`.
-        let delay = Duration::from_millis((at - now).max(0) as u64 + 1);
+        // One ms more: the wake must not find the wall clock short of `at`, whatever the timer's rounding.
+        let delay = crate::model::until_wall_ms((at + 1) as f64);
         self.wake = Some((at, ctx.run_later(delay, |agg, ctx| agg.wake(ctx))));
     }
 }
@@ -554,6 +561,28 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "gave up waiting for {what}");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    #[actix_rt::test]
+    async fn aggregators_started_apart_tick_in_the_same_instants() {
+        // Ticks counted from each start scattered 10,000 symbols' closes over 100 instants a second.
+        let sink = Sink(Arc::default()).start().recipient();
+        let settings = AggregatorSettings::default();
+        let new = |started_ms: i64| Aggregator {
+            started_ms,
+            ..Aggregator::new("BTCUSDT".into(), &settings, sink.clone(), Arc::default())
+        };
+        let (a, b) = (new(1_000_000_037), new(1_000_000_071));
+        for t in [1_000_000_200, 1_000_001_000, 1_000_001_999] {
+            let tick = a.tick_at_or_after(t, TICK_MS);
+            assert_eq!(tick, b.tick_at_or_after(t, TICK_MS), "{t}");
+            assert!(tick >= t && tick - t < TICK_MS && tick.rem_euclid(TICK_MS) == GRID_PHASE_MS, "{t}: {tick}");
+            let rate = a.tick_at_or_after(t, RATE_WINDOW_MS);
+            assert_eq!(rate, b.tick_at_or_after(t, RATE_WINDOW_MS));
+            assert!(rate >= t && rate.rem_euclid(RATE_WINDOW_MS) == GRID_PHASE_MS, "{t}: {rate}");
+        }
+        // Never before a tick's length after the start, as a timer set at the start.
+        assert_eq!(b.tick_at_or_after(1_000_000_071, TICK_MS), 1_000_000_210);
     }
 
     #[actix_rt::test]

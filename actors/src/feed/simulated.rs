@@ -349,6 +349,9 @@ impl SimulatedConnector {
     /// trades that arrived meanwhile: at a high rate a batch every tick, as before; at 1 trade a second one
     /// wake a second, where waking every tick cost 1,000 symbols 20,000 wake-ups a second for nothing
     /// (docs/BENCHMARKS.md, "Per-symbol cost"). An empty batch now and then keeps the feed seen alive.
+    /// Wakes fall on the wall-clock grid of whole ticks, the same for every simulated feed: 10,000 symbols'
+    /// feeds wake the market thread 1,000 / `tick_ms` times a second, not once per trade at scattered
+    /// instants (a trade reaches its aggregator at most a tick after it arrived).
     async fn live_trades(&mut self) -> Result<Vec<Trade>, FeedError> {
         let per_ms = self.trades_per_second / 1000.0;
         let gap = Exp::new(per_ms).map_err(|e| FeedError::Ended(format!("bad trade rate: {e}")))?;
@@ -357,10 +360,12 @@ impl SimulatedConnector {
             None => self.clock + gap.sample(&mut self.rng),
         };
         let tick_ms = self.tick.as_millis() as f64;
+        let started = crate::model::wall_ms();
         // A whole ms more: woken at the arrival's ms, the wall clock (in whole ms) may still be short of it.
-        let wait_ms = ((next - now_ms() as f64).ceil() + 1.0).clamp(tick_ms, tick_ms.max(QUIET_WAKE_MS));
-        let planned = now_ms() as f64 + wait_ms;
-        tokio::time::sleep(Duration::from_secs_f64(wait_ms / 1000.0)).await;
+        let wait_ms = ((next - started).ceil() + 1.0).clamp(tick_ms, tick_ms.max(QUIET_WAKE_MS));
+        let planned = ((started + wait_ms) / tick_ms).ceil() * tick_ms;
+        // From `started`, not from the moment the sleep begins: never less than a tick, and aimed at the grid.
+        tokio::time::sleep(Duration::from_secs_f64((planned - started) / 1e3)).await;
         let now = now_ms();
         let mut next = Some(next);
         // Woken much later than planned (a suspended machine): do not replay the gap.
@@ -514,6 +519,10 @@ mod tests {
         assert!(all.len() >= 4, "{} trades", all.len());
         assert!(all.windows(2).all(|w| w[0].exchange_ts <= w[1].exchange_ts && w[0].id < w[1].id));
         assert!(all.iter().all(|t| t.validate().is_ok() && t.exchange_ts <= t.received_ts));
+        // Sent on the wall-clock grid of ticks (every feed's wakes in the same instants): never before the
+        // first grid instant after the trade, where a wake per trade sent it a ms or two after it.
+        let grid = |ts: i64| (ts.div_euclid(20) + 1) * 20;
+        assert!(all.iter().all(|t| t.received_ts >= grid(t.exchange_ts)), "{all:?}");
     }
 
     #[actix_rt::test]

@@ -25,3 +25,18 @@ pub type Price = f64;
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
+
+/// Current wall-clock time in UTC milliseconds, to the microsecond.
+pub fn wall_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as f64 / 1e3)
+        .unwrap_or(0.0)
+}
+
+/// How long from now until the wall clock reads `at_ms` (zero if it has), to the microsecond: timers of many
+/// actors aimed at the same wall-clock ms this way fire together, where a delay counted from the whole ms
+/// (`at_ms - now_ms()`) spreads them over the ms and so over two of the timer's slots.
+pub fn until_wall_ms(at_ms: f64) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(((at_ms - wall_ms()) / 1e3).max(0.0))
+}
