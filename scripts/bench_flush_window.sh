@@ -4,6 +4,9 @@
 # `[hub] flush_window_ms`, one after the other, and prints a table: delivered msgs/s, server CPU per delivered
 # message, p50/p99/max latency and frames per write.
 # Usage: scripts/bench_flush_window.sh [windows in ms...]   (default: 5 10 25)
+# SERVER_BIN=path measures another server binary (an older build, for A/B) with this tree's generator; TOPICS
+# ("6 1") picks the rows; RESULTS the directory. Every server starts on an empty store of its own (a temporary
+# directory), so a run never inherits, or migrates, another run's store.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,24 +14,27 @@ windows=("$@"); [ ${#windows[@]} -gt 0 ] || windows=(5 10 25)
 clients=${CLIENTS:-2000}
 duration=${BENCH_DURATION:-15}
 rounds=${ROUNDS:-1}
-results=bench/results/flush-window; mkdir -p "$results"
+read -r -a topic_rows <<< "${TOPICS:-6 1}"
+results=${RESULTS:-bench/results/flush-window}; mkdir -p "$results"
 
-cargo build --release --bins -p candlecast -p candlecast-loadgen
-server_bin=${CARGO_TARGET_DIR:-target}/release/candlecast
+[ -n "${NO_BUILD:-}" ] || cargo build --release --bins -p candlecast -p candlecast-loadgen
+server_bin=${SERVER_BIN:-${CARGO_TARGET_DIR:-target}/release/candlecast}
 loadgen=${CARGO_TARGET_DIR:-target}/release/candlecast-loadgen
 
 source scripts/bench_server_env.sh
 
 server_pid=""
+store=$(mktemp -d)
 stop_server() { [ -z "$server_pid" ] || { kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; }; }
-trap stop_server EXIT
+trap 'stop_server; rm -rf "$store"' EXIT
 
 rows=()
 for round in $(seq "$rounds"); do
   for w in "${windows[@]}"; do
-    for topics in 6 1; do
+    for topics in "${topic_rows[@]}"; do
       name="w${w}-x${topics}-r${round}"
-      CANDLECAST__HUB__FLUSH_WINDOW_MS=$w "$server_bin" > "$results/$name.server.out" 2> "$results/$name.server.err" &
+      rm -rf "${store:?}"/* && echo "$server_bin" > "$results/$name.server.bin"
+      CANDLECAST__HUB__FLUSH_WINDOW_MS=$w CANDLECAST__STORE__PATH=$store "$server_bin" > "$results/$name.server.out" 2> "$results/$name.server.err" &
       server_pid=$!
       port=""
       for _ in $(seq 100); do

@@ -49,10 +49,15 @@ impl SharedFrame {
 
     /// The frame to queue for a client: compressed if it negotiated deflate.
     pub fn for_client(&self, deflate: bool) -> Bytes {
+        self.bytes_for(deflate).clone()
+    }
+
+    /// The same, borrowed: for a caller that copies it (`hub::staging`), no shared-counter increment.
+    pub fn bytes_for(&self, deflate: bool) -> &Bytes {
         if deflate {
-            self.deflated.get_or_init(|| compress_frame(&self.plain)).clone()
+            self.deflated.get_or_init(|| compress_frame(&self.plain))
         } else {
-            self.plain.clone()
+            &self.plain
         }
     }
 }

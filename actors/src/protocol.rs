@@ -473,6 +473,18 @@ pub mod frame {
         })
     }
 
+    /// How many whole frames `buf` holds, counted as [`split`] would cut them but without slicing: the
+    /// `/ws` writer counts every buffer it writes, and a slice per frame was a shared-counter increment and
+    /// decrement each.
+    pub fn count(buf: &[u8]) -> usize {
+        let (mut at, mut n) = (0, 0);
+        while let Some(len) = buf.get(at..).and_then(frame_len) {
+            at += len;
+            n += 1;
+        }
+        n
+    }
+
     /// The length, header included, of the unmasked server frame at the start of `f`, if it is whole.
     fn frame_len(f: &[u8]) -> Option<usize> {
         let (header, payload): (usize, usize) = match *f.get(1)? & 0x7f {
@@ -505,6 +517,9 @@ mod tests {
         assert_eq!(frame::split(&joined).collect::<Vec<_>>(), frames);
         assert_eq!(frame::split(&joined.slice(..joined.len() - 1)).count(), 4, "a cut frame is not one");
         assert_eq!(frame::split(&Bytes::new()).count(), 0);
+        assert_eq!(frame::count(&joined), 5);
+        assert_eq!(frame::count(&joined[..joined.len() - 1]), 4, "a cut frame is not counted");
+        assert_eq!(frame::count(&[]), 0);
     }
 
     /// `{"type":"subscribe","trading_pairs":["BTCUSDT"],"interval":"5m","id":7}` and seed 004's form

@@ -632,7 +632,7 @@ impl Stream for SessionBody {
                 // One entry is one buffer for the socket, holding one frame or, from the hub, every frame
                 // due to this client in one flush.
                 add(&COUNTERS.ws_writes, 1);
-                add(&COUNTERS.ws_frames, frame::split(&buffer).count() as u64);
+                add(&COUNTERS.ws_frames, frame::count(&buffer) as u64);
                 add(&COUNTERS.ws_bytes_written, buffer.len() as u64);
                 Poll::Ready(Some(Ok(buffer)))
             }
