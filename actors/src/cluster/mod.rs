@@ -33,7 +33,6 @@ pub(crate) mod wire;
 pub(crate) mod writer;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use actix::prelude::*;
@@ -67,40 +66,23 @@ pub enum ClusterError {
 /// The symbols whose feed this node runs now (by lease): it publishes their updates and ignores theirs
 /// from Redis. Shared by the lease keeper (writer), the publisher and the follower.
 #[derive(Clone, Default)]
-pub struct Led(Arc<LedSymbols>);
-
-#[derive(Default)]
-pub struct LedSymbols {
-    symbols: RwLock<BTreeSet<Symbol>>,
-    /// Bumped at every change, so that a reader can tell the set changed without walking it (the publisher
-    /// walked 10,000 symbols at every cache flush).
-    version: AtomicU64,
-}
+pub struct Led(Arc<RwLock<BTreeSet<Symbol>>>);
 
 impl Led {
     pub fn contains(&self, symbol: &str) -> bool {
-        self.0.symbols.read().unwrap_or_else(|e| e.into_inner()).contains(symbol)
+        self.0.read().unwrap_or_else(|e| e.into_inner()).contains(symbol)
     }
 
     pub fn insert(&self, symbol: Symbol) {
-        if self.0.symbols.write().unwrap_or_else(|e| e.into_inner()).insert(symbol) {
-            self.0.version.fetch_add(1, Ordering::Release);
-        }
+        self.0.write().unwrap_or_else(|e| e.into_inner()).insert(symbol);
     }
 
     pub fn remove(&self, symbol: &str) {
-        if self.0.symbols.write().unwrap_or_else(|e| e.into_inner()).remove(symbol) {
-            self.0.version.fetch_add(1, Ordering::Release);
-        }
+        self.0.write().unwrap_or_else(|e| e.into_inner()).remove(symbol);
     }
 
     pub fn list(&self) -> Vec<Symbol> {
-        self.0.symbols.read().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
-    }
-
-    /// Changes when the set changes.
-    pub fn version(&self) -> u64 {
-        self.0.version.load(Ordering::Acquire)
+        self.0.read().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
     }
 }
 

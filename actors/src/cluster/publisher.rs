@@ -89,11 +89,6 @@ pub struct Publisher {
     synced: HashSet<Symbol>,
     /// Symbols with a rewrite asked for and not done yet.
     rewriting: HashSet<Symbol>,
-    /// The led symbols' version when the flush last looked for symbols to rewrite, and whether it must look
-    /// again anyway (a symbol left `synced`, or a rewrite could not be done): at 10,000 symbols, looking at
-    /// every flush was a tenth of the node's cluster work.
-    led_seen: u64,
-    look_again: bool,
 }
 
 impl Publisher {
@@ -131,8 +126,6 @@ impl Publisher {
             generation,
             synced: HashSet::new(),
             rewriting: HashSet::new(),
-            led_seen: 0,
-            look_again: true,
         }
     }
 
@@ -193,20 +186,15 @@ impl Publisher {
             // Nothing to write to; everything is rewritten from history after the reconnect.
             pending.clear();
             self.synced.clear();
-            self.look_again = true;
             return;
         }
-        let version = self.led.version();
-        if self.look_again || version != self.led_seen {
-            (self.led_seen, self.look_again) = (version, false);
-            // Sorted (a BTreeSet's order): looked up by bisection, as at 10,000 symbols a scan per synced
-            // symbol was 100 million comparisons per flush.
-            let led = self.led.list();
-            self.synced.retain(|s| led.binary_search(s).is_ok());
-            for symbol in led {
-                if !self.synced.contains(&symbol) && self.rewriting.insert(symbol.clone()) {
-                    ctx.notify(RewriteCache { symbol });
-                }
+        // Sorted (a BTreeSet's order): looked up by bisection, as at 10,000 symbols a scan per synced symbol
+        // was 100 million comparisons per flush.
+        let led = self.led.list();
+        self.synced.retain(|s| led.binary_search(s).is_ok());
+        for symbol in led {
+            if !self.synced.contains(&symbol) && self.rewriting.insert(symbol.clone()) {
+                ctx.notify(RewriteCache { symbol });
             }
         }
         // Not synced: the rewrite under way covers these bars.
@@ -224,7 +212,6 @@ impl Publisher {
             for symbol in symbols {
                 self.synced.remove(&symbol);
             }
-            self.look_again = true;
         }
     }
 }
@@ -247,7 +234,6 @@ impl Actor for Publisher {
                 }
                 // Redis may have restarted empty: rewrite what this node owns (at the next flush).
                 p.synced.clear();
-                p.look_again = true;
                 if let Some(pending) = &mut p.pending {
                     pending.forget_expiries();
                 }
@@ -288,7 +274,6 @@ impl Handler<RewriteCache> for Publisher {
         let Some(entry) = entry else {
             // Not possible now; the next flush asks again while the symbol is not synced.
             self.rewriting.remove(&msg.symbol);
-            self.look_again = true;
             return;
         };
         // Updates gathered before the history read are older than what it returns: numbered now, they stay at
@@ -355,9 +340,6 @@ impl Handler<RewriteCache> for Publisher {
                 if p.queue.try_send(notice).is_err() {
                     p.link.stats.publish_dropped.fetch_add(1, Ordering::Relaxed);
                 }
-            } else {
-                // Not queued: the next flush asks again.
-                p.look_again = true;
             }
         }));
     }
@@ -369,6 +351,5 @@ impl Handler<CacheWriteFailed> for Publisher {
     /// Marks the symbol for a rewrite: the cache misses what the failed write held.
     fn handle(&mut self, msg: CacheWriteFailed, _: &mut Context<Self>) {
         self.synced.remove(&msg.symbol);
-        self.look_again = true;
     }
 }

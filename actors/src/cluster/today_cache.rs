@@ -29,33 +29,20 @@ pub fn window(settings: &AggregatorSettings) -> usize {
 
 /// How many bars the today-cache keeps per interval: a whole UTC day and the forming bar, or less where
 /// `[redis] cache_max_bars` says so (deployments with many symbols cap the sub-minute intervals).
-/// Worked out once per interval and `Copy`: every cache write carries them (10,000 a second at 10,000
-/// symbols, when they were a map cloned with each).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct CacheLimits {
-    caps: [usize; Interval::ALL.len()],
-}
-
-impl Default for CacheLimits {
-    fn default() -> CacheLimits {
-        CacheLimits::new(BTreeMap::new())
-    }
+    caps: BTreeMap<Interval, usize>,
 }
 
 impl CacheLimits {
     pub fn new(caps: BTreeMap<Interval, usize>) -> CacheLimits {
-        CacheLimits {
-            caps: Interval::ALL.map(|interval| {
-                // Never more than a day holds (plus the forming bar), at least one.
-                let day = bars_per_day(interval) + 1;
-                caps.get(&interval).map_or(day, |cap| (*cap).clamp(1, day))
-            }),
-        }
+        CacheLimits { caps }
     }
 
-    /// Bars of `interval` kept.
+    /// Bars of `interval` kept: never more than a day holds (plus the forming bar), at least one.
     pub fn cap(&self, interval: Interval) -> usize {
-        self.caps[interval.index()]
+        let day = bars_per_day(interval) + 1;
+        self.caps.get(&interval).map_or(day, |cap| (*cap).clamp(1, day))
     }
 }
 
@@ -174,9 +161,7 @@ impl CacheWrite {
 #[derive(Default)]
 pub struct PendingWrites {
     symbols: HashMap<Symbol, Pending>,
-    /// Per symbol, the newest forming bar of each interval (by [`Interval::index`]): an array, as every
-    /// update of every symbol lands here (a map's insert per bar was a good part of the publisher's work).
-    forming: HashMap<Symbol, [Option<Bar>; Interval::ALL.len()]>,
+    forming: HashMap<Symbol, BTreeMap<Interval, Bar>>,
     expired: HashMap<Symbol, (i64, ExpiryMask)>,
 }
 
@@ -193,15 +178,14 @@ impl PendingWrites {
         let pending = self.symbols.entry(symbol.clone()).or_default();
         let forming = self.forming.entry(symbol.clone()).or_default();
         for bar in bars {
-            let slot = &mut forming[bar.interval.index()];
-            let newer = slot.as_ref().is_none_or(|f| f.open_time <= bar.open_time);
+            let newer = forming.get(&bar.interval).is_none_or(|f| f.open_time <= bar.open_time);
             if bar.closed {
                 pending.bars.insert((bar.interval, bar.open_time), bar.clone());
                 if newer {
-                    *slot = None;
+                    forming.remove(&bar.interval);
                 }
             } else if newer {
-                *slot = Some(bar.clone());
+                forming.insert(bar.interval, bar.clone());
             }
         }
         pending.seq = seq;
@@ -211,11 +195,7 @@ impl PendingWrites {
     pub fn reset(&mut self, symbol: &Symbol, forming: &[Bar]) {
         self.symbols.remove(symbol);
         self.expired.remove(symbol);
-        let mut slots: [Option<Bar>; Interval::ALL.len()] = Default::default();
-        for bar in forming {
-            slots[bar.interval.index()] = Some(bar.clone());
-        }
-        self.forming.insert(symbol.clone(), slots);
+        self.forming.insert(symbol.clone(), forming.iter().map(|b| (b.interval, b.clone())).collect());
     }
 
     pub fn clear(&mut self) {
@@ -234,7 +214,7 @@ impl PendingWrites {
         let day_start = Interval::D1.align(now);
         let mut writes = Vec::with_capacity(self.symbols.len());
         for (symbol, p) in self.symbols.drain() {
-            let forming = self.forming.get(&symbol).map(|f| f.iter().flatten().cloned().collect());
+            let forming = self.forming.get(&symbol).map(|f| f.values().cloned().collect());
             let expired = self.expired.entry(symbol.clone()).or_default();
             if expired.0 != day_start {
                 *expired = (day_start, 0);

@@ -23,8 +23,6 @@
 //! - `<prefix>:seq:<SYMBOL>` = `"<node> <seq>"`: the last message whose bars the cache holds (the watermark).
 //! - Set `<prefix>:symbols`: symbols with cached bars. `<prefix>:lease:<SYMBOL>` = the node running its feed.
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 
 use super::derive::Derive;
@@ -57,13 +55,12 @@ pub struct Batch {
 /// Names of everything candlecast keeps in Redis, under one prefix.
 #[derive(Debug, Clone)]
 pub struct Keys {
-    /// Shared: every cache write carries the keys, at 10,000 symbols that is 10,000 clones a second.
-    prefix: Arc<str>,
+    prefix: String,
 }
 
 impl Keys {
     pub fn new(prefix: &str) -> Keys {
-        Keys { prefix: Arc::from(prefix) }
+        Keys { prefix: prefix.to_owned() }
     }
 
     pub fn bars_channel(&self, symbol: &str) -> String {
@@ -77,7 +74,7 @@ impl Keys {
 
     /// The symbol a bars channel belongs to.
     pub fn symbol_of<'a>(&self, channel: &'a str) -> Option<&'a str> {
-        channel.strip_prefix(&*self.prefix)?.strip_prefix(":bars:").filter(|s| !s.is_empty())
+        channel.strip_prefix(self.prefix.as_str())?.strip_prefix(":bars:").filter(|s| !s.is_empty())
     }
 
     /// The hash of one symbol's bars of one interval on the UTC day that starts at `day_start`.
