@@ -3,7 +3,9 @@
 //!
 //! - Batches: a batch is written when `batch_bars` bars wait, or `batch_ms` after its first bar came.
 //!   One write is in flight at a time, so bars reach the store in the order they were revised (a
-//!   correction never lands before the bar it corrects).
+//!   correction never lands before the bar it corrects). A write takes everything that waits, up to
+//!   `batch_max_bars`: a store that keeps up gets small batches soon, one that fell behind (a backfill
+//!   of thousands of symbols) gets fewer, larger ones, each paying its fsync once (group commit).
 //! - Failures: a failed write is retried after a capped exponential backoff with jitter. Meanwhile bars
 //!   go to the [`Journal`] (fsynced) instead of piling up in memory: the failed batch at once, newer
 //!   bars every tick, and in any case once `buffer_bars` wait. The journal is always older than memory,
@@ -151,6 +153,16 @@ impl Persister {
         Duration::from_millis(self.settings.batch_ms)
     }
 
+    /// The bars of a write in flight from memory beyond `batch_bars`. A group-commit write larger than one
+    /// batch counts them against the buffer, so that what is only in memory stays below `buffer_bars +
+    /// batch_bars` whatever the size of the write.
+    fn in_flight_beyond_one_batch(&self) -> usize {
+        match &self.in_flight {
+            Some(InFlight::Memory(batch)) => batch.len().saturating_sub(self.settings.batch_bars),
+            _ => 0,
+        }
+    }
+
     fn memory_in_flight(&self) -> bool {
         matches!(self.in_flight, Some(InFlight::Memory(_)))
     }
@@ -172,7 +184,7 @@ impl Persister {
         if before == 0 && !self.buffer.is_empty() {
             self.buffer_since = Some(Instant::now());
         }
-        if self.buffer.len() >= self.settings.buffer_bars {
+        if self.buffer.len() + self.in_flight_beyond_one_batch() >= self.settings.buffer_bars {
             self.spill();
         }
         self.pump(ctx);
@@ -279,7 +291,8 @@ impl Persister {
                 }
             }
         } else if self.buffer_due() {
-            let n = self.buffer.len().min(self.settings.batch_bars);
+            // Group commit: a write that starts behind takes what piled up meanwhile, not one batch.
+            let n = self.buffer.len().min(self.settings.batch_max_bars.max(self.settings.batch_bars));
             let batch: Arc<[StoredBar]> = self.buffer.drain(..n).collect();
             self.buffer_since = (!self.buffer.is_empty()).then(Instant::now);
             (batch.clone(), InFlight::Memory(batch))

@@ -74,8 +74,12 @@ pub struct StoreSettings {
     pub path: PathBuf,
     /// The journal file; empty means `<path>/persist.journal`.
     pub journal_path: String,
-    /// Bars per write.
+    /// A write starts once this many bars wait (or `batch_ms` after the first).
     pub batch_bars: usize,
+    /// A write takes at most this many of the bars that wait (never fewer than `batch_bars`): more than
+    /// `batch_bars` wait only when the store is behind, and then one larger write pays its fsync once for
+    /// all of them.
+    pub batch_max_bars: usize,
     /// A batch is written at the latest this long after its first bar arrived, in ms.
     pub batch_ms: u64,
     /// Bars held in memory at most; beyond that (and whenever the store is failing) they go to the journal.
@@ -109,6 +113,7 @@ impl Default for StoreSettings {
             path: PathBuf::from("data"),
             journal_path: String::new(),
             batch_bars: 1_000,
+            batch_max_bars: 16_000,
             batch_ms: 1_000,
             buffer_bars: 100_000,
             backfill_concurrency: 4,
