@@ -8,8 +8,11 @@
 #                the two subscribed nodes, what Redis's pub/sub output-buffer limit is about), memory
 #   nodes        CPU (% of one core) and RSS of the ingest and of the edge
 # and then whether the edge's bars equal the ingest's: GET /api/historical on both for SAMPLE symbols:
-#   closed bars of 1s, 5s, 15s (the run has no backfill): those both hold (up to the ingest's newest closed bar
-#                minus a margin, so bars still on their way do not count) must be equal field by field;
+#   closed bars of 1s, 5s, 15s (the run has no backfill): every bar the edge has closed must equal the ingest's
+#                field by field, and none may be missing up to the edge's newest closed bar (bars newer than that
+#                are still on their way: that is the edge's lag, measured on its own);
+#   lag          the ingest's newest closed 1s bar minus the edge's, sampled once a second over LAG_SECS (20):
+#                median and max, and the median of the first and of the last quarter (growing = falling behind);
 #   forming bars of 1m, 5m, 1h (the edge derives these from the 1s bars): polled on both until the edge serves
 #                a state the ingest was seen serving (same open time and trade count), which must be equal field
 #                by field (the edge lags, so a state is only compared with the same state).
@@ -118,15 +121,52 @@ a = [b for b in json.load(open(sys.argv[1]))["data"] if b["closed"]]
 e = {b["timestamp"]: b for b in json.load(open(sys.argv[2]))["data"] if b["closed"]}
 if len(a) < 3:
     print(f"{sys.argv[3]} {sys.argv[4]}: only {len(a)} closed bars on the ingest"); sys.exit()
-# The newest two closed bars may still be on their way to the edge; the oldest one may have left its window.
-for bar in a[1:-2]:
+# Bars still on their way to the edge (newer than its newest closed bar) are the lag, measured apart
+# (measure_lag); the oldest one may have left the window. Every bar the edge has closed must be the ingest's.
+newest = max(e) if e else None
+for bar in a[1:]:
+    if newest is None or bar["timestamp"] > newest:
+        break
     if e.get(bar["timestamp"]) != bar:
         print(f"{sys.argv[3]} {sys.argv[4]} at {bar['timestamp']}: ingest {bar} edge {e.get(bar['timestamp'])}"); sys.exit()
 EOF
 }
 
-echo "| build | symbols | Redis commands/s | PUBLISH/s | Redis CPU (% of a core) | Redis bytes in/s | Redis bytes out/s | Redis memory | ingest CPU / RSS | edge CPU / RSS | reconnects ingest / edge (commands, pub/sub) | output-buffer closes | edge resyncs | edge bars = ingest bars |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+# How far the edge's closed 1s bars are behind the ingest's, sampled for SAMPLE symbols once a second over
+# LAG_SECS (default 20): per sample, the ingest's newest closed 1s bar minus the edge's, in seconds. Prints
+# "median / max over the window; median of the first and of the last quarter of the samples" (a lag that
+# grows from the first quarter to the last is an edge falling behind, not a delay).
+measure_lag() {
+  python3 - "$ingest_port" "$edge_port" "$1" "$2" "${LAG_SECS:-20}" <<'EOF'
+import json, statistics, sys, time, urllib.request
+ingest, edge, n, sample, secs = sys.argv[1:]
+n, sample, secs = int(n), int(sample), int(secs)
+syms = [f"S{(k * n // sample) + 1:05d}USDT" for k in range(sample)]
+def newest_closed(port, sym):
+    url = f"http://127.0.0.1:{port}/api/historical/{sym}?interval=1s&limit=3"
+    try:
+        bars = json.load(urllib.request.urlopen(url, timeout=5))["data"]
+    except Exception:
+        return None
+    closed = [b["timestamp"] for b in bars if b["closed"]]
+    return max(closed) if closed else None
+lags = []
+end = time.time() + secs
+while time.time() < end:
+    for sym in syms:
+        a, e = newest_closed(ingest, sym), newest_closed(edge, sym)
+        if a is not None and e is not None:
+            lags.append((a - e) / 1000)
+    time.sleep(1)
+if not lags:
+    print("n/a"); sys.exit()
+q = max(1, len(lags) // 4)
+print(f"{statistics.median(lags):.0f} / {max(lags):.0f} s; {statistics.median(lags[:q]):.0f} s then {statistics.median(lags[-q:]):.0f} s")
+EOF
+}
+
+echo "| build | symbols | Redis commands/s | PUBLISH/s | Redis CPU (% of a core) | Redis bytes in/s | Redis bytes out/s | Redis memory | ingest CPU / RSS | edge CPU / RSS | reconnects ingest / edge (commands, pub/sub) | output-buffer closes | edge resyncs | edge bars = ingest bars | edge lag, closed 1s: median / max; first then last quarter |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for n in "${counts[@]}"; do
   data=$(mktemp -d)
   rport=$(free_port)
@@ -166,6 +206,7 @@ for n in "${counts[@]}"; do
   mem=$(info_field memory used_memory_human)
   pct() { echo "scale=1; ($2 - $1) * 100 / $ticks / $window" | bc; }
   # Bars: a sample of symbols spread over the list, three intervals; up to 15 tries for the edge to catch up.
+  lag=$(measure_lag "$n" "$sample")
   verdict="yes"
   for k in $(seq 1 "$sample"); do
     sym=$(printf 'S%05dUSDT' $(( (k - 1) * n / sample + 1 )))
@@ -198,11 +239,11 @@ for n in "${counts[@]}"; do
   done
   echo "$n redis: $(info stats | grep -E 'output_buffer|rejected|evicted' | tr '\n' ' ')" >&2
   grep -i "output buffer\|closed" "$data/redis.out" | tail -3 >&2 || true
-  printf '| %s | %s | %.0f | %.1f | %s %% | %.0f KB/s | %.0f KB/s | %s | %s %% / %s MB | %s %% / %s MB | %s / %s | %s | %s | %s (edge gaps %s) |\n' \
+  printf '| %s | %s | %.0f | %.1f | %s %% | %.0f KB/s | %.0f KB/s | %s | %s %% / %s MB | %s %% / %s MB | %s / %s | %s | %s | %s (edge gaps %s) | %s |\n' \
     "$label" "$n" "$(echo "($c1 - $c0) / $window" | bc -l)" "$(echo "($p1 - $p0) / $window" | bc -l)" \
     "$(pct "$r0" "$r1")" "$(echo "($b1 - $b0) / $window / 1000" | bc -l)" \
     "$(echo "($o1 - $o0) / $window / 1000" | bc -l)" "$mem" \
     "$(pct "$i0" "$i1")" "$(rss_mb "$ingest_pid")" "$(pct "$e0" "$e1")" "$(rss_mb "$edge_pid")" \
-    "$(reconnects "$ingest_port")" "$(reconnects "$edge_port")" "$closes" "$edge_resyncs" "$verdict" "$gaps"
+    "$(reconnects "$ingest_port")" "$(reconnects "$edge_port")" "$closes" "$edge_resyncs" "$verdict" "$gaps" "$lag"
   cleanup
 done
