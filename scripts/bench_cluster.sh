@@ -45,6 +45,25 @@ cleanup() {
 trap cleanup EXIT
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Per-thread CPU ticks of a process, one "tid ticks name" line per thread (utime + stime; the name, which may
+# hold spaces, is between the parentheses of /proc/<pid>/task/<tid>/stat).
+thread_ticks() {
+  local t stat name rest
+  for t in /proc/"$1"/task/*; do
+    stat=$(cat "$t/stat" 2>/dev/null) || continue
+    name=${stat#*(}; name=${name%)*}; rest=${stat##*) }
+    # shellcheck disable=SC2086
+    set -- $rest
+    echo "${t##*/} $(( ${12} + ${13} )) $name"
+  done
+}
+# The six busiest threads of a process between two thread_ticks files, as % of one core over the window:
+# where a single thread saturates while the process as a whole does not.
+busiest_threads() {
+  awk -v hz="$ticks" -v w="$window" 'NR == FNR {b[$1] = $2; next}
+    {name = $3; for (i = 4; i <= NF; i++) name = name " " $i; d = $2 - b[$1];
+     if (d > 0) printf "%.0f%% %s[%s]\n", d * 100 / hz / w, name, $1}' "$1" "$2" | sort -rn | head -6 | paste -sd, -
+}
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 info() { redis-cli -p "$rport" INFO "$1" | tr -d '\r'; }
@@ -199,7 +218,9 @@ for n in "${counts[@]}"; do
   c0=$(info_field stats total_commands_processed); p0=$(publish_calls); b0=$(info_field stats total_net_input_bytes)
   o0=$(info_field stats total_net_output_bytes)
   r0=$(cpu_ticks "$redis_pid"); i0=$(cpu_ticks "$ingest_pid"); e0=$(cpu_ticks "$edge_pid")
+  thread_ticks "$ingest_pid" > "$data/ingest.t0"; thread_ticks "$edge_pid" > "$data/edge.t0"
   sleep "$window"
+  thread_ticks "$ingest_pid" > "$data/ingest.t1"; thread_ticks "$edge_pid" > "$data/edge.t1"
   c1=$(info_field stats total_commands_processed); p1=$(publish_calls); b1=$(info_field stats total_net_input_bytes)
   o1=$(info_field stats total_net_output_bytes)
   r1=$(cpu_ticks "$redis_pid"); i1=$(cpu_ticks "$ingest_pid"); e1=$(cpu_ticks "$edge_pid")
@@ -237,6 +258,8 @@ for n in "${counts[@]}"; do
     port_var="${node}_port"
     echo "$n $node: $(curl -sf "http://127.0.0.1:${!port_var}/api/stats" | jq -c '.stats.redis | del(.leases)')" >&2
   done
+  echo "$n ingest's busiest threads over the window: $(busiest_threads "$data/ingest.t0" "$data/ingest.t1")" >&2
+  echo "$n edge's busiest threads over the window: $(busiest_threads "$data/edge.t0" "$data/edge.t1")" >&2
   echo "$n redis: $(info stats | grep -E 'output_buffer|rejected|evicted' | tr '\n' ' ')" >&2
   grep -i "output buffer\|closed" "$data/redis.out" | tail -3 >&2 || true
   printf '| %s | %s | %.0f | %.1f | %s %% | %.0f KB/s | %.0f KB/s | %s | %s %% / %s MB | %s %% / %s MB | %s / %s | %s | %s | %s (edge gaps %s) | %s |\n' \
