@@ -168,7 +168,8 @@ fn stepped_persister(
 #[actix_rt::test]
 async fn bars_that_piled_up_behind_a_write_leave_in_larger_writes() {
     let dir = tempfile::tempdir().unwrap();
-    let settings = StoreSettings { batch_bars: 10, batch_max_bars: 50, batch_ms: 60_000, ..settings(dir.path(), 10, 10) };
+    let settings =
+        StoreSettings { batch_bars: 10, batch_max_bars: 50, batch_ms: 60_000, ..settings(dir.path(), 10, 10) };
     let (inner, permits, persister, stats) = stepped_persister(dir.path(), settings);
     for i in 0..20 {
         let bars = (0..10).map(|j| bar((i * 10 + j) * MIN, 1.0)).collect();
@@ -176,7 +177,11 @@ async fn bars_that_piled_up_behind_a_write_leave_in_larger_writes() {
     }
     permits.add_permits(100);
     eventually("all 200 bars written", || inner.snapshot().len() == 200).await;
-    assert_eq!(inner.writes.load(Ordering::SeqCst), 5, "the first batch of 10, then 190 bars in writes of 50, 50, 50, 40");
+    assert_eq!(
+        inner.writes.load(Ordering::SeqCst),
+        5,
+        "the first batch of 10, then 190 bars in writes of 50, 50, 50, 40"
+    );
     let times: Vec<i64> = inner.snapshot().iter().map(|s| s.bar.open_time).collect();
     assert!(times.windows(2).all(|w| w[0] < w[1]), "written in order");
     assert_eq!(stats.written_bars.load(Ordering::Relaxed), 200);
@@ -189,8 +194,13 @@ async fn bars_that_piled_up_behind_a_write_leave_in_larger_writes() {
 #[actix_rt::test]
 async fn a_large_write_in_flight_keeps_the_memory_bound() {
     let dir = tempfile::tempdir().unwrap();
-    let settings =
-        StoreSettings { batch_bars: 10, batch_max_bars: 50, buffer_bars: 60, batch_ms: 60_000, ..settings(dir.path(), 10, 10) };
+    let settings = StoreSettings {
+        batch_bars: 10,
+        batch_max_bars: 50,
+        buffer_bars: 60,
+        batch_ms: 60_000,
+        ..settings(dir.path(), 10, 10)
+    };
     let (inner, permits, persister, stats) = stepped_persister(dir.path(), settings);
     // A write of 10 hangs while 50 bars pile up; it ends, and a write of all 50 starts and hangs.
     for i in 0..6 {
@@ -211,7 +221,10 @@ async fn a_large_write_in_flight_keeps_the_memory_bound() {
     assert!(stats.journal_bars.load(Ordering::Relaxed) > 0, "journaled while the large write hangs");
     permits.add_permits(100);
     persister.send(Flush { stop: false }).await.unwrap();
-    eventually("everything written", || stats.journal_bars.load(Ordering::Relaxed) == 0 && inner.snapshot().len() == 200).await;
+    eventually("everything written", || {
+        stats.journal_bars.load(Ordering::Relaxed) == 0 && inner.snapshot().len() == 200
+    })
+    .await;
 }
 
 #[actix_rt::test]
