@@ -25,7 +25,8 @@
 # SERVER_BIN runs that binary instead of building this checkout's (to compare with another build in the same
 # session). BACKFILL=0 starts without a backfill (backfill_days = backfill_fine_hours = 0): the idle figures
 # are then taken once the server is ready, which lets 10,000 symbols be measured while their backfill does
-# not finish.
+# not finish. IDLE_AFTER_SECS (default 0) waits that long after the backfill before the idle figures: after
+# 10,000 symbols' backfill the store is still merging its segments for a while, which is not idle CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -106,6 +107,8 @@ for n in "${counts[@]}"; do
     sleep 5
   fi
   took=$(echo "$(date +%s.%N) - $started" | bc)
+  # Steady, not just after: the store merges what a large backfill wrote for a while after it (IDLE_AFTER_SECS).
+  sleep "${IDLE_AFTER_SECS:-0}"
   t0=$(stats | jq -r '.stats.trades_total')
   c0=$(cpu_ticks "$server_pid"); sleep "$sample"; c1=$(cpu_ticks "$server_pid")
   trades_per_s=$(( ($(stats | jq -r '.stats.trades_total') - t0) / sample ))
