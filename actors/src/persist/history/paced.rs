@@ -42,7 +42,7 @@ async fn backfills_are_made_only_as_fast_as_persistence_takes_them_and_all_are_s
     let dir = tempfile::tempdir().unwrap();
     let inner = Arc::new(MemoryStore::default());
     let (gate, open) = tokio::sync::watch::channel(false);
-    let store: Arc<dyn Store> = Arc::new(Gated { inner: inner.clone(), open });
+    let store: Arc<dyn Store> = Arc::new(Gated { inner: inner.clone(), open, permits: None });
     let hub = Hub::new(&HubSettings::default()).start();
     let aggregator = AggregatorSettings { intervals: vec![Interval::M1], ..AggregatorSettings::default() };
     let market = Market::new(hub.clone(), aggregator, Arbiter::current());
