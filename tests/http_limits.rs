@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use common::{Client, TestServer, Toml, SYMBOLS};
@@ -201,7 +202,7 @@ async fn a_host_over_its_http_connection_limit_gets_429_and_is_closed_and_a_clos
     for _ in 0..3 {
         // Admitted for sure (a connection of the start-up polls may still hold a place for a moment, and
         // `over` would then be admitted and kept open), then idle with a request head never finished.
-        let mut idle = admitted(&server).await;
+        let mut idle = admitted(&server, Ipv4Addr::LOCALHOST).await;
         idle.write_all(b"GET /health HTTP/1.1\r\n").await.unwrap();
         held.push(idle);
     }
@@ -350,11 +351,24 @@ async fn try_get_on(stream: &mut TcpStream, path: &str) -> Result<(u16, String),
     }
 }
 
-/// A connection the server admitted (it answers 200 on it): the test's own earlier connections may
-/// still hold the host's places for a moment after they closed.
-async fn admitted(server: &TestServer) -> TcpStream {
+/// A host of its own for the tests whose per-host budgets must be theirs whole: 127.0.0.1 is also the test
+/// server's own client (its start-up polls, `stats()`), whose closed connections may still hold a place for a
+/// moment; with refusals held for minutes, a connection refused for that reason never got an answer (a CI
+/// run: "an answer within a minute").
+const OWN_HOST: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+
+/// A connection to the server from `host` (a loopback address).
+async fn connect_from(server: &TestServer, host: Ipv4Addr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::from((host, 0))).unwrap();
+    socket.connect(server.addr).await.unwrap()
+}
+
+/// A connection from `host` the server admitted (it answers 200 on it): the test's own earlier connections
+/// may still hold the host's places for a moment after they closed.
+async fn admitted(server: &TestServer, host: Ipv4Addr) -> TcpStream {
     for _ in 0..600 {
-        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        let mut stream = connect_from(server, host).await;
         if let Ok((200, _)) = try_get_on(&mut stream, "/health").await {
             return stream;
         }
@@ -396,27 +410,27 @@ async fn a_host_refused_again_and_again_gets_its_429_late_and_past_the_held_budg
     .await;
     let mut held = Vec::new();
     for _ in 0..2 {
-        let mut idle = admitted(&server).await;
+        let mut idle = admitted(&server, OWN_HOST).await;
         // A next request head begun and never finished: no keep-alive timeout closes it meanwhile.
         idle.write_all(b"GET /health HTTP/1.1\r\n").await.unwrap();
         held.push(idle);
     }
-    let mut stats_on = admitted(&server).await;
+    let mut stats_on = admitted(&server, OWN_HOST).await;
     // The free refusals are answered at once (their time is not measured: the machine may be loaded).
     for _ in 0..2 {
-        let mut over = TcpStream::connect(server.addr).await.unwrap();
+        let mut over = connect_from(&server, OWN_HOST).await;
         assert!(read_until_closed(&mut over).await.starts_with("HTTP/1.1 429"));
     }
     // The next one is held: nothing, not even the end, reaches it before the delay.
     let started = std::time::Instant::now();
-    let mut late = TcpStream::connect(server.addr).await.unwrap();
+    let mut late = connect_from(&server, OWN_HOST).await;
     late.write_all(b"GET /api/symbols HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
     let late = tokio::spawn(async move { (read_until_closed(&mut late).await, started.elapsed()) });
     // Meanwhile the host's admitted connections still work, and show the held one.
     let now = held_becomes(&mut stats_on, 1).await;
     assert_eq!(now["closed_at_once"], 0, "{now}");
     // The held budget (1 per host) is full: the next one is closed at once, without an answer.
-    let mut past = TcpStream::connect(server.addr).await.unwrap();
+    let mut past = connect_from(&server, OWN_HOST).await;
     let nothing = read_until_closed(&mut past).await;
     assert!(nothing.is_empty(), "{nothing}");
     let (answer, elapsed) = late.await.expect("the held connection's reader");
@@ -444,18 +458,18 @@ async fn a_held_refused_connection_whose_client_leaves_gives_its_place_back_at_o
         ("http.max_held_refusals", Toml::Integer(100)),
     ]))
     .await;
-    let mut idle = admitted(&server).await;
+    let mut idle = admitted(&server, OWN_HOST).await;
     idle.write_all(b"GET /health HTTP/1.1\r\n").await.unwrap();
-    let mut stats_on = admitted(&server).await;
+    let mut stats_on = admitted(&server, OWN_HOST).await;
     // A client that asks, is held, and gives up.
-    let mut gone = TcpStream::connect(server.addr).await.unwrap();
+    let mut gone = connect_from(&server, OWN_HOST).await;
     gone.write_all(b"GET /api/symbols HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
     held_becomes(&mut stats_on, 1).await;
     drop(gone);
     let now = held_becomes(&mut stats_on, 0).await;
     assert_eq!(now["closed_at_once"], 0, "{now}");
     // Its place is free: the next refused connection is held again, not closed at once for want of room.
-    let _next = TcpStream::connect(server.addr).await.unwrap();
+    let _next = connect_from(&server, OWN_HOST).await;
     let now = held_becomes(&mut stats_on, 1).await;
     assert_eq!(now["closed_at_once"], 0, "{now}");
     drop(idle);
