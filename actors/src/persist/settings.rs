@@ -113,7 +113,7 @@ impl Default for StoreSettings {
             path: PathBuf::from("data"),
             journal_path: String::new(),
             batch_bars: 1_000,
-            batch_max_bars: 1_000,
+            batch_max_bars: 16_000,
             batch_ms: 1_000,
             buffer_bars: 100_000,
             backfill_concurrency: 4,
