@@ -172,6 +172,9 @@ async fn an_edge_node_sends_its_clients_the_same_bars_as_the_ingest_node() {
     let ingest_stats = ingest.stats().await;
     assert_eq!(ingest_stats["redis"]["leases"], serde_json::json!(["BTCUSDT"]), "{ingest_stats}");
     assert!(ingest_stats["redis"]["published"].as_u64().unwrap() > 0);
+    // The writer's backlog and busy time, for an operator looking for a follower's lag.
+    assert!(ingest_stats["redis"]["writer_queued"].as_u64().is_some(), "{ingest_stats}");
+    assert!(ingest_stats["redis"]["writer_busy_ms"].as_u64().is_some(), "{ingest_stats}");
     let edge_stats = edge.stats().await;
     assert!(edge_stats["redis"]["received"].as_u64().unwrap() > 0, "{edge_stats}");
     assert_eq!(edge_stats["feeds"], serde_json::json!([]), "the edge opened no upstream connection");

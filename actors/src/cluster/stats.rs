@@ -43,6 +43,12 @@ pub struct ClusterStats {
     pub cache_bars_loaded: AtomicU64,
     pub leases_acquired: AtomicU64,
     pub leases_lost: AtomicU64,
+    /// Writes (messages, cache flushes) queued for the writer and not yet in a transaction: a backlog between
+    /// this node's hub and Redis, which followers see as lag.
+    pub writer_queued: AtomicU64,
+    /// Microseconds the writer spent waiting for its transactions (exported in ms): its rate is the share of
+    /// the time the writer is busy (1,000 ms per second: it cannot send more than it does).
+    pub writer_busy_us: AtomicU64,
     /// Symbols whose lease this node holds now.
     leases: Mutex<BTreeSet<String>>,
 }
@@ -124,6 +130,20 @@ pub const CLUSTER_METRICS: &[ClusterMetric] = &[
     counter!(cache_bars_loaded, "Bars read from the today-cache into local aggregators"),
     counter!(leases_acquired, "Symbol leases this node acquired"),
     counter!(leases_lost, "Symbol leases this node lost or gave up"),
+    ClusterMetric {
+        stats_name: "writer_queued",
+        prometheus_name: "candlecast_redis_writer_queued",
+        help: "Writes for Redis (messages, cache flushes) queued and not yet sent: a backlog followers see as lag",
+        gauge: true,
+        read: |s| s.writer_queued.load(Ordering::Relaxed),
+    },
+    ClusterMetric {
+        stats_name: "writer_busy_ms",
+        prometheus_name: "candlecast_redis_writer_busy_ms_total",
+        help: "Milliseconds the writer spent in Redis transactions (a rate near 1,000 per second: it is saturated)",
+        gauge: false,
+        read: |s| s.writer_busy_us.load(Ordering::Relaxed) / 1_000,
+    },
     ClusterMetric {
         stats_name: "leases_held",
         prometheus_name: "candlecast_redis_leases_held",

@@ -10,6 +10,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use actix::Recipient;
 use tokio::sync::mpsc;
@@ -103,7 +104,11 @@ pub async fn write_loop(link: RedisLink, mut queue: mpsc::Receiver<Outgoing>, fa
         waiting.extend(received.drain(..));
         let Transaction { pipe, messages, cache_bars, cached_symbols } = Transaction::take(&mut waiting);
         let (stats, cache_writes) = (&link.stats, cached_symbols.len() as u64);
-        match link.run(|mut con| async move { pipe.exec_async(&mut con).await }).await {
+        stats.writer_queued.store((waiting.len() + queue.len()) as u64, Ordering::Relaxed);
+        let started = Instant::now();
+        let result = link.run(|mut con| async move { pipe.exec_async(&mut con).await }).await;
+        stats.writer_busy_us.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        match result {
             Ok(()) => {
                 stats.published.fetch_add(messages, Ordering::Relaxed);
                 stats.cache_writes.fetch_add(cache_writes, Ordering::Relaxed);
