@@ -18,6 +18,12 @@
 #                by field (the edge lags, so a state is only compared with the same state).
 # Retried a few times (the edge may lag). Also counted: the edge's resyncs and gaps, each node's reconnects of
 # its command and pub/sub connections, and the connections Redis closed for their output buffer (its log).
+# PAUSES=K (default 0) makes a backlog on purpose before the window: Redis paused K times for PAUSE_MS ms each
+# (CLIENT PAUSE; 1500 by default, below the nodes' command timeout), so the ingest's writer must catch up from
+# behind; the lag then says whether it does. STRESS_SECS=S (default 0) runs two busy loops beside the nodes
+# for their first S seconds (a start on a busy machine: the case where an ingest fell behind for good before
+# the publisher deferred its cache flushes). The ingest writer's busy time per second over the window, its
+# queue at the end and its deferred cache flushes go to stderr.
 # Prints a markdown table row per N (for docs/BENCHMARKS.md, "Scale-out traffic").
 # Usage: scripts/bench_cluster.sh [symbol counts...]     (default: 6 1000)
 # BIN=path/to/candlecast runs another build (e.g. main's, for the before column); LABEL names it in the table.
@@ -193,6 +199,9 @@ for n in "${counts[@]}"; do
     > "$data/redis.out" 2>&1 &
   pids+=($!); redis_pid=$!
   for _ in $(seq 100); do redis-cli -p "$rport" PING >/dev/null 2>&1 && break; sleep 0.1; done
+  if [ "${STRESS_SECS:-0}" -gt 0 ]; then
+    for _ in 1 2; do timeout "$STRESS_SECS" yes > /dev/null & done
+  fi
   start_node ingest ingest "$n"
   start_node edge edge "$n"
   # Ready: the ingest holds every lease and the edge has synced every symbol at least once.
@@ -215,12 +224,18 @@ for n in "${counts[@]}"; do
     sleep 5
   done
   sleep "${SETTLE_SECS:-10}"
+  for _ in $(seq 1 "${PAUSES:-0}"); do
+    redis-cli -p "$rport" CLIENT PAUSE "${PAUSE_MS:-1500}" ALL > /dev/null
+    sleep "$(echo "${PAUSE_MS:-1500} / 1000 + 0.1" | bc -l)"
+  done
+  busy0=$(redis_stat "$ingest_port" writer_busy_ms)
   c0=$(info_field stats total_commands_processed); p0=$(publish_calls); b0=$(info_field stats total_net_input_bytes)
   o0=$(info_field stats total_net_output_bytes)
   r0=$(cpu_ticks "$redis_pid"); i0=$(cpu_ticks "$ingest_pid"); e0=$(cpu_ticks "$edge_pid")
   thread_ticks "$ingest_pid" > "$data/ingest.t0"; thread_ticks "$edge_pid" > "$data/edge.t0"
   sleep "$window"
   thread_ticks "$ingest_pid" > "$data/ingest.t1"; thread_ticks "$edge_pid" > "$data/edge.t1"
+  busy1=$(redis_stat "$ingest_port" writer_busy_ms)
   c1=$(info_field stats total_commands_processed); p1=$(publish_calls); b1=$(info_field stats total_net_input_bytes)
   o1=$(info_field stats total_net_output_bytes)
   r1=$(cpu_ticks "$redis_pid"); i1=$(cpu_ticks "$ingest_pid"); e1=$(cpu_ticks "$edge_pid")
@@ -258,6 +273,7 @@ for n in "${counts[@]}"; do
     port_var="${node}_port"
     echo "$n $node: $(curl -sf "http://127.0.0.1:${!port_var}/api/stats" | jq -c '.stats.redis | del(.leases)')" >&2
   done
+  echo "$n ingest's writer: busy $(( (busy1 - busy0) / window )) ms a second over the window, queued $(redis_stat "$ingest_port" writer_queued) at the end, $(redis_stat "$ingest_port" cache_flushes_deferred) cache flushes deferred" >&2
   echo "$n ingest's busiest threads over the window: $(busiest_threads "$data/ingest.t0" "$data/ingest.t1")" >&2
   echo "$n edge's busiest threads over the window: $(busiest_threads "$data/edge.t0" "$data/edge.t1")" >&2
   echo "$n redis: $(info stats | grep -E 'output_buffer|rejected|evicted' | tr '\n' ' ')" >&2

@@ -605,6 +605,38 @@ async fn one_publish_carries_the_updates_of_many_symbols_and_the_edge_still_matc
     assert_eq!(stat(&edge.stats().await, "receive_gaps"), 0, "no message lost");
 }
 
+/// Issue 20: a publishing node whose writer is behind Redis (Redis paused for a second at a time with
+/// `CLIENT PAUSE`, answering nothing) queues no new cache flush while the last one is unanswered: the bars
+/// keep gathering for the next one, so being behind makes less work, not more. Afterwards the edge has every
+/// message and the ingest's bars, and the cache is whole: a node started from it serves the same day.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_behind_redis_defers_cache_flushes_and_loses_nothing() {
+    let redis = RedisServer::start();
+    let ingest = TestServer::start(&cluster_node(&redis, "ingest", "ingest-a")).await;
+    let edge = TestServer::start_serving(&cluster_node(&redis, "edge", "edge-a")).await;
+    eventually(30, "the edge receives the ingest's messages", || async {
+        (stat(&edge.stats().await, "received") > 0).then_some(())
+    })
+    .await;
+    let deferred = eventually(60, "cache flushes deferred while Redis was paused", || async {
+        redis.command(&["CLIENT", "PAUSE", "1000", "ALL"]);
+        tokio::time::sleep(Duration::from_millis(1_300)).await;
+        let deferred = stat(&ingest.stats().await, "cache_flushes_deferred");
+        (deferred > 0).then_some(deferred)
+    })
+    .await;
+    eprintln!("{deferred} cache flushes deferred");
+    edge_matches_ingest_today(&edge, &ingest, 30).await;
+    let edge_stats = edge.stats().await;
+    assert_eq!(stat(&edge_stats, "receive_gaps"), 0, "every message: {edge_stats}");
+    let ingest_stats = ingest.stats().await;
+    assert_eq!(stat(&ingest_stats, "publish_dropped"), 0, "{ingest_stats}");
+    assert_eq!(stat(&ingest_stats, "cache_write_failures"), 0, "{ingest_stats}");
+    // The deferred flushes reached the cache: a node that starts now reads the whole day from it.
+    let late = TestServer::start_serving(&cluster_node(&redis, "edge", "edge-b")).await;
+    edge_matches_ingest_today(&late, &ingest, 30).await;
+}
+
 /// The forming bar of `interval` a node serves now (REST: the newest bar, if it is still forming).
 async fn forming_bar(server: &TestServer, interval: &str) -> Option<Value> {
     let (status, body) = server.get_json(&format!("/api/historical/BTCUSDT?interval={interval}&limit=1")).await;

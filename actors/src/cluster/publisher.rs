@@ -17,7 +17,7 @@
 //! after taking a symbol over, after a reconnect, after a failed write, the rewrite comes first.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +28,7 @@ use super::derive::{Forming, REFRESH_MS};
 use super::link::RedisLink;
 use super::today_cache::{CacheLimits, CacheWrite, PendingWrites};
 use super::wire::{self, FrameEntry, Keys};
-use super::writer::Outgoing;
+use super::writer::{FlushTicket, Outgoing};
 use super::Led;
 use crate::aggregator::GetBars;
 use crate::market::Market;
@@ -89,6 +89,8 @@ pub struct Publisher {
     synced: HashSet<Symbol>,
     /// Symbols with a rewrite asked for and not done yet.
     rewriting: HashSet<Symbol>,
+    /// This node's cache flushes queued and not yet answered by Redis (see [`FlushTicket`]).
+    flushes_in_writer: Arc<AtomicUsize>,
 }
 
 impl Publisher {
@@ -126,6 +128,7 @@ impl Publisher {
             generation,
             synced: HashSet::new(),
             rewriting: HashSet::new(),
+            flushes_in_writer: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -197,6 +200,11 @@ impl Publisher {
                 ctx.notify(RewriteCache { symbol });
             }
         }
+        if self.flushes_in_writer.load(Ordering::Relaxed) > 0 {
+            // The writer is behind (Redis slow, or a slow start): gather on; the next flush carries it all.
+            self.link.stats.cache_flushes_deferred.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         // Not synced: the rewrite under way covers these bars.
         let writes: Vec<CacheWrite> = pending
             .take(&self.keys, &self.node, &self.limits, now_ms())
@@ -208,7 +216,8 @@ impl Publisher {
         }
         // All of the flush in one queued item: one pipelined transaction, however many symbols changed.
         let symbols: Vec<Symbol> = writes.iter().map(|w| w.symbol.clone()).collect();
-        if self.queue.try_send(Outgoing::Cache(writes)).is_err() {
+        let ticket = FlushTicket::new(&self.flushes_in_writer);
+        if self.queue.try_send(Outgoing::cache(writes, Some(ticket))).is_err() {
             for symbol in symbols {
                 self.synced.remove(&symbol);
             }
@@ -327,7 +336,7 @@ impl Handler<RewriteCache> for Publisher {
                 now,
                 expired: 0,
             };
-            if p.queue.try_send(Outgoing::Cache(vec![write])).is_ok() {
+            if p.queue.try_send(Outgoing::cache(vec![write], None)).is_ok() {
                 p.synced.insert(msg.symbol.clone());
                 tracing::debug!(symbol = %msg.symbol, bars = n, seq, "today-cache rewritten from history");
                 // Written after the cache (one writer, in order): a follower that synced before, from a cache

@@ -43,6 +43,8 @@ pub struct ClusterStats {
     pub cache_bars_loaded: AtomicU64,
     pub leases_acquired: AtomicU64,
     pub leases_lost: AtomicU64,
+    /// Cache flushes put off because the previous one was not written yet (the writer is behind).
+    pub cache_flushes_deferred: AtomicU64,
     /// Writes (messages, cache flushes) queued for the writer and not yet in a transaction: a backlog between
     /// this node's hub and Redis, which followers see as lag.
     pub writer_queued: AtomicU64,
@@ -130,6 +132,10 @@ pub const CLUSTER_METRICS: &[ClusterMetric] = &[
     counter!(cache_bars_loaded, "Bars read from the today-cache into local aggregators"),
     counter!(leases_acquired, "Symbol leases this node acquired"),
     counter!(leases_lost, "Symbol leases this node lost or gave up"),
+    counter!(
+        cache_flushes_deferred,
+        "Today-cache flushes put off (gathered into the next) because the previous one was not written yet"
+    ),
     ClusterMetric {
         stats_name: "writer_queued",
         prometheus_name: "candlecast_redis_writer_queued",

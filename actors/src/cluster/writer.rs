@@ -9,10 +9,12 @@
 //! against its `client-output-buffer-limit pubsub`.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix::Recipient;
+use redis::RedisError;
 use tokio::sync::mpsc;
 
 use super::link::{describe, RedisLink};
@@ -34,7 +36,43 @@ pub enum Outgoing {
     /// A bars message or frame for followers; `messages`: the symbols' numbered messages it carries.
     Publish { channel: String, payload: Vec<u8>, messages: u64 },
     /// Bars for the today-cache, with their watermarks: everything one cache flush writes (or one rewrite).
-    Cache(Vec<CacheWrite>),
+    Cache(CacheItem),
+}
+
+impl Outgoing {
+    /// The writes of one cache flush (with its ticket) or of one rewrite (without).
+    pub fn cache(writes: Vec<CacheWrite>, ticket: Option<FlushTicket>) -> Outgoing {
+        Outgoing::Cache(CacheItem { writes: writes.into_iter(), ticket })
+    }
+}
+
+/// Cache writes not yet in a transaction. An iterator, so that what a full transaction leaves goes back to
+/// the queue as it is: collecting the rest into a new list at every split copied a 10,000-symbol flush over
+/// and over (a hundred transactions each).
+pub struct CacheItem {
+    writes: std::vec::IntoIter<CacheWrite>,
+    ticket: Option<FlushTicket>,
+}
+
+/// Counts one cache flush of the publisher from the moment it is queued until Redis answered the
+/// transaction that carried its last write (or until it was dropped). The publisher queues no new flush while
+/// one is counted: what changes meanwhile keeps gathering (each forming bar once, in its newest state), so a
+/// writer that fell behind gets one flush for all the time it was behind, instead of one every flush period.
+/// Without this, a writer behind had more to do than one keeping up, and a 10,000-symbol node that fell behind
+/// at a slow start stayed behind (its queue holding gigabytes of flushes).
+pub struct FlushTicket(Arc<AtomicUsize>);
+
+impl FlushTicket {
+    pub fn new(counter: &Arc<AtomicUsize>) -> FlushTicket {
+        counter.fetch_add(1, Ordering::Relaxed);
+        FlushTicket(counter.clone())
+    }
+}
+
+impl Drop for FlushTicket {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// One transaction, and what it carries for the counters.
@@ -43,6 +81,8 @@ struct Transaction {
     messages: u64,
     cache_bars: u64,
     cached_symbols: Vec<Symbol>,
+    /// The flushes whose last writes are in this transaction: released once it is answered.
+    tickets: Vec<FlushTicket>,
 }
 
 impl Transaction {
@@ -51,7 +91,7 @@ impl Transaction {
     fn take(waiting: &mut VecDeque<Outgoing>) -> Transaction {
         let mut pipe = redis::pipe();
         pipe.atomic();
-        let mut tx = Transaction { pipe, messages: 0, cache_bars: 0, cached_symbols: Vec::new() };
+        let mut tx = Transaction { pipe, messages: 0, cache_bars: 0, cached_symbols: Vec::new(), tickets: Vec::new() };
         let mut publish_bytes = 0;
         while let Some(item) = waiting.pop_front() {
             if tx.pipe.len() >= MAX_COMMANDS || publish_bytes >= MAX_PUBLISH_BYTES {
@@ -64,18 +104,16 @@ impl Transaction {
                     tx.pipe.publish(channel, payload).ignore();
                     tx.messages += messages;
                 }
-                Outgoing::Cache(writes) => {
-                    let mut writes = writes.into_iter();
-                    while let Some(write) = writes.next() {
+                Outgoing::Cache(mut item) => {
+                    while tx.pipe.len() < MAX_COMMANDS {
+                        let Some(write) = item.writes.next() else { break };
                         tx.cache_bars += write.add_to(&mut tx.pipe) as u64;
                         tx.cached_symbols.push(write.symbol);
-                        if tx.pipe.len() >= MAX_COMMANDS {
-                            let rest: Vec<CacheWrite> = writes.collect();
-                            if !rest.is_empty() {
-                                waiting.push_front(Outgoing::Cache(rest));
-                            }
-                            break;
-                        }
+                    }
+                    if item.writes.len() > 0 {
+                        waiting.push_front(Outgoing::Cache(item));
+                    } else {
+                        tx.tickets.extend(item.ticket);
                     }
                 }
             }
@@ -84,8 +122,11 @@ impl Transaction {
     }
 }
 
-/// Writes everything `queue` yields until it closes; failures are counted, not retried (pub/sub is
-/// fire-and-forget), and failed cache writes reported to `failed` (that symbol is rewritten from memory).
+/// Writes everything `queue` yields until it closes, one transaction at a time; failures are counted, not
+/// retried (pub/sub is fire-and-forget), and failed cache writes reported to `failed` (that symbol is
+/// rewritten from memory). One at a time on purpose: with several in flight, a writer catching up delivered
+/// several transactions' messages to each subscriber at once, and Redis closed an edge's connection for its
+/// output buffer (docs/BENCHMARKS.md, "A node that fell behind").
 pub async fn write_loop(link: RedisLink, mut queue: mpsc::Receiver<Outgoing>, failed: Recipient<CacheWriteFailed>) {
     let mut waiting = VecDeque::new();
     let mut received = Vec::with_capacity(BATCH);
@@ -102,25 +143,39 @@ pub async fn write_loop(link: RedisLink, mut queue: mpsc::Receiver<Outgoing>, fa
             }
         }
         waiting.extend(received.drain(..));
-        let Transaction { pipe, messages, cache_bars, cached_symbols } = Transaction::take(&mut waiting);
-        let (stats, cache_writes) = (&link.stats, cached_symbols.len() as u64);
-        stats.writer_queued.store((waiting.len() + queue.len()) as u64, Ordering::Relaxed);
+        let Transaction { pipe, messages, cache_bars, cached_symbols, tickets } = Transaction::take(&mut waiting);
+        link.stats.writer_queued.store((waiting.len() + queue.len()) as u64, Ordering::Relaxed);
         let started = Instant::now();
         let result = link.run(|mut con| async move { pipe.exec_async(&mut con).await }).await;
-        stats.writer_busy_us.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-        match result {
-            Ok(()) => {
-                stats.published.fetch_add(messages, Ordering::Relaxed);
-                stats.cache_writes.fetch_add(cache_writes, Ordering::Relaxed);
-                stats.cache_bars_written.fetch_add(cache_bars, Ordering::Relaxed);
-            }
-            Err(e) => {
-                stats.publish_dropped.fetch_add(messages, Ordering::Relaxed);
-                stats.cache_write_failures.fetch_add(cache_writes, Ordering::Relaxed);
-                tracing::debug!(error = %describe(&e), messages, cache_writes, "Redis write failed");
-                for symbol in cached_symbols {
-                    failed.do_send(CacheWriteFailed { symbol });
-                }
+        link.stats.writer_busy_us.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        settle(&link, &failed, result, messages, cache_bars, cached_symbols);
+        // Answered: the publisher may queue its next flush.
+        drop(tickets);
+    }
+}
+
+/// Counts an answered transaction; a failed one's cache writes are redone from memory.
+fn settle(
+    link: &RedisLink,
+    failed: &Recipient<CacheWriteFailed>,
+    result: Result<(), RedisError>,
+    messages: u64,
+    cache_bars: u64,
+    cached_symbols: Vec<Symbol>,
+) {
+    let (stats, cache_writes) = (&link.stats, cached_symbols.len() as u64);
+    match result {
+        Ok(()) => {
+            stats.published.fetch_add(messages, Ordering::Relaxed);
+            stats.cache_writes.fetch_add(cache_writes, Ordering::Relaxed);
+            stats.cache_bars_written.fetch_add(cache_bars, Ordering::Relaxed);
+        }
+        Err(e) => {
+            stats.publish_dropped.fetch_add(messages, Ordering::Relaxed);
+            stats.cache_write_failures.fetch_add(cache_writes, Ordering::Relaxed);
+            tracing::debug!(error = %describe(&e), messages, cache_writes, "Redis write failed");
+            for symbol in cached_symbols {
+                failed.do_send(CacheWriteFailed { symbol });
             }
         }
     }
@@ -169,7 +224,7 @@ mod tests {
         };
         let mut waiting: VecDeque<Outgoing> = VecDeque::new();
         waiting.extend((0..4).map(|_| publish(1 << 20)));
-        waiting.push_back(Outgoing::Cache(writes));
+        waiting.push_back(Outgoing::cache(writes, None));
         waiting.push_back(publish(100));
         let (mut symbols, mut messages, mut transactions) = (Vec::new(), 0, 0);
         while !waiting.is_empty() {
