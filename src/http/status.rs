@@ -289,7 +289,7 @@ pub async fn metrics_route(state: web::Data<AppState>) -> HttpResponse {
     super::store_stats::record_metrics(&state).await;
     if let Some(cluster) = &state.cluster {
         for m in CLUSTER_METRICS {
-            let v = (m.read)(cluster.stats());
+            let v = (m.read)(cluster.stats()) / m.prometheus_divisor.max(1);
             match m.gauge {
                 true => metrics::gauge!(m.prometheus_name).set(v as f64),
                 false => metrics::counter!(m.prometheus_name).absolute(v),

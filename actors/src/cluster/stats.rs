@@ -62,6 +62,8 @@ pub struct ClusterMetric {
     pub help: &'static str,
     pub gauge: bool,
     pub read: fn(&ClusterStats) -> u64,
+    /// `/metrics` shows `read` divided by this: `/api/stats` may keep a finer unit than Prometheus' base one.
+    pub prometheus_divisor: u64,
 }
 
 macro_rules! counter {
@@ -73,6 +75,7 @@ macro_rules! counter {
             help: $help,
             gauge: false,
             read: |s| s.$field.load(Ordering::Relaxed),
+            prometheus_divisor: 1,
         }
     };
 }
@@ -85,6 +88,7 @@ pub const CLUSTER_METRICS: &[ClusterMetric] = &[
         help: "1 while both Redis connections (commands, pub/sub) answer, 0 while either is down",
         gauge: true,
         read: |s| s.is_connected() as u64,
+        prometheus_divisor: 1,
     },
     ClusterMetric {
         stats_name: "reconnects",
@@ -92,6 +96,7 @@ pub const CLUSTER_METRICS: &[ClusterMetric] = &[
         help: "Times the Redis connection for commands came back after being lost",
         gauge: false,
         read: |s| s.commands.reconnects.load(Ordering::Relaxed),
+        prometheus_divisor: 1,
     },
     ClusterMetric {
         stats_name: "pubsub_connected",
@@ -99,6 +104,7 @@ pub const CLUSTER_METRICS: &[ClusterMetric] = &[
         help: "1 while the Redis pub/sub connection answers, 0 while it is down",
         gauge: true,
         read: |s| s.pubsub.is_connected() as u64,
+        prometheus_divisor: 1,
     },
     ClusterMetric {
         stats_name: "pubsub_reconnects",
@@ -107,6 +113,7 @@ pub const CLUSTER_METRICS: &[ClusterMetric] = &[
             "Times the Redis pub/sub connection came back after being lost (or closed by Redis for its output buffer)",
         gauge: false,
         read: |s| s.pubsub.reconnects.load(Ordering::Relaxed),
+        prometheus_divisor: 1,
     },
     counter!(published, "Bar-update messages published to Redis"),
     counter!(publish_dropped, "Bar-update messages not published because Redis was unreachable"),
@@ -142,13 +149,16 @@ pub const CLUSTER_METRICS: &[ClusterMetric] = &[
         help: "Writes for Redis (messages, cache flushes) queued and not yet sent: a backlog followers see as lag",
         gauge: true,
         read: |s| s.writer_queued.load(Ordering::Relaxed),
+        prometheus_divisor: 1,
     },
     ClusterMetric {
         stats_name: "writer_busy_ms",
-        prometheus_name: "candlecast_redis_writer_busy_ms_total",
-        help: "Milliseconds the writer spent in Redis transactions (a rate near 1,000 per second: it is saturated)",
+        prometheus_name: "candlecast_redis_writer_busy_seconds_total",
+        help: "Seconds the writer spent in Redis transactions (a rate near 1 per second: it is saturated)",
         gauge: false,
+        // /api/stats in ms (a second is too coarse there), /metrics in seconds.
         read: |s| s.writer_busy_us.load(Ordering::Relaxed) / 1_000,
+        prometheus_divisor: 1_000,
     },
     ClusterMetric {
         stats_name: "leases_held",
@@ -156,6 +166,7 @@ pub const CLUSTER_METRICS: &[ClusterMetric] = &[
         help: "Symbols whose feed lease this node holds now",
         gauge: true,
         read: |s| s.leases_held().len() as u64,
+        prometheus_divisor: 1,
     },
 ];
 
