@@ -192,6 +192,14 @@ async fn a_silent_client_is_dropped_after_the_timeout() {
         }
         alive
     });
+    // Both registered first: the hub learns of a connection a moment after its handshake, so a client count of
+    // one right after connecting may be the silent client not yet counted, not the silent client dropped.
+    let mut registered = false;
+    while !registered && std::time::Instant::now() < deadline {
+        registered = server.stats().await["total_clients"] == 2;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(registered, "both clients registered: {}", server.stats().await);
     let mut dropped = false;
     while std::time::Instant::now() < deadline {
         if server.stats().await["total_clients"] == 1 {
