@@ -2,7 +2,7 @@
 # How long may an update wait to share a write? (issue 16) Runs the dashboard row of `make bench` (2,000 clients,
 # each subscribed to the six symbols' 1s topics) and the single-topic row against servers with different
 # `[hub] flush_window_ms`, one after the other, and prints a table: delivered msgs/s, server CPU per delivered
-# message, p50/p99/max latency and frames per write.
+# message (and its user-space part), p50/p99/max latency and frames per write.
 # Usage: scripts/bench_flush_window.sh [windows in ms...]   (default: 5 10 25)
 # SERVER_BIN=path measures another server binary (an older build, for A/B) with this tree's generator; TOPICS
 # ("6 1") picks the rows; RESULTS the directory. Every server starts on an empty store of its own (a temporary
@@ -56,17 +56,26 @@ done
 python3 - "$results" "${rows[@]}" <<'EOF'
 import json, sys
 results, rows = sys.argv[1], sys.argv[2:]
-print("| flush_window_ms | clients × topics | msgs/s delivered | server CPU % of a core | server CPU per delivered msg | p50 / p99 / max ms | frames per write |")
-print("|---|---|---|---|---|---|---|")
+print("| flush_window_ms | clients × topics | msgs/s delivered | server CPU % of a core | server CPU per delivered msg | of which user space | generator CPU per msg | server ÷ generator | p50 / p99 / max ms | frames per write |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for name in rows:
     w, x, r = name.split("-")
     d = json.load(open(f"{results}/{name}.json"))
     stats = json.load(open(f"{results}/{name}.stats.json")).get("stats", {})
     cpu = d["server"]["cpu_percent"]
     per_msg = cpu / 100 / d["messages_per_second"] * 1e6
+    # The server's own code; the rest is the kernel's (over loopback, the receiving side of every send too).
+    user = d["server"].get("user_cpu_percent")
+    user_per_msg = f"{user / 100 / d['messages_per_second'] * 1e6:.2f} µs" if user is not None else "–"
+    # The generator does the same work per message whichever server it reads, so its CPU per message moves
+    # only with the machine's speed (this VM's varies by half between rounds minutes apart): the ratio of the
+    # two compares servers measured at different moments.
+    gen = d["loadgen_cpu_percent"]
+    gen_per_msg = gen / 100 / d["messages_per_second"] * 1e6
+    ratio = f"{cpu / gen:.2f}" if gen > 0 else "–"
     writes, frames = stats.get("ws_writes"), stats.get("ws_frames")
     fpw = f"{frames / writes:.2f}" if writes else "–"
     lat = d["latency_ms"]
-    print(f"| {w[1:]} | {d['clients']:,} × {x[1:]} | {d['messages_per_second']:,.0f} | {cpu:.1f} | **{per_msg:.2f} µs** | "
+    print(f"| {w[1:]} | {d['clients']:,} × {x[1:]} | {d['messages_per_second']:,.0f} | {cpu:.1f} | **{per_msg:.2f} µs** | {user_per_msg} | {gen_per_msg:.2f} µs | {ratio} | "
           f"{lat['p50']:.2f} / {lat['p99']:.2f} / {lat['max']:.1f} | {fpw} |")
 EOF

@@ -263,9 +263,20 @@ async fn run_children(args: &Args) -> anyhow::Result<Partial> {
     Ok(Partial::merge(parts))
 }
 
+/// The server as sampled during the measured window.
+struct ServerSampled {
+    /// RSS before any client connected.
+    baseline_kb: f64,
+    /// Peak RSS in the window.
+    peak_kb: f64,
+    /// Mean CPU, user and system, in percent of a core.
+    cpu_percent: f64,
+    /// Mean user CPU alone.
+    user_cpu_percent: f64,
+}
+
 /// Samples the server every second during the measured window: peak RSS and mean CPU.
-/// Returns (RSS before any client connected, peak RSS in the window, CPU %).
-async fn sample_server(pid: u32, start_after: f64, duration: f64) -> Option<(f64, f64, f64)> {
+async fn sample_server(pid: u32, start_after: f64, duration: f64) -> Option<ServerSampled> {
     let baseline = procstat::sample(pid)?.rss_kb;
     tokio::time::sleep(Duration::from_secs_f64(start_after)).await;
     let first = procstat::sample(pid)?;
@@ -279,16 +290,22 @@ async fn sample_server(pid: u32, start_after: f64, duration: f64) -> Option<(f64
             last = s;
         }
     }
-    Some((baseline as f64, peak_rss as f64, procstat::cpu_percent(&first, &last)))
+    Some(ServerSampled {
+        baseline_kb: baseline as f64,
+        peak_kb: peak_rss as f64,
+        cpu_percent: procstat::cpu_percent(&first, &last),
+        user_cpu_percent: procstat::user_percent(&first, &last),
+    })
 }
 
-fn report(args: &Args, p: Partial, server: Option<(f64, f64, f64)>, command: String) -> Report {
+fn report(args: &Args, p: Partial, server: Option<ServerSampled>, command: String) -> Report {
     // Per client: what the clients added to the server's RSS, not the engine's own history and code.
-    let server = server.map(|(baseline_kb, rss_kb, cpu)| ServerFigures {
-        rss_mb: rss_kb / 1024.0,
-        baseline_rss_mb: baseline_kb / 1024.0,
-        rss_kb_per_client: (rss_kb - baseline_kb).max(0.0) / p.connected.max(1) as f64,
-        cpu_percent: cpu,
+    let server = server.map(|s| ServerFigures {
+        rss_mb: s.peak_kb / 1024.0,
+        baseline_rss_mb: s.baseline_kb / 1024.0,
+        rss_kb_per_client: (s.peak_kb - s.baseline_kb).max(0.0) / p.connected.max(1) as f64,
+        cpu_percent: s.cpu_percent,
+        user_cpu_percent: s.user_cpu_percent,
     });
     Report {
         clients: p.clients,

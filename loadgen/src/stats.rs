@@ -141,16 +141,22 @@ pub struct ServerFigures {
     pub baseline_rss_mb: f64,
     pub rss_kb_per_client: f64,
     pub cpu_percent: f64,
+    /// The user-space part of `cpu_percent`.
+    pub user_cpu_percent: f64,
 }
 
 impl Report {
     pub fn summary(&self) -> String {
         let server = self.server.as_ref().map_or(String::new(), |s| {
             // Server CPU per delivered message: the figure the multi-topic rows compare.
-            let us_per_msg = s.cpu_percent / 100.0 * 1e6 / self.messages_per_second.max(1.0);
+            let per_msg = |percent: f64| percent / 100.0 * 1e6 / self.messages_per_second.max(1.0);
             format!(
-                " server_rss={:.1}MB rss/client={:.1}KB server_cpu={:.0}% server_us/msg={:.2}",
-                s.rss_mb, s.rss_kb_per_client, s.cpu_percent, us_per_msg
+                " server_rss={:.1}MB rss/client={:.1}KB server_cpu={:.0}% server_us/msg={:.2} (user {:.2})",
+                s.rss_mb,
+                s.rss_kb_per_client,
+                s.cpu_percent,
+                per_msg(s.cpu_percent),
+                per_msg(s.user_cpu_percent)
             )
         });
         format!(

@@ -1,6 +1,7 @@
 //! The `/ws` endpoint.
 //!
 //! - [`session`]: the session actor and the route (the only code that knows actix-web-actors).
+//! - [`body`]: the connection's response body: runs the session actor when it is due, streams the outbox.
 //! - [`request`]: decoding client messages.
 //! - [`rate_limits`]: rate and error limits per client (whether a client reads too slowly is decided by its
 //!   outbox, `candlecast_actors::outbox`).
@@ -10,6 +11,7 @@
 //! - [`admission`]: origin check and per-host and total budgets of connections and indicator streams.
 
 pub(crate) mod admission;
+mod body;
 mod extension;
 mod inflate;
 pub(crate) mod rate_limits;

@@ -4,7 +4,7 @@
 //! Reading: actix-web-actors decodes client frames into `StreamHandler` calls on [`WsSession`].
 //! Writing: nothing is written through the actor context. Every outgoing frame — the hub's shared
 //! updates and the session's own replies — goes through the client's [`Outbox`], which is bounded in
-//! bytes; [`SessionBody`] streams the outbox to the socket while it drives the actor.
+//! bytes; [`SessionBody`] streams the outbox to the socket while it drives the actor (`super::body`).
 //!
 //! permessage-deflate (`[ws] permessage_deflate`, RFC 7692): negotiated at the handshake
 //! ([`super::extension`]); the client's outbox is then marked for it, so the hub queues its updates'
@@ -14,10 +14,8 @@
 use candlecast_actors::model::Symbol;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -41,11 +39,11 @@ use candlecast_actors::strategy::indicator_channel;
 use candlecast_actors::strategy::{IndicatorService, SubscribeIndicator, UnsubscribeIndicator};
 use candlecast_actors::strategy::{LiveStrategies, SubscribeSignals, UnsubscribeSignals};
 use candlecast_actors::telemetry::{add, COUNTERS};
-use futures_util::Stream;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::admission::{Admission, Permit};
+use super::body::{Driver, SessionBody};
 use super::extension;
 use super::inflate::InflatingPayload;
 use super::rate_limits::{ErrorWindow, TokenBucket};
@@ -593,51 +591,5 @@ pub async fn route(req: HttpRequest, payload: web::Payload, state: web::Data<App
     } else {
         Box::pin(ws::WebsocketContext::with_codec(session, payload, codec))
     };
-    Ok(response.streaming(SessionBody { driver: Some(driver), outbox }))
-}
-
-type Driver = Pin<Box<dyn Stream<Item = Result<Bytes, Error>>>>;
-
-/// The response body: polls the session actor (the `driver`, which runs it) and streams the outbox.
-/// It ends when the outbox is closed and drained; dropping it stops the actor.
-struct SessionBody {
-    driver: Option<Driver>,
-    outbox: Arc<Outbox>,
-}
-
-impl Stream for SessionBody {
-    type Item = Result<Bytes, Error>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        if let Some(driver) = this.driver.as_mut() {
-            loop {
-                match driver.as_mut().poll_next(cx) {
-                    // Nothing is written through the context; pass anything through all the same.
-                    Poll::Ready(Some(Ok(bytes))) if !bytes.is_empty() => return Poll::Ready(Some(Ok(bytes))),
-                    Poll::Ready(Some(Ok(_))) => continue,
-                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
-                    Poll::Ready(None) => {
-                        // The actor stopped; its `stopping` queued the close frame.
-                        this.driver = None;
-                        this.outbox.close(&CloseReason::Normal);
-                        break;
-                    }
-                    Poll::Pending => break,
-                }
-            }
-        }
-        match this.outbox.poll_pop(cx) {
-            Poll::Ready(Some(buffer)) => {
-                // One entry is one buffer for the socket, holding one frame or, from the hub, every frame
-                // due to this client in one flush.
-                add(&COUNTERS.ws_writes, 1);
-                add(&COUNTERS.ws_frames, frame::count(&buffer) as u64);
-                add(&COUNTERS.ws_bytes_written, buffer.len() as u64);
-                Poll::Ready(Some(Ok(buffer)))
-            }
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
-    }
+    Ok(response.streaming(SessionBody::new(driver, outbox)))
 }

@@ -49,9 +49,10 @@ impl Staging {
                 Some(staged) => {
                     staged.frames += 1;
                     let first = &staged.first;
-                    // Room for a few more of the same size: a dashboard's topics fall due together.
+                    // Room for six more of the same size: a dashboard's topics fall due together, and a
+                    // buffer that must grow is copied (measured: `realloc` in the hub's profile).
                     let buf = staged.rest.get_or_insert_with(|| {
-                        let mut buf = BytesMut::with_capacity(2 * (first.len() + bytes.len()));
+                        let mut buf = BytesMut::with_capacity(4 * (first.len() + bytes.len()));
                         buf.extend_from_slice(first);
                         buf
                     });
