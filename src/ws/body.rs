@@ -151,64 +151,80 @@ mod tests {
         }
     }
 
-    fn setup() -> (SessionBody, Arc<Probe>, Arc<Outbox>) {
-        let probe = Arc::new(Probe::default());
-        let outbox = Arc::new(Outbox::new(1 << 16));
-        (SessionBody::new(Box::pin(ProbeStream(probe.clone())), outbox.clone()), probe, outbox)
+    /// A body around a probe actor, and the task it is polled by.
+    struct Fixture {
+        body: SessionBody,
+        probe: Arc<Probe>,
+        outbox: Arc<Outbox>,
+        wakes: Arc<TaskWakes>,
+        task: Waker,
     }
 
-    fn poll(body: &mut SessionBody, task: &Waker) -> Poll<Option<Result<Bytes, Error>>> {
-        Pin::new(body).poll_next(&mut Context::from_waker(task))
+    impl Fixture {
+        fn new() -> Fixture {
+            let probe = Arc::new(Probe::default());
+            let outbox = Arc::new(Outbox::new(1 << 16));
+            let body = SessionBody::new(Box::pin(ProbeStream(probe.clone())), outbox.clone());
+            let wakes = Arc::new(TaskWakes::default());
+            Fixture { body, probe, outbox, task: Waker::from(wakes.clone()), wakes }
+        }
+
+        fn poll(&mut self) -> Poll<Option<Result<Bytes, Error>>> {
+            Pin::new(&mut self.body).poll_next(&mut Context::from_waker(&self.task))
+        }
+
+        fn actor_polls(&self) -> usize {
+            self.probe.polls.load(Ordering::Relaxed)
+        }
+
+        /// Wakes the actor the way its sources do: through the last waker it was polled with.
+        fn wake_actor(&self) {
+            self.probe.waker.lock().unwrap().take().expect("the actor registered a waker").wake();
+        }
     }
 
     #[test]
     fn updates_from_the_hub_do_not_poll_the_actor() {
-        let (mut body, probe, outbox) = setup();
-        let wakes = Arc::new(TaskWakes::default());
-        let task = Waker::from(wakes.clone());
-        assert!(poll(&mut body, &task).is_pending());
-        assert_eq!(probe.polls.load(Ordering::Relaxed), 1, "polled once at first");
+        let mut f = Fixture::new();
+        assert!(f.poll().is_pending());
+        assert_eq!(f.actor_polls(), 1, "polled once at first");
         for n in 0..3u8 {
-            outbox.push(Bytes::from(vec![0x81, 1, n])).unwrap();
-            match poll(&mut body, &task) {
+            f.outbox.push(Bytes::from(vec![0x81, 1, n])).unwrap();
+            match f.poll() {
                 Poll::Ready(Some(Ok(b))) => assert_eq!(&b[..], &[0x81, 1, n]),
                 other => panic!("{other:?}"),
             }
-            assert!(poll(&mut body, &task).is_pending());
+            assert!(f.poll().is_pending());
         }
-        assert_eq!(probe.polls.load(Ordering::Relaxed), 1, "three updates written, the actor not polled again");
-        assert_eq!(wakes.0.load(Ordering::Relaxed), 3, "each update woke the task");
+        assert_eq!(f.actor_polls(), 1, "three updates written, the actor not polled again");
+        assert_eq!(f.wakes.0.load(Ordering::Relaxed), 3, "each update woke the task");
     }
 
     #[test]
     fn a_wake_from_the_actors_sources_polls_it_once_more() {
-        let (mut body, probe, _outbox) = setup();
-        let wakes = Arc::new(TaskWakes::default());
-        let task = Waker::from(wakes.clone());
-        assert!(poll(&mut body, &task).is_pending());
-        let actor_waker = probe.waker.lock().unwrap().take().expect("the actor registered a waker");
-        actor_waker.wake();
-        assert_eq!(wakes.0.load(Ordering::Relaxed), 1, "the actor's wake woke the task");
-        assert!(poll(&mut body, &task).is_pending());
-        assert_eq!(probe.polls.load(Ordering::Relaxed), 2);
-        assert!(poll(&mut body, &task).is_pending());
-        assert_eq!(probe.polls.load(Ordering::Relaxed), 2, "not due again until woken again");
+        let mut f = Fixture::new();
+        assert!(f.poll().is_pending());
+        f.wake_actor();
+        assert_eq!(f.wakes.0.load(Ordering::Relaxed), 1, "the actor's wake woke the task");
+        assert!(f.poll().is_pending());
+        assert_eq!(f.actor_polls(), 2);
+        assert!(f.poll().is_pending());
+        assert_eq!(f.actor_polls(), 2, "not due again until woken again");
     }
 
     #[test]
     fn the_actor_stopping_closes_the_outbox_and_ends_the_body() {
-        let (mut body, probe, outbox) = setup();
-        let task = Waker::from(Arc::new(TaskWakes::default()));
-        outbox.push(Bytes::from_static(&[0x81, 1, b'a'])).unwrap();
-        assert!(poll(&mut body, &task).is_ready(), "the queued update");
-        probe.done.store(true, Ordering::Relaxed);
-        probe.waker.lock().unwrap().take().expect("registered").wake();
-        match poll(&mut body, &task) {
+        let mut f = Fixture::new();
+        f.outbox.push(Bytes::from_static(&[0x81, 1, b'a'])).unwrap();
+        assert!(f.poll().is_ready(), "the queued update");
+        f.probe.done.store(true, Ordering::Relaxed);
+        f.wake_actor();
+        match f.poll() {
             Poll::Ready(Some(Ok(close))) => {
                 assert_eq!((close[0], u16::from_be_bytes([close[2], close[3]])), (0x88, 1000))
             }
             other => panic!("a normal close frame, then the end: {other:?}"),
         }
-        assert!(matches!(poll(&mut body, &task), Poll::Ready(None)));
+        assert!(matches!(f.poll(), Poll::Ready(None)));
     }
 }
