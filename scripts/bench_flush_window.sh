@@ -5,13 +5,14 @@
 # message (and its user-space part), p50/p99/max latency and frames per write.
 # Usage: scripts/bench_flush_window.sh [windows in ms...]   (default: 5 10 25)
 # SERVER_BIN=path measures another server binary (an older build, for A/B) with this tree's generator; TOPICS
-# ("6 1") picks the rows; RESULTS the directory. Every server starts on an empty store of its own (a temporary
+# ("6 1") picks the rows, CLIENTS (2000) their size; RESULTS the directory. Every server starts on an empty store of its own (a temporary
 # directory), so a run never inherits, or migrates, another run's store.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 windows=("$@"); [ ${#windows[@]} -gt 0 ] || windows=(5 10 25)
 clients=${CLIENTS:-2000}
+procs=$(( (clients + 8999) / 9000 ))   # as scripts/bench.sh: at most 9,000 clients per generator process
 duration=${BENCH_DURATION:-15}
 rounds=${ROUNDS:-1}
 read -r -a topic_rows <<< "${TOPICS:-6 1}"
@@ -43,7 +44,7 @@ for round in $(seq "$rounds"); do
       done
       [ -n "$port" ] || { echo "server did not start" >&2; exit 1; }
       for _ in $(seq 200); do curl -sf "http://127.0.0.1:$port/api/price/SOLUSDT" >/dev/null && break; sleep 0.1; done
-      "$loadgen" --url "ws://127.0.0.1:$port/ws" --clients "$clients" --processes 1 --connect-rate 2000 \
+      "$loadgen" --url "ws://127.0.0.1:$port/ws" --clients "$clients" --processes "$procs" --connect-rate 2000 \
         --duration "$duration" --warmup 5 --interval 1s --topics-per-client "$topics" --server-pid "$server_pid" \
         --json "$results/$name.json" > "$results/$name.txt"
       curl -s "http://127.0.0.1:$port/api/stats" > "$results/$name.stats.json" || true
