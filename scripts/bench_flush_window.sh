@@ -5,8 +5,8 @@
 # message (and its user-space part), p50/p99/max latency and frames per write.
 # Usage: scripts/bench_flush_window.sh [windows in ms...]   (default: 5 10 25)
 # SERVER_BIN=path measures another server binary (an older build, for A/B) with this tree's generator; TOPICS
-# ("6 1") picks the rows, CLIENTS (2000) their size; RESULTS the directory. Every server starts on an empty store of its own (a temporary
-# directory), so a run never inherits, or migrates, another run's store.
+# ("6 1") picks the rows, CLIENTS (2000) their size; RESULTS the directory. Every server starts on an empty
+# store of its own (a temporary directory), so a run never inherits, or migrates, another run's store.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
