@@ -110,8 +110,11 @@ impl TestServer {
 
     /// Polls `path` until it answers `status` (the server starts asynchronously).
     pub async fn wait_for(&self, path: &str, status: u16) {
+        // One client (its connection kept alive between polls), and no poll waits for ever: a server that
+        // holds a refused connection (a test's per-host budgets) must not hold the start with it.
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("an HTTP client");
         for _ in 0..600 {
-            if let Ok(r) = reqwest::get(self.url(path)).await {
+            if let Ok(r) = http.get(self.url(path)).send().await {
                 if r.status().as_u16() == status {
                     return;
                 }
