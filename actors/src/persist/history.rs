@@ -330,8 +330,11 @@ impl History {
                     room.give_back_if_store_down(&mut turn);
                     tokio::time::sleep(BACKFILL_ROOM_POLL).await;
                 }
-                room.stats.backfill_waiting_bars.fetch_sub(part.len() as u64, Ordering::Relaxed);
+                // Counted as queued before it stops counting as waiting: at no moment in neither, where
+                // durability's "nothing on its way" would miss it.
+                let handed = part.len() as u64;
                 send(&p, &room.stats, part, source.clone());
+                room.stats.backfill_waiting_bars.fetch_sub(handed, Ordering::Relaxed);
             }
             // Every bar handed over: the next feed may make its backfill.
             drop(turn);

@@ -174,8 +174,12 @@ async fn a_store_outage_does_not_keep_feeds_waiting_for_their_turn() {
 
     assert!(!stats.healthy.load(Ordering::Relaxed), "the store's writes fail");
     up.store(true, Ordering::SeqCst);
+    // Every place a bar can be on its way to the store: waiting for room, in the persister's mailbox (a full
+    // run, before `backfill_queued_bars` was in this check, saw the others at 0 with 39 bars of one symbol
+    // still in the mailbox), in memory or a write, in the journal.
     eventually("every backfill handed over and written", || {
         stats.backfill_waiting_bars.load(Ordering::Relaxed) == 0
+            && stats.backfill_queued_bars.load(Ordering::Relaxed) == 0
             && stats.journal_bars.load(Ordering::Relaxed) == 0
             && stats.buffered_bars.load(Ordering::Relaxed) == 0
     })
