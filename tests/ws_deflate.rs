@@ -215,6 +215,22 @@ fn bar_of(update: &Value) -> Value {
     v
 }
 
+/// Keeps in `state` the newest state of bar `ts` (the update without its send time and correction mark);
+/// `Some(true)` once a bar four seconds newer closed, after which none can come.
+fn newest_state(update: &Value, ts: i64, state: &mut Option<Value>) -> Option<bool> {
+    let at = update["data"]["timestamp"].as_i64()?;
+    if at == ts {
+        let mut v = bar_of(update);
+        v.as_object_mut()?.remove("correction");
+        *state = Some(v);
+    }
+    Some(update["data"]["closed"] == true && at >= ts + 4_000)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_offering_deflate_gets_compressed_updates_that_inflate_to_the_plain_json() {
     let server = deflate_server().await;
@@ -226,27 +242,38 @@ async fn a_client_offering_deflate_gets_compressed_updates_that_inflate_to_the_p
     deflated.next_of("subscribed", 10).await;
     plain.subscribe(&["BTCUSDT"], "1s").await;
 
-    // A closed bar is sent once to every subscriber whichever send slot it is in (a late trade may follow
-    // it with a correction, which is another message). Take three on the deflate client (the first ones may
-    // have closed before the plain one subscribed, which then gets only their corrections), then find the
-    // third among the plain client's updates.
-    let first_close = |update: &Value| update["data"]["closed"] == true && update.get("correction").is_none();
-    let mut closed = Vec::new();
-    while closed.len() < 3 {
+    // Compare one bar's newest state on both: a bar whose second began after the plain client subscribed
+    // (both were sent all of it), read on each until a bar four seconds newer closed (past the 2 s grace, no
+    // correction of it can follow). Not its first close: a late trade between the two clients' send phases
+    // gives the later client the corrected close at once (a full run: 14 trades on one, 15 on the other).
+    let subscribed_at = now_ms();
+    let want = loop {
         let (rsv1, update) = deflated.next_of("price_update", 10).await;
         assert!(rsv1, "a price update to a deflate client is compressed: {update}");
-        if first_close(&update) {
-            closed.push(update);
+        let ts = update["data"]["timestamp"].as_i64().expect("a timestamp");
+        if update["data"]["closed"] == true && ts >= subscribed_at + 1_000 {
+            break (ts, update);
         }
-    }
-    let want = bar_of(&closed[2]);
+    };
+    let (want, close) = want;
+    let mut deflated_state = None;
+    newest_state(&close, want, &mut deflated_state);
     loop {
-        let update = plain.next_of("price_update", 10).await;
-        if update["data"]["timestamp"] == want["data"]["timestamp"] && first_close(&update) {
-            assert_eq!(bar_of(&update), want, "the inflated JSON is the plain JSON");
+        let (rsv1, update) = deflated.next_of("price_update", 10).await;
+        assert!(rsv1, "a price update to a deflate client is compressed: {update}");
+        if newest_state(&update, want, &mut deflated_state) == Some(true) {
             break;
         }
     }
+    let mut plain_state = None;
+    loop {
+        let update = plain.next_of("price_update", 10).await;
+        if newest_state(&update, want, &mut plain_state) == Some(true) {
+            break;
+        }
+    }
+    assert!(deflated_state.is_some(), "the deflate client got bar {want}");
+    assert_eq!(plain_state, deflated_state, "the inflated JSON is the plain JSON");
     let stats = server.stats().await;
     // The counter is process-wide: the other tests of this file, running at the same time, add to it.
     assert!(stats["ws_deflate_connections"].as_u64() >= Some(1), "{stats}");
