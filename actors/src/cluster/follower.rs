@@ -199,9 +199,17 @@ impl Follower {
         self.read_cache(symbol, ctx);
     }
 
-    /// Whether `symbol` is followed already or still fits `max_symbols`; a refusal is counted.
+    /// Whether `symbol` is followed already or still fits `max_symbols`; a refusal is counted. The configured
+    /// symbols always fit: places are kept for those not followed yet, so that symbols named by messages
+    /// that arrive before the first resync cannot take them (a CI dry run: an intruder's symbol followed, and
+    /// the configured one refused).
     fn admits(&self, symbol: &Symbol) -> bool {
-        if self.syncs.contains_key(symbol) || self.syncs.len() < self.w.max_symbols {
+        let configured = |s: &Symbol| self.w.symbols.iter().any(|c| c.as_str() == s.as_str());
+        if self.syncs.contains_key(symbol) || configured(symbol) {
+            return true;
+        }
+        let kept = self.w.symbols.iter().filter(|c| !self.syncs.contains_key(&Symbol::from(c.as_str()))).count();
+        if self.syncs.len() + kept < self.w.max_symbols {
             return true;
         }
         crate::refusals::refused("redis.max_followed_symbols");
