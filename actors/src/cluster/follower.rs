@@ -204,12 +204,7 @@ impl Follower {
     /// that arrive before the first resync cannot take them (a CI dry run: an intruder's symbol followed, and
     /// the configured one refused).
     fn admits(&self, symbol: &Symbol) -> bool {
-        let configured = |s: &Symbol| self.w.symbols.iter().any(|c| c.as_str() == s.as_str());
-        if self.syncs.contains_key(symbol) || configured(symbol) {
-            return true;
-        }
-        let kept = self.w.symbols.iter().filter(|c| !self.syncs.contains_key(&Symbol::from(c.as_str()))).count();
-        if self.syncs.len() + kept < self.w.max_symbols {
+        if fits(symbol, |s| self.syncs.contains_key(s), self.syncs.len(), &self.w.symbols, self.w.max_symbols) {
             return true;
         }
         crate::refusals::refused("redis.max_followed_symbols");
@@ -478,9 +473,36 @@ fn split_window(bars: Vec<Bar>, window: usize) -> (Vec<Bar>, Vec<Bar>) {
     bars.into_iter().partition(|b| oldest_kept.get(&b.interval).is_some_and(|first| b.open_time < *first))
 }
 
+/// Whether `symbol` may be followed by a node that follows `count` symbols (`followed` tells which), is
+/// configured for `configured` and follows at most `max`: see [`Follower::admits`].
+fn fits(symbol: &Symbol, followed: impl Fn(&Symbol) -> bool, count: usize, configured: &[String], max: usize) -> bool {
+    if followed(symbol) || configured.iter().any(|c| c.as_str() == symbol.as_str()) {
+        return true;
+    }
+    let kept = configured.iter().filter(|c| !followed(&Symbol::from(c.as_str()))).count();
+    count + kept < max
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A symbol named by a message before the first resync cannot take a configured symbol's place.
+    #[test]
+    fn configured_symbols_keep_their_places_under_the_limit() {
+        let configured = vec!["BTCUSDT".to_string()];
+        let (fake, btc) = (Symbol::from("FAKE3"), Symbol::from("BTCUSDT"));
+        let none = |_: &Symbol| false;
+        assert!(!fits(&fake, none, 0, &configured, 1), "the one place is kept for BTCUSDT");
+        assert!(fits(&btc, none, 0, &configured, 1));
+        assert!(fits(&fake, none, 0, &configured, 2), "a second place is free");
+        // Following BTCUSDT now: its place is used, not kept twice.
+        let btc_only = |s: &Symbol| s.as_str() == "BTCUSDT";
+        assert!(fits(&fake, btc_only, 1, &configured, 2));
+        assert!(!fits(&fake, btc_only, 1, &configured, 1));
+        // A configured symbol fits even past the limit (followed before it, as an older node's state may be).
+        assert!(fits(&btc, |s: &Symbol| s.as_str() == "FAKE3", 1, &configured, 1));
+    }
 
     #[test]
     fn only_the_newest_window_of_each_interval_goes_to_the_replica() {
